@@ -1,0 +1,53 @@
+# Motcua: the two commands are `make run` and `make test`; both build .venv themselves.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PSYCOPG_WAIT_FUNC := wait_select
+
+.PHONY: venv run test run-services migrate bench clean unit
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=23" 
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## The whole platform in one process on the embedded default (SQLite under var/, in-process bus).
+run: $(STAMP)
+	$(PY) -m motcua.run --embedded
+
+## Each service in its own process against RabbitMQ + PostgreSQL (AMQP_URI, <SERVICE>_DB_URL).
+run-services: $(STAMP)
+	$(PY) -m motcua.run --services
+
+migrate: $(STAMP)
+	$(PY) -m motcua.migrate all
+
+test: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+unit: $(STAMP)
+	$(PY) -m pytest -q -m "not integration and not e2e" $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) -m bench.lifecycle $(BENCH_ARGS)
+
+clean:
+	rm -rf var .pytest_cache
+
+## Rebuild every reporting projection from its event store (REPORTING_DB_URL, default var/reporting.db).
+.PHONY: replay
+replay: $(STAMP)
+	$(PY) -m services.reporting.cli replay
+
+## Fill reporting's projection with N synthetic dossiers (SEED_ARGS="1000000 --db-url URL"; a database of its own).
+.PHONY: seed-report bench-report
+seed-report: $(STAMP)
+	$(PY) -m services.reporting.seed $(SEED_ARGS)
+
+## The year's report from the counters vs a plain GROUP BY, on a fresh PostgreSQL database (bench/README.md).
+bench-report: $(STAMP)
+	$(PY) -m bench.report $(BENCH_ARGS)

@@ -1,0 +1,166 @@
+"""RPC payloads that cross into a service from the gateway or from agencies' systems (v1)."""
+from __future__ import annotations
+
+import unicodedata
+from datetime import date
+
+from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
+
+from motcua.contracts.events import CHANNELS, RETURN_METHODS, STATUS_CODES
+
+# Dates a report or a search may name: beyond them the calendar arithmetic overflows.
+REPORTABLE_DATES = validate.Range(min=date(2000, 1, 1), max=date(2100, 12, 31),
+                                  error="must be between 2000-01-01 and 2100-12-31")
+MAX_REPORT_DAYS = 3 * 366  # a daily series or a report over at most three years
+
+
+def nfc(value):
+    """Vietnamese arrives composed or decomposed: one form (NFC) for every string, recursively,
+    so "Nguyễn" typed on any keyboard compares and searches equal."""
+    if isinstance(value, str):
+        return unicodedata.normalize("NFC", value)
+    if isinstance(value, dict):
+        return {nfc(k): nfc(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [nfc(v) for v in value]
+    return value
+
+
+def _control_character_at(value, path: str = "") -> str | None:
+    """The dotted path of the first string holding a control character (NUL and the like)."""
+    if isinstance(value, str):
+        return path if any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in value) else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _control_character_at(item, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
+
+
+class NfcSchema(Schema):
+    """Text in NFC; control characters refused (they corrupt forms, and PostgreSQL refuses NUL)."""
+
+    @pre_load
+    def _normalise(self, data, **_):
+        where = _control_character_at(data)
+        if where is not None:
+            raise ValidationError({where: ["contains a control character"]})
+        return nfc(data)
+
+
+APPLICANT_TYPES = ("individual", "organisation")
+
+
+class ApplicantV1(NfcSchema):
+    type = fields.Str(load_default="individual", validate=validate.OneOf(APPLICANT_TYPES))
+    tax_code = fields.Str(load_default=None, allow_none=True, validate=validate.Regexp(
+        r"^\d{10}(-\d{3})?$", error="must be a 10-digit tax code, or 10 digits, '-' and a 3-digit branch"))
+    full_name = fields.Str(required=True, validate=validate.Length(min=2, max=200))
+    id_number = fields.Str(required=True, validate=validate.Regexp(
+        r"^(\d{9}|\d{12})$", error="must be a 9-digit ID card or 12-digit citizen ID number"))
+    phone = fields.Str(required=True, validate=validate.Regexp(
+        r"^(0|\+84)\d{9}$", error="must be a Vietnamese phone number: 0 or +84 then 9 digits"))
+    email = fields.Email(load_default=None, allow_none=True, validate=validate.Length(max=200))
+    address = fields.Str(load_default=None, allow_none=True, validate=validate.Length(max=500))
+
+    @validates_schema
+    def _organisation(self, data, **_):
+        if data.get("type") == "organisation" and not data.get("tax_code"):
+            raise ValidationError("an organisation gives its tax code", "tax_code")
+
+class DocumentUploadV1(NfcSchema):
+    """One document as base64 (JSON bodies; multipart uploads are turned into this by the gateway)."""
+
+    key = fields.Str(required=True, validate=validate.Length(min=1, max=40))
+    filename = fields.Str(required=True, validate=validate.Length(min=1, max=200))
+    content_base64 = fields.Str(required=True, validate=validate.Length(min=1))
+
+
+class SubmitDossierV1(NfcSchema):
+    procedure_code = fields.Str(required=True, validate=validate.Length(min=1, max=20))
+    channel = fields.Str(required=True, validate=validate.OneOf(CHANNELS))
+    applicant = fields.Nested(ApplicantV1, required=True)
+    form = fields.Dict(load_default=dict)
+    documents = fields.List(fields.Nested(DocumentUploadV1), load_default=list)
+
+
+class RefuseDossierV1(NfcSchema):
+    reason = fields.Str(required=True, validate=validate.Length(min=1, max=2000))
+
+
+class ReturnResultV1(NfcSchema):
+    method = fields.Str(required=True, validate=validate.OneOf(RETURN_METHODS))
+
+
+class RequestSupplementV1(NfcSchema):
+    """Form 02: every missing item at once."""
+
+    items = fields.List(fields.Str(validate=validate.Length(min=1, max=500)), required=True,
+                        validate=validate.Length(min=1, max=50))
+    note = fields.Str(load_default=None, allow_none=True, validate=validate.Length(max=2000))
+
+
+class ApplicantActionV1(NfcSchema):
+    """Supplement or withdraw: the counter's token, or the applicant's ID number as proof."""
+
+    id_number = fields.Str(load_default=None, allow_none=True, validate=validate.Regexp(
+        r"^(\d{9}|\d{12})$", error="must be a 9-digit ID card or 12-digit citizen ID number"))
+    reason = fields.Str(load_default=None, allow_none=True, validate=validate.Length(max=2000))
+    documents = fields.List(fields.Nested(DocumentUploadV1), load_default=list)
+
+
+class _OffsetDateTime(fields.AwareDateTime):
+    """An ISO datetime with its offset; a '+' that a query string turned into a space is put back."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str) and len(value) > 6 and value[-6] == " ":
+            value = value[:-6] + "+" + value[-5:]
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        REPORTABLE_DATES(moment.date())  # far dates overflow the working-time arithmetic
+        return moment
+
+
+class CalendarDueV1(NfcSchema):
+    """GET /api/v1/calendar/due: start (ISO with offset), days (halves allowed), agency, cutoff (HH:MM)."""
+
+    start = _OffsetDateTime(required=True, error_messages={
+        "invalid": "must be an ISO datetime with an offset, e.g. 2026-03-02T09:00:00+07:00",
+        "invalid_awareness": "must carry a UTC offset, e.g. +07:00"})
+    days = fields.Decimal(required=True, allow_nan=False, as_string=True,
+                          validate=validate.Range(min=0, max=3650))
+    agency = fields.Str(load_default=None, allow_none=True, validate=validate.Length(min=1, max=32))
+    cutoff = fields.Time(load_default=None, allow_none=True, format="%H:%M",
+                         error_messages={"invalid": "must be a time HH:MM"})
+
+
+class RescheduleDossierV1(NfcSchema):
+    """Form 04: the apology with a new appointment (hẹn lại ngày trả kết quả) and its reason."""
+
+    new_due_at = _OffsetDateTime(required=True, error_messages={
+        "invalid": "must be an ISO datetime with an offset, e.g. 2026-03-20T16:00:00+07:00",
+        "invalid_awareness": "must carry a UTC offset, e.g. +07:00"})
+    reason = fields.Str(required=True, validate=validate.Length(min=1, max=2000))
+
+
+class SearchDossiersV1(NfcSchema):
+    """Staff search (POST body, so ID numbers and phones never sit in a URL or an access log)."""
+
+    code = fields.Str(load_default=None, validate=validate.Length(min=1, max=40))
+    name = fields.Str(load_default=None, validate=validate.Length(min=1, max=200))
+    id_number = fields.Str(load_default=None, validate=validate.Regexp(r"^(\d{9}|\d{12})$",
+                                                                       error="must be 9 or 12 digits"))
+    phone = fields.Str(load_default=None, validate=validate.Regexp(r"^(0|\+84)\d{9}$",
+                                                                   error="must be 0 or +84 then 9 digits"))
+    status = fields.Str(load_default=None, validate=validate.OneOf(tuple(STATUS_CODES)))
+    procedure_code = fields.Str(load_default=None, validate=validate.Length(min=1, max=20))
+    date_from = fields.Date(load_default=None, validate=REPORTABLE_DATES)
+    date_to = fields.Date(load_default=None, validate=REPORTABLE_DATES)
+    overdue = fields.Bool(load_default=None)
+    page = fields.Int(load_default=1, validate=validate.Range(min=1, max=100000))
+    page_size = fields.Int(load_default=20, validate=validate.Range(min=1, max=100))
+
+    @validates_schema
+    def _ordered(self, data, **_):
+        if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
+            raise ValidationError("must not be after date_to", "date_from")

@@ -1,0 +1,244 @@
+"""The database dependency: one engine per service, a unit of work per worker.
+
+Domain code receives a `UnitOfWork`: its SQLAlchemy session, `emit()` to record an event in the
+transactional outbox, `apply_once()` to apply an incoming event exactly once (inbox). Commit happens
+inside the entrypoint, so a message is acknowledged only after its effects are committed.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Callable
+from weakref import WeakKeyDictionary
+
+from nameko.extensions import DependencyProvider
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    TypeDecorator,
+    create_engine,
+    event,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from motcua.contracts import Event, make_event
+
+log = logging.getLogger(__name__)
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware datetimes stored as UTC on every backend (SQLite keeps no offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class ServiceBase:
+    """Mixin of each service's declarative base: aware datetimes and JSON dicts by annotation.
+
+    Each service declares its own `class Base(ServiceBase, DeclarativeBase)`, hence its own metadata."""
+
+    type_annotation_map = {datetime: UTCDateTime(), dict: JSON()}
+
+
+def reliability_tables(metadata: MetaData) -> tuple[Table, Table]:
+    """The outbox (events to publish) and inbox (events applied) tables of one service database."""
+    outbox = Table(
+        "outbox", metadata,
+        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+        Column("event_id", String(36), nullable=False),
+        Column("event_type", String(64), nullable=False),
+        Column("exchange", String(128), nullable=True),
+        Column("routing_key", String(255), nullable=True),
+        Column("payload", JSON, nullable=False),
+        Column("created_at", UTCDateTime(), nullable=False),
+        Column("published_at", UTCDateTime(), nullable=True),
+        Column("attempts", Integer, nullable=False, default=0),
+        Index("ix_outbox_pending", "published_at", "id"),
+    )
+    inbox = Table(
+        "inbox", metadata,
+        Column("event_id", String(36), primary_key=True),
+        Column("consumer", String(128), primary_key=True),
+        Column("event_type", String(64), nullable=False),
+        Column("applied_at", UTCDateTime(), nullable=False),
+    )
+    return outbox, inbox
+
+
+def make_engine(url: str, pool_size: int = 10) -> Engine:
+    if url.startswith("sqlite"):
+        # One connection: SQLite serializes writers, and a second greenthread blocking in C on the
+        # file lock would stall the whole eventlet hub. Greenthreads queue on the pool instead.
+        engine = create_engine(url, pool_size=1, max_overflow=0, pool_timeout=60, hide_parameters=True)
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection, _record):
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    # hide_parameters: a failed statement's message would otherwise carry the applicant's data into logs.
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                         hide_parameters=True)
+
+
+class UnitOfWork:
+    """One business transaction: the session, the events it emits, and the events it applies."""
+
+    def __init__(self, session: Session, source: str, metadata: MetaData,
+                 on_commit: Callable[[], None] | None = None,
+                 on_duplicate: Callable[[str], None] | None = None):
+        self.session = session
+        self.source = source
+        self._outbox = metadata.tables["outbox"]
+        self._inbox = metadata.tables["inbox"]
+        self._on_commit = on_commit
+        self._on_duplicate = on_duplicate or (lambda consumer: None)
+        self._emitted = 0
+
+    def emit(self, event_type: str, data: dict, exchange: str | None = None,
+             routing_key: str | None = None, event_id: str | None = None) -> str:
+        """Record an event to publish after commit; returns its event id."""
+        payload = make_event(self.source, event_type, data)
+        if event_id:
+            payload["event_id"] = event_id
+        self.session.execute(insert(self._outbox).values(
+            event_id=payload["event_id"], event_type=event_type, exchange=exchange,
+            routing_key=routing_key, payload=payload, created_at=utcnow(), attempts=0))
+        self._emitted += 1
+        return payload["event_id"]
+
+    def already_applied(self, event: Event, consumer: str) -> bool:
+        """Mark `event` applied by `consumer` in this transaction; True if it was applied before."""
+        seen = self.session.execute(
+            select(self._inbox.c.event_id).where(
+                self._inbox.c.event_id == event.event_id, self._inbox.c.consumer == consumer)
+        ).first()
+        if seen:
+            return True
+        self.session.execute(insert(self._inbox).values(
+            event_id=event.event_id, consumer=consumer, event_type=event.event_type, applied_at=utcnow()))
+        return False
+
+    def apply_once(self, event: Event, consumer: str, apply: Callable[["UnitOfWork", Event], None]) -> bool:
+        """Apply `event` and commit, unless this consumer applied it already. True if applied now."""
+        try:
+            if self.already_applied(event, consumer):
+                self.session.rollback()
+                log.info("skipped duplicate event %s (%s) for %s", event.event_id, event.event_type, consumer)
+                self._on_duplicate(consumer)
+                return False
+            apply(self, event)
+            self.commit()
+            return True
+        except IntegrityError:
+            # A concurrent delivery of the same event committed first: that one counts.
+            self.session.rollback()
+            if self.already_applied(event, consumer):
+                self.session.rollback()
+                self._on_duplicate(consumer)
+                return False
+            raise
+
+    def health(self) -> dict:
+        """The service's answer to the gateway's `health()` RPC: its own database answers."""
+        self.session.execute(text("SELECT 1"))
+        return {"status": "ok", "service": self.source, "checks": {"database": "ok"}}
+
+    def commit(self) -> None:
+        self.session.commit()
+        if self._emitted and self._on_commit:
+            self._on_commit()
+        self._emitted = 0
+
+    def close(self) -> None:
+        self.session.rollback()
+        self.session.close()
+
+
+class Database(DependencyProvider):
+    """Injects a UnitOfWork per worker; runs the service's outbox relay while the container runs."""
+
+    def __init__(self, base: type[DeclarativeBase], relay: bool = True):
+        self.base = base
+        self.with_relay = relay
+        self.engine: Engine | None = None
+        self.sessionmaker = None
+        self.relay = None
+        self.units: WeakKeyDictionary = WeakKeyDictionary()
+
+    def setup(self):
+        service = self.container.service_name
+        url = self.container.config["DB_URLS"][service]
+        self.engine = make_engine(url, pool_size=self.container.config.get("max_workers", 10) + 2)
+        self.sessionmaker = sessionmaker(bind=self.engine, expire_on_commit=False)
+        if self.with_relay:
+            from motcua.outbox import OutboxRelay  # the relay needs the broker; keep db importable alone
+            self.relay = OutboxRelay(self.container, self.engine, self.base.metadata)
+
+    def start(self):
+        if self.relay:
+            self.container.spawn_managed_thread(self.relay.run, identifier="outbox-relay")
+
+    def stop(self):
+        if self.relay:
+            self.relay.stop()
+
+    def kill(self):
+        self.stop()
+
+    def unit_of_work(self) -> UnitOfWork:
+        from motcua.metrics import metrics_for
+
+        service = self.container.service_name
+        duplicates = metrics_for(self.container).duplicates
+        return UnitOfWork(self.sessionmaker(), service, self.base.metadata,
+                          on_commit=self.relay.wake if self.relay else None,
+                          on_duplicate=lambda consumer: duplicates.labels(service, consumer).inc())
+
+    def get_dependency(self, worker_ctx):
+        unit = self.unit_of_work()
+        self.units[worker_ctx] = unit
+        return unit
+
+    def worker_teardown(self, worker_ctx):
+        unit = self.units.pop(worker_ctx, None)
+        if unit is not None:
+            unit.close()
+
+    def ping(self) -> None:
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))

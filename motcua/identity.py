@@ -1,0 +1,62 @@
+"""Who is calling: a signed caller context (a short-lived JWT) that every service verifies itself."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import jwt
+
+from motcua.db import utcnow
+from motcua.errors import Forbidden, Unauthorized
+
+ALGORITHM = "HS256"
+STAFF_ROLES = ("receptionist", "specialist", "leader", "agency_admin")
+
+
+@dataclass(frozen=True)
+class Caller:
+    username: str
+    agency_code: str | None
+    roles: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles
+
+    def has_role(self, *roles: str) -> bool:
+        return self.is_admin or any(role in self.roles for role in roles)
+
+    @property
+    def is_system(self) -> bool:
+        """An agency's own system (motcua.worker): takes its agency's tasks, nothing else."""
+        return "system" in self.roles and self.agency_code is not None
+
+    def require(self, *roles: str, agency_code: str | None = None, allow_system: bool = False) -> None:
+        """Refuse unless the caller has one of `roles` in `agency_code` (platform admins pass).
+        An agency's system passes the role check only where the check opts in (its own tasks)."""
+        if self.is_admin:
+            return
+        system_allowed = allow_system and self.is_system
+        if roles and not system_allowed and not any(role in self.roles for role in roles):
+            raise Forbidden(f"requires role {' or '.join(roles)}")
+        if agency_code is not None and agency_code != self.agency_code:
+            raise Forbidden("not allowed for another agency's records")
+
+
+def issue_token(caller: Caller, secret: str, ttl: timedelta) -> str:
+    now = utcnow()
+    claims = {"sub": caller.username, "agency": caller.agency_code, "roles": list(caller.roles),
+              "iat": int(now.timestamp()), "exp": int((now + ttl).timestamp())}
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def verify_token(token: str | None, secret: str) -> Caller:
+    if not token:
+        raise Unauthorized("authentication required")
+    try:
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]})
+    except jwt.ExpiredSignatureError:
+        raise Unauthorized("token expired") from None
+    except jwt.InvalidTokenError:
+        raise Unauthorized("invalid token") from None
+    return Caller(claims["sub"], claims.get("agency"), tuple(claims.get("roles") or ()))

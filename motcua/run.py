@@ -1,0 +1,175 @@
+"""Run Motcua services.
+
+  python -m motcua.run --embedded       all five in one process: SQLite under var/, in-process bus
+  python -m motcua.run --services       each service its own process, on AMQP_URI and <SERVICE>_DB_URL
+  python -m motcua.run intake workflow  the named services in this process
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")  # before psycopg is imported: STACK.md trap 1
+
+import warnings  # noqa: E402
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # eventlet's notice that it is in bug-fix-only mode (STACK.md)
+    import eventlet
+
+eventlet.monkey_patch()
+
+import argparse  # noqa: E402
+import importlib  # noqa: E402
+import logging  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+from motcua.config import SERVICES, env, nameko_config  # noqa: E402
+from motcua.worker import system_token  # noqa: E402
+
+SERVICE_CLASSES = {
+    "gateway": "services.gateway.service:GatewayService",
+    "intake": "services.intake.service:IntakeService",
+    "workflow": "services.workflow.service:WorkflowService",
+    "notify": "services.notify.service:NotifyService",
+    "reporting": "services.reporting.service:ReportingService",
+}
+DEFAULT_BROKER = "amqp://guest:guest@127.0.0.1:5672//"
+# Agencies' own systems run beside the platform in the demo: (worker class, its agency).
+EXAMPLE_WORKERS = (("workers.tax_office:TaxOfficeWorker", "000.00.18.H56"),)
+log = logging.getLogger("motcua.run")
+
+
+def service_class(name: str):
+    return _import(SERVICE_CLASSES[name])
+
+
+def _import(path: str):
+    module, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=env("MOTCUA_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("kombu", "amqp", "nameko", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # fpdf2 warns about missing glyphs by quoting them: characters of an applicant's name.
+    logging.getLogger("fpdf").setLevel(logging.ERROR)
+
+
+def serve(names: list[str], config: dict) -> None:
+    serve_classes([service_class(name) for name in names], config)
+
+
+def serve_classes(classes: list, config: dict) -> None:
+    """Run these nameko service classes in this process until SIGTERM or Ctrl-C."""
+    from nameko.runners import ServiceRunner
+
+    if config["AMQP_URI"].startswith("embedded"):
+        from motcua import embedded
+        embedded.install()
+    runner = ServiceRunner(config)
+    for cls in classes:
+        runner.add_service(cls)
+    names = [cls.name for cls in classes]
+
+    def shutdown(signum, _frame):
+        log.info("stopping %s (signal %s)", ", ".join(names), signum)
+        eventlet.spawn_n(runner.stop)
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    runner.start()
+    log.info("running %s on %s", ", ".join(names), _safe_uri(config["AMQP_URI"]))
+    runner.wait()
+
+
+def _safe_uri(uri: str) -> str:
+    """The broker URI without its password, for logs."""
+    if "@" not in uri:
+        return uri
+    scheme, _, rest = uri.partition("://")
+    return f"{scheme}://***@{rest.split('@', 1)[1]}"
+
+
+def embedded() -> None:
+    from motcua import migrate, seed
+
+    os.environ["AMQP_URI"] = "embedded://"
+    for name in SERVICES:
+        migrate.upgrade(name)
+    seed.seed_demo()
+    config = nameko_config("embedded://")
+    address = config["WEB_SERVER_ADDRESS"].replace("0.0.0.0", "localhost")
+    print(f"Motcua is serving on http://{address} (API under /api/v1; stop with Ctrl-C)", flush=True)
+    # One process, so one token serves the example workers (each is scoped to its agency in production).
+    [(worker, agency)] = EXAMPLE_WORKERS
+    config["WORKER_TOKEN"] = system_token(agency, config["SECRET"])
+    serve_classes([*(service_class(name) for name in SERVICES), _import(worker)], config)
+
+
+def services_in_processes() -> None:
+    """One process per service, restarted if it dies; Ctrl-C stops them all."""
+    from motcua import migrate, seed
+
+    os.environ.setdefault("AMQP_URI", DEFAULT_BROKER)
+    for name in SERVICES:
+        migrate.upgrade(name)
+    seed.seed_demo()
+    children = {name: _spawn(name) for name in SERVICES}
+    for worker, agency in EXAMPLE_WORKERS:
+        token = system_token(agency, nameko_config()["SECRET"])
+        children[worker] = _spawn("--worker", worker, env={**os.environ, "MOTCUA_WORKER_TOKEN": token})
+    print("Motcua services running as processes: "
+          + ", ".join(f"{n} (pid {p.pid})" for n, p in children.items()), flush=True)
+    try:
+        while True:
+            time.sleep(1)
+            for name, process in list(children.items()):
+                if process.poll() is not None:
+                    log.warning("%s exited with %s; restarting", name, process.returncode)
+                    children[name] = _spawn(*process.args[3:], env=process.env_for_restart)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for process in children.values():
+            process.terminate()
+        for process in children.values():
+            process.wait(timeout=15)
+
+
+def _spawn(*args: str, env: dict | None = None) -> subprocess.Popen:
+    process = subprocess.Popen([sys.executable, "-m", "motcua.run", *args], env=env)
+    process.env_for_restart = env
+    return process
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m motcua.run")
+    parser.add_argument("services", nargs="*")
+    parser.add_argument("--embedded", action="store_true")
+    parser.add_argument("--services", dest="as_processes", action="store_true")
+    parser.add_argument("--worker", action="append", default=[], metavar="MODULE:CLASS",
+                        help="an agency's worker (motcua.worker SDK) to run in this process")
+    args = parser.parse_args(argv)
+    configure_logging()
+    if args.embedded:
+        embedded()
+    elif args.as_processes:
+        services_in_processes()
+    elif args.worker:
+        os.environ.setdefault("AMQP_URI", DEFAULT_BROKER)
+        serve_classes([_import(path) for path in args.worker], nameko_config())
+    else:
+        unknown = set(args.services) - set(SERVICES)
+        if not args.services or unknown:
+            parser.error(f"name services among {', '.join(SERVICES)}")
+        os.environ.setdefault("AMQP_URI", DEFAULT_BROKER)
+        serve(args.services, nameko_config())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""The agency-worker SDK: an agency plugs its own system into Motcua (liên thông tự động).
+
+An agency's worker is a small nameko service that takes the tasks routed to its agency from a
+durable queue and completes them through workflow::
+
+    from motcua.worker import TaskClient, task_handler
+
+    class TaxOfficeWorker:
+        name = "tax_office_worker"
+        tasks = TaskClient()
+
+        @task_handler("000.00.18.H56")
+        def on_task(self, task):                     # a motcua.contracts.Event (task_assigned)
+            notice = fee_notice(task.data)
+            self.tasks.complete(task.data["task_id"], note=notice)
+
+Run it with `python -m motcua.run --worker module:Class` (AMQP_URI and MOTCUA_WORKER_TOKEN from
+the environment; `python -m motcua.worker <agency code>` prints a token); scale it by running more copies: they share the agency's queue, and a task whose
+worker dies mid-way is redelivered to another copy (completing it twice is refused by workflow).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from datetime import timedelta
+
+from kombu import Exchange, Queue
+from nameko.messaging import Consumer
+from nameko.rpc import RpcProxy
+
+from motcua.bus import ParkingConsumer
+from motcua.errors import IllegalTransition
+
+TASKS_EXCHANGE = Exchange("motcua.tasks", type="topic", durable=True)
+SYSTEM_ROLE = "system"
+
+
+def task_queue(agency_code: str) -> Queue:
+    """The durable queue of one agency's tasks (bound by exact routing key: codes contain dots)."""
+    return Queue(f"tasks.{agency_code}", exchange=TASKS_EXCHANGE, routing_key=f"task.{agency_code}",
+                 durable=True)
+
+
+class TaskHandler(ParkingConsumer, Consumer):
+    """Consumes one agency's task queue; the method receives the parsed `task_assigned` event."""
+
+    def __init__(self, agency_code: str, **kwargs):
+        self.agency_code = agency_code
+        super().__init__(queue=task_queue(agency_code), **kwargs)
+
+
+task_handler = TaskHandler.decorator
+
+
+class _Tasks:
+    def __init__(self, workflow, token: str):
+        self._workflow = workflow
+        self._token = token
+
+    def complete(self, task_id: str, outcome: str = "approve", note: str = "") -> dict | None:
+        """Complete a task; None if it was completed already (a redelivery after a crash)."""
+        try:
+            return self._workflow.complete_task(task_id, outcome, note, caller_token=self._token)
+        except IllegalTransition:
+            return None
+
+
+class TaskClient(RpcProxy):
+    """Completes tasks in workflow as the agency's system account (token: WORKER_TOKEN config)."""
+
+    def __init__(self, **options):
+        super().__init__("workflow", **options)
+
+    def get_dependency(self, worker_ctx):
+        token = self.container.config.get("WORKER_TOKEN") or os.environ.get("MOTCUA_WORKER_TOKEN")
+        if not token:
+            raise RuntimeError("an agency worker needs its token: set MOTCUA_WORKER_TOKEN "
+                               "(python -m motcua.worker token <agency code>)")
+        return _Tasks(super().get_dependency(worker_ctx), token)
+
+
+def system_token(agency_code: str, secret: str, days: int = 365) -> str:
+    """A long-lived token for an agency's system account, issued by the platform's operators."""
+    from motcua.identity import Caller, issue_token
+
+    caller = Caller(f"system@{agency_code}", agency_code, (SYSTEM_ROLE,))
+    return issue_token(caller, secret, timedelta(days=days))
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m motcua.worker",
+                                     description="Print a system token for an agency's worker.")
+    parser.add_argument("agency_code")
+    parser.add_argument("--days", type=int, default=365)
+    args = parser.parse_args(argv)
+    from motcua.config import secret
+
+    print(system_token(args.agency_code, secret(), args.days))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""HTTP API v1: the catalogue: agencies and procedures (danh mục thủ tục), and the working calendar."""
+from __future__ import annotations
+
+from motcua.contracts.rpc import CalendarDueV1
+from motcua.errors import load_valid
+from services.gateway import routes
+from services.gateway.http import query, route
+
+
+class CatalogApi:
+    """Routes mixed into GatewayService, which provides the RPC proxies, config and database."""
+
+    @route("GET", "/api/v1/agencies")
+    def list_agencies(self, request):
+        return self.intake.list_agencies()
+
+    @route("GET", "/api/v1/procedures")
+    def list_procedures(self, request):
+        return self.intake.list_procedures(query=query(request).get("q"))
+
+    @route("GET", "/api/v1/procedures/<code>")
+    def get_procedure(self, request, code):
+        return routes.procedure_with_steps(self.intake, self.workflow, code)
+
+    @route("GET", "/api/v1/procedures/<code>/process")
+    def get_procedure_process(self, request, code):
+        """The procedure's process (quy trình): its steps, agencies, roles and allowances."""
+        return self.workflow.get_process(code)
+
+    @route("GET", "/api/v1/procedures/<code>/versions/<int:version>")
+    def get_procedure_version(self, request, code, version):
+        """The version a dossier was received under, as it was (without today's process)."""
+        return self.intake.get_procedure(code, version=version)
+
+    @route("GET", "/api/v1/calendar/due")
+    def calendar_due(self, request):
+        params = query(request)
+        load_valid(CalendarDueV1(), params)  # 400 naming the field before any RPC
+        return self.intake.calendar_due(params)

@@ -1,0 +1,78 @@
+"""HTTP API v1: public tracking and statistics, leaders' reports, owned by reporting."""
+from __future__ import annotations
+
+import base64
+
+from werkzeug.wrappers import Response
+
+from motcua.errors import load_valid
+from motcua.identity import STAFF_ROLES
+from services.gateway.http import authenticated, query, route
+from services.gateway.schemas import TimelinessQuerySchema, TrackQuerySchema
+
+# The report's other query fields are checked by reporting (its errors name the same fields).
+REPORT_FIELDS = ("agency", "by")
+DRILL_FIELDS = ("key", "by", "rollup", "agency")
+
+
+class ReportApi:
+    """Routes mixed into GatewayService, which provides the RPC proxies, config and database."""
+
+    @route("GET", "/api/v1/track/<code>")
+    def track(self, request, code):
+        return self.reporting.track(code, load_valid(TrackQuerySchema(), query(request))["key"])
+
+    @route("GET", "/api/v1/public/statistics")
+    def public_statistics(self, request):
+        params = query(request)
+        return self.reporting.public_statistics(params.get("from"), params.get("to"))
+
+    @route("GET", "/api/v1/reports/timeliness")
+    def timeliness_report(self, request):
+        self._staff(request)
+        params = load_valid(TimelinessQuerySchema(), query(request))
+        return self.reporting.timeliness_report(params["date_from"].isoformat(), params["date_to"].isoformat(),
+                                                agency=params["agency"])
+
+    @route("GET", "/api/v1/reports/standard")
+    def standard_report(self, request):
+        self._staff(request)
+        params = query(request)
+        return self.reporting.timeliness_report(params.get("from"), params.get("to"),
+                                                **_given(params, REPORT_FIELDS))
+
+    @route("GET", "/api/v1/reports/standard/dossiers")
+    def standard_report_dossiers(self, request):
+        self._staff(request)
+        params = query(request)
+        return self.reporting.report_drill_down(params.get("from"), params.get("to"), params.get("cell"),
+                                                **_given(params, DRILL_FIELDS))
+
+    @route("GET", "/api/v1/reports/standard/export")
+    def standard_report_export(self, request):
+        self._staff(request)
+        params = query(request)
+        exported = self.reporting.report_export(params.get("from"), params.get("to"), params.get("format"),
+                                                **_given(params, REPORT_FIELDS))
+        return Response(base64.b64decode(exported["content_base64"]), content_type=exported["content_type"],
+                        headers={"Content-Disposition": f'attachment; filename="{exported["filename"]}"'})
+
+    @route("GET", "/api/v1/reports/leaders")
+    def leaders_dashboard(self, request):
+        self._staff(request)
+        return self.reporting.leaders_dashboard(**_given(query(request), ("agency",)))
+
+    @route("GET", "/api/v1/reports/daily")
+    def daily_series(self, request):
+        self._staff(request)
+        params = query(request)
+        return self.reporting.daily_series(params.get("from"), params.get("to"), **_given(params, ("agency",)))
+
+    def _staff(self, request) -> None:
+        caller, _token = authenticated(request, self.config["SECRET"])
+        caller.require(*STAFF_ROLES)
+
+
+def _given(params: dict, names: tuple) -> dict:
+    """The optional query fields the request has (the service's defaults apply to the others)."""
+    return {name: params[name] for name in names if name in params}

@@ -1,0 +1,77 @@
+"""The one table from exceptions to HTTP statuses and stable error codes.
+
+Remote errors arrive as the motcua.errors instances themselves (nameko deserializes them);
+anything not in the table is a 500 "internal_error" that tells the client nothing more.
+"""
+from __future__ import annotations
+
+from nameko.exceptions import UnknownService
+from werkzeug import exceptions as http_exceptions
+
+from motcua.errors import Conflict, Forbidden, IllegalTransition, MotcuaError, NotFound, Unauthorized, ValidationFailed
+
+
+class GatewayError(MotcuaError):
+    """An error of the HTTP edge itself; never crosses RPC."""
+
+
+class InvalidJson(GatewayError):
+    pass
+
+
+class UnsupportedMediaType(GatewayError):
+    pass
+
+
+class ServiceUnavailable(GatewayError):
+    """A service did not answer in time, or is not running."""
+
+
+ERRORS: dict[type[BaseException], tuple[int, str]] = {
+    ValidationFailed: (400, "validation_error"),
+    InvalidJson: (400, "invalid_json"),
+    Unauthorized: (401, "unauthorized"),
+    Forbidden: (403, "forbidden"),
+    NotFound: (404, "not_found"),
+    http_exceptions.NotFound: (404, "not_found"),
+    http_exceptions.MethodNotAllowed: (405, "method_not_allowed"),
+    IllegalTransition: (409, "illegal_transition"),
+    Conflict: (409, "conflict"),
+    http_exceptions.RequestEntityTooLarge: (413, "payload_too_large"),
+    UnsupportedMediaType: (415, "unsupported_media_type"),
+    ServiceUnavailable: (503, "service_unavailable"),
+    UnknownService: (503, "service_unavailable"),
+}
+INTERNAL = (500, "internal_error")
+
+# Route-level errors come from werkzeug, whose own messages are HTML-minded: say it plainly.
+_ROUTE_MESSAGES = {
+    http_exceptions.NotFound: "no such resource",
+    http_exceptions.MethodNotAllowed: "method not allowed on this resource",
+    http_exceptions.RequestEntityTooLarge: "request body too large",
+}
+
+
+def status_and_code(exc: BaseException) -> tuple[int, str]:
+    """The most specific entry of the table for `exc` (IllegalTransition before Conflict)."""
+    for cls in type(exc).__mro__:
+        if cls in ERRORS:
+            return ERRORS[cls]
+    return INTERNAL
+
+
+def error_body(exc: BaseException) -> tuple[int, dict]:
+    """(HTTP status, `{"error": {"code", "message", "field"[, "allowed"]}}`) for any exception."""
+    status, code = status_and_code(exc)
+    if (status, code) == INTERNAL:
+        error = {"code": code, "message": "internal error", "field": None}
+    elif isinstance(exc, MotcuaError):
+        error = {"code": code, "message": exc.message, "field": exc.field}
+    elif isinstance(exc, UnknownService):
+        error = {"code": code, "message": "a service is not running", "field": None}
+    else:
+        message = next((m for cls, m in _ROUTE_MESSAGES.items() if isinstance(exc, cls)), code)
+        error = {"code": code, "message": message, "field": None}
+    if isinstance(exc, IllegalTransition):
+        error["allowed"] = list(exc.details.get("allowed", []))
+    return status, {"error": error}

@@ -1,0 +1,175 @@
+"""The HTTP edge on nameko's web server: JSON in and out, errors from the one table, HTTP metrics.
+
+`route(method, url)` declares an entrypoint whose method returns a payload, `(status, payload)` or a
+Response; whatever it raises becomes the error table's JSON answer inside the worker, so nameko never
+logs an exception message (remote messages may quote personal data). Unknown routes and wrong
+methods answer the same JSON, and every request is counted by route template, never raw path.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import time
+import traceback
+
+from nameko.exceptions import RemoteError
+from nameko.web.handlers import HttpRequestHandler
+from nameko.web.server import WebServer, WsgiApp
+from prometheus_client import Counter, Histogram
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.routing import Map
+from werkzeug.wrappers import Request, Response
+
+from motcua.contracts.rpc import nfc
+from motcua.identity import Caller, verify_token
+from motcua.metrics import LATENCY_BUCKETS, metrics_for
+from services.gateway.errors import InvalidJson, ServiceUnavailable, UnsupportedMediaType, error_body
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def json_response(payload, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(json.dumps(payload, ensure_ascii=False), status=status, headers=headers,
+                    mimetype="application/json")
+
+
+def error_response(exc: BaseException) -> Response:
+    status, body = error_body(exc)
+    if body["error"]["code"] == "internal_error":
+        # The type and the code path only: an exception's message may quote personal data.
+        log.error("internal error (%s)\n%s", _kind(exc), "".join(traceback.format_tb(exc.__traceback__)))
+    elif isinstance(exc, ServiceUnavailable):
+        log.warning("service unavailable: %s", exc.message)
+    headers = None
+    if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+        headers = {"Allow": ", ".join(sorted(exc.valid_methods))}
+    return json_response(body, status, headers)
+
+
+def _kind(exc: BaseException) -> str:
+    if isinstance(exc, RemoteError):
+        return f"RemoteError {exc.exc_type}"
+    return type(exc).__qualname__
+
+
+def read_json(request: Request, max_bytes: int = MAX_BODY_BYTES):
+    """The request body as JSON (strings in NFC); 415 unless it is declared JSON, 400 if it is not."""
+    mimetype = request.mimetype
+    # Checked here: Werkzeug 3's get_json() raises a 415 that nameko would turn into a 500.
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise UnsupportedMediaType("send the body as application/json")
+    request.max_content_length = max_bytes
+    return parse_json(request.get_data(cache=False))
+
+
+def parse_json(data: bytes | str, what: str = "the body"):
+    """JSON text as Python values, strings in NFC; NaN and Infinity refused (they are not JSON)."""
+    try:
+        return nfc(json.loads(data, parse_constant=_not_json))
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
+        raise InvalidJson(f"{what} is not valid JSON") from None
+
+
+def _not_json(constant: str):
+    raise ValueError(f"{constant} is not JSON")
+
+
+def query(request: Request) -> dict:
+    return nfc(request.args.to_dict())
+
+
+def bearer_token(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return (token.strip() or None) if scheme.lower() == "bearer" else None
+
+
+def authenticated(request: Request, secret: str) -> tuple[Caller, str]:
+    """The verified caller and their raw token (passed on as `caller_token`); 401 without a valid one."""
+    token = bearer_token(request)
+    return verify_token(token, secret), token
+
+
+class HttpMetrics:
+    def __init__(self, registry):
+        labels = ["method", "route", "status"]
+        self.requests = Counter("motcua_http_requests", "HTTP requests by route template and status",
+                                labels, registry=registry)
+        self.latency = Histogram("motcua_http_request_duration_seconds", "HTTP request latency",
+                                 labels, buckets=LATENCY_BUCKETS, registry=registry)
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        labels = (method if method in KNOWN_METHODS else "other", route, str(status))
+        self.requests.labels(*labels).inc()
+        self.latency.labels(*labels).observe(seconds)
+
+
+class JsonWsgiApp(WsgiApp):
+    def __call__(self, environ, start_response):
+        started = time.perf_counter()
+        request = Request(environ, shallow=True)
+        route = "unmatched"
+        try:
+            rule, values = self.url_map.bind_to_environ(environ).match(return_rule=True)
+            route = rule.rule
+            request.path_values = values
+            response = rule.endpoint.handle_request(request)
+        except HTTPException as exc:  # unknown route, wrong method
+            response = error_response(exc)
+        self.server.http_metrics.observe(request.method, route, response.status_code,
+                                         time.perf_counter() - started)
+        return response(environ, start_response)
+
+
+class JsonWebServer(WebServer):
+    def setup(self):
+        super().setup()
+        self.http_metrics = HttpMetrics(metrics_for(self.container).registry)
+
+    def get_wsgi_app(self):
+        return JsonWsgiApp(self)
+
+    def make_url_map(self):
+        # No redirects for a trailing or doubled slash: an API client gets a plain 404 instead.
+        url_map = Map(strict_slashes=False, merge_slashes=False)
+        for provider in self._providers:
+            rule = provider.get_url_rule()
+            rule.endpoint = provider
+            url_map.add(rule)
+        return url_map
+
+
+class JsonHttpHandler(HttpRequestHandler):
+    server = JsonWebServer()
+
+    def response_from_exception(self, exc):
+        # Only failures before the worker runs get here (e.g. a signature mismatch).
+        return error_response(exc)
+
+
+def to_response(result) -> Response:
+    if isinstance(result, Response):
+        return result
+    if isinstance(result, tuple):
+        status, payload = result
+        return json_response(payload, status)
+    return json_response(result)
+
+
+def route(method: str, url: str):
+    """Declare a JSON HTTP entrypoint (see the module docstring)."""
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def entrypoint(service, request, **path_values):
+            try:
+                return to_response(fn(service, request, **nfc(path_values)))
+            except Exception as exc:
+                return error_response(exc)
+
+        return JsonHttpHandler.decorator(method, url)(entrypoint)
+
+    return decorate

@@ -1,0 +1,55 @@
+"""RPC to the services with a deadline: a call to a service that is down would otherwise hang forever."""
+from __future__ import annotations
+
+import eventlet
+from nameko.rpc import RpcProxy
+
+from services.gateway.errors import ServiceUnavailable
+
+HEALTH_TIMEOUT = 3.0
+
+
+class TimedRpcProxy(RpcProxy):
+    """An RpcProxy whose every call raises ServiceUnavailable after RPC_TIMEOUT seconds."""
+
+    def setup(self):
+        self.timeout = float(self.container.config.get("RPC_TIMEOUT", 10))
+
+    def get_dependency(self, worker_ctx):
+        return TimedServiceProxy(super().get_dependency(worker_ctx), self.target_service, self.timeout)
+
+
+class TimedServiceProxy:
+    def __init__(self, proxy, service: str, timeout: float):
+        self._proxy = proxy
+        self._service = service
+        self._timeout = timeout
+
+    def __getattr__(self, method: str):
+        remote = getattr(self._proxy, method)
+
+        def call(*args, **kwargs):
+            late = ServiceUnavailable(f"{self._service} did not answer in time")
+            with eventlet.Timeout(self._timeout, late):
+                return remote(*args, **kwargs)
+
+        return call
+
+
+def ping_all(proxies: dict, timeout: float = HEALTH_TIMEOUT) -> dict[str, str]:
+    """Call every service's `health()` at once; "ok" or why not, per service, within `timeout`."""
+    pool = eventlet.GreenPool(len(proxies))
+    answers = pool.imap(lambda name: (name, _ping(proxies[name], timeout)), proxies)
+    return dict(answers)
+
+
+def _ping(proxy, timeout: float) -> str:
+    answer = None
+    try:
+        with eventlet.Timeout(timeout, False):  # False: leave the block quietly when time is up
+            answer = proxy.health()
+    except Exception as exc:  # health reports what is wrong instead of failing itself
+        return f"error: {type(exc).__name__}"
+    if answer is None:
+        return "timeout"
+    return "ok" if isinstance(answer, dict) and answer.get("status") == "ok" else "unhealthy"

@@ -1,0 +1,54 @@
+"""Marshmallow schemas of what the HTTP API accepts; errors name the first bad field, dotted."""
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+# The bodies that go on to a service are validated by the same contract the service applies.
+from motcua.contracts.rpc import REPORTABLE_DATES
+from motcua.contracts.rpc import RefuseDossierV1 as RefuseSchema  # noqa: F401
+from motcua.contracts.rpc import ReturnResultV1 as ReturnResultSchema  # noqa: F401
+from motcua.contracts.rpc import SubmitDossierV1 as SubmitDossierSchema  # noqa: F401
+
+
+def _text(max_length: int, **kwargs) -> fields.Str:
+    return fields.Str(validate=validate.Length(min=1, max=max_length), **kwargs)
+
+
+class TokenRequestSchema(Schema):
+    username = _text(128, required=True)
+    # Bounded: an unbounded password would make the hasher the attacker's tool.
+    password = _text(1024, required=True)
+
+
+class CompleteTaskSchema(Schema):
+    outcome = _text(32, required=True)
+    note = fields.Str(load_default=None, allow_none=True, validate=validate.Length(max=2000))
+
+
+class TaskQuerySchema(Schema):
+    status = _text(32, load_default="open")
+
+
+class TrackQuerySchema(Schema):
+    key = _text(16, required=True)
+
+
+class TimelinessQuerySchema(Schema):
+    date_from = fields.Date(required=True, data_key="from", validate=REPORTABLE_DATES)
+    date_to = fields.Date(required=True, data_key="to", validate=REPORTABLE_DATES)
+    agency = _text(32, load_default=None)
+
+    @validates_schema
+    def _ordered(self, data, **_):
+        if data["date_from"] > data["date_to"]:
+            raise ValidationError("must not be after 'to'", "from")
+
+
+class DemoUsersSchema(Schema):
+    """deploy/catalog/demo-users.yaml."""
+
+    password = _text(128, required=True)
+    admins = fields.List(_text(128), required=True)
+    roles_per_agency = fields.List(_text(32), required=True, validate=validate.Length(min=1))
+
+

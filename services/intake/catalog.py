@@ -1,0 +1,301 @@
+"""The procedure catalogue (danh mục thủ tục hành chính) and the agency tree, loaded from
+deploy/catalog at start: a broken file refuses to load with file:line: reason."""
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from datetime import date, time
+from decimal import Decimal
+from pathlib import Path
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+
+from motcua.calendar import OfficeHours, WorkingCalendar, parse_days
+from motcua.catalog import AgencyFileSchema, AgencySchema, load_data
+from motcua.contracts.events import CHANNELS
+from motcua.errors import NotFound
+
+UNITS = ("working_days", "calendar_days")
+ONLINE_LEVELS = ("full", "partial")
+DOCUMENT_KINDS = ("original", "copy", "original_or_copy")
+FEE_UNITS = ("dossier", "copy", "page")
+ON_SUPPLEMENT = ("resume", "restart")
+
+
+@dataclass(frozen=True)
+class Terms:
+    """Processing time and fee of a procedure on one channel."""
+
+    days: Decimal
+    unit: str
+    fee: int
+
+    def view(self) -> dict:
+        return {"processing_time": {"value": _number(self.days), "unit": self.unit}, "fee": self.fee}
+
+
+@dataclass(frozen=True)
+class Procedure:
+    code: str
+    version: int
+    effective_from: date
+    name: str
+    field_code: str
+    field_name: str
+    level: str
+    agency_code: str
+    processing_days: Decimal
+    unit: str
+    cutoff: time | None
+    fee: int
+    fee_unit: str
+    channels: dict  # channel -> Terms
+    online_level: str
+    on_supplement: str
+    documents: tuple[dict, ...]
+
+    def terms(self, channel: str) -> Terms:
+        return self.channels[channel]
+
+    @property
+    def required_documents(self) -> list[dict]:
+        return [d for d in self.documents if d["required"]]
+
+    def document(self, key: str) -> dict | None:
+        return next((d for d in self.documents if d["key"] == key), None)
+
+    def summary(self) -> dict:
+        return {
+            "code": self.code, "version": self.version, "effective_from": self.effective_from.isoformat(),
+            "name": self.name, "field": self.field_code, "field_name": self.field_name,
+            "level": self.level, "agency_code": self.agency_code,
+            "processing_time": {"value": _number(self.processing_days), "unit": self.unit},
+            "cutoff": self.cutoff.strftime("%H:%M") if self.cutoff else None,
+            "fee": self.fee, "fee_unit": self.fee_unit, "online_level": self.online_level,
+            "on_supplement": self.on_supplement,
+            "channels": {channel: terms.view() for channel, terms in self.channels.items()},
+        }
+
+    def detail(self) -> dict:
+        return {**self.summary(), "documents": [dict(d) for d in self.documents]}
+
+
+class _ProcessingTime(Schema):
+    value = fields.Raw(required=True)
+    unit = fields.Str(required=True, validate=validate.OneOf(UNITS))
+
+    @validates_schema
+    def _days(self, data, **_):
+        try:
+            days = parse_days(data["value"])
+        except (ValueError, TypeError) as exc:
+            raise ValidationError({"value": [str(exc)]}) from None
+        if data["unit"] == "calendar_days" and days != days.to_integral_value():
+            raise ValidationError({"value": ["calendar days are whole days"]})
+
+
+class _ChannelTerms(Schema):
+    processing_time = fields.Nested(_ProcessingTime, load_default=None)
+    fee = fields.Int(load_default=None, strict=True, validate=validate.Range(min=0))
+
+
+class _Document(Schema):
+    key = fields.Str(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,39}$",
+                                                             error="lower-case letters, digits and _"))
+    name = fields.Str(required=True, validate=validate.Length(min=1))
+    required = fields.Bool(load_default=True)
+    kind = fields.Str(load_default="original", validate=validate.OneOf(DOCUMENT_KINDS))
+    copies = fields.Int(load_default=1, strict=True, validate=validate.Range(min=1, max=20))
+
+
+class _ProcedureSchema(Schema):
+    code = fields.Str(required=True, validate=validate.Regexp(
+        r"^\d\.\d{6}$", error="not a national procedure code (quote it: YAML reads 1.001193 as a number)"))
+    version = fields.Int(required=True, strict=True, validate=validate.Range(min=1))
+    effective_from = fields.Date(required=True)
+    name = fields.Str(required=True, validate=validate.Length(min=1, max=400))
+    field = fields.Str(required=True)
+    level = fields.Str(required=True)
+    agency_code = fields.Str(required=True)
+    processing_time = fields.Nested(_ProcessingTime, required=True)
+    cutoff = fields.Time(load_default=None, format="%H:%M")
+    fee = fields.Int(load_default=0, strict=True, validate=validate.Range(min=0))
+    fee_unit = fields.Str(load_default="dossier", validate=validate.OneOf(FEE_UNITS))
+    channels = fields.Dict(keys=fields.Str(validate=validate.OneOf(CHANNELS)),
+                           values=fields.Nested(_ChannelTerms), load_default=dict)
+    online_level = fields.Str(required=True, validate=validate.OneOf(ONLINE_LEVELS))
+    on_supplement = fields.Str(load_default="resume", validate=validate.OneOf(ON_SUPPLEMENT))
+    documents = fields.List(fields.Nested(_Document), required=True, validate=validate.Length(min=1))
+
+    @validates_schema
+    def _documents(self, data, **_):
+        keys = [d["key"] for d in data.get("documents", [])]
+        for index, key in enumerate(keys):
+            if keys.index(key) != index:
+                raise ValidationError({"documents": {index: {"key": ["duplicate document key"]}}})
+
+
+class _CatalogSchema(Schema):
+    """procedures.yaml, checked against the agencies: every error points at its line."""
+
+    fields_ = fields.List(fields.Dict(), data_key="fields", required=True)
+    procedures = fields.List(fields.Nested(_ProcedureSchema), required=True, validate=validate.Length(min=1))
+
+    def __init__(self, agencies: dict[str, dict], **kwargs):
+        super().__init__(**kwargs)
+        self.agencies = agencies
+
+    @validates_schema
+    def _consistent(self, data, **_):
+        field_codes = {f.get("code") for f in data["fields_"]}
+        latest: dict[str, dict] = {}
+        for index, p in enumerate(data["procedures"]):
+            def fail(key, reason):
+                raise ValidationError({"procedures": {index: {key: [reason]}}})
+
+            agency = self.agencies.get(p["agency_code"])
+            if agency is None:
+                fail("agency_code", f"unknown agency {p['agency_code']} (not in agencies.yaml)")
+            if agency["level"] != p["level"]:
+                fail("level", f"agency {p['agency_code']} is of level {agency['level']}, not {p['level']}")
+            if p["field"] not in field_codes:
+                fail("field", f"field {p['field']} is not among the fields")
+            previous = latest.get(p["code"])
+            if previous is not None and p["version"] != previous["version"] + 1:
+                fail("version", f"expected version {previous['version'] + 1} after {previous['version']}")
+            if previous is not None and p["effective_from"] <= previous["effective_from"]:
+                fail("effective_from", "a new version must take effect after the previous one")
+            if previous is None and p["version"] != 1:
+                fail("version", "the first version of a procedure is 1")
+            latest[p["code"]] = p
+
+
+class _Agency(AgencySchema):
+    effective_from = fields.Date(load_default=None)
+    effective_to = fields.Date(load_default=None)
+    office_hours = fields.List(fields.Str(), load_default=None)
+
+    @validates_schema
+    def _own(self, data, **_):
+        if data["effective_from"] and data["effective_to"] and data["effective_to"] <= data["effective_from"]:
+            raise ValidationError({"effective_to": ["must be after effective_from"]})
+        if data["office_hours"] is not None:
+            try:
+                OfficeHours.from_strings(*data["office_hours"])
+            except ValueError as exc:
+                raise ValidationError({"office_hours": [str(exc)]}) from None
+
+
+class _AgencyFile(AgencyFileSchema):
+    class Meta:
+        unknown = EXCLUDE
+
+    agencies = fields.List(fields.Nested(_Agency), required=True, validate=validate.Length(min=1))
+
+
+class Catalog:
+    """Agencies and every version of every procedure, read-only once loaded."""
+
+    def __init__(self, agencies: list[dict], procedures: list[Procedure]):
+        self.agencies = {a["code"]: a for a in agencies}
+        self.versions: dict[str, list[Procedure]] = {}
+        for procedure in sorted(procedures, key=lambda p: (p.code, p.version)):
+            self.versions.setdefault(procedure.code, []).append(procedure)
+
+    @classmethod
+    def load(cls, catalog_dir: Path) -> "Catalog":
+        catalog_dir = Path(catalog_dir)
+        agencies = load_data(catalog_dir / "agencies.yaml", _AgencyFile())["agencies"]
+        data = load_data(catalog_dir / "procedures.yaml", _CatalogSchema({a["code"]: a for a in agencies}))
+        field_names = {f["code"]: f["name"] for f in data["fields_"]}
+        return cls(agencies, [_procedure(raw, field_names[raw["field"]]) for raw in data["procedures"]])
+
+    def agency_view(self, code: str) -> dict:
+        a = self.agencies[code]
+        return {"code": a["code"], "name": a["name"], "level": a["level"], "parent_code": a["parent_code"],
+                "effective_from": _iso(a["effective_from"]), "effective_to": _iso(a["effective_to"]),
+                "office_hours": a["office_hours"] or None}
+
+    def calendars(self, default: WorkingCalendar) -> dict[str, WorkingCalendar]:
+        """A working calendar per agency with its own office hours (same days off as `default`)."""
+        return {code: WorkingCalendar(tz=default.tz, office_hours=OfficeHours.from_strings(*a["office_hours"]),
+                                      extra_working_days=default.extra_working_days,
+                                      extra_days_off=default.extra_days_off)
+                for code, a in self.agencies.items() if a["office_hours"]}
+
+    def procedure(self, code: str, version: int | None = None, on: date | None = None) -> Procedure:
+        """A given version, or the one in force on `on` (the latest version when `on` is None)."""
+        versions = self.versions.get(code)
+        if not versions:
+            raise NotFound(f"no procedure {code}", field="procedure_code")
+        if version is not None:
+            found = next((p for p in versions if p.version == version), None)
+            if found is None:
+                raise NotFound(f"no version {version} of procedure {code}", field="version")
+            return found
+        in_force = [p for p in versions if on is None or p.effective_from <= on]
+        if not in_force:
+            raise NotFound(f"procedure {code} is not in force on {on:%d/%m/%Y}", field="procedure_code")
+        return in_force[-1]
+
+    def current(self, on: date | None) -> list[Procedure]:
+        found = []
+        for code in sorted(self.versions):
+            try:
+                found.append(self.procedure(code, on=on))
+            except NotFound:
+                continue  # not yet in force
+        return found
+
+    def search(self, query: str | None, on: date | None = None) -> list[Procedure]:
+        """Whole words without diacritics, the last one as typed so far: 'dang ky khai si' finds
+        'Đăng ký khai sinh'. Matches the code, name, field and receiving agency's name."""
+        found = self.current(on)
+        words = fold(query or "").split()
+        if not words:
+            return found
+        *complete, partial = words
+
+        def matches(procedure: Procedure) -> bool:
+            agency = self.agencies[procedure.agency_code]["name"]
+            text = fold(f"{procedure.code} {procedure.name} {procedure.field_code} {procedure.field_name} "
+                        f"{agency}").split()
+            return all(w in text for w in complete) and any(t.startswith(partial) for t in text)
+
+        phrase = " ".join(words)
+        # the procedures whose name holds the words as typed, in that order, come first
+        return sorted((p for p in found if matches(p)), key=lambda p: (phrase not in fold(p.name), len(p.name)))
+
+
+def _procedure(raw: dict, field_name: str) -> Procedure:
+    default = Terms(parse_days(raw["processing_time"]["value"]), raw["processing_time"]["unit"], raw["fee"])
+    channels = {}
+    for channel in CHANNELS:
+        override = raw["channels"].get(channel) or {}
+        time_ = override.get("processing_time")
+        fee = override.get("fee")
+        channels[channel] = Terms(parse_days(time_["value"]) if time_ else default.days,
+                                  time_["unit"] if time_ else default.unit,
+                                  default.fee if fee is None else fee)
+    return Procedure(
+        code=raw["code"], version=raw["version"], effective_from=raw["effective_from"], name=raw["name"],
+        field_code=raw["field"], field_name=field_name, level=raw["level"], agency_code=raw["agency_code"],
+        processing_days=default.days, unit=default.unit, cutoff=raw["cutoff"], fee=raw["fee"],
+        fee_unit=raw["fee_unit"], channels=channels, online_level=raw["online_level"],
+        on_supplement=raw["on_supplement"], documents=tuple(raw["documents"]))
+
+
+def fold(text: str) -> str:
+    """Lower case, no diacritics, đ → d, punctuation as spaces: how people type Vietnamese into a
+    search box."""
+    decomposed = unicodedata.normalize("NFD", text.lower().replace("đ", "d"))
+    kept = (c for c in decomposed if unicodedata.category(c) != "Mn")
+    return "".join(c if c.isalnum() or c == "." else " " for c in kept)
+
+
+def _iso(value: date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _number(value: Decimal) -> int | float:
+    return int(value) if value == value.to_integral_value() else float(value)

@@ -1,0 +1,149 @@
+"""IntakeService: submission, reception decisions and result return (tiếp nhận và trả kết quả)."""
+from __future__ import annotations
+
+import base64
+
+import eventlet
+from nameko.dependency_providers import Config
+from nameko.rpc import RpcProxy, rpc
+
+from motcua.bus import event_handler
+from motcua.contracts.rpc import (
+    ApplicantActionV1,
+    CalendarDueV1,
+    RefuseDossierV1,
+    RequestSupplementV1,
+    RescheduleDossierV1,
+    ReturnResultV1,
+    SearchDossiersV1,
+    SubmitDossierV1,
+)
+from motcua.db import Database, utcnow
+from motcua.errors import load_valid
+from motcua.identity import verify_token
+from motcua.metrics import GroupCountGauge, Metrics
+from services.intake import dossiers, due, forms, search
+from services.intake.dependencies import Rules
+from services.intake.models import Base, Dossier
+
+
+class IntakeService:
+    name = "intake"
+
+    db = Database(Base)
+    metrics = Metrics()
+    rules = Rules()
+    config = Config()
+    workflow = RpcProxy("workflow")  # the hand-overs of form 06
+    dossiers_by_status = GroupCountGauge("motcua_dossiers_by_status", "Dossiers by status", Dossier.status)
+
+    def _caller(self, token):
+        return verify_token(token, self.rules.secret)
+
+    def _view(self, dossier):
+        return dossiers.view(dossier, self.rules.calendar.tz, self.rules.catalog)
+
+    @rpc
+    def health(self):
+        return self.db.health()
+
+    def _today(self):
+        return utcnow().astimezone(self.rules.calendar.tz).date()
+
+    @rpc
+    def list_agencies(self):
+        return [self.rules.catalog.agency_view(code) for code in self.rules.catalog.agencies]
+
+    @rpc
+    def list_procedures(self, query=None):
+        return [p.summary() for p in self.rules.catalog.search(query, on=self._today())]
+
+    @rpc
+    def get_procedure(self, code, version=None):
+        return self.rules.catalog.procedure(code, version=version, on=self._today()).detail()
+
+    @rpc
+    def calendar_due(self, params):
+        data = load_valid(CalendarDueV1(), params)
+        return due.due(self.rules, data["start"], data["days"], data["agency"], data["cutoff"])
+
+    @rpc
+    def submit_dossier(self, payload, caller_token=None, idempotency_key=None):
+        data = load_valid(SubmitDossierV1(), payload)
+        caller = self._caller(caller_token) if caller_token else None
+        return self._view(dossiers.submit(self.db, self.rules, data, caller, utcnow(), idempotency_key))
+
+    @rpc
+    def get_dossier(self, code, caller_token):
+        return self._view(dossiers.get_for_staff(self.db, code, self._caller(caller_token)))
+
+    @rpc
+    def search_dossiers(self, filters, caller_token):
+        data = load_valid(SearchDossiersV1(), filters)
+        return search.search(self.db, self.rules.secret, self.rules.calendar.tz, data, self._caller(caller_token),
+                             utcnow())
+
+    @rpc
+    def get_document(self, code, document_id, caller_token):
+        return dossiers.document_for_staff(self.db, self.rules.store, code, int(document_id),
+                                           self._caller(caller_token))
+
+    @rpc
+    def render_form(self, code, form, caller_token):
+        """A form of the dossier as PDF, base64 (staff of an involved agency)."""
+        dossier = dossiers.get_for_staff(self.db, code, self._caller(caller_token))
+        pdf = forms.render(form, dossier, self.rules.catalog, self.rules.calendar.tz, self._hand_overs)
+        return {"content_base64": base64.b64encode(pdf).decode()}
+
+    def _hand_overs(self, dossier_code):
+        """workflow's hand-overs (form 06), within the RPC deadline: a workflow that is down must not hold
+        one of intake's workers until it is back."""
+        with eventlet.Timeout(self.config.get("RPC_TIMEOUT", 10), TimeoutError("workflow did not answer in time")):
+            return self.workflow.dossier_history(dossier_code)
+
+    @rpc
+    def receive_dossier(self, code, caller_token):
+        return self._view(dossiers.receive(self.db, self.rules, code, self._caller(caller_token), utcnow()))
+
+    @rpc
+    def refuse_dossier(self, code, reason, caller_token):
+        data = load_valid(RefuseDossierV1(), {"reason": reason})
+        return self._view(dossiers.refuse(self.db, code, data["reason"], self._caller(caller_token), utcnow()))
+
+    @rpc
+    def request_supplement(self, code, payload, caller_token):
+        data = load_valid(RequestSupplementV1(), payload)
+        return self._view(dossiers.request_supplement(self.db, code, data["items"], data["note"],
+                                                      self._caller(caller_token), utcnow()))
+
+    @rpc
+    def supplement_dossier(self, code, payload, caller_token=None):
+        data = load_valid(ApplicantActionV1(), payload)
+        caller = self._caller(caller_token) if caller_token else None
+        return self._view(dossiers.supplement(self.db, self.rules, code, caller, data["id_number"], utcnow(),
+                                              data["documents"]))
+
+    @rpc
+    def withdraw_dossier(self, code, payload, caller_token=None):
+        data = load_valid(ApplicantActionV1(), payload)
+        caller = self._caller(caller_token) if caller_token else None
+        return self._view(dossiers.withdraw(self.db, code, data["reason"], caller, data["id_number"], utcnow()))
+
+    @rpc
+    def reschedule_dossier(self, code, payload, caller_token):
+        data = load_valid(RescheduleDossierV1(), payload)
+        return self._view(dossiers.reschedule(self.db, code, data["new_due_at"], data["reason"],
+                                              self._caller(caller_token), utcnow()))
+
+    @rpc
+    def return_result(self, code, method, caller_token):
+        data = load_valid(ReturnResultV1(), {"method": method})
+        return self._view(dossiers.return_result(self.db, code, data["method"], self._caller(caller_token), utcnow()))
+
+    @event_handler("workflow", "task_assigned")
+    def on_task_assigned(self, event):
+        self.db.apply_once(event, "intake.on_task_assigned", lambda uow, e: dossiers.task_assigned(uow, e.data))
+
+    @event_handler("workflow", "result_ready")
+    def on_result_ready(self, event):
+        self.db.apply_once(event, "intake.on_result_ready", lambda uow, e: dossiers.result_ready(uow, e.data))

@@ -1,0 +1,120 @@
+"""notify: tells citizens (email, SMS) and agencies' systems (signed webhooks) about their dossiers.
+
+Event handlers only plan the messages owed (committed, then the event is acked); notify's scheduler
+(dependencies.Notifications) sends them, retries, and dead-letters. See domain.py.
+"""
+from __future__ import annotations
+
+from nameko.rpc import rpc
+
+from motcua.bus import event_handler
+from motcua.db import Database
+from motcua.errors import load_valid
+from motcua.metrics import Metrics
+from services.notify import domain, templates
+from services.notify.dependencies import Notifications
+from services.notify.models import Base
+from services.notify.schemas import (
+    DeadLettersIn,
+    DeliveryOut,
+    ListDeliveriesIn,
+    PreferencesIn,
+    PreviewIn,
+    ReceiptIn,
+    ResendIn,
+    preferences_out,
+)
+
+_delivery_out = DeliveryOut()
+_deliveries_out = DeliveryOut(many=True)
+
+
+class NotifyService:
+    name = "notify"
+
+    db = Database(Base, relay=False)  # notify emits no events: no outbox to relay
+    metrics = Metrics()
+    notifier = Notifications()
+
+    # The events that message someone: the applicant, or (overdue) the agency's office.
+    @event_handler("intake", "dossier_received")
+    def on_dossier_received(self, event):
+        self.notifier.plan(self.db, event)
+
+    @event_handler("intake", "supplement_requested")
+    def on_supplement_requested(self, event):
+        self.notifier.plan(self.db, event)
+
+    @event_handler("intake", "dossier_supplemented")
+    def on_dossier_supplemented(self, event):
+        self.notifier.plan(self.db, event)
+
+    @event_handler("intake", "dossier_refused")
+    def on_dossier_refused(self, event):
+        self.notifier.plan(self.db, event)
+
+    @event_handler("intake", "dossier_result_ready")
+    def on_dossier_result_ready(self, event):
+        self.notifier.plan(self.db, event)
+
+    @event_handler("intake", "result_returned")
+    def on_result_returned(self, event):
+        self.notifier.plan(self.db, event)
+
+    @event_handler("intake", "dossier_withdrawn")
+    def on_dossier_withdrawn(self, event):
+        self.notifier.plan(self.db, event)
+
+    @event_handler("intake", "dossier_rescheduled")
+    def on_dossier_rescheduled(self, event):
+        self.notifier.plan(self.db, event)
+
+    @event_handler("workflow", "task_overdue")
+    def on_task_overdue(self, event):
+        self.notifier.plan(self.db, event)
+
+    @event_handler("workflow", "dossier_overdue")
+    def on_dossier_overdue(self, event):
+        self.notifier.plan(self.db, event)
+
+    @rpc
+    def health(self):
+        return self.db.health()
+
+    @rpc
+    def list_deliveries(self, dossier_code):
+        args = load_valid(ListDeliveriesIn(), {"dossier_code": dossier_code})
+        return _deliveries_out.dump(domain.list_deliveries(self.db.session, args["dossier_code"]))
+
+    @rpc
+    def list_dead_letters(self, limit=100):
+        args = load_valid(DeadLettersIn(), {"limit": limit})
+        return _deliveries_out.dump(domain.list_dead_letters(self.db.session, args["limit"]))
+
+    @rpc
+    def resend(self, delivery_id):
+        args = load_valid(ResendIn(), {"delivery_id": delivery_id})
+        return _delivery_out.dump(self.notifier.resend(self.db.session, args["delivery_id"]))
+
+    @rpc
+    def delivery_receipt(self, provider, token, body):
+        args = load_valid(ReceiptIn(), {"provider": provider, "body": body})
+        delivery = self.notifier.receipt(self.db.session, args["provider"], token, args["body"])
+        return {"id": delivery.id, "status": delivery.status}
+
+    @rpc
+    def preview(self, event_type, channel, agency_code=None):
+        args = load_valid(PreviewIn(), {"event_type": event_type, "channel": channel, "agency_code": agency_code})
+        return templates.preview(self.notifier.templates, args["event_type"], args["channel"], args["agency_code"],
+                                 self.notifier.tz, self.notifier.agency_names)
+
+    @rpc
+    def get_preferences(self, dossier_code):
+        args = load_valid(ListDeliveriesIn(), {"dossier_code": dossier_code})
+        return preferences_out(domain.preferences_view(self.db.session, args["dossier_code"]))
+
+    @rpc
+    def set_preferences(self, dossier_code, choices, source="tracking"):
+        args = load_valid(PreferencesIn(), {"dossier_code": dossier_code, "choices": choices, "source": source})
+        return preferences_out(self.notifier.set_preferences(self.db.session, args["dossier_code"],
+                                                             args["choices"], args["source"]))

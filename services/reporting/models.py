@@ -1,0 +1,97 @@
+"""Reporting's database: the event store and the projections rebuilt from it."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, Date, Integer, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from motcua.db import ServiceBase, reliability_tables
+
+
+# DeclarativeBase again: ServiceBase is abstract, so a metadata is only made for a direct subclass.
+class Base(ServiceBase, DeclarativeBase):
+    pass
+
+
+reliability_tables(Base.metadata)
+
+
+class StoredEvent(Base):
+    """Every event reporting heard, append-only, in its wire form minus personal data (`contact`)."""
+
+    __tablename__ = "events"
+
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(32))
+    occurred_at: Mapped[datetime]
+    dossier_code: Mapped[str] = mapped_column(String(64), index=True)
+    data: Mapped[dict]
+
+
+class DossierFact(Base):
+    """One row per dossier (hồ sơ): the facts the report and public tracking need, nothing personal."""
+
+    __tablename__ = "dossier_facts"
+
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    agency_code: Mapped[str | None] = mapped_column(String(32), index=True)  # receiving agency
+    procedure_code: Mapped[str | None] = mapped_column(String(32))
+    procedure_name: Mapped[str | None] = mapped_column(String(500))
+    field_code: Mapped[str | None] = mapped_column(String(32))
+    channel: Mapped[str | None] = mapped_column(String(16))
+    submitted_at: Mapped[datetime | None]
+    received_at: Mapped[datetime | None]
+    due_at: Mapped[datetime | None]
+    processing_started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]  # result ready
+    returned_at: Mapped[datetime | None]
+    refused_at: Mapped[datetime | None]
+    withdrawn_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None] = mapped_column(index=True)  # finished_at, else withdrawn_at
+    paused_at: Mapped[datetime | None]  # when the latest supplement was asked (the clock stopped)
+    pause_ended_at: Mapped[datetime | None]  # when that pause ended (supplied, withdrawn); None: still on
+    overdue_noticed_at: Mapped[datetime | None]  # workflow's first overdue notice (task or dossier)
+    supplements: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # supplement requests so far
+    # early / on_time / late: finished date against due date, both local dates (needs the time zone,
+    # so it is computed when projecting rather than in the report's SQL).
+    timeliness: Mapped[str | None] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    status_code: Mapped[int] = mapped_column(Integer)
+    current_agency_code: Mapped[str | None] = mapped_column(String(32))
+    current_step: Mapped[str | None] = mapped_column(String(200))
+    applicant_masked: Mapped[str | None] = mapped_column(String(200))
+    tracking_key: Mapped[str | None] = mapped_column(String(64))  # keyed hash, never the phone digits
+
+
+class PortalPush(Base):
+    """The national portal (DVCQG) re-send queue: one row per dossier, the version to push (its number of
+    stored events) and how far the push got. Errors are an HTTP status or an error class, never data."""
+
+    __tablename__ = "dvcqg_pushes"
+
+    dossier_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)  # the dossier's version to push
+    pushed_version: Mapped[int | None] = mapped_column(Integer)  # the last version the portal accepted
+    state: Mapped[str] = mapped_column(String(16), index=True)  # pending / pushed / rejected
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # failed tries of `version`
+    next_attempt_at: Mapped[datetime] = mapped_column(index=True)
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    pushed_at: Mapped[datetime | None]
+    reconciled_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class ReportCount(Base):
+    """Pre-aggregated counters of the standard report (services/reporting/aggregates.py)."""
+
+    __tablename__ = "report_counts"
+
+    grain: Mapped[str] = mapped_column(String(5), primary_key=True)  # "day", or "month" (day = the 1st)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)  # local date in the province's time zone
+    bucket: Mapped[str] = mapped_column(String(32), primary_key=True)
+    agency_code: Mapped[str] = mapped_column(String(32), primary_key=True)  # receiving agency
+    field_code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)

@@ -1,0 +1,44 @@
+"""Public tracking (tra cứu hồ sơ): anyone with the dossier code and the applicant's phone's last 4
+digits sees where the dossier is; the name is masked, nothing else personal is shown."""
+from __future__ import annotations
+
+import hmac
+from functools import partial
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from motcua.calendar import local_iso
+from motcua.errors import NotFound
+from motcua.privacy import tracking_key
+from services.reporting.models import DossierFact
+from services.reporting.projections import dossier_events, project
+
+# One message for an unknown code and a wrong key: the answer must not reveal which codes exist.
+NOT_FOUND = "no dossier with this code and key"
+
+
+def track(session: Session, code: str, key: str, secret: str, zone: ZoneInfo) -> dict:
+    fact = session.get(DossierFact, code)
+    expected = tracking_key(secret, code, key)
+    if fact is None or not fact.tracking_key or not hmac.compare_digest(fact.tracking_key, expected):
+        raise NotFound(NOT_FOUND)
+
+    at = partial(local_iso, tz=zone)
+    timeline = project(code, dossier_events(session, code), zone).timeline
+    return {
+        "code": fact.code,
+        "procedure_code": fact.procedure_code,
+        "procedure_name": fact.procedure_name,
+        "status": fact.status,
+        "status_code": fact.status_code,
+        "submitted_at": at(fact.submitted_at),
+        "received_at": at(fact.received_at),
+        "due_at": at(fact.due_at),
+        "finished_at": at(fact.finished_at),
+        "returned_at": at(fact.returned_at),
+        "refused_at": at(fact.refused_at),
+        "current_agency_code": fact.current_agency_code,
+        "applicant_name": fact.applicant_masked,
+        "timeline": [{**entry, "at": at(entry["at"])} for entry in timeline],
+    }

@@ -1,0 +1,68 @@
+"""Test set-up shared by every layer: eventlet first, then real RabbitMQ/PostgreSQL fixtures."""
+import os
+
+os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")
+
+import warnings  # noqa: E402
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # eventlet announces its bug-fix-only mode; STACK.md knows
+    import eventlet
+
+eventlet.monkey_patch()
+
+import uuid  # noqa: E402
+
+import pytest  # noqa: E402
+
+from tests import infra  # noqa: E402
+
+
+@pytest.fixture
+def web_session():
+    """Overrides nameko's fixture, which imports a function Werkzeug 3 removed (STACK.md trap 6)."""
+    pytest.fail("use tests.infra.http helpers, not nameko's web_session")
+
+
+@pytest.fixture(scope="session")
+def rabbitmq():
+    infra.require_rabbitmq()
+    return infra.RABBIT_HOST
+
+
+@pytest.fixture
+def amqp_uri(rabbitmq):
+    """A fresh RabbitMQ vhost for one test, deleted after it."""
+    vhost = f"motcua-test-{uuid.uuid4().hex[:10]}"
+    infra.create_vhost(vhost)
+    yield infra.amqp_uri(vhost)
+    infra.delete_vhost(vhost)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    infra.require_postgres()
+
+
+@pytest.fixture
+def pg_urls(postgres):
+    """A fresh, migrated PostgreSQL database for each of the five services."""
+    urls = infra.create_service_databases()
+    yield urls
+    infra.drop_databases(urls)
+
+
+@pytest.fixture
+def sqlite_urls(tmp_path):
+    """Migrated SQLite files for each service, for fast service tests without PostgreSQL."""
+    return infra.migrated_sqlite_urls(tmp_path)
+
+
+def pytest_collection_modifyitems(items):
+    """Mark by folder, so `make unit` can leave out what needs RabbitMQ and PostgreSQL."""
+    for item in items:
+        path = str(item.fspath)
+        if "/tests/integration/" in path:
+            item.add_marker(pytest.mark.integration)
+        elif "/tests/e2e/" in path:
+            item.add_marker(pytest.mark.e2e)

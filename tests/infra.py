@@ -1,0 +1,227 @@
+"""Real infrastructure for tests: RabbitMQ vhosts, PostgreSQL databases, service processes.
+
+Missing RabbitMQ or PostgreSQL fails the test with how to start them: CI never skips silently.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from motcua.config import ROOT, SERVICES
+
+RABBIT_HOST = os.environ.get("TEST_RABBIT_HOST", "127.0.0.1")
+RABBIT_MGMT = f"http://{RABBIT_HOST}:15672/api"
+RABBIT_AUTH = ("guest", "guest")
+PG_ADMIN_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+HOW_TO_START_RABBIT = (
+    "RabbitMQ with its management plugin must run on 127.0.0.1:5672/15672 for integration tests. "
+    "Start it with: rabbitmq-server -detached && rabbitmq-plugins enable rabbitmq_management "
+    "(or: docker compose up rabbitmq)."
+)
+HOW_TO_START_PG = (
+    "PostgreSQL must accept user postgres on 127.0.0.1:5432 for integration tests. Start it with: "
+    "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start "
+    "(or: docker compose up postgres)."
+)
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def require_rabbitmq() -> None:
+    if not _port_open(RABBIT_HOST, 5672):
+        pytest.fail(HOW_TO_START_RABBIT, pytrace=False)
+    try:
+        requests.get(f"{RABBIT_MGMT}/overview", auth=RABBIT_AUTH, timeout=5).raise_for_status()
+    except requests.RequestException:
+        pytest.fail(HOW_TO_START_RABBIT, pytrace=False)
+
+
+def require_postgres() -> None:
+    if not _port_open("127.0.0.1", 5432):
+        pytest.fail(HOW_TO_START_PG, pytrace=False)
+
+
+def create_vhost(vhost: str) -> None:
+    requests.put(f"{RABBIT_MGMT}/vhosts/{vhost}", auth=RABBIT_AUTH, timeout=10).raise_for_status()
+    requests.put(f"{RABBIT_MGMT}/permissions/{vhost}/guest", auth=RABBIT_AUTH, timeout=10,
+                 json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
+
+
+def delete_vhost(vhost: str) -> None:
+    requests.delete(f"{RABBIT_MGMT}/vhosts/{vhost}", auth=RABBIT_AUTH, timeout=10)
+
+
+def amqp_uri(vhost: str) -> str:
+    return f"amqp://guest:guest@{RABBIT_HOST}:5672/{vhost}"
+
+
+def queue_info(vhost: str, queue: str) -> dict:
+    """A queue as the management API describes it ({} while it does not exist)."""
+    response = requests.get(f"{RABBIT_MGMT}/queues/{vhost}/{queue}", auth=RABBIT_AUTH, timeout=10)
+    if response.status_code == 404:
+        return {}
+    response.raise_for_status()
+    return response.json()
+
+
+def queue_depth(vhost: str, queue: str) -> int:
+    """Messages in a queue; raises while the queue does not exist."""
+    response = requests.get(f"{RABBIT_MGMT}/queues/{vhost}/{queue}", auth=RABBIT_AUTH, timeout=10)
+    response.raise_for_status()
+    return int(response.json().get("messages", 0))
+
+
+def _admin_engine():
+    from sqlalchemy import create_engine
+    return create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+
+
+def create_service_databases(names=SERVICES, migrate: bool = True) -> dict[str, str]:
+    """A fresh PostgreSQL database per name; migrated when the names are Motcua's services."""
+    from motcua import migrate as migrations
+
+    prefix = f"motcua_test_{uuid.uuid4().hex[:8]}"
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    urls = {name: f"{base}/{prefix}_{name}" for name in names}
+    engine = _admin_engine()
+    with engine.connect() as connection:
+        for url in urls.values():
+            connection.exec_driver_sql(f'CREATE DATABASE "{url.rsplit("/", 1)[1]}"')
+    engine.dispose()
+    if migrate:
+        for service, url in urls.items():
+            migrations.upgrade(service, url)
+    return urls
+
+
+def drop_databases(urls: dict[str, str]) -> None:
+    engine = _admin_engine()
+    with engine.connect() as connection:
+        for url in urls.values():
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+    engine.dispose()
+
+
+def migrated_sqlite_urls(directory: Path) -> dict[str, str]:
+    from motcua import migrate as migrations
+
+    urls = {service: f"sqlite:///{directory / (service + '.db')}" for service in SERVICES}
+    for service, url in urls.items():
+        migrations.upgrade(service, url)
+    return urls
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServiceProcesses:
+    """The five services, each in its own OS process, as production runs them."""
+
+    def __init__(self, amqp_uri: str, db_urls: dict[str, str], log_dir: Path, extra_env: dict | None = None):
+        self.gateway_port = free_port()
+        self.env = {
+            **os.environ, "AMQP_URI": amqp_uri, "PYTHONPATH": str(ROOT), "MOTCUA_LOG_LEVEL": "INFO",
+            "GATEWAY_ADDRESS": f"127.0.0.1:{self.gateway_port}",
+            "MOTCUA_VAR_DIR": str(log_dir / "var"), **(extra_env or {}),
+        }
+        for service, url in db_urls.items():
+            self.env[f"{service.upper()}_DB_URL"] = url
+        self.metrics_ports = {}
+        for service in SERVICES:
+            if service != "gateway":
+                self.metrics_ports[service] = free_port()
+                self.env[f"{service.upper()}_METRICS_PORT"] = str(self.metrics_ports[service])
+        self.log_dir = log_dir
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.base_url = f"http://127.0.0.1:{self.gateway_port}"
+
+    def start(self, service: str) -> None:
+        log = open(self.log_dir / f"{service}.log", "ab")
+        self.processes[service] = subprocess.Popen(
+            [sys.executable, "-m", "motcua.run", service], env=self.env, cwd=ROOT,
+            stdout=log, stderr=subprocess.STDOUT)
+
+    def start_all(self) -> None:
+        from motcua import seed  # noqa: F401  (imported to fail fast if the seed module is broken)
+        subprocess.run([sys.executable, "-m", "motcua.seed"], env=self.env, cwd=ROOT, check=True,
+                       capture_output=True)
+        for service in SERVICES:
+            self.start(service)
+        self.wait_healthy()
+
+    def wait_healthy(self, timeout: float = 60) -> None:
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            for service, process in self.processes.items():
+                if process.poll() is not None:
+                    raise RuntimeError(f"{service} exited with {process.returncode}; see {self.log_dir}/{service}.log")
+            try:
+                response = requests.get(f"{self.base_url}/health", timeout=5)
+                last = response.text
+                if response.status_code == 200:
+                    return
+            except requests.RequestException as exc:
+                last = repr(exc)
+            time.sleep(0.5)
+        raise RuntimeError(f"platform not healthy after {timeout}s: {last}")
+
+    def kill(self, service: str) -> None:
+        process = self.processes[service]
+        process.kill()
+        process.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("*.log")))
+
+
+def get_messages(vhost: str, queue: str, count: int = 10) -> list[dict]:
+    """Peek at messages (requeued) through the management API."""
+    response = requests.post(f"{RABBIT_MGMT}/queues/{vhost}/{queue}/get", auth=RABBIT_AUTH, timeout=10,
+                             json={"count": count, "ackmode": "ack_requeue_true", "encoding": "auto"})
+    response.raise_for_status()
+    return response.json()
+
+
+def require_rabbitmq_for_bench() -> None:
+    if not (_port_open(RABBIT_HOST, 5672) and _port_open("127.0.0.1", 5432)):
+        raise SystemExit(HOW_TO_START_RABBIT + "\n" + HOW_TO_START_PG)
+
+
+def wait_for(predicate, timeout: float = 60, interval: float = 0.3):
+    """Poll `predicate` until it is truthy or `timeout` passes; returns its last value."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()

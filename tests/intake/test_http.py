@@ -1,0 +1,247 @@
+"""Intake behind the real gateway over HTTP (embedded bus, SQLite): the calendar endpoint's contract,
+the catalogue, and the reception decisions' routes."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import uuid
+from datetime import datetime, timedelta
+from types import SimpleNamespace
+
+import eventlet
+import pytest
+import requests
+from nameko.containers import ServiceContainer
+from nameko.testing.services import replace_dependencies, worker_factory
+
+from motcua import embedded
+from motcua.config import nameko_config
+from motcua.identity import Caller, issue_token
+from services.gateway.service import GatewayService
+from services.intake.service import IntakeService
+from tests.infra import free_port, migrated_sqlite_urls
+from tests.intake.test_forms import hand_overs, text_of
+
+COMMUNE = "000.20.01.H56"
+APPLICANT = {"full_name": "Trần Thị Bình", "id_number": "038190012345", "phone": "0987654321"}
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    embedded.install()
+    vhost = f"intake-http-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    config = {**nameko_config(f"embedded:///{vhost}"), "DB_URLS": migrated_sqlite_urls(tmp_path_factory.mktemp("db")),
+              "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}", "METRICS_PORTS": {}}
+    containers = [ServiceContainer(cls, config) for cls in (IntakeService, GatewayService)]
+    workflow = SimpleNamespace(dossier_history=hand_overs)  # workflow is not started here: its hand-overs
+    replace_dependencies(containers[0], workflow=workflow)
+    for container in containers:
+        container.start()
+    receptionist = issue_token(Caller(f"receptionist@{COMMUNE}", COMMUNE, ("receptionist",)), config["SECRET"],
+                               timedelta(minutes=10))
+    yield SimpleNamespace(url=f"http://127.0.0.1:{port}", staff={"Authorization": f"Bearer {receptionist}"})
+    for container in containers:
+        container.stop()
+    embedded.reset(vhost)
+
+
+def due(api, **params):
+    return requests.get(f"{api.url}/api/v1/calendar/due", params=params, timeout=10)
+
+
+@pytest.mark.parametrize("params, expected", [
+    # inside office hours: 1 day = 8 working hours later
+    ({"start": "2026-03-02T09:00:00+07:00", "days": "1"}, "2026-03-03T09:00:00+07:00"),
+    # an allowance that ends exactly at 17:00 is due at 17:00, not the next morning
+    ({"start": "2026-03-02T07:00:00+07:00", "days": "1"}, "2026-03-02T17:00:00+07:00"),
+    # at lunch: counting starts at 13:30; half a day = 4 h → 17:30 does not exist → next morning 07:30
+    ({"start": "2026-03-02T12:00:00+07:00", "days": "0.5"}, "2026-03-03T07:30:00+07:00"),
+    # after the cut-off: from the next working day's opening
+    ({"start": "2026-03-02T15:30:00+07:00", "days": "1", "cutoff": "15:00"}, "2026-03-03T17:00:00+07:00"),
+    # the start may be given in any offset; the answer is in the province's
+    ({"start": "2026-03-02T02:00:00+00:00", "days": "1"}, "2026-03-03T09:00:00+07:00"),
+    # the provincial police keeps 07:30-11:30, 13:30-17:30
+    ({"start": "2026-03-02T07:00:00+07:00", "days": "1", "agency": "000.00.15.H56"}, "2026-03-02T17:30:00+07:00"),
+])
+def test_calendar_due_follows_the_contract(api, params, expected):
+    response = due(api, **params)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"due_at": expected}
+
+
+def test_calendar_due_accepts_an_unencoded_plus(api):
+    response = requests.get(f"{api.url}/api/v1/calendar/due?start=2026-03-02T09:00:00+07:00&days=1", timeout=10)
+    assert response.json() == {"due_at": "2026-03-03T09:00:00+07:00"}
+
+
+@pytest.mark.parametrize("params, field", [
+    ({"days": "1"}, "start"),
+    ({"start": "2026-03-02T09:00:00", "days": "1"}, "start"),
+    ({"start": "yesterday", "days": "1"}, "start"),
+    ({"start": "2026-03-02T09:00:00+07:00"}, "days"),
+    ({"start": "2026-03-02T09:00:00+07:00", "days": "0.3"}, "days"),
+    ({"start": "2026-03-02T09:00:00+07:00", "days": "-1"}, "days"),
+    ({"start": "2026-03-02T09:00:00+07:00", "days": "NaN"}, "days"),
+    ({"start": "2026-03-02T09:00:00+07:00", "days": "1", "cutoff": "3pm"}, "cutoff"),
+    ({"start": "2026-03-02T09:00:00+07:00", "days": "1", "agency": "000.99.99.H56"}, "agency"),
+])
+def test_calendar_due_names_the_bad_parameter(api, params, field):
+    response = due(api, **params)
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == field
+
+
+def test_the_catalogue_lists_15_procedures_with_their_terms(api):
+    procedures = requests.get(f"{api.url}/api/v1/procedures", timeout=10).json()
+    assert len(procedures) >= 15
+    first = procedures[0]
+    for key in ("code", "name", "field", "agency_code", "processing_time", "fee", "online_level",
+                "version", "level", "cutoff", "channels", "effective_from"):
+        assert key in first
+    found = requests.get(f"{api.url}/api/v1/procedures", params={"q": "cap phieu ly lich tu phap"}, timeout=10)
+    assert [p["code"] for p in found.json()] == ["2.000505"]
+    old = requests.get(f"{api.url}/api/v1/procedures/1.004873/versions/1", timeout=10).json()
+    assert "so_ho_khau" in [d["key"] for d in old["documents"]]
+    assert requests.get(f"{api.url}/api/v1/procedures/1.004873/versions/9", timeout=10).status_code == 404
+
+
+def submit(api):
+    body = {"procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT}
+    response = requests.post(f"{api.url}/api/v1/dossiers", json=body, timeout=10)
+    assert response.status_code == 201, response.text
+    return response.json()["code"]
+
+
+def post(api, code, action, body, headers=None):
+    return requests.post(f"{api.url}/api/v1/dossiers/{code}/{action}", json=body, headers=headers, timeout=10)
+
+
+def test_supplement_and_withdrawal_over_http(api):
+    code = submit(api)
+    assert post(api, code, "receive", {}, api.staff).status_code == 200
+    asked = post(api, code, "request-supplement", {"items": ["Bản sao CCCD"]}, api.staff)
+    assert asked.status_code == 200 and asked.json()["status_code"] == 5
+    assert asked.json()["supplements"][0]["items"] == ["Bản sao CCCD"]
+    assert post(api, code, "request-supplement", {"items": []}, api.staff).json()["error"]["field"] == "items"
+    wrong = post(api, code, "supplement", {"id_number": "038190099999"})
+    assert wrong.status_code == 403
+    done = post(api, code, "supplement", {"id_number": APPLICANT["id_number"]})
+    assert done.status_code == 200
+    assert set(done.json()) == {"code", "status", "status_code", "due_at", "allowed_actions"}  # nothing personal
+    assert done.json()["status"] == "received"
+    again = post(api, code, "supplement", {"id_number": APPLICANT["id_number"]})
+    assert again.status_code == 409
+    assert again.json()["error"]["allowed"] == ["request_supplement", "withdraw", "reschedule"]
+    withdrawn = post(api, code, "withdraw", {"reason": "Không còn nhu cầu"}, api.staff)
+    assert (withdrawn.status_code, withdrawn.json()["status_code"]) == (200, 7)
+    assert withdrawn.json()["history"][-1]["actor"] == f"receptionist@{COMMUNE}"
+
+
+PDF = b"%PDF-1.4\n% a small test file\n%%EOF\n"
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def test_documents_as_multipart_and_base64_are_checked_hashed_and_served_to_involved_staff(api):
+    dossier = {"procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT}
+    files = {"don_de_nghi": ("don.pdf", PDF, "application/pdf")}
+    response = requests.post(f"{api.url}/api/v1/dossiers", data={"dossier": json.dumps(dossier)}, files=files,
+                             timeout=10)
+    assert response.status_code == 201, response.text
+    code = response.json()["code"]
+    view = requests.get(f"{api.url}/api/v1/dossiers/{code}", headers=api.staff, timeout=10).json()
+    [document] = view["documents"]
+    assert (document["key"], document["sha256"], document["content_type"]) == (
+        "don_de_nghi", hashlib.sha256(PDF).hexdigest(), "application/pdf")
+    assert [m["key"] for m in view["documents_missing"]] == ["xac_nhan_niem_yet"]
+
+    download = requests.get(f"{api.url}/api/v1/dossiers/{code}/documents/{document['id']}", headers=api.staff,
+                            timeout=10)
+    assert (download.status_code, download.content) == (200, PDF)
+    assert download.headers["Content-Type"] == "application/pdf"
+    outsider = issue_token(Caller("specialist@000.00.15.H56", "000.00.15.H56", ("specialist",)),
+                           nameko_config()["SECRET"], timedelta(minutes=5))
+    denied = requests.get(f"{api.url}/api/v1/dossiers/{code}/documents/{document['id']}",
+                          headers={"Authorization": f"Bearer {outsider}"}, timeout=10)
+    assert denied.status_code == 403
+    assert requests.get(f"{api.url}/api/v1/dossiers/{code}/documents/{document['id']}", timeout=10).status_code == 401
+
+    # the missing one comes with the supplement, as base64 JSON
+    post(api, code, "request-supplement", {"items": ["Giấy xác nhận niêm yết"]}, api.staff)
+    upload = {"key": "xac_nhan_niem_yet", "filename": "niem-yet.png", "content_base64": base64.b64encode(PNG).decode()}
+    supplied = post(api, code, "supplement", {"documents": [upload]}, api.staff)
+    assert supplied.status_code == 200, supplied.text
+    assert supplied.json()["documents_missing"] == []
+    assert [d["content_type"] for d in supplied.json()["documents"]] == ["application/pdf", "image/png"]
+
+
+@pytest.mark.parametrize("document, field", [
+    ({"key": "khong_co", "filename": "x.pdf", "content": PDF}, "documents.0.key"),
+    ({"key": "don_de_nghi", "filename": "x.exe", "content": b"MZ\x90\x00"}, "documents.0.content"),
+    ({"key": "don_de_nghi", "filename": "x.pdf", "content": b"%PDF-" + b"0" * (5 * 1024 * 1024)},
+     "documents.0.content"),
+    ({"key": "don_de_nghi", "filename": "x.pdf", "content": None}, "documents.0.content_base64"),
+])
+def test_a_bad_document_is_refused_naming_it(api, document, field):
+    dossier = {"procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT}
+    if document["content"] is None:  # not base64, in a JSON body
+        body = {**dossier, "documents": [{"key": document["key"], "filename": "x", "content_base64": "%%%"}]}
+        response = requests.post(f"{api.url}/api/v1/dossiers", json=body, timeout=10)
+    else:
+        files = {document["key"]: (document["filename"], document["content"], "application/octet-stream")}
+        response = requests.post(f"{api.url}/api/v1/dossiers", data={"dossier": json.dumps(dossier)}, files=files,
+                                 timeout=30)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["field"] == field
+
+
+def test_forms_over_http(api):
+    code = submit(api)
+    form = f"{api.url}/api/v1/dossiers/{code}/forms"
+    assert requests.get(f"{form}/01", headers=api.staff, timeout=10).status_code == 409
+    post(api, code, "receive", {}, api.staff)
+    receipt = requests.get(f"{form}/01", headers=api.staff, timeout=10)
+    assert receipt.status_code == 200 and receipt.headers["Content-Type"] == "application/pdf"
+    assert receipt.content.startswith(b"%PDF")
+    assert requests.get(f"{form}/01", timeout=10).status_code == 401
+    assert requests.get(f"{form}/99", headers=api.staff, timeout=10).json()["error"]["field"] == "form"
+    sheet = requests.get(f"{form}/06", headers=api.staff, timeout=10)
+    assert sheet.status_code == 200 and "Văn phòng Đăng ký đất đai" in text_of(sheet.content)
+
+    assert requests.get(f"{form}/04", headers=api.staff, timeout=10).status_code == 409  # no apology yet
+    current = requests.get(f"{api.url}/api/v1/dossiers/{code}", headers=api.staff, timeout=10).json()["due_at"]
+    later = (datetime.fromisoformat(current) + timedelta(days=5)).isoformat()
+    for body, field in (({"new_due_at": "2026-03-20T16:00:00", "reason": "x"}, "new_due_at"),
+                        ({"new_due_at": later}, "reason"),
+                        ({"new_due_at": current, "reason": "x"}, "new_due_at")):
+        refused = post(api, code, "reschedule", body, api.staff)
+        assert (refused.status_code, refused.json()["error"]["field"]) == (400, field)
+    assert post(api, code, "reschedule", {"new_due_at": later, "reason": "x"}).status_code == 401
+    moved = post(api, code, "reschedule", {"new_due_at": later, "reason": "Chờ xác minh nguồn gốc đất"}, api.staff)
+    assert moved.status_code == 200 and moved.json()["due_at"] == later
+    assert moved.json()["reschedules"][0]["late_apology"] is False
+    apology = text_of(requests.get(f"{form}/04", headers=api.staff, timeout=10).content)
+    assert code in apology and APPLICANT["full_name"] in apology and "Chờ xác minh nguồn gốc đất" in apology
+
+
+def test_staff_search_over_http(api):
+    code = submit(api)
+    url = f"{api.url}/api/v1/dossiers/search"
+    found = requests.post(url, json={"code": code, "phone": "+84987654321", "name": "tran thi"}, headers=api.staff,
+                          timeout=10)
+    assert found.status_code == 200, found.text
+    assert [item["code"] for item in found.json()["items"]] == [code]
+    bad = requests.post(url, json={"page_size": 0}, headers=api.staff, timeout=10)
+    assert bad.json()["error"]["field"] == "page_size"
+    assert requests.post(url, json={}, timeout=10).status_code == 401
+
+
+def test_a_workflow_that_does_not_answer_frees_the_intake_worker_at_the_rpc_deadline():
+    slow = SimpleNamespace(dossier_history=lambda code: eventlet.sleep(5))
+    service = worker_factory(IntakeService, config={"RPC_TIMEOUT": 0.2}, workflow=slow)
+    with pytest.raises(TimeoutError, match="workflow did not answer in time"):
+        service._hand_overs("000.20.01.H56-260302-0001")
+    answering = worker_factory(IntakeService, config={"RPC_TIMEOUT": 0.2}, workflow=SimpleNamespace(
+        dossier_history=hand_overs))
+    assert answering._hand_overs("000.20.01.H56-260302-0001")[1]["agency_code"] == "000.00.18.H56"

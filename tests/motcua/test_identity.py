@@ -1,0 +1,26 @@
+"""Who may do what: roles per agency; an agency's system only where a check lets it in."""
+import pytest
+
+from motcua.errors import Forbidden
+from motcua.identity import Caller
+
+TAX = "000.00.18.H56"
+
+
+def test_a_system_account_takes_its_agencys_tasks_and_nothing_else():
+    system = Caller(f"system@{TAX}", TAX, ("system",))
+    system.require("leader", agency_code=TAX, allow_system=True)  # its agency's task, any step role
+    with pytest.raises(Forbidden):
+        system.require("leader", agency_code="000.20.01.H56", allow_system=True)  # another agency's
+    with pytest.raises(Forbidden):
+        system.require("receptionist", agency_code=TAX)  # counter decisions are not a system's
+
+
+def test_roles_are_checked_per_agency_and_admins_pass():
+    receptionist = Caller("receptionist@X", "000.20.01.H56", ("receptionist",))
+    receptionist.require("receptionist", agency_code="000.20.01.H56")
+    with pytest.raises(Forbidden):
+        receptionist.require("leader", agency_code="000.20.01.H56")
+    with pytest.raises(Forbidden):
+        receptionist.require("receptionist", agency_code=TAX)
+    Caller("admin", None, ("admin",)).require("leader", agency_code=TAX)

@@ -1,0 +1,94 @@
+"""The report routes over real HTTP: the gateway container in front of the reporting service's real
+entrypoints (worker_factory on a reporting database), the other services mocked."""
+import csv
+import io
+import random
+
+import pytest
+import requests
+from nameko.testing.services import worker_factory
+from openpyxl import load_workbook
+
+from services.reporting import projections
+from services.reporting.dependencies import ProvinceData
+from services.reporting.service import ReportingService
+from tests.gateway.test_http import api, bearer, gateway, token  # noqa: F401 (fixtures)
+from tests.reporting.factory import JUSTICE, LAND_OFFICE, SECRET, VN, memory_database, random_lives, vn
+from tests.reporting.test_standard_report import NAMES, PARENTS, PROVINCE
+
+RPCS = ("timeliness_report", "report_drill_down", "report_export", "leaders_dashboard", "daily_series",
+        "public_statistics")
+
+
+@pytest.fixture
+def reporting(api):  # noqa: F811
+    uow = memory_database()()
+    for life in random_lives(random.Random(5), 60, vn(2026, 1, 5, 8), 80):
+        for evt in life:
+            projections.record(uow, evt, VN)
+    service = worker_factory(ReportingService, db=uow, province=ProvinceData(VN, NAMES, PARENTS),
+                             config={"SECRET": SECRET})
+    for name in RPCS:
+        getattr(api.reporting, name).side_effect = getattr(service, name)
+    return api
+
+
+def leader(api):  # noqa: F811
+    return bearer(token(api, f"leader@{JUSTICE}", JUSTICE, "leader"))
+
+
+def get(api, path, **kwargs):  # noqa: F811
+    return requests.get(f"{api.url}{path}", timeout=10, **kwargs)
+
+
+def test_the_report_and_the_list_behind_a_figure(reporting):
+    path = "/api/v1/reports/standard?from=2026-02-01&to=2026-03-31"
+    assert get(reporting, path).status_code == 401
+    report = get(reporting, path, headers=leader(reporting)).json()
+    assert [row["agency_code"] for row in report["rollup"]] == [PROVINCE, JUSTICE, "000.00.12.H56", LAND_OFFICE]
+    late = report["rows"][0]["resolved"]["late"]
+    listed = get(reporting, f"/api/v1/reports/standard/dossiers?from=2026-02-01&to=2026-03-31&cell=resolved.late"
+                            f"&key={JUSTICE}", headers=leader(reporting)).json()
+    assert listed["count"] == len(listed["dossiers"]) == late > 0
+    assert {d["timeliness"] for d in listed["dossiers"]} == {"late"}
+    rolled = get(reporting, f"/api/v1/reports/standard/dossiers?from=2026-02-01&to=2026-03-31&cell=received.total"
+                            f"&key={PROVINCE}&rollup=true", headers=leader(reporting)).json()
+    assert rolled["count"] == report["rollup"][0]["received"]["total"] == report["totals"]["received"]["total"]
+    by_field = get(reporting, path + "&by=field", headers=leader(reporting)).json()
+    assert [row["field_code"] for row in by_field["rows"]] == ["HT"]
+
+
+@pytest.mark.parametrize("query, field", [("from=2026-03-01&to=2026-02-01", "to"), ("to=2026-02-01", "from"),
+                                          ("from=2026-03-01&to=2026-03-02&by=street", "by"),
+                                          ("from=2026-03-01&to=2026-03-02&agency=999", "agency")])
+def test_bad_report_queries_are_400_naming_the_field(reporting, query, field):
+    response = get(reporting, f"/api/v1/reports/standard?{query}", headers=leader(reporting))
+    assert response.status_code == 400 and response.json()["error"]["field"] == field
+    drill = get(reporting, "/api/v1/reports/standard/dossiers?from=2026-03-01&to=2026-03-02&cell=received.x",
+                headers=leader(reporting))
+    assert drill.status_code == 400 and drill.json()["error"]["field"] == "cell"
+
+
+def test_exports_download_as_csv_and_xlsx(reporting):
+    base = "/api/v1/reports/standard/export?from=2026-02-01&to=2026-03-31"
+    as_csv = get(reporting, base + "&format=csv", headers=leader(reporting))
+    assert as_csv.status_code == 200 and as_csv.headers["Content-Type"].startswith("text/csv")
+    assert 'filename="II.06a_agency_2026-02-01_2026-03-31.csv"' in as_csv.headers["Content-Disposition"]
+    lines = list(csv.reader(io.StringIO(as_csv.content.decode("utf-8-sig"))))
+    assert lines[0][0] == "Mã cơ quan" and lines[-1][1] == "Tổng cộng"
+    as_xlsx = get(reporting, base + "&format=xlsx&by=field", headers=leader(reporting))
+    sheet = load_workbook(io.BytesIO(as_xlsx.content), read_only=True).active
+    assert list(sheet.iter_rows(values_only=True))[2][:2] == ("Mã lĩnh vực", "Lĩnh vực")
+    assert get(reporting, base + "&format=pdf", headers=leader(reporting)).json()["error"]["field"] == "format"
+
+
+def test_leaders_series_and_public_statistics(reporting):
+    board = get(reporting, "/api/v1/reports/leaders", headers=leader(reporting)).json()
+    assert set(board["periods"]) == {"today", "month", "year"}
+    series = get(reporting, "/api/v1/reports/daily?from=2026-02-01&to=2026-02-07", headers=leader(reporting)).json()
+    assert len(series["days"]) == 7
+    public = get(reporting, "/api/v1/public/statistics?from=2026-01-01&to=2026-03-31")  # no token needed
+    assert public.status_code == 200
+    province = public.json()["agencies"][0]
+    assert province["agency_code"] == PROVINCE and province["received"] > 0
+    assert "dossiers" not in public.text and "X-0" not in public.text

@@ -1,0 +1,251 @@
+"""The dossier projection: built from events in any order, each applied once, replayable."""
+import json
+import random
+
+import pytest
+from sqlalchemy import func, select, update
+
+from motcua import migrate
+from services.reporting import cli, projections
+from services.reporting.models import DossierFact, StoredEvent
+from tests.reporting.factory import (
+    EMAIL,
+    JUSTICE,
+    LAND_OFFICE,
+    NAME,
+    PHONE,
+    VN,
+    all_facts,
+    event,
+    lifecycle,
+    memory_database,
+    random_lives,
+    vn,
+)
+
+
+@pytest.fixture
+def unit():
+    return memory_database()
+
+
+def returned_dossier(code="000.00.06.H56-260302-0001"):
+    return lifecycle(code, submitted=vn(2026, 3, 2, 8, 0), received=vn(2026, 3, 2, 9, 0),
+                     due=vn(2026, 3, 5, 17, 0), finished=vn(2026, 3, 4, 10, 0), returned=vn(2026, 3, 4, 15, 0))
+
+
+def project(make_unit, events):
+    uow = make_unit()
+    for evt in events:
+        projections.record(uow, evt, VN)
+    return all_facts(uow.session)
+
+
+def test_a_returned_dossier_is_projected_with_its_whole_life(unit):
+    events = returned_dossier()
+    facts = project(unit, events)["000.00.06.H56-260302-0001"]
+    assert facts["status"] == "returned" and facts["status_code"] == 10
+    assert facts["agency_code"] == JUSTICE and facts["channel"] == "online"
+    assert facts["procedure_code"] == "1.004873" and facts["field_code"] == "HT"
+    assert facts["received_at"] == vn(2026, 3, 2, 9, 0)
+    assert facts["processing_started_at"] == vn(2026, 3, 2, 9, 1)
+    assert facts["finished_at"] == vn(2026, 3, 4, 10, 0)
+    assert facts["returned_at"] == vn(2026, 3, 4, 15, 0)
+    assert facts["timeliness"] == "early"
+    assert facts["current_agency_code"] == JUSTICE and facts["current_step"] is None
+    assert facts["applicant_masked"] == "Nguyễn V. A."
+
+    uow = unit()
+    timeline = projections.project("000.00.06.H56-260302-0001",
+                                   projections.dossier_events(uow.session, "000.00.06.H56-260302-0001"), VN).timeline
+    assert [(e["status"], e["agency_code"], e.get("step")) for e in timeline] == [
+        ("submitted", JUSTICE, None), ("received", JUSTICE, None), ("processing", JUSTICE, "Thẩm định"),
+        ("processing", LAND_OFFICE, "Ký duyệt"), ("result_ready", LAND_OFFICE, None),
+        ("result_ready", JUSTICE, None), ("returned", JUSTICE, None)]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_shuffled_events_give_the_same_projection_as_ordered_ones(unit, seed):
+    events = returned_dossier() + lifecycle("000.00.06.H56-260303-0002", submitted=vn(2026, 3, 3, 8),
+                                            received=vn(2026, 3, 3, 9), due=vn(2026, 3, 6, 17))
+    shuffled = events[:]
+    random.Random(seed).shuffle(shuffled)
+    assert project(memory_database(), shuffled) == project(unit, events)
+
+
+def test_a_duplicate_delivery_is_ignored(unit):
+    events = returned_dossier()
+    uow = unit()
+    applied = [projections.record(uow, evt, VN) for evt in events + events[::-1]]
+    assert applied == [True] * len(events) + [False] * len(events)
+    assert uow.session.scalar(select(func.count()).select_from(StoredEvent)) == len(events)
+    assert all_facts(uow.session) == project(memory_database(), events)
+
+
+def test_a_stale_event_from_a_skewed_clock_does_not_move_the_status_back(unit):
+    code = "000.00.06.H56-260302-0003"
+    submitted, received, assigned = lifecycle(code, submitted=vn(2026, 3, 2, 8), received=vn(2026, 3, 2, 9),
+                                              due=vn(2026, 3, 5, 17))[:3]
+    # intake's clock is behind: its "received" is stamped after workflow's task assignment
+    late_received = event("intake", "dossier_received",
+                          {**received.data, "contact": received.data["contact"]}, vn(2026, 3, 2, 9, 30))
+    facts = project(unit, [submitted, assigned, late_received])[code]
+    assert facts["status"] == "processing" and facts["status_code"] == 4
+    assert facts["received_at"] == vn(2026, 3, 2, 9)
+
+
+def test_a_refused_dossier_stays_refused():
+    code = "000.00.06.H56-260302-0004"
+    facts = project(memory_database(), lifecycle(code, submitted=vn(2026, 3, 2, 8),
+                                                 refused=vn(2026, 3, 2, 10)))[code]
+    assert (facts["status"], facts["status_code"]) == ("refused", 3)
+    assert facts["refused_at"] == vn(2026, 3, 2, 10) and facts["received_at"] is None
+
+
+def test_personal_data_is_never_stored(unit):
+    uow = unit()
+    for evt in returned_dossier() + lifecycle("000.00.06.H56-260302-0005", submitted=vn(2026, 3, 2, 8),
+                                              refused=vn(2026, 3, 2, 10)):
+        projections.record(uow, evt, VN)
+    stored = json.dumps([e.data for e in uow.session.scalars(select(StoredEvent))], ensure_ascii=False)
+    stored += json.dumps(all_facts(uow.session), ensure_ascii=False, default=str)
+    for personal in (NAME, PHONE, PHONE[-4:], EMAIL, "12 Lê Lợi", '"contact"', '"form"'):
+        assert personal not in stored
+
+
+@pytest.mark.parametrize("finished, expected", [
+    (vn(2026, 3, 4, 23, 59), "early"),
+    (vn(2026, 3, 5, 0, 30), "on_time"),  # 4 March 17:30 UTC: the local date is what counts
+    (vn(2026, 3, 5, 16, 59), "on_time"),
+    (vn(2026, 3, 6, 7, 0), "late"),
+])
+def test_timeliness_compares_local_dates(unit, finished, expected):
+    code = "000.00.06.H56-260302-0001"
+    facts = project(unit, lifecycle(code, submitted=vn(2026, 3, 2, 8), received=vn(2026, 3, 2, 9),
+                                     due=vn(2026, 3, 5, 17), finished=finished))[code]
+    assert facts["timeliness"] == expected
+
+
+def test_an_unfinished_or_undated_dossier_has_no_timeliness(unit):
+    open_code, refused_code = "000.00.06.H56-260302-0001", "000.00.06.H56-260302-0002"
+    facts = project(unit, lifecycle(open_code, submitted=vn(2026, 3, 2, 8), received=vn(2026, 3, 2, 9),
+                                    due=vn(2026, 3, 5, 17))
+                    + lifecycle(refused_code, submitted=vn(2026, 3, 2, 8), refused=vn(2026, 3, 2, 10)))
+    assert facts[open_code]["timeliness"] is None and facts[open_code]["status_code"] == 4
+    assert facts[refused_code]["timeliness"] is None and facts[refused_code]["status_code"] == 3
+
+
+def test_rebuild_all_equals_the_live_projections(unit):
+    uow = unit()
+    events = returned_dossier() + lifecycle("000.00.06.H56-260303-0006", submitted=vn(2026, 3, 3, 8),
+                                            received=vn(2026, 3, 3, 9), due=vn(2026, 3, 6, 17)) \
+        + lifecycle("000.00.06.H56-260303-0007", submitted=vn(2026, 3, 3, 8), refused=vn(2026, 3, 3, 9))
+    for evt in events:
+        projections.record(uow, evt, VN)
+    live = all_facts(uow.session)
+    assert projections.rebuild_all(uow, VN) == {"dossiers": 3, "events": len(events)}
+    assert all_facts(unit().session) == live
+
+
+def test_counts_by_status_has_every_status(unit):
+    uow = unit()
+    for evt in returned_dossier() + lifecycle("000.00.06.H56-260303-0008", submitted=vn(2026, 3, 3, 8)):
+        projections.record(uow, evt, VN)
+    assert projections.counts_by_status(uow.session) == {
+        "submitted": 1, "received": 0, "refused": 0, "processing": 0, "supplement_requested": 0,
+        "awaiting_payment": 0, "withdrawn": 0, "stopped": 0, "result_ready": 0, "returned": 1}
+
+
+def test_a_supplement_pauses_the_dossier_and_resumes_it_with_the_new_due_date(unit):
+    code = "000.00.06.H56-260302-0009"
+    paused = lifecycle(code, submitted=vn(2026, 3, 2, 8), received=vn(2026, 3, 2, 9), due=vn(2026, 3, 5, 17),
+                       supplement=(vn(2026, 3, 3, 10), None, None))
+    facts = project(unit, paused)[code]
+    assert (facts["status"], facts["status_code"]) == ("supplement_requested", 5)
+    assert facts["paused_at"] == vn(2026, 3, 3, 10) and facts["pause_ended_at"] is None
+    assert facts["supplements"] == 1 and facts["closed_at"] is None
+
+    resumed = lifecycle(code, submitted=vn(2026, 3, 2, 8), received=vn(2026, 3, 2, 9), due=vn(2026, 3, 5, 17),
+                        supplement=(vn(2026, 3, 3, 10), vn(2026, 3, 9, 10), vn(2026, 3, 11, 17)))
+    facts = project(memory_database(), resumed)[code]
+    assert (facts["status"], facts["status_code"]) == ("processing", 4)  # moved back from 5
+    assert facts["due_at"] == vn(2026, 3, 11, 17) and facts["supplements"] == 1
+    assert (facts["paused_at"], facts["pause_ended_at"]) == (vn(2026, 3, 3, 10), vn(2026, 3, 9, 10))
+
+    # finished after the first due date but before the moved one: early, against the moved one
+    finished = lifecycle(code, submitted=vn(2026, 3, 2, 8), received=vn(2026, 3, 2, 9), due=vn(2026, 3, 11, 17),
+                         supplement=(vn(2026, 3, 3, 10), vn(2026, 3, 9, 10), vn(2026, 3, 11, 17)),
+                         finished=vn(2026, 3, 10, 9))
+    facts = project(memory_database(), finished)[code]
+    assert facts["status"] == "result_ready" and facts["timeliness"] == "early"
+    assert facts["closed_at"] == vn(2026, 3, 10, 9)
+
+
+def test_a_new_appointment_moves_the_due_date_and_timeliness_is_judged_against_it(unit):
+    code = "000.00.06.H56-260302-0011"
+    life = dict(submitted=vn(2026, 3, 2, 8), received=vn(2026, 3, 2, 9), due=vn(2026, 3, 5, 17))
+    late = project(unit, lifecycle(code, **life, finished=vn(2026, 3, 9, 10)))[code]
+    assert late["timeliness"] == "late" and late["overdue_noticed_at"] is None
+
+    apologised = lifecycle(code, **life, rescheduled=(vn(2026, 3, 4, 10), vn(2026, 3, 10, 17)),
+                           overdue=vn(2026, 3, 5, 17, 1), finished=vn(2026, 3, 9, 10))
+    facts = project(memory_database(), apologised)[code]
+    assert facts["due_at"] == vn(2026, 3, 10, 17) and facts["timeliness"] == "early"
+    assert facts["overdue_noticed_at"] == vn(2026, 3, 5, 17, 1) and facts["status"] == "result_ready"
+    stored = project(memory_database(), apologised[:5])[code]  # up to the apology: still processing
+    assert (stored["status"], stored["due_at"]) == ("processing", vn(2026, 3, 10, 17))
+
+
+def test_a_withdrawn_dossier_ends_there(unit):
+    code = "000.00.06.H56-260302-0010"
+    events = lifecycle(code, submitted=vn(2026, 3, 2, 8), received=vn(2026, 3, 2, 9), due=vn(2026, 3, 5, 17),
+                       supplement=(vn(2026, 3, 3, 10), None, None), withdrawn=vn(2026, 3, 4, 8))
+    facts = project(unit, events)[code]
+    assert (facts["status"], facts["status_code"]) == ("withdrawn", 7)
+    assert facts["withdrawn_at"] == facts["closed_at"] == vn(2026, 3, 4, 8)
+    assert facts["pause_ended_at"] == vn(2026, 3, 4, 8) and facts["timeliness"] is None
+    # a task event stamped after the withdrawal (workflow had not heard yet) does not reopen it
+    late_task = event("workflow", "task_completed", {**events[2].data, "completed_at": vn(2026, 3, 4, 9),
+                                                     "completed_by": "x", "outcome": "approve",
+                                                     "timeliness": "early"}, vn(2026, 3, 4, 9))
+    assert project(memory_database(), events + [late_task])[code]["status"] == "withdrawn"
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_replay_of_a_random_mix_equals_the_live_projections_in_any_delivery_order(seed):
+    rng = random.Random(seed)
+    lives = random_lives(rng, 150, vn(2026, 1, 5, 8), 90, reschedules=True)
+    events = [evt for life in lives for evt in life]
+    assert {e.event_type for e in events} >= {"supplement_requested", "dossier_supplemented", "dossier_withdrawn",
+                                              "dossier_refused", "result_returned", "dossier_rescheduled",
+                                              "task_overdue", "dossier_overdue"}
+    ordered_unit = memory_database()
+    ordered = project(ordered_unit, events)
+    statuses = {facts["status"] for facts in ordered.values()}
+    assert statuses >= {"submitted", "refused", "processing", "supplement_requested", "withdrawn",
+                        "result_ready", "returned"}
+    shuffled = events[:]
+    rng.shuffle(shuffled)
+    live_unit = memory_database()
+    live = project(live_unit, shuffled)
+    assert live == ordered
+    uow = live_unit()
+    assert projections.rebuild_all(uow, VN) == {"dossiers": len(lives), "events": len(events)}
+    assert all_facts(live_unit().session) == live
+
+
+def test_make_replay_rebuilds_a_database_file(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'reporting.db'}"
+    migrate.upgrade("reporting", url)
+    uow = cli.unit_of_work(url)
+    events = [evt for life in random_lives(random.Random(1), 30, vn(2026, 2, 2, 8), 30) for evt in life]
+    for evt in events:
+        projections.record(uow, evt, VN)
+    live = all_facts(uow.session)
+    uow.session.execute(update(DossierFact).values(status="submitted", status_code=1))  # a projection gone wrong
+    uow.commit()
+    cli.main(["replay", "--db-url", url])
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {"dossiers": 30, "events": len(events)}
+    assert "replay [" in err and "30/30" in err
+    assert all_facts(cli.unit_of_work(url).session) == live

@@ -1,0 +1,77 @@
+"""Helpers of the workflow tests: the real catalogue, events as intake sends them, callers."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from motcua.config import ROOT
+from motcua.contracts import make_event, parse_event
+from motcua.identity import Caller, issue_token
+
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+CATALOG_DIR = ROOT / "deploy" / "catalog"
+SECRET = "workflow-test-secret-of-at-least-32-bytes"
+MONDAY = datetime(2026, 3, 2, 9, 0, tzinfo=TZ)  # an ordinary working Monday
+LAND = "1.012786"  # re-issue of a lost land certificate: 3 steps in 3 agencies
+LAND_OFFICE, LAND_DEPT, COMMUNE = "000.12.01.H56", "000.00.12.H56", "000.20.01.H56"
+
+
+def received(code: str = "000.20.01.H56-260302-0001", procedure_code: str = LAND,
+             received_at: datetime = MONDAY, due_at: datetime | None = None):
+    """A `dossier_received` event as intake publishes it."""
+    return parse_event(make_event("intake", "dossier_received", {
+        "code": code, "procedure_code": procedure_code, "procedure_name": "Thủ tục thử",
+        "field_code": "DD", "agency_code": COMMUNE, "channel": "online", "received_at": received_at,
+        "due_at": due_at or received_at + timedelta(days=30), "received_by": f"receptionist@{COMMUNE}",
+        "form": {}, "contact": {"full_name": "Nguyễn Văn A"},
+    }))
+
+
+class Clock:
+    """The time the service sees; tests move it."""
+
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def staff(agency_code: str, role: str = "specialist") -> Caller:
+    return Caller(f"{role}@{agency_code}", agency_code, (role,))
+
+
+ADMIN = Caller("admin", None, ("admin",))
+
+
+def token(caller: Caller) -> str:
+    return issue_token(caller, SECRET, timedelta(hours=1))
+
+
+CONTACT = {"full_name": "Nguyễn Văn A"}
+
+
+def intake_event(event_type: str, **data):
+    """Any other intake event, as intake publishes it."""
+    return parse_event(make_event("intake", event_type, data))
+
+
+def supplement_requested(code: str, requested_at: datetime):
+    return intake_event("supplement_requested", code=code, agency_code=COMMUNE, requested_at=requested_at,
+                        requested_by=f"receptionist@{COMMUNE}", items=["Bản sao sổ hộ khẩu"], contact=CONTACT)
+
+
+def supplemented(code: str, supplemented_at: datetime, due_at: datetime | None = None):
+    return intake_event("dossier_supplemented", code=code, supplemented_at=supplemented_at, status="processing",
+                        due_at=due_at)
+
+
+def rescheduled(code: str, rescheduled_at: datetime, old_due_at: datetime, new_due_at: datetime):
+    return intake_event("dossier_rescheduled", code=code, agency_code=COMMUNE, rescheduled_at=rescheduled_at,
+                        rescheduled_by=f"leader@{COMMUNE}", old_due_at=old_due_at, new_due_at=new_due_at,
+                        reason="Chờ kết quả đo đạc", contact=CONTACT)
+
+
+def withdrawn(code: str, withdrawn_at: datetime):
+    return intake_event("dossier_withdrawn", code=code, withdrawn_at=withdrawn_at, withdrawn_by="citizen",
+                        reason="")

@@ -1,0 +1,124 @@
+"""The workflow service's entrypoints (nameko worker_factory): translation, validation, authorization."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import pytest
+from nameko.containers import ServiceContainer
+from prometheus_client import generate_latest
+
+from motcua.errors import Forbidden, IllegalTransition, NotFound, Unauthorized, ValidationFailed
+from motcua.metrics import metrics_for
+from services.workflow.service import WorkflowService
+from tests.workflow.support import (
+    ADMIN,
+    CATALOG_DIR,
+    COMMUNE,
+    LAND,
+    LAND_DEPT,
+    LAND_OFFICE,
+    SECRET,
+    TZ,
+    received,
+    staff,
+    token,
+)
+
+
+def test_a_dossier_travels_three_agencies_through_the_rpc_api(service, clock):
+    service.on_dossier_received(received())
+    officers = [staff(LAND_OFFICE), staff(LAND_DEPT, "leader"), staff(COMMUNE)]
+    for officer in officers:
+        clock.now += timedelta(days=1)
+        [task] = service.list_tasks(token(officer))
+        assert set(task) >= {"id", "dossier_code", "agency_code", "step", "role", "due_at", "status", "assigned_at"}
+        assert task["agency_code"] == officer.agency_code
+        assert task["due_at"].endswith("+07:00")
+        done = service.complete_task(task["id"], "approve", "đã xử lý", token(officer))
+        assert (done["status"], done["completed_by"], done["note"]) == ("done", officer.username, "đã xử lý")
+        json.dumps(done)  # crosses RPC as JSON
+
+    detail = service.get_task(done["id"], token(officers[-1]))
+    assert [h["agency_code"] for h in detail["history"]] == [o.agency_code for o in officers]
+    assert all(h["completed_at"].endswith("+07:00") and h["timeliness"] for h in detail["history"])
+    assert service.dossier_history(detail["dossier_code"]) == detail["history"]
+    assert service.list_tasks(token(ADMIN)) == []
+    assert [t["status"] for t in service.list_tasks(token(ADMIN), status="all")] == ["done"] * 3
+
+    with pytest.raises(IllegalTransition):
+        service.complete_task(done["id"], "approve", None, token(officers[-1]))
+
+
+def test_a_duplicate_delivery_is_ignored(service):
+    event = received()
+    service.on_dossier_received(event)
+    service.on_dossier_received(event)
+    assert len(service.list_tasks(token(ADMIN))) == 1
+
+
+def test_an_unknown_procedure_raises_for_the_dead_letter_queue(service):
+    with pytest.raises(NotFound):
+        service.on_dossier_received(received(procedure_code="9.999999"))
+
+
+def test_another_agencys_task_is_refused(service):
+    service.on_dossier_received(received())
+    [task] = service.list_tasks(token(staff(LAND_OFFICE)))
+    assert service.list_tasks(token(staff(COMMUNE))) == []
+    with pytest.raises(Forbidden):
+        service.complete_task(task["id"], "approve", None, token(staff(COMMUNE, "leader")))
+    with pytest.raises(Forbidden):
+        service.get_task(task["id"], token(staff(COMMUNE)))
+    assert service.list_tasks(token(staff(LAND_OFFICE)))[0]["status"] == "open"
+
+
+@pytest.mark.parametrize("call, field", [
+    (lambda s: s.complete_task("x", "reject", None, token(staff(LAND_OFFICE))), "outcome"),
+    (lambda s: s.complete_task("x", None, None, token(staff(LAND_OFFICE))), "outcome"),
+    (lambda s: s.list_tasks(token(staff(LAND_OFFICE)), status="late"), "status"),
+])
+def test_bad_input_names_the_field(service, call, field):
+    with pytest.raises(ValidationFailed) as caught:
+        call(service)
+    assert caught.value.field == field
+
+
+@pytest.mark.parametrize("bad_token", [None, "not-a-jwt", token(ADMIN)[:-3] + "abc"])
+def test_calls_need_a_valid_token(service, bad_token):
+    with pytest.raises(Unauthorized):
+        service.list_tasks(bad_token)
+
+
+def test_get_process(service):
+    assert service.get_process(LAND) == {"procedure_code": LAND, "steps": [
+        {"name": "Thẩm định hồ sơ, cập nhật cơ sở dữ liệu đất đai", "agency_code": LAND_OFFICE,
+         "role": "specialist", "allowance": {"value": 6, "unit": "working_days"}},
+        {"name": "Ký cấp lại Giấy chứng nhận", "agency_code": LAND_DEPT, "role": "leader",
+         "allowance": {"value": 3, "unit": "working_days"}},
+        {"name": "Vào sổ cấp Giấy chứng nhận, chuyển trả kết quả", "agency_code": COMMUNE,
+         "role": "specialist", "allowance": {"value": 1, "unit": "working_days"}},
+    ]}
+    with pytest.raises(NotFound):
+        service.get_process("9.999999")
+
+
+def test_health(service):
+    assert service.health() == {"status": "ok", "service": "workflow", "checks": {"database": "ok"}}
+
+
+def test_task_gauges_are_read_from_the_database_at_scrape(db_url, service, clock):
+    clock.now = datetime(2024, 3, 4, 9, tzinfo=TZ)  # long past: the step is overdue by the real clock
+    service.on_dossier_received(received(received_at=clock.now))
+    container = ServiceContainer(WorkflowService, {
+        "AMQP_URI": "memory://", "DB_URLS": {"workflow": db_url}, "CATALOG_DIR": str(CATALOG_DIR),
+        "TIME_ZONE": "Asia/Ho_Chi_Minh", "SECRET": SECRET})
+    container.dependencies.all.setup()
+    try:
+        text = generate_latest(metrics_for(container).registry).decode()
+    finally:
+        container.dependencies.all.stop()
+    assert f'motcua_tasks_open{{agency_code="{LAND_OFFICE}"}} 1.0' in text
+    assert 'motcua_tasks_by_status{status="open"} 1.0' in text
+    assert 'motcua_tasks_by_status{status="done"} 0.0' in text
+    assert f'motcua_tasks_overdue{{agency_code="{LAND_OFFICE}"}} 1.0' in text

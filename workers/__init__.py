@@ -1,0 +1,1 @@
+"""Example agencies' own systems, built on the worker SDK (motcua.worker)."""

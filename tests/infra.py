@@ -5,6 +5,7 @@ Missing RabbitMQ or PostgreSQL fails the test with how to start them: CI never s
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -126,10 +127,29 @@ def migrated_sqlite_urls(directory: Path) -> dict[str, str]:
     return urls
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port nobody listens on, below the kernel's ephemeral range.
+
+    Port 0 would hand out an ephemeral port, which an outgoing connection (to RabbitMQ, PostgreSQL)
+    may take before the service binds it: that is the "Address already in use" CI once hit.
+    """
+    low, _ = (int(n) for n in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, low)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 class ServiceProcesses:

@@ -61,6 +61,9 @@ class AgencySchema(Schema):
     name = fields.Str(required=True, validate=validate.Length(min=1))
     level = fields.Str(required=True)
     parent_code = fields.Str(load_default=None, allow_none=True)
+    # The communes (by agency code) whose residents this agency serves, e.g. a ward's police: lets a
+    # process route a step to "the police of the applicant's commune".
+    serves = fields.List(fields.Str(), load_default=list)
 
 
 class AgencyFileSchema(Schema):
@@ -78,6 +81,8 @@ class AgencyFileSchema(Schema):
                 raise ValidationError({"agencies": {index: {"level": [f"not one of {data['levels']}"]}}})
             if agency["parent_code"] and agency["parent_code"] not in codes:
                 raise ValidationError({"agencies": {index: {"parent_code": ["unknown agency"]}}})
+            if any(code not in codes for code in agency["serves"]):
+                raise ValidationError({"agencies": {index: {"serves": ["unknown agency"]}}})
 
 
 def load_agencies(catalog_dir: Path) -> list[dict]:

@@ -67,7 +67,10 @@ def nameko_config(amqp_uri: str | None = None) -> dict:
             "mailbox": env("NOTIFY_MAILBOX", str(var_dir() / "mailbox.mbox")),
         },
         "RPC_TIMEOUT": float(env("MOTCUA_RPC_TIMEOUT", "10")),
-        "TOKEN_TTL_SECONDS": int(env("MOTCUA_TOKEN_TTL_SECONDS", "3600")),
+        "TOKEN_TTL_SECONDS": int(env("MOTCUA_TOKEN_TTL_SECONDS", "900")),
+        "LOGIN_MAX_FAILURES": int(env("MOTCUA_LOGIN_MAX_FAILURES", "5")),
+        "LOGIN_MAX_FAILURES_PER_ADDRESS": int(env("MOTCUA_LOGIN_MAX_FAILURES_PER_ADDRESS", "20")),
+        "LOGIN_WINDOW_SECONDS": float(env("MOTCUA_LOGIN_WINDOW_SECONDS", "300")),
         "SLA_CHECK_SECONDS": float(env("WORKFLOW_SLA_CHECK_SECONDS", "20")),
         "CLOCK_OFFSET_SECONDS": float(env("MOTCUA_CLOCK_OFFSET_SECONDS", "0")),
     }

@@ -1,8 +1,9 @@
 """Who is calling: a signed caller context (a short-lived JWT) that every service verifies itself."""
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import jwt
 
@@ -18,6 +19,10 @@ class Caller:
     username: str
     agency_code: str | None
     roles: tuple[str, ...] = field(default_factory=tuple)
+    # The token's identity and lifetime (jti, iat, exp): what logout revokes; not part of who calls.
+    token_id: str | None = field(default=None, compare=False)
+    issued_at: datetime | None = field(default=None, compare=False)
+    expires_at: datetime | None = field(default=None, compare=False)
 
     @property
     def is_admin(self) -> bool:
@@ -46,7 +51,7 @@ class Caller:
 def issue_token(caller: Caller, secret: str, ttl: timedelta) -> str:
     now = utcnow()
     claims = {"sub": caller.username, "agency": caller.agency_code, "roles": list(caller.roles),
-              "iat": int(now.timestamp()), "exp": int((now + ttl).timestamp())}
+              "iat": int(now.timestamp()), "exp": int((now + ttl).timestamp()), "jti": uuid.uuid4().hex}
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
@@ -54,9 +59,22 @@ def verify_token(token: str | None, secret: str) -> Caller:
     if not token:
         raise Unauthorized("authentication required")
     try:
-        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]})
+        # Only HS256: a token saying `alg: none` (or any other algorithm) is refused, not trusted.
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM],
+                            options={"require": ["exp", "iat", "sub", "jti"]})
     except jwt.ExpiredSignatureError:
         raise Unauthorized("token expired") from None
     except jwt.InvalidTokenError:
         raise Unauthorized("invalid token") from None
-    return Caller(claims["sub"], claims.get("agency"), tuple(claims.get("roles") or ()))
+    roles = claims.get("roles") or ()
+    if not isinstance(claims["sub"], str) or not isinstance(roles, list | tuple):
+        raise Unauthorized("invalid token")
+    return Caller(claims["sub"], claims.get("agency"), tuple(roles), token_id=str(claims["jti"]),
+                  issued_at=_moment(claims["iat"]), expires_at=_moment(claims["exp"]))
+
+
+def _moment(seconds) -> datetime:
+    try:
+        return datetime.fromtimestamp(int(seconds), timezone.utc)
+    except (TypeError, ValueError, OverflowError):
+        raise Unauthorized("invalid token") from None

@@ -57,10 +57,12 @@ class _Tasks:
         self._workflow = workflow
         self._token = token
 
-    def complete(self, task_id: str, outcome: str = "approve", note: str = "") -> dict | None:
-        """Complete a task; None if it was completed already (a redelivery after a crash)."""
+    def complete(self, task_id: str, outcome: str = "approve", note: str = "", **details) -> dict | None:
+        """Complete a task (`details`: what the outcome needs, e.g. `amount_vnd` for require_payment);
+        None if it was completed already (a redelivery after a crash)."""
         try:
-            return self._workflow.complete_task(task_id, outcome, note, caller_token=self._token)
+            return self._workflow.complete_task(task_id, outcome, note, caller_token=self._token,
+                                                details=details or None)
         except IllegalTransition:
             return None
 

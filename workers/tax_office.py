@@ -61,4 +61,6 @@ class TaxOfficeWorker:
     @task_handler(TAX_OFFICE)
     def on_task(self, task):
         notice = fee_notice(task.data.get("form") or {})
-        self.tasks.complete(task.data["task_id"], note=notice.text)
+        # The applicant owes the fee: the dossier waits in status 6 until the counter confirms payment.
+        self.tasks.complete(task.data["task_id"], outcome="require_payment", note=notice.text,
+                            amount_vnd=int(notice.fee))

@@ -121,6 +121,17 @@ class DossierRescheduledV1(Contract):
     contact = fields.Nested(Contact, required=True)
 
 
+class DossierRatedV1(Contract):
+    """The applicant's satisfaction (1-5) with a returned dossier, once; the comment stays in intake."""
+
+    code = fields.Str(required=True)
+    agency_code = fields.Str(required=True)
+    procedure_code = fields.Str(required=True)
+    field_code = fields.Str(required=True)
+    rating = fields.Int(required=True, validate=validate.Range(min=1, max=5))
+    rated_at = fields.AwareDateTime(required=True)
+
+
 class TaskFacts(Contract):
     task_id = fields.Str(required=True)
     dossier_code = fields.Str(required=True)
@@ -167,6 +178,113 @@ class ResultReadyV1(Contract):
     dossier_code = fields.Str(required=True)
     agency_code = fields.Str(required=True)
     finished_at = fields.AwareDateTime(required=True)
+    # "approved": the result is the document asked for; "refused": a step refused to grant it, the
+    # result is the written refusal with its reason (văn bản từ chối giải quyết).
+    outcome = fields.Str(load_default="approved", validate=validate.OneOf(("approved", "refused")))
+    reason = fields.Str(load_default="", allow_none=True)
+
+
+class DossierTransferredV1(TaskFacts):
+    """A step handed to another agency than the process named (chuyển xử lý), where the step allows it."""
+
+    from_agency_code = fields.Str(required=True)
+    to_agency_code = fields.Str(required=True)
+    transferred_at = fields.AwareDateTime(required=True)
+    transferred_by = fields.Str(required=True)
+    note = fields.Str(load_default="", allow_none=True)
+    new_task_id = fields.Str(required=True)
+
+
+class SupplementNeededV1(Contract):
+    """A step asks for missing documents through the counter, which issues form 02 (the clock stops)."""
+
+    dossier_code = fields.Str(required=True)
+    agency_code = fields.Str(required=True)  # the step's agency, which asks
+    task_id = fields.Str(required=True)
+    items = fields.List(fields.Str(), required=True, validate=validate.Length(min=1))
+    note = fields.Str(load_default="", allow_none=True)
+    requested_by = fields.Str(required=True)
+    requested_at = fields.AwareDateTime(required=True)
+
+
+class PaymentRequiredV1(Contract):
+    """A step fixed a financial obligation (nghĩa vụ tài chính: fee, tax): status 6, the clock stops."""
+
+    dossier_code = fields.Str(required=True)
+    agency_code = fields.Str(required=True)  # the step's agency, which fixed the amount
+    task_id = fields.Str(required=True)
+    amount_vnd = fields.Int(required=True, validate=validate.Range(min=0))
+    note = fields.Str(load_default="", allow_none=True)
+    required_at = fields.AwareDateTime(required=True)
+
+
+class ProcessingStoppedV1(Contract):
+    """Dừng xử lý (status 8, form 05): a step stopped the dossier's processing, with the reason."""
+
+    dossier_code = fields.Str(required=True)
+    agency_code = fields.Str(required=True)
+    stopped_at = fields.AwareDateTime(required=True)
+    stopped_by = fields.Str(required=True)
+    reason = fields.Str(required=True)
+
+
+class DelayPredictedV1(Contract):
+    """A late step makes the dossier miss its due date: the receiving agency drafts form 04 (apology and
+    a new appointment) to issue before the date passes."""
+
+    dossier_code = fields.Str(required=True)
+    agency_code = fields.Str(required=True)  # the receiving agency, which owes the apology
+    current_agency_code = fields.Str(required=True)
+    due_at = fields.AwareDateTime(required=True)
+    proposed_due_at = fields.AwareDateTime(required=True)
+    detected_at = fields.AwareDateTime(required=True)
+
+
+class PaymentRequestedV1(Contract):
+    """Intake put the dossier in status 6: the applicant is told the amount to pay."""
+
+    code = fields.Str(required=True)
+    agency_code = fields.Str(required=True)
+    requested_at = fields.AwareDateTime(required=True)
+    amount_vnd = fields.Int(required=True)
+    note = fields.Str(load_default="", allow_none=True)
+    contact = fields.Nested(Contact, required=True)
+
+
+class PaymentReceivedV1(Contract):
+    """The obligation is paid (confirmed at the counter): processing resumes with a new due date."""
+
+    code = fields.Str(required=True)
+    paid_at = fields.AwareDateTime(required=True)
+    confirmed_by = fields.Str(required=True)
+    receipt_number = fields.Str(required=True)
+    due_at = fields.AwareDateTime(allow_none=True, load_default=None)
+
+
+class DossierStoppedV1(Contract):
+    """Intake's record of a stop (status 8)."""
+
+    code = fields.Str(required=True)
+    agency_code = fields.Str(required=True)
+    stopped_at = fields.AwareDateTime(required=True)
+    reason = fields.Str(required=True)
+    contact = fields.Nested(Contact, required=True)
+
+
+class AccessDeniedV1(Contract):
+    """A service refused a caller (từ chối truy cập): for the gateway's audit log. The caller as the
+    verified token says (or nobody, with the unverified `claimed_username`, for a forged token);
+    never any personal data of the record asked for."""
+
+    action = fields.Str(required=True)
+    reason = fields.Str(required=True)
+    denied_at = fields.AwareDateTime(required=True)
+    username = fields.Str(load_default=None, allow_none=True)
+    agency_code = fields.Str(load_default=None, allow_none=True)
+    roles = fields.List(fields.Str(), load_default=list)
+    claimed_username = fields.Str(load_default=None, allow_none=True)
+    dossier_code = fields.Str(load_default=None, allow_none=True)
+    task_id = fields.Str(load_default=None, allow_none=True)
 
 
 EVENT_SCHEMAS: dict[str, tuple[int, Schema]] = {
@@ -184,7 +302,17 @@ EVENT_SCHEMAS: dict[str, tuple[int, Schema]] = {
     "task_overdue": (1, TaskOverdueV1()),
     "dossier_overdue": (1, DossierOverdueV1()),
     "dossier_rescheduled": (1, DossierRescheduledV1()),
+    "dossier_rated": (1, DossierRatedV1()),
     "result_ready": (1, ResultReadyV1()),
+    "dossier_transferred": (1, DossierTransferredV1()),
+    "supplement_needed": (1, SupplementNeededV1()),
+    "payment_required": (1, PaymentRequiredV1()),
+    "processing_stopped": (1, ProcessingStoppedV1()),
+    "delay_predicted": (1, DelayPredictedV1()),
+    "payment_requested": (1, PaymentRequestedV1()),
+    "payment_received": (1, PaymentReceivedV1()),
+    "dossier_stopped": (1, DossierStoppedV1()),
+    "access_denied": (1, AccessDeniedV1()),
 }
 
 

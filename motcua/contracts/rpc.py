@@ -110,6 +110,16 @@ class ApplicantActionV1(NfcSchema):
     documents = fields.List(fields.Nested(DocumentUploadV1), load_default=list)
 
 
+class RateDossierV1(NfcSchema):
+    """Đánh giá mức độ hài lòng: 1 (not satisfied) to 5, once the result was returned; the applicant
+    proves it with the ID number, as for a supplement."""
+
+    id_number = fields.Str(load_default=None, allow_none=True, validate=validate.Regexp(
+        r"^(\d{9}|\d{12})$", error="must be a 9-digit ID card or 12-digit citizen ID number"))
+    rating = fields.Int(required=True, strict=False, validate=validate.Range(min=1, max=5))
+    comment = fields.Str(load_default=None, allow_none=True, validate=validate.Length(max=2000))
+
+
 class _OffsetDateTime(fields.AwareDateTime):
     """An ISO datetime with its offset; a '+' that a query string turned into a space is put back."""
 
@@ -141,6 +151,12 @@ class RescheduleDossierV1(NfcSchema):
         "invalid": "must be an ISO datetime with an offset, e.g. 2026-03-20T16:00:00+07:00",
         "invalid_awareness": "must carry a UTC offset, e.g. +07:00"})
     reason = fields.Str(required=True, validate=validate.Length(min=1, max=2000))
+
+
+class ConfirmPaymentV1(NfcSchema):
+    """The counter confirms the applicant paid the fee or tax a step fixed (status 6 ends)."""
+
+    receipt_number = fields.Str(required=True, validate=validate.Length(min=1, max=64))
 
 
 class SearchDossiersV1(NfcSchema):

@@ -1,38 +1,45 @@
 """HTTP API v1: the catalogue: agencies and procedures (danh mục thủ tục), and the working calendar."""
 from __future__ import annotations
 
+from marshmallow import Schema, fields, validate
+
 from motcua.contracts.rpc import CalendarDueV1
 from motcua.errors import load_valid
 from services.gateway import routes
 from services.gateway.http import query, route
+from services.workflow.schemas import ProcessOut
+
+
+class ProcedureSearchQuery(Schema):
+    q = fields.Str(validate=validate.Length(max=200), metadata={"description": "words of the name, diacritics optional"})
 
 
 class CatalogApi:
     """Routes mixed into GatewayService, which provides the RPC proxies, config and database."""
 
-    @route("GET", "/api/v1/agencies")
+    @route("GET", "/api/v1/agencies", auth="public")
     def list_agencies(self, request):
         return self.intake.list_agencies()
 
-    @route("GET", "/api/v1/procedures")
+    @route("GET", "/api/v1/procedures", query=ProcedureSearchQuery, auth="public")
     def list_procedures(self, request):
         return self.intake.list_procedures(query=query(request).get("q"))
 
-    @route("GET", "/api/v1/procedures/<code>")
+    @route("GET", "/api/v1/procedures/<code>", auth="public")
     def get_procedure(self, request, code):
         return routes.procedure_with_steps(self.intake, self.workflow, code)
 
-    @route("GET", "/api/v1/procedures/<code>/process")
+    @route("GET", "/api/v1/procedures/<code>/process", response=ProcessOut, auth="public")
     def get_procedure_process(self, request, code):
         """The procedure's process (quy trình): its steps, agencies, roles and allowances."""
         return self.workflow.get_process(code)
 
-    @route("GET", "/api/v1/procedures/<code>/versions/<int:version>")
+    @route("GET", "/api/v1/procedures/<code>/versions/<int:version>", auth="public")
     def get_procedure_version(self, request, code, version):
         """The version a dossier was received under, as it was (without today's process)."""
         return self.intake.get_procedure(code, version=version)
 
-    @route("GET", "/api/v1/calendar/due")
+    @route("GET", "/api/v1/calendar/due", query=CalendarDueV1, auth="public")
     def calendar_due(self, request):
         params = query(request)
         load_valid(CalendarDueV1(), params)  # 400 naming the field before any RPC

@@ -2,13 +2,15 @@
 owned by notify."""
 from __future__ import annotations
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import INCLUDE, RAISE, Schema, fields, validate
 
 from motcua.errors import Forbidden, load_valid
 from motcua.identity import STAFF_ROLES
 from services.gateway import audit
-from services.gateway.http import authenticated, query, read_json, route
+from services.gateway.http import query, read_json, route
 from services.gateway.schemas import TrackQuerySchema
+from services.notify.schemas import DeliveryOut, PreviewIn
+from services.notify.templates import CHANNELS
 
 RECEIPT_TOKEN_HEADER = "X-Receipt-Token"
 
@@ -20,59 +22,76 @@ class DeadLettersQuery(Schema):
     limit = fields.Int(load_default=100, validate=validate.Range(min=1, max=1000))
 
 
+class ReceiptQuery(Schema):
+    token = fields.Str(metadata={"description": f"the carrier's token, unless sent as {RECEIPT_TOKEN_HEADER}"})
+
+
+class CarrierReceipt(Schema):
+    """Whatever the carrier posts: notify reads it with the carrier's configured rule."""
+
+    class Meta:
+        unknown = INCLUDE
+
+
+NotificationChoices = Schema.from_dict({channel: fields.Bool() for channel in CHANNELS}, name="NotificationChoices")
+
+
 class NotifyApi:
     """Routes mixed into GatewayService, which provides the RPC proxies, config and database."""
 
-    @route("GET", "/api/v1/dossiers/<code>/notifications")
+    @route("GET", "/api/v1/dossiers/<code>/notifications", response=DeliveryOut(many=True))
     def dossier_notifications(self, request, code):
         """The dossier's delivery log, for staff who may see the dossier (intake decides who)."""
-        _caller, token = authenticated(request, self.config["SECRET"])
-        self.intake.get_dossier(code, caller_token=token)
-        return self.notify.list_deliveries(code)
+        caller, token = self.caller_of(request)
+        with self.audited(request, caller, "dossier.notifications", dossier_code=code):
+            self.intake.get_dossier(code, caller_token=token)
+            return self.notify.list_deliveries(code)
 
-    @route("GET", "/api/v1/notifications/dead-letters")
+    @route("GET", "/api/v1/notifications/dead-letters", query=DeadLettersQuery, response=DeliveryOut(many=True))
     def dead_letters(self, request):
-        _admin(request, self.config["SECRET"])
+        _admin(self, request)
         return self.notify.list_dead_letters(load_valid(DeadLettersQuery(), query(request))["limit"])
 
-    @route("POST", "/api/v1/notifications/deliveries/<int:delivery_id>/resend")
+    @route("POST", "/api/v1/notifications/deliveries/<int:delivery_id>/resend", response=DeliveryOut)
     def resend_delivery(self, request, delivery_id):
-        caller = _admin(request, self.config["SECRET"])
+        caller = _admin(self, request)
         delivery = self.notify.resend(delivery_id)
         audit.record(self.db, caller, "notification.resend", request.remote_addr,
                      dossier_code=delivery["dossier_code"], task_id=delivery_id)
         return delivery
 
-    @route("POST", "/api/v1/notifications/preview")
+    @route("POST", "/api/v1/notifications/preview", body=PreviewIn)
     def preview_template(self, request):
         """A template rendered with sample data: `{"event_type", "channel", "agency_code"?}`."""
-        caller, _token = authenticated(request, self.config["SECRET"])
+        caller, _token = self.caller_of(request)
         caller.require(*STAFF_ROLES)
         body = read_json(request)
         body = body if isinstance(body, dict) else {}  # notify names the missing field
         return self.notify.preview(body.get("event_type"), body.get("channel"), body.get("agency_code"))
 
-    @route("POST", "/api/v1/notifications/receipts/<provider>")
+    @route("POST", "/api/v1/notifications/receipts/<provider>", body=CarrierReceipt, query=ReceiptQuery,
+           auth="public")
     def delivery_receipt(self, request, provider):
         """An SMS carrier's delivery receipt, authenticated by the token configured for it."""
         token = request.headers.get(RECEIPT_TOKEN_HEADER) or query(request).get("token") or ""
         return self.notify.delivery_receipt(provider, token, read_json(request))
 
-    @route("GET", "/api/v1/track/<code>/notifications")
+    @route("GET", "/api/v1/track/<code>/notifications", query=TrackQuerySchema, auth="public")
     def notification_choices(self, request, code):
         """The citizen's notification choices, with the same code + key as public tracking."""
         self.reporting.track(code, load_valid(TrackQuerySchema(), query(request))["key"])
         return self.notify.get_preferences(code)
 
-    @route("PUT", "/api/v1/track/<code>/notifications")
+    @route("PUT", "/api/v1/track/<code>/notifications", query=TrackQuerySchema, body=NotificationChoices,
+           auth="public")
     def set_notification_choices(self, request, code):
         """`{"email": false, "sms": true}`: opt out of (or back into) a channel for this dossier."""
         self.reporting.track(code, load_valid(TrackQuerySchema(), query(request))["key"])
         return self.notify.set_preferences(code, read_json(request), source="tracking")
 
 
-def _admin(request, secret):
-    caller, _token = authenticated(request, secret)
+def _admin(service, request):
+    caller, _token = service.caller_of(request)
     if not caller.is_admin:
         raise Forbidden("requires the platform admin")
     return caller

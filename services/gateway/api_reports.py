@@ -7,48 +7,50 @@ from werkzeug.wrappers import Response
 
 from motcua.errors import load_valid
 from motcua.identity import STAFF_ROLES
-from services.gateway.http import authenticated, query, route
+from services.gateway.http import query, route
 from services.gateway.schemas import TimelinessQuerySchema, TrackQuerySchema
+from services.reporting.schemas import DashboardQuery, DrillDownQuery, ExportQuery, ReportQuery
 
 # The report's other query fields are checked by reporting (its errors name the same fields).
 REPORT_FIELDS = ("agency", "by")
 DRILL_FIELDS = ("key", "by", "rollup", "agency")
+PERIOD = ("date_from", "date_to")
 
 
 class ReportApi:
     """Routes mixed into GatewayService, which provides the RPC proxies, config and database."""
 
-    @route("GET", "/api/v1/track/<code>")
+    @route("GET", "/api/v1/track/<code>", query=TrackQuerySchema, auth="public")
     def track(self, request, code):
         return self.reporting.track(code, load_valid(TrackQuerySchema(), query(request))["key"])
 
-    @route("GET", "/api/v1/public/statistics")
+    @route("GET", "/api/v1/public/statistics", query=ReportQuery(only=PERIOD), auth="public")
     def public_statistics(self, request):
         params = query(request)
         return self.reporting.public_statistics(params.get("from"), params.get("to"))
 
-    @route("GET", "/api/v1/reports/timeliness")
+    @route("GET", "/api/v1/reports/timeliness", query=TimelinessQuerySchema)
     def timeliness_report(self, request):
         self._staff(request)
         params = load_valid(TimelinessQuerySchema(), query(request))
         return self.reporting.timeliness_report(params["date_from"].isoformat(), params["date_to"].isoformat(),
                                                 agency=params["agency"])
 
-    @route("GET", "/api/v1/reports/standard")
+    @route("GET", "/api/v1/reports/standard", query=ReportQuery)
     def standard_report(self, request):
         self._staff(request)
         params = query(request)
         return self.reporting.timeliness_report(params.get("from"), params.get("to"),
                                                 **_given(params, REPORT_FIELDS))
 
-    @route("GET", "/api/v1/reports/standard/dossiers")
+    @route("GET", "/api/v1/reports/standard/dossiers", query=DrillDownQuery)
     def standard_report_dossiers(self, request):
         self._staff(request)
         params = query(request)
         return self.reporting.report_drill_down(params.get("from"), params.get("to"), params.get("cell"),
                                                 **_given(params, DRILL_FIELDS))
 
-    @route("GET", "/api/v1/reports/standard/export")
+    @route("GET", "/api/v1/reports/standard/export", query=ExportQuery, response="application/octet-stream")
     def standard_report_export(self, request):
         self._staff(request)
         params = query(request)
@@ -57,19 +59,19 @@ class ReportApi:
         return Response(base64.b64decode(exported["content_base64"]), content_type=exported["content_type"],
                         headers={"Content-Disposition": f'attachment; filename="{exported["filename"]}"'})
 
-    @route("GET", "/api/v1/reports/leaders")
+    @route("GET", "/api/v1/reports/leaders", query=DashboardQuery)
     def leaders_dashboard(self, request):
         self._staff(request)
         return self.reporting.leaders_dashboard(**_given(query(request), ("agency",)))
 
-    @route("GET", "/api/v1/reports/daily")
+    @route("GET", "/api/v1/reports/daily", query=ReportQuery(only=(*PERIOD, "agency")))
     def daily_series(self, request):
         self._staff(request)
         params = query(request)
         return self.reporting.daily_series(params.get("from"), params.get("to"), **_given(params, ("agency",)))
 
     def _staff(self, request) -> None:
-        caller, _token = authenticated(request, self.config["SECRET"])
+        caller, _token = self.caller_of(request)
         caller.require(*STAFF_ROLES)
 
 

@@ -1,25 +1,63 @@
 """HTTP API v1: agencies' task inboxes, owned by workflow."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
+from functools import partial
+
 from motcua.errors import load_valid
-from services.gateway import audit
-from services.gateway.http import authenticated, query, read_json, route
-from services.gateway.schemas import CompleteTaskSchema, TaskQuerySchema
+from services.gateway.http import query, read_json, route
+from services.gateway.schemas import AssignTaskSchema, CompleteTaskSchema, TaskQuerySchema, TransferTaskSchema
+from services.workflow.schemas import TaskOut
+
+# For the OpenAPI document: a task's fields (the time zone and the clock matter only when workflow dumps).
+TASK_OUT = partial(TaskOut, timezone.utc, datetime.now(timezone.utc))
 
 
 class TaskApi:
     """Routes mixed into GatewayService, which provides the RPC proxies, config and database."""
 
-    @route("GET", "/api/v1/tasks")
+    @route("GET", "/api/v1/tasks", query=TaskQuerySchema, response=TASK_OUT(many=True))
     def list_tasks(self, request):
-        _caller, token = authenticated(request, self.config["SECRET"])
-        status = load_valid(TaskQuerySchema(), query(request))["status"]
-        return self.workflow.list_tasks(caller_token=token, status=status)
+        """The agency's inbox, overdue first; `role` one role's steps, `assignee` "me", "none" or a username."""
+        _caller, token = self.caller_of(request)
+        params = load_valid(TaskQuerySchema(), query(request))
+        return self.workflow.list_tasks(caller_token=token, **params)
 
-    @route("POST", "/api/v1/tasks/<task_id>/complete")
+    @route("GET", "/api/v1/tasks/<task_id>", response=TASK_OUT())
+    def get_task(self, request, task_id):
+        """A task with its dossier's hand-overs (the process control sheet's lines)."""
+        caller, token = self.caller_of(request)
+        with self.audited(request, caller, "task.read", task_id=task_id):
+            return self.workflow.get_task(task_id, caller_token=token)
+
+    @route("POST", "/api/v1/tasks/<task_id>/complete", body=CompleteTaskSchema, response=TASK_OUT())
     def complete_task(self, request, task_id):
-        caller, token = authenticated(request, self.config["SECRET"])
+        caller, token = self.caller_of(request)
         body = load_valid(CompleteTaskSchema(), read_json(request))
-        task = self.workflow.complete_task(task_id, body["outcome"], body["note"], caller_token=token)
-        audit.record(self.db, caller, "task.complete", request.remote_addr, task_id=task_id)
-        return task
+        details = {key: body[key] for key in ("items", "amount_vnd", "to_step") if body[key] is not None}
+        with self.audited(request, caller, f"task.{body['outcome']}", task_id=task_id):
+            return self.workflow.complete_task(task_id, body["outcome"], body["note"], caller_token=token,
+                                               details=details or None)
+
+    @route("POST", "/api/v1/tasks/<task_id>/claim", response=TASK_OUT())
+    def claim_task(self, request, task_id):
+        """Nhận xử lý: the officer takes the task from the agency's pool."""
+        caller, token = self.caller_of(request)
+        with self.audited(request, caller, "task.claim", task_id=task_id):
+            return self.workflow.claim_task(task_id, caller_token=token)
+
+    @route("POST", "/api/v1/tasks/<task_id>/assign", body=AssignTaskSchema, response=TASK_OUT())
+    def assign_task(self, request, task_id):
+        """Phân công: a leader assigns the task to an officer (null: back to the pool)."""
+        caller, token = self.caller_of(request)
+        body = load_valid(AssignTaskSchema(), read_json(request))
+        with self.audited(request, caller, "task.assign", task_id=task_id):
+            return self.workflow.assign_task(task_id, body["assignee"], caller_token=token)
+
+    @route("POST", "/api/v1/tasks/<task_id>/transfer", body=TransferTaskSchema, response=TASK_OUT())
+    def transfer_task(self, request, task_id):
+        """Chuyển xử lý to another agency the step allows."""
+        caller, token = self.caller_of(request)
+        body = load_valid(TransferTaskSchema(), read_json(request))
+        with self.audited(request, caller, "task.transfer", task_id=task_id):
+            return self.workflow.transfer_task(task_id, body["agency_code"], body["note"], caller_token=token)

@@ -27,6 +27,14 @@ class ServiceUnavailable(GatewayError):
     """A service did not answer in time, or is not running."""
 
 
+class TooManyRequests(GatewayError):
+    """Too many failed logins (chống dò mật khẩu): try again after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message, details={"retry_after": retry_after})
+        self.retry_after = max(1, int(retry_after))
+
+
 ERRORS: dict[type[BaseException], tuple[int, str]] = {
     ValidationFailed: (400, "validation_error"),
     InvalidJson: (400, "invalid_json"),
@@ -39,6 +47,7 @@ ERRORS: dict[type[BaseException], tuple[int, str]] = {
     Conflict: (409, "conflict"),
     http_exceptions.RequestEntityTooLarge: (413, "payload_too_large"),
     UnsupportedMediaType: (415, "unsupported_media_type"),
+    TooManyRequests: (429, "too_many_requests"),
     ServiceUnavailable: (503, "service_unavailable"),
     UnknownService: (503, "service_unavailable"),
 }

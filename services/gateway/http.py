@@ -12,19 +12,20 @@ import json
 import logging
 import time
 import traceback
+from dataclasses import dataclass
 
+from marshmallow import Schema
 from nameko.exceptions import RemoteError
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
 from prometheus_client import Counter, Histogram
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
-from werkzeug.routing import Map
+from werkzeug.routing import IntegerConverter, Map
 from werkzeug.wrappers import Request, Response
 
 from motcua.contracts.rpc import nfc
-from motcua.identity import Caller, verify_token
 from motcua.metrics import LATENCY_BUCKETS, metrics_for
-from services.gateway.errors import InvalidJson, ServiceUnavailable, UnsupportedMediaType, error_body
+from services.gateway.errors import InvalidJson, ServiceUnavailable, TooManyRequests, UnsupportedMediaType, error_body
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ def error_response(exc: BaseException) -> Response:
     headers = None
     if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
         headers = {"Allow": ", ".join(sorted(exc.valid_methods))}
+    elif isinstance(exc, TooManyRequests):
+        headers = {"Retry-After": str(exc.retry_after)}
     return json_response(body, status, headers)
 
 
@@ -87,12 +90,6 @@ def bearer_token(request: Request) -> str | None:
     return (token.strip() or None) if scheme.lower() == "bearer" else None
 
 
-def authenticated(request: Request, secret: str) -> tuple[Caller, str]:
-    """The verified caller and their raw token (passed on as `caller_token`); 401 without a valid one."""
-    token = bearer_token(request)
-    return verify_token(token, secret), token
-
-
 class HttpMetrics:
     def __init__(self, registry):
         labels = ["method", "route", "status"]
@@ -124,6 +121,16 @@ class JsonWsgiApp(WsgiApp):
         return response(environ, start_response)
 
 
+class PathIdConverter(IntegerConverter):
+    """`<int:…>` path values are database ids: a number beyond any id (PostgreSQL's integer) names no
+    resource (404), instead of overflowing the database's integer (a 500)."""
+
+    MAX = 2**31 - 1
+
+    def __init__(self, map, *args, **kwargs):
+        super().__init__(map, *args, **{"max": self.MAX, **kwargs})
+
+
 class JsonWebServer(WebServer):
     def setup(self):
         super().setup()
@@ -134,7 +141,7 @@ class JsonWebServer(WebServer):
 
     def make_url_map(self):
         # No redirects for a trailing or doubled slash: an API client gets a plain 404 instead.
-        url_map = Map(strict_slashes=False, merge_slashes=False)
+        url_map = Map(strict_slashes=False, merge_slashes=False, converters={"int": PathIdConverter})
         for provider in self._providers:
             rule = provider.get_url_rule()
             rule.endpoint = provider
@@ -159,8 +166,22 @@ def to_response(result) -> Response:
     return json_response(result)
 
 
-def route(method: str, url: str):
-    """Declare a JSON HTTP entrypoint (see the module docstring)."""
+@dataclass(frozen=True)
+class RouteDoc:
+    """What the OpenAPI document (openapi.py) says of a route beyond its method, URL and docstring:
+    marshmallow schemas of its JSON body, query and answer (or the answer's media type), the success
+    status, and whether it takes a bearer token ("bearer": required, "optional", "public")."""
+
+    body: type[Schema] | Schema | None = None
+    query: type[Schema] | Schema | None = None
+    response: type[Schema] | Schema | str | None = None
+    status: int = 200
+    auth: str = "bearer"
+
+
+def route(method: str, url: str, **doc):
+    """Declare a JSON HTTP entrypoint (see the module docstring); `doc`: its RouteDoc fields."""
+    route_doc = RouteDoc(**doc)
 
     def decorate(fn):
         @functools.wraps(fn)
@@ -170,6 +191,7 @@ def route(method: str, url: str):
             except Exception as exc:
                 return error_response(exc)
 
+        entrypoint.route_doc = route_doc
         return JsonHttpHandler.decorator(method, url)(entrypoint)
 
     return decorate

@@ -1,4 +1,5 @@
-"""The gateway's own data: staff accounts (tài khoản cán bộ) and the audit log of staff actions."""
+"""The gateway's own data: staff accounts (tài khoản cán bộ), the audit log of staff actions and reads,
+revoked tokens and failed logins (login throttling)."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -13,7 +14,7 @@ class Base(ServiceBase, DeclarativeBase):
     """Declarative base of the gateway database."""
 
 
-# The gateway emits no events today; the tables keep every service database the same shape.
+# The gateway emits no events; its inbox records the `access_denied` events it wrote to the audit log.
 reliability_tables(Base.metadata)
 
 
@@ -29,6 +30,8 @@ class User(Base):
     roles: Mapped[list[str]] = mapped_column(JSON, default=list)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Tokens issued before this moment are refused (set when roles, activity or password change).
+    tokens_valid_after: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class AuditEntry(Base):
@@ -36,7 +39,8 @@ class AuditEntry(Base):
 
     __tablename__ = "audit_log"
     __table_args__ = (Index("ix_audit_log_dossier", "dossier_code"),
-                      Index("ix_audit_log_user_at", "username", "at"))
+                      Index("ix_audit_log_user_at", "username", "at"),
+                      Index("ix_audit_log_at", "at"))
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -46,3 +50,29 @@ class AuditEntry(Base):
     dossier_code: Mapped[str | None] = mapped_column(String(64))
     task_id: Mapped[str | None] = mapped_column(String(64))
     remote_addr: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16), default="allowed", server_default="allowed")  # allowed | denied
+    source: Mapped[str] = mapped_column(String(32), default="gateway", server_default="gateway")  # who saw it: gateway, intake, …
+    detail: Mapped[str | None] = mapped_column(String(256))  # e.g. why it was denied; never personal data
+
+
+class RevokedToken(Base):
+    """An access token revoked by logout (thu hồi), kept until it would have expired anyway."""
+
+    __tablename__ = "revoked_tokens"
+
+    token_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    revoked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LoginFailure(Base):
+    """One failed login, under a keyed hash of the username or of the remote address (never in clear):
+    shared by every gateway instance, so the throttle holds however many there are."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_key_at", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(default=utcnow)

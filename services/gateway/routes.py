@@ -1,44 +1,27 @@
 """What the HTTP API does beyond passing a call on: who may submit, merged views, platform health."""
 from __future__ import annotations
 
+from typing import Callable
+
 from sqlalchemy import text
 from werkzeug.wrappers import Request
 
 from motcua.errors import ValidationFailed
-from motcua.identity import Caller, verify_token
+from motcua.identity import Caller
 from services.gateway.http import bearer_token
 from services.gateway.rpc import ping_all
 
 MAX_IDEMPOTENCY_KEY = 128
 
-LANDING_PAGE = """<!doctype html>
-<html lang="vi">
-<head><meta charset="utf-8"><title>Motcua — Một cửa điện tử</title></head>
-<body>
-<h1>Motcua — Một cửa điện tử</h1>
-<p>Motcua là nền tảng một cửa điện tử dùng chung cho cả tỉnh: người dân và doanh nghiệp nộp hồ sơ
-thủ tục hành chính trực tuyến, tại Bộ phận Một cửa hoặc qua bưu chính công ích; cán bộ tiếp nhận,
-xử lý, liên thông giữa các cơ quan và trả kết quả; ai có mã hồ sơ cũng tra cứu được tiến độ; lãnh đạo
-theo dõi từng cơ quan giải quyết hồ sơ trước hạn, đúng hạn hay trễ hạn.</p>
-<ul>
-<li><a href="/api/v1/procedures">Danh mục thủ tục hành chính</a> (API JSON)</li>
-<li><a href="/api/v1/agencies">Danh sách cơ quan</a></li>
-<li><a href="/health">Tình trạng hệ thống</a></li>
-</ul>
-<p>Hướng dẫn: tệp README.md của mã nguồn — cách chạy, ví dụ curl đưa một hồ sơ đi hết quy trình,
-bảng cấu hình.</p>
-</body>
-</html>
-"""
 
-
-def submitter(request: Request, secret: str, channel: str) -> tuple[Caller | None, str | None]:
+def submitter(request: Request, verify: Callable[[str | None], Caller],
+              channel: str) -> tuple[Caller | None, str | None]:
     """Who submits: online, anyone (a token sent must still be valid); at the counter or by post,
-    a receptionist (cán bộ tiếp nhận)."""
+    a receptionist (cán bộ tiếp nhận). `verify`: the gateway's `caller_from_token`."""
     token = bearer_token(request)
     if channel == "online" and token is None:
         return None, None
-    caller = verify_token(token, secret)
+    caller = verify(token)
     if channel != "online":
         caller.require("receptionist")
     return caller, token

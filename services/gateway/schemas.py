@@ -21,12 +21,29 @@ class TokenRequestSchema(Schema):
 
 
 class CompleteTaskSchema(Schema):
+    """What an officer does with a step: approve, send_back (to_step), request_supplement (items),
+    require_payment (amount_vnd), refuse or stop (with the reason in note). Workflow checks the rest."""
+
     outcome = _text(32, required=True)
     note = fields.Str(load_default=None, allow_none=True, validate=validate.Length(max=2000))
+    items = fields.List(_text(500), load_default=None, validate=validate.Length(min=1, max=50))
+    amount_vnd = fields.Int(load_default=None, strict=True, validate=validate.Range(min=0, max=10**13))
+    to_step = fields.Int(load_default=None, strict=True, validate=validate.Range(min=0, max=1000))
 
 
 class TaskQuerySchema(Schema):
     status = _text(32, load_default="open")
+    role = _text(32, load_default=None)
+    assignee = _text(120, load_default=None)
+
+
+class AssignTaskSchema(Schema):
+    assignee = fields.Str(required=True, allow_none=True, validate=validate.Length(min=1, max=120))
+
+
+class TransferTaskSchema(Schema):
+    agency_code = _text(20, required=True)
+    note = fields.Str(load_default=None, allow_none=True, validate=validate.Length(max=2000))
 
 
 class TrackQuerySchema(Schema):

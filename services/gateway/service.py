@@ -2,34 +2,38 @@
 staff actions are written to the audit log once the owning service accepted them."""
 from __future__ import annotations
 
+import contextlib
+
 from nameko.dependency_providers import Config
 from nameko.rpc import rpc
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from werkzeug.wrappers import Response
 
+from motcua.bus import event_handler
 from motcua.db import Database
-from motcua.errors import load_valid
+from motcua.identity import verify_token
 from motcua.metrics import Metrics
-from services.gateway import accounts, audit, routes
+from services.gateway import audit, routes, sessions
+from services.gateway.api_admin import AdminApi
+from services.gateway.api_auth import AuthApi
 from services.gateway.api_catalog import CatalogApi
+from services.gateway.api_docs import DocsApi
 from services.gateway.api_dossiers import DossierApi
 from services.gateway.api_notify import NotifyApi
 from services.gateway.api_reports import ReportApi
 from services.gateway.api_tasks import TaskApi
-from services.gateway.http import read_json, route
+from services.gateway.http import bearer_token, route
 from services.gateway.models import Base
+from services.gateway.pages import Pages
 from services.gateway.rpc import TimedRpcProxy
-from services.gateway.schemas import TokenRequestSchema
-
-DEFAULT_TOKEN_TTL_SECONDS = 3600
 
 
-class GatewayService(CatalogApi, DossierApi, TaskApi, ReportApi, NotifyApi):
+class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportApi, NotifyApi, DocsApi, Pages):
     """The only HTTP server; each area's routes live in its api_*.py mixin."""
 
     name = "gateway"
-    db = Database(Base, relay=False)  # the gateway emits no events: nothing to relay
+    db = Database(Base, relay=False)  # the gateway emits no events (its inbox: the events it audits)
     metrics = Metrics()
     config = Config()
     intake = TimedRpcProxy("intake")
@@ -37,28 +41,51 @@ class GatewayService(CatalogApi, DossierApi, TaskApi, ReportApi, NotifyApi):
     notify = TimedRpcProxy("notify")
     reporting = TimedRpcProxy("reporting")
 
+    def caller_from_token(self, token):
+        """Every caller of the HTTP edge is verified here: the API's bearer token and the console's
+        session cookie alike. Signature, algorithm and lifetime, then revocation (logout) and the
+        account's state; 401 otherwise."""
+        caller = verify_token(token, self.config["SECRET"])
+        try:
+            sessions.check_current(self.db.session, caller)
+        finally:
+            self.db.session.rollback()  # a read: give the connection back before any RPC
+        return caller
+
+    def caller_of(self, request):
+        """The verified caller of an API request and their raw token (passed on as `caller_token`)."""
+        token = bearer_token(request)
+        return self.caller_from_token(token), token
+
+    def optional_caller_of(self, request):
+        """(caller, token) when the request carries a token (which must then be valid), else (None, None)."""
+        return self.caller_of(request) if bearer_token(request) else (None, None)
+
+    def audited(self, request, caller, action, **on):
+        """`with self.audited(request, caller, "dossier.read", dossier_code=code): ...` records the
+        outcome (allowed, or denied on 403/404) with who, when and from where."""
+        if caller is None:  # an applicant acting without an account: nothing of staff to audit
+            return contextlib.nullcontext()
+        return audit.audited(self.db, caller, action, request.remote_addr, **on)
+
+    @event_handler("intake", "access_denied")
+    def on_intake_access_denied(self, event):
+        self.db.apply_once(event, "gateway.on_intake_access_denied", audit.record_denied_by_service)
+
+    @event_handler("workflow", "access_denied")
+    def on_workflow_access_denied(self, event):
+        self.db.apply_once(event, "gateway.on_workflow_access_denied", audit.record_denied_by_service)
+
     @rpc
     def health(self):
         return self.db.health()
 
-    @route("GET", "/")
-    def landing(self, request):
-        return Response(routes.LANDING_PAGE, mimetype="text/html")
-
-    @route("GET", "/health")
+    @route("GET", "/health", auth="public")
     def platform_health(self, request):
         proxies = {"intake": self.intake, "workflow": self.workflow, "notify": self.notify,
                    "reporting": self.reporting}
         return routes.platform_health(self.db.session, proxies)
 
-    @route("GET", "/metrics")
+    @route("GET", "/metrics", response="text/plain", auth="public")
     def prometheus(self, request):
         return Response(generate_latest(self.metrics.registry), content_type=CONTENT_TYPE_LATEST)
-
-    @route("POST", "/api/v1/auth/token")
-    def issue_token(self, request):
-        body = load_valid(TokenRequestSchema(), read_json(request))
-        caller = accounts.authenticate(self.db.session, body["username"], body["password"])
-        audit.record(self.db, caller, "auth.token", request.remote_addr)
-        ttl = int(self.config.get("TOKEN_TTL_SECONDS", DEFAULT_TOKEN_TTL_SECONDS))
-        return accounts.token_response(caller, self.config["SECRET"], ttl)

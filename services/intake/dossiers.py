@@ -19,6 +19,7 @@ from motcua.calendar import WorkingCalendar, local_iso
 from motcua.contracts.events import STATUS_CODES
 from motcua.db import UnitOfWork
 from motcua.errors import Conflict, Forbidden, IllegalTransition, NotFound, Unauthorized, ValidationFailed
+from motcua.access import AgencyTree, may_read
 from motcua.identity import Caller
 from motcua.privacy import mask_name, tracking_key
 from services.intake import documents
@@ -42,13 +43,17 @@ TRANSITIONS = {
     "refuse": ({"submitted"}, "refused"),
     "request_supplement": ({"submitted", "received", "processing"}, "supplement_requested"),
     "supplement": ({"supplement_requested"}, None),
-    "withdraw": ({"submitted", "received", "processing", "supplement_requested"}, "withdrawn"),
+    "withdraw": ({"submitted", "received", "processing", "supplement_requested", "awaiting_payment"}, "withdrawn"),
     "start_processing": ({"received"}, "processing"),
+    "require_payment": ({"processing"}, "awaiting_payment"),
+    "confirm_payment": ({"awaiting_payment"}, "processing"),
+    "stop": ({"received", "processing", "supplement_requested", "awaiting_payment"}, "stopped"),
     "result_ready": ({"received", "processing"}, "result_ready"),
     "return": ({"result_ready"}, "returned"),
-    "reschedule": ({"received", "processing", "supplement_requested"}, None),
+    "reschedule": ({"received", "processing", "supplement_requested", "awaiting_payment"}, None),
 }
-STAFF_ACTIONS = ("receive", "refuse", "request_supplement", "supplement", "withdraw", "return", "reschedule")
+STAFF_ACTIONS = ("receive", "refuse", "request_supplement", "supplement", "withdraw", "confirm_payment", "return",
+                 "reschedule")
 SYSTEM = "system"
 APPLICANT = "applicant"
 
@@ -62,6 +67,7 @@ class Policy:
         self.secret = secret
         self.store = store
         self.agency_calendars = catalog.calendars(calendar)
+        self.tree = AgencyTree.from_agencies(catalog.agencies.values())  # who oversees whom (parent_code)
 
     def calendar_for(self, agency_code: str | None) -> WorkingCalendar:
         """The agency's own office hours where agencies.yaml sets them, else the province's."""
@@ -177,11 +183,12 @@ def get(uow: UnitOfWork, code: str, for_update: bool = False) -> Dossier:
     return dossier
 
 
-def get_for_staff(uow: UnitOfWork, code: str, caller: Caller) -> Dossier:
-    """Staff of an agency involved in the dossier, or a platform admin."""
+def get_for_staff(uow: UnitOfWork, code: str, caller: Caller, tree: AgencyTree | None = None) -> Dossier:
+    """Staff of an agency involved in the dossier; leaders and agency admins of an agency above one
+    (cơ quan cấp trên, `tree`); a platform admin."""
     dossier = get(uow, code)
     involved = {a.agency_code for a in dossier.agencies}
-    if not caller.is_admin and caller.agency_code not in involved:
+    if not may_read(caller, involved, tree or AgencyTree({})):
         raise Forbidden("this dossier is not handled by your agency")
     return dossier
 
@@ -246,19 +253,87 @@ def request_supplement(uow: UnitOfWork, code: str, items: list[str], note: str |
         raise ValidationFailed("list every missing item", field="items")
     dossier = get(uow, code, for_update=True)
     caller.require("receptionist", agency_code=dossier.agency_code)
+    _ask_supplement(uow, dossier, items, note, caller.username, now)
+    uow.commit()
+    return dossier
+
+
+def _ask_supplement(uow: UnitOfWork, dossier: Dossier, items: list[str], note: str | None, actor: str,
+                    now: datetime) -> None:
     resume = dossier.status
     status = _transition(dossier, "request_supplement")
     dossier.paused_at, dossier.resume_status = now, resume
     dossier.supplements.append(DossierSupplement(
-        requested_at=now, requested_by=caller.username, agency_code=dossier.agency_code, items=items,
+        requested_at=now, requested_by=actor, agency_code=dossier.agency_code, items=items,
         note=note, due_before=dossier.due_at))
-    _record(dossier, "request_supplement", status, now, caller.username, dossier.agency_code,
-            note="; ".join(items))
+    _record(dossier, "request_supplement", status, now, actor, dossier.agency_code, note="; ".join(items))
     uow.emit("supplement_requested", {"code": dossier.code, "agency_code": dossier.agency_code,
-                                      "requested_at": now, "requested_by": caller.username, "items": items,
+                                      "requested_at": now, "requested_by": actor, "items": items,
                                       "note": note or "", "contact": _contact(dossier)})
+
+
+def supplement_needed(uow: UnitOfWork, data: dict) -> None:
+    """A processing step asks for missing documents: the counter's form 02 goes out on its behalf
+    (the clock stops); a dossier no longer in processing ignores a late request."""
+    dossier = get(uow, data["dossier_code"], for_update=True)
+    if dossier.status != "processing":
+        return
+    actor = f"{data['requested_by']} ({data['agency_code']})"
+    _ask_supplement(uow, dossier, data["items"], data.get("note"), actor, data["requested_at"])
+
+
+def payment_required(uow: UnitOfWork, data: dict) -> None:
+    """A step fixed the applicant's financial obligation: status 6, the clock stops until it is paid."""
+    dossier = get(uow, data["dossier_code"], for_update=True)
+    if dossier.status != "processing":
+        return  # redelivered, or the dossier was withdrawn meanwhile
+    at = data["required_at"]
+    status = _transition(dossier, "require_payment")
+    dossier.paused_at, dossier.resume_status = at, "processing"
+    dossier.payment_amount_vnd, dossier.payment_note = data["amount_vnd"], data.get("note") or None
+    _record(dossier, "require_payment", status, at, SYSTEM, data["agency_code"], note=data.get("note"))
+    uow.emit("payment_requested", {"code": dossier.code, "agency_code": dossier.agency_code, "requested_at": at,
+                                   "amount_vnd": data["amount_vnd"], "note": data.get("note") or "",
+                                   "contact": _contact(dossier)})
+
+
+def confirm_payment(uow: UnitOfWork, policy: Policy, code: str, receipt_number: str, caller: Caller,
+                    now: datetime) -> Dossier:
+    """Xác nhận hoàn thành nghĩa vụ tài chính: the counter confirms the receipt; the clock resumes
+    with the due date moved by the time it stood still, and processing goes on."""
+    dossier = get(uow, code, for_update=True)
+    caller.require("receptionist", agency_code=dossier.agency_code)
+    status = _transition(dossier, "confirm_payment")
+    dossier.due_at = resumed_due_date(policy, dossier, dossier.paused_at, now)
+    dossier.paid_at, dossier.payment_receipt = now, receipt_number
+    dossier.paused_at = dossier.resume_status = None
+    _record(dossier, "confirm_payment", status, now, caller.username, dossier.agency_code,
+            note=f"receipt {receipt_number}")
+    uow.emit("payment_received", {"code": dossier.code, "paid_at": now, "confirmed_by": caller.username,
+                                  "receipt_number": receipt_number, "due_at": dossier.due_at})
     uow.commit()
     return dossier
+
+
+def processing_stopped(uow: UnitOfWork, data: dict) -> None:
+    """A step stopped the processing (dừng xử lý, status 8) with its reason, which the applicant is told."""
+    dossier = get(uow, data["dossier_code"], for_update=True)
+    if dossier.status not in TRANSITIONS["stop"][0]:
+        return
+    status = _transition(dossier, "stop")
+    dossier.stopped_at, dossier.stop_reason = data["stopped_at"], data["reason"]
+    dossier.paused_at = dossier.resume_status = None
+    _record(dossier, "stop", status, data["stopped_at"], data["stopped_by"], data["agency_code"], note=data["reason"])
+    uow.emit("dossier_stopped", {"code": dossier.code, "agency_code": dossier.agency_code,
+                                 "stopped_at": data["stopped_at"], "reason": data["reason"],
+                                 "contact": _contact(dossier)})
+
+
+def delay_predicted(uow: UnitOfWork, data: dict) -> None:
+    """Workflow foresees a late result: the counter sees the appointment form 04 should propose."""
+    dossier = get(uow, data["dossier_code"], for_update=True)
+    if dossier.status in TRANSITIONS["reschedule"][0]:
+        dossier.proposed_due_at = data["proposed_due_at"]
 
 
 def supplement(uow: UnitOfWork, policy: Policy, code: str, caller: Caller | None, id_number: str | None,
@@ -327,6 +402,24 @@ def reschedule(uow: UnitOfWork, code: str, new_due_at: datetime, reason: str, ca
     return dossier
 
 
+def rate(uow: UnitOfWork, code: str, rating: int, comment: str | None, caller: Caller | None,
+         id_number: str | None, now: datetime) -> Dossier:
+    """Đánh giá mức độ hài lòng: once per dossier, after its result was returned (status 10)."""
+    dossier = get(uow, code, for_update=True)
+    actor = _applicant_or_receptionist(dossier, caller, id_number)
+    if dossier.status != "returned":
+        raise Conflict("a dossier is rated once its result was returned", field="status")
+    if dossier.rated_at is not None:
+        raise Conflict("this dossier was already rated", field="rating")
+    dossier.rating, dossier.rating_comment, dossier.rated_at = rating, (comment or "").strip() or None, now
+    _record(dossier, "rate", dossier.status, now, actor, dossier.agency_code, note=f"rating {rating}")
+    uow.emit("dossier_rated", {"code": dossier.code, "agency_code": dossier.agency_code,
+                               "procedure_code": dossier.procedure_code, "field_code": dossier.field_code,
+                               "rating": rating, "rated_at": now})
+    uow.commit()
+    return dossier
+
+
 def _applicant_or_receptionist(dossier: Dossier, caller: Caller | None, id_number: str | None) -> str:
     """Who acts for the applicant: a receptionist of the receiving agency, or the applicant, who
     proves it with the dossier's ID number. Returns the actor recorded in the history."""
@@ -387,7 +480,9 @@ def result_ready(uow: UnitOfWork, data: dict) -> None:
     if dossier.status not in TRANSITIONS["result_ready"][0]:
         return  # already past it: a redelivered or late event
     dossier.result_ready_at = data["finished_at"]
-    _record(dossier, "result_ready", "result_ready", data["finished_at"], SYSTEM, data["agency_code"])
+    dossier.result_outcome, dossier.result_note = data.get("outcome", "approved"), data.get("reason") or None
+    _record(dossier, "result_ready", "result_ready", data["finished_at"], SYSTEM, data["agency_code"],
+            note=dossier.result_note)
     uow.emit("dossier_result_ready", {"code": dossier.code, "procedure_name": dossier.procedure_name,
                                       "agency_code": dossier.agency_code, "finished_at": data["finished_at"],
                                       "due_at": dossier.due_at, "contact": _contact(dossier)})
@@ -407,9 +502,10 @@ def _last4(phone: str) -> str:
     return "".join(c for c in phone if c.isdigit())[-4:]
 
 
-def document_for_staff(uow: UnitOfWork, store: BlobStore, code: str, document_id: int, caller: Caller) -> dict:
+def document_for_staff(uow: UnitOfWork, store: BlobStore, code: str, document_id: int, caller: Caller,
+                       tree: AgencyTree | None = None) -> dict:
     """A document's bytes (base64) for staff of an agency involved in the dossier."""
-    dossier = get_for_staff(uow, code, caller)
+    dossier = get_for_staff(uow, code, caller, tree)
     found = next((d for d in dossier.documents if d.id == document_id), None)
     if found is None:
         raise NotFound(f"no document {document_id} in dossier {code}", field="document_id")
@@ -440,6 +536,13 @@ def view(dossier: Dossier, tz: ZoneInfo, catalog: Catalog) -> dict:
         "returned_at": at(dossier.returned_at), "return_method": dossier.return_method,
         "paused_at": at(dossier.paused_at), "withdrawn_at": at(dossier.withdrawn_at),
         "withdrawal_reason": dossier.withdrawal_reason,
+        "payment": ({"amount_vnd": dossier.payment_amount_vnd, "note": dossier.payment_note,
+                     "paid_at": at(dossier.paid_at), "receipt_number": dossier.payment_receipt}
+                    if dossier.payment_amount_vnd is not None else None),
+        "result_outcome": dossier.result_outcome, "result_note": dossier.result_note,
+        "stopped_at": at(dossier.stopped_at), "stop_reason": dossier.stop_reason,
+        "proposed_due_at": at(dossier.proposed_due_at),
+        "rating": dossier.rating, "rating_comment": dossier.rating_comment, "rated_at": at(dossier.rated_at),
         "supplements": [{"requested_at": at(r.requested_at), "requested_by": r.requested_by,
                          "agency_code": r.agency_code, "items": list(r.items), "note": r.note,
                          "due_before": at(r.due_before), "supplemented_at": at(r.supplemented_at),

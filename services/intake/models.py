@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from motcua.db import ServiceBase, reliability_tables
@@ -56,6 +56,23 @@ class Dossier(Base):
     resume_status: Mapped[str | None] = mapped_column(String(30))
     withdrawn_at: Mapped[datetime | None]
     withdrawal_reason: Mapped[str | None] = mapped_column(Text)
+    # a step's financial obligation (nghĩa vụ tài chính, status 6): the amount, and the payment confirmed
+    payment_amount_vnd: Mapped[int | None] = mapped_column(BigInteger)
+    payment_note: Mapped[str | None] = mapped_column(Text)
+    paid_at: Mapped[datetime | None]
+    payment_receipt: Mapped[str | None] = mapped_column(String(64))
+    # the result: "approved" (the document asked for) or "refused" by a step, with its reason
+    result_outcome: Mapped[str | None] = mapped_column(String(10))
+    result_note: Mapped[str | None] = mapped_column(Text)
+    # processing stopped by a step (dừng xử lý, status 8, form 05)
+    stopped_at: Mapped[datetime | None]
+    stop_reason: Mapped[str | None] = mapped_column(Text)
+    # workflow predicted a late result: the appointment form 04 should propose, before the due date
+    proposed_due_at: Mapped[datetime | None]
+    # satisfaction (đánh giá mức độ hài lòng), once, after the result was returned
+    rating: Mapped[int | None]
+    rating_comment: Mapped[str | None] = mapped_column(Text)
+    rated_at: Mapped[datetime | None]
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     request_fingerprint: Mapped[str | None] = mapped_column(String(64))
 

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
+from motcua.access import AgencyTree, scope_of
 from motcua.calendar import local_iso
 from motcua.db import UnitOfWork
 from motcua.identity import Caller
@@ -38,11 +39,14 @@ def applicant_keys(secret: str, applicant: dict) -> dict:
             "applicant_name_folded": " ".join(fold(applicant["full_name"]).split())[:200]}
 
 
-def search(uow: UnitOfWork, secret: str, tz: ZoneInfo, filters: dict, caller: Caller, now: datetime) -> dict:
+def search(uow: UnitOfWork, secret: str, tz: ZoneInfo, filters: dict, caller: Caller, now: datetime,
+           tree: AgencyTree | None = None) -> dict:
+    """Dossiers an agency involved in: the caller's own, or (leaders, agency admins) its sub-tree's."""
     caller.require("receptionist", "specialist", "leader", "agency_admin")
     query = select(Dossier)
-    if not caller.is_admin:
-        involved = select(DossierAgency.dossier_id).where(DossierAgency.agency_code == caller.agency_code)
+    scope = scope_of(caller, tree or AgencyTree({}))
+    if scope is not None:
+        involved = select(DossierAgency.dossier_id).where(DossierAgency.agency_code.in_(sorted(scope)))
         query = query.where(Dossier.id.in_(involved))
     if filters.get("code"):
         query = query.where(Dossier.code.startswith(filters["code"], autoescape=True))

@@ -11,6 +11,8 @@ from motcua.bus import event_handler
 from motcua.contracts.rpc import (
     ApplicantActionV1,
     CalendarDueV1,
+    ConfirmPaymentV1,
+    RateDossierV1,
     RefuseDossierV1,
     RequestSupplementV1,
     RescheduleDossierV1,
@@ -18,6 +20,7 @@ from motcua.contracts.rpc import (
     SearchDossiersV1,
     SubmitDossierV1,
 )
+from motcua.access import audit_refusals
 from motcua.db import Database, utcnow
 from motcua.errors import load_valid
 from motcua.identity import verify_token
@@ -68,30 +71,35 @@ class IntakeService:
         return due.due(self.rules, data["start"], data["days"], data["agency"], data["cutoff"])
 
     @rpc
+    @audit_refusals
     def submit_dossier(self, payload, caller_token=None, idempotency_key=None):
         data = load_valid(SubmitDossierV1(), payload)
         caller = self._caller(caller_token) if caller_token else None
         return self._view(dossiers.submit(self.db, self.rules, data, caller, utcnow(), idempotency_key))
 
     @rpc
+    @audit_refusals
     def get_dossier(self, code, caller_token):
-        return self._view(dossiers.get_for_staff(self.db, code, self._caller(caller_token)))
+        return self._view(dossiers.get_for_staff(self.db, code, self._caller(caller_token), self.rules.tree))
 
     @rpc
+    @audit_refusals
     def search_dossiers(self, filters, caller_token):
         data = load_valid(SearchDossiersV1(), filters)
         return search.search(self.db, self.rules.secret, self.rules.calendar.tz, data, self._caller(caller_token),
-                             utcnow())
+                             utcnow(), self.rules.tree)
 
     @rpc
+    @audit_refusals
     def get_document(self, code, document_id, caller_token):
         return dossiers.document_for_staff(self.db, self.rules.store, code, int(document_id),
-                                           self._caller(caller_token))
+                                           self._caller(caller_token), self.rules.tree)
 
     @rpc
+    @audit_refusals
     def render_form(self, code, form, caller_token):
         """A form of the dossier as PDF, base64 (staff of an involved agency)."""
-        dossier = dossiers.get_for_staff(self.db, code, self._caller(caller_token))
+        dossier = dossiers.get_for_staff(self.db, code, self._caller(caller_token), self.rules.tree)
         pdf = forms.render(form, dossier, self.rules.catalog, self.rules.calendar.tz, self._hand_overs)
         return {"content_base64": base64.b64encode(pdf).decode()}
 
@@ -102,21 +110,25 @@ class IntakeService:
             return self.workflow.dossier_history(dossier_code)
 
     @rpc
+    @audit_refusals
     def receive_dossier(self, code, caller_token):
         return self._view(dossiers.receive(self.db, self.rules, code, self._caller(caller_token), utcnow()))
 
     @rpc
+    @audit_refusals
     def refuse_dossier(self, code, reason, caller_token):
         data = load_valid(RefuseDossierV1(), {"reason": reason})
         return self._view(dossiers.refuse(self.db, code, data["reason"], self._caller(caller_token), utcnow()))
 
     @rpc
+    @audit_refusals
     def request_supplement(self, code, payload, caller_token):
         data = load_valid(RequestSupplementV1(), payload)
         return self._view(dossiers.request_supplement(self.db, code, data["items"], data["note"],
                                                       self._caller(caller_token), utcnow()))
 
     @rpc
+    @audit_refusals
     def supplement_dossier(self, code, payload, caller_token=None):
         data = load_valid(ApplicantActionV1(), payload)
         caller = self._caller(caller_token) if caller_token else None
@@ -124,18 +136,29 @@ class IntakeService:
                                               data["documents"]))
 
     @rpc
+    @audit_refusals
     def withdraw_dossier(self, code, payload, caller_token=None):
         data = load_valid(ApplicantActionV1(), payload)
         caller = self._caller(caller_token) if caller_token else None
         return self._view(dossiers.withdraw(self.db, code, data["reason"], caller, data["id_number"], utcnow()))
 
     @rpc
+    @audit_refusals
+    def rate_dossier(self, code, payload, caller_token=None):
+        data = load_valid(RateDossierV1(), payload)
+        caller = self._caller(caller_token) if caller_token else None
+        return self._view(dossiers.rate(self.db, code, data["rating"], data["comment"], caller, data["id_number"],
+                                        utcnow()))
+
+    @rpc
+    @audit_refusals
     def reschedule_dossier(self, code, payload, caller_token):
         data = load_valid(RescheduleDossierV1(), payload)
         return self._view(dossiers.reschedule(self.db, code, data["new_due_at"], data["reason"],
                                               self._caller(caller_token), utcnow()))
 
     @rpc
+    @audit_refusals
     def return_result(self, code, method, caller_token):
         data = load_valid(ReturnResultV1(), {"method": method})
         return self._view(dossiers.return_result(self.db, code, data["method"], self._caller(caller_token), utcnow()))
@@ -147,3 +170,29 @@ class IntakeService:
     @event_handler("workflow", "result_ready")
     def on_result_ready(self, event):
         self.db.apply_once(event, "intake.on_result_ready", lambda uow, e: dossiers.result_ready(uow, e.data))
+
+    @event_handler("workflow", "supplement_needed")
+    def on_supplement_needed(self, event):
+        self.db.apply_once(event, "intake.on_supplement_needed",
+                           lambda uow, e: dossiers.supplement_needed(uow, e.data))
+
+    @event_handler("workflow", "payment_required")
+    def on_payment_required(self, event):
+        self.db.apply_once(event, "intake.on_payment_required",
+                           lambda uow, e: dossiers.payment_required(uow, e.data))
+
+    @event_handler("workflow", "processing_stopped")
+    def on_processing_stopped(self, event):
+        self.db.apply_once(event, "intake.on_processing_stopped",
+                           lambda uow, e: dossiers.processing_stopped(uow, e.data))
+
+    @event_handler("workflow", "delay_predicted")
+    def on_delay_predicted(self, event):
+        self.db.apply_once(event, "intake.on_delay_predicted", lambda uow, e: dossiers.delay_predicted(uow, e.data))
+
+    @rpc
+    @audit_refusals
+    def confirm_payment(self, code, payload, caller_token):
+        data = load_valid(ConfirmPaymentV1(), payload)
+        return self._view(dossiers.confirm_payment(self.db, self.rules, code, data["receipt_number"],
+                                                   self._caller(caller_token), utcnow()))

@@ -69,6 +69,14 @@ class NotifyService:
     def on_dossier_rescheduled(self, event):
         self.notifier.plan(self.db, event)
 
+    @event_handler("intake", "payment_requested")
+    def on_payment_requested(self, event):
+        self.notifier.plan(self.db, event)
+
+    @event_handler("intake", "dossier_stopped")
+    def on_dossier_stopped(self, event):
+        self.notifier.plan(self.db, event)
+
     @event_handler("workflow", "task_overdue")
     def on_task_overdue(self, event):
         self.notifier.plan(self.db, event)

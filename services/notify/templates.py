@@ -129,6 +129,11 @@ SAMPLES: dict[str, dict] = {
                      "due_at": _WHEN, "detected_at": _DUE, "escalated_to_role": "leader"},
     "dossier_overdue": {"dossier_code": _FACTS["code"], "agency_code": _FACTS["agency_code"],
                         "current_agency_code": "000.12.01.H56", "due_at": _WHEN, "detected_at": _DUE},
+    "payment_requested": {"code": _FACTS["code"], "agency_code": _FACTS["agency_code"], "requested_at": _WHEN,
+                          "amount_vnd": 12500000, "contact": _CONTACT,
+                          "note": "Thông báo nộp lệ phí trước bạ: 12.500.000 đồng (0,5% × 250 m² × 10.000.000 đồng/m²)"},
+    "dossier_stopped": {"code": _FACTS["code"], "agency_code": _FACTS["agency_code"], "stopped_at": _WHEN,
+                        "reason": "Quá thời hạn bổ sung hồ sơ theo Phiếu yêu cầu bổ sung", "contact": _CONTACT},
 }
 
 

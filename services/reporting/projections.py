@@ -48,6 +48,10 @@ MOVES: dict[str, tuple[str | None, tuple]] = {
                           + (None,)),
     # No move of their own: they only give a dossier heard of first through them (events delivered out
     # of order) the status they imply until its earlier events arrive and are folded before them.
+    "payment_requested": ("awaiting_payment", OPEN),
+    "payment_received": ("processing", (None, "awaiting_payment")),
+    "dossier_stopped": ("stopped", OPEN + ("supplement_requested", "awaiting_payment")),
+    "dossier_transferred": ("processing", OPEN),
     "dossier_rescheduled": ("received", (None,)),
     "task_overdue": ("processing", (None,)),
     "dossier_overdue": ("processing", (None,)),
@@ -57,7 +61,9 @@ MOVES: dict[str, tuple[str | None, tuple]] = {
 EVENT_ORDER = ("dossier_submitted", "dossier_received", "dossier_refused", "task_completed",
                "task_assigned", "dossier_processing_started", "supplement_requested", "dossier_supplemented",
                "dossier_rescheduled", "task_overdue", "dossier_overdue",
+               "payment_requested", "payment_received", "dossier_transferred", "dossier_stopped",
                "result_ready", "dossier_result_ready", "result_returned", "dossier_withdrawn")
+_ORDER = {event_type: index for index, event_type in enumerate(EVENT_ORDER)}  # unknown types sort last
 DOSSIER_FACTS = ("agency_code", "procedure_code", "procedure_name", "field_code", "channel")
 FACT_COLUMNS = tuple(c.name for c in DossierFact.__table__.columns if c.name != "code")
 REBUILD_BATCH = 500
@@ -168,7 +174,7 @@ def project(code: str, events: list[StoredEvent], zone: ZoneInfo) -> Projection:
 
 def fold(projection: Projection, events: list[StoredEvent]):
     """Apply `events` to `projection` in the order they happened; yields each event (loaded) once applied."""
-    for stored in sorted(events, key=lambda e: (e.occurred_at, EVENT_ORDER.index(e.event_type), e.event_id)):
+    for stored in sorted(events, key=lambda e: (e.occurred_at, _ORDER.get(e.event_type, len(_ORDER)), e.event_id)):
         _, schema = schema_for(stored.event_type)
         data = schema.load(stored.data, partial=PERSONAL_KEYS)
         _apply(projection, stored.event_type, data)
@@ -221,6 +227,16 @@ def _apply(p: Projection, event_type: str, d: dict) -> None:
             f["finished_at"] = d["finished_at"]
             if d.get("due_at"):  # intake repeats the due date, possibly moved by a supplement
                 f["due_at"] = d["due_at"]
+    elif event_type == "payment_requested":
+        p.advance(event_type, d["requested_at"], f.get("current_agency_code") or d["agency_code"],
+                  f.get("current_step"))
+    elif event_type == "payment_received":
+        if p.advance(event_type, d["paid_at"], f.get("current_agency_code"), f.get("current_step")) and d.get("due_at"):
+            f["due_at"] = d["due_at"]  # the clock resumes: the due date moved by the unpaid time
+    elif event_type == "dossier_transferred":
+        p.advance(event_type, d["transferred_at"], d["to_agency_code"], d["step"])
+    elif event_type == "dossier_stopped":
+        p.advance(event_type, d["stopped_at"], f.get("current_agency_code") or d["agency_code"], None)
     elif event_type == "result_returned":
         f["returned_at"] = d["returned_at"]
         p.advance(event_type, d["returned_at"], f.get("current_agency_code"), None)

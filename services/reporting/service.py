@@ -158,8 +158,45 @@ class ReportingService:
     def on_dossier_rescheduled(self, event):
         self._record(event)
 
+    @event_handler("intake", "payment_requested")
+    def on_payment_requested(self, event):
+        self._record(event)
+
+    @event_handler("intake", "payment_received")
+    def on_payment_received(self, event):
+        self._record(event)
+
+    @event_handler("intake", "dossier_stopped")
+    def on_dossier_stopped(self, event):
+        self._record(event)
+
     @event_handler("workflow", "task_assigned")
     def on_task_assigned(self, event):
+        self._record(event)
+
+    @event_handler("workflow", "dossier_transferred")
+    def on_dossier_transferred(self, event):
+        self._record(event)
+
+    # Kept in the event store (the national portal's history); the status moves with intake's answer.
+    @event_handler("workflow", "supplement_needed")
+    def on_supplement_needed(self, event):
+        self._record(event)
+
+    @event_handler("workflow", "payment_required")
+    def on_payment_required(self, event):
+        self._record(event)
+
+    @event_handler("workflow", "processing_stopped")
+    def on_processing_stopped(self, event):
+        self._record(event)
+
+    @event_handler("workflow", "delay_predicted")
+    def on_delay_predicted(self, event):
+        self._record(event)
+
+    @event_handler("intake", "dossier_rated")
+    def on_dossier_rated(self, event):
         self._record(event)
 
     @event_handler("workflow", "task_completed")

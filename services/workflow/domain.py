@@ -15,10 +15,11 @@ from sqlalchemy.orm import Session
 from motcua.calendar import WorkingCalendar, overdue_before, timeliness
 from motcua.contracts import Event
 from motcua.db import UnitOfWork
-from motcua.errors import IllegalTransition, NotFound
+from motcua.errors import Forbidden, IllegalTransition, NotFound, ValidationFailed
 from motcua.identity import STAFF_ROLES, Caller
 from motcua.worker import TASKS_EXCHANGE
 from services.workflow.models import (
+    AWAITING_PAYMENT,
     CANCELLED,
     DONE,
     FINISHED,
@@ -26,6 +27,7 @@ from services.workflow.models import (
     PAUSED,
     RUNNING,
     STOPPED,
+    TRANSFERRED,
     DossierProcess,
     Task,
 )
@@ -40,7 +42,7 @@ SLA_BATCH = 500  # rows flagged per transaction by detect_overdue
 
 
 def start_process(uow: UnitOfWork, event: Event, catalog: Catalog, now: datetime) -> None:
-    """On `dossier_received`: open the first step's task, unless this dossier's process already exists."""
+    """On `dossier_received`: open the first stage's tasks, unless this dossier's process already exists."""
     data = event.data
     if uow.session.get(DossierProcess, data["code"]) is not None:
         log.info("process of dossier %s already started; event %s ignored", data["code"], event.event_id)
@@ -52,20 +54,73 @@ def start_process(uow: UnitOfWork, event: Event, catalog: Catalog, now: datetime
                          receiving_agency_code=data["agency_code"], dossier_due_at=data["due_at"],
                          status=RUNNING, started_at=now, form=data.get("form") or {})
     uow.session.add(run)
-    _assign(uow, run, process, 0, catalog, now)
+    uow.session.flush()
+    _enter_stage(uow, run, process, 0, catalog, now, from_agency=run.receiving_agency_code)
+
+
+def _applies(process: Process, index: int, form: dict) -> bool:
+    when = process.steps[index].when
+    return when is None or when.holds(form)
+
+
+def _enter_stage(uow: UnitOfWork, run: DossierProcess, process: Process, stage: int, catalog: Catalog,
+                 now: datetime, from_agency: str | None) -> None:
+    """Open the first applicable step of every applicable branch of `stage` (parallel branches start
+    together); a stage with nothing applicable is skipped; past the last one, the result is ready."""
+    while stage < len(process.stages):
+        opened = 0
+        for branch in process.stages[stage]:
+            if branch.when is not None and not branch.when.holds(run.form):
+                continue
+            first = next((i for i in branch.steps if _applies(process, i, run.form)), None)
+            if first is not None:
+                _assign(uow, run, process, first, catalog, now, from_agency)
+                opened += 1
+        if opened:
+            return
+        stage += 1
+    _finish(uow, run, now, from_agency or run.receiving_agency_code)
+
+
+def _finish(uow: UnitOfWork, run: DossierProcess, now: datetime, agency_code: str,
+            outcome: str = "approved", reason: str = "") -> None:
+    run.status = FINISHED
+    run.finished_at = now
+    uow.emit("result_ready", {"dossier_code": run.dossier_code, "agency_code": agency_code,
+                              "finished_at": now, "outcome": outcome, "reason": reason})
+
+
+def _advance(uow: UnitOfWork, run: DossierProcess, process: Process, index: int, catalog: Catalog,
+             now: datetime, from_agency: str) -> None:
+    """After step `index`: the next applicable step of its branch; at the branch's end, the join waits
+    for the stage's other branches, then the next stage starts."""
+    branch = process.branch_of(index).steps
+    later = [i for i in branch[branch.index(index) + 1:] if _applies(process, i, run.form)]
+    if later:
+        _assign(uow, run, process, later[0], catalog, now, from_agency)
+        return
+    stage = process.steps[index].stage
+    pending = uow.session.scalar(select(func.count()).select_from(Task).where(
+        Task.dossier_code == run.dossier_code, Task.status == OPEN,
+        Task.step_index.in_(process.stage_steps(stage))))
+    if pending:
+        return  # the join: another branch of this stage is still running
+    _enter_stage(uow, run, process, stage + 1, catalog, now, from_agency)
 
 
 def _assign(uow: UnitOfWork, run: DossierProcess, process: Process, index: int, catalog: Catalog,
-            now: datetime) -> Task:
+            now: datetime, from_agency: str | None, agency_code: str | None = None) -> Task:
     step = process.steps[index]
+    agency_code = agency_code or catalog.agency_for(step, run.receiving_agency_code, run.form)
     # A step never runs past the dossier's own due date (the appointment given to the citizen).
     due = min(catalog.calendar.due_at(now, step.allowance), run.dossier_due_at)
     task = Task(id=str(uuid.uuid4()), dossier_code=run.dossier_code, procedure_code=run.procedure_code,
-                step_index=index, step=step.name, agency_code=step.agency_code, role=step.role,
-                status=OPEN, assigned_at=now, due_at=due,
+                step_index=index, step=step.name, agency_code=agency_code, role=step.role,
+                status=OPEN, assigned_at=now, due_at=due, from_agency_code=from_agency,
                 # Assigned while the dossier waits for a supplement: this step's clock is stopped too.
                 paused_at=max(now, run.paused_at) if run.status == PAUSED else None)
     uow.session.add(task)
+    uow.session.flush()
     data = {**_task_facts(task), "assigned_at": now, "due_at": due, "role": task.role}
     event_id = uow.emit("task_assigned", data)
     if step.handled_by == "system":
@@ -96,20 +151,48 @@ def _task_of(session: Session, task_id: str, caller: Caller, for_update: bool = 
     return task
 
 
-def complete_task(uow: UnitOfWork, catalog: Catalog, task_id: str, outcome: str, note: str | None,
-                  caller: Caller, now: datetime) -> Task:
-    """Complete a step (hoàn thành bước), then assign the next one or, after the last, mark the result ready.
+def allowed_actions(task: Task, process: Process) -> list[str]:
+    """What may be done with a task now: its step's actions (send back only after a first step),
+    claim while nobody holds it; nothing once closed."""
+    if task.status != OPEN:
+        return []
+    step = process.steps[task.step_index]
+    actions = [a for a in step.actions if a != "send_back" or _send_back_targets(process, task.step_index)]
+    return actions + (["claim"] if task.assignee is None else [])
 
-    One transaction: the task, the next task or the finished process, and their events commit together.
-    """
-    # Locked, so two officers completing the same task at once cannot both advance the process.
+
+def _send_back_targets(process: Process, index: int) -> list[int]:
+    """The earlier steps a step may send the dossier back to (trả lại bước trước): those before it in its
+    branch, and, from a branch's first step, the steps of the single-step stages before its stage."""
+    step = process.steps[index]
+    branch = process.branch_of(index).steps
+    targets = list(branch[:branch.index(index)])
+    targets += [i for stage in process.stages[:step.stage] if len(stage) == 1 for i in stage[0].steps]
+    return sorted(set(targets))
+
+
+def _open_task_for_action(uow: UnitOfWork, catalog: Catalog, task_id: str, caller: Caller,
+                          action: str) -> tuple[Task, DossierProcess, Process]:
+    """The task, locked (two officers acting at once cannot both move the process), if the caller has
+    the step's role in its agency, it is open and its step allows `action`."""
     task = _task_of(uow.session, task_id, caller, for_update=True)
     # Only the role the step is meant for (a receptionist cannot sign a leader's step); admins pass.
     caller.require(task.role, agency_code=task.agency_code, allow_system=True)
-    if task.status != OPEN:
-        raise IllegalTransition(f"task is {task.status}; only an open task can be completed",
-                                field="status", details={"status": task.status, "allowed": [OPEN]})
-    task.status = DONE
+    if task.assignee not in (None, caller.username) and not caller.has_role(ESCALATION_ROLE):
+        raise Forbidden(f"the task is assigned to {task.assignee}")
+    run = uow.session.get(DossierProcess, task.dossier_code, with_for_update=True)
+    process = catalog.process(run.procedure_code)
+    allowed = allowed_actions(task, process)
+    if task.status != OPEN or run.status not in (RUNNING, PAUSED) or action not in allowed:
+        state = task.status if task.status != OPEN else run.status
+        raise IllegalTransition(f"cannot {action} a task that is {state}", field="outcome",
+                                details={"status": state, "allowed": allowed if run.status == RUNNING else []})
+    return task, run, process
+
+
+def _close(uow: UnitOfWork, catalog: Catalog, task: Task, status: str, outcome: str, note: str | None,
+           caller: Caller, now: datetime) -> None:
+    task.status = status
     task.outcome = outcome
     task.note = note or ""
     task.completed_by = caller.username
@@ -117,15 +200,107 @@ def complete_task(uow: UnitOfWork, catalog: Catalog, task_id: str, outcome: str,
     task.timeliness = timeliness(now, task.due_at, catalog.calendar.tz)
     uow.emit("task_completed", {**_task_facts(task), "completed_at": now, "completed_by": caller.username,
                                 "outcome": outcome, "note": task.note, "timeliness": task.timeliness})
-    run = uow.session.get(DossierProcess, task.dossier_code)
-    process = catalog.process(run.procedure_code)
-    if task.step_index + 1 < len(process.steps):
-        _assign(uow, run, process, task.step_index + 1, catalog, now)
-    else:
-        run.status = FINISHED
-        run.finished_at = now
-        uow.emit("result_ready", {"dossier_code": run.dossier_code, "agency_code": task.agency_code,
-                                  "finished_at": now})
+
+
+def _cancel_open(uow: UnitOfWork, run: DossierProcess, keep: Task | None = None,
+                 steps: set[int] | None = None) -> None:
+    for other in _open_tasks(uow, run.dossier_code):
+        if other is not keep and (steps is None or other.step_index in steps):
+            other.status = CANCELLED
+            other.paused_at = None
+
+
+def complete_task(uow: UnitOfWork, catalog: Catalog, task_id: str, outcome: str, note: str | None,
+                  caller: Caller, now: datetime, details: dict | None = None) -> Task:
+    """Act on a step (xử lý bước): approve (forward to the next step, or the result after the last),
+    send back to an earlier step, ask the counter for a supplement, require a payment (status 6),
+    refuse (the result is a written refusal) or stop processing (status 8).
+
+    One transaction: the task, what follows it and their events commit together.
+    """
+    details = details or {}
+    task, run, process = _open_task_for_action(uow, catalog, task_id, caller, outcome)
+    if outcome == "request_supplement":
+        # The task stays open: the counter issues form 02, and `supplement_requested` pauses the clock.
+        uow.emit("supplement_needed", {"dossier_code": run.dossier_code, "agency_code": task.agency_code,
+                                       "task_id": task.id, "items": details["items"], "note": note or "",
+                                       "requested_by": caller.username, "requested_at": now})
+        task.note = note or ""
+        uow.commit()
+        return task
+    _close(uow, catalog, task, DONE, outcome, note, caller, now)
+    if outcome == "approve":
+        _advance(uow, run, process, task.step_index, catalog, now, task.agency_code)
+    elif outcome == "send_back":
+        _send_back(uow, run, process, task, details.get("to_step"), catalog, now)
+    elif outcome == "require_payment":
+        run.status, run.paused_at, run.resume_after_step = AWAITING_PAYMENT, now, task.step_index
+        uow.emit("payment_required", {"dossier_code": run.dossier_code, "agency_code": task.agency_code,
+                                      "task_id": task.id, "amount_vnd": details["amount_vnd"],
+                                      "note": task.note, "required_at": now})
+    elif outcome == "refuse":
+        _cancel_open(uow, run)
+        _finish(uow, run, now, task.agency_code, outcome="refused", reason=task.note)
+    elif outcome == "stop":
+        _cancel_open(uow, run)
+        run.status, run.finished_at = STOPPED, now
+        uow.emit("processing_stopped", {"dossier_code": run.dossier_code, "agency_code": task.agency_code,
+                                        "stopped_at": now, "stopped_by": caller.username, "reason": task.note})
+    uow.commit()
+    return task
+
+
+def _send_back(uow: UnitOfWork, run: DossierProcess, process: Process, task: Task, to_step: int | None,
+               catalog: Catalog, now: datetime) -> None:
+    """The dossier goes back to an earlier step (the previous one by default), which is opened again;
+    leaving a parallel stage cancels its other branches (they run again when the stage comes back)."""
+    targets = _send_back_targets(process, task.step_index)
+    target = targets[-1] if to_step is None else to_step
+    if target not in targets:
+        raise ValidationFailed(f"can be sent back to steps {targets}", field="to_step")
+    stage = process.steps[task.step_index].stage
+    if process.steps[target].stage != stage:
+        _cancel_open(uow, run, steps=process.stage_steps(stage))
+    _assign(uow, run, process, target, catalog, now, from_agency=task.agency_code)
+
+
+def claim_task(uow: UnitOfWork, task_id: str, caller: Caller) -> Task:
+    """Nhận xử lý: an officer with the step's role takes a task from the agency's pool."""
+    task = _task_of(uow.session, task_id, caller, for_update=True)
+    caller.require(task.role, agency_code=task.agency_code)
+    if task.status != OPEN or task.assignee not in (None, caller.username):
+        raise IllegalTransition(f"task is {task.status}" + (f", held by {task.assignee}" if task.assignee else ""),
+                                field="status", details={"status": task.status, "allowed": []})
+    task.assignee = caller.username
+    uow.commit()
+    return task
+
+
+def assign_task(uow: UnitOfWork, task_id: str, assignee: str | None, caller: Caller) -> Task:
+    """Phân công: the agency's leader assigns (or reassigns, or returns to the pool with None) an open task."""
+    task = _task_of(uow.session, task_id, caller, for_update=True)
+    caller.require(ESCALATION_ROLE, "agency_admin", agency_code=task.agency_code)
+    if task.status != OPEN:
+        raise IllegalTransition(f"task is {task.status}", field="status",
+                                details={"status": task.status, "allowed": []})
+    task.assignee = assignee
+    uow.commit()
+    return task
+
+
+def transfer_task(uow: UnitOfWork, catalog: Catalog, task_id: str, to_agency: str, note: str | None,
+                  caller: Caller, now: datetime) -> Task:
+    """Chuyển xử lý: hand a step to another agency the step lists (`transfer_to`); a new task opens there."""
+    task, run, process = _open_task_for_action(uow, catalog, task_id, caller, "transfer")
+    step = process.steps[task.step_index]
+    if to_agency not in step.transfer_to:
+        raise ValidationFailed(f"this step may go to {', '.join(step.transfer_to)} only", field="agency_code")
+    _close(uow, catalog, task, TRANSFERRED, "transfer", note, caller, now)
+    successor = _assign(uow, run, process, task.step_index, catalog, now, task.agency_code, agency_code=to_agency)
+    uow.emit("dossier_transferred", {**_task_facts(task), "from_agency_code": task.agency_code,
+                                     "to_agency_code": to_agency, "transferred_at": now,
+                                     "transferred_by": caller.username, "note": task.note,
+                                     "new_task_id": successor.id})
     uow.commit()
     return task
 
@@ -135,11 +310,13 @@ def is_overdue(task: Task, cutoff: datetime) -> bool:
     return task.status == OPEN and task.paused_at is None and task.due_at < cutoff
 
 
-def list_tasks(session: Session, caller: Caller, status: str, now: datetime, tz: tzinfo) -> list[Task]:
+def list_tasks(session: Session, caller: Caller, status: str, now: datetime, tz: tzinfo,
+               role: str | None = None, assignee: str | None = None) -> list[Task]:
     """The caller's agency's tasks (all agencies for an admin), overdue first, then by due date.
 
     `status` is one of STATUS_FILTERS; "overdue" lists the open tasks past their due date, which are
-    escalated to the agency's leaders.
+    escalated to the agency's leaders. `role` keeps one role's steps; `assignee` one officer's tasks
+    ("me": the caller's, "none": the agency's unassigned pool).
     """
     _require_staff(caller)
     overdue = and_(Task.status == OPEN, Task.paused_at.is_(None), Task.due_at < overdue_before(now, tz))
@@ -150,15 +327,24 @@ def list_tasks(session: Session, caller: Caller, status: str, now: datetime, tz:
         query = query.where(Task.status == status)
     if not caller.is_admin:
         query = query.where(Task.agency_code == caller.agency_code)
+    if role is not None:
+        query = query.where(Task.role == role)
+    if assignee == "none":
+        query = query.where(Task.assignee.is_(None))
+    elif assignee is not None:
+        query = query.where(Task.assignee == (caller.username if assignee == "me" else assignee))
     return list(session.scalars(query))
 
 
-def detect_overdue(uow: UnitOfWork, now: datetime, tz: tzinfo, batch: int = SLA_BATCH) -> tuple[int, int]:
+def detect_overdue(uow: UnitOfWork, now: datetime, tz: tzinfo, batch: int = SLA_BATCH,
+                   catalog: Catalog | None = None) -> tuple[int, int]:
     """The SLA check: flag open tasks and running dossiers past their due date, each exactly once
     (paused dossiers and their steps are skipped: the clock stops while the applicant supplements).
 
     Each flagged task emits `task_overdue` (escalated to the agency's leaders), each flagged dossier
-    `dossier_overdue` (for the receiving agency, which owes the apology, form 04). Rows are claimed
+    `dossier_overdue` (for the receiving agency, which owes the apology, form 04); with the `catalog`, a
+    late step that makes its dossier miss its due date emits `delay_predicted` (form 04 drafted before
+    the date passes). Rows are claimed
     with FOR UPDATE SKIP LOCKED (PostgreSQL), so several workflow instances checking at once never
     flag, hence never emit, the same breach twice. Flags and events commit together, `batch` rows of
     each kind per transaction, until none is left. Returns (tasks flagged, dossiers flagged).
@@ -174,6 +360,8 @@ def detect_overdue(uow: UnitOfWork, now: datetime, tz: tzinfo, batch: int = SLA_
             task.overdue_at = now
             uow.emit("task_overdue", {**_task_facts(task), "due_at": task.due_at, "detected_at": now,
                                       "escalated_to_role": ESCALATION_ROLE})
+            if catalog is not None:
+                _predict_delay(uow, catalog, task, now)
         runs = uow.session.scalars(
             select(DossierProcess).where(DossierProcess.status == RUNNING, DossierProcess.overdue_at.is_(None),
                                          DossierProcess.dossier_due_at < cutoff)
@@ -192,6 +380,41 @@ def detect_overdue(uow: UnitOfWork, now: datetime, tz: tzinfo, batch: int = SLA_
     if flagged_tasks or flagged_dossiers:
         log.info("SLA check: %d tasks and %d dossiers newly overdue", flagged_tasks, flagged_dossiers)
     return flagged_tasks, flagged_dossiers
+
+
+def _predict_delay(uow: UnitOfWork, catalog: Catalog, task: Task, now: datetime) -> None:
+    """A step past its own deadline: if the steps still ahead cannot fit before the dossier's due
+    date, the receiving agency is told once, with the appointment it should propose (form 04)."""
+    run = uow.session.get(DossierProcess, task.dossier_code)
+    if run is None or run.status != RUNNING or run.delay_predicted_at is not None:
+        return
+    process = catalog.process(run.procedure_code)
+    # The late step itself needs at least the rest of today; then every step still ahead.
+    ahead = process.remaining_allowance(task.step_index, run.form) + process.steps[task.step_index].allowance / 2
+    proposed = catalog.calendar.due_at(now, ahead)
+    if proposed <= run.dossier_due_at:
+        return
+    run.delay_predicted_at = now
+    uow.emit("delay_predicted", {"dossier_code": run.dossier_code, "agency_code": run.receiving_agency_code,
+                                 "current_agency_code": task.agency_code, "due_at": run.dossier_due_at,
+                                 "proposed_due_at": proposed, "detected_at": now})
+
+
+def resume_after_payment(uow: UnitOfWork, event: Event, catalog: Catalog, now: datetime) -> None:
+    """On `payment_received`: the clock resumes with intake's new due date and processing goes on
+    after the step that fixed the amount."""
+    run = _process_of(uow, event)
+    if run is None or run.status != AWAITING_PAYMENT:
+        return
+    data = event.data
+    run.status, run.paused_at = RUNNING, None
+    if data["due_at"] is not None:
+        run.dossier_due_at = data["due_at"]
+    _rearm(run, run.dossier_due_at, overdue_before(now, catalog.calendar.tz))
+    index, run.resume_after_step = run.resume_after_step, None
+    # The dossier comes back from the counter, where the payment was confirmed.
+    _advance(uow, run, catalog.process(run.procedure_code), index, catalog, now,
+             from_agency=run.receiving_agency_code)
 
 
 def _current_agencies(session: Session, dossier_codes: list[str]) -> dict[str, str]:
@@ -268,7 +491,7 @@ def reschedule_process(uow: UnitOfWork, event: Event, tz: tzinfo, now: datetime)
 def stop_process(uow: UnitOfWork, event: Event) -> None:
     """On `dossier_withdrawn`: the process stops and its open steps are cancelled (they leave the inbox)."""
     run = _process_of(uow, event)
-    if run is None or run.status not in (RUNNING, PAUSED):
+    if run is None or run.status not in (RUNNING, PAUSED, AWAITING_PAYMENT):
         return
     run.status = STOPPED
     run.paused_at = None

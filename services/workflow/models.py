@@ -8,9 +8,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from motcua.db import ServiceBase, reliability_tables
 
-# Paused while the applicant supplements the dossier (the clock stops); stopped when it is withdrawn.
-RUNNING, PAUSED, FINISHED, STOPPED = "running", "paused", "finished", "stopped"
-OPEN, DONE, CANCELLED = "open", "done", "cancelled"
+# Paused while the applicant supplements the dossier, awaiting payment while a fee or tax is unpaid
+# (the clock stops for both); stopped when it is withdrawn or a step stops it.
+RUNNING, PAUSED, AWAITING_PAYMENT, FINISHED, STOPPED = "running", "paused", "awaiting_payment", "finished", "stopped"
+# A task transferred to another agency, or sent back, is closed; its successor is a new task.
+OPEN, DONE, CANCELLED, TRANSFERRED = "open", "done", "cancelled", "transferred"
 
 
 class Base(ServiceBase, DeclarativeBase):
@@ -43,6 +45,10 @@ class DossierProcess(Base):
     # When a supplement was requested (status paused): the working time from then to the supplement
     # is added to its open steps' due dates when it resumes.
     paused_at: Mapped[datetime | None]
+    # Awaiting payment: the step whose completion fixed the amount; processing resumes after it.
+    resume_after_step: Mapped[int | None]
+    # When the SLA timer predicted the dossier would miss its due date (`delay_predicted`, once).
+    delay_predicted_at: Mapped[datetime | None]
 
 
 class Task(Base):
@@ -76,3 +82,7 @@ class Task(Base):
     # While its dossier is paused: when this step's clock stopped (the request, or its assignment if
     # later). A paused step is never overdue; on resume its due date moves by the working time since.
     paused_at: Mapped[datetime | None]
+    # The officer the task is assigned to (claimed or assigned by a leader); None: the agency's pool.
+    assignee: Mapped[str | None] = mapped_column(String(120))
+    # Who handed the dossier over (the previous step's agency), for the process control sheet (form 06).
+    from_agency_code: Mapped[str | None] = mapped_column(String(20))

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 from datetime import datetime, tzinfo
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from motcua.calendar import local_iso, overdue_before
-from services.workflow.domain import ESCALATION_ROLE, STATUS_FILTERS, is_overdue
+from motcua.identity import STAFF_ROLES
+from services.workflow.domain import ESCALATION_ROLE, STATUS_FILTERS, allowed_actions, is_overdue
+from services.workflow.processes import ACTIONS
 
-OUTCOMES = ("approve",)  # send back, supplement and refusal come with later issues
+OUTCOMES = tuple(a for a in ACTIONS if a != "transfer")  # transfer has its own call: it names an agency
+NEEDS_NOTE = ("refuse", "stop", "send_back")  # the reason goes to the applicant or the earlier step
 
 
 class CompleteTaskInput(Schema):
@@ -16,11 +19,43 @@ class CompleteTaskInput(Schema):
     outcome = fields.Str(required=True, validate=validate.OneOf(
         OUTCOMES, error="must be one of: {choices}"))
     note = fields.Str(load_default="", allow_none=True, validate=validate.Length(max=2000))
+    # request_supplement: every missing item, listed at once (form 02)
+    items = fields.List(fields.Str(validate=validate.Length(min=1, max=500)), load_default=None,
+                        validate=validate.Length(min=1, max=50))
+    # require_payment: the amount fixed (VND)
+    amount_vnd = fields.Int(load_default=None, strict=True, validate=validate.Range(min=0, max=10**13))
+    # send_back: the step to go back to (its index in the process); default the previous one
+    to_step = fields.Int(load_default=None, strict=True, validate=validate.Range(min=0))
+
+    @validates_schema
+    def _what_the_outcome_needs(self, data, **_):
+        outcome = data.get("outcome")
+        if outcome == "request_supplement" and not data.get("items"):
+            raise ValidationError("list every missing item", "items")
+        if outcome == "require_payment" and data.get("amount_vnd") is None:
+            raise ValidationError("the amount to pay is required", "amount_vnd")
+        if outcome in NEEDS_NOTE and not (data.get("note") or "").strip():
+            raise ValidationError(f"a {outcome} needs its reason", "note")
+
+
+class ClaimTaskInput(Schema):
+    task_id = fields.Str(required=True, validate=validate.Length(min=1, max=36))
+
+
+class AssignTaskInput(ClaimTaskInput):
+    assignee = fields.Str(required=True, allow_none=True, validate=validate.Length(min=1, max=120))
+
+
+class TransferTaskInput(ClaimTaskInput):
+    agency_code = fields.Str(required=True, validate=validate.Length(min=1, max=20))
+    note = fields.Str(load_default="", allow_none=True, validate=validate.Length(max=2000))
 
 
 class TaskQuery(Schema):
     status = fields.Str(load_default="open", validate=validate.OneOf(
         STATUS_FILTERS, error="must be one of: {choices}"))
+    role = fields.Str(load_default=None, validate=validate.OneOf(STAFF_ROLES, error="must be one of: {choices}"))
+    assignee = fields.Str(load_default=None, validate=validate.Length(min=1, max=120))
 
 
 class _LocalDateTime(fields.Field):
@@ -48,13 +83,20 @@ class TaskOut(Schema):
     outcome = fields.Str()
     note = fields.Str()
     timeliness = fields.Str()
+    assignee = fields.Str()
+    from_agency_code = fields.Str()
     overdue = fields.Method("_overdue")
     escalated_to = fields.Method("_escalated_to")  # the role an overdue step is escalated to
+    actions = fields.Method("_actions")  # what may be done with it now (the step's actions, claim)
 
-    def __init__(self, tz: tzinfo, now: datetime, **kwargs):
+    def __init__(self, tz: tzinfo, now: datetime, catalog=None, **kwargs):
         super().__init__(**kwargs)
         self.tz = tz
         self.overdue_cutoff = overdue_before(now, tz)
+        self.catalog = catalog
+
+    def _actions(self, task) -> list[str]:
+        return allowed_actions(task, self.catalog.process(task.procedure_code)) if self.catalog else []
 
     def _overdue(self, task) -> bool:
         return is_overdue(task, self.overdue_cutoff)
@@ -64,15 +106,37 @@ class TaskOut(Schema):
 
 
 # One hand-over of a dossier: a line of the process control sheet (phiếu kiểm soát quá trình).
-HAND_OVER_FIELDS = ("id", "step", "step_index", "agency_code", "role", "status", "assigned_at", "due_at",
-                    "completed_at", "completed_by", "timeliness")
+HAND_OVER_FIELDS = ("id", "step", "step_index", "agency_code", "from_agency_code", "role", "status",
+                    "assigned_at", "due_at", "completed_at", "completed_by", "outcome", "note", "timeliness")
+
+
+class _ConditionOut(Schema):
+    field = fields.Str()
+    equals = fields.Raw()
+    not_equals = fields.Raw()
+    one_of = fields.List(fields.Raw())
 
 
 class _StepOut(Schema):
+    index = fields.Method("_index")
     name = fields.Str()
-    agency_code = fields.Str()
+    agency_code = fields.Str()  # null when the agency depends on the dossier (see `agency`)
+    agency = fields.Method("_agency")
     role = fields.Str()
     allowance = fields.Method("_allowance")
+    handled_by = fields.Str()
+    actions = fields.List(fields.Str())
+    transfer_to = fields.List(fields.Str())
+    when = fields.Nested(_ConditionOut, allow_none=True)
+    stage = fields.Int()
+    branch = fields.Int()
+
+    def _index(self, step):
+        return self.context_steps.index(step)
+
+    def _agency(self, step):
+        rule = step.agency
+        return {"code": rule.code} if rule.code else {"under": rule.under, "serving": rule.serving}
 
     def _allowance(self, step):
         days = step.allowance
@@ -80,5 +144,18 @@ class _StepOut(Schema):
 
 
 class ProcessOut(Schema):
+    """A process: `steps` flat in order (each with its stage and branch), `stages` the shape:
+    each stage a list of branches, each branch a list of step indices (parallel when several)."""
+
     procedure_code = fields.Str()
-    steps = fields.List(fields.Nested(_StepOut))
+    steps = fields.Method("_steps")
+    stages = fields.Method("_stages")
+
+    def _steps(self, process):
+        schema = _StepOut(many=True)
+        schema.context_steps = list(process.steps)
+        return schema.dump(process.steps)
+
+    def _stages(self, process):
+        return [[{"steps": list(b.steps), "when": _ConditionOut().dump(b.when) if b.when else None}
+                 for b in stage] for stage in process.stages]

@@ -37,12 +37,12 @@ def session(seeded):
     engine.dispose()
 
 
-def test_seeding_creates_admin_and_three_roles_per_agency(seeded, session):
+def test_seeding_creates_admin_and_four_roles_per_agency(seeded, session):
     agencies = load_agencies(catalog_dir())
-    assert seeded[1] == 1 + 3 * len(agencies)
+    assert seeded[1] == 1 + 4 * len(agencies)
     admin = session.scalar(select(User).where(User.username == "admin"))
     assert (admin.agency_code, admin.roles) == (None, ["admin"])
-    for role in ("receptionist", "specialist", "leader"):
+    for role in ("receptionist", "specialist", "leader", "agency_admin"):
         user = session.scalar(select(User).where(User.username == f"{role}@{AGENCY}"))
         assert (user.agency_code, user.roles) == (AGENCY, [role])
         assert user.password_hash.startswith("$argon2id$") and "demo" not in user.password_hash

@@ -161,7 +161,7 @@ def test_the_demo_password_gets_a_bearer_token(api):
                              json={"username": f"leader@{AGENCY}", "password": "demo"}, timeout=10)
     assert response.status_code == 200
     body = response.json()
-    assert body["token_type"] == "bearer" and body["expires_in"] == 3600
+    assert body["token_type"] == "bearer" and body["expires_in"] == 900
     assert verify_token(body["access_token"], api.secret) == Caller(f"leader@{AGENCY}", AGENCY, ("leader",))
 
 
@@ -185,13 +185,15 @@ def test_receive_answers_the_updated_dossier_and_is_audited(api):
     assert [e.action for e in audit_entries(api, dossier_code=code)] == ["dossier.receive"]
 
 
-def test_a_refused_action_is_not_audited(api):
+def test_a_refused_action_is_audited_as_denied(api):
     code = f"{AGENCY}-260302-0004"
     api.intake.refuse_dossier.side_effect = Forbidden("not allowed for another agency's records")
     response = requests.post(f"{api.url}/api/v1/dossiers/{code}/refuse", json={"reason": "thiếu giấy tờ"},
                              headers=receptionist(api), timeout=10)
     assert response.status_code == 403
-    assert audit_entries(api, dossier_code=code) == []
+    [entry] = audit_entries(api, dossier_code=code)
+    assert (entry.action, entry.outcome, entry.detail) == ("dossier.refuse", "denied",
+                                                           "not allowed for another agency's records")
 
 
 def test_refuse_needs_a_reason(api):
@@ -216,12 +218,12 @@ def test_tasks_are_listed_and_completed_through_workflow(api):
     api.workflow.complete_task.return_value = {"id": "t-1", "status": "done"}
     listed = requests.get(f"{api.url}/api/v1/tasks?status=open", headers=headers, timeout=10)
     assert listed.json() == [{"id": "t-1", "status": "open"}]
-    api.workflow.list_tasks.assert_called_once_with(caller_token=raw, status="open")
+    api.workflow.list_tasks.assert_called_once_with(caller_token=raw, status="open", role=None, assignee=None)
     done = requests.post(f"{api.url}/api/v1/tasks/t-1/complete", json={"outcome": "approve", "note": "đạt"},
                          headers=headers, timeout=10)
     assert done.status_code == 200 and done.json()["status"] == "done"
-    api.workflow.complete_task.assert_called_once_with("t-1", "approve", "đạt", caller_token=raw)
-    assert [e.action for e in audit_entries(api, task_id="t-1")] == ["task.complete"]
+    api.workflow.complete_task.assert_called_once_with("t-1", "approve", "đạt", caller_token=raw, details=None)
+    assert [(e.action, e.outcome) for e in audit_entries(api, task_id="t-1")] == [("task.approve", "allowed")]
 
 
 # -- public and read-only views ------------------------------------------------------------------------

@@ -91,16 +91,19 @@ def test_calls_need_a_valid_token(service, bad_token):
 
 
 def test_get_process(service):
-    assert service.get_process(LAND) == {"procedure_code": LAND, "steps": [
+    process = service.get_process(LAND)
+    contract = [{key: step[key] for key in ("name", "agency_code", "role", "allowance")} for step in process["steps"]]
+    assert contract == [
         {"name": "Thẩm định hồ sơ, cập nhật cơ sở dữ liệu đất đai", "agency_code": LAND_OFFICE,
          "role": "specialist", "allowance": {"value": 6, "unit": "working_days"}},
         {"name": "Ký cấp lại Giấy chứng nhận", "agency_code": LAND_DEPT, "role": "leader",
          "allowance": {"value": 3, "unit": "working_days"}},
         {"name": "Vào sổ cấp Giấy chứng nhận, chuyển trả kết quả", "agency_code": COMMUNE,
          "role": "specialist", "allowance": {"value": 1, "unit": "working_days"}},
-    ]}
-    with pytest.raises(NotFound):
-        service.get_process("9.999999")
+    ]
+    assert process["stages"] == [[{"steps": [0], "when": None}], [{"steps": [1], "when": None}],
+                                 [{"steps": [2], "when": None}]]
+    assert process["steps"][0]["actions"] == ["approve", "send_back", "request_supplement", "refuse", "stop"]
 
 
 def test_health(service):

@@ -1,0 +1,59 @@
+"""HTTP API v1: sign in (cấp token) with login throttling, and sign out (đăng xuất) revoking the token."""
+from __future__ import annotations
+
+from marshmallow import Schema, fields
+
+from motcua.db import utcnow
+from motcua.errors import Unauthorized, load_valid
+from motcua.identity import Caller
+from services.gateway import accounts, audit, sessions, throttle
+from services.gateway.errors import TooManyRequests
+from services.gateway.http import read_json, route
+from services.gateway.schemas import TokenRequestSchema
+
+DEFAULT_TOKEN_TTL_SECONDS = 900
+
+
+class LogoutOut(Schema):
+    revoked = fields.Bool(required=True)
+
+
+class AuthApi:
+    """Routes mixed into GatewayService, which provides the config, the database and `caller_of`."""
+
+    @route("POST", "/api/v1/auth/token", body=TokenRequestSchema, auth="public")
+    def issue_token(self, request):
+        body = load_valid(TokenRequestSchema(), read_json(request))
+        session, secret, now = self.db.session, self.config["SECRET"], utcnow()
+        policy = throttle.ThrottlePolicy.from_config(self.config)
+        limits = throttle.keys(policy, secret, body["username"], request.remote_addr)
+        claimed = Caller(body["username"][:128], None, ())
+        wait = throttle.retry_after(session, policy, limits, now)
+        if wait is not None:
+            audit.record(self.db, claimed, "auth.token", request.remote_addr, outcome=audit.DENIED,
+                         detail="throttled: too many failed logins")
+            raise TooManyRequests("too many failed logins: try again later", retry_after=wait)
+        try:
+            caller = accounts.authenticate(session, body["username"], body["password"])
+        except Unauthorized as exc:
+            session.rollback()
+            throttle.record_failure(session, policy, limits, now)
+            audit.record(self.db, claimed, "auth.token", request.remote_addr, outcome=audit.DENIED, detail=exc.message)
+            raise
+        throttle.clear_username(session, secret, body["username"])
+        audit.record(self.db, caller, "auth.token", request.remote_addr)
+        ttl = int(self.config.get("TOKEN_TTL_SECONDS", DEFAULT_TOKEN_TTL_SECONDS))
+        return accounts.token_response(caller, secret, ttl)
+
+    @route("POST", "/api/v1/auth/logout", response=LogoutOut)
+    def logout(self, request):
+        """Revokes the bearer token (or the console's session token): refused everywhere from now on."""
+        caller, _token = self.caller_of(request)
+        self.end_session(caller, request.remote_addr)
+        return {"revoked": True}
+
+    def end_session(self, caller, remote_addr):
+        """Revoke the caller's token (from `caller_from_token`), audited: the API's logout and the
+        console's sign-out alike."""
+        sessions.revoke(self.db.session, caller, utcnow())
+        audit.record(self.db, caller, "auth.logout", remote_addr)

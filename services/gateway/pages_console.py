@@ -1,0 +1,212 @@
+"""Bàn làm việc của cán bộ: sign in, the one-stop counter's queue (tiếp nhận, từ chối, yêu cầu bổ sung,
+trả kết quả, forms 01/02/03 as PDF), the agency's task inbox, a dossier's detail and the staff search.
+Every action is the API's RPC with the session's token, audited the same way."""
+from __future__ import annotations
+
+import base64
+import mimetypes
+
+from werkzeug.exceptions import NotFound
+from werkzeug.wrappers import Response
+
+from motcua.contracts.rpc import SearchDossiersV1
+from motcua.db import utcnow
+from motcua.errors import load_valid
+from services.gateway import accounts, audit, sessions
+from services.gateway.api_auth import DEFAULT_TOKEN_TTL_SECONDS
+from services.gateway.pages_http import (
+    FormRejected,
+    check_login_csrf,
+    clear_session,
+    form_again,
+    form_data,
+    keyed,
+    login_nonce,
+    page,
+    query_data,
+    redirect,
+    remember_login_nonce,
+    render,
+    safe_next,
+    set_session,
+    staff_session,
+)
+from services.gateway.schemas import TokenRequestSchema
+
+LOGIN = "console/login.html"
+QUEUES = (("submitted", "Chờ tiếp nhận"), ("supplement_requested", "Chờ công dân bổ sung"),
+          ("result_ready", "Chờ trả kết quả"))
+# The counter's decisions: URL slug → (audit action, the RPC with the form's fields, what the page says).
+DOSSIER_ACTIONS = {
+    "tiep-nhan": ("dossier.receive", lambda intake, code, form, token: intake.receive_dossier(
+        code, caller_token=token), "Đã tiếp nhận hồ sơ. In phiếu tiếp nhận và hẹn trả kết quả (mẫu 01)."),
+    "tu-choi": ("dossier.refuse", lambda intake, code, form, token: intake.refuse_dossier(
+        code, form.get("reason", ""), caller_token=token), "Đã từ chối tiếp nhận. In phiếu từ chối (mẫu 03)."),
+    "yeu-cau-bo-sung": ("dossier.request_supplement", lambda intake, code, form, token: intake.request_supplement(
+        code, {"items": [line.strip() for line in form.get("items", "").splitlines() if line.strip()],
+               "note": form.get("note") or None}, caller_token=token),
+        "Đã yêu cầu bổ sung; thời hạn tạm dừng. In phiếu yêu cầu bổ sung (mẫu 02)."),
+    "tra-ket-qua": ("dossier.return", lambda intake, code, form, token: intake.return_result(
+        code, form.get("method", ""), caller_token=token), "Đã trả kết quả cho công dân."),
+}
+# The buttons of a task, by the names of workflow's `task["actions"]` (approve only when a task has none);
+# claim, send back and transfer join here as workflow offers them.
+TASK_ACTIONS = {
+    "approve": ("task.complete", "Hoàn thành", lambda workflow, task_id, form, token: workflow.complete_task(
+        task_id, "approve", form.get("note", ""), caller_token=token)),
+}
+FORMS = {"01": "Mẫu 01 — Giấy tiếp nhận và hẹn trả kết quả", "02": "Mẫu 02 — Phiếu yêu cầu bổ sung",
+         "03": "Mẫu 03 — Phiếu từ chối tiếp nhận", "04": "Mẫu 04 — Phiếu xin lỗi và hẹn lại",
+         "06": "Mẫu 06 — Phiếu kiểm soát quá trình"}
+
+
+def home_of(caller) -> str:
+    """Where an officer lands after signing in: leaders the dashboard, specialists the inbox."""
+    if caller.has_role("receptionist"):
+        return "/can-bo"
+    return "/lanh-dao" if caller.has_role("leader") else "/can-bo/viec"
+
+
+def forms_of(dossier: dict, hand_overs: list) -> list[str]:
+    """The forms a dossier has material for."""
+    present = {"01": dossier["received_at"], "02": dossier["supplements"], "03": dossier["refused_at"],
+               "04": dossier["reschedules"], "06": hand_overs}
+    return [form for form, material in present.items() if material]
+
+
+class ConsolePages:
+    """Pages mixed into GatewayService, which provides the RPC proxies, config, database,
+    `caller_from_token` and `audited`."""
+
+    @page("GET", "/can-bo/dang-nhap")
+    def console_login_form(self, request):
+        nonce = login_nonce(request)
+        values = {"tiep": query_data(request).get("tiep", "")}
+        return remember_login_nonce(render(LOGIN, csrf=keyed(self.config["SECRET"], "login", nonce), values=values),
+                                    request, nonce)
+
+    @page("POST", "/can-bo/dang-nhap")
+    def console_login(self, request):
+        values, secret, nonce = form_data(request), self.config["SECRET"], login_nonce(request)
+        shown = {"username": values.get("username", ""), "tiep": values.get("tiep", "")}
+        try:
+            with form_again(LOGIN, lambda: {"csrf": keyed(secret, "login", nonce), "values": shown}):
+                check_login_csrf(request, values, secret)
+                body = load_valid(TokenRequestSchema(), {"username": values.get("username") or None,
+                                                         "password": values.get("password") or None})
+                caller = accounts.authenticate(self.db.session, body["username"], body["password"])
+        except FormRejected as rejected:
+            raise FormRejected(remember_login_nonce(rejected.response, request, nonce)) from None
+        audit.record(self.db, caller, "auth.login", request.remote_addr)
+        ttl = int(self.config.get("TOKEN_TTL_SECONDS", DEFAULT_TOKEN_TTL_SECONDS))
+        token = accounts.token_response(caller, secret, ttl)["access_token"]
+        return set_session(redirect(safe_next(values.get("tiep"), home_of(caller))), request, token, ttl)
+
+    @page("POST", "/can-bo/dang-xuat")
+    def console_logout(self, request):
+        session = staff_session(self, request)
+        session.check(form_data(request))
+        sessions.revoke(self.db.session, session.caller, utcnow())
+        audit.record(self.db, session.caller, "auth.logout", request.remote_addr)
+        return clear_session(redirect("/can-bo/dang-nhap"))
+
+    @page("GET", "/can-bo")
+    def console_queue(self, request):
+        """Quầy một cửa: the agency's dossiers awaiting reception, a supplement, or their return."""
+        session = staff_session(self, request)
+        queues = [(status, title, self.intake.search_dossiers({"status": status, "page_size": 50},
+                                                               caller_token=session.token))
+                  for status, title in QUEUES]
+        return render("console/queue.html", session=session, queues=queues, agencies=self._agencies())
+
+    @page("GET", "/can-bo/ho-so/<code>")
+    def console_dossier(self, request, code):
+        session = staff_session(self, request)
+        done = DOSSIER_ACTIONS.get(query_data(request).get("da", ""))
+        return render("console/dossier.html", **self._dossier_context(request, session, code),
+                      done=done[2] if done else None)
+
+    @page("POST", "/can-bo/ho-so/<code>/<action>")
+    def console_dossier_action(self, request, code, action):
+        session, values, (audit_action, call, _said) = self._posted(request, DOSSIER_ACTIONS, action)
+        with form_again("console/dossier.html", lambda: self._dossier_context(request, session, code, values)):
+            with self.audited(request, session.caller, audit_action, dossier_code=code):
+                call(self.intake, code, values, session.token)
+        return redirect(f"/can-bo/ho-so/{code}?da={action}")
+
+    @page("GET", "/can-bo/ho-so/<code>/mau/<form>")
+    def console_form(self, request, code, form):
+        session = staff_session(self, request)
+        rendered = self.intake.render_form(code, form, caller_token=session.token)
+        return Response(base64.b64decode(rendered["content_base64"]), mimetype="application/pdf",
+                        headers={"Content-Disposition": f'inline; filename="mau-{form}-{code}.pdf"'})
+
+    @page("GET", "/can-bo/ho-so/<code>/tai-lieu/<int:document_id>")
+    def console_document(self, request, code, document_id):
+        session = staff_session(self, request)
+        with self.audited(request, session.caller, "dossier.document", dossier_code=code):
+            document = self.intake.get_document(code, document_id, caller_token=session.token)
+        extension = mimetypes.guess_extension(document["content_type"]) or ""
+        return Response(base64.b64decode(document["content_base64"]), mimetype=document["content_type"],
+                        headers={"Content-Disposition": f'attachment; filename="{document["key"]}{extension}"'})
+
+    @page("GET", "/can-bo/viec")
+    def console_inbox(self, request):
+        """Việc cần xử lý: the agency's open tasks, overdue first (workflow's order)."""
+        session = staff_session(self, request)
+        done = query_data(request).get("da", "")
+        return render("console/inbox.html", **self._inbox_context(session),
+                      done=TASK_ACTIONS[done][1] if done in TASK_ACTIONS else None)
+
+    @page("POST", "/can-bo/viec/<task_id>/<action>")
+    def console_task_action(self, request, task_id, action):
+        session, values, (audit_action, _label, call) = self._posted(request, TASK_ACTIONS, action)
+        with form_again("console/inbox.html", lambda: self._inbox_context(session)):
+            with self.audited(request, session.caller, audit_action, task_id=task_id):
+                call(self.workflow, task_id, values, session.token)
+        return redirect(f"/can-bo/viec?da={action}")
+
+    @page("GET", "/can-bo/tim-kiem")
+    def console_search_form(self, request):
+        session = staff_session(self, request)
+        return render("console/search.html", session=session, values={}, results=None)
+
+    @page("POST", "/can-bo/tim-kiem")
+    def console_search(self, request):
+        """A POST, so ID numbers and phones searched for stay out of URLs and access logs."""
+        session = staff_session(self, request)
+        values = form_data(request)
+        session.check(values)
+        filters = {name: value for name, value in values.items()
+                   if value and name in SearchDossiersV1().fields and name != "overdue"}
+        if values.get("overdue"):
+            filters["overdue"] = True
+        filters["page_size"] = 50
+        with form_again("console/search.html", lambda: {"session": session, "values": values, "results": None}):
+            load_valid(SearchDossiersV1(), filters)
+            with self.audited(request, session.caller, "dossier.search"):
+                results = self.intake.search_dossiers(filters, caller_token=session.token)
+        return render("console/search.html", session=session, values=values, results=results)
+
+    def _posted(self, request, actions: dict, action: str):
+        """The session, the posted fields (their CSRF token checked) and the action's entry; 404 if unknown."""
+        session = staff_session(self, request)
+        if action not in actions:
+            raise NotFound()
+        values = form_data(request)
+        session.check(values)
+        return session, values, actions[action]
+
+    def _dossier_context(self, request, session, code: str, values: dict | None = None) -> dict:
+        with self.audited(request, session.caller, "dossier.read", dossier_code=code):
+            dossier = self.intake.get_dossier(code, caller_token=session.token)
+        hand_overs = self.workflow.dossier_history(code)
+        return {"session": session, "dossier": dossier, "hand_overs": hand_overs, "values": values or {},
+                "forms": forms_of(dossier, hand_overs), "form_names": FORMS, "agencies": self._agencies()}
+
+    def _inbox_context(self, session) -> dict:
+        tasks = self.workflow.list_tasks(caller_token=session.token, status="open")
+        for task in tasks:
+            task["buttons"] = [(name, TASK_ACTIONS[name][1]) for name in task.get("actions") or ["approve"]
+                               if name in TASK_ACTIONS]
+        return {"session": session, "tasks": tasks, "agencies": self._agencies()}

@@ -1,0 +1,97 @@
+"""Bảng điều hành của lãnh đạo: per-agency figures (today / this month / this year), timeliness by agency
+as stacked bars, the daily trend as lines, overdue now; every figure drills down to its dossiers; the
+standard report (II.06a) exported with the session."""
+from __future__ import annotations
+
+import base64
+from datetime import timedelta
+from urllib.parse import urlencode
+
+from werkzeug.wrappers import Response
+
+from motcua.identity import STAFF_ROLES
+from services.gateway import pages_charts
+from services.gateway.pages_http import page, province_today, query_data, render, staff_session
+
+PERIODS = {"today": "Hôm nay", "month": "Tháng này", "year": "Năm nay"}
+TREND_DAYS = 30
+TIMELINESS_SERIES = [("early", "Trước hạn", "early"), ("on_time", "Đúng hạn", "on-time"), ("late", "Trễ hạn", "late")]
+CELL_NAMES = {
+    "resolved.early": "đã giải quyết trước hạn", "resolved.on_time": "đã giải quyết đúng hạn",
+    "resolved.late": "đã giải quyết trễ hạn", "resolved.total": "đã giải quyết",
+    "in_progress.overdue": "đang giải quyết, quá hạn", "in_progress.total": "đang giải quyết",
+    "received.total": "tiếp nhận",
+}
+
+
+def drill_link(period: dict, cell: str, agency_code: str | None = None) -> str:
+    params = {"from": period["from"], "to": period["to"], "cell": cell}
+    if agency_code:
+        params["key"] = agency_code
+    return "/lanh-dao/ho-so?" + urlencode(params)
+
+
+def timeliness_chart(period: dict) -> dict:
+    rows = [{"label": a["agency_name"], "values": {key: a["resolved"][key] for key, _l, _c in TIMELINESS_SERIES},
+             "links": {key: drill_link(period, f"resolved.{key}", a["agency_code"]) for key, _l, _c in TIMELINESS_SERIES}}
+            for a in period["agencies"] if a["resolved"]["total"]]
+    return pages_charts.stacked_bars(rows, TIMELINESS_SERIES)
+
+
+def overdue_chart(period: dict) -> dict:
+    rows = [{"label": a["agency_name"], "values": {"overdue": a["overdue_now"]},
+             "links": {"overdue": drill_link(period, "in_progress.overdue", a["agency_code"])}}
+            for a in period["agencies"] if a["overdue_now"]]
+    return pages_charts.stacked_bars(rows, [("overdue", "Quá hạn", "late")])
+
+
+def trend_chart(series: dict) -> dict:
+    days = series["days"]
+    return pages_charts.line_chart([d["date"] for d in days], [
+        ("Tiếp nhận", "received", [sum(d["received"].values()) for d in days]),
+        ("Đã giải quyết", "resolved", [sum(d["resolved"].values()) for d in days]),
+        ("Trễ hạn", "late", [d["resolved"]["late"] for d in days]),
+    ])
+
+
+class DashboardPages:
+    """Pages mixed into GatewayService, which provides the RPC proxies and config."""
+
+    @page("GET", "/lanh-dao")
+    def dashboard(self, request):
+        session = self._staff_page(request)
+        params = query_data(request)
+        chosen = params.get("ky") if params.get("ky") in PERIODS else "month"
+        agency = params.get("agency") or None
+        dashboard = self.reporting.leaders_dashboard(**({"agency": agency} if agency else {}))
+        today = province_today(self.config)
+        series = self.reporting.daily_series((today - timedelta(days=TREND_DAYS - 1)).isoformat(), today.isoformat(),
+                                             **({"agency": agency} if agency else {}))
+        period = dashboard["periods"][chosen]
+        return render("dashboard/index.html", session=session, dashboard=dashboard, period=period, chosen=chosen,
+                      periods=PERIODS, agency=agency, agencies=self._agencies(), drill=drill_link,
+                      timeliness=timeliness_chart(period), overdue=overdue_chart(period), trend=trend_chart(series))
+
+    @page("GET", "/lanh-dao/ho-so")
+    def dashboard_drill_down(self, request):
+        """The dossiers behind one figure (the same list as the standard report's drill-down)."""
+        session = self._staff_page(request)
+        params = query_data(request)
+        found = self.reporting.report_drill_down(params.get("from"), params.get("to"), params.get("cell"),
+                                                 key=params.get("key") or None)
+        return render("dashboard/drill.html", session=session, found=found, params=params,
+                      cell_name=CELL_NAMES.get(found["cell"], found["cell"]), agencies=self._agencies())
+
+    @page("GET", "/lanh-dao/xuat-bao-cao")
+    def dashboard_export(self, request):
+        """Form II.06a as a file, with the session (the API's export wants a bearer token)."""
+        self._staff_page(request)
+        params = query_data(request)
+        exported = self.reporting.report_export(params.get("from"), params.get("to"), params.get("format", "xlsx"))
+        return Response(base64.b64decode(exported["content_base64"]), content_type=exported["content_type"],
+                        headers={"Content-Disposition": f'attachment; filename="{exported["filename"]}"'})
+
+    def _staff_page(self, request):
+        session = staff_session(self, request)
+        session.caller.require(*STAFF_ROLES)
+        return session

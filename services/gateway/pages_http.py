@@ -1,0 +1,244 @@
+"""The pages' edge: HTML routes on the gateway's one HTTP entrypoint, Jinja2 templates (autoescaped),
+the HTML error page (status from the one error table), forms shown again with their errors, and the
+staff session: a cookie holding the access token, a CSRF token bound to it on every POST form."""
+from __future__ import annotations
+
+import base64
+import contextlib
+import functools
+import hashlib
+import hmac
+import logging
+import secrets
+import traceback
+from datetime import date, datetime
+from pathlib import Path
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from nameko.web.handlers import HttpRequestHandler
+from werkzeug.wrappers import Request, Response
+
+from motcua.contracts.rpc import nfc
+from motcua.errors import Forbidden, MotcuaError, Unauthorized, ValidationFailed
+from services.gateway import pages_vi
+from services.gateway.errors import INTERNAL, ServiceUnavailable, status_and_code
+from services.gateway.http import JsonHttpHandler
+
+log = logging.getLogger(__name__)
+
+SESSION_COOKIE = "motcua_session"
+LOGIN_COOKIE = "motcua_login"  # a nonce binding the login form's CSRF token before any session exists
+MAX_FORM_BYTES = 25 * 1024 * 1024  # uploads: intake checks each document (5 MB at most)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+templates = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
+                        autoescape=select_autoescape(default=True, default_for_string=True),
+                        trim_blocks=True, lstrip_blocks=True)
+
+
+def local_time(value: str | None, with_time: bool = True) -> str:
+    """An ISO instant (already in the province's time) as "dd/mm/yyyy HH:MM"."""
+    if not value:
+        return "—"
+    moment = datetime.fromisoformat(value)
+    return moment.strftime("%d/%m/%Y %H:%M" if with_time else "%d/%m/%Y")
+
+
+templates.filters.update(
+    when=local_time, status=lambda s: pages_vi.STATUSES.get(s, s), channel=lambda c: pages_vi.CHANNELS.get(c, c),
+    action=lambda a: pages_vi.ACTIONS.get(a, a), timeliness=lambda t: pages_vi.TIMELINESS.get(t, t or "—"),
+    role=lambda r: pages_vi.ROLES.get(r, r), fee=pages_vi.fee, processing_time=pages_vi.processing_time,
+    online_level=lambda o: pages_vi.ONLINE_LEVELS.get(o, o), urlquote=lambda s: quote(str(s), safe=""),
+    history_note=pages_vi.history_note, pct=lambda v: "—" if v is None else f"{v:.2f}".replace(".", ",") + " %",
+)
+templates.globals.update(rating_labels=pages_vi.RATINGS, return_methods=pages_vi.RETURN_METHODS)
+
+
+def render(template: str, status: int = 200, headers: dict | None = None, **context) -> Response:
+    html = templates.get_template(template).render(**context)
+    return Response(html, status=status, headers={**SECURITY_HEADERS, **(headers or {})},
+                    mimetype="text/html")
+
+
+def redirect(location: str) -> Response:
+    return Response(status=303, headers={"Location": location, **SECURITY_HEADERS})
+
+
+class Redirect(Exception):
+    """Leave the handler for another page (e.g. the login form)."""
+
+    def __init__(self, location: str):
+        super().__init__(location)
+        self.location = location
+
+
+class FormRejected(Exception):
+    """The form shown again, with what was wrong, as the page's answer."""
+
+    def __init__(self, response: Response):
+        super().__init__(response.status_code)
+        self.response = response
+
+
+def field_errors(exc: MotcuaError) -> dict[str, str]:
+    """Every refused field with its Vietnamese message (the first one at least)."""
+    errors = {}
+    for field, message in _flatten((exc.details or {}).get("errors") or {}):
+        errors.setdefault(field, pages_vi.field_error(field, message))
+    errors.setdefault(exc.field or "form", pages_vi.field_error(exc.field, exc.message))
+    return errors
+
+
+def _flatten(messages, prefix: str = ""):
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            yield from _flatten(value, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(messages, list) and messages and all(isinstance(m, str) for m in messages):
+        yield prefix, messages[0]
+
+
+@contextlib.contextmanager
+def form_again(template: str, context):
+    """Inside: the services' 4xx refusals become `template` again, rendered with `context()` and
+    `errors`, with the error table's status. Services down and internal errors become the error page."""
+    try:
+        yield
+    except MotcuaError as exc:
+        status, _code = status_and_code(exc)
+        if status >= 500 or isinstance(exc, ServiceUnavailable):
+            raise
+        raise FormRejected(render(template, status=status, errors=field_errors(exc), **context())) from None
+
+
+def error_page(exc: BaseException) -> Response:
+    status, code = status_and_code(exc)
+    if (status, code) == INTERNAL:
+        # The type and the code path only: an exception's message may quote personal data.
+        log.error("internal error on a page (%s)\n%s", type(exc).__qualname__,
+                  "".join(traceback.format_tb(exc.__traceback__)))
+    elif isinstance(exc, ServiceUnavailable):
+        log.warning("service unavailable: %s", exc.message)
+    title, message = pages_vi.STATUS_PAGES.get(status, pages_vi.STATUS_PAGES[500])
+    return render("error.html", status=status, title=title, message=message, status_code=status)
+
+
+class PageHttpHandler(HttpRequestHandler):
+    """The gateway's one web server (the API's), for pages: not an API route (OpenAPI leaves it out)."""
+
+    server = JsonHttpHandler.server
+
+    def response_from_exception(self, exc):
+        # Only failures before the worker runs get here (e.g. a signature mismatch).
+        return error_page(exc)
+
+
+def page(method: str, url: str):
+    """Declare an HTML page on the gateway's HTTP entrypoint: errors are an HTML page, never JSON."""
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def entrypoint(service, request, **path_values):
+            try:
+                return fn(service, request, **nfc(path_values))
+            except Redirect as exc:
+                return redirect(exc.location)
+            except FormRejected as exc:
+                return exc.response
+            except Exception as exc:
+                return error_page(exc)
+
+        return PageHttpHandler.decorator(method, url)(entrypoint)
+
+    return decorate
+
+
+def form_data(request: Request) -> dict:
+    """The posted fields in NFC, stripped (a multipart body may carry files: see `uploads`)."""
+    request.max_content_length = MAX_FORM_BYTES
+    request.max_form_memory_size = 1024 * 1024
+    return {key: value.strip() for key, value in nfc(request.form.to_dict()).items()}
+
+
+def province_today(config) -> date:
+    return datetime.now(ZoneInfo(config.get("TIME_ZONE", "Asia/Ho_Chi_Minh"))).date()
+
+
+def query_data(request: Request) -> dict:
+    """The query string's fields, in NFC and stripped."""
+    return {key: value.strip() for key, value in nfc(request.args.to_dict()).items()}
+
+
+def uploads(request: Request) -> list[dict]:
+    """The chosen files as the RPC's documents (`{key, filename, content_base64}`), field name = key."""
+    return [{"key": key, "filename": upload.filename,
+             "content_base64": base64.b64encode(upload.read()).decode()}
+            for key, upload in request.files.items(multi=True) if upload.filename]
+
+
+def keyed(secret: str, purpose: str, value: str) -> str:
+    return hmac.new(secret.encode(), f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()[:40]
+
+
+class Session:
+    """A signed-in officer: the verified caller, the raw token (passed on as `caller_token`) and the
+    CSRF token every POST form of the console carries."""
+
+    def __init__(self, caller, token: str, secret: str):
+        self.caller, self.token = caller, token
+        self.csrf = keyed(secret, "csrf", token)
+
+    def check(self, form: dict) -> None:
+        if not hmac.compare_digest(form.get("csrf", ""), self.csrf):
+            raise Forbidden("the form's CSRF token does not match the session", field="csrf")
+
+
+def staff_session(service, request: Request) -> Session:
+    """The officer of the session cookie; without a valid one, to the login form and back."""
+    token = request.cookies.get(SESSION_COOKIE)
+    try:
+        caller = service.caller_from_token(token)
+    except Unauthorized:
+        raise Redirect(f"/can-bo/dang-nhap?tiep={quote(request.full_path.rstrip('?'), safe='')}") from None
+    return Session(caller, token, service.config["SECRET"])
+
+
+def set_session(response: Response, request: Request, token: str, ttl_seconds: int) -> Response:
+    response.set_cookie(SESSION_COOKIE, token, max_age=ttl_seconds, httponly=True, samesite="Strict",
+                        secure=request.is_secure, path="/")
+    response.delete_cookie(LOGIN_COOKIE, path="/can-bo/dang-nhap")
+    return response
+
+
+def clear_session(response: Response) -> Response:
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="Strict")
+    return response
+
+
+def login_nonce(request: Request) -> str:
+    return request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(24)
+
+
+def check_login_csrf(request: Request, form: dict, secret: str) -> None:
+    nonce = request.cookies.get(LOGIN_COOKIE, "")
+    if not nonce or not hmac.compare_digest(form.get("csrf", ""), keyed(secret, "login", nonce)):
+        raise ValidationFailed("the login form expired", field="csrf")
+
+
+def remember_login_nonce(response: Response, request: Request, nonce: str) -> Response:
+    response.set_cookie(LOGIN_COOKIE, nonce, max_age=3600, httponly=True, samesite="Strict",
+                        secure=request.is_secure, path="/can-bo/dang-nhap")
+    return response
+
+
+def safe_next(target: str | None, default: str) -> str:
+    """Only a path of this site (no scheme, no other host) is a place to go back to after login."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return default

@@ -1,0 +1,112 @@
+"""Cổng dịch vụ công: the citizen's pages, no account needed. Find a procedure, submit a dossier with its
+documents, track it (code + the phone's last 4 digits), supplement it when asked, rate it once
+returned, see each agency's public figures. No page shows an ID number or a phone."""
+from __future__ import annotations
+
+import re
+import uuid
+from motcua.errors import load_valid
+from services.gateway import routes
+from services.gateway.pages_http import form_again, form_data, page, province_today, query_data, render, uploads
+from services.gateway.schemas import SubmitDossierSchema
+
+APPLICANT_FIELDS = ("full_name", "id_number", "phone", "email", "address")
+IDEMPOTENCY_KEY = re.compile(r"^[0-9a-f]{32}$")
+TRACK_FORM = "portal/track.html"
+
+
+class PortalPages:
+    """Pages mixed into GatewayService, which provides the RPC proxies and config."""
+
+    @page("GET", "/")
+    def portal_home(self, request):
+        return render("portal/home.html", procedures=self.intake.list_procedures()[:6], agencies=self._agencies())
+
+    @page("GET", "/thu-tuc")
+    def portal_procedures(self, request):
+        query = query_data(request).get("q", "")
+        found = self.intake.list_procedures(query=query or None)
+        return render("portal/procedures.html", q=query, procedures=found, agencies=self._agencies())
+
+    @page("GET", "/thu-tuc/<code>")
+    def portal_procedure(self, request, code):
+        procedure = routes.procedure_with_steps(self.intake, self.workflow, code)
+        return render("portal/procedure.html", procedure=procedure, agencies=self._agencies())
+
+    @page("GET", "/thu-tuc/<code>/nop-ho-so")
+    def portal_submit_form(self, request, code):
+        return render("portal/submit.html", **self._submit_context(code, {}))
+
+    @page("POST", "/thu-tuc/<code>/nop-ho-so")
+    def portal_submit(self, request, code):
+        values = form_data(request)
+        applicant = {name: values.get(f"applicant.{name}") or None for name in APPLICANT_FIELDS}
+        body = {"procedure_code": code, "channel": "online", "applicant": applicant, "form": {},
+                "documents": uploads(request)}
+        key = values.get("idempotency_key", "")
+        with form_again("portal/submit.html", lambda: self._submit_context(code, values)):
+            body = load_valid(SubmitDossierSchema(), body)
+            dossier = self.intake.submit_dossier(body, idempotency_key=key if IDEMPOTENCY_KEY.match(key) else None)
+        return render("portal/receipt.html", status=201, dossier=dossier, agencies=self._agencies())
+
+    @page("GET", "/tra-cuu")
+    def portal_track(self, request):
+        values = query_data(request)
+        if not values.get("code"):
+            return render(TRACK_FORM, values=values)
+        with form_again(TRACK_FORM, lambda: {"values": values}):
+            tracked = self.reporting.track(values["code"], values.get("key", ""))
+        return render(TRACK_FORM, values=values, tracked=tracked, agencies=self._agencies())
+
+    @page("GET", "/ho-so/<code>/bo-sung")
+    def portal_supplement_form(self, request, code):
+        return render("portal/supplement.html", **self._applicant_context(request, code, {}))
+
+    @page("POST", "/ho-so/<code>/bo-sung")
+    def portal_supplement(self, request, code):
+        return self._applicant_action(
+            request, code, "portal/supplement.html", lambda values: self.intake.supplement_dossier(
+                code, {"id_number": values.get("id_number") or None, "documents": uploads(request)}),
+            "Đã bổ sung hồ sơ", "Hồ sơ đã được bổ sung; thời hạn giải quyết tiếp tục được tính.")
+
+    @page("GET", "/ho-so/<code>/danh-gia")
+    def portal_rate_form(self, request, code):
+        return render("portal/rate.html", **self._applicant_context(request, code, {}))
+
+    @page("POST", "/ho-so/<code>/danh-gia")
+    def portal_rate(self, request, code):
+        return self._applicant_action(
+            request, code, "portal/rate.html", lambda values: self.intake.rate_dossier(code, {
+                "id_number": values.get("id_number") or None, "rating": values.get("rating") or None,
+                "comment": values.get("comment") or None}),
+            "Cảm ơn bạn đã đánh giá", "Ý kiến của bạn giúp cơ quan phục vụ tốt hơn.")
+
+    @page("GET", "/thong-ke")
+    def portal_statistics(self, request):
+        today = province_today(self.config)
+        values = {"from": today.replace(month=1, day=1).isoformat(), "to": today.isoformat(),
+                  **{k: v for k, v in query_data(request).items() if v}}
+        with form_again("portal/statistics.html", lambda: {"values": values, "statistics": None}):
+            statistics = self.reporting.public_statistics(values["from"], values["to"])
+        return render("portal/statistics.html", values=values, statistics=statistics)
+
+    def _applicant_action(self, request, code: str, template: str, call, title: str, message: str):
+        """The applicant's form posted: `call(values)` (the RPC), then the confirmation; refused, the
+        form again."""
+        values = form_data(request)
+        with form_again(template, lambda: self._applicant_context(request, code, values)):
+            dossier = call(values)
+        return render("portal/done.html", title=title, message=message, dossier=dossier, key=values.get("key"))
+
+    def _submit_context(self, code: str, values: dict) -> dict:
+        return {"procedure": self.intake.get_procedure(code), "values": values, "agencies": self._agencies(),
+                "idempotency_key": values.get("idempotency_key") or uuid.uuid4().hex}
+
+    def _applicant_context(self, request, code: str, values: dict) -> dict:
+        """What a supplement or a rating form shows: the tracked dossier (the key proves the link was
+        the applicant's) and its procedure's documents."""
+        key = values.get("key") or request.args.get("key", "")
+        with form_again(TRACK_FORM, lambda: {"values": {"code": code, "key": key}}):
+            tracked = self.reporting.track(code, key)
+        return {"tracked": tracked, "key": key, "values": values,
+                "procedure": self.intake.get_procedure(tracked["procedure_code"])}

@@ -1,0 +1,111 @@
+"""The pages' Vietnamese words: statuses, channels, steps' actions, error messages per field and status."""
+from __future__ import annotations
+
+STATUSES = {
+    "submitted": "Mới đăng ký, chờ tiếp nhận", "received": "Đã tiếp nhận", "refused": "Không được tiếp nhận",
+    "processing": "Đang xử lý", "supplement_requested": "Yêu cầu bổ sung hồ sơ",
+    "awaiting_payment": "Chờ thực hiện nghĩa vụ tài chính", "withdrawn": "Đã rút hồ sơ",
+    "stopped": "Dừng xử lý", "result_ready": "Đã có kết quả, chờ trả", "returned": "Đã trả kết quả",
+}
+CHANNELS = {"online": "Trực tuyến", "counter": "Trực tiếp tại quầy", "postal": "Bưu chính công ích"}
+TIMELINESS = {"early": "Trước hạn", "on_time": "Đúng hạn", "late": "Trễ hạn"}
+ONLINE_LEVELS = {"full": "Toàn trình", "partial": "Một phần"}
+ROLES = {"receptionist": "Cán bộ tiếp nhận", "specialist": "Chuyên viên", "leader": "Lãnh đạo",
+         "agency_admin": "Quản trị cơ quan", "admin": "Quản trị hệ thống", "system": "Hệ thống của cơ quan"}
+ACTIONS = {
+    "submit": "Nộp hồ sơ", "receive": "Tiếp nhận", "refuse": "Từ chối tiếp nhận",
+    "request_supplement": "Yêu cầu bổ sung", "supplement": "Bổ sung hồ sơ", "withdraw": "Rút hồ sơ",
+    "start_processing": "Bắt đầu xử lý", "result_ready": "Có kết quả", "return": "Trả kết quả",
+    "reschedule": "Hẹn lại ngày trả", "rate": "Đánh giá hài lòng",
+}
+RETURN_METHODS = {"counter": "Tại quầy", "postal": "Qua bưu chính", "online": "Trực tuyến"}
+RATINGS = {1: "Rất không hài lòng", 2: "Không hài lòng", 3: "Bình thường", 4: "Hài lòng", 5: "Rất hài lòng"}
+
+# The message a form shows beside a field the services refused (their messages are English).
+FIELD_ERRORS = {
+    "applicant.full_name": "Họ và tên cần từ 2 đến 200 ký tự.",
+    "applicant.id_number": "Số định danh cá nhân gồm 12 chữ số (hoặc CMND 9 chữ số).",
+    "applicant.phone": "Số điện thoại gồm số 0 (hoặc +84) và 9 chữ số.",
+    "applicant.email": "Địa chỉ thư điện tử không hợp lệ.",
+    "applicant.address": "Địa chỉ tối đa 500 ký tự.",
+    "id_number": "Số định danh cá nhân không khớp với hồ sơ, hoặc không đúng 12 chữ số (CMND: 9 chữ số).",
+    "key": "Nhập đúng 4 chữ số cuối của số điện thoại đã khai khi nộp hồ sơ.",
+    "code": "Nhập mã hồ sơ ghi trên giấy tiếp nhận.",
+    "reason": "Nhập lý do (tối đa 2000 ký tự).",
+    "items": "Liệt kê các giấy tờ cần bổ sung, mỗi dòng một giấy tờ.",
+    "rating": "Chọn mức độ hài lòng từ 1 đến 5.",
+    "comment": "Góp ý tối đa 2000 ký tự.",
+    "status": "Trạng thái hồ sơ không cho phép thao tác này.",
+    "username": "Sai tên đăng nhập hoặc mật khẩu.",
+    "password": "Sai tên đăng nhập hoặc mật khẩu.",
+    "phone": "Số điện thoại gồm số 0 (hoặc +84) và 9 chữ số.",
+    "name": "Tên tối đa 200 ký tự.",
+    "date_from": "Ngày không hợp lệ (từ ngày không được sau đến ngày).",
+    "date_to": "Ngày không hợp lệ.",
+    "note": "Ghi chú tối đa 2000 ký tự.",
+    "csrf": "Biểu mẫu đã hết hạn. Vui lòng tải lại trang và thử lại.",
+    "documents": "Tệp không hợp lệ: chỉ nhận PDF, JPEG hoặc PNG, tối đa 5 MB mỗi tệp.",
+}
+# Messages that do not depend on the field (a conflict says what happened, not what to type).
+MESSAGE_ERRORS = {
+    "wrong username or password": "Sai tên đăng nhập hoặc mật khẩu.",
+    "too many failed logins": "Đăng nhập sai quá nhiều lần. Vui lòng thử lại sau ít phút.",
+    "already rated": "Hồ sơ này đã được đánh giá; mỗi hồ sơ chỉ đánh giá một lần.",
+    "rated once its result was returned": "Chỉ đánh giá được khi hồ sơ đã trả kết quả.",
+    "only PDF, JPEG and PNG": "Chỉ nhận tệp PDF, JPEG hoặc PNG.",
+    "empty file": "Tệp rỗng.",
+    "larger than": "Tệp lớn hơn 5 MB.",
+    "not a document of this procedure": "Giấy tờ này không thuộc thủ tục.",
+    "no dossier with this code and key": "Không tìm thấy hồ sơ với mã và 4 số cuối điện thoại này.",
+}
+DEFAULT_FIELD_ERROR = "Giá trị không hợp lệ."
+
+# The error page, per HTTP status.
+STATUS_PAGES = {
+    400: ("Yêu cầu không hợp lệ", "Thông tin gửi lên chưa đúng. Vui lòng quay lại và kiểm tra."),
+    401: ("Cần đăng nhập", "Vui lòng đăng nhập để tiếp tục."),
+    403: ("Không có quyền", "Tài khoản của bạn không được thực hiện thao tác này, hoặc phiên làm việc đã thay đổi."),
+    404: ("Không tìm thấy", "Trang hoặc hồ sơ bạn tìm không tồn tại."),
+    405: ("Không hỗ trợ", "Thao tác này không dùng được ở địa chỉ này."),
+    409: ("Không thực hiện được", "Trạng thái hồ sơ không cho phép thao tác này (có thể người khác vừa xử lý)."),
+    413: ("Tệp quá lớn", "Tổng dung lượng tệp gửi lên vượt quá giới hạn 25 MB."),
+    415: ("Không hỗ trợ", "Định dạng gửi lên không được hỗ trợ."),
+    500: ("Lỗi hệ thống", "Đã có lỗi xảy ra. Vui lòng thử lại sau ít phút."),
+    503: ("Hệ thống đang bận", "Một dịch vụ chưa trả lời. Vui lòng thử lại sau ít phút."),
+}
+
+
+def field_error(field: str | None, message: str) -> str:
+    """The Vietnamese message for a refused field (documents.0.content → the documents' message)."""
+    for english, vietnamese in MESSAGE_ERRORS.items():
+        if english in message:
+            return vietnamese
+    if field and field.startswith("documents"):
+        return FIELD_ERRORS["documents"]
+    return FIELD_ERRORS.get(field or "", DEFAULT_FIELD_ERROR)
+
+
+def history_note(note: str | None) -> str:
+    """intake's machine notes ("channel online", "method counter", "rating 5") in words; others as written."""
+    kind, _, value = (note or "").partition(" ")
+    words = {"channel": ("Kênh", CHANNELS), "method": ("Hình thức trả", RETURN_METHODS), "rating": ("Mức", {})}
+    if kind in words and value and " " not in value:
+        label, names = words[kind]
+        return f"{label}: {names.get(value, value)}"
+    return note or ""
+
+
+def fee(amount, unit: str | None = None) -> str:
+    """8000 → "8.000 đồng/bản"; 0 → "Miễn phí"."""
+    if not amount:
+        return "Miễn phí"
+    per = {"copy": "/bản", "page": "/trang"}.get(unit or "", "")
+    return f"{int(amount):,} đồng{per}".replace(",", ".")
+
+
+def processing_time(time: dict) -> str:
+    value, unit = time["value"], time["unit"]
+    if value == 0:
+        return "Trong ngày"
+    shown = f"{value:g}" if isinstance(value, float) else str(value)
+    return f"{shown} ngày làm việc" if unit == "working_days" else f"{shown} ngày"

@@ -1,0 +1,33 @@
+"""The pages in a real browser: Debian's headless chromium drives journey.py (Playwright's sync API in its own
+process: this one is eventlet-patched) against the embedded platform. Screenshots: test-artifacts/browser/."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from motcua.config import ROOT
+from tests.pages.platform import embedded_platform
+
+CHROMIUM = Path("/usr/bin/chromium")
+HOW_TO_INSTALL = ("The browser tests need Debian's chromium at /usr/bin/chromium: "
+                  "apt-get update && apt-get install -y chromium (as root; .ci/run does it). "
+                  "Never `playwright install`: it downloads a browser.")
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+
+
+def test_citizen_counter_specialist_and_leader_in_the_browser(tmp_path):
+    if not CHROMIUM.exists():
+        pytest.fail(HOW_TO_INSTALL, pytrace=False)
+    with embedded_platform(tmp_path) as base:
+        result = subprocess.run([sys.executable, str(Path(__file__).with_name("journey.py")), base, str(ARTIFACTS)],
+                                capture_output=True, text=True, timeout=150, cwd=ROOT,
+                                env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "JOURNEY OK" in result.stdout
+    shots = sorted(path.name for path in ARTIFACTS.glob("*.png"))
+    for page in ("portal-home", "portal-receipt", "portal-track", "console-queue", "console-inbox", "dashboard"):
+        assert any(page in name for name in shots), f"no screenshot of {page}"

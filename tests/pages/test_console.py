@@ -1,0 +1,101 @@
+"""The staff console and the leaders' dashboard over HTTP: the session cookie, CSRF on every POST form,
+the counter's decisions, the inbox, search, forms as PDF, the dashboard's charts and its export."""
+from __future__ import annotations
+
+import requests
+
+from tests.pages.client import AGENCY, APPLICANT, Officer, csrf_of, submitted_code, until
+
+
+def test_the_console_wants_a_session_and_the_cookie_is_httponly_and_strict(base_url):
+    anonymous = requests.get(f"{base_url}/can-bo/viec", allow_redirects=False, timeout=30)
+    assert anonymous.status_code == 303
+    assert anonymous.headers["Location"] == "/can-bo/dang-nhap?tiep=%2Fcan-bo%2Fviec"
+    officer = Officer(base_url, f"receptionist@{AGENCY}")
+    cookie = officer.login.headers["Set-Cookie"]
+    assert "motcua_session=" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert officer.login.headers["Location"] == "/can-bo"
+
+
+def test_a_wrong_password_or_a_forged_login_form_is_refused(base_url):
+    http = requests.Session()
+    csrf = csrf_of(http.get(f"{base_url}/can-bo/dang-nhap", timeout=30).text)
+    wrong = http.post(f"{base_url}/can-bo/dang-nhap", timeout=30,
+                      data={"username": f"receptionist@{AGENCY}", "password": "nope", "csrf": csrf})
+    assert wrong.status_code == 401 and "Sai tên đăng nhập hoặc mật khẩu" in wrong.text
+    forged = requests.post(f"{base_url}/can-bo/dang-nhap", timeout=30,
+                           data={"username": f"receptionist@{AGENCY}", "password": "demo", "csrf": csrf})
+    assert forged.status_code == 400 and "motcua_session" not in forged.headers.get("Set-Cookie", "")
+
+
+def test_a_post_without_the_session_csrf_token_is_refused(base_url):
+    code = submitted_code(base_url)
+    officer = Officer(base_url, f"receptionist@{AGENCY}")
+    response = officer.http.post(f"{base_url}/can-bo/ho-so/{code}/tiep-nhan", data={"csrf": "x"}, timeout=30)
+    assert response.status_code == 403 and "Không có quyền" in response.text
+    assert "Mới đăng ký" in officer.get(f"/can-bo/ho-so/{code}").text  # nothing happened
+
+
+def test_the_counter_receives_refuses_and_prints_the_forms(base_url):
+    received, refused = submitted_code(base_url), submitted_code(base_url)
+    counter = Officer(base_url, f"receptionist@{AGENCY}")
+    queue = until(lambda: counter.get("/can-bo"), refused)
+    assert "Chờ tiếp nhận" in queue.text and received in queue.text and "Trần T. B." in queue.text
+    done = counter.post(f"/can-bo/ho-so/{received}/tiep-nhan")
+    assert done.status_code == 303 and done.headers["Location"] == f"/can-bo/ho-so/{received}?da=tiep-nhan"
+    page = counter.get(done.headers["Location"])
+    assert "Đã tiếp nhận hồ sơ" in page.text and APPLICANT["id_number"] in page.text  # staff are entitled
+    pdf = counter.get(f"/can-bo/ho-so/{received}/mau/01")
+    assert pdf.status_code == 200 and pdf.headers["Content-Type"] == "application/pdf" and pdf.content[:5] == b"%PDF-"
+    document = page.text.split(f"/can-bo/ho-so/{received}/tai-lieu/", 1)[1].split('"', 1)[0]
+    assert counter.get(f"/can-bo/ho-so/{received}/tai-lieu/{document}").content.startswith(b"%PDF-")
+    again = counter.post(f"/can-bo/ho-so/{received}/tiep-nhan")
+    assert again.status_code == 409 and "Trạng thái hồ sơ không cho phép" in again.text
+    no_reason = counter.post(f"/can-bo/ho-so/{refused}/tu-choi", {"reason": ""})
+    assert no_reason.status_code == 400 and "Nhập lý do" in no_reason.text
+    assert counter.post(f"/can-bo/ho-so/{refused}/tu-choi", {"reason": "Không thuộc thẩm quyền"}).status_code == 303
+    assert "Mẫu 03" in counter.get(f"/can-bo/ho-so/{refused}").text
+    other = Officer(base_url, "receptionist@000.20.01.H56")
+    assert other.get(f"/can-bo/ho-so/{received}").status_code == 403  # another agency's dossier
+
+
+def test_the_inbox_completes_a_task_and_search_finds_by_id_number(base_url):
+    code = submitted_code(base_url)
+    counter = Officer(base_url, f"receptionist@{AGENCY}")
+    counter.post(f"/can-bo/ho-so/{code}/tiep-nhan")
+    specialist = Officer(base_url, f"specialist@{AGENCY}")
+    inbox = until(lambda: specialist.get("/can-bo/viec"), code)
+    assert "Xác minh, đề xuất" in inbox.text and "Hoàn thành" in inbox.text
+    task_id = inbox.text.split(code, 1)[1].split('action="/can-bo/viec/', 1)[1].split("/", 1)[0]
+    assert specialist.post(f"/can-bo/viec/{task_id}/nonsense", csrf_from="/can-bo/viec").status_code == 404
+    done = specialist.post(f"/can-bo/viec/{task_id}/approve", {"note": "Đủ điều kiện"}, csrf_from="/can-bo/viec")
+    assert done.status_code == 303 and "Đã ghi nhận" in specialist.get(done.headers["Location"]).text
+    found = counter.post("/can-bo/tim-kiem", {"id_number": APPLICANT["id_number"]}, csrf_from="/can-bo/tim-kiem")
+    assert found.status_code == 200 and code in found.text
+    bad = counter.post("/can-bo/tim-kiem", {"phone": "12"}, csrf_from="/can-bo/tim-kiem")
+    assert bad.status_code == 400 and "Số điện thoại gồm số 0" in bad.text
+
+
+def test_the_dashboard_draws_its_charts_drills_down_and_exports(base_url):
+    leader = Officer(base_url, f"leader@{AGENCY}")
+    assert leader.login.headers["Location"] == "/lanh-dao"
+    page = leader.get("/lanh-dao")
+    assert page.status_code == 200 and page.text.count("<svg") >= 1 and "<script" not in page.text
+    assert "Diễn biến 30 ngày" in page.text and "Quá hạn hiện nay" in page.text
+    drill = leader.get("/lanh-dao/ho-so", params={"from": "2026-01-01", "to": "2026-12-31", "cell": "received.total"})
+    assert drill.status_code == 200 and "hồ sơ tiếp nhận" in drill.text
+    bad = leader.get("/lanh-dao/ho-so", params={"from": "2026-01-01", "to": "2026-12-31", "cell": "nope"})
+    assert bad.status_code == 400
+    export = leader.get("/lanh-dao/xuat-bao-cao", params={"format": "xlsx", "from": "2026-01-01", "to": "2026-12-31"})
+    assert export.status_code == 200 and export.content[:2] == b"PK"  # an xlsx is a zip
+    assert "attachment" in export.headers["Content-Disposition"]
+
+
+def test_logout_ends_the_session(base_url):
+    officer = Officer(base_url, f"specialist@{AGENCY}")
+    token = officer.http.cookies["motcua_session"]
+    out = officer.post("/can-bo/dang-xuat", csrf_from="/can-bo/viec")
+    assert out.status_code == 303 and out.headers["Location"] == "/can-bo/dang-nhap"
+    reused = requests.get(f"{base_url}/can-bo/viec", cookies={"motcua_session": token}, allow_redirects=False,
+                          timeout=30)
+    assert reused.status_code == 303  # the token was revoked: back to the login form

@@ -1,0 +1,104 @@
+"""The citizen portal over HTTP: Vietnamese pages, no account; bad input is the form again (4xx, never 500)."""
+from __future__ import annotations
+
+import requests
+
+from tests.pages.client import AGENCY, APPLICANT, PDF, PROCEDURE, Officer, submit, submitted_code, until
+
+
+def get(base: str, path: str, **params) -> requests.Response:
+    return requests.get(f"{base}{path}", params=params, timeout=30)
+
+
+def test_the_home_page_explains_motcua_in_a_minute(base_url):
+    response = get(base_url, "/")
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/html")
+    assert "Motcua trong một phút" in response.text and 'lang="vi"' in response.text
+    assert 'name="viewport"' in response.text  # usable on a phone
+    assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+    assert get(base_url, "/static/motcua.css").headers["Content-Type"].startswith("text/css")
+
+
+def test_procedures_are_found_without_diacritics_and_read_in_full(base_url):
+    found = get(base_url, "/thu-tuc", q="tinh trang hon nhan")
+    assert f'href="/thu-tuc/{PROCEDURE}"' in found.text and "Thủ tục cấp Giấy xác nhận tình trạng hôn nhân" in found.text
+    detail = get(base_url, f"/thu-tuc/{PROCEDURE}")
+    for text in ("Tờ khai cấp Giấy xác nhận tình trạng hôn nhân", "3 ngày làm việc", "Miễn phí",
+                 "Ủy ban nhân dân xã Quảng Phú", "Quy trình xử lý", "Nộp hồ sơ trực tuyến"):
+        assert text in detail.text
+    missing = get(base_url, "/thu-tuc/9.999999")
+    assert missing.status_code == 404 and "Không tìm thấy" in missing.text and "text/html" in missing.headers["Content-Type"]
+
+
+def test_a_refused_field_is_the_form_again_with_the_reason_in_vietnamese(base_url):
+    cases = [({**APPLICANT, "phone": "12345"}, None, "Số điện thoại gồm số 0"),
+             ({**APPLICANT, "id_number": "12"}, None, "Số định danh cá nhân"),
+             ({**APPLICANT, "full_name": ""}, None, "Họ và tên cần từ 2 đến 200 ký tự"),
+             (APPLICANT, {"to_khai": ("to-khai.txt", b"plain text", "text/plain")}, "Chỉ nhận tệp PDF, JPEG hoặc PNG")]
+    for applicant, files, message in cases:
+        response = submit(base_url, applicant, files)
+        assert response.status_code == 400, (message, response.status_code)
+        assert message in response.text and '<form method="post"' in response.text
+
+
+def test_a_citizen_submits_tracks_supplements_and_rates(base_url):
+    receipt = submit(base_url)
+    assert receipt.status_code == 201 and "Hồ sơ đã được gửi" in receipt.text
+    code = submitted_code(base_url)
+    tracked = until(lambda: get(base_url, "/tra-cuu", code=code, key="4321"), "Mới đăng ký, chờ tiếp nhận")
+    assert "Trần T. B." in tracked.text  # the masked name only
+    assert APPLICANT["full_name"] not in tracked.text
+    wrong = get(base_url, "/tra-cuu", code=code, key="0000")
+    assert wrong.status_code == 404 and "Không tìm thấy hồ sơ với mã và 4 số cuối điện thoại này" in wrong.text
+
+    counter = Officer(base_url, f"receptionist@{AGENCY}")
+    asked = counter.post(f"/can-bo/ho-so/{code}/yeu-cau-bo-sung", {"items": "Bản án ly hôn\n", "note": ""})
+    assert asked.status_code == 303
+    page = until(lambda: get(base_url, "/tra-cuu", code=code, key="4321"), "Bổ sung hồ sơ")
+    assert f"/ho-so/{code}/bo-sung?key=4321" in page.text
+    form = get(base_url, f"/ho-so/{code}/bo-sung", key="4321")
+    assert form.status_code == 200 and 'name="ban_an_ly_hon"' in form.text
+    files = {"ban_an_ly_hon": ("ban-an.pdf", PDF, "application/pdf")}
+    wrong_id = requests.post(f"{base_url}/ho-so/{code}/bo-sung", data={"key": "4321", "id_number": "012345678901"},
+                             files=files, timeout=30)
+    assert wrong_id.status_code == 403 and "không khớp với hồ sơ" in wrong_id.text
+    supplied = requests.post(f"{base_url}/ho-so/{code}/bo-sung", files=files, timeout=30,
+                             data={"key": "4321", "id_number": APPLICANT["id_number"]})
+    assert supplied.status_code == 200 and "Đã bổ sung hồ sơ" in supplied.text
+
+    early = requests.post(f"{base_url}/ho-so/{code}/danh-gia", timeout=30,
+                          data={"key": "4321", "id_number": APPLICANT["id_number"], "rating": "5"})
+    assert early.status_code == 409 and "Chỉ đánh giá được khi hồ sơ đã trả kết quả" in early.text
+    bring_to_returned(base_url, counter, code)
+    until(lambda: get(base_url, "/tra-cuu", code=code, key="4321"), "Đánh giá mức độ hài lòng")
+    no_rating = requests.post(f"{base_url}/ho-so/{code}/danh-gia", timeout=30,
+                              data={"key": "4321", "id_number": APPLICANT["id_number"]})
+    assert no_rating.status_code == 400 and "Chọn mức độ hài lòng từ 1 đến 5" in no_rating.text
+    rating = {"key": "4321", "id_number": APPLICANT["id_number"], "rating": "4", "comment": "Nhanh gọn"}
+    rated = requests.post(f"{base_url}/ho-so/{code}/danh-gia", data=rating, timeout=30)
+    assert rated.status_code == 200 and "Cảm ơn bạn đã đánh giá" in rated.text
+    again = requests.post(f"{base_url}/ho-so/{code}/danh-gia", data=rating, timeout=30)
+    assert again.status_code == 409 and "mỗi hồ sơ chỉ đánh giá một lần" in again.text
+    assert "4/5 — Hài lòng" in counter.get(f"/can-bo/ho-so/{code}").text
+
+
+def bring_to_returned(base: str, counter: Officer, code: str) -> None:
+    """Reception, both steps of the commune (specialist, leader), then the result handed back."""
+    assert counter.post(f"/can-bo/ho-so/{code}/tiep-nhan").status_code == 303
+    for role in ("specialist", "leader"):
+        officer = Officer(base, f"{role}@{AGENCY}")
+        inbox = until(lambda: officer.get("/can-bo/viec"), code)
+        task_id = inbox.text.split(code, 1)[1].split('action="/can-bo/viec/', 1)[1].split("/", 1)[0]
+        done = officer.post(f"/can-bo/viec/{task_id}/approve", {"note": "Đồng ý"}, csrf_from="/can-bo/viec")
+        assert done.status_code == 303, done.text
+    until(lambda: counter.get("/can-bo"), code)
+    returned = counter.post(f"/can-bo/ho-so/{code}/tra-ket-qua", {"method": "counter"})
+    assert returned.status_code == 303
+
+
+def test_public_statistics_per_agency(base_url):
+    response = get(base_url, "/thong-ke")
+    assert response.status_code == 200 and "Kết quả giải quyết hồ sơ theo cơ quan" in response.text
+    assert "Ủy ban nhân dân xã Quảng Phú" in response.text
+    bad = get(base_url, "/thong-ke", **{"from": "2026-13-01"})
+    assert bad.status_code == 400 and "Vui lòng kiểm tra lại" in bad.text

@@ -1,0 +1,60 @@
+"""The agency scope (motcua.access): own agency for every staff role, the sub-tree for leaders and
+agency admins, everything for the platform admin; account management for agency admins."""
+from __future__ import annotations
+
+from motcua.access import AgencyTree, denial, may_manage, may_read, scope_of
+from motcua.catalog import load_agencies
+from motcua.config import catalog_dir
+from motcua.identity import Caller
+
+TREE = AgencyTree({"P": None, "D": "P", "U": "D", "C": "P", "X": None})
+
+
+def staff(role: str, agency: str) -> Caller:
+    return Caller(f"{role}@{agency}", agency, (role,))
+
+
+def test_the_tree_knows_sub_agencies_at_any_depth():
+    assert TREE.subtree("P") == {"P", "D", "U", "C"}
+    assert TREE.subtree("D") == {"D", "U"}
+    assert TREE.ancestors("U") == ["D", "P"]
+    assert TREE.within("U", "P") and not TREE.within("P", "U") and not TREE.within("X", "P")
+
+
+def test_a_cycle_in_the_data_does_not_loop():
+    looped = AgencyTree({"A": "B", "B": "A"})
+    assert looped.ancestors("A") == ["B"]
+    assert looped.subtree("A") == {"A", "B"}
+
+
+def test_who_may_read_what():
+    assert may_read(staff("specialist", "U"), ["U"], TREE)
+    assert not may_read(staff("specialist", "D"), ["U"], TREE)  # a specialist: own agency only
+    assert may_read(staff("leader", "D"), ["U"], TREE) and may_read(staff("agency_admin", "P"), ["U"], TREE)
+    assert not may_read(staff("leader", "U"), ["D"], TREE)  # never upwards
+    assert not may_read(staff("leader", "C"), ["U"], TREE)  # nor sideways
+    assert may_read(Caller("admin", None, ("admin",)), ["X"], TREE)
+    assert not may_read(Caller("citizen", None, ()), ["U"], TREE)
+    assert scope_of(Caller("admin", None, ("admin",)), TREE) is None
+
+
+def test_who_may_manage_accounts():
+    assert may_manage(staff("agency_admin", "D"), "U", TREE)
+    assert not may_manage(staff("agency_admin", "D"), "C", TREE)
+    assert not may_manage(staff("leader", "D"), "D", TREE)
+    assert may_manage(Caller("admin", None, ("admin",)), None, TREE)
+    assert not may_manage(staff("agency_admin", "D"), None, TREE)
+
+
+def test_the_shipped_catalogue_makes_a_tree():
+    tree = AgencyTree.from_agencies(load_agencies(catalog_dir()))
+    assert "000.12.01.H56" in tree.subtree("000.00.12.H56")  # the land office under its department
+    assert "000.20.01.H56" in tree.subtree("000.00.00.H56")  # the commune under the province
+
+
+def test_a_denial_carries_who_and_what_but_no_personal_data():
+    data = denial("intake.get_dossier", "x" * 500, staff("specialist", "U"), dossier_code="U-261201-0001")
+    assert set(data) == {"action", "reason", "denied_at", "username", "agency_code", "roles", "claimed_username",
+                         "dossier_code", "task_id"}
+    assert len(data["reason"]) == 200 and data["claimed_username"] is None
+    assert denial("intake.get_dossier", "invalid token", claimed_username="admin")["claimed_username"] == "admin"

@@ -1,0 +1,73 @@
+"""A direct RPC call to intake, past the gateway, on real RabbitMQ: with another agency's validly signed
+token, or a token signed with the wrong secret, intake itself refuses it and reports the refusal
+(`access_denied`, through its outbox); the gateway writes it to the audit log. No personal data
+travels in the event."""
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from nameko.containers import ServiceContainer
+from nameko.standalone.rpc import ServiceRpcProxy
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+
+from motcua.config import nameko_config
+from motcua.errors import Forbidden, Unauthorized
+from services.gateway.service import GatewayService
+from services.intake.service import IntakeService
+from tests.infra import free_port
+from tests.security.conftest import APPLICANT, COMMUNE, OTHER_COMMUNE, token_for, wait_for_audit
+
+WRONG_SECRET = "not-the-platforms-secret-" + "y" * 40
+
+
+@pytest.fixture
+def services(amqp_uri, sqlite_urls):
+    config = {**nameko_config(amqp_uri), "DB_URLS": sqlite_urls, "METRICS_PORTS": {},
+              "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}"}
+    containers = [ServiceContainer(cls, config) for cls in (IntakeService, GatewayService)]
+    for container in containers:
+        container.start()
+    with ServiceRpcProxy("intake", {"AMQP_URI": amqp_uri}) as intake:
+        yield intake, config, type("Target", (), {"db_url": sqlite_urls["gateway"]})
+    for container in containers:
+        container.stop()
+
+
+def test_direct_rpc_with_a_foreign_or_forged_context_is_refused_by_intake_and_audited(services):
+    intake, config, gateway = services
+    code = intake.submit_dossier({"procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT,
+                                  "form": {}})["code"]
+    own = token_for(config["SECRET"], f"receptionist@{COMMUNE}", COMMUNE, "receptionist")
+    assert intake.get_dossier(code, caller_token=own)["code"] == code
+
+    outsider = f"specialist@{OTHER_COMMUNE}"
+    with pytest.raises(Forbidden):
+        intake.get_dossier(code, caller_token=token_for(config["SECRET"], outsider, OTHER_COMMUNE, "specialist"))
+    with pytest.raises(Unauthorized):
+        intake.get_dossier(code, caller_token=token_for(WRONG_SECRET, "admin", None, "admin"))
+    with pytest.raises(Unauthorized):
+        intake.receive_dossier(code, caller_token=token_for(config["SECRET"], f"receptionist@{COMMUNE}", COMMUNE,
+                                                            "receptionist", ttl=timedelta(seconds=-1)))
+
+    [foreign] = wait_for_audit(gateway, username=outsider, dossier_code=code)
+    assert (foreign.source, foreign.action, foreign.outcome, foreign.agency_code) == (
+        "intake", "intake.get_dossier", "denied", OTHER_COMMUNE)
+    [forged] = wait_for_audit(gateway, username="unverified:admin", dossier_code=code)
+    assert (forged.action, forged.outcome, forged.detail) == ("intake.get_dossier", "denied", "invalid token")
+    [expired] = wait_for_audit(gateway, action="intake.receive_dossier", dossier_code=code)
+    assert expired.username == f"unverified:receptionist@{COMMUNE}" and expired.detail == "token expired"
+
+    # intake's own outbox holds the events: no applicant data in any of them
+    engine = create_engine(config["DB_URLS"]["intake"])
+    from services.intake.models import Base
+    outbox = Base.metadata.tables["outbox"]
+    with Session(engine) as session:
+        payloads = [row.payload for row in session.execute(select(outbox).where(outbox.c.event_type == "access_denied"))]
+    engine.dispose()
+    assert len(payloads) == 3
+    text = json.dumps(payloads, ensure_ascii=False)
+    for personal in (APPLICANT["id_number"], APPLICANT["phone"], APPLICANT["full_name"], APPLICANT["address"]):
+        assert personal not in text

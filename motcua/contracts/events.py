@@ -148,12 +148,23 @@ class TaskAssignedV1(TaskFacts):
     form = fields.Dict(load_default=None, allow_none=True)  # only on an agency system's task queue
 
 
+class DocumentRef(Contract):
+    """A document kept in intake's blob store, by its SHA-256 (the bytes never travel on the bus)."""
+
+    key = fields.Str(required=True)
+    filename = fields.Str(required=True)
+    content_type = fields.Str(required=True)
+    size = fields.Int(required=True)
+    sha256 = fields.Str(required=True, validate=validate.Regexp(r"^[0-9a-f]{64}$"))
+
+
 class TaskCompletedV1(TaskFacts):
     completed_at = fields.AwareDateTime(required=True)
     completed_by = fields.Str(required=True)
     outcome = fields.Str(required=True)
     note = fields.Str(load_default="", allow_none=True)
     timeliness = fields.Str(required=True, validate=validate.OneOf(("early", "on_time", "late")))
+    documents = fields.List(fields.Nested(DocumentRef), load_default=list)
 
 
 class TaskOverdueV1(TaskFacts):

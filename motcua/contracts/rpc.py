@@ -153,6 +153,12 @@ class RescheduleDossierV1(NfcSchema):
     reason = fields.Str(required=True, validate=validate.Length(min=1, max=2000))
 
 
+class StepDocumentsV1(NfcSchema):
+    """Documents a step completes with (biên bản, the signed result), base64 like the applicant's."""
+
+    documents = fields.List(fields.Nested(DocumentUploadV1), required=True, validate=validate.Length(min=1, max=10))
+
+
 class ConfirmPaymentV1(NfcSchema):
     """The counter confirms the applicant paid the fee or tax a step fixed (status 6 ends)."""
 

@@ -21,27 +21,32 @@ class LogoutOut(Schema):
 class AuthApi:
     """Routes mixed into GatewayService, which provides the config, the database and `caller_of`."""
 
-    @route("POST", "/api/v1/auth/token", body=TokenRequestSchema, auth="public")
+    @route("POST", "/api/v1/auth/token", body=TokenRequestSchema, auth="public", errors=(429,))
     def issue_token(self, request):
         body = load_valid(TokenRequestSchema(), read_json(request))
+        return self.sign_in(body["username"], body["password"], request.remote_addr)
+
+    def sign_in(self, username: str, password: str, remote_addr: str | None, action: str = "auth.token") -> dict:
+        """Đăng nhập: the token response for a right username and password, throttled (TooManyRequests,
+        even with the right password) and audited; the API's token and the console's login alike."""
         session, secret, now = self.db.session, self.config["SECRET"], utcnow()
         policy = throttle.ThrottlePolicy.from_config(self.config)
-        limits = throttle.keys(policy, secret, body["username"], request.remote_addr)
-        claimed = Caller(body["username"][:128], None, ())
+        limits = throttle.keys(policy, secret, username, remote_addr)
+        claimed = Caller(username[:128], None, ())
         wait = throttle.retry_after(session, policy, limits, now)
         if wait is not None:
-            audit.record(self.db, claimed, "auth.token", request.remote_addr, outcome=audit.DENIED,
+            audit.record(self.db, claimed, action, remote_addr, outcome=audit.DENIED,
                          detail="throttled: too many failed logins")
             raise TooManyRequests("too many failed logins: try again later", retry_after=wait)
         try:
-            caller = accounts.authenticate(session, body["username"], body["password"])
+            caller = accounts.authenticate(session, username, password)
         except Unauthorized as exc:
             session.rollback()
             throttle.record_failure(session, policy, limits, now)
-            audit.record(self.db, claimed, "auth.token", request.remote_addr, outcome=audit.DENIED, detail=exc.message)
+            audit.record(self.db, claimed, action, remote_addr, outcome=audit.DENIED, detail=exc.message)
             raise
-        throttle.clear_username(session, secret, body["username"])
-        audit.record(self.db, caller, "auth.token", request.remote_addr)
+        throttle.clear_username(session, secret, username)
+        audit.record(self.db, caller, action, remote_addr)
         ttl = int(self.config.get("TOKEN_TTL_SECONDS", DEFAULT_TOKEN_TTL_SECONDS))
         return accounts.token_response(caller, secret, ttl)
 

@@ -9,7 +9,7 @@ from motcua.identity import STAFF_ROLES
 from services.gateway import audit
 from services.gateway.http import query, read_json, route
 from services.gateway.schemas import TrackQuerySchema
-from services.notify.schemas import DeliveryOut, PreviewIn
+from services.notify.schemas import DeliveryOut, PreferenceOut, PreviewIn
 from services.notify.templates import CHANNELS
 
 RECEIPT_TOKEN_HEADER = "X-Receipt-Token"
@@ -34,6 +34,8 @@ class CarrierReceipt(Schema):
 
 
 NotificationChoices = Schema.from_dict({channel: fields.Bool() for channel in CHANNELS}, name="NotificationChoices")
+NotificationPreferences = Schema.from_dict({channel: fields.Nested(PreferenceOut) for channel in CHANNELS},
+                                           name="NotificationPreferences")
 
 
 class NotifyApi:
@@ -76,14 +78,15 @@ class NotifyApi:
         token = request.headers.get(RECEIPT_TOKEN_HEADER) or query(request).get("token") or ""
         return self.notify.delivery_receipt(provider, token, read_json(request))
 
-    @route("GET", "/api/v1/track/<code>/notifications", query=TrackQuerySchema, auth="public")
+    @route("GET", "/api/v1/track/<code>/notifications", query=TrackQuerySchema, response=NotificationPreferences,
+           auth="public")
     def notification_choices(self, request, code):
         """The citizen's notification choices, with the same code + key as public tracking."""
         self.reporting.track(code, load_valid(TrackQuerySchema(), query(request))["key"])
         return self.notify.get_preferences(code)
 
     @route("PUT", "/api/v1/track/<code>/notifications", query=TrackQuerySchema, body=NotificationChoices,
-           auth="public")
+           response=NotificationPreferences, auth="public")
     def set_notification_choices(self, request, code):
         """`{"email": false, "sms": true}`: opt out of (or back into) a channel for this dossier."""
         self.reporting.track(code, load_valid(TrackQuerySchema(), query(request))["key"])

@@ -5,6 +5,7 @@ from datetime import datetime, timezone
 from functools import partial
 
 from motcua.errors import load_valid
+from services.gateway.api_dossiers import MAX_UPLOAD_BYTES
 from services.gateway.http import query, read_json, route
 from services.gateway.schemas import AssignTaskSchema, CompleteTaskSchema, TaskQuerySchema, TransferTaskSchema
 from services.workflow.schemas import TaskOut
@@ -33,9 +34,14 @@ class TaskApi:
     @route("POST", "/api/v1/tasks/<task_id>/complete", body=CompleteTaskSchema, response=TASK_OUT())
     def complete_task(self, request, task_id):
         caller, token = self.caller_of(request)
-        body = load_valid(CompleteTaskSchema(), read_json(request))
+        body = load_valid(CompleteTaskSchema(), read_json(request, max_bytes=MAX_UPLOAD_BYTES))
         details = {key: body[key] for key in ("items", "amount_vnd", "to_step") if body[key] is not None}
         with self.audited(request, caller, f"task.{body['outcome']}", task_id=task_id):
+            if body["documents"]:
+                # Stored first, by their digest; the dossier lists them only once workflow accepts the step.
+                dossier_code = self.workflow.get_task(task_id, caller_token=token)["dossier_code"]
+                details["documents"] = self.intake.store_step_documents(dossier_code, body["documents"],
+                                                                        caller_token=token)
             return self.workflow.complete_task(task_id, body["outcome"], body["note"], caller_token=token,
                                                details=details or None)
 

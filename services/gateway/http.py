@@ -170,13 +170,15 @@ def to_response(result) -> Response:
 class RouteDoc:
     """What the OpenAPI document (openapi.py) says of a route beyond its method, URL and docstring:
     marshmallow schemas of its JSON body, query and answer (or the answer's media type), the success
-    status, and whether it takes a bearer token ("bearer": required, "optional", "public")."""
+    status, whether it takes a bearer token ("bearer": required, "optional", "public"), and the error
+    statuses it has beyond those its inputs and token imply (e.g. 429)."""
 
     body: type[Schema] | Schema | None = None
     query: type[Schema] | Schema | None = None
     response: type[Schema] | Schema | str | None = None
     status: int = 200
     auth: str = "bearer"
+    errors: tuple[int, ...] = ()
 
 
 def route(method: str, url: str, **doc):

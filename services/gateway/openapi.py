@@ -106,9 +106,8 @@ def _operation(method: str, url: str, fn, area: str) -> dict:
                  "parameters": path_parameters + ([{"in": "query", "schema": doc.query}] if doc.query else []),
                  "security": SECURITY[doc.auth],
                  "responses": {str(doc.status): _success(doc), **_errors(method, doc, bool(path_parameters))}}
-    description = text[len(summary):].strip() if text.startswith(summary) else text
-    if description:
-        operation["description"] = description
+    if "\n\n" in text:  # the paragraphs after the summary
+        operation["description"] = text.split("\n\n", 1)[1].strip()
     if doc.body is not None:
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": doc.body}}}
     return operation
@@ -128,7 +127,7 @@ def _success(doc: RouteDoc) -> dict:
 
 def _errors(method: str, doc: RouteDoc, has_path_parameters: bool) -> dict:
     """The error table's answers this route can give."""
-    statuses = {503}
+    statuses = {503, *doc.errors}
     if doc.body is not None or doc.query is not None or has_path_parameters:
         statuses.add(400)
     if doc.body is not None:

@@ -10,10 +10,7 @@ from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response
 
 from motcua.contracts.rpc import SearchDossiersV1
-from motcua.db import utcnow
-from motcua.errors import load_valid
-from services.gateway import accounts, audit, sessions
-from services.gateway.api_auth import DEFAULT_TOKEN_TTL_SECONDS
+from motcua.errors import ValidationFailed, load_valid
 from services.gateway.pages_http import (
     FormRejected,
     check_login_csrf,
@@ -35,7 +32,7 @@ from services.gateway.schemas import TokenRequestSchema
 
 LOGIN = "console/login.html"
 QUEUES = (("submitted", "Chờ tiếp nhận"), ("supplement_requested", "Chờ công dân bổ sung"),
-          ("result_ready", "Chờ trả kết quả"))
+          ("awaiting_payment", "Chờ nộp nghĩa vụ tài chính"), ("result_ready", "Chờ trả kết quả"))
 # The counter's decisions: URL slug → (audit action, the RPC with the form's fields, what the page says).
 DOSSIER_ACTIONS = {
     "tiep-nhan": ("dossier.receive", lambda intake, code, form, token: intake.receive_dossier(
@@ -48,13 +45,52 @@ DOSSIER_ACTIONS = {
         "Đã yêu cầu bổ sung; thời hạn tạm dừng. In phiếu yêu cầu bổ sung (mẫu 02)."),
     "tra-ket-qua": ("dossier.return", lambda intake, code, form, token: intake.return_result(
         code, form.get("method", ""), caller_token=token), "Đã trả kết quả cho công dân."),
+    "xac-nhan-nop-tien": ("dossier.confirm_payment", lambda intake, code, form, token: intake.confirm_payment(
+        code, {"receipt_number": form.get("receipt_number", "")}, caller_token=token),
+        "Đã xác nhận hoàn thành nghĩa vụ tài chính; hồ sơ tiếp tục được giải quyết."),
 }
-# The buttons of a task, by the names of workflow's `task["actions"]` (approve only when a task has none);
-# claim, send back and transfer join here as workflow offers them.
+
+
+def _lines(text: str) -> list[str] | None:
+    return [line.strip() for line in (text or "").splitlines() if line.strip()] or None
+
+
+def _amount(text: str) -> int | None:
+    digits = (text or "").replace(".", "").replace(",", "").replace(" ", "")
+    if not digits:
+        return None
+    if not digits.isdigit():
+        raise ValidationFailed("số tiền là số nguyên (đồng)", field="amount_vnd")
+    return int(digits)
+
+
+def _complete(outcome: str):
+    """A step's outcome with what the form carries (items one per line, the amount in đồng)."""
+    def call(workflow, task_id, form, token):
+        details = {"items": _lines(form.get("items")), "amount_vnd": _amount(form.get("amount_vnd"))}
+        return workflow.complete_task(task_id, outcome, form.get("note", ""), caller_token=token,
+                                      details={k: v for k, v in details.items() if v is not None} or None)
+    return call
+
+
+# The buttons of a task, by the names of workflow's `task["actions"]` (approve only when a task has none):
+# name → (audit action, label, the RPC with the form's fields); TASK_FIELDS: the inputs each one shows.
 TASK_ACTIONS = {
-    "approve": ("task.complete", "Hoàn thành", lambda workflow, task_id, form, token: workflow.complete_task(
-        task_id, "approve", form.get("note", ""), caller_token=token)),
+    "claim": ("task.claim", "Nhận xử lý", lambda workflow, task_id, form, token: workflow.claim_task(
+        task_id, caller_token=token)),
+    "approve": ("task.complete", "Hoàn thành, chuyển bước tiếp", _complete("approve")),
+    "send_back": ("task.send_back", "Trả lại bước trước", _complete("send_back")),
+    "request_supplement": ("task.request_supplement", "Đề nghị bổ sung hồ sơ", _complete("request_supplement")),
+    "require_payment": ("task.require_payment", "Yêu cầu nộp nghĩa vụ tài chính", _complete("require_payment")),
+    "transfer": ("task.transfer", "Chuyển cơ quan khác", lambda workflow, task_id, form, token: workflow.transfer_task(
+        task_id, form.get("agency_code", ""), form.get("note", ""), caller_token=token)),
+    "refuse": ("task.refuse", "Từ chối giải quyết", _complete("refuse")),
+    "stop": ("task.stop", "Dừng xử lý", _complete("stop")),
 }
+PRIMARY_TASK_ACTIONS = ("claim", "approve", "send_back")  # shown at once; the others behind "Thao tác khác"
+TASK_FIELDS = {"approve": ("note",), "send_back": ("note",), "request_supplement": ("items", "note"),
+               "require_payment": ("amount_vnd", "note"), "transfer": ("agency_code", "note"),
+               "refuse": ("note",), "stop": ("note",)}
 FORMS = {"01": "Mẫu 01 — Giấy tiếp nhận và hẹn trả kết quả", "02": "Mẫu 02 — Phiếu yêu cầu bổ sung",
          "03": "Mẫu 03 — Phiếu từ chối tiếp nhận", "04": "Mẫu 04 — Phiếu xin lỗi và hẹn lại",
          "06": "Mẫu 06 — Phiếu kiểm soát quá trình"}
@@ -76,7 +112,7 @@ def forms_of(dossier: dict, hand_overs: list) -> list[str]:
 
 class ConsolePages:
     """Pages mixed into GatewayService, which provides the RPC proxies, config, database,
-    `caller_from_token` and `audited`."""
+    `caller_from_token`, `sign_in` (throttled, audited) and `audited`."""
 
     @page("GET", "/can-bo/dang-nhap")
     def console_login_form(self, request):
@@ -94,20 +130,18 @@ class ConsolePages:
                 check_login_csrf(request, values, secret)
                 body = load_valid(TokenRequestSchema(), {"username": values.get("username") or None,
                                                          "password": values.get("password") or None})
-                caller = accounts.authenticate(self.db.session, body["username"], body["password"])
+                signed_in = self.sign_in(body["username"], body["password"], request.remote_addr, action="auth.login")
         except FormRejected as rejected:
             raise FormRejected(remember_login_nonce(rejected.response, request, nonce)) from None
-        audit.record(self.db, caller, "auth.login", request.remote_addr)
-        ttl = int(self.config.get("TOKEN_TTL_SECONDS", DEFAULT_TOKEN_TTL_SECONDS))
-        token = accounts.token_response(caller, secret, ttl)["access_token"]
-        return set_session(redirect(safe_next(values.get("tiep"), home_of(caller))), request, token, ttl)
+        token = signed_in["access_token"]
+        landing = safe_next(values.get("tiep"), home_of(self.caller_from_token(token)))
+        return set_session(redirect(landing), request, token, signed_in["expires_in"])
 
     @page("POST", "/can-bo/dang-xuat")
     def console_logout(self, request):
         session = staff_session(self, request)
         session.check(form_data(request))
-        sessions.revoke(self.db.session, session.caller, utcnow())
-        audit.record(self.db, session.caller, "auth.logout", request.remote_addr)
+        self.end_session(session.caller, request.remote_addr)
         return clear_session(redirect("/can-bo/dang-nhap"))
 
     @page("GET", "/can-bo")
@@ -207,6 +241,7 @@ class ConsolePages:
     def _inbox_context(self, session) -> dict:
         tasks = self.workflow.list_tasks(caller_token=session.token, status="open")
         for task in tasks:
-            task["buttons"] = [(name, TASK_ACTIONS[name][1]) for name in task.get("actions") or ["approve"]
-                               if name in TASK_ACTIONS]
-        return {"session": session, "tasks": tasks, "agencies": self._agencies()}
+            task["buttons"] = [(name, TASK_ACTIONS[name][1], TASK_FIELDS.get(name, ()))
+                               for name in task.get("actions") or ["approve"] if name in TASK_ACTIONS]
+        return {"session": session, "tasks": tasks, "agencies": self._agencies(),
+                "PRIMARY_TASK_ACTIONS": PRIMARY_TASK_ACTIONS}

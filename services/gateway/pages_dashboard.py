@@ -32,8 +32,9 @@ def drill_link(period: dict, cell: str, agency_code: str | None = None) -> str:
 
 
 def timeliness_chart(period: dict) -> dict:
-    rows = [{"label": a["agency_name"], "values": {key: a["resolved"][key] for key, _l, _c in TIMELINESS_SERIES},
-             "links": {key: drill_link(period, f"resolved.{key}", a["agency_code"]) for key, _l, _c in TIMELINESS_SERIES}}
+    keys = [key for key, _label, _css in TIMELINESS_SERIES]
+    rows = [{"label": a["agency_name"], "values": {key: a["resolved"][key] for key in keys},
+             "links": {key: drill_link(period, f"resolved.{key}", a["agency_code"]) for key in keys}}
             for a in period["agencies"] if a["resolved"]["total"]]
     return pages_charts.stacked_bars(rows, TIMELINESS_SERIES)
 

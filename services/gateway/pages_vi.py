@@ -40,9 +40,15 @@ FIELD_ERRORS = {
     "password": "Sai tên đăng nhập hoặc mật khẩu.",
     "phone": "Số điện thoại gồm số 0 (hoặc +84) và 9 chữ số.",
     "name": "Tên tối đa 200 ký tự.",
+    "from": "Ngày không hợp lệ (năm-tháng-ngày; kỳ tối đa 3 năm).",
+    "to": "Ngày không hợp lệ: đến ngày không được trước từ ngày, kỳ tối đa 3 năm.",
     "date_from": "Ngày không hợp lệ (từ ngày không được sau đến ngày).",
     "date_to": "Ngày không hợp lệ.",
-    "note": "Ghi chú tối đa 2000 ký tự.",
+    "note": "Ghi rõ ý kiến hoặc lý do (bắt buộc khi trả lại, từ chối, dừng xử lý; tối đa 2000 ký tự).",
+    "amount_vnd": "Số tiền là số nguyên (đồng).",
+    "agency_code": "Chọn cơ quan được chuyển đến theo quy trình.",
+    "receipt_number": "Nhập số biên lai (tối đa 64 ký tự).",
+    "outcome": "Thao tác không còn phù hợp với công việc này.",
     "csrf": "Biểu mẫu đã hết hạn. Vui lòng tải lại trang và thử lại.",
     "documents": "Tệp không hợp lệ: chỉ nhận PDF, JPEG hoặc PNG, tối đa 5 MB mỗi tệp.",
 }
@@ -57,6 +63,7 @@ MESSAGE_ERRORS = {
     "larger than": "Tệp lớn hơn 5 MB.",
     "not a document of this procedure": "Giấy tờ này không thuộc thủ tục.",
     "no dossier with this code and key": "Không tìm thấy hồ sơ với mã và 4 số cuối điện thoại này.",
+    "assigned to": "Công việc đã được giao cho cán bộ khác.",
 }
 DEFAULT_FIELD_ERROR = "Giá trị không hợp lệ."
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 # The bodies that go on to a service are validated by the same contract the service applies.
-from motcua.contracts.rpc import REPORTABLE_DATES
+from motcua.contracts.rpc import REPORTABLE_DATES, DocumentUploadV1
 from motcua.contracts.rpc import RefuseDossierV1 as RefuseSchema  # noqa: F401
 from motcua.contracts.rpc import ReturnResultV1 as ReturnResultSchema  # noqa: F401
 from motcua.contracts.rpc import SubmitDossierV1 as SubmitDossierSchema  # noqa: F401
@@ -29,6 +29,7 @@ class CompleteTaskSchema(Schema):
     items = fields.List(_text(500), load_default=None, validate=validate.Length(min=1, max=50))
     amount_vnd = fields.Int(load_default=None, strict=True, validate=validate.Range(min=0, max=10**13))
     to_step = fields.Int(load_default=None, strict=True, validate=validate.Range(min=0, max=1000))
+    documents = fields.List(fields.Nested(DocumentUploadV1), load_default=None, validate=validate.Length(min=1, max=10))
 
 
 class TaskQuerySchema(Schema):

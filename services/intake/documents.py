@@ -41,12 +41,21 @@ def attach(dossier: Dossier, procedure: Procedure, uploads: list[dict], store: B
            now: datetime) -> None:
     """Check every upload (`{key, filename, data}`) against the procedure version's documents, then
     store it and record it on the dossier. Nothing is recorded unless all pass."""
+    for index, upload in enumerate(uploads):
+        if procedure.document(upload["key"]) is None:
+            known = ", ".join(d["key"] for d in procedure.documents)
+            raise ValidationFailed(f"not a document of this procedure (one of: {known})",
+                                   field=f"documents.{index}.key")
+    for ref in store_checked(uploads, store):
+        record(dossier, ref, actor, now)
+
+
+def store_checked(uploads: list[dict], store: BlobStore) -> list[dict]:
+    """Check every upload's size and type, then keep the bytes under their SHA-256 (content-addressed:
+    storing twice is harmless); the references `{key, filename, content_type, size, sha256}`."""
     checked = []
     for index, upload in enumerate(uploads):
         where = f"documents.{index}"
-        if procedure.document(upload["key"]) is None:
-            known = ", ".join(d["key"] for d in procedure.documents)
-            raise ValidationFailed(f"not a document of this procedure (one of: {known})", field=f"{where}.key")
         data = upload["data"]
         if not data:
             raise ValidationFailed("empty file", field=f"{where}.content")
@@ -56,11 +65,21 @@ def attach(dossier: Dossier, procedure: Procedure, uploads: list[dict], store: B
         if kind is None:
             raise ValidationFailed("only PDF, JPEG and PNG files are accepted", field=f"{where}.content")
         checked.append((upload, data, kind, hashlib.sha256(data).hexdigest()))
+    refs = []
     for upload, data, kind, digest in checked:
         store.put(digest, data)
-        dossier.documents.append(DossierDocument(
-            doc_key=upload["key"], filename=upload["filename"][:200], content_type=kind, size=len(data),
-            sha256=digest, uploaded_at=now, uploaded_by=actor))
+        refs.append({"key": upload["key"], "filename": upload["filename"][:200], "content_type": kind,
+                     "size": len(data), "sha256": digest})
+    return refs
+
+
+def record(dossier: Dossier, ref: dict, actor: str, at: datetime) -> None:
+    """A stored document on the dossier's list, once (a redelivered event records nothing more)."""
+    if any(d.sha256 == ref["sha256"] and d.doc_key == ref["key"] for d in dossier.documents):
+        return
+    dossier.documents.append(DossierDocument(
+        doc_key=ref["key"], filename=ref["filename"], content_type=ref["content_type"], size=ref["size"],
+        sha256=ref["sha256"], uploaded_at=at, uploaded_by=actor))
 
 
 def missing(dossier: Dossier, procedure: Procedure) -> list[dict]:

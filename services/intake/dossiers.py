@@ -329,6 +329,26 @@ def processing_stopped(uow: UnitOfWork, data: dict) -> None:
                                  "contact": _contact(dossier)})
 
 
+STEP_DOCUMENT_PREFIX = "step:"  # a step's own documents (its minutes, the signed result), not the applicant's
+
+
+def store_step_documents(uow: UnitOfWork, policy: Policy, code: str, uploads: list[dict], caller: Caller) -> list[dict]:
+    """Kept for a step's completion: checked and stored, recorded on the dossier only once workflow
+    accepted the completion (`task_completed` names them), so a refused completion records nothing."""
+    get_for_staff(uow, code, caller)
+    return documents.store_checked(documents.decode(uploads), policy.store)
+
+
+def task_completed(uow: UnitOfWork, data: dict) -> None:
+    """A step finished with documents: they join the dossier's list, in the step's name."""
+    if not data.get("documents"):
+        return
+    dossier = get(uow, data["dossier_code"], for_update=True)
+    for ref in data["documents"]:
+        documents.record(dossier, {**ref, "key": STEP_DOCUMENT_PREFIX + ref["key"]},
+                         f"{data['completed_by']} ({data['agency_code']})", data["completed_at"])
+
+
 def delay_predicted(uow: UnitOfWork, data: dict) -> None:
     """Workflow foresees a late result: the counter sees the appointment form 04 should propose."""
     dossier = get(uow, data["dossier_code"], for_update=True)
@@ -393,7 +413,7 @@ def reschedule(uow: UnitOfWork, code: str, new_due_at: datetime, reason: str, ca
     dossier.reschedules.append(DossierReschedule(
         rescheduled_at=now, rescheduled_by=caller.username, agency_code=dossier.agency_code, old_due_at=old_due_at,
         new_due_at=new_due_at, reason=reason, late_apology=now > old_due_at))
-    dossier.due_at = new_due_at
+    dossier.due_at, dossier.proposed_due_at = new_due_at, None
     _record(dossier, "reschedule", status, now, caller.username, dossier.agency_code, note=reason)
     uow.emit("dossier_rescheduled", {"code": dossier.code, "agency_code": dossier.agency_code, "rescheduled_at": now,
                                      "rescheduled_by": caller.username, "old_due_at": old_due_at,

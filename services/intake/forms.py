@@ -23,12 +23,13 @@ FORMS = {
     "06": "PHIẾU KIỂM SOÁT QUÁ TRÌNH GIẢI QUYẾT HỒ SƠ",
 }
 # the statuses a form exists in: 01 once received, 02 once a supplement was asked, 03 once refused,
-# 04 once a new appointment was given, 06 once received (its hand-overs grow with the processing)
+# 04 once a new appointment was given (or, as a draft, once workflow foresaw a delay), 06 once received
+# (its hand-overs grow with the processing)
 AVAILABLE = {
     "01": lambda d: d.received_at is not None,
     "02": lambda d: bool(d.supplements),
     "03": lambda d: d.status == "refused",
-    "04": lambda d: bool(d.reschedules),
+    "04": lambda d: bool(d.reschedules) or d.proposed_due_at is not None,
     "06": lambda d: d.received_at is not None,
 }
 TIMELINESS = {"early": "Trước hạn", "on_time": "Đúng hạn", "late": "Trễ hạn"}
@@ -129,19 +130,33 @@ def _refusal(pdf: _Document, dossier: Dossier, tz: ZoneInfo) -> None:
 
 
 def _apology(pdf: _Document, dossier: Dossier, agency: str, tz: ZoneInfo) -> None:
-    """From the latest new appointment: the apology, the reason and the new date."""
+    """From the latest new appointment: the apology, the reason and the new date; before the counter
+    issued one, the draft workflow's delay forecast prepared (the proposed date, the reason to fill in)."""
+    if dossier.proposed_due_at is not None:  # issuing the apology clears the draft
+        pdf.set_font("Roboto", "B", 11)
+        pdf.multi_cell(0, 6, "DỰ THẢO — Bộ phận Một cửa ký và phát hành trước ngày hẹn", new_x="LMARGIN",
+                       new_y="NEXT")
+        pdf.set_font("Roboto", "", 11)
+        _apology_text(pdf, dossier, agency, dossier.due_at, tz)
+        pdf.line_of("Lý do", "…")
+        pdf.line_of("Đề xuất hẹn lại ngày trả kết quả", _when(dossier.proposed_due_at, tz))
+        return
     latest = dossier.reschedules[-1]
-    pdf.line_of("Kính gửi", dossier.applicant_name)
-    pdf.line_of("Hồ sơ", dossier.procedure_name)
-    pdf.line_of("Thời gian tiếp nhận", _when(dossier.received_at, tz))
-    pdf.line_of("Hẹn trả kết quả", _when(latest.old_due_at, tz))
-    pdf.multi_cell(0, 6, f"{agency} xin lỗi Ông/Bà vì hồ sơ không giải quyết được đúng hẹn.",
-                   new_x="LMARGIN", new_y="NEXT")
-    pdf.ln(1)
+    _apology_text(pdf, dossier, agency, latest.old_due_at, tz)
     pdf.line_of("Lý do", latest.reason)
     pdf.line_of("Hẹn lại ngày trả kết quả", _when(latest.new_due_at, tz))
     pdf.line_of("Ngày xin lỗi", _when(latest.rescheduled_at, tz))
     pdf.line_of("Người lập phiếu", latest.rescheduled_by)
+
+
+def _apology_text(pdf: _Document, dossier: Dossier, agency: str, due_at: datetime | None, tz: ZoneInfo) -> None:
+    pdf.line_of("Kính gửi", dossier.applicant_name)
+    pdf.line_of("Hồ sơ", dossier.procedure_name)
+    pdf.line_of("Thời gian tiếp nhận", _when(dossier.received_at, tz))
+    pdf.line_of("Hẹn trả kết quả", _when(due_at, tz))
+    pdf.multi_cell(0, 6, f"{agency} xin lỗi Ông/Bà vì hồ sơ không giải quyết được đúng hẹn.",
+                   new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(1)
 
 
 def _control_sheet(pdf: _Document, dossier: Dossier, catalog: Catalog, hand_overs: list[dict],
@@ -162,7 +177,8 @@ def _control_sheet(pdf: _Document, dossier: Dossier, catalog: Catalog, hand_over
     for number, step in enumerate(hand_overs, 1):
         assigned = datetime.fromisoformat(step["assigned_at"])
         before = [s for s in finished if datetime.fromisoformat(s["completed_at"]) <= assigned]
-        source = max(before, key=lambda s: s["completed_at"])["agency_code"] if before else dossier.agency_code
+        source = step.get("from_agency_code") or (
+            max(before, key=lambda s: s["completed_at"])["agency_code"] if before else dossier.agency_code)
         pdf.ln(2)
         pdf.set_font("Roboto", "B", 11)
         pdf.multi_cell(0, 6, f"{number}. {step['step']}", new_x="LMARGIN", new_y="NEXT")

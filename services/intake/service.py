@@ -18,6 +18,7 @@ from motcua.contracts.rpc import (
     RescheduleDossierV1,
     ReturnResultV1,
     SearchDossiersV1,
+    StepDocumentsV1,
     SubmitDossierV1,
 )
 from motcua.access import audit_refusals
@@ -189,6 +190,16 @@ class IntakeService:
     @event_handler("workflow", "delay_predicted")
     def on_delay_predicted(self, event):
         self.db.apply_once(event, "intake.on_delay_predicted", lambda uow, e: dossiers.delay_predicted(uow, e.data))
+
+    @event_handler("workflow", "task_completed")
+    def on_task_completed(self, event):
+        self.db.apply_once(event, "intake.on_task_completed", lambda uow, e: dossiers.task_completed(uow, e.data))
+
+    @rpc
+    @audit_refusals
+    def store_step_documents(self, code, uploads, caller_token):
+        data = load_valid(StepDocumentsV1(), {"documents": uploads})
+        return dossiers.store_step_documents(self.db, self.rules, code, data["documents"], self._caller(caller_token))
 
     @rpc
     @audit_refusals

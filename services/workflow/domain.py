@@ -12,6 +12,7 @@ from datetime import datetime, tzinfo
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
+from motcua.access import AgencyTree, may_read, scope_of
 from motcua.calendar import WorkingCalendar, overdue_before, timeliness
 from motcua.contracts import Event
 from motcua.db import UnitOfWork
@@ -191,15 +192,17 @@ def _open_task_for_action(uow: UnitOfWork, catalog: Catalog, task_id: str, calle
 
 
 def _close(uow: UnitOfWork, catalog: Catalog, task: Task, status: str, outcome: str, note: str | None,
-           caller: Caller, now: datetime) -> None:
+           caller: Caller, now: datetime, documents: list[dict] | None = None) -> None:
     task.status = status
     task.outcome = outcome
     task.note = note or ""
     task.completed_by = caller.username
     task.completed_at = now
     task.timeliness = timeliness(now, task.due_at, catalog.calendar.tz)
+    task.documents = documents or None
     uow.emit("task_completed", {**_task_facts(task), "completed_at": now, "completed_by": caller.username,
-                                "outcome": outcome, "note": task.note, "timeliness": task.timeliness})
+                                "outcome": outcome, "note": task.note, "timeliness": task.timeliness,
+                                "documents": documents or []})
 
 
 def _cancel_open(uow: UnitOfWork, run: DossierProcess, keep: Task | None = None,
@@ -214,7 +217,8 @@ def complete_task(uow: UnitOfWork, catalog: Catalog, task_id: str, outcome: str,
                   caller: Caller, now: datetime, details: dict | None = None) -> Task:
     """Act on a step (xử lý bước): approve (forward to the next step, or the result after the last),
     send back to an earlier step, ask the counter for a supplement, require a payment (status 6),
-    refuse (the result is a written refusal) or stop processing (status 8).
+    refuse (the result is a written refusal) or stop processing (status 8); `details["documents"]`:
+    what the step completes with (references intake stored).
 
     One transaction: the task, what follows it and their events commit together.
     """
@@ -228,7 +232,7 @@ def complete_task(uow: UnitOfWork, catalog: Catalog, task_id: str, outcome: str,
         task.note = note or ""
         uow.commit()
         return task
-    _close(uow, catalog, task, DONE, outcome, note, caller, now)
+    _close(uow, catalog, task, DONE, outcome, note, caller, now, details.get("documents"))
     if outcome == "approve":
         _advance(uow, run, process, task.step_index, catalog, now, task.agency_code)
     elif outcome == "send_back":
@@ -311,22 +315,24 @@ def is_overdue(task: Task, cutoff: datetime) -> bool:
 
 
 def list_tasks(session: Session, caller: Caller, status: str, now: datetime, tz: tzinfo,
-               role: str | None = None, assignee: str | None = None) -> list[Task]:
-    """The caller's agency's tasks (all agencies for an admin), overdue first, then by due date.
+               role: str | None = None, assignee: str | None = None, tree: AgencyTree | None = None) -> list[Task]:
+    """The caller's agency's tasks, overdue first, then by due date; with the agency `tree`, a leader's
+    or agency admin's also those of the sub-agencies (all agencies for a platform admin).
 
     `status` is one of STATUS_FILTERS; "overdue" lists the open tasks past their due date, which are
     escalated to the agency's leaders. `role` keeps one role's steps; `assignee` one officer's tasks
     ("me": the caller's, "none": the agency's unassigned pool).
     """
     _require_staff(caller)
+    scope = scope_of(caller, tree) if tree is not None else (None if caller.is_admin else {caller.agency_code})
     overdue = and_(Task.status == OPEN, Task.paused_at.is_(None), Task.due_at < overdue_before(now, tz))
     query = select(Task).order_by(case((overdue, 0), else_=1), Task.due_at, Task.id)
     if status == OVERDUE:
         query = query.where(overdue)
     elif status != "all":
         query = query.where(Task.status == status)
-    if not caller.is_admin:
-        query = query.where(Task.agency_code == caller.agency_code)
+    if scope is not None:
+        query = query.where(Task.agency_code.in_(sorted(scope)))
     if role is not None:
         query = query.where(Task.role == role)
     if assignee == "none":
@@ -500,9 +506,15 @@ def stop_process(uow: UnitOfWork, event: Event) -> None:
         task.paused_at = None
 
 
-def get_task(session: Session, task_id: str, caller: Caller) -> tuple[Task, list[Task]]:
-    """A task of the caller's agency and the hand-overs of its dossier."""
-    task = _task_of(session, task_id, caller)
+def get_task(session: Session, task_id: str, caller: Caller, tree: AgencyTree) -> tuple[Task, list[Task]]:
+    """A task the caller may read (own agency; a leader's sub-agencies too) and its dossier's hand-overs."""
+    _require_staff(caller, allow_system=True)
+    task = session.get(Task, str(task_id))
+    if task is None:
+        raise NotFound(f"no task {task_id}")
+    own_system = caller.is_system and caller.agency_code == task.agency_code
+    if not (own_system or (caller.has_role(*STAFF_ROLES) and may_read(caller, [task.agency_code], tree))):
+        raise Forbidden("not allowed for another agency's records")
     return task, dossier_history(session, task.dossier_code)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from motcua.db import ServiceBase, reliability_tables
@@ -86,3 +86,5 @@ class Task(Base):
     assignee: Mapped[str | None] = mapped_column(String(120))
     # Who handed the dossier over (the previous step's agency), for the process control sheet (form 06).
     from_agency_code: Mapped[str | None] = mapped_column(String(20))
+    # Documents the step completed with (references into intake's blob store: key, filename, sha256…)
+    documents: Mapped[list | None] = mapped_column(JSON)

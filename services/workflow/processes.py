@@ -13,6 +13,7 @@ from pathlib import Path
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
+from motcua.access import AgencyTree
 from motcua.calendar import WorkingCalendar, parse_days
 from motcua.catalog import load_agencies, load_data
 from motcua.errors import NotFound, ValidationFailed
@@ -116,6 +117,11 @@ class Catalog:
     calendar: WorkingCalendar
     parents: dict[str, str | None]
     serves: dict[str, tuple[str, ...]]
+
+    @property
+    def tree(self) -> AgencyTree:
+        """The agency tree, for leaders' and agency admins' oversight of their sub-agencies."""
+        return AgencyTree(self.parents)
 
     @property
     def system_agencies(self) -> set[str]:

@@ -6,6 +6,7 @@ from datetime import datetime, tzinfo
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from motcua.calendar import local_iso, overdue_before
+from motcua.contracts.events import DocumentRef
 from motcua.identity import STAFF_ROLES
 from services.workflow.domain import ESCALATION_ROLE, STATUS_FILTERS, allowed_actions, is_overdue
 from services.workflow.processes import ACTIONS
@@ -26,6 +27,8 @@ class CompleteTaskInput(Schema):
     amount_vnd = fields.Int(load_default=None, strict=True, validate=validate.Range(min=0, max=10**13))
     # send_back: the step to go back to (its index in the process); default the previous one
     to_step = fields.Int(load_default=None, strict=True, validate=validate.Range(min=0))
+    # the step's documents, stored by intake first (store_step_documents)
+    documents = fields.List(fields.Nested(DocumentRef), load_default=None, validate=validate.Length(max=10))
 
     @validates_schema
     def _what_the_outcome_needs(self, data, **_):
@@ -85,9 +88,11 @@ class TaskOut(Schema):
     timeliness = fields.Str()
     assignee = fields.Str()
     from_agency_code = fields.Str()
+    documents = fields.Raw()
     overdue = fields.Method("_overdue")
     escalated_to = fields.Method("_escalated_to")  # the role an overdue step is escalated to
     actions = fields.Method("_actions")  # what may be done with it now (the step's actions, claim)
+    transfer_to = fields.Method("_transfer_to")  # the agencies a transfer may go to
 
     def __init__(self, tz: tzinfo, now: datetime, catalog=None, **kwargs):
         super().__init__(**kwargs)
@@ -98,6 +103,9 @@ class TaskOut(Schema):
     def _actions(self, task) -> list[str]:
         return allowed_actions(task, self.catalog.process(task.procedure_code)) if self.catalog else []
 
+    def _transfer_to(self, task) -> list[str]:
+        return list(self.catalog.process(task.procedure_code).steps[task.step_index].transfer_to) if self.catalog else []
+
     def _overdue(self, task) -> bool:
         return is_overdue(task, self.overdue_cutoff)
 
@@ -107,7 +115,8 @@ class TaskOut(Schema):
 
 # One hand-over of a dossier: a line of the process control sheet (phiếu kiểm soát quá trình).
 HAND_OVER_FIELDS = ("id", "step", "step_index", "agency_code", "from_agency_code", "role", "status",
-                    "assigned_at", "due_at", "completed_at", "completed_by", "outcome", "note", "timeliness")
+                    "assigned_at", "due_at", "completed_at", "completed_by", "outcome", "note", "timeliness",
+                    "documents")
 
 
 class _ConditionOut(Schema):

@@ -6,6 +6,7 @@ from functools import partial
 from nameko.dependency_providers import Config
 from nameko.rpc import rpc
 
+from motcua.access import audit_refusals
 from motcua.bus import event_handler
 from motcua.db import Database
 from motcua.errors import load_valid
@@ -82,6 +83,7 @@ class WorkflowService:
         return TaskOut(self.catalog.calendar.tz, self.clock(), catalog=self.catalog, **kwargs)
 
     @rpc
+    @audit_refusals
     def complete_task(self, task_id, outcome, note, caller_token, details=None):
         """`details`: `items` (request_supplement), `amount_vnd` (require_payment), `to_step` (send_back)."""
         caller = verify_token(caller_token, self.config["SECRET"])
@@ -92,18 +94,21 @@ class WorkflowService:
         return self._out().dump(task)
 
     @rpc
+    @audit_refusals
     def claim_task(self, task_id, caller_token):
         caller = verify_token(caller_token, self.config["SECRET"])
         args = load_valid(ClaimTaskInput(), {"task_id": task_id})
         return self._out().dump(domain.claim_task(self.db, args["task_id"], caller))
 
     @rpc
+    @audit_refusals
     def assign_task(self, task_id, assignee, caller_token):
         caller = verify_token(caller_token, self.config["SECRET"])
         args = load_valid(AssignTaskInput(), {"task_id": task_id, "assignee": assignee})
         return self._out().dump(domain.assign_task(self.db, args["task_id"], args["assignee"], caller))
 
     @rpc
+    @audit_refusals
     def transfer_task(self, task_id, agency_code, note, caller_token):
         caller = verify_token(caller_token, self.config["SECRET"])
         args = load_valid(TransferTaskInput(), {"task_id": task_id, "agency_code": agency_code, "note": note})
@@ -112,17 +117,20 @@ class WorkflowService:
         return self._out().dump(task)
 
     @rpc
+    @audit_refusals
     def list_tasks(self, caller_token, status="open", role=None, assignee=None):
         caller = verify_token(caller_token, self.config["SECRET"])
         query = load_valid(TaskQuery(), {"status": status, "role": role, "assignee": assignee})
         tasks = domain.list_tasks(self.db.session, caller, query["status"], self.clock(),
-                                  self.catalog.calendar.tz, role=query["role"], assignee=query["assignee"])
+                                  self.catalog.calendar.tz, role=query["role"], assignee=query["assignee"],
+                                  tree=self.catalog.tree)
         return self._out(many=True).dump(tasks)
 
     @rpc
+    @audit_refusals
     def get_task(self, task_id, caller_token):
         caller = verify_token(caller_token, self.config["SECRET"])
-        task, history = domain.get_task(self.db.session, task_id, caller)
+        task, history = domain.get_task(self.db.session, task_id, caller, self.catalog.tree)
         return {**self._out().dump(task), "history": self._out(many=True, only=HAND_OVER_FIELDS).dump(history)}
 
     @rpc

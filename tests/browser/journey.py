@@ -117,8 +117,9 @@ def complete_step(j: Journey, page: Page, code: str, note: str, name: str) -> No
     j.until(page, "/can-bo/viec", code)
     j.shot(page, name)
     task = page.locator("li.task", has_text=code)
-    task.locator("input[name=note]").fill(note)
-    task.locator("button", has_text="Hoàn thành").click()
+    approve = task.locator("form[data-action=approve]")
+    approve.locator("input[name=note]").fill(note)
+    approve.locator("button").click()
     expect(page.locator(".alert.ok")).to_be_visible()
 
 

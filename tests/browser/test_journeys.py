@@ -18,6 +18,8 @@ HOW_TO_INSTALL = ("The browser tests need Debian's chromium at /usr/bin/chromium
                   "Never `playwright install`: it downloads a browser.")
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 
+pytestmark = pytest.mark.e2e
+
 
 def test_citizen_counter_specialist_and_leader_in_the_browser(tmp_path):
     if not CHROMIUM.exists():

@@ -4,6 +4,7 @@ the commune, the land office, a send-back, the tax office's own system (its work
 payment pause (status 6) and the department's signature."""
 from __future__ import annotations
 
+import base64
 import subprocess
 import sys
 
@@ -92,8 +93,16 @@ def test_the_land_path_with_send_back_the_tax_system_and_the_payment_pause(platf
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "processing"
     signing = api.open_task(code, LAND_DEPT, "leader")
-    act(api, signing, f"leader@{LAND_DEPT}", "approve", note="Đã ký Giấy chứng nhận")
-    assert api.wait_status(code, "result_ready")["result_outcome"] == "approved"
+    certificate = {"key": "giay_chung_nhan", "filename": "gcn.pdf",
+                   "content_base64": base64.b64encode(b"%PDF-1.4 signed certificate\n%%EOF\n").decode()}
+    act(api, signing, f"leader@{LAND_DEPT}", "approve", note="Đã ký Giấy chứng nhận", documents=[certificate])
+    ready = api.wait_status(code, "result_ready")
+    assert ready["result_outcome"] == "approved"
+    # The step's document joins the dossier (by its digest in intake's store), in the step's name.
+    [step_document] = [d for d in ready["documents"] if d["key"] == "step:giay_chung_nhan"]
+    assert step_document["uploaded_by"] == f"leader@{LAND_DEPT} ({LAND_DEPT})"
+    download = api.call("GET", f"/api/v1/dossiers/{code}/documents/{step_document['id']}", user=f"receptionist@{COMMUNE}")
+    assert download.content.startswith(b"%PDF-1.4 signed certificate")
 
     history = api.call("GET", f"/api/v1/tasks/{signing['id']}", user=f"leader@{LAND_DEPT}").json()["history"]
     assert [(h["agency_code"], h["outcome"]) for h in history] == [

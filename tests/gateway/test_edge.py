@@ -3,11 +3,13 @@ import unicodedata
 
 import eventlet
 import pytest
+from werkzeug.exceptions import NotFound
+from werkzeug.routing import Rule
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 from services.gateway.errors import InvalidJson, ServiceUnavailable, UnsupportedMediaType
-from services.gateway.http import bearer_token, nfc, read_json
+from services.gateway.http import JsonWebServer, PathIdConverter, bearer_token, nfc, read_json
 from services.gateway.rpc import TimedServiceProxy, ping_all
 
 COMPOSED = "Nguyễn Thị Ánh"
@@ -84,3 +86,18 @@ def test_health_pings_run_concurrently_and_report_timeouts_and_errors():
     elapsed = eventlet.hubs.get_hub().clock() - started
     assert states == {"a": "ok", "b": "ok", "slow": "timeout", "broken": "error: ConnectionError"}
     assert elapsed < 1.0
+
+
+class _Provider:
+    def get_url_rule(self):
+        return Rule("/api/v1/items/<int:item_id>", methods=["GET"])
+
+
+def test_a_path_id_beyond_any_database_id_names_no_resource():
+    """Found by schemathesis: /deliveries/3060136706720746438656/resend overflowed the database (a 500)."""
+    server = JsonWebServer()
+    server._providers = [_Provider()]
+    urls = server.make_url_map().bind("localhost")
+    assert urls.match(f"/api/v1/items/{PathIdConverter.MAX}")[1] == {"item_id": PathIdConverter.MAX}
+    with pytest.raises(NotFound):
+        urls.match(f"/api/v1/items/{PathIdConverter.MAX + 1}")

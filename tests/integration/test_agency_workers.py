@@ -36,7 +36,8 @@ def catalog(tmp_path):
     (directory / "processes.yaml").write_text(yaml.safe_dump({"processes": [{
         "procedure_code": "9.000001",
         "steps": [{"name": "Xác định nghĩa vụ tài chính", "agency_code": TAX, "role": "specialist",
-                   "allowance": 2, "handled_by": "system"}]}]}, allow_unicode=True))
+                   "allowance": 2, "handled_by": "system", "actions": ["require_payment", "approve"]}]}]},
+                                                             allow_unicode=True))
     return directory
 
 

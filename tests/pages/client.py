@@ -56,5 +56,19 @@ class Officer:
                               allow_redirects=False)
 
 
+def bring_to_returned(base: str, counter: Officer, code: str) -> None:
+    """Reception, both steps of the commune (specialist, leader), then the result handed back."""
+    assert counter.post(f"/can-bo/ho-so/{code}/tiep-nhan").status_code == 303
+    for role in ("specialist", "leader"):
+        officer = Officer(base, f"{role}@{AGENCY}")
+        inbox = until(lambda: officer.get("/can-bo/viec"), code)
+        task_id = inbox.text.split(code, 1)[1].split('action="/can-bo/viec/', 1)[1].split("/", 1)[0]
+        done = officer.post(f"/can-bo/viec/{task_id}/approve", {"note": "Đồng ý"}, csrf_from="/can-bo/viec")
+        assert done.status_code == 303, done.text
+    until(lambda: counter.get("/can-bo"), code)
+    returned = counter.post(f"/can-bo/ho-so/{code}/tra-ket-qua", {"method": "counter"})
+    assert returned.status_code == 303
+
+
 def csrf_of(html: str) -> str:
     return CSRF.search(html).group(1)

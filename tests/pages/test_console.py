@@ -2,9 +2,12 @@
 the counter's decisions, the inbox, search, forms as PDF, the dashboard's charts and its export."""
 from __future__ import annotations
 
+import pytest
 import requests
 
 from tests.pages.client import AGENCY, APPLICANT, Officer, csrf_of, submitted_code, until
+
+pytestmark = pytest.mark.e2e  # the platform in its own process, over HTTP
 
 
 def test_the_console_wants_a_session_and_the_cookie_is_httponly_and_strict(base_url):
@@ -26,6 +29,15 @@ def test_a_wrong_password_or_a_forged_login_form_is_refused(base_url):
     forged = requests.post(f"{base_url}/can-bo/dang-nhap", timeout=30,
                            data={"username": f"receptionist@{AGENCY}", "password": "demo", "csrf": csrf})
     assert forged.status_code == 400 and "motcua_session" not in forged.headers.get("Set-Cookie", "")
+
+
+def test_the_console_login_is_throttled_like_the_api(base_url):
+    http, username = requests.Session(), "specialist@000.00.31.H56"
+    for password in ["nope"] * 5 + ["demo"]:
+        csrf = csrf_of(http.get(f"{base_url}/can-bo/dang-nhap", timeout=30).text)
+        answer = http.post(f"{base_url}/can-bo/dang-nhap", timeout=30, allow_redirects=False,
+                           data={"username": username, "password": password, "csrf": csrf})
+    assert answer.status_code == 429 and "Đăng nhập sai quá nhiều lần" in answer.text  # even the right password
 
 
 def test_a_post_without_the_session_csrf_token_is_refused(base_url):
@@ -99,3 +111,31 @@ def test_logout_ends_the_session(base_url):
     reused = requests.get(f"{base_url}/can-bo/viec", cookies={"motcua_session": token}, allow_redirects=False,
                           timeout=30)
     assert reused.status_code == 303  # the token was revoked: back to the login form
+
+
+def test_the_inbox_offers_the_steps_actions_send_back_and_claim(base_url):
+    code = submitted_code(base_url)
+    counter = Officer(base_url, f"receptionist@{AGENCY}")
+    until(lambda: counter.get("/can-bo"), code)
+    assert counter.post(f"/can-bo/ho-so/{code}/tiep-nhan").status_code == 303
+    specialist, leader = Officer(base_url, f"specialist@{AGENCY}"), Officer(base_url, f"leader@{AGENCY}")
+
+    def task_of(officer):
+        inbox = until(lambda: officer.get("/can-bo/viec"), code)
+        return inbox, inbox.text.split(code, 1)[1].split('action="/can-bo/viec/', 1)[1].split("/", 1)[0]
+
+    inbox, first = task_of(specialist)
+    assert 'data-action="send_back"' not in inbox.text.split(code, 1)[1].split("</li>", 1)[0]  # a first step
+    assert specialist.post(f"/can-bo/viec/{first}/approve", {"note": "Đủ điều kiện"},
+                           csrf_from="/can-bo/viec").status_code == 303
+    inbox, second = task_of(leader)
+    card = inbox.text.split(code, 1)[1].split("</li>", 1)[0]
+    assert all(f'data-action="{a}"' in card for a in ("approve", "send_back", "request_supplement", "refuse", "stop"))
+    refused = leader.post(f"/can-bo/viec/{second}/send_back", {"note": ""}, csrf_from="/can-bo/viec")
+    assert refused.status_code == 400 and "bắt buộc khi trả lại" in refused.text  # a reason is needed
+    sent = leader.post(f"/can-bo/viec/{second}/send_back", {"note": "Bổ sung ý kiến xác minh"}, csrf_from="/can-bo/viec")
+    assert sent.status_code == 303
+    inbox, again = task_of(specialist)
+    assert again != first and "Nhận xử lý" in inbox.text
+    assert specialist.post(f"/can-bo/viec/{again}/claim", csrf_from="/can-bo/viec").status_code == 303
+    assert f"Người xử lý: specialist@{AGENCY}" in specialist.get("/can-bo/viec").text

@@ -2,12 +2,24 @@
 dossier's state; tracking shows the masked name only."""
 from __future__ import annotations
 
+import pytest
 import requests
 
-from tests.pages.client import AGENCY, APPLICANT, PDF, PROCEDURE, Officer, submit, submitted_code, until
-from tests.pages.test_portal import bring_to_returned
+from tests.pages.client import (
+    AGENCY,
+    APPLICANT,
+    PDF,
+    PROCEDURE,
+    Officer,
+    bring_to_returned,
+    submit,
+    submitted_code,
+    until,
+)
 
 SECRETS = (APPLICANT["id_number"], APPLICANT["phone"], "+84" + APPLICANT["phone"][1:], APPLICANT["full_name"])
+
+pytestmark = pytest.mark.e2e  # the platform in its own process, over HTTP
 
 
 def assert_clean(response: requests.Response, what: str) -> None:

@@ -2,10 +2,21 @@
 agency admins, everything for the platform admin; account management for agency admins."""
 from __future__ import annotations
 
-from motcua.access import AgencyTree, denial, may_manage, may_read, scope_of
+import inspect
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from motcua import migrate
+from motcua.access import AgencyTree, audit_refusals, denial, may_manage, may_read, scope_of
 from motcua.catalog import load_agencies
 from motcua.config import catalog_dir
+from motcua.contracts import make_event, parse_event
+from motcua.db import UnitOfWork, make_engine
 from motcua.identity import Caller
+from services.gateway.audit import record_denied_by_service
+from services.gateway.models import AuditEntry, Base
 
 TREE = AgencyTree({"P": None, "D": "P", "U": "D", "C": "P", "X": None})
 
@@ -58,3 +69,33 @@ def test_a_denial_carries_who_and_what_but_no_personal_data():
                          "dossier_code", "task_id"}
     assert len(data["reason"]) == 200 and data["claimed_username"] is None
     assert denial("intake.get_dossier", "invalid token", claimed_username="admin")["claimed_username"] == "admin"
+
+
+def test_audit_refusals_keeps_the_methods_signature_for_nameko():
+    class Service:
+        @audit_refusals
+        def get_dossier(self, code, caller_token):
+            return code
+
+    assert str(inspect.signature(Service.get_dossier)) == "(self, code, caller_token)"
+    inspect.getcallargs(Service.get_dossier, None, "C-1", caller_token="t")
+    with pytest.raises(TypeError):  # nameko answers IncorrectSignature instead of running the worker
+        inspect.getcallargs(Service.get_dossier, None, "C-1", "t", "one too many")
+
+
+def test_a_refusal_is_recorded_once_however_often_it_is_delivered(tmp_path):
+    url = f"sqlite:///{tmp_path / 'gateway.db'}"
+    migrate.upgrade("gateway", url)
+    engine = make_engine(url)
+    event = parse_event(make_event("intake", "access_denied", denial(
+        "intake.get_dossier", "this dossier is not handled by your agency", staff("specialist", "U"),
+        dossier_code="C-261201-0001")))
+    for _ in range(2):
+        uow = UnitOfWork(Session(engine), "gateway", Base.metadata)
+        uow.apply_once(event, "gateway.on_intake_access_denied", record_denied_by_service)
+        uow.close()
+    with Session(engine) as session:
+        [entry] = session.scalars(select(AuditEntry)).all()
+    engine.dispose()
+    assert (entry.username, entry.agency_code, entry.source, entry.outcome, entry.action, entry.dossier_code) == (
+        "specialist@U", "U", "intake", "denied", "intake.get_dossier", "C-261201-0001")

@@ -1,4 +1,4 @@
-"""A direct RPC call to intake, past the gateway, on real RabbitMQ: with another agency's validly signed
+"""A direct RPC call to intake, past the gateway, on real RabbitMQ and PostgreSQL: with another agency's validly signed
 token, or a token signed with the wrong secret, intake itself refuses it and reports the refusal
 (`access_denied`, through its outbox); the gateway writes it to the audit log. No personal data
 travels in the event."""
@@ -20,18 +20,19 @@ from services.intake.service import IntakeService
 from tests.infra import free_port
 from tests.security.conftest import APPLICANT, COMMUNE, OTHER_COMMUNE, token_for, wait_for_audit
 
+pytestmark = pytest.mark.integration  # real RabbitMQ and PostgreSQL
 WRONG_SECRET = "not-the-platforms-secret-" + "y" * 40
 
 
 @pytest.fixture
-def services(amqp_uri, sqlite_urls):
-    config = {**nameko_config(amqp_uri), "DB_URLS": sqlite_urls, "METRICS_PORTS": {},
+def services(amqp_uri, pg_urls):
+    config = {**nameko_config(amqp_uri), "DB_URLS": pg_urls, "METRICS_PORTS": {},
               "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}"}
     containers = [ServiceContainer(cls, config) for cls in (IntakeService, GatewayService)]
     for container in containers:
         container.start()
     with ServiceRpcProxy("intake", {"AMQP_URI": amqp_uri}) as intake:
-        yield intake, config, type("Target", (), {"db_url": sqlite_urls["gateway"]})
+        yield intake, config, type("Target", (), {"db_url": pg_urls["gateway"]})
     for container in containers:
         container.stop()
 

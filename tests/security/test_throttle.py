@@ -10,18 +10,24 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from motcua import migrate
-from services.gateway import throttle
-from services.gateway.models import LoginFailure
+from motcua.errors import Unauthorized
+from motcua.identity import Caller
+from services.gateway import sessions, throttle
+from services.gateway.models import LoginFailure, RevokedToken
 from tests.security.conftest import COMMUNE, OTHER_COMMUNE, THROTTLE, audit_entries, login
 
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=timezone.utc)
 POLICY = throttle.ThrottlePolicy(max_per_username=3, max_per_address=5, window=timedelta(minutes=5))
 
 
-@pytest.fixture
-def session(tmp_path):
-    url = f"sqlite:///{tmp_path / 'gateway.db'}"
-    migrate.upgrade("gateway", url)
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def session(request, tmp_path):
+    """The gateway's migrated database on both backends (the throttle is shared through it)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'gateway.db'}"
+        migrate.upgrade("gateway", url)
+    else:
+        url = request.getfixturevalue("pg_urls")["gateway"]
     engine = create_engine(url)
     with Session(engine) as session:
         yield session
@@ -90,3 +96,15 @@ def test_a_successful_login_forgets_the_usernames_failures(api):
     for _ in range(THROTTLE["LOGIN_MAX_FAILURES"] - 1):
         assert login(api, user, "wrong-password").status_code == 401
     assert login(api, user).status_code == 200
+
+
+def test_revocations_are_kept_until_the_token_expires_then_purged(session):
+    caller = Caller("leader@X", "X", ("leader",), token_id="j1", issued_at=T0, expires_at=T0 + timedelta(minutes=15))
+    sessions.check_current(session, caller)
+    sessions.revoke(session, caller, T0 + timedelta(minutes=1))
+    sessions.revoke(session, caller, T0 + timedelta(minutes=2))  # twice: still one row
+    with pytest.raises(Unauthorized, match="revoked"):
+        sessions.check_current(session, caller)
+    assert sessions.purge_expired(session, T0 + timedelta(minutes=10)) == 0
+    assert sessions.purge_expired(session, T0 + timedelta(minutes=16)) == 1
+    assert session.scalars(select(RevokedToken)).all() == []

@@ -201,14 +201,14 @@ def test_history_lists_every_hand_over_of_the_dossier(uow, catalog):
     first = domain.complete_task(uow, catalog, open_task(uow).id, "approve", None, staff(LAND_OFFICE), at(5, 10))
     second = open_task(uow)
 
-    task, history = domain.get_task(uow.session, second.id, staff(LAND_DEPT, "leader"))
+    task, history = domain.get_task(uow.session, second.id, staff(LAND_DEPT, "leader"), catalog.tree)
     assert task.id == second.id
     assert [(t.agency_code, t.completed_by, t.timeliness) for t in history] == [
         (LAND_OFFICE, f"specialist@{LAND_OFFICE}", "early"), (LAND_DEPT, None, None)]
     assert [t.id for t in domain.dossier_history(uow.session, first.dossier_code)] == [first.id, second.id]
     assert domain.dossier_history(uow.session, "unknown") == []
     with pytest.raises(Forbidden):
-        domain.get_task(uow.session, second.id, staff(LAND_OFFICE))
+        domain.get_task(uow.session, second.id, staff(LAND_OFFICE), catalog.tree)
 
 
 def test_counts_for_the_metrics(uow, catalog):

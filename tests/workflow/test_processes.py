@@ -62,7 +62,8 @@ def test_a_broken_file_names_file_line_and_reason(broken, old, new, occurrence, 
 def test_the_service_refuses_to_start_on_a_broken_file(broken):
     directory, _, edit = broken
     edit("agency_code: 000.12.01.H56", "agency_code: 000.12.09.H56")
-    provider = ProcessCatalog().bind(MagicMock(config={"CATALOG_DIR": str(directory),
-                                                       "TIME_ZONE": "Asia/Ho_Chi_Minh"}), "catalog")
+    # Held here: nameko keeps only a weak reference to the container.
+    container = MagicMock(config={"CATALOG_DIR": str(directory), "TIME_ZONE": "Asia/Ho_Chi_Minh"})
+    provider = ProcessCatalog().bind(container, "catalog")
     with pytest.raises(CatalogError, match="unknown agency 000.12.09.H56"):
         provider.setup()

@@ -234,3 +234,26 @@ def test_the_process_definition_shows_its_shape(service):
     assert [len(stage) for stage in process["stages"]] == [3, 1]
     assert process["steps"][1]["agency"] == {"under": "000.00.15.H56", "serving": "receiving"}
     assert process["steps"][1]["agency_code"] is None
+
+
+def test_a_department_leader_oversees_its_units_tasks_but_acts_only_in_its_own(service, uow):
+    start(service, FIRST_LAND, form={"fee_exempt": True})
+    [commune] = open_tasks(uow)
+    act(service, commune, "approve")
+    [office] = open_tasks(uow)  # the land registration office, a unit under the department
+    leader = token(staff(LAND_DEPT, "leader"))
+    assert [t["id"] for t in service.list_tasks(leader)] == [office.id]
+    assert service.get_task(office.id, leader)["agency_code"] == LAND_OFFICE
+    with pytest.raises(Forbidden):
+        service.complete_task(office.id, "approve", None, leader)
+    assert service.list_tasks(token(staff(LAND_DEPT))) == []  # a specialist sees their own agency only
+
+
+def test_a_refused_call_is_reported_for_the_audit_log(service, uow):
+    start(service, FIRST_LAND)
+    [commune] = open_tasks(uow)
+    with pytest.raises(Forbidden):
+        service.get_task(commune.id, token(staff(OTHER_COMMUNE)))
+    [denied] = events(uow, "access_denied")
+    assert (denied["action"], denied["task_id"], denied["username"]) == (
+        "workflow.get_task", commune.id, f"specialist@{OTHER_COMMUNE}")

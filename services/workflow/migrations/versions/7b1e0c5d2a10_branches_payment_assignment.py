@@ -1,4 +1,4 @@
-"""branches, payment pause, assignment, hand-over origin, delay prediction
+"""branches, payment pause, assignment, hand-over origin, step documents, delay prediction
 
 Revision ID: 7b1e0c5d2a10
 Revises: 02401d24dff7
@@ -23,10 +23,12 @@ def upgrade() -> None:
     with op.batch_alter_table('tasks') as batch:
         batch.add_column(sa.Column('assignee', sa.String(length=120), nullable=True))
         batch.add_column(sa.Column('from_agency_code', sa.String(length=20), nullable=True))
+        batch.add_column(sa.Column('documents', sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('tasks') as batch:
+        batch.drop_column('documents')
         batch.drop_column('from_agency_code')
         batch.drop_column('assignee')
     with op.batch_alter_table('dossier_processes') as batch:

@@ -1,0 +1,125 @@
+"""What workflow's step actions do to a dossier in intake: a supplement asked through the counter,
+the payment pause (status 6) and its confirmation, a stop (status 8), a refused result, the draft of
+form 04 when a delay is foreseen. Each is applied once and ignored when it comes too late."""
+from datetime import datetime, timezone
+
+import pytest
+
+from motcua.errors import Conflict, Forbidden, IllegalTransition
+from services.intake import dossiers
+from tests.intake.test_dossiers import APPLICANT, COMMUNE, MONDAY_9AM, RECEPTIONIST, outbox, submit
+from tests.intake.test_decisions import XA_RECEPTIONIST
+
+LAND_OFFICE, TAX_OFFICE = "000.12.01.H56", "000.00.18.H56"
+
+
+def utc(*args):
+    return datetime(*args, tzinfo=timezone.utc)
+
+
+def processing(uow, policy):
+    dossier = submit(uow, policy)  # 1.012786: 10 working days at the commune
+    dossiers.receive(uow, policy, dossier.code, RECEPTIONIST, MONDAY_9AM)
+    dossiers.task_assigned(uow, {"dossier_code": dossier.code, "agency_code": LAND_OFFICE, "step": "Thẩm định",
+                                 "assigned_at": MONDAY_9AM})
+    uow.commit()
+    assert dossier.status == "processing"
+    return dossier
+
+
+def test_a_step_asks_the_counter_and_form_02_goes_out_in_its_name(uow, policy, engine):
+    dossier = processing(uow, policy)
+    dossiers.supplement_needed(uow, {"dossier_code": dossier.code, "agency_code": LAND_OFFICE, "task_id": "t1",
+                                     "items": ["Sơ đồ thửa đất"], "note": "", "requested_by": "chuyenvien",
+                                     "requested_at": utc(2026, 3, 3, 2)})
+    uow.commit()
+    assert (dossier.status, dossier.status_code, dossier.paused_at) == ("supplement_requested", 5, utc(2026, 3, 3, 2))
+    event = outbox(engine)[-1]
+    assert (event["event_type"], event["data"]["items"]) == ("supplement_requested", ["Sơ đồ thửa đất"])
+    assert dossier.history[-1].actor == f"chuyenvien ({LAND_OFFICE})"
+
+
+def test_payment_pauses_and_the_counters_confirmation_resumes_with_the_unpaid_time_added(uow, policy, engine):
+    dossier = processing(uow, policy)
+    due = dossier.due_at
+    dossiers.payment_required(uow, {"dossier_code": dossier.code, "agency_code": TAX_OFFICE, "task_id": "t2",
+                                    "amount_vnd": 12_500_000, "note": "Lệ phí trước bạ",
+                                    "required_at": utc(2026, 3, 3, 2)})  # Tuesday 09:00
+    uow.commit()
+    assert (dossier.status, dossier.status_code, dossier.payment_amount_vnd) == ("awaiting_payment", 6, 12_500_000)
+    event = outbox(engine)[-1]
+    assert (event["event_type"], event["data"]["amount_vnd"]) == ("payment_requested", 12_500_000)
+    assert event["data"]["contact"]["phone"] == APPLICANT["phone"]  # notify tells the applicant
+
+    with pytest.raises(Forbidden):  # another agency's counter
+        dossiers.confirm_payment(uow, policy, dossier.code, "BL-1", XA_RECEPTIONIST, utc(2026, 3, 4, 2))
+    paid = dossiers.confirm_payment(uow, policy, dossier.code, "BL-0042", RECEPTIONIST, utc(2026, 3, 4, 2))
+    assert (paid.status, paid.status_code, paid.payment_receipt) == ("processing", 4, "BL-0042")
+    assert paid.due_at == utc(2026, 3, 17, 2)  # one working day (Tuesday 09:00 → Wednesday 09:00) later
+    assert paid.due_at > due
+    event = outbox(engine)[-1]
+    assert (event["event_type"], event["data"]["receipt_number"]) == ("payment_received", "BL-0042")
+    with pytest.raises(IllegalTransition):
+        dossiers.confirm_payment(uow, policy, dossier.code, "BL-0042", RECEPTIONIST, utc(2026, 3, 4, 3))
+
+
+def test_a_late_payment_request_after_withdrawal_is_ignored(uow, policy):
+    dossier = processing(uow, policy)
+    dossiers.withdraw(uow, dossier.code, "đổi ý", RECEPTIONIST, None, utc(2026, 3, 3, 1))
+    dossiers.payment_required(uow, {"dossier_code": dossier.code, "agency_code": TAX_OFFICE, "task_id": "t2",
+                                    "amount_vnd": 1, "required_at": utc(2026, 3, 3, 2)})
+    assert dossier.status == "withdrawn"
+
+
+def test_a_stop_is_status_8_with_its_reason(uow, policy, engine):
+    dossier = processing(uow, policy)
+    dossiers.processing_stopped(uow, {"dossier_code": dossier.code, "agency_code": LAND_OFFICE,
+                                      "stopped_at": utc(2026, 3, 5, 2), "stopped_by": "chuyenvien",
+                                      "reason": "Quá hạn bổ sung"})
+    uow.commit()
+    assert (dossier.status, dossier.status_code, dossier.stop_reason) == ("stopped", 8, "Quá hạn bổ sung")
+    assert outbox(engine)[-1]["event_type"] == "dossier_stopped"
+    assert dossiers.allowed_actions(dossier.status) == []
+
+
+def test_a_refused_result_is_ready_with_its_reason_and_returned_as_usual(uow, policy):
+    dossier = processing(uow, policy)
+    dossiers.result_ready(uow, {"dossier_code": dossier.code, "agency_code": LAND_OFFICE,
+                                "finished_at": utc(2026, 3, 5, 2), "outcome": "refused", "reason": "Đất tranh chấp"})
+    uow.commit()
+    assert (dossier.status, dossier.result_outcome, dossier.result_note) == ("result_ready", "refused", "Đất tranh chấp")
+    view = dossiers.view(dossier, policy.calendar.tz, policy.catalog)
+    assert (view["result_outcome"], view["result_note"]) == ("refused", "Đất tranh chấp")
+
+
+def test_a_foreseen_delay_shows_the_counter_the_appointment_to_propose(uow, policy):
+    dossier = processing(uow, policy)
+    dossiers.delay_predicted(uow, {"dossier_code": dossier.code, "agency_code": COMMUNE,
+                                   "current_agency_code": LAND_OFFICE, "due_at": dossier.due_at,
+                                   "proposed_due_at": utc(2026, 3, 20, 9), "detected_at": utc(2026, 3, 12, 2)})
+    uow.commit()
+    assert dossiers.view(dossier, policy.calendar.tz, policy.catalog)["proposed_due_at"] == "2026-03-20T16:00:00+07:00"
+    assert "reschedule" in dossiers.allowed_actions(dossier.status)
+
+
+def test_form_04_is_drafted_from_the_forecast_until_the_counter_issues_it(uow, policy):
+    from io import BytesIO
+
+    from pypdf import PdfReader
+
+    from services.intake import forms
+
+    def text(pdf: bytes) -> str:
+        return "".join(page.extract_text() for page in PdfReader(BytesIO(pdf)).pages)
+
+    dossier = processing(uow, policy)
+    with pytest.raises(Conflict):  # no apology is due yet
+        forms.render("04", dossier, policy.catalog, policy.calendar.tz, lambda code: [])
+    dossiers.delay_predicted(uow, {"dossier_code": dossier.code, "agency_code": COMMUNE,
+                                   "current_agency_code": LAND_OFFICE, "due_at": dossier.due_at,
+                                   "proposed_due_at": utc(2026, 3, 20, 9), "detected_at": utc(2026, 3, 12, 2)})
+    draft = text(forms.render("04", dossier, policy.catalog, policy.calendar.tz, lambda code: []))
+    assert "DỰ THẢO" in draft and "20/03/2026" in draft and dossier.code in draft
+    dossiers.reschedule(uow, dossier.code, utc(2026, 3, 23, 9), "Chờ đo đạc lại", RECEPTIONIST, utc(2026, 3, 12, 3))
+    issued = text(forms.render("04", dossier, policy.catalog, policy.calendar.tz, lambda code: []))
+    assert "DỰ THẢO" not in issued and "23/03/2026" in issued and "Chờ đo đạc lại" in issued

@@ -18,7 +18,7 @@ from motcua.errors import Forbidden, Unauthorized
 from services.gateway.service import GatewayService
 from services.intake.service import IntakeService
 from tests.infra import free_port
-from tests.security.conftest import APPLICANT, COMMUNE, OTHER_COMMUNE, token_for, wait_for_audit
+from tests.security.conftest import APPLICANT, COMMUNE, OTHER_COMMUNE, audit_entries, token_for, wait_for_audit
 
 pytestmark = pytest.mark.integration  # real RabbitMQ and PostgreSQL
 WRONG_SECRET = "not-the-platforms-secret-" + "y" * 40
@@ -72,3 +72,51 @@ def test_direct_rpc_with_a_foreign_or_forged_context_is_refused_by_intake_and_au
     text = json.dumps(payloads, ensure_ascii=False)
     for personal in (APPLICANT["id_number"], APPLICANT["phone"], APPLICANT["full_name"], APPLICANT["address"]):
         assert personal not in text
+
+
+def test_direct_rpc_to_workflow_for_another_agencys_task_is_refused_and_audited(amqp_uri, pg_urls):
+    """The same for a task (IDOR by task id): workflow refuses a foreign or forged context and reports it."""
+    from datetime import datetime, timezone
+
+    from nameko.amqp.publish import Publisher
+    from nameko.standalone.events import get_event_exchange
+
+    from motcua.contracts import make_event
+    from services.workflow.service import WorkflowService
+    from tests.infra import wait_for
+
+    config = {**nameko_config(amqp_uri), "DB_URLS": pg_urls, "METRICS_PORTS": {},
+              "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}"}
+    containers = [ServiceContainer(cls, config) for cls in (WorkflowService, GatewayService)]
+    for container in containers:
+        container.start()
+    try:
+        now, code = datetime.now(timezone.utc), f"{COMMUNE}-261201-0042"
+        exchange = get_event_exchange("intake", config)
+        Publisher(amqp_uri).publish(make_event("intake", "dossier_received", {
+            "code": code, "procedure_code": "1.001193", "procedure_name": "Đăng ký khai sinh", "field_code": "HT",
+            "agency_code": COMMUNE, "channel": "online", "received_at": now, "due_at": now + timedelta(days=2),
+            "received_by": f"receptionist@{COMMUNE}", "form": {}, "contact": {"full_name": "Nguyễn Văn A"}}),
+            exchange=exchange, routing_key="dossier_received", declare=[exchange])
+        with ServiceRpcProxy("workflow", {"AMQP_URI": amqp_uri}) as workflow:
+            own = token_for(config["SECRET"], f"specialist@{COMMUNE}", COMMUNE, "specialist")
+            [task] = wait_for(lambda: workflow.list_tasks(own))
+            outsider = f"specialist@{OTHER_COMMUNE}"
+            with pytest.raises(Forbidden):
+                workflow.get_task(task["id"], token_for(config["SECRET"], outsider, OTHER_COMMUNE, "specialist"))
+            with pytest.raises(Forbidden):
+                workflow.complete_task(task["id"], "approve", None,
+                                       token_for(config["SECRET"], outsider, OTHER_COMMUNE, "specialist"))
+            with pytest.raises(Unauthorized):
+                workflow.complete_task(task["id"], "approve", None, token_for(WRONG_SECRET, "admin", None, "admin"))
+            assert workflow.get_task(task["id"], own)["status"] == "open"  # nothing was done
+        target = type("Target", (), {"db_url": pg_urls["gateway"]})
+        denied = wait_for(lambda: len(audit_entries(target, username=outsider)) == 2
+                          and audit_entries(target, username=outsider), timeout=20)
+        assert {(e.source, e.action, e.task_id) for e in denied} == {
+            ("workflow", "workflow.get_task", task["id"]), ("workflow", "workflow.complete_task", task["id"])}
+        [forged] = wait_for_audit(target, username="unverified:admin")
+        assert (forged.action, forged.detail) == ("workflow.complete_task", "invalid token")
+    finally:
+        for container in containers:
+            container.stop()

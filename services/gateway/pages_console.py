@@ -92,7 +92,7 @@ TASK_FIELDS = {"approve": ("note",), "send_back": ("note",), "request_supplement
                "require_payment": ("amount_vnd", "note"), "transfer": ("agency_code", "note"),
                "refuse": ("note",), "stop": ("note",)}
 FORMS = {"01": "Mẫu 01 — Giấy tiếp nhận và hẹn trả kết quả", "02": "Mẫu 02 — Phiếu yêu cầu bổ sung",
-         "03": "Mẫu 03 — Phiếu từ chối tiếp nhận", "04": "Mẫu 04 — Phiếu xin lỗi và hẹn lại",
+         "03": "Mẫu 03 — Phiếu từ chối tiếp nhận", "04": "Mẫu 04 — Phiếu xin lỗi và hẹn lại", "05": "Mẫu 05 — Thông báo dừng xử lý",
          "06": "Mẫu 06 — Phiếu kiểm soát quá trình"}
 
 
@@ -106,7 +106,8 @@ def home_of(caller) -> str:
 def forms_of(dossier: dict, hand_overs: list) -> list[str]:
     """The forms a dossier has material for."""
     present = {"01": dossier["received_at"], "02": dossier["supplements"], "03": dossier["refused_at"],
-               "04": dossier["reschedules"], "06": hand_overs}
+               "04": dossier["reschedules"] or dossier["proposed_due_at"], "05": dossier["stopped_at"],
+               "06": hand_overs}
     return [form for form, material in present.items() if material]
 
 

@@ -1,7 +1,7 @@
 """The counter's forms as PDF (Circular 03/2025/TT-VPCP, Annex I), Vietnamese text in an embedded
 font (Roboto, from the font-roboto package): 01 receipt + appointment slip, 02 supplement request,
-03 refusal, 04 apology + new appointment date, 06 process control sheet (each hand-over, from
-workflow's tasks: `history(dossier_code)` is workflow's `dossier_history`)."""
+03 refusal, 04 apology + new appointment date, 05 notice that processing stopped, 06 process control
+sheet (each hand-over, from workflow's tasks: `history(dossier_code)` is workflow's `dossier_history`)."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -20,16 +20,18 @@ FORMS = {
     "02": "PHIẾU YÊU CẦU BỔ SUNG, HOÀN THIỆN HỒ SƠ",
     "03": "PHIẾU TỪ CHỐI TIẾP NHẬN GIẢI QUYẾT HỒ SƠ",
     "04": "PHIẾU XIN LỖI VÀ HẸN LẠI NGÀY TRẢ KẾT QUẢ",
+    "05": "THÔNG BÁO DỪNG XỬ LÝ HỒ SƠ",
     "06": "PHIẾU KIỂM SOÁT QUÁ TRÌNH GIẢI QUYẾT HỒ SƠ",
 }
 # the statuses a form exists in: 01 once received, 02 once a supplement was asked, 03 once refused,
-# 04 once a new appointment was given (or, as a draft, once workflow foresaw a delay), 06 once received
-# (its hand-overs grow with the processing)
+# 04 once a new appointment was given (or, as a draft, once workflow foresaw a delay), 05 once a step
+# stopped the processing, 06 once received (its hand-overs grow with the processing)
 AVAILABLE = {
     "01": lambda d: d.received_at is not None,
     "02": lambda d: bool(d.supplements),
     "03": lambda d: d.status == "refused",
     "04": lambda d: bool(d.reschedules) or d.proposed_due_at is not None,
+    "05": lambda d: d.status == "stopped",
     "06": lambda d: d.received_at is not None,
 }
 TIMELINESS = {"early": "Trước hạn", "on_time": "Đúng hạn", "late": "Trễ hạn"}
@@ -52,6 +54,8 @@ def render(form: str, dossier: Dossier, catalog: Catalog, tz: ZoneInfo, history:
         _refusal(pdf, dossier, tz)
     elif form == "04":
         _apology(pdf, dossier, agency, tz)
+    elif form == "05":
+        _stop_notice(pdf, dossier, tz)
     else:
         _control_sheet(pdf, dossier, catalog, history(dossier.code), tz)
     return bytes(pdf.output())
@@ -127,6 +131,16 @@ def _refusal(pdf: _Document, dossier: Dossier, tz: ZoneInfo) -> None:
     pdf.line_of("Ngày từ chối", _when(dossier.refused_at, tz))
     pdf.line_of("Lý do từ chối", dossier.refusal_reason or "")
     pdf.line_of("Người từ chối", refused_by)
+
+
+def _stop_notice(pdf: _Document, dossier: Dossier, tz: ZoneInfo) -> None:
+    stopped_by = next((h.actor for h in reversed(dossier.history) if h.action == "stop"), "—")
+    pdf.line_of("Gửi", dossier.applicant_name)
+    pdf.line_of("Hồ sơ", dossier.procedure_name)
+    pdf.line_of("Thời gian tiếp nhận", _when(dossier.received_at, tz))
+    pdf.line_of("Ngày dừng xử lý", _when(dossier.stopped_at, tz))
+    pdf.line_of("Lý do", dossier.stop_reason or "")
+    pdf.line_of("Người quyết định", stopped_by)
 
 
 def _apology(pdf: _Document, dossier: Dossier, agency: str, tz: ZoneInfo) -> None:

@@ -2,15 +2,21 @@
 the payment pause (status 6) and its confirmation, a stop (status 8), a refused result, the draft of
 form 04 when a delay is foreseen. Each is applied once and ignored when it comes too late."""
 from datetime import datetime, timezone
+from io import BytesIO
 
 import pytest
+from pypdf import PdfReader
 
 from motcua.errors import Conflict, Forbidden, IllegalTransition
-from services.intake import dossiers
+from services.intake import dossiers, forms
 from tests.intake.test_dossiers import APPLICANT, COMMUNE, MONDAY_9AM, RECEPTIONIST, outbox, submit
 from tests.intake.test_decisions import XA_RECEPTIONIST
 
 LAND_OFFICE, TAX_OFFICE = "000.12.01.H56", "000.00.18.H56"
+
+
+def _text(pdf: bytes) -> str:
+    return "".join(page.extract_text() for page in PdfReader(BytesIO(pdf)).pages)
 
 
 def utc(*args):
@@ -80,6 +86,8 @@ def test_a_stop_is_status_8_with_its_reason(uow, policy, engine):
     assert (dossier.status, dossier.status_code, dossier.stop_reason) == ("stopped", 8, "Quá hạn bổ sung")
     assert outbox(engine)[-1]["event_type"] == "dossier_stopped"
     assert dossiers.allowed_actions(dossier.status) == []
+    notice = _text(forms.render("05", dossier, policy.catalog, policy.calendar.tz, lambda code: []))
+    assert "DỪNG XỬ LÝ" in notice and "Quá hạn bổ sung" in notice and dossier.code in notice
 
 
 def test_a_refused_result_is_ready_with_its_reason_and_returned_as_usual(uow, policy):
@@ -103,23 +111,14 @@ def test_a_foreseen_delay_shows_the_counter_the_appointment_to_propose(uow, poli
 
 
 def test_form_04_is_drafted_from_the_forecast_until_the_counter_issues_it(uow, policy):
-    from io import BytesIO
-
-    from pypdf import PdfReader
-
-    from services.intake import forms
-
-    def text(pdf: bytes) -> str:
-        return "".join(page.extract_text() for page in PdfReader(BytesIO(pdf)).pages)
-
     dossier = processing(uow, policy)
     with pytest.raises(Conflict):  # no apology is due yet
         forms.render("04", dossier, policy.catalog, policy.calendar.tz, lambda code: [])
     dossiers.delay_predicted(uow, {"dossier_code": dossier.code, "agency_code": COMMUNE,
                                    "current_agency_code": LAND_OFFICE, "due_at": dossier.due_at,
                                    "proposed_due_at": utc(2026, 3, 20, 9), "detected_at": utc(2026, 3, 12, 2)})
-    draft = text(forms.render("04", dossier, policy.catalog, policy.calendar.tz, lambda code: []))
+    draft = _text(forms.render("04", dossier, policy.catalog, policy.calendar.tz, lambda code: []))
     assert "DỰ THẢO" in draft and "20/03/2026" in draft and dossier.code in draft
     dossiers.reschedule(uow, dossier.code, utc(2026, 3, 23, 9), "Chờ đo đạc lại", RECEPTIONIST, utc(2026, 3, 12, 3))
-    issued = text(forms.render("04", dossier, policy.catalog, policy.calendar.tz, lambda code: []))
+    issued = _text(forms.render("04", dossier, policy.catalog, policy.calendar.tz, lambda code: []))
     assert "DỰ THẢO" not in issued and "23/03/2026" in issued and "Chờ đo đạc lại" in issued

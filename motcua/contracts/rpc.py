@@ -7,11 +7,28 @@ from datetime import date
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from motcua.contracts.events import CHANNELS, RETURN_METHODS, STATUS_CODES
+from motcua.contracts.views import NOTIFY_CHANNELS
 
 # Dates a report or a search may name: beyond them the calendar arithmetic overflows.
 REPORTABLE_DATES = validate.Range(min=date(2000, 1, 1), max=date(2100, 12, 31),
                                   error="must be between 2000-01-01 and 2100-12-31")
 MAX_REPORT_DAYS = 3 * 366  # a daily series or a report over at most three years
+
+# The standard report's cells (form II.06a plus the paused group): within a group the base cells
+# exclude each other; each sum is the union of its parts. Drill-down names a cell.
+REPORT_BASE_CELLS = ("received.online", "received.counter", "received.postal", "received.carried_over",
+                     "resolved.early", "resolved.on_time", "resolved.late", "withdrawn",
+                     "paused.supplement", "paused.awaiting_payment", "paused.stopped",
+                     "in_progress.within_deadline", "in_progress.overdue")
+REPORT_SUM_CELLS = {
+    "received.counter_postal": ("received.counter", "received.postal"),
+    "received.total": ("received.online", "received.counter", "received.postal", "received.carried_over"),
+    "resolved.total": ("resolved.early", "resolved.on_time", "resolved.late"),
+    "paused.total": ("paused.supplement", "paused.awaiting_payment", "paused.stopped"),
+    "in_progress.total": ("in_progress.within_deadline", "in_progress.overdue"),
+}
+REPORT_CELLS = REPORT_BASE_CELLS + tuple(REPORT_SUM_CELLS)
+REPORT_GROUPINGS = ("agency", "field")  # rows per agency (with the tree's roll-up) or per field (lĩnh vực)
 
 
 def nfc(value):
@@ -186,3 +203,43 @@ class SearchDossiersV1(NfcSchema):
     def _ordered(self, data, **_):
         if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
             raise ValidationError("must not be after date_to", "date_from")
+
+
+class ReportQueryV1(Schema):
+    """A report's period (at most MAX_REPORT_DAYS), optionally one agency's sub-tree, by agency or field."""
+
+    date_from = fields.Date(required=True, data_key="from", validate=REPORTABLE_DATES)
+    date_to = fields.Date(required=True, data_key="to", validate=REPORTABLE_DATES)
+    agency = fields.Str(load_default=None, allow_none=True)
+    by = fields.Str(load_default="agency", validate=validate.OneOf(REPORT_GROUPINGS))
+
+    @validates_schema
+    def _ordered(self, data, **_):
+        if data["date_to"] < data["date_from"]:
+            raise ValidationError({"to": ["must not be before from"]})
+        if (data["date_to"] - data["date_from"]).days >= MAX_REPORT_DAYS:
+            raise ValidationError({"to": [f"a period of at most {MAX_REPORT_DAYS} days"]})
+
+
+class DrillDownQueryV1(ReportQueryV1):
+    """The dossiers behind one cell of the standard report (form II.06a)."""
+
+    cell = fields.Str(required=True, validate=validate.OneOf(REPORT_CELLS))
+    key = fields.Str(load_default=None, allow_none=True, validate=validate.Length(min=1, max=64))
+    rollup = fields.Bool(load_default=False)
+
+
+class ExportQueryV1(ReportQueryV1):
+    format = fields.Str(required=True, validate=validate.OneOf(("csv", "xlsx")))
+
+
+class DashboardQueryV1(Schema):
+    agency = fields.Str(load_default=None, allow_none=True)
+
+
+class NotificationPreviewV1(Schema):
+    """A template rendered with sample data (notify names the event types it has samples of)."""
+
+    event_type = fields.Str(required=True, validate=validate.Length(min=1, max=64))
+    channel = fields.Str(required=True, validate=validate.OneOf(NOTIFY_CHANNELS))
+    agency_code = fields.Str(load_default=None, allow_none=True, validate=validate.Length(min=1, max=64))

@@ -7,7 +7,7 @@ from motcua.contracts.rpc import CalendarDueV1
 from motcua.errors import load_valid
 from services.gateway import routes
 from services.gateway.http import query, route
-from services.workflow.schemas import ProcessOut
+from motcua.contracts.views import ProcessViewV1
 
 
 class ProcedureSearchQuery(Schema):
@@ -29,7 +29,7 @@ class CatalogApi:
     def get_procedure(self, request, code):
         return routes.procedure_with_steps(self.intake, self.workflow, code)
 
-    @route("GET", "/api/v1/procedures/<code>/process", response=ProcessOut, auth="public")
+    @route("GET", "/api/v1/procedures/<code>/process", response=ProcessViewV1, auth="public")
     def get_procedure_process(self, request, code):
         """The procedure's process (quy trình): its steps, agencies, roles and allowances."""
         return self.workflow.get_process(code)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from marshmallow import INCLUDE, RAISE, Schema, fields, validate
 
+from motcua.contracts.rpc import NotificationPreviewV1
+from motcua.contracts.views import NOTIFY_CHANNELS, DeliveryViewV1, PreferenceViewV1
 from motcua.errors import Forbidden, load_valid
 from motcua.identity import STAFF_ROLES
 from services.gateway import audit
 from services.gateway.http import query, read_json, route
 from services.gateway.schemas import TrackQuerySchema
-from services.notify.schemas import DeliveryOut, PreferenceOut, PreviewIn
-from services.notify.templates import CHANNELS
 
 RECEIPT_TOKEN_HEADER = "X-Receipt-Token"
 
@@ -33,15 +33,15 @@ class CarrierReceipt(Schema):
         unknown = INCLUDE
 
 
-NotificationChoices = Schema.from_dict({channel: fields.Bool() for channel in CHANNELS}, name="NotificationChoices")
-NotificationPreferences = Schema.from_dict({channel: fields.Nested(PreferenceOut) for channel in CHANNELS},
+NotificationChoices = Schema.from_dict({channel: fields.Bool() for channel in NOTIFY_CHANNELS}, name="NotificationChoices")
+NotificationPreferences = Schema.from_dict({channel: fields.Nested(PreferenceViewV1) for channel in NOTIFY_CHANNELS},
                                            name="NotificationPreferences")
 
 
 class NotifyApi:
     """Routes mixed into GatewayService, which provides the RPC proxies, config and database."""
 
-    @route("GET", "/api/v1/dossiers/<code>/notifications", response=DeliveryOut(many=True))
+    @route("GET", "/api/v1/dossiers/<code>/notifications", response=DeliveryViewV1(many=True))
     def dossier_notifications(self, request, code):
         """The dossier's delivery log, for staff who may see the dossier (intake decides who)."""
         caller, token = self.caller_of(request)
@@ -49,12 +49,12 @@ class NotifyApi:
             self.intake.get_dossier(code, caller_token=token)
             return self.notify.list_deliveries(code)
 
-    @route("GET", "/api/v1/notifications/dead-letters", query=DeadLettersQuery, response=DeliveryOut(many=True))
+    @route("GET", "/api/v1/notifications/dead-letters", query=DeadLettersQuery, response=DeliveryViewV1(many=True))
     def dead_letters(self, request):
         _admin(self, request)
         return self.notify.list_dead_letters(load_valid(DeadLettersQuery(), query(request))["limit"])
 
-    @route("POST", "/api/v1/notifications/deliveries/<int:delivery_id>/resend", response=DeliveryOut)
+    @route("POST", "/api/v1/notifications/deliveries/<int:delivery_id>/resend", response=DeliveryViewV1)
     def resend_delivery(self, request, delivery_id):
         caller = _admin(self, request)
         delivery = self.notify.resend(delivery_id)
@@ -62,7 +62,7 @@ class NotifyApi:
                      dossier_code=delivery["dossier_code"], task_id=delivery_id)
         return delivery
 
-    @route("POST", "/api/v1/notifications/preview", body=PreviewIn)
+    @route("POST", "/api/v1/notifications/preview", body=NotificationPreviewV1)
     def preview_template(self, request):
         """A template rendered with sample data: `{"event_type", "channel", "agency_code"?}`."""
         caller, _token = self.caller_of(request)

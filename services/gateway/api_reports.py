@@ -5,11 +5,11 @@ import base64
 
 from werkzeug.wrappers import Response
 
+from motcua.contracts.rpc import DashboardQueryV1, DrillDownQueryV1, ExportQueryV1, ReportQueryV1
 from motcua.errors import load_valid
 from motcua.identity import STAFF_ROLES
 from services.gateway.http import query, route
 from services.gateway.schemas import TimelinessQuerySchema, TrackQuerySchema
-from services.reporting.schemas import DashboardQuery, DrillDownQuery, ExportQuery, ReportQuery
 
 # The report's other query fields are checked by reporting (its errors name the same fields).
 REPORT_FIELDS = ("agency", "by")
@@ -24,7 +24,7 @@ class ReportApi:
     def track(self, request, code):
         return self.reporting.track(code, load_valid(TrackQuerySchema(), query(request))["key"])
 
-    @route("GET", "/api/v1/public/statistics", query=ReportQuery(only=PERIOD), auth="public")
+    @route("GET", "/api/v1/public/statistics", query=ReportQueryV1(only=PERIOD), auth="public")
     def public_statistics(self, request):
         params = query(request)
         return self.reporting.public_statistics(params.get("from"), params.get("to"))
@@ -36,21 +36,21 @@ class ReportApi:
         return self.reporting.timeliness_report(params["date_from"].isoformat(), params["date_to"].isoformat(),
                                                 agency=params["agency"])
 
-    @route("GET", "/api/v1/reports/standard", query=ReportQuery)
+    @route("GET", "/api/v1/reports/standard", query=ReportQueryV1)
     def standard_report(self, request):
         self._staff(request)
         params = query(request)
         return self.reporting.timeliness_report(params.get("from"), params.get("to"),
                                                 **_given(params, REPORT_FIELDS))
 
-    @route("GET", "/api/v1/reports/standard/dossiers", query=DrillDownQuery)
+    @route("GET", "/api/v1/reports/standard/dossiers", query=DrillDownQueryV1)
     def standard_report_dossiers(self, request):
         self._staff(request)
         params = query(request)
         return self.reporting.report_drill_down(params.get("from"), params.get("to"), params.get("cell"),
                                                 **_given(params, DRILL_FIELDS))
 
-    @route("GET", "/api/v1/reports/standard/export", query=ExportQuery, response="application/octet-stream")
+    @route("GET", "/api/v1/reports/standard/export", query=ExportQueryV1, response="application/octet-stream")
     def standard_report_export(self, request):
         self._staff(request)
         params = query(request)
@@ -59,12 +59,12 @@ class ReportApi:
         return Response(base64.b64decode(exported["content_base64"]), content_type=exported["content_type"],
                         headers={"Content-Disposition": f'attachment; filename="{exported["filename"]}"'})
 
-    @route("GET", "/api/v1/reports/leaders", query=DashboardQuery)
+    @route("GET", "/api/v1/reports/leaders", query=DashboardQueryV1)
     def leaders_dashboard(self, request):
         self._staff(request)
         return self.reporting.leaders_dashboard(**_given(query(request), ("agency",)))
 
-    @route("GET", "/api/v1/reports/daily", query=ReportQuery(only=(*PERIOD, "agency")))
+    @route("GET", "/api/v1/reports/daily", query=ReportQueryV1(only=(*PERIOD, "agency")))
     def daily_series(self, request):
         self._staff(request)
         params = query(request)

@@ -1,17 +1,13 @@
 """HTTP API v1: agencies' task inboxes, owned by workflow."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from functools import partial
-
+from motcua.contracts.views import TaskViewV1
 from motcua.errors import load_valid
 from services.gateway.api_dossiers import MAX_UPLOAD_BYTES
 from services.gateway.http import query, read_json, route
 from services.gateway.schemas import AssignTaskSchema, CompleteTaskSchema, TaskQuerySchema, TransferTaskSchema
-from services.workflow.schemas import TaskOut
 
-# For the OpenAPI document: a task's fields (the time zone and the clock matter only when workflow dumps).
-TASK_OUT = partial(TaskOut, timezone.utc, datetime.now(timezone.utc))
+TASK_OUT = TaskViewV1
 
 
 class TaskApi:

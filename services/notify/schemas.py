@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
 
+from motcua.contracts.rpc import NotificationPreviewV1
+from motcua.contracts.views import DeliveryViewV1, PreferenceViewV1
 from services.notify.templates import CHANNELS, SAMPLES
 
 _CODE = validate.Length(min=1, max=64)
@@ -30,10 +32,8 @@ class ReceiptIn(_In):
     body = fields.Dict(required=True)
 
 
-class PreviewIn(_In):
+class PreviewIn(NotificationPreviewV1, _In):
     event_type = fields.Str(required=True, validate=validate.OneOf(sorted(SAMPLES)))
-    channel = fields.Str(required=True, validate=validate.OneOf(CHANNELS))
-    agency_code = fields.Str(load_default=None, allow_none=True, validate=_CODE)
 
 
 class PreferencesIn(_In):
@@ -48,35 +48,15 @@ class PreferencesIn(_In):
             raise ValidationError(f"name at least one of {', '.join(CHANNELS)}")
 
 
-class PreferenceOut(Schema):
-    enabled = fields.Bool()
-    legal_basis = fields.Str()
-    recorded_at = fields.AwareDateTime(allow_none=True)
-    source = fields.Str(allow_none=True)
+PreferenceOut = PreferenceViewV1
 
 
 def preferences_out(view: dict) -> dict:
     return {channel: PreferenceOut().dump(choice) for channel, choice in view.items()}
 
 
-class DeliveryOut(Schema):
+class DeliveryOut(DeliveryViewV1):
     """A delivery as officers see it: the recipient only masked, never its hash, address or content."""
 
-    id = fields.Int()
-    event_id = fields.Str()
-    event_type = fields.Str()
-    dossier_code = fields.Str()
-    agency_code = fields.Str(allow_none=True)
-    channel = fields.Str()
-    provider = fields.Str(allow_none=True)
     recipient = fields.Str(attribute="recipient_masked")
-    status = fields.Str()
-    reason = fields.Str(allow_none=True)
-    attempts = fields.Int()
-    resends = fields.Int()
-    segments = fields.Int(allow_none=True)
     dead_letter = fields.Function(lambda d: d.dead_lettered_at is not None)
-    next_attempt_at = fields.AwareDateTime(allow_none=True)
-    created_at = fields.AwareDateTime()
-    updated_at = fields.AwareDateTime()
-    delivered_at = fields.AwareDateTime(allow_none=True)

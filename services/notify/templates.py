@@ -33,12 +33,13 @@ from marshmallow import (
 
 from motcua.catalog import CatalogError, load_data
 from motcua.contracts.events import EVENT_SCHEMAS
+from motcua.contracts.views import NOTIFY_CHANNELS
 from motcua.errors import NotFound
 from services.notify import sms
 
 DEFAULT_PATH = Path(__file__).with_name("templates.yaml")
 TIME_FORMAT = "%d/%m/%Y %H:%M"
-CHANNELS = ("email", "sms")
+CHANNELS = NOTIFY_CHANNELS
 PARTS = {"email": ("subject", "body"), "sms": ("text",)}
 # Never offered to templates: the contact itself (only full_name is), the form, secrets.
 OMITTED = frozenset({"contact", "form", "tracking_key"})

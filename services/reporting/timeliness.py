@@ -28,24 +28,12 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from motcua.calendar import local_iso, overdue_before
+from motcua.contracts.rpc import REPORT_BASE_CELLS, REPORT_CELLS, REPORT_GROUPINGS, REPORT_SUM_CELLS
 from motcua.errors import ValidationFailed
 from services.reporting.models import DossierFact as F
 
-# The base cells: within a group ("received", "resolved", ...) their conditions exclude each other.
-BASE_CELLS = ("received.online", "received.counter", "received.postal", "received.carried_over",
-              "resolved.early", "resolved.on_time", "resolved.late", "withdrawn",
-              "paused.supplement", "paused.awaiting_payment", "paused.stopped",
-              "in_progress.within_deadline", "in_progress.overdue")
-# The sums: each is the union of its parts (a dossier is in at most one part).
-SUM_CELLS = {
-    "received.counter_postal": ("received.counter", "received.postal"),
-    "received.total": ("received.online", "received.counter", "received.postal", "received.carried_over"),
-    "resolved.total": ("resolved.early", "resolved.on_time", "resolved.late"),
-    "paused.total": ("paused.supplement", "paused.awaiting_payment", "paused.stopped"),
-    "in_progress.total": ("in_progress.within_deadline", "in_progress.overdue"),
-}
-CELLS = BASE_CELLS + tuple(SUM_CELLS)
-GROUPINGS = {"agency": F.agency_code, "field": F.field_code}
+BASE_CELLS, SUM_CELLS, CELLS = REPORT_BASE_CELLS, REPORT_SUM_CELLS, REPORT_CELLS
+GROUPINGS = dict(zip(REPORT_GROUPINGS, (F.agency_code, F.field_code), strict=True))
 PAUSED = {"paused.awaiting_payment": "awaiting_payment", "paused.stopped": "stopped"}
 DRILL_LIMIT = 10_000
 

@@ -7,6 +7,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from motcua.calendar import local_iso, overdue_before
 from motcua.contracts.events import DocumentRef
+from motcua.contracts.views import ConditionViewV1, ProcessViewV1, StepViewV1, TaskViewV1
 from motcua.identity import STAFF_ROLES
 from services.workflow.domain import ESCALATION_ROLE, STATUS_FILTERS, allowed_actions, is_overdue
 from services.workflow.processes import ACTIONS
@@ -68,31 +69,16 @@ class _LocalDateTime(fields.Field):
         return local_iso(value, self.root.tz)
 
 
-class TaskOut(Schema):
+class TaskOut(TaskViewV1):
     """A task, times in `tz` (the province's); `overdue` and `escalated_to` as of `now`."""
 
-    id = fields.Str()
-    dossier_code = fields.Str()
-    procedure_code = fields.Str()
-    agency_code = fields.Str()
-    step = fields.Str()
-    step_index = fields.Int()
-    role = fields.Str()
-    status = fields.Str()
     assigned_at = _LocalDateTime()
     due_at = _LocalDateTime()
     completed_at = _LocalDateTime()
-    completed_by = fields.Str()
-    outcome = fields.Str()
-    note = fields.Str()
-    timeliness = fields.Str()
-    assignee = fields.Str()
-    from_agency_code = fields.Str()
-    documents = fields.Raw()
     overdue = fields.Method("_overdue")
-    escalated_to = fields.Method("_escalated_to")  # the role an overdue step is escalated to
-    actions = fields.Method("_actions")  # what may be done with it now (the step's actions, claim)
-    transfer_to = fields.Method("_transfer_to")  # the agencies a transfer may go to
+    escalated_to = fields.Method("_escalated_to")
+    actions = fields.Method("_actions")
+    transfer_to = fields.Method("_transfer_to")
 
     def __init__(self, tz: tzinfo, now: datetime, catalog=None, **kwargs):
         super().__init__(**kwargs)
@@ -119,26 +105,10 @@ HAND_OVER_FIELDS = ("id", "step", "step_index", "agency_code", "from_agency_code
                     "documents")
 
 
-class _ConditionOut(Schema):
-    field = fields.Str()
-    equals = fields.Raw()
-    not_equals = fields.Raw()
-    one_of = fields.List(fields.Raw())
-
-
-class _StepOut(Schema):
+class _StepOut(StepViewV1):
     index = fields.Method("_index")
-    name = fields.Str()
-    agency_code = fields.Str()  # null when the agency depends on the dossier (see `agency`)
     agency = fields.Method("_agency")
-    role = fields.Str()
     allowance = fields.Method("_allowance")
-    handled_by = fields.Str()
-    actions = fields.List(fields.Str())
-    transfer_to = fields.List(fields.Str())
-    when = fields.Nested(_ConditionOut, allow_none=True)
-    stage = fields.Int()
-    branch = fields.Int()
 
     def _index(self, step):
         return self.context_steps.index(step)
@@ -152,11 +122,7 @@ class _StepOut(Schema):
         return {"value": int(days) if days == days.to_integral_value() else float(days), "unit": "working_days"}
 
 
-class ProcessOut(Schema):
-    """A process: `steps` flat in order (each with its stage and branch), `stages` the shape:
-    each stage a list of branches, each branch a list of step indices (parallel when several)."""
-
-    procedure_code = fields.Str()
+class ProcessOut(ProcessViewV1):
     steps = fields.Method("_steps")
     stages = fields.Method("_stages")
 
@@ -166,5 +132,5 @@ class ProcessOut(Schema):
         return schema.dump(process.steps)
 
     def _stages(self, process):
-        return [[{"steps": list(b.steps), "when": _ConditionOut().dump(b.when) if b.when else None}
+        return [[{"steps": list(b.steps), "when": ConditionViewV1().dump(b.when) if b.when else None}
                  for b in stage] for stage in process.stages]

@@ -25,7 +25,15 @@ from werkzeug.wrappers import Request, Response
 
 from motcua.contracts.rpc import nfc
 from motcua.metrics import LATENCY_BUCKETS, metrics_for
-from services.gateway.errors import InvalidJson, ServiceUnavailable, TooManyRequests, UnsupportedMediaType, error_body
+from services.gateway.errors import (
+    INTERNAL,
+    InvalidJson,
+    ServiceUnavailable,
+    TooManyRequests,
+    UnsupportedMediaType,
+    error_body,
+    status_and_code,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +46,18 @@ def json_response(payload, status: int = 200, headers: dict | None = None) -> Re
                     mimetype="application/json")
 
 
-def error_response(exc: BaseException) -> Response:
-    status, body = error_body(exc)
-    if body["error"]["code"] == "internal_error":
-        # The type and the code path only: an exception's message may quote personal data.
-        log.error("internal error (%s)\n%s", _kind(exc), "".join(traceback.format_tb(exc.__traceback__)))
+def log_failure(exc: BaseException, where: str = "") -> None:
+    """What the server's own failures leave in the log: the type and the code path only (an
+    exception's message may quote personal data); a service that did not answer, by name."""
+    if status_and_code(exc) == INTERNAL:
+        log.error("internal error%s (%s)\n%s", where, _kind(exc), "".join(traceback.format_tb(exc.__traceback__)))
     elif isinstance(exc, ServiceUnavailable):
         log.warning("service unavailable: %s", exc.message)
+
+
+def error_response(exc: BaseException) -> Response:
+    status, body = error_body(exc)
+    log_failure(exc)
     headers = None
     if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
         headers = {"Allow": ", ".join(sorted(exc.valid_methods))}

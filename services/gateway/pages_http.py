@@ -8,9 +8,7 @@ import contextlib
 import functools
 import hashlib
 import hmac
-import logging
 import secrets
-import traceback
 from datetime import date, datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -23,10 +21,9 @@ from werkzeug.wrappers import Request, Response
 from motcua.contracts.rpc import nfc
 from motcua.errors import Forbidden, MotcuaError, Unauthorized, ValidationFailed
 from services.gateway import pages_vi
-from services.gateway.errors import INTERNAL, ServiceUnavailable, status_and_code
-from services.gateway.http import JsonHttpHandler
+from services.gateway.errors import ServiceUnavailable, status_and_code
+from services.gateway.http import JsonHttpHandler, log_failure
 
-log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "motcua_session"
 LOGIN_COOKIE = "motcua_login"  # a nonce binding the login form's CSRF token before any session exists
@@ -118,13 +115,8 @@ def form_again(template: str, context):
 
 
 def error_page(exc: BaseException) -> Response:
-    status, code = status_and_code(exc)
-    if (status, code) == INTERNAL:
-        # The type and the code path only: an exception's message may quote personal data.
-        log.error("internal error on a page (%s)\n%s", type(exc).__qualname__,
-                  "".join(traceback.format_tb(exc.__traceback__)))
-    elif isinstance(exc, ServiceUnavailable):
-        log.warning("service unavailable: %s", exc.message)
+    status, _code = status_and_code(exc)
+    log_failure(exc, " on a page")
     title, message = pages_vi.STATUS_PAGES.get(status, pages_vi.STATUS_PAGES[500])
     return render("error.html", status=status, title=title, message=message, status_code=status)
 

@@ -36,7 +36,7 @@ def check_current(session: Session, caller: Caller) -> None:
 
 def revoke(session: Session, caller: Caller, now: datetime) -> None:
     """Logout (đăng xuất): the token is refused from now on; expired revocations are purged."""
-    session.execute(delete(RevokedToken).where(RevokedToken.expires_at < now))
+    _delete_expired(session, now)
     if session.get(RevokedToken, caller.token_id) is None:
         session.add(RevokedToken(token_id=caller.token_id, username=caller.username,
                                  expires_at=caller.expires_at or now, revoked_at=now))
@@ -45,6 +45,10 @@ def revoke(session: Session, caller: Caller, now: datetime) -> None:
 
 def purge_expired(session: Session, now: datetime) -> int:
     """Forget revocations of tokens that have expired anyway; how many were removed."""
-    removed = session.execute(delete(RevokedToken).where(RevokedToken.expires_at < now)).rowcount
+    removed = _delete_expired(session, now)
     session.commit()
     return removed
+
+
+def _delete_expired(session: Session, now: datetime) -> int:
+    return session.execute(delete(RevokedToken).where(RevokedToken.expires_at < now)).rowcount

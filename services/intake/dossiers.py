@@ -183,12 +183,12 @@ def get(uow: UnitOfWork, code: str, for_update: bool = False) -> Dossier:
     return dossier
 
 
-def get_for_staff(uow: UnitOfWork, code: str, caller: Caller, tree: AgencyTree | None = None) -> Dossier:
+def get_for_staff(uow: UnitOfWork, code: str, caller: Caller, tree: AgencyTree) -> Dossier:
     """Staff of an agency involved in the dossier; leaders and agency admins of an agency above one
     (cơ quan cấp trên, `tree`); a platform admin."""
     dossier = get(uow, code)
     involved = {a.agency_code for a in dossier.agencies}
-    if not may_read(caller, involved, tree or AgencyTree({})):
+    if not may_read(caller, involved, tree):
         raise Forbidden("this dossier is not handled by your agency")
     return dossier
 
@@ -335,7 +335,7 @@ STEP_DOCUMENT_PREFIX = "step:"  # a step's own documents (its minutes, the signe
 def store_step_documents(uow: UnitOfWork, policy: Policy, code: str, uploads: list[dict], caller: Caller) -> list[dict]:
     """Kept for a step's completion: checked and stored, recorded on the dossier only once workflow
     accepted the completion (`task_completed` names them), so a refused completion records nothing."""
-    get_for_staff(uow, code, caller)
+    get_for_staff(uow, code, caller, policy.tree)
     return documents.store_checked(documents.decode(uploads), policy.store)
 
 
@@ -523,7 +523,7 @@ def _last4(phone: str) -> str:
 
 
 def document_for_staff(uow: UnitOfWork, store: BlobStore, code: str, document_id: int, caller: Caller,
-                       tree: AgencyTree | None = None) -> dict:
+                       tree: AgencyTree) -> dict:
     """A document's bytes (base64) for staff of an agency involved in the dossier."""
     dossier = get_for_staff(uow, code, caller, tree)
     found = next((d for d in dossier.documents if d.id == document_id), None)

@@ -47,6 +47,10 @@ class IntakeService:
     def _view(self, dossier):
         return dossiers.view(dossier, self.rules.calendar.tz, self.rules.catalog)
 
+    def _apply_once(self, event, apply):
+        """Workflow's event applied by `apply(uow, data)` once (inbox consumer `intake.on_<event type>`)."""
+        self.db.apply_once(event, f"intake.on_{event.event_type}", lambda uow, e: apply(uow, e.data))
+
     @rpc
     def health(self):
         return self.db.health()
@@ -166,34 +170,31 @@ class IntakeService:
 
     @event_handler("workflow", "task_assigned")
     def on_task_assigned(self, event):
-        self.db.apply_once(event, "intake.on_task_assigned", lambda uow, e: dossiers.task_assigned(uow, e.data))
+        self._apply_once(event, dossiers.task_assigned)
 
     @event_handler("workflow", "result_ready")
     def on_result_ready(self, event):
-        self.db.apply_once(event, "intake.on_result_ready", lambda uow, e: dossiers.result_ready(uow, e.data))
+        self._apply_once(event, dossiers.result_ready)
 
     @event_handler("workflow", "supplement_needed")
     def on_supplement_needed(self, event):
-        self.db.apply_once(event, "intake.on_supplement_needed",
-                           lambda uow, e: dossiers.supplement_needed(uow, e.data))
+        self._apply_once(event, dossiers.supplement_needed)
 
     @event_handler("workflow", "payment_required")
     def on_payment_required(self, event):
-        self.db.apply_once(event, "intake.on_payment_required",
-                           lambda uow, e: dossiers.payment_required(uow, e.data))
+        self._apply_once(event, dossiers.payment_required)
 
     @event_handler("workflow", "processing_stopped")
     def on_processing_stopped(self, event):
-        self.db.apply_once(event, "intake.on_processing_stopped",
-                           lambda uow, e: dossiers.processing_stopped(uow, e.data))
+        self._apply_once(event, dossiers.processing_stopped)
 
     @event_handler("workflow", "delay_predicted")
     def on_delay_predicted(self, event):
-        self.db.apply_once(event, "intake.on_delay_predicted", lambda uow, e: dossiers.delay_predicted(uow, e.data))
+        self._apply_once(event, dossiers.delay_predicted)
 
     @event_handler("workflow", "task_completed")
     def on_task_completed(self, event):
-        self.db.apply_once(event, "intake.on_task_completed", lambda uow, e: dossiers.task_completed(uow, e.data))
+        self._apply_once(event, dossiers.task_completed)
 
     @rpc
     @audit_refusals

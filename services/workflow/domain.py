@@ -59,24 +59,19 @@ def start_process(uow: UnitOfWork, event: Event, catalog: Catalog, now: datetime
     _enter_stage(uow, run, process, 0, catalog, now, from_agency=run.receiving_agency_code)
 
 
-def _applies(process: Process, index: int, form: dict) -> bool:
-    when = process.steps[index].when
-    return when is None or when.holds(form)
-
-
 def _enter_stage(uow: UnitOfWork, run: DossierProcess, process: Process, stage: int, catalog: Catalog,
                  now: datetime, from_agency: str | None) -> None:
     """Open the first applicable step of every applicable branch of `stage` (parallel branches start
     together); a stage with nothing applicable is skipped; past the last one, the result is ready."""
     while stage < len(process.stages):
-        opened = 0
+        opened = False
         for branch in process.stages[stage]:
             if branch.when is not None and not branch.when.holds(run.form):
                 continue
-            first = next((i for i in branch.steps if _applies(process, i, run.form)), None)
+            first = next((i for i in branch.steps if process.applies(i, run.form)), None)
             if first is not None:
                 _assign(uow, run, process, first, catalog, now, from_agency)
-                opened += 1
+                opened = True
         if opened:
             return
         stage += 1
@@ -96,7 +91,7 @@ def _advance(uow: UnitOfWork, run: DossierProcess, process: Process, index: int,
     """After step `index`: the next applicable step of its branch; at the branch's end, the join waits
     for the stage's other branches, then the next stage starts."""
     branch = process.branch_of(index).steps
-    later = [i for i in branch[branch.index(index) + 1:] if _applies(process, i, run.form)]
+    later = [i for i in branch[branch.index(index) + 1:] if process.applies(i, run.form)]
     if later:
         _assign(uow, run, process, later[0], catalog, now, from_agency)
         return
@@ -205,10 +200,10 @@ def _close(uow: UnitOfWork, catalog: Catalog, task: Task, status: str, outcome: 
                                 "documents": documents or []})
 
 
-def _cancel_open(uow: UnitOfWork, run: DossierProcess, keep: Task | None = None,
-                 steps: set[int] | None = None) -> None:
+def _cancel_open(uow: UnitOfWork, run: DossierProcess, steps: set[int] | None = None) -> None:
+    """Cancel the dossier's open tasks (of `steps` only, if given): they leave the inboxes."""
     for other in _open_tasks(uow, run.dossier_code):
-        if other is not keep and (steps is None or other.step_index in steps):
+        if steps is None or other.step_index in steps:
             other.status = CANCELLED
             other.paused_at = None
 

@@ -98,13 +98,14 @@ class Process:
         step = self.steps[index]
         branch = self.branch_of(index).steps
         ahead = sum((self.steps[i].allowance for i in branch[branch.index(index) + 1:]
-                     if self._applies(i, form)), Decimal(0))
+                     if self.applies(i, form)), Decimal(0))
         for stage in self.stages[step.stage + 1:]:
-            ahead += max((sum((self.steps[i].allowance for i in b.steps if self._applies(i, form)), Decimal(0))
+            ahead += max((sum((self.steps[i].allowance for i in b.steps if self.applies(i, form)), Decimal(0))
                           for b in stage if b.when is None or b.when.holds(form)), default=Decimal(0))
         return ahead
 
-    def _applies(self, index: int, form: dict) -> bool:
+    def applies(self, index: int, form: dict) -> bool:
+        """Step `index` is taken for this declaration (its `when`, if any, holds)."""
         when = self.steps[index].when
         return when is None or when.holds(form)
 
@@ -115,13 +116,8 @@ class Catalog:
 
     processes: dict[str, Process]
     calendar: WorkingCalendar
-    parents: dict[str, str | None]
+    tree: AgencyTree  # leaders' and agency admins' oversight of their sub-agencies; relative agencies
     serves: dict[str, tuple[str, ...]]
-
-    @property
-    def tree(self) -> AgencyTree:
-        """The agency tree, for leaders' and agency admins' oversight of their sub-agencies."""
-        return AgencyTree(self.parents)
 
     @property
     def system_agencies(self) -> set[str]:
@@ -143,7 +139,7 @@ class Catalog:
             return rule.code
         area = receiving_agency if rule.serving == RECEIVING else (form or {}).get(rule.serving[len("form."):])
         for code, served in self.serves.items():
-            if self.parents.get(code) == rule.under and area in served:
+            if self.tree.parents.get(code) == rule.under and area in served:
                 return code
         # Raised into the handler: the message is parked with this reason until agencies.yaml knows the area.
         raise ValidationFailed(f"no agency under {rule.under} serves {area!r} (step {step.name!r})",
@@ -207,11 +203,10 @@ class _StepSchema(Schema):
 
     @post_load
     def _make(self, data, **_):
-        rule = AgencyRule(code=data.pop("agency_code")) if data["agency"] is None else AgencyRule(**data["agency"])
-        data["agency"] = rule
+        code, relative = data.pop("agency_code"), data["agency"]
+        data["agency"] = AgencyRule(code=code) if relative is None else AgencyRule(**relative)
         data["actions"] = tuple(data["actions"] or DEFAULT_ACTIONS)
         data["transfer_to"] = tuple(data["transfer_to"])
-        data.pop("agency_code", None)
         return data
 
 
@@ -288,5 +283,5 @@ def load_catalog(catalog_dir: Path, time_zone: str) -> Catalog:
     calendar = (WorkingCalendar.from_yaml(overrides, tz=time_zone) if overrides.exists()
                 else WorkingCalendar(tz=time_zone))
     return Catalog({p.procedure_code: p for p in data["processes"]}, calendar,
-                   parents={a["code"]: a.get("parent_code") for a in agencies},
+                   tree=AgencyTree.from_agencies(agencies),
                    serves={a["code"]: tuple(a.get("serves") or ()) for a in agencies})

@@ -10,7 +10,7 @@ from motcua.contracts.events import DocumentRef
 from motcua.contracts.views import ConditionViewV1, ProcessViewV1, StepViewV1, TaskViewV1
 from motcua.identity import STAFF_ROLES
 from services.workflow.domain import ESCALATION_ROLE, STATUS_FILTERS, allowed_actions, is_overdue
-from services.workflow.processes import ACTIONS
+from services.workflow.processes import ACTIONS, Catalog
 
 OUTCOMES = tuple(a for a in ACTIONS if a != "transfer")  # transfer has its own call: it names an agency
 NEEDS_NOTE = ("refuse", "stop", "send_back")  # the reason goes to the applicant or the earlier step
@@ -80,17 +80,17 @@ class TaskOut(TaskViewV1):
     actions = fields.Method("_actions")
     transfer_to = fields.Method("_transfer_to")
 
-    def __init__(self, tz: tzinfo, now: datetime, catalog=None, **kwargs):
+    def __init__(self, tz: tzinfo, now: datetime, catalog: Catalog, **kwargs):
         super().__init__(**kwargs)
         self.tz = tz
         self.overdue_cutoff = overdue_before(now, tz)
         self.catalog = catalog
 
     def _actions(self, task) -> list[str]:
-        return allowed_actions(task, self.catalog.process(task.procedure_code)) if self.catalog else []
+        return allowed_actions(task, self.catalog.process(task.procedure_code))
 
     def _transfer_to(self, task) -> list[str]:
-        return list(self.catalog.process(task.procedure_code).steps[task.step_index].transfer_to) if self.catalog else []
+        return list(self.catalog.process(task.procedure_code).steps[task.step_index].transfer_to)
 
     def _overdue(self, task) -> bool:
         return is_overdue(task, self.overdue_cutoff)

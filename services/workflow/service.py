@@ -80,7 +80,7 @@ class WorkflowService:
         domain.detect_overdue(self.db, self.clock(), self.catalog.calendar.tz, catalog=self.catalog)
 
     def _out(self, **kwargs) -> TaskOut:
-        return TaskOut(self.catalog.calendar.tz, self.clock(), catalog=self.catalog, **kwargs)
+        return TaskOut(self.catalog.calendar.tz, self.clock(), self.catalog, **kwargs)
 
     @rpc
     @audit_refusals

@@ -124,7 +124,7 @@ def test_documents_submitted_with_the_s3_store_configured_land_in_the_bucket(uow
     [document] = dossier.documents
     stored = client.get_object(Bucket=name, Key=f"documents/{document.sha256}")["Body"].read()
     assert stored == PDF and document.sha256 == hashlib.sha256(PDF).hexdigest()
-    served = dossiers.document_for_staff(uow, with_s3.store, dossier.code, document.id, RECEPTIONIST)
+    served = dossiers.document_for_staff(uow, with_s3.store, dossier.code, document.id, RECEPTIONIST, policy.tree)
     assert base64.b64decode(served["content_base64"]) == PDF
 
 
@@ -133,4 +133,4 @@ def test_a_document_stored_on_another_instances_disk_is_not_found_here(uow, poli
     [document] = dossier.documents
     elsewhere = LocalBlobStore(tmp_path / "instance-b")
     with pytest.raises(NotFound):
-        dossiers.document_for_staff(uow, elsewhere, dossier.code, document.id, RECEPTIONIST)
+        dossiers.document_for_staff(uow, elsewhere, dossier.code, document.id, RECEPTIONIST, policy.tree)

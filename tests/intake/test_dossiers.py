@@ -128,13 +128,13 @@ def test_staff_of_an_uninvolved_agency_cannot_read_the_dossier(uow, policy):
     dossier = submit(uow, policy)
     outsider = Caller("specialist@000.00.15.H56", "000.00.15.H56", ("specialist",))
     with pytest.raises(Forbidden):
-        dossiers.get_for_staff(uow, dossier.code, outsider)
+        dossiers.get_for_staff(uow, dossier.code, outsider, policy.tree)
     dossiers.receive(uow, policy, dossier.code, RECEPTIONIST, MONDAY_9AM)
     dossiers.task_assigned(uow, {"dossier_code": dossier.code, "agency_code": LAND_OFFICE, "step": "x",
                                  "assigned_at": MONDAY_9AM})
     uow.commit()
     land = Caller("specialist@" + LAND_OFFICE, LAND_OFFICE, ("specialist",))
-    assert dossiers.get_for_staff(uow, dossier.code, land).status == "processing"
+    assert dossiers.get_for_staff(uow, dossier.code, land, policy.tree).status == "processing"
 
 
 def test_catalog_search_ignores_diacritics(policy):

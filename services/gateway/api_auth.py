@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from marshmallow import Schema, fields
+from sqlalchemy import select
 
 from motcua.db import utcnow
 from motcua.errors import Unauthorized, load_valid
@@ -9,6 +10,7 @@ from motcua.identity import Caller
 from services.gateway import accounts, audit, sessions, throttle
 from services.gateway.errors import TooManyRequests
 from services.gateway.http import read_json, route
+from services.gateway.models import User
 from services.gateway.schemas import TokenRequestSchema
 
 DEFAULT_TOKEN_TTL_SECONDS = 900
@@ -32,7 +34,8 @@ class AuthApi:
         session, secret, now = self.db.session, self.config["SECRET"], utcnow()
         policy = throttle.ThrottlePolicy.from_config(self.config)
         limits = throttle.keys(policy, secret, username, remote_addr)
-        claimed = Caller(username[:128], None, ())
+        known = session.scalar(select(User.id).where(User.username == username)) is not None
+        claimed = Caller(username[:128] if known else throttle.pseudonym(secret, username), None, ())
         wait = throttle.retry_after(session, policy, limits, now)
         if wait is not None:
             audit.record(self.db, claimed, action, remote_addr, outcome=audit.DENIED,

@@ -172,7 +172,8 @@ class ConsolePages:
     @page("GET", "/can-bo/ho-so/<code>/mau/<form>")
     def console_form(self, request, code, form):
         session = staff_session(self, request)
-        rendered = self.intake.render_form(code, form, caller_token=session.token)
+        with self.audited(request, session.caller, f"dossier.form.{form}"[:64], dossier_code=code):
+            rendered = self.intake.render_form(code, form, caller_token=session.token)
         return Response(base64.b64decode(rendered["content_base64"]), mimetype="application/pdf",
                         headers={"Content-Disposition": f'inline; filename="mau-{form}-{code}.pdf"'})
 

@@ -33,6 +33,8 @@ SECURITY_HEADERS = {
                                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
+    # A counter's or a kiosk's shared browser must not keep an applicant's page after sign-out.
+    "Cache-Control": "no-store",
 }
 
 templates = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),

@@ -37,6 +37,12 @@ def _key(secret: str, kind: str, value: str) -> str:
     return hmac.new(secret.encode(), f"login:{kind}:{value}".encode(), hashlib.sha256).hexdigest()
 
 
+def pseudonym(secret: str, username: str) -> str:
+    """How the audit log names a login attempt for a username no account has: what was typed may be
+    a citizen's ID number, phone or a password typed into the wrong box, so never in clear."""
+    return "unknown:" + _key(secret, "user", username.casefold())[:16]
+
+
 def keys(policy: ThrottlePolicy, secret: str, username: str, remote_addr: str | None) -> dict[str, int]:
     """The throttle keys of one attempt, each with its limit."""
     found = {_key(secret, "user", username.casefold()): policy.max_per_username}

@@ -22,8 +22,9 @@ from services.reporting import aggregates
 from services.reporting.models import DossierFact, PortalPush, StoredEvent
 
 # Keys of an event's data that are personal: the contact is for notify only, the form holds the
-# applicant's declaration. Neither is stored here.
-PERSONAL_KEYS = ("contact", "form")
+# applicant's declaration, a step's documents name files (a filename may carry a name or an ID
+# number; intake keeps them). None is stored here.
+PERSONAL_KEYS = ("contact", "form", "documents")
 
 # The status each event moves a dossier to (None: the one the event names), and the statuses it may
 # move it FROM. The fold goes through a dossier's events in the order they happened; a move that is

@@ -142,7 +142,8 @@ class Catalog:
             if self.tree.parents.get(code) == rule.under and area in served:
                 return code
         # Raised into the handler: the message is parked with this reason until agencies.yaml knows the area.
-        raise ValidationFailed(f"no agency under {rule.under} serves {area!r} (step {step.name!r})",
+        # Named by where the area comes from, never by its value: a declaration's value is the applicant's.
+        raise ValidationFailed(f"no agency under {rule.under} serves the dossier's {rule.serving} (step {step.name!r})",
                                field="agency")
 
 

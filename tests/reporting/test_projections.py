@@ -9,6 +9,7 @@ from motcua import migrate
 from services.reporting import cli, projections
 from services.reporting.models import DossierFact, StoredEvent
 from tests.reporting.factory import (
+    event,
     EMAIL,
     JUSTICE,
     LAND_OFFICE,
@@ -111,6 +112,23 @@ def test_personal_data_is_never_stored(unit):
     stored += json.dumps(all_facts(uow.session), ensure_ascii=False, default=str)
     for personal in (NAME, PHONE, PHONE[-4:], EMAIL, "12 Lê Lợi", '"contact"', '"form"'):
         assert personal not in stored
+
+
+def test_a_steps_documents_are_not_stored_their_filenames_may_name_the_applicant(unit):
+    uow = unit()
+    [*_, last] = returned_dossier()
+    code = last.data["code"]
+    completed = event("workflow", "task_completed", {
+        "task_id": f"{code}/9", "dossier_code": code, "agency_code": "000.12.01.H56", "step": "Ký",
+        "step_index": 9, "completed_at": vn(2026, 3, 3, 9), "completed_by": "leader", "outcome": "approve",
+        "note": "", "timeliness": "early", "documents": [{
+            "key": "gcn", "filename": f"GCN {NAME}.pdf", "content_type": "application/pdf", "size": 9,
+            "sha256": "a" * 64}]}, vn(2026, 3, 3, 9))
+    projections.record(uow, completed, VN)
+    [kept] = uow.session.scalars(select(StoredEvent).where(StoredEvent.event_type == "task_completed",
+                                                           StoredEvent.event_id == completed.event_id))
+    stored = json.dumps(kept.data, ensure_ascii=False)
+    assert NAME not in stored and '"documents"' not in stored
 
 
 @pytest.mark.parametrize("finished, expected", [

@@ -82,6 +82,14 @@ def test_unknown_usernames_count_too(api):
     assert login(api, "nobody@nowhere", "guess").status_code == 429
 
 
+def test_what_was_typed_for_an_unknown_account_is_never_audited_in_clear(api):
+    typed = "038190012345"  # a citizen's ID number typed into the officers' login
+    assert login(api, typed, "guess").status_code == 401
+    assert audit_entries(api, username=typed) == []
+    [entry] = audit_entries(api, username=throttle.pseudonym(api.secret, typed))
+    assert (entry.outcome, entry.action) == ("denied", "auth.token")
+
+
 def test_one_address_trying_many_usernames_is_throttled(api):
     for n in range(THROTTLE["LOGIN_MAX_FAILURES_PER_ADDRESS"]):
         assert login(api, f"guess{n}@{OTHER_COMMUNE}", "guess").status_code == 401

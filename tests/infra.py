@@ -4,6 +4,7 @@ Missing RabbitMQ or PostgreSQL fails the test with how to start them: CI never s
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import socket
@@ -150,6 +151,34 @@ def free_port() -> int:
         _handed_out.add(port)
         return port
     raise RuntimeError("no free port below the ephemeral range")
+
+
+@contextlib.contextmanager
+def embedded_platform(var_dir: Path):
+    """`make run`'s embedded platform in a subprocess (own ports, files under `var_dir`): yields the
+    base URL once /health answers 200, fails with the run log if it does not start; stops it after."""
+    port = free_port()
+    env = {**os.environ, "MOTCUA_VAR_DIR": str(var_dir), "GATEWAY_ADDRESS": f"127.0.0.1:{port}", "AMQP_URI": "",
+           **{f"{s.upper()}_DB_URL": "" for s in SERVICES},
+           **{f"{s.upper()}_METRICS_PORT": str(free_port()) for s in SERVICES if s != "gateway"}}
+    log_path = var_dir / "run.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "motcua.run", "--embedded"], env=env, cwd=ROOT,
+                                   stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            assert process.poll() is None, log_path.read_text()
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            assert time.time() < deadline, "the platform did not start:\n" + log_path.read_text()
+            time.sleep(0.3)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 class ServiceProcesses:

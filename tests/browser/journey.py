@@ -47,8 +47,7 @@ class Journey:
         page.fill("input[name=username]", username)
         page.fill("input[name=password]", "demo")
         page.click("button[type=submit]")
-        page.wait_for_load_state()
-        assert "/dang-nhap" not in page.url, f"{username} could not sign in"
+        page.wait_for_url(lambda url: "/dang-nhap" not in url)  # fails with the timeout if sign-in did not work
         return page
 
     def until(self, page: Page, path: str, text: str, timeout: float = 30) -> None:
@@ -129,6 +128,8 @@ def resolved_total(page: Page) -> int:
 
 
 def main(base: str, shots: Path) -> None:
+    # expect() has its own 5 s default: on a loaded 2-core machine a form POST can take longer.
+    expect.set_options(timeout=15_000)
     shots.mkdir(parents=True, exist_ok=True)
     for old in shots.glob("*.png"):
         old.unlink()

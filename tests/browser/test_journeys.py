@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from motcua.config import ROOT
-from tests.pages.platform import embedded_platform
+from tests.infra import embedded_platform
 
 CHROMIUM = Path("/usr/bin/chromium")
 HOW_TO_INSTALL = ("The browser tests need Debian's chromium at /usr/bin/chromium: "

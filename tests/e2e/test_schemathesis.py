@@ -78,6 +78,7 @@ def schemathesis(base: str, config: Path, token: str, *selection: str) -> tuple[
     return int(counts[3]), int(counts[2]), summary
 
 
+@pytest.mark.timeout(900)  # three schemathesis runs of up to 600 s each would outlive the suite's 300 s
 def test_no_generated_request_gets_a_server_error(embedded):
     base, var = embedded
     api = Api(base)

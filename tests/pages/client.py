@@ -62,12 +62,17 @@ def bring_to_returned(base: str, counter: Officer, code: str) -> None:
     for role in ("specialist", "leader"):
         officer = Officer(base, f"{role}@{AGENCY}")
         inbox = until(lambda: officer.get("/can-bo/viec"), code)
-        task_id = inbox.text.split(code, 1)[1].split('action="/can-bo/viec/', 1)[1].split("/", 1)[0]
+        task_id = task_id_in(inbox.text, code)
         done = officer.post(f"/can-bo/viec/{task_id}/approve", {"note": "Đồng ý"}, csrf_from="/can-bo/viec")
         assert done.status_code == 303, done.text
     until(lambda: counter.get("/can-bo"), code)
     returned = counter.post(f"/can-bo/ho-so/{code}/tra-ket-qua", {"method": "counter"})
     assert returned.status_code == 303
+
+
+def task_id_in(html: str, code: str) -> str:
+    """The id of the dossier's task in an inbox page (its first action's form)."""
+    return html.split(code, 1)[1].split('action="/can-bo/viec/', 1)[1].split("/", 1)[0]
 
 
 def csrf_of(html: str) -> str:

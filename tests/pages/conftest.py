@@ -1,7 +1,7 @@
 """One embedded platform for all the pages' tests (starting it takes a few seconds)."""
 import pytest
 
-from tests.pages.platform import embedded_platform
+from tests.infra import embedded_platform
 
 
 @pytest.fixture(scope="package")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.pages.client import AGENCY, APPLICANT, Officer, csrf_of, submitted_code, until
+from tests.pages.client import AGENCY, APPLICANT, Officer, csrf_of, submitted_code, task_id_in, until
 
 pytestmark = pytest.mark.e2e  # the platform in its own process, over HTTP
 
@@ -74,11 +74,11 @@ def test_the_counter_receives_refuses_and_prints_the_forms(base_url):
 def test_the_inbox_completes_a_task_and_search_finds_by_id_number(base_url):
     code = submitted_code(base_url)
     counter = Officer(base_url, f"receptionist@{AGENCY}")
-    counter.post(f"/can-bo/ho-so/{code}/tiep-nhan")
+    assert counter.post(f"/can-bo/ho-so/{code}/tiep-nhan").status_code == 303
     specialist = Officer(base_url, f"specialist@{AGENCY}")
     inbox = until(lambda: specialist.get("/can-bo/viec"), code)
     assert "Xác minh, đề xuất" in inbox.text and "Hoàn thành" in inbox.text
-    task_id = inbox.text.split(code, 1)[1].split('action="/can-bo/viec/', 1)[1].split("/", 1)[0]
+    task_id = task_id_in(inbox.text, code)
     assert specialist.post(f"/can-bo/viec/{task_id}/nonsense", csrf_from="/can-bo/viec").status_code == 404
     done = specialist.post(f"/can-bo/viec/{task_id}/approve", {"note": "Đủ điều kiện"}, csrf_from="/can-bo/viec")
     assert done.status_code == 303 and "Đã ghi nhận" in specialist.get(done.headers["Location"]).text
@@ -106,6 +106,9 @@ def test_the_dashboard_draws_its_charts_drills_down_and_exports(base_url):
 def test_logout_ends_the_session(base_url):
     officer = Officer(base_url, f"specialist@{AGENCY}")
     token = officer.http.cookies["motcua_session"]
+    alone = requests.get(f"{base_url}/can-bo/viec", cookies={"motcua_session": token}, allow_redirects=False,
+                         timeout=30)
+    assert alone.status_code == 200  # the cookie on its own is the session
     out = officer.post("/can-bo/dang-xuat", csrf_from="/can-bo/viec")
     assert out.status_code == 303 and out.headers["Location"] == "/can-bo/dang-nhap"
     reused = requests.get(f"{base_url}/can-bo/viec", cookies={"motcua_session": token}, allow_redirects=False,
@@ -122,7 +125,7 @@ def test_the_inbox_offers_the_steps_actions_send_back_and_claim(base_url):
 
     def task_of(officer):
         inbox = until(lambda: officer.get("/can-bo/viec"), code)
-        return inbox, inbox.text.split(code, 1)[1].split('action="/can-bo/viec/', 1)[1].split("/", 1)[0]
+        return inbox, task_id_in(inbox.text, code)
 
     inbox, first = task_of(specialist)
     assert 'data-action="send_back"' not in inbox.text.split(code, 1)[1].split("</li>", 1)[0]  # a first step

@@ -9,7 +9,6 @@ from motcua import migrate
 from services.reporting import cli, projections
 from services.reporting.models import DossierFact, StoredEvent
 from tests.reporting.factory import (
-    event,
     EMAIL,
     JUSTICE,
     LAND_OFFICE,

@@ -100,7 +100,9 @@ def test_direct_rpc_to_workflow_for_another_agencys_task_is_refused_and_audited(
             exchange=exchange, routing_key="dossier_received", declare=[exchange])
         with ServiceRpcProxy("workflow", {"AMQP_URI": amqp_uri}) as workflow:
             own = token_for(config["SECRET"], f"specialist@{COMMUNE}", COMMUNE, "specialist")
-            [task] = wait_for(lambda: workflow.list_tasks(own))
+            routed = wait_for(lambda: workflow.list_tasks(own))
+            assert routed, "workflow never routed the received dossier to the commune"
+            [task] = routed
             outsider = f"specialist@{OTHER_COMMUNE}"
             with pytest.raises(Forbidden):
                 workflow.get_task(task["id"], token_for(config["SECRET"], outsider, OTHER_COMMUNE, "specialist"))
@@ -113,6 +115,7 @@ def test_direct_rpc_to_workflow_for_another_agencys_task_is_refused_and_audited(
         target = type("Target", (), {"db_url": pg_urls["gateway"]})
         denied = wait_for(lambda: len(audit_entries(target, username=outsider)) == 2
                           and audit_entries(target, username=outsider), timeout=20)
+        assert denied, f"the gateway's audit log has {audit_entries(target, username=outsider)}"
         assert {(e.source, e.action, e.task_id) for e in denied} == {
             ("workflow", "workflow.get_task", task["id"]), ("workflow", "workflow.complete_task", task["id"])}
         [forged] = wait_for_audit(target, username="unverified:admin")

@@ -154,7 +154,7 @@ def test_a_step_asks_the_counter_for_a_supplement_and_stays_open(service, uow):
     assert [t.id for t in open_tasks(uow)] == [commune.id]
 
 
-def test_refuse_ends_with_a_refusal_result_and_stop_stops(service, uow):
+def test_refuse_ends_with_a_refusal_result_and_its_reason(service, uow):
     start(service, FIRST_LAND)
     [commune] = open_tasks(uow)
     act(service, commune, "refuse", "Đất đang tranh chấp")
@@ -218,14 +218,13 @@ def test_a_broken_process_file_names_its_line(tmp_path):
     from services.workflow.processes import load_catalog
     from tests.workflow.support import CATALOG_DIR
     for name in ("agencies.yaml", "calendar.yaml"):
-        if (CATALOG_DIR / name).exists():
-            shutil.copy(CATALOG_DIR / name, tmp_path / name)
+        shutil.copy(CATALOG_DIR / name, tmp_path / name)
     (tmp_path / "processes.yaml").write_text(
         'processes:\n  - procedure_code: "1.001022"\n    steps:\n      - parallel:\n'
         '          - steps:\n              - {name: A, agency_code: 000.20.01.H56, role: specialist, allowance: 1}\n'
         '          - steps:\n              - {name: B, agency: {under: 000.00.15.H56, serving: nowhere},'
         ' role: specialist, allowance: 1}\n', encoding="utf-8")
-    with pytest.raises(CatalogError, match="serving"):
+    with pytest.raises(CatalogError, match=r"processes\.yaml:8: .*serving"):  # step B's line
         load_catalog(tmp_path, "Asia/Ho_Chi_Minh")
 
 

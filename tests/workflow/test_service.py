@@ -104,6 +104,8 @@ def test_get_process(service):
     assert process["stages"] == [[{"steps": [0], "when": None}], [{"steps": [1], "when": None}],
                                  [{"steps": [2], "when": None}]]
     assert process["steps"][0]["actions"] == ["approve", "send_back", "request_supplement", "refuse", "stop"]
+    with pytest.raises(NotFound):
+        service.get_process("9.999999")
 
 
 def test_health(service):

@@ -76,9 +76,14 @@ def serve_classes(classes: list, config: dict) -> None:
         runner.add_service(cls)
     names = [cls.name for cls in classes]
 
-    def shutdown(signum, _frame):
+    def stop(signum):
         log.info("stopping %s (signal %s)", ", ".join(names), signum)
-        eventlet.spawn_n(runner.stop)
+        runner.stop()
+
+    def shutdown(signum, _frame):
+        # Only schedule here: the handler runs inside whichever greenthread the signal interrupted,
+        # and logging from there can trip eventlet's thread bookkeeping and lose the stop.
+        eventlet.spawn_n(stop, signum)
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)

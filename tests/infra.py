@@ -153,6 +153,21 @@ def free_port() -> int:
     raise RuntimeError("no free port below the ephemeral range")
 
 
+def stop_process(process: subprocess.Popen, log_path: Path | None = None, timeout: float = 20) -> None:
+    """SIGTERM, as an operator stops a service; one that does not exit in time is killed and the
+    test fails with its log: a shutdown that hangs is a bug, not noise."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+        tail = log_path.read_text(errors="replace")[-4000:] if log_path else ""
+        raise AssertionError(f"{process.args} did not stop within {timeout:g} s of SIGTERM\n{tail}") from None
+
+
 @contextlib.contextmanager
 def embedded_platform(var_dir: Path):
     """`make run`'s embedded platform in a subprocess (own ports, files under `var_dir`): yields the
@@ -177,8 +192,7 @@ def embedded_platform(var_dir: Path):
             time.sleep(0.3)
         yield base
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stop_process(process, log_path, timeout=30)
 
 
 class ServiceProcesses:
@@ -242,11 +256,8 @@ class ServiceProcesses:
         for process in self.processes.values():
             if process.poll() is None:
                 process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        for service, process in self.processes.items():
+            stop_process(process, self.log_dir / f"{service}.log")
 
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("*.log")))

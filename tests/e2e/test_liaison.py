@@ -12,6 +12,7 @@ import pytest
 
 from motcua.config import ROOT, nameko_config
 from motcua.worker import system_token
+from tests import infra
 from tests.e2e.client import APPLICANT, Api
 
 COMMUNE, WARD_POLICE, SOCIAL_INSURANCE = "000.20.01.H56", "000.15.01.H56", "000.00.31.H56"
@@ -27,8 +28,7 @@ def tax_worker(platform):
                                env={**platform.env, "MOTCUA_WORKER_TOKEN": token}, cwd=ROOT,
                                stdout=log, stderr=subprocess.STDOUT)
     yield process
-    process.terminate()
-    process.wait(timeout=20)
+    infra.stop_process(process, platform.log_dir / "tax_worker.log")
 
 
 def submit(api: Api, procedure_code: str, form: dict) -> str:

@@ -2,7 +2,6 @@
 fresh RabbitMQ vhost and PostgreSQL database is SIGKILLed while a slow SMTP server holds its message,
 restarted, and handed the same event again: the server receives one message."""
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -45,7 +44,7 @@ class NotifyProcess:
         self.env = {**os.environ, "AMQP_URI": amqp_uri, "NOTIFY_DB_URL": db_url, "NOTIFY_CONFIG": str(config),
                     "NOTIFY_METRICS_PORT": str(self.metrics_port), "MOTCUA_VAR_DIR": str(tmp_path / "var"),
                     "PYTHONPATH": str(ROOT)}
-        self.log = tmp_path / "notify.log"
+        self.log = tmp_path / f"notify-{self.metrics_port}.log"  # one per process
         self.process = None
 
     def start(self, vhost):
@@ -70,9 +69,8 @@ class NotifyProcess:
         return 0.0
 
     def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(timeout=20)
+        if self.process:
+            infra.stop_process(self.process, self.log)
 
 
 def test_killed_mid_send_restarted_and_given_the_event_again_sends_one_message(amqp_uri, notify_db, local_servers,

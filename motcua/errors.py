@@ -38,6 +38,12 @@ class NotFound(MotcuaError):
 
 
 @deserialize_to_instance
+class WrongKey(NotFound):
+    """A dossier's tracking key that does not match: answered exactly as an unknown dossier, but the
+    gateway counts it as a guess at that dossier (chống dò); an unknown code is not one."""
+
+
+@deserialize_to_instance
 class Unauthorized(MotcuaError):
     code = "unauthorized"
 

@@ -32,7 +32,7 @@ class AuthApi:
         """Đăng nhập: the token response for a right username and password, throttled (TooManyRequests,
         even with the right password) and audited; the API's token and the console's login alike."""
         session, secret, now = self.db.session, self.config["SECRET"], utcnow()
-        policy = throttle.ThrottlePolicy.from_config(self.config)
+        policy = throttle.ThrottlePolicy.for_logins(self.config)
         limits = throttle.keys(policy, secret, username, remote_addr)
         known = session.scalar(select(User.id).where(User.username == username)) is not None
         claimed = Caller(username[:128] if known else throttle.pseudonym(secret, username), None, ())
@@ -45,10 +45,10 @@ class AuthApi:
             caller = accounts.authenticate(session, username, password)
         except Unauthorized as exc:
             session.rollback()
-            throttle.record_failure(session, policy, limits, now)
+            throttle.record_failure(session, limits, now)
             audit.record(self.db, claimed, action, remote_addr, outcome=audit.DENIED, detail=exc.message)
             raise
-        throttle.clear_username(session, secret, username)
+        throttle.clear_subject(session, policy, secret, username)
         audit.record(self.db, caller, action, remote_addr)
         ttl = int(self.config.get("TOKEN_TTL_SECONDS", DEFAULT_TOKEN_TTL_SECONDS))
         return accounts.token_response(caller, secret, ttl)

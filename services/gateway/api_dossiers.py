@@ -87,11 +87,12 @@ class DossierApi:
         with self.audited(request, caller, "dossier.request_supplement", dossier_code=code):
             return self.intake.request_supplement(code, body, caller_token=token)
 
-    @route("POST", "/api/v1/dossiers/<code>/supplement", body=ApplicantActionV1, auth="optional")
+    @route("POST", "/api/v1/dossiers/<code>/supplement", body=ApplicantActionV1, auth="optional", errors=(429,))
     def supplement_dossier(self, request, code):
         caller, token = self.optional_caller_of(request)
         body = load_valid(ApplicantActionV1(), read_body(request))
-        with self.audited(request, caller, "dossier.supplement", dossier_code=code):
+        with self.audited(request, caller, "dossier.supplement", dossier_code=code), \
+                self.proving(request, caller, code):
             dossier = self.intake.supplement_dossier(code, body, caller_token=token)
         return _public_if(caller, dossier)
 
@@ -125,11 +126,12 @@ class DossierApi:
         return Response(base64.b64decode(rendered["content_base64"]), mimetype="application/pdf",
                         headers={"Content-Disposition": f'inline; filename="mau-{form}-{code}.pdf"'})
 
-    @route("POST", "/api/v1/dossiers/<code>/withdraw", body=ApplicantActionV1, auth="optional")
+    @route("POST", "/api/v1/dossiers/<code>/withdraw", body=ApplicantActionV1, auth="optional", errors=(429,))
     def withdraw_dossier(self, request, code):
         caller, token = self.optional_caller_of(request)
         body = load_valid(ApplicantActionV1(), read_json(request))
-        with self.audited(request, caller, "dossier.withdraw", dossier_code=code):
+        with self.audited(request, caller, "dossier.withdraw", dossier_code=code), \
+                self.proving(request, caller, code):
             dossier = self.intake.withdraw_dossier(code, body, caller_token=token)
         return _public_if(caller, dossier)
 

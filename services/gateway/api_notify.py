@@ -79,17 +79,17 @@ class NotifyApi:
         return self.notify.delivery_receipt(provider, token, read_json(request))
 
     @route("GET", "/api/v1/track/<code>/notifications", query=TrackQuerySchema, response=NotificationPreferences,
-           auth="public")
+           auth="public", errors=(429,))
     def notification_choices(self, request, code):
         """The citizen's notification choices, with the same code + key as public tracking."""
-        self.reporting.track(code, load_valid(TrackQuerySchema(), query(request))["key"])
+        self.tracked(request, code)
         return self.notify.get_preferences(code)
 
     @route("PUT", "/api/v1/track/<code>/notifications", query=TrackQuerySchema, body=NotificationChoices,
-           response=NotificationPreferences, auth="public")
+           response=NotificationPreferences, auth="public", errors=(429,))
     def set_notification_choices(self, request, code):
         """`{"email": false, "sms": true}`: opt out of (or back into) a channel for this dossier."""
-        self.reporting.track(code, load_valid(TrackQuerySchema(), query(request))["key"])
+        self.tracked(request, code)
         return self.notify.set_preferences(code, read_json(request), source="tracking")
 
 

@@ -20,9 +20,15 @@ PERIOD = ("date_from", "date_to")
 class ReportApi:
     """Routes mixed into GatewayService, which provides the RPC proxies, config and database."""
 
-    @route("GET", "/api/v1/track/<code>", query=TrackQuerySchema, auth="public")
+    @route("GET", "/api/v1/track/<code>", query=TrackQuerySchema, auth="public", errors=(429,))
     def track(self, request, code):
-        return self.reporting.track(code, load_valid(TrackQuerySchema(), query(request))["key"])
+        return self.tracked(request, code)
+
+    def tracked(self, request, code):
+        """Public tracking of `code` with the request's key; wrong keys are throttled (chống dò)."""
+        key = load_valid(TrackQuerySchema(), query(request))["key"]
+        with self.proving(request, None, code):
+            return self.reporting.track(code, key)
 
     @route("GET", "/api/v1/public/statistics", query=ReportQueryV1(only=PERIOD), auth="public")
     def public_statistics(self, request):

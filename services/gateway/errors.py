@@ -28,7 +28,7 @@ class ServiceUnavailable(GatewayError):
 
 
 class TooManyRequests(GatewayError):
-    """Too many failed logins (chống dò mật khẩu): try again after `retry_after` seconds."""
+    """Too many failed tries (chống dò: logins, proofs of a dossier): try again after `retry_after` s."""
 
     def __init__(self, message: str, retry_after: int):
         super().__init__(message, details={"retry_after": retry_after})

@@ -66,12 +66,13 @@ class RevokedToken(Base):
     revoked_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class LoginFailure(Base):
-    """One failed login, under a keyed hash of the username or of the remote address (never in clear):
-    shared by every gateway instance, so the throttle holds however many there are."""
+class FailedAttempt(Base):
+    """One failed guess (a login, a dossier's tracking key or ID number), under a keyed hash of what
+    was guessed or of the remote address (never in clear): shared by every gateway instance, so the
+    throttle holds however many there are."""
 
-    __tablename__ = "login_failures"
-    __table_args__ = (Index("ix_login_failures_key_at", "key", "at"),)
+    __tablename__ = "failed_attempts"
+    __table_args__ = (Index("ix_failed_attempts_key_at", "key", "at"),)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     key: Mapped[str] = mapped_column(String(64))

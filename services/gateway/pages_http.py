@@ -21,7 +21,7 @@ from werkzeug.wrappers import Request, Response
 from motcua.contracts.rpc import nfc
 from motcua.errors import Forbidden, MotcuaError, Unauthorized, ValidationFailed
 from services.gateway import pages_vi
-from services.gateway.errors import ServiceUnavailable, status_and_code
+from services.gateway.errors import ServiceUnavailable, TooManyRequests, status_and_code
 from services.gateway.http import JsonHttpHandler, log_failure
 
 
@@ -113,7 +113,10 @@ def form_again(template: str, context):
         status, _code = status_and_code(exc)
         if status >= 500 or isinstance(exc, ServiceUnavailable):
             raise
-        raise FormRejected(render(template, status=status, errors=field_errors(exc), **context())) from None
+        response = render(template, status=status, errors=field_errors(exc), **context())
+        if isinstance(exc, TooManyRequests):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        raise FormRejected(response) from None
 
 
 def error_page(exc: BaseException) -> Response:

@@ -54,7 +54,7 @@ class PortalPages:
         values = query_data(request)
         if not values.get("code"):
             return render(TRACK_FORM, values=values)
-        with form_again(TRACK_FORM, lambda: {"values": values}):
+        with form_again(TRACK_FORM, lambda: {"values": values}), self.proving(request, None, values["code"]):
             tracked = self.reporting.track(values["code"], values.get("key", ""))
         return render(TRACK_FORM, values=values, tracked=tracked, agencies=self._agencies())
 
@@ -94,7 +94,8 @@ class PortalPages:
         """The applicant's form posted: `call(values)` (the RPC), then the confirmation; refused, the
         form again."""
         values = form_data(request)
-        with form_again(template, lambda: self._applicant_context(request, code, values)):
+        with form_again(template, lambda: self._applicant_context(request, code, values)), \
+                self.proving(request, None, code):
             dossier = call(values)
         return render("portal/done.html", title=title, message=message, dossier=dossier, key=values.get("key"))
 
@@ -106,7 +107,8 @@ class PortalPages:
         """What a supplement or a rating form shows: the tracked dossier (the key proves the link was
         the applicant's) and its procedure's documents."""
         key = values.get("key") or request.args.get("key", "")
-        with form_again(TRACK_FORM, lambda: {"values": {"code": code, "key": key}}):
+        with form_again(TRACK_FORM, lambda: {"values": {"code": code, "key": key}}), \
+                self.proving(request, None, code):
             tracked = self.reporting.track(code, key)
         return {"tracked": tracked, "key": key, "values": values,
                 "procedure": self.intake.get_procedure(tracked["procedure_code"])}

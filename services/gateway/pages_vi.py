@@ -56,6 +56,8 @@ FIELD_ERRORS = {
 MESSAGE_ERRORS = {
     "wrong username or password": "Sai tên đăng nhập hoặc mật khẩu.",
     "too many failed logins": "Đăng nhập sai quá nhiều lần. Vui lòng thử lại sau ít phút.",
+    "too many wrong tries for this dossier": "Nhập sai thông tin của hồ sơ này quá nhiều lần. "
+                                             "Vui lòng thử lại sau ít phút.",
     "already rated": "Hồ sơ này đã được đánh giá; mỗi hồ sơ chỉ đánh giá một lần.",
     "rated once its result was returned": "Chỉ đánh giá được khi hồ sơ đã trả kết quả.",
     "only PDF, JPEG and PNG": "Chỉ nhận tệp PDF, JPEG hoặc PNG.",

@@ -11,10 +11,11 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from werkzeug.wrappers import Response
 
 from motcua.bus import event_handler
-from motcua.db import Database
+from motcua.db import Database, utcnow
+from motcua.errors import Forbidden, WrongKey
 from motcua.identity import verify_token
 from motcua.metrics import Metrics
-from services.gateway import audit, routes, sessions
+from services.gateway import audit, routes, sessions, throttle
 from services.gateway.api_admin import AdminApi
 from services.gateway.api_auth import AuthApi
 from services.gateway.api_catalog import CatalogApi
@@ -23,6 +24,7 @@ from services.gateway.api_dossiers import DossierApi
 from services.gateway.api_notify import NotifyApi
 from services.gateway.api_reports import ReportApi
 from services.gateway.api_tasks import TaskApi
+from services.gateway.errors import TooManyRequests
 from services.gateway.http import bearer_token, route
 from services.gateway.models import Base
 from services.gateway.pages import Pages
@@ -67,6 +69,28 @@ class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportA
         if caller is None:  # an applicant acting without an account: nothing of staff to audit
             return contextlib.nullcontext()
         return audit.audited(self.db, caller, action, request.remote_addr, **on)
+
+    @contextlib.contextmanager
+    def proving(self, request, caller, code):
+        """`with self.proving(request, caller, code): ...` around a call in which an applicant without
+        an account proves a dossier theirs (its tracking key, or the ID number): a wrong proof
+        counts against the dossier and the address, and too many answer 429 (chống dò)."""
+        if caller is not None:  # staff: their scope is checked by the owning service
+            yield
+            return
+        session, secret, now = self.db.session, self.config["SECRET"], utcnow()
+        policy = throttle.ThrottlePolicy.for_dossier_proofs(self.config)
+        limits = throttle.keys(policy, secret, code, request.remote_addr)
+        wait = throttle.retry_after(session, policy, limits, now)
+        session.rollback()  # a read: give the connection back before the RPC
+        if wait is not None:
+            raise TooManyRequests("too many wrong tries for this dossier: try again later", retry_after=wait)
+        try:
+            yield
+        except (Forbidden, WrongKey):  # a wrong ID number, a wrong tracking key
+            throttle.record_failure(session, limits, now)
+            raise
+        throttle.clear_subject(session, policy, secret, code)
 
     @event_handler("intake", "access_denied")
     def on_intake_access_denied(self, event):

@@ -1,10 +1,11 @@
-"""Chống dò mật khẩu: after too many failed logins for one username, or from one address, within a
-window, every login for it is answered 429 (Retry-After) until the oldest failures leave the window,
-even with the right password.
+"""Chống dò: guesses are throttled. After too many failed tries at one secret within a window (a
+username's password, or a dossier's tracking key or applicant's ID number), or from one address,
+every try at it is answered 429 (Retry-After) until the oldest failures leave the window, even a
+right one.
 
 Failures are rows in the gateway database, so every gateway instance sees the same count; keys are
-keyed hashes, so neither a typed username nor an address is stored in clear. While throttled, attempts
-add no rows: a key never holds more rows than its limit.
+keyed hashes, so neither a typed username, a dossier code nor an address is stored in clear. While
+throttled, tries add no rows: a key never holds more rows than its limit.
 """
 from __future__ import annotations
 
@@ -17,47 +18,68 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from services.gateway.models import LoginFailure
+from services.gateway.models import FailedAttempt
+
+# Rows older than this are purged whichever policy wrote them, so no window may be longer.
+RETENTION = timedelta(days=1)
 
 
 @dataclass(frozen=True)
 class ThrottlePolicy:
-    max_per_username: int = 5
-    max_per_address: int = 20  # looser: an agency's officers may share one address (NAT)
-    window: timedelta = timedelta(minutes=5)
+    """`scope` names what is guessed; a subject is the username, or the dossier code."""
+
+    scope: str
+    max_per_subject: int
+    max_per_address: int  # looser: officers share an agency's address, citizens a carrier's (NAT)
+    window: timedelta
+
+    def __post_init__(self):
+        if not timedelta(0) < self.window <= RETENTION:
+            raise ValueError(f"a {self.scope} throttle window must be positive and at most {RETENTION}")
 
     @classmethod
-    def from_config(cls, config: dict) -> "ThrottlePolicy":
-        return cls(int(config.get("LOGIN_MAX_FAILURES", cls.max_per_username)),
-                   int(config.get("LOGIN_MAX_FAILURES_PER_ADDRESS", cls.max_per_address)),
-                   timedelta(seconds=float(config.get("LOGIN_WINDOW_SECONDS", cls.window.total_seconds()))))
+    def for_logins(cls, config: dict) -> "ThrottlePolicy":
+        return cls("login", config["LOGIN_MAX_FAILURES"], config["LOGIN_MAX_FAILURES_PER_ADDRESS"],
+                   timedelta(seconds=config["LOGIN_WINDOW_SECONDS"]))
+
+    @classmethod
+    def for_dossier_proofs(cls, config: dict) -> "ThrottlePolicy":
+        """An applicant without an account proves a dossier is theirs by its tracking key (the phone's
+        last 4 digits) or the ID number: few tries per dossier, so neither can be enumerated."""
+        return cls("proof", config["PROOF_MAX_FAILURES"], config["PROOF_MAX_FAILURES_PER_ADDRESS"],
+                   timedelta(seconds=config["PROOF_WINDOW_SECONDS"]))
 
 
-def _key(secret: str, kind: str, value: str) -> str:
-    return hmac.new(secret.encode(), f"login:{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+def _key(secret: str, scope: str, kind: str, value: str) -> str:
+    return hmac.new(secret.encode(), f"{scope}:{kind}:{value}".encode(), hashlib.sha256).hexdigest()
 
 
 def pseudonym(secret: str, username: str) -> str:
     """How the audit log names a login attempt for a username no account has: what was typed may be
     a citizen's ID number, phone or a password typed into the wrong box, so never in clear."""
-    return "unknown:" + _key(secret, "user", username.casefold())[:16]
+    return "unknown:" + _key(secret, "login", "user", username.casefold())[:16]
 
 
-def keys(policy: ThrottlePolicy, secret: str, username: str, remote_addr: str | None) -> dict[str, int]:
-    """The throttle keys of one attempt, each with its limit."""
-    found = {_key(secret, "user", username.casefold()): policy.max_per_username}
+def keys(policy: ThrottlePolicy, secret: str, subject: str, remote_addr: str | None) -> dict[str, int]:
+    """The throttle keys of one try, each with its limit (usernames compared case-insensitively)."""
+    found = {_subject_key(policy, secret, subject): policy.max_per_subject}
     if remote_addr:
-        found[_key(secret, "addr", remote_addr)] = policy.max_per_address
+        found[_key(secret, policy.scope, "addr", remote_addr)] = policy.max_per_address
     return found
 
 
+def _subject_key(policy: ThrottlePolicy, secret: str, subject: str) -> str:
+    return _key(secret, policy.scope, "user", subject.casefold())
+
+
 def retry_after(session: Session, policy: ThrottlePolicy, limits: dict[str, int], now: datetime) -> int | None:
-    """Seconds until a login may be tried again, or None when it may be tried now."""
+    """Seconds until a try may be made again, or None when it may be made now."""
     since = now - policy.window
     wait = 0.0
     for key, limit in limits.items():
-        failures = list(session.scalars(select(LoginFailure.at).where(LoginFailure.key == key, LoginFailure.at > since)
-                                        .order_by(LoginFailure.at)))
+        failures = list(session.scalars(select(FailedAttempt.at)
+                                        .where(FailedAttempt.key == key, FailedAttempt.at > since)
+                                        .order_by(FailedAttempt.at)))
         if len(failures) >= limit:
             # Free again when enough of the failures have left the window to be under the limit.
             freed_at = failures[len(failures) - limit] + policy.window
@@ -65,13 +87,13 @@ def retry_after(session: Session, policy: ThrottlePolicy, limits: dict[str, int]
     return max(1, math.ceil(wait)) if wait > 0 else None
 
 
-def record_failure(session: Session, policy: ThrottlePolicy, limits: dict[str, int], now: datetime) -> None:
-    session.execute(delete(LoginFailure).where(LoginFailure.at <= now - policy.window))
-    session.add_all(LoginFailure(key=key, at=now) for key in limits)
+def record_failure(session: Session, limits: dict[str, int], now: datetime) -> None:
+    session.execute(delete(FailedAttempt).where(FailedAttempt.at <= now - RETENTION))
+    session.add_all(FailedAttempt(key=key, at=now) for key in limits)
     session.commit()
 
 
-def clear_username(session: Session, secret: str, username: str) -> None:
-    """A successful login forgets the username's failures (not the address's)."""
-    session.execute(delete(LoginFailure).where(LoginFailure.key == _key(secret, "user", username.casefold())))
+def clear_subject(session: Session, policy: ThrottlePolicy, secret: str, subject: str) -> None:
+    """A right guess forgets the subject's failures (not the address's)."""
+    session.execute(delete(FailedAttempt).where(FailedAttempt.key == _subject_key(policy, secret, subject)))
     session.commit()

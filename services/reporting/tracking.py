@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from motcua.calendar import local_iso
-from motcua.errors import NotFound
+from motcua.errors import NotFound, WrongKey
 from motcua.privacy import tracking_key
 from services.reporting.models import DossierFact
 from services.reporting.projections import dossier_events, project
@@ -21,8 +21,10 @@ NOT_FOUND = "no dossier with this code and key"
 def track(session: Session, code: str, key: str, secret: str, zone: ZoneInfo) -> dict:
     fact = session.get(DossierFact, code)
     expected = tracking_key(secret, code, key)
-    if fact is None or not fact.tracking_key or not hmac.compare_digest(fact.tracking_key, expected):
+    if fact is None or not fact.tracking_key:  # also a dossier submitted a moment ago, not projected yet
         raise NotFound(NOT_FOUND)
+    if not hmac.compare_digest(fact.tracking_key, expected):
+        raise WrongKey(NOT_FOUND)
 
     at = partial(local_iso, tz=zone)
     timeline = project(code, dossier_events(session, code), zone).timeline

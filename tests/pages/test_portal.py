@@ -97,6 +97,17 @@ def test_a_citizen_submits_tracks_supplements_and_rates(base_url):
     assert "4/5 — Hài lòng" in counter.get(f"/can-bo/ho-so/{code}").text
 
 
+def test_guessing_a_tracking_key_is_answered_429_in_vietnamese(base_url):
+    submit(base_url)
+    code = submitted_code(base_url)
+    until(lambda: get(base_url, "/tra-cuu", code=code, key="4321"), "Mới đăng ký, chờ tiếp nhận")
+    for guess in range(5):  # the default limit per dossier
+        assert get(base_url, "/tra-cuu", code=code, key=f"{guess:04d}").status_code == 404
+    throttled = get(base_url, "/tra-cuu", code=code, key="4321")  # even the right key, for a while
+    assert throttled.status_code == 429 and int(throttled.headers["Retry-After"]) > 0
+    assert "Nhập sai thông tin của hồ sơ này quá nhiều lần" in throttled.text
+
+
 def test_public_statistics_per_agency(base_url):
     response = get(base_url, "/thong-ke")
     assert response.status_code == 200 and "Kết quả giải quyết hồ sơ theo cơ quan" in response.text

@@ -18,7 +18,7 @@ from motcua import embedded
 from motcua.config import catalog_dir, nameko_config
 from motcua.identity import Caller, issue_token
 from services.gateway.accounts import seed_demo_accounts
-from services.gateway.models import AuditEntry, LoginFailure
+from services.gateway.models import AuditEntry, FailedAttempt
 from services.gateway.service import GatewayService
 from services.intake.service import IntakeService
 from tests.infra import free_port, migrated_sqlite_urls
@@ -31,7 +31,8 @@ LAND_OFFICE = "000.12.01.H56"
 APPLICANT = {"full_name": "Trần Thị Bình", "id_number": "038190012345", "phone": "0987654321",
              "email": "binh.tran@example.vn", "address": "Số 7 phố Hàng Bông"}
 MOCKED = ("intake", "workflow", "notify", "reporting")
-THROTTLE = {"LOGIN_MAX_FAILURES": 3, "LOGIN_MAX_FAILURES_PER_ADDRESS": 6, "LOGIN_WINDOW_SECONDS": 60}
+THROTTLE = {"LOGIN_MAX_FAILURES": 3, "LOGIN_MAX_FAILURES_PER_ADDRESS": 6, "LOGIN_WINDOW_SECONDS": 60,
+            "PROOF_MAX_FAILURES": 3, "PROOF_MAX_FAILURES_PER_ADDRESS": 5, "PROOF_WINDOW_SECONDS": 60}
 
 
 def _config(urls: dict, port: int, amqp_uri: str = "embedded://") -> dict:
@@ -58,7 +59,7 @@ def edge(tmp_path_factory):
 def api(edge):
     for name in MOCKED:
         getattr(edge, name).reset_mock(return_value=True, side_effect=True)
-    forget_login_failures(edge)
+    forget_failed_attempts(edge)
     return edge
 
 
@@ -121,10 +122,10 @@ def wait_for_audit(target, timeout: float = 20, **where) -> list[AuditEntry]:
     raise AssertionError(f"no audit entry {where} after {timeout}s")
 
 
-def forget_login_failures(target) -> None:
+def forget_failed_attempts(target) -> None:
     engine = create_engine(target.db_url)
     with Session(engine) as session:
-        session.execute(delete(LoginFailure))
+        session.execute(delete(FailedAttempt))
         session.commit()
     engine.dispose()
 

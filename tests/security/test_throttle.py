@@ -1,23 +1,34 @@
-"""Chống dò mật khẩu: too many failed logins for a username, or from an address, within the window
-and every login for it is 429 with Retry-After, even with the right password; shared through the
-gateway's database; audited."""
+"""Chống dò: too many failed logins for a username, or wrong proofs of a dossier (its tracking key,
+the applicant's ID number), or failures from one address, within the window, and every try at it
+is 429 with Retry-After, even a right one; shared through the gateway's database; logins audited."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import requests
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from motcua import migrate
-from motcua.errors import Unauthorized
+from motcua.errors import NotFound, Unauthorized, WrongKey
 from motcua.identity import Caller
 from services.gateway import sessions, throttle
-from services.gateway.models import LoginFailure, RevokedToken
-from tests.security.conftest import COMMUNE, OTHER_COMMUNE, THROTTLE, audit_entries, login
+from services.gateway.models import FailedAttempt, RevokedToken
+from tests.security.conftest import (
+    APPLICANT,
+    COMMUNE,
+    OTHER_COMMUNE,
+    THROTTLE,
+    audit_entries,
+    forget_failed_attempts,
+    login,
+    signed_in,
+    submit,
+)
 
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=timezone.utc)
-POLICY = throttle.ThrottlePolicy(max_per_username=3, max_per_address=5, window=timedelta(minutes=5))
+POLICY = throttle.ThrottlePolicy("login", max_per_subject=3, max_per_address=5, window=timedelta(minutes=5))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
@@ -38,7 +49,7 @@ def test_the_limit_per_username_holds_until_the_oldest_failures_leave_the_window
     limits = throttle.keys(POLICY, "s", "leader@X", "10.0.0.1")
     for minute in range(3):
         assert throttle.retry_after(session, POLICY, limits, T0 + timedelta(minutes=minute)) is None
-        throttle.record_failure(session, POLICY, limits, T0 + timedelta(minutes=minute))
+        throttle.record_failure(session, limits, T0 + timedelta(minutes=minute))
     # the 3rd failure was at 08:02; the first leaves the window at 08:05
     assert throttle.retry_after(session, POLICY, limits, T0 + timedelta(minutes=2, seconds=30)) == 150
     assert throttle.retry_after(session, POLICY, limits, T0 + timedelta(minutes=5, seconds=1)) is None
@@ -48,15 +59,15 @@ def test_the_limit_per_username_holds_until_the_oldest_failures_leave_the_window
 
 def test_the_limit_per_address_catches_many_usernames(session):
     for n in range(5):
-        throttle.record_failure(session, POLICY, throttle.keys(POLICY, "s", f"user{n}", "10.0.0.9"), T0)
+        throttle.record_failure(session, throttle.keys(POLICY, "s", f"user{n}", "10.0.0.9"), T0)
     assert throttle.retry_after(session, POLICY, throttle.keys(POLICY, "s", "fresh-name", "10.0.0.9"),
                                 T0 + timedelta(seconds=1)) == 299
 
 
 def test_usernames_are_counted_without_case_and_never_stored_in_clear(session):
-    throttle.record_failure(session, POLICY, throttle.keys(POLICY, "s", "Leader@X", None), T0)
-    assert session.scalars(select(LoginFailure.key)).all() == [throttle.keys(POLICY, "s", "leader@x", None).popitem()[0]]
-    assert all("leader" not in key.lower() for key in session.scalars(select(LoginFailure.key)))
+    throttle.record_failure(session, throttle.keys(POLICY, "s", "Leader@X", None), T0)
+    assert session.scalars(select(FailedAttempt.key)).all() == [throttle.keys(POLICY, "s", "leader@x", None).popitem()[0]]
+    assert all("leader" not in key.lower() for key in session.scalars(select(FailedAttempt.key)))
 
 
 def test_brute_force_over_http_is_throttled_even_with_the_right_password(api):
@@ -116,3 +127,87 @@ def test_revocations_are_kept_until_the_token_expires_then_purged(session):
     assert sessions.purge_expired(session, T0 + timedelta(minutes=10)) == 0
     assert sessions.purge_expired(session, T0 + timedelta(minutes=16)) == 1
     assert session.scalars(select(RevokedToken)).all() == []
+
+
+def withdraw(target, code: str, id_number: str) -> requests.Response:
+    return requests.post(f"{target.url}/api/v1/dossiers/{code}/withdraw", json={"id_number": id_number},
+                         timeout=30)
+
+
+def track(target, code: str, key: str) -> requests.Response:
+    return requests.get(f"{target.url}/api/v1/track/{code}", params={"key": key}, timeout=30)
+
+
+def test_guessing_an_applicants_id_number_is_throttled_per_dossier(platform):
+    """Without an account, the ID number is what lets one withdraw a dossier: it must not be enumerable."""
+    forget_failed_attempts(platform)
+    target, other = submit(platform)["code"], submit(platform)["code"]
+    for guess in range(THROTTLE["PROOF_MAX_FAILURES"]):
+        response = withdraw(platform, target, f"03819000{guess:04d}")
+        assert (response.status_code, response.json()["error"]["field"]) == (403, "id_number")
+    response = withdraw(platform, target, APPLICANT["id_number"])  # the right one, too late
+    assert response.status_code == 429, response.text
+    assert response.json()["error"]["code"] == "too_many_requests"
+    assert 1 <= int(response.headers["Retry-After"]) <= THROTTLE["PROOF_WINDOW_SECONDS"]
+    assert withdraw(platform, other, APPLICANT["id_number"]).json()["status"] == "withdrawn"
+    # the throttled dossier was not touched: still waiting at the counter
+    staff = signed_in(platform, f"receptionist@{COMMUNE}")
+    assert requests.get(f"{platform.url}/api/v1/dossiers/{target}", headers=staff,
+                        timeout=30).json()["status"] == "submitted"
+    forget_failed_attempts(platform)
+
+
+def test_the_counter_acting_for_the_applicant_is_not_throttled(platform):
+    forget_failed_attempts(platform)
+    code = submit(platform)["code"]
+    for guess in range(THROTTLE["PROOF_MAX_FAILURES"]):
+        assert withdraw(platform, code, f"03819000{guess:04d}").status_code == 403
+    staff = signed_in(platform, f"receptionist@{COMMUNE}")
+    response = requests.post(f"{platform.url}/api/v1/dossiers/{code}/withdraw", json={}, headers=staff, timeout=30)
+    assert response.json()["status"] == "withdrawn", response.text
+    forget_failed_attempts(platform)
+
+
+def test_guessing_a_tracking_key_is_throttled_and_a_right_key_forgets_the_misses(api):
+    api.reporting.track.side_effect = WrongKey("no dossier with this code and key")
+    code = "000.20.01.H56-261201-0001"
+    for _ in range(THROTTLE["PROOF_MAX_FAILURES"] - 1):
+        assert track(api, code, "0000").status_code == 404
+    api.reporting.track.side_effect = None
+    api.reporting.track.return_value = {"code": code, "status": "processing"}
+    assert track(api, code, "4321").status_code == 200
+    api.reporting.track.side_effect = WrongKey("no dossier with this code and key")
+    for _ in range(THROTTLE["PROOF_MAX_FAILURES"]):
+        assert track(api, code, "0000").status_code == 404  # the count started again
+    response = track(api, code, "4321")
+    assert response.status_code == 429 and "Retry-After" in response.headers
+    assert api.reporting.track.call_count == 2 * THROTTLE["PROOF_MAX_FAILURES"]  # the throttled try never left
+
+
+def test_one_address_guessing_across_many_dossiers_is_throttled(api):
+    api.reporting.track.side_effect = WrongKey("no dossier with this code and key")
+    for n in range(THROTTLE["PROOF_MAX_FAILURES_PER_ADDRESS"]):
+        assert track(api, f"000.20.01.H56-261201-{n:04d}", "0000").status_code == 404
+    assert track(api, "000.20.01.H56-261201-9999", "0000").status_code == 429
+    # the same address's notification choices go through the same proof
+    response = requests.get(f"{api.url}/api/v1/track/000.20.01.H56-261201-9999/notifications",
+                            params={"key": "0000"}, timeout=30)
+    assert response.status_code == 429
+
+
+def test_dossier_codes_are_never_stored_in_clear(api):
+    api.reporting.track.side_effect = WrongKey("no dossier with this code and key")
+    code = "000.20.01.H56-261201-0042"
+    track(api, code, "0000")
+    engine = create_engine(api.db_url)
+    with Session(engine) as session:
+        keys = session.scalars(select(FailedAttempt.key)).all()
+    engine.dispose()
+    assert len(keys) == 2 and all(code not in key and "127.0.0.1" not in key for key in keys)
+
+
+def test_an_unknown_code_is_no_guess_at_a_dossier(api):
+    """Tracking a dossier submitted a moment ago, before reporting has it, must not lock its owner out."""
+    api.reporting.track.side_effect = NotFound("no dossier with this code and key")
+    for _ in range(THROTTLE["PROOF_MAX_FAILURES"] + 1):
+        assert track(api, "000.20.01.H56-261201-0007", "4321").status_code == 404

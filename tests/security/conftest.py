@@ -1,5 +1,6 @@
-"""Security tests' platforms: the gateway alone (services mocked), and intake behind the real gateway
-on the embedded bus (SQLite), each with the demo accounts; helpers to sign in and read the audit log."""
+"""Security tests' platforms: the gateway alone (services mocked), and intake and workflow behind the
+real gateway on the embedded bus (SQLite), each with the demo accounts; helpers to sign in and read
+the audit log."""
 from __future__ import annotations
 
 import time
@@ -21,6 +22,7 @@ from services.gateway.accounts import seed_demo_accounts
 from services.gateway.models import AuditEntry, FailedAttempt
 from services.gateway.service import GatewayService
 from services.intake.service import IntakeService
+from services.workflow.service import WorkflowService
 from tests.infra import free_port, migrated_sqlite_urls
 
 COMMUNE = "000.20.01.H56"        # receives civil-status and land dossiers; its parent is the province
@@ -65,20 +67,17 @@ def api(edge):
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory):
-    """intake behind the real gateway on the embedded bus (workflow not started: a mock)."""
+    """intake and workflow, the owners of dossiers and tasks, behind the real gateway on the embedded bus."""
     embedded.install()
     vhost = f"security-{uuid.uuid4().hex[:8]}"
     urls = migrated_sqlite_urls(tmp_path_factory.mktemp("platform"))
     seed_demo_accounts(urls["gateway"], catalog_dir())
     port = free_port()
     config = _config(urls, port, f"embedded:///{vhost}")
-    containers = [ServiceContainer(cls, config) for cls in (IntakeService, GatewayService)]
-    replace_dependencies(containers[0], workflow=SimpleNamespace(dossier_history=lambda code: []))
-    workflow = replace_dependencies(containers[1], "workflow")
+    containers = [ServiceContainer(cls, config) for cls in (IntakeService, WorkflowService, GatewayService)]
     for container in containers:
         container.start()
-    yield SimpleNamespace(url=f"http://127.0.0.1:{port}", secret=config["SECRET"], db_url=urls["gateway"],
-                          workflow=workflow)
+    yield SimpleNamespace(url=f"http://127.0.0.1:{port}", secret=config["SECRET"], db_url=urls["gateway"])
     for container in containers:
         container.stop()
     embedded.reset(vhost)

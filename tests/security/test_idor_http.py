@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import requests
 
-from motcua.errors import Forbidden, NotFound
+from tests.e2e.client import Api
 from tests.security.conftest import (
     COMMUNE,
+    LAND_OFFICE,
     OTHER_COMMUNE,
     PROVINCE,
     audit_entries,
@@ -89,12 +90,22 @@ def test_search_is_scoped_to_the_agency_and_the_leaders_sub_tree(platform):
 
 
 def test_another_agencys_task_by_id_is_refused_and_audited(platform):
-    platform.workflow.get_task.side_effect = NotFound("no task 42", field="task_id")
-    platform.workflow.complete_task.side_effect = Forbidden("not allowed for another agency's records")
-    headers = signed_in(platform, f"specialist@{OTHER_COMMUNE}")
-    assert get(platform, "/api/v1/tasks/42", headers).status_code == 404
-    response = requests.post(f"{platform.url}/api/v1/tasks/42/complete", json={"outcome": "approve"},
-                             headers=headers, timeout=30)
-    assert response.status_code == 403
-    entries = audit_entries(platform, username=f"specialist@{OTHER_COMMUNE}", task_id="42")
-    assert {(e.action, e.outcome) for e in entries} == {("task.read", "denied"), ("task.approve", "denied")}
+    """A real task of the land office, asked for by another commune's specialist: workflow refuses it."""
+    api = Api(platform.url)
+    code = api.submit()["code"]
+    api.receive(code)
+    task = api.open_task(code, LAND_OFFICE, "specialist")  # 1.012786 starts at the land office
+    outsider = f"specialist@{OTHER_COMMUNE}"
+    read = api.call("GET", f"/api/v1/tasks/{task['id']}", user=outsider)
+    assert (read.status_code, read.json()["error"]["code"]) == (403, "forbidden")
+    for attempt in ("complete", "claim"):
+        response = api.call("POST", f"/api/v1/tasks/{task['id']}/{attempt}", user=outsider,
+                            json={"outcome": "approve", "note": "x"})
+        assert (response.status_code, response.json()["error"]["code"]) == (403, "forbidden")
+    at_the_edge = audit_entries(platform, username=outsider, task_id=str(task["id"]), source="gateway")
+    assert {(e.action, e.outcome) for e in at_the_edge} == {
+        ("task.read", "denied"), ("task.approve", "denied"), ("task.claim", "denied")}
+    by_workflow = wait_for_audit(platform, username=outsider, task_id=str(task["id"]), source="workflow")
+    assert all(e.outcome == "denied" for e in by_workflow)
+    # the task is untouched: still open, unclaimed, in the land office's inbox
+    assert api.open_task(code, LAND_OFFICE, "specialist")["assignee"] is None

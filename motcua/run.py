@@ -56,6 +56,8 @@ def configure_logging() -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("kombu", "amqp", "nameko", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # The gateway's access log stays: ops read it, and its query strings are redacted (gateway/http.py).
+    logging.getLogger("nameko.web.server").setLevel(logging.INFO)
     # fpdf2 warns about missing glyphs by quoting them: characters of an applicant's name.
     logging.getLogger("fpdf").setLevel(logging.ERROR)
 

@@ -37,6 +37,7 @@ from services.gateway.errors import (
 )
 
 log = logging.getLogger(__name__)
+MACHINE_PATHS = ("/api/", "/health", "/metrics")
 _QUERY = re.compile(r"\?[^\s\"]*")
 
 
@@ -144,10 +145,16 @@ class JsonWsgiApp(WsgiApp):
             request.path_values = values
             response = rule.endpoint.handle_request(request)
         except HTTPException as exc:  # unknown route, wrong method
-            response = error_response(exc)
+            response = self._unmatched(request, exc)
         self.server.http_metrics.observe(request.method, route, response.status_code,
                                          time.perf_counter() - started)
         return response(environ, start_response)
+
+    def _unmatched(self, request: Request, exc: HTTPException) -> Response:
+        """JSON for the API; a page for a person who typed or followed a wrong address."""
+        if self.server.error_page is not None and not request.path.startswith(MACHINE_PATHS):
+            return self.server.error_page(exc)
+        return error_response(exc)
 
 
 class PathIdConverter(IntegerConverter):
@@ -161,6 +168,7 @@ class PathIdConverter(IntegerConverter):
 
 
 class JsonWebServer(WebServer):
+    error_page = None  # set by the pages' handler, when the gateway serves pages
     def setup(self):
         super().setup()
         self.http_metrics = HttpMetrics(metrics_for(self.container).registry)

@@ -131,6 +131,10 @@ class PageHttpHandler(HttpRequestHandler):
 
     server = JsonHttpHandler.server
 
+    def setup(self):
+        super().setup()
+        self.server.error_page = error_page  # unknown addresses outside the API are a page, too
+
     def response_from_exception(self, exc):
         # Only failures before the worker runs get here (e.g. a signature mismatch).
         return error_page(exc)

@@ -32,6 +32,16 @@ def test_the_home_page_explains_motcua_in_a_minute(base_url):
     assert get(base_url, "/static/motcua.css").headers["Content-Type"].startswith("text/css")
 
 
+def test_a_wrong_address_is_a_page_for_people_and_json_for_the_api(base_url):
+    page = get(base_url, "/trang-khong-co")
+    assert page.status_code == 404 and page.headers["Content-Type"].startswith("text/html")
+    assert "Không tìm thấy" in page.text
+    wrong_method = requests.delete(f"{base_url}/tra-cuu", timeout=30)
+    assert wrong_method.status_code == 405 and "Không hỗ trợ" in wrong_method.text
+    api = get(base_url, "/api/v1/trang-khong-co")
+    assert api.status_code == 404 and api.json()["error"]["code"] == "not_found"
+
+
 def test_procedures_are_found_without_diacritics_and_read_in_full(base_url):
     found = get(base_url, "/thu-tuc", q="tinh trang hon nhan")
     assert f'href="/thu-tuc/{PROCEDURE}"' in found.text

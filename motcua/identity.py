@@ -12,6 +12,7 @@ from motcua.errors import Forbidden, Unauthorized
 
 ALGORITHM = "HS256"
 STAFF_ROLES = ("receptionist", "specialist", "leader", "agency_admin")
+USERNAME_MAX = 120  # every service records who acted (history, tasks, documents) in this many characters
 
 
 @dataclass(frozen=True)

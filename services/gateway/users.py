@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from motcua.access import AgencyTree, may_manage
 from motcua.catalog import load_agencies
 from motcua.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from motcua.identity import STAFF_ROLES, Caller
+from motcua.identity import STAFF_ROLES, USERNAME_MAX, Caller
 from services.gateway.accounts import hash_password
 from services.gateway.models import User
 
@@ -35,7 +35,7 @@ class NewUserSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    username = fields.Str(required=True, validate=[validate.Length(min=3, max=128),
+    username = fields.Str(required=True, validate=[validate.Length(min=3, max=USERNAME_MAX),
                                                    validate.Regexp(r"^[A-Za-z0-9._@-]+$", error="letters, digits and . _ @ - only")])
     password = _password(required=True)
     agency_code = fields.Str(load_default=None, allow_none=True, validate=validate.Length(max=32))

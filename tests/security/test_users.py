@@ -63,6 +63,8 @@ def test_validation_errors_name_the_field(api):
         (new_user("x4@c", "999.99.99.H56", ["specialist"]), "agency_code", 400),
         (new_user("x5@c", None, ["specialist"]), "agency_code", 400),
         (new_user("bad name", COMMUNE, ["specialist"]), "username", 400),
+        # longer than the services record who acted in (intake's history, workflow's tasks)
+        (new_user("a" * 121, COMMUNE, ["specialist"]), "username", 400),
         ({**new_user("x6@c", COMMUNE, ["leader"]), "extra": 1}, "extra", 400),
         (new_user(f"leader@{COMMUNE}", COMMUNE, ["leader"]), "username", 409),  # taken
     ]

@@ -97,3 +97,128 @@ class DeliveryViewV1(Schema):
     created_at = fields.AwareDateTime()
     updated_at = fields.AwareDateTime()
     delivered_at = fields.AwareDateTime(allow_none=True)
+
+
+class ApplicantViewV1(Schema):
+    type = fields.Str()
+    tax_code = fields.Str(allow_none=True)
+    full_name = fields.Str()
+    id_number = fields.Str()
+    phone = fields.Str(allow_none=True)
+    email = fields.Str(allow_none=True)
+    address = fields.Str(allow_none=True)
+
+
+class PaymentViewV1(Schema):
+    """The fee or tax a step fixed (nghĩa vụ tài chính), and its receipt once paid."""
+
+    amount_vnd = fields.Int()
+    note = fields.Str(allow_none=True)
+    paid_at = fields.Str(allow_none=True)
+    receipt_number = fields.Str(allow_none=True)
+
+
+class SupplementViewV1(Schema):
+    requested_at = fields.Str()
+    requested_by = fields.Str()
+    agency_code = fields.Str()
+    items = fields.List(fields.Str())
+    note = fields.Str(allow_none=True)
+    due_before = fields.Str(allow_none=True)
+    supplemented_at = fields.Str(allow_none=True)
+    supplemented_by = fields.Str(allow_none=True)
+    due_after = fields.Str(allow_none=True)
+
+
+class RescheduleViewV1(Schema):
+    """Form 04: an apology with a new appointment."""
+
+    rescheduled_at = fields.Str()
+    rescheduled_by = fields.Str()
+    old_due_at = fields.Str()
+    new_due_at = fields.Str()
+    reason = fields.Str()
+    late_apology = fields.Bool()
+
+
+class DocumentViewV1(Schema):
+    """A document on file (its content: GET …/documents/{id}); `key` the procedure's document, or
+    `step:<key>` for one a processing step attached."""
+
+    id = fields.Int()
+    key = fields.Str()
+    filename = fields.Str()
+    content_type = fields.Str()
+    size = fields.Int()
+    sha256 = fields.Str()
+    uploaded_at = fields.Str()
+    uploaded_by = fields.Str()
+
+
+class MissingDocumentViewV1(Schema):
+    key = fields.Str()
+    name = fields.Str()
+
+
+class HistoryEntryViewV1(Schema):
+    at = fields.Str()
+    action = fields.Str()
+    status = fields.Str()
+    status_code = fields.Int()
+    agency_code = fields.Str(allow_none=True)
+    actor = fields.Str()
+    note = fields.Str(allow_none=True)
+
+
+class DossierViewV1(Schema):
+    """A dossier (hồ sơ) as staff of an agency involved in it see it; times ISO 8601 with the
+    province's offset, null until they happen; `status_code` the official 1–10."""
+
+    code = fields.Str()
+    procedure_code = fields.Str()
+    procedure_version = fields.Int()
+    procedure_name = fields.Str()
+    field = fields.Str()
+    agency_code = fields.Str()
+    channel = fields.Str()
+    status = fields.Str()
+    status_code = fields.Int()
+    allowed_actions = fields.List(fields.Str())
+    applicant = fields.Nested(ApplicantViewV1)
+    form = fields.Dict()
+    submitted_at = fields.Str()
+    received_at = fields.Str(allow_none=True)
+    due_at = fields.Str(allow_none=True)
+    refused_at = fields.Str(allow_none=True)
+    refusal_reason = fields.Str(allow_none=True)
+    result_ready_at = fields.Str(allow_none=True)
+    returned_at = fields.Str(allow_none=True)
+    return_method = fields.Str(allow_none=True)
+    paused_at = fields.Str(allow_none=True)
+    withdrawn_at = fields.Str(allow_none=True)
+    withdrawal_reason = fields.Str(allow_none=True)
+    payment = fields.Nested(PaymentViewV1, allow_none=True)
+    result_outcome = fields.Str(allow_none=True)
+    result_note = fields.Str(allow_none=True)
+    stopped_at = fields.Str(allow_none=True)
+    stop_reason = fields.Str(allow_none=True)
+    proposed_due_at = fields.Str(allow_none=True)  # a step predicted late: the date form 04 would propose
+    rating = fields.Int(allow_none=True)
+    rating_comment = fields.Str(allow_none=True)
+    rated_at = fields.Str(allow_none=True)
+    supplements = fields.List(fields.Nested(SupplementViewV1))
+    reschedules = fields.List(fields.Nested(RescheduleViewV1))
+    documents = fields.List(fields.Nested(DocumentViewV1))
+    documents_missing = fields.List(fields.Nested(MissingDocumentViewV1))
+    agencies = fields.List(fields.Str())  # every agency the dossier has passed through
+    history = fields.List(fields.Nested(HistoryEntryViewV1))
+
+
+class PublicDossierViewV1(Schema):
+    """What an applicant acting without an account gets back: the status, no personal data."""
+
+    code = fields.Str()
+    status = fields.Str()
+    status_code = fields.Int()
+    due_at = fields.Str(allow_none=True)
+    allowed_actions = fields.List(fields.Str())

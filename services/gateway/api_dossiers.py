@@ -7,6 +7,7 @@ import mimetypes
 from werkzeug.wrappers import Response
 
 from motcua.contracts.rpc import ApplicantActionV1, ConfirmPaymentV1, RequestSupplementV1, RescheduleDossierV1, SearchDossiersV1
+from motcua.contracts.views import DossierViewV1, PublicDossierViewV1
 from motcua.errors import ValidationFailed, load_valid
 from services.gateway import audit, routes
 from services.gateway.http import parse_json, read_json, route
@@ -35,7 +36,7 @@ def read_body(request):
 class DossierApi:
     """Routes mixed into GatewayService, which provides the RPC proxies, config and database."""
 
-    @route("POST", "/api/v1/dossiers", body=SubmitDossierSchema, status=201, auth="optional")
+    @route("POST", "/api/v1/dossiers", body=SubmitDossierSchema, status=201, auth="optional", response=DossierViewV1)
     def submit_dossier(self, request):
         body = load_valid(SubmitDossierSchema(), read_body(request))
         caller, token = routes.submitter(request, self.caller_from_token, body["channel"])
@@ -54,33 +55,33 @@ class DossierApi:
         with self.audited(request, caller, "dossier.search"):
             return self.intake.search_dossiers(body, caller_token=token)
 
-    @route("GET", "/api/v1/dossiers/<code>")
+    @route("GET", "/api/v1/dossiers/<code>", response=DossierViewV1)
     def get_dossier(self, request, code):
         caller, token = self.caller_of(request)
         with self.audited(request, caller, "dossier.read", dossier_code=code):
             return self.intake.get_dossier(code, caller_token=token)
 
-    @route("POST", "/api/v1/dossiers/<code>/receive")
+    @route("POST", "/api/v1/dossiers/<code>/receive", response=DossierViewV1)
     def receive_dossier(self, request, code):
         caller, token = self.caller_of(request)
         with self.audited(request, caller, "dossier.receive", dossier_code=code):
             return self.intake.receive_dossier(code, caller_token=token)
 
-    @route("POST", "/api/v1/dossiers/<code>/refuse", body=RefuseSchema)
+    @route("POST", "/api/v1/dossiers/<code>/refuse", body=RefuseSchema, response=DossierViewV1)
     def refuse_dossier(self, request, code):
         caller, token = self.caller_of(request)
         body = load_valid(RefuseSchema(), read_json(request))
         with self.audited(request, caller, "dossier.refuse", dossier_code=code):
             return self.intake.refuse_dossier(code, body["reason"], caller_token=token)
 
-    @route("POST", "/api/v1/dossiers/<code>/return", body=ReturnResultSchema)
+    @route("POST", "/api/v1/dossiers/<code>/return", body=ReturnResultSchema, response=DossierViewV1)
     def return_result(self, request, code):
         caller, token = self.caller_of(request)
         body = load_valid(ReturnResultSchema(), read_json(request))
         with self.audited(request, caller, "dossier.return", dossier_code=code):
             return self.intake.return_result(code, body["method"], caller_token=token)
 
-    @route("POST", "/api/v1/dossiers/<code>/request-supplement", body=RequestSupplementV1)
+    @route("POST", "/api/v1/dossiers/<code>/request-supplement", body=RequestSupplementV1, response=DossierViewV1)
     def request_supplement(self, request, code):
         caller, token = self.caller_of(request)
         body = load_valid(RequestSupplementV1(), read_json(request))
@@ -96,7 +97,7 @@ class DossierApi:
             dossier = self.intake.supplement_dossier(code, body, caller_token=token)
         return _public_if(caller, dossier)
 
-    @route("POST", "/api/v1/dossiers/<code>/reschedule", body=RescheduleDossierV1)
+    @route("POST", "/api/v1/dossiers/<code>/reschedule", body=RescheduleDossierV1, response=DossierViewV1)
     def reschedule_dossier(self, request, code):
         """Form 04: the apology with a new appointment date, by the receiving agency's counter."""
         caller, token = self.caller_of(request)
@@ -135,7 +136,7 @@ class DossierApi:
             dossier = self.intake.withdraw_dossier(code, body, caller_token=token)
         return _public_if(caller, dossier)
 
-    @route("POST", "/api/v1/dossiers/<code>/confirm-payment", body=ConfirmPaymentV1)
+    @route("POST", "/api/v1/dossiers/<code>/confirm-payment", body=ConfirmPaymentV1, response=DossierViewV1)
     def confirm_payment(self, request, code):
         """The counter confirms the fee or tax a step fixed was paid (status 6 → 4; the clock resumes)."""
         caller, token = self.caller_of(request)
@@ -144,8 +145,9 @@ class DossierApi:
             return self.intake.confirm_payment(code, body, caller_token=token)
 
 
+_public_view = PublicDossierViewV1()
+
+
 def _public_if(caller, dossier: dict) -> dict:
     """An applicant acting without an account gets the status, not the personal data on file."""
-    if caller is not None:
-        return dossier
-    return {key: dossier[key] for key in ("code", "status", "status_code", "due_at", "allowed_actions")}
+    return dossier if caller is not None else _public_view.dump(dossier)

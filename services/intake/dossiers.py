@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from motcua.calendar import WorkingCalendar, local_iso
 from motcua.contracts.events import STATUS_CODES
+from motcua.contracts.views import DossierViewV1
 from motcua.db import UnitOfWork
 from motcua.errors import Conflict, Forbidden, IllegalTransition, NotFound, Unauthorized, ValidationFailed
 from motcua.access import AgencyTree, may_read
@@ -534,8 +535,16 @@ def document_for_staff(uow: UnitOfWork, store: BlobStore, code: str, document_id
             "content_base64": base64.b64encode(store.get(found.sha256)).decode()}
 
 
+_dossier_view = DossierViewV1()
+
+
 def view(dossier: Dossier, tz: ZoneInfo, catalog: Catalog) -> dict:
-    """The staff view of a dossier (GET /api/v1/dossiers/{code})."""
+    """The staff view of a dossier (GET /api/v1/dossiers/{code}), in the contract's shape."""
+    return _dossier_view.dump(view_fields(dossier, tz, catalog))
+
+
+def view_fields(dossier: Dossier, tz: ZoneInfo, catalog: Catalog) -> dict:
+    """What the view is made of; every key is a field of DossierViewV1 (a test holds them equal)."""
     def at(value):
         return local_iso(value, tz)
 

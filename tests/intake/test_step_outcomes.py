@@ -7,6 +7,7 @@ from io import BytesIO
 import pytest
 from pypdf import PdfReader
 
+from motcua.contracts.views import DossierViewV1
 from motcua.errors import Conflict, Forbidden, IllegalTransition
 from services.intake import dossiers, forms
 from tests.intake.test_dossiers import APPLICANT, COMMUNE, MONDAY_9AM, RECEPTIONIST, outbox, submit
@@ -122,3 +123,33 @@ def test_form_04_is_drafted_from_the_forecast_until_the_counter_issues_it(uow, p
     dossiers.reschedule(uow, dossier.code, utc(2026, 3, 23, 9), "Chờ đo đạc lại", RECEPTIONIST, utc(2026, 3, 12, 3))
     issued = _text(forms.render("04", dossier, policy.catalog, policy.calendar.tz, lambda code: []))
     assert "DỰ THẢO" not in issued and "23/03/2026" in issued and "Chờ đo đạc lại" in issued
+
+
+def _unknown_keys(data, schema, path="") -> list[str]:
+    """Keys of `data` that `schema` has no field for (a dump would drop them silently)."""
+    unknown = []
+    for key, value in data.items():
+        field = schema.fields.get(key)
+        if field is None:
+            unknown.append(f"{path}{key}")
+            continue
+        nested = getattr(getattr(field, "inner", field), "schema", None)
+        for item in (value if isinstance(value, list) else [value]):
+            if nested is not None and isinstance(item, dict):
+                unknown += _unknown_keys(item, nested, f"{path}{key}.")
+    return unknown
+
+
+def test_the_view_is_exactly_the_contracts_dossier_view(uow, policy):
+    """Intake dumps through motcua.contracts.views.DossierViewV1 (OpenAPI documents it): nothing it
+    builds may be missing from the contract, nor the contract promise what it does not build."""
+    dossier = processing(uow, policy)
+    dossiers.delay_predicted(uow, {"dossier_code": dossier.code, "agency_code": COMMUNE,
+                                   "current_agency_code": LAND_OFFICE, "due_at": dossier.due_at,
+                                   "proposed_due_at": utc(2026, 3, 20, 9), "detected_at": utc(2026, 3, 12, 2)})
+    uow.commit()
+    built = dossiers.view_fields(dossier, policy.calendar.tz, policy.catalog)
+    assert built["history"] and built["applicant"]
+    assert _unknown_keys(built, DossierViewV1()) == []
+    assert set(built) == set(DossierViewV1().fields)
+    assert dossiers.view(dossier, policy.calendar.tz, policy.catalog) == built

@@ -118,21 +118,32 @@ class RequestSupplementV1(NfcSchema):
     note = fields.Str(load_default=None, allow_none=True, validate=validate.Length(max=2000))
 
 
-class ApplicantActionV1(NfcSchema):
-    """Supplement or withdraw: the counter's token, or the applicant's ID number as proof."""
-
-    id_number = fields.Str(load_default=None, allow_none=True, validate=validate.Regexp(
+def _id_number():
+    return fields.Str(load_default=None, allow_none=True, validate=validate.Regexp(
         r"^(\d{9}|\d{12})$", error="must be a 9-digit ID card or 12-digit citizen ID number"))
+
+
+def _tracking_key(**kwargs):
+    return fields.Str(load_default=None, allow_none=True, validate=validate.Regexp(
+        r"^\d{4}$", error="must be the last 4 digits of the applicant's phone"), **kwargs)
+
+
+class ApplicantActionV1(NfcSchema):
+    """Supplement or withdraw: the counter's token, or the applicant's proof: the tracking key (the
+    phone's last 4 digits, as for tracking) and the ID number."""
+
+    key = _tracking_key()
+    id_number = _id_number()
     reason = fields.Str(load_default=None, allow_none=True, validate=validate.Length(max=2000))
     documents = fields.List(fields.Nested(DocumentUploadV1), load_default=list)
 
 
 class RateDossierV1(NfcSchema):
     """Đánh giá mức độ hài lòng: 1 (not satisfied) to 5, once the result was returned; the applicant
-    proves it with the ID number, as for a supplement."""
+    proves it with the tracking key and the ID number, as for a supplement."""
 
-    id_number = fields.Str(load_default=None, allow_none=True, validate=validate.Regexp(
-        r"^(\d{9}|\d{12})$", error="must be a 9-digit ID card or 12-digit citizen ID number"))
+    key = _tracking_key()
+    id_number = _id_number()
     rating = fields.Int(required=True, strict=False, validate=validate.Range(min=1, max=5))
     comment = fields.Str(load_default=None, allow_none=True, validate=validate.Length(max=2000))
 

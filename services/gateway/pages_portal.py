@@ -66,7 +66,7 @@ class PortalPages:
     def portal_supplement(self, request, code):
         return self._applicant_action(
             request, code, "portal/supplement.html", lambda values: self.intake.supplement_dossier(
-                code, {"id_number": values.get("id_number") or None, "documents": uploads(request)}),
+                code, {**_proof(values), "documents": uploads(request)}),
             "Đã bổ sung hồ sơ", "Hồ sơ đã được bổ sung; thời hạn giải quyết tiếp tục được tính.")
 
     @page("GET", "/ho-so/<code>/danh-gia")
@@ -77,7 +77,7 @@ class PortalPages:
     def portal_rate(self, request, code):
         return self._applicant_action(
             request, code, "portal/rate.html", lambda values: self.intake.rate_dossier(code, {
-                "id_number": values.get("id_number") or None, "rating": values.get("rating") or None,
+                **_proof(values), "rating": values.get("rating") or None,
                 "comment": values.get("comment") or None}),
             "Cảm ơn bạn đã đánh giá", "Ý kiến của bạn giúp cơ quan phục vụ tốt hơn.")
 
@@ -112,3 +112,8 @@ class PortalPages:
             tracked = self.reporting.track(code, key)
         return {"tracked": tracked, "key": key, "values": values,
                 "procedure": self.intake.get_procedure(tracked["procedure_code"])}
+
+
+def _proof(values: dict) -> dict:
+    """The applicant's proof posted with their form: the tracking key it was opened with, and the ID number."""
+    return {"key": values.get("key") or None, "id_number": values.get("id_number") or None}

@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -19,7 +20,7 @@ from motcua.calendar import WorkingCalendar, local_iso
 from motcua.contracts.events import STATUS_CODES
 from motcua.contracts.views import DossierViewV1
 from motcua.db import UnitOfWork
-from motcua.errors import Conflict, Forbidden, IllegalTransition, NotFound, Unauthorized, ValidationFailed
+from motcua.errors import Conflict, Forbidden, IllegalTransition, NotFound, Unauthorized, ValidationFailed, WrongKey
 from motcua.access import AgencyTree, may_read
 from motcua.identity import Caller
 from motcua.privacy import mask_name, tracking_key
@@ -180,8 +181,12 @@ def get(uow: UnitOfWork, code: str, for_update: bool = False) -> Dossier:
     query = select(Dossier).where(Dossier.code == code)
     dossier = uow.session.scalars(query.with_for_update() if for_update else query).first()
     if dossier is None:
-        raise NotFound(f"no dossier {code}", field="code")
+        raise NotFound(_unknown(code), field="code")
     return dossier
+
+
+def _unknown(code: str) -> str:
+    return f"no dossier {code}"
 
 
 def get_for_staff(uow: UnitOfWork, code: str, caller: Caller, tree: AgencyTree) -> Dossier:
@@ -357,13 +362,13 @@ def delay_predicted(uow: UnitOfWork, data: dict) -> None:
         dossier.proposed_due_at = data["proposed_due_at"]
 
 
-def supplement(uow: UnitOfWork, policy: Policy, code: str, caller: Caller | None, id_number: str | None,
+def supplement(uow: UnitOfWork, policy: Policy, code: str, caller: Caller | None, proof: ApplicantProof | None,
                now: datetime, uploads: list[dict] = ()) -> Dossier:
-    """Bổ sung hồ sơ: the applicant (online, proving the ID number) or the counter on their behalf,
-    with the documents asked for; the clock resumes with a new due date."""
+    """Bổ sung hồ sơ: the applicant (online, with their proof) or the counter on their behalf, with
+    the documents asked for; the clock resumes with a new due date."""
     decoded = documents.decode(list(uploads))
     dossier = get(uow, code, for_update=True)
-    actor = _applicant_or_receptionist(dossier, caller, id_number)
+    actor = _applicant_or_receptionist(dossier, caller, proof)
     status = _transition(dossier, "supplement")
     documents.attach(dossier, _procedure_of(policy, dossier), decoded, policy.store, actor, now)
     paused_at = dossier.paused_at
@@ -378,11 +383,11 @@ def supplement(uow: UnitOfWork, policy: Policy, code: str, caller: Caller | None
     return dossier
 
 
-def withdraw(uow: UnitOfWork, code: str, reason: str | None, caller: Caller | None, id_number: str | None,
+def withdraw(uow: UnitOfWork, code: str, reason: str | None, caller: Caller | None, proof: ApplicantProof | None,
              now: datetime) -> Dossier:
-    """Rút hồ sơ on the applicant's request (status 7): online with the ID number, or at the counter."""
+    """Rút hồ sơ on the applicant's request (status 7): online with their proof, or at the counter."""
     dossier = get(uow, code, for_update=True)
-    actor = _applicant_or_receptionist(dossier, caller, id_number)
+    actor = _applicant_or_receptionist(dossier, caller, proof)
     status = _transition(dossier, "withdraw")
     dossier.withdrawn_at, dossier.withdrawal_reason = now, (reason or "").strip() or None
     dossier.paused_at = dossier.resume_status = None
@@ -424,10 +429,10 @@ def reschedule(uow: UnitOfWork, code: str, new_due_at: datetime, reason: str, ca
 
 
 def rate(uow: UnitOfWork, code: str, rating: int, comment: str | None, caller: Caller | None,
-         id_number: str | None, now: datetime) -> Dossier:
+         proof: ApplicantProof | None, now: datetime) -> Dossier:
     """Đánh giá mức độ hài lòng: once per dossier, after its result was returned (status 10)."""
     dossier = get(uow, code, for_update=True)
-    actor = _applicant_or_receptionist(dossier, caller, id_number)
+    actor = _applicant_or_receptionist(dossier, caller, proof)
     if dossier.status != "returned":
         raise Conflict("a dossier is rated once its result was returned", field="status")
     if dossier.rated_at is not None:
@@ -441,15 +446,32 @@ def rate(uow: UnitOfWork, code: str, rating: int, comment: str | None, caller: C
     return dossier
 
 
-def _applicant_or_receptionist(dossier: Dossier, caller: Caller | None, id_number: str | None) -> str:
-    """Who acts for the applicant: a receptionist of the receiving agency, or the applicant, who
-    proves it with the dossier's ID number. Returns the actor recorded in the history."""
+@dataclass(frozen=True)
+class ApplicantProof:
+    """How an applicant without an account shows a dossier is theirs: the tracking key (the phone's
+    last 4 digits, as for tracking), then the ID number on file."""
+
+    key: str | None
+    id_number: str | None
+
+
+def _applicant_or_receptionist(dossier: Dossier, caller: Caller | None, proof: ApplicantProof | None) -> str:
+    """Who acts for the applicant: a receptionist of the receiving agency, or the applicant with their
+    proof. A wrong key is answered as an unknown code (the answer tells nothing of the dossier, so an
+    ID number cannot be tried across codes); a wrong ID number then is a 403. Returns the actor
+    recorded in the history."""
     if caller is not None:
         caller.require("receptionist", agency_code=dossier.agency_code)
         return caller.username
-    if not id_number:
-        raise Unauthorized("sign in as the counter, or give the applicant's ID number", field="id_number")
-    if not hmac.compare_digest(id_number.encode(), dossier.applicant_id_number.encode()):
+    if proof is None or not proof.key:
+        raise Unauthorized("sign in as the counter, or give the tracking key and the applicant's ID number",
+                           field="key")
+    if not dossier.applicant_phone or not hmac.compare_digest(proof.key.encode(),
+                                                              _last4(dossier.applicant_phone).encode()):
+        raise WrongKey(_unknown(dossier.code), field="code")
+    if not proof.id_number:
+        raise Unauthorized("give the applicant's ID number", field="id_number")
+    if not hmac.compare_digest(proof.id_number.encode(), dossier.applicant_id_number.encode()):
         raise Forbidden("the ID number does not match this dossier", field="id_number")
     return APPLICANT
 

@@ -137,7 +137,7 @@ class IntakeService:
     def supplement_dossier(self, code, payload, caller_token=None):
         data = load_valid(ApplicantActionV1(), payload)
         caller = self._caller(caller_token) if caller_token else None
-        return self._view(dossiers.supplement(self.db, self.rules, code, caller, data["id_number"], utcnow(),
+        return self._view(dossiers.supplement(self.db, self.rules, code, caller, _proof(data), utcnow(),
                                               data["documents"]))
 
     @rpc
@@ -145,14 +145,14 @@ class IntakeService:
     def withdraw_dossier(self, code, payload, caller_token=None):
         data = load_valid(ApplicantActionV1(), payload)
         caller = self._caller(caller_token) if caller_token else None
-        return self._view(dossiers.withdraw(self.db, code, data["reason"], caller, data["id_number"], utcnow()))
+        return self._view(dossiers.withdraw(self.db, code, data["reason"], caller, _proof(data), utcnow()))
 
     @rpc
     @audit_refusals
     def rate_dossier(self, code, payload, caller_token=None):
         data = load_valid(RateDossierV1(), payload)
         caller = self._caller(caller_token) if caller_token else None
-        return self._view(dossiers.rate(self.db, code, data["rating"], data["comment"], caller, data["id_number"],
+        return self._view(dossiers.rate(self.db, code, data["rating"], data["comment"], caller, _proof(data),
                                         utcnow()))
 
     @rpc
@@ -208,3 +208,7 @@ class IntakeService:
         data = load_valid(ConfirmPaymentV1(), payload)
         return self._view(dossiers.confirm_payment(self.db, self.rules, code, data["receipt_number"],
                                                    self._caller(caller_token), utcnow()))
+
+
+def _proof(data: dict) -> dossiers.ApplicantProof:
+    return dossiers.ApplicantProof(data["key"], data["id_number"])

@@ -4,10 +4,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from motcua.errors import Forbidden, IllegalTransition, Unauthorized, ValidationFailed
+from motcua.errors import Forbidden, IllegalTransition, NotFound, Unauthorized, ValidationFailed, WrongKey
 from motcua.identity import Caller
 from services.intake import dossiers
-from tests.intake.test_dossiers import APPLICANT, COMMUNE, MONDAY_9AM, RECEPTIONIST, outbox, submit
+from tests.intake.test_dossiers import APPLICANT, COMMUNE, MONDAY_9AM, RECEPTIONIST, outbox, proof, submit
 
 XA = "000.20.02.H56"
 XA_RECEPTIONIST = Caller(f"receptionist@{XA}", XA, ("receptionist",))
@@ -30,7 +30,7 @@ def test_supplement_pauses_the_clock_and_resumes_with_the_paused_working_time(uo
     assert event["data"]["items"] == ["Bản sao CCCD", "Sơ đồ thửa đất"]
     assert event["data"]["contact"]["phone"] == APPLICANT["phone"]
     # supplied Thursday 5 March 10:00: 6 h (Tue) + 8 h (Wed) + 3 h (Thu) of working time stood still
-    resumed = dossiers.supplement(uow, policy, dossier.code, None, APPLICANT["id_number"], utc(2026, 3, 5, 3))
+    resumed = dossiers.supplement(uow, policy, dossier.code, None, proof(), utc(2026, 3, 5, 3))
     assert (resumed.status, resumed.status_code, resumed.paused_at) == ("received", 2, None)
     # Monday 16 March 09:00 + 17 working hours → Wednesday 18 March 10:00
     assert resumed.due_at == utc(2026, 3, 18, 3)
@@ -65,7 +65,7 @@ def test_a_procedure_that_restarts_the_clock_counts_its_whole_time_again(uow, po
 def test_a_supplement_asked_before_reception_returns_to_the_counter(uow, policy):
     dossier = submit(uow, policy)
     dossiers.request_supplement(uow, dossier.code, ["Đơn"], None, RECEPTIONIST, MONDAY_9AM)
-    resumed = dossiers.supplement(uow, policy, dossier.code, None, APPLICANT["id_number"], utc(2026, 3, 4, 2))
+    resumed = dossiers.supplement(uow, policy, dossier.code, None, proof(), utc(2026, 3, 4, 2))
     assert (resumed.status, resumed.due_at) == ("submitted", None)
     assert dossiers.receive(uow, policy, dossier.code, RECEPTIONIST, utc(2026, 3, 4, 2)).due_at == utc(2026, 3, 18, 2)
 
@@ -93,12 +93,23 @@ def test_supplement_request_rules(uow, policy):
     assert error.value.details["allowed"] == ["receive", "refuse", "request_supplement", "withdraw"]
 
 
-def test_the_applicant_proves_the_id_number(uow, policy):
+def test_the_applicant_proves_the_tracking_key_then_the_id_number(uow, policy):
     dossier = submit(uow, policy)
-    with pytest.raises(Unauthorized):
+    with pytest.raises(Unauthorized) as error:
         dossiers.withdraw(uow, dossier.code, None, None, None, MONDAY_9AM)
+    assert error.value.field == "key"
+    with pytest.raises(Unauthorized) as error:
+        dossiers.withdraw(uow, dossier.code, None, None, proof(id_number=None), MONDAY_9AM)
+    assert error.value.field == "id_number"
+    # a wrong key is answered exactly as a code that does not exist, whatever the ID number
+    with pytest.raises(WrongKey) as wrong_key:
+        dossiers.withdraw(uow, dossier.code, None, None, proof(key="0000"), MONDAY_9AM)
+    with pytest.raises(NotFound) as unknown:
+        dossiers.withdraw(uow, dossier.code[:-4] + "9999", None, None, proof(key="0000"), MONDAY_9AM)
+    assert (wrong_key.value.message, wrong_key.value.field) == (
+        unknown.value.message.replace("9999", dossier.code[-4:]), unknown.value.field)
     with pytest.raises(Forbidden) as error:
-        dossiers.withdraw(uow, dossier.code, None, None, "001203004999", MONDAY_9AM)
+        dossiers.withdraw(uow, dossier.code, None, None, proof(id_number="001203004999"), MONDAY_9AM)
     assert error.value.field == "id_number" and "001203004999" not in error.value.message
     with pytest.raises(Forbidden):
         dossiers.withdraw(uow, dossier.code, None, XA_RECEPTIONIST, None, MONDAY_9AM)
@@ -108,7 +119,7 @@ def test_withdrawal_on_request_then_nothing_more(uow, policy, engine):
     dossier = submit(uow, policy)
     dossiers.receive(uow, policy, dossier.code, RECEPTIONIST, MONDAY_9AM)
     dossiers.request_supplement(uow, dossier.code, ["Đơn"], None, RECEPTIONIST, MONDAY_9AM)
-    withdrawn = dossiers.withdraw(uow, dossier.code, "Không có nhu cầu nữa", None, APPLICANT["id_number"],
+    withdrawn = dossiers.withdraw(uow, dossier.code, "Không có nhu cầu nữa", None, proof(),
                                   utc(2026, 3, 3, 2))
     assert (withdrawn.status, withdrawn.status_code, withdrawn.paused_at) == ("withdrawn", 7, None)
     event = outbox(engine)[-1]

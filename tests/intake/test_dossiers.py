@@ -16,6 +16,12 @@ RECEPTIONIST = Caller(f"receptionist@{COMMUNE}", COMMUNE, ("receptionist",))
 MONDAY_9AM = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)
 APPLICANT = {"full_name": "Nguyễn Văn An", "id_number": "001203004005", "phone": "0912345678",
              "email": "an@example.com", "address": "12 Lê Lợi, Hạc Thành"}
+KEY = APPLICANT["phone"][-4:]  # the tracking key
+
+
+def proof(id_number: str = APPLICANT["id_number"], key: str | None = KEY) -> dossiers.ApplicantProof:
+    """The applicant's proof without an account: the tracking key, then the ID number."""
+    return dossiers.ApplicantProof(key, id_number)
 
 
 def submit(uow, policy, procedure="1.012786", channel="online", caller=None, now=MONDAY_9AM, key=None):

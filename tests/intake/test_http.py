@@ -125,13 +125,18 @@ def test_supplement_and_withdrawal_over_http(api):
     assert asked.status_code == 200 and asked.json()["status_code"] == 5
     assert asked.json()["supplements"][0]["items"] == ["Bản sao CCCD"]
     assert post(api, code, "request-supplement", {"items": []}, api.staff).json()["error"]["field"] == "items"
-    wrong = post(api, code, "supplement", {"id_number": "038190099999"})
+    key = APPLICANT["phone"][-4:]
+    no_key = post(api, code, "supplement", {"id_number": APPLICANT["id_number"]})
+    assert (no_key.status_code, no_key.json()["error"]["field"]) == (401, "key")
+    wrong_key = post(api, code, "supplement", {"key": "0000", "id_number": APPLICANT["id_number"]})
+    assert (wrong_key.status_code, wrong_key.json()["error"]["code"]) == (404, "not_found")
+    wrong = post(api, code, "supplement", {"key": key, "id_number": "038190099999"})
     assert wrong.status_code == 403
-    done = post(api, code, "supplement", {"id_number": APPLICANT["id_number"]})
+    done = post(api, code, "supplement", {"key": key, "id_number": APPLICANT["id_number"]})
     assert done.status_code == 200
     assert set(done.json()) == {"code", "status", "status_code", "due_at", "allowed_actions"}  # nothing personal
     assert done.json()["status"] == "received"
-    again = post(api, code, "supplement", {"id_number": APPLICANT["id_number"]})
+    again = post(api, code, "supplement", {"key": key, "id_number": APPLICANT["id_number"]})
     assert again.status_code == 409
     assert again.json()["error"]["allowed"] == ["request_supplement", "withdraw", "reschedule"]
     withdrawn = post(api, code, "withdraw", {"reason": "Không còn nhu cầu"}, api.staff)

@@ -7,7 +7,7 @@ import pytest
 from motcua.contracts.events import schema_for
 from motcua.errors import Conflict, Forbidden, Unauthorized
 from services.intake import dossiers
-from tests.intake.test_dossiers import APPLICANT, COMMUNE, MONDAY_9AM, RECEPTIONIST, outbox, submit
+from tests.intake.test_dossiers import APPLICANT, COMMUNE, MONDAY_9AM, RECEPTIONIST, outbox, proof, submit
 
 
 def returned(uow, policy):
@@ -21,7 +21,7 @@ def returned(uow, policy):
 def test_the_applicant_rates_a_returned_dossier_once(uow, policy, engine):
     dossier = returned(uow, policy)
     at = MONDAY_9AM + timedelta(days=2)
-    rated = dossiers.rate(uow, dossier.code, 5, "  Cán bộ tận tình ", None, APPLICANT["id_number"], at)
+    rated = dossiers.rate(uow, dossier.code, 5, "  Cán bộ tận tình ", None, proof(), at)
     assert (rated.rating, rated.rating_comment, rated.rated_at, rated.status) == (5, "Cán bộ tận tình", at, "returned")
     assert (rated.history[-1].action, rated.history[-1].actor) == ("rate", "applicant")
     event = outbox(engine)[-1]
@@ -30,14 +30,14 @@ def test_the_applicant_rates_a_returned_dossier_once(uow, policy, engine):
     assert "comment" not in event["data"] and APPLICANT["id_number"] not in str(event["data"])
     schema_for("dossier_rated")[1].load(event["data"])  # the versioned contract accepts it
     with pytest.raises(Conflict) as again:
-        dossiers.rate(uow, dossier.code, 1, None, None, APPLICANT["id_number"], at)
+        dossiers.rate(uow, dossier.code, 1, None, None, proof(), at)
     assert again.value.field == "rating"
 
 
 def test_only_a_returned_dossier_is_rated(uow, policy):
     dossier = submit(uow, policy)
     with pytest.raises(Conflict) as refused:
-        dossiers.rate(uow, dossier.code, 4, None, None, APPLICANT["id_number"], MONDAY_9AM)
+        dossiers.rate(uow, dossier.code, 4, None, None, proof(), MONDAY_9AM)
     assert refused.value.field == "status"
 
 
@@ -46,4 +46,4 @@ def test_the_applicant_proves_it_with_the_id_number(uow, policy):
     with pytest.raises(Unauthorized):
         dossiers.rate(uow, dossier.code, 4, None, None, None, MONDAY_9AM)
     with pytest.raises(Forbidden):
-        dossiers.rate(uow, dossier.code, 4, None, None, "012345678901", MONDAY_9AM)
+        dossiers.rate(uow, dossier.code, 4, None, None, proof(id_number="012345678901"), MONDAY_9AM)

@@ -129,8 +129,8 @@ def test_revocations_are_kept_until_the_token_expires_then_purged(session):
     assert session.scalars(select(RevokedToken)).all() == []
 
 
-def withdraw(target, code: str, id_number: str) -> requests.Response:
-    return requests.post(f"{target.url}/api/v1/dossiers/{code}/withdraw", json={"id_number": id_number},
+def withdraw(target, code: str, id_number: str, key: str = APPLICANT["phone"][-4:]) -> requests.Response:
+    return requests.post(f"{target.url}/api/v1/dossiers/{code}/withdraw", json={"key": key, "id_number": id_number},
                          timeout=30)
 
 
@@ -150,6 +150,14 @@ def test_guessing_an_applicants_id_number_is_throttled_per_dossier(platform):
     assert response.json()["error"]["code"] == "too_many_requests"
     assert 1 <= int(response.headers["Retry-After"]) <= THROTTLE["PROOF_WINDOW_SECONDS"]
     assert withdraw(platform, other, APPLICANT["id_number"]).json()["status"] == "withdrawn"
+    # a known ID number tried across dossiers' codes: without each one's tracking key, a miss like any
+    # other, counted against the dossier, never a hint that the code is the person's
+    forget_failed_attempts(platform)  # the address's count (its own test below)
+    third = submit(platform)["code"]
+    for _ in range(THROTTLE["PROOF_MAX_FAILURES"]):
+        response = withdraw(platform, third, APPLICANT["id_number"], key="0000")
+        assert (response.status_code, response.json()["error"]["field"]) == (404, "code")
+    assert withdraw(platform, third, APPLICANT["id_number"]).status_code == 429
     # the throttled dossier was not touched: still waiting at the counter
     staff = signed_in(platform, f"receptionist@{COMMUNE}")
     assert requests.get(f"{platform.url}/api/v1/dossiers/{target}", headers=staff,

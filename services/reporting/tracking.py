@@ -27,7 +27,8 @@ def track(session: Session, code: str, key: str, secret: str, zone: ZoneInfo) ->
         raise WrongKey(NOT_FOUND)
 
     at = partial(local_iso, tz=zone)
-    timeline = project(code, dossier_events(session, code), zone).timeline
+    events = dossier_events(session, code)
+    timeline = project(code, events, zone).timeline
     return {
         "code": fact.code,
         "procedure_code": fact.procedure_code,
@@ -43,4 +44,11 @@ def track(session: Session, code: str, key: str, secret: str, zone: ZoneInfo) ->
         "current_agency_code": fact.current_agency_code,
         "applicant_name": fact.applicant_masked,
         "timeline": [{**entry, "at": at(entry["at"])} for entry in timeline],
+        "supplement_items": _asked_for(events) if fact.status == "supplement_requested" else [],
     }
+
+
+def _asked_for(events) -> list[str]:
+    """What the open supplement request lists (the applicant reads it where they supplement)."""
+    requests = sorted((e for e in events if e.event_type == "supplement_requested"), key=lambda e: e.occurred_at)
+    return list(requests[-1].data.get("items", [])) if requests else []

@@ -83,6 +83,7 @@ def test_a_citizen_submits_tracks_supplements_and_rates(base_url):
     assert f"/ho-so/{code}/bo-sung?key=4321" in page.text
     form = get(base_url, f"/ho-so/{code}/bo-sung", key="4321")
     assert form.status_code == 200 and 'name="ban_an_ly_hon"' in form.text
+    assert "Giấy tờ cần bổ sung" in form.text and "<li>Bản án ly hôn</li>" in form.text  # what was asked
     files = {"ban_an_ly_hon": ("ban-an.pdf", PDF, "application/pdf")}
     wrong_id = requests.post(f"{base_url}/ho-so/{code}/bo-sung", data={"key": "4321", "id_number": "012345678901"},
                              files=files, timeout=30)

@@ -1,7 +1,7 @@
 """Public tracking: masked, keyed by the phone's last 4 digits, silent about unknown codes."""
 import pytest
 
-from motcua.errors import NotFound, ValidationFailed, load_valid
+from motcua.errors import NotFound, ValidationFailed, WrongKey, load_valid
 from services.reporting import projections, schemas, tracking
 from tests.reporting.factory import EMAIL, JUSTICE, LAND_OFFICE, NAME, PHONE, SECRET, VN, lifecycle, memory_database, vn
 
@@ -23,6 +23,7 @@ def test_the_right_key_shows_where_the_dossier_is(session):
     assert view["current_agency_code"] == JUSTICE
     assert view["received_at"] == "2026-03-02T09:00:00+07:00" and view["due_at"] == "2026-03-05T17:00:00+07:00"
     assert view["finished_at"] is None and view["returned_at"] is None
+    assert view["supplement_items"] == []  # nothing asked for
     assert view["timeline"] == [
         {"at": "2026-03-02T08:00:00+07:00", "status": "submitted", "agency_code": JUSTICE},
         {"at": "2026-03-02T09:00:00+07:00", "status": "received", "agency_code": JUSTICE},
@@ -53,6 +54,8 @@ def test_a_wrong_key_and_an_unknown_code_look_the_same(session):
     with pytest.raises(NotFound) as other_secret:
         tracking.track(session, CODE, PHONE[-4:], "another-secret", VN)
     assert str(wrong_key.value) == str(unknown.value) == str(other_secret.value) == tracking.NOT_FOUND
+    # the same answer; only the gateway tells them apart, to throttle guesses at an existing dossier
+    assert type(wrong_key.value) is WrongKey and type(unknown.value) is NotFound
 
 
 @pytest.mark.parametrize("key", ["123", "12345", "12a4", "", None, 5678, "１２３４"])

@@ -310,16 +310,16 @@ def is_overdue(task: Task, cutoff: datetime) -> bool:
 
 
 def list_tasks(session: Session, caller: Caller, status: str, now: datetime, tz: tzinfo,
-               role: str | None = None, assignee: str | None = None, tree: AgencyTree | None = None) -> list[Task]:
-    """The caller's agency's tasks, overdue first, then by due date; with the agency `tree`, a leader's
-    or agency admin's also those of the sub-agencies (all agencies for a platform admin).
+               tree: AgencyTree, role: str | None = None, assignee: str | None = None) -> list[Task]:
+    """The caller's agency's tasks, overdue first, then by due date; a leader's or agency admin's also
+    those of the sub-agencies in `tree` (all agencies for a platform admin).
 
     `status` is one of STATUS_FILTERS; "overdue" lists the open tasks past their due date, which are
     escalated to the agency's leaders. `role` keeps one role's steps; `assignee` one officer's tasks
     ("me": the caller's, "none": the agency's unassigned pool).
     """
     _require_staff(caller)
-    scope = scope_of(caller, tree) if tree is not None else (None if caller.is_admin else {caller.agency_code})
+    scope = scope_of(caller, tree)
     overdue = and_(Task.status == OPEN, Task.paused_at.is_(None), Task.due_at < overdue_before(now, tz))
     query = select(Task).order_by(case((overdue, 0), else_=1), Task.due_at, Task.id)
     if status == OVERDUE:
@@ -337,15 +337,15 @@ def list_tasks(session: Session, caller: Caller, status: str, now: datetime, tz:
     return list(session.scalars(query))
 
 
-def detect_overdue(uow: UnitOfWork, now: datetime, tz: tzinfo, batch: int = SLA_BATCH,
-                   catalog: Catalog | None = None) -> tuple[int, int]:
+def detect_overdue(uow: UnitOfWork, catalog: Catalog, now: datetime, tz: tzinfo,
+                   batch: int = SLA_BATCH) -> tuple[int, int]:
     """The SLA check: flag open tasks and running dossiers past their due date, each exactly once
     (paused dossiers and their steps are skipped: the clock stops while the applicant supplements).
 
     Each flagged task emits `task_overdue` (escalated to the agency's leaders), each flagged dossier
-    `dossier_overdue` (for the receiving agency, which owes the apology, form 04); with the `catalog`, a
-    late step that makes its dossier miss its due date emits `delay_predicted` (form 04 drafted before
-    the date passes). Rows are claimed
+    `dossier_overdue` (for the receiving agency, which owes the apology, form 04); a late step that,
+    by the `catalog`'s allowances, makes its dossier miss its due date emits `delay_predicted` (form 04
+    drafted before the date passes). Rows are claimed
     with FOR UPDATE SKIP LOCKED (PostgreSQL), so several workflow instances checking at once never
     flag, hence never emit, the same breach twice. Flags and events commit together, `batch` rows of
     each kind per transaction, until none is left. Returns (tasks flagged, dossiers flagged).
@@ -361,8 +361,7 @@ def detect_overdue(uow: UnitOfWork, now: datetime, tz: tzinfo, batch: int = SLA_
             task.overdue_at = now
             uow.emit("task_overdue", {**_task_facts(task), "due_at": task.due_at, "detected_at": now,
                                       "escalated_to_role": ESCALATION_ROLE})
-            if catalog is not None:
-                _predict_delay(uow, catalog, task, now)
+            _predict_delay(uow, catalog, task, now)
         runs = uow.session.scalars(
             select(DossierProcess).where(DossierProcess.status == RUNNING, DossierProcess.overdue_at.is_(None),
                                          DossierProcess.dossier_due_at < cutoff)

@@ -77,7 +77,7 @@ class WorkflowService:
 
     @sla_timer
     def check_deadlines(self):
-        domain.detect_overdue(self.db, self.clock(), self.catalog.calendar.tz, catalog=self.catalog)
+        domain.detect_overdue(self.db, self.catalog, self.clock(), self.catalog.calendar.tz)
 
     def _out(self, **kwargs) -> TaskOut:
         return TaskOut(self.catalog.calendar.tz, self.clock(), self.catalog, **kwargs)
@@ -122,8 +122,8 @@ class WorkflowService:
         caller = verify_token(caller_token, self.config["SECRET"])
         query = load_valid(TaskQuery(), {"status": status, "role": role, "assignee": assignee})
         tasks = domain.list_tasks(self.db.session, caller, query["status"], self.clock(),
-                                  self.catalog.calendar.tz, role=query["role"], assignee=query["assignee"],
-                                  tree=self.catalog.tree)
+                                  self.catalog.calendar.tz, self.catalog.tree, role=query["role"],
+                                  assignee=query["assignee"])
         return self._out(many=True).dump(tasks)
 
     @rpc

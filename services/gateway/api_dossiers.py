@@ -36,7 +36,8 @@ def read_body(request):
 class DossierApi:
     """Routes mixed into GatewayService, which provides the RPC proxies, config and database."""
 
-    @route("POST", "/api/v1/dossiers", body=SubmitDossierSchema, status=201, auth="optional", response=DossierViewV1)
+    @route("POST", "/api/v1/dossiers", body=SubmitDossierSchema, status=201, auth="optional", response=DossierViewV1,
+           multipart=True)
     def submit_dossier(self, request):
         body = load_valid(SubmitDossierSchema(), read_body(request))
         caller, token = routes.submitter(request, self.caller_from_token, body["channel"])
@@ -88,7 +89,8 @@ class DossierApi:
         with self.audited(request, caller, "dossier.request_supplement", dossier_code=code):
             return self.intake.request_supplement(code, body, caller_token=token)
 
-    @route("POST", "/api/v1/dossiers/<code>/supplement", body=ApplicantActionV1, auth="optional", errors=(429,))
+    @route("POST", "/api/v1/dossiers/<code>/supplement", body=ApplicantActionV1, auth="optional", errors=(429,),
+           multipart=True)
     def supplement_dossier(self, request, code):
         caller, token = self.optional_caller_of(request)
         body = load_valid(ApplicantActionV1(), read_body(request))

@@ -209,7 +209,8 @@ class RouteDoc:
     """What the OpenAPI document (openapi.py) says of a route beyond its method, URL and docstring:
     marshmallow schemas of its JSON body, query and answer (or the answer's media type), the success
     status, whether it takes a bearer token ("bearer": required, "optional", "public"), and the error
-    statuses it has beyond those its inputs and token imply (e.g. 429)."""
+    statuses it has beyond those its inputs and token imply (e.g. 429), and whether the body may also
+    come as multipart/form-data (a `dossier` part with the JSON fields, one file part per document)."""
 
     body: type[Schema] | Schema | None = None
     query: type[Schema] | Schema | None = None
@@ -217,6 +218,7 @@ class RouteDoc:
     status: int = 200
     auth: str = "bearer"
     errors: tuple[int, ...] = ()
+    multipart: bool = False
 
 
 def route(method: str, url: str, **doc):

@@ -109,8 +109,22 @@ def _operation(method: str, url: str, fn, area: str) -> dict:
     if "\n\n" in text:  # the paragraphs after the summary
         operation["description"] = text.split("\n\n", 1)[1].strip()
     if doc.body is not None:
-        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": doc.body}}}
+        content = {"application/json": {"schema": doc.body}}
+        if doc.multipart:
+            content["multipart/form-data"] = {"schema": MULTIPART_DOSSIER}
+        operation["requestBody"] = {"required": True, "content": content}
     return operation
+
+
+# The multipart form of a body with documents (api_dossiers.read_body): the JSON fields in one part,
+# each document a file part named by its key in the procedure.
+MULTIPART_DOSSIER = {
+    "type": "object",
+    "properties": {"dossier": {"type": "string", "description": "the JSON body's fields, as JSON text "
+                                                              "(documents may be left out: they are the file parts)"}},
+    "additionalProperties": {"type": "string", "format": "binary",
+                             "description": "a document's file, the part named by the document's key"},
+}
 
 
 def _first_paragraph(text: str | None) -> str:

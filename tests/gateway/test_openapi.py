@@ -93,6 +93,18 @@ def test_bodies_and_queries_are_the_marshmallow_schemas(document):
     assert report == {"from", "to", "agency"}  # data_key names, as the client sends them
     tasks = ops[("GET", "/api/v1/tasks")]["responses"]["200"]["content"]["application/json"]["schema"]
     assert tasks == {"type": "array", "items": {"$ref": "#/components/schemas/TaskViewV1"}}
+    dossier = ops[("GET", "/api/v1/dossiers/{code}")]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert dossier == {"$ref": "#/components/schemas/DossierViewV1"}
+    assert {"applicant", "history", "documents", "status_code"} <= set(schemas["DossierViewV1"]["properties"])
+
+
+def test_bodies_with_documents_may_also_be_multipart(document):
+    ops = operations(document)
+    for key in (("POST", "/api/v1/dossiers"), ("POST", "/api/v1/dossiers/{code}/supplement")):
+        form = ops[key]["requestBody"]["content"]["multipart/form-data"]["schema"]
+        assert form["properties"]["dossier"]["type"] == "string"
+        assert form["additionalProperties"]["format"] == "binary"
+    assert "multipart/form-data" not in ops[("POST", "/api/v1/dossiers/{code}/withdraw")]["requestBody"]["content"]
 
 
 def test_every_operation_documents_its_errors_with_the_error_schema(document):

@@ -74,7 +74,9 @@ class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportA
     def proving(self, request, caller, code):
         """`with self.proving(request, caller, code): ...` around a call in which an applicant without
         an account proves a dossier theirs (its tracking key, or the ID number): a wrong proof
-        counts against the dossier and the address, and too many answer 429 (chống dò)."""
+        counts against the dossier and the address, and too many answer 429 (chống dò). A right one
+        forgets nothing: the key is a step towards the ID number, and a key holder tracking between
+        wrong ID numbers must not reset their count; misses leave with the window only."""
         if caller is not None:  # staff: their scope is checked by the owning service
             yield
             return
@@ -90,7 +92,6 @@ class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportA
         except (Forbidden, WrongKey):  # a wrong ID number, a wrong tracking key
             throttle.record_failure(session, limits, now)
             raise
-        throttle.clear_subject(session, policy, secret, code)
 
     @event_handler("intake", "access_denied")
     def on_intake_access_denied(self, event):

@@ -94,6 +94,6 @@ def record_failure(session: Session, limits: dict[str, int], now: datetime) -> N
 
 
 def clear_subject(session: Session, policy: ThrottlePolicy, secret: str, subject: str) -> None:
-    """A right guess forgets the subject's failures (not the address's)."""
+    """A right password forgets the username's failures (not the address's)."""
     session.execute(delete(FailedAttempt).where(FailedAttempt.key == _subject_key(policy, secret, subject)))
     session.commit()

@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from motcua import migrate
-from motcua.errors import NotFound, Unauthorized, WrongKey
+from motcua.errors import Forbidden, NotFound, Unauthorized, WrongKey
 from motcua.identity import Caller
 from services.gateway import sessions, throttle
 from services.gateway.models import FailedAttempt, RevokedToken
@@ -176,7 +176,8 @@ def test_the_counter_acting_for_the_applicant_is_not_throttled(platform):
     forget_failed_attempts(platform)
 
 
-def test_guessing_a_tracking_key_is_throttled_and_a_right_key_forgets_the_misses(api):
+def test_guessing_a_tracking_key_is_throttled_and_a_right_key_does_not_reset_the_count(api):
+    """The misses only leave with the window: a right key in between must not let the guessing go on."""
     api.reporting.track.side_effect = WrongKey("no dossier with this code and key")
     code = "000.20.01.H56-261201-0001"
     for _ in range(THROTTLE["PROOF_MAX_FAILURES"] - 1):
@@ -185,11 +186,24 @@ def test_guessing_a_tracking_key_is_throttled_and_a_right_key_forgets_the_misses
     api.reporting.track.return_value = {"code": code, "status": "processing"}
     assert track(api, code, "4321").status_code == 200
     api.reporting.track.side_effect = WrongKey("no dossier with this code and key")
-    for _ in range(THROTTLE["PROOF_MAX_FAILURES"]):
-        assert track(api, code, "0000").status_code == 404  # the count started again
+    assert track(api, code, "0000").status_code == 404  # the last miss the window allows
     response = track(api, code, "4321")
     assert response.status_code == 429 and "Retry-After" in response.headers
-    assert api.reporting.track.call_count == 2 * THROTTLE["PROOF_MAX_FAILURES"]  # the throttled try never left
+    assert api.reporting.track.call_count == THROTTLE["PROOF_MAX_FAILURES"] + 1  # the throttled try never left
+
+
+def test_a_key_holder_cannot_reset_the_id_number_count_by_tracking(api):
+    """Knowing the tracking key, one could track between wrong ID numbers; each track is a right
+    proof of the key, and it must not forget the wrong ID numbers."""
+    api.reporting.track.return_value = {"code": "X", "status": "supplement_requested"}
+    api.intake.withdraw_dossier.side_effect = Forbidden("the ID number does not match this dossier",
+                                                        field="id_number")
+    code = "000.20.01.H56-261201-0002"
+    for guess in range(THROTTLE["PROOF_MAX_FAILURES"] - 1):
+        assert withdraw(api, code, f"03819000{guess:04d}").status_code == 403
+        assert track(api, code, "4321").status_code == 200
+    assert withdraw(api, code, "038190009999").status_code == 403  # the last miss the window allows
+    assert withdraw(api, code, APPLICANT["id_number"]).status_code == 429
 
 
 def test_one_address_guessing_across_many_dossiers_is_throttled(api):

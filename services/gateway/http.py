@@ -169,6 +169,7 @@ class PathIdConverter(IntegerConverter):
 
 class JsonWebServer(WebServer):
     error_page = None  # set by the pages' handler, when the gateway serves pages
+
     def setup(self):
         super().setup()
         self.http_metrics = HttpMetrics(metrics_for(self.container).registry)

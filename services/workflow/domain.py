@@ -337,8 +337,7 @@ def list_tasks(session: Session, caller: Caller, status: str, now: datetime, tz:
     return list(session.scalars(query))
 
 
-def detect_overdue(uow: UnitOfWork, catalog: Catalog, now: datetime, tz: tzinfo,
-                   batch: int = SLA_BATCH) -> tuple[int, int]:
+def detect_overdue(uow: UnitOfWork, catalog: Catalog, now: datetime, batch: int = SLA_BATCH) -> tuple[int, int]:
     """The SLA check: flag open tasks and running dossiers past their due date, each exactly once
     (paused dossiers and their steps are skipped: the clock stops while the applicant supplements).
 
@@ -350,7 +349,7 @@ def detect_overdue(uow: UnitOfWork, catalog: Catalog, now: datetime, tz: tzinfo,
     flag, hence never emit, the same breach twice. Flags and events commit together, `batch` rows of
     each kind per transaction, until none is left. Returns (tasks flagged, dossiers flagged).
     """
-    cutoff = overdue_before(now, tz)
+    cutoff = overdue_before(now, catalog.calendar.tz)
     flagged_tasks = flagged_dossiers = 0
     while True:
         tasks = uow.session.scalars(

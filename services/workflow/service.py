@@ -77,7 +77,7 @@ class WorkflowService:
 
     @sla_timer
     def check_deadlines(self):
-        domain.detect_overdue(self.db, self.catalog, self.clock(), self.catalog.calendar.tz)
+        domain.detect_overdue(self.db, self.catalog, self.clock())
 
     def _out(self, **kwargs) -> TaskOut:
         return TaskOut(self.catalog.calendar.tz, self.clock(), self.catalog, **kwargs)

@@ -65,7 +65,7 @@ def test_a_late_step_and_its_dossier_are_flagged_and_announced_once(uow, catalog
     assert task.due_at == at(4, 17)
 
     detected_at = at(5, 0, 1)
-    assert domain.detect_overdue(uow, catalog, detected_at, TZ) == (1, 1)
+    assert domain.detect_overdue(uow, catalog, detected_at) == (1, 1)
 
     [overdue] = emitted(uow.session, "task_overdue")
     assert overdue["task_id"] == task.id
@@ -78,15 +78,15 @@ def test_a_late_step_and_its_dossier_are_flagged_and_announced_once(uow, catalog
     assert task.overdue_at == detected_at
     assert uow.session.get(DossierProcess, code(1)).overdue_at == detected_at
 
-    assert domain.detect_overdue(uow, catalog, at(6, 9), TZ) == (0, 0)  # the next checks announce nothing again
+    assert domain.detect_overdue(uow, catalog, at(6, 9)) == (0, 0)  # the next checks announce nothing again
     assert len(emitted(uow.session, "task_overdue")) == len(emitted(uow.session, "dossier_overdue")) == 1
 
 
 def test_overdue_is_judged_by_local_dates(uow, catalog):
     """Like timeliness: a step due today is on time all day; it is late from the province's midnight."""
     start(uow, catalog, 1)
-    assert domain.detect_overdue(uow, catalog, at(4, 23, 59), TZ) == (0, 0)
-    assert domain.detect_overdue(uow, catalog, at(5, 0, 0), TZ) == (1, 1)
+    assert domain.detect_overdue(uow, catalog, at(4, 23, 59)) == (0, 0)
+    assert domain.detect_overdue(uow, catalog, at(5, 0, 0)) == (1, 1)
 
 
 def test_a_completed_step_or_finished_dossier_is_never_flagged(uow, catalog):
@@ -94,7 +94,7 @@ def test_a_completed_step_or_finished_dossier_is_never_flagged(uow, catalog):
     task = uow.session.scalars(select(Task)).one()
     domain.complete_task(uow, catalog, task.id, "approve", None, staff(LAND_OFFICE), at(4, 10))
     # The next step opens Wednesday, capped at the same dossier due date: overdue on Thursday.
-    assert domain.detect_overdue(uow, catalog, at(6, 9), TZ) == (1, 1)
+    assert domain.detect_overdue(uow, catalog, at(6, 9)) == (1, 1)
     assert [t["agency_code"] for t in emitted(uow.session, "task_overdue")] == [LAND_DEPT]
     assert emitted(uow.session, "dossier_overdue")[0]["current_agency_code"] == LAND_DEPT
 
@@ -102,18 +102,18 @@ def test_a_completed_step_or_finished_dossier_is_never_flagged(uow, catalog):
     for officer in (staff(LAND_OFFICE), staff(LAND_DEPT, "leader"), staff(COMMUNE)):
         current = uow.session.scalars(select(Task).where(Task.dossier_code == code(2), Task.status == "open")).one()
         domain.complete_task(uow, catalog, current.id, "approve", None, officer, at(10, 9))
-    assert domain.detect_overdue(uow, catalog, at(31, 9), TZ) == (0, 0)  # dossier 2 finished before its due date
+    assert domain.detect_overdue(uow, catalog, at(31, 9)) == (0, 0)  # dossier 2 finished before its due date
     assert {t["dossier_code"] for t in emitted(uow.session, "task_overdue")} == {code(1)}
 
 
 def test_one_dossier_overdue_per_dossier_however_many_late_steps(uow, catalog):
     start(uow, catalog, 1)
-    domain.detect_overdue(uow, catalog, at(5, 9), TZ)
+    domain.detect_overdue(uow, catalog, at(5, 9))
     late_task = uow.session.scalars(select(Task).where(Task.status == "open")).one()
     domain.complete_task(uow, catalog, late_task.id, "approve", None, staff(LAND_OFFICE), at(5, 10))
     # The next step is born overdue (capped at the passed dossier due date): a new task_overdue,
     # but the dossier was already announced.
-    assert domain.detect_overdue(uow, catalog, at(5, 10, 1), TZ) == (1, 0)
+    assert domain.detect_overdue(uow, catalog, at(5, 10, 1)) == (1, 0)
     assert [t["step_index"] for t in emitted(uow.session, "task_overdue")] == [0, 1]
     assert len(emitted(uow.session, "dossier_overdue")) == 1
 
@@ -121,7 +121,7 @@ def test_one_dossier_overdue_per_dossier_however_many_late_steps(uow, catalog):
 def test_a_backlog_is_flagged_in_batches_in_one_check(uow, catalog):
     for n in range(1, 6):
         start(uow, catalog, n)
-    assert domain.detect_overdue(uow, catalog, at(9, 9), TZ, batch=2) == (5, 5)
+    assert domain.detect_overdue(uow, catalog, at(9, 9), batch=2) == (5, 5)
     assert sorted(d["dossier_code"] for d in emitted(uow.session, "dossier_overdue")) == [code(n) for n in range(1, 6)]
 
 
@@ -213,9 +213,9 @@ def test_two_instances_checking_at_once_announce_each_breach_once(pg_urls, catal
         holder.session.execute(select(Task).where(Task.dossier_code == code(0)).with_for_update())
         other = unit()
         other.session.execute(text("SET lock_timeout = '5s'"))  # waiting on the held row would fail, not hang
-        assert domain.detect_overdue(other, catalog, at(9, 9), TZ) == (DOSSIERS - 1, DOSSIERS)
+        assert domain.detect_overdue(other, catalog, at(9, 9)) == (DOSSIERS - 1, DOSSIERS)
         holder.close()  # releases the row
-        assert domain.detect_overdue(other, catalog, at(9, 9), TZ) == (1, 0)
+        assert domain.detect_overdue(other, catalog, at(9, 9)) == (1, 0)
         other.close()
 
         # Reset the flags and the announcements, then two instances race over the whole backlog.
@@ -230,7 +230,7 @@ def test_two_instances_checking_at_once_announce_each_breach_once(pg_urls, catal
             detector = unit()
             barrier.wait()
             try:
-                results.append(domain.detect_overdue(detector, catalog, at(9, 9), TZ, batch=3))
+                results.append(domain.detect_overdue(detector, catalog, at(9, 9), batch=3))
             finally:
                 detector.close()
 

@@ -25,8 +25,21 @@ class Contact(Contract):
     phone = fields.Str(load_default=None, allow_none=True)
 
 
-class DossierFacts(Contract):
+class DossierEvent(Contract):
+    """Every event intake publishes about a dossier carries the dossier's state once the event took place:
+    intake owns it (one owner per state), consumers apply it in `dossier_version` order and never
+    re-derive it. `dossier_version` is the dossier's sequence number: 1 for `dossier_submitted`, one more
+    for each later event about the dossier. `due_at` is the appointment in force after the event (none
+    before reception). Loaded as None from events stored before these fields existed."""
+
     code = fields.Str(required=True)
+    status = fields.Str(load_default=None, allow_none=True, validate=validate.OneOf(STATUS_CODES))
+    status_code = fields.Int(load_default=None, allow_none=True)
+    dossier_version = fields.Int(load_default=None, allow_none=True, validate=validate.Range(min=1))
+    due_at = fields.AwareDateTime(load_default=None, allow_none=True)
+
+
+class DossierFacts(DossierEvent):
     procedure_code = fields.Str(required=True)
     procedure_name = fields.Str(required=True)
     field_code = fields.Str(required=True)
@@ -55,13 +68,11 @@ class DossierRefusedV1(DossierFacts):
     contact = fields.Nested(Contact, required=True)
 
 
-class DossierProcessingStartedV1(Contract):
-    code = fields.Str(required=True)
+class DossierProcessingStartedV1(DossierEvent):
     started_at = fields.AwareDateTime(required=True)
 
 
-class DossierResultReadyV1(Contract):
-    code = fields.Str(required=True)
+class DossierResultReadyV1(DossierEvent):
     procedure_name = fields.Str(required=True)
     agency_code = fields.Str(required=True)
     finished_at = fields.AwareDateTime(required=True)
@@ -69,18 +80,16 @@ class DossierResultReadyV1(Contract):
     contact = fields.Nested(Contact, required=True)
 
 
-class ResultReturnedV1(Contract):
-    code = fields.Str(required=True)
+class ResultReturnedV1(DossierEvent):
     returned_at = fields.AwareDateTime(required=True)
     method = fields.Str(required=True, validate=validate.OneOf(RETURN_METHODS))
     returned_by = fields.Str(required=True)
     contact = fields.Nested(Contact, load_default=None, allow_none=True)
 
 
-class SupplementRequestedV1(Contract):
+class SupplementRequestedV1(DossierEvent):
     """Yêu cầu bổ sung (form 02): every missing item listed at once; the clock stops (status 5)."""
 
-    code = fields.Str(required=True)
     agency_code = fields.Str(required=True)
     requested_at = fields.AwareDateTime(required=True)
     requested_by = fields.Str(required=True)
@@ -89,29 +98,25 @@ class SupplementRequestedV1(Contract):
     contact = fields.Nested(Contact, required=True)
 
 
-class DossierSupplementedV1(Contract):
+class DossierSupplementedV1(DossierEvent):
     """The applicant supplied what was asked: the clock resumes with a new due date."""
 
-    code = fields.Str(required=True)
     supplemented_at = fields.AwareDateTime(required=True)
     status = fields.Str(required=True)  # the status the dossier resumes: received or processing
-    due_at = fields.AwareDateTime(allow_none=True, load_default=None)
 
 
-class DossierWithdrawnV1(Contract):
+class DossierWithdrawnV1(DossierEvent):
     """Rút hồ sơ on the applicant's request (status 7)."""
 
-    code = fields.Str(required=True)
     withdrawn_at = fields.AwareDateTime(required=True)
     withdrawn_by = fields.Str(required=True)
     reason = fields.Str(load_default="", allow_none=True)
 
 
-class DossierRescheduledV1(Contract):
+class DossierRescheduledV1(DossierEvent):
     """Phiếu xin lỗi và hẹn lại ngày trả kết quả (form 04): a new appointment, issued before the old one
     passes, with the reason; the dossier's due date moves."""
 
-    code = fields.Str(required=True)
     agency_code = fields.Str(required=True)
     rescheduled_at = fields.AwareDateTime(required=True)
     rescheduled_by = fields.Str(required=True)
@@ -121,10 +126,9 @@ class DossierRescheduledV1(Contract):
     contact = fields.Nested(Contact, required=True)
 
 
-class DossierRatedV1(Contract):
+class DossierRatedV1(DossierEvent):
     """The applicant's satisfaction (1-5) with a returned dossier, once; the comment stays in intake."""
 
-    code = fields.Str(required=True)
     agency_code = fields.Str(required=True)
     procedure_code = fields.Str(required=True)
     field_code = fields.Str(required=True)
@@ -132,9 +136,18 @@ class DossierRatedV1(Contract):
     rated_at = fields.AwareDateTime(required=True)
 
 
-class TaskFacts(Contract):
-    task_id = fields.Str(required=True)
+class RunEvent(Contract):
+    """Every event workflow publishes about a dossier's process run (quy trình) carries `run_version`: the
+    run's sequence number, 1 for its first event, one more for each later one, so a consumer keeps the
+    newest state of the run (e.g. where the dossier is now) whatever order the bus delivers in.
+    Loaded as None from events stored before the field existed."""
+
     dossier_code = fields.Str(required=True)
+    run_version = fields.Int(load_default=None, allow_none=True, validate=validate.Range(min=1))
+
+
+class TaskFacts(RunEvent):
+    task_id = fields.Str(required=True)
     procedure_code = fields.Str(load_default=None, allow_none=True)  # lets agencies' workers pick their tasks
     agency_code = fields.Str(required=True)
     step = fields.Str(required=True)
@@ -175,18 +188,16 @@ class TaskOverdueV1(TaskFacts):
     escalated_to_role = fields.Str(required=True)
 
 
-class DossierOverdueV1(Contract):
+class DossierOverdueV1(RunEvent):
     """A dossier passed its due date (the citizen's appointment) before its result was ready."""
 
-    dossier_code = fields.Str(required=True)
     agency_code = fields.Str(required=True)  # the receiving agency, which owes the apology (form 04)
     current_agency_code = fields.Str(load_default=None, allow_none=True)
     due_at = fields.AwareDateTime(required=True)
     detected_at = fields.AwareDateTime(required=True)
 
 
-class ResultReadyV1(Contract):
-    dossier_code = fields.Str(required=True)
+class ResultReadyV1(RunEvent):
     agency_code = fields.Str(required=True)
     finished_at = fields.AwareDateTime(required=True)
     # "approved": the result is the document asked for; "refused": a step refused to grant it, the
@@ -206,10 +217,9 @@ class DossierTransferredV1(TaskFacts):
     new_task_id = fields.Str(required=True)
 
 
-class SupplementNeededV1(Contract):
+class SupplementNeededV1(RunEvent):
     """A step asks for missing documents through the counter, which issues form 02 (the clock stops)."""
 
-    dossier_code = fields.Str(required=True)
     agency_code = fields.Str(required=True)  # the step's agency, which asks
     task_id = fields.Str(required=True)
     items = fields.List(fields.Str(), required=True, validate=validate.Length(min=1))
@@ -218,10 +228,9 @@ class SupplementNeededV1(Contract):
     requested_at = fields.AwareDateTime(required=True)
 
 
-class PaymentRequiredV1(Contract):
+class PaymentRequiredV1(RunEvent):
     """A step fixed a financial obligation (nghĩa vụ tài chính: fee, tax): status 6, the clock stops."""
 
-    dossier_code = fields.Str(required=True)
     agency_code = fields.Str(required=True)  # the step's agency, which fixed the amount
     task_id = fields.Str(required=True)
     amount_vnd = fields.Int(required=True, validate=validate.Range(min=0))
@@ -229,21 +238,19 @@ class PaymentRequiredV1(Contract):
     required_at = fields.AwareDateTime(required=True)
 
 
-class ProcessingStoppedV1(Contract):
+class ProcessingStoppedV1(RunEvent):
     """Dừng xử lý (status 8, form 05): a step stopped the dossier's processing, with the reason."""
 
-    dossier_code = fields.Str(required=True)
     agency_code = fields.Str(required=True)
     stopped_at = fields.AwareDateTime(required=True)
     stopped_by = fields.Str(required=True)
     reason = fields.Str(required=True)
 
 
-class DelayPredictedV1(Contract):
+class DelayPredictedV1(RunEvent):
     """A late step makes the dossier miss its due date: the receiving agency drafts form 04 (apology and
     a new appointment) to issue before the date passes."""
 
-    dossier_code = fields.Str(required=True)
     agency_code = fields.Str(required=True)  # the receiving agency, which owes the apology
     current_agency_code = fields.Str(required=True)
     due_at = fields.AwareDateTime(required=True)
@@ -251,10 +258,9 @@ class DelayPredictedV1(Contract):
     detected_at = fields.AwareDateTime(required=True)
 
 
-class PaymentRequestedV1(Contract):
+class PaymentRequestedV1(DossierEvent):
     """Intake put the dossier in status 6: the applicant is told the amount to pay."""
 
-    code = fields.Str(required=True)
     agency_code = fields.Str(required=True)
     requested_at = fields.AwareDateTime(required=True)
     amount_vnd = fields.Int(required=True)
@@ -262,20 +268,17 @@ class PaymentRequestedV1(Contract):
     contact = fields.Nested(Contact, required=True)
 
 
-class PaymentReceivedV1(Contract):
+class PaymentReceivedV1(DossierEvent):
     """The obligation is paid (confirmed at the counter): processing resumes with a new due date."""
 
-    code = fields.Str(required=True)
     paid_at = fields.AwareDateTime(required=True)
     confirmed_by = fields.Str(required=True)
     receipt_number = fields.Str(required=True)
-    due_at = fields.AwareDateTime(allow_none=True, load_default=None)
 
 
-class DossierStoppedV1(Contract):
+class DossierStoppedV1(DossierEvent):
     """Intake's record of a stop (status 8)."""
 
-    code = fields.Str(required=True)
     agency_code = fields.Str(required=True)
     stopped_at = fields.AwareDateTime(required=True)
     reason = fields.Str(required=True)

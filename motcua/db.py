@@ -128,6 +128,12 @@ class UnitOfWork:
         self._on_commit = on_commit
         self._on_duplicate = on_duplicate or (lambda consumer: None)
         self._emitted = 0
+        self._after_commit: list[Callable[[], None]] = []
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once this transaction has committed (never if it rolls back): e.g. wake a
+        scheduler that will read what the transaction wrote."""
+        self._after_commit.append(callback)
 
     def emit(self, event_type: str, data: dict, exchange: str | None = None,
              routing_key: str | None = None, event_id: str | None = None) -> str:
@@ -183,17 +189,28 @@ class UnitOfWork:
         if self._emitted and self._on_commit:
             self._on_commit()
         self._emitted = 0
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            callback()
+
+    def rollback(self) -> None:
+        self.session.rollback()
+        self._emitted = 0
+        self._after_commit = []
 
     def close(self) -> None:
-        self.session.rollback()
+        self.rollback()
         self.session.close()
 
 
 class Database(DependencyProvider):
     """Injects a UnitOfWork per worker; runs the service's outbox relay while the container runs."""
 
-    def __init__(self, base: type[DeclarativeBase], relay: bool = True):
+    def __init__(self, base: type[DeclarativeBase], relay: bool = True,
+                 unit_of_work: type[UnitOfWork] = UnitOfWork):
+        """`unit_of_work`: the service's own UnitOfWork subclass (its repositories over the session)."""
         self.base = base
+        self.unit_class = unit_of_work
         self.with_relay = relay
         self.engine: Engine | None = None
         self.sessionmaker = None
@@ -225,7 +242,7 @@ class Database(DependencyProvider):
 
         service = self.container.service_name
         duplicates = metrics_for(self.container).duplicates
-        return UnitOfWork(self.sessionmaker(), service, self.base.metadata,
+        return self.unit_class(self.sessionmaker(), service, self.base.metadata,
                           on_commit=self.relay.wake if self.relay else None,
                           on_duplicate=lambda consumer: duplicates.labels(service, consumer).inc())
 

@@ -101,11 +101,15 @@ def apply(session: Session, delta: Counter) -> None:
              "channel": channel, "n": n} for (grain, day, bucket, agency, field, channel), n in sorted(grains.items())]
     if not rows:
         return
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = insert(T)
+    statement = dialect_insert(session)(T)
     session.execute(statement.on_conflict_do_update(
         index_elements=[T.c.grain, T.c.day, T.c.bucket, T.c.agency_code, T.c.field_code, T.c.channel],
         set_={"n": T.c.n + statement.excluded.n}), rows)
+
+
+def dialect_insert(session: Session):
+    """The INSERT construct of the session's database, which knows ON CONFLICT (PostgreSQL or SQLite)."""
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 def clear(session: Session) -> None:

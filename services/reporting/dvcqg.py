@@ -2,7 +2,8 @@
 processing history, retries with exponential backoff, keeps a re-send queue, reconciles.
 
 The queue is `dvcqg_pushes` (one row per dossier): the projection marks a dossier's new version
-(its number of stored events) in the transaction that stores the event (`projections.mark_for_portal`).
+(its number of stored events) in the transaction that stores the event (`projections.mark_for_portal`,
+an upsert beside the ORM: so the queue's rows are read here afresh, `populate_existing`).
 `push_due` claims due rows (a lease, SKIP LOCKED on PostgreSQL, so several instances can push),
 builds each payload from the projection and the event store as of that version, POSTs it, and records
 the outcome:
@@ -32,9 +33,8 @@ from sqlalchemy.orm import Session
 
 from motcua.calendar import local_iso
 from motcua.config import env
-from motcua.contracts.events import STATUS_CODES
 from motcua.db import UnitOfWork
-from services.reporting import projections
+from services.reporting import facts, projections
 from services.reporting.models import DossierFact, PortalPush, StoredEvent
 
 # DOMAIN.md: dossier status codes → the DVCQG value.
@@ -62,10 +62,16 @@ HISTORY = {
     "dossier_rescheduled": ("Xin lỗi và hẹn lại ngày trả kết quả", "rescheduled_by", "reason"),
     "task_overdue": ("Bước xử lý quá hạn", None, "step"),
     "dossier_overdue": ("Hồ sơ quá hạn", None, None),
+    "dossier_transferred": ("Chuyển xử lý liên thông", "transferred_by", "note"),
+    "supplement_needed": ("Đề nghị bổ sung hồ sơ", "requested_by", "items"),
+    "payment_required": ("Xác định nghĩa vụ tài chính", None, "note"),
+    "payment_requested": ("Thông báo nghĩa vụ tài chính", None, "note"),
+    "payment_received": ("Hoàn thành nghĩa vụ tài chính", "confirmed_by", "receipt_number"),
+    "processing_stopped": ("Dừng xử lý", "stopped_by", "reason"),
+    "dossier_stopped": ("Thông báo dừng xử lý", None, "reason"),
+    "delay_predicted": ("Dự báo trễ hạn", None, None),
+    "dossier_rated": ("Đánh giá mức độ hài lòng", None, None),
 }
-AT_KEYS = ("submitted_at", "received_at", "refused_at", "assigned_at", "started_at", "completed_at",
-           "requested_at", "supplemented_at", "finished_at", "returned_at", "withdrawn_at", "rescheduled_at",
-           "detected_at")
 SAFE_ERROR_CODE = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
 RETRY_STATUSES = (408, 429)
 
@@ -155,8 +161,8 @@ def payload(fact: DossierFact, events: list[StoredEvent], version: int, zone: Zo
         return local_iso(value, zone)
 
     history, supplements, steps = [], [], {}
-    projection = projections.Projection(fact.code)
-    for stored, data in projections.fold(projection, events):
+    row = DossierFact(code=fact.code)  # the dossier as it stood after each event, in the order they happened
+    for stored, data in projections.replay(row, events, zone):
         title, handler_key, content_key = HISTORY[stored.event_type]
         if stored.event_type == "task_assigned":
             steps[data["task_id"]] = data
@@ -165,11 +171,11 @@ def payload(fact: DossierFact, events: list[StoredEvent], version: int, zone: Zo
         history.append({
             "event": stored.event_type, "title": title,
             "handler": data.get(handler_key) if handler_key else None,
-            "department": data.get("agency_code") or projection.facts.get("current_agency_code"),
+            "department": data.get("agency_code") or row.current_agency_code,
             "step": data.get("step"),
-            "at": iso(next(data[key] for key in AT_KEYS if key in data)),
+            "at": iso(data[facts.WHEN[stored.event_type]]),
             "content": "; ".join(content) if isinstance(content, list) else content,
-            "status": DVCQG_STATUS[STATUS_CODES[projection.facts["status"]]],
+            "status": DVCQG_STATUS.get(row.status_code),
             "step_started_at": iso(step.get("assigned_at")), "step_due_at": iso(step.get("due_at")),
         })
         if stored.event_type == "supplement_requested":
@@ -200,7 +206,7 @@ def push_due(uow: UnitOfWork, client: PortalClient, zone: ZoneInfo, now: datetim
     session = uow.session
     rows = session.scalars(select(PortalPush).where(PortalPush.state == "pending", PortalPush.next_attempt_at <= now)
                            .order_by(PortalPush.next_attempt_at, PortalPush.dossier_code).limit(settings.batch)
-                           .with_for_update(skip_locked=True)).all()
+                           .with_for_update(skip_locked=True).execution_options(populate_existing=True)).all()
     claimed = []
     for row in rows:
         fact = session.get(DossierFact, row.dossier_code)
@@ -219,7 +225,7 @@ def push_due(uow: UnitOfWork, client: PortalClient, zone: ZoneInfo, now: datetim
 
 def _record(session: Session, code: str, version: int, outcome: Outcome, now: datetime,
             settings: PortalSettings) -> None:
-    row = session.get(PortalPush, code, with_for_update=True)
+    row = session.get(PortalPush, code, with_for_update=True, populate_existing=True)
     if outcome.kind == "pushed":
         row.pushed_version, row.pushed_at = version, now
         if row.version == version:  # else a newer version arrived meanwhile: it stays pending, due now
@@ -258,7 +264,7 @@ def reconcile(uow: UnitOfWork, client: PortalClient, now: datetime, limit: int |
         select(PortalPush, DossierFact.status_code).join(DossierFact, DossierFact.code == PortalPush.dossier_code)
         .where(PortalPush.state == "pushed", PortalPush.pushed_version == PortalPush.version)
         .order_by(PortalPush.reconciled_at.is_not(None), PortalPush.reconciled_at)
-        .limit(limit or client.settings.batch)).all()
+        .limit(limit or client.settings.batch).execution_options(populate_existing=True)).all()
     counts = {"queued": queued, "checked": 0, "repaired": 0, "unreachable": 0}
     for row, status_code in rows:
         try:
@@ -286,7 +292,8 @@ def counts_by_state(session: Session) -> dict[str, int]:
 def summary(session: Session, limit: int = 100) -> dict:
     """The queue at a glance: rows per state, and the failing ones (rejected, or retrying) with their error."""
     failing = session.scalars(select(PortalPush).where(or_(PortalPush.state == "rejected", PortalPush.attempts > 0))
-                              .order_by(PortalPush.dossier_code).limit(limit))
+                              .order_by(PortalPush.dossier_code).limit(limit)
+                              .execution_options(populate_existing=True))
     return {"states": counts_by_state(session),
             "failing": [{"code": row.dossier_code, "state": row.state, "version": row.version,
                          "attempts": row.attempts, "last_error": row.last_error,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, Integer, String
+from sqlalchemy import JSON, BigInteger, Date, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from motcua.db import ServiceBase, reliability_tables
@@ -32,7 +32,8 @@ class StoredEvent(Base):
 
 
 class DossierFact(Base):
-    """One row per dossier (hồ sơ): the facts the report and public tracking need, nothing personal."""
+    """One row per dossier (hồ sơ): the facts the report and public tracking need, nothing personal;
+    each event is applied to it as it comes (services/reporting/facts.py)."""
 
     __tablename__ = "dossier_facts"
 
@@ -58,12 +59,20 @@ class DossierFact(Base):
     # early / on_time / late: finished date against due date, both local dates (needs the time zone,
     # so it is computed when projecting rather than in the report's SQL).
     timeliness: Mapped[str | None] = mapped_column(String(8))
-    status: Mapped[str] = mapped_column(String(32), index=True)
-    status_code: Mapped[int] = mapped_column(Integer)
+    # Intake's word, from its newest event (None while only other services' events were heard).
+    status: Mapped[str | None] = mapped_column(String(32), index=True)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    dossier_version: Mapped[int | None] = mapped_column(Integer)  # that newest intake event's dossier_version
     current_agency_code: Mapped[str | None] = mapped_column(String(32))
     current_step: Mapped[str | None] = mapped_column(String(200))
     applicant_masked: Mapped[str | None] = mapped_column(String(200))
     tracking_key: Mapped[str | None] = mapped_column(String(64))  # keyed hash, never the phone digits
+    stored_events: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # its version for DVCQG
+    # The dossier's moves, one per intake event and per move of its run, in version order (facts.py).
+    marks: Mapped[list | None] = mapped_column(JSON)
+    # Ready for public tracking: [{at (local ISO), status, agency_code, step?}] in the order things happened.
+    timeline: Mapped[list | None] = mapped_column(JSON)
+    supplement_items: Mapped[list | None] = mapped_column(JSON)  # what the latest supplement request lists
 
 
 class PortalPush(Base):

@@ -74,7 +74,8 @@ def dossier(index: int, run: str, rng: random.Random, catalogue: Catalogue, zone
     row = dict.fromkeys(COLUMNS)
     row.update(code=f"{agency}-{received.astimezone(zone):%y%m%d}-{run}{index:08d}", agency_code=agency,
                procedure_code=procedure["code"], procedure_name=procedure["name"], field_code=procedure["field"],
-               channel=channel, submitted_at=received - timedelta(minutes=rng.randrange(5, 120)), supplements=0)
+               channel=channel, submitted_at=received - timedelta(minutes=rng.randrange(5, 120)), supplements=0,
+               stored_events=0)
     fate = rng.random()
     if fate < 0.03:
         row.update(refused_at=received, status="refused")

@@ -9,6 +9,7 @@ from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from motcua.contracts import Event, make_event, parse_event
+from motcua.contracts.events import STATUS_CODES
 from motcua.db import UnitOfWork
 from motcua.privacy import mask_name, tracking_key
 from services.reporting.models import Base, DossierFact
@@ -31,6 +32,50 @@ def event(source: str, event_type: str, data: dict, at: datetime) -> Event:
     return parse_event(make_event(source, event_type, data, occurred_at=at))
 
 
+KEEP = object()  # Story.intake: the status or appointment stays what it was
+
+
+class Story:
+    """One dossier's events as their owners publish them: intake's numbered by `dossier_version` and
+    carrying the dossier's status and the appointment in force after each, workflow's numbered by
+    `run_version`. `events` keeps them in the order they were told."""
+
+    def __init__(self, code: str, agency: str = JUSTICE, channel: str = "online"):
+        self.code = code
+        self.facts = {"code": code, "procedure_code": "1.004873", "field_code": "HT", "agency_code": agency,
+                      "procedure_name": "Thủ tục cấp Giấy xác nhận tình trạng hôn nhân", "channel": channel}
+        self.events: list[Event] = []
+        self.version = self.run_version = 0
+        self.status = self.due = None
+
+    def intake(self, event_type: str, at: datetime, status=KEEP, due=KEEP, **data) -> Event:
+        self.version += 1
+        self.status = self.status if status is KEEP else status
+        self.due = self.due if due is KEEP else due
+        return self._told(event("intake", event_type, {
+            "code": self.code, **data, "dossier_version": self.version, "status": self.status,
+            "status_code": STATUS_CODES[self.status], "due_at": self.due}, at))
+
+    def run(self, event_type: str, at: datetime, **data) -> Event:
+        self.run_version += 1
+        return self._told(event("workflow", event_type, {"dossier_code": self.code, **data,
+                                                         "run_version": self.run_version}, at))
+
+    def task(self, event_type: str, index: int, agency: str, step: str, at: datetime, due: datetime,
+             **data) -> Event:
+        facts = {"task_id": f"{self.code}/{index}", "agency_code": agency, "step": step, "step_index": index}
+        if event_type == "task_assigned":
+            facts.update(assigned_at=at, due_at=due, role="specialist")
+        elif event_type == "task_completed":
+            facts.update(completed_at=at, completed_by=f"specialist@{agency}", outcome="approve", note="",
+                         timeliness="early")
+        return self.run(event_type, at, **facts, **data)
+
+    def _told(self, evt: Event) -> Event:
+        self.events.append(evt)
+        return evt
+
+
 def lifecycle(code: str, *, submitted: datetime, agency: str = JUSTICE, channel: str = "online",
               received: datetime | None = None, due: datetime | None = None,
               finished: datetime | None = None, returned: datetime | None = None,
@@ -43,77 +88,57 @@ def lifecycle(code: str, *, submitted: datetime, agency: str = JUSTICE, channel:
     step; `withdrawn`: the applicant withdraws it then (after the supplement, if any) and it ends;
     `rescheduled` = (when, new due): the apology with a new appointment (form 04), after the supplement;
     `overdue`: when workflow found the first step and the dossier overdue."""
-    facts = {"code": code, "procedure_code": "1.004873", "field_code": "HT", "agency_code": agency,
-             "procedure_name": "Thủ tục cấp Giấy xác nhận tình trạng hôn nhân", "channel": channel}
-    events = [event("intake", "dossier_submitted", {
-        **facts, "submitted_at": submitted, "applicant_masked": mask_name(NAME),
-        "tracking_key": tracking_key(SECRET, code, PHONE[-4:])}, submitted)]
+    story = Story(code, agency, channel)
+    story.intake("dossier_submitted", submitted, status="submitted", **story.facts, submitted_at=submitted,
+                 applicant_masked=mask_name(NAME), tracking_key=tracking_key(SECRET, code, PHONE[-4:]))
     if refused:
-        events.append(event("intake", "dossier_refused", {
-            **facts, "refused_at": refused, "refused_by": f"receptionist@{agency}", "reason": "thiếu giấy tờ",
-            "contact": CONTACT}, refused))
-        return events
+        story.intake("dossier_refused", refused, status="refused", **story.facts, refused_at=refused,
+                     refused_by=f"receptionist@{agency}", reason="thiếu giấy tờ", contact=CONTACT)
+        return story.events
     if not received:
-        return events
-    events.append(event("intake", "dossier_received", {
-        **facts, "received_at": received, "due_at": due, "received_by": f"receptionist@{agency}",
-        "form": {"ho_ten": NAME, "dia_chi": "12 Lê Lợi"}, "contact": CONTACT}, received))
+        return story.events
+    story.intake("dossier_received", received, status="received", due=due, **story.facts, received_at=received,
+                 received_by=f"receptionist@{agency}", form={"ho_ten": NAME, "dia_chi": "12 Lê Lợi"},
+                 contact=CONTACT)
     first = received + timedelta(minutes=1)
-    events += [_task("task_assigned", code, agency, "Thẩm định", 0, first, due),
-               event("intake", "dossier_processing_started", {"code": code, "started_at": first}, first)]
+    story.task("task_assigned", 0, agency, "Thẩm định", first, due)
+    story.intake("dossier_processing_started", first, status="processing", started_at=first)
     if supplement:
         requested, supplemented, due = supplement
-        events.append(event("intake", "supplement_requested", {
-            "code": code, "agency_code": agency, "requested_at": requested, "requested_by": f"specialist@{agency}",
-            "items": ["Bản sao giấy khai sinh"], "note": "", "contact": CONTACT}, requested))
+        story.intake("supplement_requested", requested, status="supplement_requested", agency_code=agency,
+                     requested_at=requested, requested_by=f"specialist@{agency}", items=["Bản sao giấy khai sinh"],
+                     note="", contact=CONTACT)
         if supplemented:
-            events.append(event("intake", "dossier_supplemented", {
-                "code": code, "supplemented_at": supplemented, "status": "processing", "due_at": due}, supplemented))
+            story.intake("dossier_supplemented", supplemented, status="processing", due=due,
+                         supplemented_at=supplemented)
     if rescheduled:
         at, new_due = rescheduled
-        events.append(event("intake", "dossier_rescheduled", {
-            "code": code, "agency_code": agency, "rescheduled_at": at, "rescheduled_by": f"receptionist@{agency}",
-            "old_due_at": due, "new_due_at": new_due, "reason": "chờ xác minh thực địa", "contact": CONTACT}, at))
+        story.intake("dossier_rescheduled", at, due=new_due, agency_code=agency, rescheduled_at=at,
+                     rescheduled_by=f"receptionist@{agency}", old_due_at=due, new_due_at=new_due,
+                     reason="chờ xác minh thực địa", contact=CONTACT)
         due = new_due
     if overdue:
-        events += [event("workflow", "task_overdue", {
-            "task_id": f"{code}/0", "dossier_code": code, "agency_code": agency, "step": "Thẩm định",
-            "step_index": 0, "due_at": due, "detected_at": overdue, "escalated_to_role": "leader"}, overdue),
-                   event("workflow", "dossier_overdue", {
-                       "dossier_code": code, "agency_code": agency, "current_agency_code": agency, "due_at": due,
-                       "detected_at": overdue}, overdue)]
+        story.task("task_overdue", 0, agency, "Thẩm định", overdue, due, due_at=due, detected_at=overdue,
+                   escalated_to_role="leader")
+        story.run("dossier_overdue", overdue, agency_code=agency, current_agency_code=agency, due_at=due,
+                  detected_at=overdue)
     if withdrawn:
-        events.append(event("intake", "dossier_withdrawn", {
-            "code": code, "withdrawn_at": withdrawn, "withdrawn_by": f"receptionist@{agency}",
-            "reason": "công dân xin rút"}, withdrawn))
-        return events
+        story.intake("dossier_withdrawn", withdrawn, status="withdrawn", withdrawn_at=withdrawn,
+                     withdrawn_by=f"receptionist@{agency}", reason="công dân xin rút")
+        return story.events
     if not finished:
-        return events
+        return story.events
     handover = first + (finished - first) / 2
-    events += [_task("task_completed", code, agency, "Thẩm định", 0, handover, due),
-               _task("task_assigned", code, LAND_OFFICE, "Ký duyệt", 1, handover, due),
-               _task("task_completed", code, LAND_OFFICE, "Ký duyệt", 1, finished, due),
-               event("workflow", "result_ready", {"dossier_code": code, "agency_code": LAND_OFFICE,
-                                                  "finished_at": finished}, finished),
-               event("intake", "dossier_result_ready", {
-                   "code": code, "procedure_name": facts["procedure_name"], "agency_code": agency,
-                   "finished_at": finished, "due_at": due, "contact": CONTACT}, finished)]
+    story.task("task_completed", 0, agency, "Thẩm định", handover, due)
+    story.task("task_assigned", 1, LAND_OFFICE, "Ký duyệt", handover, due)
+    story.task("task_completed", 1, LAND_OFFICE, "Ký duyệt", finished, due)
+    story.run("result_ready", finished, agency_code=LAND_OFFICE, finished_at=finished)
+    story.intake("dossier_result_ready", finished, status="result_ready", procedure_name=story.facts["procedure_name"],
+                 agency_code=agency, finished_at=finished, contact=CONTACT)
     if returned:
-        events.append(event("intake", "result_returned", {
-            "code": code, "returned_at": returned, "method": "counter",
-            "returned_by": f"receptionist@{agency}"}, returned))
-    return events
-
-
-def _task(event_type: str, code: str, agency: str, step: str, index: int, at: datetime, due: datetime) -> Event:
-    data = {"task_id": f"{code}/{index}", "dossier_code": code, "agency_code": agency, "step": step,
-            "step_index": index}
-    if event_type == "task_assigned":
-        data.update(assigned_at=at, due_at=due, role="specialist")
-    else:
-        data.update(completed_at=at, completed_by=f"specialist@{agency}", outcome="approve", note="",
-                    timeliness="early")
-    return event("workflow", event_type, data, at)
+        story.intake("result_returned", returned, status="returned", returned_at=returned, method="counter",
+                     returned_by=f"receptionist@{agency}")
+    return story.events
 
 
 def memory_database():

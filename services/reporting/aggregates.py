@@ -25,7 +25,9 @@ life); `tests/reporting/test_aggregates.py` checks every cell against the plain 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, delete, func, or_, select
@@ -46,6 +48,7 @@ Key = tuple[str, str, str, date, str]  # agency_code, field_code, channel, day, 
 KINDS = ("early", "on_time", "late")
 CLASSES = ("normal", "awaiting_payment", "stopped")
 FLOWS = ("received", *(f"resolved.{kind}" for kind in KINDS), "withdrawn")
+RESOLVED_SECONDS = "resolved.seconds"
 T = ReportCount.__table__
 
 
@@ -65,6 +68,9 @@ def contributions(fact, zone: ZoneInfo) -> Counter:
     add("received", received)
     if fact.finished_at is not None and fact.timeliness in KINDS:
         add(f"resolved.{fact.timeliness}", fact.finished_at)
+        # summed, not counted: the leaders' average processing time (reception → result, calendar time)
+        out[(*dims, fact.finished_at.astimezone(zone).date(), RESOLVED_SECONDS)] += \
+            round((fact.finished_at - received).total_seconds())
     if fact.withdrawn_at is not None and fact.finished_at is None:
         add("withdrawn", fact.withdrawn_at)
     add(f"open.in.{cls}", received)
@@ -99,27 +105,49 @@ def apply(session: Session, delta: Counter) -> None:
             grains[("month", day.replace(day=1), bucket, agency, field, channel)] += n
     rows = [{"grain": grain, "day": day, "bucket": bucket, "agency_code": agency, "field_code": field,
              "channel": channel, "n": n} for (grain, day, bucket, agency, field, channel), n in sorted(grains.items())]
-    if not rows:
-        return
-    statement = dialect_insert(session)(T)
-    session.execute(statement.on_conflict_do_update(
+    if rows:
+        session.execute(_add_counts(session.get_bind().dialect.name), rows)
+
+
+@cache
+def _add_counts(dialect: str):
+    """The counters' upsert, built once per database kind (building one costs more than running it)."""
+    statement = dialect_insert(dialect)(T)
+    return statement.on_conflict_do_update(
         index_elements=[T.c.grain, T.c.day, T.c.bucket, T.c.agency_code, T.c.field_code, T.c.channel],
-        set_={"n": T.c.n + statement.excluded.n}), rows)
+        set_={"n": T.c.n + statement.excluded.n})
 
 
-def dialect_insert(session: Session):
-    """The INSERT construct of the session's database, which knows ON CONFLICT (PostgreSQL or SQLite)."""
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+def dialect_insert(dialect: str):
+    """The INSERT construct of a database kind that knows ON CONFLICT (PostgreSQL, else SQLite)."""
+    return pg_insert if dialect == "postgresql" else sqlite_insert
 
 
 def clear(session: Session) -> None:
     session.execute(delete(ReportCount))
 
 
+@dataclass(frozen=True)
+class Figures:
+    """The standard report, and from the same read the average processing days of the dossiers resolved in
+    the period per row key (None: over all of them)."""
+
+    report: dict
+    average_days: dict[str | None, float]
+    overall_days: float | None
+
+
 def report(session: Session, date_from: date, date_to: date, zone: ZoneInfo, agency_names: dict[str, str],
            now: datetime, agency: str | None = None, by: str = "agency",
            parents: dict[str, str | None] | None = None) -> dict:
     """`timeliness.report` from the counters: the same figures, reading rows per day instead of dossiers."""
+    return figures(session, date_from, date_to, zone, agency_names, now, agency, by, parents).report
+
+
+def figures(session: Session, date_from: date, date_to: date, zone: ZoneInfo, agency_names: dict[str, str],
+            now: datetime, agency: str | None = None, by: str = "agency",
+            parents: dict[str, str | None] | None = None) -> Figures:
+    """The report and the average processing days, in one read of the counters."""
     check_query(agency, by, agency_names)
     period = Period.of(date_from, date_to, zone, now)
     start, end = period.date_from, period.end.astimezone(zone).date()
@@ -139,12 +167,40 @@ def report(session: Session, date_from: date, date_to: date, zone: ZoneInfo, age
         found_sums[bucket] = (before[0] + int(row.before_start), before[1] + int(row.before_as_of),
                               before[2] + int(row.before_end))
     current = period.as_of < period.end  # the period is not over: overdue is judged now, on today's date
-    found = {}
+    found, resolved = {}, {}
     for code in sorted(sums, key=lambda value: value or ""):
         counts = cells(sums[code], current)
         if any(counts[name] for name in BASE_CELLS):  # as the GROUP BY: only rows with counted dossiers
             found[None if code == "" else code] = counts
-    return assemble(found, period, zone, agency_names, agency=agency, by=by, parents=parents)
+        seconds = sums[code].get(RESOLVED_SECONDS, (0, 0, 0))
+        resolved[None if code == "" else code] = (sum(counts[f"resolved.{kind}"] for kind in KINDS),
+                                                  seconds[2] - seconds[0])
+    return Figures(assemble(found, period, zone, agency_names, agency=agency, by=by, parents=parents),
+                   {code: _days(*pair) for code, pair in resolved.items() if pair[0]},
+                   _days(sum(n for n, _ in resolved.values()), sum(s for _, s in resolved.values())))
+
+
+def _days(resolved: int, seconds: int) -> float | None:
+    """Average days from reception to result, as the leaders read it (2 decimals)."""
+    return round(seconds / resolved / 86400, 2) if resolved else None
+
+
+def daily(session: Session, date_from: date, date_to: date, agency: str | None = None,
+          parents: dict[str, str | None] | None = None) -> dict[date, dict[str, dict[str, int]]]:
+    """Per local day of the period that counted any: received per channel and resolved per timeliness."""
+    resolved = {f"resolved.{kind}": kind for kind in KINDS}
+    query = (select(T.c.day, T.c.bucket, T.c.channel, func.sum(T.c.n).label("n"))
+             .where(T.c.grain == "day", T.c.day >= date_from, T.c.day <= date_to,
+                    T.c.bucket.in_(("received", *resolved)))
+             .group_by(T.c.day, T.c.bucket, T.c.channel))
+    if agency is not None:
+        query = query.where(T.c.agency_code.in_(subtree(agency, parents or {})))
+    days: dict[date, dict[str, dict[str, int]]] = {}
+    for row in session.execute(query):
+        group, kind = ("received", row.channel) if row.bucket == "received" else ("resolved", resolved[row.bucket])
+        kinds = days.setdefault(row.day, {"received": {}, "resolved": {}})[group]
+        kinds[kind] = kinds.get(kind, 0) + int(row.n)
+    return days
 
 
 def _before(day: date):

@@ -59,10 +59,10 @@ EARLIEST = {
     "dossier_overdue": ("overdue_noticed_at", "detected_at"),
 }
 # Workflow's events that move the dossier within its run: (the agency's field, the step's field; None:
-# the run is over).
+# the run is over). A step done moves nothing: the next one's assignment does (at the same instant), and
+# of parallel steps the one done is no longer where the dossier is.
 RUN_MOVES = {
     "task_assigned": ("agency_code", "step"),
-    "task_completed": ("agency_code", "step"),
     "dossier_transferred": ("to_agency_code", "step"),
     "result_ready": ("agency_code", None),
 }

@@ -1,19 +1,21 @@
 """Leaders' figures: today / this month / this year per agency, a per-day series for charts, and the
 public statistics per agency ("Sở Y tế: 594 received, 443 resolved, 430 early = 97.07 %").
 
-The counts come from the standard report (timeliness.report), so a leader's figure and the report's
-agree and each has its drill-down list; average processing times and the slowest procedures are
-averages over the dossiers resolved in the period (received → result ready, calendar time).
+One read path per figure: the counts, the average processing times (received → result ready, calendar
+time, over the dossiers resolved in the period) and the per-day series come from the standard report's
+pre-aggregated counters (aggregates.py), so a leader's figure, the public one and the official report's
+are the same number, each with its drill-down list. Only the slowest procedures are read from the
+dossiers' rows (the counters have no procedure: it would multiply their rows for one list of five).
 """
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
-from services.reporting import timeliness
+from services.reporting import aggregates, timeliness
 from services.reporting.models import DossierFact as F
 
 SLOWEST = 5
@@ -29,20 +31,19 @@ def dashboard(session: Session, zone: ZoneInfo, agency_names: dict[str, str], pa
     today = now.astimezone(zone).date()
     result = {"as_of": None, "periods": {}}
     for name, (first, last) in periods(today).items():
-        report = timeliness.report(session, first, last, zone, agency_names, now, agency=agency, parents=parents)
+        figures = aggregates.figures(session, first, last, zone, agency_names, now, agency=agency, parents=parents)
+        report = figures.report
         result["as_of"] = report["as_of"]
-        window = timeliness.Period.of(first, last, zone, now)
-        average = _average_days(session, window, F.agency_code, agency, parents)
-        agencies = [_figures(row, average.get(row["agency_code"])) | {"agency_code": row["agency_code"],
-                                                                       "agency_name": row["agency_name"]}
+        agencies = [_figures(row, figures.average_days.get(row["agency_code"]))
+                    | {"agency_code": row["agency_code"], "agency_name": row["agency_name"]}
                     for row in report["rows"]]
         result["periods"][name] = {
             "from": first.isoformat(), "to": last.isoformat(),
-            "totals": _figures(report["totals"], _overall_days(session, window, agency, parents)),
+            "totals": _figures(report["totals"], figures.overall_days),
             "agencies": agencies,
             "ranked_by_on_time": sorted((a for a in agencies if a["resolved"]["total"]),
                                         key=lambda a: (-a["on_time_rate"], a["agency_code"])),
-            "slowest_procedures": _slowest(session, window, agency, parents),
+            "slowest_procedures": _slowest(session, timeliness.Period.of(first, last, zone, now), agency, parents),
         }
     return result
 
@@ -76,16 +77,6 @@ def _resolved_in(window: timeliness.Period, agency: str | None, parents: dict):
     return condition
 
 
-def _average_days(session, window, key, agency, parents) -> dict[str, float]:
-    query = select(key, func.avg(_days(session))).where(_resolved_in(window, agency, parents)).group_by(key)
-    return {code: round(float(days), 2) for code, days in session.execute(query)}
-
-
-def _overall_days(session, window, agency, parents) -> float | None:
-    days = session.scalar(select(func.avg(_days(session))).where(_resolved_in(window, agency, parents)))
-    return round(float(days), 2) if days is not None else None
-
-
 def _slowest(session, window, agency, parents) -> list[dict]:
     days = func.avg(_days(session))
     query = (select(F.procedure_code, func.max(F.procedure_name), func.count(), days,
@@ -97,28 +88,25 @@ def _slowest(session, window, agency, parents) -> list[dict]:
             for code, name, count, avg, late in session.execute(query)]
 
 
-def series(session: Session, date_from: date, date_to: date, zone: ZoneInfo, now: datetime,
-           agency: str | None = None, parents: dict | None = None) -> dict:
+def series(session: Session, date_from: date, date_to: date, agency: str | None = None,
+           parents: dict | None = None) -> dict:
     """Per local day: dossiers received (online / counter / postal) and resolved (early / on time /
-    late). Days are cut at local midnight in Python from each instant, so either database works."""
-    start = datetime.combine(date_from, time.min, tzinfo=zone)
-    end = datetime.combine(date_to + timedelta(days=1), time.min, tzinfo=zone)
-    days = {(date_from + timedelta(days=n)).isoformat(): {
-        "received": {"online": 0, "counter": 0, "postal": 0}, "resolved": {"early": 0, "on_time": 0, "late": 0}}
-        for n in range((date_to - date_from).days + 1)}
-    scope = F.agency_code.in_(timeliness.subtree(agency, parents or {})) if agency else True
-    for column, kind, group in ((F.received_at, F.channel, "received"), (F.finished_at, F.timeliness, "resolved")):
-        query = select(column, kind).where(column >= start, column < end, kind.is_not(None), scope)
-        for at, value in session.execute(query.execution_options(yield_per=10_000)):
-            days[at.astimezone(zone).date().isoformat()][group][value] += 1
-    return {"from": date_from.isoformat(), "to": date_to.isoformat(),
-            "days": [{"date": day, **figures} for day, figures in days.items()]}
+    late), from the counters' days (cut at the province's local midnight)."""
+    counted = aggregates.daily(session, date_from, date_to, agency=agency, parents=parents)
+    days = []
+    for n in range((date_to - date_from).days + 1):
+        day = date_from + timedelta(days=n)
+        found = counted.get(day, {"received": {}, "resolved": {}})
+        days.append({"date": day.isoformat(),
+                     "received": {channel: found["received"].get(channel, 0) for channel in ("online", "counter", "postal")},
+                     "resolved": {kind: found["resolved"].get(kind, 0) for kind in aggregates.KINDS}})
+    return {"from": date_from.isoformat(), "to": date_to.isoformat(), "days": days}
 
 
 def public_statistics(session: Session, date_from: date, date_to: date, zone: ZoneInfo,
                       agency_names: dict[str, str], parents: dict, now: datetime) -> dict:
     """Per agency (rolled up the tree), what anyone may see: counts and shares, no dossier at all."""
-    report = timeliness.report(session, date_from, date_to, zone, agency_names, now, parents=parents)
+    report = aggregates.report(session, date_from, date_to, zone, agency_names, now, parents=parents)
     return {"from": report["from"], "to": report["to"], "as_of": report["as_of"], "agencies": [
         {"agency_code": row["agency_code"], "agency_name": row["agency_name"], "parent_code": row["parent_code"],
          "received": row["received"]["total"], "resolved": row["resolved"]["total"],

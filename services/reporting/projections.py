@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
+from functools import cache
 from typing import Iterator
 from zoneinfo import ZoneInfo
 
@@ -81,12 +82,19 @@ def _locked_row(session: Session, code: str) -> DossierFact:
 def mark_for_portal(session: Session, code: str, version: int, now: datetime) -> None:
     """Queue the dossier's `version` (its number of stored events) for the national portal, in the
     transaction that stored the event: a version is pushed once it is committed, whatever happens after."""
-    statement = aggregates.dialect_insert(session)(PUSHES).values(
-        dossier_code=code, version=version, state="pending", attempts=0, next_attempt_at=now)
-    session.execute(statement.on_conflict_do_update(
+    session.execute(_queue_version(session.get_bind().dialect.name), {
+        "dossier_code": code, "version": version, "state": "pending", "attempts": 0, "next_attempt_at": now})
+
+
+@cache
+def _queue_version(dialect: str):
+    """The portal queue's upsert (a new version is due now, its failures forgotten), built once: building
+    it costs more than running it."""
+    statement = aggregates.dialect_insert(dialect)(PUSHES)
+    return statement.on_conflict_do_update(
         index_elements=[PUSHES.c.dossier_code], where=PUSHES.c.version != statement.excluded.version,
         set_={"version": statement.excluded.version, "state": "pending", "attempts": 0,
-              "next_attempt_at": statement.excluded.next_attempt_at, "last_error": None}))
+              "next_attempt_at": statement.excluded.next_attempt_at, "last_error": None})
 
 
 def replay(row: DossierFact, events: list[StoredEvent], zone: ZoneInfo) -> Iterator[tuple[StoredEvent, dict]]:

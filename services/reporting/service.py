@@ -75,8 +75,8 @@ class ReportingService:
         p = self.province
         if query["agency"] is not None and query["agency"] not in p.agency_names:
             raise ValidationFailed("unknown agency", field="agency")
-        return leaders.series(self.db.session, query["date_from"], query["date_to"], p.zone, utcnow(),
-                              agency=query["agency"], parents=p.parents)
+        return leaders.series(self.db.session, query["date_from"], query["date_to"], agency=query["agency"],
+                              parents=p.parents)
 
     @rpc
     def public_statistics(self, date_from, date_to):

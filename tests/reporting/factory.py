@@ -141,6 +141,93 @@ def lifecycle(code: str, *, submitted: datetime, agency: str = JUSTICE, channel:
     return story.events
 
 
+SURVEY_OFFICE, TAX_OFFICE = "000.12.02.H56", "000.13.01.H56"  # a transfer's target; a parallel step's agency
+ENDINGS = ("returned", "withdrawn", "stopped")
+
+
+def rich_life(code: str, ending: str = "returned", start: datetime = vn(2026, 3, 2, 8)) -> list[Event]:
+    """A dossier through every kind of move, in the order they happen: a supplement asked by a step and
+    supplied; parallel steps, one transferred to another agency, the other fixing a fee paid later; a
+    second supplement; a new appointment (form 04) and overdue notices; then `ending`: the result returned
+    and rated, a withdrawal while the second supplement is awaited, or a stop."""
+    story = Story(code)
+    day = timedelta(days=1)
+    due = vn(2026, 3, 20, 17)
+    story.intake("dossier_submitted", start, status="submitted", **story.facts, submitted_at=start,
+                 applicant_masked=mask_name(NAME), tracking_key=tracking_key(SECRET, code, PHONE[-4:]))
+    received = start + timedelta(hours=1)
+    story.intake("dossier_received", received, status="received", due=due, **story.facts, received_at=received,
+                 received_by="receptionist", form={}, contact=CONTACT)
+    first = received + timedelta(minutes=1)
+    story.task("task_assigned", 0, JUSTICE, "Thẩm định", first, due)
+    story.intake("dossier_processing_started", first, status="processing", started_at=first)
+    asked = start + day
+    story.run("supplement_needed", asked, agency_code=JUSTICE, task_id=f"{code}/0", items=["Bản sao sổ đỏ"],
+              requested_by="specialist", requested_at=asked)
+    story.intake("supplement_requested", asked + timedelta(hours=1), status="supplement_requested",
+                 agency_code=JUSTICE, requested_at=asked + timedelta(hours=1), requested_by="specialist",
+                 items=["Bản sao sổ đỏ"], contact=CONTACT)
+    due += 2 * day
+    story.intake("dossier_supplemented", start + 3 * day, status="processing", due=due,
+                 supplemented_at=start + 3 * day)
+    fork = start + 4 * day
+    story.task("task_completed", 0, JUSTICE, "Thẩm định", fork, due)
+    story.task("task_assigned", 1, LAND_OFFICE, "Đo đạc", fork, due)
+    story.task("task_assigned", 2, TAX_OFFICE, "Xác định nghĩa vụ thuế", fork, due)
+    moved = start + 5 * day
+    story.task("dossier_transferred", 1, SURVEY_OFFICE, "Đo đạc", moved, due, from_agency_code=LAND_OFFICE,
+               to_agency_code=SURVEY_OFFICE, transferred_at=moved, transferred_by="leader", new_task_id=f"{code}/1b")
+    fee = start + 6 * day
+    story.run("payment_required", fee, agency_code=TAX_OFFICE, task_id=f"{code}/2", amount_vnd=500_000,
+              required_at=fee)
+    story.intake("payment_requested", fee + timedelta(hours=1), status="awaiting_payment", agency_code=JUSTICE,
+                 requested_at=fee + timedelta(hours=1), amount_vnd=500_000, contact=CONTACT)
+    due += 2 * day
+    story.intake("payment_received", start + 8 * day, status="processing", due=due, paid_at=start + 8 * day,
+                 confirmed_by="receptionist", receipt_number="BL-1")
+    story.task("task_completed", 2, TAX_OFFICE, "Xác định nghĩa vụ thuế", start + 9 * day, due)
+    again = start + 9 * day + timedelta(hours=2)
+    story.intake("supplement_requested", again, status="supplement_requested", agency_code=JUSTICE,
+                 requested_at=again, requested_by="specialist", items=["Bản đồ địa chính", "Tờ khai thuế"],
+                 contact=CONTACT)
+    if ending == "withdrawn":  # while the second supplement is awaited: the pause ends with it
+        story.intake("dossier_withdrawn", start + 10 * day, status="withdrawn", withdrawn_at=start + 10 * day,
+                     withdrawn_by="receptionist")
+        return story.events
+    due += day
+    story.intake("dossier_supplemented", again + timedelta(hours=3), status="processing", due=due,
+                 supplemented_at=again + timedelta(hours=3))
+    new_due = due + 5 * day
+    story.intake("dossier_rescheduled", start + 10 * day, due=new_due, agency_code=JUSTICE,
+                 rescheduled_at=start + 10 * day, rescheduled_by="receptionist", old_due_at=due, new_due_at=new_due,
+                 reason="chờ đo đạc", contact=CONTACT)
+    late = new_due + timedelta(minutes=5)
+    story.task("task_overdue", 1, SURVEY_OFFICE, "Đo đạc", late, new_due, due_at=new_due, detected_at=late,
+               escalated_to_role="leader")
+    story.run("dossier_overdue", late, agency_code=JUSTICE, current_agency_code=SURVEY_OFFICE, due_at=new_due,
+              detected_at=late)
+    if ending == "stopped":
+        stop = late + day
+        story.run("processing_stopped", stop, agency_code=SURVEY_OFFICE, stopped_at=stop, stopped_by="leader",
+                  reason="tranh chấp đất")
+        story.intake("dossier_stopped", stop, status="stopped", agency_code=JUSTICE, stopped_at=stop,
+                     reason="tranh chấp đất", contact=CONTACT)
+        return story.events
+    join = late + day
+    story.task("task_completed", 1, SURVEY_OFFICE, "Đo đạc", join, new_due)
+    story.task("task_assigned", 3, JUSTICE, "Ký duyệt", join, new_due)
+    finished = join + timedelta(hours=3)
+    story.task("task_completed", 3, JUSTICE, "Ký duyệt", finished, new_due)
+    story.run("result_ready", finished, agency_code=JUSTICE, finished_at=finished)
+    story.intake("dossier_result_ready", finished, status="result_ready", procedure_name=story.facts["procedure_name"],
+                 agency_code=JUSTICE, finished_at=finished, contact=CONTACT)
+    story.intake("result_returned", finished + day, status="returned", returned_at=finished + day, method="counter",
+                 returned_by="receptionist")
+    story.intake("dossier_rated", finished + 2 * day, agency_code=JUSTICE, procedure_code="1.004873", field_code="HT",
+                 rating=5, rated_at=finished + 2 * day)
+    return story.events
+
+
 def memory_database():
     """A reporting schema in an in-memory SQLite database; returns a maker of units of work."""
     engine = create_engine("sqlite://", poolclass=StaticPool)

@@ -64,7 +64,7 @@ def test_the_daily_series_cuts_days_at_local_midnight():
                   finished=vn(2026, 3, 3, 23, 50)),  # 2 March 00:20 local is 1 March in UTC
         lifecycle("C-2", submitted=vn(2026, 3, 2, 8), received=vn(2026, 3, 2, 9), due=vn(2026, 3, 3, 17),
                   finished=vn(2026, 3, 4, 9), channel="postal"))
-    series = leaders.series(session, date(2026, 3, 1), date(2026, 3, 4), VN, NOW)
+    series = leaders.series(session, date(2026, 3, 1), date(2026, 3, 4))
     days = {d["date"]: d for d in series["days"]}
     assert list(days) == ["2026-03-01", "2026-03-02", "2026-03-03", "2026-03-04"]
     assert days["2026-03-01"]["received"] == {"online": 0, "counter": 0, "postal": 0}

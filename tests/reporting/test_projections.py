@@ -3,13 +3,19 @@ import json
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import sessionmaker
 
 from motcua import migrate
+from motcua.db import UnitOfWork, make_engine
 from services.reporting import cli, projections
-from services.reporting.models import DossierFact, StoredEvent
+from services.reporting.models import Base, DossierFact, StoredEvent
+from tests import infra
 from tests.reporting.factory import (
     EMAIL,
+    ENDINGS,
     JUSTICE,
     LAND_OFFICE,
     NAME,
@@ -20,8 +26,10 @@ from tests.reporting.factory import (
     lifecycle,
     memory_database,
     random_lives,
+    rich_life,
     vn,
 )
+from tests.reporting.test_aggregates import counters
 
 
 @pytest.fixture
@@ -264,3 +272,56 @@ def test_make_replay_rebuilds_a_database_file(tmp_path, capsys):
     assert json.loads(out) == {"dossiers": 30, "events": len(events)}
     assert "replay [" in err and "30/30" in err
     assert all_facts(cli.unit_of_work(url).session) == live
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.data())
+def test_live_in_any_order_with_redeliveries_equals_the_replay_and_the_order_things_happened(data):
+    events = rich_life("000.00.06.H56-260302-0021", data.draw(st.sampled_from(ENDINGS))) + returned_dossier()
+    delivered = data.draw(st.permutations(events + data.draw(st.lists(st.sampled_from(events), max_size=6))))
+    uow = memory_database()()
+    assert sum(projections.record(uow, evt, VN) for evt in delivered) == len(events)  # the inbox drops repeats
+    live, live_counters = all_facts(uow.session), counters(uow.session)
+    in_order = memory_database()()
+    for evt in events:
+        projections.record(in_order, evt, VN)
+    assert live == all_facts(in_order.session) and live_counters == counters(in_order.session)
+    assert projections.rebuild_all(uow, VN) == {"dossiers": 2, "events": len(events)}
+    assert all_facts(uow.session) == live and counters(uow.session) == live_counters
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'reporting.db'}"
+        migrate.upgrade("reporting", url)
+        yield url
+        return
+    request.getfixturevalue("postgres")
+    urls = infra.create_service_databases(names=("reporting",))
+    yield urls["reporting"]
+    infra.drop_databases(urls)
+
+
+def test_events_of_one_dossier_applied_in_one_transaction_all_land_whoever_applies_the_next_batch(db_url):
+    """The consumer applies a batch of events one after another and commits once; two workers' sessions
+    take turns, each still holding the dossier's row from its previous batch."""
+    engine = make_engine(db_url)
+    sessions = sessionmaker(bind=engine, expire_on_commit=False)
+    workers = [UnitOfWork(sessions(), "reporting", Base.metadata) for _ in range(2)]
+    events = rich_life("000.00.06.H56-260302-0022") + returned_dossier()
+    for turn, start in enumerate(range(0, len(events), 7)):
+        uow = workers[turn % 2]
+        for evt in events[start:start + 7]:
+            projections.project(uow.session, evt, VN)
+        uow.commit()
+    expected = memory_database()()
+    for evt in events:
+        projections.record(expected, evt, VN)
+    with sessions() as session:
+        assert all_facts(session) == all_facts(expected.session)
+        assert counters(session) == counters(expected.session)
+        assert session.scalar(select(func.count()).select_from(StoredEvent)) == len(events)
+    for uow in workers:
+        uow.close()
+    engine.dispose()

@@ -310,11 +310,14 @@ def test_events_of_one_dossier_applied_in_one_transaction_all_land_whoever_appli
     sessions = sessionmaker(bind=engine, expire_on_commit=False)
     workers = [UnitOfWork(sessions(), "reporting", Base.metadata) for _ in range(2)]
     events = rich_life("000.00.06.H56-260302-0022") + returned_dossier()
+    held = []  # what a worker's session still holds after its commit (expire_on_commit=False)
     for turn, start in enumerate(range(0, len(events), 7)):
         uow = workers[turn % 2]
         for evt in events[start:start + 7]:
             projections.project(uow.session, evt, VN)
         uow.commit()
+        held += [uow.session.get(DossierFact, code) for code in {projections.dossier_code(e.data) for e in events}]
+        uow.commit()  # ends the read's transaction; the rows stay in the session, unexpired
     expected = memory_database()()
     for evt in events:
         projections.record(expected, evt, VN)

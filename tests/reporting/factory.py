@@ -45,7 +45,7 @@ class Story:
         self.facts = {"code": code, "procedure_code": "1.004873", "field_code": "HT", "agency_code": agency,
                       "procedure_name": "Thủ tục cấp Giấy xác nhận tình trạng hôn nhân", "channel": channel}
         self.events: list[Event] = []
-        self.version = self.run_version = 0
+        self.version = 0
         self.status = self.due = None
 
     def intake(self, event_type: str, at: datetime, status=KEEP, due=KEEP, **data) -> Event:
@@ -57,9 +57,12 @@ class Story:
             "status_code": STATUS_CODES[self.status], "due_at": self.due}, at))
 
     def run(self, event_type: str, at: datetime, **data) -> Event:
-        self.run_version += 1
-        return self._told(event("workflow", event_type, {"dossier_code": self.code, **data,
-                                                         "run_version": self.run_version}, at))
+        evt = self._told(event("workflow", event_type, {"dossier_code": self.code, **data, "run_version": 1}, at))
+        # workflow numbers its events in the order it did things, whatever order the story tells them in
+        run = sorted((e for e in self.events if e.source == "workflow"), key=lambda e: e.occurred_at)
+        for version, told in enumerate(run, 1):
+            told.data["run_version"] = version
+        return evt
 
     def task(self, event_type: str, index: int, agency: str, step: str, at: datetime, due: datetime,
              **data) -> Event:

@@ -25,9 +25,11 @@ from tests.reporting.factory import (
     NAME,
     PHONE,
     SECRET,
+    SURVEY_OFFICE,
     VN,
     lifecycle,
     memory_database,
+    rich_life,
     vn,
 )
 from tests.reporting.portal import TOKEN, Portal
@@ -112,6 +114,28 @@ def test_a_new_appointment_and_overdue_notices_are_in_the_pushed_history(portal)
         "2026-03-04T10:00:00+07:00")
     assert (lines["task_overdue"]["content"], lines["task_overdue"]["at"]) == ("Thẩm định", "2026-03-10T17:05:00+07:00")
     assert lines["dossier_overdue"]["status"] == "processing"
+
+
+def test_a_dossier_through_a_fee_a_transfer_parallel_steps_and_a_stop_is_pushed_with_its_whole_history(portal):
+    code = "000.00.06.H56-260302-0003"
+    events = rich_life(code, "stopped")
+    uow = stored(memory_database(), events[::-1])  # heard backwards: the history is in the order things happened
+    assert dvcqg.push_due(uow, dvcqg.PortalClient(settings(portal.start())), VN, NOW)["pushed"] == 1
+    [request] = portal.requests
+    body = request["body"]
+    assert (body["status"], body["status_code"], body["version"]) == ("unresolved", 8, len(events))
+    assert [line["event"] for line in body["history"]] == [e.event_type for e in events]
+    lines = {line["event"]: line for line in body["history"]}
+    assert (lines["payment_requested"]["title"], lines["payment_requested"]["status"]) == (
+        "Thông báo nghĩa vụ tài chính", "paying")
+    assert (lines["payment_received"]["handler"], lines["payment_received"]["content"],
+            lines["payment_received"]["status"]) == ("receptionist", "BL-1", "processing")
+    assert (lines["dossier_transferred"]["department"], lines["dossier_transferred"]["step"]) == (
+        SURVEY_OFFICE, "Đo đạc")
+    assert lines["dossier_stopped"]["status"] == "unresolved" and lines["processing_stopped"]["status"] == "processing"
+    assert [s["items"] for s in body["supplements"]] == [["Bản sao sổ đỏ"], ["Bản đồ địa chính", "Tờ khai thuế"]]
+    assert all(s["supplemented_at"] for s in body["supplements"])
+    assert NAME not in request["raw"] and PHONE not in request["raw"]
 
 
 def test_every_status_is_mapped_to_the_portal_value(portal):

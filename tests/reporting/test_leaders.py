@@ -1,8 +1,18 @@
 """Leaders' figures, the per-day series and the public statistics, on hand-built dossiers."""
+import random
 from datetime import date
 
-from services.reporting import leaders, projections
-from tests.reporting.factory import JUSTICE, LAND_OFFICE, VN, lifecycle, memory_database, vn
+from services.reporting import aggregates, leaders, projections, timeliness
+from tests.reporting.factory import (
+    JUSTICE,
+    LAND_OFFICE,
+    VN,
+    all_facts,
+    lifecycle,
+    memory_database,
+    random_lives,
+    vn,
+)
 from tests.reporting.test_standard_report import LAND_DEPT, NAMES, PARENTS, PROVINCE
 
 NOW = vn(2026, 3, 20, 15)
@@ -83,3 +93,47 @@ def test_public_statistics_quote_each_agency_like_the_press():
         "late_pct": 50.0}
     assert by[PROVINCE]["received"] == 5 and by[PROVINCE]["resolved"] == 3 and by[PROVINCE]["early_pct"] == 33.33
     assert "dossiers" not in repr(stats) and "A-1" not in repr(stats)
+
+
+def test_the_dashboard_public_statistics_and_series_give_the_official_reports_figures():
+    """One read path per figure: what a leader and the public read is what the standard report says, and
+    what the plain GROUP BY over the dossiers' rows gives (timeliness.report)."""
+    rng = random.Random(21)
+    uow = memory_database()()
+    events = [evt for life in random_lives(rng, 120, vn(2026, 1, 2, 8), 75, reschedules=True) for evt in life]
+    for evt in rng.sample(events, len(events)):
+        projections.record(uow, evt, VN)
+    rows = all_facts(uow.session).values()
+    now = vn(2026, 5, 29, 16)  # after every event: the counters are exact for lives in the past
+    board = leaders.dashboard(uow.session, VN, NAMES, PARENTS, now)
+    for name, (first, last) in leaders.periods(now.date()).items():
+        official = timeliness.report(uow.session, first, last, VN, NAMES, now, parents=PARENTS)
+        assert aggregates.report(uow.session, first, last, VN, NAMES, now, parents=PARENTS) == official
+        window = timeliness.Period.of(first, last, VN, now)
+        resolved = [r for r in rows if r["finished_at"] and window.start <= r["finished_at"] < window.end]
+
+        def average(dossiers):
+            days = [(r["finished_at"] - r["received_at"]).total_seconds() / 86400 for r in dossiers]
+            return round(sum(days) / len(days), 2) if days else None
+
+        period = board["periods"][name]
+        assert period["totals"] == leaders._figures(official["totals"], average(resolved))
+        assert period["agencies"] == [
+            leaders._figures(row, average([r for r in resolved if r["agency_code"] == row["agency_code"]]))
+            | {"agency_code": row["agency_code"], "agency_name": row["agency_name"]} for row in official["rows"]]
+        series = leaders.series(uow.session, first, last)["days"]
+        totals = official["totals"]
+        for channel in ("online", "counter", "postal"):
+            assert sum(day["received"][channel] for day in series) == totals["received"][channel]
+        for kind in ("early", "on_time", "late"):
+            assert sum(day["resolved"][kind] for day in series) == totals["resolved"][kind]
+    assert board["periods"]["year"]["totals"]["resolved"]["total"] > 0 < board["periods"]["month"]["totals"]["in_progress"]
+
+    first, last = date(2026, 1, 1), date(2026, 3, 31)
+    stats = leaders.public_statistics(uow.session, first, last, VN, NAMES, PARENTS, now)
+    official = timeliness.report(uow.session, first, last, VN, NAMES, now, parents=PARENTS)["rollup"]
+    assert [(a["agency_code"], a["received"], a["resolved"], a["early"], a["on_time"], a["late"], a["in_progress"],
+             a["overdue"]) for a in stats["agencies"]] == [
+        (row["agency_code"], row["received"]["total"], row["resolved"]["total"], row["resolved"]["early"],
+         row["resolved"]["on_time"], row["resolved"]["late"], row["in_progress"]["total"],
+         row["in_progress"]["overdue"]) for row in official]

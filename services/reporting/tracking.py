@@ -7,19 +7,24 @@ import hmac
 from functools import partial
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.orm import Session, defer
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
 
 from motcua.calendar import local_iso
 from motcua.errors import NotFound, WrongKey
 from motcua.privacy import tracking_key
-from services.reporting.models import DossierFact
+from services.reporting.models import DossierFact as F
 
 # One message for an unknown code and a wrong key: the answer must not reveal which codes exist.
 NOT_FOUND = "no dossier with this code and key"
+# The columns the answer shows, read by primary key (plain rows: no ORM object to build for a read).
+TRACKED = select(F.code, F.procedure_code, F.procedure_name, F.status, F.status_code, F.submitted_at, F.received_at,
+                 F.due_at, F.finished_at, F.returned_at, F.refused_at, F.current_agency_code, F.applicant_masked,
+                 F.timeline, F.supplement_items, F.tracking_key).where(F.code == bindparam("code"))
 
 
 def track(session: Session, code: str, key: str, secret: str, zone: ZoneInfo) -> dict:
-    fact = session.get(DossierFact, code, options=[defer(DossierFact.marks)])
+    fact = session.execute(TRACKED, {"code": code}).first()
     expected = tracking_key(secret, code, key)
     if fact is None or not fact.tracking_key:  # also a dossier submitted a moment ago, not projected yet
         raise NotFound(NOT_FOUND)

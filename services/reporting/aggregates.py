@@ -1,11 +1,13 @@
 """Pre-aggregated counters for the standard report: `report_counts`, counts per receiving agency × field ×
 local day × channel × bucket, kept by the projection code at every change of a dossier's row (the
 difference between its old and new contributions) and rebuilt by a replay. The report of any period
-then reads a few rows per agency, field and day instead of every dossier.
+then reads a few rows per agency, field and day instead of every dossier; the leaders' dashboard, the
+daily series and the public statistics read the same counters (one read path per figure).
 
 Two kinds of bucket:
 - flows, counted on the local day they happened: `received` (with the channel), `resolved.<timeliness>`
-  (result ready), `withdrawn`. A period's figure is the sum over its days.
+  (result ready), `withdrawn`; `resolved.seconds` sums instead of counting (reception → result ready,
+  for the leaders' average processing time). A period's figure is the sum over its days.
 - stocks, as an entry and an exit: `<stock>.in.<class>` on the day the dossier enters the state,
   `<stock>.out.<class>` on the day it leaves it (never before the entry). Dossiers in the state at a
   local midnight T = entries before T − exits before T. `open` (received, not closed) gives the

@@ -135,11 +135,12 @@ def _derive(row, zone: ZoneInfo) -> None:
     row.current_agency_code, row.current_step = where(row.status, place, row.agency_code)
     asked = _asked(intake)
     row.supplements = len(asked)
-    row.paused_at = row.pause_ended_at = None
+    paused = ended = None
     if asked:  # the latest pause: from its request to the first supply or withdrawal after it
-        row.paused_at = _instant(asked[-1]["at"])
-        ended = next((m for m in intake if m.get("pause") == "ended" and m["v"] > asked[-1]["v"]), None)
-        row.pause_ended_at = _instant(ended["at"]) if ended else None
+        paused = asked[-1]
+        ended = next((m for m in intake if m.get("pause") == "ended" and m["v"] > paused["v"]), None)
+    row.paused_at = _instant(paused["at"]) if paused else None
+    row.pause_ended_at = _instant(ended["at"]) if ended else None
     # When the dossier left the in-progress count: its result was ready, or it was withdrawn.
     row.closed_at = row.finished_at or row.withdrawn_at
     # Judged (on local dates) only once the result is ready and a due date is known.

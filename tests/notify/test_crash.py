@@ -16,7 +16,7 @@ from services.notify.models import DELIVERED, SENDING, Delivery
 from tests import infra
 from tests.notify.conftest import EMAIL, dossier_received, read_maildir
 
-QUEUE = "evt-intake-dossier_received--notify.on_dossier_received"
+QUEUE = "inbox.notify"  # every event notify handles
 
 pytestmark = pytest.mark.integration
 

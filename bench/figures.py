@@ -99,18 +99,16 @@ def write_profile(path: Path, title: str, before: Snapshot, after: Snapshot, uni
     for name in after.probe:
         old, new = before.probe[name], after.probe[name]
         samples = new["samples"] - old["samples"]
-        interval_ms = new["interval"] * 1000
+        sampled = new["sampled_seconds"] - old["sampled_seconds"]
         cpu_ms = (after.services_cpu[name] - before.services_cpu[name]) * 1000
-        lines.append(f"== {name}: {samples} samples of {interval_ms:g} ms of CPU "
-                     f"(≈{samples * interval_ms / units:.1f} ms/{unit}; /proc says {cpu_ms / units:.1f} ms/{unit})")
-        if not samples:
-            lines.append("")
-            continue
-        for kind in ("inclusive", "self"):
-            counts = counter_delta(old[f"samples_{kind}"], new[f"samples_{kind}"])
+        lines.append(f"== {name}: {cpu_ms / units:.1f} ms of CPU per {unit} (/proc); "
+                     + (f"{samples} samples covering {sampled * 1000 / units:.1f} ms/{unit}" if samples
+                        else "no CPU samples (run the bench with --profile)"))
+        for kind in ("inclusive", "self") if samples else ():
+            seconds = counter_delta(old[f"samples_{kind}"], new[f"samples_{kind}"])
             lines.append(f"-- top {top} by {kind} CPU: share, ms/{unit}, function")
-            for where, count in sorted(counts.items(), key=lambda item: -item[1])[:top]:
-                lines.append(f"  {100 * count / samples:5.1f} %  {count * interval_ms / units:7.2f}  {where}")
+            for where, spent in sorted(seconds.items(), key=lambda item: -item[1])[:top]:
+                lines.append(f"  {100 * spent / sampled:5.1f} %  {spent * 1000 / units:7.2f}  {where}")
         statements = counter_delta(old["statement_texts"], new["statement_texts"])
         lines.append(f"-- top {top} SQL statements: per {unit}, statement (first 160 characters)")
         for statement, count in sorted(statements.items(), key=lambda item: -item[1])[:top]:

@@ -10,7 +10,7 @@ nothing of it: it hooks the libraries, not the services.
 - py-amqp (under kombu and nameko): messages published (events, RPC requests and replies, dead letters)
   and delivered, by exchange.
 - With MOTCUA_PROBE_PROFILE set: a CPU-time sampler (ITIMER_PROF, every MOTCUA_PROBE_INTERVAL seconds of
-  the process's CPU time) recording the interrupted greenthread's stack: samples by function, self
+  the process's CPU time) recording the interrupted greenthread's stack: CPU seconds by function, self
   and inclusive. Waiting is not sampled (the timer only runs while the process uses CPU), unlike
   py-spy's wall-clock view of a busy machine.
 
@@ -31,6 +31,7 @@ def _install() -> None:
     import json
     import signal
     import sys
+    import time
     from collections import Counter
 
     statements: Counter = Counter()      # by verb: SELECT, INSERT, …
@@ -40,7 +41,7 @@ def _install() -> None:
     delivered: Counter = Counter()       # by the exchange the message was published to
     samples_self: Counter = Counter()
     samples_inclusive: Counter = Counter()
-    state = {"dumps": 0, "samples": 0}
+    state = {"dumps": 0, "samples": 0, "sampled": 0.0, "last": time.process_time()}
     path = os.path.join(PROBE_DIR, f"{os.getpid()}.json")
     roots = [p.rstrip("/") + "/" for p in sys.path if p.endswith("site-packages")]
 
@@ -151,23 +152,28 @@ def _install() -> None:
         return f"{filename}:{code.co_qualname}"
 
     def sample(_signum, frame) -> None:
+        # Weighted by the CPU time since the last sample: timer signals that arrive while a C call
+        # runs are merged into one, and that call's time belongs to the frame that made it.
+        now = time.process_time()
+        weight, state["last"] = now - state["last"], now
         state["samples"] += 1
+        state["sampled"] += weight
         if frame is None:
             return
-        samples_self[where(frame.f_code)] += 1
+        samples_self[where(frame.f_code)] += weight
         seen = set()
         while frame is not None:
             seen.add(frame.f_code)
             frame = frame.f_back
         for code in seen:
-            samples_inclusive[where(code)] += 1
+            samples_inclusive[where(code)] += weight
 
     def dump(_signum, _frame) -> None:
         state["dumps"] += 1
         # dict() copies in C: a sample arriving meanwhile cannot change a dict under iteration.
         figures = {
             "pid": os.getpid(), "argv": sys.argv, "dumps": state["dumps"], "samples": state["samples"],
-            "interval": interval, "statements": dict(statements), "statement_texts": dict(statement_texts),
+            "sampled_seconds": state["sampled"], "interval": interval, "statements": dict(statements), "statement_texts": dict(statement_texts),
             "database": dict(database), "published": dict(published), "delivered": dict(delivered),
             "samples_self": dict(samples_self), "samples_inclusive": dict(samples_inclusive),
         }

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from bench.sides import Snapshot
 
-DATABASE_COUNTS = ("commits", "rollbacks", "pre_pings", "reset_rollbacks")
+DATABASE_COUNTS = ("commits", "rollbacks", "pre_pings", "reset_rollbacks", "connects")
 SERVICE_COLUMNS = (("cpu_ms", "CPU ms", "{:.1f}"), ("statements", "SQL", "{:.1f}"), ("commits", "commits", "{:.1f}"),
                    ("rollbacks", "rollbacks", "{:.1f}"), ("pre_pings", "pre-pings", "{:.1f}"),
                    ("published", "published", "{:.1f}"), ("delivered", "delivered", "{:.1f}"))
@@ -43,8 +43,7 @@ def details(before: Snapshot, after: Snapshot, units: float) -> dict[str, dict]:
 def platform_cpu(before: Snapshot, after: Snapshot, units: float) -> dict[str, float]:
     """CPU ms per unit outside the services: this side's PostgreSQL backends, the broker, the bench's
     own clients, and every process of the machine (others' work on a shared machine shows there)."""
-    postgres = sum(cpu - before.postgres_cpu.get(pid, 0.0) for pid, cpu in after.postgres_cpu.items()
-                   if cpu > 0)
+    postgres = sum(cpu - before.postgres_cpu.get(pid, 0.0) for pid, cpu in after.postgres_cpu.items())
     return {
         "postgres_cpu_ms": postgres * 1000 / units,
         "rabbitmq_cpu_ms": (after.rabbitmq_cpu - before.rabbitmq_cpu) * 1000 / units,

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -99,7 +100,7 @@ class Snapshot:
     at: float
     services_cpu: dict[str, float]
     probe: dict[str, dict]
-    postgres_cpu: dict[int, float]  # this side's backends, by pid
+    postgres_cpu: dict[int, float]  # this side's backends, by pid (as last seen, for those gone)
     rabbitmq_cpu: float             # the whole broker (shared with anyone else using it)
     client_cpu: float
     machine_cpu: float
@@ -120,6 +121,9 @@ class Side:
         self.services: infra.ServiceProcesses | None = None
         self._dumps: dict[int, int] = {}
         self._rabbitmq = rabbitmq_pid()
+        self._backends: dict[int, float] = {}  # CPU last seen of each PostgreSQL backend of this side
+        self._backends_lock = threading.Lock()
+        self._watching = threading.Event()
 
     def __enter__(self) -> Side:
         try:
@@ -148,8 +152,10 @@ class Side:
         self.services = infra.ServiceProcesses(infra.amqp_uri(self.vhost), self.urls, self.out_dir,
                                                extra_env=probe_env, root=self.root)
         self.services.start_all()
+        threading.Thread(target=self._watch_backends, daemon=True).start()
 
     def stop(self) -> None:
+        self._watching.set()
         if self.services is not None:
             with contextlib.suppress(Exception):
                 self.services.stop_all()
@@ -187,13 +193,47 @@ class Side:
                 time.sleep(0.01)
         return figures
 
-    def _postgres_backends(self) -> list[int]:
+    def quiesce(self, quiet: float = 1.0, timeout: float = 60) -> None:
+        """Returns once no service has published or received a message for `quiet` seconds."""
+        def traffic():
+            return sum(sum(dump["published"].values()) + sum(dump["delivered"].values())
+                       for dump in self.probe().values())
+
+        last, since, deadline = traffic(), time.perf_counter(), time.perf_counter() + timeout
+        while time.perf_counter() - since < quiet and time.perf_counter() < deadline:
+            time.sleep(0.25)
+            now = traffic()
+            if now != last:
+                last, since = now, time.perf_counter()
+
+    def _watch_backends(self, every: float = 0.5) -> None:
+        """Keeps the CPU of this side's PostgreSQL backends as last seen: one that exits (a pool's
+        overflow connection closed) still counts, less its last half second."""
         names = [url.rsplit("/", 1)[1] for url in self.urls.values()]
         engine = infra._admin_engine()
         try:
             with engine.connect() as connection:
-                return [row[0] for row in connection.execute(
-                    text("SELECT pid FROM pg_stat_activity WHERE datname = ANY(:names)"), {"names": names})]
+                while not self._watching.is_set():
+                    self._backend_cpu(connection, names)
+                    self._watching.wait(every)
+        finally:
+            engine.dispose()
+
+    def _backend_cpu(self, connection, names: list[str]) -> dict[int, float]:
+        pids = connection.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = ANY(:names)"),
+                                  {"names": names}).scalars().all()
+        with self._backends_lock:
+            for pid in pids:
+                cpu = cpu_seconds(pid)
+                if cpu:
+                    self._backends[pid] = cpu
+            return dict(self._backends)
+
+    def _postgres_cpu(self) -> dict[int, float]:
+        engine = infra._admin_engine()
+        try:
+            with engine.connect() as connection:
+                return self._backend_cpu(connection, [url.rsplit("/", 1)[1] for url in self.urls.values()])
         finally:
             engine.dispose()
 
@@ -202,8 +242,7 @@ class Side:
         services_cpu = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
         rabbitmq = cpu_seconds(self._rabbitmq) if self._rabbitmq else 0.0
         client, machine = own_cpu_seconds(), machine_cpu_seconds()
-        postgres = {pid: cpu_seconds(pid) for pid in self._postgres_backends()}
-        return Snapshot(at, services_cpu, self.probe(), postgres, rabbitmq, client, machine)
+        return Snapshot(at, services_cpu, self.probe(), self._postgres_cpu(), rabbitmq, client, machine)
 
     def lagged(self) -> dict[str, float]:
         """PostgreSQL transactions in this side's databases, and the broker's message counts in its vhost."""

@@ -88,7 +88,7 @@ def run(side: Side, args) -> dict:
     codes = prepare(side, args.tracking_dossiers, args.concurrency)
     codes_file = side.out_dir / "tracking-codes.txt"
     codes_file.write_text("\n".join(codes) + "\n")
-    time.sleep(1)  # the last projections' commits and acks
+    side.quiesce()  # the last events' handlers done before the window opens
     before = side.snapshot()
     summary, wrk_cpu = load(side.base_url, codes_file, args.clients, args.seconds)
     after = side.snapshot()

@@ -6,7 +6,8 @@ variable this module does nothing. It works the same for any version of Motcua's
 nothing of it: it hooks the libraries, not the services.
 
 - SQLAlchemy (every Engine and pool): statements by verb and by text, commits, rollbacks, pool
-  pre-pings, rollbacks the pool does when a connection comes back with a transaction open.
+  pre-pings, rollbacks the pool does when a connection comes back with a transaction open, new
+  connections.
 - py-amqp (under kombu and nameko): messages published (events, RPC requests and replies, dead letters)
   and delivered, by exchange.
 - With MOTCUA_PROBE_PROFILE set: a CPU-time sampler (ITIMER_PROF, every MOTCUA_PROBE_INTERVAL seconds of
@@ -36,7 +37,7 @@ def _install() -> None:
 
     statements: Counter = Counter()      # by verb: SELECT, INSERT, …
     statement_texts: Counter = Counter()  # by the statement's first 160 characters
-    database: Counter = Counter()        # commits, rollbacks, pre_pings, reset_rollbacks
+    database: Counter = Counter()        # commits, rollbacks, pre_pings, reset_rollbacks, connects
     published: Counter = Counter()       # by exchange ("" is the default exchange: RPC replies, retries)
     delivered: Counter = Counter()       # by the exchange the message was published to
     samples_self: Counter = Counter()
@@ -63,6 +64,10 @@ def _install() -> None:
         @event.listens_for(Engine, "rollback")
         def on_rollback(_conn):
             database["rollbacks"] += 1
+
+        @event.listens_for(Pool, "connect")
+        def on_connect(_dbapi_connection, _record):
+            database["connects"] += 1
 
         @event.listens_for(Pool, "reset")
         def on_reset(dbapi_connection, _record, reset_state):

@@ -124,6 +124,7 @@ class Side:
         self._backends: dict[int, float] = {}  # CPU last seen of each PostgreSQL backend of this side
         self._backends_lock = threading.Lock()
         self._watching = threading.Event()
+        self._admin = infra._admin_engine()  # the `postgres` database: reading statistics adds none here
 
     def __enter__(self) -> Side:
         try:
@@ -157,12 +158,15 @@ class Side:
     def stop(self) -> None:
         self._watching.set()
         if self.services is not None:
-            with contextlib.suppress(Exception):
+            try:
                 self.services.stop_all()
+            except AssertionError as slow:  # a service that did not stop in time was killed
+                print(f"{self.label}: {str(slow).splitlines()[0]}", flush=True)
             subprocess.run(["rm", "-rf", str(self.out_dir / "var")], check=False)  # mailbox, blobs
         infra.delete_vhost(self.vhost)
         if self.urls:
             infra.drop_databases(self.urls)
+        self._admin.dispose()
 
     @property
     def base_url(self) -> str:
@@ -206,36 +210,26 @@ class Side:
             if now != last:
                 last, since = now, time.perf_counter()
 
+    @property
+    def database_names(self) -> list[str]:
+        return [url.rsplit("/", 1)[1] for url in self.urls.values()]
+
     def _watch_backends(self, every: float = 0.5) -> None:
         """Keeps the CPU of this side's PostgreSQL backends as last seen: one that exits (a pool's
         overflow connection closed) still counts, less its last half second."""
-        names = [url.rsplit("/", 1)[1] for url in self.urls.values()]
-        engine = infra._admin_engine()
-        try:
-            with engine.connect() as connection:
-                while not self._watching.is_set():
-                    self._backend_cpu(connection, names)
-                    self._watching.wait(every)
-        finally:
-            engine.dispose()
+        while not self._watching.wait(every):
+            self._postgres_cpu()
 
-    def _backend_cpu(self, connection, names: list[str]) -> dict[int, float]:
-        pids = connection.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = ANY(:names)"),
-                                  {"names": names}).scalars().all()
+    def _postgres_cpu(self) -> dict[int, float]:
+        with self._admin.connect() as connection:
+            pids = connection.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = ANY(:names)"),
+                                      {"names": self.database_names}).scalars().all()
         with self._backends_lock:
             for pid in pids:
                 cpu = cpu_seconds(pid)
                 if cpu:
                     self._backends[pid] = cpu
             return dict(self._backends)
-
-    def _postgres_cpu(self) -> dict[int, float]:
-        engine = infra._admin_engine()
-        try:
-            with engine.connect() as connection:
-                return self._backend_cpu(connection, [url.rsplit("/", 1)[1] for url in self.urls.values()])
-        finally:
-            engine.dispose()
 
     def snapshot(self) -> Snapshot:
         at = time.perf_counter()
@@ -246,15 +240,10 @@ class Side:
 
     def lagged(self) -> dict[str, float]:
         """PostgreSQL transactions in this side's databases, and the broker's message counts in its vhost."""
-        names = [url.rsplit("/", 1)[1] for url in self.urls.values()]
-        engine = infra._admin_engine()
-        try:
-            with engine.connect() as connection:
-                transactions = connection.execute(text(
-                    "SELECT coalesce(sum(xact_commit + xact_rollback), 0) FROM pg_stat_database "
-                    "WHERE datname = ANY(:names)"), {"names": names}).scalar_one()
-        finally:
-            engine.dispose()
+        with self._admin.connect() as connection:
+            transactions = connection.execute(text(
+                "SELECT coalesce(sum(xact_commit + xact_rollback), 0) FROM pg_stat_database "
+                "WHERE datname = ANY(:names)"), {"names": self.database_names}).scalar_one()
         response = requests.get(f"{infra.RABBIT_MGMT}/vhosts/{self.vhost}", auth=infra.RABBIT_AUTH, timeout=10)
         response.raise_for_status()
         stats = response.json().get("message_stats", {})

@@ -106,6 +106,7 @@ LIFECYCLE_ROWS = (
     ("bench client CPU ms/dossier", ("platform", "client_cpu_ms"), "{:.1f}"),
     ("machine CPU ms/dossier (every process)", ("platform", "machine_cpu_ms"), "{:.1f}"),
     ("PostgreSQL transactions/dossier (pg_stat_database)", ("platform", "pg_transactions"), "{:.1f}"),
+    ("  of which idle background (its rate × run time)", ("platform", "pg_transactions_idle_rate"), "{:.1f}"),
     ("SQL statements/dossier", ("services", "all services", "statements"), "{:.1f}"),
     ("commits/dossier", ("services", "all services", "commits"), "{:.1f}"),
     ("broker publishes/dossier (events + RPC)", ("platform", "broker_publishes"), "{:.1f}"),

@@ -87,6 +87,8 @@ def run(side: Side, args, raw_broker_rate: float) -> dict:
         "platform": {
             **figures.platform_cpu(before, after, n),
             "pg_transactions": lagged["pg_transactions"] / n,
+            # what the services do idle (relays' polls, timers) at the rate measured after the run
+            "pg_transactions_idle_rate": background["pg_transactions"] * elapsed / n,
             "broker_publishes": lagged["broker_publishes"] / n,
             "broker_deliveries": lagged["broker_deliveries"] / n,
             "bus_msgs_per_s": bus_rate,

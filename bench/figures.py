@@ -42,14 +42,18 @@ def details(before: Snapshot, after: Snapshot, units: float) -> dict[str, dict]:
 
 def platform_cpu(before: Snapshot, after: Snapshot, units: float) -> dict[str, float]:
     """CPU ms per unit outside the services: this side's PostgreSQL backends, the broker, the bench's
-    own clients, and every process of the machine (others' work on a shared machine shows there)."""
+    own clients, every process of the machine, and what is left of it for processes that are none of
+    these (others' work on a shared machine: the run's CPU and rate figures are disturbed)."""
+    def spent(name: str) -> float:
+        return getattr(after, name) - getattr(before, name)
+
     postgres = sum(cpu - before.postgres_cpu.get(pid, 0.0) for pid, cpu in after.postgres_cpu.items())
-    return {
-        "postgres_cpu_ms": postgres * 1000 / units,
-        "rabbitmq_cpu_ms": (after.rabbitmq_cpu - before.rabbitmq_cpu) * 1000 / units,
-        "client_cpu_ms": (after.client_cpu - before.client_cpu) * 1000 / units,
-        "machine_cpu_ms": (after.machine_cpu - before.machine_cpu) * 1000 / units,
-    }
+    services = sum(cpu - before.services_cpu[name] for name, cpu in after.services_cpu.items())
+    ours = services + postgres + spent("rabbitmq_cpu") + spent("client_cpu")
+    return {key: seconds * 1000 / units for key, seconds in {
+        "postgres_cpu_ms": postgres, "rabbitmq_cpu_ms": spent("rabbitmq_cpu"), "client_cpu_ms": spent("client_cpu"),
+        "machine_cpu_ms": spent("machine_cpu"), "other_processes_cpu_ms": spent("machine_cpu") - ours,
+    }.items()}
 
 
 def ratios(new, old):

@@ -320,7 +320,10 @@ class Webhook:
 
 
 class RateLimiter:
-    """A token bucket per provider: `rate` messages a second on average, bursts of `burst`."""
+    """A token bucket per provider: `rate` messages a second on average, bursts of `burst`.
+
+    The dispatcher asks how many messages the provider may take now (`available`), claims at most
+    that many in its round, and `take`s one token for each it claimed."""
 
     def __init__(self, rate: float | None, burst: int | None = None, clock: Callable[[], float] = time.monotonic):
         self.rate = rate
@@ -329,13 +332,21 @@ class RateLimiter:
         self.clock = clock
         self.updated = clock()
 
-    def try_acquire(self) -> bool:
-        if not self.rate:
-            return True
+    def _refill(self) -> None:
         now = self.clock()
         self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
         self.updated = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
+
+    def available(self) -> int:
+        """Whole messages the provider may take now."""
+        self._refill()
+        return int(self.tokens)
+
+    def take(self) -> None:
+        self._refill()
+        self.tokens -= 1
+
+    def wait_seconds(self) -> float:
+        """Until the provider may take one more message."""
+        self._refill()
+        return max(0.0, (1 - self.tokens) / self.rate)

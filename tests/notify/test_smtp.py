@@ -5,14 +5,14 @@ import pytest
 
 from motcua.catalog import CatalogError
 from motcua.config import ROOT
-from services.notify.domain import list_dead_letters
-from services.notify.models import DELIVERED, TEMPORARY
+from services.notify.delivery import DELIVERED, TEMPORARY
 from services.notify.providers import (
     MailboxEmail,
     Outgoing,
     SmtpEmail,
     TemporaryFailure,
 )
+from services.notify.repository import DeliveryRepository
 from services.notify.settings import load_agency_offices, load_settings
 from tests.infra import free_port
 from tests.notify.conftest import (
@@ -148,13 +148,12 @@ def test_a_relay_down_for_the_whole_test_dead_letters_then_the_resend_delivers(l
     assert (dead.status, dead.attempts, dead.reason) == (TEMPORARY, 3, "ConnectionRefusedError")
     assert dead.dead_lettered_at is not None and dead.next_attempt_at is None
     with sessions() as session:
-        assert [d.id for d in list_dead_letters(session)] == [dead.id]
+        assert [d.id for d in DeliveryRepository(session).dead_letters(100)] == [dead.id]
     assert registry.get_sample_value("motcua_notification_dead_letters_total",
                                      {"channel": "email", "provider": "smtp"}) == 1
 
     local_servers("smtp_server.py", "--maildir", str(maildir), port=port)  # the relay is back
-    with sessions() as session:
-        notifier.resend(session, dead.id)
+    notifier.resend(new_uow(), dead.id)
     assert notifier.dispatch() == 1
 
     [delivered] = rows(sessions, "email")
@@ -162,7 +161,7 @@ def test_a_relay_down_for_the_whole_test_dead_letters_then_the_resend_delivers(l
         DELIVERED, 1, 1, None)
     assert [m["X-RcptTo"] for m in read_maildir(maildir)] == [EMAIL]
     with sessions() as session:
-        assert list_dead_letters(session) == []
+        assert DeliveryRepository(session).dead_letters(100) == []
 
 
 def test_without_an_smtp_host_the_mailbox_file_is_used(tmp_path):

@@ -1,0 +1,213 @@
+"""notify's repositories over a unit of work's session, one SQL statement per batch.
+
+`DeliveryRepository` hands out and takes back plain `Delivery` objects (delivery.py). Where a write
+must be decided by the database itself (which rows are due, whether a claim still holds), the
+statement's condition mirrors the object's rule (`Delivery.is_due`, `Delivery.holds`):
+tests/notify/test_repository.py runs the same scenarios against the in-memory fake, SQLite and
+PostgreSQL to keep them equal.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import (
+    Boolean,
+    and_,
+    bindparam,
+    case,
+    func,
+    null,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from motcua.db import UnitOfWork
+from services.notify.delivery import SENDING, WAITING_STATUSES, Delivery
+from services.notify.models import DELIVERY_KEY, deliveries, preferences
+from services.notify.preferences import LEGAL_BASIS, Choice
+
+# What the moves of a Delivery change after it was planned; `address` and `context` only ever go
+# to NULL (erased once delivered or skipped).
+_MOVING = ("provider", "status", "reason", "attempts", "resends", "segments", "next_attempt_at", "lease_until",
+           "provider_ref", "sent_at", "dead_lettered_at", "updated_at", "delivered_at")
+
+
+def _waiting(table):
+    return and_(table.c.status.in_(WAITING_STATUSES), table.c.dead_lettered_at.is_(None))
+
+
+def _in_flight(table):
+    return and_(table.c.status == SENDING, table.c.sent_at.is_(None))
+
+
+def _due(table, now: datetime):
+    """`Delivery.is_due(now)` in SQL."""
+    return or_(and_(_waiting(table), table.c.next_attempt_at <= now),
+               and_(_in_flight(table), table.c.lease_until <= now))
+
+
+def _oldest_first(table):
+    return table.c.next_attempt_at, table.c.id
+
+
+class DeliveryRepository:
+    def __init__(self, session: Session):
+        self.session = session
+
+    def _load(self, query) -> list[Delivery]:
+        return [Delivery.from_row(row) for row in self.session.execute(query).mappings()]
+
+    # --- planning ----------------------------------------------------------------------------------
+
+    def add_new(self, owed: list[Delivery]) -> None:
+        """All of an event's messages in one INSERT; one whose key (event, channel, recipient) is
+        already in the log stays as it is (the second guard after the inbox)."""
+        if not owed:
+            return
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        rows = [{name: value for name, value in d.as_row().items() if name != "id"} for d in owed]
+        self.session.execute(insert(deliveries).values(rows).on_conflict_do_nothing(index_elements=DELIVERY_KEY))
+
+    # --- dispatching -------------------------------------------------------------------------------
+
+    def claim_due(self, now: datetime, lease: timedelta, limit: int, budgets: dict[str, int]) -> list[Delivery]:
+        """Claim up to `limit` due rows, oldest first, in one statement (`Delivery.claim` in SQL):
+        PostgreSQL skips rows another dispatcher is claiming at this moment (SKIP LOCKED) and
+        re-checks the condition on each row it locks, so two dispatchers never claim the same try.
+        `budgets`: providers under a rate limit → how many of their rows this round may take."""
+        due = deliveries.alias("due")
+        pick = select(due.c.id).where(_due(due, now))
+        if budgets:
+            within = [due.c.provider.not_in(list(budgets))]
+            for provider, budget in budgets.items():
+                if budget > 0:
+                    ranked = deliveries.alias("provider_due")
+                    within.append(due.c.id.in_(
+                        select(ranked.c.id).where(_due(ranked, now), ranked.c.provider == provider)
+                        .order_by(*_oldest_first(ranked)).limit(budget)))
+            pick = pick.where(or_(*within))
+        # Materialized: evaluated once. Inlined, PostgreSQL may run the subquery again for each row the
+        # UPDATE visits, and each run, seeing the rows just claimed as no longer due, picks others.
+        picked = (pick.order_by(*_oldest_first(due)).limit(limit).with_for_update(skip_locked=True)
+                  .cte("picked").prefix_with("MATERIALIZED"))
+        claimed = self._load(
+            update(deliveries).where(deliveries.c.id.in_(select(picked.c.id)), _due(deliveries, now))
+            .values(status=SENDING, attempts=deliveries.c.attempts + 1, lease_until=now + lease, updated_at=now)
+            .returning(*deliveries.c))
+        return sorted(claimed, key=lambda d: (d.next_attempt_at, d.id))
+
+    def renew(self, claimed: list[Delivery], now: datetime, lease: timedelta) -> set[int]:
+        """Extend the leases of the claims that still hold (`Delivery.holds`) in one statement;
+        returns their ids (a row taken over by another dispatcher is not among them)."""
+        if not claimed:
+            return set()
+        held = self.session.execute(
+            update(deliveries)
+            .where(tuple_(deliveries.c.id, deliveries.c.attempts).in_([(d.id, d.attempts) for d in claimed]),
+                   _in_flight(deliveries))
+            .values(lease_until=now + lease, updated_at=now).returning(deliveries.c.id)).scalars()
+        return set(held)
+
+    def record(self, changed: list[Delivery]) -> None:
+        """Write what the moves made of these rows: one UPDATE, executed for all of them at once."""
+        if not changed:
+            return
+        keep = bindparam("b_keep", type_=Boolean)
+        statement = (update(deliveries).where(deliveries.c.id == bindparam("b_id"))
+                     .values({**{name: bindparam(f"b_{name}") for name in _MOVING},
+                              "address": case((keep, deliveries.c.address), else_=null()),
+                              "context": case((keep, deliveries.c.context), else_=null())}))
+        self.session.execute(statement, [
+            {"b_id": d.id, "b_keep": d.address is not None, **{f"b_{name}": getattr(d, name) for name in _MOVING}}
+            for d in changed])
+
+    def next_due(self, excluded_providers: set[str]) -> datetime | None:
+        """When the next row falls due (`Delivery.due_at`), leaving out providers out of budget."""
+        due_at = case((deliveries.c.status == SENDING, deliveries.c.lease_until), else_=deliveries.c.next_attempt_at)
+        query = select(func.min(due_at)).where(or_(_waiting(deliveries), _in_flight(deliveries)))
+        if excluded_providers:
+            query = query.where(deliveries.c.provider.not_in(list(excluded_providers)))
+        return self.session.execute(query).scalar()
+
+    # --- receipts ----------------------------------------------------------------------------------
+
+    def receipts_overdue(self, now: datetime, timeout: timedelta) -> list[Delivery]:
+        """Rows whose receipt did not come within `timeout`, locked as `by_reference` locks them: a
+        receipt arriving meanwhile is applied before or after, never lost (PostgreSQL re-checks the
+        condition on each locked row)."""
+        return self._load(select(deliveries).where(
+            deliveries.c.status == SENDING, deliveries.c.sent_at.is_not(None), deliveries.c.sent_at <= now - timeout)
+            .order_by(deliveries.c.id).with_for_update())
+
+    def earliest_receipt_wait(self) -> datetime | None:
+        """When the longest-waiting message still awaiting a receipt was accepted."""
+        return self.session.execute(select(func.min(deliveries.c.sent_at)).where(
+            deliveries.c.status == SENDING, deliveries.c.sent_at.is_not(None))).scalar()
+
+    def by_reference(self, provider: str, reference: str) -> Delivery | None:
+        found = self._load(select(deliveries).where(deliveries.c.provider == provider,
+                                                    deliveries.c.provider_ref == reference)
+                           .order_by(deliveries.c.id).limit(1).with_for_update())
+        return found[0] if found else None
+
+    # --- officers and citizens ---------------------------------------------------------------------
+
+    def get(self, delivery_id: int) -> Delivery | None:
+        """One row, locked until the transaction ends."""
+        found = self._load(select(deliveries).where(deliveries.c.id == delivery_id).with_for_update())
+        return found[0] if found else None
+
+    def waiting_of(self, dossier_code: str, channels: list[str]) -> list[Delivery]:
+        """A dossier's rows still queued on these channels (`Delivery.waiting`), locked."""
+        return self._load(select(deliveries).where(
+            deliveries.c.dossier_code == dossier_code, deliveries.c.channel.in_(channels), _waiting(deliveries))
+            .order_by(deliveries.c.id).with_for_update())
+
+    def of_dossier(self, dossier_code: str) -> list[Delivery]:
+        """A dossier's deliveries, oldest first."""
+        return self._load(select(deliveries).where(deliveries.c.dossier_code == dossier_code)
+                          .order_by(deliveries.c.created_at, deliveries.c.id))
+
+    def dead_letters(self, limit: int) -> list[Delivery]:
+        return self._load(select(deliveries).where(deliveries.c.dead_lettered_at.is_not(None))
+                          .order_by(deliveries.c.dead_lettered_at.desc(), deliveries.c.id.desc()).limit(limit))
+
+    def open_dead_letters(self) -> dict[tuple, float]:
+        """Dead letters waiting for an officer, by channel (a scrape-time gauge)."""
+        rows = self.session.execute(select(deliveries.c.channel, func.count())
+                                    .where(deliveries.c.dead_lettered_at.is_not(None))
+                                    .group_by(deliveries.c.channel))
+        return {(channel,): count for channel, count in rows}
+
+
+class PreferenceRepository:
+    def __init__(self, session: Session):
+        self.session = session
+
+    def recorded(self, dossier_code: str) -> list[Choice]:
+        """A dossier's choices in the order they were made."""
+        p = preferences.c
+        rows = self.session.execute(select(p.channel, p.opted_out, p.source, p.recorded_at)
+                                    .where(p.dossier_code == dossier_code).order_by(p.recorded_at, p.id))
+        return [Choice(*row) for row in rows]
+
+    def add(self, dossier_code: str, choices: list[Choice]) -> None:
+        if choices:
+            self.session.execute(preferences.insert().values([
+                {"dossier_code": dossier_code, "channel": c.channel, "opted_out": c.opted_out,
+                 "legal_basis": LEGAL_BASIS, "source": c.source, "recorded_at": c.recorded_at} for c in choices]))
+
+
+class NotifyUnitOfWork(UnitOfWork):
+    """The kit's unit of work with notify's repositories over its session."""
+
+    def __init__(self, session: Session, *args, **kwargs):
+        super().__init__(session, *args, **kwargs)
+        self.deliveries = DeliveryRepository(session)
+        self.preferences = PreferenceRepository(session)
+

@@ -274,18 +274,19 @@ class Notifier:
         full = self.settings.concurrency
         uow = self.unit_of_work()
         try:
-            claimed = uow.deliveries.claim_due(now, self.lease, full, budgets)
-            spent = {name for name, budget in budgets.items()
-                     if sum(d.provider == name for d in claimed) >= budget}
-            next_due = None if claimed else uow.deliveries.next_due(spent)
+            claimed, next_due = uow.deliveries.claim_due(now, self.lease, full, budgets)
+            if not claimed:
+                next_due = uow.deliveries.next_due(now, set(budgets))
             uow.commit()
         finally:
             uow.close()
         for delivery in claimed:
             if delivery.provider in limiters:
                 limiters[delivery.provider].take()
+        spent = {name for name, budget in budgets.items() if sum(d.provider == name for d in claimed) >= budget}
         if claimed:
-            next_due = self._send_round(claimed, now, spent if len(claimed) < full else None)
+            retries = [d.due_at for d in self._send_round(claimed, now) if d.due_at is not None]
+            next_due = min([t for t in (next_due, *retries) if t is not None], default=None)
         if len(claimed) == full:
             self.next_round_at = now  # there may be more due: no sleep
         else:
@@ -301,9 +302,8 @@ class Notifier:
             at = now + BUSY_PAUSE
         self.next_round_at = at
 
-    def _send_round(self, claimed: list[Delivery], claimed_at: datetime, spent: set[str] | None) -> datetime | None:
-        """Render, send at once, record in one transaction; returns when the next row falls due
-        (asked in the same transaction, unless `spent` is None: a full round, more may be due now)."""
+    def _send_round(self, claimed: list[Delivery], claimed_at: datetime) -> list[Delivery]:
+        """Render, send at once, record in one transaction; returns the rows recorded."""
         outgoing, done = [], []
         for delivery in claimed:
             try:
@@ -342,14 +342,13 @@ class Notifier:
         uow = self.unit_of_work()
         try:
             uow.deliveries.record(done)
-            next_due = uow.deliveries.next_due(spent) if spent is not None else None
             uow.commit()
         finally:
             uow.close()
         for delivery in done:
             self.metrics.count(delivery)
             _log_outcome(delivery)
-        return next_due
+        return done
 
     def _send(self, delivery: Delivery, provider, message: Outgoing) -> None:
         started = self.clock()

@@ -9,9 +9,11 @@ PostgreSQL to keep them equal.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from sqlalchemy import (
     Boolean,
+    Integer,
     and_,
     bindparam,
     case,
@@ -25,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from motcua.db import UnitOfWork
+from motcua.db import UnitOfWork, UTCDateTime
 from services.notify.delivery import SENDING, WAITING_STATUSES, Delivery
 from services.notify.models import DELIVERY_KEY, deliveries, preferences
 from services.notify.preferences import LEGAL_BASIS, Choice
@@ -44,7 +46,7 @@ def _in_flight(table):
     return and_(table.c.status == SENDING, table.c.sent_at.is_(None))
 
 
-def _due(table, now: datetime):
+def _due(table, now):
     """`Delivery.is_due(now)` in SQL."""
     return or_(and_(_waiting(table), table.c.next_attempt_at <= now),
                and_(_in_flight(table), table.c.lease_until <= now))
@@ -52,6 +54,20 @@ def _due(table, now: datetime):
 
 def _oldest_first(table):
     return table.c.next_attempt_at, table.c.id
+
+
+def _due_at(table):
+    """`Delivery.due_at` of a waiting or in-flight row."""
+    return case((table.c.status == SENDING, table.c.lease_until), else_=table.c.next_attempt_at)
+
+
+def _to_come(table, now, limited: set[str]):
+    """Rows that will fall due, except those of a rate-limited provider already due: they wait for
+    its next token, not for a time of their own."""
+    condition = or_(_waiting(table), _in_flight(table))
+    if limited:
+        condition = and_(condition, or_(table.c.provider.not_in(list(limited)), _due_at(table) > now))
+    return condition
 
 
 class DeliveryRepository:
@@ -66,40 +82,28 @@ class DeliveryRepository:
     def add_new(self, owed: list[Delivery]) -> None:
         """All of an event's messages in one INSERT; one whose key (event, channel, recipient) is
         already in the log stays as it is (the second guard after the inbox)."""
-        if not owed:
-            return
-        dialect = self.session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        rows = [{name: value for name, value in d.as_row().items() if name != "id"} for d in owed]
-        self.session.execute(insert(deliveries).values(rows).on_conflict_do_nothing(index_elements=DELIVERY_KEY))
+        if owed:
+            self.session.execute(_insert_new(self.session.get_bind().dialect.name),
+                                 [{name: value for name, value in d.as_row().items() if name != "id"} for d in owed])
 
     # --- dispatching -------------------------------------------------------------------------------
 
-    def claim_due(self, now: datetime, lease: timedelta, limit: int, budgets: dict[str, int]) -> list[Delivery]:
+    def claim_due(self, now: datetime, lease: timedelta, limit: int,
+                  budgets: dict[str, int]) -> tuple[list[Delivery], datetime | None]:
         """Claim up to `limit` due rows, oldest first, in one statement (`Delivery.claim` in SQL):
         PostgreSQL skips rows another dispatcher is claiming at this moment (SKIP LOCKED) and
         re-checks the condition on each row it locks, so two dispatchers never claim the same try.
-        `budgets`: providers under a rate limit → how many of their rows this round may take."""
-        due = deliveries.alias("due")
-        pick = select(due.c.id).where(_due(due, now))
-        if budgets:
-            within = [due.c.provider.not_in(list(budgets))]
-            for provider, budget in budgets.items():
-                if budget > 0:
-                    ranked = deliveries.alias("provider_due")
-                    within.append(due.c.id.in_(
-                        select(ranked.c.id).where(_due(ranked, now), ranked.c.provider == provider)
-                        .order_by(*_oldest_first(ranked)).limit(budget)))
-            pick = pick.where(or_(*within))
-        # Materialized: evaluated once. Inlined, PostgreSQL may run the subquery again for each row the
-        # UPDATE visits, and each run, seeing the rows just claimed as no longer due, picks others.
-        picked = (pick.order_by(*_oldest_first(due)).limit(limit).with_for_update(skip_locked=True)
-                  .cte("picked").prefix_with("MATERIALIZED"))
-        claimed = self._load(
-            update(deliveries).where(deliveries.c.id.in_(select(picked.c.id)), _due(deliveries, now))
-            .values(status=SENDING, attempts=deliveries.c.attempts + 1, lease_until=now + lease, updated_at=now)
-            .returning(*deliveries.c))
-        return sorted(claimed, key=lambda d: (d.next_attempt_at, d.id))
+        `budgets`: providers under a rate limit → how many of their rows this round may take.
+
+        Returns the rows claimed, oldest first, and (when it claimed any) when the next of the rows
+        it left falls due, as `next_due` tells it (None: none to come)."""
+        with_budget = tuple(sorted(name for name, budget in budgets.items() if budget > 0))
+        statement = _claim_statement(tuple(sorted(budgets)), with_budget)
+        rows = self.session.execute(statement, {
+            "now": now, "lease_until": now + lease, "limit": limit,
+            **{f"budget_{n}": budgets[name] for n, name in enumerate(with_budget)}}).mappings().all()
+        claimed = sorted((Delivery.from_row(row) for row in rows), key=lambda d: (d.next_attempt_at, d.id))
+        return claimed, rows[0]["rest_due_at"] if rows else None
 
     def renew(self, claimed: list[Delivery], now: datetime, lease: timedelta) -> set[int]:
         """Extend the leases of the claims that still hold (`Delivery.holds`) in one statement;
@@ -115,24 +119,15 @@ class DeliveryRepository:
 
     def record(self, changed: list[Delivery]) -> None:
         """Write what the moves made of these rows: one UPDATE, executed for all of them at once."""
-        if not changed:
-            return
-        keep = bindparam("b_keep", type_=Boolean)
-        statement = (update(deliveries).where(deliveries.c.id == bindparam("b_id"))
-                     .values({**{name: bindparam(f"b_{name}") for name in _MOVING},
-                              "address": case((keep, deliveries.c.address), else_=null()),
-                              "context": case((keep, deliveries.c.context), else_=null())}))
-        self.session.execute(statement, [
-            {"b_id": d.id, "b_keep": d.address is not None, **{f"b_{name}": getattr(d, name) for name in _MOVING}}
-            for d in changed])
+        if changed:
+            self.session.execute(_record_statement(), [
+                {"b_id": d.id, "b_keep": d.address is not None, **{f"b_{name}": getattr(d, name) for name in _MOVING}}
+                for d in changed])
 
-    def next_due(self, excluded_providers: set[str]) -> datetime | None:
-        """When the next row falls due (`Delivery.due_at`), leaving out providers out of budget."""
-        due_at = case((deliveries.c.status == SENDING, deliveries.c.lease_until), else_=deliveries.c.next_attempt_at)
-        query = select(func.min(due_at)).where(or_(_waiting(deliveries), _in_flight(deliveries)))
-        if excluded_providers:
-            query = query.where(deliveries.c.provider.not_in(list(excluded_providers)))
-        return self.session.execute(query).scalar()
+    def next_due(self, now: datetime, limited: set[str]) -> datetime | None:
+        """When the next row falls due (`Delivery.due_at`), leaving out the rows of the rate-limited
+        providers in `limited` that are due already."""
+        return self.session.execute(_next_due_statement(tuple(sorted(limited))), {"now": now}).scalar()
 
     # --- receipts ----------------------------------------------------------------------------------
 
@@ -211,3 +206,57 @@ class NotifyUnitOfWork(UnitOfWork):
         self.deliveries = DeliveryRepository(session)
         self.preferences = PreferenceRepository(session)
 
+
+
+# Statements built once (each costs a millisecond of CPU to build); values are bound at each call.
+
+@lru_cache(maxsize=2)
+def _insert_new(dialect: str):
+    """A multi-row INSERT when executed with many rows (psycopg's "insertmanyvalues"), ON CONFLICT
+    DO NOTHING on the delivery's key."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(deliveries).on_conflict_do_nothing(index_elements=DELIVERY_KEY)
+
+
+@lru_cache(maxsize=1)
+def _record_statement():
+    keep = bindparam("b_keep", type_=Boolean)
+    return (update(deliveries).where(deliveries.c.id == bindparam("b_id"))
+            .values({**{name: bindparam(f"b_{name}") for name in _MOVING},
+                     "address": case((keep, deliveries.c.address), else_=null()),
+                     "context": case((keep, deliveries.c.context), else_=null())}))
+
+
+@lru_cache(maxsize=32)
+def _next_due_statement(limited: tuple[str, ...]):
+    now = bindparam("now", type_=UTCDateTime())
+    return select(func.min(_due_at(deliveries))).where(_to_come(deliveries, now, set(limited)))
+
+
+@lru_cache(maxsize=32)
+def _claim_statement(limited: tuple[str, ...], with_budget: tuple[str, ...]):
+    """The claiming UPDATE for one set of rate-limited providers (those with a budget this round in
+    `with_budget`), built once: the time, lease, limit and budgets are bound at each round."""
+    now = bindparam("now", type_=UTCDateTime())
+    due = deliveries.alias("due")
+    pick = select(due.c.id).where(_due(due, now))
+    if limited:
+        within = [due.c.provider.not_in(list(limited))]
+        for n, provider in enumerate(with_budget):
+            ranked = deliveries.alias(f"provider_due_{n}")
+            within.append(due.c.id.in_(
+                select(ranked.c.id).where(_due(ranked, now), ranked.c.provider == provider)
+                .order_by(*_oldest_first(ranked)).limit(bindparam(f"budget_{n}", type_=Integer))))
+        pick = pick.where(or_(*within))
+    # Materialized: evaluated once. Inlined, PostgreSQL may run the subquery again for each row the
+    # UPDATE visits, and each run, seeing the rows just claimed as no longer due, picks others.
+    picked = (pick.order_by(*_oldest_first(due)).limit(bindparam("limit", type_=Integer))
+              .with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED"))
+    rest = deliveries.alias("rest")
+    rest_due_at = (select(func.min(_due_at(rest)))
+                   .where(_to_come(rest, now, set(limited)), rest.c.id.not_in(select(picked.c.id)))
+                   .scalar_subquery())
+    return (update(deliveries).where(deliveries.c.id.in_(select(picked.c.id)), _due(deliveries, now))
+            .values(status=SENDING, attempts=deliveries.c.attempts + 1,
+                    lease_until=bindparam("lease_until", type_=UTCDateTime()), updated_at=now)
+            .returning(*deliveries.c, rest_due_at.label("rest_due_at")))

@@ -36,7 +36,8 @@ class FakeDeliveryRepository:
                 row["id"] = next(self.ids)
                 self.rows[row["id"]] = row
 
-    def claim_due(self, now: datetime, lease: timedelta, limit: int, budgets: dict[str, int]) -> list[Delivery]:
+    def claim_due(self, now: datetime, lease: timedelta, limit: int,
+                  budgets: dict[str, int]) -> tuple[list[Delivery], datetime | None]:
         taken = dict.fromkeys(budgets, 0)
         claimed = []
         for delivery in sorted((d for d in self._all() if d.is_due(now)), key=lambda d: (d.next_attempt_at, d.id)):
@@ -46,10 +47,17 @@ class FakeDeliveryRepository:
                 if taken[delivery.provider] >= budgets[delivery.provider]:
                     continue
                 taken[delivery.provider] += 1
+            claimed.append(delivery)
+        ids = {d.id for d in claimed}
+        rest_due_at = self._next_due(now, set(budgets), lambda d: d.id not in ids)
+        for delivery in claimed:
             delivery.claim(now, lease)
             self._store(delivery)
-            claimed.append(delivery)
-        return claimed
+        return claimed, rest_due_at if claimed else None
+
+    def _next_due(self, now: datetime, limited: set[str], among=lambda d: True) -> datetime | None:
+        return min((d.due_at for d in self._all() if d.due_at and among(d)
+                    and not (d.provider in limited and d.due_at <= now)), default=None)
 
     def renew(self, claimed: list[Delivery], now: datetime, lease: timedelta) -> set[int]:
         held = set()
@@ -65,9 +73,8 @@ class FakeDeliveryRepository:
         for delivery in changed:
             self._store(delivery)
 
-    def next_due(self, excluded_providers: set[str]) -> datetime | None:
-        return min((d.due_at for d in self._all() if d.due_at and d.provider not in excluded_providers),
-                   default=None)
+    def next_due(self, now: datetime, limited: set[str]) -> datetime | None:
+        return self._next_due(now, limited)
 
     def receipts_overdue(self, now: datetime, timeout: timedelta) -> list[Delivery]:
         return [d for d in self._all() if d.receipt_overdue(now, timeout)]

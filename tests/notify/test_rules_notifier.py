@@ -246,7 +246,7 @@ def test_a_round_that_cannot_end_within_its_leases_sends_only_the_claims_still_i
         if stalls:
             setup.clock.advance(stalls.pop())
             other = setup.log.unit_of_work()
-            assert len(other.deliveries.claim_due(setup.clock(), timedelta(seconds=60), 1, {})) == 1
+            [taken], _rest = other.deliveries.claim_due(setup.clock(), timedelta(seconds=60), 1, {})
             other.commit()
         return compose(delivery)
 

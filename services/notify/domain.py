@@ -44,10 +44,11 @@ import json
 import logging
 import random
 import re
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone, tzinfo
 from email.message import EmailMessage
 from email.utils import parseaddr
-from typing import Callable
+from typing import Callable, Iterator
 
 import eventlet
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -260,6 +261,16 @@ class Notifier:
 
     # --- dispatching (the scheduler) -------------------------------------------------------------
 
+    @contextmanager
+    def _transaction(self) -> Iterator[NotifyUnitOfWork]:
+        """One of the scheduler's transactions: committed when the block ends, else rolled back."""
+        uow = self.unit_of_work()
+        try:
+            yield uow
+            uow.commit()
+        finally:
+            uow.close()
+
     def dispatch(self) -> int:
         """One round: claim the due rows (within each provider's rate limit), send them, record the
         outcomes, and set `next_round_at`; returns how many rows it claimed.
@@ -272,14 +283,10 @@ class Notifier:
         limiters = {name: limiter for name, limiter in self.settings.limiters.items() if limiter.rate}
         budgets = {name: limiter.available() for name, limiter in limiters.items()}
         full = self.settings.concurrency
-        uow = self.unit_of_work()
-        try:
+        with self._transaction() as uow:  # the claim is durable before anything is sent
             claimed, next_due = uow.deliveries.claim_due(now, self.lease, full, budgets)
             if not claimed:
                 next_due = uow.deliveries.next_due(now, set(budgets))
-            uow.commit()
-        finally:
-            uow.close()
         for delivery in claimed:
             if delivery.provider in limiters:
                 limiters[delivery.provider].take()
@@ -320,12 +327,8 @@ class Notifier:
         longest = max((getattr(provider, "timeout", 0.0) for _, provider, _ in outgoing), default=0.0)
         if now - claimed_at >= self.lease - timedelta(seconds=longest):
             # The leases could run out before the sends end: renew the claims still ours, drop the others.
-            uow = self.unit_of_work()
-            try:
+            with self._transaction() as uow:
                 held = uow.deliveries.renew(claimed, now, self.lease)
-                uow.commit()
-            finally:
-                uow.close()
             for delivery in claimed:
                 if delivery.id in held:
                     delivery.renew(now, self.lease)
@@ -339,12 +342,8 @@ class Notifier:
             pool.spawn_n(self._send, delivery, provider, message)
         pool.waitall()
         done += [delivery for delivery, _, _ in outgoing]
-        uow = self.unit_of_work()
-        try:
+        with self._transaction() as uow:
             uow.deliveries.record(done)
-            uow.commit()
-        finally:
-            uow.close()
         for delivery in done:
             self.metrics.count(delivery)
             _log_outcome(delivery)
@@ -370,16 +369,12 @@ class Notifier:
         """An SMS accepted by the carrier whose receipt has not come within `receipt_timeout_seconds`
         is a temporary failure: tried again, then dead-lettered, by the usual rules. Then: when the
         next one could expire (None while no message awaits a receipt)."""
-        uow = self.unit_of_work()
-        try:
+        with self._transaction() as uow:
             overdue = uow.deliveries.receipts_overdue(now, self.receipt_timeout)
             for delivery in overdue:
                 delivery.receipt_expired(now, self.receipt_timeout, self.retry)
             uow.deliveries.record(overdue)
             earliest = uow.deliveries.earliest_receipt_wait()
-            uow.commit()
-        finally:
-            uow.close()
         self._receipts_check_at = earliest + self.receipt_timeout if earliest else None
         for delivery in overdue:
             self.metrics.count(delivery)
@@ -412,10 +407,13 @@ class Notifier:
             raise NotFound("no such delivery", field="delivery_id")
         delivery.resend(self.clock())
         uow.deliveries.record([delivery])
-        uow.after_commit(lambda: (self.metrics.resent.labels(delivery.channel, delivery.provider).inc(),
-                                  self.wake()))
+        uow.after_commit(lambda: self._resent(delivery))
         uow.commit()
         return delivery
+
+    def _resent(self, delivery: Delivery) -> None:
+        self.metrics.resent.labels(delivery.channel, delivery.provider).inc()
+        self.wake()
 
     def receipt(self, uow: NotifyUnitOfWork, provider: str, token: str, body: dict) -> Delivery:
         """A carrier's delivery receipt (DLR) for an SMS it accepted earlier."""

@@ -324,6 +324,7 @@ class Notifier:
                                      sms.measure(message.body).segments if delivery.channel == SMS else None)
             outgoing.append((delivery, provider, message))
         now = self.clock()
+        # The longest a send may take; a local file (mailbox, SMS outbox) has no timeout.
         longest = max((getattr(provider, "timeout", 0.0) for _, provider, _ in outgoing), default=0.0)
         if now - claimed_at >= self.lease - timedelta(seconds=longest):
             # The leases could run out before the sends end: renew the claims still ours, drop the others.

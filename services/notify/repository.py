@@ -186,10 +186,7 @@ class PreferenceRepository:
 
     def recorded(self, dossier_code: str) -> list[Choice]:
         """A dossier's choices in the order they were made."""
-        p = preferences.c
-        rows = self.session.execute(select(p.channel, p.opted_out, p.source, p.recorded_at)
-                                    .where(p.dossier_code == dossier_code).order_by(p.recorded_at, p.id))
-        return [Choice(*row) for row in rows]
+        return [Choice(*row) for row in self.session.execute(_recorded_choices(), {"dossier_code": dossier_code})]
 
     def add(self, dossier_code: str, choices: list[Choice]) -> None:
         if choices:
@@ -225,6 +222,13 @@ def _record_statement():
             .values({**{name: bindparam(f"b_{name}") for name in _MOVING},
                      "address": case((keep, deliveries.c.address), else_=null()),
                      "context": case((keep, deliveries.c.context), else_=null())}))
+
+
+@lru_cache(maxsize=1)
+def _recorded_choices():
+    p = preferences.c
+    return (select(p.channel, p.opted_out, p.source, p.recorded_at)
+            .where(p.dossier_code == bindparam("dossier_code")).order_by(p.recorded_at, p.id))
 
 
 @lru_cache(maxsize=32)

@@ -7,10 +7,10 @@ from datetime import timedelta
 import eventlet
 from sqlalchemy import select, update
 
-from services.notify import preferences as choices_
+from services.notify import preferences
 from services.notify.delivery import CREATED, DELIVERED, SENDING, SKIPPED, TECHNICAL
-from services.notify.models import deliveries, preferences
-from services.notify.preferences import LEGAL_BASIS
+from services.notify.models import deliveries
+from services.notify.models import preferences as recorded_choices
 from services.notify.repository import DeliveryRepository, PreferenceRepository
 from tests.notify.conftest import (
     AGENCY,
@@ -227,7 +227,7 @@ def test_opting_out_records_the_choice_and_cancels_what_waits(make_notifier, new
     notifier.plan(new_uow(), event(dossier_received()))  # planned, not yet sent
     view = notifier.set_preferences(new_uow(), CODE, {"sms": False}, source="tracking")
     assert view["sms"]["enabled"] is False and view["email"]["enabled"] is True
-    assert view["sms"]["legal_basis"] == LEGAL_BASIS and view["email"]["recorded_at"] is None
+    assert view["sms"]["legal_basis"] == preferences.LEGAL_BASIS and view["email"]["recorded_at"] is None
     assert notifier.dispatch() == 1  # the email only
     assert read_jsonl(sms_outbox) == [] and len(read_mbox(mbox_path)) == 1
     assert [(d.channel, d.status, d.reason) for d in rows(sessions)] == [("email", DELIVERED, None),
@@ -241,7 +241,7 @@ def test_opting_out_records_the_choice_and_cancels_what_waits(make_notifier, new
     notifier.set_preferences(new_uow(), CODE, {"sms": True}, source="tracking")  # no change: not recorded again
     with sessions() as session:
         choices = [(p.channel, p.opted_out, p.source)
-                   for p in session.execute(select(preferences).order_by(preferences.c.id))]
-        current = choices_.in_force(PreferenceRepository(session).recorded(CODE))
-        assert choices_.view(current)["sms"]["enabled"] is True
+                   for p in session.execute(select(recorded_choices).order_by(recorded_choices.c.id))]
+        current = preferences.in_force(PreferenceRepository(session).recorded(CODE))
+        assert preferences.view(current)["sms"]["enabled"] is True
     assert choices == [("sms", True, "tracking"), ("sms", False, "tracking"), ("email", False, "tracking")]

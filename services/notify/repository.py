@@ -209,10 +209,10 @@ class NotifyUnitOfWork(UnitOfWork):
 
 @lru_cache(maxsize=2)
 def _insert_new(dialect: str):
-    """A multi-row INSERT when executed with many rows (psycopg's "insertmanyvalues"), ON CONFLICT
-    DO NOTHING on the delivery's key."""
+    """INSERT … ON CONFLICT DO NOTHING on the delivery's key. RETURNING makes SQLAlchemy send the
+    rows of an executemany as one INSERT … VALUES (…), (…) ("insertmanyvalues"), not one per row."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(deliveries).on_conflict_do_nothing(index_elements=DELIVERY_KEY)
+    return insert(deliveries).on_conflict_do_nothing(index_elements=DELIVERY_KEY).returning(deliveries.c.id)
 
 
 @lru_cache(maxsize=1)

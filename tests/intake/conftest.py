@@ -5,11 +5,12 @@ from sqlalchemy.orm import Session
 from motcua import migrate
 from motcua.calendar import WorkingCalendar
 from motcua.config import ROOT
-from motcua.db import UnitOfWork, make_engine
+from motcua.db import make_engine
 from services.intake import dossiers
 from services.intake.blobs import LocalBlobStore
 from services.intake.catalog import Catalog
 from services.intake.models import Base
+from services.intake.repository import IntakeUnitOfWork
 
 
 @pytest.fixture
@@ -21,7 +22,7 @@ def engine(tmp_path):
 
 @pytest.fixture
 def uow(engine):
-    unit = UnitOfWork(Session(engine, expire_on_commit=False), "intake", Base.metadata)
+    unit = IntakeUnitOfWork(Session(engine, expire_on_commit=False), "intake", Base.metadata)
     yield unit
     unit.close()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from motcua.contracts.events import STATUS_CODES
@@ -135,6 +135,13 @@ def submitter(procedure: Procedure, channel: str, caller: Caller | None) -> str 
             raise Forbidden("counter and postal submissions are made by a receptionist", field="channel")
         caller.require("receptionist", agency_code=procedure.agency_code)
     return caller.username if caller else None
+
+
+def dossier_code(agency_code: str, day: date, number: int) -> str:
+    """`{agency e-ID}-{yyMMdd}-{NNNN}`: the `number`-th dossier the agency received on that (local) day."""
+    if number > 9999:
+        raise Conflict(f"agency {agency_code} reached 9999 dossiers on {day:%d/%m/%Y}")
+    return f"{agency_code}-{day:%y%m%d}-{number:04d}"
 
 
 def unknown(code: str) -> str:

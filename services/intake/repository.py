@@ -14,8 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from motcua.db import UnitOfWork
-from motcua.errors import Conflict
-from services.intake.domain import Dossier
+from services.intake.domain import Dossier, dossier_code
 from services.intake.models import dossier_agencies, dossier_counters, dossiers
 
 COLUMNS = tuple(c.name for c in dossiers.columns if c.name != "id")
@@ -41,7 +40,7 @@ class DossierRepository:
         if code in self._read and (self._read[code] or not for_update):
             return self._identity[code]
         query = (select(dossiers, _involved).outerjoin(dossier_agencies, dossier_agencies.c.dossier_id == dossiers.c.id)
-                 .where(dossiers.c.code == code))
+                 .where(dossiers.c.code == code).order_by(dossier_agencies.c.id))
         rows = self.session.execute(query.with_for_update(of=dossiers) if for_update else query).all()
         if not rows:
             self._identity.pop(code, None)
@@ -62,19 +61,16 @@ class DossierRepository:
         return None if code is None else self.get(code, for_update=False)
 
     def next_code(self, agency_code: str, day: date) -> str:
-        """`{agency e-ID}-{yyMMdd}-{NNNN}`: gap-free per agency per day, safe across instances.
-
-        The counter row is incremented in the submitting transaction, so a rolled-back submission
-        gives its number back and two instances serialize on the row lock."""
+        """The next dossier code: gap-free per agency per day, safe across instances. The counter row
+        is incremented (one upsert) in the submitting transaction, so a rolled-back submission gives its
+        number back and two instances serialize on the row lock."""
         table = dossier_counters
-        value = self.session.execute(
+        number = self.session.execute(
             self._insert(table).values(agency_code=agency_code, day=day, last_value=1)
             .on_conflict_do_update(index_elements=[table.c.agency_code, table.c.day],
                                    set_={"last_value": table.c.last_value + 1})
             .returning(table.c.last_value)).scalar_one()
-        if value > 9999:
-            raise Conflict(f"agency {agency_code} reached 9999 dossiers on {day:%d/%m/%Y}")
-        return f"{agency_code}-{day:%y%m%d}-{value:04d}"
+        return dossier_code(agency_code, day, number)
 
     def add(self, dossier: Dossier) -> bool:
         """Store a new dossier; False, storing nothing, when its idempotency key was taken meanwhile by a

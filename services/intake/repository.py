@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import event, insert, select, update
+from sqlalchemy import bindparam, event, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -18,7 +18,11 @@ from services.intake.domain import Dossier, dossier_code
 from services.intake.models import dossier_agencies, dossier_counters, dossiers
 
 COLUMNS = tuple(c.name for c in dossiers.columns if c.name != "id")
-_involved = dossier_agencies.c.agency_code.label("involved_agency")
+# A dossier's row with the agencies involved (one row each), built once.
+_BY_CODE = (select(dossiers, dossier_agencies.c.agency_code.label("involved_agency"))
+            .outerjoin(dossier_agencies, dossier_agencies.c.dossier_id == dossiers.c.id)
+            .where(dossiers.c.code == bindparam("code")).order_by(dossier_agencies.c.id))
+_BY_CODE_LOCKED = _BY_CODE.with_for_update(of=dossiers)
 
 
 class DossierRepository:
@@ -27,21 +31,14 @@ class DossierRepository:
         self._identity: dict[str, Dossier] = {}  # one object per dossier for this unit of work's life
         self._stored: dict[str, tuple[dict, tuple[str, ...]]] = {}  # code -> its columns and agencies as stored
         self._read: dict[str, bool] = {}  # code -> locked, for what this transaction has read
-        event.listen(session, "after_commit", self._forget)
-        event.listen(session, "after_soft_rollback", self._forget)
-
-    def _forget(self, *_) -> None:
-        """A transaction ended: what it read may change before the next one."""
-        self._read.clear()
+        session.info[DossierRepository] = self
 
     def get(self, code: str, for_update: bool = True) -> Dossier | None:
         """The dossier, or None. `for_update` locks its row until commit, so two decisions (two
         receptionists, two workflow events handled at once) never both pass the status check."""
         if code in self._read and (self._read[code] or not for_update):
             return self._identity[code]
-        query = (select(dossiers, _involved).outerjoin(dossier_agencies, dossier_agencies.c.dossier_id == dossiers.c.id)
-                 .where(dossiers.c.code == code).order_by(dossier_agencies.c.id))
-        rows = self.session.execute(query.with_for_update(of=dossiers) if for_update else query).all()
+        rows = self.session.execute(_BY_CODE_LOCKED if for_update else _BY_CODE, {"code": code}).all()
         if not rows:
             self._identity.pop(code, None)
             return None
@@ -104,6 +101,17 @@ class DossierRepository:
     def _insert(self, table):
         """INSERT with ON CONFLICT, in the dialect's own construct (PostgreSQL, SQLite)."""
         return (postgresql if self.session.get_bind().dialect.name == "postgresql" else sqlite).insert(table)
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_soft_rollback")
+def _transaction_ended(session: Session, *_) -> None:
+    """What a transaction read may change before the next one: however it ended (the kit's commit, a
+    rollback inside `apply_once`, a batch's), its repository reads again. Listened to once for all
+    sessions: listening per session would cost each unit of work more than the reads it saves."""
+    repository = session.info.get(DossierRepository)
+    if repository is not None:
+        repository._read.clear()
 
 
 class IntakeUnitOfWork(UnitOfWork):

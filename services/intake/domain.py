@@ -243,7 +243,7 @@ class Dossier:
             submitted_by=submitted_by, idempotency_key=idempotency_key,
             request_fingerprint=fingerprint, agencies=(procedure.agency_code,))
         dossier._attach(check_documents(uploads, procedure), actor, now)
-        dossier._record("submit", "submitted", "dossier_submitted", {
+        dossier._record("submit", dossier._transition("submit"), "dossier_submitted", {
             **dossier._facts(), "submitted_at": now, "applicant_masked": mask_name(dossier.applicant_name),
             "tracking_key": tracking_key}, at=now, actor=actor, note=f"channel {channel}")
         return dossier

@@ -7,10 +7,12 @@ from functools import partial
 import pytest
 from sqlalchemy import select
 
+from motcua.calendar import overdue_before
 from motcua.errors import Forbidden, IllegalTransition, NotFound
 from motcua.identity import Caller
-from services.workflow import domain
-from services.workflow.models import DossierProcess, Task, inbox, outbox
+from services.workflow import handlers, queries
+from services.workflow.models import inbox, outbox
+from services.workflow.process_run import ProcessRun, Task
 from tests.workflow.support import ADMIN, COMMUNE, LAND, LAND_DEPT, LAND_OFFICE, MONDAY, TZ, received, staff
 
 CONSUMER = "workflow.on_dossier_received"
@@ -28,7 +30,7 @@ def events(uow, event_type: str | None = None) -> list:
 
 
 def start(uow, catalog, event, now=MONDAY) -> bool:
-    return uow.apply_once(event, CONSUMER, partial(domain.start_process, catalog=catalog, now=now))
+    return uow.apply_once(event, CONSUMER, partial(handlers.start_process, catalog=catalog, now=now))
 
 
 def open_task(uow) -> Task:
@@ -75,7 +77,7 @@ def test_an_unknown_procedure_is_refused_so_the_message_is_parked(uow, catalog):
     with pytest.raises(NotFound, match="9.999999"):
         start(uow, catalog, event)
     uow.session.rollback()  # as the worker teardown does
-    assert uow.session.scalars(select(DossierProcess)).all() == []
+    assert uow.session.scalars(select(ProcessRun)).all() == []
     assert uow.session.execute(select(inbox)).all() == []  # not marked applied: a replay will retry it
     assert events(uow) == []
 
@@ -88,12 +90,12 @@ def test_a_three_agency_process_runs_to_result_ready_once(uow, catalog):
     for officer, now in zip(officers, finished):
         task = open_task(uow)
         assert task.agency_code == officer.agency_code
-        completed.append(domain.complete_task(uow, catalog, task.id, "approve", "đã thẩm định", officer, now))
+        completed.append(handlers.complete_task(uow, catalog, task.id, "approve", "đã thẩm định", officer, now))
 
     assert [t.timeliness for t in completed] == ["early", "on_time", "late"]
     assert [t.completed_by for t in completed] == [o.username for o in officers]
     assert [t.due_at for t in completed] == [at(10, 9), at(10, 10), at(11, 16)]
-    run = uow.session.get(DossierProcess, completed[0].dossier_code)
+    run = uow.session.get(ProcessRun, completed[0].dossier_code)
     assert (run.status, run.finished_at) == ("finished", at(12, 8))
     ready = events(uow, "result_ready")
     assert len(ready) == 1
@@ -103,7 +105,7 @@ def test_a_three_agency_process_runs_to_result_ready_once(uow, catalog):
     assert len(events(uow, "task_assigned")) == 6
 
     with pytest.raises(IllegalTransition) as caught:
-        domain.complete_task(uow, catalog, completed[-1].id, "approve", None, officers[-1], at(12, 9))
+        handlers.complete_task(uow, catalog, completed[-1].id, "approve", None, officers[-1], at(12, 9))
     assert caught.value.details == {"status": "done", "allowed": []}  # nothing more to do with it
     assert len(events(uow, "result_ready")) == 1
 
@@ -117,7 +119,7 @@ def test_only_staff_of_the_tasks_agency_can_complete_it(uow, catalog, caller):
     start(uow, catalog, received())
     task = open_task(uow)
     with pytest.raises(Forbidden):
-        domain.complete_task(uow, catalog, task.id, "approve", None, caller, at(3, 9))
+        handlers.complete_task(uow, catalog, task.id, "approve", None, caller, at(3, 9))
     uow.session.rollback()
     assert open_task(uow).id == task.id
     assert events(uow, "task_completed") == []
@@ -132,7 +134,7 @@ def test_only_the_steps_role_can_complete_it(uow, catalog, caller):
     task = open_task(uow)
     assert task.role == "specialist"
     with pytest.raises(Forbidden, match="specialist"):
-        domain.complete_task(uow, catalog, task.id, "approve", None, caller, at(3, 9))
+        handlers.complete_task(uow, catalog, task.id, "approve", None, caller, at(3, 9))
     uow.session.rollback()
     assert open_task(uow).status == "open"
     assert events(uow, "task_completed") == []
@@ -140,26 +142,26 @@ def test_only_the_steps_role_can_complete_it(uow, catalog, caller):
 
 def test_a_leaders_step_needs_a_leader(uow, catalog):
     start(uow, catalog, received())
-    domain.complete_task(uow, catalog, open_task(uow).id, "approve", None, staff(LAND_OFFICE), at(3, 9))
+    handlers.complete_task(uow, catalog, open_task(uow).id, "approve", None, staff(LAND_OFFICE), at(3, 9))
     signing = open_task(uow)
     assert (signing.agency_code, signing.role) == (LAND_DEPT, "leader")
     for wrong in (staff(LAND_DEPT, "receptionist"), staff(LAND_DEPT, "specialist")):
         with pytest.raises(Forbidden, match="leader"):
-            domain.complete_task(uow, catalog, signing.id, "approve", None, wrong, at(3, 10))
+            handlers.complete_task(uow, catalog, signing.id, "approve", None, wrong, at(3, 10))
         uow.session.rollback()
-    done = domain.complete_task(uow, catalog, signing.id, "approve", None, staff(LAND_DEPT, "leader"), at(3, 10))
+    done = handlers.complete_task(uow, catalog, signing.id, "approve", None, staff(LAND_DEPT, "leader"), at(3, 10))
     assert (done.status, done.completed_by) == ("done", f"leader@{LAND_DEPT}")
 
 
 def test_an_admin_may_complete_any_task(uow, catalog):
     start(uow, catalog, received())
-    task = domain.complete_task(uow, catalog, open_task(uow).id, "approve", None, ADMIN, at(3, 9))
+    task = handlers.complete_task(uow, catalog, open_task(uow).id, "approve", None, ADMIN, at(3, 9))
     assert (task.status, task.completed_by) == ("done", "admin")
 
 
 def test_an_unknown_task_is_not_found(uow, catalog):
     with pytest.raises(NotFound):
-        domain.complete_task(uow, catalog, "00000000-0000-0000-0000-000000000000", "approve", None,
+        handlers.complete_task(uow, catalog, "00000000-0000-0000-0000-000000000000", "approve", None,
                              staff(LAND_OFFICE), MONDAY)
 
 
@@ -173,7 +175,7 @@ def test_a_steps_timeliness_compares_local_dates(uow, catalog, completed_at, exp
     start(uow, catalog, received())
     task = open_task(uow)
     assert task.due_at == at(10, 9)
-    done = domain.complete_task(uow, catalog, task.id, "approve", None, staff(LAND_OFFICE),
+    done = handlers.complete_task(uow, catalog, task.id, "approve", None, staff(LAND_OFFICE),
                                 completed_at.astimezone(timezone.utc))
     assert done.timeliness == expected
     assert events(uow, "task_completed")[0].payload["data"]["timeliness"] == expected
@@ -186,40 +188,40 @@ def test_tasks_are_listed_per_agency_overdue_first(uow, catalog):
     officer = staff(LAND_OFFICE)
 
     now = at(5, 9)  # the second dossier's step is overdue, the first's not yet
-    listed = domain.list_tasks(uow.session, officer, "open", now, TZ, catalog.tree)
+    listed = queries.list_tasks(uow.session, officer, "open", now, TZ, catalog.tree)
     assert [t.dossier_code[-4:] for t in listed] == ["0002", "0001"]
-    assert {t.agency_code for t in domain.list_tasks(uow.session, ADMIN, "open", now, TZ, catalog.tree)} == {LAND_OFFICE, "000.20.02.H56"}
+    assert {t.agency_code for t in queries.list_tasks(uow.session, ADMIN, "open", now, TZ, catalog.tree)} == {LAND_OFFICE, "000.20.02.H56"}
 
-    domain.complete_task(uow, catalog, listed[1].id, "approve", None, officer, now)
-    assert [t.dossier_code[-4:] for t in domain.list_tasks(uow.session, officer, "done", now, TZ, catalog.tree)] == ["0001"]
-    assert len(domain.list_tasks(uow.session, officer, "all", now, TZ, catalog.tree)) == 2
+    handlers.complete_task(uow, catalog, listed[1].id, "approve", None, officer, now)
+    assert [t.dossier_code[-4:] for t in queries.list_tasks(uow.session, officer, "done", now, TZ, catalog.tree)] == ["0001"]
+    assert len(queries.list_tasks(uow.session, officer, "all", now, TZ, catalog.tree)) == 2
     # the department's leader: its own step of 0001, and its land office's (overdue first) for oversight
-    assert [t.dossier_code[-4:] for t in domain.list_tasks(uow.session, staff(LAND_DEPT, "leader"), "open", now, TZ,
+    assert [t.dossier_code[-4:] for t in queries.list_tasks(uow.session, staff(LAND_DEPT, "leader"), "open", now, TZ,
                                                            catalog.tree)] == ["0002", "0001"]
 
 
 def test_history_lists_every_hand_over_of_the_dossier(uow, catalog):
     start(uow, catalog, received())
-    first = domain.complete_task(uow, catalog, open_task(uow).id, "approve", None, staff(LAND_OFFICE), at(5, 10))
+    first = handlers.complete_task(uow, catalog, open_task(uow).id, "approve", None, staff(LAND_OFFICE), at(5, 10))
     second = open_task(uow)
 
-    task, history = domain.get_task(uow.session, second.id, staff(LAND_DEPT, "leader"), catalog.tree)
+    task, history = queries.task_with_history(uow.session, second.id, staff(LAND_DEPT, "leader"), catalog.tree)
     assert task.id == second.id
     assert [(t.agency_code, t.completed_by, t.timeliness) for t in history] == [
         (LAND_OFFICE, f"specialist@{LAND_OFFICE}", "early"), (LAND_DEPT, None, None)]
-    assert [t.id for t in domain.dossier_history(uow.session, first.dossier_code)] == [first.id, second.id]
-    assert domain.dossier_history(uow.session, "unknown") == []
+    assert [t.id for t in queries.dossier_history(uow.session, first.dossier_code)] == [first.id, second.id]
+    assert queries.dossier_history(uow.session, "unknown") == []
     with pytest.raises(Forbidden):
-        domain.get_task(uow.session, second.id, staff(LAND_OFFICE), catalog.tree)
+        queries.task_with_history(uow.session, second.id, staff(LAND_OFFICE), catalog.tree)
 
 
 def test_counts_for_the_metrics(uow, catalog):
     start(uow, catalog, received("000.20.01.H56-260302-0001"))
     start(uow, catalog, received("000.20.01.H56-260302-0002", procedure_code="1.004873"))
-    marital = domain.list_tasks(uow.session, ADMIN, "open", MONDAY, TZ, catalog.tree)[0]  # due first: 2 days
+    marital = queries.list_tasks(uow.session, ADMIN, "open", MONDAY, TZ, catalog.tree)[0]  # due first: 2 days
     assert marital.procedure_code == "1.004873"
-    domain.complete_task(uow, catalog, marital.id, "approve", None, ADMIN, at(3, 9))
-    assert domain.tasks_by_status(uow.session) == {("open",): 2, ("done",): 1, ("cancelled",): 0}
-    assert domain.open_tasks_by_agency(uow.session) == {(LAND_OFFICE,): 1, ("000.20.02.H56",): 1}
-    assert sum(domain.open_tasks_by_agency(uow.session, domain.overdue_before(at(31, 9), TZ)).values()) == 2
-    assert domain.open_tasks_by_agency(uow.session, domain.overdue_before(MONDAY, TZ)) == {}
+    handlers.complete_task(uow, catalog, marital.id, "approve", None, ADMIN, at(3, 9))
+    assert queries.tasks_by_status(uow.session) == {("open",): 2, ("done",): 1, ("cancelled",): 0}
+    assert queries.open_tasks_by_agency(uow.session) == {(LAND_OFFICE,): 1, ("000.20.02.H56",): 1}
+    assert sum(queries.open_tasks_by_agency(uow.session, overdue_before(at(31, 9), TZ)).values()) == 2
+    assert queries.open_tasks_by_agency(uow.session, overdue_before(MONDAY, TZ)) == {}

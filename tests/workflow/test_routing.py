@@ -9,7 +9,8 @@ from sqlalchemy import or_, select
 
 from motcua.contracts import make_event, parse_event
 from motcua.errors import Forbidden, IllegalTransition, ValidationFailed
-from services.workflow.models import DossierProcess, Task, outbox
+from services.workflow.models import outbox
+from services.workflow.process_run import ProcessRun, Task
 from motcua.identity import Caller
 from tests.workflow.support import COMMUNE, TZ, intake_event, received, staff, token
 
@@ -34,8 +35,8 @@ def open_tasks(uow) -> list[Task]:
     return list(uow.session.scalars(select(Task).where(Task.status == "open").order_by(Task.step_index)))
 
 
-def run_of(uow) -> DossierProcess:
-    return uow.session.get(DossierProcess, CODE)
+def run_of(uow) -> ProcessRun:
+    return uow.session.get(ProcessRun, CODE)
 
 
 def events(uow, event_type: str) -> list[dict]:

@@ -84,13 +84,6 @@ def test_a_late_step_and_its_dossier_are_flagged_and_announced_once(uow, catalog
     assert len(emitted(uow.session, "task_overdue")) == len(emitted(uow.session, "dossier_overdue")) == 1
 
 
-def test_overdue_is_judged_by_local_dates(uow, catalog):
-    """Like timeliness: a step due today is on time all day; it is late from the province's midnight."""
-    start(uow, catalog, 1)
-    assert handlers.detect_overdue(uow, catalog, at(4, 23, 59)) == (0, 0)
-    assert handlers.detect_overdue(uow, catalog, at(5, 0, 0)) == (1, 1)
-
-
 def test_a_completed_step_or_finished_dossier_is_never_flagged(uow, catalog):
     start(uow, catalog, 1, due_at=at(4, 17))
     task = uow.session.scalars(select(Task)).one()
@@ -106,18 +99,6 @@ def test_a_completed_step_or_finished_dossier_is_never_flagged(uow, catalog):
         handlers.complete_task(uow, catalog, current.id, "approve", None, officer, at(10, 9))
     assert handlers.detect_overdue(uow, catalog, at(31, 9)) == (0, 0)  # dossier 2 finished before its due date
     assert {t["dossier_code"] for t in emitted(uow.session, "task_overdue")} == {code(1)}
-
-
-def test_one_dossier_overdue_per_dossier_however_many_late_steps(uow, catalog):
-    start(uow, catalog, 1)
-    handlers.detect_overdue(uow, catalog, at(5, 9))
-    late_task = uow.session.scalars(select(Task).where(Task.status == "open")).one()
-    handlers.complete_task(uow, catalog, late_task.id, "approve", None, staff(LAND_OFFICE), at(5, 10))
-    # The next step is born overdue (capped at the passed dossier due date): a new task_overdue,
-    # but the dossier was already announced.
-    assert handlers.detect_overdue(uow, catalog, at(5, 10, 1)) == (1, 0)
-    assert [t["step_index"] for t in emitted(uow.session, "task_overdue")] == [0, 1]
-    assert len(emitted(uow.session, "dossier_overdue")) == 1
 
 
 def test_a_backlog_is_flagged_in_batches_in_one_check(uow, catalog):

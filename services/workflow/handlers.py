@@ -42,34 +42,36 @@ def start_process(uow: WorkflowUnitOfWork, event: Event, catalog: Catalog, now: 
         log.info("process of dossier %s already started; event %s ignored", data["code"], event.event_id)
         return
     run, messages = ProcessRun.start(data["code"], data["procedure_code"], data["agency_code"], data["due_at"],
-                                     data.get("form"), data.get("dossier_version"), catalog, now)
+                                     data["form"], data["dossier_version"], catalog, now)
     uow.runs.add(run)
     publish(uow, messages)
 
 
 def _apply_to_run(uow: WorkflowUnitOfWork, event: Event, change: Callable[[ProcessRun], list[Message]]) -> None:
-    """Apply one of intake's later decisions to the dossier's run, unless the dossier was never routed
-    here or the event is older than one already applied."""
+    """Apply one of intake's later decisions to the dossier's run, unless it was never routed here."""
     run = uow.runs.get(event.data["code"])
     if run is None:
         log.info("no process of dossier %s; event %s ignored", event.data["code"], event.event_id)
-    elif not run.observe(event.data.get("dossier_version")):
-        log.info("stale %s for dossier %s ignored", event.event_type, event.data["code"])
     else:
         publish(uow, change(run))
 
 
-def pause_process(uow: WorkflowUnitOfWork, event: Event) -> None:
-    _apply_to_run(uow, event, lambda run: run.pause_for_supplement(event.data["requested_at"]))
+def pause_process(uow: WorkflowUnitOfWork, event: Event, catalog: Catalog, now: datetime) -> None:
+    data = event.data
+    _apply_to_run(uow, event, lambda run: run.pause_for_supplement(
+        data["requested_at"], data["due_at"], catalog.calendar.tz, now, data["dossier_version"]))
 
 
 def resume_process(uow: WorkflowUnitOfWork, event: Event, catalog: Catalog, now: datetime) -> None:
+    data = event.data
     _apply_to_run(uow, event, lambda run: run.resume_after_supplement(
-        event.data["supplemented_at"], event.data["due_at"], catalog.calendar, now))
+        data["supplemented_at"], data["due_at"], catalog.calendar, now, data["dossier_version"]))
 
 
 def reschedule_process(uow: WorkflowUnitOfWork, event: Event, catalog: Catalog, now: datetime) -> None:
-    _apply_to_run(uow, event, lambda run: run.reschedule(event.data["new_due_at"], catalog.calendar.tz, now))
+    data = event.data
+    _apply_to_run(uow, event, lambda run: run.reschedule(data["new_due_at"], catalog.calendar.tz, now,
+                                                         data["dossier_version"]))
 
 
 def stop_process(uow: WorkflowUnitOfWork, event: Event) -> None:
@@ -77,7 +79,9 @@ def stop_process(uow: WorkflowUnitOfWork, event: Event) -> None:
 
 
 def resume_after_payment(uow: WorkflowUnitOfWork, event: Event, catalog: Catalog, now: datetime) -> None:
-    _apply_to_run(uow, event, lambda run: run.resume_after_payment(event.data["due_at"], catalog, now))
+    data = event.data
+    _apply_to_run(uow, event, lambda run: run.resume_after_payment(data["due_at"], catalog, now,
+                                                                   data["dossier_version"]))
 
 
 # -- staff's commands --------------------------------------------------------------------------------

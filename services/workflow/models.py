@@ -33,6 +33,7 @@ runs = Table(
     Column("delay_predicted_at", UTCDateTime()),
     Column("version", Integer, nullable=False, server_default="0"),
     Column("dossier_version", Integer),
+    Column("clock_version", Integer),
     # detect_overdue: running processes not yet flagged, past their due date.
     Index("ix_dossier_processes_sla", "status", "overdue_at", "dossier_due_at"),
 )

@@ -139,9 +139,10 @@ class ProcessRun:
     delay_predicted_at: datetime | None = None
     # The run's last event's `run_version` (0: none yet).
     version: int = 0
-    # The newest of intake's events about the dossier applied here (`dossier_version`): older ones that
-    # the bus delivers late are stale.
+    # The newest of intake's events about the dossier applied here (`dossier_version`), and the newest
+    # that paused or resumed the clock: older ones the bus delivers late are stale.
     dossier_version: int | None = None
+    clock_version: int | None = None
     tasks: list[Task] = field(default_factory=list)
 
     # -- starting --------------------------------------------------------------------------------------
@@ -246,35 +247,34 @@ class ProcessRun:
         task.assignee = assignee
 
     # -- intake's decisions about the dossier ----------------------------------------------------------
+    # Intake numbers its events about a dossier (`dossier_version`); the bus may deliver them out of
+    # order (another queue, a replay from the dead-letter queue). A due date is taken only from the
+    # newest event so far; a pause or resume only if no newer one was applied (a supplement request's
+    # echo delivered after the supplement must not stop the clock again). A withdrawal or stop always
+    # applies: nothing restarts a stopped dossier. Events without a version (stored before it existed)
+    # are applied as they come.
 
-    def observe(self, dossier_version: int | None) -> bool:
-        """Record an intake event's `dossier_version`; False if it is stale (the bus delivered it after a
-        newer one: e.g. a supplement request's echo after the supplement itself). Events without a
-        version (stored before it existed) are applied."""
-        if dossier_version is None:
-            return True
-        if self.dossier_version is not None and dossier_version <= self.dossier_version:
-            return False
-        self.dossier_version = dossier_version
-        return True
-
-    def pause_for_supplement(self, requested_at: datetime) -> list[Message]:
+    def pause_for_supplement(self, requested_at: datetime, due_at: datetime | None, tz: tzinfo, now: datetime,
+                             dossier_version: int | None = None) -> list[Message]:
         """`supplement_requested` (status 5): the clock stops; no step or the dossier is overdue meanwhile.
         A run that paused itself when its step asked (`complete`) is paused already: nothing to do."""
-        self._pause(requested_at)
+        if self._newest(dossier_version):
+            self._move_due(due_at, overdue_before(now, tz))
+        if self._clock_moves(dossier_version):
+            self._pause(requested_at)
         return []
 
     def resume_after_supplement(self, supplemented_at: datetime, due_at: datetime | None,
-                                calendar: WorkingCalendar, now: datetime) -> list[Message]:
+                                calendar: WorkingCalendar, now: datetime,
+                                dossier_version: int | None = None) -> list[Message]:
         """`dossier_supplemented`: the clock resumes with intake's new due date, if any; each open step's
         due date moves later by the working time it was paused, never past the dossier's."""
-        if self.status != PAUSED:
+        cutoff = overdue_before(now, calendar.tz)
+        if self._newest(dossier_version):
+            self._move_due(due_at, cutoff)
+        if not self._clock_moves(dossier_version) or self.status != PAUSED:
             return []
         self.status, self.paused_at = RUNNING, None
-        if due_at is not None:
-            self.dossier_due_at = due_at
-        cutoff = overdue_before(now, calendar.tz)
-        _rearm(self, self.dossier_due_at, cutoff)
         for task in self._open_tasks():
             paused = calendar.working_time_between(task.paused_at, supplemented_at)
             if paused:  # zero would still roll a due date at closing time to the next opening
@@ -283,26 +283,27 @@ class ProcessRun:
             _rearm(task, task.due_at, cutoff)
         return []
 
-    def resume_after_payment(self, due_at: datetime | None, catalog: Catalog, now: datetime) -> list[Message]:
+    def resume_after_payment(self, due_at: datetime | None, catalog: Catalog, now: datetime,
+                             dossier_version: int | None = None) -> list[Message]:
         """`payment_received`: the clock resumes with intake's new due date and processing goes on after
         the step that fixed the amount; the dossier comes back from the counter, which confirmed it."""
+        if self._newest(dossier_version):
+            self._move_due(due_at, overdue_before(now, catalog.calendar.tz))
         if self.status != AWAITING_PAYMENT:
             return []
         self.status, self.paused_at = RUNNING, None
-        if due_at is not None:
-            self.dossier_due_at = due_at
-        _rearm(self, self.dossier_due_at, overdue_before(now, catalog.calendar.tz))
         index, self.resume_after_step = self.resume_after_step, None
         out: list[Message] = []
         self._advance(out, catalog.process(self.procedure_code), index, catalog, now,
                       from_agency=self.receiving_agency_code)
         return out
 
-    def reschedule(self, new_due_at: datetime, tz: tzinfo, now: datetime) -> list[Message]:
+    def reschedule(self, new_due_at: datetime, tz: tzinfo, now: datetime,
+                   dossier_version: int | None = None) -> list[Message]:
         """`dossier_rescheduled` (form 04): the dossier is due at the new appointment; if that is still
         ahead, a breach already announced will be announced again should the new date pass too."""
-        self.dossier_due_at = new_due_at
-        _rearm(self, self.dossier_due_at, overdue_before(now, tz))
+        if self._newest(dossier_version):
+            self._move_due(new_due_at, overdue_before(now, tz))
         return []
 
     def stop(self) -> list[Message]:
@@ -483,6 +484,29 @@ class ProcessRun:
         self.status, self.finished_at = FINISHED, now
         self._record(out, "result_ready", {"dossier_code": self.dossier_code, "agency_code": agency_code,
                                            "finished_at": now, "outcome": outcome, "reason": reason})
+
+    def _newest(self, dossier_version: int | None) -> bool:
+        """Record an intake event's version; True if none newer was applied before."""
+        if dossier_version is None:
+            return True
+        if self.dossier_version is not None and dossier_version <= self.dossier_version:
+            return False
+        self.dossier_version = dossier_version
+        return True
+
+    def _clock_moves(self, dossier_version: int | None) -> bool:
+        """Record the version of a pause or resume; False if a newer pause or resume was applied."""
+        if dossier_version is None:
+            return True
+        if self.clock_version is not None and dossier_version < self.clock_version:
+            return False
+        self.clock_version = dossier_version
+        return True
+
+    def _move_due(self, due_at: datetime | None, cutoff: datetime) -> None:
+        if due_at is not None:
+            self.dossier_due_at = due_at
+        _rearm(self, self.dossier_due_at, cutoff)
 
     def _pause(self, at: datetime) -> None:
         if self.status != RUNNING:

@@ -43,7 +43,8 @@ class WorkflowService:
 
     @event_handler("intake", "supplement_requested")
     def on_supplement_requested(self, event):
-        self.db.apply_once(event, ON_SUPPLEMENT_REQUESTED, handlers.pause_process)
+        pause = partial(handlers.pause_process, catalog=self.catalog, now=self.clock())
+        self.db.apply_once(event, ON_SUPPLEMENT_REQUESTED, pause)
 
     @event_handler("intake", "dossier_supplemented")
     def on_dossier_supplemented(self, event):

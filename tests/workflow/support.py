@@ -57,10 +57,11 @@ def intake_event(event_type: str, **data):
     return parse_event(make_event("intake", event_type, data))
 
 
-def supplement_requested(code: str, requested_at: datetime, dossier_version: int | None = None):
+def supplement_requested(code: str, requested_at: datetime, dossier_version: int | None = None,
+                         due_at: datetime | None = None):
     return intake_event("supplement_requested", code=code, agency_code=COMMUNE, requested_at=requested_at,
                         requested_by=f"receptionist@{COMMUNE}", items=["Bản sao sổ hộ khẩu"], contact=CONTACT,
-                        dossier_version=dossier_version)
+                        dossier_version=dossier_version, due_at=due_at)
 
 
 def supplemented(code: str, supplemented_at: datetime, due_at: datetime | None = None,

@@ -44,7 +44,7 @@ def deliver(uow, catalog):
     def deliver(event, now: datetime = MONDAY) -> bool:
         handler = {
             "dossier_received": partial(handlers.start_process, catalog=catalog, now=now),
-            "supplement_requested": handlers.pause_process,
+            "supplement_requested": partial(handlers.pause_process, catalog=catalog, now=now),
             "dossier_supplemented": partial(handlers.resume_process, catalog=catalog, now=now),
             "dossier_rescheduled": partial(handlers.reschedule_process, catalog=catalog, now=now),
             "dossier_withdrawn": handlers.stop_process,
@@ -127,6 +127,30 @@ def test_the_echo_of_a_supplement_arriving_after_the_supplement_is_stale(uow, ca
     assert run_of(uow).status == "running"
     deliver(supplement_requested(CODE, at(3, 9), dossier_version=3), now=at(5, 10))  # delivered late
     assert (run_of(uow).status, run_of(uow).dossier_version, open_tasks(uow)[0].paused_at) == ("running", 4, None)
+
+
+def test_a_supplement_delivered_before_the_counters_request_never_leaves_the_run_paused(uow, catalog, deliver):
+    deliver(received(CODE, dossier_version=2))
+    deliver(supplemented(CODE, at(4, 9), due_at=at(31, 17), dossier_version=4), now=at(4, 9))
+    deliver(supplement_requested(CODE, at(3, 9), dossier_version=3), now=at(4, 10))
+    assert (run_of(uow).status, run_of(uow).dossier_due_at, open_tasks(uow)[0].paused_at) == ("running", at(31, 17), None)
+
+
+def test_a_reschedule_while_paused_delivered_before_the_request_still_lets_it_pause(uow, catalog, deliver):
+    deliver(received(CODE, dossier_version=2))
+    deliver(rescheduled(CODE, at(3, 10), at(31, 17), at(27, 17), dossier_version=4), now=at(3, 10))
+    deliver(supplement_requested(CODE, at(3, 9), dossier_version=3), now=at(3, 11))
+    assert (run_of(uow).status, run_of(uow).paused_at, run_of(uow).dossier_due_at) == ("paused", at(3, 9), at(27, 17))
+
+
+def test_a_second_request_delivered_before_the_first_supplement_keeps_the_clock_stopped(uow, catalog, deliver):
+    deliver(received(CODE, dossier_version=2))
+    deliver(supplement_requested(CODE, at(3, 9), dossier_version=3))
+    deliver(supplement_requested(CODE, at(5, 9), dossier_version=5, due_at=at(31, 17)), now=at(5, 9))  # round 2…
+    deliver(supplemented(CODE, at(4, 9), due_at=at(31, 17), dossier_version=4), now=at(5, 10))  # …before the first
+    assert (run_of(uow).status, run_of(uow).dossier_due_at) == ("paused", at(31, 17))
+    deliver(supplemented(CODE, at(6, 9), due_at=at(31, 17), dossier_version=6), now=at(6, 9))
+    assert run_of(uow).status == "running"
 
 
 def test_a_withdrawal_while_the_step_waits_for_a_supplement_stops_everything(uow, catalog, deliver):

@@ -1,7 +1,8 @@
 """run version and the dossier version applied
 
 Each run counts the events it published (`run_version` of the next one is version + 1) and remembers the
-newest of intake's events it applied (`dossier_version`), so a late, older one is ignored.
+newest of intake's events it applied (`dossier_version`) and the newest that paused or resumed its clock
+(`clock_version`), so a late, older one is ignored.
 
 Revision ID: 291fee0e4d28
 Revises: 7b1e0c5d2a10
@@ -23,9 +24,11 @@ def upgrade() -> None:
     with op.batch_alter_table('dossier_processes') as batch:
         batch.add_column(sa.Column('version', sa.Integer(), server_default='0', nullable=False))
         batch.add_column(sa.Column('dossier_version', sa.Integer(), nullable=True))
+        batch.add_column(sa.Column('clock_version', sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('dossier_processes') as batch:
+        batch.drop_column('clock_version')
         batch.drop_column('dossier_version')
         batch.drop_column('version')

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from datetime import datetime, tzinfo
 
-from sqlalchemy import and_, case, func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import and_, bindparam, case, func, select
+from sqlalchemy.orm import Session
 
 from motcua.access import AgencyTree, scope_of
 from motcua.calendar import overdue_before
 from motcua.contracts.rpc import OVERDUE
 from motcua.errors import Forbidden, NotFound
 from motcua.identity import STAFF_ROLES, Caller
-from services.workflow.process_run import CANCELLED, DONE, OPEN, Task, require_staff
+from services.workflow.models import Task
+from services.workflow.process_run import CANCELLED, DONE, OPEN, require_staff
 
-HAND_OVER_ORDER = (Task.assigned_at, Task.step_index)
+# Built once (statement construction costs more than its cached compilation).
+_HISTORY = select(Task).where(Task.dossier_code == bindparam("code")).order_by(Task.assigned_at, Task.step_index)
+_HISTORY_OF_TASK = select(Task).where(Task.dossier_code == select(Task.dossier_code).where(
+    Task.id == bindparam("task_id")).scalar_subquery().correlate(None)).order_by(Task.assigned_at, Task.step_index)
 
 
 def list_tasks(session: Session, caller: Caller, status: str, now: datetime, tz: tzinfo,
@@ -49,9 +53,7 @@ def task_with_history(session: Session, task_id: str, caller: Caller, tree: Agen
     """A task the caller may read (own agency; a leader's sub-agencies too) and its dossier's hand-overs,
     read together."""
     require_staff(caller)
-    same = aliased(Task)
-    dossier = select(same.dossier_code).where(same.id == str(task_id)).scalar_subquery()
-    history = list(session.scalars(select(Task).where(Task.dossier_code == dossier).order_by(*HAND_OVER_ORDER)))
+    history = list(session.scalars(_HISTORY_OF_TASK, {"task_id": str(task_id)}))
     task = next((t for t in history if t.id == str(task_id)), None)
     if task is None:
         raise NotFound(f"no task {task_id}")
@@ -62,7 +64,7 @@ def task_with_history(session: Session, task_id: str, caller: Caller, tree: Agen
 
 def dossier_history(session: Session, dossier_code: str) -> list[Task]:
     """Every hand-over of a dossier in order (the process control sheet, phiếu kiểm soát quá trình)."""
-    return list(session.scalars(select(Task).where(Task.dossier_code == dossier_code).order_by(*HAND_OVER_ORDER)))
+    return list(session.scalars(_HISTORY, {"code": dossier_code}))
 
 
 def open_tasks_by_agency(session: Session, overdue_cutoff: datetime | None = None) -> dict[tuple, float]:

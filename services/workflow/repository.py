@@ -3,11 +3,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, union
+from sqlalchemy import bindparam, select, union
 from sqlalchemy.orm import Session, selectinload
 
 from motcua.db import UnitOfWork
-from services.workflow.process_run import OPEN, RUNNING, ProcessRun, Task
+from services.workflow.models import ProcessRun, Task
+from services.workflow.process_run import OPEN, RUNNING
+
+# Built once (statement construction costs more than its cached compilation).
+_LOCKED = select(ProcessRun).with_for_update().execution_options(populate_existing=True)
+_BY_CODE = _LOCKED.where(ProcessRun.dossier_code == bindparam("code"))
+_BY_TASK = _LOCKED.where(ProcessRun.dossier_code == select(Task.dossier_code).where(
+    Task.id == bindparam("task_id")).scalar_subquery())
 
 
 class RunRepository:
@@ -20,12 +27,11 @@ class RunRepository:
         self.session = session
 
     def get(self, dossier_code: str) -> ProcessRun | None:
-        return self.session.scalars(_locked().where(ProcessRun.dossier_code == dossier_code)).one_or_none()
+        return self.session.scalars(_BY_CODE, {"code": dossier_code}).one_or_none()
 
     def with_task(self, task_id: str) -> ProcessRun | None:
         """The run a task belongs to."""
-        dossier = select(Task.dossier_code).where(Task.id == str(task_id)).scalar_subquery()
-        return self.session.scalars(_locked().where(ProcessRun.dossier_code == dossier)).one_or_none()
+        return self.session.scalars(_BY_TASK, {"task_id": str(task_id)}).one_or_none()
 
     def add(self, run: ProcessRun) -> None:
         self.session.add(run)
@@ -43,14 +49,9 @@ class RunRepository:
                             ProcessRun.dossier_due_at < cutoff)
                      .order_by(ProcessRun.dossier_due_at).limit(limit).subquery())
         candidates = union(select(late_tasks.c.dossier_code), select(late_runs.c.dossier_code))
-        query = (_locked(skip_locked=True).where(ProcessRun.dossier_code.in_(candidates))
+        query = (_LOCKED.with_for_update(skip_locked=True).where(ProcessRun.dossier_code.in_(candidates))
                  .order_by(ProcessRun.dossier_due_at).options(selectinload(ProcessRun.tasks)))
         return list(self.session.scalars(query))
-
-
-def _locked(skip_locked: bool = False):
-    return (select(ProcessRun).with_for_update(skip_locked=skip_locked)
-            .execution_options(populate_existing=True))
 
 
 class WorkflowUnitOfWork(UnitOfWork):

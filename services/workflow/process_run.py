@@ -498,7 +498,7 @@ class ProcessRun:
         """Record the version of a pause or resume; False if a newer pause or resume was applied."""
         if dossier_version is None:
             return True
-        if self.clock_version is not None and dossier_version < self.clock_version:
+        if self.clock_version is not None and dossier_version <= self.clock_version:
             return False
         self.clock_version = dossier_version
         return True

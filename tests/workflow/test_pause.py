@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from motcua.errors import IllegalTransition
-from services.workflow import handlers, queries
+from services.workflow import queries
 from services.workflow.models import outbox
 from services.workflow.process_run import ProcessRun, Task
 from tests.workflow.support import (

@@ -258,9 +258,9 @@ class ProcessRun:
                              dossier_version: int | None = None) -> list[Message]:
         """`supplement_requested` (status 5): the clock stops; no step or the dossier is overdue meanwhile.
         A run that paused itself when its step asked (`complete`) is paused already: nothing to do."""
-        if self._newest(dossier_version):
+        if self._newer("dossier_version", dossier_version):
             self._move_due(due_at, overdue_before(now, tz))
-        if self._clock_moves(dossier_version):
+        if self._newer("clock_version", dossier_version):
             self._pause(requested_at)
         return []
 
@@ -270,9 +270,9 @@ class ProcessRun:
         """`dossier_supplemented`: the clock resumes with intake's new due date, if any; each open step's
         due date moves later by the working time it was paused, never past the dossier's."""
         cutoff = overdue_before(now, calendar.tz)
-        if self._newest(dossier_version):
+        if self._newer("dossier_version", dossier_version):
             self._move_due(due_at, cutoff)
-        if not self._clock_moves(dossier_version) or self.status != PAUSED:
+        if not self._newer("clock_version", dossier_version) or self.status != PAUSED:
             return []
         self.status, self.paused_at = RUNNING, None
         for task in self._open_tasks():
@@ -287,7 +287,7 @@ class ProcessRun:
                              dossier_version: int | None = None) -> list[Message]:
         """`payment_received`: the clock resumes with intake's new due date and processing goes on after
         the step that fixed the amount; the dossier comes back from the counter, which confirmed it."""
-        if self._newest(dossier_version):
+        if self._newer("dossier_version", dossier_version):
             self._move_due(due_at, overdue_before(now, catalog.calendar.tz))
         if self.status != AWAITING_PAYMENT:
             return []
@@ -302,7 +302,7 @@ class ProcessRun:
                    dossier_version: int | None = None) -> list[Message]:
         """`dossier_rescheduled` (form 04): the dossier is due at the new appointment; if that is still
         ahead, a breach already announced will be announced again should the new date pass too."""
-        if self._newest(dossier_version):
+        if self._newer("dossier_version", dossier_version):
             self._move_due(new_due_at, overdue_before(now, tz))
         return []
 
@@ -485,22 +485,15 @@ class ProcessRun:
         self._record(out, "result_ready", {"dossier_code": self.dossier_code, "agency_code": agency_code,
                                            "finished_at": now, "outcome": outcome, "reason": reason})
 
-    def _newest(self, dossier_version: int | None) -> bool:
-        """Record an intake event's version; True if none newer was applied before."""
+    def _newer(self, mark: str, dossier_version: int | None) -> bool:
+        """Record an intake event's version in `mark` (`dossier_version`: any event; `clock_version`: a
+        pause or resume); False if one as new was recorded there before."""
+        seen = getattr(self, mark)
         if dossier_version is None:
             return True
-        if self.dossier_version is not None and dossier_version <= self.dossier_version:
+        if seen is not None and dossier_version <= seen:
             return False
-        self.dossier_version = dossier_version
-        return True
-
-    def _clock_moves(self, dossier_version: int | None) -> bool:
-        """Record the version of a pause or resume; False if a newer pause or resume was applied."""
-        if dossier_version is None:
-            return True
-        if self.clock_version is not None and dossier_version <= self.clock_version:
-            return False
-        self.clock_version = dossier_version
+        setattr(self, mark, dossier_version)
         return True
 
     def _move_due(self, due_at: datetime | None, cutoff: datetime) -> None:

@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+ENSURE := deploy/dev/ensure-services.sh
 export PSYCOPG_WAIT_FUNC := wait_select
 
 .PHONY: venv run test run-services migrate bench clean unit
@@ -26,14 +27,19 @@ run-services: $(STAMP)
 migrate: $(STAMP)
 	$(PY) -m motcua.migrate all
 
+## Starts RabbitMQ, PostgreSQL and chromium first when they are not up (deploy/dev/ensure-services.sh).
 test: $(STAMP)
+	$(ENSURE) rabbitmq postgresql chromium
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 unit: $(STAMP)
 	$(PY) -m pytest -q -m "not integration and not e2e" $(PYTEST_ARGS)
 
+## This tree and the previous release (bench/BASELINE) side by side: lifecycle and tracking, ratios
+## (bench/README.md). BENCH_ARGS="--profile --no-baseline --dossiers 100": where this tree's CPU goes.
 bench: $(STAMP)
-	$(PY) -m bench.lifecycle $(BENCH_ARGS)
+	$(ENSURE) rabbitmq postgresql wrk
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf var .pytest_cache
@@ -50,4 +56,5 @@ seed-report: $(STAMP)
 
 ## The year's report from the counters vs a plain GROUP BY, on a fresh PostgreSQL database (bench/README.md).
 bench-report: $(STAMP)
+	$(ENSURE) postgresql
 	$(PY) -m bench.report $(BENCH_ARGS)

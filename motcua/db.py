@@ -30,12 +30,14 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from motcua.contracts import Event, make_event
 
 log = logging.getLogger(__name__)
+
+_UPSERT_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
 class UTCDateTime(TypeDecorator):
@@ -111,7 +113,10 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
 
         return engine
     # hide_parameters: a failed statement's message would otherwise carry the applicant's data into logs.
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+    # No pre-ping (a round trip before every checkout): a connection the server dropped fails its call,
+    # SQLAlchemy then discards the pool's connections, and the next call connects afresh; connections
+    # are also recycled before a server or a proxy would time them out.
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800,
                          hide_parameters=True)
 
 
@@ -129,6 +134,8 @@ class UnitOfWork:
         self._on_duplicate = on_duplicate or (lambda consumer: None)
         self._emitted = 0
         self._after_commit: list[Callable[[], None]] = []
+        # Set by the kit's batched event consumer: apply_once leaves the commit to the batch.
+        self.in_batch = False
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` once this transaction has committed (never if it rolls back): e.g. wake a
@@ -147,37 +154,37 @@ class UnitOfWork:
         self._emitted += 1
         return payload["event_id"]
 
-    def already_applied(self, event: Event, consumer: str) -> bool:
-        """Mark `event` applied by `consumer` in this transaction; True if it was applied before."""
-        seen = self.session.execute(
-            select(self._inbox.c.event_id).where(
-                self._inbox.c.event_id == event.event_id, self._inbox.c.consumer == consumer)
-        ).first()
-        if seen:
-            return True
-        self.session.execute(insert(self._inbox).values(
-            event_id=event.event_id, consumer=consumer, event_type=event.event_type, applied_at=utcnow()))
-        return False
+    def claim(self, event: Event, consumer: str) -> bool:
+        """Mark `event` applied by `consumer` in this transaction: True if it is new to the consumer,
+        False if it was applied before (one INSERT … ON CONFLICT DO NOTHING RETURNING; a concurrent
+        delivery of the same event waits on the first one's row and then finds it)."""
+        values = {"event_id": event.event_id, "consumer": consumer, "event_type": event.event_type,
+                  "applied_at": utcnow()}
+        dialect = self.session.get_bind().dialect.name
+        if dialect in _UPSERT_INSERTS:
+            inserted = self.session.execute(
+                _UPSERT_INSERTS[dialect](self._inbox).values(**values).on_conflict_do_nothing()
+                .returning(self._inbox.c.event_id)).first()
+            return inserted is not None
+        seen = self.session.execute(select(self._inbox.c.event_id).where(
+            self._inbox.c.event_id == event.event_id, self._inbox.c.consumer == consumer)).first()
+        if seen is None:
+            self.session.execute(insert(self._inbox).values(**values))
+        return seen is None
 
     def apply_once(self, event: Event, consumer: str, apply: Callable[["UnitOfWork", Event], None]) -> bool:
-        """Apply `event` and commit, unless this consumer applied it already. True if applied now."""
-        try:
-            if self.already_applied(event, consumer):
-                self.session.rollback()
-                log.info("skipped duplicate event %s (%s) for %s", event.event_id, event.event_type, consumer)
-                self._on_duplicate(consumer)
-                return False
-            apply(self, event)
+        """Apply `event` unless this consumer applied it already; True if applied now. Inside a batch
+        of the kit's event consumer the batch commits; called on its own, this commits."""
+        if not self.claim(event, consumer):
+            log.info("skipped duplicate event %s (%s) for %s", event.event_id, event.event_type, consumer)
+            self._on_duplicate(consumer)
+            if not self.in_batch:
+                self.rollback()
+            return False
+        apply(self, event)
+        if not self.in_batch:
             self.commit()
-            return True
-        except IntegrityError:
-            # A concurrent delivery of the same event committed first: that one counts.
-            self.session.rollback()
-            if self.already_applied(event, consumer):
-                self.session.rollback()
-                self._on_duplicate(consumer)
-                return False
-            raise
+        return True
 
     def health(self) -> dict:
         """The service's answer to the gateway's `health()` RPC: its own database answers."""

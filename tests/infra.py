@@ -196,12 +196,15 @@ def embedded_platform(var_dir: Path):
 
 
 class ServiceProcesses:
-    """The five services, each in its own OS process, as production runs them."""
+    """The five services, each in its own OS process, as production runs them; `root` is the source
+    tree they run from (the bench also runs a previous release's checkout)."""
 
-    def __init__(self, amqp_uri: str, db_urls: dict[str, str], log_dir: Path, extra_env: dict | None = None):
+    def __init__(self, amqp_uri: str, db_urls: dict[str, str], log_dir: Path, extra_env: dict | None = None,
+                 root: Path = ROOT):
+        self.root = root
         self.gateway_port = free_port()
         self.env = {
-            **os.environ, "AMQP_URI": amqp_uri, "PYTHONPATH": str(ROOT), "MOTCUA_LOG_LEVEL": "INFO",
+            **os.environ, "AMQP_URI": amqp_uri, "PYTHONPATH": str(root), "MOTCUA_LOG_LEVEL": "INFO",
             "GATEWAY_ADDRESS": f"127.0.0.1:{self.gateway_port}",
             "MOTCUA_VAR_DIR": str(log_dir / "var"), **(extra_env or {}),
         }
@@ -219,12 +222,12 @@ class ServiceProcesses:
     def start(self, service: str) -> None:
         log = open(self.log_dir / f"{service}.log", "ab")
         self.processes[service] = subprocess.Popen(
-            [sys.executable, "-m", "motcua.run", service], env=self.env, cwd=ROOT,
+            [sys.executable, "-m", "motcua.run", service], env=self.env, cwd=self.root,
             stdout=log, stderr=subprocess.STDOUT)
 
     def start_all(self) -> None:
         from motcua import seed  # noqa: F401  (imported to fail fast if the seed module is broken)
-        subprocess.run([sys.executable, "-m", "motcua.seed"], env=self.env, cwd=ROOT, check=True,
+        subprocess.run([sys.executable, "-m", "motcua.seed"], env=self.env, cwd=self.root, check=True,
                        capture_output=True)
         for service in SERVICES:
             self.start(service)

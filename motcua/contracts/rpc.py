@@ -6,8 +6,9 @@ from datetime import date
 
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
-from motcua.contracts.events import CHANNELS, RETURN_METHODS, STATUS_CODES
+from motcua.contracts.events import CHANNELS, RETURN_METHODS, STATUS_CODES, DocumentRef
 from motcua.contracts.views import NOTIFY_CHANNELS
+from motcua.identity import STAFF_ROLES
 
 # Dates a report or a search may name: beyond them the calendar arithmetic overflows.
 REPORTABLE_DATES = validate.Range(min=date(2000, 1, 1), max=date(2100, 12, 31),
@@ -254,3 +255,77 @@ class NotificationPreviewV1(Schema):
     event_type = fields.Str(required=True, validate=validate.Length(min=1, max=64))
     channel = fields.Str(required=True, validate=validate.OneOf(NOTIFY_CHANNELS))
     agency_code = fields.Str(load_default=None, allow_none=True, validate=validate.Length(min=1, max=64))
+
+
+# What an officer (or an agency's system) may do with a step (xử lý bước); `approve` forwards it
+# (chuyển bước tiếp); `transfer` has its own call, since it names the agency.
+TASK_OUTCOMES = ("approve", "send_back", "request_supplement", "require_payment", "refuse", "stop")
+TASK_ACTIONS = TASK_OUTCOMES + ("transfer",)
+NEEDS_REASON = ("refuse", "stop", "send_back")  # the reason goes to the applicant or the earlier step
+OVERDUE = "overdue"  # an inbox of the open tasks past their due date
+TASK_STATUS_FILTERS = ("open", OVERDUE, "done", "all")
+
+
+def _note():
+    return fields.Str(load_default=None, allow_none=True, validate=validate.Length(max=2000))
+
+
+class TaskIdV1(NfcSchema):
+    """The task a command names (the path's `{task_id}` at the gateway)."""
+
+    task_id = fields.Str(required=True, validate=validate.Length(min=1, max=36))
+
+
+class CompleteTaskV1(NfcSchema):
+    """What is done with a step: approve, send_back (to_step, default the previous step),
+    request_supplement (items: every missing one at once, form 02), require_payment (amount_vnd), refuse
+    or stop (the reason in note); documents: what the step completes with, stored by intake first."""
+
+    outcome = fields.Str(required=True, validate=validate.OneOf(TASK_OUTCOMES, error="must be one of: {choices}"))
+    note = _note()
+    items = fields.List(fields.Str(validate=validate.Length(min=1, max=500)), load_default=None,
+                        validate=validate.Length(min=1, max=50))
+    amount_vnd = fields.Int(load_default=None, strict=True, validate=validate.Range(min=0, max=10**13))
+    to_step = fields.Int(load_default=None, strict=True, validate=validate.Range(min=0, max=1000))
+    documents = fields.List(fields.Nested(DocumentRef), load_default=None, validate=validate.Length(max=10))
+
+    @validates_schema
+    def _what_the_outcome_needs(self, data, **_):
+        outcome = data.get("outcome")
+        if outcome == "request_supplement" and not data.get("items"):
+            raise ValidationError("list every missing item", "items")
+        if outcome == "require_payment" and data.get("amount_vnd") is None:
+            raise ValidationError("the amount to pay is required", "amount_vnd")
+        if outcome in NEEDS_REASON and not (data.get("note") or "").strip():
+            raise ValidationError(f"a {outcome} needs its reason", "note")
+
+
+class CompleteTaskBodyV1(CompleteTaskV1):
+    """POST /api/v1/tasks/{task_id}/complete: the documents as uploads (base64), which the gateway
+    stores in intake before it calls workflow with their references."""
+
+    documents = fields.List(fields.Nested(DocumentUploadV1), load_default=None,
+                            validate=validate.Length(min=1, max=10))
+
+
+class AssignTaskV1(NfcSchema):
+    """Phân công: the officer a leader assigns the task to; null returns it to the agency's pool."""
+
+    assignee = fields.Str(required=True, allow_none=True, validate=validate.Length(min=1, max=120))
+
+
+class TransferTaskV1(NfcSchema):
+    """Chuyển xử lý: the agency the step goes to (one the step lists), and why."""
+
+    agency_code = fields.Str(required=True, validate=validate.Length(min=1, max=20))
+    note = _note()
+
+
+class TaskQueryV1(NfcSchema):
+    """An inbox: open (default), overdue, done or all; one role's steps; one officer's tasks ("me": the
+    caller's, "none": the unassigned pool)."""
+
+    status = fields.Str(load_default="open", validate=validate.OneOf(TASK_STATUS_FILTERS,
+                                                                     error="must be one of: {choices}"))
+    role = fields.Str(load_default=None, validate=validate.OneOf(STAFF_ROLES, error="must be one of: {choices}"))
+    assignee = fields.Str(load_default=None, validate=validate.Length(min=1, max=120))

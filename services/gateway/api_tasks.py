@@ -1,11 +1,11 @@
 """HTTP API v1: agencies' task inboxes, owned by workflow."""
 from __future__ import annotations
 
+from motcua.contracts.rpc import AssignTaskV1, CompleteTaskBodyV1, TaskQueryV1, TransferTaskV1
 from motcua.contracts.views import TaskViewV1
 from motcua.errors import load_valid
 from services.gateway.api_dossiers import MAX_UPLOAD_BYTES
 from services.gateway.http import query, read_json, route
-from services.gateway.schemas import AssignTaskSchema, CompleteTaskSchema, TaskQuerySchema, TransferTaskSchema
 
 TASK_OUT = TaskViewV1
 
@@ -13,11 +13,11 @@ TASK_OUT = TaskViewV1
 class TaskApi:
     """Routes mixed into GatewayService, which provides the RPC proxies, config and database."""
 
-    @route("GET", "/api/v1/tasks", query=TaskQuerySchema, response=TASK_OUT(many=True))
+    @route("GET", "/api/v1/tasks", query=TaskQueryV1, response=TASK_OUT(many=True))
     def list_tasks(self, request):
         """The agency's inbox, overdue first; `role` one role's steps, `assignee` "me", "none" or a username."""
         _caller, token = self.caller_of(request)
-        params = load_valid(TaskQuerySchema(), query(request))
+        params = load_valid(TaskQueryV1(), query(request))
         return self.workflow.list_tasks(caller_token=token, **params)
 
     @route("GET", "/api/v1/tasks/<task_id>", response=TASK_OUT())
@@ -27,10 +27,10 @@ class TaskApi:
         with self.audited(request, caller, "task.read", task_id=task_id):
             return self.workflow.get_task(task_id, caller_token=token)
 
-    @route("POST", "/api/v1/tasks/<task_id>/complete", body=CompleteTaskSchema, response=TASK_OUT())
+    @route("POST", "/api/v1/tasks/<task_id>/complete", body=CompleteTaskBodyV1, response=TASK_OUT())
     def complete_task(self, request, task_id):
         caller, token = self.caller_of(request)
-        body = load_valid(CompleteTaskSchema(), read_json(request, max_bytes=MAX_UPLOAD_BYTES))
+        body = load_valid(CompleteTaskBodyV1(), read_json(request, max_bytes=MAX_UPLOAD_BYTES))
         details = {key: body[key] for key in ("items", "amount_vnd", "to_step") if body[key] is not None}
         with self.audited(request, caller, f"task.{body['outcome']}", task_id=task_id):
             if body["documents"]:
@@ -48,18 +48,18 @@ class TaskApi:
         with self.audited(request, caller, "task.claim", task_id=task_id):
             return self.workflow.claim_task(task_id, caller_token=token)
 
-    @route("POST", "/api/v1/tasks/<task_id>/assign", body=AssignTaskSchema, response=TASK_OUT())
+    @route("POST", "/api/v1/tasks/<task_id>/assign", body=AssignTaskV1, response=TASK_OUT())
     def assign_task(self, request, task_id):
         """Phân công: a leader assigns the task to an officer (null: back to the pool)."""
         caller, token = self.caller_of(request)
-        body = load_valid(AssignTaskSchema(), read_json(request))
+        body = load_valid(AssignTaskV1(), read_json(request))
         with self.audited(request, caller, "task.assign", task_id=task_id):
             return self.workflow.assign_task(task_id, body["assignee"], caller_token=token)
 
-    @route("POST", "/api/v1/tasks/<task_id>/transfer", body=TransferTaskSchema, response=TASK_OUT())
+    @route("POST", "/api/v1/tasks/<task_id>/transfer", body=TransferTaskV1, response=TASK_OUT())
     def transfer_task(self, request, task_id):
         """Chuyển xử lý to another agency the step allows."""
         caller, token = self.caller_of(request)
-        body = load_valid(TransferTaskSchema(), read_json(request))
+        body = load_valid(TransferTaskV1(), read_json(request))
         with self.audited(request, caller, "task.transfer", task_id=task_id):
             return self.workflow.transfer_task(task_id, body["agency_code"], body["note"], caller_token=token)

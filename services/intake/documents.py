@@ -1,16 +1,20 @@
-"""Documents (thành phần hồ sơ) uploaded with a submission or a supplement: checked against the
-procedure's list, limited in size and type, hashed (SHA-256) and kept in the blob store."""
+"""Documents (thành phần hồ sơ) uploaded with a submission, a supplement or a step's completion: checked
+against the procedure's list, limited in size and type, hashed (SHA-256). The checks are pure; `keep`
+alone writes, the bytes to the blob store under their digest."""
 from __future__ import annotations
 
 import base64
 import binascii
 import hashlib
-from datetime import datetime
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from motcua.errors import ValidationFailed
-from services.intake.blobs import BlobStore
-from services.intake.catalog import Procedure
-from services.intake.models import Dossier, DossierDocument
+
+if TYPE_CHECKING:
+    from services.intake.blobs import BlobStore
+    from services.intake.catalog import Procedure
 
 MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
 MAX_DOCUMENTS = 20
@@ -22,9 +26,26 @@ def content_type(data: bytes) -> str | None:
     return next((kind for magic, kind in SIGNATURES.items() if data.startswith(magic)), None)
 
 
-def decode(uploads: list[dict]) -> list[dict]:
-    """Base64 uploads (`{key, filename, content_base64}`) as bytes, each checked; field names
-    are `documents.<index>.<what>`."""
+@dataclass(frozen=True)
+class Upload:
+    """A file as received, decoded: `key` the procedure's document it claims to be."""
+
+    key: str
+    filename: str
+    data: bytes
+
+    @cached_property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+    def ref(self) -> dict:
+        """What the dossier records and the bus carries (`DocumentRef`): never the bytes."""
+        return {"key": self.key, "filename": self.filename[:200], "content_type": content_type(self.data),
+                "size": len(self.data), "sha256": self.sha256}
+
+
+def decode(uploads: list[dict]) -> list[Upload]:
+    """Base64 uploads (`{key, filename, content_base64}`); field names are `documents.<index>.<what>`."""
     if len(uploads) > MAX_DOCUMENTS:
         raise ValidationFailed(f"at most {MAX_DOCUMENTS} documents", field="documents")
     decoded = []
@@ -33,62 +54,44 @@ def decode(uploads: list[dict]) -> list[dict]:
             data = base64.b64decode(upload["content_base64"], validate=True)
         except (binascii.Error, ValueError):
             raise ValidationFailed("not base64", field=f"documents.{index}.content_base64") from None
-        decoded.append({"key": upload["key"], "filename": upload["filename"], "data": data})
+        decoded.append(Upload(upload["key"], upload["filename"], data))
     return decoded
 
 
-def attach(dossier: Dossier, procedure: Procedure, uploads: list[dict], store: BlobStore, actor: str,
-           now: datetime) -> None:
-    """Check every upload (`{key, filename, data}`) against the procedure version's documents, then
-    store it and record it on the dossier. Nothing is recorded unless all pass."""
+def check(uploads: list[Upload], procedure: Procedure | None = None) -> list[dict]:
+    """Every upload checked (one of `procedure`'s documents when given, its size, its type read from
+    the content); their references, or the first fault naming its field."""
+    if procedure is not None:
+        for index, upload in enumerate(uploads):
+            if procedure.document(upload.key) is None:
+                known = ", ".join(d["key"] for d in procedure.documents)
+                raise ValidationFailed(f"not a document of this procedure (one of: {known})",
+                                       field=f"documents.{index}.key")
     for index, upload in enumerate(uploads):
-        if procedure.document(upload["key"]) is None:
-            known = ", ".join(d["key"] for d in procedure.documents)
-            raise ValidationFailed(f"not a document of this procedure (one of: {known})",
-                                   field=f"documents.{index}.key")
-    for ref in store_checked(uploads, store):
-        record(dossier, ref, actor, now)
+        where = f"documents.{index}.content"
+        if not upload.data:
+            raise ValidationFailed("empty file", field=where)
+        if len(upload.data) > MAX_DOCUMENT_BYTES:
+            raise ValidationFailed(f"larger than {MAX_DOCUMENT_BYTES // (1024 * 1024)} MB", field=where)
+        if content_type(upload.data) is None:
+            raise ValidationFailed("only PDF, JPEG and PNG files are accepted", field=where)
+    return [upload.ref() for upload in uploads]
 
 
-def store_checked(uploads: list[dict], store: BlobStore) -> list[dict]:
-    """Check every upload's size and type, then keep the bytes under their SHA-256 (content-addressed:
-    storing twice is harmless); the references `{key, filename, content_type, size, sha256}`."""
-    checked = []
-    for index, upload in enumerate(uploads):
-        where = f"documents.{index}"
-        data = upload["data"]
-        if not data:
-            raise ValidationFailed("empty file", field=f"{where}.content")
-        if len(data) > MAX_DOCUMENT_BYTES:
-            raise ValidationFailed(f"larger than {MAX_DOCUMENT_BYTES // (1024 * 1024)} MB", field=f"{where}.content")
-        kind = content_type(data)
-        if kind is None:
-            raise ValidationFailed("only PDF, JPEG and PNG files are accepted", field=f"{where}.content")
-        checked.append((upload, data, kind, hashlib.sha256(data).hexdigest()))
-    refs = []
-    for upload, data, kind, digest in checked:
-        store.put(digest, data)
-        refs.append({"key": upload["key"], "filename": upload["filename"][:200], "content_type": kind,
-                     "size": len(data), "sha256": digest})
-    return refs
+def keep(uploads: list[Upload], store: BlobStore) -> None:
+    """The checked uploads' bytes into the blob store, under their SHA-256 (content-addressed: storing
+    twice is harmless)."""
+    for upload in uploads:
+        store.put(upload.sha256, upload.data)
 
 
-def record(dossier: Dossier, ref: dict, actor: str, at: datetime) -> None:
-    """A stored document on the dossier's list, once (a redelivered event records nothing more)."""
-    if any(d.sha256 == ref["sha256"] and d.doc_key == ref["key"] for d in dossier.documents):
-        return
-    dossier.documents.append(DossierDocument(
-        doc_key=ref["key"], filename=ref["filename"], content_type=ref["content_type"], size=ref["size"],
-        sha256=ref["sha256"], uploaded_at=at, uploaded_by=actor))
-
-
-def missing(dossier: Dossier, procedure: Procedure) -> list[dict]:
+def missing(dossier_documents, procedure: Procedure) -> list[dict]:
     """Mandatory documents of the procedure version not uploaded yet (what the counter checks)."""
-    present = {d.doc_key for d in dossier.documents}
+    present = {d.key for d in dossier_documents}
     return [{"key": d["key"], "name": d["name"]} for d in procedure.required_documents if d["key"] not in present]
 
 
-def view(document: DossierDocument, at) -> dict:
-    return {"id": document.id, "key": document.doc_key, "filename": document.filename,
+def view(document, at) -> dict:
+    return {"id": document.id, "key": document.key, "filename": document.filename,
             "content_type": document.content_type, "size": document.size, "sha256": document.sha256,
             "uploaded_at": at(document.uploaded_at), "uploaded_by": document.uploaded_by}

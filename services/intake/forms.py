@@ -13,7 +13,7 @@ from fpdf import FPDF
 
 from motcua.errors import Conflict, NotFound
 from services.intake.catalog import Catalog
-from services.intake.models import Dossier
+from services.intake.domain import Dossier
 
 FORMS = {
     "01": "GIẤY TIẾP NHẬN HỒ SƠ VÀ HẸN TRẢ KẾT QUẢ",
@@ -103,7 +103,7 @@ def _receipt(pdf: _Document, dossier: Dossier, catalog: Catalog, tz: ZoneInfo) -
     pdf.line_of("Tiếp nhận hồ sơ của", dossier.applicant_name)
     pdf.line_of("Về việc", f"{procedure.name} (mã thủ tục {procedure.code})")
     pdf.line_of("Thành phần hồ sơ", "")
-    uploaded = {d.doc_key for d in dossier.documents}
+    uploaded = {d.key for d in dossier.documents}
     pdf.items([f"{d['name']} ({'đã nộp' if d['key'] in uploaded else 'đối chiếu tại quầy'})"
                for d in procedure.documents])
     pdf.ln(2)

@@ -1,12 +1,31 @@
-"""Intake's own database: dossiers (hồ sơ), their history, daily code counters."""
+"""Intake's own database: dossiers (hồ sơ), the agencies involved in each, daily code counters.
+
+A dossier is one row: its history, supplement requests, apologies and documents are JSON lists on it, so
+one statement reads everything its rules and its view need (`repository.py` maps it to
+`domain.Dossier`). `dossier_agencies` is the index staff search is scoped by.
+"""
 from __future__ import annotations
 
-from datetime import date, datetime
+from dataclasses import asdict, fields
+from datetime import datetime, timezone
 
-from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Date,
+    ForeignKey,
+    Integer,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase
 
-from motcua.db import ServiceBase, reliability_tables
+from motcua.db import ServiceBase, UTCDateTime, reliability_tables
+from services.intake.domain import Action, Document, Reschedule, SupplementRequest
 
 
 class Base(ServiceBase, DeclarativeBase):
@@ -16,164 +35,105 @@ class Base(ServiceBase, DeclarativeBase):
 outbox, inbox = reliability_tables(Base.metadata)
 
 
-class Dossier(Base):
-    __tablename__ = "dossiers"
+class Records(TypeDecorator):
+    """A tuple of the domain's frozen records (history entries, supplement requests…) as a JSON list;
+    times as ISO 8601 in UTC, lists back as tuples."""
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    code: Mapped[str] = mapped_column(String(40), unique=True)
-    procedure_code: Mapped[str] = mapped_column(String(20), index=True)
-    procedure_version: Mapped[int]
-    procedure_name: Mapped[str] = mapped_column(String(400))
-    field_code: Mapped[str] = mapped_column(String(20))
-    agency_code: Mapped[str] = mapped_column(String(20), index=True)
-    channel: Mapped[str] = mapped_column(String(10))
-    status: Mapped[str] = mapped_column(String(30), index=True)
-    status_code: Mapped[int]
+    impl = JSON
+    cache_ok = True
+
+    def __init__(self, record: type):
+        super().__init__()
+        self.record = record
+        self.times = frozenset(f.name for f in fields(record) if "datetime" in str(f.type))
+
+    def process_bind_param(self, value, dialect):
+        return [{key: (item.astimezone(timezone.utc).isoformat() if key in self.times and item is not None
+                       else list(item) if isinstance(item, tuple) else item)
+                 for key, item in asdict(record).items()} for record in value]
+
+    def process_result_value(self, value, dialect):
+        return tuple(self.record(**{key: (datetime.fromisoformat(item) if key in self.times and item is not None
+                                          else tuple(item) if isinstance(item, list) else item)
+                                    for key, item in entry.items()}) for entry in value or ())
+
+
+def _when(name: str, **kwargs) -> Column:
+    return Column(name, UTCDateTime(), **kwargs)
+
+
+dossiers = Table(
+    "dossiers", Base.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("code", String(40), nullable=False, unique=True),
+    Column("version", Integer, nullable=False, server_default="0"),  # one more per event published
+    Column("procedure_code", String(20), nullable=False, index=True),
+    Column("procedure_version", Integer, nullable=False),
+    Column("procedure_name", String(400), nullable=False),
+    Column("field_code", String(20), nullable=False),
+    Column("agency_code", String(20), nullable=False, index=True),
+    Column("channel", String(10), nullable=False),
+    Column("status", String(30), nullable=False, index=True),
+    Column("status_code", Integer, nullable=False),
     # Personal data stays in intake's database; events carry it only toward notify.
-    applicant_name: Mapped[str] = mapped_column(String(200))
-    applicant_id_number: Mapped[str] = mapped_column(String(20))
-    applicant_phone: Mapped[str] = mapped_column(String(20))
-    applicant_email: Mapped[str | None] = mapped_column(String(200))
-    applicant_address: Mapped[str | None] = mapped_column(String(500))
-    applicant_type: Mapped[str] = mapped_column(String(20), default="individual", server_default="individual")
-    applicant_tax_code: Mapped[str | None] = mapped_column(String(20))
+    Column("applicant_name", String(200), nullable=False),
+    Column("applicant_id_number", String(20), nullable=False),
+    Column("applicant_phone", String(20), nullable=False),
+    Column("applicant_email", String(200)),
+    Column("applicant_address", String(500)),
+    Column("applicant_type", String(20), nullable=False, server_default="individual"),
+    Column("applicant_tax_code", String(20)),
     # for staff search without reading personal data in clear: keyed hashes and the folded name
-    applicant_id_hash: Mapped[str | None] = mapped_column(String(64), index=True)
-    applicant_phone_hash: Mapped[str | None] = mapped_column(String(64), index=True)
-    applicant_name_folded: Mapped[str | None] = mapped_column(String(200))
-    form: Mapped[dict]
-    submitted_at: Mapped[datetime]
-    submitted_by: Mapped[str | None] = mapped_column(String(120))
-    received_at: Mapped[datetime | None]
-    due_at: Mapped[datetime | None]
-    refused_at: Mapped[datetime | None]
-    refusal_reason: Mapped[str | None] = mapped_column(Text)
-    result_ready_at: Mapped[datetime | None]
-    returned_at: Mapped[datetime | None]
-    return_method: Mapped[str | None] = mapped_column(String(10))
-    # while a supplement is awaited (status 5): since when, and the status the dossier resumes
-    paused_at: Mapped[datetime | None]
-    resume_status: Mapped[str | None] = mapped_column(String(30))
-    withdrawn_at: Mapped[datetime | None]
-    withdrawal_reason: Mapped[str | None] = mapped_column(Text)
-    # a step's financial obligation (nghĩa vụ tài chính, status 6): the amount, and the payment confirmed
-    payment_amount_vnd: Mapped[int | None] = mapped_column(BigInteger)
-    payment_note: Mapped[str | None] = mapped_column(Text)
-    paid_at: Mapped[datetime | None]
-    payment_receipt: Mapped[str | None] = mapped_column(String(64))
-    # the result: "approved" (the document asked for) or "refused" by a step, with its reason
-    result_outcome: Mapped[str | None] = mapped_column(String(10))
-    result_note: Mapped[str | None] = mapped_column(Text)
-    # processing stopped by a step (dừng xử lý, status 8, form 05)
-    stopped_at: Mapped[datetime | None]
-    stop_reason: Mapped[str | None] = mapped_column(Text)
-    # workflow predicted a late result: the appointment form 04 should propose, before the due date
-    proposed_due_at: Mapped[datetime | None]
-    # satisfaction (đánh giá mức độ hài lòng), once, after the result was returned
-    rating: Mapped[int | None]
-    rating_comment: Mapped[str | None] = mapped_column(Text)
-    rated_at: Mapped[datetime | None]
-    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
-    request_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    Column("applicant_id_hash", String(64), index=True),
+    Column("applicant_phone_hash", String(64), index=True),
+    Column("applicant_name_folded", String(200)),
+    Column("form", JSON, nullable=False),
+    _when("submitted_at", nullable=False),
+    Column("submitted_by", String(120)),
+    _when("received_at"),
+    _when("due_at"),
+    _when("refused_at"),
+    Column("refusal_reason", Text),
+    _when("result_ready_at"),
+    _when("returned_at"),
+    Column("return_method", String(10)),
+    _when("paused_at"),
+    Column("resume_status", String(30)),
+    _when("withdrawn_at"),
+    Column("withdrawal_reason", Text),
+    Column("payment_amount_vnd", BigInteger),
+    Column("payment_note", Text),
+    _when("paid_at"),
+    Column("payment_receipt", String(64)),
+    Column("result_outcome", String(10)),
+    Column("result_note", Text),
+    _when("stopped_at"),
+    Column("stop_reason", Text),
+    _when("proposed_due_at"),
+    Column("rating", Integer),
+    Column("rating_comment", Text),
+    _when("rated_at"),
+    Column("idempotency_key", String(200), unique=True),
+    Column("request_fingerprint", String(64)),
+    Column("history", Records(Action), nullable=False, server_default="[]"),
+    Column("supplements", Records(SupplementRequest), nullable=False, server_default="[]"),
+    Column("reschedules", Records(Reschedule), nullable=False, server_default="[]"),
+    Column("documents", Records(Document), nullable=False, server_default="[]"),
+)
 
-    history: Mapped[list["DossierAction"]] = relationship(
-        back_populates="dossier", order_by="DossierAction.id", cascade="all, delete-orphan")
-    agencies: Mapped[list["DossierAgency"]] = relationship(cascade="all, delete-orphan")
-    supplements: Mapped[list["DossierSupplement"]] = relationship(
-        order_by="DossierSupplement.id", cascade="all, delete-orphan")
-    documents: Mapped[list["DossierDocument"]] = relationship(
-        order_by="DossierDocument.id", cascade="all, delete-orphan")
-    reschedules: Mapped[list["DossierReschedule"]] = relationship(
-        order_by="DossierReschedule.id", cascade="all, delete-orphan")
+# Agencies involved in a dossier (the receiving one, and each a task was routed to).
+dossier_agencies = Table(
+    "dossier_agencies", Base.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("dossier_id", Integer, ForeignKey("dossiers.id"), nullable=False),
+    Column("agency_code", String(20), nullable=False),
+    UniqueConstraint("dossier_id", "agency_code"),
+)
 
-
-class DossierAction(Base):
-    """Every decision on a dossier: who, when, which agency (nhật ký xử lý)."""
-
-    __tablename__ = "dossier_actions"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossiers.id"), index=True)
-    action: Mapped[str] = mapped_column(String(40))
-    status: Mapped[str] = mapped_column(String(30))
-    status_code: Mapped[int]
-    at: Mapped[datetime]
-    actor: Mapped[str] = mapped_column(String(120))
-    agency_code: Mapped[str] = mapped_column(String(20))
-    note: Mapped[str | None] = mapped_column(Text)
-
-    dossier: Mapped[Dossier] = relationship(back_populates="history")
-
-
-class DossierSupplement(Base):
-    """A supplement request (form 02, every missing item at once) and its answer."""
-
-    __tablename__ = "dossier_supplements"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossiers.id"), index=True)
-    requested_at: Mapped[datetime]
-    requested_by: Mapped[str] = mapped_column(String(120))
-    agency_code: Mapped[str] = mapped_column(String(20))
-    items: Mapped[list] = mapped_column(JSON)
-    note: Mapped[str | None] = mapped_column(Text)
-    due_before: Mapped[datetime | None]
-    supplemented_at: Mapped[datetime | None]
-    supplemented_by: Mapped[str | None] = mapped_column(String(120))
-    due_after: Mapped[datetime | None]
-
-
-class DossierReschedule(Base):
-    """An apology with a new appointment date (form 04): who, when, why, from which date to which."""
-
-    __tablename__ = "dossier_reschedules"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossiers.id"), index=True)
-    rescheduled_at: Mapped[datetime]
-    rescheduled_by: Mapped[str] = mapped_column(String(120))
-    agency_code: Mapped[str] = mapped_column(String(20))
-    old_due_at: Mapped[datetime]
-    new_due_at: Mapped[datetime]
-    reason: Mapped[str] = mapped_column(Text)
-    late_apology: Mapped[bool]  # issued after the old appointment had passed (the law asks for before)
-
-
-class DossierDocument(Base):
-    """An uploaded document (thành phần hồ sơ): its bytes are in the blob store under its SHA-256."""
-
-    __tablename__ = "dossier_documents"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossiers.id"), index=True)
-    doc_key: Mapped[str] = mapped_column(String(40))
-    filename: Mapped[str] = mapped_column(String(200))
-    content_type: Mapped[str] = mapped_column(String(60))
-    size: Mapped[int]
-    sha256: Mapped[str] = mapped_column(String(64))
-    uploaded_at: Mapped[datetime]
-    uploaded_by: Mapped[str] = mapped_column(String(120))
-
-
-class DossierAgency(Base):
-    """Agencies involved in a dossier (receiving, and each one a task was routed to)."""
-
-    __tablename__ = "dossier_agencies"
-    __table_args__ = (UniqueConstraint("dossier_id", "agency_code"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossiers.id"))
-    agency_code: Mapped[str] = mapped_column(String(20))
-
-
-class DossierCounter(Base):
-    """The daily sequence behind dossier codes, per receiving agency (restarts every day)."""
-
-    __tablename__ = "dossier_counters"
-
-    agency_code: Mapped[str] = mapped_column(String(20), primary_key=True)
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
-    last_value: Mapped[int] = mapped_column(Integer, default=0)
-
-
-Index("ix_dossier_actions_at", DossierAction.at)
+# The daily sequence behind dossier codes, per receiving agency (restarts every day).
+dossier_counters = Table(
+    "dossier_counters", Base.metadata,
+    Column("agency_code", String(20), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("last_value", Integer, nullable=False, default=0),
+)

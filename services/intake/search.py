@@ -16,7 +16,7 @@ from motcua.db import UnitOfWork
 from motcua.identity import Caller
 from motcua.privacy import mask_name
 from services.intake.catalog import fold
-from services.intake.models import Dossier, DossierAgency
+from services.intake.models import dossier_agencies, dossiers
 
 OPEN_STATUSES = ("received", "processing")  # the clock runs: these can be overdue
 
@@ -43,40 +43,41 @@ def search(uow: UnitOfWork, secret: str, tz: ZoneInfo, filters: dict, caller: Ca
            tree: AgencyTree | None = None) -> dict:
     """Dossiers an agency involved in: the caller's own, or (leaders, agency admins) its sub-tree's."""
     caller.require("receptionist", "specialist", "leader", "agency_admin")
-    query = select(Dossier)
+    d = dossiers.c
+    query = select(d.code, d.procedure_code, d.procedure_name, d.agency_code, d.status, d.status_code,
+                   d.applicant_name, d.submitted_at, d.due_at)
     scope = scope_of(caller, tree or AgencyTree({}))
     if scope is not None:
-        involved = select(DossierAgency.dossier_id).where(DossierAgency.agency_code.in_(sorted(scope)))
-        query = query.where(Dossier.id.in_(involved))
+        involved = select(dossier_agencies.c.dossier_id).where(dossier_agencies.c.agency_code.in_(sorted(scope)))
+        query = query.where(d.id.in_(involved))
     if filters.get("code"):
-        query = query.where(Dossier.code.startswith(filters["code"], autoescape=True))
+        query = query.where(d.code.startswith(filters["code"], autoescape=True))
     if filters.get("name"):
         folded = " ".join(fold(filters["name"]).split())
-        query = query.where(Dossier.applicant_name_folded.contains(folded, autoescape=True))
+        query = query.where(d.applicant_name_folded.contains(folded, autoescape=True))
     if filters.get("id_number"):
-        query = query.where(Dossier.applicant_id_hash == lookup_hash(secret, "id", filters["id_number"]))
+        query = query.where(d.applicant_id_hash == lookup_hash(secret, "id", filters["id_number"]))
     if filters.get("phone"):
-        query = query.where(Dossier.applicant_phone_hash == lookup_hash(secret, "phone",
-                                                                        normalise_phone(filters["phone"])))
+        query = query.where(d.applicant_phone_hash == lookup_hash(secret, "phone", normalise_phone(filters["phone"])))
     if filters.get("status"):
-        query = query.where(Dossier.status == filters["status"])
+        query = query.where(d.status == filters["status"])
     if filters.get("procedure_code"):
-        query = query.where(Dossier.procedure_code == filters["procedure_code"])
+        query = query.where(d.procedure_code == filters["procedure_code"])
     if filters.get("date_from"):
-        query = query.where(Dossier.submitted_at >= datetime.combine(filters["date_from"], time(), tz))
+        query = query.where(d.submitted_at >= datetime.combine(filters["date_from"], time(), tz))
     if filters.get("date_to"):
-        query = query.where(Dossier.submitted_at < datetime.combine(filters["date_to"] + timedelta(days=1), time(), tz))
+        query = query.where(d.submitted_at < datetime.combine(filters["date_to"] + timedelta(days=1), time(), tz))
     if filters.get("overdue") is not None:
-        late = Dossier.status.in_(OPEN_STATUSES) & (Dossier.due_at < now)
+        late = d.status.in_(OPEN_STATUSES) & (d.due_at < now)
         query = query.where(late if filters["overdue"] else ~late)
     total = uow.session.scalar(select(func.count()).select_from(query.subquery()))
     page, size = filters.get("page", 1), filters.get("page_size", 20)
-    rows = uow.session.scalars(query.order_by(Dossier.submitted_at.desc(), Dossier.id.desc())
+    rows = uow.session.execute(query.order_by(d.submitted_at.desc(), d.id.desc())
                                .offset((page - 1) * size).limit(size)).all()
     return {"total": total, "page": page, "page_size": size, "items": [
-        {"code": d.code, "procedure_code": d.procedure_code, "procedure_name": d.procedure_name,
-         "agency_code": d.agency_code, "status": d.status, "status_code": d.status_code,
-         "applicant": mask_name(d.applicant_name), "submitted_at": local_iso(d.submitted_at, tz),
-         "due_at": local_iso(d.due_at, tz),
-         "overdue": d.status in OPEN_STATUSES and d.due_at is not None and d.due_at < now}
-        for d in rows]}
+        {"code": row.code, "procedure_code": row.procedure_code, "procedure_name": row.procedure_name,
+         "agency_code": row.agency_code, "status": row.status, "status_code": row.status_code,
+         "applicant": mask_name(row.applicant_name), "submitted_at": local_iso(row.submitted_at, tz),
+         "due_at": local_iso(row.due_at, tz),
+         "overdue": row.status in OPEN_STATUSES and row.due_at is not None and row.due_at < now}
+        for row in rows]}

@@ -28,18 +28,20 @@ from motcua.identity import verify_token
 from motcua.metrics import GroupCountGauge, Metrics
 from services.intake import dossiers, due, forms, search
 from services.intake.dependencies import Rules
-from services.intake.models import Base, Dossier
+from services.intake.models import Base, dossiers as dossier_table
+from services.intake.repository import IntakeUnitOfWork
 
 
 class IntakeService:
     name = "intake"
 
-    db = Database(Base)
+    db = Database(Base, unit_of_work=IntakeUnitOfWork)
     metrics = Metrics()
     rules = Rules()
     config = Config()
     workflow = RpcProxy("workflow")  # the hand-overs of form 06
-    dossiers_by_status = GroupCountGauge("motcua_dossiers_by_status", "Dossiers by status", Dossier.status)
+    dossiers_by_status = GroupCountGauge("motcua_dossiers_by_status", "Dossiers by status",
+                                         dossier_table.c.status)
 
     def _caller(self, token):
         return verify_token(token, self.rules.secret)
@@ -194,7 +196,8 @@ class IntakeService:
 
     @event_handler("workflow", "task_completed")
     def on_task_completed(self, event):
-        self._apply_once(event, dossiers.task_completed)
+        if event.data["documents"]:  # a completion without documents changes nothing here: not even the inbox
+            self._apply_once(event, dossiers.task_completed)
 
     @rpc
     @audit_refusals

@@ -1,5 +1,6 @@
-"""The Notifier as a nameko dependency, and notify's scheduler: a managed greenthread that sends the
-due messages (new ones at once, retries when their backoff ends) and is woken by every new plan."""
+"""The Notifier as a nameko dependency, and notify's scheduler: a managed greenthread that runs a
+dispatch round whenever something may be due (a new plan, a re-send, a retry's or a lease's time,
+a receipt deadline) and otherwise sleeps."""
 from __future__ import annotations
 
 import logging
@@ -9,9 +10,11 @@ from zoneinfo import ZoneInfo
 
 from nameko.extensions import DependencyProvider
 
+from motcua.backoff import backoff
 from motcua.db import Database
 from motcua.metrics import metrics_for
-from services.notify.domain import Notifier, NotifyMetrics, open_dead_letters
+from services.notify.domain import Notifier, NotifyMetrics
+from services.notify.repository import DeliveryRepository
 from services.notify.settings import load_agency_offices, load_settings
 
 log = logging.getLogger(__name__)
@@ -26,7 +29,7 @@ class Notifications(DependencyProvider):
         settings = load_settings(config)
         agency_names, agency_emails = load_agency_offices(Path(config["CATALOG_DIR"]))
         self.notifier = Notifier(
-            settings=settings, sessions=lambda: database.sessionmaker(),  # providers set up in any order
+            settings=settings, unit_of_work=lambda: database.unit_of_work(),  # providers set up in any order
             sender=config["SMTP"]["sender"],
             tz=ZoneInfo(config["TIME_ZONE"]), secret=config["SECRET"].encode(),
             metrics=NotifyMetrics(metrics.registry),
@@ -38,7 +41,7 @@ class Notifications(DependencyProvider):
 
         def dead_letters():
             with database.sessionmaker() as session:  # at scrape time, long after setup
-                return open_dead_letters(session)
+                return DeliveryRepository(session).open_dead_letters()
 
         metrics.gauge_from("motcua_notification_dead_letters_open", "Dead-lettered messages awaiting a re-send",
                            ["channel"], dead_letters)
@@ -50,15 +53,22 @@ class Notifications(DependencyProvider):
         self._thread = self.container.spawn_managed_thread(self._run, identifier="notify-scheduler")
 
     def _run(self):
-        poll = self.notifier.settings.poll_seconds
+        # Asleep with nothing due that it knows of, the scheduler still looks every `poll_seconds`:
+        # for rows another notify instance planned, or scheduled, and died before sending.
+        ceiling = self.notifier.settings.poll_seconds
+        failures = 0
         while self._running:
             try:
-                sent = self.notifier.dispatch()
-            except Exception:  # the database briefly away: log the kind, try again next round
-                log.exception("notify scheduler round failed")
-                sent = 0
-            if not sent:
-                self._wakeup.wait(poll)
+                self.notifier.dispatch()
+                failures = 0
+                at = self.notifier.next_round_at
+                pause = ceiling if at is None else min(ceiling, (at - self.notifier.clock()).total_seconds())
+            except Exception:  # the database briefly away: log the kind, try again after a backoff
+                failures += 1
+                log.exception("notify scheduler round failed (%d in a row)", failures)
+                pause = backoff(failures, 0.5, ceiling)
+            if pause > 0:
+                self._wakeup.wait(pause)
                 self._wakeup.clear()
 
     def stop(self):

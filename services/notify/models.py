@@ -1,30 +1,23 @@
 """notify's database: the delivery log (one row per message owed to a person or system) and the
-citizens' notification choices per dossier."""
+citizens' notification choices per dossier. Plain tables: the repositories (repository.py) read and
+write them with one statement per batch; the rules live in delivery.py."""
 from __future__ import annotations
 
-from datetime import datetime
-
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
+    Column,
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase
 
-from motcua.db import ServiceBase, reliability_tables
-
-# The delivery lifecycle (GOV.UK Notify's): created → sending → delivered | temporary-failure |
-# permanent-failure | technical-failure; or skipped (no usable address, opted out).
-# temporary-failure is tried again at `next_attempt_at` until the last try, then dead-lettered.
-# A `sending` row with `sent_at` set was accepted by a provider that sends a delivery receipt later.
-CREATED, SENDING, DELIVERED = "created", "sending", "delivered"
-TEMPORARY, PERMANENT, TECHNICAL, SKIPPED = "temporary-failure", "permanent-failure", "technical-failure", "skipped"
-STATUSES = (CREATED, SENDING, DELIVERED, TEMPORARY, PERMANENT, TECHNICAL, SKIPPED)
-FINAL_STATUSES = (DELIVERED, PERMANENT, TECHNICAL, SKIPPED)
+from motcua.db import ServiceBase, UTCDateTime, reliability_tables
 
 
 class Base(ServiceBase, DeclarativeBase):
@@ -33,57 +26,53 @@ class Base(ServiceBase, DeclarativeBase):
 
 reliability_tables(Base.metadata)
 
+_ID = BigInteger().with_variant(Integer, "sqlite")
 
-class Delivery(Base):
-    """One message to one recipient on one channel for one event; the unique key makes it once."""
+# One message to one recipient on one channel for one event (services/notify/delivery.py): the
+# unique key makes it once. The key is a keyed SHA-256 of the address; people see it masked. The
+# address itself is kept only until the message is delivered (needed for the retries), then erased
+# with the content (`context`: the template variables, or the webhook's event).
+deliveries = Table(
+    "deliveries", Base.metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("dossier_code", String(64), nullable=False, index=True),
+    Column("agency_code", String(64)),
+    Column("channel", String(16), nullable=False),
+    Column("provider", String(64)),
+    Column("recipient_hash", String(64), nullable=False),
+    Column("recipient_masked", String(320), nullable=False),
+    Column("address", String(2048)),
+    Column("context", JSON),
+    Column("status", String(32), nullable=False),
+    Column("reason", String(128)),  # skip reason, or the last failure (never personal data)
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("resends", Integer, nullable=False, default=0),
+    Column("segments", Integer),
+    Column("next_attempt_at", UTCDateTime()),
+    Column("lease_until", UTCDateTime()),
+    Column("provider_ref", String(128), index=True),
+    Column("sent_at", UTCDateTime()),
+    Column("dead_lettered_at", UTCDateTime(), index=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("delivered_at", UTCDateTime()),
+    UniqueConstraint("event_id", "channel", "recipient_hash", name="uq_deliveries_key"),
+    Index("ix_deliveries_due", "status", "next_attempt_at"),
+)
+DELIVERY_KEY = ("event_id", "channel", "recipient_hash")
 
-    __tablename__ = "deliveries"
-    __table_args__ = (UniqueConstraint("event_id", "channel", "recipient_hash", name="uq_deliveries_key"),
-                      Index("ix_deliveries_due", "status", "next_attempt_at"))
-
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
-                                    autoincrement=True)
-    event_id: Mapped[str] = mapped_column(String(36))
-    event_type: Mapped[str] = mapped_column(String(64))
-    dossier_code: Mapped[str] = mapped_column(String(64), index=True)
-    agency_code: Mapped[str | None] = mapped_column(String(64))
-    channel: Mapped[str] = mapped_column(String(16))
-    provider: Mapped[str | None] = mapped_column(String(64))
-    # The key is a keyed SHA-256 of the address; people see it masked. The address itself is kept
-    # only until the message is delivered (needed for the retries), then erased with the content.
-    recipient_hash: Mapped[str] = mapped_column(String(64))
-    recipient_masked: Mapped[str] = mapped_column(String(320))
-    address: Mapped[str | None] = mapped_column(String(2048))
-    context: Mapped[dict | None]  # the template variables (or the webhook's event), erased once delivered
-    status: Mapped[str] = mapped_column(String(32))
-    reason: Mapped[str | None] = mapped_column(String(128))  # skip reason, or the last failure (never personal data)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    resends: Mapped[int] = mapped_column(Integer, default=0)
-    segments: Mapped[int | None] = mapped_column(Integer)
-    next_attempt_at: Mapped[datetime | None]
-    lease_until: Mapped[datetime | None]
-    provider_ref: Mapped[str | None] = mapped_column(String(128), index=True)
-    sent_at: Mapped[datetime | None]
-    dead_lettered_at: Mapped[datetime | None] = mapped_column(index=True)
-    created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
-    delivered_at: Mapped[datetime | None]
-
-
-class Preference(Base):
-    """A citizen's choice for one channel of one dossier, as recorded (append-only: the latest counts).
-
-    `legal_basis` is why notify may message at all (the public service the citizen asked for);
-    `source` is where the choice was made; the row is the record of consent or of opting out.
-    """
-
-    __tablename__ = "preferences"
-
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
-                                    autoincrement=True)
-    dossier_code: Mapped[str] = mapped_column(String(64), index=True)
-    channel: Mapped[str] = mapped_column(String(16))
-    opted_out: Mapped[bool] = mapped_column(Boolean)
-    legal_basis: Mapped[str] = mapped_column(Text)
-    source: Mapped[str] = mapped_column(String(64))
-    recorded_at: Mapped[datetime]
+# A citizen's choice for one channel of one dossier, as recorded (append-only: the latest counts).
+# `legal_basis` is why notify may message at all (the public service the citizen asked for);
+# `source` is where the choice was made; the row is the record of consent or of opting out.
+preferences = Table(
+    "preferences", Base.metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("dossier_code", String(64), nullable=False, index=True),
+    Column("channel", String(16), nullable=False),
+    Column("opted_out", Boolean, nullable=False),
+    Column("legal_basis", Text, nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("recorded_at", UTCDateTime(), nullable=False),
+)

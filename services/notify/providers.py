@@ -13,15 +13,19 @@ All block on sockets or files, which eventlet's monkey-patching turns green.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
+import io
 import json
 import mailbox
+import os
 import smtplib
 import ssl
 import threading
 import time
 from dataclasses import dataclass, field
+from email.generator import BytesGenerator
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Callable, Protocol
@@ -124,7 +128,12 @@ def _by_smtp_code(code: int, what: str) -> Exception:
 
 
 class MailboxEmail:
-    """Appends each message to an mbox file, so a developer reads what citizens would receive."""
+    """Appends each message to an mbox file, so a developer reads what citizens would receive.
+
+    The same bytes as Python's `mailbox.mbox` writes, appended without reading the file first
+    (`mailbox.mbox.add` scans the whole file for its table of contents: a cost that grew with every
+    message). An fcntl lock keeps other processes' messages apart; it does not wait: a locked file
+    raises, and the delivery is tried again later."""
 
     channel = "email"
     awaits_receipt = False
@@ -135,24 +144,33 @@ class MailboxEmail:
         self._lock = threading.Lock()  # green under eventlet: greenthreads of this process queue here
 
     def send(self, message: Outgoing) -> None:
+        entry = mbox_entry(message.email)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock:
-            box = mailbox.mbox(self.path)
-            # fcntl + dot-lock against other processes and mail readers; it does not wait: a locked
-            # file raises, and the delivery is tried again later.
+        with self._lock, open(self.path, "ab") as mbox:
             try:
-                box.lock()
-            except mailbox.ExternalClashError:
+                fcntl.lockf(mbox, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
                 raise TemporaryFailure("mailbox locked") from None
             try:
-                box.add(message.email)
-                box.flush()
+                mbox.write(entry)
+                mbox.flush()
+                os.fsync(mbox.fileno())
             finally:
-                box.unlock()
-                box.close()
+                fcntl.lockf(mbox, fcntl.LOCK_UN)
 
     def __repr__(self) -> str:
         return f"MailboxEmail({self.path.name})"
+
+
+def mbox_entry(email: EmailMessage) -> bytes:
+    """One message as `mailbox.mbox` appends it: a "From " line, the message with its own "From "
+    lines quoted, and a blank line."""
+    buffer = io.BytesIO()
+    BytesGenerator(buffer, mangle_from_=True, maxheaderlen=0).flatten(email)
+    data = buffer.getvalue().replace(b"\n", mailbox.linesep)
+    if not data.endswith(mailbox.linesep):
+        data += mailbox.linesep
+    return b"From MAILER-DAEMON " + time.asctime(time.gmtime()).encode() + mailbox.linesep + data + mailbox.linesep
 
 
 class OutboxSms:
@@ -320,7 +338,10 @@ class Webhook:
 
 
 class RateLimiter:
-    """A token bucket per provider: `rate` messages a second on average, bursts of `burst`."""
+    """A token bucket per provider: `rate` messages a second on average, bursts of `burst`.
+
+    The dispatcher asks how many messages the provider may take now (`available`), claims at most
+    that many in its round, and `take`s one token for each it claimed."""
 
     def __init__(self, rate: float | None, burst: int | None = None, clock: Callable[[], float] = time.monotonic):
         self.rate = rate
@@ -329,13 +350,21 @@ class RateLimiter:
         self.clock = clock
         self.updated = clock()
 
-    def try_acquire(self) -> bool:
-        if not self.rate:
-            return True
+    def _refill(self) -> None:
         now = self.clock()
         self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
         self.updated = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
+
+    def available(self) -> int:
+        """Whole messages the provider may take now."""
+        self._refill()
+        return int(self.tokens)
+
+    def take(self) -> None:
+        self._refill()
+        self.tokens -= 1
+
+    def wait_seconds(self) -> float:
+        """Until the provider may take one more message."""
+        self._refill()
+        return max(0.0, (1 - self.tokens) / self.rate)

@@ -1,7 +1,7 @@
 """notify: tells citizens (email, SMS) and agencies' systems (signed webhooks) about their dossiers.
 
-Event handlers only plan the messages owed (committed, then the event is acked); notify's scheduler
-(dependencies.Notifications) sends them, retries, and dead-letters. See domain.py.
+Event handlers only plan the messages owed (committed with the consumer's batch, then acked); notify's
+scheduler (dependencies.Notifications) sends them, retries, and dead-letters. See domain.py.
 """
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from motcua.bus import event_handler
 from motcua.db import Database
 from motcua.errors import load_valid
 from motcua.metrics import Metrics
-from services.notify import domain, templates
+from services.notify import preferences, templates
 from services.notify.dependencies import Notifications
 from services.notify.models import Base
+from services.notify.repository import NotifyUnitOfWork
 from services.notify.schemas import (
     DeadLettersIn,
     DeliveryOut,
@@ -32,7 +33,7 @@ _deliveries_out = DeliveryOut(many=True)
 class NotifyService:
     name = "notify"
 
-    db = Database(Base, relay=False)  # notify emits no events: no outbox to relay
+    db = Database(Base, relay=False, unit_of_work=NotifyUnitOfWork)  # notify emits no events: no relay
     metrics = Metrics()
     notifier = Notifications()
 
@@ -92,22 +93,22 @@ class NotifyService:
     @rpc
     def list_deliveries(self, dossier_code):
         args = load_valid(ListDeliveriesIn(), {"dossier_code": dossier_code})
-        return _deliveries_out.dump(domain.list_deliveries(self.db.session, args["dossier_code"]))
+        return _deliveries_out.dump(self.db.deliveries.of_dossier(args["dossier_code"]))
 
     @rpc
     def list_dead_letters(self, limit=100):
         args = load_valid(DeadLettersIn(), {"limit": limit})
-        return _deliveries_out.dump(domain.list_dead_letters(self.db.session, args["limit"]))
+        return _deliveries_out.dump(self.db.deliveries.dead_letters(args["limit"]))
 
     @rpc
     def resend(self, delivery_id):
         args = load_valid(ResendIn(), {"delivery_id": delivery_id})
-        return _delivery_out.dump(self.notifier.resend(self.db.session, args["delivery_id"]))
+        return _delivery_out.dump(self.notifier.resend(self.db, args["delivery_id"]))
 
     @rpc
     def delivery_receipt(self, provider, token, body):
         args = load_valid(ReceiptIn(), {"provider": provider, "body": body})
-        delivery = self.notifier.receipt(self.db.session, args["provider"], token, args["body"])
+        delivery = self.notifier.receipt(self.db, args["provider"], token, args["body"])
         return {"id": delivery.id, "status": delivery.status}
 
     @rpc
@@ -119,10 +120,11 @@ class NotifyService:
     @rpc
     def get_preferences(self, dossier_code):
         args = load_valid(ListDeliveriesIn(), {"dossier_code": dossier_code})
-        return preferences_out(domain.preferences_view(self.db.session, args["dossier_code"]))
+        recorded = self.db.preferences.recorded(args["dossier_code"])
+        return preferences_out(preferences.view(preferences.in_force(recorded)))
 
     @rpc
     def set_preferences(self, dossier_code, choices, source="tracking"):
         args = load_valid(PreferencesIn(), {"dossier_code": dossier_code, "choices": choices, "source": source})
-        return preferences_out(self.notifier.set_preferences(self.db.session, args["dossier_code"],
+        return preferences_out(self.notifier.set_preferences(self.db, args["dossier_code"],
                                                              args["choices"], args["source"]))

@@ -131,7 +131,10 @@ class NotifySettingsSchema(_Strict):
     # A `sending` row older than this was left by a process killed mid-send and is sent again:
     # longer than every provider's timeout, so a live sender always finishes first.
     lease_seconds = fields.Float(load_default=60.0, validate=validate.Range(min=1))
-    poll_seconds = fields.Float(load_default=1.0, validate=validate.Range(min=0.01))
+    # The scheduler sleeps until the next row falls due or something wakes it (a plan, a re-send, a
+    # receipt); with nothing due that it knows of, it still looks this often, for rows another notify
+    # instance planned or scheduled and died before sending.
+    poll_seconds = fields.Float(load_default=60.0, validate=validate.Range(min=0.01))
     # An SMS accepted by a carrier that sends receipts, with no receipt after this long, is a
     # temporary failure (tried again): above the carrier's validity period (docs/notifications.md).
     receipt_timeout_seconds = fields.Float(load_default=86400.0, validate=validate.Range(min=60))

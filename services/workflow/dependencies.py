@@ -15,7 +15,7 @@ from motcua.config import is_production
 from motcua.db import Database, utcnow
 from motcua.metrics import Metrics
 from motcua.worker import task_queue
-from services.workflow import domain
+from services.workflow import queries
 from services.workflow.processes import load_catalog
 
 
@@ -88,10 +88,10 @@ class WorkflowMetrics(Metrics):
             return _read
 
         self.metrics.gauge_from("motcua_tasks_by_status", "Tasks by status", ["status"],
-                                read(domain.tasks_by_status))
+                                read(queries.tasks_by_status))
         self.metrics.gauge_from("motcua_tasks_open", "Open tasks per agency", ["agency_code"],
-                                read(domain.open_tasks_by_agency))
+                                read(queries.open_tasks_by_agency))
         self.metrics.gauge_from("motcua_tasks_overdue", "Open tasks past their step's due date, per agency",
                                 ["agency_code"],
-                                read(lambda session: domain.open_tasks_by_agency(
+                                read(lambda session: queries.open_tasks_by_agency(
                                     session, overdue_before(clock.now(), tz))))

@@ -1,18 +1,14 @@
-"""Workflow's own database: each dossier's run through its process, and the tasks (công việc) of its steps."""
+"""Workflow's own database: each dossier's run through its process, and the tasks (công việc) of its steps.
+
+The tables are mapped onto the plain classes of `process_run` (imperatively): the rules never import
+SQLAlchemy, and the same objects live in memory in the rule tests."""
 from __future__ import annotations
 
-from datetime import datetime
+from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, String, Table, Text
+from sqlalchemy.orm import DeclarativeBase, relationship
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-
-from motcua.db import ServiceBase, reliability_tables
-
-# Paused while the applicant supplements the dossier, awaiting payment while a fee or tax is unpaid
-# (the clock stops for both); stopped when it is withdrawn or a step stops it.
-RUNNING, PAUSED, AWAITING_PAYMENT, FINISHED, STOPPED = "running", "paused", "awaiting_payment", "finished", "stopped"
-# A task transferred to another agency, or sent back, is closed; its successor is a new task.
-OPEN, DONE, CANCELLED, TRANSFERRED = "open", "done", "cancelled", "transferred"
+from motcua.db import ServiceBase, UTCDateTime, reliability_tables
+from services.workflow.process_run import ProcessRun, Task
 
 
 class Base(ServiceBase, DeclarativeBase):
@@ -21,70 +17,59 @@ class Base(ServiceBase, DeclarativeBase):
 
 outbox, inbox = reliability_tables(Base.metadata)
 
+runs = Table(
+    "dossier_processes", Base.metadata,
+    Column("dossier_code", String(40), primary_key=True),
+    Column("procedure_code", String(20), nullable=False),
+    Column("receiving_agency_code", String(20), nullable=False),
+    Column("dossier_due_at", UTCDateTime(), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("finished_at", UTCDateTime()),
+    Column("form", JSON, nullable=False),
+    Column("overdue_at", UTCDateTime()),
+    Column("paused_at", UTCDateTime()),
+    Column("resume_after_step", Integer),
+    Column("delay_predicted_at", UTCDateTime()),
+    Column("version", Integer, nullable=False, server_default="0"),
+    Column("dossier_version", Integer),
+    Column("clock_version", Integer),
+    # detect_overdue: running processes not yet flagged, past their due date.
+    Index("ix_dossier_processes_sla", "status", "overdue_at", "dossier_due_at"),
+)
 
-class DossierProcess(Base):
-    """A received dossier routed through its procedure's process; one per dossier."""
+tasks = Table(
+    "tasks", Base.metadata,
+    Column("id", String(36), primary_key=True),
+    Column("dossier_code", ForeignKey("dossier_processes.dossier_code"), nullable=False, index=True),
+    Column("procedure_code", String(20), nullable=False),
+    Column("step_index", Integer, nullable=False),
+    Column("step", String(255), nullable=False),
+    Column("agency_code", String(20), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("assigned_at", UTCDateTime(), nullable=False),
+    Column("due_at", UTCDateTime(), nullable=False),
+    Column("completed_at", UTCDateTime()),
+    Column("completed_by", String(120)),
+    Column("outcome", String(16)),
+    Column("note", Text),
+    Column("timeliness", String(8)),
+    Column("overdue_at", UTCDateTime()),
+    Column("paused_at", UTCDateTime()),
+    Column("assignee", String(120)),
+    Column("from_agency_code", String(20)),
+    Column("documents", JSON),
+    # list_tasks: an agency's open tasks by due date; the metrics gauges count by the same columns.
+    Index("ix_tasks_agency_status_due", "agency_code", "status", "due_at"),
+    # detect_overdue: open tasks not yet flagged, past their due date.
+    Index("ix_tasks_sla", "status", "overdue_at", "due_at"),
+)
 
-    __tablename__ = "dossier_processes"
-    __table_args__ = (
-        # detect_overdue: running processes not yet flagged, past their due date.
-        Index("ix_dossier_processes_sla", "status", "overdue_at", "dossier_due_at"),
-    )
-
-    dossier_code: Mapped[str] = mapped_column(String(40), primary_key=True)
-    procedure_code: Mapped[str] = mapped_column(String(20))
-    receiving_agency_code: Mapped[str] = mapped_column(String(20))
-    dossier_due_at: Mapped[datetime]
-    status: Mapped[str] = mapped_column(String(16))
-    started_at: Mapped[datetime]
-    finished_at: Mapped[datetime | None]
-    # The applicant's declaration (tờ khai), handed only to steps an agency's own system takes.
-    form: Mapped[dict] = mapped_column(default=dict)
-    # When the SLA timer found the dossier past its due date and emitted `dossier_overdue` (once).
-    overdue_at: Mapped[datetime | None]
-    # When a supplement was requested (status paused): the working time from then to the supplement
-    # is added to its open steps' due dates when it resumes.
-    paused_at: Mapped[datetime | None]
-    # Awaiting payment: the step whose completion fixed the amount; processing resumes after it.
-    resume_after_step: Mapped[int | None]
-    # When the SLA timer predicted the dossier would miss its due date (`delay_predicted`, once).
-    delay_predicted_at: Mapped[datetime | None]
-
-
-class Task(Base):
-    """One step of one dossier, assigned to an agency (liên thông: the next step may be another agency)."""
-
-    __tablename__ = "tasks"
-    __table_args__ = (
-        # list_tasks: an agency's open tasks by due date; the metrics gauges count by the same columns.
-        Index("ix_tasks_agency_status_due", "agency_code", "status", "due_at"),
-        # detect_overdue: open tasks not yet flagged, past their due date.
-        Index("ix_tasks_sla", "status", "overdue_at", "due_at"),
-    )
-
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    dossier_code: Mapped[str] = mapped_column(ForeignKey("dossier_processes.dossier_code"), index=True)
-    procedure_code: Mapped[str] = mapped_column(String(20))
-    step_index: Mapped[int]
-    step: Mapped[str] = mapped_column(String(255))
-    agency_code: Mapped[str] = mapped_column(String(20))
-    role: Mapped[str] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(16))
-    assigned_at: Mapped[datetime]
-    due_at: Mapped[datetime]
-    completed_at: Mapped[datetime | None]
-    completed_by: Mapped[str | None] = mapped_column(String(120))
-    outcome: Mapped[str | None] = mapped_column(String(16))
-    note: Mapped[str | None] = mapped_column(Text)
-    timeliness: Mapped[str | None] = mapped_column(String(8))
-    # When the SLA timer found the step past its due date and escalated it (`task_overdue`, once).
-    overdue_at: Mapped[datetime | None]
-    # While its dossier is paused: when this step's clock stopped (the request, or its assignment if
-    # later). A paused step is never overdue; on resume its due date moves by the working time since.
-    paused_at: Mapped[datetime | None]
-    # The officer the task is assigned to (claimed or assigned by a leader); None: the agency's pool.
-    assignee: Mapped[str | None] = mapped_column(String(120))
-    # Who handed the dossier over (the previous step's agency), for the process control sheet (form 06).
-    from_agency_code: Mapped[str | None] = mapped_column(String(20))
-    # Documents the step completed with (references into intake's blob store: key, filename, sha256…)
-    documents: Mapped[list | None] = mapped_column(JSON)
+Base.registry.map_imperatively(Task, tasks)
+# The tasks load when a rule first needs them, in their own statement after the run's row is locked, so
+# they are read as committed by whoever held the lock before (a join read in the locking statement
+# would see them as of before the wait, e.g. a parallel branch just closed still open).
+Base.registry.map_imperatively(ProcessRun, runs, properties={
+    "tasks": relationship(Task, order_by=[tasks.c.assigned_at, tasks.c.step_index], lazy="select"),
+})

@@ -16,11 +16,10 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 from motcua.access import AgencyTree
 from motcua.calendar import WorkingCalendar, parse_days
 from motcua.catalog import load_agencies, load_data
+from motcua.contracts.rpc import TASK_ACTIONS
 from motcua.errors import NotFound, ValidationFailed
 from motcua.identity import STAFF_ROLES
 
-# What an officer (or an agency's system) may do with a step; `approve` forwards it (chuyển bước tiếp).
-ACTIONS = ("approve", "send_back", "request_supplement", "require_payment", "refuse", "stop", "transfer")
 DEFAULT_ACTIONS = ("approve", "send_back", "request_supplement", "refuse", "stop")
 RECEIVING = "receiving"  # `serving: receiving`: the area of the dossier's receiving agency
 
@@ -190,7 +189,7 @@ class _StepSchema(Schema):
     role = fields.Str(required=True, validate=validate.OneOf(STAFF_ROLES))
     allowance = _WorkingDays(required=True)
     handled_by = fields.Str(load_default="staff", validate=validate.OneOf(("staff", "system")))
-    actions = fields.List(fields.Str(validate=validate.OneOf(ACTIONS)), load_default=None)
+    actions = fields.List(fields.Str(validate=validate.OneOf(TASK_ACTIONS)), load_default=None)
     transfer_to = fields.List(fields.Str(), load_default=list)
     when = fields.Nested(_ConditionSchema, load_default=None)
 

@@ -1,65 +1,14 @@
-"""Workflow's RPC boundary: inputs checked here, outputs with times in the province's time zone."""
+"""Workflow's RPC answers, times in the province's time zone (its inputs are motcua.contracts.rpc's)."""
 from __future__ import annotations
 
 from datetime import datetime, tzinfo
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import fields
 
 from motcua.calendar import local_iso, overdue_before
-from motcua.contracts.events import DocumentRef
 from motcua.contracts.views import ConditionViewV1, ProcessViewV1, StepViewV1, TaskViewV1
-from motcua.identity import STAFF_ROLES
-from services.workflow.domain import ESCALATION_ROLE, STATUS_FILTERS, allowed_actions, is_overdue
-from services.workflow.processes import ACTIONS, Catalog
-
-OUTCOMES = tuple(a for a in ACTIONS if a != "transfer")  # transfer has its own call: it names an agency
-NEEDS_NOTE = ("refuse", "stop", "send_back")  # the reason goes to the applicant or the earlier step
-
-
-class CompleteTaskInput(Schema):
-    task_id = fields.Str(required=True, validate=validate.Length(min=1, max=36))
-    outcome = fields.Str(required=True, validate=validate.OneOf(
-        OUTCOMES, error="must be one of: {choices}"))
-    note = fields.Str(load_default="", allow_none=True, validate=validate.Length(max=2000))
-    # request_supplement: every missing item, listed at once (form 02)
-    items = fields.List(fields.Str(validate=validate.Length(min=1, max=500)), load_default=None,
-                        validate=validate.Length(min=1, max=50))
-    # require_payment: the amount fixed (VND)
-    amount_vnd = fields.Int(load_default=None, strict=True, validate=validate.Range(min=0, max=10**13))
-    # send_back: the step to go back to (its index in the process); default the previous one
-    to_step = fields.Int(load_default=None, strict=True, validate=validate.Range(min=0))
-    # the step's documents, stored by intake first (store_step_documents)
-    documents = fields.List(fields.Nested(DocumentRef), load_default=None, validate=validate.Length(max=10))
-
-    @validates_schema
-    def _what_the_outcome_needs(self, data, **_):
-        outcome = data.get("outcome")
-        if outcome == "request_supplement" and not data.get("items"):
-            raise ValidationError("list every missing item", "items")
-        if outcome == "require_payment" and data.get("amount_vnd") is None:
-            raise ValidationError("the amount to pay is required", "amount_vnd")
-        if outcome in NEEDS_NOTE and not (data.get("note") or "").strip():
-            raise ValidationError(f"a {outcome} needs its reason", "note")
-
-
-class ClaimTaskInput(Schema):
-    task_id = fields.Str(required=True, validate=validate.Length(min=1, max=36))
-
-
-class AssignTaskInput(ClaimTaskInput):
-    assignee = fields.Str(required=True, allow_none=True, validate=validate.Length(min=1, max=120))
-
-
-class TransferTaskInput(ClaimTaskInput):
-    agency_code = fields.Str(required=True, validate=validate.Length(min=1, max=20))
-    note = fields.Str(load_default="", allow_none=True, validate=validate.Length(max=2000))
-
-
-class TaskQuery(Schema):
-    status = fields.Str(load_default="open", validate=validate.OneOf(
-        STATUS_FILTERS, error="must be one of: {choices}"))
-    role = fields.Str(load_default=None, validate=validate.OneOf(STAFF_ROLES, error="must be one of: {choices}"))
-    assignee = fields.Str(load_default=None, validate=validate.Length(min=1, max=120))
+from services.workflow.process_run import ESCALATION_ROLE
+from services.workflow.processes import Catalog
 
 
 class _LocalDateTime(fields.Field):
@@ -87,16 +36,16 @@ class TaskOut(TaskViewV1):
         self.catalog = catalog
 
     def _actions(self, task) -> list[str]:
-        return allowed_actions(task, self.catalog.process(task.procedure_code))
+        return task.allowed_actions(self.catalog.process(task.procedure_code))
 
     def _transfer_to(self, task) -> list[str]:
         return list(self.catalog.process(task.procedure_code).steps[task.step_index].transfer_to)
 
     def _overdue(self, task) -> bool:
-        return is_overdue(task, self.overdue_cutoff)
+        return task.is_overdue(self.overdue_cutoff)
 
     def _escalated_to(self, task) -> str | None:
-        return ESCALATION_ROLE if is_overdue(task, self.overdue_cutoff) else None
+        return ESCALATION_ROLE if task.is_overdue(self.overdue_cutoff) else None
 
 
 # One hand-over of a dossier: a line of the process control sheet (phiếu kiểm soát quá trình).

@@ -14,7 +14,7 @@ from tests.infra import embedded_platform
 
 CHROMIUM = Path("/usr/bin/chromium")
 HOW_TO_INSTALL = ("The browser tests need Debian's chromium at /usr/bin/chromium: "
-                  "apt-get update && apt-get install -y chromium (as root; .ci/run does it). "
+                  "apt-get update && apt-get install -y chromium (as root; make test and .ci/run do it). "
                   "Never `playwright install`: it downloads a browser.")
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import mailbox
+import math
 import time
 from pathlib import Path
 
@@ -11,6 +12,8 @@ COMMUNE = "000.20.01.H56"          # receives land dossiers (1.012786)
 LAND_OFFICE = "000.12.01.H56"      # step 1
 ENVIRONMENT_DEPT = "000.00.12.H56"  # step 2 (signing)
 LAND_STEPS = [(LAND_OFFICE, "specialist"), (ENVIRONMENT_DEPT, "leader"), (COMMUNE, "specialist")]
+LONG_POLL_SECONDS = 20  # under the 30 s request timeout
+POLL_SECONDS = 0.2      # between polls of a server without long polls
 APPLICANT = {"full_name": "Trần Thị Bình", "id_number": "038190012345", "phone": "0987654321",
              "email": "binh.tran@example.vn", "address": "Số 7 phố Hàng Bông, phường Hạc Thành"}
 
@@ -48,29 +51,54 @@ class Api:
 
     def open_task(self, code: str, agency: str, role: str, timeout: float = 60) -> dict:
         """Waits until the dossier's open task reaches this agency's inbox."""
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            response = self.call("GET", "/api/v1/tasks?status=open", user=f"{role}@{agency}")
-            assert response.status_code == 200, response.text
-            for task in response.json():
-                if task["dossier_code"] == code:
-                    return task
-            time.sleep(0.2)
-        raise AssertionError(f"no open task for {code} at {agency} after {timeout}s")
+        return self.watch("/api/v1/tasks?status=open", f"{role}@{agency}", timeout,
+                          lambda tasks: next((task for task in tasks if task["dossier_code"] == code), None),
+                          lambda: f"no open task for {code} at {agency}")
 
     def complete(self, task: dict, user: str) -> requests.Response:
         return self.call("POST", f"/api/v1/tasks/{task['id']}/complete", user=user,
                          json={"outcome": "approve", "note": "Đủ điều kiện"})
 
     def wait_status(self, code: str, status: str, user: str = "admin", timeout: float = 60) -> dict:
+        seen = {}
+
+        def reached(dossier):
+            seen["status"] = dossier.get("status")
+            return dossier if dossier.get("status") == status else None
+
+        return self.watch(f"/api/v1/dossiers/{code}", user, timeout, reached,
+                          lambda: f"{code} still {seen.get('status')}, wanted {status}", retry_errors=True)
+
+    def watch(self, path: str, user: str, timeout: float, found, failure, retry_errors: bool = False):
+        """GETs `path` until `found(answer)` returns something, which it returns.
+
+        A long poll where the server offers one: each request names the last answer's ETag
+        (If-None-Match) and asks to be held until it changes (`Prefer: wait=…`, RFC 7240); the
+        server then answers 200 with the new body, or 304 when the wait ends, and says so with
+        `Preference-Applied: wait`. A server that does not (a previous release) is polled every
+        0.2 s, as consoles did before. `retry_errors`: an error answer is polled again, not raised.
+        """
         deadline = time.time() + timeout
-        dossier = None
-        while time.time() < deadline:
-            dossier = self.call("GET", f"/api/v1/dossiers/{code}", user=user).json()
-            if dossier.get("status") == status:
-                return dossier
-            time.sleep(0.2)
-        raise AssertionError(f"{code} still {dossier and dossier.get('status')} after {timeout}s, wanted {status}")
+        etag = None
+        while True:
+            headers = {"Prefer": f"wait={max(1, min(LONG_POLL_SECONDS, math.ceil(deadline - time.time())))}"}
+            if etag:
+                headers["If-None-Match"] = etag
+            response = self.call("GET", path, user=user, headers=headers)
+            held = first_etag = False
+            if response.status_code in (200, 304):
+                if response.status_code == 200 and (result := found(response.json())) is not None:
+                    return result
+                held = "wait" in response.headers.get("Preference-Applied", "")
+                # A first ETag is worth one immediate conditional request: it shows whether the server holds it.
+                first_etag = etag is None and "ETag" in response.headers
+                etag = response.headers.get("ETag", etag)
+            else:
+                assert retry_errors, response.text
+            if time.time() >= deadline:
+                raise AssertionError(f"{failure()} after {timeout}s")
+            if not (held or first_etag):
+                time.sleep(POLL_SECONDS)
 
     def process_land_dossier(self, code: str) -> None:
         for agency, role in LAND_STEPS:

@@ -9,8 +9,7 @@ from motcua.contracts.rpc import ApplicantV1, SearchDossiersV1
 from motcua.errors import Forbidden, ValidationFailed, load_valid
 from motcua.identity import Caller
 from services.intake import dossiers, search
-from tests.intake.test_decisions import XA, XA_RECEPTIONIST
-from tests.intake.test_dossiers import APPLICANT, COMMUNE, MONDAY_9AM, RECEPTIONIST
+from tests.intake.test_dossiers import APPLICANT, COMMUNE, MONDAY_9AM, RECEPTIONIST, XA, XA_RECEPTIONIST
 
 LATER = datetime(2026, 4, 1, 2, tzinfo=timezone.utc)
 

@@ -56,7 +56,7 @@ class Consumer:
                            lambda uow, e: uow.session.add(Applied(code=e.data["dossier_code"])))
 
 
-QUEUE = "evt-kit_producer-result_ready--kit_consumer.on_result_ready"
+QUEUE = "inbox.kit_consumer"  # every event the consumer handles
 
 
 @pytest.fixture

@@ -21,9 +21,11 @@ from sqlalchemy.orm import sessionmaker
 
 from motcua import migrate
 from motcua.contracts import make_event, parse_event
-from motcua.db import UnitOfWork, make_engine
+from motcua.db import make_engine
+from services.notify.delivery import Delivery
 from services.notify.domain import Notifier, NotifyMetrics
-from services.notify.models import Base, Delivery
+from services.notify.models import Base, deliveries
+from services.notify.repository import NotifyUnitOfWork
 from services.notify.settings import load_settings
 from tests.gateway.test_http import api, gateway  # noqa: F401 (the gateway with mocked services, for test_api)
 from tests.infra import free_port
@@ -156,11 +158,11 @@ def sessions(notify_db_url):
 
 @pytest.fixture
 def new_uow(sessions):
-    """A fresh UnitOfWork per call, as nameko gives one per worker."""
+    """A fresh unit of work per call, as nameko gives one per worker."""
     units = []
 
-    def make() -> UnitOfWork:
-        unit = UnitOfWork(sessions(), "notify", Base.metadata)
+    def make() -> NotifyUnitOfWork:
+        unit = NotifyUnitOfWork(sessions(), "notify", Base.metadata)
         units.append(unit)
         return unit
 
@@ -194,13 +196,13 @@ def smtp_config(mbox_path: Path, host: str | None = None, port: int = 25) -> dic
 
 
 @pytest.fixture
-def make_notifier(mbox_path, registry, sessions, clock):
+def make_notifier(mbox_path, registry, new_uow, clock):
     metrics = NotifyMetrics(registry)
 
     def make(notify: dict | None = None, smtp: dict | None = None, jitter=lambda: 0.5) -> Notifier:
         """`notify`: the NOTIFY settings (providers, webhooks, retry...) as in NOTIFY_CONFIG."""
         settings = load_settings({"SMTP": smtp or smtp_config(mbox_path), "NOTIFY": notify or {}})
-        return Notifier(settings=settings, sessions=sessions, sender=SENDER, tz=TZ, secret=SECRET,
+        return Notifier(settings=settings, unit_of_work=new_uow, sender=SENDER, tz=TZ, secret=SECRET,
                         metrics=metrics, agency_names=AGENCY_NAMES, agency_emails=OFFICE_EMAILS, clock=clock,
                         jitter=jitter)
     return make
@@ -208,10 +210,10 @@ def make_notifier(mbox_path, registry, sessions, clock):
 
 def rows(sessions, channel: str | None = None) -> list[Delivery]:
     with sessions() as session:
-        query = select(Delivery).order_by(Delivery.id)
+        query = select(deliveries).order_by(deliveries.c.id)
         if channel:
-            query = query.where(Delivery.channel == channel)
-        return list(session.scalars(query))
+            query = query.where(deliveries.c.channel == channel)
+        return [Delivery.from_row(row) for row in session.execute(query).mappings()]
 
 
 def outcome(registry: CollectorRegistry, channel: str, provider: str, status: str) -> float:

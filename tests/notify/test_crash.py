@@ -12,11 +12,12 @@ from nameko.standalone.events import event_dispatcher
 from sqlalchemy import create_engine, select
 
 from motcua.config import ROOT
-from services.notify.models import DELIVERED, SENDING, Delivery
+from services.notify.delivery import DELIVERED, SENDING
+from services.notify.models import deliveries as delivery_log
 from tests import infra
 from tests.notify.conftest import EMAIL, dossier_received, read_maildir
 
-QUEUE = "evt-intake-dossier_received--notify.on_dossier_received"
+QUEUE = "inbox.notify"  # every event notify handles
 
 pytestmark = pytest.mark.integration
 
@@ -84,8 +85,8 @@ def test_killed_mid_send_restarted_and_given_the_event_again_sends_one_message(a
 
     def deliveries():
         with engine.connect() as connection:
-            return connection.execute(select(Delivery.status, Delivery.attempts)
-                                      .where(Delivery.channel == "email")).all()
+            return connection.execute(select(delivery_log.c.status, delivery_log.c.attempts)
+                                      .where(delivery_log.c.channel == "email")).all()
 
     first = NotifyProcess(amqp_uri, notify_db, tmp_path, smtp.port)
     second = NotifyProcess(amqp_uri, notify_db, tmp_path, smtp.port)

@@ -1,37 +1,23 @@
-"""The delivery log: one message per (event, channel, recipient), whatever the bus or a crash does;
-states, backoff, dead letters, technical failures; citizens' choices; nothing personal in logs."""
+"""The delivery log on a real database with the real local providers: one message per (event,
+channel, recipient), whatever the bus or a crash does; dead letters, technical failures; citizens'
+choices; nothing personal in logs. The rules alone, without a database: test_rules_delivery.py."""
 import logging
 from datetime import timedelta
 
 import eventlet
-import pytest
 from sqlalchemy import select, update
 
-from motcua.privacy import mask_email
-from services.notify.domain import (
-    LEGAL_BASIS,
-    list_deliveries,
-    masked_recipient,
-    preferences_view,
-    recipient_hash,
-    usable_address,
-)
-from services.notify.models import (
-    CREATED,
-    DELIVERED,
-    SENDING,
-    SKIPPED,
-    TECHNICAL,
-    Delivery,
-    Preference,
-)
+from services.notify import preferences
+from services.notify.delivery import CREATED, DELIVERED, SENDING, SKIPPED, TECHNICAL
+from services.notify.models import deliveries
+from services.notify.models import preferences as recorded_choices
+from services.notify.repository import DeliveryRepository, PreferenceRepository
 from tests.notify.conftest import (
     AGENCY,
     CODE,
     EMAIL,
     LAND_OFFICE,
     OFFICE_EMAILS,
-    SECRET,
     dossier_overdue,
     dossier_received,
     dossier_rescheduled,
@@ -43,26 +29,6 @@ from tests.notify.conftest import (
     supplement_requested,
     task_overdue,
 )
-
-
-def test_mask_and_hash_hide_the_address():
-    assert masked_recipient("email", EMAIL) == mask_email(EMAIL) == "n***@example.com"
-    assert masked_recipient("email", "not-an-address") == "***"
-    assert masked_recipient("email", "a@b@example.com") == "***"  # not "a***@b@example.com"
-    assert masked_recipient("sms", "0912345678") == "091****678"
-    assert masked_recipient("email", "") == ""
-    digest = recipient_hash(" Nguyen.Thi.Anh@Example.com ", SECRET)
-    assert digest == recipient_hash(EMAIL, SECRET)  # one person, one key
-    assert digest != recipient_hash(EMAIL, b"another-secret")
-    assert len(digest) == 64 and "nguyen" not in digest
-
-
-@pytest.mark.parametrize("address, ok", [
-    ("a@example.com", True), ("", False), ("no-at-sign", False), ("a@b.vn, c@d.vn", False),
-    ("a@b.vn\nBcc: x@y.vn", False), ("Anh <a@b.vn>", False),
-])
-def test_usable_address(address, ok):
-    assert usable_address(address) is ok
 
 
 def test_the_same_event_twice_sends_one_message_per_channel(make_notifier, new_uow, sessions, mbox_path, sms_outbox):
@@ -78,7 +44,7 @@ def test_the_same_event_twice_sends_one_message_per_channel(make_notifier, new_u
     assert [(d.channel, d.status, d.attempts, d.recipient_masked) for d in rows(sessions)] == [
         ("email", DELIVERED, 1, "n***@example.com"), ("sms", DELIVERED, 1, "091****678")]
     for delivery in rows(sessions):
-        stored = repr({c.name: getattr(delivery, c.name) for c in Delivery.__table__.columns})
+        stored = repr({c.name: getattr(delivery, c.name) for c in deliveries.columns})
         assert EMAIL not in stored and "0912345678" not in stored and "Ánh" not in stored
 
 
@@ -91,7 +57,7 @@ def test_each_event_of_a_dossier_is_its_own_message(make_notifier, new_uow, mbox
         f"Đã tiếp nhận hồ sơ {CODE}", f"Hồ sơ {CODE} cần bổ sung giấy tờ", f"Hồ sơ {CODE} đã có kết quả"]
     assert "1. Bản sao giấy chứng sinh" in read_mbox(mbox_path)[1].get_content()
     with sessions() as session:
-        listed = list_deliveries(session, CODE)
+        listed = DeliveryRepository(session).of_dossier(CODE)
     assert [(d.event_type, d.channel) for d in listed] == [
         ("dossier_received", "email"), ("dossier_received", "sms"), ("supplement_requested", "email"),
         ("supplement_requested", "sms"), ("dossier_result_ready", "email"), ("dossier_result_ready", "sms")]
@@ -126,7 +92,7 @@ def test_overdue_goes_to_the_agency_office_never_to_the_applicant(make_notifier,
         ("dossier_overdue", AGENCY, DELIVERED, None), ("task_overdue", AGENCY, DELIVERED, None),
         ("task_overdue", LAND_OFFICE, SKIPPED, "no_agency_address")]
     with sessions() as session:
-        assert len(list_deliveries(session, CODE)) == 3
+        assert len(DeliveryRepository(session).of_dossier(CODE)) == 3
 
 
 def test_two_dispatchers_at_once_send_a_message_once(make_notifier, new_uow, sessions, mbox_path):
@@ -191,26 +157,26 @@ def test_slow_sends_never_outlive_the_lease_of_a_row_waiting_its_turn(make_notif
 
 def test_a_claim_taken_over_before_its_send_is_not_sent(make_notifier, new_uow, sessions, mbox_path, clock,
                                                        monkeypatch):
-    """Two rows claimed and sent at once; the process stalls past the lease before the second send
-    (a pause, a slow database) and a second instance takes that row over: the first must see that
-    the row is no longer its own, and not send it."""
-    first, second = make_notifier({"concurrency": 2, "lease_seconds": 60}), make_notifier()
-    sends, send = [], first._send
+    """Two rows claimed in one round; the process stalls past the lease before sending them (a pause,
+    a slow database) and a second instance takes one of them over: the first must see that this row
+    is no longer its own, and not send it; the other row, still its own, it sends."""
+    first, second = make_notifier({"concurrency": 2, "lease_seconds": 60}), make_notifier({"concurrency": 1})
+    composed, compose = [], first.compose
 
-    def stalling(delivery_id, attempts):
-        sends.append(delivery_id)
-        if len(sends) == 2:
+    def stalling(delivery):
+        composed.append(delivery.id)
+        if len(composed) == 2:
             clock.advance(61)
-            assert second.dispatch() == 1
-        send(delivery_id, attempts)
+            assert second.dispatch() == 1  # the oldest of the two
+        return compose(delivery)
 
-    monkeypatch.setattr(first, "_send", stalling)
+    monkeypatch.setattr(first, "compose", stalling)
     for number in (1, 2):
         first.plan(new_uow(), event(dossier_result_ready(phone=None, code=f"{CODE[:-4]}000{number}")))
     assert first.dispatch() == 2
 
     assert len(read_mbox(mbox_path)) == 2 and len({m["Message-ID"] for m in read_mbox(mbox_path)}) == 2
-    assert [(d.status, d.attempts) for d in rows(sessions, "email")] == [(DELIVERED, 1), (DELIVERED, 2)]
+    assert [(d.status, d.attempts) for d in rows(sessions, "email")] == [(DELIVERED, 2), (DELIVERED, 1)]
 
 
 def test_a_row_left_sending_by_a_killed_process_is_sent_when_its_lease_runs_out(make_notifier, new_uow, sessions,
@@ -218,7 +184,7 @@ def test_a_row_left_sending_by_a_killed_process_is_sent_when_its_lease_runs_out(
     notifier = make_notifier({"lease_seconds": 60})
     notifier.plan(new_uow(), event(dossier_result_ready(phone=None)))
     with sessions() as session:  # what a process killed mid-send leaves behind
-        session.execute(update(Delivery).where(Delivery.channel == "email").values(
+        session.execute(update(deliveries).where(deliveries.c.channel == "email").values(
             status=SENDING, attempts=1, lease_until=clock() + timedelta(seconds=60)))
         session.commit()
 
@@ -234,9 +200,9 @@ def test_a_message_that_cannot_be_rendered_is_a_technical_failure_then_resent(ma
     notifier = make_notifier()
     notifier.plan(new_uow(), event(dossier_result_ready(phone=None)))
     with sessions() as session:  # e.g. an agency override deployed that needs a variable the row lacks
-        delivery = session.scalars(select(Delivery).where(Delivery.channel == "email")).one()
+        delivery = session.execute(select(deliveries).where(deliveries.c.channel == "email")).one()
         context = dict(delivery.context)
-        session.execute(update(Delivery).where(Delivery.id == delivery.id)
+        session.execute(update(deliveries).where(deliveries.c.id == delivery.id)
                         .values(context={k: v for k, v in context.items() if k != "due_at"}))
         session.commit()
     with caplog.at_level(logging.DEBUG):
@@ -247,29 +213,21 @@ def test_a_message_that_cannot_be_rendered_is_a_technical_failure_then_resent(ma
     assert EMAIL not in caplog.text and "Ánh" not in caplog.text
 
     with sessions() as session:
-        session.execute(update(Delivery).where(Delivery.id == failed.id).values(context=context))  # fixed
+        session.execute(update(deliveries).where(deliveries.c.id == failed.id).values(context=context))  # fixed
         session.commit()
-        notifier.resend(session, failed.id)
+    notifier.resend(new_uow(), failed.id)
     assert notifier.dispatch() == 1
     assert [(d.status, d.resends) for d in rows(sessions, "email")] == [(DELIVERED, 1)]
     assert len(read_mbox(mbox_path)) == 1
-
-
-def test_backoff_doubles_caps_and_jitters(make_notifier):
-    low = make_notifier({"retry": {"base_seconds": 30, "max_seconds": 300}}, jitter=lambda: 0.0)
-    high = make_notifier({"retry": {"base_seconds": 30, "max_seconds": 300}}, jitter=lambda: 1.0)
-    assert [low.backoff(n) for n in (1, 2, 3, 10)] == [15, 30, 60, 150]
-    assert [high.backoff(n) for n in (1, 2, 3, 10)] == [30, 60, 120, 300]
 
 
 def test_opting_out_records_the_choice_and_cancels_what_waits(make_notifier, new_uow, sessions, mbox_path,
                                                               sms_outbox, clock):
     notifier = make_notifier()
     notifier.plan(new_uow(), event(dossier_received()))  # planned, not yet sent
-    with sessions() as session:
-        view = notifier.set_preferences(session, CODE, {"sms": False}, source="tracking")
+    view = notifier.set_preferences(new_uow(), CODE, {"sms": False}, source="tracking")
     assert view["sms"]["enabled"] is False and view["email"]["enabled"] is True
-    assert view["sms"]["legal_basis"] == LEGAL_BASIS and view["email"]["recorded_at"] is None
+    assert view["sms"]["legal_basis"] == preferences.LEGAL_BASIS and view["email"]["recorded_at"] is None
     assert notifier.dispatch() == 1  # the email only
     assert read_jsonl(sms_outbox) == [] and len(read_mbox(mbox_path)) == 1
     assert [(d.channel, d.status, d.reason) for d in rows(sessions)] == [("email", DELIVERED, None),
@@ -279,9 +237,11 @@ def test_opting_out_records_the_choice_and_cancels_what_waits(make_notifier, new
     assert [(d.channel, d.status, d.reason) for d in rows(sessions)][2:] == [("email", CREATED, None),
                                                                             ("sms", SKIPPED, "opted_out")]
     clock.advance(1)
+    notifier.set_preferences(new_uow(), CODE, {"sms": True, "email": True}, source="tracking")
+    notifier.set_preferences(new_uow(), CODE, {"sms": True}, source="tracking")  # no change: not recorded again
     with sessions() as session:
-        notifier.set_preferences(session, CODE, {"sms": True, "email": True}, source="tracking")
-        notifier.set_preferences(session, CODE, {"sms": True}, source="tracking")  # no change: not recorded again
-        choices = [(p.channel, p.opted_out, p.source) for p in session.scalars(select(Preference).order_by(Preference.id))]
-        assert preferences_view(session, CODE)["sms"]["enabled"] is True
+        choices = [(p.channel, p.opted_out, p.source)
+                   for p in session.execute(select(recorded_choices).order_by(recorded_choices.c.id))]
+        current = preferences.in_force(PreferenceRepository(session).recorded(CODE))
+        assert preferences.view(current)["sms"]["enabled"] is True
     assert choices == [("sms", True, "tracking"), ("sms", False, "tracking"), ("email", False, "tracking")]

@@ -3,11 +3,12 @@ carrier (its own process): request built from data, success rule, retries, dead 
 delivery receipts, rate limit. Agencies' webhooks against the same kind of server, signed."""
 import json
 import time
+from contextlib import closing
 
 import pytest
 
 from motcua.errors import Conflict, NotFound, Unauthorized, ValidationFailed
-from services.notify.models import DELIVERED, PERMANENT, SENDING, SKIPPED, TEMPORARY
+from services.notify.delivery import DELIVERED, PERMANENT, SENDING, SKIPPED, TEMPORARY
 from services.notify.providers import SIGNATURE_HEADER, RateLimiter, verify_signature
 from tests.infra import free_port
 from tests.notify.conftest import (
@@ -76,17 +77,17 @@ def test_the_carrier_gets_the_request_built_from_data_and_its_receipt_delivers(l
     assert waiting.recipient_masked == "091****678"
     assert notifier.dispatch() == 0  # accepted by the carrier, awaiting its receipt: never sent again
 
-    with sessions() as session:
+    with closing(new_uow()) as uow:
         with pytest.raises(Unauthorized):
-            notifier.receipt(session, "vnpt", "wrong", {"id": "m-1", "status": "DELIVRD"})
+            notifier.receipt(uow, "vnpt", "wrong", {"id": "m-1", "status": "DELIVRD"})
         with pytest.raises(ValidationFailed) as error:
-            notifier.receipt(session, "vnpt", "receipt-token", {"id": "m-1", "status": "??"})
+            notifier.receipt(uow, "vnpt", "receipt-token", {"id": "m-1", "status": "??"})
         assert error.value.field == "status"
         with pytest.raises(NotFound):
-            notifier.receipt(session, "vnpt", "receipt-token", {"id": "m-404", "status": "DELIVRD"})
-        assert notifier.receipt(session, "vnpt", "receipt-token", {"id": "m-1", "status": "DELIVRD"}).status \
+            notifier.receipt(uow, "vnpt", "receipt-token", {"id": "m-404", "status": "DELIVRD"})
+        assert notifier.receipt(uow, "vnpt", "receipt-token", {"id": "m-1", "status": "DELIVRD"}).status \
             == DELIVERED
-        notifier.receipt(session, "vnpt", "receipt-token", {"id": "m-1", "status": "UNDELIV"})  # a late repeat
+        notifier.receipt(uow, "vnpt", "receipt-token", {"id": "m-1", "status": "UNDELIV"})  # a late repeat
     [delivered] = sms_rows(sessions)
     assert (delivered.status, delivered.address) == (DELIVERED, None)
     assert outcome(registry, "sms", "vnpt", DELIVERED) == 1
@@ -108,8 +109,8 @@ def test_an_sms_whose_receipt_never_comes_is_retried_then_dead_lettered(local_se
     [waiting] = sms_rows(sessions)
     assert (waiting.status, waiting.reason, waiting.attempts) == (TEMPORARY, "no receipt within 3600 s", 1)
     assert waiting.provider_ref is None and waiting.dead_lettered_at is None
-    with sessions() as session, pytest.raises(NotFound):  # a receipt for the abandoned try changes nothing
-        notifier.receipt(session, "vnpt", "receipt-token", {"id": "m-1", "status": "DELIVRD"})
+    with closing(new_uow()) as uow, pytest.raises(NotFound):  # a receipt for the abandoned try changes nothing
+        notifier.receipt(uow, "vnpt", "receipt-token", {"id": "m-1", "status": "DELIVRD"})
     for attempt in (2, 3):
         clock.advance(60)
         assert notifier.dispatch() == 1
@@ -163,10 +164,10 @@ def test_a_carrier_down_for_the_whole_test_dead_letters_then_the_resend_delivers
                                      {"channel": "sms", "provider": "vnpt"}) == 1
 
     carrier(local_servers, tmp_path, port=port)
-    with sessions() as session:
-        notifier.resend(session, dead.id)
+    with closing(new_uow()) as uow:
+        notifier.resend(uow, dead.id)
         with pytest.raises(Conflict):
-            notifier.resend(session, dead.id)  # no longer a dead letter
+            notifier.resend(uow, dead.id)  # no longer a dead letter
     assert notifier.dispatch() == 1
     assert [(d.status, d.resends) for d in sms_rows(sessions)] == [(DELIVERED, 1)]
     assert len(read_jsonl(tmp_path / "carrier.jsonl")) == 1

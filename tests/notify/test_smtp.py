@@ -1,18 +1,23 @@
 """Email over SMTP against a real local server (aiosmtpd in its own process): plain, STARTTLS and
 SSL with authentication and a self-signed certificate, a relay that fails the first two tries,
 and one that is down for the whole test (dead letter, then re-sent)."""
+import mailbox
+import re
+import subprocess
+import sys
+
 import pytest
 
 from motcua.catalog import CatalogError
 from motcua.config import ROOT
-from services.notify.domain import list_dead_letters
-from services.notify.models import DELIVERED, TEMPORARY
+from services.notify.delivery import DELIVERED, TEMPORARY
 from services.notify.providers import (
     MailboxEmail,
     Outgoing,
     SmtpEmail,
     TemporaryFailure,
 )
+from services.notify.repository import DeliveryRepository
 from services.notify.settings import load_agency_offices, load_settings
 from tests.infra import free_port
 from tests.notify.conftest import (
@@ -24,6 +29,7 @@ from tests.notify.conftest import (
     outcome,
     read_jsonl,
     read_maildir,
+    read_mbox,
     rows,
     smtp_config,
 )
@@ -148,13 +154,12 @@ def test_a_relay_down_for_the_whole_test_dead_letters_then_the_resend_delivers(l
     assert (dead.status, dead.attempts, dead.reason) == (TEMPORARY, 3, "ConnectionRefusedError")
     assert dead.dead_lettered_at is not None and dead.next_attempt_at is None
     with sessions() as session:
-        assert [d.id for d in list_dead_letters(session)] == [dead.id]
+        assert [d.id for d in DeliveryRepository(session).dead_letters(100)] == [dead.id]
     assert registry.get_sample_value("motcua_notification_dead_letters_total",
                                      {"channel": "email", "provider": "smtp"}) == 1
 
     local_servers("smtp_server.py", "--maildir", str(maildir), port=port)  # the relay is back
-    with sessions() as session:
-        notifier.resend(session, dead.id)
+    notifier.resend(new_uow(), dead.id)
     assert notifier.dispatch() == 1
 
     [delivered] = rows(sessions, "email")
@@ -162,7 +167,7 @@ def test_a_relay_down_for_the_whole_test_dead_letters_then_the_resend_delivers(l
         DELIVERED, 1, 1, None)
     assert [m["X-RcptTo"] for m in read_maildir(maildir)] == [EMAIL]
     with sessions() as session:
-        assert list_dead_letters(session) == []
+        assert DeliveryRepository(session).dead_letters(100) == []
 
 
 def test_without_an_smtp_host_the_mailbox_file_is_used(tmp_path):
@@ -180,3 +185,34 @@ def test_agency_offices_come_from_agencies_yaml_and_a_bad_email_is_refused_with_
         "    level: department\n    email: not-an-address\n", encoding="utf-8")
     with pytest.raises(CatalogError, match=r"agencies.yaml:\d+: agencies.0.email"):
         load_agency_offices(tmp_path)
+
+
+def test_the_mailbox_file_gets_what_pythons_mbox_writes_and_stays_readable(tmp_path):
+    ours, reference = tmp_path / "ours.mbox", tmp_path / "reference.mbox"
+    box = mailbox.mbox(reference)
+    for n, body in enumerate(["Nội dung thử", "Một dòng\nFrom đầu dòng, phải được trích dẫn\n"]):
+        message = message_to(EMAIL)
+        message.email.set_content(body, charset="utf-8", cte="8bit")
+        MailboxEmail(ours).send(message)
+        box.add(message.email)
+    box.close()
+    from_lines = re.compile(rb"^From MAILER-DAEMON .*$", re.MULTILINE)
+    assert from_lines.sub(b"From", ours.read_bytes()) == from_lines.sub(b"From", reference.read_bytes())
+    assert [m.get_content() for m in read_mbox(ours)] == ["Nội dung thử\n",
+                                                          "Một dòng\n>From đầu dòng, phải được trích dẫn\n"]
+
+
+def test_a_mailbox_locked_by_a_mail_reader_is_a_temporary_failure(tmp_path):
+    path = tmp_path / "m.mbox"
+    reader = subprocess.Popen([sys.executable, "-c", "import mailbox, sys, time; box = mailbox.mbox(sys.argv[1]); "
+                               "box.lock(); print('locked', flush=True); time.sleep(30)", str(path)],
+                              stdout=subprocess.PIPE)
+    try:
+        assert reader.stdout.readline() == b"locked\n"
+        with pytest.raises(TemporaryFailure, match="mailbox locked"):
+            MailboxEmail(path).send(message_to(EMAIL))
+    finally:
+        reader.kill()
+        reader.wait()
+    MailboxEmail(path).send(message_to(EMAIL))
+    assert len(read_mbox(path)) == 1

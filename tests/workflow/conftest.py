@@ -9,9 +9,10 @@ from nameko.testing.services import worker_factory
 from sqlalchemy.orm import sessionmaker
 
 from motcua import migrate
-from motcua.db import UnitOfWork, make_engine
+from motcua.db import make_engine
 from services.workflow.models import Base
 from services.workflow.processes import load_catalog
+from services.workflow.repository import WorkflowUnitOfWork
 from services.workflow.service import WorkflowService
 from tests.workflow.support import CATALOG_DIR, MONDAY, SECRET, Clock
 
@@ -39,7 +40,7 @@ def db_url(migrated_template, tmp_path):
 @pytest.fixture
 def uow(db_url):
     engine = make_engine(db_url)
-    unit = UnitOfWork(sessionmaker(bind=engine, expire_on_commit=False)(), "workflow", Base.metadata)
+    unit = WorkflowUnitOfWork(sessionmaker(bind=engine, expire_on_commit=False)(), "workflow", Base.metadata)
     yield unit
     unit.close()
     engine.dispose()

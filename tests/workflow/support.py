@@ -17,13 +17,14 @@ LAND_OFFICE, LAND_DEPT, COMMUNE = "000.12.01.H56", "000.00.12.H56", "000.20.01.H
 
 
 def received(code: str = "000.20.01.H56-260302-0001", procedure_code: str = LAND,
-             received_at: datetime = MONDAY, due_at: datetime | None = None):
+             received_at: datetime = MONDAY, due_at: datetime | None = None, form: dict | None = None,
+             dossier_version: int | None = None):
     """A `dossier_received` event as intake publishes it."""
     return parse_event(make_event("intake", "dossier_received", {
         "code": code, "procedure_code": procedure_code, "procedure_name": "Thủ tục thử",
         "field_code": "DD", "agency_code": COMMUNE, "channel": "online", "received_at": received_at,
         "due_at": due_at or received_at + timedelta(days=30), "received_by": f"receptionist@{COMMUNE}",
-        "form": {}, "contact": {"full_name": "Nguyễn Văn A"},
+        "form": form or {}, "contact": {"full_name": "Nguyễn Văn A"}, "dossier_version": dossier_version,
     }))
 
 
@@ -56,22 +57,43 @@ def intake_event(event_type: str, **data):
     return parse_event(make_event("intake", event_type, data))
 
 
-def supplement_requested(code: str, requested_at: datetime):
+def supplement_requested(code: str, requested_at: datetime, dossier_version: int | None = None,
+                         due_at: datetime | None = None):
     return intake_event("supplement_requested", code=code, agency_code=COMMUNE, requested_at=requested_at,
-                        requested_by=f"receptionist@{COMMUNE}", items=["Bản sao sổ hộ khẩu"], contact=CONTACT)
+                        requested_by=f"receptionist@{COMMUNE}", items=["Bản sao sổ hộ khẩu"], contact=CONTACT,
+                        dossier_version=dossier_version, due_at=due_at)
 
 
-def supplemented(code: str, supplemented_at: datetime, due_at: datetime | None = None):
+def supplemented(code: str, supplemented_at: datetime, due_at: datetime | None = None,
+                 dossier_version: int | None = None):
     return intake_event("dossier_supplemented", code=code, supplemented_at=supplemented_at, status="processing",
-                        due_at=due_at)
+                        due_at=due_at, dossier_version=dossier_version)
 
 
-def rescheduled(code: str, rescheduled_at: datetime, old_due_at: datetime, new_due_at: datetime):
+def rescheduled(code: str, rescheduled_at: datetime, old_due_at: datetime, new_due_at: datetime,
+                dossier_version: int | None = None):
     return intake_event("dossier_rescheduled", code=code, agency_code=COMMUNE, rescheduled_at=rescheduled_at,
                         rescheduled_by=f"leader@{COMMUNE}", old_due_at=old_due_at, new_due_at=new_due_at,
-                        reason="Chờ kết quả đo đạc", contact=CONTACT)
+                        reason="Chờ kết quả đo đạc", contact=CONTACT, dossier_version=dossier_version)
 
 
-def withdrawn(code: str, withdrawn_at: datetime):
+def withdrawn(code: str, withdrawn_at: datetime, dossier_version: int | None = None):
     return intake_event("dossier_withdrawn", code=code, withdrawn_at=withdrawn_at, withdrawn_by="citizen",
-                        reason="")
+                        reason="", dossier_version=dossier_version)
+
+
+def stopped(code: str, stopped_at: datetime, dossier_version: int | None = None):
+    """Intake's record of a stop a step decided (`processing_stopped`)."""
+    return intake_event("dossier_stopped", code=code, agency_code=COMMUNE, stopped_at=stopped_at,
+                        reason="Không bổ sung đúng hạn", contact=CONTACT, dossier_version=dossier_version)
+
+
+def payment_received(code: str, paid_at: datetime, due_at: datetime | None = None,
+                     dossier_version: int | None = None):
+    return intake_event("payment_received", code=code, paid_at=paid_at, confirmed_by=f"receptionist@{COMMUNE}",
+                        receipt_number="BL-0042", due_at=due_at, dossier_version=dossier_version)
+
+
+def at(day: int, hour: int, minute: int = 0) -> datetime:
+    """A local time in March 2026 (2 March is a Monday)."""
+    return datetime(2026, 3, day, hour, minute, tzinfo=TZ)

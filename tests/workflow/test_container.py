@@ -9,7 +9,7 @@ import pytest
 from kombu import Connection, Exchange, Queue
 from nameko.containers import ServiceContainer
 from nameko.standalone.events import event_dispatcher, get_event_exchange
-from nameko.testing.services import entrypoint_hook, entrypoint_waiter
+from nameko.testing.services import entrypoint_hook
 
 from motcua import embedded
 from motcua.contracts import make_event
@@ -55,8 +55,7 @@ def test_a_received_dossier_is_routed_to_each_agencys_task_queue(config):
                 "field_code": "DD", "agency_code": COMMUNE, "channel": "online",
                 "received_at": MONDAY, "due_at": MONDAY + timedelta(days=14),
                 "received_by": f"receptionist@{COMMUNE}", "form": {}, "contact": {"full_name": "Nguyễn Văn A"}})
-            with entrypoint_waiter(container, "on_dossier_received", timeout=WAIT):
-                event_dispatcher(config)("intake", "dossier_received", received)
+            event_dispatcher(config)("intake", "dossier_received", received)  # next_message waits for it
 
             for officer in (staff(LAND_OFFICE), staff(LAND_DEPT, "leader"), staff(COMMUNE)):
                 assigned = next_message(agency_queues[officer.agency_code])

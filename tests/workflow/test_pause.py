@@ -8,8 +8,9 @@ import pytest
 from sqlalchemy import select
 
 from motcua.errors import IllegalTransition
-from services.workflow import domain
-from services.workflow.models import DossierProcess, Task, outbox
+from services.workflow import queries
+from services.workflow.models import outbox
+from services.workflow.process_run import ProcessRun, Task
 from tests.workflow.support import (
     LAND_OFFICE,
     TZ,
@@ -34,8 +35,8 @@ def event_count(uow) -> int:
     return len(uow.session.execute(select(outbox.c.id)).all())
 
 
-def run_of(uow) -> DossierProcess:
-    return uow.session.get(DossierProcess, CODE)
+def run_of(uow) -> ProcessRun:
+    return uow.session.get(ProcessRun, CODE)
 
 
 def task_of(uow) -> Task:
@@ -58,7 +59,7 @@ def test_a_paused_dossier_and_its_step_are_never_overdue(service, clock, uow):
     assert overdue_inbox(service) == []
     [open_task] = service.list_tasks(token(staff(LAND_OFFICE)))  # still in the inbox, not overdue
     assert (open_task["overdue"], open_task["escalated_to"]) == (False, None)
-    assert domain.open_tasks_by_agency(uow.session, at(9, 0)) == {}
+    assert queries.open_tasks_by_agency(uow.session, at(9, 0)) == {}
 
 
 def test_resuming_moves_each_open_step_by_exactly_the_paused_working_time(service, clock, uow, catalog):

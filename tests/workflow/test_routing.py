@@ -9,9 +9,10 @@ from sqlalchemy import or_, select
 
 from motcua.contracts import make_event, parse_event
 from motcua.errors import Forbidden, IllegalTransition, ValidationFailed
-from services.workflow.models import DossierProcess, Task, outbox
+from services.workflow.models import outbox
+from services.workflow.process_run import ProcessRun, Task
 from motcua.identity import Caller
-from tests.workflow.support import COMMUNE, TZ, intake_event, received, staff, token
+from tests.workflow.support import COMMUNE, TZ, intake_event, received, staff, supplement_requested, token
 
 NEWBORN = "1.001022"
 FIRST_LAND = "1.013978"
@@ -34,8 +35,8 @@ def open_tasks(uow) -> list[Task]:
     return list(uow.session.scalars(select(Task).where(Task.status == "open").order_by(Task.step_index)))
 
 
-def run_of(uow) -> DossierProcess:
-    return uow.session.get(DossierProcess, CODE)
+def run_of(uow) -> ProcessRun:
+    return uow.session.get(ProcessRun, CODE)
 
 
 def events(uow, event_type: str) -> list[dict]:
@@ -145,13 +146,18 @@ def test_a_first_step_cannot_send_back_and_a_reason_is_required(service, uow):
     assert missing.value.field == "note"
 
 
-def test_a_step_asks_the_counter_for_a_supplement_and_stays_open(service, uow):
+def test_a_step_asks_the_counter_for_a_supplement_stays_open_and_the_run_pauses_itself(service, uow, clock):
     start(service, FIRST_LAND)
     [commune] = open_tasks(uow)
+    clock.now = at(3, 9)
     act(service, commune, "request_supplement", "Thiếu giấy tờ", items=["Sơ đồ thửa đất"])
     [needed] = events(uow, "supplement_needed")
     assert (needed["items"], needed["agency_code"]) == (["Sơ đồ thửa đất"], COMMUNE)
     assert [t.id for t in open_tasks(uow)] == [commune.id]
+    assert (run_of(uow).status, run_of(uow).paused_at, commune.paused_at) == ("paused", at(3, 9), at(3, 9))
+    clock.now = at(3, 10)
+    service.on_supplement_requested(supplement_requested(CODE, at(3, 9)))  # intake's echo: nothing to do
+    assert (run_of(uow).status, run_of(uow).paused_at, len(events(uow, "supplement_needed"))) == ("paused", at(3, 9), 1)
 
 
 def test_refuse_ends_with_a_refusal_result_and_its_reason(service, uow):

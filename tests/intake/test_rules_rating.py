@@ -18,13 +18,13 @@ def returned(uow, policy):
     return dossiers.return_result(uow, dossier.code, "counter", RECEPTIONIST, finished)
 
 
-def test_the_applicant_rates_a_returned_dossier_once(uow, policy, engine):
+def test_the_applicant_rates_a_returned_dossier_once(uow, policy):
     dossier = returned(uow, policy)
     at = MONDAY_9AM + timedelta(days=2)
     rated = dossiers.rate(uow, dossier.code, 5, "  Cán bộ tận tình ", None, proof(), at)
     assert (rated.rating, rated.rating_comment, rated.rated_at, rated.status) == (5, "Cán bộ tận tình", at, "returned")
     assert (rated.history[-1].action, rated.history[-1].actor) == ("rate", "applicant")
-    event = outbox(engine)[-1]
+    event = outbox(uow)[-1]
     assert event["event_type"] == "dossier_rated"
     assert event["data"]["rating"] == 5 and event["data"]["agency_code"] == COMMUNE
     assert "comment" not in event["data"] and APPLICANT["id_number"] not in str(event["data"])

@@ -4,8 +4,7 @@ from datetime import datetime, time, timezone
 from motcua.config import ROOT
 from services.intake import dossiers
 from services.intake.due import due
-from tests.intake.test_decisions import XA_RECEPTIONIST
-from tests.intake.test_dossiers import MONDAY_9AM, RECEPTIONIST, submit
+from tests.intake.test_dossiers import MONDAY_9AM, RECEPTIONIST, XA_RECEPTIONIST, submit
 
 DOC = (ROOT / "docs" / "intake.md").read_text(encoding="utf-8")
 

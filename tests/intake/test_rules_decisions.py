@@ -1,23 +1,20 @@
 """Reception decisions beyond receive/refuse: supplement requests (clock paused), supplements
-(clock resumed or restarted), withdrawal; each with who, when and which agency."""
+(clock resumed or restarted), withdrawal; each with who, when and which agency. In-memory fakes."""
 from datetime import datetime, timezone
 
 import pytest
 
 from motcua.errors import Forbidden, IllegalTransition, NotFound, Unauthorized, ValidationFailed, WrongKey
-from motcua.identity import Caller
 from services.intake import dossiers
-from tests.intake.test_dossiers import APPLICANT, COMMUNE, MONDAY_9AM, RECEPTIONIST, outbox, proof, submit
-
-XA = "000.20.02.H56"
-XA_RECEPTIONIST = Caller(f"receptionist@{XA}", XA, ("receptionist",))
+from tests.intake.test_dossiers import (
+    APPLICANT, COMMUNE, MONDAY_9AM, RECEPTIONIST, XA_RECEPTIONIST, outbox, proof, submit)
 
 
 def utc(*args):
     return datetime(*args, tzinfo=timezone.utc)
 
 
-def test_supplement_pauses_the_clock_and_resumes_with_the_paused_working_time(uow, policy, engine):
+def test_supplement_pauses_the_clock_and_resumes_with_the_paused_working_time(uow, policy):
     dossier = submit(uow, policy)  # 10 working days, commune
     dossiers.receive(uow, policy, dossier.code, RECEPTIONIST, MONDAY_9AM)
     assert dossier.due_at == utc(2026, 3, 16, 2)  # Monday 16 March 09:00
@@ -25,7 +22,7 @@ def test_supplement_pauses_the_clock_and_resumes_with_the_paused_working_time(uo
     paused = dossiers.request_supplement(uow, dossier.code, ["Bản sao CCCD", " Sơ đồ thửa đất "],
                                          "nộp bổ sung tại Bộ phận Một cửa", RECEPTIONIST, asked_at)
     assert (paused.status, paused.status_code, paused.paused_at) == ("supplement_requested", 5, asked_at)
-    event = outbox(engine)[-1]
+    event = outbox(uow)[-1]
     assert event["event_type"] == "supplement_requested"
     assert event["data"]["items"] == ["Bản sao CCCD", "Sơ đồ thửa đất"]
     assert event["data"]["contact"]["phone"] == APPLICANT["phone"]
@@ -34,7 +31,7 @@ def test_supplement_pauses_the_clock_and_resumes_with_the_paused_working_time(uo
     assert (resumed.status, resumed.status_code, resumed.paused_at) == ("received", 2, None)
     # Monday 16 March 09:00 + 17 working hours → Wednesday 18 March 10:00
     assert resumed.due_at == utc(2026, 3, 18, 3)
-    event = outbox(engine)[-1]
+    event = outbox(uow)[-1]
     assert (event["event_type"], event["data"]["status"]) == ("dossier_supplemented", "received")
     assert datetime.fromisoformat(event["data"]["due_at"]) == resumed.due_at
     [request] = resumed.supplements
@@ -115,14 +112,14 @@ def test_the_applicant_proves_the_tracking_key_then_the_id_number(uow, policy):
         dossiers.withdraw(uow, dossier.code, None, XA_RECEPTIONIST, None, MONDAY_9AM)
 
 
-def test_withdrawal_on_request_then_nothing_more(uow, policy, engine):
+def test_withdrawal_on_request_then_nothing_more(uow, policy):
     dossier = submit(uow, policy)
     dossiers.receive(uow, policy, dossier.code, RECEPTIONIST, MONDAY_9AM)
     dossiers.request_supplement(uow, dossier.code, ["Đơn"], None, RECEPTIONIST, MONDAY_9AM)
     withdrawn = dossiers.withdraw(uow, dossier.code, "Không có nhu cầu nữa", None, proof(),
                                   utc(2026, 3, 3, 2))
     assert (withdrawn.status, withdrawn.status_code, withdrawn.paused_at) == ("withdrawn", 7, None)
-    event = outbox(engine)[-1]
+    event = outbox(uow)[-1]
     assert (event["event_type"], event["data"]["withdrawn_by"]) == ("dossier_withdrawn", "applicant")
     with pytest.raises(IllegalTransition) as error:
         dossiers.receive(uow, policy, dossier.code, RECEPTIONIST, MONDAY_9AM)
@@ -131,12 +128,12 @@ def test_withdrawal_on_request_then_nothing_more(uow, policy, engine):
     assert withdrawn.status == "withdrawn"
 
 
-def test_returned_result_carries_the_contact_for_notify(uow, policy, engine):
+def test_returned_result_carries_the_contact_for_notify(uow, policy):
     dossier = submit(uow, policy)
     dossiers.receive(uow, policy, dossier.code, RECEPTIONIST, MONDAY_9AM)
     dossiers.result_ready(uow, {"dossier_code": dossier.code, "agency_code": COMMUNE, "finished_at": MONDAY_9AM})
     dossiers.return_result(uow, dossier.code, "postal", RECEPTIONIST, MONDAY_9AM)
-    event = outbox(engine)[-1]
+    event = outbox(uow)[-1]
     assert event["event_type"] == "result_returned"
     assert event["data"]["contact"]["email"] == APPLICANT["email"]
 
@@ -157,7 +154,7 @@ def test_online_terms_apply_to_online_dossiers(policy):
     assert (business.terms("counter").fee, business.terms("online").fee) == (100000, 0)
 
 
-def test_a_new_appointment_apologises_moves_the_due_date_and_records_who_when_why(uow, policy, engine):
+def test_a_new_appointment_apologises_moves_the_due_date_and_records_who_when_why(uow, policy):
     dossier = submit(uow, policy)
     dossiers.receive(uow, policy, dossier.code, RECEPTIONIST, MONDAY_9AM)
     old_due = dossier.due_at  # Monday 16 March 09:00
@@ -170,7 +167,7 @@ def test_a_new_appointment_apologises_moves_the_due_date_and_records_who_when_wh
         old_due, new_due, "Chờ kết quả đo đạc thửa đất", False)
     assert (moved.history[-1].action, moved.history[-1].actor, moved.history[-1].agency_code) == (
         "reschedule", RECEPTIONIST.username, COMMUNE)
-    event = outbox(engine)[-1]
+    event = outbox(uow)[-1]
     assert event["event_type"] == "dossier_rescheduled"
     assert datetime.fromisoformat(event["data"]["old_due_at"]) == old_due
     assert datetime.fromisoformat(event["data"]["new_due_at"]) == new_due

@@ -10,8 +10,7 @@ from pypdf import PdfReader
 from motcua.contracts.views import DossierViewV1
 from motcua.errors import Conflict, Forbidden, IllegalTransition
 from services.intake import dossiers, forms
-from tests.intake.test_dossiers import APPLICANT, COMMUNE, MONDAY_9AM, RECEPTIONIST, outbox, submit
-from tests.intake.test_decisions import XA_RECEPTIONIST
+from tests.intake.test_dossiers import APPLICANT, COMMUNE, MONDAY_9AM, RECEPTIONIST, XA_RECEPTIONIST, outbox, submit
 
 LAND_OFFICE, TAX_OFFICE = "000.12.01.H56", "000.00.18.H56"
 
@@ -34,19 +33,19 @@ def processing(uow, policy):
     return dossier
 
 
-def test_a_step_asks_the_counter_and_form_02_goes_out_in_its_name(uow, policy, engine):
+def test_a_step_asks_the_counter_and_form_02_goes_out_in_its_name(uow, policy):
     dossier = processing(uow, policy)
     dossiers.supplement_needed(uow, {"dossier_code": dossier.code, "agency_code": LAND_OFFICE, "task_id": "t1",
                                      "items": ["Sơ đồ thửa đất"], "note": "", "requested_by": "chuyenvien",
                                      "requested_at": utc(2026, 3, 3, 2)})
     uow.commit()
     assert (dossier.status, dossier.status_code, dossier.paused_at) == ("supplement_requested", 5, utc(2026, 3, 3, 2))
-    event = outbox(engine)[-1]
+    event = outbox(uow)[-1]
     assert (event["event_type"], event["data"]["items"]) == ("supplement_requested", ["Sơ đồ thửa đất"])
     assert dossier.history[-1].actor == f"chuyenvien ({LAND_OFFICE})"
 
 
-def test_payment_pauses_and_the_counters_confirmation_resumes_with_the_unpaid_time_added(uow, policy, engine):
+def test_payment_pauses_and_the_counters_confirmation_resumes_with_the_unpaid_time_added(uow, policy):
     dossier = processing(uow, policy)
     due = dossier.due_at
     dossiers.payment_required(uow, {"dossier_code": dossier.code, "agency_code": TAX_OFFICE, "task_id": "t2",
@@ -54,7 +53,7 @@ def test_payment_pauses_and_the_counters_confirmation_resumes_with_the_unpaid_ti
                                     "required_at": utc(2026, 3, 3, 2)})  # Tuesday 09:00
     uow.commit()
     assert (dossier.status, dossier.status_code, dossier.payment_amount_vnd) == ("awaiting_payment", 6, 12_500_000)
-    event = outbox(engine)[-1]
+    event = outbox(uow)[-1]
     assert (event["event_type"], event["data"]["amount_vnd"]) == ("payment_requested", 12_500_000)
     assert event["data"]["contact"]["phone"] == APPLICANT["phone"]  # notify tells the applicant
 
@@ -64,7 +63,7 @@ def test_payment_pauses_and_the_counters_confirmation_resumes_with_the_unpaid_ti
     assert (paid.status, paid.status_code, paid.payment_receipt) == ("processing", 4, "BL-0042")
     assert paid.due_at == utc(2026, 3, 17, 2)  # one working day (Tuesday 09:00 → Wednesday 09:00) later
     assert paid.due_at > due
-    event = outbox(engine)[-1]
+    event = outbox(uow)[-1]
     assert (event["event_type"], event["data"]["receipt_number"]) == ("payment_received", "BL-0042")
     with pytest.raises(IllegalTransition):
         dossiers.confirm_payment(uow, policy, dossier.code, "BL-0042", RECEPTIONIST, utc(2026, 3, 4, 3))
@@ -78,14 +77,14 @@ def test_a_late_payment_request_after_withdrawal_is_ignored(uow, policy):
     assert dossier.status == "withdrawn"
 
 
-def test_a_stop_is_status_8_with_its_reason(uow, policy, engine):
+def test_a_stop_is_status_8_with_its_reason(uow, policy):
     dossier = processing(uow, policy)
     dossiers.processing_stopped(uow, {"dossier_code": dossier.code, "agency_code": LAND_OFFICE,
                                       "stopped_at": utc(2026, 3, 5, 2), "stopped_by": "chuyenvien",
                                       "reason": "Quá hạn bổ sung"})
     uow.commit()
     assert (dossier.status, dossier.status_code, dossier.stop_reason) == ("stopped", 8, "Quá hạn bổ sung")
-    assert outbox(engine)[-1]["event_type"] == "dossier_stopped"
+    assert outbox(uow)[-1]["event_type"] == "dossier_stopped"
     assert dossiers.allowed_actions(dossier.status) == []
     notice = _text(forms.render("05", dossier, policy.catalog, policy.calendar.tz, lambda code: []))
     assert "DỪNG XỬ LÝ" in notice and "Quá hạn bổ sung" in notice and dossier.code in notice
@@ -141,15 +140,16 @@ def _unknown_keys(data, schema, path="") -> list[str]:
 
 
 def test_the_view_is_exactly_the_contracts_dossier_view(uow, policy):
-    """Intake dumps through motcua.contracts.views.DossierViewV1 (OpenAPI documents it): nothing it
-    builds may be missing from the contract, nor the contract promise what it does not build."""
+    """Intake builds the view in the shape of motcua.contracts.views.DossierViewV1 (OpenAPI documents it),
+    without dumping it: nothing it builds may be missing from the contract, nor the contract promise what
+    it does not build, and the contract's dump of it changes nothing."""
     dossier = processing(uow, policy)
     dossiers.delay_predicted(uow, {"dossier_code": dossier.code, "agency_code": COMMUNE,
                                    "current_agency_code": LAND_OFFICE, "due_at": dossier.due_at,
                                    "proposed_due_at": utc(2026, 3, 20, 9), "detected_at": utc(2026, 3, 12, 2)})
     uow.commit()
-    built = dossiers.view_fields(dossier, policy.calendar.tz, policy.catalog)
+    built = dossiers.view(dossier, policy.calendar.tz, policy.catalog)
     assert built["history"] and built["applicant"]
     assert _unknown_keys(built, DossierViewV1()) == []
     assert set(built) == set(DossierViewV1().fields)
-    assert dossiers.view(dossier, policy.calendar.tz, policy.catalog) == built
+    assert DossierViewV1().dump(built) == built

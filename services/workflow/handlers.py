@@ -1,0 +1,146 @@
+"""Workflow's service layer: each command or event loads the process run through the unit of work's
+repository, calls one method of `ProcessRun`, emits the events it returns, and (for a command)
+commits once. Event handlers never commit: `apply_once` does, possibly after several events."""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import datetime
+from typing import Callable
+
+from motcua.calendar import overdue_before
+from motcua.contracts import Event
+from motcua.errors import NotFound
+from motcua.identity import Caller
+from motcua.worker import TASKS_EXCHANGE
+from services.workflow.process_run import Message, ProcessRun, Task, require_staff
+from services.workflow.processes import Catalog
+from services.workflow.repository import WorkflowUnitOfWork
+
+log = logging.getLogger(__name__)
+
+SLA_BATCH = 500  # runs flagged per transaction by detect_overdue
+
+
+def publish(uow: WorkflowUnitOfWork, messages: list[Message]) -> None:
+    """Record the run's events in the outbox, in order; a task's also on its agency's task queue."""
+    for message in messages:
+        event_id = uow.emit(message.event_type, message.data)
+        if message.task_queue is not None:
+            uow.emit(message.event_type, message.queue_data, exchange=TASKS_EXCHANGE.name,
+                     routing_key=f"task.{message.task_queue}", event_id=event_id)
+
+
+# -- intake's events ---------------------------------------------------------------------------------
+
+def start_process(uow: WorkflowUnitOfWork, event: Event, catalog: Catalog, now: datetime) -> None:
+    """On `dossier_received`: open the first stage's tasks, unless this dossier's process already exists.
+    An unknown procedure raises, so the message is parked in the dead-letter queue until processes.yaml
+    is fixed and the message replayed, rather than the dossier silently going nowhere."""
+    data = event.data
+    if uow.runs.get(data["code"]) is not None:
+        log.info("process of dossier %s already started; event %s ignored", data["code"], event.event_id)
+        return
+    run, messages = ProcessRun.start(data["code"], data["procedure_code"], data["agency_code"], data["due_at"],
+                                     data["form"], data["dossier_version"], catalog, now)
+    uow.runs.add(run)
+    publish(uow, messages)
+
+
+def _apply_to_run(uow: WorkflowUnitOfWork, event: Event, change: Callable[[ProcessRun], list[Message]]) -> None:
+    """Apply one of intake's later decisions to the dossier's run, unless it was never routed here."""
+    run = uow.runs.get(event.data["code"])
+    if run is None:
+        log.info("no process of dossier %s; event %s ignored", event.data["code"], event.event_id)
+    else:
+        publish(uow, change(run))
+
+
+def pause_process(uow: WorkflowUnitOfWork, event: Event, catalog: Catalog, now: datetime) -> None:
+    data = event.data
+    _apply_to_run(uow, event, lambda run: run.pause_for_supplement(
+        data["requested_at"], data["due_at"], catalog.calendar.tz, now, data["dossier_version"]))
+
+
+def resume_process(uow: WorkflowUnitOfWork, event: Event, catalog: Catalog, now: datetime) -> None:
+    data = event.data
+    _apply_to_run(uow, event, lambda run: run.resume_after_supplement(
+        data["supplemented_at"], data["due_at"], catalog.calendar, now, data["dossier_version"]))
+
+
+def reschedule_process(uow: WorkflowUnitOfWork, event: Event, catalog: Catalog, now: datetime) -> None:
+    data = event.data
+    _apply_to_run(uow, event, lambda run: run.reschedule(data["new_due_at"], catalog.calendar.tz, now,
+                                                         data["dossier_version"]))
+
+
+def stop_process(uow: WorkflowUnitOfWork, event: Event) -> None:
+    _apply_to_run(uow, event, ProcessRun.stop)
+
+
+def resume_after_payment(uow: WorkflowUnitOfWork, event: Event, catalog: Catalog, now: datetime) -> None:
+    data = event.data
+    _apply_to_run(uow, event, lambda run: run.resume_after_payment(data["due_at"], catalog, now,
+                                                                   data["dossier_version"]))
+
+
+# -- staff's commands --------------------------------------------------------------------------------
+
+def _run_of_task(uow: WorkflowUnitOfWork, task_id: str, caller: Caller) -> ProcessRun:
+    require_staff(caller)  # before any read: someone else learns nothing, not even which tasks exist
+    run = uow.runs.with_task(task_id)
+    if run is None:
+        raise NotFound(f"no task {task_id}")
+    return run
+
+
+def complete_task(uow: WorkflowUnitOfWork, catalog: Catalog, task_id: str, outcome: str, note: str | None,
+                  caller: Caller, now: datetime, details: dict | None = None) -> Task:
+    run = _run_of_task(uow, task_id, caller)
+    publish(uow, run.complete(task_id, outcome, note, caller, now, catalog, details))
+    uow.commit()
+    return run.task(task_id)
+
+
+def transfer_task(uow: WorkflowUnitOfWork, catalog: Catalog, task_id: str, to_agency: str, note: str | None,
+                  caller: Caller, now: datetime) -> Task:
+    run = _run_of_task(uow, task_id, caller)
+    publish(uow, run.transfer(task_id, to_agency, note, caller, now, catalog))
+    uow.commit()
+    return run.task(task_id)
+
+
+def claim_task(uow: WorkflowUnitOfWork, task_id: str, caller: Caller) -> Task:
+    run = _run_of_task(uow, task_id, caller)
+    run.claim(task_id, caller)
+    uow.commit()
+    return run.task(task_id)
+
+
+def assign_task(uow: WorkflowUnitOfWork, task_id: str, assignee: str | None, caller: Caller) -> Task:
+    run = _run_of_task(uow, task_id, caller)
+    run.assign(task_id, assignee, caller)
+    uow.commit()
+    return run.task(task_id)
+
+
+# -- the SLA check -----------------------------------------------------------------------------------
+
+def detect_overdue(uow: WorkflowUnitOfWork, catalog: Catalog, now: datetime, batch: int = SLA_BATCH) -> tuple[int, int]:
+    """Flag what is newly overdue (`ProcessRun.flag_overdue`), `batch` runs of each kind per transaction,
+    until none is left. Returns (tasks flagged, dossiers flagged)."""
+    cutoff = overdue_before(now, catalog.calendar.tz)
+    flagged: Counter[str] = Counter()
+    while True:
+        runs = uow.runs.overdue(cutoff, batch)
+        messages = [message for run in runs for message in run.flag_overdue(now, catalog)]
+        publish(uow, messages)
+        uow.commit()
+        flagged.update(m.event_type for m in messages)
+        # Fewer than a batch: nothing else is waiting (what other instances hold, they flag).
+        if len(runs) < batch or not messages:
+            break
+    if flagged:
+        log.info("SLA check: %d tasks and %d dossiers newly overdue", flagged["task_overdue"],
+                 flagged["dossier_overdue"])
+    return flagged["task_overdue"], flagged["dossier_overdue"]

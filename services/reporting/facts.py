@@ -107,7 +107,8 @@ def _intake_move(row, event_type: str, data: dict, at: str) -> None:
     if row.dossier_version is None or version > row.dossier_version:
         row.dossier_version, row.status, row.status_code = version, data["status"], data["status_code"]
         row.due_at = data["due_at"]
-    if event_type == "supplement_requested" and version == _asked(row.marks)[-1]["v"]:
+    asked = _asked(row.marks)
+    if event_type == "supplement_requested" and asked and asked[-1]["v"] == version:
         row.supplement_items = list(data["items"])  # what the open request lists (shown to the applicant)
 
 

@@ -253,8 +253,7 @@ class EventInbox(SharedExtension, ProviderCollector):
         self.queue_consumer.unregister_provider(self)
 
     def kill(self):
-        self.accepting = False
-        self.queue_consumer.unregister_provider(self)
+        self.accepting = False  # the queue consumer is killed on its own; unacked messages go back
 
     def unregister_provider(self, provider):
         super().unregister_provider(provider)

@@ -132,6 +132,7 @@ class UnitOfWork:
         self._inbox = metadata.tables["inbox"]
         self._on_commit = on_commit
         self._on_duplicate = on_duplicate or (lambda consumer: None)
+        self._outgoing: list[dict] = []  # outbox rows of this transaction, written at commit
         self._emitted = 0
         self._after_commit: list[Callable[[], None]] = []
         # Set by the kit's batched event consumer: apply_once leaves the commit to the batch.
@@ -144,14 +145,14 @@ class UnitOfWork:
 
     def emit(self, event_type: str, data: dict, exchange: str | None = None,
              routing_key: str | None = None, event_id: str | None = None) -> str:
-        """Record an event to publish after commit; returns its event id."""
+        """Record an event to publish after commit; returns its event id. The outbox rows of a
+        transaction are written together, in emit order, by one INSERT just before it commits."""
         payload = make_event(self.source, event_type, data)
         if event_id:
             payload["event_id"] = event_id
-        self.session.execute(insert(self._outbox).values(
-            event_id=payload["event_id"], event_type=event_type, exchange=exchange,
-            routing_key=routing_key, payload=payload, created_at=utcnow(), attempts=0))
-        self._emitted += 1
+        self._outgoing.append({"event_id": payload["event_id"], "event_type": event_type, "exchange": exchange,
+                               "routing_key": routing_key, "payload": payload, "created_at": utcnow(),
+                               "attempts": 0})
         return payload["event_id"]
 
     def claim(self, event: Event, consumer: str) -> bool:
@@ -191,7 +192,14 @@ class UnitOfWork:
         self.session.execute(text("SELECT 1"))
         return {"status": "ok", "service": self.source, "checks": {"database": "ok"}}
 
+    def flush_events(self) -> None:
+        """Write the emitted events' outbox rows now (commit does it anyway)."""
+        if self._outgoing:
+            self.session.execute(insert(self._outbox), self._outgoing)
+            self._emitted, self._outgoing = self._emitted + len(self._outgoing), []
+
     def commit(self) -> None:
+        self.flush_events()
         self.session.commit()
         if self._emitted and self._on_commit:
             self._on_commit()
@@ -202,7 +210,7 @@ class UnitOfWork:
 
     def rollback(self) -> None:
         self.session.rollback()
-        self._emitted = 0
+        self._emitted, self._outgoing = 0, []
         self._after_commit = []
 
     def close(self) -> None:

@@ -162,7 +162,7 @@ def test_several_events_apply_in_one_transaction_one_after_another(uow, catalog,
              (withdrawn(second, at(2, 12), dossier_version=3), handlers.stop_process),
              (received(first, dossier_version=2), partial(handlers.start_process, catalog=catalog, now=MONDAY))]
     for event, apply in batch:
-        assert not uow.already_applied(event, event.event_type)
+        assert uow.claim(event, event.event_type)
         apply(uow, event)
     uow.commit()
     with sessionmaker(bind=make_engine(db_url))() as session:

@@ -39,6 +39,7 @@ from nameko.messaging import QueueConsumer
 from nameko.standalone.events import get_event_exchange
 from prometheus_client import Counter, Histogram
 
+from motcua.backoff import backoff
 from motcua.contracts import Event, parse_event
 from motcua.metrics import metrics_for
 
@@ -57,11 +58,6 @@ def dead_letter_queue(queue_name: str) -> Queue:
 def inbox_queue_name(service: str) -> str:
     """The one queue of every event a service handles."""
     return f"inbox.{service}"
-
-
-def retry_delay(attempts: int, base: float = 0.2) -> float:
-    """Seconds before the try after `attempts` failed ones: 0.2, 0.4, 0.8, … (doubling)."""
-    return base * 2 ** (attempts - 1)
 
 
 class Parking:
@@ -91,7 +87,7 @@ class Parking:
             return
 
         def retry():
-            eventlet.sleep(retry_delay(attempts))
+            eventlet.sleep(backoff(attempts, base=0.4, cap=60.0))
             log.warning("event handler %s failed (attempt %d of %d); retrying", self.consumer_name,
                         attempts, self.max_attempts)
             headers = dict(message.headers or {}, **{ATTEMPTS_HEADER: attempts})
@@ -177,16 +173,28 @@ class EventBatch(list):
 
 
 def apply_event_batch(service, batch: EventBatch):
-    """Run by a batch's worker (added to the service class as `APPLY_BATCH`): every event's handler in
-    order, in one unit of work, then one commit. Handlers' `apply_once` claims each event's inbox row
-    and leaves the commit to this function."""
+    """Run by a batch's worker (added to the service class as `APPLY_BATCH`): the inbox rows of every
+    delivery claimed with one statement, every event's handler in order (a batch handler once, with
+    its new events), in one unit of work, then one commit."""
     unit = _unit_of_work(service, batch)
-    if unit is not None:
-        unit.in_batch = True
+    if unit is None:  # a service without a database: nothing to claim or commit
+        for delivery in batch:
+            delivery.handler.apply(service, [delivery.event])
+        return
+    unit.in_batch = True
+    unit.claim_all([(d.event, d.handler.consumer_of(d.event)) for d in batch])
+    per_batch: dict[BatchHandler, list[Event]] = {}
     for delivery in batch:
-        getattr(service, delivery.handler.method_name)(delivery.event)
-    if unit is not None:
-        unit.commit()
+        if isinstance(delivery.handler, BatchHandler):
+            if unit.claim(delivery.event, delivery.handler.consumer_of(delivery.event)):
+                per_batch.setdefault(delivery.handler, []).append(delivery.event)
+            else:
+                unit.duplicate(delivery.event, delivery.handler.consumer_of(delivery.event))
+        else:
+            delivery.handler.apply(service, [delivery.event])
+    for handler, events in per_batch.items():
+        handler.apply(service, events)
+    unit.commit()
 
 
 def _unit_of_work(service, batch: EventBatch):
@@ -239,8 +247,8 @@ class EventInbox(SharedExtension, ProviderCollector):
         """Built once every handler registered (the queue consumer asks for it when it connects)."""
         if self._queue is None:
             bindings = [binding(get_event_exchange(source, self.container.config), routing_key=event_type)
-                        for source, event_type in sorted({(h.source_service, h.event_type)
-                                                          for h in self._providers})]
+                        for source, event_type in sorted(set().union(*(h.subscriptions
+                                                                       for h in self._providers)))]
             self._queue = Queue(self.queue_name, bindings=bindings, durable=True)
         return self._queue
 
@@ -261,8 +269,7 @@ class EventInbox(SharedExtension, ProviderCollector):
             self.accepting = False
 
     def _handler_for(self, event: Event):
-        return next((h for h in self._providers
-                     if h.source_service == event.source and h.event_type == event.event_type), None)
+        return next((h for h in self._providers if (event.source, event.event_type) in h.subscriptions), None)
 
     def handle_message(self, body, message):
         try:
@@ -348,24 +355,53 @@ def _inbox_metrics(metrics):
 
 
 class ReliableEventHandler(Entrypoint):
-    """`@event_handler(source, event_type)`: the method applies one event, inside the batch's unit of
-    work (see the module docstring)."""
+    """`@event_handler(source, event_type)`: the method applies one event inside the batch's unit of
+    work; it calls `self.db.apply_once(event, self_consumer, fn)`, whose inbox row the batch claimed
+    already when `consumer` is the handler's (by default `<service>.<method>`)."""
 
     inbox = EventInbox()
 
-    def __init__(self, source_service: str, event_type: str, **kwargs):
+    def __init__(self, source_service: str, event_type: str, consumer: str | None = None, **kwargs):
         self.source_service = source_service
         self.event_type = event_type
+        self.subscriptions = frozenset({(source_service, event_type)})
+        self._consumer = consumer
         super().__init__(**kwargs)
 
     def setup(self):
+        self.consumer = self._consumer or f"{self.container.service_name}.{self.method_name}"
         self.inbox.register_provider(self)
 
     def stop(self):
         self.inbox.unregister_provider(self)
 
+    def consumer_of(self, event: Event) -> str:
+        return self.consumer
+
+    def apply(self, service, events: list[Event]) -> None:
+        method = getattr(service, self.method_name)
+        for event in events:
+            method(event)
+
+
+class BatchHandler(ReliableEventHandler):
+    """`@batch_handler((source, event_type), …)`: the method receives the batch's events of those types
+    that are new to it (a list, in delivery order; the kit claimed their inbox rows, consumer
+    `<service>.<event_type>`), to apply with batched reads and writes, without committing."""
+
+    def __init__(self, *subscriptions: tuple[str, str], **kwargs):
+        super().__init__(*subscriptions[0], **kwargs)
+        self.subscriptions = frozenset(subscriptions)
+
+    def consumer_of(self, event: Event) -> str:
+        return f"{self.container.service_name}.{event.event_type}"
+
+    def apply(self, service, events: list[Event]) -> None:
+        getattr(service, self.method_name)(events)
+
 
 event_handler = ReliableEventHandler.decorator
+batch_handler = BatchHandler.decorator
 
 
 def replay_dead_letters(amqp_uri: str, queue_name: str, limit: int | None = None) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Callable, NamedTuple
 from weakref import WeakKeyDictionary
 
 from nameko.extensions import DependencyProvider
@@ -120,11 +120,21 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
                          hide_parameters=True)
 
 
+class OutboxRow(NamedTuple):
+    """An outbox row as the relay publishes it."""
+
+    id: int
+    event_type: str
+    exchange: str | None
+    routing_key: str | None
+    payload: dict
+
+
 class UnitOfWork:
     """One business transaction: the session, the events it emits, and the events it applies."""
 
     def __init__(self, session: Session, source: str, metadata: MetaData,
-                 on_commit: Callable[[], None] | None = None,
+                 on_commit: Callable[[list[OutboxRow]], None] | None = None,
                  on_duplicate: Callable[[str], None] | None = None):
         self.session = session
         self.source = source
@@ -133,10 +143,11 @@ class UnitOfWork:
         self._on_commit = on_commit
         self._on_duplicate = on_duplicate or (lambda consumer: None)
         self._outgoing: list[dict] = []  # outbox rows of this transaction, written at commit
-        self._emitted = 0
+        self._written: list[OutboxRow] = []  # … and once written, handed to the relay after the commit
         self._after_commit: list[Callable[[], None]] = []
         # Set by the kit's batched event consumer: apply_once leaves the commit to the batch.
         self.in_batch = False
+        self._claimed: dict[tuple[str, str], bool] = {}  # claim_all's answers not yet asked for
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` once this transaction has committed (never if it rolls back): e.g. wake a
@@ -157,28 +168,49 @@ class UnitOfWork:
 
     def claim(self, event: Event, consumer: str) -> bool:
         """Mark `event` applied by `consumer` in this transaction: True if it is new to the consumer,
-        False if it was applied before (one INSERT … ON CONFLICT DO NOTHING RETURNING; a concurrent
-        delivery of the same event waits on the first one's row and then finds it)."""
-        values = {"event_id": event.event_id, "consumer": consumer, "event_type": event.event_type,
-                  "applied_at": utcnow()}
+        False if it was applied before. Inside a batch the kit claimed every delivery at once
+        (`claim_all`); otherwise one INSERT … ON CONFLICT DO NOTHING RETURNING (a concurrent delivery
+        of the same event waits on the first one's row and then finds it)."""
+        key = (event.event_id, consumer)
+        if key not in self._claimed:
+            self.claim_all([(event, consumer)])
+        return self._claimed.pop(key)
+
+    def claim_all(self, deliveries: list[tuple[Event, str]]) -> None:
+        """Claim many (event, consumer) pairs with one statement; `claim` then answers for each of them
+        once (a second delivery of an event in the same batch claims again, and finds the first)."""
+        rows, seen = [], set()
+        for event, consumer in deliveries:
+            if (event.event_id, consumer) not in seen:
+                seen.add((event.event_id, consumer))
+                rows.append({"event_id": event.event_id, "consumer": consumer, "event_type": event.event_type,
+                             "applied_at": utcnow()})
         dialect = self.session.get_bind().dialect.name
         if dialect in _UPSERT_INSERTS:
-            inserted = self.session.execute(
-                _UPSERT_INSERTS[dialect](self._inbox).values(**values).on_conflict_do_nothing()
-                .returning(self._inbox.c.event_id)).first()
-            return inserted is not None
-        seen = self.session.execute(select(self._inbox.c.event_id).where(
-            self._inbox.c.event_id == event.event_id, self._inbox.c.consumer == consumer)).first()
-        if seen is None:
-            self.session.execute(insert(self._inbox).values(**values))
-        return seen is None
+            new = {tuple(row) for row in self.session.execute(
+                _UPSERT_INSERTS[dialect](self._inbox).values(rows).on_conflict_do_nothing()
+                .returning(self._inbox.c.event_id, self._inbox.c.consumer))}
+        else:
+            t = self._inbox
+            new = set()
+            for row in rows:
+                if self.session.execute(select(t.c.event_id).where(
+                        t.c.event_id == row["event_id"], t.c.consumer == row["consumer"])).first() is None:
+                    self.session.execute(insert(t).values(**row))
+                    new.add((row["event_id"], row["consumer"]))
+        for event, consumer in deliveries:
+            self._claimed[(event.event_id, consumer)] = (event.event_id, consumer) in new
+
+    def duplicate(self, event: Event, consumer: str) -> None:
+        """`event` was applied by `consumer` before: counted and skipped."""
+        log.info("skipped duplicate event %s (%s) for %s", event.event_id, event.event_type, consumer)
+        self._on_duplicate(consumer)
 
     def apply_once(self, event: Event, consumer: str, apply: Callable[["UnitOfWork", Event], None]) -> bool:
         """Apply `event` unless this consumer applied it already; True if applied now. Inside a batch
         of the kit's event consumer the batch commits; called on its own, this commits."""
         if not self.claim(event, consumer):
-            log.info("skipped duplicate event %s (%s) for %s", event.event_id, event.event_type, consumer)
-            self._on_duplicate(consumer)
+            self.duplicate(event, consumer)
             if not self.in_batch:
                 self.rollback()
             return False
@@ -195,23 +227,29 @@ class UnitOfWork:
     def flush_events(self) -> None:
         """Write the emitted events' outbox rows now (commit does it anyway)."""
         if self._outgoing:
-            self.session.execute(insert(self._outbox), self._outgoing)
-            self._emitted, self._outgoing = self._emitted + len(self._outgoing), []
+            t = self._outbox
+            ids = self.session.scalars(insert(t).returning(t.c.id, sort_by_parameter_order=True),
+                                       self._outgoing).all()
+            self._written.extend(OutboxRow(id, row["event_type"], row["exchange"], row["routing_key"], row["payload"])
+                                 for id, row in zip(ids, self._outgoing))
+            self._outgoing = []
 
     def commit(self) -> None:
         self.flush_events()
         self.session.commit()
-        if self._emitted and self._on_commit:
-            self._on_commit()
-        self._emitted = 0
+        self._claimed = {}
+        written, self._written = self._written, []
+        if written and self._on_commit:
+            self._on_commit(written)
         callbacks, self._after_commit = self._after_commit, []
         for callback in callbacks:
             callback()
 
     def rollback(self) -> None:
         self.session.rollback()
-        self._emitted, self._outgoing = 0, []
+        self._outgoing, self._written = [], []
         self._after_commit = []
+        self._claimed = {}
 
     def close(self) -> None:
         self.rollback()
@@ -258,7 +296,7 @@ class Database(DependencyProvider):
         service = self.container.service_name
         duplicates = metrics_for(self.container).duplicates
         return self.unit_class(self.sessionmaker(), service, self.base.metadata,
-                          on_commit=self.relay.wake if self.relay else None,
+                          on_commit=self.relay.hand_over if self.relay else None,
                           on_duplicate=lambda consumer: duplicates.labels(service, consumer).inc())
 
     def get_dependency(self, worker_ctx):

@@ -1,16 +1,22 @@
 """The outbox relay: publishes committed outbox rows with publisher confirms, then marks them sent.
 
-A batch of rows is published at once and the broker's confirms of all of it are awaited together
-(waiting for each confirm in turn moves an order of magnitude fewer messages). Several instances of a
-service may relay at once: on PostgreSQL each batch is claimed with FOR UPDATE SKIP LOCKED, so a row
-goes out through one relay (and at least once if one dies mid-batch, or if a confirm is lost:
-consumers' inboxes absorb the repeat).
+The fast path needs no query: a unit of work hands its rows (with their ids) to the relay right after
+its commit; the relay publishes what it was handed — from however many commits arrived meanwhile —
+as one batch whose confirms it awaits together (waiting for each confirm in turn moves an order of
+magnitude fewer messages), and marks what went out with one UPDATE every `mark_every` seconds.
+
+Nothing depends on that path: a row that was never handed over (its process died after the commit),
+or whose publish failed, or that was published but not yet marked when its process died, is still
+unpublished in the table, and every relay looks for such rows older than `orphan_age` every
+`idle_poll` seconds, claiming them with FOR UPDATE SKIP LOCKED on PostgreSQL so that of several
+instances one takes each. A row may thus go out twice, never zero times; consumers' inboxes absorb
+the repeat.
 """
 from __future__ import annotations
 
 import logging
-import random
 import time
+from collections import deque
 from datetime import timedelta
 from typing import NamedTuple
 
@@ -21,7 +27,8 @@ from nameko.standalone.events import get_event_exchange
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from motcua.db import utcnow
+from motcua.backoff import backoff
+from motcua.db import OutboxRow, utcnow
 from motcua.metrics import metrics_for
 
 log = logging.getLogger(__name__)
@@ -29,7 +36,9 @@ log = logging.getLogger(__name__)
 
 class OutboxRelay:
     batch_size = 200
-    idle_poll = 1.0  # seconds between polls when nobody wakes the relay
+    idle_poll = 1.0  # seconds between looks for rows nobody handed over
+    orphan_age = timedelta(seconds=10)  # how old an unpublished row is before any relay takes it from the table
+    mark_every = 0.1  # seconds: published rows are marked sent by one UPDATE at most this often
     retention = timedelta(days=7)  # published rows kept this long, for audit and re-sends
 
     def __init__(self, container, engine, metadata):
@@ -41,6 +50,13 @@ class OutboxRelay:
         self._wakeup = GreenEvent()
         self._running = False
         self._exchanges: dict[str, Exchange] = {}
+        self._handed: deque[OutboxRow] = deque()
+        self._published: list[int] = []  # ids published, not yet marked
+
+    def hand_over(self, rows: list[OutboxRow]) -> None:
+        """Rows a transaction has just committed: publish them as soon as possible."""
+        self._handed.extend(rows)
+        self.wake()
 
     def wake(self) -> None:
         if not self._wakeup.ready():
@@ -54,62 +70,104 @@ class OutboxRelay:
         try:
             self._relay_until_stopped()
         finally:
+            try:
+                self.mark_published()
+            except Exception:  # the rows stay unmarked: published again after orphan_age, absorbed by inboxes
+                log.warning("could not mark published outbox rows at stop", exc_info=True)
             self.publisher.close()
 
     def _relay_until_stopped(self) -> None:
         self._running = True
         failures = 0
+        last_poll = last_mark = time.monotonic()
         cycles = 0
         while self._running:
+            now = time.monotonic()
             try:
-                published = self.relay_batch()
+                if self._handed:
+                    self.publish_handed()
+                elif now - last_poll >= self.idle_poll:
+                    last_poll = now
+                    self.relay_orphans()
+                    cycles += 1
+                    if cycles % 600 == 0:
+                        self.purge_published()
+                if self._published and (len(self._published) >= self.batch_size or not self._handed
+                                        and now - last_mark >= self.mark_every):
+                    last_mark = now
+                    self.mark_published()
                 failures = 0
             except Exception:
                 failures += 1
                 self.metrics.publish_failures.labels(self.container.service_name).inc()
-                delay = min(30.0, 0.5 * 2 ** min(failures, 6)) * (0.5 + random.random())
+                delay = backoff(failures, base=0.5, cap=30.0)
                 log.warning("outbox relay failed (attempt %d), retrying in %.1fs", failures, delay,
                             exc_info=failures == 1)
                 eventlet.sleep(delay)
                 continue
-            cycles += 1
-            if cycles % 600 == 0:
-                self.purge_published()
-            if published < self.batch_size:
-                self._wait()
+            if not self._handed:
+                pending_mark = self._published and self.mark_every - (time.monotonic() - last_mark)
+                self._wait(min(self.idle_poll, pending_mark) if pending_mark else self.idle_poll)
 
-    def _wait(self) -> None:
-        with eventlet.Timeout(self.idle_poll, False):
-            self._wakeup.wait()
+    def _wait(self, seconds: float) -> None:
+        if seconds > 0:
+            with eventlet.Timeout(seconds, False):
+                self._wakeup.wait()
         self._wakeup = GreenEvent()
 
-    def relay_batch(self) -> int:
-        """Publish one batch of pending rows; returns how many went out."""
+    def publish_handed(self) -> int:
+        """Publish up to a batch of the rows handed over; on failure they are handed back, in order."""
+        batch = [self._handed.popleft() for _ in range(min(self.batch_size, len(self._handed)))]
+        try:
+            self._publish(batch)
+        except BaseException:
+            self._handed.extendleft(reversed(batch))
+            raise
+        self._published.extend(row.id for row in batch)
+        return len(batch)
+
+    def mark_published(self) -> None:
+        ids, self._published = self._published, []
+        if not ids:
+            return
+        t = self.table
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(update(t).where(t.c.id.in_(ids)).values(published_at=utcnow(),
+                                                                            attempts=t.c.attempts + 1))
+        except BaseException:
+            self._published = ids + self._published
+            raise
+
+    def relay_orphans(self) -> int:
+        """Publish unpublished rows older than `orphan_age` that no relay has in hand; returns how many."""
         t = self.table
         with Session(self.engine) as session:
             rows = session.execute(
                 select(t.c.id, t.c.event_type, t.c.exchange, t.c.routing_key, t.c.payload)
-                .where(t.c.published_at.is_(None)).order_by(t.c.id).limit(self.batch_size)
-                .with_for_update(skip_locked=True)
+                .where(t.c.published_at.is_(None), t.c.created_at < utcnow() - self.orphan_age)
+                .order_by(t.c.id).limit(self.batch_size).with_for_update(skip_locked=True)
             ).all()
             if not rows:
                 session.rollback()
-                self.metrics.outbox_backlog.labels(self.container.service_name).set(0)
+                self.metrics.outbox_backlog.labels(self.container.service_name).set(len(self._handed))
                 return 0
-            self.publisher.publish_all([
-                Outgoing(row.payload, self._exchange(row.exchange), row.routing_key or row.event_type,
-                         {"event_id": row.payload["event_id"], "event_type": row.event_type})
-                for row in rows])
+            log.info("relaying %d outbox row(s) nobody had handed over", len(rows))
+            self._publish([OutboxRow(*row) for row in rows])
             session.execute(update(t).where(t.c.id.in_([r.id for r in rows]))
                             .values(published_at=utcnow(), attempts=t.c.attempts + 1))
-            # Counted only when a full batch suggests more is waiting (one statement less per batch).
-            backlog = (session.execute(select(func.count()).select_from(t).where(t.c.published_at.is_(None)))
-                       .scalar_one() if len(rows) == self.batch_size else 0)
+            backlog = session.execute(select(func.count()).select_from(t).where(t.c.published_at.is_(None))).scalar_one()
             session.commit()
-        for row in rows:
-            self.metrics.published.labels(self.container.service_name, row.event_type).inc()
         self.metrics.outbox_backlog.labels(self.container.service_name).set(backlog)
         return len(rows)
+
+    def _publish(self, rows: list[OutboxRow]) -> None:
+        self.publisher.publish_all([
+            Outgoing(row.payload, self._exchange(row.exchange), row.routing_key or row.event_type,
+                     {"event_id": row.payload["event_id"], "event_type": row.event_type})
+            for row in rows])
+        for row in rows:
+            self.metrics.published.labels(self.container.service_name, row.event_type).inc()
 
     def purge_published(self) -> None:
         with Session(self.engine) as session:

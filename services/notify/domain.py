@@ -81,6 +81,8 @@ from services.notify.templates import AGENCY_EVENTS, agency_of, dossier_code_of,
 
 log = logging.getLogger(__name__)
 
+PLANNER = "notify.plan"  # the inbox consumer of every event notify plans messages for
+
 EMAIL, SMS, WEBHOOK = "email", "sms", "webhook"
 # One mailbox, no display name, nothing that could add a header or a second recipient.
 _ADDRESS = re.compile(r'[^@\s<>,;:"()\[\]\\]+@[^@\s<>,;:"()\[\]\\]+')
@@ -188,7 +190,7 @@ class Notifier:
 
     def plan(self, uow: NotifyUnitOfWork, event: Event) -> bool:
         """Record the messages `event` owes, once per event; False for a duplicate event."""
-        return uow.apply_once(event, "notify.plan", self._plan)
+        return uow.apply_once(event, PLANNER, self._plan)
 
     def _plan(self, uow: NotifyUnitOfWork, event: Event) -> None:
         owed = self.messages_owed(event, lambda code: preferences.opted_out(

@@ -13,6 +13,7 @@ from motcua.errors import load_valid
 from motcua.metrics import Metrics
 from services.notify import preferences, templates
 from services.notify.dependencies import Notifications
+from services.notify.domain import PLANNER
 from services.notify.models import Base
 from services.notify.repository import NotifyUnitOfWork
 from services.notify.schemas import (
@@ -38,51 +39,51 @@ class NotifyService:
     notifier = Notifications()
 
     # The events that message someone: the applicant, or (overdue) the agency's office.
-    @event_handler("intake", "dossier_received")
+    @event_handler("intake", "dossier_received", consumer=PLANNER)
     def on_dossier_received(self, event):
         self.notifier.plan(self.db, event)
 
-    @event_handler("intake", "supplement_requested")
+    @event_handler("intake", "supplement_requested", consumer=PLANNER)
     def on_supplement_requested(self, event):
         self.notifier.plan(self.db, event)
 
-    @event_handler("intake", "dossier_supplemented")
+    @event_handler("intake", "dossier_supplemented", consumer=PLANNER)
     def on_dossier_supplemented(self, event):
         self.notifier.plan(self.db, event)
 
-    @event_handler("intake", "dossier_refused")
+    @event_handler("intake", "dossier_refused", consumer=PLANNER)
     def on_dossier_refused(self, event):
         self.notifier.plan(self.db, event)
 
-    @event_handler("intake", "dossier_result_ready")
+    @event_handler("intake", "dossier_result_ready", consumer=PLANNER)
     def on_dossier_result_ready(self, event):
         self.notifier.plan(self.db, event)
 
-    @event_handler("intake", "result_returned")
+    @event_handler("intake", "result_returned", consumer=PLANNER)
     def on_result_returned(self, event):
         self.notifier.plan(self.db, event)
 
-    @event_handler("intake", "dossier_withdrawn")
+    @event_handler("intake", "dossier_withdrawn", consumer=PLANNER)
     def on_dossier_withdrawn(self, event):
         self.notifier.plan(self.db, event)
 
-    @event_handler("intake", "dossier_rescheduled")
+    @event_handler("intake", "dossier_rescheduled", consumer=PLANNER)
     def on_dossier_rescheduled(self, event):
         self.notifier.plan(self.db, event)
 
-    @event_handler("intake", "payment_requested")
+    @event_handler("intake", "payment_requested", consumer=PLANNER)
     def on_payment_requested(self, event):
         self.notifier.plan(self.db, event)
 
-    @event_handler("intake", "dossier_stopped")
+    @event_handler("intake", "dossier_stopped", consumer=PLANNER)
     def on_dossier_stopped(self, event):
         self.notifier.plan(self.db, event)
 
-    @event_handler("workflow", "task_overdue")
+    @event_handler("workflow", "task_overdue", consumer=PLANNER)
     def on_task_overdue(self, event):
         self.notifier.plan(self.db, event)
 
-    @event_handler("workflow", "dossier_overdue")
+    @event_handler("workflow", "dossier_overdue", consumer=PLANNER)
     def on_dossier_overdue(self, event):
         self.notifier.plan(self.db, event)
 

@@ -2,7 +2,7 @@
 from datetime import datetime, timezone
 
 import pytest
-from sqlalchemy import String, create_engine, func, select
+from sqlalchemy import String, create_engine, event as sqlalchemy_event, func, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from motcua.contracts import make_event, parse_event
@@ -41,18 +41,18 @@ def rows(engine, table):
 
 def test_events_are_written_only_with_the_commit(engine):
     woken = []
-    uow = UnitOfWork(Session(engine), "workflow", Base.metadata, on_commit=lambda: woken.append(1))
+    uow = UnitOfWork(Session(engine), "workflow", Base.metadata, on_commit=lambda rows: woken.append([row.event_type for row in rows]))
     uow.session.add(Note(text="a"))
     uow.emit("result_ready", {"dossier_code": "D1", "agency_code": "000.00.06.H56",
                               "finished_at": datetime.now(timezone.utc)})
     uow.close()  # rolled back: neither the note nor its event exists
     assert rows(engine, outbox) == 0 and rows(engine, Note.__table__) == 0 and woken == []
-    uow = UnitOfWork(Session(engine), "workflow", Base.metadata, on_commit=lambda: woken.append(1))
+    uow = UnitOfWork(Session(engine), "workflow", Base.metadata, on_commit=lambda rows: woken.append([row.event_type for row in rows]))
     uow.session.add(Note(text="b"))
     uow.emit("result_ready", {"dossier_code": "D1", "agency_code": "000.00.06.H56",
                               "finished_at": datetime.now(timezone.utc)})
-    uow.commit()
-    assert rows(engine, outbox) == 1 and rows(engine, Note.__table__) == 1 and woken == [1]
+    uow.commit()  # and the row is handed to the relay
+    assert rows(engine, outbox) == 1 and rows(engine, Note.__table__) == 1 and woken == [["result_ready"]]
 
 
 def test_an_event_that_breaks_its_contract_is_refused_before_it_is_stored(engine):
@@ -96,3 +96,21 @@ def test_a_failed_apply_leaves_no_trace_so_a_retry_applies_it(engine):
     assert uow.apply_once(e, "a", lambda u, ev: u.session.add(Note(text="whole")))
     uow.close()
     assert rows(engine, Note.__table__) == 1
+
+
+def test_a_batch_claims_every_delivery_with_one_statement_and_each_answer_once(engine):
+    seen, statements = event("D0"), []
+    uow = UnitOfWork(Session(engine), "workflow", Base.metadata)
+    uow.apply_once(seen, "reporting.result_ready", lambda unit, e: None)
+    fresh, again = event("D1"), event("D2")
+    uow = UnitOfWork(Session(engine), "workflow", Base.metadata)
+    sqlalchemy_event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    uow.claim_all([(seen, "reporting.result_ready"), (fresh, "reporting.result_ready"),
+                   (fresh, "notify.plan"), (again, "reporting.result_ready"), (again, "reporting.result_ready")])
+    assert len(statements) == 1 and statements[0].startswith("INSERT INTO inbox")
+    assert not uow.claim(seen, "reporting.result_ready")  # applied by an earlier transaction
+    assert uow.claim(fresh, "reporting.result_ready") and uow.claim(fresh, "notify.plan")
+    assert uow.claim(again, "reporting.result_ready")
+    assert not uow.claim(again, "reporting.result_ready")  # delivered twice in the batch: the repeat is one
+    uow.commit()
+    assert rows(engine, inbox) == 4

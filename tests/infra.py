@@ -81,6 +81,13 @@ def queue_info(vhost: str, queue: str) -> dict:
     return response.json()
 
 
+def queue_bound(vhost: str, queue: str, exchange: str, routing_key: str) -> bool:
+    """Whether `queue` is bound to `exchange` by `routing_key` (a queue is declared before its bindings:
+    an event published in between goes nowhere)."""
+    response = requests.get(f"{RABBIT_MGMT}/bindings/{vhost}/e/{exchange}/q/{queue}", auth=RABBIT_AUTH, timeout=10)
+    return response.status_code == 200 and any(b["routing_key"] == routing_key for b in response.json())
+
+
 def queue_depth(vhost: str, queue: str) -> int:
     """Messages in a queue; raises while the queue does not exist."""
     response = requests.get(f"{RABBIT_MGMT}/queues/{vhost}/{queue}", auth=RABBIT_AUTH, timeout=10)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 
 from nameko.dependency_providers import Config
-from nameko.rpc import rpc
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from werkzeug.wrappers import Response
@@ -15,6 +14,7 @@ from motcua.db import Database, utcnow
 from motcua.errors import Forbidden, WrongKey
 from motcua.identity import verify_token
 from motcua.metrics import Metrics
+from motcua.rpc import rpc
 from services.gateway import audit, routes, sessions, throttle
 from services.gateway.api_admin import AdminApi
 from services.gateway.api_auth import AuthApi

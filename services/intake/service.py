@@ -5,7 +5,7 @@ import base64
 
 import eventlet
 from nameko.dependency_providers import Config
-from nameko.rpc import RpcProxy, rpc
+from nameko.rpc import RpcProxy
 
 from motcua.bus import event_handler
 from motcua.contracts.rpc import (
@@ -26,6 +26,7 @@ from motcua.db import Database, utcnow
 from motcua.errors import load_valid
 from motcua.identity import verify_token
 from motcua.metrics import GroupCountGauge, Metrics
+from motcua.rpc import rpc
 from services.intake import dossiers, due, forms, search
 from services.intake.dependencies import Rules
 from services.intake.models import Base, dossiers as dossier_table

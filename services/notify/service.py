@@ -5,12 +5,11 @@ scheduler (dependencies.Notifications) sends them, retries, and dead-letters. Se
 """
 from __future__ import annotations
 
-from nameko.rpc import rpc
-
 from motcua.bus import event_handler
 from motcua.db import Database
 from motcua.errors import load_valid
 from motcua.metrics import Metrics
+from motcua.rpc import rpc
 from services.notify import preferences, templates
 from services.notify.dependencies import Notifications
 from services.notify.domain import PLANNER

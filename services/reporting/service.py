@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 from nameko.dependency_providers import Config
-from nameko.rpc import rpc
 from nameko.timer import timer
 
 from motcua.bus import event_handler
 from motcua.db import Database, utcnow
 from motcua.errors import ValidationFailed, load_valid
 from motcua.metrics import Metrics
+from motcua.rpc import rpc
 from services.reporting import (
     aggregates,
     dvcqg,

@@ -4,7 +4,6 @@ from __future__ import annotations
 from functools import partial
 
 from nameko.dependency_providers import Config
-from nameko.rpc import rpc
 
 from motcua.access import audit_refusals
 from motcua.bus import event_handler
@@ -12,6 +11,7 @@ from motcua.contracts.rpc import AssignTaskV1, CompleteTaskV1, TaskIdV1, TaskQue
 from motcua.db import Database
 from motcua.errors import load_valid
 from motcua.identity import verify_token
+from motcua.rpc import rpc
 from services.workflow import handlers, queries
 from services.workflow.dependencies import Clock, ProcessCatalog, WorkflowMetrics, sla_timer
 from services.workflow.models import Base

@@ -57,8 +57,7 @@ class NotifyProcess:
         assert self.process.poll() is None, self.log.read_text()
         try:
             requests.get(f"http://127.0.0.1:{self.metrics_port}/health", timeout=1).raise_for_status()
-            infra.queue_depth(vhost, QUEUE)
-            return True
+            return infra.queue_bound(vhost, QUEUE, "intake.events", "dossier_received")
         except requests.RequestException:
             return False
 

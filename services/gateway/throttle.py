@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from services.gateway.models import FailedAttempt
@@ -72,17 +73,20 @@ def _subject_key(policy: ThrottlePolicy, secret: str, subject: str) -> str:
     return _key(secret, policy.scope, "user", subject.casefold())
 
 
-def retry_after(session: Session, policy: ThrottlePolicy, limits: dict[str, int], now: datetime) -> int | None:
-    """Seconds until a try may be made again, or None when it may be made now."""
+def retry_after(reader: Session | Connection, policy: ThrottlePolicy, limits: dict[str, int],
+                now: datetime) -> int | None:
+    """Seconds until a try may be made again, or None when it may be made now: ONE statement for
+    every key of the try (a key holds at most its limit of rows in the window)."""
     since = now - policy.window
+    failures: dict[str, list[datetime]] = {key: [] for key in limits}
+    for key, at in reader.execute(select(FailedAttempt.key, FailedAttempt.at)
+                                  .where(FailedAttempt.key.in_(list(limits)), FailedAttempt.at > since)):
+        failures[key].append(at)
     wait = 0.0
     for key, limit in limits.items():
-        failures = list(session.scalars(select(FailedAttempt.at)
-                                        .where(FailedAttempt.key == key, FailedAttempt.at > since)
-                                        .order_by(FailedAttempt.at)))
-        if len(failures) >= limit:
+        if len(failures[key]) >= limit:
             # Free again when enough of the failures have left the window to be under the limit.
-            freed_at = failures[len(failures) - limit] + policy.window
+            freed_at = sorted(failures[key])[len(failures[key]) - limit] + policy.window
             wait = max(wait, (freed_at - now).total_seconds())
     return max(1, math.ceil(wait)) if wait > 0 else None
 

@@ -11,10 +11,11 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from motcua import migrate
+from motcua.db import UnitOfWork
 from motcua.errors import Forbidden, NotFound, Unauthorized, WrongKey
 from motcua.identity import Caller
 from services.gateway import sessions, throttle
-from services.gateway.models import FailedAttempt, RevokedToken
+from services.gateway.models import Base, FailedAttempt, RevokedToken
 from tests.security.conftest import (
     APPLICANT,
     COMMUNE,
@@ -119,13 +120,14 @@ def test_a_successful_login_forgets_the_usernames_failures(api):
 
 def test_revocations_are_kept_until_the_token_expires_then_purged(session):
     caller = Caller("leader@X", "X", ("leader",), token_id="j1", issued_at=T0, expires_at=T0 + timedelta(minutes=15))
-    sessions.check_current(session, caller)
-    sessions.revoke(session, caller, T0 + timedelta(minutes=1))
-    sessions.revoke(session, caller, T0 + timedelta(minutes=2))  # twice: still one row
+    uow = UnitOfWork(session, "gateway", Base.metadata)
+    sessions.check_current(session.connection(), caller)
+    sessions.revoke(uow, caller, T0 + timedelta(minutes=1))
+    sessions.revoke(uow, caller, T0 + timedelta(minutes=2))  # twice: still one row
     with pytest.raises(Unauthorized, match="revoked"):
-        sessions.check_current(session, caller)
-    assert sessions.purge_expired(session, T0 + timedelta(minutes=10)) == 0
-    assert sessions.purge_expired(session, T0 + timedelta(minutes=16)) == 1
+        sessions.check_current(session.connection(), caller)
+    assert sessions.purge_expired(uow, T0 + timedelta(minutes=10)) == 0
+    assert sessions.purge_expired(uow, T0 + timedelta(minutes=16)) == 1
     assert session.scalars(select(RevokedToken)).all() == []
 
 

@@ -53,7 +53,7 @@ def edge(tmp_path_factory):
     mocks = dict(zip(MOCKED, replace_dependencies(container, *MOCKED)))
     container.start()
     yield SimpleNamespace(url=f"http://127.0.0.1:{port}", secret=container.config["SECRET"],
-                          db_url=urls["gateway"], **mocks)
+                          db_url=urls["gateway"], container=container, **mocks)
     container.stop()
 
 

@@ -35,8 +35,11 @@ class AuditWriter:
     `max_batch`) as ONE multi-row INSERT and ONE commit. A failed batch fails every request in it
     (`AuditUnavailable`): none of them answers as if audited."""
 
-    def __init__(self, engine: Engine, max_batch: int = 64, linger: float = 0.002, timeout: float = 10.0):
+    def __init__(self, engine: Engine, max_batch: int = 64, linger: float = 0.002, timeout: float = 10.0,
+                 observe: Callable[[int, bool], None] = lambda rows, stored: None):
+        """`observe(rows, stored)`: told of every batch (its size, whether it was committed)."""
         self.engine = engine
+        self.observe = observe
         self.max_batch = max_batch  # 64 rows × 11 columns stay under SQLite's 999 parameters
         self.linger = linger
         self.timeout = timeout
@@ -76,6 +79,10 @@ class AuditWriter:
                 for _row, stored in batch:
                     stored.send(None)
 
+    def pending(self) -> int:
+        """Rows handed over and not yet committed."""
+        return len(self._pending)
+
     def stop(self) -> None:
         self._running = False
         if not self._wakeup.ready():
@@ -87,9 +94,11 @@ class AuditWriter:
             with self.engine.begin() as connection:
                 connection.execute(insert(AuditEntry.__table__).values([row for row, _stored in batch]))
         except Exception as exc:  # the database is away, a constraint, a killed connection: all alike
+            self.observe(len(batch), False)
             log.error("AUDIT WRITE FAILED: a batch of %d rows (%s); their requests fail",
                       len(batch), type(exc).__name__)
             raise AuditUnavailable("the audit log could not be written") from None
+        self.observe(len(batch), True)
         log.debug("audit batch of %d rows in %.1f ms", len(batch), 1000 * (time.perf_counter() - started))
 
 

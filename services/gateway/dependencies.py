@@ -14,10 +14,12 @@ from kombu.entity import binding
 from nameko.events import BROADCAST, EventHandler
 from nameko.extensions import DependencyProvider
 from nameko.standalone.events import get_event_exchange
+from prometheus_client import Counter, Histogram
 from sqlalchemy.engine import Engine
 
 from motcua.db import Database
 from motcua.identity import Caller
+from motcua.metrics import metrics_for
 from services.gateway import sessions, watch
 from services.gateway.audit import AuditWriter
 from services.gateway.users import agency_tree
@@ -56,6 +58,9 @@ class AccessGuard(DependencyProvider):
     def setup(self):
         ttl = float(self.container.config.get("ACCESS_CACHE_SECONDS", DEFAULT_ACCESS_CACHE_SECONDS))
         self.cache = sessions.AccessCache(ttl)
+        checks = Counter("motcua_token_checks", "Token checks by where their answer came from (cached, read)",
+                         ["answer"], registry=metrics_for(self.container).registry)
+        self.cached, self.read = checks.labels("cached"), checks.labels("read")
 
     def start(self):
         self.reads = reads_of(self.container)
@@ -71,6 +76,9 @@ class AccessGuard(DependencyProvider):
             with self.reads.connect() as connection:
                 state = sessions.load_state(connection, caller)
             self.cache.keep(ticket, caller, state)
+            self.read.inc()
+        else:
+            self.cached.inc()
         sessions.judge(caller, state)
 
     def revoked(self, token_id: str, expires_at: datetime | None) -> None:
@@ -92,11 +100,24 @@ class AccessGuard(DependencyProvider):
 class AuditLog(DependencyProvider):
     """The audit log's writer (`AuditWriter`), its flusher a managed thread of the container."""
 
+    def setup(self):
+        registry = metrics_for(self.container).registry
+        self.rows = Histogram("motcua_audit_batch_rows", "Audit rows per committed batch (group commit)",
+                              buckets=(1, 2, 4, 8, 16, 32, 64), registry=registry)
+        self.failures = Counter("motcua_audit_batch_failures", "Audit batches that could not be written "
+                                "(their requests answered 503)", registry=registry)
+
     def start(self):
         config = self.container.config
         self.writer = AuditWriter(engine_of(self.container), max_batch=int(config.get("AUDIT_MAX_BATCH", 64)),
-                                  linger=float(config.get("AUDIT_LINGER_SECONDS", 0.002)))
+                                  linger=float(config.get("AUDIT_LINGER_SECONDS", 0.002)), observe=self._observe)
         self.container.spawn_managed_thread(self.writer.run, identifier="audit-flusher")
+
+    def _observe(self, rows: int, stored: bool) -> None:
+        if stored:
+            self.rows.observe(rows)
+        else:
+            self.failures.inc()
 
     def stop(self):
         self.writer.stop()

@@ -140,7 +140,8 @@ class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportA
     def platform_health(self, request):
         proxies = {"intake": self.intake, "workflow": self.workflow, "notify": self.notify,
                    "reporting": self.reporting}
-        return routes.platform_health(self.db.session, proxies)
+        return routes.platform_health(self.db.session, proxies, {
+            "long_polls_held": self.changes.feed.held(), "audit_rows_pending": self.audit_writer.pending()})
 
     @route("GET", "/metrics", response="text/plain", auth="public")
     def prometheus(self, request):

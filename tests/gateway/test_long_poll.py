@@ -120,6 +120,7 @@ def test_held_requests_take_no_worker_and_starve_nobody(api):
                             headers=headers(api, **{"If-None-Match": etag, "Prefer": "wait=4"})) for _ in range(held)]
     eventlet.sleep(1)
     assert f'motcua_http_held_requests{{route="/api/v1/dossiers/<code>"}} {held}.0' in get(api, "/metrics").text
+    assert get(api, "/health").json()["gateway"]["long_polls_held"] == held
     started = time.monotonic()
     assert get(api, "/api/v1/agencies").status_code == 200
     assert get(api, "/api/v1/tasks", headers=headers(api)).status_code == 200  # the token check's database

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import bindparam, delete, exists, select
 from sqlalchemy.engine import Connection
 
 from motcua.db import UnitOfWork
@@ -56,13 +56,17 @@ def judge(caller: Caller, state: TokenState) -> None:
         raise Unauthorized("token no longer valid: sign in again")
 
 
+# The token's state in ONE statement: its revocation and its holder's account (built once).
+_OF_ACCOUNT = User.username == bindparam("username")
+_TOKEN_STATE = select(exists().where(RevokedToken.token_id == bindparam("token_id")),
+                      select(User.active).where(_OF_ACCOUNT).scalar_subquery(),
+                      select(User.tokens_valid_after).where(_OF_ACCOUNT).scalar_subquery())
+
+
 def load_state(connection: Connection, caller: Caller) -> TokenState:
-    """The token's state in ONE statement: its revocation and its holder's account."""
-    of_account = User.username == caller.username
-    revoked, active, valid_after = connection.execute(select(
-        exists().where(RevokedToken.token_id == caller.token_id),
-        select(User.active).where(of_account).scalar_subquery(),
-        select(User.tokens_valid_after).where(of_account).scalar_subquery())).one()
+    """The token's state, read from the database in one statement."""
+    revoked, active, valid_after = connection.execute(
+        _TOKEN_STATE, {"token_id": caller.token_id, "username": caller.username}).one()
     return TokenState(bool(revoked), None if active is None else AccountState(bool(active), valid_after))
 
 

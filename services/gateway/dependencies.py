@@ -155,8 +155,7 @@ class Changes(DependencyProvider):
         """Workflow's event about a task: the inboxes of its agencies changed (and those above them,
         whose leaders oversee them; a platform admin's sees every agency)."""
         data = body.get("data") or {}
-        agencies = {data.get(name) for name in ("agency_code", "current_agency_code", "from_agency_code",
-                                                "to_agency_code")}
+        agencies = {data.get(name) for name in ("agency_code", "from_agency_code", "to_agency_code")}
         keys = {tasks_key(None)}
         for agency in agencies - {None}:
             if isinstance(agency, str):

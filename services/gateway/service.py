@@ -11,7 +11,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from werkzeug.wrappers import Response
 
 from motcua.bus import event_handler
-from motcua.contracts.events import EVENT_SCHEMAS, SESSION_EVENTS, DossierEvent, RunEvent
+from motcua.contracts.events import EVENT_SCHEMAS, SESSION_EVENTS, DossierEvent, TaskFacts
 from motcua.db import Database, utcnow
 from motcua.errors import Forbidden, WrongKey
 from motcua.identity import verify_token
@@ -34,9 +34,9 @@ from services.gateway.rpc import TimedRpcProxy
 
 
 # What the gateway watches for its long polls: every intake event about a dossier (its view changed),
-# every workflow event about a dossier's process run (the inboxes of the agencies it names changed).
+# every workflow event about a task (the inboxes of the agencies it names changed).
 DOSSIER_EVENTS = tuple(sorted(t for t, (_v, schema) in EVENT_SCHEMAS.items() if isinstance(schema, DossierEvent)))
-RUN_EVENTS = tuple(sorted(t for t, (_v, schema) in EVENT_SCHEMAS.items() if isinstance(schema, RunEvent)))
+TASK_EVENTS = tuple(sorted(t for t, (_v, schema) in EVENT_SCHEMAS.items() if isinstance(schema, TaskFacts)))
 
 
 class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportApi, NotifyApi, DocsApi, Pages):
@@ -128,8 +128,8 @@ class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportA
     def on_dossier_event(self, body):
         self.changes.dossier_changed(body)
 
-    @broadcast_handler("workflow", *RUN_EVENTS)
-    def on_run_event(self, body):
+    @broadcast_handler("workflow", *TASK_EVENTS)
+    def on_task_event(self, body):
         self.changes.tasks_changed(body)
 
     @rpc

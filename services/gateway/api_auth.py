@@ -34,9 +34,8 @@ class AuthApi:
         session, secret, now = self.db.session, self.config["SECRET"], utcnow()
         policy = throttle.ThrottlePolicy.for_logins(self.config)
         limits = throttle.keys(policy, secret, username, remote_addr)
-        with self.reads.connect() as connection:
-            known = connection.scalar(select(User.id).where(User.username == username)) is not None
-            wait = throttle.retry_after(connection, policy, limits, now)
+        known = self.reads.run(lambda c: c.scalar(select(User.id).where(User.username == username))) is not None
+        wait = self.reads.run(lambda connection: throttle.retry_after(connection, policy, limits, now))
         claimed = Caller(username[:128] if known else throttle.pseudonym(secret, username), None, ())
         if wait is not None:
             self.record_audit(claimed, action, remote_addr, outcome=audit.DENIED,

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from datetime import datetime
+from typing import TypeVar
 
 from kombu import Queue
 from kombu.entity import binding
@@ -15,7 +16,9 @@ from nameko.events import BROADCAST, EventHandler
 from nameko.extensions import DependencyProvider
 from nameko.standalone.events import get_event_exchange
 from prometheus_client import Counter, Histogram
-from sqlalchemy.engine import Engine
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from motcua.db import Database
 from motcua.identity import Caller
@@ -26,6 +29,7 @@ from services.gateway.users import agency_tree
 from services.gateway.watch import MAX_WAIT_SECONDS, ChangeFeed
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_ACCESS_CACHE_SECONDS = 5.0
 
@@ -35,20 +39,52 @@ def engine_of(container) -> Engine:
     return next(d for d in container.dependencies if isinstance(d, Database)).engine
 
 
-def reads_of(container) -> Engine:
-    """The service database's engine for one-statement reads: autocommit, so a read is one round
-    trip (no BEGIN, no ROLLBACK) and holds no transaction."""
-    return engine_of(container).execution_options(isolation_level="AUTOCOMMIT")
+class OneStatementReads:
+    """Reads of one statement each, autocommit: one round trip (no BEGIN, no ROLLBACK, no pre-ping),
+    no transaction held. On PostgreSQL an engine of their own whose connections stay in autocommit
+    (switching a pooled connection in and out of it costs more than the read); a connection found
+    dead (the database restarted) is retried once on a fresh one."""
+
+    def __init__(self, engine: Engine):
+        self.own = engine.dialect.name != "sqlite"  # SQLite: one connection for the whole service, shared
+        self.engine = (create_engine(engine.url, isolation_level="AUTOCOMMIT", pool_size=engine.pool.size(),
+                                     max_overflow=engine.pool.size(), pool_recycle=3600, hide_parameters=True)
+                       if self.own else engine.execution_options(isolation_level="AUTOCOMMIT"))
+
+    def close(self) -> None:
+        if self.own:
+            self.engine.dispose()
+
+    def run(self, read: Callable[[Connection], T]) -> T:
+        try:
+            with self.engine.connect() as connection:
+                return read(connection)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+        with self.engine.connect() as connection:
+            return read(connection)
+
+
+def reads_of(container) -> OneStatementReads:
+    """The container's one-statement reads (one pool for all its providers)."""
+    reads = getattr(container, "_gateway_reads", None)
+    if reads is None:
+        reads = container._gateway_reads = OneStatementReads(engine_of(container))
+    return reads
 
 
 class Reads(DependencyProvider):
-    """`with self.reads.connect() as connection:` one statement, autocommit."""
+    """`self.reads.run(lambda connection: ...)`: one statement, autocommit."""
 
     def start(self):
-        self.engine = reads_of(self.container)
+        self.reads = reads_of(self.container)
+
+    def stop(self):
+        self.reads.close()
 
     def get_dependency(self, worker_ctx):
-        return self.engine
+        return self.reads
 
 
 class AccessGuard(DependencyProvider):
@@ -73,8 +109,7 @@ class AccessGuard(DependencyProvider):
         state = self.cache.known(caller)
         if state is None:
             ticket = self.cache.ticket()
-            with self.reads.connect() as connection:
-                state = sessions.load_state(connection, caller)
+            state = self.reads.run(lambda connection: sessions.load_state(connection, caller))
             self.cache.keep(ticket, caller, state)
             self.read.inc()
         else:

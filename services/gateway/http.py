@@ -217,6 +217,10 @@ class JsonWebServer(WebServer):
 class JsonHttpHandler(HttpRequestHandler):
     server = JsonWebServer()
 
+    def check_signature(self, args, kwargs):
+        """Nothing to check, and nameko's check (inspect, on every request) costs: a `route`'s
+        entrypoint takes whatever path values its URL rule has (`(service, request, **values)`)."""
+
     def response_from_result(self, result):
         # A held long poll goes back to the web app, which waits outside the worker.
         return result if isinstance(result, Held) else super().response_from_result(result)

@@ -101,8 +101,8 @@ class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportA
         secret, now = self.config["SECRET"], utcnow()
         policy = throttle.ThrottlePolicy.for_dossier_proofs(self.config)
         limits = throttle.keys(policy, secret, code, request.remote_addr)
-        with self.reads.connect() as connection:  # one statement; nothing written for a right proof
-            wait = throttle.retry_after(connection, policy, limits, now)
+        # One statement; nothing written for a right proof.
+        wait = self.reads.run(lambda connection: throttle.retry_after(connection, policy, limits, now))
         if wait is not None:
             raise TooManyRequests("too many wrong tries for this dossier: try again later", retry_after=wait)
         try:

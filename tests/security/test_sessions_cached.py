@@ -19,7 +19,7 @@ from motcua import embedded
 from motcua.config import catalog_dir
 from motcua.identity import verify_token
 from services.gateway.accounts import seed_demo_accounts
-from services.gateway.dependencies import engine_of
+from services.gateway.dependencies import reads_of
 from services.gateway.models import RevokedToken
 from services.gateway.service import GatewayService
 from tests.infra import free_port, migrated_sqlite_urls
@@ -109,7 +109,7 @@ def test_a_cached_token_check_costs_no_statement(instances):
     here, _there = instances
     headers = signed_in(here, f"receptionist@{COMMUNE}")
     statements = []
-    engine = engine_of(here.container)
+    engine = reads_of(here.container).engine  # where the token check reads
     listener = lambda *args: statements.append(args[2])  # noqa: E731
     event.listen(engine, "before_cursor_execute", listener)
     try:

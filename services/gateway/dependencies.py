@@ -4,7 +4,6 @@ tells every gateway instance about sessions and changes. Each is one object per 
 its workers (a worker gets the object itself: nothing to build per request)."""
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Callable, Hashable
 from datetime import datetime
@@ -28,7 +27,6 @@ from services.gateway.audit import AuditWriter
 from services.gateway.users import agency_tree
 from services.gateway.watch import MAX_WAIT_SECONDS, ChangeFeed
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_ACCESS_CACHE_SECONDS = 5.0
@@ -192,7 +190,7 @@ class Changes(DependencyProvider):
         data = body.get("data") or {}
         agencies = {data.get(name) for name in ("agency_code", "from_agency_code", "to_agency_code")}
         keys = {tasks_key(None)}
-        for agency in agencies - {None}:
+        for agency in agencies:
             if isinstance(agency, str):
                 keys |= {tasks_key(agency), *(tasks_key(parent) for parent in self.tree.ancestors(agency))}
         for key in keys:
@@ -216,10 +214,6 @@ class BroadcastHandler(EventHandler):
         super().__init__(source_service, event_types[0], handler_type=BROADCAST, reliable_delivery=False,
                          **kwargs)
         self.event_types = event_types
-
-    @property
-    def broadcast_identifier(self):
-        return uuid.uuid4().hex
 
     def setup(self):
         super().setup()

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
-from types import SimpleNamespace
+from datetime import datetime, timezone
 
 import pytest
 import requests
-from nameko.containers import ServiceContainer
-from nameko.testing.services import replace_dependencies
 from sqlalchemy import create_engine, event
 from sqlalchemy.orm import Session
 
@@ -21,9 +18,8 @@ from motcua.identity import verify_token
 from services.gateway.accounts import seed_demo_accounts
 from services.gateway.dependencies import reads_of
 from services.gateway.models import RevokedToken
-from services.gateway.service import GatewayService
-from tests.infra import free_port, migrated_sqlite_urls
-from tests.security.conftest import COMMUNE, MOCKED, _config, bearer, login, signed_in
+from tests.infra import migrated_sqlite_urls
+from tests.security.conftest import COMMUNE, bearer, login, mocked_gateway, signed_in
 
 TTL = 2.0
 DOSSIER = f"{COMMUNE}-261201-0900"
@@ -36,16 +32,9 @@ def instances(tmp_path_factory):
     vhost = f"sessions-{uuid.uuid4().hex[:8]}"
     urls = migrated_sqlite_urls(tmp_path_factory.mktemp("instances"))
     seed_demo_accounts(urls["gateway"], catalog_dir())
-    gateways = []
-    for _ in range(2):
-        port = free_port()
-        container = ServiceContainer(GatewayService, {**_config(urls, port, f"embedded:///{vhost}"),
-                                                      "ACCESS_CACHE_SECONDS": TTL})
-        mocks = dict(zip(MOCKED, replace_dependencies(container, *MOCKED)))
-        mocks["intake"].get_dossier.return_value = {"code": DOSSIER}
-        container.start()
-        gateways.append(SimpleNamespace(url=f"http://127.0.0.1:{port}", secret=container.config["SECRET"],
-                                        db_url=urls["gateway"], container=container, **mocks))
+    gateways = [mocked_gateway(urls, f"embedded:///{vhost}", ACCESS_CACHE_SECONDS=TTL) for _ in range(2)]
+    for gateway in gateways:
+        gateway.intake.get_dossier.return_value = {"code": DOSSIER}
     yield gateways
     for gateway in gateways:
         gateway.container.stop()

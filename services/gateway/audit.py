@@ -35,7 +35,7 @@ class AuditWriter:
     `max_batch`) as ONE multi-row INSERT and ONE commit. A failed batch fails every request in it
     (`AuditUnavailable`): none of them answers as if audited."""
 
-    def __init__(self, engine: Engine, max_batch: int = 64, linger: float = 0.002, timeout: float = 10.0,
+    def __init__(self, engine: Engine, max_batch: int = 64, linger: float = 0.005, timeout: float = 10.0,
                  observe: Callable[[int, bool], None] = lambda rows, stored: None):
         """`observe(rows, stored)`: told of every batch (its size, whether it was committed)."""
         self.engine = engine

@@ -143,7 +143,7 @@ class AuditLog(DependencyProvider):
     def start(self):
         config = self.container.config
         self.writer = AuditWriter(engine_of(self.container), max_batch=int(config.get("AUDIT_MAX_BATCH", 64)),
-                                  linger=float(config.get("AUDIT_LINGER_SECONDS", 0.002)), observe=self._observe)
+                                  linger=float(config.get("AUDIT_LINGER_SECONDS", 0.005)), observe=self._observe)
         self.container.spawn_managed_thread(self.writer.run, identifier="audit-flusher")
 
     def _observe(self, rows: int, stored: bool) -> None:

@@ -45,8 +45,9 @@ class OneStatementReads:
 
     def __init__(self, engine: Engine):
         self.own = engine.dialect.name != "sqlite"  # SQLite: one connection for the whole service, shared
+        # As many connections as the service's pool, no more: a read holds one for a round trip.
         self.engine = (create_engine(engine.url, isolation_level="AUTOCOMMIT", pool_size=engine.pool.size(),
-                                     max_overflow=engine.pool.size(), pool_recycle=3600, hide_parameters=True)
+                                     max_overflow=0, pool_recycle=3600, hide_parameters=True)
                        if self.own else engine.execution_options(isolation_level="AUTOCOMMIT"))
 
     def close(self) -> None:

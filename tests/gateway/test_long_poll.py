@@ -132,3 +132,33 @@ def test_a_wait_without_an_etag_answers_at_once(api):
     api.workflow.list_tasks.return_value = []
     answer = get(api, "/api/v1/tasks", headers=headers(api, Prefer="wait=20"))
     assert answer.status_code == 200 and answer.headers["Preference-Applied"] == "wait" and answer.headers["ETag"]
+
+
+def test_on_the_platform_a_long_poll_answers_intakes_and_workflows_changes(tmp_path):
+    """The real owners' events: the counter receives a dossier (intake's event wakes the officer's
+    poll on it), and its first step reaches the land office's inbox (workflow's event wakes theirs)."""
+    from tests.e2e.client import APPLICANT, COMMUNE, LAND_OFFICE
+    from tests.infra import embedded_platform
+
+    with embedded_platform(tmp_path) as base:
+        def token(user: str) -> dict:
+            answer = requests.post(f"{base}/api/v1/auth/token", json={"username": user, "password": "demo"}, timeout=30)
+            return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+        submitted = requests.post(f"{base}/api/v1/dossiers", timeout=30, json={
+            "procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT, "form": {}}).json()
+        counter, land_office = token(f"receptionist@{COMMUNE}"), token(f"specialist@{LAND_OFFICE}")
+        dossier_url, inbox_url = f"{base}/api/v1/dossiers/{submitted['code']}", f"{base}/api/v1/tasks?status=open"
+        dossier_etag = requests.get(dossier_url, headers=counter, timeout=30).headers["ETag"]
+        inbox_etag = requests.get(inbox_url, headers=land_office, timeout=30).headers["ETag"]
+        polls = [eventlet.spawn(requests.get, url, timeout=40, headers={**headers, "If-None-Match": etag,
+                                                                          "Prefer": "wait=25"})
+                 for url, headers, etag in ((dossier_url, counter, dossier_etag), (inbox_url, land_office, inbox_etag))]
+        eventlet.sleep(0.5)
+        started = time.monotonic()
+        assert requests.post(f"{dossier_url}/receive", headers=counter, json={}, timeout=30).status_code == 200
+        dossier, inbox = (poll.wait() for poll in polls)
+        assert time.monotonic() - started < 10  # the events, not the 25 s wait
+        assert dossier.status_code == 200 and dossier.json()["status"] in ("received", "processing")
+        assert inbox.status_code == 200 and submitted["code"] in {task["dossier_code"] for task in inbox.json()}
+        assert dossier.headers["Preference-Applied"] == inbox.headers["Preference-Applied"] == "wait"

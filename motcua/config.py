@@ -76,4 +76,7 @@ def nameko_config(amqp_uri: str | None = None) -> dict:
         "PROOF_WINDOW_SECONDS": float(env("MOTCUA_PROOF_WINDOW_SECONDS", "900")),
         "SLA_CHECK_SECONDS": float(env("WORKFLOW_SLA_CHECK_SECONDS", "20")),
         "CLOCK_OFFSET_SECONDS": float(env("MOTCUA_CLOCK_OFFSET_SECONDS", "0")),
+        "ACCESS_CACHE_SECONDS": float(env("MOTCUA_ACCESS_CACHE_SECONDS", "5")),
+        "AUDIT_LINGER_SECONDS": float(env("MOTCUA_AUDIT_LINGER_SECONDS", "0.005")),
+        "LONG_POLL_MAX_SECONDS": float(env("MOTCUA_LONG_POLL_MAX_SECONDS", "30")),
     }

@@ -301,6 +301,26 @@ class AccessDeniedV1(Contract):
     task_id = fields.Str(load_default=None, allow_none=True)
 
 
+class TokenRevokedV1(Contract):
+    """The gateway's logout (đăng xuất): every gateway instance refuses the token from now on (they
+    cache tokens' states for a few seconds). The token's id only, never the token."""
+
+    token_id = fields.Str(required=True)
+    expires_at = fields.AwareDateTime(required=True)  # when the token would have expired anyway
+    revoked_at = fields.AwareDateTime(required=True)
+
+
+class AccountChangedV1(Contract):
+    """A staff account's roles, activity or password changed: its earlier tokens are refused, and
+    every gateway instance reads the account's state again."""
+
+    username = fields.Str(required=True)
+    changed_at = fields.AwareDateTime(required=True)
+
+
+# The gateway's own events about staff sessions: for the other gateway instances, no dossier's.
+SESSION_EVENTS = frozenset({"token_revoked", "account_changed"})
+
 EVENT_SCHEMAS: dict[str, tuple[int, Schema]] = {
     "dossier_submitted": (1, DossierSubmittedV1()),
     "dossier_received": (1, DossierReceivedV1()),
@@ -327,6 +347,8 @@ EVENT_SCHEMAS: dict[str, tuple[int, Schema]] = {
     "payment_received": (1, PaymentReceivedV1()),
     "dossier_stopped": (1, DossierStoppedV1()),
     "access_denied": (1, AccessDeniedV1()),
+    "token_revoked": (1, TokenRevokedV1()),
+    "account_changed": (1, AccountChangedV1()),
 }
 
 

@@ -58,14 +58,16 @@ class AdminApi:
         body = load_valid(users.UserChangeSchema(), read_json(request))
         changed = ",".join(sorted(body)) or "nothing"
         with self.audited(request, caller, f"user.update:{changed}"[:64], detail=f"user {username}"):
-            return users.update_user(self.db.session, caller, self._tree(), username, body, utcnow())
+            updated = users.update_user(self.db, caller, self._tree(), username, body, utcnow())
+        self.access.account_changed(username)  # here at once; elsewhere by its account_changed event
+        return updated
 
     @route("GET", "/api/v1/audit", query=AuditQuerySchema)
     def audit_log(self, request):
         """`?username=&dossier_code=&action=&outcome=&agency_code=&from=&to=&page=&page_size=`."""
         caller, _token = self.caller_of(request)
         if not caller.is_admin:
-            audit.record(self.db, caller, "audit.read", request.remote_addr, outcome=audit.DENIED,
+            self.record_audit(caller, "audit.read", request.remote_addr, outcome=audit.DENIED,
                          detail="requires the platform admin")
             raise Forbidden("requires the platform admin")
         filters = load_valid(AuditQuerySchema(), query(request))

@@ -34,11 +34,11 @@ class AuthApi:
         session, secret, now = self.db.session, self.config["SECRET"], utcnow()
         policy = throttle.ThrottlePolicy.for_logins(self.config)
         limits = throttle.keys(policy, secret, username, remote_addr)
-        known = session.scalar(select(User.id).where(User.username == username)) is not None
+        known = self.reads.run(lambda c: c.scalar(select(User.id).where(User.username == username))) is not None
+        wait = self.reads.run(lambda connection: throttle.retry_after(connection, policy, limits, now))
         claimed = Caller(username[:128] if known else throttle.pseudonym(secret, username), None, ())
-        wait = throttle.retry_after(session, policy, limits, now)
         if wait is not None:
-            audit.record(self.db, claimed, action, remote_addr, outcome=audit.DENIED,
+            self.record_audit(claimed, action, remote_addr, outcome=audit.DENIED,
                          detail="throttled: too many failed logins")
             raise TooManyRequests("too many failed logins: try again later", retry_after=wait)
         try:
@@ -46,10 +46,10 @@ class AuthApi:
         except Unauthorized as exc:
             session.rollback()
             throttle.record_failure(session, limits, now)
-            audit.record(self.db, claimed, action, remote_addr, outcome=audit.DENIED, detail=exc.message)
+            self.record_audit(claimed, action, remote_addr, outcome=audit.DENIED, detail=exc.message)
             raise
         throttle.clear_subject(session, policy, secret, username)
-        audit.record(self.db, caller, action, remote_addr)
+        self.record_audit(caller, action, remote_addr)
         ttl = int(self.config.get("TOKEN_TTL_SECONDS", DEFAULT_TOKEN_TTL_SECONDS))
         return accounts.token_response(caller, secret, ttl)
 
@@ -62,6 +62,8 @@ class AuthApi:
 
     def end_session(self, caller, remote_addr):
         """Revoke the caller's token (from `caller_from_token`), audited: the API's logout and the
-        console's sign-out alike."""
-        sessions.revoke(self.db.session, caller, utcnow())
-        audit.record(self.db, caller, "auth.logout", remote_addr)
+        console's sign-out alike. Refused at once here; by the other gateway instances when the
+        `token_revoked` event reaches them (or their cached state expires)."""
+        sessions.revoke(self.db, caller, utcnow())
+        self.access.revoked(caller.token_id, caller.expires_at)
+        self.record_audit(caller, "auth.logout", remote_addr)

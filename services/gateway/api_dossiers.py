@@ -9,7 +9,8 @@ from werkzeug.wrappers import Response
 from motcua.contracts.rpc import ApplicantActionV1, ConfirmPaymentV1, RequestSupplementV1, RescheduleDossierV1, SearchDossiersV1
 from motcua.contracts.views import DossierViewV1, PublicDossierViewV1
 from motcua.errors import ValidationFailed, load_valid
-from services.gateway import audit, routes
+from services.gateway import routes
+from services.gateway.dependencies import dossier_key
 from services.gateway.http import parse_json, read_json, route
 from services.gateway.schemas import RefuseSchema, ReturnResultSchema, SubmitDossierSchema
 
@@ -44,7 +45,7 @@ class DossierApi:
         dossier = self.intake.submit_dossier(body, caller_token=token,
                                              idempotency_key=routes.idempotency_key(request))
         if caller is not None:
-            audit.record(self.db, caller, "dossier.submit", request.remote_addr, dossier_code=dossier["code"])
+            self.record_audit(caller, "dossier.submit", request.remote_addr, dossier_code=dossier["code"])
         return 201, dossier
 
     @route("POST", "/api/v1/dossiers/search", body=SearchDossiersV1)
@@ -56,11 +57,18 @@ class DossierApi:
         with self.audited(request, caller, "dossier.search"):
             return self.intake.search_dossiers(body, caller_token=token)
 
-    @route("GET", "/api/v1/dossiers/<code>", response=DossierViewV1)
+    @route("GET", "/api/v1/dossiers/<code>", response=DossierViewV1, watch=True)
     def get_dossier(self, request, code):
+        """A dossier, with its ETag: `If-None-Match` and `Prefer: wait=<s>` hold the request until it changes.
+
+        A long poll (at most 30 s): answered 200 with the new dossier and ETag as soon as intake changes
+        it, 304 when the wait ends unchanged; `Preference-Applied: wait` says the wait was honoured."""
         caller, token = self.caller_of(request)
+        position = self.changes.feed.position()
         with self.audited(request, caller, "dossier.read", dossier_code=code):
-            return self.intake.get_dossier(code, caller_token=token)
+            dossier = self.intake.get_dossier(code, caller_token=token)
+        return self.changes.answer(request, dossier, (dossier_key(code),), position,
+                                   version=dossier.get("dossier_version"))
 
     @route("POST", "/api/v1/dossiers/<code>/receive", response=DossierViewV1)
     def receive_dossier(self, request, code):

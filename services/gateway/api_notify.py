@@ -8,7 +8,6 @@ from motcua.contracts.rpc import NotificationPreviewV1
 from motcua.contracts.views import NOTIFY_CHANNELS, DeliveryViewV1, PreferenceViewV1
 from motcua.errors import Forbidden, load_valid
 from motcua.identity import STAFF_ROLES
-from services.gateway import audit
 from services.gateway.http import query, read_json, route
 from services.gateway.schemas import TrackQuerySchema
 
@@ -58,7 +57,7 @@ class NotifyApi:
     def resend_delivery(self, request, delivery_id):
         caller = _admin(self, request)
         delivery = self.notify.resend(delivery_id)
-        audit.record(self.db, caller, "notification.resend", request.remote_addr,
+        self.record_audit(caller, "notification.resend", request.remote_addr,
                      dossier_code=delivery["dossier_code"], task_id=delivery_id)
         return delivery
 

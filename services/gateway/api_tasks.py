@@ -5,6 +5,7 @@ from motcua.contracts.rpc import AssignTaskV1, CompleteTaskBodyV1, TaskQueryV1, 
 from motcua.contracts.views import TaskViewV1
 from motcua.errors import load_valid
 from services.gateway.api_dossiers import MAX_UPLOAD_BYTES
+from services.gateway.dependencies import tasks_key
 from services.gateway.http import query, read_json, route
 
 TASK_OUT = TaskViewV1
@@ -13,12 +14,18 @@ TASK_OUT = TaskViewV1
 class TaskApi:
     """Routes mixed into GatewayService, which provides the RPC proxies, config and database."""
 
-    @route("GET", "/api/v1/tasks", query=TaskQueryV1, response=TASK_OUT(many=True))
+    @route("GET", "/api/v1/tasks", query=TaskQueryV1, response=TASK_OUT(many=True), watch=True)
     def list_tasks(self, request):
-        """The agency's inbox, overdue first; `role` one role's steps, `assignee` "me", "none" or a username."""
-        _caller, token = self.caller_of(request)
+        """The agency's inbox, overdue first; `role` one role's steps, `assignee` "me", "none" or a username.
+
+        With its ETag: `If-None-Match` and `Prefer: wait=<s>` (at most 30 s) hold the request until a
+        task of the caller's agency (or one it oversees) changes, then answer 200 with the new list, or
+        304 when the wait ends; `Preference-Applied: wait` says the wait was honoured."""
+        caller, token = self.caller_of(request)
         params = load_valid(TaskQueryV1(), query(request))
-        return self.workflow.list_tasks(caller_token=token, **params)
+        position = self.changes.feed.position()
+        tasks = self.workflow.list_tasks(caller_token=token, **params)
+        return self.changes.answer(request, tasks, (tasks_key(caller.agency_code),), position)
 
     @route("GET", "/api/v1/tasks/<task_id>", response=TASK_OUT())
     def get_task(self, request, task_id):

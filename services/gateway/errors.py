@@ -27,6 +27,11 @@ class ServiceUnavailable(GatewayError):
     """A service did not answer in time, or is not running."""
 
 
+class AuditUnavailable(ServiceUnavailable):
+    """The audit log could not store the row of an action or a read: the request fails rather than
+    answer as if audited (a read's data is not given out)."""
+
+
 class TooManyRequests(GatewayError):
     """Too many failed tries (chống dò: logins, proofs of a dossier): try again after `retry_after` s."""
 

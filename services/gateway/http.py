@@ -19,7 +19,7 @@ from marshmallow import Schema
 from nameko.exceptions import RemoteError
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import IntegerConverter, Map
 from werkzeug.wrappers import Request, Response
@@ -35,6 +35,7 @@ from services.gateway.errors import (
     error_body,
     status_and_code,
 )
+from services.gateway.watch import Held
 
 log = logging.getLogger(__name__)
 MACHINE_PATHS = ("/api/", "/health", "/metrics")
@@ -125,8 +126,13 @@ class HttpMetrics:
         labels = ["method", "route", "status"]
         self.requests = Counter("motcua_http_requests", "HTTP requests by route template and status",
                                 labels, registry=registry)
-        self.latency = Histogram("motcua_http_request_duration_seconds", "HTTP request latency",
+        self.latency = Histogram("motcua_http_request_duration_seconds",
+                                 "HTTP request latency (a long poll's wait for a change left out)",
                                  labels, buckets=LATENCY_BUCKETS, registry=registry)
+        self.held = Gauge("motcua_http_held_requests", "Long polls waiting for a change now", ["route"],
+                          registry=registry)
+        self.holds = Counter("motcua_http_holds", "Long polls ended, by how: changed (answered 200) or "
+                             "timeout (304)", ["route", "outcome"], registry=registry)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         labels = (method if method in KNOWN_METHODS else "other", route, str(status))
@@ -138,17 +144,37 @@ class JsonWsgiApp(WsgiApp):
     def __call__(self, environ, start_response):
         started = time.perf_counter()
         request = Request(environ, shallow=True)
-        route = "unmatched"
+        route, held = "unmatched", 0.0
         try:
             rule, values = self.url_map.bind_to_environ(environ).match(return_rule=True)
             route = rule.rule
             request.path_values = values
             response = rule.endpoint.handle_request(request)
+            while isinstance(response, Held):
+                waited = time.perf_counter()
+                response = self._hold(response, rule, values, environ)
+                held += time.perf_counter() - waited
         except HTTPException as exc:  # unknown route, wrong method
             response = self._unmatched(request, exc)
         self.server.http_metrics.observe(request.method, route, response.status_code,
-                                         time.perf_counter() - started)
+                                         time.perf_counter() - started - held)
         return response(environ, start_response)
+
+    def _hold(self, held: Held, rule, values: dict, environ) -> Response | Held:
+        """A long poll, held here in the connection's own greenthread (not a worker: no worker slot,
+        no database connection, no RPC) until its resource changes: then the route runs again."""
+        metrics = self.server.http_metrics
+        metrics.held.labels(rule.rule).inc()
+        try:
+            changed = held.wait()
+        finally:
+            metrics.held.labels(rule.rule).dec()
+        metrics.holds.labels(rule.rule, "changed" if changed else "timeout").inc()
+        if not changed:
+            return held.not_modified
+        request = Request(environ, shallow=True)
+        request.path_values = values
+        return rule.endpoint.handle_request(request)
 
     def _unmatched(self, request: Request, exc: HTTPException) -> Response:
         """JSON for the API; a page for a person who typed or followed a wrong address."""
@@ -191,13 +217,21 @@ class JsonWebServer(WebServer):
 class JsonHttpHandler(HttpRequestHandler):
     server = JsonWebServer()
 
+    def check_signature(self, args, kwargs):
+        """Nothing to check, and nameko's check (inspect, on every request) costs: a `route`'s
+        entrypoint takes whatever path values its URL rule has (`(service, request, **values)`)."""
+
+    def response_from_result(self, result):
+        # A held long poll goes back to the web app, which waits outside the worker.
+        return result if isinstance(result, Held) else super().response_from_result(result)
+
     def response_from_exception(self, exc):
         # Only failures before the worker runs get here (e.g. a signature mismatch).
         return error_response(exc)
 
 
-def to_response(result) -> Response:
-    if isinstance(result, Response):
+def to_response(result) -> Response | Held:
+    if isinstance(result, Response | Held):
         return result
     if isinstance(result, tuple):
         status, payload = result
@@ -211,7 +245,8 @@ class RouteDoc:
     marshmallow schemas of its JSON body, query and answer (or the answer's media type), the success
     status, whether it takes a bearer token ("bearer": required, "optional", "public"), and the error
     statuses it has beyond those its inputs and token imply (e.g. 429), and whether the body may also
-    come as multipart/form-data (a `dossier` part with the JSON fields, one file part per document)."""
+    come as multipart/form-data (a `dossier` part with the JSON fields, one file part per document),
+    and whether it answers with an ETag and takes a long poll (`If-None-Match` + `Prefer: wait`)."""
 
     body: type[Schema] | Schema | None = None
     query: type[Schema] | Schema | None = None
@@ -220,6 +255,7 @@ class RouteDoc:
     auth: str = "bearer"
     errors: tuple[int, ...] = ()
     multipart: bool = False
+    watch: bool = False
 
 
 def route(method: str, url: str, **doc):

@@ -14,7 +14,8 @@ class Base(ServiceBase, DeclarativeBase):
     """Declarative base of the gateway database."""
 
 
-# The gateway emits no events; its inbox records the `access_denied` events it wrote to the audit log.
+# Its outbox: the sessions' events (token_revoked, account_changed) for the other gateway instances;
+# its inbox: the `access_denied` events it wrote to the audit log.
 reliability_tables(Base.metadata)
 
 

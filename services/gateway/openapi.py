@@ -106,6 +106,8 @@ def _operation(method: str, url: str, fn, area: str) -> dict:
                  "parameters": path_parameters + ([{"in": "query", "schema": doc.query}] if doc.query else []),
                  "security": SECURITY[doc.auth],
                  "responses": {str(doc.status): _success(doc), **_errors(method, doc, bool(path_parameters))}}
+    if doc.watch:
+        _long_poll(operation)
     if "\n\n" in text:  # the paragraphs after the summary
         operation["description"] = text.split("\n\n", 1)[1].strip()
     if doc.body is not None:
@@ -125,6 +127,30 @@ MULTIPART_DOSSIER = {
     "additionalProperties": {"type": "string", "format": "binary",
                              "description": "a document's file, the part named by the document's key"},
 }
+
+
+# A route that answers an ETag and takes a long poll (watch.py).
+ETAG = r'^(W/)?"[^"]*"(\s*,\s*(W/)?"[^"]*")*$'
+LONG_POLL_PARAMETERS = [
+    {"in": "header", "name": "If-None-Match", "required": False,
+     "schema": {"type": "string", "pattern": ETAG, "maxLength": 200},
+     "description": "the ETag of the answer the client has: 304 while it is still the current one"},
+    {"in": "header", "name": "Prefer", "required": False, "schema": {"type": "string", "pattern": r"^wait=[0-9]{1,2}$"},
+     "description": "`wait=<seconds>` (RFC 7240, at most 30): with If-None-Match, hold the request until the "
+                    "answer changes (then 200), or until the wait ends (then 304)"},
+]
+LONG_POLL_HEADERS = {
+    "ETag": {"description": "the answer's entity tag, to send back in If-None-Match", "schema": {"type": "string"}},
+    "Preference-Applied": {"description": "`wait` when the request's `Prefer: wait` was honoured",
+                           "schema": {"type": "string", "enum": ["wait"]}},
+}
+
+
+def _long_poll(operation: dict) -> None:
+    operation["parameters"] += LONG_POLL_PARAMETERS
+    operation["responses"]["200"]["headers"] = LONG_POLL_HEADERS
+    operation["responses"]["304"] = {"description": "Not modified: the client's ETag is current (a long poll's "
+                                                    "wait ended without a change)", "headers": LONG_POLL_HEADERS}
 
 
 def _first_paragraph(text: str | None) -> str:

@@ -40,8 +40,9 @@ def procedure_with_steps(intake, workflow, code: str) -> dict:
     return {**procedure, "steps": workflow.get_process(code)["steps"]}
 
 
-def platform_health(session, proxies: dict) -> tuple[int, dict]:
-    """200 when every service answers its health() in time and the gateway's database does; else 503."""
+def platform_health(session, proxies: dict, gateway: dict) -> tuple[int, dict]:
+    """200 when every service answers its health() in time and the gateway's database does; else 503.
+    `gateway`: the gateway's own figures (long polls held, audit rows waiting for their batch)."""
     services = ping_all(proxies)
     try:
         session.execute(text("SELECT 1"))
@@ -51,7 +52,8 @@ def platform_health(session, proxies: dict) -> tuple[int, dict]:
     failed = sorted(name for name, state in services.items() if state != "ok")
     if database != "ok":
         failed.append("database")
-    body = {"status": "unavailable" if failed else "ok", "services": services, "database": database}
+    body = {"status": "unavailable" if failed else "ok", "services": services, "database": database,
+            "gateway": gateway}
     if failed:
         body["failed"] = failed
     return (503 if failed else 200), body

@@ -10,12 +10,13 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from werkzeug.wrappers import Response
 
 from motcua.bus import event_handler
+from motcua.contracts.events import EVENT_SCHEMAS, SESSION_EVENTS, DossierEvent, TaskFacts
 from motcua.db import Database, utcnow
 from motcua.errors import Forbidden, WrongKey
 from motcua.identity import verify_token
 from motcua.metrics import Metrics
 from motcua.rpc import rpc
-from services.gateway import audit, routes, sessions, throttle
+from services.gateway import audit, routes, throttle
 from services.gateway.api_admin import AdminApi
 from services.gateway.api_auth import AuthApi
 from services.gateway.api_catalog import CatalogApi
@@ -24,6 +25,7 @@ from services.gateway.api_dossiers import DossierApi
 from services.gateway.api_notify import NotifyApi
 from services.gateway.api_reports import ReportApi
 from services.gateway.api_tasks import TaskApi
+from services.gateway.dependencies import AccessGuard, AuditLog, Changes, Reads, broadcast_handler
 from services.gateway.errors import TooManyRequests
 from services.gateway.http import bearer_token, route
 from services.gateway.models import Base
@@ -31,11 +33,23 @@ from services.gateway.pages import Pages
 from services.gateway.rpc import TimedRpcProxy
 
 
+# What the gateway watches for its long polls: every intake event about a dossier (its view changed),
+# every workflow event about a task (the inboxes of the agencies it names changed).
+DOSSIER_EVENTS = tuple(sorted(t for t, (_v, schema) in EVENT_SCHEMAS.items() if isinstance(schema, DossierEvent)))
+TASK_EVENTS = tuple(sorted(t for t, (_v, schema) in EVENT_SCHEMAS.items() if isinstance(schema, TaskFacts)))
+
+
 class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportApi, NotifyApi, DocsApi, Pages):
     """The only HTTP server; each area's routes live in its api_*.py mixin."""
 
     name = "gateway"
-    db = Database(Base, relay=False)  # the gateway emits no events (its inbox: the events it audits)
+    # Its outbox: sessions' events (token_revoked, account_changed) for the other gateway instances;
+    # its inbox: the access_denied events it audits.
+    db = Database(Base)
+    reads = Reads()
+    access = AccessGuard()
+    audit_writer = AuditLog()
+    changes = Changes()
     metrics = Metrics()
     config = Config()
     intake = TimedRpcProxy("intake")
@@ -48,10 +62,7 @@ class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportA
         session cookie alike. Signature, algorithm and lifetime, then revocation (logout) and the
         account's state; 401 otherwise."""
         caller = verify_token(token, self.config["SECRET"])
-        try:
-            sessions.check_current(self.db.session, caller)
-        finally:
-            self.db.session.rollback()  # a read: give the connection back before any RPC
+        self.access.check(caller)
         return caller
 
     def caller_of(self, request):
@@ -68,7 +79,14 @@ class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportA
         outcome (allowed, or denied on 403/404) with who, when and from where."""
         if caller is None:  # an applicant acting without an account: nothing of staff to audit
             return contextlib.nullcontext()
-        return audit.audited(self.db, caller, action, request.remote_addr, **on)
+        return audit.audited(self.audit_writer, caller, action, request.remote_addr, self.db.rollback, **on)
+
+    def record_audit(self, caller, action, remote_addr, **on):
+        """Record an action whose outcome is decided, once the request's own transaction is over
+        (its writes committed; what it still holds, reads, is let go): returns once the row is
+        stored, else raises AuditUnavailable (503)."""
+        self.db.rollback()
+        audit.record(self.audit_writer, caller, action, remote_addr, **on)
 
     @contextlib.contextmanager
     def proving(self, request, caller, code):
@@ -80,17 +98,17 @@ class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportA
         if caller is not None:  # staff: their scope is checked by the owning service
             yield
             return
-        session, secret, now = self.db.session, self.config["SECRET"], utcnow()
+        secret, now = self.config["SECRET"], utcnow()
         policy = throttle.ThrottlePolicy.for_dossier_proofs(self.config)
         limits = throttle.keys(policy, secret, code, request.remote_addr)
-        wait = throttle.retry_after(session, policy, limits, now)
-        session.rollback()  # a read: give the connection back before the RPC
+        # One statement; nothing written for a right proof.
+        wait = self.reads.run(lambda connection: throttle.retry_after(connection, policy, limits, now))
         if wait is not None:
             raise TooManyRequests("too many wrong tries for this dossier: try again later", retry_after=wait)
         try:
             yield
         except (Forbidden, WrongKey):  # a wrong ID number, a wrong tracking key
-            throttle.record_failure(session, limits, now)
+            throttle.record_failure(self.db.session, limits, now)
             raise
 
     @event_handler("intake", "access_denied")
@@ -101,6 +119,19 @@ class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportA
     def on_workflow_access_denied(self, event):
         self.db.apply_once(event, "gateway.on_workflow_access_denied", audit.record_denied_by_service)
 
+    @broadcast_handler("gateway", *sorted(SESSION_EVENTS))
+    def on_session_event(self, body):
+        """A logout or an account change on any gateway instance: this one's cache learns it at once."""
+        self.access.apply(body)
+
+    @broadcast_handler("intake", *DOSSIER_EVENTS)
+    def on_dossier_event(self, body):
+        self.changes.dossier_changed(body)
+
+    @broadcast_handler("workflow", *TASK_EVENTS)
+    def on_task_event(self, body):
+        self.changes.tasks_changed(body)
+
     @rpc
     def health(self):
         return self.db.health()
@@ -109,7 +140,8 @@ class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportA
     def platform_health(self, request):
         proxies = {"intake": self.intake, "workflow": self.workflow, "notify": self.notify,
                    "reporting": self.reporting}
-        return routes.platform_health(self.db.session, proxies)
+        return routes.platform_health(self.db.session, proxies, {
+            "long_polls_held": self.changes.feed.held(), "audit_rows_pending": self.audit_writer.pending()})
 
     @route("GET", "/metrics", response="text/plain", auth="public")
     def prometheus(self, request):

@@ -9,13 +9,15 @@ throttled, tries add no rows: a key never holds more rows than its limit.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from services.gateway.models import FailedAttempt
@@ -72,19 +74,29 @@ def _subject_key(policy: ThrottlePolicy, secret: str, subject: str) -> str:
     return _key(secret, policy.scope, "user", subject.casefold())
 
 
-def retry_after(session: Session, policy: ThrottlePolicy, limits: dict[str, int], now: datetime) -> int | None:
-    """Seconds until a try may be made again, or None when it may be made now."""
-    since = now - policy.window
+def retry_after(reader: Session | Connection, policy: ThrottlePolicy, limits: dict[str, int],
+                now: datetime) -> int | None:
+    """Seconds until a try may be made again, or None when it may be made now: ONE statement for
+    every key of the try (a key holds at most its limit of rows in the window)."""
+    failures: dict[str, list[datetime]] = {key: [] for key in limits}
+    parameters = {f"key{n}": key for n, key in enumerate(limits)}
+    for key, at in reader.execute(_failures_since(len(limits)), {**parameters, "since": now - policy.window}):
+        failures[key].append(at)
     wait = 0.0
     for key, limit in limits.items():
-        failures = list(session.scalars(select(FailedAttempt.at)
-                                        .where(FailedAttempt.key == key, FailedAttempt.at > since)
-                                        .order_by(FailedAttempt.at)))
-        if len(failures) >= limit:
+        if len(failures[key]) >= limit:
             # Free again when enough of the failures have left the window to be under the limit.
-            freed_at = failures[len(failures) - limit] + policy.window
+            freed_at = sorted(failures[key])[len(failures[key]) - limit] + policy.window
             wait = max(wait, (freed_at - now).total_seconds())
     return max(1, math.ceil(wait)) if wait > 0 else None
+
+
+@functools.cache
+def _failures_since(keys: int):
+    """The statement of `retry_after`, built once per number of keys (one or two): no rendering per call."""
+    return (select(FailedAttempt.key, FailedAttempt.at)
+            .where(FailedAttempt.key.in_([bindparam(f"key{n}") for n in range(keys)]),
+                   FailedAttempt.at > bindparam("since", type_=FailedAttempt.at.type)))
 
 
 def record_failure(session: Session, limits: dict[str, int], now: datetime) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from motcua.access import AgencyTree, may_manage
 from motcua.catalog import load_agencies
+from motcua.db import UnitOfWork
 from motcua.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from motcua.identity import STAFF_ROLES, USERNAME_MAX, Caller
 from services.gateway.accounts import hash_password
@@ -108,9 +109,12 @@ def create_user(session: Session, caller: Caller, tree: AgencyTree, data: dict, 
     return view(user)
 
 
-def update_user(session: Session, caller: Caller, tree: AgencyTree, username: str, data: dict,
+def update_user(uow: UnitOfWork, caller: Caller, tree: AgencyTree, username: str, data: dict,
                 now: datetime) -> dict:
+    """A change of roles, activity or password ends the account's tokens, on every gateway instance
+    (`account_changed`)."""
     _require_manager(caller)
+    session = uow.session
     user = session.scalar(select(User).where(User.username == username))
     if user is None:
         raise NotFound(f"no user {username}", field="username")
@@ -127,5 +131,6 @@ def update_user(session: Session, caller: Caller, tree: AgencyTree, username: st
         user.password_hash = hash_password(data["password"])
     if data:
         user.tokens_valid_after = now
-    session.commit()
+        uow.emit("account_changed", {"username": user.username, "changed_at": now})
+    uow.commit()
     return view(user)

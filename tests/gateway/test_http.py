@@ -4,52 +4,22 @@ from __future__ import annotations
 import logging
 import unicodedata
 from datetime import timedelta
-from types import SimpleNamespace
 
 import eventlet
 import pytest
 import requests
-from nameko.containers import ServiceContainer
 from nameko.exceptions import UnknownService
-from nameko.testing.services import replace_dependencies
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-import motcua.embedded
-from motcua.config import catalog_dir, nameko_config
 from motcua.errors import Forbidden, IllegalTransition, NotFound
 from motcua.identity import Caller, issue_token, verify_token
-from services.gateway.accounts import seed_demo_accounts
 from services.gateway.errors import ServiceUnavailable
 from services.gateway.models import AuditEntry
-from services.gateway.service import GatewayService
-from tests.infra import free_port, migrated_sqlite_urls
+from tests.gateway.conftest import AGENCY, SERVICES
 
-AGENCY = "000.20.01.H56"
-SERVICES = ("intake", "workflow", "notify", "reporting")
 APPLICANT = {"full_name": "Lê Văn Bình", "id_number": "038090001234", "phone": "0912345678"}
 DOSSIER = {"code": f"{AGENCY}-260302-0001", "status": "submitted", "status_code": 1, "history": []}
-
-
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory):
-    motcua.embedded.install()
-    urls = migrated_sqlite_urls(tmp_path_factory.mktemp("gateway"))
-    seed_demo_accounts(urls["gateway"], catalog_dir())
-    port = free_port()
-    config = {**nameko_config("embedded://"), "DB_URLS": urls, "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}"}
-    container = ServiceContainer(GatewayService, config)
-    mocks = dict(zip(SERVICES, replace_dependencies(container, *SERVICES)))
-    container.start()
-    yield SimpleNamespace(url=f"http://127.0.0.1:{port}", secret=config["SECRET"], db_url=urls["gateway"], **mocks)
-    container.stop()
-
-
-@pytest.fixture
-def api(gateway):
-    for name in SERVICES:
-        getattr(gateway, name).reset_mock(return_value=True, side_effect=True)
-    return gateway
 
 
 def token(api, username, agency, *roles):

@@ -122,6 +122,16 @@ def test_every_operation_documents_its_errors_with_the_error_schema(document):
     assert login["429"]["description"] == "too_many_requests"  # declared on the route: errors=(429,)
 
 
+def test_long_polls_document_their_headers_and_304(document):
+    ops = operations(document)
+    for key in (("GET", "/api/v1/dossiers/{code}"), ("GET", "/api/v1/tasks")):
+        op = ops[key]
+        assert {"If-None-Match", "Prefer"} <= {p["name"] for p in op["parameters"] if p["in"] == "header"}
+        assert set(op["responses"]["200"]["headers"]) == set(op["responses"]["304"]["headers"]) == {
+            "ETag", "Preference-Applied"}
+    assert "304" not in ops[("GET", "/api/v1/agencies")]["responses"]
+
+
 def test_operations_are_tagged_by_area_and_summarised(document):
     ops = operations(document)
     assert ops[("GET", "/api/v1/agencies")]["tags"] == ["catalog"]

@@ -13,7 +13,7 @@ from sqlalchemy.orm import sessionmaker
 from motcua import embedded, migrate
 from motcua.bus import ReliableEventHandler
 from motcua.contracts import make_event
-from motcua.contracts.events import EVENT_SCHEMAS
+from motcua.contracts.events import EVENT_SCHEMAS, SESSION_EVENTS
 from motcua.db import UnitOfWork, make_engine
 from motcua.errors import NotFound, ValidationFailed
 from motcua.metrics import metrics_for
@@ -47,8 +47,8 @@ def test_every_contract_event_has_a_handler():
                for member in vars(ReportingService).values()
                for entrypoint in getattr(member, "nameko_entrypoints", ())
                if isinstance(entrypoint, ReliableEventHandler)}
-    # access_denied is no dossier's: the gateway's audit log keeps it.
-    assert handled == set(EVENT_SCHEMAS) - {"access_denied"}
+    # access_denied is no dossier's: the gateway's audit log keeps it; nor are the gateway's sessions'.
+    assert handled == set(EVENT_SCHEMAS) - {"access_denied"} - SESSION_EVENTS
 
 
 def test_entrypoints_with_worker_factory(db_url):

@@ -42,19 +42,25 @@ def _config(urls: dict, port: int, amqp_uri: str = "embedded://") -> dict:
             "METRICS_PORTS": {}, **THROTTLE}
 
 
+def mocked_gateway(urls: dict, amqp_uri: str = "embedded://", **config) -> SimpleNamespace:
+    """A started gateway container over real HTTP, the services behind it mocks (stop its `container`)."""
+    port = free_port()
+    container = ServiceContainer(GatewayService, {**_config(urls, port, amqp_uri), **config})
+    mocks = dict(zip(MOCKED, replace_dependencies(container, *MOCKED)))
+    container.start()
+    return SimpleNamespace(url=f"http://127.0.0.1:{port}", secret=container.config["SECRET"], db_url=urls["gateway"],
+                           container=container, **mocks)
+
+
 @pytest.fixture(scope="module")
 def edge(tmp_path_factory):
     """The gateway alone over real HTTP; the services behind it are mocks."""
     embedded.install()
     urls = migrated_sqlite_urls(tmp_path_factory.mktemp("edge"))
     seed_demo_accounts(urls["gateway"], catalog_dir())
-    port = free_port()
-    container = ServiceContainer(GatewayService, _config(urls, port))
-    mocks = dict(zip(MOCKED, replace_dependencies(container, *MOCKED)))
-    container.start()
-    yield SimpleNamespace(url=f"http://127.0.0.1:{port}", secret=container.config["SECRET"],
-                          db_url=urls["gateway"], **mocks)
-    container.stop()
+    gateway = mocked_gateway(urls)
+    yield gateway
+    gateway.container.stop()
 
 
 @pytest.fixture

@@ -7,14 +7,16 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, event, select
 from sqlalchemy.orm import Session
 
 from motcua import migrate
+from motcua.db import UnitOfWork
 from motcua.errors import Forbidden, NotFound, Unauthorized, WrongKey
 from motcua.identity import Caller
 from services.gateway import sessions, throttle
-from services.gateway.models import FailedAttempt, RevokedToken
+from services.gateway.dependencies import engine_of, reads_of
+from services.gateway.models import Base, FailedAttempt, RevokedToken
 from tests.security.conftest import (
     APPLICANT,
     COMMUNE,
@@ -119,13 +121,14 @@ def test_a_successful_login_forgets_the_usernames_failures(api):
 
 def test_revocations_are_kept_until_the_token_expires_then_purged(session):
     caller = Caller("leader@X", "X", ("leader",), token_id="j1", issued_at=T0, expires_at=T0 + timedelta(minutes=15))
-    sessions.check_current(session, caller)
-    sessions.revoke(session, caller, T0 + timedelta(minutes=1))
-    sessions.revoke(session, caller, T0 + timedelta(minutes=2))  # twice: still one row
+    uow = UnitOfWork(session, "gateway", Base.metadata)
+    sessions.check_current(session.connection(), caller)
+    sessions.revoke(uow, caller, T0 + timedelta(minutes=1))
+    sessions.revoke(uow, caller, T0 + timedelta(minutes=2))  # twice: still one row
     with pytest.raises(Unauthorized, match="revoked"):
-        sessions.check_current(session, caller)
-    assert sessions.purge_expired(session, T0 + timedelta(minutes=10)) == 0
-    assert sessions.purge_expired(session, T0 + timedelta(minutes=16)) == 1
+        sessions.check_current(session.connection(), caller)
+    assert sessions.purge_expired(uow, T0 + timedelta(minutes=10)) == 0
+    assert sessions.purge_expired(uow, T0 + timedelta(minutes=16)) == 1
     assert session.scalars(select(RevokedToken)).all() == []
 
 
@@ -226,6 +229,24 @@ def test_dossier_codes_are_never_stored_in_clear(api):
         keys = session.scalars(select(FailedAttempt.key)).all()
     engine.dispose()
     assert len(keys) == 2 and all(code not in key and "127.0.0.1" not in key for key in keys)
+
+
+def test_tracking_with_the_right_key_costs_one_statement_and_writes_nothing(api):
+    api.reporting.track.return_value = {"code": "X", "status": "processing"}
+    statements = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    reads = reads_of(api.container)  # on SQLite an option of the service's engine, which sees its statements
+    engines = [engine_of(api.container), *([reads.engine] if reads.own else [])]
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", listener)
+    try:
+        for _ in range(10):
+            assert track(api, "000.20.01.H56-261201-0077", "4321").status_code == 200
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", listener)
+    assert len(statements) == 10 and all(s.lstrip().upper().startswith("SELECT") for s in statements), statements
+    assert api.reporting.track.call_count == 10
 
 
 def test_an_unknown_code_is_no_guess_at_a_dossier(api):

@@ -1,0 +1,228 @@
+"""The gateway's nameko adapters beyond the kit's: one-statement reads, the token check with its cache,
+the audit log's group commit, the change feed of long polls, and the broadcast event handler that
+tells every gateway instance about sessions and changes. Each is one object per container, shared by
+its workers (a worker gets the object itself: nothing to build per request)."""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Hashable
+from datetime import datetime
+from typing import TypeVar
+
+from kombu import Queue
+from kombu.entity import binding
+from nameko.events import BROADCAST, EventHandler
+from nameko.extensions import DependencyProvider
+from nameko.standalone.events import get_event_exchange
+from prometheus_client import Counter, Histogram
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+
+from motcua.db import Database
+from motcua.identity import Caller
+from motcua.metrics import metrics_for
+from services.gateway import sessions, watch
+from services.gateway.audit import AuditWriter
+from services.gateway.users import agency_tree
+from services.gateway.watch import MAX_WAIT_SECONDS, ChangeFeed
+
+T = TypeVar("T")
+
+DEFAULT_ACCESS_CACHE_SECONDS = 5.0
+
+
+def engine_of(container) -> Engine:
+    """The engine of the service's database (the kit's `Database` provider's; set up before any start)."""
+    return next(d for d in container.dependencies if isinstance(d, Database)).engine
+
+
+class OneStatementReads:
+    """Reads of one statement each, autocommit: one round trip (no BEGIN, no ROLLBACK, no pre-ping),
+    no transaction held. On PostgreSQL an engine of their own whose connections stay in autocommit
+    (switching a pooled connection in and out of it costs more than the read); a connection found
+    dead (the database restarted) is retried once on a fresh one."""
+
+    def __init__(self, engine: Engine):
+        self.own = engine.dialect.name != "sqlite"  # SQLite: one connection for the whole service, shared
+        # As many connections as the service's pool, no more: a read holds one for a round trip.
+        self.engine = (create_engine(engine.url, isolation_level="AUTOCOMMIT", pool_size=engine.pool.size(),
+                                     max_overflow=0, pool_recycle=3600, hide_parameters=True)
+                       if self.own else engine.execution_options(isolation_level="AUTOCOMMIT"))
+
+    def close(self) -> None:
+        if self.own:
+            self.engine.dispose()
+
+    def run(self, read: Callable[[Connection], T]) -> T:
+        try:
+            with self.engine.connect() as connection:
+                return read(connection)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+        with self.engine.connect() as connection:
+            return read(connection)
+
+
+def reads_of(container) -> OneStatementReads:
+    """The container's one-statement reads (one pool for all its providers)."""
+    reads = getattr(container, "_gateway_reads", None)
+    if reads is None:
+        reads = container._gateway_reads = OneStatementReads(engine_of(container))
+    return reads
+
+
+class Reads(DependencyProvider):
+    """`self.reads.run(lambda connection: ...)`: one statement, autocommit."""
+
+    def start(self):
+        self.reads = reads_of(self.container)
+
+    def stop(self):
+        self.reads.close()
+
+    def get_dependency(self, worker_ctx):
+        return self.reads
+
+
+class AccessGuard(DependencyProvider):
+    """Is a verified token still honoured (not revoked, its account unchanged)? Answered from an
+    `AccessCache` kept `ACCESS_CACHE_SECONDS` (default 5 s), else by one statement."""
+
+    def setup(self):
+        ttl = float(self.container.config.get("ACCESS_CACHE_SECONDS", DEFAULT_ACCESS_CACHE_SECONDS))
+        self.cache = sessions.AccessCache(ttl)
+        checks = Counter("motcua_token_checks", "Token checks by where their answer came from (cached, read)",
+                         ["answer"], registry=metrics_for(self.container).registry)
+        self.cached, self.read = checks.labels("cached"), checks.labels("read")
+
+    def start(self):
+        self.reads = reads_of(self.container)
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+    def check(self, caller: Caller) -> None:
+        """Unauthorized unless the caller's token is current."""
+        state = self.cache.known(caller)
+        if state is None:
+            ticket = self.cache.ticket()
+            state = self.reads.run(lambda connection: sessions.load_state(connection, caller))
+            self.cache.keep(ticket, caller, state)
+            self.read.inc()
+        else:
+            self.cached.inc()
+        sessions.judge(caller, state)
+
+    def revoked(self, token_id: str, expires_at: datetime | None) -> None:
+        self.cache.revoked(token_id, expires_at)
+
+    def account_changed(self, username: str) -> None:
+        self.cache.forget_account(username)
+
+    def apply(self, body: dict) -> None:
+        """Another instance's (or this one's) `token_revoked` or `account_changed` event."""
+        data = body.get("data") or {}
+        if body.get("event_type") == "token_revoked" and data.get("token_id"):
+            expires_at = data.get("expires_at")
+            self.revoked(str(data["token_id"]), datetime.fromisoformat(expires_at) if expires_at else None)
+        elif body.get("event_type") == "account_changed" and data.get("username"):
+            self.account_changed(str(data["username"]))
+
+
+class AuditLog(DependencyProvider):
+    """The audit log's writer (`AuditWriter`), its flusher a managed thread of the container."""
+
+    def setup(self):
+        registry = metrics_for(self.container).registry
+        self.rows = Histogram("motcua_audit_batch_rows", "Audit rows per committed batch (group commit)",
+                              buckets=(1, 2, 4, 8, 16, 32, 64), registry=registry)
+        self.failures = Counter("motcua_audit_batch_failures", "Audit batches that could not be written "
+                                "(their requests answered 503)", registry=registry)
+
+    def start(self):
+        config = self.container.config
+        self.writer = AuditWriter(engine_of(self.container), max_batch=int(config.get("AUDIT_MAX_BATCH", 64)),
+                                  linger=float(config.get("AUDIT_LINGER_SECONDS", 0.005)), observe=self._observe)
+        self.container.spawn_managed_thread(self.writer.run, identifier="audit-flusher")
+
+    def _observe(self, rows: int, stored: bool) -> None:
+        if stored:
+            self.rows.observe(rows)
+        else:
+            self.failures.inc()
+
+    def stop(self):
+        self.writer.stop()
+
+    def kill(self):
+        self.writer.stop()
+
+    def get_dependency(self, worker_ctx):
+        return self.writer
+
+
+class Changes(DependencyProvider):
+    """The change feed held requests wait on (`watch.ChangeFeed`), fed by the broadcast handlers."""
+
+    def setup(self):
+        self.feed = ChangeFeed()
+        self.max_wait = float(self.container.config.get("LONG_POLL_MAX_SECONDS", MAX_WAIT_SECONDS))
+        self.tree = agency_tree(str(self.container.config["CATALOG_DIR"]))
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+    def answer(self, request, payload, keys: tuple[Hashable, ...], position: int, version: int | None = None):
+        """The route's answer with its ETag, or the request held for a change (watch.answer)."""
+        return watch.answer(request, payload, self.feed, keys, position, version, cap=self.max_wait)
+
+    def dossier_changed(self, body: dict) -> None:
+        """Intake's event about a dossier: its view changed (to `dossier_version`)."""
+        data = body.get("data") or {}
+        if isinstance(data.get("code"), str):
+            version = data.get("dossier_version")
+            self.feed.notice(dossier_key(data["code"]), version if isinstance(version, int) else None)
+
+    def tasks_changed(self, body: dict) -> None:
+        """Workflow's event about a task: the inboxes of its agencies changed (and those above them,
+        whose leaders oversee them; a platform admin's sees every agency)."""
+        data = body.get("data") or {}
+        agencies = {data.get(name) for name in ("agency_code", "from_agency_code", "to_agency_code")}
+        keys = {tasks_key(None)}
+        for agency in agencies:
+            if isinstance(agency, str):
+                keys |= {tasks_key(agency), *(tasks_key(parent) for parent in self.tree.ancestors(agency))}
+        for key in keys:
+            self.feed.notice(key)
+
+
+def dossier_key(code: str) -> Hashable:
+    return ("dossier", code)
+
+
+def tasks_key(agency_code: str | None) -> Hashable:
+    return ("tasks", agency_code)
+
+
+class BroadcastHandler(EventHandler):
+    """nameko's broadcast event handler (one queue per gateway instance, gone with it) on several
+    event types of one source at once: one queue, one consumer. Unreliable by design: what it tells
+    (a change, a revocation) is also found within a few seconds without it."""
+
+    def __init__(self, source_service: str, *event_types: str, **kwargs):
+        super().__init__(source_service, event_types[0], handler_type=BROADCAST, reliable_delivery=False,
+                         **kwargs)
+        self.event_types = event_types
+
+    def setup(self):
+        super().setup()
+        exchange = get_event_exchange(self.source_service, self.container.config)
+        name = f"evt-{self.source_service}-broadcast--{self.container.service_name}.{self.method_name}-" \
+               f"{uuid.uuid4().hex}"
+        self.queue = Queue(name, bindings=[binding(exchange, routing_key=event_type) for event_type in self.event_types],
+                           durable=False, auto_delete=True, exclusive=True)
+
+
+broadcast_handler = BroadcastHandler.decorator

@@ -187,9 +187,11 @@ class UnitOfWork:
                              "applied_at": utcnow()})
         dialect = self.session.get_bind().dialect.name
         if dialect in _UPSERT_INSERTS:
-            new = {tuple(row) for row in self.session.execute(
-                _UPSERT_INSERTS[dialect](self._inbox).values(rows).on_conflict_do_nothing()
-                .returning(self._inbox.c.event_id, self._inbox.c.consumer))}
+            # executemany with RETURNING: one cached statement, sent as one multi-row INSERT by the
+            # dialect (a .values([...]) statement is compiled again for every distinct row count).
+            claim = _UPSERT_INSERTS[dialect](self._inbox).on_conflict_do_nothing().returning(
+                self._inbox.c.event_id, self._inbox.c.consumer)
+            new = {tuple(row) for row in self.session.connection().execute(claim, rows)}
         else:
             t = self._inbox
             new = set()

@@ -27,7 +27,7 @@ from services.notify.domain import Notifier, NotifyMetrics
 from services.notify.models import Base, deliveries
 from services.notify.repository import NotifyUnitOfWork
 from services.notify.settings import load_settings
-from tests.gateway.test_http import api, gateway  # noqa: F401 (the gateway with mocked services, for test_api)
+from tests.gateway.conftest import api, gateway  # noqa: F401 (the gateway with mocked services, for test_api)
 from tests.infra import free_port
 
 HERE = Path(__file__).parent

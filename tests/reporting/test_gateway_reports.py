@@ -12,7 +12,8 @@ from openpyxl import load_workbook
 from services.reporting import projections
 from services.reporting.dependencies import ProvinceData
 from services.reporting.service import ReportingService
-from tests.gateway.test_http import api, bearer, gateway, token  # noqa: F401 (fixtures)
+from tests.gateway.conftest import api, gateway  # noqa: F401 (fixtures)
+from tests.gateway.test_http import bearer, token
 from tests.reporting.factory import JUSTICE, LAND_OFFICE, SECRET, VN, memory_database, random_lives, vn
 from tests.reporting.test_standard_report import NAMES, PARENTS, PROVINCE
 

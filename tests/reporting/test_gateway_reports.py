@@ -12,7 +12,8 @@ from openpyxl import load_workbook
 from services.reporting import projections
 from services.reporting.dependencies import ProvinceData
 from services.reporting.service import ReportingService
-from tests.gateway.test_http import api, bearer, gateway, token  # noqa: F401 (fixtures)
+from tests.gateway.conftest import api, gateway  # noqa: F401 (fixtures)
+from tests.gateway.test_http import bearer, token
 from tests.reporting.factory import JUSTICE, LAND_OFFICE, SECRET, VN, memory_database, random_lives, vn
 from tests.reporting.test_standard_report import NAMES, PARENTS, PROVINCE
 
@@ -25,7 +26,7 @@ def reporting(api):  # noqa: F811
     uow = memory_database()()
     for life in random_lives(random.Random(5), 60, vn(2026, 1, 5, 8), 80):
         for evt in life:
-            projections.record(uow, evt, VN)
+            projections.record(uow, [evt], VN)
     service = worker_factory(ReportingService, db=uow, province=ProvinceData(VN, NAMES, PARENTS),
                              config={"SECRET": SECRET})
     for name in RPCS:

@@ -32,7 +32,7 @@ from datetime import date, datetime
 from functools import cache
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, delete, func, or_, select
+from sqlalchemy import Connection, and_, case, delete, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -98,17 +98,19 @@ def contributions(fact, zone: ZoneInfo) -> Counter:
     return out
 
 
-def apply(session: Session, delta: Counter) -> None:
-    """Add `delta` to the counters (rows in key order, so concurrent writers lock them in one order)."""
+def apply(connection: Connection, delta: Counter) -> None:
+    """Add `delta` to the counters: one executemany upsert (rows in key order, so concurrent writers lock
+    them in one order), none when nothing changed."""
     grains: Counter = Counter()
     for (agency, field, channel, day, bucket), n in delta.items():
         if n:
             grains[("day", day, bucket, agency, field, channel)] += n
             grains[("month", day.replace(day=1), bucket, agency, field, channel)] += n
     rows = [{"grain": grain, "day": day, "bucket": bucket, "agency_code": agency, "field_code": field,
-             "channel": channel, "n": n} for (grain, day, bucket, agency, field, channel), n in sorted(grains.items())]
+             "channel": channel, "n": n}
+            for (grain, day, bucket, agency, field, channel), n in sorted(grains.items()) if n]
     if rows:
-        session.execute(_add_counts(session.get_bind().dialect.name), rows)
+        connection.execute(_add_counts(connection.dialect.name), rows)
 
 
 @cache

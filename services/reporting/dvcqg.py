@@ -3,7 +3,8 @@ processing history, retries with exponential backoff, keeps a re-send queue, rec
 
 The queue is `dvcqg_pushes` (one row per dossier): the projection marks a dossier's new version
 (its number of stored events) in the transaction that stores the event (`projections.mark_for_portal`,
-an upsert beside the ORM: so the queue's rows are read here afresh, `populate_existing`).
+an upsert beside the ORM, as the dossiers' rows are written: so both are read here afresh,
+`populate_existing`).
 `push_due` claims due rows (a lease, SKIP LOCKED on PostgreSQL, so several instances can push),
 builds each payload from the projection and the event store as of that version, POSTs it, and records
 the outcome:
@@ -209,7 +210,7 @@ def push_due(uow: UnitOfWork, client: PortalClient, zone: ZoneInfo, now: datetim
                            .with_for_update(skip_locked=True).execution_options(populate_existing=True)).all()
     claimed = []
     for row in rows:
-        fact = session.get(DossierFact, row.dossier_code)
+        fact = session.get(DossierFact, row.dossier_code, populate_existing=True)
         if fact is not None:
             claimed.append(payload(fact, projections.dossier_events(session, row.dossier_code), row.version, zone))
         row.next_attempt_at = now + timedelta(seconds=settings.lease)

@@ -1,23 +1,31 @@
-"""The event store and the dossier projection (`dossier_facts`), kept event by event.
+"""The event store and the dossier projection (`dossier_facts`), kept a batch of events at a time.
 
-Each event is stored once (without personal data) and applied to its dossier's row (`facts.apply`) and
-to the report's counters (the difference of the row's contributions), in a handful of statements: the
-row read with its lock, the stored event, the row, the counters, the national portal's queue row. The
-other events of the dossier are never read: the row holds what the next event needs. Several events may
-be applied one after another in one transaction (the consumer batches them); nothing here commits.
+The kit's consumer hands reporting a batch of new events (in delivery order, their inbox rows claimed).
+`project` applies the whole batch in a constant number of statements, whatever its size: every affected
+dossier's row read with its lock in one statement, the events applied to the rows in memory in delivery
+order (`facts.apply`, plain Python: two events of one dossier in a batch both land, in order), then one
+executemany each for the stored events (without personal data), the rows read (UPDATE), the new rows
+(INSERT), the report's counters (the summed difference of the rows' contributions) and the national
+portal's queue. The other events of a dossier are never read: the row holds what the next event needs.
+Nothing here commits.
 
 A full replay (`rebuild_all`) applies the same function to every stored event, in the order they
-happened; since `facts.apply` gives the same row in any order, live and replay agree.
+happened, and writes through the same code; since `facts.apply` gives the same row in any order, live
+and replay agree.
+
+The statements are SQLAlchemy Core built once (their compiled form is cached) and run with executemany
+parameters: a multi-VALUES statement would be compiled again for every distinct number of rows.
 """
 from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
 from functools import cache
+from types import SimpleNamespace
 from typing import Iterator
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from motcua.contracts import Event
@@ -31,11 +39,20 @@ from services.reporting.models import DossierFact, PortalPush, StoredEvent
 # number; intake keeps them). None is stored here.
 PERSONAL_KEYS = ("contact", "form", "documents")
 REBUILD_BATCH = 500
-PUSHES = PortalPush.__table__
+FACTS, EVENTS, PUSHES = DossierFact.__table__, StoredEvent.__table__, PortalPush.__table__
+COLUMNS = tuple(column.name for column in FACTS.columns)
+CHANGING = tuple(name for name in COLUMNS if name != "code")
+# Locked in code order, so two instances applying batches that share dossiers cannot deadlock.
+LOCKED_ROWS = (select(FACTS).where(FACTS.c.code.in_(bindparam("codes", expanding=True)))
+               .order_by(FACTS.c.code).with_for_update())
+STORE_EVENT = insert(EVENTS)
+INSERT_ROW = insert(FACTS)
+UPDATE_ROW = update(FACTS).where(FACTS.c.code == bindparam("key"))  # SET: every other column, as passed
+STORED_EVENTS = select(EVENTS).where(EVENTS.c.dossier_code.in_(bindparam("codes", expanding=True)))
 
 
 def consumer_id(event_type: str) -> str:
-    """The inbox consumer of one event handler (one per event type)."""
+    """The inbox consumer of one event type (the kit's batch handler claims `<service>.<event_type>`)."""
     return f"reporting.{event_type}"
 
 
@@ -44,46 +61,84 @@ def dossier_code(data: dict) -> str:
     return data["dossier_code"] if "dossier_code" in data else data["code"]
 
 
-def record(uow: UnitOfWork, event: Event, zone: ZoneInfo) -> bool:
-    """Store `event` and apply it to its dossier's projection, exactly once; False if it was applied before."""
-    return uow.apply_once(event, consumer_id(event.event_type), lambda unit, evt: project(unit.session, evt, zone))
+def record(uow: UnitOfWork, events: list[Event], zone: ZoneInfo) -> int:
+    """Apply `events` as the kit's consumer applies a batch, for callers outside it (tests, tools): their
+    inbox rows claimed with one statement, the new ones projected, one commit (left to the batch inside
+    one). Returns how many were new."""
+    deliveries = [(event, consumer_id(event.event_type)) for event in events]
+    uow.claim_all(deliveries)
+    new = []
+    for event, consumer in deliveries:
+        if uow.claim(event, consumer):
+            new.append(event)
+        else:
+            uow.duplicate(event, consumer)
+    project(uow.session, new, zone)
+    if not uow.in_batch:
+        uow.commit()
+    return len(new)
 
 
-def project(session: Session, event: Event, zone: ZoneInfo) -> None:
-    """Store `event`, apply it to its dossier's row and to the report's counters, queue the dossier's new
-    version for the national portal. Does not commit."""
-    code = dossier_code(event.data)
-    row = _locked_row(session, code)
-    _, schema = schema_for(event.event_type)
-    wire = {k: v for k, v in schema.dump(event.data).items() if k not in PERSONAL_KEYS}
-    session.add(StoredEvent(event_id=event.event_id, event_type=event.event_type, version=event.version,
-                            source=event.source, occurred_at=event.occurred_at, dossier_code=code, data=wire))
-    before = aggregates.contributions(row, zone)
-    facts.apply(row, event.event_type, event.data, zone)
-    row.stored_events = (row.stored_events or 0) + 1
-    change = aggregates.contributions(row, zone)
-    change.subtract(before)
-    aggregates.apply(session, change)
-    mark_for_portal(session, code, row.stored_events, utcnow())
+def project(session: Session, events: list[Event], zone: ZoneInfo) -> None:
+    """Store `events` (new ones, in delivery order), apply them to their dossiers' rows and to the report's
+    counters, queue the dossiers' new versions for the national portal. Does not commit.
+
+    Written beside the ORM: a DossierFact the session holds is not refreshed (read rows afresh)."""
+    if not events:
+        return
+    session.flush()  # whatever the session has pending is seen by the locked read
+    connection = session.connection()
+    rows = {row.code: SimpleNamespace(**row._mapping) for row in connection.execute(
+        LOCKED_ROWS, {"codes": sorted({dossier_code(event.data) for event in events})})}
+    before = {code: aggregates.contributions(row, zone) for code, row in rows.items()}
+    stored = []
+    for event in events:
+        code = dossier_code(event.data)
+        row = rows.get(code)
+        if row is None:  # the dossier's first event (two instances racing: one fails, its retry finds it)
+            row = rows[code] = new_row(code)
+        _, schema = schema_for(event.event_type)
+        stored.append({"event_id": event.event_id, "event_type": event.event_type, "version": event.version,
+                       "source": event.source, "occurred_at": event.occurred_at, "dossier_code": code,
+                       "data": {k: v for k, v in schema.dump(event.data).items() if k not in PERSONAL_KEYS}})
+        facts.apply(row, event.event_type, event.data, zone)
+        row.stored_events += 1
+    connection.execute(STORE_EVENT, stored)
+    write(connection, rows, before, zone)
+    mark_for_portal(connection, {code: row.stored_events for code, row in rows.items()}, utcnow())
 
 
-def _locked_row(session: Session, code: str) -> DossierFact:
-    """The dossier's row, locked: two events of one dossier applied concurrently must not each miss the
-    other's change. Read afresh (`populate_existing`) even when the session holds it from an earlier
-    transaction. (Two *first* events racing both insert the row: one fails on the primary key and is
-    retried, then it finds the other's row.)"""
-    row = session.get(DossierFact, code, with_for_update=True, populate_existing=True)
-    if row is None:
-        row = DossierFact(code=code, stored_events=0)
-        session.add(row)
-    return row
+def new_row(code: str) -> SimpleNamespace:
+    """A dossier's row before any event: what `facts.apply` works on (plain attributes, no ORM)."""
+    return SimpleNamespace(**{**dict.fromkeys(COLUMNS), "code": code, "stored_events": 0, "supplements": 0})
 
 
-def mark_for_portal(session: Session, code: str, version: int, now: datetime) -> None:
-    """Queue the dossier's `version` (its number of stored events) for the national portal, in the
-    transaction that stored the event: a version is pushed once it is committed, whatever happens after."""
-    session.execute(_queue_version(session.get_bind().dialect.name), {
-        "dossier_code": code, "version": version, "state": "pending", "attempts": 0, "next_attempt_at": now})
+def write(connection: Connection, rows: dict[str, SimpleNamespace], before: dict[str, Counter],
+          zone: ZoneInfo) -> None:
+    """Write `rows`: those read (their contributions `before` the change) in one UPDATE, the others in one
+    INSERT; and the counters' summed change in one upsert."""
+    change: Counter = Counter()
+    updated, inserted = [], []
+    for code, row in rows.items():
+        change.update(aggregates.contributions(row, zone))
+        if code in before:
+            change.subtract(before[code])
+            updated.append({"key": code, **{name: getattr(row, name) for name in CHANGING}})
+        else:
+            inserted.append({name: getattr(row, name) for name in COLUMNS})
+    if updated:
+        connection.execute(UPDATE_ROW, updated)
+    if inserted:
+        connection.execute(INSERT_ROW, inserted)
+    aggregates.apply(connection, change)
+
+
+def mark_for_portal(connection: Connection, versions: dict[str, int], now: datetime) -> None:
+    """Queue each dossier's version (its number of stored events) for the national portal, in the
+    transaction that stored the events: a version is pushed once it is committed, whatever happens after."""
+    connection.execute(_queue_version(connection.dialect.name), [
+        {"dossier_code": code, "version": version, "state": "pending", "attempts": 0, "next_attempt_at": now}
+        for code, version in sorted(versions.items())])
 
 
 @cache
@@ -97,9 +152,10 @@ def _queue_version(dialect: str):
               "next_attempt_at": statement.excluded.next_attempt_at, "last_error": None})
 
 
-def replay(row: DossierFact, events: list[StoredEvent], zone: ZoneInfo) -> Iterator[tuple[StoredEvent, dict]]:
-    """Apply a dossier's stored events to `row` in the order they happened; yields each (with its loaded
-    data) once applied, so a caller can read the row as it stood after it."""
+def replay(row, events: list, zone: ZoneInfo) -> Iterator[tuple[StoredEvent, dict]]:
+    """Apply a dossier's stored events (StoredEvents or `events` rows) to `row` in the order they
+    happened; yields each (with its loaded data) once applied, so a caller can read the row as it stood
+    after it."""
     loaded = [(stored, schema_for(stored.event_type)[1].load(stored.data, partial=PERSONAL_KEYS))
               for stored in events]
     for stored, data in facts.happened(loaded, lambda pair: pair[0].event_type, lambda pair: pair[1]):
@@ -112,29 +168,28 @@ def dossier_events(session: Session, code: str) -> list[StoredEvent]:
 
 
 def rebuild_all(uow: UnitOfWork, zone: ZoneInfo, on_progress=None) -> dict:
-    """Replay: recompute every projection row from the event store; returns what it replayed.
-    `on_progress(done, total)` hears, in dossiers, how far it got after each batch."""
+    """Replay: recompute every projection row from the event store, `REBUILD_BATCH` dossiers at a time
+    written as a live batch is (`write`); returns what it replayed. `on_progress(done, total)` hears, in
+    dossiers, how far it got after each batch."""
     session = uow.session
-    session.execute(delete(DossierFact))
+    session.execute(delete(DossierFact))  # through the ORM: rows the session holds go with them
     aggregates.clear(session)
-    codes = list(session.scalars(select(StoredEvent.dossier_code).distinct().order_by(StoredEvent.dossier_code)))
+    connection = session.connection()
+    codes = list(connection.scalars(select(EVENTS.c.dossier_code).distinct().order_by(EVENTS.c.dossier_code)))
     replayed = 0
     for start in range(0, len(codes), REBUILD_BATCH):
         batch = codes[start:start + REBUILD_BATCH]
-        by_code: dict[str, list[StoredEvent]] = {code: [] for code in batch}
-        for stored in session.scalars(select(StoredEvent).where(StoredEvent.dossier_code.in_(batch))):
+        by_code: dict[str, list] = {code: [] for code in batch}
+        for stored in connection.execute(STORED_EVENTS, {"codes": batch}):
             by_code[stored.dossier_code].append(stored)
             replayed += 1
-        counts = Counter()
+        rows = {}
         for code, events in by_code.items():
-            row = DossierFact(code=code, stored_events=len(events))
+            row = rows[code] = new_row(code)
+            row.stored_events = len(events)
             for _ in replay(row, events, zone):
                 pass
-            counts.update(aggregates.contributions(row, zone))
-            session.add(row)
-        aggregates.apply(session, counts)
-        session.flush()
-        session.expunge_all()  # keep memory flat on a replay of millions of events
+        write(connection, rows, {}, zone)
         if on_progress:
             on_progress(start + len(batch), len(codes))
     uow.commit()

@@ -25,7 +25,6 @@ from zoneinfo import ZoneInfo
 import yaml
 from sqlalchemy import insert
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
 
 from motcua.calendar import timeliness
 from motcua.catalog import load_agencies
@@ -142,10 +141,8 @@ def seed(engine: Engine, count: int, catalogue: Catalogue, zone: ZoneInfo, now: 
     facts_seconds = time.perf_counter() - started
     items = sorted(counts.items())
     with engine.begin() as connection:
-        session = Session(bind=connection)
         for first in range(0, len(items), COUNTER_BATCH):
-            aggregates.apply(session, Counter(dict(items[first:first + COUNTER_BATCH])))
-        session.flush()
+            aggregates.apply(connection, Counter(dict(items[first:first + COUNTER_BATCH])))
     return {"dossiers": count, "counter_rows": len(items), "facts_seconds": round(facts_seconds, 1),
             "seconds": round(time.perf_counter() - started, 1)}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from nameko.dependency_providers import Config
 from nameko.timer import timer
 
-from motcua.bus import event_handler
+from motcua.bus import batch_handler
 from motcua.db import Database, utcnow
 from motcua.errors import ValidationFailed, load_valid
 from motcua.metrics import Metrics
@@ -21,6 +21,21 @@ from services.reporting import (
 )
 from services.reporting.dependencies import NationalPortal, Province, StatusGauge
 from services.reporting.models import Base
+
+# Every event of the contract about a dossier (motcua/contracts/events.py): stored, and applied to its
+# dossier's row. Workflow's supplement_needed, payment_required and processing_stopped move no status
+# (intake's answer does): they are kept for the national portal's history.
+SUBSCRIPTIONS = (
+    ("intake", "dossier_submitted"), ("intake", "dossier_received"), ("intake", "dossier_refused"),
+    ("intake", "dossier_processing_started"), ("intake", "dossier_result_ready"), ("intake", "result_returned"),
+    ("intake", "supplement_requested"), ("intake", "dossier_supplemented"), ("intake", "dossier_withdrawn"),
+    ("intake", "dossier_rescheduled"), ("intake", "payment_requested"), ("intake", "payment_received"),
+    ("intake", "dossier_stopped"), ("intake", "dossier_rated"),
+    ("workflow", "task_assigned"), ("workflow", "dossier_transferred"), ("workflow", "supplement_needed"),
+    ("workflow", "payment_required"), ("workflow", "processing_stopped"), ("workflow", "delay_predicted"),
+    ("workflow", "task_completed"), ("workflow", "task_overdue"), ("workflow", "dossier_overdue"),
+    ("workflow", "result_ready"),
+)
 
 
 class ReportingService:
@@ -117,103 +132,7 @@ class ReportingService:
         """The DVCQG re-send queue: rows per state and the failing dossiers with their error."""
         return {"enabled": self.portal is not None, **dvcqg.summary(self.db.session)}
 
-    # Reporting listens to every event of the contract (motcua/contracts/events.py).
-    @event_handler("intake", "dossier_submitted")
-    def on_dossier_submitted(self, event):
-        self._record(event)
-
-    @event_handler("intake", "dossier_received")
-    def on_dossier_received(self, event):
-        self._record(event)
-
-    @event_handler("intake", "dossier_refused")
-    def on_dossier_refused(self, event):
-        self._record(event)
-
-    @event_handler("intake", "dossier_processing_started")
-    def on_dossier_processing_started(self, event):
-        self._record(event)
-
-    @event_handler("intake", "dossier_result_ready")
-    def on_dossier_result_ready(self, event):
-        self._record(event)
-
-    @event_handler("intake", "result_returned")
-    def on_result_returned(self, event):
-        self._record(event)
-
-    @event_handler("intake", "supplement_requested")
-    def on_supplement_requested(self, event):
-        self._record(event)
-
-    @event_handler("intake", "dossier_supplemented")
-    def on_dossier_supplemented(self, event):
-        self._record(event)
-
-    @event_handler("intake", "dossier_withdrawn")
-    def on_dossier_withdrawn(self, event):
-        self._record(event)
-
-    @event_handler("intake", "dossier_rescheduled")
-    def on_dossier_rescheduled(self, event):
-        self._record(event)
-
-    @event_handler("intake", "payment_requested")
-    def on_payment_requested(self, event):
-        self._record(event)
-
-    @event_handler("intake", "payment_received")
-    def on_payment_received(self, event):
-        self._record(event)
-
-    @event_handler("intake", "dossier_stopped")
-    def on_dossier_stopped(self, event):
-        self._record(event)
-
-    @event_handler("workflow", "task_assigned")
-    def on_task_assigned(self, event):
-        self._record(event)
-
-    @event_handler("workflow", "dossier_transferred")
-    def on_dossier_transferred(self, event):
-        self._record(event)
-
-    # Kept in the event store (the national portal's history); the status moves with intake's answer.
-    @event_handler("workflow", "supplement_needed")
-    def on_supplement_needed(self, event):
-        self._record(event)
-
-    @event_handler("workflow", "payment_required")
-    def on_payment_required(self, event):
-        self._record(event)
-
-    @event_handler("workflow", "processing_stopped")
-    def on_processing_stopped(self, event):
-        self._record(event)
-
-    @event_handler("workflow", "delay_predicted")
-    def on_delay_predicted(self, event):
-        self._record(event)
-
-    @event_handler("intake", "dossier_rated")
-    def on_dossier_rated(self, event):
-        self._record(event)
-
-    @event_handler("workflow", "task_completed")
-    def on_task_completed(self, event):
-        self._record(event)
-
-    @event_handler("workflow", "task_overdue")
-    def on_task_overdue(self, event):
-        self._record(event)
-
-    @event_handler("workflow", "dossier_overdue")
-    def on_dossier_overdue(self, event):
-        self._record(event)
-
-    @event_handler("workflow", "result_ready")
-    def on_result_ready(self, event):
-        self._record(event)
-
-    def _record(self, event):
-        projections.record(self.db, event, self.province.zone)
+    # Reporting listens to every event of the contract (motcua/contracts/events.py), in batches.
+    @batch_handler(*SUBSCRIPTIONS)
+    def on_events(self, events):
+        projections.project(self.db.session, events, self.province.zone)

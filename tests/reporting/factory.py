@@ -240,10 +240,11 @@ def memory_database():
 
 
 def all_facts(session) -> dict[str, dict]:
-    """Every projection row as plain values, for comparing two projections."""
+    """Every projection row as plain values, for comparing two projections (read afresh: the projection
+    writes them beside the ORM)."""
     columns = DossierFact.__table__.columns
     return {row.code: {c.name: getattr(row, c.name) for c in columns}
-            for row in session.scalars(select(DossierFact))}
+            for row in session.scalars(select(DossierFact).execution_options(populate_existing=True))}
 
 
 def random_lives(rng, count: int, start: datetime, days: int, agencies=(JUSTICE, LAND_OFFICE),

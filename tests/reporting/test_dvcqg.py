@@ -59,7 +59,7 @@ def stored(unit, *lives):
     uow = unit()
     for events in lives:
         for evt in events:
-            projections.record(uow, evt, VN)
+            projections.record(uow, [evt], VN)
     return uow
 
 
@@ -178,7 +178,7 @@ def test_a_rejected_push_is_a_visible_permanent_failure_until_the_dossier_change
         "last_error": "HTTP 422 INVALID_PROCEDURE", "next_attempt_at": failed.next_attempt_at.isoformat()}]
 
     portal.reject = False
-    projections.record(uow, events[-1], VN)  # returned: a new version, tried again
+    projections.record(uow, [events[-1]], VN)  # returned: a new version, tried again
     assert dvcqg.push_due(uow, client, VN, NOW + timedelta(days=3))["pushed"] == 1
     assert portal.accepted == [(code, len(events))]
     assert dvcqg.counts_by_state(uow.session) == {"pending": 0, "pushed": 1, "rejected": 0}
@@ -214,7 +214,7 @@ def test_a_portal_down_for_a_while_gets_each_version_exactly_once(portal):
     now += timedelta(seconds=4 * BASE)
     # in code order: the last 503 for the first dossier, the two others pushed
     assert dvcqg.push_due(uow, client, VN, now) == {"pushed": 2, "retry": 1, "rejected": 0}
-    projections.record(uow, lives[1][-1], VN)  # a pushed dossier changes: its new version is due now
+    projections.record(uow, [lives[1][-1]], VN)  # a pushed dossier changes: its new version is due now
     now += timedelta(seconds=8 * BASE)
     assert dvcqg.push_due(uow, client, VN, now)["pushed"] == 2
     assert dvcqg.push_due(uow, client, VN, now + timedelta(days=1))["pushed"] == 0
@@ -258,7 +258,7 @@ def db_url(tmp_path):
 def test_the_sync_command_pushes_everything_due(portal, db_url, monkeypatch, capsys):
     uow = cli.unit_of_work(db_url)
     for evt in returned():
-        projections.record(uow, evt, VN)
+        projections.record(uow, [evt], VN)
     uow.session.execute(delete(PortalPush))  # as if stored before the connector existed
     uow.commit()
     uow.close()

@@ -26,7 +26,7 @@ def reporting(api):  # noqa: F811
     uow = memory_database()()
     for life in random_lives(random.Random(5), 60, vn(2026, 1, 5, 8), 80):
         for evt in life:
-            projections.record(uow, evt, VN)
+            projections.record(uow, [evt], VN)
     service = worker_factory(ReportingService, db=uow, province=ProvinceData(VN, NAMES, PARENTS),
                              config={"SECRET": SECRET})
     for name in RPCS:

@@ -22,7 +22,7 @@ def session_with(*lives):
     uow = memory_database()()
     for life in lives:
         for evt in life:
-            projections.record(uow, evt, VN)
+            projections.record(uow, [evt], VN)
     return uow.session
 
 
@@ -102,7 +102,7 @@ def test_the_dashboard_public_statistics_and_series_give_the_official_reports_fi
     uow = memory_database()()
     events = [evt for life in random_lives(rng, 120, vn(2026, 1, 2, 8), 75, reschedules=True) for evt in life]
     for evt in rng.sample(events, len(events)):
-        projections.record(uow, evt, VN)
+        projections.record(uow, [evt], VN)
     rows = all_facts(uow.session).values()
     now = vn(2026, 5, 29, 16)  # after every event: the counters are exact for lives in the past
     board = leaders.dashboard(uow.session, VN, NAMES, PARENTS, now)

@@ -72,7 +72,7 @@ def test_old_events_get_their_versions_and_a_replay_gives_the_new_projection(old
     assert json.loads(capsys.readouterr().out) == {"dossiers": len(lives), "events": len(events)}
     live = memory_database()()
     for evt in events:
-        projections.record(live, evt, VN)
+        projections.record(live, [evt], VN)
     with sessionmaker(bind=engine)() as session:
         assert all_facts(session) == all_facts(live.session)
     engine.dispose()

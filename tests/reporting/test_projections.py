@@ -1,4 +1,5 @@
 """The dossier projection: built from events in any order, each applied once, replayable."""
+import itertools
 import json
 import random
 
@@ -6,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select, update
+from sqlalchemy.event import listen
 from sqlalchemy.orm import sessionmaker
 
 from motcua import migrate
@@ -42,11 +44,21 @@ def returned_dossier(code="000.00.06.H56-260302-0001"):
                      due=vn(2026, 3, 5, 17, 0), finished=vn(2026, 3, 4, 10, 0), returned=vn(2026, 3, 4, 15, 0))
 
 
-def project(make_unit, events):
+def project(make_unit, events, sizes=(1,)):
+    """The projection of `events` delivered in batches of `sizes` (cycled), each batch one transaction."""
     uow = make_unit()
-    for evt in events:
-        projections.record(uow, evt, VN)
+    for batch in in_batches(events, sizes):
+        projections.record(uow, batch, VN)
     return all_facts(uow.session)
+
+
+def in_batches(events, sizes):
+    batches, start = [], 0
+    for size in itertools.cycle(sizes):
+        if start >= len(events):
+            return batches
+        batches.append(events[start:start + size])
+        start += size
 
 
 def test_a_returned_dossier_is_projected_with_its_whole_life(unit):
@@ -82,7 +94,7 @@ def test_shuffled_events_give_the_same_projection_as_ordered_ones(unit, seed):
 def test_a_duplicate_delivery_is_ignored(unit):
     events = returned_dossier()
     uow = unit()
-    applied = [projections.record(uow, evt, VN) for evt in events + events[::-1]]
+    applied = [projections.record(uow, [evt], VN) for evt in events + events[::-1]]
     assert applied == [True] * len(events) + [False] * len(events)
     assert uow.session.scalar(select(func.count()).select_from(StoredEvent)) == len(events)
     assert all_facts(uow.session) == project(memory_database(), events)
@@ -112,7 +124,7 @@ def test_personal_data_is_never_stored(unit):
     uow = unit()
     for evt in returned_dossier() + lifecycle("000.00.06.H56-260302-0005", submitted=vn(2026, 3, 2, 8),
                                               refused=vn(2026, 3, 2, 10)):
-        projections.record(uow, evt, VN)
+        projections.record(uow, [evt], VN)
     stored = json.dumps([e.data for e in uow.session.scalars(select(StoredEvent))], ensure_ascii=False)
     stored += json.dumps(all_facts(uow.session), ensure_ascii=False, default=str)
     for personal in (NAME, PHONE, PHONE[-4:], EMAIL, "12 Lê Lợi", '"contact"', '"form"'):
@@ -129,7 +141,7 @@ def test_a_steps_documents_are_not_stored_their_filenames_may_name_the_applicant
         "note": "", "timeliness": "early", "documents": [{
             "key": "gcn", "filename": f"GCN {NAME}.pdf", "content_type": "application/pdf", "size": 9,
             "sha256": "a" * 64}]}, vn(2026, 3, 3, 9))
-    projections.record(uow, completed, VN)
+    projections.record(uow, [completed], VN)
     [kept] = uow.session.scalars(select(StoredEvent).where(StoredEvent.event_type == "task_completed",
                                                            StoredEvent.event_id == completed.event_id))
     stored = json.dumps(kept.data, ensure_ascii=False)
@@ -164,7 +176,7 @@ def test_rebuild_all_equals_the_live_projections(unit):
                                             received=vn(2026, 3, 3, 9), due=vn(2026, 3, 6, 17)) \
         + lifecycle("000.00.06.H56-260303-0007", submitted=vn(2026, 3, 3, 8), refused=vn(2026, 3, 3, 9))
     for evt in events:
-        projections.record(uow, evt, VN)
+        projections.record(uow, [evt], VN)
     live = all_facts(uow.session)
     assert projections.rebuild_all(uow, VN) == {"dossiers": 3, "events": len(events)}
     assert all_facts(unit().session) == live
@@ -173,7 +185,7 @@ def test_rebuild_all_equals_the_live_projections(unit):
 def test_counts_by_status_has_every_status(unit):
     uow = unit()
     for evt in returned_dossier() + lifecycle("000.00.06.H56-260303-0008", submitted=vn(2026, 3, 3, 8)):
-        projections.record(uow, evt, VN)
+        projections.record(uow, [evt], VN)
     assert projections.counts_by_status(uow.session) == {
         "submitted": 1, "received": 0, "refused": 0, "processing": 0, "supplement_requested": 0,
         "awaiting_payment": 0, "withdrawn": 0, "stopped": 0, "result_ready": 0, "returned": 1}
@@ -250,7 +262,7 @@ def test_replay_of_a_random_mix_equals_the_live_projections_in_any_delivery_orde
     shuffled = events[:]
     rng.shuffle(shuffled)
     live_unit = memory_database()
-    live = project(live_unit, shuffled)
+    live = project(live_unit, shuffled, sizes=[rng.randint(1, 64) for _ in range(20)])
     assert live == ordered
     uow = live_unit()
     assert projections.rebuild_all(uow, VN) == {"dossiers": len(lives), "events": len(events)}
@@ -263,7 +275,7 @@ def test_make_replay_rebuilds_a_database_file(tmp_path, capsys):
     uow = cli.unit_of_work(url)
     events = [evt for life in random_lives(random.Random(1), 30, vn(2026, 2, 2, 8), 30) for evt in life]
     for evt in events:
-        projections.record(uow, evt, VN)
+        projections.record(uow, [evt], VN)
     live = all_facts(uow.session)
     uow.session.execute(update(DossierFact).values(status="submitted", status_code=1))  # a projection gone wrong
     uow.commit()
@@ -279,12 +291,14 @@ def test_make_replay_rebuilds_a_database_file(tmp_path, capsys):
 def test_live_in_any_order_with_redeliveries_equals_the_replay_and_the_order_things_happened(data):
     events = rich_life("000.00.06.H56-260302-0021", data.draw(st.sampled_from(ENDINGS))) + returned_dossier()
     delivered = data.draw(st.permutations(events + data.draw(st.lists(st.sampled_from(events), max_size=6))))
+    batches = in_batches(delivered, data.draw(st.lists(st.integers(1, 16), min_size=1, max_size=6)))
     uow = memory_database()()
-    assert sum(projections.record(uow, evt, VN) for evt in delivered) == len(events)  # the inbox drops repeats
+    # the inbox drops repeats, in a batch or across batches
+    assert sum(projections.record(uow, batch, VN) for batch in batches) == len(events)
     live, live_counters = all_facts(uow.session), counters(uow.session)
     in_order = memory_database()()
     for evt in events:
-        projections.record(in_order, evt, VN)
+        projections.record(in_order, [evt], VN)
     assert live == all_facts(in_order.session) and live_counters == counters(in_order.session)
     assert projections.rebuild_all(uow, VN) == {"dossiers": 2, "events": len(events)}
     assert all_facts(uow.session) == live and counters(uow.session) == live_counters
@@ -304,8 +318,8 @@ def db_url(request, tmp_path):
 
 
 def test_events_of_one_dossier_applied_in_one_transaction_all_land_whoever_applies_the_next_batch(db_url):
-    """The consumer applies a batch of events one after another and commits once; two workers' sessions
-    take turns, each still holding the dossier's row from its previous batch."""
+    """The consumer applies a batch of events (several of one dossier) and commits once; two workers'
+    sessions take turns, each still holding the dossier's row from its previous batch."""
     engine = make_engine(db_url)
     sessions = sessionmaker(bind=engine, expire_on_commit=False)
     workers = [UnitOfWork(sessions(), "reporting", Base.metadata) for _ in range(2)]
@@ -313,18 +327,41 @@ def test_events_of_one_dossier_applied_in_one_transaction_all_land_whoever_appli
     held = []  # what a worker's session still holds after its commit (expire_on_commit=False)
     for turn, start in enumerate(range(0, len(events), 7)):
         uow = workers[turn % 2]
-        for evt in events[start:start + 7]:
-            projections.project(uow.session, evt, VN)
+        projections.project(uow.session, events[start:start + 7], VN)
         uow.commit()
         held += [uow.session.get(DossierFact, code) for code in {projections.dossier_code(e.data) for e in events}]
         uow.commit()  # ends the read's transaction; the rows stay in the session, unexpired
     expected = memory_database()()
     for evt in events:
-        projections.record(expected, evt, VN)
+        projections.record(expected, [evt], VN)
     with sessions() as session:
         assert all_facts(session) == all_facts(expected.session)
         assert counters(session) == counters(expected.session)
         assert session.scalar(select(func.count()).select_from(StoredEvent)) == len(events)
     for uow in workers:
         uow.close()
+    engine.dispose()
+
+
+@pytest.mark.parametrize("which", ["new dossiers", "dossiers known"])
+def test_a_batch_costs_the_same_statements_whatever_its_size(db_url, which):
+    """Claimed, read, stored, written, counted and queued for the portal: one statement each, for 1 event
+    or 50 (dossiers known: their rows updated, their counters moved; new ones: inserted, not counted)."""
+    engine = make_engine(db_url)
+    statements = []
+    listen(engine, "before_cursor_execute", lambda conn, cursor, sql, *args: statements.append(sql))
+    uow = UnitOfWork(sessionmaker(bind=engine, expire_on_commit=False)(), "reporting", Base.metadata)
+    costs = {}
+    for size in (1, 5, 50):
+        lives = [lifecycle(f"{size:02d}-{n:03d}", submitted=vn(2026, 3, 2, 8), received=vn(2026, 3, 2, 9),
+                           due=vn(2026, 3, 5, 17)) for n in range(size)]
+        submitted, received = ([life[k] for life in lives] for k in (0, 1))
+        if which == "dossiers known":
+            projections.record(uow, submitted, VN)
+        statements.clear()
+        assert projections.record(uow, submitted if which == "new dossiers" else received, VN) == size
+        costs[size] = len(statements)
+    expected = 5 if which == "new dossiers" else 6
+    assert costs == {1: expected, 5: expected, 50: expected}, statements
+    uow.close()
     engine.dispose()

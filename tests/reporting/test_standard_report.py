@@ -23,7 +23,7 @@ def mixed():
     uow = memory_database()()
     for life in random_lives(random.Random(11), 160, vn(2026, 1, 5, 8), 100, agencies=(JUSTICE, LAND_OFFICE)):
         for evt in life:
-            projections.record(uow, evt, VN)
+            projections.record(uow, [evt], VN)
     return uow.session
 
 
@@ -82,7 +82,7 @@ def test_a_paused_dossier_and_a_withdrawn_one_by_hand():
                             supplement=(vn(2026, 3, 3, 10), None, None), withdrawn=vn(2026, 3, 20, 9))
                 + lifecycle("P-3", submitted=vn(2026, 3, 2, 8), received=vn(2026, 3, 2, 9), due=vn(2026, 3, 5, 17),
                             supplement=(vn(2026, 4, 3, 10), None, None))):
-        projections.record(uow, evt, VN)
+        projections.record(uow, [evt], VN)
     march = timeliness.report(uow.session, date(2026, 3, 1), date(2026, 3, 31), VN, NAMES, NOW)["totals"]
     assert march["paused"] == {"total": 1, "supplement": 1, "awaiting_payment": 0, "stopped": 0}
     assert march["withdrawn"] == 1

@@ -19,7 +19,7 @@ def d(n):
 def record_all(uow, *lives):
     for events in lives:
         for evt in events:
-            projections.record(uow, evt, VN)
+            projections.record(uow, [evt], VN)
 
 
 @pytest.fixture

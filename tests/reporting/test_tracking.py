@@ -12,7 +12,7 @@ CODE = "000.00.06.H56-260302-0001"
 def session():
     uow = memory_database()()
     for evt in lifecycle(CODE, submitted=vn(2026, 3, 2, 8), received=vn(2026, 3, 2, 9), due=vn(2026, 3, 5, 17)):
-        projections.record(uow, evt, VN)
+        projections.record(uow, [evt], VN)
     return uow.session
 
 
@@ -38,7 +38,7 @@ def test_the_timeline_follows_the_dossier_across_agencies():
     uow = memory_database()()
     for evt in lifecycle(CODE, submitted=vn(2026, 3, 2, 8), received=vn(2026, 3, 2, 9), due=vn(2026, 3, 5, 17),
                          finished=vn(2026, 3, 4, 9), returned=vn(2026, 3, 4, 14)):
-        projections.record(uow, evt, VN)
+        projections.record(uow, [evt], VN)
     view = tracking.track(uow.session, CODE, PHONE[-4:], SECRET, VN)
     assert view["status"] == "returned" and view["status_code"] == 10
     assert view["finished_at"] == "2026-03-04T09:00:00+07:00"

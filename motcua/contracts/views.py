@@ -222,3 +222,37 @@ class PublicDossierViewV1(Schema):
     status_code = fields.Int()
     due_at = fields.Str(allow_none=True)
     allowed_actions = fields.List(fields.Str())
+
+
+class TimelineEntryViewV1(Schema):
+    """One line of public tracking's timeline: a change of status or of hands, when it happened."""
+
+    at = fields.Str()
+    status = fields.Str()
+    agency_code = fields.Str(allow_none=True)
+    step = fields.Str()  # the step of the process, while the dossier is in one
+
+
+class TrackedDossierViewV1(Schema):
+    """Public tracking (tra cứu hồ sơ): where a dossier is, for whoever has its code and the phone's last
+    4 digits; the applicant's name masked, nothing else personal. `dossier_version` and `run_version`:
+    every intake event of the dossier up to that `dossier_version`, and every workflow event of its
+    process run up to that `run_version`, is reflected (0: none yet); the versions the events carry."""
+
+    code = fields.Str()
+    procedure_code = fields.Str(allow_none=True)
+    procedure_name = fields.Str(allow_none=True)
+    status = fields.Str(allow_none=True)
+    status_code = fields.Int(allow_none=True)
+    submitted_at = fields.Str(allow_none=True)
+    received_at = fields.Str(allow_none=True)
+    due_at = fields.Str(allow_none=True)
+    finished_at = fields.Str(allow_none=True)
+    returned_at = fields.Str(allow_none=True)
+    refused_at = fields.Str(allow_none=True)
+    current_agency_code = fields.Str(allow_none=True)
+    applicant_name = fields.Str(allow_none=True)
+    timeline = fields.List(fields.Nested(TimelineEntryViewV1))
+    supplement_items = fields.List(fields.Str())  # what the open supplement request asks for
+    dossier_version = fields.Int()
+    run_version = fields.Int()

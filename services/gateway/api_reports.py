@@ -6,10 +6,12 @@ import base64
 from werkzeug.wrappers import Response
 
 from motcua.contracts.rpc import DashboardQueryV1, DrillDownQueryV1, ExportQueryV1, ReportQueryV1
+from motcua.contracts.views import TrackedDossierViewV1
 from motcua.errors import load_valid
 from motcua.identity import STAFF_ROLES
 from services.gateway.http import query, route
 from services.gateway.schemas import TimelinessQuerySchema, TrackQuerySchema
+from services.gateway.tracking import Tracked
 
 # The report's other query fields are checked by reporting (its errors name the same fields).
 REPORT_FIELDS = ("agency", "by")
@@ -21,15 +23,22 @@ TRACK_QUERY = TrackQuerySchema()  # built once: public tracking is the busiest r
 class ReportApi:
     """Routes mixed into GatewayService, which provides the RPC proxies, config and database."""
 
-    @route("GET", "/api/v1/track/<code>", query=TrackQuerySchema, auth="public", errors=(429,))
+    @route("GET", "/api/v1/track/<code>", query=TrackQuerySchema, response=TrackedDossierViewV1, auth="public",
+           errors=(429,))
     def track(self, request, code):
-        return self.tracked(request, code)
+        """Where a dossier is (tra cứu hồ sơ), with the phone's last 4 digits; nothing personal but the
+        masked name. `dossier_version` and `run_version` say which of its events the answer reflects."""
+        return Response(self.tracked(request, code).body, mimetype="application/json")
 
-    def tracked(self, request, code):
-        """Public tracking of `code` with the request's key; wrong keys are throttled (chống dò)."""
-        key = load_valid(TRACK_QUERY, query(request))["key"]
+    def tracked(self, request, code: str) -> Tracked:
+        """Public tracking of `code` with the request's key."""
+        return self.track_with_key(request, code, load_valid(TRACK_QUERY, query(request))["key"])
+
+    def track_with_key(self, request, code: str, key: str) -> Tracked:
+        """Reporting's answer to `code` and `key`, from the edge cache while it is current; wrong keys
+        are throttled (chống dò), and a locked dossier is refused even to the right key."""
         with self.proving(request, None, code):
-            return self.reporting.track(code, key)
+            return self.tracking.track(code, key, lambda: self.reporting.track(code, key))
 
     @route("GET", "/api/v1/public/statistics", query=ReportQueryV1(only=PERIOD), auth="public")
     def public_statistics(self, request):

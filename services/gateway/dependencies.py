@@ -1,6 +1,6 @@
 """The gateway's nameko adapters beyond the kit's: one-statement reads, the token check with its cache,
-the audit log's group commit, the change feed of long polls, and the broadcast event handler that
-tells every gateway instance about sessions and changes. Each is one object per container, shared by
+the audit log's group commit, the change feed of long polls, public tracking's edge cache, and the
+broadcast event handler that tells every gateway instance about sessions and changes. Each is one object per container, shared by
 its workers (a worker gets the object itself: nothing to build per request)."""
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from kombu import Queue
 from kombu.entity import binding
 from nameko.events import BROADCAST, EventHandler
 from nameko.extensions import DependencyProvider
+from nameko.messaging import QueueConsumer
 from nameko.standalone.events import get_event_exchange
 from prometheus_client import Counter, Histogram
 from sqlalchemy import create_engine
@@ -22,7 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from motcua.db import Database
 from motcua.identity import Caller
 from motcua.metrics import metrics_for
-from services.gateway import sessions, watch
+from services.gateway import sessions, tracking, watch
 from services.gateway.audit import AuditWriter
 from services.gateway.users import agency_tree
 from services.gateway.watch import MAX_WAIT_SECONDS, ChangeFeed
@@ -198,6 +199,28 @@ class Changes(DependencyProvider):
             self.feed.notice(key)
 
 
+class TrackingAnswers(DependencyProvider):
+    """Public tracking's edge cache (`tracking.TrackingCache`), fed by the broadcast handlers and told
+    by the broadcast consumer when it (re)connects or loses its connection. `TRACKING_CACHE_SIZE`
+    answers (4096), each at most `TRACKING_CACHE_MAX_AGE_SECONDS` old (300)."""
+
+    def setup(self):
+        config = self.container.config
+        outcomes = Counter("motcua_tracking_answers", "Public tracking requests by where their answer came "
+                           "from: hit (the edge cache), miss (reporting), stale (cached, but a newer version "
+                           "was announced or it aged: reporting)", ["outcome"],
+                           registry=metrics_for(self.container).registry)
+        counters = {outcome: outcomes.labels(outcome).inc for outcome in tracking.OUTCOMES}
+        self.cache = tracking.TrackingCache(
+            config["SECRET"], size=int(config.get("TRACKING_CACHE_SIZE", tracking.DEFAULT_SIZE)),
+            max_age=float(config.get("TRACKING_CACHE_MAX_AGE_SECONDS", tracking.DEFAULT_MAX_AGE_SECONDS)),
+            count=lambda outcome: counters[outcome]())
+        broadcast_listeners(self.container).append(self.cache)
+
+    def get_dependency(self, worker_ctx):
+        return self.cache
+
+
 def dossier_key(code: str) -> Hashable:
     return ("dossier", code)
 
@@ -206,10 +229,41 @@ def tasks_key(agency_code: str | None) -> Hashable:
     return ("tasks", agency_code)
 
 
+def broadcast_listeners(container) -> list:
+    """What hears when the container's broadcast consumer starts hearing (`hearing()`, after every
+    (re)connection) and when it stops (`deaf()`)."""
+    listeners = getattr(container, "_gateway_broadcast_listeners", None)
+    if listeners is None:
+        listeners = container._gateway_broadcast_listeners = []
+    return listeners
+
+
+class BroadcastConsumer(QueueConsumer):
+    """nameko's queue consumer, on a connection of its own for the broadcast handlers, telling the
+    container's `broadcast_listeners` when it hears: from the moment its queues are declared and
+    consumed after each (re)connection, until the connection is lost (its auto-delete queues go with
+    it, and whatever was published meanwhile)."""
+
+    def on_consume_ready(self, connection, channel, consumers, **kwargs):
+        super().on_consume_ready(connection, channel, consumers, **kwargs)
+        for listener in broadcast_listeners(self.container):
+            listener.hearing()
+
+    def consume(self, *args, **kwargs):
+        try:
+            yield from super().consume(*args, **kwargs)
+        finally:  # the connection failed (kombu's loop connects again), or the consumer stops
+            for listener in broadcast_listeners(self.container):
+                listener.deaf()
+
+
 class BroadcastHandler(EventHandler):
     """nameko's broadcast event handler (one queue per gateway instance, gone with it) on several
     event types of one source at once: one queue, one consumer. Unreliable by design: what it tells
-    (a change, a revocation) is also found within a few seconds without it."""
+    (a change, a revocation) is also found within a few seconds without it, and what relies on
+    hearing all of it (tracking's edge cache) forgets when its connection is lost."""
+
+    queue_consumer = BroadcastConsumer()
 
     def __init__(self, source_service: str, *event_types: str, **kwargs):
         super().__init__(source_service, event_types[0], handler_type=BROADCAST, reliable_delivery=False,

@@ -54,8 +54,8 @@ class PortalPages:
         values = query_data(request)
         if not values.get("code"):
             return render(TRACK_FORM, values=values)
-        with form_again(TRACK_FORM, lambda: {"values": values}), self.proving(request, None, values["code"]):
-            tracked = self.reporting.track(values["code"], values.get("key", ""))
+        with form_again(TRACK_FORM, lambda: {"values": values}):
+            tracked = self.track_with_key(request, values["code"], values.get("key", "")).payload
         return render(TRACK_FORM, values=values, tracked=tracked, agencies=self._agencies())
 
     @page("GET", "/ho-so/<code>/bo-sung")
@@ -107,9 +107,8 @@ class PortalPages:
         """What a supplement or a rating form shows: the tracked dossier (the key proves the link was
         the applicant's) and its procedure's documents."""
         key = values.get("key") or request.args.get("key", "")
-        with form_again(TRACK_FORM, lambda: {"values": {"code": code, "key": key}}), \
-                self.proving(request, None, code):
-            tracked = self.reporting.track(code, key)
+        with form_again(TRACK_FORM, lambda: {"values": {"code": code, "key": key}}):
+            tracked = self.track_with_key(request, code, key).payload
         return {"tracked": tracked, "key": key, "values": values,
                 "procedure": self.intake.get_procedure(tracked["procedure_code"])}
 

@@ -10,7 +10,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from werkzeug.wrappers import Response
 
 from motcua.bus import event_handler
-from motcua.contracts.events import EVENT_SCHEMAS, SESSION_EVENTS, DossierEvent, TaskFacts
+from motcua.contracts.events import EVENT_SCHEMAS, SESSION_EVENTS, DossierEvent, RunEvent, TaskFacts
 from motcua.db import Database, utcnow
 from motcua.errors import Forbidden, WrongKey
 from motcua.identity import verify_token
@@ -25,7 +25,7 @@ from services.gateway.api_dossiers import DossierApi
 from services.gateway.api_notify import NotifyApi
 from services.gateway.api_reports import ReportApi
 from services.gateway.api_tasks import TaskApi
-from services.gateway.dependencies import AccessGuard, AuditLog, Changes, Reads, broadcast_handler
+from services.gateway.dependencies import AccessGuard, AuditLog, Changes, Reads, TrackingAnswers, broadcast_handler
 from services.gateway.errors import TooManyRequests
 from services.gateway.http import bearer_token, route
 from services.gateway.models import Base
@@ -33,10 +33,12 @@ from services.gateway.pages import Pages
 from services.gateway.rpc import TimedRpcProxy
 
 
-# What the gateway watches for its long polls: every intake event about a dossier (its view changed),
-# every workflow event about a task (the inboxes of the agencies it names changed).
+# What the gateway watches: every intake event about a dossier (its view changed: long polls, and
+# public tracking's cache), every workflow event about a dossier's run (tracking's cache), of which
+# those about a task change the inboxes of the agencies they name (long polls).
 DOSSIER_EVENTS = tuple(sorted(t for t, (_v, schema) in EVENT_SCHEMAS.items() if isinstance(schema, DossierEvent)))
-TASK_EVENTS = tuple(sorted(t for t, (_v, schema) in EVENT_SCHEMAS.items() if isinstance(schema, TaskFacts)))
+RUN_EVENTS = tuple(sorted(t for t, (_v, schema) in EVENT_SCHEMAS.items() if isinstance(schema, RunEvent)))
+TASK_EVENTS = frozenset(t for t, (_v, schema) in EVENT_SCHEMAS.items() if isinstance(schema, TaskFacts))
 
 
 class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportApi, NotifyApi, DocsApi, Pages):
@@ -50,6 +52,7 @@ class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportA
     access = AccessGuard()
     audit_writer = AuditLog()
     changes = Changes()
+    tracking = TrackingAnswers()
     metrics = Metrics()
     config = Config()
     intake = TimedRpcProxy("intake")
@@ -127,10 +130,13 @@ class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportA
     @broadcast_handler("intake", *DOSSIER_EVENTS)
     def on_dossier_event(self, body):
         self.changes.dossier_changed(body)
+        self.tracking.heard(body.get("data") or {})
 
-    @broadcast_handler("workflow", *TASK_EVENTS)
-    def on_task_event(self, body):
-        self.changes.tasks_changed(body)
+    @broadcast_handler("workflow", *RUN_EVENTS)
+    def on_run_event(self, body):
+        self.tracking.heard(body.get("data") or {})
+        if body.get("event_type") in TASK_EVENTS:
+            self.changes.tasks_changed(body)
 
     @rpc
     def health(self):

@@ -10,6 +10,10 @@ Who says what (one owner per state):
 - workflow's events (`RunEvent`) say where the process run has the dossier (agency, step), numbered by
   `run_version`: the newest one wins. Workflow's `result_ready` moves no status (intake's
   `dossier_result_ready` does).
+- What the row reflects, for public tracking's answer (the gateway caches it until a newer version is
+  announced): `applied_dossier_version` and `applied_run_version`, the newest version of each owner such
+  that every event of that owner up to it has been applied. Not merely the newest applied: an event
+  retried after a failure may land after a newer one, and the answer must not claim it.
 - The other columns are facts an event states once (`received_at`, `finished_at`, ...) or the earliest
   of several (`processing_started_at`, `overdue_noticed_at`).
 
@@ -91,11 +95,27 @@ def apply(row, event_type: str, data: dict, zone: ZoneInfo) -> None:
     at = _stamp(data[WHEN[event_type]])
     if data.get("dossier_version") is not None:
         _intake_move(row, event_type, data, at)
-    elif data.get("run_version") is not None and event_type in RUN_MOVES:
-        agency, step = RUN_MOVES[event_type]
-        _add_mark(row, {"rv": data["run_version"], "at": at, "agency": data[agency],
-                        "step": data[step] if step else None})
+    elif data.get("run_version") is not None:
+        _run_applied(row, data["run_version"])
+        if event_type in RUN_MOVES:
+            agency, step = RUN_MOVES[event_type]
+            _add_mark(row, {"rv": data["run_version"], "at": at, "agency": data[agency],
+                            "step": data[step] if step else None})
     _derive(row, zone)
+
+
+def _run_applied(row, version: int) -> None:
+    """Count `version` among the run's events applied: `applied_run_version` (every one up to it) and
+    `run_versions_ahead` (those applied past a missing one; normally none)."""
+    applied = row.applied_run_version or 0
+    if version <= applied:
+        return
+    ahead = {*(row.run_versions_ahead or ()), version}
+    while applied + 1 in ahead:
+        applied += 1
+        ahead.discard(applied)
+    row.applied_run_version = applied
+    row.run_versions_ahead = sorted(ahead) or None
 
 
 def _intake_move(row, event_type: str, data: dict, at: str) -> None:
@@ -134,6 +154,7 @@ def _derive(row, zone: ZoneInfo) -> None:
     run = [m for m in marks if "rv" in m]
     place = (run[-1]["agency"], run[-1]["step"]) if run else None
     row.current_agency_code, row.current_step = where(row.status, place, row.agency_code)
+    row.applied_dossier_version = _contiguous(m["v"] for m in intake)
     asked = _asked(intake)
     row.supplements = len(asked)
     paused = ended = None
@@ -148,6 +169,16 @@ def _derive(row, zone: ZoneInfo) -> None:
     judged = row.finished_at is not None and row.due_at is not None
     row.timeliness = timeliness(row.finished_at, row.due_at, zone) if judged else None
     row.timeline = timeline(intake, run, row.agency_code, zone)
+
+
+def _contiguous(versions: Iterable[int]) -> int:
+    """The newest of `versions` (ascending, distinct) up to which none is missing (0: not even the first)."""
+    applied = 0
+    for version in versions:
+        if version != applied + 1:
+            break
+        applied = version
+    return applied
 
 
 def where(status: str | None, place: tuple[str, str | None] | None, receiving: str | None) -> tuple:

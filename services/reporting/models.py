@@ -63,6 +63,12 @@ class DossierFact(Base):
     status: Mapped[str | None] = mapped_column(String(32), index=True)
     status_code: Mapped[int | None] = mapped_column(Integer)
     dossier_version: Mapped[int | None] = mapped_column(Integer)  # that newest intake event's dossier_version
+    # What the row reflects (public tracking's answer says it): every intake event up to this
+    # dossier_version, every workflow event up to this run_version applied (facts.py); None: none yet
+    # (or a row from before these columns, until a replay: it claims nothing, which is safe).
+    applied_dossier_version: Mapped[int | None] = mapped_column(Integer)
+    applied_run_version: Mapped[int | None] = mapped_column(Integer)
+    run_versions_ahead: Mapped[list | None] = mapped_column(JSON)  # applied past a missing one (normally null)
     current_agency_code: Mapped[str | None] = mapped_column(String(32))
     current_step: Mapped[str | None] = mapped_column(String(200))
     applicant_masked: Mapped[str | None] = mapped_column(String(200))

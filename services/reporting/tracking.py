@@ -1,6 +1,9 @@
 """Public tracking (tra cứu hồ sơ): anyone with the dossier code and the applicant's phone's last 4
 digits sees where the dossier is; the name is masked, nothing else personal is shown. One read of the
-dossier's row: its timeline and the open supplement request's items are kept ready on it."""
+dossier's row: its timeline and the open supplement request's items are kept ready on it.
+
+The answer says what it reflects: `dossier_version` and `run_version`, every intake and workflow event
+of the dossier up to them (0: none). The gateway keeps an answer until it hears of a newer one."""
 from __future__ import annotations
 
 import hmac
@@ -20,7 +23,8 @@ NOT_FOUND = "no dossier with this code and key"
 # The columns the answer shows, read by primary key (plain rows: no ORM object to build for a read).
 TRACKED = select(F.code, F.procedure_code, F.procedure_name, F.status, F.status_code, F.submitted_at, F.received_at,
                  F.due_at, F.finished_at, F.returned_at, F.refused_at, F.current_agency_code, F.applicant_masked,
-                 F.timeline, F.supplement_items, F.tracking_key).where(F.code == bindparam("code"))
+                 F.timeline, F.supplement_items, F.tracking_key, F.applied_dossier_version,
+                 F.applied_run_version).where(F.code == bindparam("code"))
 
 
 def track(session: Session, code: str, key: str, secret: str, zone: ZoneInfo) -> dict:
@@ -49,4 +53,6 @@ def track(session: Session, code: str, key: str, secret: str, zone: ZoneInfo) ->
         "timeline": fact.timeline or [],
         # what the open supplement request lists (the applicant reads it where they supplement)
         "supplement_items": (fact.supplement_items or []) if fact.status == "supplement_requested" else [],
+        "dossier_version": fact.applied_dossier_version or 0,
+        "run_version": fact.applied_run_version or 0,
     }

@@ -81,4 +81,6 @@ def nameko_config(amqp_uri: str | None = None) -> dict:
         "ACCESS_CACHE_SECONDS": float(env("MOTCUA_ACCESS_CACHE_SECONDS", "5")),
         "AUDIT_LINGER_SECONDS": float(env("MOTCUA_AUDIT_LINGER_SECONDS", "0.005")),
         "LONG_POLL_MAX_SECONDS": float(env("MOTCUA_LONG_POLL_MAX_SECONDS", "30")),
+        "TRACKING_CACHE_SIZE": int(env("MOTCUA_TRACKING_CACHE_SIZE", "4096")),
+        "TRACKING_CACHE_MAX_AGE_SECONDS": float(env("MOTCUA_TRACKING_CACHE_MAX_AGE_SECONDS", "300")),
     }

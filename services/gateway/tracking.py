@@ -134,7 +134,7 @@ class TrackingCache:
     def _keep(self, generation: int, code: str, key: str, tracked: Tracked) -> None:
         dossier_version = tracked.payload.get("dossier_version")
         run_version = tracked.payload.get("run_version")
-        if generation != self._generation or not self._hearing:
+        if generation != self._generation or not self._hearing or self.size <= 0:
             return
         if not isinstance(dossier_version, int) or not isinstance(run_version, int):
             return  # a reporting that does not say what its answer reflects

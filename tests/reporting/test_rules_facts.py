@@ -155,3 +155,26 @@ def test_every_dossier_event_says_when_it_happened():
     assert set(facts.WHEN) == dossier_events
     for event_type, key in facts.WHEN.items():
         assert key in EVENT_SCHEMAS[event_type][1].fields, event_type
+
+
+def test_the_row_says_up_to_which_version_of_each_owner_every_event_is_applied():
+    events = rich_life(CODE)
+    intake = [e for e in events if e.source == "intake"]
+    run = [e for e in events if e.source == "workflow"]
+    assert [e.data["dossier_version"] for e in intake] == list(range(1, len(intake) + 1))
+    assert [e.data["run_version"] for e in run] == list(range(1, len(run) + 1))
+    row = applied(events)
+    assert (row["applied_dossier_version"], row["applied_run_version"]) == (len(intake), len(run))
+    assert row["run_versions_ahead"] is None
+
+
+def test_an_event_still_missing_holds_its_owners_applied_version_below_it_until_it_lands():
+    """A retried event may land after newer ones: until it does, the row must not claim it (the gateway
+    keeps a tracking answer only while it is not behind what was announced)."""
+    events = rich_life(CODE)
+    late_intake = next(e for e in events if e.source == "intake" and e.data["dossier_version"] == 3)
+    late_run = next(e for e in events if e.source == "workflow" and e.data["run_version"] == 2)
+    row = applied([e for e in events if e not in (late_intake, late_run)])
+    assert (row["applied_dossier_version"], row["applied_run_version"]) == (2, 1)
+    assert row["run_versions_ahead"] == list(range(3, max(e.data.get("run_version") or 0 for e in events) + 1))
+    assert applied([e for e in events if e not in (late_intake, late_run)] + [late_run, late_intake]) == applied(events)

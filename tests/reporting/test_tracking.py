@@ -48,6 +48,21 @@ def test_the_timeline_follows_the_dossier_across_agencies():
     assert view["timeline"][-2]["at"] == "2026-03-04T09:00:00+07:00"
 
 
+def test_the_answer_says_which_events_it_reflects_and_never_claims_a_missing_one():
+    """The gateway keeps an answer until it hears of a newer version than these (services/gateway/tracking.py)."""
+    events = lifecycle(CODE, submitted=vn(2026, 3, 2, 8), received=vn(2026, 3, 2, 9), due=vn(2026, 3, 5, 17),
+                       finished=vn(2026, 3, 4, 9))
+    first_move = next(e for e in events if e.event_type == "task_assigned")
+    uow = memory_database()()
+    projections.record(uow, [e for e in events if e is not first_move], VN)  # the first assignment is late
+    view = tracking.track(uow.session, CODE, PHONE[-4:], SECRET, VN)
+    intake = [e.data["dossier_version"] for e in events if e.source == "intake"]
+    assert (view["dossier_version"], view["run_version"]) == (max(intake), 0)
+    projections.record(uow, [first_move], VN)
+    view = tracking.track(uow.session, CODE, PHONE[-4:], SECRET, VN)
+    assert view["run_version"] == max(e.data["run_version"] for e in events if e.source == "workflow")
+
+
 def test_a_wrong_key_and_an_unknown_code_look_the_same(session):
     with pytest.raises(NotFound) as wrong_key:
         tracking.track(session, CODE, "0000", SECRET, VN)

@@ -16,8 +16,9 @@ from sqlalchemy import event
 
 from motcua.config import nameko_config
 from motcua.contracts import make_event
+from motcua.contracts.events import EVENT_SCHEMAS, DossierEvent, RunEvent
 from motcua.errors import WrongKey
-from services.gateway.dependencies import TrackingAnswers, engine_of, reads_of
+from services.gateway.dependencies import BroadcastHandler, TrackingAnswers, engine_of, reads_of
 from services.gateway.service import GatewayService
 from tests import infra
 from tests.gateway.conftest import AGENCY, SERVICES
@@ -98,6 +99,18 @@ def statements_during(api, action) -> list[str]:
         for engine in engines:
             event.remove(engine, "before_cursor_execute", listener)
     return statements
+
+
+def test_the_gateway_hears_every_event_that_gives_a_dossier_a_new_version():
+    """Every intake event carries a dossier_version and every workflow run event a run_version, the task
+    events and the others alike (result_ready, dossier_overdue, ...): each must reach the edge cache."""
+    heard = {(handler.source_service, event_type)
+             for member in vars(GatewayService).values()
+             for handler in getattr(member, "nameko_entrypoints", ()) if isinstance(handler, BroadcastHandler)
+             for event_type in handler.event_types}
+    versioned = {("intake" if isinstance(schema, DossierEvent) else "workflow", event_type)
+                 for event_type, (_v, schema) in EVENT_SCHEMAS.items() if isinstance(schema, DossierEvent | RunEvent)}
+    assert versioned <= heard and ("workflow", "result_ready") in heard
 
 
 def test_a_right_key_is_answered_from_the_edge_without_rpc_and_with_the_throttles_statement_only(api):

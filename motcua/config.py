@@ -69,6 +69,8 @@ def nameko_config(amqp_uri: str | None = None) -> dict:
         "RPC_TIMEOUT": float(env("MOTCUA_RPC_TIMEOUT", "10")),
         "EVENT_BATCH_SIZE": int(env("MOTCUA_EVENT_BATCH_SIZE", "64")),  # events applied per transaction, at most
         "EVENT_MAX_ATTEMPTS": int(env("MOTCUA_EVENT_MAX_ATTEMPTS", "3")),
+        # how long a batch waits for more events before it is applied (latency traded for fewer transactions)
+        "EVENT_BATCH_LINGER_SECONDS": float(env("MOTCUA_EVENT_BATCH_LINGER_SECONDS", "0.005")),
         "TOKEN_TTL_SECONDS": int(env("MOTCUA_TOKEN_TTL_SECONDS", "900")),
         "LOGIN_MAX_FAILURES": int(env("MOTCUA_LOGIN_MAX_FAILURES", "5")),
         "LOGIN_MAX_FAILURES_PER_ADDRESS": int(env("MOTCUA_LOGIN_MAX_FAILURES_PER_ADDRESS", "20")),

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ENSURE := deploy/dev/ensure-services.sh
 export PSYCOPG_WAIT_FUNC := wait_select
 
-.PHONY: venv run test run-services migrate bench clean unit
+.PHONY: venv run test run-services migrate bench clean unit rules
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ migrate: $(STAMP)
 test: $(STAMP)
 	$(ENSURE) rabbitmq postgresql chromium
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+## The rules alone (tests/*/test_rules_*.py): in-memory fakes, no database, no broker, a few seconds.
+rules: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider tests/*/test_rules_*.py
 
 unit: $(STAMP)
 	$(PY) -m pytest -q -m "not integration and not e2e" $(PYTEST_ARGS)

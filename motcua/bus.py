@@ -227,6 +227,7 @@ class EventInbox(SharedExtension, ProviderCollector):
     def setup(self):
         config = self.container.config
         self.batch_size = int(config.get("EVENT_BATCH_SIZE", 64))
+        self.linger = float(config.get("EVENT_BATCH_LINGER_SECONDS", 0))
         self.queue_name = inbox_queue_name(self.container.service_name)
         self.parking = Parking(self.container, self.queue_name, f"{self.container.service_name}.events",
                                int(config.get("EVENT_MAX_ATTEMPTS", ParkingConsumer.max_attempts)))
@@ -293,6 +294,8 @@ class EventInbox(SharedExtension, ProviderCollector):
         applied in the order they arrived)."""
         try:
             while self.pending and self.accepting:
+                if self.linger and len(self.pending) < self.batch_size:
+                    eventlet.sleep(self.linger)  # let the events of the last few milliseconds join the batch
                 batch = EventBatch(self.pending.popleft() for _ in range(min(self.batch_size, len(self.pending))))
                 self.batch_sizes.labels(self.container.service_name).observe(len(batch))
                 exc_info = self._run(batch)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 SERVICES = ("gateway", "intake", "workflow", "notify", "reporting")
@@ -43,44 +44,95 @@ def secret() -> str:
     return value
 
 
-def nameko_config(amqp_uri: str | None = None) -> dict:
-    """The nameko container config, every value from the environment."""
-    uri = amqp_uri or env("AMQP_URI", "embedded://")
-    return {
-        "AMQP_URI": uri,
-        "max_workers": int(env("MOTCUA_MAX_WORKERS", "10")),
-        "parent_calls_tracked": 10,
-        "DB_URLS": {service: db_url(service) for service in SERVICES},
-        "METRICS_PORTS": {
-            service: int(env(f"{service.upper()}_METRICS_PORT", str(port)))
-            for service, port in DEFAULT_METRICS_PORTS.items()
-        },
-        "WEB_SERVER_ADDRESS": env("GATEWAY_ADDRESS", "0.0.0.0:8000"),
-        "SERIALIZER": "json",
-        "SECRET": secret(),
-        "TIME_ZONE": env("MOTCUA_TZ", "Asia/Ho_Chi_Minh"),
-        "CATALOG_DIR": str(catalog_dir()),
-        "SMTP": {
+def number(name: str, default: str, kind: type = float):
+    """A numeric setting; a value that is not one stops the process naming the variable."""
+    raw = env(name, default)
+    try:
+        return kind(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be {'a whole number' if kind is int else 'a number'}, not {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class PlatformSettings:
+    """What every service process reads: the broker, the clock, the catalogue, the event inbox."""
+
+    amqp_uri: str
+    max_workers: int = 10
+    time_zone: str = "Asia/Ho_Chi_Minh"
+    catalog_dir: str = ""
+    rpc_timeout: float = 10.0
+    clock_offset_seconds: float = 0.0
+    event_batch_size: int = 64  # events applied per transaction, at most
+    event_batch_linger_seconds: float = 0.005  # how long a batch waits for more (latency for fewer transactions)
+    event_max_attempts: int = 3
+
+    @classmethod
+    def from_env(cls, amqp_uri: str | None = None) -> "PlatformSettings":
+        return cls(amqp_uri=amqp_uri or env("AMQP_URI", "embedded://"),
+                   max_workers=number("MOTCUA_MAX_WORKERS", "10", int),
+                   time_zone=env("MOTCUA_TZ", "Asia/Ho_Chi_Minh"), catalog_dir=str(catalog_dir()),
+                   rpc_timeout=number("MOTCUA_RPC_TIMEOUT", "10"),
+                   clock_offset_seconds=number("MOTCUA_CLOCK_OFFSET_SECONDS", "0"),
+                   event_batch_size=number("MOTCUA_EVENT_BATCH_SIZE", "64", int),
+                   event_batch_linger_seconds=number("MOTCUA_EVENT_BATCH_LINGER_SECONDS", "0.005"),
+                   event_max_attempts=number("MOTCUA_EVENT_MAX_ATTEMPTS", "3", int))
+
+    def config(self) -> dict:
+        return {"AMQP_URI": self.amqp_uri, "max_workers": self.max_workers, "parent_calls_tracked": 10,
+                "SERIALIZER": "json", "TIME_ZONE": self.time_zone, "CATALOG_DIR": self.catalog_dir,
+                "RPC_TIMEOUT": self.rpc_timeout, "CLOCK_OFFSET_SECONDS": self.clock_offset_seconds,
+                "EVENT_BATCH_SIZE": self.event_batch_size,
+                "EVENT_BATCH_LINGER_SECONDS": self.event_batch_linger_seconds,
+                "EVENT_MAX_ATTEMPTS": self.event_max_attempts}
+
+
+def _service_config(service: str) -> dict:
+    """One service's own settings, read from its own variables only: its database, its metrics port,
+    and what it alone needs (the gateway's web address and login rules, workflow's SLA timer, notify's
+    SMTP). Every service signs or verifies with the secret (tokens; tracking keys and lookup hashes;
+    receipts' tokens)."""
+    config: dict = {"DB_URLS": {service: db_url(service)}, "METRICS_PORTS": {}, "SECRET": secret()}
+    if service in DEFAULT_METRICS_PORTS:
+        config["METRICS_PORTS"][service] = number(f"{service.upper()}_METRICS_PORT",
+                                                  str(DEFAULT_METRICS_PORTS[service]), int)
+    if service == "gateway":
+        config.update({
+            "WEB_SERVER_ADDRESS": env("GATEWAY_ADDRESS", "0.0.0.0:8000"),
+            "TOKEN_TTL_SECONDS": number("MOTCUA_TOKEN_TTL_SECONDS", "900", int),
+            "LOGIN_MAX_FAILURES": number("MOTCUA_LOGIN_MAX_FAILURES", "5", int),
+            "LOGIN_MAX_FAILURES_PER_ADDRESS": number("MOTCUA_LOGIN_MAX_FAILURES_PER_ADDRESS", "20", int),
+            "LOGIN_WINDOW_SECONDS": number("MOTCUA_LOGIN_WINDOW_SECONDS", "300"),
+            "PROOF_MAX_FAILURES": number("MOTCUA_PROOF_MAX_FAILURES", "5", int),
+            "PROOF_MAX_FAILURES_PER_ADDRESS": number("MOTCUA_PROOF_MAX_FAILURES_PER_ADDRESS", "50", int),
+            "PROOF_WINDOW_SECONDS": number("MOTCUA_PROOF_WINDOW_SECONDS", "900"),
+            "ACCESS_CACHE_SECONDS": number("MOTCUA_ACCESS_CACHE_SECONDS", "5"),
+            "AUDIT_LINGER_SECONDS": number("MOTCUA_AUDIT_LINGER_SECONDS", "0.005"),
+            "LONG_POLL_MAX_SECONDS": number("MOTCUA_LONG_POLL_MAX_SECONDS", "30"),
+            "TRACKING_CACHE_SIZE": number("MOTCUA_TRACKING_CACHE_SIZE", "4096", int),
+            "TRACKING_CACHE_MAX_AGE_SECONDS": number("MOTCUA_TRACKING_CACHE_MAX_AGE_SECONDS", "300"),
+        })
+    elif service == "workflow":
+        config["SLA_CHECK_SECONDS"] = number("WORKFLOW_SLA_CHECK_SECONDS", "20")
+    elif service == "notify":
+        config["SMTP"] = {
             "host": env("SMTP_HOST"),
-            "port": int(env("SMTP_PORT", "25")),
+            "port": number("SMTP_PORT", "25", int),
             "sender": env("SMTP_SENDER", "Motcua <no-reply@motcua.local>"),
             "mailbox": env("NOTIFY_MAILBOX", str(var_dir() / "mailbox.mbox")),
-        },
-        "RPC_TIMEOUT": float(env("MOTCUA_RPC_TIMEOUT", "10")),
-        "EVENT_BATCH_SIZE": int(env("MOTCUA_EVENT_BATCH_SIZE", "64")),  # events applied per transaction, at most
-        "EVENT_MAX_ATTEMPTS": int(env("MOTCUA_EVENT_MAX_ATTEMPTS", "3")),
-        "TOKEN_TTL_SECONDS": int(env("MOTCUA_TOKEN_TTL_SECONDS", "900")),
-        "LOGIN_MAX_FAILURES": int(env("MOTCUA_LOGIN_MAX_FAILURES", "5")),
-        "LOGIN_MAX_FAILURES_PER_ADDRESS": int(env("MOTCUA_LOGIN_MAX_FAILURES_PER_ADDRESS", "20")),
-        "LOGIN_WINDOW_SECONDS": float(env("MOTCUA_LOGIN_WINDOW_SECONDS", "300")),
-        "PROOF_MAX_FAILURES": int(env("MOTCUA_PROOF_MAX_FAILURES", "5")),
-        "PROOF_MAX_FAILURES_PER_ADDRESS": int(env("MOTCUA_PROOF_MAX_FAILURES_PER_ADDRESS", "50")),
-        "PROOF_WINDOW_SECONDS": float(env("MOTCUA_PROOF_WINDOW_SECONDS", "900")),
-        "SLA_CHECK_SECONDS": float(env("WORKFLOW_SLA_CHECK_SECONDS", "20")),
-        "CLOCK_OFFSET_SECONDS": float(env("MOTCUA_CLOCK_OFFSET_SECONDS", "0")),
-        "ACCESS_CACHE_SECONDS": float(env("MOTCUA_ACCESS_CACHE_SECONDS", "5")),
-        "AUDIT_LINGER_SECONDS": float(env("MOTCUA_AUDIT_LINGER_SECONDS", "0.005")),
-        "LONG_POLL_MAX_SECONDS": float(env("MOTCUA_LONG_POLL_MAX_SECONDS", "30")),
-        "TRACKING_CACHE_SIZE": int(env("MOTCUA_TRACKING_CACHE_SIZE", "4096")),
-        "TRACKING_CACHE_MAX_AGE_SECONDS": float(env("MOTCUA_TRACKING_CACHE_MAX_AGE_SECONDS", "300")),
-    }
+        }
+    return config
+
+
+def nameko_config(amqp_uri: str | None = None, services: tuple[str, ...] | list[str] = SERVICES) -> dict:
+    """The nameko container config of a process running `services` (all of them by default, as the
+    embedded platform does): the platform's settings and each of those services' own, and nothing of
+    the others (a process running only notify does not even read intake's database URL)."""
+    config = PlatformSettings.from_env(amqp_uri).config()
+    config.update({"DB_URLS": {}, "METRICS_PORTS": {}})
+    for service in services:
+        own = _service_config(service)
+        config["DB_URLS"].update(own.pop("DB_URLS"))
+        config["METRICS_PORTS"].update(own.pop("METRICS_PORTS"))
+        config.update(own)
+    return config

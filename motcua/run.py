@@ -175,7 +175,7 @@ def main(argv=None) -> None:
         if not args.services or unknown:
             parser.error(f"name services among {', '.join(SERVICES)}")
         os.environ.setdefault("AMQP_URI", DEFAULT_BROKER)
-        serve(args.services, nameko_config())
+        serve(args.services, nameko_config(services=args.services))
 
 
 if __name__ == "__main__":

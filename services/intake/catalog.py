@@ -2,7 +2,6 @@
 deploy/catalog at start: a broken file refuses to load with file:line: reason."""
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 from datetime import date, time
 from decimal import Decimal
@@ -14,6 +13,7 @@ from motcua.calendar import OfficeHours, WorkingCalendar, parse_days
 from motcua.catalog import AgencyFileSchema, AgencySchema, load_data
 from motcua.contracts.events import CHANNELS
 from motcua.errors import NotFound
+from motcua.text import fold
 
 UNITS = ("working_days", "calendar_days")
 ONLINE_LEVELS = ("full", "partial")
@@ -283,14 +283,6 @@ def _procedure(raw: dict, field_name: str) -> Procedure:
         processing_days=default.days, unit=default.unit, cutoff=raw["cutoff"], fee=raw["fee"],
         fee_unit=raw["fee_unit"], channels=channels, online_level=raw["online_level"],
         on_supplement=raw["on_supplement"], documents=tuple(raw["documents"]))
-
-
-def fold(text: str) -> str:
-    """Lower case, no diacritics, đ → d, punctuation as spaces: how people type Vietnamese into a
-    search box."""
-    decomposed = unicodedata.normalize("NFD", text.lower().replace("đ", "d"))
-    kept = (c for c in decomposed if unicodedata.category(c) != "Mn")
-    return "".join(c if c.isalnum() or c == "." else " " for c in kept)
 
 
 def _iso(value: date | None) -> str | None:

@@ -16,11 +16,12 @@ from motcua.contracts.lifecycle import allowed_actions
 from motcua.errors import Conflict, Forbidden, NotFound
 from motcua.identity import Caller
 from motcua.privacy import tracking_key
+from motcua.text import normalise_phone
 from services.intake import documents
 from services.intake.blobs import BlobStore
 from services.intake.catalog import Catalog
 from services.intake.domain import ApplicantProof, Dossier, Schedule, last4, submitter, unknown
-from services.intake.search import applicant_keys, normalise_phone
+from services.intake.search import applicant_keys
 
 
 class Policy:

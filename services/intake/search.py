@@ -15,15 +15,10 @@ from motcua.calendar import local_iso
 from motcua.db import UnitOfWork
 from motcua.identity import Caller
 from motcua.privacy import mask_name
-from services.intake.catalog import fold
+from motcua.text import fold, normalise_phone
 from services.intake.models import dossier_agencies, dossiers
 
 OPEN_STATUSES = ("received", "processing")  # the clock runs: these can be overdue
-
-
-def normalise_phone(phone: str) -> str:
-    """+84912345678 → 0912345678: one form to store and to search (the contract admits both)."""
-    return "0" + phone[3:] if phone.startswith("+84") else phone
 
 
 def lookup_hash(secret: str, kind: str, value: str) -> str:

@@ -58,6 +58,7 @@ from motcua.contracts.events import EVENT_SCHEMAS
 from motcua.db import utcnow
 from motcua.errors import NotFound, Unauthorized, ValidationFailed
 from motcua.privacy import mask_email
+from motcua.text import normalise_phone
 from services.notify import preferences, sms
 from services.notify.delivery import (
     CREATED,
@@ -227,7 +228,7 @@ class Notifier:
             recipients = []
             for channel in self.templates.channels(event.event_type, agency):
                 raw = (contact.get("email") if channel == EMAIL else contact.get("phone")) or ""
-                address = raw.strip() if channel == EMAIL else (sms.normalise_phone(raw) or "")
+                address = raw.strip() if channel == EMAIL else (normalise_phone(raw) or "")
                 reason = None
                 if not raw.strip():
                     reason = "no_agency_address" if to_agency else "no_address"

@@ -6,9 +6,9 @@ SMS are therefore sent unaccented ("Ho so ... da duoc tiep nhan"), the usual pra
 from __future__ import annotations
 
 import math
-import re
-import unicodedata
 from dataclasses import dataclass
+
+from motcua.text import strip_diacritics
 
 GSM7_BASIC = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿"
@@ -16,17 +16,15 @@ GSM7_BASIC = frozenset(
 GSM7_EXTENDED = frozenset("^{}\\[~]|€\f")  # two characters each (escape + char)
 SINGLE, CONCATENATED = 160, 153  # GSM-7 characters in one SMS / in each part of a long one
 UCS2_SINGLE, UCS2_CONCATENATED = 70, 67
-_PUNCTUATION = str.maketrans({"đ": "d", "Đ": "D", "“": '"', "”": '"', "‘": "'", "’": "'", "–": "-", "—": "-",
+_PUNCTUATION = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'", "–": "-", "—": "-",
                               "…": "...", "\u00a0": " ", "\t": " "})
-_PHONE = re.compile(r"0\d{9}")
 
 
 def unaccent(text: str) -> str:
     """'Nguyễn Thị Ánh, đã tiếp nhận' → 'Nguyen Thi Anh, da tiep nhan'; anything else outside
     GSM-7 becomes '?', so the result always travels as GSM-7."""
-    decomposed = unicodedata.normalize("NFD", text.translate(_PUNCTUATION))
-    plain = "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
-    return "".join(c if c in GSM7_BASIC or c in GSM7_EXTENDED else "?" for c in unicodedata.normalize("NFC", plain))
+    plain = strip_diacritics(text.translate(_PUNCTUATION))
+    return "".join(c if c in GSM7_BASIC or c in GSM7_EXTENDED else "?" for c in plain)
 
 
 @dataclass(frozen=True)
@@ -56,18 +54,6 @@ def fit(text: str, max_segments: int = 1) -> str:
     while measure(text + "...").units > limit:
         text = text[:-1]
     return text.rstrip() + "..."
-
-
-def normalise_phone(phone: str | None) -> str | None:
-    """A Vietnamese mobile number as 0xxxxxxxxx, or None if it is not one."""
-    if not phone:
-        return None
-    digits = re.sub(r"[\s.\-()]", "", phone)
-    if digits.startswith("+84"):
-        digits = "0" + digits[3:]
-    elif digits.startswith("84") and len(digits) == 11:
-        digits = "0" + digits[2:]
-    return digits if _PHONE.fullmatch(digits) else None
 
 
 def mask_phone(phone: str) -> str:

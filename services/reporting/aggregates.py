@@ -37,13 +37,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from motcua.access import AgencyTree
 from services.reporting.models import ReportCount
 from services.reporting.timeliness import (
     BASE_CELLS,
     Period,
     assemble,
     check_query,
-    subtree,
 )
 
 Key = tuple[str, str, str, date, str]  # agency_code, field_code, channel, day, bucket
@@ -162,7 +162,7 @@ def figures(session: Session, date_from: date, date_to: date, zone: ZoneInfo, ag
                     *(func.sum(case((condition, T.c.n), else_=0)).label(name) for name, condition in before.items()))
              .where(or_(*before.values())).group_by(key, T.c.bucket, T.c.channel))
     if agency is not None:
-        query = query.where(T.c.agency_code.in_(subtree(agency, parents or {})))
+        query = query.where(T.c.agency_code.in_(AgencyTree(parents or {}).subtree(agency)))
     sums: dict[str, dict[str, tuple[int, int, int]]] = {}
     for row in session.execute(query):  # the channel matters for what was received only
         bucket = f"received.{row.channel}" if row.bucket == "received" else row.bucket
@@ -198,7 +198,7 @@ def daily(session: Session, date_from: date, date_to: date, agency: str | None =
                     T.c.bucket.in_(("received", *resolved)))
              .group_by(T.c.day, T.c.bucket, T.c.channel))
     if agency is not None:
-        query = query.where(T.c.agency_code.in_(subtree(agency, parents or {})))
+        query = query.where(T.c.agency_code.in_(AgencyTree(parents or {}).subtree(agency)))
     days: dict[date, dict[str, dict[str, int]]] = {}
     for row in session.execute(query):
         group, kind = ("received", row.channel) if row.bucket == "received" else ("resolved", resolved[row.bucket])

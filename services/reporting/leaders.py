@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
+from motcua.access import AgencyTree
 from services.reporting import aggregates, timeliness
 from services.reporting.models import DossierFact as F
 
@@ -73,7 +74,7 @@ def _days(session: Session):
 def _resolved_in(window: timeliness.Period, agency: str | None, parents: dict):
     condition = and_(F.finished_at >= window.start, F.finished_at < window.end, F.received_at.is_not(None))
     if agency is not None:
-        condition = and_(condition, F.agency_code.in_(timeliness.subtree(agency, parents)))
+        condition = and_(condition, F.agency_code.in_(AgencyTree(parents).subtree(agency)))
     return condition
 
 

@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
+from motcua.access import AgencyTree
 from motcua.calendar import local_iso, overdue_before
 from motcua.contracts.rpc import REPORT_BASE_CELLS, REPORT_CELLS, REPORT_GROUPINGS, REPORT_SUM_CELLS
 from motcua.errors import ValidationFailed
@@ -98,7 +99,7 @@ def report(session: Session, date_from: date, date_to: date, zone: ZoneInfo, age
                                         for name in BASE_CELLS))
              .where(period.counted()).group_by(key).order_by(key))
     if agency is not None:
-        query = query.where(F.agency_code.in_(subtree(agency, parents or {})))
+        query = query.where(F.agency_code.in_(AgencyTree(parents or {}).subtree(agency)))
     found = {row.key: {name: int(row._mapping[name] or 0) for name in BASE_CELLS} for row in session.execute(query)}
     return assemble(found, period, zone, agency_names, agency=agency, by=by, parents=parents)
 
@@ -136,10 +137,10 @@ def drill_down(session: Session, date_from: date, date_to: date, zone: ZoneInfo,
     period = Period.of(date_from, date_to, zone, now)
     query = select(F).where(period.counted(), period.cells()[cell]).order_by(F.received_at, F.code)
     if agency is not None:
-        query = query.where(F.agency_code.in_(subtree(agency, parents or {})))
+        query = query.where(F.agency_code.in_(AgencyTree(parents or {}).subtree(agency)))
     if key is not None:
         if rollup and by == "agency":
-            query = query.where(F.agency_code.in_(subtree(key, parents or {})))
+            query = query.where(F.agency_code.in_(AgencyTree(parents or {}).subtree(key)))
         else:
             query = query.where(GROUPINGS[by] == key)
     total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
@@ -162,16 +163,6 @@ def check_query(agency: str | None, by: str, agency_names: dict[str, str]) -> No
         raise ValidationFailed("unknown agency", field="agency")
     if by not in GROUPINGS:
         raise ValidationFailed(f"one of {', '.join(GROUPINGS)}", field="by")
-
-
-def subtree(agency: str, parents: dict[str, str | None]) -> set[str]:
-    """`agency` and every agency under it."""
-    found = {agency}
-    while True:
-        more = {code for code, parent in parents.items() if parent in found} - found
-        if not more:
-            return found
-        found |= more
 
 
 def _rollup(found: dict[str, dict], agency_names: dict[str, str], parents: dict[str, str | None],

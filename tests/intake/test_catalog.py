@@ -5,7 +5,8 @@ import pytest
 
 from motcua.catalog import CatalogError
 from motcua.config import ROOT
-from services.intake.catalog import Catalog, fold
+from motcua.text import fold
+from services.intake.catalog import Catalog
 
 SOURCE = ROOT / "deploy" / "catalog"
 

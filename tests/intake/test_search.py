@@ -8,6 +8,7 @@ from sqlalchemy import text
 from motcua.contracts.rpc import ApplicantV1, SearchDossiersV1
 from motcua.errors import Forbidden, ValidationFailed, load_valid
 from motcua.identity import Caller
+from motcua.text import normalise_phone
 from services.intake import dossiers, search
 from tests.intake.test_dossiers import APPLICANT, COMMUNE, MONDAY_9AM, RECEPTIONIST, XA, XA_RECEPTIONIST
 
@@ -28,7 +29,7 @@ def find(uow, policy, caller=RECEPTIONIST, now=LATER, **filters):
 def test_applicant_types_and_phone_forms():
     organisation = load_valid(ApplicantV1(), {**APPLICANT, "type": "organisation", "tax_code": "0101234567-001"})
     assert (organisation["type"], organisation["tax_code"]) == ("organisation", "0101234567-001")
-    assert search.normalise_phone("+84912345678") == search.normalise_phone("0912345678") == "0912345678"
+    assert normalise_phone("+84912345678") == normalise_phone("0912345678") == "0912345678"
     with pytest.raises(ValidationFailed) as error:
         load_valid(ApplicantV1(), {**APPLICANT, "type": "organisation"})
     assert error.value.field == "tax_code"

@@ -1,7 +1,8 @@
 """SMS text rules: unaccented GSM-7, segment counts, Vietnamese mobile numbers."""
 import pytest
 
-from services.notify.sms import fit, mask_phone, measure, normalise_phone, unaccent
+from motcua.text import normalise_phone
+from services.notify.sms import fit, mask_phone, measure, unaccent
 
 
 def test_unaccent_vietnamese():

@@ -1,0 +1,23 @@
+"""Settings: typed from the environment; a process reads only the settings of the services it runs."""
+import pytest
+
+from motcua.config import nameko_config
+
+
+def test_a_process_reads_only_its_own_services_settings(monkeypatch):
+    monkeypatch.setenv("NOTIFY_DB_URL", "postgresql+psycopg://notify@db/notify")
+    monkeypatch.setenv("INTAKE_DB_URL", "postgresql+psycopg://intake@db/intake")
+    config = nameko_config("amqp://broker", services=["notify"])
+    assert config["DB_URLS"] == {"notify": "postgresql+psycopg://notify@db/notify"}
+    assert set(config["METRICS_PORTS"]) == {"notify"}
+    assert "SMTP" in config and not {"WEB_SERVER_ADDRESS", "LOGIN_MAX_FAILURES", "SLA_CHECK_SECONDS"} & set(config)
+    everything = nameko_config("embedded://")  # the embedded platform runs them all
+    assert set(everything["DB_URLS"]) == {"gateway", "intake", "workflow", "notify", "reporting"}
+
+
+def test_a_setting_of_the_wrong_type_stops_the_process_naming_it(monkeypatch):
+    monkeypatch.setenv("MOTCUA_EVENT_BATCH_SIZE", "lots")
+    with pytest.raises(SystemExit, match="MOTCUA_EVENT_BATCH_SIZE must be a whole number"):
+        nameko_config("embedded://", services=["reporting"])
+    monkeypatch.delenv("MOTCUA_EVENT_BATCH_SIZE")
+    assert nameko_config("embedded://", services=["reporting"])["EVENT_BATCH_SIZE"] == 64

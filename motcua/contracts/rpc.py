@@ -245,6 +245,14 @@ class ExportQueryV1(ReportQueryV1):
     format = fields.Str(required=True, validate=validate.OneOf(("csv", "xlsx")))
 
 
+class TrackQueryV1(Schema):
+    """Public tracking (tra cứu hồ sơ): the dossier's code and the last 4 digits of the applicant's phone."""
+
+    code = fields.Str(required=True, validate=validate.Length(min=1, max=64))
+    key = fields.Str(required=True, validate=validate.Regexp(r"^[0-9]{4}$",
+                                                             error="the last 4 digits of the phone number"))
+
+
 class DashboardQueryV1(Schema):
     agency = fields.Str(load_default=None, allow_none=True)
 

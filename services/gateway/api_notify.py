@@ -8,8 +8,8 @@ from motcua.contracts.rpc import NotificationPreviewV1
 from motcua.contracts.views import NOTIFY_CHANNELS, DeliveryViewV1, PreferenceViewV1
 from motcua.errors import Forbidden, load_valid
 from motcua.identity import STAFF_ROLES
+from services.gateway.api_reports import TRACK_QUERY
 from services.gateway.http import query, read_json, route
-from services.gateway.schemas import TrackQuerySchema
 
 RECEIPT_TOKEN_HEADER = "X-Receipt-Token"
 
@@ -77,14 +77,14 @@ class NotifyApi:
         token = request.headers.get(RECEIPT_TOKEN_HEADER) or query(request).get("token") or ""
         return self.notify.delivery_receipt(provider, token, read_json(request))
 
-    @route("GET", "/api/v1/track/<code>/notifications", query=TrackQuerySchema, response=NotificationPreferences,
+    @route("GET", "/api/v1/track/<code>/notifications", query=TRACK_QUERY, response=NotificationPreferences,
            auth="public", errors=(429,))
     def notification_choices(self, request, code):
         """The citizen's notification choices, with the same code + key as public tracking."""
         self.tracked(request, code)
         return self.notify.get_preferences(code)
 
-    @route("PUT", "/api/v1/track/<code>/notifications", query=TrackQuerySchema, body=NotificationChoices,
+    @route("PUT", "/api/v1/track/<code>/notifications", query=TRACK_QUERY, body=NotificationChoices,
            response=NotificationPreferences, auth="public", errors=(429,))
     def set_notification_choices(self, request, code):
         """`{"email": false, "sms": true}`: opt out of (or back into) a channel for this dossier."""

@@ -20,21 +20,6 @@ class TokenRequestSchema(Schema):
     password = _text(1024, required=True)
 
 
-class TrackQuerySchema(Schema):
-    key = _text(16, required=True)
-
-
-class TimelinessQuerySchema(Schema):
-    date_from = fields.Date(required=True, data_key="from", validate=REPORTABLE_DATES)
-    date_to = fields.Date(required=True, data_key="to", validate=REPORTABLE_DATES)
-    agency = _text(32, load_default=None)
-
-    @validates_schema
-    def _ordered(self, data, **_):
-        if data["date_from"] > data["date_to"]:
-            raise ValidationError("must not be after 'to'", "from")
-
-
 class DemoUsersSchema(Schema):
     """deploy/catalog/demo-users.yaml."""
 

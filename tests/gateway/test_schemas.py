@@ -3,7 +3,8 @@ import pytest
 
 from motcua.errors import ValidationFailed
 from motcua.errors import load_valid as load
-from services.gateway.schemas import SubmitDossierSchema, TimelinessQuerySchema
+from services.gateway.api_reports import TIMELINESS_QUERY
+from services.gateway.schemas import SubmitDossierSchema
 
 
 def dossier(**changes):
@@ -69,6 +70,7 @@ def test_a_body_that_is_not_an_object_is_refused():
 
 
 def test_report_period_must_be_ordered():
+    """One contract for a report's period on every report route (motcua.contracts.rpc.ReportQueryV1)."""
     with pytest.raises(ValidationFailed) as failure:
-        load(TimelinessQuerySchema(), {"from": "2026-03-01", "to": "2026-02-01"})
-    assert failure.value.field == "from"
+        load(TIMELINESS_QUERY, {"from": "2026-03-01", "to": "2026-02-01"})
+    assert failure.value.field == "to"

@@ -197,7 +197,9 @@ def broadcast_connection(vhost: str) -> str | None:
             details = requests.get(f"{infra.RABBIT_MGMT}/queues/{vhost}/{quote(queue['name'])}",
                                    auth=infra.RABBIT_AUTH, timeout=10).json()
             for consumer in details.get("consumer_details", ()):
-                return consumer["channel_details"]["connection_name"]
+                channel = consumer.get("channel_details")
+                if isinstance(channel, dict) and channel.get("connection_name"):  # [] until the stats catch up
+                    return channel["connection_name"]
     return None
 
 

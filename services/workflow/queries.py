@@ -13,9 +13,10 @@ from motcua.calendar import overdue_before
 from motcua.contracts.rpc import OVERDUE
 from motcua.errors import Forbidden, NotFound
 from motcua.identity import STAFF_ROLES, Caller
+from motcua.sql import read_rows
 from services.workflow.models import tasks
 from services.workflow.process_run import CANCELLED, DONE, OPEN, Task, require_staff
-from services.workflow.repository import read_rows, task_of
+from services.workflow.repository import task_of
 
 # Built once (statement construction costs more than its cached compilation).
 _IN_ORDER = (tasks.c.assigned_at, tasks.c.step_index)

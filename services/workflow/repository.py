@@ -11,11 +11,12 @@ from __future__ import annotations
 from datetime import datetime
 from functools import cache
 
-from sqlalchemy import Connection, Row, bindparam, select, union, update
+from sqlalchemy import Connection, bindparam, select, union, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from motcua.db import UnitOfWork
+from motcua.sql import one_statement
 from services.workflow.models import runs, tasks
 from services.workflow.process_run import OPEN, RUNNING, ProcessRun, Task
 
@@ -33,23 +34,12 @@ _TASK_ORDER = (tasks.c.assigned_at, tasks.c.step_index)
 _TASKS_OF_RUN = select(tasks).where(tasks.c.dossier_code == bindparam("code")).order_by(*_TASK_ORDER)
 _TASKS_OF_RUNS = select(tasks).where(tasks.c.dossier_code.in_(bindparam("codes", expanding=True))).order_by(*_TASK_ORDER)
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
-_FOLDED_TASKS = 8  # a command changes one or two tasks, a stage a few: beyond, one upsert per task
+_FOLDED_TASKS = 8  # a run's writes are one statement up to this many tasks (a command changes one or two)
 
 
 def task_of(row) -> Task:
     """A task from its row (`tasks`' columns are `Task`'s fields)."""
     return Task(**row._mapping)
-
-
-def read_rows(session: Session, query, params: dict) -> list[Row]:
-    """A read path's rows. Outside a transaction, on a connection of its own in autocommit mode: the read
-    costs its statement alone (no BEGIN, no ROLLBACK and, after a rollback, no DEALLOCATE ALL of
-    psycopg's prepared statements), and the session is left as it was. Inside one (a test reading what it
-    wrote), in that transaction."""
-    if session.in_transaction():
-        return session.connection().execute(query, params).all()
-    with session.get_bind().connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        return connection.execute(query, params).all()
 
 
 class RunRepository:
@@ -178,17 +168,9 @@ def _task_upsert(dialect: str, suffix: str):
 
 @cache
 def _folded(run_write: tuple[bool, tuple[str, ...]] | None, task_count: int):
-    """One run's writes as one PostgreSQL statement: the run's row and all but the last task's as
-    data-modifying CTEs (each executed once, whether the statement reads it or not), the last write as the
-    statement itself. Tasks' parameters are numbered: `<column>_<i>`."""
+    """One run's writes as one PostgreSQL statement: its row's, then each task's (parameters `<column>_<i>`)."""
     writes = [_task_upsert("postgresql", f"_{i}") for i in range(task_count)]
-    if run_write is not None:
-        writes.insert(0, _run_write("postgresql", *run_write))
-    *ctes, statement = writes
-    for i, cte in enumerate(ctes):
-        statement = statement.add_cte(cte.cte(f"write_{i}"))
-    return statement
-
+    return one_statement(writes if run_write is None else [_run_write("postgresql", *run_write), *writes])
 
 class WorkflowUnitOfWork(UnitOfWork):
     """The kit's unit of work with workflow's repository of process runs."""

@@ -7,6 +7,7 @@ once per transaction (then kept), saved after each change, and read again after 
 """
 from __future__ import annotations
 
+import weakref
 from datetime import date
 from functools import cache
 
@@ -54,7 +55,9 @@ class DossierRepository:
         self._identity: dict[str, Dossier] = {}  # one object per dossier for this unit of work's life
         self._stored: dict[str, tuple[dict, tuple[str, ...]]] = {}  # code -> its columns and agencies as stored
         self._read: dict[str, bool] = {}  # code -> locked, for what this transaction has read
-        session.info[DossierRepository] = self
+        # A weak reference: a strong one would make session and repository a cycle, which only the
+        # cyclic garbage collector frees (a full session per worker left for it to find).
+        session.info[DossierRepository] = weakref.ref(self)
 
     def get(self, code: str, for_update: bool = True) -> Dossier | None:
         """The dossier, or None. `for_update` locks its row until commit, so two decisions (two
@@ -196,7 +199,8 @@ def _transaction_ended(session: Session, *_) -> None:
     """What a transaction read may change before the next one: however it ended (the kit's commit, a
     rollback inside `apply_once`, a batch's), its repository reads again. Listened to once for all
     sessions: listening per session would cost each unit of work more than the reads it saves."""
-    repository = session.info.get(DossierRepository)
+    reference = session.info.get(DossierRepository)
+    repository = reference() if reference is not None else None
     if repository is not None:
         repository._read.clear()
 

@@ -3,7 +3,7 @@ several writes as one PostgreSQL statement. Each statement costs a service ~150â
 driver's round trip under eventlet, SQLAlchemy's execution), whatever it does."""
 from __future__ import annotations
 
-from sqlalchemy import Row
+from sqlalchemy import Row, Select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import UpdateBase
 
@@ -15,16 +15,16 @@ def read_rows(session: Session, query, params: dict) -> list[Row]:
     what it wrote, a test), in that transaction."""
     if session.in_transaction():
         return session.connection().execute(query, params).all()
-    with session.get_bind().connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        return connection.execute(query, params).all()
+    with session.get_bind().connect() as connection:
+        return connection.execution_options(isolation_level="AUTOCOMMIT").execute(query, params).all()
 
 
-def one_statement(writes: list[UpdateBase]) -> UpdateBase:
-    """PostgreSQL: `writes` (INSERT, UPDATE or DELETE, in order) as one statement, all but the last as
-    data-modifying CTEs, each executed exactly once whether the last reads it or not. Their parameters
-    must have distinct names. All parts see the snapshot the statement started with (a part never reads
-    another's rows, except through RETURNING); constraints are checked at the statement's end, so a row
-    may reference one another part inserts."""
+def one_statement(writes: list[UpdateBase | Select]) -> UpdateBase | Select:
+    """PostgreSQL: `writes` (INSERT, UPDATE or DELETE, in order; the last may be a SELECT of what they
+    return) as one statement, all but the last as data-modifying CTEs, each executed exactly once whether
+    the last reads it or not. Parameters of the same name take the same value. All parts see the snapshot
+    the statement started with (a part never reads another's rows, except through RETURNING); foreign keys
+    are checked at the statement's end, so a row may reference one another part inserts."""
     *ctes, statement = writes
     for i, cte in enumerate(ctes):
         statement = statement.add_cte(cte.cte(f"write_{i}"))

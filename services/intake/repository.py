@@ -102,11 +102,10 @@ class DossierRepository:
         state = {key: getattr(dossier, key) for key in COLUMNS}
         params = {**{f"new_{key}": value for key, value in state.items()},
                   **{f"agency_{i}": code for i, code in enumerate(dossier.agencies)}}
-        dialect = self._dialect()
-        if dialect == "postgresql":
+        if self._dialect() == "postgresql":
             dossier.id = self._connection().execute(_add(len(dossier.agencies)), params).scalar()
         else:
-            dossier.id = self._connection().execute(_insert_dossier(dialect), params).scalar()
+            dossier.id = self._connection().execute(_insert_dossier("sqlite"), params).scalar()
             if dossier.id is not None:
                 self._insert_agencies(dossier.id, dossier.agencies)
         if dossier.id is None:
@@ -117,25 +116,26 @@ class DossierRepository:
 
     def save(self, dossier: Dossier) -> None:
         """Write what changed since the dossier was read or last saved: its changed columns and the
-        agencies that joined, one statement at most on PostgreSQL."""
+        agencies that joined, one statement at most on PostgreSQL (nothing when nothing changed)."""
         columns, agencies = self._stored[dossier.code]
         changed = {key: value for key in COLUMNS if (value := getattr(dossier, key)) != columns[key]}
         joined = [code for code in dossier.agencies if code not in agencies]
-        if self._dialect() == "postgresql" and changed and joined:
-            self._connection().execute(_update_and_join(tuple(changed), len(joined)), {
-                "dossier_id": dossier.id, **{f"new_{key}": value for key, value in changed.items()},
-                **{f"agency_{i}": code for i, code in enumerate(joined)}})
+        params = {"dossier_id": dossier.id, **{f"new_{key}": value for key, value in changed.items()},
+                  **{f"agency_{i}": code for i, code in enumerate(joined)}}
+        if self._dialect() == "postgresql":
+            if changed or joined:
+                self._connection().execute(_save(tuple(changed), len(joined)), params)
         else:
             if changed:
-                self._connection().execute(_update(tuple(changed)), {
-                    "dossier_id": dossier.id, **{f"new_{key}": value for key, value in changed.items()}})
+                self._connection().execute(_update(tuple(changed)), params)
             self._insert_agencies(dossier.id, joined)
         self._stored[dossier.code] = ({**columns, **changed}, dossier.agencies)
 
     def _insert_agencies(self, dossier_id: int, codes) -> None:
+        """SQLite: each agency's row (PostgreSQL writes them with the dossier's)."""
         if codes:
-            self._connection().execute(_join(self._dialect(), ""), [
-                {"dossier_id": dossier_id, "agency": code} for code in codes])
+            self._connection().execute(_join("sqlite", ""), [{"dossier_id": dossier_id, "agency": code}
+                                                             for code in codes])
 
     def _connection(self):
         return self.session.connection()
@@ -168,10 +168,11 @@ def _add(agency_count: int):
     """PostgreSQL: the dossier's row, then each agency's with the new id, in one statement; its id, or
     nothing if the idempotency key was taken."""
     inserted = _insert_dossier("postgresql").cte("inserted")
+    agency = dossier_agencies.c.agency_code.type
     joins = [postgresql.insert(dossier_agencies).from_select(
-        ["dossier_id", "agency_code"], select(inserted.c.id, bindparam(f"agency_{i}", type_=dossier_agencies.c.agency_code.type)))
+        ["dossier_id", "agency_code"], select(inserted.c.id, bindparam(f"agency_{i}", type_=agency)))
         for i in range(agency_count)]
-    return one_statement([*joins, select(inserted.c.id)]) if joins else select(inserted.c.id)
+    return one_statement([*joins, select(inserted.c.id)])
 
 
 @cache
@@ -184,13 +185,15 @@ def _update(columns: tuple[str, ...]):
 def _join(dialect: str, suffix: str):
     """An agency joins the dossier (parameters `dossier_id`, `agency<suffix>`)."""
     return _INSERTS[dialect](dossier_agencies).values(
-        dossier_id=bindparam("dossier_id"), agency_code=bindparam(f"agency{suffix}", type_=dossier_agencies.c.agency_code.type))
+        dossier_id=bindparam("dossier_id"),
+        agency_code=bindparam(f"agency{suffix}", type_=dossier_agencies.c.agency_code.type))
 
 
 @cache
-def _update_and_join(columns: tuple[str, ...], agency_count: int):
+def _save(columns: tuple[str, ...], agency_count: int):
     """PostgreSQL: the changed columns and the agencies that joined, one statement."""
-    return one_statement([_update(columns), *(_join("postgresql", f"_{i}") for i in range(agency_count))])
+    joins = [_join("postgresql", f"_{i}") for i in range(agency_count)]
+    return one_statement([_update(columns), *joins] if columns else joins)
 
 
 @event.listens_for(Session, "after_commit")

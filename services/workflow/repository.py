@@ -32,7 +32,8 @@ _BY_TASK = _LOCKED.where(runs.c.dossier_code == select(tasks.c.dossier_code).whe
 _EXISTS = select(runs.c.dossier_code).where(runs.c.dossier_code == bindparam("code"))
 _TASK_ORDER = (tasks.c.assigned_at, tasks.c.step_index)
 _TASKS_OF_RUN = select(tasks).where(tasks.c.dossier_code == bindparam("code")).order_by(*_TASK_ORDER)
-_TASKS_OF_RUNS = select(tasks).where(tasks.c.dossier_code.in_(bindparam("codes", expanding=True))).order_by(*_TASK_ORDER)
+_TASKS_OF_RUNS = (select(tasks).where(tasks.c.dossier_code.in_(bindparam("codes", expanding=True)))
+                  .order_by(*_TASK_ORDER))
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 _FOLDED_TASKS = 8  # a run's writes are one statement up to this many tasks (a command changes one or two)
 
@@ -53,7 +54,8 @@ class RunRepository:
 
     def __init__(self, session: Session):
         self.session = session
-        self._stored: dict[str, tuple[dict, dict[str, tuple]]] = {}  # code -> the run's and its tasks' rows as read
+        # code -> the run's row and its tasks' rows (by id) as last read or written
+        self._stored: dict[str, tuple[dict, dict[str, tuple]]] = {}
 
     def get(self, dossier_code: str) -> ProcessRun | None:
         return self._load(_BY_CODE, {"code": dossier_code})
@@ -100,7 +102,8 @@ class RunRepository:
             changed = tuple(name for name in RUN_COLUMNS if new or row[name] != stored_run[name])
             if changed:
                 params = {f"run_{name}": row[name] for name in changed}
-                run_writes.setdefault((new, changed), []).append(params if new else {**params, "run_key": run.dossier_code})
+                key = {} if new else {"run_key": run.dossier_code}
+                run_writes.setdefault((new, changed), []).append({**params, **key})
             for task in run.tasks:
                 values = tuple(getattr(task, name) for name in TASK_COLUMNS)
                 if stored_tasks.get(task.id) != values:
@@ -153,7 +156,8 @@ def _run_write(dialect: str, new: bool, columns: tuple[str, ...]):
     values = {name: bindparam(f"run_{name}", type_=runs.c[name].type) for name in columns}
     if new:
         return _INSERTS[dialect](runs).values(values)
-    return update(runs).where(runs.c.dossier_code == bindparam("run_key", type_=runs.c.dossier_code.type)).values(values)
+    key = bindparam("run_key", type_=runs.c.dossier_code.type)
+    return update(runs).where(runs.c.dossier_code == key).values(values)
 
 
 @cache
@@ -171,6 +175,7 @@ def _folded(run_write: tuple[bool, tuple[str, ...]] | None, task_count: int):
     """One run's writes as one PostgreSQL statement: its row's, then each task's (parameters `<column>_<i>`)."""
     writes = [_task_upsert("postgresql", f"_{i}") for i in range(task_count)]
     return one_statement(writes if run_write is None else [_run_write("postgresql", *run_write), *writes])
+
 
 class WorkflowUnitOfWork(UnitOfWork):
     """The kit's unit of work with workflow's repository of process runs."""

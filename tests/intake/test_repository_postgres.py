@@ -54,7 +54,7 @@ def test_a_dossiers_life_in_few_statements_reads_back_as_saved(pg_engine, policy
     statements.clear()
     reader = unit(pg_engine)
     again = reader.dossiers.get(dossier.code, for_update=False)
-    assert statements == ["SELECT dossiers.id, dossiers.code,"]  # no BEGIN, no ROLLBACK: autocommit
+    assert statements == ["SELECT dossiers.id, dossiers.code,"]  # on its own connection, in autocommit
     assert not reader.session.in_transaction()
     assert {key: getattr(again, key) for key in COLUMNS} == {key: getattr(dossier, key) for key in COLUMNS}
     assert again.agencies == dossier.agencies == (COMMUNE, LAND_OFFICE)

@@ -4,17 +4,16 @@ dossier's row as an array, a staff view read in autocommit."""
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
 from motcua.db import make_engine
 from motcua.errors import Conflict
 from services.intake import dossiers
-from services.intake.models import Base, dossier_agencies, dossiers as dossier_table
-from services.intake.repository import COLUMNS, IntakeUnitOfWork
+from services.intake.models import dossier_agencies, dossiers as dossier_table
+from services.intake.repository import COLUMNS
 from tests import infra
 from tests.intake.test_dossiers import COMMUNE, LAND_OFFICE, MONDAY_9AM, RECEPTIONIST, outbox, submit
-from tests.intake.test_repository import assigned, later
+from tests.intake.test_repository import assigned, fresh, later, statements_of
 
 
 @pytest.fixture(scope="module")
@@ -28,19 +27,11 @@ def pg_engine(postgres):
 
 @pytest.fixture
 def statements(pg_engine):
-    seen = []
-    listener = lambda conn, cursor, statement, *_: seen.append(" ".join(statement.split()[:3]))  # noqa: E731
-    event.listen(pg_engine, "before_cursor_execute", listener)
-    yield seen
-    event.remove(pg_engine, "before_cursor_execute", listener)
-
-
-def unit(engine) -> IntakeUnitOfWork:
-    return IntakeUnitOfWork(Session(engine, expire_on_commit=False), "intake", Base.metadata)
+    yield from statements_of(pg_engine)
 
 
 def test_a_dossiers_life_in_few_statements_reads_back_as_saved(pg_engine, policy, statements):
-    uow = unit(pg_engine)
+    uow = fresh(pg_engine)
     dossier = submit(uow, policy, key="pg-life", now=MONDAY_9AM + timedelta(days=7))
     assert statements == ["INSERT INTO dossier_counters", "WITH inserted AS", "INSERT INTO outbox"]
     dossiers.receive(uow, policy, dossier.code, RECEPTIONIST, later(169))
@@ -52,7 +43,7 @@ def test_a_dossiers_life_in_few_statements_reads_back_as_saved(pg_engine, policy
     uow.close()
 
     statements.clear()
-    reader = unit(pg_engine)
+    reader = fresh(pg_engine)
     again = reader.dossiers.get(dossier.code, for_update=False)
     assert statements == ["SELECT dossiers.id, dossiers.code,"]  # on its own connection, in autocommit
     assert not reader.session.in_transaction()
@@ -63,7 +54,7 @@ def test_a_dossiers_life_in_few_statements_reads_back_as_saved(pg_engine, policy
 
 
 def test_a_repeated_idempotency_key_answers_the_first_dossier_and_stores_nothing(pg_engine, policy):
-    uow = unit(pg_engine)
+    uow = fresh(pg_engine)
     first = submit(uow, policy, key="pg-retry", now=MONDAY_9AM + timedelta(days=14))
     again = submit(uow, policy, key="pg-retry", now=MONDAY_9AM + timedelta(days=14))
     assert again.code == first.code

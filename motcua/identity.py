@@ -1,6 +1,7 @@
 """Who is calling: a signed caller context (a short-lived JWT) that every service verifies itself."""
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -56,9 +57,36 @@ def issue_token(caller: Caller, secret: str, ttl: timedelta) -> str:
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
+# Verified tokens by (secret, token), each kept while it is valid: every call of a console carries the
+# same token, and checking its signature and claims again costs more than the rest of a simple read.
+# Only a successful verification is kept, so a forged or tampered token is checked (and refused) each time.
+_VERIFIED: dict[tuple[str, str], Caller] = {}
+_VERIFIED_MAX = 4096
+
+
 def verify_token(token: str | None, secret: str) -> Caller:
     if not token:
         raise Unauthorized("authentication required")
+    key = (secret, token)
+    caller = _VERIFIED.get(key)
+    if caller is not None:
+        # PyJWT's own rule: a token is expired once `exp` <= now.
+        if caller.expires_at.timestamp() > time.time():
+            return caller
+        _VERIFIED.pop(key, None)
+        raise Unauthorized("token expired")
+    caller = _verify(token, secret)
+    if len(_VERIFIED) >= _VERIFIED_MAX:
+        now = time.time()
+        for stale in [k for k, c in _VERIFIED.items() if c.expires_at.timestamp() <= now]:
+            _VERIFIED.pop(stale, None)
+        if len(_VERIFIED) >= _VERIFIED_MAX:
+            _VERIFIED.clear()
+    _VERIFIED[key] = caller
+    return caller
+
+
+def _verify(token: str, secret: str) -> Caller:
     try:
         # Only HS256: a token saying `alg: none` (or any other algorithm) is refused, not trusted.
         claims = jwt.decode(token, secret, algorithms=[ALGORITHM],

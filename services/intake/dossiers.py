@@ -70,14 +70,13 @@ def _commit(uow, dossier: Dossier) -> Dossier:
 
 def submit(uow, policy: Policy, payload: dict, caller: Caller | None, now: datetime,
            idempotency_key: str | None = None) -> Dossier:
-    """Nộp hồ sơ; a repeated Idempotency-Key answers with the dossier it made the first time."""
+    """Nộp hồ sơ; a repeated Idempotency-Key answers with the dossier it made the first time (found when
+    storing this one fails on the key: no read before, as a repeat is rare)."""
     local_day = now.astimezone(policy.calendar.tz).date()
     procedure = policy.catalog.procedure(payload["procedure_code"], on=local_day)
     submitted_by = submitter(procedure, payload["channel"], caller)
     fingerprint = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
     uploads = documents.decode(payload.get("documents") or [])
-    if idempotency_key and (existing := _same_request(uow, idempotency_key, fingerprint)):
-        return existing
     code = uow.dossiers.next_code(procedure.agency_code, local_day)
     applicant = {**payload["applicant"], "phone": normalise_phone(payload["applicant"]["phone"])}
     dossier = Dossier.submit(
@@ -85,7 +84,7 @@ def submit(uow, policy: Policy, payload: dict, caller: Caller | None, now: datet
         search_keys=applicant_keys(policy.secret, applicant), form=payload.get("form") or {}, uploads=uploads,
         now=now, tracking_key=tracking_key(policy.secret, code, last4(applicant["phone"])),
         idempotency_key=idempotency_key, fingerprint=fingerprint)
-    if not uow.dossiers.add(dossier):  # the same key, committed meanwhile by a concurrent retry
+    if not uow.dossiers.add(dossier):  # the same key, committed before (a retry) or meanwhile (a concurrent one)
         uow.rollback()  # gives the code's number back
         return _same_request(uow, idempotency_key, fingerprint)
     documents.keep(uploads, policy.store)

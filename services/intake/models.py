@@ -6,7 +6,7 @@ one statement reads everything its rules and its view need (`repository.py` maps
 """
 from __future__ import annotations
 
-from dataclasses import asdict, fields
+from dataclasses import fields
 from datetime import datetime, timezone
 
 from sqlalchemy import (
@@ -45,12 +45,20 @@ class Records(TypeDecorator):
     def __init__(self, record: type):
         super().__init__()
         self.record = record
+        self.names = tuple(f.name for f in fields(record))
         self.times = frozenset(f.name for f in fields(record) if "datetime" in str(f.type))
 
     def process_bind_param(self, value, dialect):
-        return [{key: (item.astimezone(timezone.utc).isoformat() if key in self.times and item is not None
-                       else list(item) if isinstance(item, tuple) else item)
-                 for key, item in asdict(record).items()} for record in value]
+        return [self._entry(record) for record in value]
+
+    def _entry(self, record) -> dict:
+        # Field by field rather than dataclasses.asdict, which deep-copies every value on the way.
+        entry = {}
+        for key in self.names:
+            item = getattr(record, key)
+            entry[key] = (item.astimezone(timezone.utc).isoformat() if key in self.times and item is not None
+                          else list(item) if isinstance(item, tuple) else item)
+        return entry
 
     def process_result_value(self, value, dialect):
         return tuple(self.record(**{key: (datetime.fromisoformat(item) if key in self.times and item is not None

@@ -7,22 +7,46 @@ once per transaction (then kept), saved after each change, and read again after 
 """
 from __future__ import annotations
 
+import weakref
 from datetime import date
+from functools import cache
 
-from sqlalchemy import bindparam, event, insert, select, update
+from sqlalchemy import bindparam, event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from motcua.db import UnitOfWork
+from motcua.sql import one_statement, read_rows
 from services.intake.domain import Dossier, dossier_code
 from services.intake.models import dossier_agencies, dossier_counters, dossiers
 
 COLUMNS = tuple(c.name for c in dossiers.columns if c.name != "id")
-# A dossier's row with the agencies involved (one row each), built once.
-_BY_CODE = (select(dossiers, dossier_agencies.c.agency_code.label("involved_agency"))
-            .outerjoin(dossier_agencies, dossier_agencies.c.dossier_id == dossiers.c.id)
-            .where(dossiers.c.code == bindparam("code")).order_by(dossier_agencies.c.id))
-_BY_CODE_LOCKED = _BY_CODE.with_for_update(of=dossiers)
+_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+# The agencies involved, gathered in the dossier's row in the order they joined (one row to read, its
+# JSON lists parsed once): an array on PostgreSQL, a comma-separated list on SQLite.
+_JOINED = (select(dossier_agencies.c.agency_code).where(dossier_agencies.c.dossier_id == dossiers.c.id)
+           .order_by(dossier_agencies.c.id))
+_INVOLVED = {
+    "postgresql": select(func.array_agg(postgresql.aggregate_order_by(dossier_agencies.c.agency_code,
+                                                                       dossier_agencies.c.id)))
+    .where(dossier_agencies.c.dossier_id == dossiers.c.id),
+    "sqlite": select(func.group_concat(_JOINED.correlate(dossiers).subquery().c.agency_code, ",")),
+}
+_BY_IDEMPOTENCY_KEY = select(dossiers.c.code).where(dossiers.c.idempotency_key == bindparam("key"))
+
+
+@cache
+def _by_code(dialect: str, locked: bool):
+    """A dossier's row with the agencies involved (`involved`), built once per dialect."""
+    involved = _INVOLVED[dialect].scalar_subquery().label("involved")
+    query = select(dossiers, involved).where(dossiers.c.code == bindparam("code"))
+    return query.with_for_update(of=dossiers) if locked else query
+
+
+def _involved(value) -> tuple[str, ...]:
+    if not value:
+        return ()
+    return tuple(value.split(",")) if isinstance(value, str) else tuple(value)
 
 
 class DossierRepository:
@@ -31,76 +55,145 @@ class DossierRepository:
         self._identity: dict[str, Dossier] = {}  # one object per dossier for this unit of work's life
         self._stored: dict[str, tuple[dict, tuple[str, ...]]] = {}  # code -> its columns and agencies as stored
         self._read: dict[str, bool] = {}  # code -> locked, for what this transaction has read
-        session.info[DossierRepository] = self
+        # A weak reference: a strong one would make session and repository a cycle, which only the
+        # cyclic garbage collector frees (a full session per worker left for it to find).
+        session.info[DossierRepository] = weakref.ref(self)
 
     def get(self, code: str, for_update: bool = True) -> Dossier | None:
         """The dossier, or None. `for_update` locks its row until commit, so two decisions (two
-        receptionists, two workflow events handled at once) never both pass the status check."""
+        receptionists, two workflow events handled at once) never both pass the status check. A read
+        without the lock outside a transaction (a staff view) runs on its own, in autocommit."""
         if code in self._read and (self._read[code] or not for_update):
             return self._identity[code]
-        rows = self.session.execute(_BY_CODE_LOCKED if for_update else _BY_CODE, {"code": code}).all()
+        query, params = _by_code(self._dialect(), for_update), {"code": code}
+        in_transaction = for_update or self.session.in_transaction()
+        rows = self._connection().execute(query, params).all() if for_update else read_rows(self.session, query, params)
         if not rows:
             self._identity.pop(code, None)
             return None
-        state = {key: value for key, value in rows[0]._mapping.items() if key != "involved_agency"}
-        agencies = tuple(row.involved_agency for row in rows if row.involved_agency is not None)
+        state = dict(rows[0]._mapping)
+        agencies = _involved(state.pop("involved"))
         dossier = self._identity.get(code)
         if dossier is None:
             dossier = self._identity[code] = Dossier(**state, agencies=agencies)
         else:  # the same object as before, as stored now
             vars(dossier).update(state, agencies=agencies, events=[])
         self._stored[code] = ({key: state[key] for key in COLUMNS}, agencies)
-        self._read[code] = for_update
+        if in_transaction:  # what an autocommit read saw may change before the next read
+            self._read[code] = for_update
         return dossier
 
     def by_idempotency_key(self, key: str) -> Dossier | None:
-        code = self.session.scalar(select(dossiers.c.code).where(dossiers.c.idempotency_key == key))
+        code = self.session.scalar(_BY_IDEMPOTENCY_KEY, {"key": key})
         return None if code is None else self.get(code, for_update=False)
 
     def next_code(self, agency_code: str, day: date) -> str:
         """The next dossier code: gap-free per agency per day, safe across instances. The counter row
         is incremented (one upsert) in the submitting transaction, so a rolled-back submission gives its
         number back and two instances serialize on the row lock."""
-        table = dossier_counters
-        number = self.session.execute(
-            self._insert(table).values(agency_code=agency_code, day=day, last_value=1)
-            .on_conflict_do_update(index_elements=[table.c.agency_code, table.c.day],
-                                   set_={"last_value": table.c.last_value + 1})
-            .returning(table.c.last_value)).scalar_one()
+        number = self._connection().execute(_next_number(self._dialect()), {"agency_code": agency_code,
+                                                                           "day": day}).scalar_one()
         return dossier_code(agency_code, day, number)
 
     def add(self, dossier: Dossier) -> bool:
-        """Store a new dossier; False, storing nothing, when its idempotency key was taken meanwhile by a
-        concurrent submission (the caller rolls back and answers with that one)."""
+        """Store a new dossier and its agencies; False, storing nothing, when its idempotency key was taken
+        meanwhile by a concurrent submission (the caller rolls back and answers with that one). One
+        statement on PostgreSQL."""
         state = {key: getattr(dossier, key) for key in COLUMNS}
-        dossier.id = self.session.execute(
-            self._insert(dossiers).values(**state)
-            .on_conflict_do_nothing(index_elements=[dossiers.c.idempotency_key]).returning(dossiers.c.id)
-        ).scalar()
+        params = {**{f"new_{key}": value for key, value in state.items()},
+                  **{f"agency_{i}": code for i, code in enumerate(dossier.agencies)}}
+        if self._dialect() == "postgresql":
+            dossier.id = self._connection().execute(_add(len(dossier.agencies)), params).scalar()
+        else:
+            dossier.id = self._connection().execute(_insert_dossier("sqlite"), params).scalar()
+            if dossier.id is not None:
+                self._insert_agencies(dossier.id, dossier.agencies)
         if dossier.id is None:
             return False
-        self._insert_agencies(dossier.id, dossier.agencies)
         self._identity[dossier.code], self._read[dossier.code] = dossier, True
         self._stored[dossier.code] = (state, dossier.agencies)
         return True
 
     def save(self, dossier: Dossier) -> None:
-        """Write what changed since the dossier was read or last saved: one UPDATE at most."""
+        """Write what changed since the dossier was read or last saved: its changed columns and the
+        agencies that joined, one statement at most on PostgreSQL (nothing when nothing changed)."""
         columns, agencies = self._stored[dossier.code]
         changed = {key: value for key in COLUMNS if (value := getattr(dossier, key)) != columns[key]}
-        if changed:
-            self.session.execute(update(dossiers).where(dossiers.c.id == dossier.id).values(**changed))
-        self._insert_agencies(dossier.id, [code for code in dossier.agencies if code not in agencies])
+        joined = [code for code in dossier.agencies if code not in agencies]
+        params = {"dossier_id": dossier.id, **{f"new_{key}": value for key, value in changed.items()},
+                  **{f"agency_{i}": code for i, code in enumerate(joined)}}
+        if self._dialect() == "postgresql":
+            if changed or joined:
+                self._connection().execute(_save(tuple(changed), len(joined)), params)
+        else:
+            if changed:
+                self._connection().execute(_update(tuple(changed)), params)
+            self._insert_agencies(dossier.id, joined)
         self._stored[dossier.code] = ({**columns, **changed}, dossier.agencies)
 
     def _insert_agencies(self, dossier_id: int, codes) -> None:
+        """SQLite: each agency's row (PostgreSQL writes them with the dossier's)."""
         if codes:
-            self.session.execute(insert(dossier_agencies),
-                                 [{"dossier_id": dossier_id, "agency_code": code} for code in codes])
+            self._connection().execute(_join("sqlite", ""), [{"dossier_id": dossier_id, "agency": code}
+                                                             for code in codes])
 
-    def _insert(self, table):
-        """INSERT with ON CONFLICT, in the dialect's own construct (PostgreSQL, SQLite)."""
-        return (postgresql if self.session.get_bind().dialect.name == "postgresql" else sqlite).insert(table)
+    def _connection(self):
+        return self.session.connection()
+
+    def _dialect(self) -> str:
+        return self.session.get_bind().dialect.name
+
+
+# Statements built once per shape (building one costs more than its cached compilation). Parameters:
+# `new_<column>` for the dossier's columns, `dossier_id`, `agency<suffix>` for an agency that joins.
+
+@cache
+def _next_number(dialect: str):
+    table = dossier_counters
+    return (_INSERTS[dialect](table).values(agency_code=bindparam("agency_code"), day=bindparam("day"), last_value=1)
+            .on_conflict_do_update(index_elements=[table.c.agency_code, table.c.day],
+                                   set_={"last_value": table.c.last_value + 1})
+            .returning(table.c.last_value))
+
+
+@cache
+def _insert_dossier(dialect: str):
+    return (_INSERTS[dialect](dossiers).values({key: bindparam(f"new_{key}", type_=dossiers.c[key].type)
+                                                 for key in COLUMNS})
+            .on_conflict_do_nothing(index_elements=[dossiers.c.idempotency_key]).returning(dossiers.c.id))
+
+
+@cache
+def _add(agency_count: int):
+    """PostgreSQL: the dossier's row, then each agency's with the new id, in one statement; its id, or
+    nothing if the idempotency key was taken."""
+    inserted = _insert_dossier("postgresql").cte("inserted")
+    agency = dossier_agencies.c.agency_code.type
+    joins = [postgresql.insert(dossier_agencies).from_select(
+        ["dossier_id", "agency_code"], select(inserted.c.id, bindparam(f"agency_{i}", type_=agency)))
+        for i in range(agency_count)]
+    return one_statement([*joins, select(inserted.c.id)])
+
+
+@cache
+def _update(columns: tuple[str, ...]):
+    return (update(dossiers).where(dossiers.c.id == bindparam("dossier_id"))
+            .values({key: bindparam(f"new_{key}", type_=dossiers.c[key].type) for key in columns}))
+
+
+@cache
+def _join(dialect: str, suffix: str):
+    """An agency joins the dossier (parameters `dossier_id`, `agency<suffix>`)."""
+    return _INSERTS[dialect](dossier_agencies).values(
+        dossier_id=bindparam("dossier_id"),
+        agency_code=bindparam(f"agency{suffix}", type_=dossier_agencies.c.agency_code.type))
+
+
+@cache
+def _save(columns: tuple[str, ...], agency_count: int):
+    """PostgreSQL: the changed columns and the agencies that joined, one statement."""
+    joins = [_join("postgresql", f"_{i}") for i in range(agency_count)]
+    return one_statement([_update(columns), *joins] if columns else joins)
 
 
 @event.listens_for(Session, "after_commit")
@@ -109,7 +202,8 @@ def _transaction_ended(session: Session, *_) -> None:
     """What a transaction read may change before the next one: however it ended (the kit's commit, a
     rollback inside `apply_once`, a batch's), its repository reads again. Listened to once for all
     sessions: listening per session would cost each unit of work more than the reads it saves."""
-    repository = session.info.get(DossierRepository)
+    reference = session.info.get(DossierRepository)
+    repository = reference() if reference is not None else None
     if repository is not None:
         repository._read.clear()
 

@@ -33,6 +33,20 @@ from services.intake.models import Base, dossiers as dossier_table
 from services.intake.repository import IntakeUnitOfWork
 
 
+# Payload schemas, built once: they keep no state between loads, and building one costs more than a load.
+APPLICANT_ACTION = ApplicantActionV1()
+CALENDAR_DUE = CalendarDueV1()
+CONFIRM_PAYMENT = ConfirmPaymentV1()
+RATE_DOSSIER = RateDossierV1()
+REFUSE_DOSSIER = RefuseDossierV1()
+REQUEST_SUPPLEMENT = RequestSupplementV1()
+RESCHEDULE_DOSSIER = RescheduleDossierV1()
+RETURN_RESULT = ReturnResultV1()
+SEARCH_DOSSIERS = SearchDossiersV1()
+STEP_DOCUMENTS = StepDocumentsV1()
+SUBMIT_DOSSIER = SubmitDossierV1()
+
+
 class IntakeService:
     name = "intake"
 
@@ -75,13 +89,13 @@ class IntakeService:
 
     @rpc
     def calendar_due(self, params):
-        data = load_valid(CalendarDueV1(), params)
+        data = load_valid(CALENDAR_DUE, params)
         return due.due(self.rules, data["start"], data["days"], data["agency"], data["cutoff"])
 
     @rpc
     @audit_refusals
     def submit_dossier(self, payload, caller_token=None, idempotency_key=None):
-        data = load_valid(SubmitDossierV1(), payload)
+        data = load_valid(SUBMIT_DOSSIER, payload)
         caller = self._caller(caller_token) if caller_token else None
         return self._view(dossiers.submit(self.db, self.rules, data, caller, utcnow(), idempotency_key))
 
@@ -93,7 +107,7 @@ class IntakeService:
     @rpc
     @audit_refusals
     def search_dossiers(self, filters, caller_token):
-        data = load_valid(SearchDossiersV1(), filters)
+        data = load_valid(SEARCH_DOSSIERS, filters)
         return search.search(self.db, self.rules.secret, self.rules.calendar.tz, data, self._caller(caller_token),
                              utcnow(), self.rules.tree)
 
@@ -125,20 +139,20 @@ class IntakeService:
     @rpc
     @audit_refusals
     def refuse_dossier(self, code, reason, caller_token):
-        data = load_valid(RefuseDossierV1(), {"reason": reason})
+        data = load_valid(REFUSE_DOSSIER, {"reason": reason})
         return self._view(dossiers.refuse(self.db, code, data["reason"], self._caller(caller_token), utcnow()))
 
     @rpc
     @audit_refusals
     def request_supplement(self, code, payload, caller_token):
-        data = load_valid(RequestSupplementV1(), payload)
+        data = load_valid(REQUEST_SUPPLEMENT, payload)
         return self._view(dossiers.request_supplement(self.db, code, data["items"], data["note"],
                                                       self._caller(caller_token), utcnow()))
 
     @rpc
     @audit_refusals
     def supplement_dossier(self, code, payload, caller_token=None):
-        data = load_valid(ApplicantActionV1(), payload)
+        data = load_valid(APPLICANT_ACTION, payload)
         caller = self._caller(caller_token) if caller_token else None
         return self._view(dossiers.supplement(self.db, self.rules, code, caller, _proof(data), utcnow(),
                                               data["documents"]))
@@ -146,14 +160,14 @@ class IntakeService:
     @rpc
     @audit_refusals
     def withdraw_dossier(self, code, payload, caller_token=None):
-        data = load_valid(ApplicantActionV1(), payload)
+        data = load_valid(APPLICANT_ACTION, payload)
         caller = self._caller(caller_token) if caller_token else None
         return self._view(dossiers.withdraw(self.db, code, data["reason"], caller, _proof(data), utcnow()))
 
     @rpc
     @audit_refusals
     def rate_dossier(self, code, payload, caller_token=None):
-        data = load_valid(RateDossierV1(), payload)
+        data = load_valid(RATE_DOSSIER, payload)
         caller = self._caller(caller_token) if caller_token else None
         return self._view(dossiers.rate(self.db, code, data["rating"], data["comment"], caller, _proof(data),
                                         utcnow()))
@@ -161,14 +175,14 @@ class IntakeService:
     @rpc
     @audit_refusals
     def reschedule_dossier(self, code, payload, caller_token):
-        data = load_valid(RescheduleDossierV1(), payload)
+        data = load_valid(RESCHEDULE_DOSSIER, payload)
         return self._view(dossiers.reschedule(self.db, code, data["new_due_at"], data["reason"],
                                               self._caller(caller_token), utcnow()))
 
     @rpc
     @audit_refusals
     def return_result(self, code, method, caller_token):
-        data = load_valid(ReturnResultV1(), {"method": method})
+        data = load_valid(RETURN_RESULT, {"method": method})
         return self._view(dossiers.return_result(self.db, code, data["method"], self._caller(caller_token), utcnow()))
 
     @event_handler("workflow", "task_assigned")
@@ -203,13 +217,13 @@ class IntakeService:
     @rpc
     @audit_refusals
     def store_step_documents(self, code, uploads, caller_token):
-        data = load_valid(StepDocumentsV1(), {"documents": uploads})
+        data = load_valid(STEP_DOCUMENTS, {"documents": uploads})
         return dossiers.store_step_documents(self.db, self.rules, code, data["documents"], self._caller(caller_token))
 
     @rpc
     @audit_refusals
     def confirm_payment(self, code, payload, caller_token):
-        data = load_valid(ConfirmPaymentV1(), payload)
+        data = load_valid(CONFIRM_PAYMENT, payload)
         return self._view(dossiers.confirm_payment(self.db, self.rules, code, data["receipt_number"],
                                                    self._caller(caller_token), utcnow()))
 

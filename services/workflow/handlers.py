@@ -1,5 +1,5 @@
 """Workflow's service layer: each command or event loads the process run through the unit of work's
-repository, calls one method of `ProcessRun`, emits the events it returns, and (for a command)
+repository, calls one method of `ProcessRun`, saves the run, emits the events it returned, and (for a command)
 commits once. Event handlers never commit: `apply_once` does, possibly after several events."""
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def start_process(uow: WorkflowUnitOfWork, event: Event, catalog: Catalog, now: 
     An unknown procedure raises, so the message is parked in the dead-letter queue until processes.yaml
     is fixed and the message replayed, rather than the dossier silently going nowhere."""
     data = event.data
-    if uow.runs.get(data["code"]) is not None:
+    if uow.runs.exists(data["code"]):
         log.info("process of dossier %s already started; event %s ignored", data["code"], event.event_id)
         return
     run, messages = ProcessRun.start(data["code"], data["procedure_code"], data["agency_code"], data["due_at"],
@@ -53,7 +53,9 @@ def _apply_to_run(uow: WorkflowUnitOfWork, event: Event, change: Callable[[Proce
     if run is None:
         log.info("no process of dossier %s; event %s ignored", event.data["code"], event.event_id)
     else:
-        publish(uow, change(run))
+        messages = change(run)
+        uow.runs.save(run)
+        publish(uow, messages)
 
 
 def pause_process(uow: WorkflowUnitOfWork, event: Event, catalog: Catalog, now: datetime) -> None:
@@ -97,7 +99,9 @@ def _run_of_task(uow: WorkflowUnitOfWork, task_id: str, caller: Caller) -> Proce
 def complete_task(uow: WorkflowUnitOfWork, catalog: Catalog, task_id: str, outcome: str, note: str | None,
                   caller: Caller, now: datetime, details: dict | None = None) -> Task:
     run = _run_of_task(uow, task_id, caller)
-    publish(uow, run.complete(task_id, outcome, note, caller, now, catalog, details))
+    messages = run.complete(task_id, outcome, note, caller, now, catalog, details)
+    uow.runs.save(run)
+    publish(uow, messages)
     uow.commit()
     return run.task(task_id)
 
@@ -105,7 +109,9 @@ def complete_task(uow: WorkflowUnitOfWork, catalog: Catalog, task_id: str, outco
 def transfer_task(uow: WorkflowUnitOfWork, catalog: Catalog, task_id: str, to_agency: str, note: str | None,
                   caller: Caller, now: datetime) -> Task:
     run = _run_of_task(uow, task_id, caller)
-    publish(uow, run.transfer(task_id, to_agency, note, caller, now, catalog))
+    messages = run.transfer(task_id, to_agency, note, caller, now, catalog)
+    uow.runs.save(run)
+    publish(uow, messages)
     uow.commit()
     return run.task(task_id)
 
@@ -113,6 +119,7 @@ def transfer_task(uow: WorkflowUnitOfWork, catalog: Catalog, task_id: str, to_ag
 def claim_task(uow: WorkflowUnitOfWork, task_id: str, caller: Caller) -> Task:
     run = _run_of_task(uow, task_id, caller)
     run.claim(task_id, caller)
+    uow.runs.save(run)
     uow.commit()
     return run.task(task_id)
 
@@ -120,6 +127,7 @@ def claim_task(uow: WorkflowUnitOfWork, task_id: str, caller: Caller) -> Task:
 def assign_task(uow: WorkflowUnitOfWork, task_id: str, assignee: str | None, caller: Caller) -> Task:
     run = _run_of_task(uow, task_id, caller)
     run.assign(task_id, assignee, caller)
+    uow.runs.save(run)
     uow.commit()
     return run.task(task_id)
 
@@ -134,6 +142,7 @@ def detect_overdue(uow: WorkflowUnitOfWork, catalog: Catalog, now: datetime, bat
     while True:
         runs = uow.runs.overdue(cutoff, batch)
         messages = [message for run in runs for message in run.flag_overdue(now, catalog)]
+        uow.runs.save(*runs)
         publish(uow, messages)
         uow.commit()
         flagged.update(m.event_type for m in messages)

@@ -1,14 +1,14 @@
 """Workflow's own database: each dossier's run through its process, and the tasks (công việc) of its steps.
 
-The tables are mapped onto the plain classes of `process_run` (imperatively): the rules never import
-SQLAlchemy, and the same objects live in memory in the rule tests."""
+A run's row holds `process_run.ProcessRun`'s fields and a task's row `Task`'s, column for column; the
+repository reads and writes them with SQLAlchemy Core, so the rules never import SQLAlchemy and the same
+objects live in memory in the rule tests."""
 from __future__ import annotations
 
 from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, String, Table, Text
-from sqlalchemy.orm import DeclarativeBase, relationship
+from sqlalchemy.orm import DeclarativeBase
 
 from motcua.db import ServiceBase, UTCDateTime, reliability_tables
-from services.workflow.process_run import ProcessRun, Task
 
 
 class Base(ServiceBase, DeclarativeBase):
@@ -65,11 +65,3 @@ tasks = Table(
     # detect_overdue: open tasks not yet flagged, past their due date.
     Index("ix_tasks_sla", "status", "overdue_at", "due_at"),
 )
-
-Base.registry.map_imperatively(Task, tasks)
-# The tasks load when a rule first needs them, in their own statement after the run's row is locked, so
-# they are read as committed by whoever held the lock before (a join read in the locking statement
-# would see them as of before the wait, e.g. a parallel branch just closed still open).
-Base.registry.map_imperatively(ProcessRun, runs, properties={
-    "tasks": relationship(Task, order_by=[tasks.c.assigned_at, tasks.c.step_index], lazy="select"),
-})

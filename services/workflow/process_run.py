@@ -90,9 +90,8 @@ class Task:
         claim while nobody holds it; nothing once closed."""
         if not self.is_open:
             return []
-        actions = [a for a in process.steps[self.step_index].actions
-                   if a != "send_back" or send_back_targets(process, self.step_index)]
-        return actions + (["claim"] if self.assignee is None else [])
+        actions = list(process.actions_when_open(self.step_index))
+        return actions + ["claim"] if self.assignee is None else actions
 
     def readable_by(self, caller: Caller, tree: AgencyTree) -> bool:
         """Its agency's staff, the leaders and agency admins above it in `tree`, its agency's own system."""
@@ -103,16 +102,6 @@ class Task:
         """What every event about the task says of it."""
         return {"task_id": self.id, "dossier_code": self.dossier_code, "procedure_code": self.procedure_code,
                 "agency_code": self.agency_code, "step": self.step, "step_index": self.step_index}
-
-
-def send_back_targets(process: Process, index: int) -> list[int]:
-    """The earlier steps a step may send the dossier back to (trả lại bước trước): those before it in its
-    branch, and, from a branch's first step, the steps of the single-step stages before its stage."""
-    step = process.steps[index]
-    branch = process.branch_of(index).steps
-    targets = list(branch[:branch.index(index)])
-    targets += [i for stage in process.stages[:step.stage] if len(stage) == 1 for i in stage[0].steps]
-    return sorted(set(targets))
 
 
 @dataclass(eq=False)
@@ -464,7 +453,7 @@ class ProcessRun:
             "note": task.note, "timeliness": task.timeliness, "documents": documents or []})
 
     def _send_back_target(self, process: Process, task: Task, to_step: int | None) -> int:
-        targets = send_back_targets(process, task.step_index)
+        targets = process.send_back_targets(task.step_index)
         target = targets[-1] if to_step is None and targets else to_step
         if target not in targets:
             raise ValidationFailed(f"can be sent back to steps {targets}", field="to_step")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
@@ -102,6 +103,25 @@ class Process:
             ahead += max((sum((self.steps[i].allowance for i in b.steps if self.applies(i, form)), Decimal(0))
                           for b in stage if b.when is None or b.when.holds(form)), default=Decimal(0))
         return ahead
+
+    def send_back_targets(self, index: int) -> list[int]:
+        """The earlier steps step `index` may send the dossier back to (trả lại bước trước): those before it
+        in its branch, and, from a branch's first step, the steps of the single-step stages before its stage."""
+        branch = self.branch_of(index).steps
+        targets = list(branch[:branch.index(index)])
+        targets += [i for stage in self.stages[:self.steps[index].stage] if len(stage) == 1 for i in stage[0].steps]
+        return sorted(set(targets))
+
+    def actions_when_open(self, index: int) -> tuple[str, ...]:
+        """What an open task of step `index` offers: the step's actions, send back only where there is an
+        earlier step to go to."""
+        return self._actions_when_open[index]
+
+    @cached_property
+    def _actions_when_open(self) -> tuple[tuple[str, ...], ...]:
+        # Asked for every task of every inbox: worked out once per step.
+        return tuple(tuple(a for a in step.actions if a != "send_back" or self.send_back_targets(i))
+                     for i, step in enumerate(self.steps))
 
     def applies(self, index: int, form: dict) -> bool:
         """Step `index` is taken for this declaration (its `when`, if any, holds)."""

@@ -3,6 +3,7 @@ Each one statement, no lock, no write."""
 from __future__ import annotations
 
 from datetime import datetime, tzinfo
+from functools import cache
 
 from sqlalchemy import and_, bindparam, case, func, select
 from sqlalchemy.orm import Session
@@ -12,13 +13,16 @@ from motcua.calendar import overdue_before
 from motcua.contracts.rpc import OVERDUE
 from motcua.errors import Forbidden, NotFound
 from motcua.identity import STAFF_ROLES, Caller
-from services.workflow.models import Task
-from services.workflow.process_run import CANCELLED, DONE, OPEN, require_staff
+from motcua.sql import read_rows
+from services.workflow.models import tasks
+from services.workflow.process_run import CANCELLED, DONE, OPEN, Task, require_staff
+from services.workflow.repository import task_of
 
 # Built once (statement construction costs more than its cached compilation).
-_HISTORY = select(Task).where(Task.dossier_code == bindparam("code")).order_by(Task.assigned_at, Task.step_index)
-_HISTORY_OF_TASK = select(Task).where(Task.dossier_code == select(Task.dossier_code).where(
-    Task.id == bindparam("task_id")).scalar_subquery().correlate(None)).order_by(Task.assigned_at, Task.step_index)
+_IN_ORDER = (tasks.c.assigned_at, tasks.c.step_index)
+_HISTORY = select(tasks).where(tasks.c.dossier_code == bindparam("code")).order_by(*_IN_ORDER)
+_HISTORY_OF_TASK = select(tasks).where(tasks.c.dossier_code == select(tasks.c.dossier_code).where(
+    tasks.c.id == bindparam("task_id")).scalar_subquery().correlate(None)).order_by(*_IN_ORDER)
 
 
 def list_tasks(session: Session, caller: Caller, status: str, now: datetime, tz: tzinfo,
@@ -32,28 +36,40 @@ def list_tasks(session: Session, caller: Caller, status: str, now: datetime, tz:
     """
     caller.require(*STAFF_ROLES)
     scope = scope_of(caller, tree)
-    overdue = and_(Task.status == OPEN, Task.paused_at.is_(None), Task.due_at < overdue_before(now, tz))
-    query = select(Task).order_by(case((overdue, 0), else_=1), Task.due_at, Task.id)
-    if status == OVERDUE:
+    params = {"cutoff": overdue_before(now, tz), "status": status, "agencies": sorted(scope or ()), "role": role,
+              "assignee": caller.username if assignee == "me" else assignee}
+    by_status = status if status in (OVERDUE, "all") else "one"
+    by_assignee = None if assignee is None else "none" if assignee == "none" else "one"
+    query = _inbox(by_status, scope is not None, role is not None, by_assignee)
+    return [task_of(row) for row in read_rows(session, query, params)]
+
+
+@cache
+def _inbox(by_status: str, scoped: bool, by_role: bool, by_assignee: str | None):
+    """The statement of one shape of `list_tasks`' filters."""
+    overdue = and_(tasks.c.status == OPEN, tasks.c.paused_at.is_(None),
+                   tasks.c.due_at < bindparam("cutoff", type_=tasks.c.due_at.type))
+    query = select(tasks).order_by(case((overdue, 0), else_=1), tasks.c.due_at, tasks.c.id)
+    if by_status == OVERDUE:
         query = query.where(overdue)
-    elif status != "all":
-        query = query.where(Task.status == status)
-    if scope is not None:
-        query = query.where(Task.agency_code.in_(sorted(scope)))
-    if role is not None:
-        query = query.where(Task.role == role)
-    if assignee == "none":
-        query = query.where(Task.assignee.is_(None))
-    elif assignee is not None:
-        query = query.where(Task.assignee == (caller.username if assignee == "me" else assignee))
-    return list(session.scalars(query))
+    elif by_status == "one":
+        query = query.where(tasks.c.status == bindparam("status"))
+    if scoped:
+        query = query.where(tasks.c.agency_code.in_(bindparam("agencies", expanding=True)))
+    if by_role:
+        query = query.where(tasks.c.role == bindparam("role"))
+    if by_assignee == "none":
+        query = query.where(tasks.c.assignee.is_(None))
+    elif by_assignee == "one":
+        query = query.where(tasks.c.assignee == bindparam("assignee"))
+    return query
 
 
 def task_with_history(session: Session, task_id: str, caller: Caller, tree: AgencyTree) -> tuple[Task, list[Task]]:
     """A task the caller may read (own agency; a leader's sub-agencies too) and its dossier's hand-overs,
     read together."""
     require_staff(caller)
-    history = list(session.scalars(_HISTORY_OF_TASK, {"task_id": str(task_id)}))
+    history = [task_of(row) for row in read_rows(session, _HISTORY_OF_TASK, {"task_id": str(task_id)})]
     task = next((t for t in history if t.id == str(task_id)), None)
     if task is None:
         raise NotFound(f"no task {task_id}")
@@ -64,17 +80,17 @@ def task_with_history(session: Session, task_id: str, caller: Caller, tree: Agen
 
 def dossier_history(session: Session, dossier_code: str) -> list[Task]:
     """Every hand-over of a dossier in order (the process control sheet, phiếu kiểm soát quá trình)."""
-    return list(session.scalars(_HISTORY, {"code": dossier_code}))
+    return [task_of(row) for row in read_rows(session, _HISTORY, {"code": dossier_code})]
 
 
 def open_tasks_by_agency(session: Session, overdue_cutoff: datetime | None = None) -> dict[tuple, float]:
     """Open tasks per agency; with `overdue_cutoff` (from `overdue_before`), only the overdue ones."""
-    query = select(Task.agency_code, func.count()).where(Task.status == OPEN).group_by(Task.agency_code)
+    query = select(tasks.c.agency_code, func.count()).where(tasks.c.status == OPEN).group_by(tasks.c.agency_code)
     if overdue_cutoff is not None:
-        query = query.where(Task.paused_at.is_(None), Task.due_at < overdue_cutoff)
+        query = query.where(tasks.c.paused_at.is_(None), tasks.c.due_at < overdue_cutoff)
     return {(agency,): count for agency, count in session.execute(query)}
 
 
 def tasks_by_status(session: Session) -> dict[tuple, float]:
-    counts = dict(session.execute(select(Task.status, func.count()).group_by(Task.status)).all())
+    counts = dict(session.execute(select(tasks.c.status, func.count()).group_by(tasks.c.status)).all())
     return {(status,): counts.get(status, 0) for status in (OPEN, DONE, CANCELLED)}

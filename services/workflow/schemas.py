@@ -1,57 +1,49 @@
 """Workflow's RPC answers, times in the province's time zone (its inputs are motcua.contracts.rpc's)."""
 from __future__ import annotations
 
-from datetime import datetime, tzinfo
+from datetime import datetime
 
 from marshmallow import fields
 
 from motcua.calendar import local_iso, overdue_before
-from motcua.contracts.views import ConditionViewV1, ProcessViewV1, StepViewV1, TaskViewV1
-from services.workflow.process_run import ESCALATION_ROLE
+from motcua.contracts.views import ConditionViewV1, ProcessViewV1, StepViewV1
+from services.workflow.process_run import ESCALATION_ROLE, Task
 from services.workflow.processes import Catalog
 
 
-class _LocalDateTime(fields.Field):
-    """An aware datetime as ISO 8601 with the offset of the schema's time zone."""
+class TaskViews:
+    """Tasks as `TaskViewV1` answers them, built directly (a test holds them equal to the contract's dump):
+    times in the province's time zone, `overdue` and `escalated_to` as of `now`, the actions open now and
+    the agencies a transfer may go to, both from the task's process."""
 
-    def _serialize(self, value, attr, obj, **kwargs):
-        return local_iso(value, self.root.tz)
-
-
-class TaskOut(TaskViewV1):
-    """A task, times in `tz` (the province's); `overdue` and `escalated_to` as of `now`."""
-
-    assigned_at = _LocalDateTime()
-    due_at = _LocalDateTime()
-    completed_at = _LocalDateTime()
-    overdue = fields.Method("_overdue")
-    escalated_to = fields.Method("_escalated_to")
-    actions = fields.Method("_actions")
-    transfer_to = fields.Method("_transfer_to")
-
-    def __init__(self, tz: tzinfo, now: datetime, catalog: Catalog, **kwargs):
-        super().__init__(**kwargs)
-        self.tz = tz
-        self.overdue_cutoff = overdue_before(now, tz)
+    def __init__(self, catalog: Catalog, now: datetime):
         self.catalog = catalog
+        self.tz = catalog.calendar.tz
+        self.overdue_cutoff = overdue_before(now, self.tz)
 
-    def _actions(self, task) -> list[str]:
-        return task.allowed_actions(self.catalog.process(task.procedure_code))
+    def task(self, task: Task) -> dict:
+        process = self.catalog.process(task.procedure_code)
+        overdue = task.is_overdue(self.overdue_cutoff)
+        return {**self.hand_over(task), "dossier_code": task.dossier_code, "procedure_code": task.procedure_code,
+                "assignee": task.assignee, "overdue": overdue, "escalated_to": ESCALATION_ROLE if overdue else None,
+                "actions": task.allowed_actions(process),
+                "transfer_to": list(process.steps[task.step_index].transfer_to)}
 
-    def _transfer_to(self, task) -> list[str]:
-        return list(self.catalog.process(task.procedure_code).steps[task.step_index].transfer_to)
+    def tasks(self, tasks: list[Task]) -> list[dict]:
+        return [self.task(task) for task in tasks]
 
-    def _overdue(self, task) -> bool:
-        return task.is_overdue(self.overdue_cutoff)
+    def hand_over(self, task: Task) -> dict:
+        """One hand-over of a dossier: a line of the process control sheet (phiếu kiểm soát quá trình)."""
+        tz = self.tz
+        return {"id": task.id, "step": task.step, "step_index": task.step_index, "agency_code": task.agency_code,
+                "from_agency_code": task.from_agency_code, "role": task.role, "status": task.status,
+                "assigned_at": local_iso(task.assigned_at, tz), "due_at": local_iso(task.due_at, tz),
+                "completed_at": local_iso(task.completed_at, tz), "completed_by": task.completed_by,
+                "outcome": task.outcome, "note": task.note, "timeliness": task.timeliness,
+                "documents": task.documents}
 
-    def _escalated_to(self, task) -> str | None:
-        return ESCALATION_ROLE if task.is_overdue(self.overdue_cutoff) else None
-
-
-# One hand-over of a dossier: a line of the process control sheet (phiếu kiểm soát quá trình).
-HAND_OVER_FIELDS = ("id", "step", "step_index", "agency_code", "from_agency_code", "role", "status",
-                    "assigned_at", "due_at", "completed_at", "completed_by", "outcome", "note", "timeliness",
-                    "documents")
+    def hand_overs(self, tasks: list[Task]) -> list[dict]:
+        return [self.hand_over(task) for task in tasks]
 
 
 class _StepOut(StepViewV1):

@@ -16,7 +16,14 @@ from services.workflow import handlers, queries
 from services.workflow.dependencies import Clock, ProcessCatalog, WorkflowMetrics, sla_timer
 from services.workflow.models import Base
 from services.workflow.repository import WorkflowUnitOfWork
-from services.workflow.schemas import HAND_OVER_FIELDS, ProcessOut, TaskOut
+from services.workflow.schemas import ProcessOut, TaskViews
+
+# Payload schemas, built once: they keep no state between loads, and building one costs more than a load.
+ASSIGN_TASK = AssignTaskV1()
+COMPLETE_TASK = CompleteTaskV1()
+TASK_ID = TaskIdV1()
+TASK_QUERY = TaskQueryV1()
+TRANSFER_TASK = TransferTaskV1()
 
 ON_DOSSIER_RECEIVED = "workflow.on_dossier_received"
 ON_SUPPLEMENT_REQUESTED = "workflow.on_supplement_requested"
@@ -73,12 +80,12 @@ class WorkflowService:
     def check_deadlines(self):
         handlers.detect_overdue(self.db, self.catalog, self.clock())
 
-    def _out(self, **kwargs) -> TaskOut:
-        return TaskOut(self.catalog.calendar.tz, self.clock(), self.catalog, **kwargs)
+    def _views(self) -> TaskViews:
+        return TaskViews(self.catalog, self.clock())
 
     def _caller_and_task(self, caller_token, task_id):
         caller = verify_token(caller_token, self.config["SECRET"])
-        return caller, load_valid(TaskIdV1(), {"task_id": task_id})["task_id"]
+        return caller, load_valid(TASK_ID, {"task_id": task_id})["task_id"]
 
     @rpc
     @audit_refusals
@@ -86,49 +93,50 @@ class WorkflowService:
         """`details`: `items` (request_supplement), `amount_vnd` (require_payment), `to_step` (send_back),
         `documents` (references intake stored)."""
         caller, task_id = self._caller_and_task(caller_token, task_id)
-        args = load_valid(CompleteTaskV1(), {**(details or {}), "outcome": outcome, "note": note})
+        args = load_valid(COMPLETE_TASK, {**(details or {}), "outcome": outcome, "note": note})
         task = handlers.complete_task(self.db, self.catalog, task_id, args.pop("outcome"), args.pop("note"),
                                       caller, self.clock(), details=args)
-        return self._out().dump(task)
+        return self._views().task(task)
 
     @rpc
     @audit_refusals
     def claim_task(self, task_id, caller_token):
         caller, task_id = self._caller_and_task(caller_token, task_id)
-        return self._out().dump(handlers.claim_task(self.db, task_id, caller))
+        return self._views().task(handlers.claim_task(self.db, task_id, caller))
 
     @rpc
     @audit_refusals
     def assign_task(self, task_id, assignee, caller_token):
         caller, task_id = self._caller_and_task(caller_token, task_id)
-        args = load_valid(AssignTaskV1(), {"assignee": assignee})
-        return self._out().dump(handlers.assign_task(self.db, task_id, args["assignee"], caller))
+        args = load_valid(ASSIGN_TASK, {"assignee": assignee})
+        return self._views().task(handlers.assign_task(self.db, task_id, args["assignee"], caller))
 
     @rpc
     @audit_refusals
     def transfer_task(self, task_id, agency_code, note, caller_token):
         caller, task_id = self._caller_and_task(caller_token, task_id)
-        args = load_valid(TransferTaskV1(), {"agency_code": agency_code, "note": note})
+        args = load_valid(TRANSFER_TASK, {"agency_code": agency_code, "note": note})
         task = handlers.transfer_task(self.db, self.catalog, task_id, args["agency_code"], args["note"],
                                       caller, self.clock())
-        return self._out().dump(task)
+        return self._views().task(task)
 
     @rpc
     @audit_refusals
     def list_tasks(self, caller_token, status="open", role=None, assignee=None):
         caller = verify_token(caller_token, self.config["SECRET"])
-        query = load_valid(TaskQueryV1(), {"status": status, "role": role, "assignee": assignee})
-        tasks = queries.list_tasks(self.db.session, caller, query["status"], self.clock(),
-                                   self.catalog.calendar.tz, self.catalog.tree, role=query["role"],
-                                   assignee=query["assignee"])
-        return self._out(many=True).dump(tasks)
+        query = load_valid(TASK_QUERY, {"status": status, "role": role, "assignee": assignee})
+        now = self.clock()
+        tasks = queries.list_tasks(self.db.session, caller, query["status"], now, self.catalog.calendar.tz,
+                                   self.catalog.tree, role=query["role"], assignee=query["assignee"])
+        return TaskViews(self.catalog, now).tasks(tasks)
 
     @rpc
     @audit_refusals
     def get_task(self, task_id, caller_token):
         caller = verify_token(caller_token, self.config["SECRET"])
         task, history = queries.task_with_history(self.db.session, task_id, caller, self.catalog.tree)
-        return {**self._out().dump(task), "history": self._out(many=True, only=HAND_OVER_FIELDS).dump(history)}
+        views = self._views()
+        return {**views.task(task), "history": views.hand_overs(history)}
 
     @rpc
     def get_process(self, procedure_code):
@@ -137,7 +145,7 @@ class WorkflowService:
     @rpc
     def dossier_history(self, dossier_code):
         history = queries.dossier_history(self.db.session, dossier_code)
-        return self._out(many=True, only=HAND_OVER_FIELDS).dump(history)
+        return self._views().hand_overs(history)
 
     @rpc
     def health(self):

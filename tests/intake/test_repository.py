@@ -19,14 +19,18 @@ from tests.intake.test_dossiers import LAND_OFFICE, MONDAY_9AM, RECEPTIONIST, ou
 PDF = {"key": "don_de_nghi", "filename": "don.pdf", "content_base64": "JVBERi0xLjQKJSVFT0YK"}
 
 
-@pytest.fixture
-def statements(engine):
-    """The SQL statements the engine runs, as their first words."""
+def statements_of(engine):
+    """The SQL statements the engine runs while the fixture lasts, as their first words."""
     seen = []
     listener = lambda conn, cursor, statement, *_: seen.append(" ".join(statement.split()[:3]))  # noqa: E731
     event.listen(engine, "before_cursor_execute", listener)
     yield seen
     event.remove(engine, "before_cursor_execute", listener)
+
+
+@pytest.fixture
+def statements(engine):
+    yield from statements_of(engine)
 
 
 def fresh(engine) -> IntakeUnitOfWork:

@@ -24,3 +24,25 @@ def test_roles_are_checked_per_agency_and_admins_pass():
     with pytest.raises(Forbidden):
         receptionist.require("receptionist", agency_code=TAX)
     Caller("admin", None, ("admin",)).require("leader", agency_code=TAX)
+
+
+def test_a_verified_token_is_kept_for_its_lifetime_only(monkeypatch):
+    """verify_token keeps what it verified (by secret and token) until the token expires, then refuses it
+    as PyJWT would; another secret verifies afresh."""
+    import time
+    from datetime import timedelta
+
+    from motcua.errors import Unauthorized
+    from motcua.identity import issue_token, verify_token
+
+    secret = "identity-test-secret-of-at-least-32-bytes"
+    caller = Caller("leader@X", TAX, ("leader",))
+    token = issue_token(caller, secret, timedelta(minutes=5))
+    assert verify_token(token, secret) == caller
+    assert verify_token(token, secret) is verify_token(token, secret)
+    with pytest.raises(Unauthorized, match="invalid"):
+        verify_token(token, "another-secret-of-at-least-32-bytes!!")
+    later = time.time() + 301
+    monkeypatch.setattr(time, "time", lambda: later)
+    with pytest.raises(Unauthorized, match="expired"):
+        verify_token(token, secret)

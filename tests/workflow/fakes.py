@@ -18,8 +18,14 @@ class FakeRunRepository:
     def with_task(self, task_id: str) -> ProcessRun | None:
         return next((run for run in self.runs.values() if any(t.id == task_id for t in run.tasks)), None)
 
+    def exists(self, dossier_code: str) -> bool:
+        return dossier_code in self.runs
+
     def add(self, run: ProcessRun) -> None:
         self.runs[run.dossier_code] = run
+
+    def save(self, *runs: ProcessRun) -> None:
+        """The runs held here are the objects the rules changed: nothing to write."""
 
     def overdue(self, cutoff: datetime, limit: int) -> list[ProcessRun]:
         return [run for run in self.runs.values() if run.needs_flagging(cutoff)][:limit]

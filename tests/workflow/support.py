@@ -4,9 +4,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
+
 from motcua.config import ROOT
 from motcua.contracts import make_event, parse_event
 from motcua.identity import Caller, issue_token
+from services.workflow.models import runs, tasks
+from services.workflow.process_run import ProcessRun, Task
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 CATALOG_DIR = ROOT / "deploy" / "catalog"
@@ -97,3 +101,16 @@ def payment_received(code: str, paid_at: datetime, due_at: datetime | None = Non
 def at(day: int, hour: int, minute: int = 0) -> datetime:
     """A local time in March 2026 (2 March is a Monday)."""
     return datetime(2026, 3, day, hour, minute, tzinfo=TZ)
+
+
+def stored_tasks(session, **equals) -> list[Task]:
+    """Tasks as stored, in the order they were assigned; with `equals`, those whose columns hold these values."""
+    query = (select(tasks).where(*(tasks.c[name] == value for name, value in equals.items()))
+             .order_by(tasks.c.assigned_at, tasks.c.step_index))
+    return [Task(**row._mapping) for row in session.execute(query)]
+
+
+def stored_run(session, dossier_code: str) -> ProcessRun | None:
+    """A run as stored, with its tasks."""
+    row = session.execute(select(runs).where(runs.c.dossier_code == dossier_code)).first()
+    return None if row is None else ProcessRun(**row._mapping, tasks=stored_tasks(session, dossier_code=dossier_code))

@@ -17,6 +17,8 @@ from tests.workflow.support import (
     received,
     rescheduled,
     staff,
+    stored_run,
+    stored_tasks,
     supplement_requested,
     supplemented,
     token,
@@ -36,11 +38,12 @@ def event_count(uow) -> int:
 
 
 def run_of(uow) -> ProcessRun:
-    return uow.session.get(ProcessRun, CODE)
+    return stored_run(uow.session, CODE)
 
 
 def task_of(uow) -> Task:
-    return uow.session.scalars(select(Task).where(Task.dossier_code == CODE)).one()
+    [task] = stored_tasks(uow.session, dossier_code=CODE)
+    return task
 
 
 def overdue_inbox(service) -> list[dict]:
@@ -92,11 +95,12 @@ def test_a_step_assigned_while_paused_waits_too(service, clock, uow, catalog):
     service.on_supplement_requested(supplement_requested(CODE, at(3, 9)))
     clock.now = at(4, 9)
     service.complete_task(task_of(uow).id, "approve", None, token(staff(LAND_OFFICE)))
-    [step] = uow.session.scalars(select(Task).where(Task.status == "open")).all()
+    [step] = stored_tasks(uow.session, status="open")
     assert step.paused_at == at(4, 9)  # paused from its assignment, not from the request
     due = step.due_at
     clock.now = at(6, 9)
     service.on_dossier_supplemented(supplemented(CODE, at(6, 9)))
+    [step] = stored_tasks(uow.session, id=step.id)
     # Wednesday 9:00 to Friday 9:00: two working days.
     assert step.due_at == catalog.calendar.add_working_time(due, 2 * (at(2, 17) - at(2, 9)))
     assert step.paused_at is None
@@ -152,4 +156,4 @@ def test_a_withdrawal_stops_the_process_and_cancels_its_open_steps_silently(serv
 ])
 def test_a_dossier_never_routed_here_is_ignored(service, uow, handler, event):
     getattr(service, handler)(event)
-    assert run_of(uow) is None and uow.session.scalars(select(Task)).all() == []
+    assert run_of(uow) is None and stored_tasks(uow.session) == []

@@ -127,3 +127,30 @@ def test_task_gauges_are_read_from_the_database_at_scrape(db_url, service, clock
     assert 'motcua_tasks_by_status{status="open"} 1.0' in text
     assert 'motcua_tasks_by_status{status="done"} 0.0' in text
     assert f'motcua_tasks_overdue{{agency_code="{LAND_OFFICE}"}} 1.0' in text
+
+
+def test_task_answers_are_exactly_the_contracts_task_view(service, clock):
+    """Workflow builds its task answers in the shape of motcua.contracts.views.TaskViewV1 (OpenAPI documents
+    it), directly rather than through a dump: every field, nothing more, each value as the contract dumps it."""
+    from motcua.contracts.views import TaskViewV1
+
+    service.on_dossier_received(received())
+    officer = staff(LAND_OFFICE)
+    [open_task] = service.list_tasks(token(officer))
+    clock.now += timedelta(days=30)  # overdue now: escalated
+    [late] = service.list_tasks(token(officer))
+    done = service.complete_task(late["id"], "approve", "xong", token(officer),
+                                 details={"documents": []})
+    detail = service.get_task(done["id"], token(officer))
+    # A hand-over (a line of the process control sheet): who had the step, when, and how it ended.
+    hand_over_fields = {"id", "step", "step_index", "agency_code", "from_agency_code", "role", "status", "assigned_at",
+                        "due_at", "completed_at", "completed_by", "outcome", "note", "timeliness", "documents"}
+    for built in (open_task, late, done, {k: v for k, v in detail.items() if k != "history"}):
+        assert set(built) == set(TaskViewV1().fields)
+        assert TaskViewV1().dump(built) == built
+    for built in detail["history"] + service.dossier_history(done["dossier_code"]):
+        assert set(built) == hand_over_fields
+        assert TaskViewV1(only=hand_over_fields).dump(built) == built
+    assert (open_task["overdue"], open_task["escalated_to"], open_task["actions"][-1]) == (False, None, "claim")
+    assert (late["overdue"], late["escalated_to"]) == (True, "leader")
+    assert (done["actions"], done["overdue"], done["timeliness"]) == ([], False, "late")

@@ -16,8 +16,7 @@ from sqlalchemy.orm import sessionmaker
 from motcua.db import make_engine, utcnow
 from services.workflow import handlers, queries
 from services.workflow.dependencies import Clock as ClockProvider
-from services.workflow.models import Base, outbox
-from services.workflow.process_run import ProcessRun, Task
+from services.workflow.models import Base, outbox, runs as run_rows, tasks as task_rows
 from services.workflow.repository import WorkflowUnitOfWork
 from services.workflow.service import WorkflowService
 from tests.workflow.support import (
@@ -31,6 +30,8 @@ from tests.workflow.support import (
     TZ,
     received,
     staff,
+    stored_run,
+    stored_tasks,
     token,
 )
 
@@ -63,7 +64,7 @@ def emitted(session, event_type: str) -> list[dict]:
 
 def test_a_late_step_and_its_dossier_are_flagged_and_announced_once(uow, catalog):
     start(uow, catalog, 1)
-    task = uow.session.scalars(select(Task)).one()
+    [task] = stored_tasks(uow.session)
     assert task.due_at == at(4, 17)
 
     detected_at = at(5, 0, 1)
@@ -77,8 +78,8 @@ def test_a_late_step_and_its_dossier_are_flagged_and_announced_once(uow, catalog
     [late] = emitted(uow.session, "dossier_overdue")
     assert (late["dossier_code"], late["agency_code"], late["current_agency_code"]) == (code(1), COMMUNE, LAND_OFFICE)
     assert datetime.fromisoformat(late["due_at"]) == at(4, 17)
-    assert task.overdue_at == detected_at
-    assert uow.session.get(ProcessRun, code(1)).overdue_at == detected_at
+    assert stored_tasks(uow.session, id=task.id)[0].overdue_at == detected_at
+    assert stored_run(uow.session, code(1)).overdue_at == detected_at
 
     assert handlers.detect_overdue(uow, catalog, at(6, 9)) == (0, 0)  # the next checks announce nothing again
     assert len(emitted(uow.session, "task_overdue")) == len(emitted(uow.session, "dossier_overdue")) == 1
@@ -86,7 +87,7 @@ def test_a_late_step_and_its_dossier_are_flagged_and_announced_once(uow, catalog
 
 def test_a_completed_step_or_finished_dossier_is_never_flagged(uow, catalog):
     start(uow, catalog, 1, due_at=at(4, 17))
-    task = uow.session.scalars(select(Task)).one()
+    [task] = stored_tasks(uow.session)
     handlers.complete_task(uow, catalog, task.id, "approve", None, staff(LAND_OFFICE), at(4, 10))
     # The next step opens Wednesday, capped at the same dossier due date: overdue on Thursday.
     assert handlers.detect_overdue(uow, catalog, at(6, 9)) == (1, 1)
@@ -95,7 +96,7 @@ def test_a_completed_step_or_finished_dossier_is_never_flagged(uow, catalog):
 
     start(uow, catalog, 2, due_at=at(20, 17))
     for officer in (staff(LAND_OFFICE), staff(LAND_DEPT, "leader"), staff(COMMUNE)):
-        current = uow.session.scalars(select(Task).where(Task.dossier_code == code(2), Task.status == "open")).one()
+        [current] = stored_tasks(uow.session, dossier_code=code(2), status="open")
         handlers.complete_task(uow, catalog, current.id, "approve", None, officer, at(10, 9))
     assert handlers.detect_overdue(uow, catalog, at(31, 9)) == (0, 0)  # dossier 2 finished before its due date
     assert {t["dossier_code"] for t in emitted(uow.session, "task_overdue")} == {code(1)}
@@ -204,8 +205,8 @@ def test_two_instances_checking_at_once_announce_each_breach_once(pg_urls, catal
 
         # Reset the flags and the announcements, then two instances race over the whole backlog.
         with sessions() as session, session.begin():
-            session.execute(update(Task).values(overdue_at=None))
-            session.execute(update(ProcessRun).values(overdue_at=None))
+            session.execute(update(task_rows).values(overdue_at=None))
+            session.execute(update(run_rows).values(overdue_at=None))
             session.execute(outbox.delete())
         results: list[tuple[int, int]] = []
         barrier = threading.Barrier(2)

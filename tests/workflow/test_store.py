@@ -16,8 +16,8 @@ from motcua.calendar import overdue_before
 from motcua.db import make_engine
 from motcua.errors import Forbidden, NotFound
 from services.workflow import handlers, queries
-from services.workflow.models import Base, inbox, outbox
-from services.workflow.process_run import ProcessRun, Task
+from services.workflow.models import Base, inbox, outbox, runs
+from services.workflow.process_run import Task
 from services.workflow.repository import WorkflowUnitOfWork
 from tests.infra import wait_for
 from tests.workflow.support import (
@@ -32,6 +32,8 @@ from tests.workflow.support import (
     received,
     rescheduled,
     staff,
+    stored_run,
+    stored_tasks,
     supplement_requested,
     withdrawn,
 )
@@ -51,7 +53,8 @@ def start(uow, catalog, event, now=MONDAY) -> bool:
 
 
 def open_task(uow) -> Task:
-    return uow.session.scalars(select(Task).where(Task.status == "open")).one()
+    [task] = stored_tasks(uow.session, status="open")
+    return task
 
 
 def test_a_received_dossier_gets_its_first_step_with_a_working_day_due_date(uow, catalog):
@@ -79,7 +82,7 @@ def test_a_repeated_or_reordered_dossier_received_does_nothing(uow, catalog):
     assert start(uow, catalog, event)
     assert not start(uow, catalog, event)  # the same delivery again: the inbox absorbs it
     assert start(uow, catalog, received(received_at=MONDAY + timedelta(hours=1)))  # re-sent with a new id
-    assert uow.session.scalars(select(Task)).all() == [open_task(uow)]
+    assert [task.id for task in stored_tasks(uow.session)] == [open_task(uow).id]
     assert len(events(uow)) == 2
 
 
@@ -88,7 +91,7 @@ def test_an_unknown_procedure_is_refused_so_the_message_is_parked(uow, catalog):
     with pytest.raises(NotFound, match="9.999999"):
         start(uow, catalog, event)
     uow.session.rollback()  # as the worker teardown does
-    assert uow.session.scalars(select(ProcessRun)).all() == []
+    assert stored_tasks(uow.session) == [] and uow.session.execute(select(runs)).all() == []
     assert uow.session.execute(select(inbox)).all() == []  # not marked applied: a replay will retry it
     assert events(uow) == []
 
@@ -143,7 +146,7 @@ def test_the_run_its_tasks_and_versions_are_stored(uow, catalog, db_url):
     start(uow, catalog, received(dossier_version=2))
     handlers.complete_task(uow, catalog, open_task(uow).id, "approve", None, staff(LAND_OFFICE), at(3, 9))
     with sessionmaker(bind=make_engine(db_url))() as session:  # read back, not from this session's memory
-        run = session.get(ProcessRun, received().data["code"])
+        run = stored_run(session, received().data["code"])
         assert (run.status, run.version, run.dossier_version, run.dossier_due_at) == ("running", 3, 2, MONDAY + timedelta(days=30))
         assert [(t.step_index, t.status, t.completed_at) for t in run.tasks] == [(0, "done", at(3, 9)), (1, "open", None)]
     versions = [(e.event_type, e.payload["data"]["run_version"]) for e in events(uow) if e.exchange is None]
@@ -166,7 +169,7 @@ def test_several_events_apply_in_one_transaction_one_after_another(uow, catalog,
         apply(uow, event)
     uow.commit()
     with sessionmaker(bind=make_engine(db_url))() as session:
-        paused, gone = session.get(ProcessRun, first), session.get(ProcessRun, second)
+        paused, gone = stored_run(session, first), stored_run(session, second)
         assert (paused.status, paused.paused_at, paused.dossier_due_at, paused.dossier_version) == (
             "paused", at(2, 10), at(20, 17), 4)
         assert [(t.status, t.paused_at) for t in paused.tasks] == [("open", at(2, 10))]
@@ -187,7 +190,7 @@ def test_two_officers_closing_the_last_two_branches_at_once_open_the_next_stage_
     try:
         seed = unit()
         start(seed, catalog, received(procedure_code=NEWBORN))
-        justice, police, insurance = sorted(seed.session.scalars(select(Task)), key=lambda t: t.step_index)
+        justice, police, insurance = sorted(stored_tasks(seed.session), key=lambda t: t.step_index)
         handlers.complete_task(seed, catalog, justice.id, "approve", None, staff(COMMUNE), at(2, 10))
         seed.close()
 
@@ -210,14 +213,16 @@ def test_two_officers_closing_the_last_two_branches_at_once_open_the_next_stage_
             assert wait_for(lambda: watcher.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar(),
                             timeout=10)
         assert not second_done.is_set()
-        handlers.publish(first, run.complete(police.id, "approve", None, staff(police.agency_code), at(2, 11), catalog))
+        messages = run.complete(police.id, "approve", None, staff(police.agency_code), at(2, 11), catalog)
+        first.runs.save(run)
+        handlers.publish(first, messages)
         first.commit()
         first.close()
         thread.join(10)
         eventlet.sleep(0)
         with sessions() as session:
-            tasks = sorted(session.scalars(select(Task)), key=lambda t: t.step_index)
+            tasks = sorted(stored_tasks(session), key=lambda t: t.step_index)
             assert [(t.step_index, t.status) for t in tasks] == [(0, "done"), (1, "done"), (2, "done"), (3, "open")]
-            assert session.get(ProcessRun, justice.dossier_code).version == 7  # 3 assigned, 3 completed, the last stage assigned
+            assert stored_run(session, justice.dossier_code).version == 7  # 3 assigned, 3 completed, the last stage assigned
     finally:
         engine.dispose()

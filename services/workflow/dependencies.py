@@ -16,7 +16,7 @@ from motcua.db import Database, utcnow
 from motcua.metrics import Metrics
 from motcua.worker import task_queue
 from services.workflow import queries
-from services.workflow.processes import load_catalog
+from services.workflow.processes import load_processes
 
 
 class ProcessCatalog(DependencyProvider):
@@ -24,7 +24,7 @@ class ProcessCatalog(DependencyProvider):
 
     def setup(self):
         config = self.container.config
-        self.catalog = load_catalog(Path(config["CATALOG_DIR"]), config["TIME_ZONE"])
+        self.catalog = load_processes(Path(config["CATALOG_DIR"]), config["TIME_ZONE"])
 
     def start(self):
         # Durable queues for agencies whose systems take steps: a task routed before their worker

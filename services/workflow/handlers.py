@@ -14,7 +14,7 @@ from motcua.errors import NotFound
 from motcua.identity import Caller
 from motcua.worker import TASKS_EXCHANGE
 from services.workflow.process_run import Message, ProcessRun, Task, require_staff
-from services.workflow.processes import Catalog
+from services.workflow.processes import Processes
 from services.workflow.repository import WorkflowUnitOfWork
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ def publish(uow: WorkflowUnitOfWork, messages: list[Message]) -> None:
 
 # -- intake's events ---------------------------------------------------------------------------------
 
-def start_process(uow: WorkflowUnitOfWork, event: Event, catalog: Catalog, now: datetime) -> None:
+def start_process(uow: WorkflowUnitOfWork, event: Event, catalog: Processes, now: datetime) -> None:
     """On `dossier_received`: open the first stage's tasks, unless this dossier's process already exists.
     An unknown procedure raises, so the message is parked in the dead-letter queue until processes.yaml
     is fixed and the message replayed, rather than the dossier silently going nowhere."""
@@ -58,19 +58,19 @@ def _apply_to_run(uow: WorkflowUnitOfWork, event: Event, change: Callable[[Proce
         publish(uow, messages)
 
 
-def pause_process(uow: WorkflowUnitOfWork, event: Event, catalog: Catalog, now: datetime) -> None:
+def pause_process(uow: WorkflowUnitOfWork, event: Event, catalog: Processes, now: datetime) -> None:
     data = event.data
     _apply_to_run(uow, event, lambda run: run.pause_for_supplement(
         data["requested_at"], data["due_at"], catalog.calendar.tz, now, data["dossier_version"]))
 
 
-def resume_process(uow: WorkflowUnitOfWork, event: Event, catalog: Catalog, now: datetime) -> None:
+def resume_process(uow: WorkflowUnitOfWork, event: Event, catalog: Processes, now: datetime) -> None:
     data = event.data
     _apply_to_run(uow, event, lambda run: run.resume_after_supplement(
         data["supplemented_at"], data["due_at"], catalog.calendar, now, data["dossier_version"]))
 
 
-def reschedule_process(uow: WorkflowUnitOfWork, event: Event, catalog: Catalog, now: datetime) -> None:
+def reschedule_process(uow: WorkflowUnitOfWork, event: Event, catalog: Processes, now: datetime) -> None:
     data = event.data
     _apply_to_run(uow, event, lambda run: run.reschedule(data["new_due_at"], catalog.calendar.tz, now,
                                                          data["dossier_version"]))
@@ -80,7 +80,7 @@ def stop_process(uow: WorkflowUnitOfWork, event: Event) -> None:
     _apply_to_run(uow, event, ProcessRun.stop)
 
 
-def resume_after_payment(uow: WorkflowUnitOfWork, event: Event, catalog: Catalog, now: datetime) -> None:
+def resume_after_payment(uow: WorkflowUnitOfWork, event: Event, catalog: Processes, now: datetime) -> None:
     data = event.data
     _apply_to_run(uow, event, lambda run: run.resume_after_payment(data["due_at"], catalog, now,
                                                                    data["dossier_version"]))
@@ -96,7 +96,7 @@ def _run_of_task(uow: WorkflowUnitOfWork, task_id: str, caller: Caller) -> Proce
     return run
 
 
-def complete_task(uow: WorkflowUnitOfWork, catalog: Catalog, task_id: str, outcome: str, note: str | None,
+def complete_task(uow: WorkflowUnitOfWork, catalog: Processes, task_id: str, outcome: str, note: str | None,
                   caller: Caller, now: datetime, details: dict | None = None) -> Task:
     run = _run_of_task(uow, task_id, caller)
     messages = run.complete(task_id, outcome, note, caller, now, catalog, details)
@@ -106,7 +106,7 @@ def complete_task(uow: WorkflowUnitOfWork, catalog: Catalog, task_id: str, outco
     return run.task(task_id)
 
 
-def transfer_task(uow: WorkflowUnitOfWork, catalog: Catalog, task_id: str, to_agency: str, note: str | None,
+def transfer_task(uow: WorkflowUnitOfWork, catalog: Processes, task_id: str, to_agency: str, note: str | None,
                   caller: Caller, now: datetime) -> Task:
     run = _run_of_task(uow, task_id, caller)
     messages = run.transfer(task_id, to_agency, note, caller, now, catalog)
@@ -134,7 +134,7 @@ def assign_task(uow: WorkflowUnitOfWork, task_id: str, assignee: str | None, cal
 
 # -- the SLA check -----------------------------------------------------------------------------------
 
-def detect_overdue(uow: WorkflowUnitOfWork, catalog: Catalog, now: datetime, batch: int = SLA_BATCH) -> tuple[int, int]:
+def detect_overdue(uow: WorkflowUnitOfWork, catalog: Processes, now: datetime, batch: int = SLA_BATCH) -> tuple[int, int]:
     """Flag what is newly overdue (`ProcessRun.flag_overdue`), `batch` runs of each kind per transaction,
     until none is left. Returns (tasks flagged, dossiers flagged)."""
     cutoff = overdue_before(now, catalog.calendar.tz)

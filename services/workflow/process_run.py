@@ -17,7 +17,7 @@ from motcua.access import AgencyTree, may_read
 from motcua.calendar import WorkingCalendar, overdue_before, timeliness
 from motcua.errors import Forbidden, IllegalTransition, NotFound, ValidationFailed
 from motcua.identity import STAFF_ROLES, Caller
-from services.workflow.processes import Catalog, Process
+from services.workflow.processes import Processes, Process
 
 # Paused while the applicant supplements the dossier, awaiting payment while a fee or tax is unpaid
 # (the clock stops for both); stopped when it is withdrawn or a step stops it.
@@ -138,7 +138,7 @@ class ProcessRun:
 
     @classmethod
     def start(cls, dossier_code: str, procedure_code: str, receiving_agency_code: str, due_at: datetime,
-              form: dict | None, dossier_version: int | None, catalog: Catalog,
+              form: dict | None, dossier_version: int | None, catalog: Processes,
               now: datetime) -> tuple["ProcessRun", list[Message]]:
         """On reception: the run opens its first stage's tasks. An unknown procedure raises NotFound."""
         process = catalog.process(procedure_code)
@@ -158,7 +158,7 @@ class ProcessRun:
         raise NotFound(f"no task {task_id}")
 
     def complete(self, task_id: str, outcome: str, note: str | None, caller: Caller, now: datetime,
-                 catalog: Catalog, details: dict | None = None) -> list[Message]:
+                 catalog: Processes, details: dict | None = None) -> list[Message]:
         """Act on a step (xử lý bước): approve (forward to the next step, or the result after the last),
         send back to an earlier step, ask the counter for a supplement (the clock stops at once), require
         a payment (status 6), refuse (the result is a written refusal) or stop processing (status 8);
@@ -200,7 +200,7 @@ class ProcessRun:
         return out
 
     def transfer(self, task_id: str, to_agency: str, note: str | None, caller: Caller, now: datetime,
-                 catalog: Catalog) -> list[Message]:
+                 catalog: Processes) -> list[Message]:
         """Chuyển xử lý: hand a step to another agency the step lists (`transfer_to`); a new task opens there."""
         process = catalog.process(self.procedure_code)
         task = self._actionable(task_id, caller, "transfer", process)
@@ -272,7 +272,7 @@ class ProcessRun:
             _rearm(task, task.due_at, cutoff)
         return []
 
-    def resume_after_payment(self, due_at: datetime | None, catalog: Catalog, now: datetime,
+    def resume_after_payment(self, due_at: datetime | None, catalog: Processes, now: datetime,
                              dossier_version: int | None = None) -> list[Message]:
         """`payment_received`: the clock resumes with intake's new due date and processing goes on after
         the step that fixed the amount; the dossier comes back from the counter, which confirmed it."""
@@ -308,7 +308,7 @@ class ProcessRun:
         """Something the SLA check has not announced yet is past its due date."""
         return bool(self._late_tasks(cutoff)) or self._late(cutoff)
 
-    def flag_overdue(self, now: datetime, catalog: Catalog) -> list[Message]:
+    def flag_overdue(self, now: datetime, catalog: Processes) -> list[Message]:
         """Flag each open step past its due date (`task_overdue`, escalated to the agency's leaders) and
         the dossier past its own (`dossier_overdue`, for the receiving agency, which owes the apology,
         form 04), each once; paused steps and dossiers are skipped. A late step that, by the catalogue's
@@ -340,7 +340,7 @@ class ProcessRun:
         holders = sorted(self._open_tasks(), key=lambda t: (t.step_index, t.assigned_at))
         return holders[0].agency_code if holders else None
 
-    def _predict_delay(self, out: list[Message], task: Task, catalog: Catalog, now: datetime) -> None:
+    def _predict_delay(self, out: list[Message], task: Task, catalog: Processes, now: datetime) -> None:
         """A step past its own deadline: if the steps still ahead cannot fit before the dossier's due
         date, the receiving agency is told once, with the appointment it should propose (form 04)."""
         if self.status != RUNNING or self.delay_predicted_at is not None:
@@ -392,7 +392,7 @@ class ProcessRun:
     def _open_tasks(self) -> list[Task]:
         return [task for task in self.tasks if task.is_open]
 
-    def _enter_stage(self, out: list[Message], process: Process, stage: int, catalog: Catalog, now: datetime,
+    def _enter_stage(self, out: list[Message], process: Process, stage: int, catalog: Processes, now: datetime,
                      from_agency: str | None) -> None:
         """Open the first applicable step of every applicable branch of `stage` (parallel branches start
         together); a stage with nothing applicable is skipped; past the last one, the result is ready."""
@@ -410,7 +410,7 @@ class ProcessRun:
             stage += 1
         self._finish(out, now, from_agency or self.receiving_agency_code)
 
-    def _advance(self, out: list[Message], process: Process, index: int, catalog: Catalog, now: datetime,
+    def _advance(self, out: list[Message], process: Process, index: int, catalog: Processes, now: datetime,
                  from_agency: str) -> None:
         """After step `index`: the next applicable step of its branch; at the branch's end, the join waits
         for the stage's other branches, then the next stage starts."""
@@ -424,7 +424,7 @@ class ProcessRun:
             return  # the join: another branch of this stage is still running
         self._enter_stage(out, process, stage + 1, catalog, now, from_agency)
 
-    def _assign(self, out: list[Message], process: Process, index: int, catalog: Catalog, now: datetime,
+    def _assign(self, out: list[Message], process: Process, index: int, catalog: Processes, now: datetime,
                 from_agency: str | None, agency_code: str | None = None) -> Task:
         step = process.steps[index]
         agency_code = agency_code or catalog.agency_for(step, self.receiving_agency_code, self.form)
@@ -459,7 +459,7 @@ class ProcessRun:
             raise ValidationFailed(f"can be sent back to steps {targets}", field="to_step")
         return target
 
-    def _go_back(self, out: list[Message], process: Process, task: Task, target: int, catalog: Catalog,
+    def _go_back(self, out: list[Message], process: Process, task: Task, target: int, catalog: Processes,
                  now: datetime) -> None:
         """The dossier goes back to an earlier step, which is opened again; leaving a parallel stage
         cancels its other branches (they run again when the stage comes back)."""

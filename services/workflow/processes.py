@@ -130,7 +130,7 @@ class Process:
 
 
 @dataclass(frozen=True)
-class Catalog:
+class Processes:
     """What workflow reads from the catalogue: the processes, the agencies' areas, the calendar."""
 
     processes: dict[str, Process]
@@ -294,7 +294,7 @@ class ProcessFileSchema(Schema):
                         "agency_code": [f"unknown agency {unknown[0]} (not in agencies.yaml)"]}}}}})
 
 
-def load_catalog(catalog_dir: Path, time_zone: str) -> Catalog:
+def load_processes(catalog_dir: Path, time_zone: str) -> Processes:
     """Processes checked against agencies.yaml, and the calendar with calendar.yaml's overrides."""
     catalog_dir = Path(catalog_dir)
     agencies = load_agencies(catalog_dir)
@@ -302,6 +302,6 @@ def load_catalog(catalog_dir: Path, time_zone: str) -> Catalog:
     overrides = catalog_dir / "calendar.yaml"
     calendar = (WorkingCalendar.from_yaml(overrides, tz=time_zone) if overrides.exists()
                 else WorkingCalendar(tz=time_zone))
-    return Catalog({p.procedure_code: p for p in data["processes"]}, calendar,
+    return Processes({p.procedure_code: p for p in data["processes"]}, calendar,
                    tree=AgencyTree.from_agencies(agencies),
                    serves={a["code"]: tuple(a.get("serves") or ()) for a in agencies})

@@ -8,7 +8,7 @@ from marshmallow import fields
 from motcua.calendar import local_iso, overdue_before
 from motcua.contracts.views import ConditionViewV1, ProcessViewV1, StepViewV1
 from services.workflow.process_run import ESCALATION_ROLE, Task
-from services.workflow.processes import Catalog
+from services.workflow.processes import Processes
 
 
 class TaskViews:
@@ -16,7 +16,7 @@ class TaskViews:
     times in the province's time zone, `overdue` and `escalated_to` as of `now`, the actions open now and
     the agencies a transfer may go to, both from the task's process."""
 
-    def __init__(self, catalog: Catalog, now: datetime):
+    def __init__(self, catalog: Processes, now: datetime):
         self.catalog = catalog
         self.tz = catalog.calendar.tz
         self.overdue_cutoff = overdue_before(now, self.tz)

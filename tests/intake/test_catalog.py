@@ -83,6 +83,6 @@ def test_fold_is_how_people_type():
 
 def test_every_procedure_has_a_process_to_route_it():
     """workflow refuses a received dossier whose procedure has no process (processes.yaml)."""
-    from services.workflow.processes import load_catalog
-    processes = load_catalog(SOURCE, "Asia/Ho_Chi_Minh").processes
+    from services.workflow.processes import load_processes
+    processes = load_processes(SOURCE, "Asia/Ho_Chi_Minh").processes
     assert set(Catalog.load(SOURCE).versions) <= set(processes)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import sessionmaker
 from motcua import migrate
 from motcua.db import make_engine
 from services.workflow.models import Base
-from services.workflow.processes import load_catalog
+from services.workflow.processes import load_processes
 from services.workflow.repository import WorkflowUnitOfWork
 from services.workflow.service import WorkflowService
 from tests.workflow.support import CATALOG_DIR, MONDAY, SECRET, Clock
@@ -19,7 +19,7 @@ from tests.workflow.support import CATALOG_DIR, MONDAY, SECRET, Clock
 
 @pytest.fixture(scope="session")
 def catalog():
-    return load_catalog(CATALOG_DIR, "Asia/Ho_Chi_Minh")
+    return load_processes(CATALOG_DIR, "Asia/Ho_Chi_Minh")
 
 
 @pytest.fixture(scope="session")

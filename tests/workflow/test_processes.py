@@ -9,7 +9,7 @@ import pytest
 
 from motcua.catalog import CatalogError
 from services.workflow.dependencies import ProcessCatalog
-from services.workflow.processes import load_catalog
+from services.workflow.processes import load_processes
 from tests.workflow.support import CATALOG_DIR, COMMUNE, LAND, LAND_DEPT, LAND_OFFICE
 
 
@@ -55,7 +55,7 @@ def test_a_broken_file_names_file_line_and_reason(broken, old, new, occurrence, 
     directory, path, edit = broken
     line = edit(old, new, occurrence)
     with pytest.raises(CatalogError) as caught:
-        load_catalog(directory, "Asia/Ho_Chi_Minh")
+        load_processes(directory, "Asia/Ho_Chi_Minh")
     assert str(caught.value).startswith(f"{path}:{line}: {reason}")
 
 

@@ -232,7 +232,7 @@ def test_a_broken_process_file_names_its_line(tmp_path):
     import shutil
 
     from motcua.catalog import CatalogError
-    from services.workflow.processes import load_catalog
+    from services.workflow.processes import load_processes
     from tests.workflow.support import CATALOG_DIR
     for name in ("agencies.yaml", "calendar.yaml"):
         shutil.copy(CATALOG_DIR / name, tmp_path / name)
@@ -242,7 +242,7 @@ def test_a_broken_process_file_names_its_line(tmp_path):
         '          - steps:\n              - {name: B, agency: {under: 000.00.15.H56, serving: nowhere},'
         ' role: specialist, allowance: 1}\n', encoding="utf-8")
     with pytest.raises(CatalogError, match=r"processes\.yaml:8: .*serving"):  # step B's line
-        load_catalog(tmp_path, "Asia/Ho_Chi_Minh")
+        load_processes(tmp_path, "Asia/Ho_Chi_Minh")
 
 
 def test_the_process_definition_shows_its_shape(service):

@@ -14,7 +14,7 @@ from motcua.errors import Forbidden, IllegalTransition, NotFound, ValidationFail
 from motcua.identity import Caller
 from services.workflow import handlers
 from services.workflow.process_run import ProcessRun, Task
-from services.workflow.processes import AgencyRule, Branch, Catalog, Condition, Process, Step
+from services.workflow.processes import AgencyRule, Branch, Processes, Condition, Process, Step
 from tests.workflow.fakes import FakeWorkflowUnitOfWork
 from tests.workflow.support import ADMIN, COMMUNE, LAND, LAND_DEPT, LAND_OFFICE, MONDAY, at, received, staff
 
@@ -29,7 +29,7 @@ def _step(name: str, agency: str, stage: int, branch: int = 0, role: str = "spec
 
 
 @pytest.fixture(scope="module")
-def rules(catalog) -> Catalog:
+def rules(catalog) -> Processes:
     """The real catalogue, plus SPLIT: A, then branches [B, B2] and [C] side by side, then D; and
     NOTHING_APPLIES: one step whose condition the empty declaration fails."""
     split = Process(SPLIT, (

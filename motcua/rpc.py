@@ -12,12 +12,14 @@ from __future__ import annotations
 import sys
 
 import kombu.serialization
-from nameko.amqp.publish import get_producer
+from kombu import Connection
+from kombu.pools import producers
 from nameko.constants import (
     AMQP_SSL_CONFIG_KEY,
     AMQP_URI_CONFIG_KEY,
     DEFAULT_RETRY_POLICY,
     DEFAULT_SERIALIZER,
+    DEFAULT_TRANSPORT_OPTIONS,
     LOGIN_METHOD_CONFIG_KEY,
     NON_PERSISTENT,
     SERIALIZER_CONFIG_KEY,
@@ -49,14 +51,16 @@ class LeanRpcConsumer(RpcConsumer):
         self.amqp_uri = config[AMQP_URI_CONFIG_KEY]
         self.serializer = config.get(SERIALIZER_CONFIG_KEY, DEFAULT_SERIALIZER)
         self.exchange = get_rpc_exchange(config)
-        self.ssl = config.get(AMQP_SSL_CONFIG_KEY)
-        self.login_method = config.get(LOGIN_METHOD_CONFIG_KEY)
+        # One Connection, the key of kombu's producer pool, made once (nameko makes and parses one per reply).
+        self.connection = Connection(self.amqp_uri, ssl=config.get(AMQP_SSL_CONFIG_KEY),
+                                     login_method=config.get(LOGIN_METHOD_CONFIG_KEY),
+                                     transport_options={**DEFAULT_TRANSPORT_OPTIONS, "confirm_publish": False})
 
     def handle_result(self, message, result, exc_info):
         # Answer encoded as the request was.
         serializer = kombu.serialization.registry.type_to_name[message.properties["content_type"]]
         result, exc_info, content_type, encoding, body = encode_reply(result, exc_info, serializer)
-        with get_producer(self.amqp_uri, False, ssl=self.ssl, login_method=self.login_method) as producer:
+        with producers[self.connection].acquire(block=True) as producer:
             producer.publish(body, exchange=self.exchange, routing_key=message.properties["reply_to"],
                              correlation_id=message.properties.get("correlation_id"),
                              content_type=content_type, content_encoding=encoding, delivery_mode=NON_PERSISTENT,

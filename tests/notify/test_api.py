@@ -64,6 +64,7 @@ def test_a_carriers_receipt_passes_its_token_on(api):
 
 def test_citizens_choose_with_the_tracking_key(api):
     url = f"{api.url}/api/v1/track/{CODE}/notifications"
+    api.reporting.track.return_value = {"code": CODE, "status": "received", "dossier_version": 2, "run_version": 0}
     api.notify.set_preferences.return_value = {"sms": {"enabled": False}}
     response = requests.put(f"{url}?key=5678", json={"sms": False}, timeout=10)
     assert response.json() == {"sms": {"enabled": False}}

@@ -133,10 +133,14 @@ class OutboxRow(NamedTuple):
 class UnitOfWork:
     """One business transaction: the session, the events it emits, and the events it applies."""
 
-    def __init__(self, session: Session, source: str, metadata: MetaData,
+    def __init__(self, session: Session | Callable[[], Session], source: str, metadata: MetaData,
                  on_commit: Callable[[list[OutboxRow]], None] | None = None,
                  on_duplicate: Callable[[str], None] | None = None):
-        self.session = session
+        """`session`: a Session, or what makes one when the work first needs it (a worker that never
+        touches the database — a cached read, an answer from memory — then makes none, and leaves no
+        Session for the garbage collector)."""
+        self._session = session if isinstance(session, Session) else None
+        self._make_session = None if isinstance(session, Session) else session
         self.source = source
         self._outbox = metadata.tables["outbox"]
         self._inbox = metadata.tables["inbox"]
@@ -148,6 +152,12 @@ class UnitOfWork:
         # Set by the kit's batched event consumer: apply_once leaves the commit to the batch.
         self.in_batch = False
         self._claimed: dict[tuple[str, str], bool] = {}  # claim_all's answers not yet asked for
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            self._session = self._make_session()
+        return self._session
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` once this transaction has committed (never if it rolls back): e.g. wake a
@@ -238,7 +248,8 @@ class UnitOfWork:
 
     def commit(self) -> None:
         self.flush_events()
-        self.session.commit()
+        if self._session is not None:
+            self._session.commit()
         self._claimed = {}
         written, self._written = self._written, []
         if written and self._on_commit:
@@ -248,14 +259,16 @@ class UnitOfWork:
             callback()
 
     def rollback(self) -> None:
-        self.session.rollback()
+        if self._session is not None:
+            self._session.rollback()
         self._outgoing, self._written = [], []
         self._after_commit = []
         self._claimed = {}
 
     def close(self) -> None:
-        self.rollback()
-        self.session.close()
+        if self._session is not None:
+            self.rollback()
+            self._session.close()
 
 
 class Database(DependencyProvider):
@@ -297,7 +310,7 @@ class Database(DependencyProvider):
 
         service = self.container.service_name
         duplicates = metrics_for(self.container).duplicates
-        return self.unit_class(self.sessionmaker(), service, self.base.metadata,
+        return self.unit_class(self.sessionmaker, service, self.base.metadata,
                           on_commit=self.relay.hand_over if self.relay else None,
                           on_duplicate=lambda consumer: duplicates.labels(service, consumer).inc())
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import weakref
 from datetime import date
-from functools import cache
+from functools import cache, cached_property
 
 from sqlalchemy import bindparam, event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -211,6 +211,6 @@ def _transaction_ended(session: Session, *_) -> None:
 class IntakeUnitOfWork(UnitOfWork):
     """The kit's unit of work with intake's repository over its session."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.dossiers = DossierRepository(self.session)
+    @cached_property
+    def dossiers(self) -> DossierRepository:  # made with the session, when first needed
+        return DossierRepository(self.session)

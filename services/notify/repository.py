@@ -9,7 +9,7 @@ PostgreSQL to keep them equal.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from sqlalchemy import (
     Boolean,
@@ -198,10 +198,13 @@ class PreferenceRepository:
 class NotifyUnitOfWork(UnitOfWork):
     """The kit's unit of work with notify's repositories over its session."""
 
-    def __init__(self, session: Session, *args, **kwargs):
-        super().__init__(session, *args, **kwargs)
-        self.deliveries = DeliveryRepository(session)
-        self.preferences = PreferenceRepository(session)
+    @cached_property
+    def deliveries(self) -> DeliveryRepository:  # made with the session, when first needed
+        return DeliveryRepository(self.session)
+
+    @cached_property
+    def preferences(self) -> PreferenceRepository:
+        return PreferenceRepository(self.session)
 
 
 

@@ -9,7 +9,7 @@ compilation).
 from __future__ import annotations
 
 from datetime import datetime
-from functools import cache
+from functools import cache, cached_property
 
 from sqlalchemy import Connection, bindparam, select, union, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -180,6 +180,6 @@ def _folded(run_write: tuple[bool, tuple[str, ...]] | None, task_count: int):
 class WorkflowUnitOfWork(UnitOfWork):
     """The kit's unit of work with workflow's repository of process runs."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.runs = RunRepository(self.session)
+    @cached_property
+    def runs(self) -> RunRepository:  # made with the session, when first needed
+        return RunRepository(self.session)

@@ -114,3 +114,20 @@ def test_a_batch_claims_every_delivery_with_one_statement_and_each_answer_once(e
     assert not uow.claim(again, "reporting.result_ready")  # delivered twice in the batch: the repeat is one
     uow.commit()
     assert rows(engine, inbox) == 4
+
+
+def test_a_unit_of_work_makes_its_session_only_when_the_work_needs_one(engine):
+    made = []
+
+    def make():
+        made.append(Session(engine))
+        return made[-1]
+
+    untouched = UnitOfWork(make, "workflow", Base.metadata)
+    untouched.commit()
+    untouched.close()  # a worker answered from memory: no session, nothing for the garbage collector
+    assert made == []
+    used = UnitOfWork(make, "workflow", Base.metadata)
+    used.session.add(Note(text="c"))
+    used.commit()
+    assert len(made) == 1 and used.session is made[0] and rows(engine, Note.__table__) == 1

@@ -4,9 +4,11 @@ broadcast event handler that tells every gateway instance about sessions and cha
 its workers (a worker gets the object itself: nothing to build per request)."""
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Hashable
 from datetime import datetime
+from types import SimpleNamespace
 from typing import TypeVar
 
 from kombu import Queue
@@ -27,6 +29,8 @@ from services.gateway import sessions, tracking, watch
 from services.gateway.audit import AuditWriter
 from services.gateway.users import agency_tree
 from services.gateway.watch import MAX_WAIT_SECONDS, ChangeFeed
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -261,14 +265,21 @@ class BroadcastHandler(EventHandler):
     """nameko's broadcast event handler (one queue per gateway instance, gone with it) on several
     event types of one source at once: one queue, one consumer. Unreliable by design: what it tells
     (a change, a revocation) is also found within a few seconds without it, and what relies on
-    hearing all of it (tracking's edge cache) forgets when its connection is lost."""
+    hearing all of it (tracking's edge cache) forgets when its connection is lost.
+
+    Its method runs in the consumer's greenthread, without a nameko worker (no context, no injection
+    of every dependency, no metrics of its own: a gateway hears every dossier's events, ~20 a
+    dossier), on a stand-in `self` holding only the dependencies it names in `uses`, each of which
+    must answer `get_dependency` the same for every worker (the gateway's in-memory caches and feeds).
+    """
 
     queue_consumer = BroadcastConsumer()
 
-    def __init__(self, source_service: str, *event_types: str, **kwargs):
+    def __init__(self, source_service: str, *event_types: str, uses: tuple[str, ...] = (), **kwargs):
         super().__init__(source_service, event_types[0], handler_type=BROADCAST, reliable_delivery=False,
                          **kwargs)
         self.event_types = event_types
+        self.uses = uses
 
     def setup(self):
         super().setup()
@@ -277,6 +288,21 @@ class BroadcastHandler(EventHandler):
                f"{uuid.uuid4().hex}"
         self.queue = Queue(name, bindings=[binding(exchange, routing_key=event_type) for event_type in self.event_types],
                            durable=False, auto_delete=True, exclusive=True)
+
+    def start(self):
+        super().start()
+        providers = {d.attr_name: d for d in self.container.dependencies}
+        self.stand_in = SimpleNamespace(**{name: providers[name].get_dependency(None) for name in self.uses})
+        self.method = getattr(self.container.service_cls, self.method_name)
+
+    def handle_message(self, body, message):
+        try:
+            self.method(self.stand_in, body)
+        except Exception:  # what it tells is found again without it (see above): never stop hearing
+            log.warning("broadcast handler %s failed on %s", self.method_name, body.get("event_type"),
+                        exc_info=True)
+        finally:
+            self.queue_consumer.ack_message(message)
 
 
 broadcast_handler = BroadcastHandler.decorator

@@ -122,17 +122,17 @@ class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportA
     def on_workflow_access_denied(self, event):
         self.db.apply_once(event, "gateway.on_workflow_access_denied", audit.record_denied_by_service)
 
-    @broadcast_handler("gateway", *sorted(SESSION_EVENTS))
+    @broadcast_handler("gateway", *sorted(SESSION_EVENTS), uses=("access",))
     def on_session_event(self, body):
         """A logout or an account change on any gateway instance: this one's cache learns it at once."""
         self.access.apply(body)
 
-    @broadcast_handler("intake", *DOSSIER_EVENTS)
+    @broadcast_handler("intake", *DOSSIER_EVENTS, uses=("changes", "tracking"))
     def on_dossier_event(self, body):
         self.changes.dossier_changed(body)
         self.tracking.heard(body.get("data") or {})
 
-    @broadcast_handler("workflow", *RUN_EVENTS)
+    @broadcast_handler("workflow", *RUN_EVENTS, uses=("changes", "tracking"))
     def on_run_event(self, body):
         self.tracking.heard(body.get("data") or {})
         if body.get("event_type") in TASK_EVENTS:

@@ -227,7 +227,9 @@ class EventInbox(SharedExtension, ProviderCollector):
     def setup(self):
         config = self.container.config
         self.batch_size = int(config.get("EVENT_BATCH_SIZE", 64))
-        self.linger = float(config.get("EVENT_BATCH_LINGER_SECONDS", 0))
+        # A service's own linger (`EVENT_BATCH_LINGERS[service]`) over the platform's.
+        self.linger = float(config.get("EVENT_BATCH_LINGERS", {}).get(
+            self.container.service_name, config.get("EVENT_BATCH_LINGER_SECONDS", 0)))
         self.queue_name = inbox_queue_name(self.container.service_name)
         self.parking = Parking(self.container, self.queue_name, f"{self.container.service_name}.events",
                                int(config.get("EVENT_MAX_ATTEMPTS", ParkingConsumer.max_attempts)))

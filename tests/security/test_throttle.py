@@ -234,7 +234,8 @@ def test_dossier_codes_are_never_stored_in_clear(api):
 def test_tracking_with_the_right_key_costs_one_statement_and_writes_nothing(api):
     api.reporting.track.return_value = {"code": "X", "status": "processing"}
     statements = []
-    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    # The gateway's outbox relay looks for unpublished rows every second on the same engine: not tracking's.
+    listener = lambda *args: "outbox" not in args[2] and statements.append(args[2])  # noqa: E731
     reads = reads_of(api.container)  # on SQLite an option of the service's engine, which sees its statements
     engines = [engine_of(api.container), *([reads.engine] if reads.own else [])]
     for engine in engines:

@@ -88,7 +88,8 @@ RUN_EVENTS = [
 
 def statements_during(api, action) -> list[str]:
     statements = []
-    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    # The gateway's outbox relay looks for unpublished rows every second on the same engine: not the action's.
+    listener = lambda *args: "outbox" not in args[2] and statements.append(args[2])  # noqa: E731
     reads = reads_of(api.container)
     engines = [engine_of(api.container), *([reads.engine] if reads.own else [])]
     for engine in engines:

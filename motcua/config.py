@@ -53,6 +53,11 @@ def number(name: str, default: str, kind: type = float):
         raise SystemExit(f"{name} must be {'a whole number' if kind is int else 'a number'}, not {raw!r}") from None
 
 
+def stop_grace_seconds() -> float:
+    """How long a process may take to stop after SIGTERM or Ctrl-C before it exits anyway (status 1)."""
+    return number("MOTCUA_STOP_GRACE_SECONDS", "20")
+
+
 @dataclass(frozen=True)
 class PlatformSettings:
     """What every service process reads: the broker, the clock, the catalogue, the event inbox."""

@@ -19,6 +19,7 @@ with warnings.catch_warnings():
 eventlet.monkey_patch()
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import importlib  # noqa: E402
 import logging  # noqa: E402
 import signal  # noqa: E402
@@ -26,7 +27,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
-from motcua.config import SERVICES, env, nameko_config  # noqa: E402
+from motcua.config import SERVICES, env, nameko_config, stop_grace_seconds  # noqa: E402
 from motcua.worker import system_token  # noqa: E402
 
 SERVICE_CLASSES = {
@@ -76,22 +77,74 @@ def serve_classes(classes: list, config: dict) -> None:
     runner = ServiceRunner(config)
     for cls in classes:
         runner.add_service(cls)
-    names = [cls.name for cls in classes]
+    names = ", ".join(cls.name for cls in classes)
+    started = eventlet.event.Event()
 
-    def stop(signum):
-        log.info("stopping %s (signal %s)", ", ".join(names), signum)
+    def stop_gracefully(signum):
+        log.info("stopping %s (%s; a second signal stops at once)", names, signal.Signals(signum).name)
+        # A stop racing the start makes nameko's start raise (QueueConsumerStopped) and the process
+        # die with a traceback: the stop waits for the start, and the deadline bounds both.
+        started.wait()
         runner.stop()
 
-    def shutdown(signum, _frame):
+    StopSignals(
+        stop_grace_seconds(),
         # Only schedule here: the handler runs inside whichever greenthread the signal interrupted,
         # and logging from there can trip eventlet's thread bookkeeping and lose the stop.
-        eventlet.spawn_n(stop, signum)
-
-    signal.signal(signal.SIGTERM, shutdown)
-    signal.signal(signal.SIGINT, shutdown)
+        on_stop=lambda signum: eventlet.spawn_n(stop_gracefully, signum),
+        on_stop_now=lambda signum, why: exit_now(why, 128 + signum),
+        on_deadline=lambda why: exit_now(why, 1),
+    ).install()
     runner.start()
-    log.info("running %s on %s", ", ".join(names), _safe_uri(config["AMQP_URI"]))
+    started.send()
+    log.info("running %s on %s", names, _safe_uri(config["AMQP_URI"]))
     runner.wait()
+
+
+class StopSignals:
+    """SIGTERM and SIGINT (Ctrl-C), answered alike by every Motcua process.
+
+    The first signal asks for a graceful stop (`on_stop`, called inside the signal handler: it may
+    only schedule) and arms a deadline: a stop still running `grace` seconds later ends with
+    `on_deadline`. A second signal while stopping means "stop now" (`on_stop_now`): people press
+    Ctrl-C twice and process managers repeat SIGTERM, and starting the graceful stop again is what
+    hung the process (nameko stopped its timers twice and its stop never ended). Stopping at once
+    costs what a SIGKILL costs, which the platform survives by design: unacknowledged messages go
+    back to their queues and open transactions roll back.
+    """
+
+    def __init__(self, grace: float, on_stop, on_stop_now, on_deadline):
+        self.grace = grace
+        self.on_stop, self.on_stop_now, self.on_deadline = on_stop, on_stop_now, on_deadline
+        self.stopping = False
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self._received)
+        signal.signal(signal.SIGINT, self._received)
+
+    def _received(self, signum, _frame):
+        name = signal.Signals(signum).name
+        if self.stopping:
+            self.on_stop_now(signum, f"{name} while stopping: stopping now")
+            return
+        self.stopping = True
+        # A native thread, not a greenthread: the deadline must fire even if a stuck call blocks
+        # eventlet's hub, which is when it is needed most.
+        deadline = _native_threading.Timer(
+            self.grace, self.on_deadline, args=(f"still stopping {self.grace:g} s after {name}: stopping now",))
+        deadline.daemon = True
+        deadline.start()
+        self.on_stop(signum)
+
+
+_native_threading = eventlet.patcher.original("threading")
+
+
+def exit_now(why: str, status: int) -> None:
+    """End the process at once. Called from a signal handler or the deadline's native thread, where
+    taking the logging module's (green) locks could deadlock: one line straight to stderr."""
+    os.write(2, f"{time.strftime('%Y-%m-%d %H:%M:%S')} WARNING motcua.run: {why} (exit {status})\n".encode())
+    os._exit(status)
 
 
 def _safe_uri(uri: str) -> str:
@@ -119,37 +172,63 @@ def embedded() -> None:
 
 
 def services_in_processes() -> None:
-    """One process per service, restarted if it dies; Ctrl-C stops them all."""
+    """One process per service, restarted if it dies; SIGTERM or Ctrl-C stops them all.
+
+    Each child runs in its own session, so a Ctrl-C in the terminal reaches only this supervisor,
+    which passes one SIGTERM to each child (the terminal's SIGINT and ours would make two: a stop
+    now). A second signal kills the children at once; children still running past the grace
+    period (plus a few seconds for their own deadline to act) are killed, and the exit is 1."""
     from motcua import migrate, seed
 
     os.environ.setdefault("AMQP_URI", DEFAULT_BROKER)
     for name in SERVICES:
         migrate.upgrade(name)
     seed.seed_demo()
-    children = {name: _spawn(name) for name in SERVICES}
+    children: dict[str, subprocess.Popen] = {}
+
+    def kill_children_and_exit(why: str, status: int) -> None:
+        # Not Popen.kill: it takes a green lock, and this runs in a signal handler or a native thread.
+        # A child already reaped is skipped: its pid may belong to another process by now.
+        for process in children.values():
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGKILL)
+        exit_now(why, status)
+
+    signals = StopSignals(stop_grace_seconds() + CHILD_DEADLINE_MARGIN_SECONDS, on_stop=lambda signum: None,
+                          on_stop_now=lambda signum, why: kill_children_and_exit(why, 128 + signum),
+                          on_deadline=lambda why: kill_children_and_exit(why, 1))
+    signals.install()
+    for name in SERVICES:
+        children[name] = _spawn(name)
     for worker, agency in EXAMPLE_WORKERS:
         token = system_token(agency, nameko_config()["SECRET"])
         children[worker] = _spawn("--worker", worker, env={**os.environ, "MOTCUA_WORKER_TOKEN": token})
     print("Motcua services running as processes: "
           + ", ".join(f"{n} (pid {p.pid})" for n, p in children.items()), flush=True)
-    try:
-        while True:
-            time.sleep(1)
-            for name, process in list(children.items()):
-                if process.poll() is not None:
-                    log.warning("%s exited with %s; restarting", name, process.returncode)
-                    children[name] = _spawn(*process.args[3:], env=process.env_for_restart)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for process in children.values():
-            process.terminate()
-        for process in children.values():
-            process.wait(timeout=15)
+    while True:
+        time.sleep(1)
+        if signals.stopping:
+            break
+        for name, process in list(children.items()):
+            if process.poll() is not None:
+                log.warning("%s exited with %s; restarting", name, process.returncode)
+                children[name] = _spawn(*process.args[3:], env=process.env_for_restart)
+    log.info("stopping %s (a second signal stops at once)", ", ".join(children))
+    for process in children.values():
+        process.terminate()
+    failed = [name for name, process in children.items() if process.wait() != 0]
+    if failed:
+        log.warning("%s did not stop cleanly", ", ".join(failed))
+        sys.exit(1)
+
+
+# A child's own deadline ends it at the grace period; the supervisor waits this much longer before killing.
+CHILD_DEADLINE_MARGIN_SECONDS = 5
 
 
 def _spawn(*args: str, env: dict | None = None) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-m", "motcua.run", *args], env=env)
+    process = subprocess.Popen([sys.executable, "-m", "motcua.run", *args], env=env, start_new_session=True)
     process.env_for_restart = env
     return process
 

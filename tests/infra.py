@@ -179,10 +179,17 @@ def stop_process(process: subprocess.Popen, log_path: Path | None = None, timeou
 def embedded_platform(var_dir: Path):
     """`make run`'s embedded platform in a subprocess (own ports, files under `var_dir`): yields the
     base URL once /health answers 200, fails with the run log if it does not start; stops it after."""
+    with embedded_platform_process(var_dir) as (_process, base):
+        yield base
+
+
+@contextlib.contextmanager
+def embedded_platform_process(var_dir: Path, extra_env: dict | None = None):
+    """`embedded_platform`, yielding its process too (for tests that signal it) beside the base URL."""
     port = free_port()
     env = {**os.environ, "MOTCUA_VAR_DIR": str(var_dir), "GATEWAY_ADDRESS": f"127.0.0.1:{port}", "AMQP_URI": "",
            **{f"{s.upper()}_DB_URL": "" for s in SERVICES},
-           **{f"{s.upper()}_METRICS_PORT": str(free_port()) for s in SERVICES if s != "gateway"}}
+           **{f"{s.upper()}_METRICS_PORT": str(free_port()) for s in SERVICES if s != "gateway"}, **(extra_env or {})}
     log_path = var_dir / "run.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "motcua.run", "--embedded"], env=env, cwd=ROOT,
@@ -197,7 +204,7 @@ def embedded_platform(var_dir: Path):
                     break
             assert time.time() < deadline, "the platform did not start:\n" + log_path.read_text()
             time.sleep(0.3)
-        yield base
+        yield process, base
     finally:
         stop_process(process, log_path, timeout=30)
 

@@ -6,7 +6,7 @@ SMTP 4xx, HTTP 5xx/429) or `PermanentFailure` (the same message will never go: S
 recipient, a carrier rejecting the number). Anything else it raises is a technical failure of ours.
 Error messages carry status codes and error classes only, never an address or a phone number.
 
-Providers: `SmtpEmail` (STARTTLS/SSL, auth), `MailboxEmail` (the embedded default: an mbox file),
+Providers: `SmtpEmail` (STARTTLS/SSL, auth), `MailboxEmail` (development's default: an mbox file),
 `HttpSms` (any carrier's HTTP gateway, described as data), `OutboxSms` (the embedded default: a
 JSON-lines file), `Webhook` (agencies' systems: JSON signed with HMAC-SHA256 and a timestamp).
 All block on sockets or files, which eventlet's monkey-patching turns green.
@@ -128,16 +128,22 @@ def _by_smtp_code(code: int, what: str) -> Exception:
 
 
 class MailboxEmail:
-    """Appends each message to an mbox file, so a developer reads what citizens would receive.
+    """Appends each message to an mbox file, so a developer reads what citizens would receive; for
+    development only (production refuses to start without an SMTP host: `settings.load_settings`).
 
     The same bytes as Python's `mailbox.mbox` writes, appended without reading the file first
     (`mailbox.mbox.add` scans the whole file for its table of contents: a cost that grew with every
-    message). An fcntl lock keeps other processes' messages apart; it does not wait: a locked file
-    raises, and the delivery is tried again later."""
+    message). The lock against other processes (another notify instance, a mail reader) is fcntl's,
+    which the kernel releases when its holder's process ends, however it ends: a SIGKILLed notify
+    never blocks the next delivery. No dot-lock file (`<mbox>.lock`): one left behind by a killed
+    holder failed every delivery until a person removed it."""
 
     channel = "email"
     awaits_receipt = False
     name = "mailbox"
+    # A holder appends one message (milliseconds): one still holding the lock after this is a mail
+    # reader or stuck, and the delivery is tried again later.
+    LOCK_WAIT_SECONDS = 2.0
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -147,16 +153,24 @@ class MailboxEmail:
         entry = mbox_entry(message.email)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock, open(self.path, "ab") as mbox:
-            try:
-                fcntl.lockf(mbox, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                raise TemporaryFailure("mailbox locked") from None
+            self._lock_file(mbox)
             try:
                 mbox.write(entry)
                 mbox.flush()
                 os.fsync(mbox.fileno())
             finally:
                 fcntl.lockf(mbox, fcntl.LOCK_UN)
+
+    def _lock_file(self, mbox) -> None:
+        give_up_at = time.monotonic() + self.LOCK_WAIT_SECONDS
+        while True:
+            try:
+                fcntl.lockf(mbox, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except OSError:
+                if time.monotonic() >= give_up_at:
+                    raise TemporaryFailure("mailbox locked") from None
+                eventlet.sleep(0.01)  # not a blocking lockf: it would stall every greenthread
 
     def __repr__(self) -> str:
         return f"MailboxEmail({self.path.name})"

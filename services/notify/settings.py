@@ -3,9 +3,10 @@
 Where they come from, first found: the container config's `NOTIFY` dict (tests, embedding); the YAML
 file named by `NOTIFY_CONFIG`; nothing (the embedded defaults). Email without an `email` section
 follows the kit's SMTP settings (`SMTP_HOST`...; plus `SMTP_SECURITY`, `SMTP_USERNAME`,
-`SMTP_PASSWORD`), and without a host writes the mailbox file; SMS without an `sms` section writes
-`NOTIFY_SMS_OUTBOX` (default: sms-outbox.jsonl beside the mailbox). Secrets are never in the file:
-each `*_env` names the environment variable holding one, read at start.
+`SMTP_PASSWORD`), and without a host writes the mailbox file (development only: production refuses to
+start without an SMTP host); SMS without an `sms` section writes `NOTIFY_SMS_OUTBOX` (default:
+sms-outbox.jsonl beside the mailbox). Secrets are never in the file: each `*_env` names the
+environment variable holding one, read at start.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from marshmallow import (
 )
 
 from motcua.catalog import AgencyFileSchema, AgencySchema, CatalogError, load_data
-from motcua.config import env
+from motcua.config import env, is_production
 from services.notify.providers import (
     HttpSms,
     MailboxEmail,
@@ -214,6 +215,9 @@ def load_settings(container_config: dict) -> Settings:
     elif smtp.get("host"):
         email = SmtpEmail(smtp["host"], int(smtp.get("port") or 25), security=env("SMTP_SECURITY", "none"),
                           username=env("SMTP_USERNAME"), password=env("SMTP_PASSWORD"))
+    elif is_production():
+        raise SystemExit("MOTCUA_ENV=production needs an SMTP host for notify's email (SMTP_HOST, or an email "
+                         "section in NOTIFY_CONFIG): the mailbox file is for development only")
     else:
         email = MailboxEmail(smtp["mailbox"])
     limited(email, mail)

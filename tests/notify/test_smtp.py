@@ -5,11 +5,12 @@ import mailbox
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
 from motcua.catalog import CatalogError
-from motcua.config import ROOT
+from motcua.config import ROOT, nameko_config
 from services.notify.delivery import DELIVERED, TEMPORARY
 from services.notify.providers import (
     MailboxEmail,
@@ -176,6 +177,19 @@ def test_without_an_smtp_host_the_mailbox_file_is_used(tmp_path):
     assert settings.sms.path == tmp_path / "sms-outbox.jsonl"
 
 
+def test_production_without_an_smtp_host_is_refused(tmp_path, monkeypatch):
+    for name in ("SMTP_HOST", "NOTIFY_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MOTCUA_ENV", "production")
+    monkeypatch.setenv("MOTCUA_SECRET", "a-private-production-secret")
+    monkeypatch.setenv("NOTIFY_MAILBOX", str(tmp_path / "m.mbox"))
+    with pytest.raises(SystemExit, match="MOTCUA_ENV=production needs an SMTP host .*"
+                                         "the mailbox file is for development only"):
+        load_settings(nameko_config("amqp://broker", services=["notify"]))
+    monkeypatch.setenv("SMTP_HOST", "smtp.example.gov.vn")
+    assert isinstance(load_settings(nameko_config("amqp://broker", services=["notify"])).email, SmtpEmail)
+
+
 def test_agency_offices_come_from_agencies_yaml_and_a_bad_email_is_refused_with_its_line(tmp_path):
     names, emails = load_agency_offices(ROOT / "deploy" / "catalog")
     assert emails["000.00.06.H56"] == "vanphong.sotuphap@example.gov.vn" and names["000.00.06.H56"] == "Sở Tư pháp"
@@ -216,3 +230,38 @@ def test_a_mailbox_locked_by_a_mail_reader_is_a_temporary_failure(tmp_path):
         reader.wait()
     MailboxEmail(path).send(message_to(EMAIL))
     assert len(read_mbox(path)) == 1
+
+
+# A notify process inside a delivery: its message appended, the mailbox locked, its fsync never returning.
+NOTIFY_FROZEN_HOLDING_THE_LOCK = """
+import os, sys, time
+from email.message import EmailMessage
+from services.notify.providers import MailboxEmail, Outgoing
+
+def frozen(fd):
+    print("holding", flush=True)
+    time.sleep(60)
+
+email = EmailMessage()
+email["To"] = "held@example.com"
+email.set_content("held")
+os.fsync = frozen
+MailboxEmail(sys.argv[1]).send(Outgoing("email", "held@example.com", "k", "held", email=email))
+"""
+
+
+def test_a_notify_killed_while_it_holds_the_mailbox_lock_never_blocks_the_next_delivery(tmp_path):
+    path = tmp_path / "m.mbox"
+    holder = subprocess.Popen([sys.executable, "-c", NOTIFY_FROZEN_HOLDING_THE_LOCK, str(path)], cwd=ROOT,
+                              stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline() == b"holding\n"
+        with pytest.raises(TemporaryFailure, match="mailbox locked"):  # alive, it holds the lock
+            MailboxEmail(path).send(message_to(EMAIL))
+    finally:
+        holder.kill()  # SIGKILL, with the lock held
+        holder.wait()
+    started = time.monotonic()
+    MailboxEmail(path).send(message_to(EMAIL))
+    assert time.monotonic() - started < 0.5
+    assert [m["To"] for m in read_mbox(path)] == ["held@example.com", EMAIL]

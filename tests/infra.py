@@ -166,6 +166,11 @@ def stop_process(process: subprocess.Popen, log_path: Path | None = None, timeou
     if process.poll() is not None:
         return
     process.terminate()
+    wait_stopped(process, log_path, timeout)
+
+
+def wait_stopped(process: subprocess.Popen, log_path: Path | None = None, timeout: float = 20) -> None:
+    """Wait for a process sent one SIGTERM (a second would mean "stop now": `motcua/run.py`)."""
     try:
         process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -274,7 +279,7 @@ class ServiceProcesses:
             if process.poll() is None:
                 process.terminate()
         for service, process in self.processes.items():
-            stop_process(process, self.log_dir / f"{service}.log")
+            wait_stopped(process, self.log_dir / f"{service}.log")
 
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("*.log")))

@@ -171,6 +171,10 @@ def embedded() -> None:
     serve_classes([*(service_class(name) for name in SERVICES), _import(worker)], config)
 
 
+# A child's own deadline ends it at the grace period; the supervisor waits this much longer before killing.
+CHILD_DEADLINE_MARGIN_SECONDS = 5
+
+
 def services_in_processes() -> None:
     """One process per service, restarted if it dies; SIGTERM or Ctrl-C stops them all.
 
@@ -221,10 +225,6 @@ def services_in_processes() -> None:
     if failed:
         log.warning("%s did not stop cleanly", ", ".join(failed))
         sys.exit(1)
-
-
-# A child's own deadline ends it at the grace period; the supervisor waits this much longer before killing.
-CHILD_DEADLINE_MARGIN_SECONDS = 5
 
 
 def _spawn(*args: str, env: dict | None = None) -> subprocess.Popen:

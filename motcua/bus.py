@@ -230,6 +230,18 @@ class Parking:
         return seal(self.key, raw), SEALED_CONTENT_TYPE
 
 
+def _drop_undecodable_unlogged(queue_consumer, message, exc):
+    """kombu's default for a message nobody can decode logs its raw body (a name, a phone) and acks it.
+    nameko's other consumers (RPC, broadcast handlers) keep the drop, not the body; the event inbox and
+    the task queues park it instead (`ParkingQueueConsumer`)."""
+    log.error("dropped an undecodable message (%s, content type %s, %d bytes)", error_summary(exc),
+              message.content_type, len(message.body or b""))
+    message.ack()
+
+
+QueueConsumer.on_decode_error = _drop_undecodable_unlogged
+
+
 class ParkingQueueConsumer(QueueConsumer):
     """nameko's queue consumer, but a message its providers cannot decode is parked (kombu's default
     logs the raw body and drops the message)."""

@@ -12,6 +12,8 @@ import eventlet
 import pytest
 from kombu import Connection
 from nameko.containers import ServiceContainer
+from nameko.rpc import rpc
+from nameko.standalone.rpc import ClusterRpcProxy
 from nameko.standalone.events import event_dispatcher
 from sqlalchemy import String, create_engine, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -255,3 +257,31 @@ def test_a_parked_copy_is_sealed_and_a_replay_after_the_fix_is_applied_opened(li
     assert replay_dead_letters(config["AMQP_URI"], inbox) == 1
     assert wait_for(lambda: applied(engine) == [("D-SEALED", "0912345678")])  # opened by the listener's key
     assert depth(config["AMQP_URI"], f"{inbox}.dead") == 0
+
+
+class Answering:
+    name = "answering"
+
+    @rpc
+    def ping(self):
+        return "pong"
+
+
+def test_an_undecodable_rpc_request_is_dropped_without_its_body_in_the_logs(caplog):
+    """nameko's own consumers (RPC, broadcasts) drop such a message, as before, but never log its body."""
+    embedded.install()
+    config = {"AMQP_URI": f"embedded:///rpc-{uuid.uuid4().hex[:8]}", "SERIALIZER": "json", "max_workers": 2}
+    container = ServiceContainer(Answering, config)
+    container.start()
+    caplog.set_level(logging.DEBUG)
+    try:
+        with Connection(config["AMQP_URI"]) as connection:
+            connection.Producer().publish("Nguyễn Văn An, 0912345678", exchange="nameko-rpc",
+                                          routing_key="answering.ping", content_type="text/plain")
+        assert wait_for(lambda: "dropped an undecodable message" in caplog.text)
+        assert wait_for(lambda: depth(config["AMQP_URI"], "rpc-answering") == 0)
+        assert "Nguyễn" not in caplog.text and "0912345678" not in caplog.text
+        with ClusterRpcProxy(config) as cluster:
+            assert cluster.answering.ping() == "pong"  # still answering
+    finally:
+        container.stop()

@@ -36,22 +36,30 @@ def _when(epoch) -> str | None:
 
 
 def parked_counts(uri: str, management_url: str) -> dict[str, dict[str, int]]:
-    """{queue: {"parked": n, "retrying": m}} of every queue of the URI's vhost with either."""
+    """{queue: {"parked": n, "retrying": m}} of every queue of the URI's vhost with a dead-letter or a
+    delay queue: their names from the management API, their counts from the broker itself (the API's
+    figures lag by seconds)."""
     import requests
+    from kombu import Connection
 
     parsed = urlparse(uri)
     vhost = unquote(parsed.path[1:]) or "/"
     response = requests.get(f"{management_url}/queues/{quote(vhost, safe='')}", timeout=10,
-                            params={"columns": "name,messages"},
+                            params={"columns": "name"},
                             auth=(unquote(parsed.username or "guest"), unquote(parsed.password or "guest")))
     response.raise_for_status()
     counts: dict[str, dict[str, int]] = {}
-    for queue in response.json():
-        name, messages = queue["name"], int(queue.get("messages") or 0)
-        if name.endswith(DEAD_SUFFIX):
-            counts.setdefault(_queue(name), {"parked": 0, "retrying": 0})["parked"] += messages
-        elif ".retry." in name and messages:
-            counts.setdefault(name.split(".retry.")[0], {"parked": 0, "retrying": 0})["retrying"] += messages
+    with Connection(uri) as connection:
+        channel = connection.default_channel
+        for name in sorted(queue["name"] for queue in response.json()):
+            if name.endswith(DEAD_SUFFIX):
+                queue, kind = _queue(name), "parked"
+            elif ".retry." in name:
+                queue, kind = name.split(".retry.")[0], "retrying"
+            else:
+                continue
+            ready = channel.queue_declare(name, passive=True).message_count
+            counts.setdefault(queue, {"parked": 0, "retrying": 0})[kind] += ready
     return counts
 
 

@@ -595,7 +595,7 @@ def peek_dead_letters(amqp_uri: str, queue_name: str, limit: int = 100) -> list:
         dead.declare()
         messages = []
         while len(messages) < limit:
-            message = dead.get(no_ack=False, accept=["json", SEALED_CONTENT_TYPE])
+            message = dead.get(no_ack=False)
             if message is None:
                 break
             messages.append(message)

@@ -257,8 +257,7 @@ class ParkingQueueConsumer(QueueConsumer):
             try:
                 provider.parking.park(message, f"undecodable message: {error_summary(exc)}")
             except Exception:  # the broker went away: the unacked message comes back when it returns
-                log.warning("could not park an undecodable message of %s", provider.parking.queue_name,
-                            exc_info=False)
+                log.warning("could not park an undecodable message of %s", provider.parking.queue_name)
                 return
             self.ack_message(message)
 

@@ -141,8 +141,9 @@ def counter(container, name):
     return metrics_for(container).registry.get_sample_value(name, {"service": "retry_notifier", "queue": QUEUE}) or 0
 
 
-def test_events_wait_out_a_database_outage_with_growing_delays_and_none_is_parked(stack):
-    config, container = stack(RETRY_BASE_SECONDS=0.5, RETRY_CAP_SECONDS=4, RETRY_FOR_SECONDS=120)
+def test_events_wait_out_a_database_outage_and_a_restart_with_growing_delays_and_none_is_parked(stack):
+    settings = {"RETRY_BASE_SECONDS": 0.5, "RETRY_CAP_SECONDS": 4, "RETRY_FOR_SECONDS": 120}
+    config, container = stack(**settings)
     codes = [f"D-{i:02d}" for i in range(10)]
     publish(config, result_ready("BEFORE"))
     assert infra.wait_for(lambda: notified(config) == [("BEFORE", PHONE)])
@@ -151,6 +152,8 @@ def test_events_wait_out_a_database_outage_with_growing_delays_and_none_is_parke
         assert infra.wait_for(lambda: counter(container, "motcua_event_retries_total") >= 20, timeout=30)
         time.sleep(4)  # several rounds through the delay queues
         waiting = {q["name"] for q in _queues(config) if ".retry." in q["name"]}
+        container.kill()  # the waits are the broker's: they outlive the process
+    config, container = stack(**settings)
     # The longer delay queues were used: the waits grew.
     assert {f"{QUEUE}.retry.0.5s", f"{QUEUE}.retry.1s", f"{QUEUE}.retry.2s"} <= waiting
     assert infra.wait_for(lambda: len(notified(config)) == 11, timeout=30)

@@ -152,6 +152,8 @@ def test_events_wait_out_a_database_outage_and_a_restart_with_growing_delays_and
         assert infra.wait_for(lambda: counter(container, "motcua_event_retries_total") >= 20, timeout=30)
         time.sleep(4)  # several rounds through the delay queues
         waiting = {q["name"] for q in _queues(config) if ".retry." in q["name"]}
+        [row] = [line.split() for line in cli(config, "list").splitlines() if line.startswith(QUEUE)]
+        assert row[1] == "0" and int(row[2]) > 0  # the operator sees them waiting, none parked
         container.kill()  # the waits are the broker's: they outlive the process
     config, container = stack(**settings)
     # The longer delay queues were used: the waits grew.

@@ -34,6 +34,7 @@ dead-letters` lists, shows (redacted), replays and purges parked messages.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -68,6 +69,7 @@ PARKED_AT_HEADER = "x-motcua-parked-at"
 SEALED_HEADER = "x-motcua-sealed"  # "fields": personal fields sealed; "body": the whole body sealed
 CONTENT_TYPE_HEADER = "x-motcua-content-type"  # an undecodable body's own content type
 SEALED_CONTENT_TYPE = "application/x-motcua-sealed"
+REQUEUE_AFTER_BROKER_FAILURE_SECONDS = 5.0  # a message that could be neither retried nor parked goes back
 APPLY_BATCH = "apply_event_batch"  # the method a batch's worker runs (added to the service class)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 
@@ -185,13 +187,33 @@ class Parking:
         first_failed_at = float(headers.get(FIRST_FAILED_HEADER, time.time()))
         delay = self.policy.next_delay(exc, attempts, time.time() - first_failed_at,
                                        int(headers.get(REPLAYS_HEADER, 0)))
-        if delay is None:
-            self.park(message, error_summary(exc), attempts)
-        else:
-            self.retry_later(message, delay, {ATTEMPTS_HEADER: attempts, FIRST_FAILED_HEADER: first_failed_at})
-            log.warning("%s failed (attempt %d, %s); retrying in %gs", self.consumer_name, attempts,
-                        type(exc).__name__, delay)
-        ack(message)
+        with self._unless_the_broker_is_away(message):
+            if delay is None:
+                self.park(message, error_summary(exc), attempts)
+            else:
+                self.retry_later(message, delay, {ATTEMPTS_HEADER: attempts, FIRST_FAILED_HEADER: first_failed_at})
+                log.warning("%s failed (attempt %d, %s); retrying in %gs", self.consumer_name, attempts,
+                            type(exc).__name__, delay)
+            ack(message)
+
+    def reject(self, message, error: str, ack) -> None:
+        """Park a message that can never succeed (undecodable, malformed, unknown), then ack."""
+        with self._unless_the_broker_is_away(message):
+            self.park(message, error)
+            ack(message)
+
+    @contextlib.contextmanager
+    def _unless_the_broker_is_away(self, message):
+        # A publish that fails must not kill the consumer (an exception in nameko's managed thread
+        # would): the message goes back to its queue a few seconds later, to be tried (and retried or
+        # parked) again; if the consumer's connection is gone too, the broker redelivers it anyway.
+        try:
+            yield
+        except Exception as exc:
+            delay = backoff(1, base=REQUEUE_AFTER_BROKER_FAILURE_SECONDS, cap=REQUEUE_AFTER_BROKER_FAILURE_SECONDS)
+            log.warning("%s could not retry or park a message (%s); back to its queue in %.0fs",
+                        self.consumer_name, error_summary(exc), delay)
+            eventlet.spawn_after(delay, _requeue_if_connected, message)
 
     def retry_later(self, message, delay: float, history: dict) -> None:
         """The message as it came (same bytes, same content type), into the delay queue of `delay`."""
@@ -202,9 +224,8 @@ class Parking:
         self.metrics.redeliveries.labels(self.container.service_name, self.queue_name).inc()
 
     def park(self, message, error: str, attempts: int = 1) -> None:
-        """Park the message in `<queue>.dead` with its error, its personal data sealed."""
-        log.error("%s parked a message in %s after %d attempt(s): %s", self.consumer_name,
-                  self.dead_letters.name, attempts, error)
+        """Park the message in `<queue>.dead` with its error, its personal data sealed (raises if the broker
+        refuses)."""
         headers = dict(message.headers or {}, **{
             ATTEMPTS_HEADER: attempts, ERROR_HEADER: error, PARKED_AT_HEADER: time.time(),
             "x-motcua-queue": self.queue_name, "x-motcua-consumer": self.consumer_name})
@@ -212,6 +233,8 @@ class Parking:
         self.publisher.publish(payload, exchange=DEAD_LETTER_EXCHANGE, routing_key=self.queue_name,
                                headers=headers, content_type=content_type, content_encoding="utf-8",
                                declare=[DEAD_LETTER_EXCHANGE, self.dead_letters])
+        log.error("%s parked a message in %s after %d attempt(s): %s", self.consumer_name,
+                  self.dead_letters.name, attempts, error)
         self.metrics.dead_letters.labels(self.container.service_name, self.queue_name).inc()
 
     def _sealed_copy(self, message, headers: dict) -> tuple[str | bytes, str]:
@@ -228,6 +251,12 @@ class Parking:
         raw = message.body if isinstance(message.body, bytes) else str(message.body).encode()
         headers.update({SEALED_HEADER: "body", CONTENT_TYPE_HEADER: str(message.content_type)})
         return seal(self.key, raw), SEALED_CONTENT_TYPE
+
+
+def _requeue_if_connected(message) -> None:
+    with contextlib.suppress(Exception):  # a closed channel: the broker requeued it already
+        if message.channel.connection and not message.acknowledged:
+            message.requeue()
 
 
 def _drop_undecodable_unlogged(queue_consumer, message, exc):
@@ -253,15 +282,9 @@ class ParkingQueueConsumer(QueueConsumer):
         return consumers
 
     def _undecodable(self, provider, message, exc):
-        def park():
-            try:
-                provider.parking.park(message, f"undecodable message: {error_summary(exc)}")
-            except Exception:  # the broker went away: the unacked message comes back when it returns
-                log.warning("could not park an undecodable message of %s", provider.parking.queue_name)
-                return
-            self.ack_message(message)
-
-        self.container.spawn_managed_thread(park, identifier=f"park-undecodable-{provider.parking.queue_name}")
+        self.container.spawn_managed_thread(
+            partial(provider.parking.reject, message, f"undecodable message: {error_summary(exc)}", self.ack_message),
+            identifier=f"park-undecodable-{provider.parking.queue_name}")
 
 
 class ParkingConsumer:
@@ -286,8 +309,7 @@ class ParkingConsumer:
         try:
             event = parse_event(self.parking.opened(body, message))
         except Exception as exc:  # malformed, or sealed with another key: it will never succeed
-            self.parking.park(message, f"malformed event: {error_summary(exc)}")
-            self.queue_consumer.ack_message(message)
+            self.parking.reject(message, f"malformed event: {error_summary(exc)}", self.queue_consumer.ack_message)
             return
         context_data = self.unpack_message_headers(message)
         handle_result = partial(self.handle_result, message)
@@ -301,11 +323,7 @@ class ParkingConsumer:
         if exc_info is None:
             self.queue_consumer.ack_message(message)
             return
-        try:
-            self.parking.failed(message, exc_info[1], self.queue_consumer.ack_message)
-        except Exception:  # the broker went away: the unacked message comes back when it returns
-            log.warning("could not retry or park a failed message of %s; the broker will redeliver it",
-                        self.consumer_name, exc_info=True)
+        self.parking.failed(message, exc_info[1], self.queue_consumer.ack_message)
 
 
 # -- the batched inbox of a service's events -------------------------------------------------------
@@ -428,13 +446,12 @@ class EventInbox(SharedExtension, ProviderCollector):
         try:
             event = parse_event(self.parking.opened(body, message))
         except Exception as exc:  # malformed, or sealed with another key: it will never succeed
-            self.parking.park(message, f"malformed event: {error_summary(exc)}")
-            self.queue_consumer.ack_message(message)
+            self.parking.reject(message, f"malformed event: {error_summary(exc)}", self.queue_consumer.ack_message)
             return
         handler = self._handler_for(event)
         if handler is None:
-            self.parking.park(message, f"no handler for {event.source}.{event.event_type}")
-            self.queue_consumer.ack_message(message)
+            self.parking.reject(message, f"no handler for {event.source}.{event.event_type}",
+                                self.queue_consumer.ack_message)
             return
         self.pending.append(Delivery(event, message, handler))
         if not self.draining:
@@ -489,11 +506,7 @@ class EventInbox(SharedExtension, ProviderCollector):
 
     def _failed(self, delivery: Delivery, exc_info) -> None:
         self.handled.labels(self.container.service_name, delivery.event.event_type, "error").inc()
-        try:
-            self.parking.failed(delivery.message, exc_info[1], self.queue_consumer.ack_message)
-        except Exception:  # the broker went away: the unacked message comes back when it returns
-            log.warning("could not retry or park a failed %s event; the broker will redeliver it",
-                        delivery.event.event_type, exc_info=True)
+        self.parking.failed(delivery.message, exc_info[1], self.queue_consumer.ack_message)
 
 
 def _inbox_metrics(metrics):

@@ -212,6 +212,30 @@ def test_truncated_json_and_a_wrong_content_type_are_parked_once_and_never_logge
     assert shown.count('"sealed_whole": true') == 2 and PHONE[:6] not in shown
 
 
+def test_a_message_that_cannot_be_parked_goes_back_to_its_queue_and_the_consumer_lives_on(stack, caplog):
+    import requests
+
+    config, container = stack()
+    permissions = f"{infra.RABBIT_MGMT}/permissions/{vhost_of(config)}/guest"
+
+    def may_publish_to(pattern):
+        requests.put(permissions, auth=infra.RABBIT_AUTH, timeout=10,
+                     json={"configure": ".*", "write": pattern, "read": ".*"}).raise_for_status()
+
+    may_publish_to(r"^(?!motcua\.dead-letter$).*")  # this test's vhost: parking refused
+    try:
+        with Connection(config["AMQP_URI"]) as connection:
+            connection.Producer().publish(b"{truncated", exchange="", routing_key=QUEUE,
+                                          content_type="application/json")
+        assert infra.wait_for(lambda: "could not retry or park a message" in caplog.text, timeout=30)
+        publish(config, result_ready("D-MEANWHILE"))
+        assert infra.wait_for(lambda: notified(config) == [("D-MEANWHILE", PHONE)])  # still consuming
+    finally:
+        may_publish_to(".*")
+    assert infra.wait_for(lambda: depth(config, f"{QUEUE}.dead") == 1, timeout=30)  # parked on a later try
+    assert depth(config, QUEUE) == 0
+
+
 def cli(config, *args):
     """`python -m motcua.cli dead-letters …` against this test's broker; its standard output."""
     env = {**os.environ, "AMQP_URI": config["AMQP_URI"],

@@ -414,7 +414,7 @@ class Channel(virtual.Channel):
 
     def _expire_later(self, q, stored, seconds):
         """`x-message-ttl`: a message still in its queue after `seconds` is dead-lettered ("expired")."""
-        import eventlet
+        import eventlet  # here, not at the top: only TTL queues need a timer, the rest runs without eventlet
 
         def expire():
             try:

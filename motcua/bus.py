@@ -1,4 +1,4 @@
-"""Event handling: one queue per service, events applied in batches, poison parked, nothing dropped.
+"""Event handling: one queue per service, events applied in batches, failures retried later, poison parked.
 
 `@event_handler(source, event_type)` declares what a service listens to, as nameko's does, and the
 method receives a parsed, contract-checked `motcua.contracts.Event`. Underneath, every handler of a
@@ -12,18 +12,32 @@ consumed by `EventInbox`:
   NOTHING RETURNING` and does not commit), one commit, then the acks. Events of one dossier are thus
   applied in the order they arrived, and a redelivered event is skipped by the inbox.
 * If a batch fails, it is rolled back and its events are applied one by one, each in its own
-  transaction, so one bad message cannot hold the others back. A message that fails alone is sent
-  back for another try after a growing delay, and after `EVENT_MAX_ATTEMPTS` it is parked with its
-  error in `<queue>.dead` (never dropped, never looped). A malformed event, or one no handler of the
-  service knows, is parked at once.
+  transaction, so one bad message cannot hold the others back. What a message that fails alone
+  becomes is `RetryPolicy`'s answer (see there): tried again later, through a delay queue on the
+  broker, or parked with its error in `<queue>.dead` (never dropped, never looped).
+* A message that cannot be decoded (bad JSON, a content type the service does not accept), a malformed
+  event, or one no handler of the service knows, is parked at once. Nothing of a message's body is
+  ever logged.
 
-`ParkingConsumer` gives the same retry-then-park behaviour to single-message consumers (agencies'
-task queues, `motcua.worker`).
+A retry waits in `<queue>.retry.<seconds>s`, a queue nobody consumes whose messages expire after that
+many seconds (`x-message-ttl`) and are dead-lettered back to `<queue>` by the default exchange: the
+wait survives a restart of the service. Headers carry the history: `x-motcua-attempts` (failures so
+far), `x-motcua-first-failed-at` (epoch seconds) and, once replayed, `x-motcua-replays`.
+
+A parked copy keeps personal data sealed: the values of `motcua.privacy.PERSONAL_FIELDS` are encrypted
+with the consuming service's dead-letter key (`DEAD_LETTER_KEYS[service]`), opened again only when the
+service consumes a replayed copy; an undecodable body is sealed whole. `python -m motcua.cli
+dead-letters` lists, shows (redacted), replays and purges parked messages.
+
+`ParkingConsumer` gives the same policy to single-message consumers (agencies' task queues,
+`motcua.worker`).
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
-import traceback
+import time
 from collections import deque
 from dataclasses import dataclass
 from functools import partial
@@ -31,7 +45,6 @@ from functools import partial
 import eventlet
 from eventlet.event import Event as GreenEvent
 from kombu import Exchange, Queue, binding
-from marshmallow import ValidationError
 from nameko.amqp.publish import Publisher, get_connection
 from nameko.containers import ContainerBeingKilled
 from nameko.extensions import Entrypoint, ProviderCollector, SharedExtension
@@ -41,12 +54,22 @@ from prometheus_client import Counter, Histogram
 
 from motcua.backoff import backoff
 from motcua.contracts import Event, parse_event
+from motcua.faults import is_poison, is_transient
 from motcua.metrics import metrics_for
+from motcua.privacy import seal, seal_personal_fields, sealing_key, unseal_personal_fields
 
 log = logging.getLogger(__name__)
 
 DEAD_LETTER_EXCHANGE = Exchange("motcua.dead-letter", type="direct", durable=True)
 ATTEMPTS_HEADER = "x-motcua-attempts"
+FIRST_FAILED_HEADER = "x-motcua-first-failed-at"
+REPLAYS_HEADER = "x-motcua-replays"
+ERROR_HEADER = "x-motcua-error"
+PARKED_AT_HEADER = "x-motcua-parked-at"
+SEALED_HEADER = "x-motcua-sealed"  # "fields": personal fields sealed; "body": the whole body sealed
+CONTENT_TYPE_HEADER = "x-motcua-content-type"  # an undecodable body's own content type
+SEALED_CONTENT_TYPE = "application/x-motcua-sealed"
+REQUEUE_AFTER_BROKER_FAILURE_SECONDS = 5.0  # a message that could be neither retried nor parked goes back
 APPLY_BATCH = "apply_event_batch"  # the method a batch's worker runs (added to the service class)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 
@@ -55,19 +78,93 @@ def dead_letter_queue(queue_name: str) -> Queue:
     return Queue(f"{queue_name}.dead", exchange=DEAD_LETTER_EXCHANGE, routing_key=queue_name, durable=True)
 
 
+def delay_queue(queue_name: str, seconds: float) -> Queue:
+    """Where a retry of `queue_name`'s message waits `seconds` before going back to it."""
+    return Queue(f"{queue_name}.retry.{seconds:g}s", durable=True, queue_arguments={
+        "x-message-ttl": int(seconds * 1000), "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": queue_name})
+
+
 def inbox_queue_name(service: str) -> str:
     """The one queue of every event a service handles."""
     return f"inbox.{service}"
 
 
-class Parking:
-    """Sends a failed message back for another try, or parks it with its error (`<queue>.dead`)."""
+def dead_letter_key(config: dict, service: str) -> bytes:
+    """The key sealing personal data in `service`'s parked messages: its own `DEAD_LETTER_KEYS` entry,
+    else one derived from the platform's secret (development)."""
+    from motcua.config import DEVELOPMENT_SECRET
 
-    def __init__(self, container, queue_name: str, consumer_name: str, max_attempts: int):
+    material = config.get("DEAD_LETTER_KEYS", {}).get(service) or \
+        f"{config.get('SECRET') or DEVELOPMENT_SECRET}:{service}"
+    return sealing_key(material)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """What becomes of a message whose handler failed (pure: no broker, no clock of its own).
+
+    * poison (`faults.is_poison`: a domain error, a contract violation) is parked at once;
+    * a transient failure (`faults.is_transient`: database or broker away, a timeout) is tried again
+      after `backoff(attempt, base, cap)` seconds until `retry_for` seconds have passed since its first
+      failure, then parked;
+    * anything else is a bug: tried `bug_attempts` times in all with the same growing delays (a race
+      may pass), then parked.
+
+    A replayed message (an operator moved it back from `<queue>.dead`) gets a fresh window for
+    transient failures, but poison and bugs park it at once: one more parked copy, never a loop."""
+
+    retry_for: float = 3600.0
+    base: float = 1.0
+    cap: float = 300.0
+    bug_attempts: int = 3
+
+    @classmethod
+    def from_config(cls, config: dict) -> "RetryPolicy":
+        return cls(retry_for=float(config.get("RETRY_FOR_SECONDS", cls.retry_for)),
+                   base=float(config.get("RETRY_BASE_SECONDS", cls.base)),
+                   cap=float(config.get("RETRY_CAP_SECONDS", cls.cap)),
+                   bug_attempts=int(config.get("EVENT_MAX_ATTEMPTS", cls.bug_attempts)))
+
+    @property
+    def delays(self) -> tuple[float, ...]:
+        """The fixed delays of the delay queues: base, 2·base, 4·base … below cap, then cap."""
+        steps, step = [], self.base
+        while step < self.cap:
+            steps.append(step)
+            step *= 2
+        return (*steps, self.cap)
+
+    def next_delay(self, exc: BaseException, attempts: int, failing_for: float, replays: int,
+                   jitter: float | None = None) -> float | None:
+        """Seconds to wait before trying again after the `attempts`-th failure (`exc`), the first one
+        `failing_for` seconds ago; None to park now."""
+        if is_poison(exc):
+            return None
+        if is_transient(exc):
+            if failing_for >= self.retry_for:
+                return None
+        elif replays or attempts >= self.bug_attempts:
+            return None
+        wanted = backoff(attempts, self.base, self.cap, jitter)
+        return max((d for d in self.delays if d <= wanted), default=self.delays[0])
+
+
+def error_summary(exc: BaseException) -> str:
+    """`Type: first line of the message`: further lines (SQL parameters, a DETAIL) may hold values."""
+    first_line = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first_line}"[:500]
+
+
+class Parking:
+    """Sends a failed message to wait in a delay queue, or parks it with its error (`<queue>.dead`)."""
+
+    def __init__(self, container, queue_name: str, consumer_name: str):
         self.container = container
         self.queue_name = queue_name
         self.consumer_name = consumer_name
-        self.max_attempts = max_attempts
+        self.policy = RetryPolicy.from_config(container.config)
+        self.key = dead_letter_key(container.config, container.service_name)
         self.dead_letters = dead_letter_queue(queue_name)
         self.publisher = Publisher(container.config["AMQP_URI"], use_confirms=True)
         self.metrics = metrics_for(container)
@@ -77,54 +174,128 @@ class Parking:
         with get_connection(self.container.config["AMQP_URI"]) as connection:
             self.dead_letters(connection.default_channel).declare()
 
-    def failed(self, message, exc_info, ack) -> None:
-        """After a failure: retry later (the message stays unacked until it is sent back), or park."""
-        attempts = int((message.headers or {}).get(ATTEMPTS_HEADER, 0)) + 1
-        error = "".join(traceback.format_exception_only(exc_info[0], exc_info[1])).strip()
-        if attempts >= self.max_attempts:
-            self.park(message.payload, message, error, attempts)
-            ack(message)
-            return
+    def opened(self, body, message):
+        """The body as its producer sent it: a replayed copy's sealed personal fields opened."""
+        if (message.headers or {}).get(SEALED_HEADER) == "fields":
+            return unseal_personal_fields(body, self.key)
+        return body
 
-        def retry():
-            eventlet.sleep(backoff(attempts, base=0.4, cap=60.0))
-            log.warning("event handler %s failed (attempt %d of %d); retrying", self.consumer_name,
-                        attempts, self.max_attempts)
-            headers = dict(message.headers or {}, **{ATTEMPTS_HEADER: attempts})
-            try:
-                self.publisher.publish(message.payload, exchange="", routing_key=self.queue_name,
-                                       headers=headers)
-            except Exception:  # the broker went away: the unacked message comes back when it returns
-                log.warning("could not send a failed message of %s back for a retry", self.consumer_name,
-                            exc_info=True)
-                return
-            self.metrics.redeliveries.labels(self.container.service_name, self.queue_name).inc()
+    def failed(self, message, exc: BaseException, ack) -> None:
+        """After the handler failed: send the message to wait for another try, or park it; then ack."""
+        headers = message.headers or {}
+        attempts = int(headers.get(ATTEMPTS_HEADER, 0)) + 1
+        first_failed_at = float(headers.get(FIRST_FAILED_HEADER, time.time()))
+        delay = self.policy.next_delay(exc, attempts, time.time() - first_failed_at,
+                                       int(headers.get(REPLAYS_HEADER, 0)))
+        with self._unless_the_broker_is_away(message):
+            if delay is None:
+                self.park(message, error_summary(exc), attempts)
+            else:
+                self.retry_later(message, delay, {ATTEMPTS_HEADER: attempts, FIRST_FAILED_HEADER: first_failed_at})
+                log.warning("%s failed (attempt %d, %s); retrying in %gs", self.consumer_name, attempts,
+                            type(exc).__name__, delay)
             ack(message)
 
-        self.container.spawn_managed_thread(retry, identifier=f"retry-{self.consumer_name}")
+    def reject(self, message, error: str, ack) -> None:
+        """Park a message that can never succeed (undecodable, malformed, unknown), then ack."""
+        with self._unless_the_broker_is_away(message):
+            self.park(message, error)
+            ack(message)
 
-    def park(self, body, message, error: str, attempts: int = 1) -> None:
-        log.error("event handler %s parked a message in %s after %d attempt(s): %s",
-                  self.consumer_name, self.dead_letters.name, attempts, error)
+    @contextlib.contextmanager
+    def _unless_the_broker_is_away(self, message):
+        # A publish that fails must not kill the consumer (an exception in nameko's managed thread
+        # would): the message goes back to its queue a few seconds later, to be tried (and retried or
+        # parked) again; if the consumer's connection is gone too, the broker redelivers it anyway.
+        try:
+            yield
+        except Exception as exc:
+            delay = backoff(1, base=REQUEUE_AFTER_BROKER_FAILURE_SECONDS, cap=REQUEUE_AFTER_BROKER_FAILURE_SECONDS)
+            log.warning("%s could not retry or park a message (%s); back to its queue in %.0fs",
+                        self.consumer_name, error_summary(exc), delay)
+            eventlet.spawn_after(delay, _requeue_if_connected, message)
+
+    def retry_later(self, message, delay: float, history: dict) -> None:
+        """The message as it came (same bytes, same content type), into the delay queue of `delay`."""
+        waiting = delay_queue(self.queue_name, delay)
+        self.publisher.publish(message.body, exchange="", routing_key=waiting.name, declare=[waiting],
+                               headers=dict(message.headers or {}, **history),
+                               content_type=message.content_type, content_encoding=message.content_encoding)
+        self.metrics.redeliveries.labels(self.container.service_name, self.queue_name).inc()
+
+    def park(self, message, error: str, attempts: int = 1) -> None:
+        """Park the message in `<queue>.dead` with its error, its personal data sealed (raises if the broker
+        refuses)."""
         headers = dict(message.headers or {}, **{
-            ATTEMPTS_HEADER: attempts, "x-motcua-error": error[:2000],
-            "x-motcua-queue": self.queue_name, "x-motcua-consumer": self.consumer_name,
-        })
-        self.publisher.publish(body, exchange=DEAD_LETTER_EXCHANGE, routing_key=self.queue_name,
-                               headers=headers, declare=[DEAD_LETTER_EXCHANGE, self.dead_letters])
+            ATTEMPTS_HEADER: attempts, ERROR_HEADER: error, PARKED_AT_HEADER: time.time(),
+            "x-motcua-queue": self.queue_name, "x-motcua-consumer": self.consumer_name})
+        payload, content_type = self._sealed_copy(message, headers)
+        self.publisher.publish(payload, exchange=DEAD_LETTER_EXCHANGE, routing_key=self.queue_name,
+                               headers=headers, content_type=content_type, content_encoding="utf-8",
+                               declare=[DEAD_LETTER_EXCHANGE, self.dead_letters])
+        log.error("%s parked a message in %s after %d attempt(s): %s", self.consumer_name,
+                  self.dead_letters.name, attempts, error)
         self.metrics.dead_letters.labels(self.container.service_name, self.queue_name).inc()
+
+    def _sealed_copy(self, message, headers: dict) -> tuple[str | bytes, str]:
+        """The body to park and its content type; sets `headers`' seal marks."""
+        if headers.get(SEALED_HEADER) == "body":  # a replayed undecodable message: sealed whole already
+            return message.body, SEALED_CONTENT_TYPE
+        try:
+            body = self.opened(message.payload, message)
+        except Exception:  # undecodable, or sealed with a key this service does not hold
+            body = None
+        if isinstance(body, dict):
+            headers[SEALED_HEADER] = "fields"
+            return json.dumps(seal_personal_fields(body, self.key)), "application/json"
+        raw = message.body if isinstance(message.body, bytes) else str(message.body).encode()
+        headers.update({SEALED_HEADER: "body", CONTENT_TYPE_HEADER: str(message.content_type)})
+        return seal(self.key, raw), SEALED_CONTENT_TYPE
+
+
+def _requeue_if_connected(message) -> None:
+    with contextlib.suppress(Exception):  # a closed channel: the broker requeued it already
+        if message.channel.connection and not message.acknowledged:
+            message.requeue()
+
+
+def _drop_undecodable_unlogged(queue_consumer, message, exc):
+    """kombu's default for a message nobody can decode logs its raw body (a name, a phone) and acks it.
+    nameko's other consumers (RPC, broadcast handlers) keep the drop, not the body; the event inbox and
+    the task queues park it instead (`ParkingQueueConsumer`)."""
+    log.error("dropped an undecodable message (%s, content type %s, %d bytes)", error_summary(exc),
+              message.content_type, len(message.body or b""))
+    message.ack()
+
+
+QueueConsumer.on_decode_error = _drop_undecodable_unlogged
+
+
+class ParkingQueueConsumer(QueueConsumer):
+    """nameko's queue consumer, but a message its providers cannot decode is parked (kombu's default
+    logs the raw body and drops the message)."""
+
+    def get_consumers(self, consumer_cls, channel):
+        consumers = super().get_consumers(consumer_cls, channel)
+        for provider, consumer in self._consumers.items():
+            consumer.on_decode_error = partial(self._undecodable, provider)
+        return consumers
+
+    def _undecodable(self, provider, message, exc):
+        self.container.spawn_managed_thread(
+            partial(provider.parking.reject, message, f"undecodable message: {error_summary(exc)}", self.ack_message),
+            identifier=f"park-undecodable-{provider.parking.queue_name}")
 
 
 class ParkingConsumer:
     """Mixed into a nameko consumer of single messages: the handler gets a parsed Event; a failure is
-    retried after a growing delay, then parked."""
+    retried later or parked as `RetryPolicy` says."""
 
-    max_attempts = 3
+    queue_consumer = ParkingQueueConsumer()
 
     def setup(self):
         super().setup()
-        attempts = int(self.container.config.get("EVENT_MAX_ATTEMPTS", self.max_attempts))
-        self.parking = Parking(self.container, self.queue.name, self.consumer_name, attempts)
+        self.parking = Parking(self.container, self.queue.name, self.consumer_name)
 
     def start(self):
         self.parking.declare()
@@ -136,11 +307,9 @@ class ParkingConsumer:
 
     def handle_message(self, body, message):
         try:
-            event = parse_event(body)
-        except (ValidationError, ValueError, TypeError) as exc:
-            # A malformed event will never succeed: park it at once.
-            self.parking.park(body, message, f"malformed event: {exc}")
-            self.queue_consumer.ack_message(message)
+            event = parse_event(self.parking.opened(body, message))
+        except Exception as exc:  # malformed, or sealed with another key: it will never succeed
+            self.parking.reject(message, f"malformed event: {error_summary(exc)}", self.queue_consumer.ack_message)
             return
         context_data = self.unpack_message_headers(message)
         handle_result = partial(self.handle_result, message)
@@ -151,10 +320,10 @@ class ParkingConsumer:
             self.queue_consumer.requeue_message(message)
 
     def handle_message_processed(self, message, result=None, exc_info=None):
-        if exc_info is not None:
-            self.parking.failed(message, exc_info, self.queue_consumer.ack_message)
-        else:
+        if exc_info is None:
             self.queue_consumer.ack_message(message)
+            return
+        self.parking.failed(message, exc_info[1], self.queue_consumer.ack_message)
 
 
 # -- the batched inbox of a service's events -------------------------------------------------------
@@ -206,8 +375,8 @@ def _unit_of_work(service, batch: EventBatch):
     return None
 
 
-class InboxConsumer(QueueConsumer):
-    """nameko's queue consumer on a connection of its own, with room for a batch being applied and the
+class InboxConsumer(ParkingQueueConsumer):
+    """The parking queue consumer on a connection of its own, with room for a batch being applied and the
     next one accumulating."""
 
     @property
@@ -231,8 +400,7 @@ class EventInbox(SharedExtension, ProviderCollector):
         self.linger = float(config.get("EVENT_BATCH_LINGERS", {}).get(
             self.container.service_name, config.get("EVENT_BATCH_LINGER_SECONDS", 0)))
         self.queue_name = inbox_queue_name(self.container.service_name)
-        self.parking = Parking(self.container, self.queue_name, f"{self.container.service_name}.events",
-                               int(config.get("EVENT_MAX_ATTEMPTS", ParkingConsumer.max_attempts)))
+        self.parking = Parking(self.container, self.queue_name, f"{self.container.service_name}.events")
         self.metrics = metrics_for(self.container)
         self.handled, self.batch_sizes = _inbox_metrics(self.metrics)
         if not hasattr(self.container.service_cls, APPLY_BATCH):
@@ -276,15 +444,14 @@ class EventInbox(SharedExtension, ProviderCollector):
 
     def handle_message(self, body, message):
         try:
-            event = parse_event(body)
-        except (ValidationError, ValueError, TypeError) as exc:
-            self.parking.park(body, message, f"malformed event: {exc}")  # it will never succeed
-            self.queue_consumer.ack_message(message)
+            event = parse_event(self.parking.opened(body, message))
+        except Exception as exc:  # malformed, or sealed with another key: it will never succeed
+            self.parking.reject(message, f"malformed event: {error_summary(exc)}", self.queue_consumer.ack_message)
             return
         handler = self._handler_for(event)
         if handler is None:
-            self.parking.park(body, message, f"no handler for {event.source}.{event.event_type}")
-            self.queue_consumer.ack_message(message)
+            self.parking.reject(message, f"no handler for {event.source}.{event.event_type}",
+                                self.queue_consumer.ack_message)
             return
         self.pending.append(Delivery(event, message, handler))
         if not self.draining:
@@ -339,11 +506,7 @@ class EventInbox(SharedExtension, ProviderCollector):
 
     def _failed(self, delivery: Delivery, exc_info) -> None:
         self.handled.labels(self.container.service_name, delivery.event.event_type, "error").inc()
-        try:
-            self.parking.failed(delivery.message, exc_info, self.queue_consumer.ack_message)
-        except Exception:  # the broker went away: the unacked message comes back when it returns
-            log.warning("could not retry or park a failed %s event; the broker will redeliver it",
-                        delivery.event.event_type, exc_info=True)
+        self.parking.failed(delivery.message, exc_info[1], self.queue_consumer.ack_message)
 
 
 def _inbox_metrics(metrics):
@@ -409,8 +572,14 @@ event_handler = ReliableEventHandler.decorator
 batch_handler = BatchHandler.decorator
 
 
+# -- parked messages, for operators (`python -m motcua.cli dead-letters`) ------------------------------
+
 def replay_dead_letters(amqp_uri: str, queue_name: str, limit: int | None = None) -> int:
-    """Move parked messages of `queue_name` back to it (after the cause is fixed); returns how many."""
+    """Move parked messages of `queue_name` back to it (after the cause is fixed); returns how many.
+
+    Each goes back as it was parked (sealed; the service opens it), with `x-motcua-replays` one more and
+    without the last round's attempts and first-failure time: a transient cause gets a fresh retry
+    window, while poison or a bug parks it again at once (`RetryPolicy`), once."""
     moved = 0
     publisher = Publisher(amqp_uri, use_confirms=True)
     with get_connection(amqp_uri) as connection:
@@ -420,8 +589,35 @@ def replay_dead_letters(amqp_uri: str, queue_name: str, limit: int | None = None
             message = dead.get(no_ack=False)
             if message is None:
                 break
-            headers = {k: v for k, v in (message.headers or {}).items() if not k.startswith("x-motcua-")}
-            publisher.publish(message.payload, exchange="", routing_key=queue_name, headers=headers)
+            headers = {k: v for k, v in (message.headers or {}).items()
+                       if k not in (ATTEMPTS_HEADER, FIRST_FAILED_HEADER)}
+            headers[REPLAYS_HEADER] = int(headers.get(REPLAYS_HEADER, 0)) + 1
+            publisher.publish(message.body, exchange="", routing_key=queue_name, headers=headers,
+                              content_type=message.content_type, content_encoding=message.content_encoding)
             message.ack()
             moved += 1
     return moved
+
+
+def peek_dead_letters(amqp_uri: str, queue_name: str, limit: int = 100) -> list:
+    """Up to `limit` parked messages of `queue_name` (kombu messages), left parked."""
+    with get_connection(amqp_uri) as connection:
+        channel = connection.channel()
+        dead = dead_letter_queue(queue_name)(channel)
+        dead.declare()
+        messages = []
+        while len(messages) < limit:
+            message = dead.get(no_ack=False)
+            if message is None:
+                break
+            messages.append(message)
+        channel.close()  # unacked: every one goes back to its place in the queue
+    return messages
+
+
+def purge_dead_letters(amqp_uri: str, queue_name: str) -> int:
+    """Delete every parked message of `queue_name`; returns how many."""
+    with get_connection(amqp_uri) as connection:
+        dead = dead_letter_queue(queue_name)(connection.default_channel)
+        dead.declare()
+        return dead.purge() or 0

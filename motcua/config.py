@@ -44,6 +44,16 @@ def secret() -> str:
     return value
 
 
+def amqp_uri() -> str:
+    """The broker of a separate-process deployment (operators' tools connect to it)."""
+    return env("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+def rabbit_management_url() -> str:
+    """RabbitMQ's management API (its credentials are the AMQP URI's)."""
+    return env("MOTCUA_RABBIT_MANAGEMENT_URL", "http://127.0.0.1:15672/api")
+
+
 def number(name: str, default: str, kind: type = float):
     """A numeric setting; a value that is not one stops the process naming the variable."""
     raw = env(name, default)
@@ -70,7 +80,10 @@ class PlatformSettings:
     clock_offset_seconds: float = 0.0
     event_batch_size: int = 64  # events applied per transaction, at most
     event_batch_linger_seconds: float = 0.005  # how long a batch waits for more (latency for fewer transactions)
-    event_max_attempts: int = 3
+    event_max_attempts: int = 3  # tries of a message failing with a bug (neither transient nor poison)
+    retry_for_seconds: float = 3600.0  # how long a transient failure is retried before it is parked
+    retry_base_seconds: float = 1.0  # the first retry's delay; each next one doubles…
+    retry_cap_seconds: float = 300.0  # …up to this
 
     @classmethod
     def from_env(cls, amqp_uri: str | None = None) -> "PlatformSettings":
@@ -81,7 +94,10 @@ class PlatformSettings:
                    clock_offset_seconds=number("MOTCUA_CLOCK_OFFSET_SECONDS", "0"),
                    event_batch_size=number("MOTCUA_EVENT_BATCH_SIZE", "64", int),
                    event_batch_linger_seconds=number("MOTCUA_EVENT_BATCH_LINGER_SECONDS", "0.005"),
-                   event_max_attempts=number("MOTCUA_EVENT_MAX_ATTEMPTS", "3", int))
+                   event_max_attempts=number("MOTCUA_EVENT_MAX_ATTEMPTS", "3", int),
+                   retry_for_seconds=number("MOTCUA_RETRY_FOR_SECONDS", "3600"),
+                   retry_base_seconds=number("MOTCUA_RETRY_BASE_SECONDS", "1"),
+                   retry_cap_seconds=number("MOTCUA_RETRY_CAP_SECONDS", "300"))
 
     def config(self) -> dict:
         return {"AMQP_URI": self.amqp_uri, "max_workers": self.max_workers, "parent_calls_tracked": 10,
@@ -89,7 +105,8 @@ class PlatformSettings:
                 "RPC_TIMEOUT": self.rpc_timeout, "CLOCK_OFFSET_SECONDS": self.clock_offset_seconds,
                 "EVENT_BATCH_SIZE": self.event_batch_size,
                 "EVENT_BATCH_LINGER_SECONDS": self.event_batch_linger_seconds,
-                "EVENT_MAX_ATTEMPTS": self.event_max_attempts}
+                "EVENT_MAX_ATTEMPTS": self.event_max_attempts, "RETRY_FOR_SECONDS": self.retry_for_seconds,
+                "RETRY_BASE_SECONDS": self.retry_base_seconds, "RETRY_CAP_SECONDS": self.retry_cap_seconds}
 
 
 # Services nobody waits on event by event (projections, messages): they batch longer, so each of their
@@ -103,7 +120,10 @@ def _service_config(service: str) -> dict:
     SMTP). Every service signs or verifies with the secret (tokens; tracking keys and lookup hashes;
     receipts' tokens)."""
     config: dict = {"DB_URLS": {service: db_url(service)}, "METRICS_PORTS": {}, "SECRET": secret(),
-                    "EVENT_BATCH_LINGERS": {}}
+                    "EVENT_BATCH_LINGERS": {}, "DEAD_LETTER_KEYS": {}}
+    # Seals personal data in the service's parked messages (motcua.bus); without it, derived from the secret.
+    if env(f"{service.upper()}_DEAD_LETTER_KEY"):
+        config["DEAD_LETTER_KEYS"][service] = env(f"{service.upper()}_DEAD_LETTER_KEY")
     if service in DOWNSTREAM:
         config["EVENT_BATCH_LINGERS"][service] = number(f"{service.upper()}_EVENT_BATCH_LINGER_SECONDS", "0.05")
     if service in DEFAULT_METRICS_PORTS:
@@ -144,7 +164,7 @@ def nameko_config(amqp_uri: str | None = None, services: tuple[str, ...] | list[
     config = PlatformSettings.from_env(amqp_uri).config()
     for service in services:
         own = _service_config(service)
-        for shared in ("DB_URLS", "METRICS_PORTS", "EVENT_BATCH_LINGERS"):
+        for shared in ("DB_URLS", "METRICS_PORTS", "EVENT_BATCH_LINGERS", "DEAD_LETTER_KEYS"):
             config.setdefault(shared, {}).update(own.pop(shared))
         config.update(own)
     return config

@@ -55,9 +55,13 @@ nameko or the project relies on it:
   ``x-delivery-limit`` times (quorum-queue style, ``x-delivery-count`` header),
   with an ``x-death`` header.
 
+* Per-queue message TTL (``x-message-ttl``): a message still in the queue
+  that long is dead-lettered with reason ``expired`` (the kit's delay
+  queues for retries rely on it).
+
 Ignored, as in ``memory://``: durability (nothing survives the process),
-``x-queue-type``, length limits, message and queue TTLs other than
-``x-expires``, priorities, publisher confirms (a publish is synchronous
+``x-queue-type``, length limits, per-message TTLs (``expiration``),
+priorities, publisher confirms (a publish is synchronous
 anyway), heartbeats, ``headers`` exchanges (not supported: use topic).
 Limits: one process; no client from outside the process can connect.
 """
@@ -401,8 +405,25 @@ class Channel(virtual.Channel):
     def _put(self, queue, message, **kwargs):
         q = self.broker.queues.get(queue)
         if q is not None:  # no such queue: dropped, as by a broker
-            q.messages.append(_copy_for_queue(message, queue))
+            stored = _copy_for_queue(message, queue)
+            q.messages.append(stored)
+            ttl = q.arguments.get("x-message-ttl")
+            if ttl is not None:
+                self._expire_later(q, stored, float(ttl) / 1000.0)
             self.broker.notify(queue)
+
+    def _expire_later(self, q, stored, seconds):
+        """`x-message-ttl`: a message still in its queue after `seconds` is dead-lettered ("expired")."""
+        import eventlet  # here, not at the top: only TTL queues need a timer, the rest runs without eventlet
+
+        def expire():
+            try:
+                q.messages.remove(stored)
+            except ValueError:  # consumed (or purged) in time
+                return
+            self._dead_letter(stored, "expired")
+
+        eventlet.spawn_after(seconds, expire)
 
     def _put_fanout(self, exchange, message, routing_key=None, **kwargs):
         for queue in self._lookup(exchange, routing_key):

@@ -44,6 +44,20 @@ def is_transient(exc: BaseException) -> bool:
 
     A domain error (`MotcuaError`: invalid, not found, illegal transition) or a contract violation never
     passes, whatever caused it."""
+    return _kind(exc) == "transient"
+
+
+def is_poison(exc: BaseException) -> bool:
+    """True if `exc` (or what it was raised from) is a domain error or a contract violation: trying again
+    can only give the same answer, so the message is parked at once.
+
+    Neither poison nor transient is a bug (an unexpected exception): the kit tries it a few times, then
+    parks it."""
+    return _kind(exc) == "poison"
+
+
+def _kind(exc: BaseException | None) -> str | None:
+    """'poison' or 'transient' for the first known failure along `exc`'s causes, else None."""
     global _TRANSIENT
     if _TRANSIENT is None:
         _TRANSIENT = _transient_types()
@@ -51,8 +65,8 @@ def is_transient(exc: BaseException) -> bool:
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         if isinstance(exc, (MotcuaError, ValidationError)):
-            return False
+            return "poison"
         if isinstance(exc, _TRANSIENT):
-            return True
+            return "transient"
         exc = exc.__cause__ or exc.__context__
-    return False
+    return None

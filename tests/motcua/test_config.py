@@ -21,3 +21,15 @@ def test_a_setting_of_the_wrong_type_stops_the_process_naming_it(monkeypatch):
         nameko_config("embedded://", services=["reporting"])
     monkeypatch.delenv("MOTCUA_EVENT_BATCH_SIZE")
     assert nameko_config("embedded://", services=["reporting"])["EVENT_BATCH_SIZE"] == 64
+
+
+def test_retry_settings_are_typed_and_a_dead_letter_key_reaches_only_its_service(monkeypatch):
+    monkeypatch.setenv("MOTCUA_RETRY_FOR_SECONDS", "600")
+    monkeypatch.setenv("NOTIFY_DEAD_LETTER_KEY", "only notify holds this")
+    config = nameko_config("amqp://broker", services=["notify"])
+    assert (config["RETRY_FOR_SECONDS"], config["RETRY_BASE_SECONDS"], config["RETRY_CAP_SECONDS"]) == (600, 1, 300)
+    assert config["DEAD_LETTER_KEYS"] == {"notify": "only notify holds this"}
+    assert nameko_config("amqp://broker", services=["reporting"])["DEAD_LETTER_KEYS"] == {}
+    monkeypatch.setenv("MOTCUA_RETRY_FOR_SECONDS", "an hour")
+    with pytest.raises(SystemExit, match="MOTCUA_RETRY_FOR_SECONDS must be a number"):
+        nameko_config("embedded://", services=["reporting"])

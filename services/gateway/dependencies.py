@@ -48,10 +48,11 @@ class OneStatementReads:
     (switching a pooled connection in and out of it costs more than the read); a connection found
     dead (the database restarted) is retried once on a fresh one."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, max_workers: int):
         self.own = engine.dialect.name != "sqlite"  # SQLite: one connection for the whole service, shared
-        # As many connections as the service's pool, no more: a read holds one for a round trip.
-        self.engine = (create_engine(engine.url, isolation_level="AUTOCOMMIT", pool_size=engine.pool.size(),
+        # One connection per worker, no more: a read holds one for a round trip (the platform's
+        # connection budget counts them: motcua.config.db_connections_at_most).
+        self.engine = (create_engine(engine.url, isolation_level="AUTOCOMMIT", pool_size=max_workers,
                                      max_overflow=0, pool_recycle=3600, hide_parameters=True)
                        if self.own else engine.execution_options(isolation_level="AUTOCOMMIT"))
 
@@ -74,7 +75,8 @@ def reads_of(container) -> OneStatementReads:
     """The container's one-statement reads (one pool for all its providers)."""
     reads = getattr(container, "_gateway_reads", None)
     if reads is None:
-        reads = container._gateway_reads = OneStatementReads(engine_of(container))
+        max_workers = int(container.config.get("max_workers", 10))
+        reads = container._gateway_reads = OneStatementReads(engine_of(container), max_workers)
     return reads
 
 

@@ -103,7 +103,9 @@ class OutboxRelay:
                 delay = backoff(failures, base=0.5, cap=30.0)
                 log.warning("outbox relay failed (attempt %d), retrying in %.1fs", failures, delay,
                             exc_info=failures == 1)
-                eventlet.sleep(delay)
+                # Woken early by a commit's hand-over: that commit shows the database is back, and
+                # its rows should not wait out the rest of a delay grown during a long outage.
+                self._wait(delay)
                 continue
             if not self._handed:
                 pending_mark = self._published and self.mark_every - (time.monotonic() - last_mark)

@@ -3,11 +3,13 @@ server restarted, a proxy dropped them) and its database refusing connections fo
 are injected only into this test's own databases (`pg_terminate_backend` of their backends,
 `ALTER DATABASE … ALLOW_CONNECTIONS`)."""
 import contextlib
+import time
 import uuid
 from datetime import datetime, timezone
 
 import eventlet
 import pytest
+import requests
 from nameko.containers import ServiceContainer
 from nameko.standalone.rpc import ServiceRpcProxy
 from sqlalchemy import String, create_engine, func, select, text
@@ -15,11 +17,12 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from motcua.config import PoolSize
+from motcua.config import SERVICES, PoolSize, db_connections_at_most
 from motcua.db import Database, ServiceBase, UnitOfWork, make_engine, reliability_tables
 from motcua.faults import TransientFailure, is_transient
 from motcua.rpc import rpc
 from tests import infra
+from tests.e2e.client import APPLICANT, COMMUNE, LAND_STEPS, Api
 
 
 class LedgerBase(ServiceBase, DeclarativeBase):
@@ -245,3 +248,163 @@ def test_too_many_clients_is_transient(postgres):
         with engine.connect() as connection:
             connection.exec_driver_sql(f'DROP ROLE IF EXISTS "{role}"')
         engine.dispose()
+
+
+# -- the platform: five service processes under load -------------------------------------------------
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """The five services as separate processes on this module's own vhost and databases. A failing
+    event is tried more than the default 3 times here, so that what these tests see is the services
+    outliving their database, not how soon a retried event is parked (another test's subject)."""
+    infra.require_rabbitmq()
+    infra.require_postgres()
+    vhost = f"motcua-test-{uuid.uuid4().hex[:10]}"
+    infra.create_vhost(vhost)
+    urls = infra.create_service_databases()
+    services = infra.ServiceProcesses(infra.amqp_uri(vhost), urls, tmp_path_factory.mktemp("db-faults"),
+                                      extra_env={"MOTCUA_EVENT_MAX_ATTEMPTS": "12"})
+    try:
+        services.start_all()
+        yield services, urls, vhost
+    finally:
+        services.stop_all()
+        infra.drop_databases(urls)
+        infra.delete_vhost(vhost)
+
+
+def all_alive(services) -> bool:
+    return all(process.poll() is None for process in services.processes.values())
+
+
+def patiently(send, done=(200, 201), timeout: float = 120) -> requests.Response:
+    """`send()` again while it is answered 503 (what the platform asks a client to do, with
+    Retry-After) or the connection fails; returns the first other answer."""
+    deadline = time.time() + timeout
+    while True:
+        with contextlib.suppress(requests.RequestException):
+            response = send()
+            if response.status_code != 503:
+                return response
+            assert response.headers.get("Retry-After"), response.headers
+        assert time.time() < deadline, f"still unavailable after {timeout}s"
+        time.sleep(0.3)
+
+
+def dossier_status(api: Api, code: str) -> str:
+    return patiently(lambda: api.call("GET", f"/api/v1/dossiers/{code}", user="admin")).json()["status"]
+
+
+def carry_through(api: Api, key: str) -> str:
+    """One land dossier from submission to its return, as officers would carry it through a platform
+    whose database connections are being cut: a 503 is tried again, and an answer lost to one is
+    learnt from the dossier or the task list (a repeated command may be refused as done already)."""
+    submitted = patiently(lambda: api.call("POST", "/api/v1/dossiers", headers={"Idempotency-Key": key}, json={
+        "procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT, "form": {}}))
+    assert submitted.status_code == 201, submitted.text
+    code = submitted.json()["code"]
+    received = patiently(lambda: api.call("POST", f"/api/v1/dossiers/{code}/receive",
+                                          user=f"receptionist@{COMMUNE}", json={}))
+    assert received.status_code == 200 or dossier_status(api, code) != "submitted", received.text
+    for agency, role in LAND_STEPS:
+        user, seen = f"{role}@{agency}", False
+        deadline = time.time() + 120
+        while True:
+            assert time.time() < deadline, f"step at {agency} of {code} never done"
+            tasks = patiently(lambda: api.call("GET", "/api/v1/tasks?status=open", user=user))
+            assert tasks.status_code == 200, tasks.text
+            task = next((t for t in tasks.json() if t["dossier_code"] == code), None)
+            if task is None:
+                if seen:  # completed by a call whose answer was lost
+                    break
+                time.sleep(0.3)
+                continue
+            seen = True
+            if patiently(lambda: api.complete(task, user)).status_code == 200:
+                break
+    deadline = time.time() + 120
+    while dossier_status(api, code) != "result_ready":
+        assert time.time() < deadline, f"{code} never ready"
+        time.sleep(0.3)
+    returned = patiently(lambda: api.call("POST", f"/api/v1/dossiers/{code}/return",
+                                          user=f"receptionist@{COMMUNE}", json={"method": "counter"}))
+    assert returned.status_code == 200 or dossier_status(api, code) == "returned", returned.text
+    return code
+
+
+class ConnectionPeak:
+    """Samples pg_stat_activity: the most connections each of the services' databases had at once."""
+
+    def __init__(self, urls: dict[str, str]):
+        self.names = {database_name(url): service for service, url in urls.items()}
+        self.peak = {service: 0 for service in urls}
+        self.total = 0
+        self.engine = admin()
+
+    def sample(self) -> None:
+        with self.engine.connect() as connection:
+            counts = dict(connection.execute(text(
+                "SELECT datname, count(*) FROM pg_stat_activity WHERE datname = ANY(:names) GROUP BY datname"),
+                {"names": list(self.names)}).all())
+        for name, service in self.names.items():
+            self.peak[service] = max(self.peak[service], counts.get(name, 0))
+        self.total = max(self.total, sum(counts.values()))
+
+    def __str__(self) -> str:
+        return f"peak connections: {self.peak}, all five at once: {self.total}"
+
+
+def test_services_outlive_their_database_connections_cut_under_load(stack):
+    services, urls, vhost = stack
+    api = Api(services.base_url)
+    for user in ("admin", f"receptionist@{COMMUNE}", *(f"{role}@{agency}" for agency, role in LAND_STEPS)):
+        api.token(user)
+    peak = ConnectionPeak(urls)
+    run = uuid.uuid4().hex[:6]
+    pool = eventlet.GreenPool(12)
+    load = [pool.spawn(carry_through, api, f"db-faults-{run}-{i}") for i in range(12)]
+    cut = 0
+    for _ in range(5):  # every service's connections, five times over the load
+        for _ in range(8):
+            eventlet.sleep(0.25)
+            peak.sample()
+        cut += cut_connections(urls.values())
+        assert all_alive(services), services.logs()[-5000:]
+    codes = [dossier.wait() for dossier in load]
+    print(peak)
+    assert cut >= 10  # faults were injected for real: the services held connections each time
+    assert len(set(codes)) == 12 and {dossier_status(api, code) for code in codes} == {"returned"}
+    assert all_alive(services)
+    assert all(infra.queue_depth(vhost, f"inbox.{s}.dead") == 0 for s in ("intake", "workflow", "notify", "reporting")
+               if infra.queue_info(vhost, f"inbox.{s}.dead"))
+    assert "exited with error" not in services.logs()
+    assert patiently(lambda: requests.get(f"{services.base_url}/health", timeout=10)).status_code == 200
+    # Within the budget the pools were sized to (motcua.config): one instance of each service.
+    assert peak.total <= sum(db_connections_at_most(s, 10) for s in SERVICES)
+
+
+def test_a_service_whose_database_refuses_connections_is_unhealthy_until_it_is_back(stack):
+    services, urls, _ = stack
+    api = Api(services.base_url)
+    intake_health = f"http://127.0.0.1:{services.metrics_ports['intake']}/health"
+
+    def health(url: str) -> requests.Response:
+        return requests.get(url, timeout=10)
+
+    assert health(f"{services.base_url}/health").status_code == 200
+    with refusing_connections(urls["intake"]):
+        assert infra.wait_for(lambda: health(intake_health).status_code == 503, timeout=20)
+        assert health(intake_health).json()["checks"]["database"].startswith("error")
+        answer = health(f"{services.base_url}/health")
+        assert answer.status_code == 503 and "intake" in answer.json()["failed"]
+        refused = api.call("POST", "/api/v1/dossiers", headers={"Idempotency-Key": f"db-out-{uuid.uuid4().hex}"},
+                           json={"procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT, "form": {}})
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"]["code"] == "service_unavailable" and int(refused.headers["Retry-After"]) >= 1
+        for _ in range(8):  # the outage goes on: the process stays, the relay keeps trying
+            time.sleep(1)
+            assert all_alive(services), services.logs()[-5000:]
+    assert infra.wait_for(lambda: health(intake_health).status_code == 200, timeout=30)
+    assert infra.wait_for(lambda: health(f"{services.base_url}/health").status_code == 200, timeout=30)
+    assert dossier_status(api, carry_through(api, f"db-back-{uuid.uuid4().hex}")) == "returned"
+    assert all_alive(services) and "exited with error" not in services.logs()

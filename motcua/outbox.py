@@ -83,10 +83,13 @@ class OutboxRelay:
         cycles = 0
         while self._running:
             now = time.monotonic()
+            tried = False  # whether this turn asked the database or the broker anything
             try:
                 if self._handed:
+                    tried = True
                     self.publish_handed()
                 elif now - last_poll >= self.idle_poll:
+                    tried = True
                     last_poll = now
                     self.relay_orphans()
                     cycles += 1
@@ -94,9 +97,11 @@ class OutboxRelay:
                         self.purge_published()
                 if self._published and (len(self._published) >= self.batch_size or not self._handed
                                         and now - last_mark >= self.mark_every):
+                    tried = True
                     last_mark = now
                     self.mark_published()
-                failures = 0
+                if tried:  # a turn that only waited proves nothing: the delays keep growing through it
+                    failures = 0
             except Exception:
                 failures += 1
                 self.metrics.publish_failures.labels(self.container.service_name).inc()

@@ -22,7 +22,7 @@ from motcua.db import Database, ServiceBase, UnitOfWork, make_engine, reliabilit
 from motcua.faults import TransientFailure, is_transient
 from motcua.rpc import rpc
 from tests import infra
-from tests.e2e.client import APPLICANT, COMMUNE, LAND_STEPS, Api
+from tests.e2e.client import APPLICANT, COMMUNE, LAND_STEPS, Api, mails_for
 
 
 class LedgerBase(ServiceBase, DeclarativeBase):
@@ -85,17 +85,19 @@ def cut_connections(urls) -> int:
 
 
 @contextlib.contextmanager
-def refusing_connections(url: str):
-    """The database refuses new connections, and its open ones are cut, until the block ends."""
+def refusing_connections(*urls: str):
+    """The databases refuse new connections, and their open ones are cut, until the block ends."""
     engine = admin()
     with engine.connect() as connection:
-        connection.exec_driver_sql(f'ALTER DATABASE "{database_name(url)}" ALLOW_CONNECTIONS false')
+        for url in urls:
+            connection.exec_driver_sql(f'ALTER DATABASE "{database_name(url)}" ALLOW_CONNECTIONS false')
     try:
-        cut_connections([url])
+        cut_connections(urls)
         yield
     finally:
         with engine.connect() as connection:
-            connection.exec_driver_sql(f'ALTER DATABASE "{database_name(url)}" ALLOW_CONNECTIONS true')
+            for url in urls:
+                connection.exec_driver_sql(f'ALTER DATABASE "{database_name(url)}" ALLOW_CONNECTIONS true')
         engine.dispose()
 
 
@@ -263,7 +265,8 @@ def stack(tmp_path_factory):
     infra.create_vhost(vhost)
     urls = infra.create_service_databases()
     services = infra.ServiceProcesses(infra.amqp_uri(vhost), urls, tmp_path_factory.mktemp("db-faults"),
-                                      extra_env={"MOTCUA_EVENT_MAX_ATTEMPTS": "12"})
+                                      extra_env={"MOTCUA_EVENT_MAX_ATTEMPTS": "12",
+                                                 "WORKFLOW_SLA_CHECK_SECONDS": "1"})  # its timer meets the outage
     try:
         services.start_all()
         yield services, urls, vhost
@@ -383,28 +386,34 @@ def test_services_outlive_their_database_connections_cut_under_load(stack):
     assert peak.total <= sum(db_connections_at_most(s, 10) for s in SERVICES)
 
 
-def test_a_service_whose_database_refuses_connections_is_unhealthy_until_it_is_back(stack):
+def test_services_whose_databases_refuse_connections_are_unhealthy_until_they_are_back(stack):
+    """Every service's database refuses connections for ten seconds: each service says so on its
+    /health, the gateway answers 503 with Retry-After, no process dies (nor its relay, notify's
+    scheduler, workflow's SLA timer, the gateway's audit writer); all healthy again once the
+    databases are back, and a dossier goes through its whole life, its e-mails sent."""
     services, urls, _ = stack
     api = Api(services.base_url)
-    intake_health = f"http://127.0.0.1:{services.metrics_ports['intake']}/health"
+    health_urls = [f"{services.base_url}/health",
+                   *(f"http://127.0.0.1:{port}/health" for port in services.metrics_ports.values())]
 
-    def health(url: str) -> requests.Response:
-        return requests.get(url, timeout=10)
+    def statuses() -> set[int]:
+        return {requests.get(url, timeout=10).status_code for url in health_urls}
 
-    assert health(f"{services.base_url}/health").status_code == 200
-    with refusing_connections(urls["intake"]):
-        assert infra.wait_for(lambda: health(intake_health).status_code == 503, timeout=20)
-        assert health(intake_health).json()["checks"]["database"].startswith("error")
-        answer = health(f"{services.base_url}/health")
-        assert answer.status_code == 503 and "intake" in answer.json()["failed"]
+    assert statuses() == {200}
+    with refusing_connections(*urls.values()):
+        assert infra.wait_for(lambda: statuses() == {503}, timeout=20), statuses()
+        intake_health = requests.get(f"http://127.0.0.1:{services.metrics_ports['intake']}/health", timeout=10)
+        assert intake_health.json()["checks"]["database"].startswith("error")
+        assert "intake" in requests.get(f"{services.base_url}/health", timeout=10).json()["failed"]
         refused = api.call("POST", "/api/v1/dossiers", headers={"Idempotency-Key": f"db-out-{uuid.uuid4().hex}"},
                            json={"procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT, "form": {}})
         assert refused.status_code == 503, refused.text
         assert refused.json()["error"]["code"] == "service_unavailable" and int(refused.headers["Retry-After"]) >= 1
-        for _ in range(8):  # the outage goes on: the process stays, the relay keeps trying
+        for _ in range(10):  # the outage goes on: the processes stay, their background loops keep trying
             time.sleep(1)
             assert all_alive(services), services.logs()[-5000:]
-    assert infra.wait_for(lambda: health(intake_health).status_code == 200, timeout=30)
-    assert infra.wait_for(lambda: health(f"{services.base_url}/health").status_code == 200, timeout=30)
-    assert dossier_status(api, carry_through(api, f"db-back-{uuid.uuid4().hex}")) == "returned"
+    assert infra.wait_for(lambda: statuses() == {200}, timeout=30), statuses()
+    code = carry_through(api, f"db-back-{uuid.uuid4().hex}")
+    assert dossier_status(api, code) == "returned"
+    assert infra.wait_for(lambda: len(mails_for(services.log_dir / "var" / "mailbox.mbox", code)) == 2, timeout=60)
     assert all_alive(services) and "exited with error" not in services.logs()

@@ -172,6 +172,20 @@ def test_a_connection_cut_before_the_commit_fails_that_call_cleanly_and_the_next
     assert alive(container)
 
 
+def test_health_is_not_fooled_by_a_pooled_connection_the_server_dropped(ledger):
+    """The database restarted while the service was idle: its pooled connection is dead, the database
+    is not; the health check says healthy (it asks again on a fresh connection)."""
+    config, container = ledger
+    [database] = [d for d in container.dependencies if isinstance(d, Database)]
+    with ServiceRpcProxy("kit_ledger", config, timeout=30) as service:
+        service.count()
+        assert infra.wait_for(lambda: database.engine.pool.checkedin() >= 1, timeout=5)  # given back at teardown
+        assert cut_connections(config["DB_URLS"].values()) >= 1
+        eventlet.sleep(0.3)
+        database.ping()
+        assert service.count() == 0
+
+
 def test_a_database_refusing_connections_fails_calls_until_it_accepts_them_again(ledger):
     config, container = ledger
     [database] = [d for d in container.dependencies if isinstance(d, Database)]

@@ -47,9 +47,10 @@ def encode_reply(result, exc_info, serializer: str, service: str) -> tuple[objec
 
 def reply_error(exc: BaseException, service: str) -> BaseException:
     """The error a failed call sends its caller: one that will pass (the database or the broker away, a
-    timeout) as a `TransientFailure`, so that the caller knows to try again (the gateway answers 503
-    with Retry-After) and learns nothing of the cause (a database error quotes its SQL)."""
-    if is_transient(exc) and not isinstance(exc, TransientFailure):
+    timeout, a service it called that could not answer) as a `TransientFailure`, so that the caller
+    knows to try again (the gateway answers 503 with Retry-After) and learns nothing of the cause (a
+    database error quotes its SQL)."""
+    if is_transient(exc):
         return TransientFailure(f"{service} cannot answer just now: try again shortly")
     return exc
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from nameko.exceptions import UnknownService
 from werkzeug import exceptions as http_exceptions
 
-from motcua.faults import TransientFailure, is_transient
 from motcua.errors import Conflict, Forbidden, IllegalTransition, MotcuaError, NotFound, Unauthorized, ValidationFailed
+from motcua.faults import TransientFailure, is_transient
 
 
 class GatewayError(MotcuaError):

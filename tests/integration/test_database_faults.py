@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from motcua.config import SERVICES, PoolSize, db_connections_at_most
+from motcua.config import SERVICES, PlatformSettings, PoolSize, db_connections_at_most
 from motcua.db import Database, ServiceBase, UnitOfWork, make_engine, reliability_tables
 from motcua.faults import TransientFailure, is_transient
 from motcua.rpc import rpc
@@ -294,7 +294,7 @@ def all_alive(services) -> bool:
     return all(process.poll() is None for process in services.processes.values())
 
 
-def patiently(send, done=(200, 201), timeout: float = 120) -> requests.Response:
+def patiently(send, timeout: float = 120) -> requests.Response:
     """`send()` again while it is answered 503 (what the platform asks a client to do, with
     Retry-After) or the connection fails; returns the first other answer."""
     deadline = time.time() + timeout
@@ -397,7 +397,8 @@ def test_services_outlive_their_database_connections_cut_under_load(stack):
     assert "exited with error" not in services.logs()
     assert patiently(lambda: requests.get(f"{services.base_url}/health", timeout=10)).status_code == 200
     # Within the budget the pools were sized to (motcua.config): one instance of each service.
-    assert peak.total <= sum(db_connections_at_most(s, 10) for s in SERVICES)
+    workers = PlatformSettings.from_env().max_workers
+    assert peak.total <= sum(db_connections_at_most(service, workers) for service in SERVICES)
 
 
 def test_services_whose_databases_refuse_connections_are_unhealthy_until_they_are_back(stack):

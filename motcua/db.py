@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, TypeVar
 from weakref import WeakKeyDictionary
 
 from nameko.extensions import DependencyProvider
@@ -38,6 +38,7 @@ from motcua.config import PoolSize, db_pool
 from motcua.contracts import Event, make_event
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _UPSERT_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
@@ -343,14 +344,20 @@ class Database(DependencyProvider):
             ping(session)
 
 
-def ping(session: Session) -> None:
-    """Raise unless the database answers now. A pooled connection the server dropped (the database
-    restarted, a proxy cut it) fails its first statement and is discarded: that says nothing of the
-    database, so the question is asked once more, on a fresh connection."""
+def once_more_if_dropped(work: Callable[[], T], before_again: Callable[[], None] = lambda: None) -> T:
+    """`work()`, done once more if it met a pooled connection the server had dropped (the database
+    restarted, a proxy cut it): SQLAlchemy discarded that connection, so the second try connects
+    afresh, and one stale connection says nothing of the database now. `before_again`: what makes the
+    second try possible (a Session's rollback)."""
     try:
-        session.execute(text("SELECT 1"))
+        return work()
     except DBAPIError as exc:
         if not exc.connection_invalidated:
             raise
-        session.rollback()
-        session.execute(text("SELECT 1"))
+    before_again()
+    return work()
+
+
+def ping(session: Session) -> None:
+    """Raise unless the database answers now."""
+    once_more_if_dropped(lambda: session.execute(text("SELECT 1")), session.rollback)

@@ -20,9 +20,8 @@ from nameko.standalone.events import get_event_exchange
 from prometheus_client import Counter, Histogram
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError
 
-from motcua.db import Database
+from motcua.db import Database, once_more_if_dropped
 from motcua.identity import Caller
 from motcua.metrics import metrics_for
 from services.gateway import sessions, tracking, watch
@@ -61,14 +60,11 @@ class OneStatementReads:
             self.engine.dispose()
 
     def run(self, read: Callable[[Connection], T]) -> T:
-        try:
+        def once() -> T:
             with self.engine.connect() as connection:
                 return read(connection)
-        except DBAPIError as exc:
-            if not exc.connection_invalidated:
-                raise
-        with self.engine.connect() as connection:
-            return read(connection)
+
+        return once_more_if_dropped(once)
 
 
 def reads_of(container) -> OneStatementReads:

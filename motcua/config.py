@@ -68,6 +68,45 @@ def stop_grace_seconds() -> float:
     return number("MOTCUA_STOP_GRACE_SECONDS", "20")
 
 
+# -- the database connection budget --------------------------------------------------------------
+# A worker holds at most one connection, from its first statement to its end; besides the workers, a
+# service holds one for its outbox relay, notify one more for its scheduler and the gateway one for its
+# audit writer. The gateway's one-statement reads have a pool of their own, one connection per worker.
+BACKGROUND_CONNECTIONS = {"gateway": 2, "notify": 2}  # every other service: the relay's one
+POOL_OVERFLOW = 2  # beyond the pool, for moments: a health check, a metrics scrape, a second relay look
+
+
+@dataclass(frozen=True)
+class PoolSize:
+    size: int  # connections kept open once opened (SQLAlchemy opens them as they are needed)
+    overflow: int  # opened beyond `size` when all are busy, closed when given back
+
+
+def db_pool(service: str, max_workers: int) -> PoolSize:
+    """The connection pool of `service`'s database: one per worker and per background user."""
+    return PoolSize(max_workers + BACKGROUND_CONNECTIONS.get(service, 1), POOL_OVERFLOW)
+
+
+def db_connections_at_most(service: str, max_workers: int) -> int:
+    """The most connections one instance of `service` opens to its database."""
+    pool = db_pool(service, max_workers)
+    return pool.size + pool.overflow + (max_workers if service == "gateway" else 0)
+
+
+def check_connection_budget(max_workers: int, limit: int) -> None:
+    """Stop the process (naming the settings) unless one instance of each of the five services fits in
+    `limit` connections together: PostgreSQL refuses connections beyond its `max_connections`, so a
+    platform that does not fit fails under load, not at its start."""
+    needed = sum(db_connections_at_most(service, max_workers) for service in SERVICES)
+    if needed > limit:
+        fits = max((w for w in range(1, max_workers) if sum(db_connections_at_most(s, w) for s in SERVICES) <= limit),
+                   default=None)
+        fewer = f"set MOTCUA_MAX_WORKERS to {fits} or less, or " if fits else ""
+        raise SystemExit(f"the five services may open {needed} database connections with MOTCUA_MAX_WORKERS="
+                         f"{max_workers}, more than MOTCUA_DB_CONNECTION_LIMIT={limit}: {fewer}raise the "
+                         "limit (to PostgreSQL's max_connections less what else connects to it)")
+
+
 @dataclass(frozen=True)
 class PlatformSettings:
     """What every service process reads: the broker, the clock, the catalogue, the event inbox."""
@@ -84,6 +123,7 @@ class PlatformSettings:
     retry_for_seconds: float = 3600.0  # how long a transient failure is retried before it is parked
     retry_base_seconds: float = 1.0  # the first retry's delay; each next one doubles…
     retry_cap_seconds: float = 300.0  # …up to this
+    db_connection_limit: int = 80  # PostgreSQL's default 100, less its 3 reserved and room for tools
 
     @classmethod
     def from_env(cls, amqp_uri: str | None = None) -> "PlatformSettings":
@@ -97,7 +137,8 @@ class PlatformSettings:
                    event_max_attempts=number("MOTCUA_EVENT_MAX_ATTEMPTS", "3", int),
                    retry_for_seconds=number("MOTCUA_RETRY_FOR_SECONDS", "3600"),
                    retry_base_seconds=number("MOTCUA_RETRY_BASE_SECONDS", "1"),
-                   retry_cap_seconds=number("MOTCUA_RETRY_CAP_SECONDS", "300"))
+                   retry_cap_seconds=number("MOTCUA_RETRY_CAP_SECONDS", "300"),
+                   db_connection_limit=number("MOTCUA_DB_CONNECTION_LIMIT", "80", int))
 
     def config(self) -> dict:
         return {"AMQP_URI": self.amqp_uri, "max_workers": self.max_workers, "parent_calls_tracked": 10,
@@ -161,10 +202,13 @@ def nameko_config(amqp_uri: str | None = None, services: tuple[str, ...] | list[
     """The nameko container config of a process running `services` (all of them by default, as the
     embedded platform does): the platform's settings and each of those services' own, and nothing of
     the others (a process running only notify does not even read intake's database URL)."""
-    config = PlatformSettings.from_env(amqp_uri).config()
+    settings = PlatformSettings.from_env(amqp_uri)
+    config = settings.config()
     for service in services:
         own = _service_config(service)
         for shared in ("DB_URLS", "METRICS_PORTS", "EVENT_BATCH_LINGERS", "DEAD_LETTER_KEYS"):
             config.setdefault(shared, {}).update(own.pop(shared))
         config.update(own)
+    if not all(url.startswith("sqlite") for url in config["DB_URLS"].values()):  # SQLite: one connection
+        check_connection_budget(settings.max_workers, settings.db_connection_limit)
     return config

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, TypeVar
 from weakref import WeakKeyDictionary
 
 from nameko.extensions import DependencyProvider
@@ -31,11 +31,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from motcua.config import PoolSize, db_pool
 from motcua.contracts import Event, make_event
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _UPSERT_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
@@ -97,7 +100,9 @@ def reliability_tables(metadata: MetaData) -> tuple[Table, Table]:
     return outbox, inbox
 
 
-def make_engine(url: str, pool_size: int = 10) -> Engine:
+def make_engine(url: str, pool: PoolSize = PoolSize(10, 10)) -> Engine:
+    """An engine on `url`; `pool`: a service's share of the connection budget (`Database` passes it),
+    or a tool's or a test's default."""
     if url.startswith("sqlite"):
         # One connection: SQLite serializes writers, and a second greenthread blocking in C on the
         # file lock would stall the whole eventlet hub. Greenthreads queue on the pool instead.
@@ -115,8 +120,9 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
     # hide_parameters: a failed statement's message would otherwise carry the applicant's data into logs.
     # No pre-ping (a round trip before every checkout): a connection the server dropped fails its call,
     # SQLAlchemy then discards the pool's connections, and the next call connects afresh; connections
-    # are also recycled before a server or a proxy would time them out.
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800,
+    # are also recycled before a server or a proxy would time them out. The pool's size is the
+    # service's share of the platform's connection budget (motcua.config.db_pool).
+    return create_engine(url, pool_size=pool.size, max_overflow=pool.overflow, pool_recycle=1800,
                          hide_parameters=True)
 
 
@@ -233,7 +239,7 @@ class UnitOfWork:
 
     def health(self) -> dict:
         """The service's answer to the gateway's `health()` RPC: its own database answers."""
-        self.session.execute(text("SELECT 1"))
+        ping(self.session)
         return {"status": "ok", "service": self.source, "checks": {"database": "ok"}}
 
     def flush_events(self) -> None:
@@ -266,9 +272,18 @@ class UnitOfWork:
         self._claimed = {}
 
     def close(self) -> None:
-        if self._session is not None:
+        """End the work (what was not committed is rolled back); never raises. It runs in the worker's
+        teardown, where an exception would kill the whole service container: a connection the server
+        dropped mid-transaction fails its rollback, so it is discarded instead and the pool connects
+        afresh for the next worker."""
+        if self._session is None:
+            return
+        try:
             self.rollback()
             self._session.close()
+        except Exception as exc:
+            log.warning("discarding a database connection that could not roll back (%s)", type(exc).__name__)
+            self._session.invalidate()
 
 
 class Database(DependencyProvider):
@@ -288,7 +303,7 @@ class Database(DependencyProvider):
     def setup(self):
         service = self.container.service_name
         url = self.container.config["DB_URLS"][service]
-        self.engine = make_engine(url, pool_size=self.container.config.get("max_workers", 10) + 2)
+        self.engine = make_engine(url, db_pool(service, self.container.config.get("max_workers", 10)))
         self.sessionmaker = sessionmaker(bind=self.engine, expire_on_commit=False)
         if self.with_relay:
             from motcua.outbox import OutboxRelay  # the relay needs the broker; keep db importable alone
@@ -325,5 +340,24 @@ class Database(DependencyProvider):
             unit.close()
 
     def ping(self) -> None:
-        with self.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
+        with Session(self.engine) as session:
+            ping(session)
+
+
+def once_more_if_dropped(work: Callable[[], T], before_again: Callable[[], None] = lambda: None) -> T:
+    """`work()`, done once more if it met a pooled connection the server had dropped (the database
+    restarted, a proxy cut it): SQLAlchemy discarded that connection, so the second try connects
+    afresh, and one stale connection says nothing of the database now. `before_again`: what makes the
+    second try possible (a Session's rollback)."""
+    try:
+        return work()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+    before_again()
+    return work()
+
+
+def ping(session: Session) -> None:
+    """Raise unless the database answers now."""
+    once_more_if_dropped(lambda: session.execute(text("SELECT 1")), session.rollback)

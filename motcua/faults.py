@@ -8,12 +8,16 @@ from __future__ import annotations
 import socket
 
 from marshmallow import ValidationError
+from nameko.exceptions import deserialize_to_instance
 
 from motcua.errors import MotcuaError
 
 
+@deserialize_to_instance
 class TransientFailure(Exception):
-    """Raised by code that knows its failure will pass (a dependency that is down, a timeout)."""
+    """Raised by code that knows its failure will pass (a dependency that is down, a timeout). It
+    crosses RPC as itself: a service answers a call that failed for a passing reason with one
+    (`motcua.rpc`), which the gateway turns into 503 with Retry-After."""
 
 
 def _transient_types() -> tuple[type[BaseException], ...]:

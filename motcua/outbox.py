@@ -83,10 +83,13 @@ class OutboxRelay:
         cycles = 0
         while self._running:
             now = time.monotonic()
+            tried = False  # whether this turn asked the database or the broker anything
             try:
                 if self._handed:
+                    tried = True
                     self.publish_handed()
                 elif now - last_poll >= self.idle_poll:
+                    tried = True
                     last_poll = now
                     self.relay_orphans()
                     cycles += 1
@@ -94,16 +97,20 @@ class OutboxRelay:
                         self.purge_published()
                 if self._published and (len(self._published) >= self.batch_size or not self._handed
                                         and now - last_mark >= self.mark_every):
+                    tried = True
                     last_mark = now
                     self.mark_published()
-                failures = 0
+                if tried:  # a turn that only waited proves nothing: the delays keep growing through it
+                    failures = 0
             except Exception:
                 failures += 1
                 self.metrics.publish_failures.labels(self.container.service_name).inc()
                 delay = backoff(failures, base=0.5, cap=30.0)
                 log.warning("outbox relay failed (attempt %d), retrying in %.1fs", failures, delay,
                             exc_info=failures == 1)
-                eventlet.sleep(delay)
+                # Woken early by a commit's hand-over: that commit shows the database is back, and
+                # its rows should not wait out the rest of a delay grown during a long outage.
+                self._wait(delay)
                 continue
             if not self._handed:
                 pending_mark = self._published and self.mark_every - (time.monotonic() - last_mark)

@@ -27,11 +27,14 @@ from nameko.constants import (
 from nameko.exceptions import UnserializableValueError, serialize
 from nameko.rpc import Rpc, RpcConsumer, get_rpc_exchange
 
+from motcua.faults import TransientFailure, is_transient
 
-def encode_reply(result, exc_info, serializer: str) -> tuple[object, tuple, str, str, bytes]:
-    """(result, exc_info, content type, encoding, body) of a reply: the result, or the error it raised,
-    or an UnserializableValueError when the result cannot be serialized."""
-    error = serialize(exc_info[1]) if exc_info is not None else None
+
+def encode_reply(result, exc_info, serializer: str, service: str) -> tuple[object, tuple, str, str, bytes]:
+    """(result, exc_info, content type, encoding, body) of `service`'s reply: the result, or the error
+    it raised (as `reply_error` sends it), or an UnserializableValueError when the result cannot be
+    serialized."""
+    error = serialize(reply_error(exc_info[1], service)) if exc_info is not None else None
     try:
         content_type, encoding, body = kombu.serialization.dumps({"result": result, "error": error}, serializer)
     except Exception:
@@ -40,6 +43,16 @@ def encode_reply(result, exc_info, serializer: str) -> tuple[object, tuple, str,
             {"result": None, "error": serialize(UnserializableValueError(result))}, serializer)
         result = None
     return result, exc_info, content_type, encoding, body
+
+
+def reply_error(exc: BaseException, service: str) -> BaseException:
+    """The error a failed call sends its caller: one that will pass (the database or the broker away, a
+    timeout, a service it called that could not answer) as a `TransientFailure`, so that the caller
+    knows to try again (the gateway answers 503 with Retry-After) and learns nothing of the cause (a
+    database error quotes its SQL)."""
+    if is_transient(exc):
+        return TransientFailure(f"{service} cannot answer just now: try again shortly")
+    return exc
 
 
 class LeanRpcConsumer(RpcConsumer):
@@ -59,7 +72,8 @@ class LeanRpcConsumer(RpcConsumer):
     def handle_result(self, message, result, exc_info):
         # Answer encoded as the request was.
         serializer = kombu.serialization.registry.type_to_name[message.properties["content_type"]]
-        result, exc_info, content_type, encoding, body = encode_reply(result, exc_info, serializer)
+        result, exc_info, content_type, encoding, body = encode_reply(result, exc_info, serializer,
+                                                                      self.container.service_name)
         with producers[self.connection].acquire(block=True) as producer:
             producer.publish(body, exchange=self.exchange, routing_key=message.properties["reply_to"],
                              correlation_id=message.properties.get("correlation_id"),

@@ -20,9 +20,8 @@ from nameko.standalone.events import get_event_exchange
 from prometheus_client import Counter, Histogram
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError
 
-from motcua.db import Database
+from motcua.db import Database, once_more_if_dropped
 from motcua.identity import Caller
 from motcua.metrics import metrics_for
 from services.gateway import sessions, tracking, watch
@@ -48,10 +47,11 @@ class OneStatementReads:
     (switching a pooled connection in and out of it costs more than the read); a connection found
     dead (the database restarted) is retried once on a fresh one."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, max_workers: int):
         self.own = engine.dialect.name != "sqlite"  # SQLite: one connection for the whole service, shared
-        # As many connections as the service's pool, no more: a read holds one for a round trip.
-        self.engine = (create_engine(engine.url, isolation_level="AUTOCOMMIT", pool_size=engine.pool.size(),
+        # One connection per worker, no more: a read holds one for a round trip (the platform's
+        # connection budget counts them: motcua.config.db_connections_at_most).
+        self.engine = (create_engine(engine.url, isolation_level="AUTOCOMMIT", pool_size=max_workers,
                                      max_overflow=0, pool_recycle=3600, hide_parameters=True)
                        if self.own else engine.execution_options(isolation_level="AUTOCOMMIT"))
 
@@ -60,21 +60,19 @@ class OneStatementReads:
             self.engine.dispose()
 
     def run(self, read: Callable[[Connection], T]) -> T:
-        try:
+        def once() -> T:
             with self.engine.connect() as connection:
                 return read(connection)
-        except DBAPIError as exc:
-            if not exc.connection_invalidated:
-                raise
-        with self.engine.connect() as connection:
-            return read(connection)
+
+        return once_more_if_dropped(once)
 
 
 def reads_of(container) -> OneStatementReads:
     """The container's one-statement reads (one pool for all its providers)."""
     reads = getattr(container, "_gateway_reads", None)
     if reads is None:
-        reads = container._gateway_reads = OneStatementReads(engine_of(container))
+        max_workers = int(container.config.get("max_workers", 10))
+        reads = container._gateway_reads = OneStatementReads(engine_of(container), max_workers)
     return reads
 
 

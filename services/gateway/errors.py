@@ -1,7 +1,9 @@
 """The one table from exceptions to HTTP statuses and stable error codes.
 
-Remote errors arrive as the motcua.errors instances themselves (nameko deserializes them);
-anything not in the table is a 500 "internal_error" that tells the client nothing more.
+Remote errors arrive as the motcua.errors instances themselves (nameko deserializes them), a failure
+that will pass as `motcua.faults.TransientFailure`; the gateway's own passing failures (its database
+away) are 503 too, answered with Retry-After. Anything else is a 500 "internal_error" that tells the
+client nothing more.
 """
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from nameko.exceptions import UnknownService
 from werkzeug import exceptions as http_exceptions
 
 from motcua.errors import Conflict, Forbidden, IllegalTransition, MotcuaError, NotFound, Unauthorized, ValidationFailed
+from motcua.faults import TransientFailure, is_transient
 
 
 class GatewayError(MotcuaError):
@@ -55,8 +58,13 @@ ERRORS: dict[type[BaseException], tuple[int, str]] = {
     TooManyRequests: (429, "too_many_requests"),
     ServiceUnavailable: (503, "service_unavailable"),
     UnknownService: (503, "service_unavailable"),
+    TransientFailure: (503, "service_unavailable"),
 }
 INTERNAL = (500, "internal_error")
+UNAVAILABLE = ERRORS[ServiceUnavailable]
+# Seconds a client is asked to wait after a 503: a dropped database connection is replaced on the next
+# call, and a longer outage is met by the client's own growing delays.
+UNAVAILABLE_RETRY_AFTER = 2
 
 # Route-level errors come from werkzeug, whose own messages are HTML-minded: say it plainly.
 _ROUTE_MESSAGES = {
@@ -71,7 +79,15 @@ def status_and_code(exc: BaseException) -> tuple[int, str]:
     for cls in type(exc).__mro__:
         if cls in ERRORS:
             return ERRORS[cls]
-    return INTERNAL
+    return UNAVAILABLE if is_transient(exc) else INTERNAL
+
+
+def retry_after(exc: BaseException) -> int | None:
+    """The Retry-After (seconds) of the answer to `exc`: a throttle's own wait, a short one after a
+    503, none otherwise."""
+    if isinstance(exc, TooManyRequests):
+        return exc.retry_after
+    return UNAVAILABLE_RETRY_AFTER if status_and_code(exc) == UNAVAILABLE else None
 
 
 def error_body(exc: BaseException) -> tuple[int, dict]:
@@ -83,6 +99,10 @@ def error_body(exc: BaseException) -> tuple[int, dict]:
         error = {"code": code, "message": exc.message, "field": exc.field}
     elif isinstance(exc, UnknownService):
         error = {"code": code, "message": "a service is not running", "field": None}
+    elif isinstance(exc, TransientFailure):
+        error = {"code": code, "message": str(exc), "field": None}
+    elif (status, code) == UNAVAILABLE:  # the gateway's own: its message may quote SQL
+        error = {"code": code, "message": "the gateway cannot answer just now: try again shortly", "field": None}
     else:
         message = next((m for cls, m in _ROUTE_MESSAGES.items() if isinstance(exc, cls)), code)
         error = {"code": code, "message": message, "field": None}

@@ -28,11 +28,12 @@ from motcua.contracts.rpc import nfc
 from motcua.metrics import LATENCY_BUCKETS, metrics_for
 from services.gateway.errors import (
     INTERNAL,
+    UNAVAILABLE,
     InvalidJson,
     ServiceUnavailable,
-    TooManyRequests,
     UnsupportedMediaType,
     error_body,
+    retry_after,
     status_and_code,
 )
 from services.gateway.watch import Held
@@ -71,6 +72,8 @@ def log_failure(exc: BaseException, where: str = "") -> None:
         log.error("internal error%s (%s)\n%s", where, _kind(exc), "".join(traceback.format_tb(exc.__traceback__)))
     elif isinstance(exc, ServiceUnavailable):
         log.warning("service unavailable: %s", exc.message)
+    elif status_and_code(exc) == UNAVAILABLE:  # a failure that passes: a service's, or the gateway's database
+        log.warning("unavailable for now%s (%s)", where, _kind(exc))
 
 
 def error_response(exc: BaseException) -> Response:
@@ -79,8 +82,8 @@ def error_response(exc: BaseException) -> Response:
     headers = None
     if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
         headers = {"Allow": ", ".join(sorted(exc.valid_methods))}
-    elif isinstance(exc, TooManyRequests):
-        headers = {"Retry-After": str(exc.retry_after)}
+    elif (wait := retry_after(exc)) is not None:
+        headers = {"Retry-After": str(wait)}
     return json_response(body, status, headers)
 
 

@@ -21,7 +21,7 @@ from werkzeug.wrappers import Request, Response
 from motcua.contracts.rpc import nfc
 from motcua.errors import Forbidden, MotcuaError, Unauthorized, ValidationFailed
 from services.gateway import pages_vi
-from services.gateway.errors import ServiceUnavailable, TooManyRequests, status_and_code
+from services.gateway.errors import ServiceUnavailable, retry_after, status_and_code
 from services.gateway.http import JsonHttpHandler, log_failure
 
 
@@ -114,8 +114,8 @@ def form_again(template: str, context):
         if status >= 500 or isinstance(exc, ServiceUnavailable):
             raise
         response = render(template, status=status, errors=field_errors(exc), **context())
-        if isinstance(exc, TooManyRequests):
-            response.headers["Retry-After"] = str(exc.retry_after)
+        if (wait := retry_after(exc)) is not None:
+            response.headers["Retry-After"] = str(wait)
         raise FormRejected(response) from None
 
 
@@ -123,7 +123,10 @@ def error_page(exc: BaseException) -> Response:
     status, _code = status_and_code(exc)
     log_failure(exc, " on a page")
     title, message = pages_vi.STATUS_PAGES.get(status, pages_vi.STATUS_PAGES[500])
-    return render("error.html", status=status, title=title, message=message, status_code=status)
+    response = render("error.html", status=status, title=title, message=message, status_code=status)
+    if (wait := retry_after(exc)) is not None:
+        response.headers["Retry-After"] = str(wait)
+    return response
 
 
 class PageHttpHandler(HttpRequestHandler):

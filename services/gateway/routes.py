@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from sqlalchemy import text
 from werkzeug.wrappers import Request
 
+from motcua.db import ping as ping_database
 from motcua.errors import ValidationFailed
 from motcua.identity import Caller
 from services.gateway.http import bearer_token
@@ -45,7 +45,7 @@ def platform_health(session, proxies: dict, gateway: dict) -> tuple[int, dict]:
     `gateway`: the gateway's own figures (long polls held, audit rows waiting for their batch)."""
     services = ping_all(proxies)
     try:
-        session.execute(text("SELECT 1"))
+        ping_database(session)
         database = "ok"
     except Exception as exc:  # reported in the answer, not raised
         database = f"error: {type(exc).__name__}"

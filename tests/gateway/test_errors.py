@@ -1,10 +1,23 @@
 """The one error table: each exception to its HTTP status and stable code, and the body's shape."""
+import json
+import sys
+
 import pytest
 from nameko.exceptions import RemoteError, UnknownService, deserialize, serialize
+from sqlalchemy.exc import OperationalError
 from werkzeug import exceptions as http_exceptions
 
 from motcua.errors import Conflict, Forbidden, IllegalTransition, MotcuaError, NotFound, Unauthorized, ValidationFailed
-from services.gateway.errors import InvalidJson, ServiceUnavailable, UnsupportedMediaType, error_body
+from motcua.faults import TransientFailure, is_transient
+from motcua.rpc import encode_reply
+from services.gateway.errors import (
+    UNAVAILABLE_RETRY_AFTER,
+    InvalidJson,
+    ServiceUnavailable,
+    UnsupportedMediaType,
+    error_body,
+    retry_after,
+)
 
 
 @pytest.mark.parametrize("exc, status, code", [
@@ -56,3 +69,39 @@ def test_errors_keep_their_field_across_rpc(exc, field):
     remote = deserialize(serialize(exc))
     assert type(remote) is type(exc)
     assert error_body(remote)[1]["error"]["field"] == field
+
+
+def _database_down() -> OperationalError:
+    return OperationalError("SELECT applicant FROM dossiers WHERE phone = %(phone)s", {"phone": "0912345678"},
+                            Exception("terminating connection due to administrator command"))
+
+
+def test_a_service_failure_that_passes_crosses_rpc_as_503_with_retry_after_and_no_sql():
+    """A service whose database dropped its connection answers the call with a TransientFailure (its
+    cause left behind): the gateway answers 503, asks the client to come back, and quotes no SQL."""
+    try:
+        raise _database_down()
+    except OperationalError:
+        *_, body = encode_reply(None, sys.exc_info(), "json", "intake")
+    remote = deserialize(json.loads(body)["error"])
+    assert type(remote) is TransientFailure and is_transient(remote)
+    status, answer = error_body(remote)
+    assert (status, answer["error"]["code"]) == (503, "service_unavailable")
+    assert "intake" in answer["error"]["message"] and "SELECT" not in json.dumps(answer)
+    assert retry_after(remote) == UNAVAILABLE_RETRY_AFTER
+
+
+def test_the_gateways_own_database_away_is_503_not_500():
+    status, answer = error_body(_database_down())
+    assert status == 503 and "SELECT" not in json.dumps(answer)
+    assert retry_after(_database_down()) == UNAVAILABLE_RETRY_AFTER
+    assert retry_after(ServiceUnavailable("intake did not answer in time")) == UNAVAILABLE_RETRY_AFTER
+    assert retry_after(NotFound("no such dossier")) is None
+
+
+def test_a_domain_error_crosses_rpc_as_itself():
+    try:
+        raise NotFound("no such dossier")
+    except NotFound:
+        *_, body = encode_reply(None, sys.exc_info(), "json", "intake")
+    assert type(deserialize(json.loads(body)["error"])) is NotFound

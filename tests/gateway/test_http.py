@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from motcua.errors import Forbidden, IllegalTransition, NotFound
+from motcua.faults import TransientFailure
 from motcua.identity import Caller, issue_token, verify_token
 from services.gateway.errors import ServiceUnavailable
 from services.gateway.models import AuditEntry
@@ -245,12 +246,14 @@ def test_the_timeliness_report_is_for_staff(api):
 # -- failures ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("failure", [ServiceUnavailable("intake did not answer in time"), UnknownService("intake")])
-def test_a_service_that_is_away_is_503(api, failure):
+@pytest.mark.parametrize("failure", [ServiceUnavailable("intake did not answer in time"), UnknownService("intake"),
+                                     TransientFailure("intake cannot answer just now: try again shortly")])
+def test_a_service_that_is_away_is_503_with_retry_after(api, failure):
     api.intake.list_agencies.side_effect = failure
     response = requests.get(f"{api.url}/api/v1/agencies", timeout=10)
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "service_unavailable"
+    assert int(response.headers["Retry-After"]) >= 1
 
 
 def test_an_unexpected_error_is_500_and_logs_no_personal_data(api, caplog):

@@ -66,6 +66,7 @@ class PlatformSettings:
     event_batch_size: int = 64  # events applied per transaction, at most
     event_batch_linger_seconds: float = 0.005  # how long a batch waits for more (latency for fewer transactions)
     event_max_attempts: int = 3
+    idempotency_key_hours: float = 24.0  # how long a command's result answers a repeat of its key
 
     @classmethod
     def from_env(cls, amqp_uri: str | None = None) -> "PlatformSettings":
@@ -76,7 +77,8 @@ class PlatformSettings:
                    clock_offset_seconds=number("MOTCUA_CLOCK_OFFSET_SECONDS", "0"),
                    event_batch_size=number("MOTCUA_EVENT_BATCH_SIZE", "64", int),
                    event_batch_linger_seconds=number("MOTCUA_EVENT_BATCH_LINGER_SECONDS", "0.005"),
-                   event_max_attempts=number("MOTCUA_EVENT_MAX_ATTEMPTS", "3", int))
+                   event_max_attempts=number("MOTCUA_EVENT_MAX_ATTEMPTS", "3", int),
+                   idempotency_key_hours=number("MOTCUA_IDEMPOTENCY_KEY_HOURS", "24"))
 
     def config(self) -> dict:
         return {"AMQP_URI": self.amqp_uri, "max_workers": self.max_workers, "parent_calls_tracked": 10,
@@ -84,7 +86,7 @@ class PlatformSettings:
                 "RPC_TIMEOUT": self.rpc_timeout, "CLOCK_OFFSET_SECONDS": self.clock_offset_seconds,
                 "EVENT_BATCH_SIZE": self.event_batch_size,
                 "EVENT_BATCH_LINGER_SECONDS": self.event_batch_linger_seconds,
-                "EVENT_MAX_ATTEMPTS": self.event_max_attempts}
+                "EVENT_MAX_ATTEMPTS": self.event_max_attempts, "IDEMPOTENCY_KEY_HOURS": self.idempotency_key_hours}
 
 
 # Services nobody waits on event by event (projections, messages): they batch longer, so each of their

@@ -3,15 +3,22 @@ documents, track it (code + the phone's last 4 digits), supplement it when asked
 returned, see each agency's public figures. No page shows an ID number or a phone."""
 from __future__ import annotations
 
-import re
-import uuid
 from motcua.errors import load_valid
 from services.gateway import routes
-from services.gateway.pages_http import form_again, form_data, page, province_today, query_data, render, uploads
+from services.gateway.pages_http import (
+    form_again,
+    form_data,
+    form_key,
+    key_for_form,
+    page,
+    province_today,
+    query_data,
+    render,
+    uploads,
+)
 from services.gateway.schemas import SubmitDossierSchema
 
 APPLICANT_FIELDS = ("full_name", "id_number", "phone", "email", "address")
-FORM_KEY = re.compile(r"^[0-9a-f]{32}$")
 TRACK_FORM = "portal/track.html"
 
 
@@ -100,7 +107,7 @@ class PortalPages:
 
     def _submit_context(self, code: str, values: dict) -> dict:
         return {"procedure": self.intake.get_procedure(code), "values": values, "agencies": self._agencies(),
-                "idempotency_key": form_key(values) or uuid.uuid4().hex}
+                "idempotency_key": key_for_form(values)}
 
     def _applicant_context(self, request, code: str, values: dict) -> dict:
         """What a supplement or a rating form shows: the tracked dossier (the key proves the link was
@@ -110,14 +117,7 @@ class PortalPages:
             tracked = self.track_with_key(request, code, key).payload
         return {"tracked": tracked, "key": key, "values": values,
                 "procedure": self.intake.get_procedure(tracked["procedure_code"]),
-                "idempotency_key": form_key(values) or uuid.uuid4().hex}
-
-
-def form_key(values: dict) -> str | None:
-    """The idempotency key a form was shown with (a hidden field, new each time the form is shown, kept
-    when it is shown again with errors): a double submit or a browser's retry is then one command."""
-    key = values.get("idempotency_key", "")
-    return key if FORM_KEY.match(key) else None
+                "idempotency_key": key_for_form(values)}
 
 
 def _proof(values: dict) -> dict:

@@ -30,12 +30,15 @@ from sqlalchemy import JSON, Column, Index, MetaData, String, Table, bindparam, 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from motcua.db import UnitOfWork, UTCDateTime
+from nameko.timer import timer
+
+from motcua.db import UnitOfWork, UTCDateTime, utcnow
 from motcua.errors import Conflict, ValidationFailed
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 128
 DEFAULT_TTL = timedelta(hours=24)
+PURGE_SECONDS = 3600  # how often a service forgets its expired keys
 
 
 def valid_key(key: str | None) -> str | None:
@@ -219,3 +222,14 @@ def run_once(uow, command: Command | None, run: Callable[[], Any], now: datetime
 def ttl_of(config: dict) -> timedelta:
     """How long keys are kept, from a service's nameko config."""
     return timedelta(hours=float(config.get("IDEMPOTENCY_KEY_HOURS", DEFAULT_TTL.total_seconds() / 3600)))
+
+
+class ForgetsExpiredKeys:
+    """Mixin of a service that owns commands (its `db` a `Database` of `CommandUnitOfWork`s, its
+    `config` nameko's): once an hour, its keys older than the time they are kept are deleted, so the
+    table holds about a day of commands. Several instances may do it at once: a row goes once."""
+
+    @timer(interval=PURGE_SECONDS)
+    def forget_expired_command_results(self):
+        self.db.command_results.purge(utcnow() - ttl_of(self.config))
+        self.db.commit()

@@ -74,35 +74,28 @@ class FakeUnitOfWork:
 
 
 class FakeCommandResults:
-    """`motcua.idempotency.CommandResults` in memory: rows claimed in the current transaction are
-    kept apart until the fake unit of work commits (and dropped when it rolls back)."""
+    """`motcua.idempotency.CommandResults` in memory: rows added in the current transaction are kept
+    apart until the fake unit of work commits (and dropped when it rolls back)."""
 
     def __init__(self):
         self.rows: dict[tuple[str, str], StoredResult] = {}  # committed
         self._pending: dict[tuple[str, str], StoredResult] = {}
 
-    def _row(self, scope: str, key: str) -> StoredResult | None:
-        return self._pending.get((scope, key)) or self.rows.get((scope, key))
-
-    def claim(self, command: Command, now: datetime) -> bool:
-        if self._row(command.scope, command.key) is not None:
+    def add(self, command: Command, result: Any, now: datetime) -> bool:
+        if self.find(command.scope, command.key) is not None:
             return False
-        self._pending[command.scope, command.key] = StoredResult(command.name, command.fingerprint, None, now)
+        self._pending[command.scope, command.key] = StoredResult(command.name, command.fingerprint, result, now)
         return True
 
     def find(self, scope: str, key: str) -> StoredResult | None:
-        return self._row(scope, key)
+        return self._pending.get((scope, key)) or self.rows.get((scope, key))
 
-    def take_over(self, command: Command, now: datetime, expired_before: datetime) -> bool:
-        row = self._row(command.scope, command.key)
+    def take_over(self, command: Command, result: Any, now: datetime, expired_before: datetime) -> bool:
+        row = self.find(command.scope, command.key)
         if row is None or row.created_at > expired_before:
             return False
-        self._pending[command.scope, command.key] = StoredResult(command.name, command.fingerprint, None, now)
+        self._pending[command.scope, command.key] = StoredResult(command.name, command.fingerprint, result, now)
         return True
-
-    def record(self, command: Command, result: Any) -> None:
-        row = self._pending[command.scope, command.key]
-        self._pending[command.scope, command.key] = StoredResult(row.name, row.fingerprint, result, row.created_at)
 
     def commit(self) -> None:
         self.rows.update(self._pending)

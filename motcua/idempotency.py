@@ -1,18 +1,22 @@
 """Idempotent commands: a repeat with the same `Idempotency-Key` gets the first result, not a second effect.
 
 The gateway gives every state-changing request a key (the client's `Idempotency-Key`, or one it makes
-and sends back). The service that owns the state runs the command through `run_once`: it claims the
-key (a row of its `command_results` table), carries the command out, and stores the result in that
-row, all in the command's own transaction. So a command is done once or not at all, and its key with
-it: a repeat that arrives after the commit reads the stored result; one that arrives meanwhile (the
-caller gave up and retried) waits on the claimed row and then reads it; one after a failure (rolled
-back, key and all) runs afresh. A refused command (a domain error) stores nothing: its repeat is judged
-again, like any other request.
+and sends back). The service that owns the state runs the command through `run_once`, which stores
+the command's result under the key (a row of its `command_results` table) in the command's own
+transaction, just before its one commit: a command is done with its key or not at all.
+
+A repeat is rare, so nothing is read before the command runs (one INSERT is all a key costs). A repeat
+then meets the first call's work: after the first committed, the repeat's command fails on the state
+the first left (a dossier already received: 409) or, repeated afresh (a second submission), stops at
+the key's row; while the first runs, the repeat waits on what the first holds (the dossier's row lock,
+or the key's row). Either way it rolls back whatever it did and answers the first call's stored result.
+A command that failed stored nothing: its repeat is judged again, like any other request.
 
 Keys belong to a scope (`account_scope`: the caller's account; `applicant_scope`: an applicant without
 one, by a keyed hash of who they say they are), so nobody reads another's result by guessing a key.
-The same key for another command or another body is refused (409 naming `Idempotency-Key`). A key
-is kept for `ttl` (the `MOTCUA_IDEMPOTENCY_KEY_HOURS` setting, 24 h): after that it names a new command.
+The same key for another command or another body is refused (409 naming `Idempotency-Key`). A key is
+kept for `ttl` (the `MOTCUA_IDEMPOTENCY_KEY_HOURS` setting, 24 h): after that it names a new command,
+and `ForgetExpiredKeys` deletes it.
 """
 from __future__ import annotations
 
@@ -20,20 +24,23 @@ import contextlib
 import hashlib
 import hmac
 import json
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any, Callable, Iterator
 
+import eventlet
+from nameko.extensions import DependencyProvider
 from sqlalchemy import JSON, Column, Index, MetaData, String, Table, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from nameko.timer import timer
-
-from motcua.db import UnitOfWork, UTCDateTime, utcnow
+from motcua.db import Database, UnitOfWork, UTCDateTime, utcnow
 from motcua.errors import Conflict, ValidationFailed
+
+log = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 128
@@ -112,7 +119,7 @@ def command_results_table(metadata: MetaData) -> Table:
         Column("key", String(MAX_KEY_LENGTH), primary_key=True),
         Column("command", String(64), nullable=False),
         Column("fingerprint", String(64), nullable=False),
-        Column("result", JSON, nullable=True),  # null only while the claiming transaction runs
+        Column("result", JSON, nullable=True),  # null only in a failed command's look (never committed)
         Column("created_at", UTCDateTime(), nullable=False),
         Index("ix_command_results_created_at", "created_at"),
     )
@@ -128,14 +135,13 @@ class CommandResults:
         self.session = session
         self.table = table
 
-    def claim(self, command: Command, now: datetime) -> bool:
-        """Claim the key for this transaction: True if it was free. On a key another transaction
-        claimed and has not ended, PostgreSQL waits for it (then: False if it committed, True if it
-        rolled back)."""
+    def add(self, command: Command, result: Any, now: datetime) -> bool:
+        """Store `result` under the command's key: True, or False if the key has a row already. While
+        another transaction holds a new row of that key, PostgreSQL waits for it to end."""
         t = self.table
         insert = _INSERTS[self.session.get_bind().dialect.name](t).values(
             scope=command.scope, key=command.key, command=command.name, fingerprint=command.fingerprint,
-            result=None, created_at=now).on_conflict_do_nothing().returning(t.c.key)
+            result=result, created_at=now).on_conflict_do_nothing().returning(t.c.key)
         return self.session.execute(insert).first() is not None
 
     def find(self, scope: str, key: str) -> StoredResult | None:
@@ -144,18 +150,13 @@ class CommandResults:
                                    .where(t.c.scope == scope, t.c.key == key)).first()
         return None if row is None else StoredResult(*row)
 
-    def take_over(self, command: Command, now: datetime, expired_before: datetime) -> bool:
-        """Claim an expired key's row for a new command: True unless someone renewed it meanwhile."""
+    def take_over(self, command: Command, result: Any, now: datetime, expired_before: datetime) -> bool:
+        """Store `result` in an expired key's row: True unless someone renewed it meanwhile."""
         t = self.table
         renewed = self.session.execute(
             update(t).where(t.c.scope == command.scope, t.c.key == command.key, t.c.created_at <= expired_before)
-            .values(command=command.name, fingerprint=command.fingerprint, result=None, created_at=now))
+            .values(command=command.name, fingerprint=command.fingerprint, result=result, created_at=now))
         return renewed.rowcount == 1
-
-    def record(self, command: Command, result: Any) -> None:
-        t = self.table
-        self.session.execute(update(t).where(t.c.scope == command.scope, t.c.key == command.key)
-                             .values(result=result))
 
     def purge(self, expired_before: datetime) -> int:
         """Forget the keys older than the time they are kept; how many went."""
@@ -166,7 +167,7 @@ class CommandResults:
 
 class CommandUnitOfWork(UnitOfWork):
     """The kit's unit of work for a service that owns commands: its `command_results`, and a commit
-    that `run_once` holds back until the command's result is recorded beside its effects."""
+    that `run_once` holds back until the command's result is stored beside its effects."""
 
     _commit_held = False
 
@@ -176,7 +177,7 @@ class CommandUnitOfWork(UnitOfWork):
 
     @contextlib.contextmanager
     def held_commit(self) -> Iterator[None]:
-        """Inside, a command's own commit only writes its outbox rows; the real one comes after."""
+        """Inside, a command's own commit only writes its outbox rows; `run_once` commits after."""
         self._commit_held = True
         try:
             yield
@@ -193,30 +194,45 @@ class CommandUnitOfWork(UnitOfWork):
 def run_once(uow, command: Command | None, run: Callable[[], Any], now: datetime,
              ttl: timedelta = DEFAULT_TTL) -> Any:
     """`run()` carried out once per key (see the module docstring): its result, or the first one's.
-    `run` changes the state through `uow` and may commit (held until its result is recorded);
+    `run` changes the state through `uow` and may commit (held until its result is stored with it);
     without a key (`command` None) it simply runs."""
     if command is None:
         return run()
-    results = uow.command_results
-    while not results.claim(command, now):
-        stored = results.find(command.scope, command.key)
-        if stored is None:  # the holder rolled back, or the row was purged, between the two statements
-            continue
-        if not stored.expired(now, ttl):
-            answer = stored.answer(command)
-            uow.rollback()  # ends the read's transaction: nothing was written
-            return answer
-        if results.take_over(command, now, now - ttl):
-            break
     try:
         with uow.held_commit():
             result = run()
-        results.record(command, result)
-        uow.commit()
-    except BaseException:
-        uow.rollback()  # the effect and the key's claim go together
-        raise
+        first = _first_result(uow.command_results, command, result, now, ttl)
+    except Exception:
+        uow.rollback()
+        first = _done_before(uow, command, now, ttl)
+        if first is None:
+            raise
+        return first.answer(command)
+    if first is not None:
+        uow.rollback()  # the first call's effects stand, not this repeat's
+        return first.answer(command)
+    uow.commit()
     return result
+
+
+def _first_result(results: CommandResults, command: Command, result: Any, now: datetime,
+                  ttl: timedelta) -> StoredResult | None:
+    """None once `result` is stored under the key; else what an earlier call under it stored."""
+    while not results.add(command, result, now):
+        stored = results.find(command.scope, command.key)
+        if stored is not None and not stored.expired(now, ttl):
+            return stored
+        if stored is not None and results.take_over(command, result, now, now - ttl):
+            return None
+    return None
+
+
+def _done_before(uow, command: Command, now: datetime, ttl: timedelta) -> StoredResult | None:
+    """After the command failed: what a call under its key stored (waiting for one still running),
+    or None if none did and the failure is the answer. Leaves nothing written."""
+    stored = _first_result(uow.command_results, command, None, now, ttl)
+    uow.rollback()
+    return stored
 
 
 def ttl_of(config: dict) -> timedelta:
@@ -224,12 +240,41 @@ def ttl_of(config: dict) -> timedelta:
     return timedelta(hours=float(config.get("IDEMPOTENCY_KEY_HOURS", DEFAULT_TTL.total_seconds() / 3600)))
 
 
-class ForgetsExpiredKeys:
-    """Mixin of a service that owns commands (its `db` a `Database` of `CommandUnitOfWork`s, its
-    `config` nameko's): once an hour, its keys older than the time they are kept are deleted, so the
-    table holds about a day of commands. Several instances may do it at once: a row goes once."""
+class ForgetExpiredKeys(DependencyProvider):
+    """Declared beside a service's `Database` of `CommandUnitOfWork`s: once an hour, in a thread of
+    its own, deletes the keys older than the time they are kept, so the table holds about a day of
+    commands. Several instances may do it at once (a row goes once); a failure (the database away)
+    waits for the next hour."""
 
-    @timer(interval=PURGE_SECONDS)
-    def forget_expired_command_results(self):
-        self.db.command_results.purge(utcnow() - ttl_of(self.config))
-        self.db.commit()
+    def setup(self):
+        self.database = next(d for d in self.container.dependencies if isinstance(d, Database))
+        self.ttl = ttl_of(self.container.config)
+        self.thread = None
+
+    def start(self):
+        self.thread = self.container.spawn_managed_thread(self._run, identifier="forget-expired-keys")
+
+    def stop(self):
+        thread, self.thread = self.thread, None  # a second stop (a second signal) finds nothing to do
+        if thread is not None:
+            thread.kill()
+
+    def kill(self):
+        self.stop()
+
+    def _run(self):
+        while True:
+            eventlet.sleep(PURGE_SECONDS)
+            self.forget(utcnow())
+
+    def forget(self, now: datetime) -> int:
+        uow = self.database.unit_of_work()
+        try:
+            forgotten = uow.command_results.purge(now - self.ttl)
+            uow.commit()
+            return forgotten
+        except Exception as exc:  # transient: the next hour tries again
+            log.warning("expired idempotency keys not deleted (%s)", type(exc).__name__)
+            return 0
+        finally:
+            uow.close()

@@ -13,7 +13,7 @@ from motcua.bus import event_handler
 from motcua.contracts.events import EVENT_SCHEMAS, SESSION_EVENTS, DossierEvent, RunEvent, TaskFacts
 from motcua.db import Database, utcnow
 from motcua.errors import Forbidden, WrongKey
-from motcua.idempotency import CommandUnitOfWork, ForgetsExpiredKeys
+from motcua.idempotency import CommandUnitOfWork, ForgetExpiredKeys
 from motcua.identity import verify_token
 from motcua.metrics import Metrics
 from motcua.rpc import rpc
@@ -42,14 +42,14 @@ RUN_EVENTS = tuple(sorted(t for t, (_v, schema) in EVENT_SCHEMAS.items() if isin
 TASK_EVENTS = frozenset(t for t, (_v, schema) in EVENT_SCHEMAS.items() if isinstance(schema, TaskFacts))
 
 
-class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportApi, NotifyApi, DocsApi, Pages,
-                     ForgetsExpiredKeys):
+class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportApi, NotifyApi, DocsApi, Pages):
     """The only HTTP server; each area's routes live in its api_*.py mixin."""
 
     name = "gateway"
     # Its outbox: sessions' events (token_revoked, account_changed) for the other gateway instances;
     # its inbox: the access_denied events it audits.
     db = Database(Base, unit_of_work=CommandUnitOfWork)  # its own commands (accounts) once per key
+    expired_keys = ForgetExpiredKeys()
     reads = Reads()
     access = AccessGuard()
     audit_writer = AuditLog()

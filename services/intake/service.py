@@ -24,7 +24,7 @@ from motcua.contracts.rpc import (
 from motcua.access import audit_refusals
 from motcua.db import Database, utcnow
 from motcua.errors import load_valid
-from motcua.idempotency import Command, ForgetsExpiredKeys, account_scope, applicant_scope, run_once, ttl_of
+from motcua.idempotency import Command, ForgetExpiredKeys, account_scope, applicant_scope, run_once, ttl_of
 from motcua.identity import verify_token
 from motcua.metrics import GroupCountGauge, Metrics
 from motcua.rpc import rpc
@@ -49,10 +49,11 @@ STEP_DOCUMENTS = StepDocumentsV1()
 SUBMIT_DOSSIER = SubmitDossierV1()
 
 
-class IntakeService(ForgetsExpiredKeys):
+class IntakeService:
     name = "intake"
 
     db = Database(Base, unit_of_work=IntakeUnitOfWork)
+    expired_keys = ForgetExpiredKeys()
     metrics = Metrics()
     rules = Rules()
     config = Config()

@@ -10,7 +10,7 @@ from nameko.dependency_providers import Config
 
 from motcua.db import Database, utcnow
 from motcua.errors import load_valid
-from motcua.idempotency import Command, ForgetsExpiredKeys, account_scope, run_once, ttl_of
+from motcua.idempotency import Command, ForgetExpiredKeys, account_scope, run_once, ttl_of
 from motcua.metrics import Metrics
 from motcua.rpc import rpc
 from services.notify import preferences, templates
@@ -33,10 +33,11 @@ _delivery_out = DeliveryOut()
 _deliveries_out = DeliveryOut(many=True)
 
 
-class NotifyService(ForgetsExpiredKeys):
+class NotifyService:
     name = "notify"
 
     db = Database(Base, relay=False, unit_of_work=NotifyUnitOfWork)  # notify emits no events: no relay
+    expired_keys = ForgetExpiredKeys()
     metrics = Metrics()
     notifier = Notifications()
     config = Config()

@@ -10,7 +10,7 @@ from motcua.bus import event_handler
 from motcua.contracts.rpc import AssignTaskV1, CompleteTaskV1, TaskIdV1, TaskQueryV1, TransferTaskV1
 from motcua.db import Database
 from motcua.errors import load_valid
-from motcua.idempotency import Command, ForgetsExpiredKeys, account_scope, run_once, ttl_of
+from motcua.idempotency import Command, ForgetExpiredKeys, account_scope, run_once, ttl_of
 from motcua.identity import verify_token
 from motcua.rpc import rpc
 from services.workflow import handlers, queries
@@ -35,10 +35,11 @@ ON_PAYMENT_RECEIVED = "workflow.on_payment_received"
 ON_DOSSIER_STOPPED = "workflow.on_dossier_stopped"
 
 
-class WorkflowService(ForgetsExpiredKeys):
+class WorkflowService:
     name = "workflow"
 
     db = Database(Base, unit_of_work=WorkflowUnitOfWork)
+    expired_keys = ForgetExpiredKeys()
     metrics = WorkflowMetrics()
     catalog = ProcessCatalog()
     clock = Clock()

@@ -23,8 +23,8 @@ ALICE = account_scope("receptionist@000.20.01.H56")
 
 
 class Counter:
-    """A command whose effect shows once its transaction commits, and whose result says how many
-    times it ran."""
+    """A command whose effect shows once its transaction commits, and whose result says which run it
+    was. A repeat may run it again (nothing is read first): what counts is what commits."""
 
     def __init__(self, uow):
         self.uow, self.runs, self.effects = uow, 0, []
@@ -47,7 +47,7 @@ def test_a_repeat_gets_the_first_result_and_makes_no_second_effect():
     first = run_once(uow, command(), receive, NOW)
     again = run_once(uow, command(), receive, NOW + timedelta(minutes=5))
     assert first == again == {"run": 1}
-    assert receive.runs == 1 and receive.effects == [1] and uow.commits == 1
+    assert receive.effects == [1] and uow.commits == 1
 
 
 def test_the_result_is_committed_with_the_effect_and_only_then():
@@ -89,6 +89,26 @@ def test_a_failed_command_leaves_its_key_free_and_nothing_recorded():
     assert run_once(uow, command(), Counter(uow), NOW) == {"run": 1}
 
 
+def test_a_repeat_refused_by_the_state_the_first_left_answers_the_first_result():
+    """The usual repeat: the dossier was received by the first call, so the second's receive fails
+    (409); that failure is not the answer, the stored first result is."""
+    uow = FakeUnitOfWork()
+    state = {"received": False}
+
+    def receive():
+        if state["received"]:
+            raise Conflict("already received")
+        state["received"] = True
+        uow.commit()
+        return {"status": "received"}
+
+    first = run_once(uow, command(), receive, NOW)
+    assert run_once(uow, command(), receive, NOW) == first
+    with pytest.raises(Conflict, match="already received"):  # another key: a new command, judged afresh
+        run_once(uow, command(key="k-2"), receive, NOW)
+    assert not uow.command_results._pending  # the failed command's look left nothing
+
+
 def test_keys_are_per_scope():
     uow = FakeUnitOfWork()
     mine, theirs = Counter(uow), Counter(uow)
@@ -102,8 +122,9 @@ def test_an_expired_key_names_a_new_command():
     receive = Counter(uow)
     run_once(uow, command(), receive, NOW, ttl=timedelta(hours=24))
     assert run_once(uow, command(), receive, NOW + timedelta(hours=23), ttl=timedelta(hours=24)) == {"run": 1}
-    assert run_once(uow, command(request=("X-2",)), receive, NOW + timedelta(hours=24),
-                    ttl=timedelta(hours=24)) == {"run": 2}
+    renewed = run_once(uow, command(request=("X-2",)), receive, NOW + timedelta(hours=24), ttl=timedelta(hours=24))
+    assert receive.effects == [1, renewed["run"]]
+    assert uow.command_results.rows[ALICE, "k-1"].result == renewed
 
 
 def test_without_a_key_the_command_simply_runs():

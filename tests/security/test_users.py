@@ -152,7 +152,8 @@ def test_a_repeated_account_command_answers_the_first_result_and_keeps_no_passwo
     assert len(audit_entries(api, action="user.create", outcome="allowed")) >= 2  # each attempt is audited
     engine = create_engine(api.db_url)
     with engine.connect() as connection:
-        stored = connection.execute(text("SELECT fingerprint FROM command_results WHERE key = 'create-cv-tran'")).scalar()
+        stored = connection.execute(text("SELECT fingerprint FROM command_results WHERE key = :key"),
+                                    {"key": "create-cv-tran"}).scalar()
     engine.dispose()
     without_password = {**{k: v for k, v in body.items() if k != "password"}, "active": True}  # as validated
     assert stored == fingerprint(["gateway.create_user", [without_password]])

@@ -124,6 +124,7 @@ class PlatformSettings:
     retry_base_seconds: float = 1.0  # the first retry's delay; each next one doubles…
     retry_cap_seconds: float = 300.0  # …up to this
     db_connection_limit: int = 80  # PostgreSQL's default 100, less its 3 reserved and room for tools
+    idempotency_key_hours: float = 24.0  # how long a command's result answers a repeat of its key
 
     @classmethod
     def from_env(cls, amqp_uri: str | None = None) -> "PlatformSettings":
@@ -138,7 +139,8 @@ class PlatformSettings:
                    retry_for_seconds=number("MOTCUA_RETRY_FOR_SECONDS", "3600"),
                    retry_base_seconds=number("MOTCUA_RETRY_BASE_SECONDS", "1"),
                    retry_cap_seconds=number("MOTCUA_RETRY_CAP_SECONDS", "300"),
-                   db_connection_limit=number("MOTCUA_DB_CONNECTION_LIMIT", "80", int))
+                   db_connection_limit=number("MOTCUA_DB_CONNECTION_LIMIT", "80", int),
+                   idempotency_key_hours=number("MOTCUA_IDEMPOTENCY_KEY_HOURS", "24"))
 
     def config(self) -> dict:
         return {"AMQP_URI": self.amqp_uri, "max_workers": self.max_workers, "parent_calls_tracked": 10,
@@ -147,7 +149,8 @@ class PlatformSettings:
                 "EVENT_BATCH_SIZE": self.event_batch_size,
                 "EVENT_BATCH_LINGER_SECONDS": self.event_batch_linger_seconds,
                 "EVENT_MAX_ATTEMPTS": self.event_max_attempts, "RETRY_FOR_SECONDS": self.retry_for_seconds,
-                "RETRY_BASE_SECONDS": self.retry_base_seconds, "RETRY_CAP_SECONDS": self.retry_cap_seconds}
+                "RETRY_BASE_SECONDS": self.retry_base_seconds, "RETRY_CAP_SECONDS": self.retry_cap_seconds,
+                "IDEMPOTENCY_KEY_HOURS": self.idempotency_key_hours}
 
 
 # Services nobody waits on event by event (projections, messages): they batch longer, so each of their

@@ -4,9 +4,12 @@ A service's fake unit of work subclasses `FakeUnitOfWork` and adds fake reposito
 rules under test run against it exactly as against `motcua.db.UnitOfWork`."""
 from __future__ import annotations
 
-from typing import Callable
+import contextlib
+from datetime import datetime
+from typing import Any, Callable, Iterator
 
 from motcua.contracts import Event, make_event
+from motcua.idempotency import Command, StoredResult
 
 
 class FakeUnitOfWork:
@@ -19,6 +22,8 @@ class FakeUnitOfWork:
         self.commits = 0
         self.applied: set[tuple[str, str]] = set()
         self._after_commit: list[Callable[[], None]] = []
+        self.command_results = FakeCommandResults()
+        self._commit_held = False
 
     def emit(self, event_type: str, data: dict, exchange: str | None = None, routing_key: str | None = None,
              event_id: str | None = None) -> str:
@@ -31,8 +36,19 @@ class FakeUnitOfWork:
     def after_commit(self, callback: Callable[[], None]) -> None:
         self._after_commit.append(callback)
 
+    @contextlib.contextmanager
+    def held_commit(self) -> Iterator[None]:
+        self._commit_held = True
+        try:
+            yield
+        finally:
+            self._commit_held = False
+
     def commit(self) -> None:
+        if self._commit_held:
+            return
         self.commits += 1
+        self.command_results.commit()
         self.events.extend(self.pending)
         self.pending = []
         callbacks, self._after_commit = self._after_commit, []
@@ -41,6 +57,7 @@ class FakeUnitOfWork:
 
     def rollback(self) -> None:
         self.pending = []
+        self.command_results.rollback()
         self._after_commit = []
 
     def apply_once(self, event: Event, consumer: str, apply: Callable[["FakeUnitOfWork", Event], None]) -> bool:
@@ -54,3 +71,35 @@ class FakeUnitOfWork:
     def emitted(self, event_type: str | None = None) -> list[dict]:
         """The data of the committed events (of one type)."""
         return [e["data"] for e in self.events if event_type is None or e["event_type"] == event_type]
+
+
+class FakeCommandResults:
+    """`motcua.idempotency.CommandResults` in memory: rows added in the current transaction are kept
+    apart until the fake unit of work commits (and dropped when it rolls back)."""
+
+    def __init__(self):
+        self.rows: dict[tuple[str, str], StoredResult] = {}  # committed
+        self._pending: dict[tuple[str, str], StoredResult] = {}
+
+    def add(self, command: Command, result: Any, now: datetime) -> bool:
+        if self.find(command.scope, command.key) is not None:
+            return False
+        self._pending[command.scope, command.key] = StoredResult(command.name, command.fingerprint, result, now)
+        return True
+
+    def find(self, scope: str, key: str) -> StoredResult | None:
+        return self._pending.get((scope, key)) or self.rows.get((scope, key))
+
+    def take_over(self, command: Command, result: Any, now: datetime, expired_before: datetime) -> bool:
+        row = self.find(command.scope, command.key)
+        if row is None or row.created_at > expired_before:
+            return False
+        self._pending[command.scope, command.key] = StoredResult(command.name, command.fingerprint, result, now)
+        return True
+
+    def commit(self) -> None:
+        self.rows.update(self._pending)
+        self._pending = {}
+
+    def rollback(self) -> None:
+        self._pending = {}

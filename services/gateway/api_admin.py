@@ -8,6 +8,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 
 from motcua.db import utcnow
 from motcua.errors import Forbidden, load_valid
+from motcua.idempotency import Command, account_scope, run_once, ttl_of
 from services.gateway import audit, users
 from services.gateway.http import query, read_json, route
 
@@ -45,22 +46,32 @@ class AdminApi:
         with self.audited(request, caller, "user.list"):
             return users.list_users(self.db.session, caller, self._tree(), agency)
 
-    @route("POST", "/api/v1/users", body=users.NewUserSchema, status=201)
+    @route("POST", "/api/v1/users", body=users.NewUserSchema, status=201, command=True)
     def create_user(self, request):
         caller, _token = self.caller_of(request)
         body = load_valid(users.NewUserSchema(), read_json(request))
         with self.audited(request, caller, "user.create", detail=f"user {body['username']}"):
-            return 201, users.create_user(self.db.session, caller, self._tree(), body, utcnow())
+            return 201, self._account_command(request, caller, "create_user", [body], lambda: users.create_user(
+                self.db, caller, self._tree(), body, utcnow()))
 
-    @route("PATCH", "/api/v1/users/<username>", body=users.UserChangeSchema)
+    @route("PATCH", "/api/v1/users/<username>", body=users.UserChangeSchema, command=True)
     def update_user(self, request, username):
         caller, _token = self.caller_of(request)
         body = load_valid(users.UserChangeSchema(), read_json(request))
         changed = ",".join(sorted(body)) or "nothing"
         with self.audited(request, caller, f"user.update:{changed}"[:64], detail=f"user {username}"):
-            updated = users.update_user(self.db, caller, self._tree(), username, body, utcnow())
+            updated = self._account_command(request, caller, "update_user", [username, body], lambda: users.update_user(
+                self.db, caller, self._tree(), username, body, utcnow()))
         self.access.account_changed(username)  # here at once; elsewhere by its account_changed event
         return updated
+
+    def _account_command(self, request, caller, name, request_values, run):
+        """The gateway's own command once per key (motcua.idempotency). A password is no part of what a
+        key's request is recognised by: no digest of it is kept."""
+        recognised = [{k: v for k, v in value.items() if k != "password"} if isinstance(value, dict) else value
+                      for value in request_values]
+        command = Command.of(request.idempotency_key, f"gateway.{name}", account_scope(caller.username), recognised)
+        return run_once(self.db, command, run, utcnow(), ttl_of(self.config))
 
     @route("GET", "/api/v1/audit", query=AuditQuerySchema)
     def audit_log(self, request):

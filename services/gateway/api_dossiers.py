@@ -38,12 +38,11 @@ class DossierApi:
     """Routes mixed into GatewayService, which provides the RPC proxies, config and database."""
 
     @route("POST", "/api/v1/dossiers", body=SubmitDossierSchema, status=201, auth="optional", response=DossierViewV1,
-           multipart=True)
+           multipart=True, command=True)
     def submit_dossier(self, request):
         body = load_valid(SubmitDossierSchema(), read_body(request))
         caller, token = routes.submitter(request, self.caller_from_token, body["channel"])
-        dossier = self.intake.submit_dossier(body, caller_token=token,
-                                             idempotency_key=routes.idempotency_key(request))
+        dossier = self.intake.submit_dossier(body, caller_token=token, idempotency_key=request.idempotency_key)
         if caller is not None:
             self.record_audit(caller, "dossier.submit", request.remote_addr, dossier_code=dossier["code"])
         return 201, dossier
@@ -70,51 +69,57 @@ class DossierApi:
         return self.changes.answer(request, dossier, (dossier_key(code),), position,
                                    version=dossier.get("dossier_version"))
 
-    @route("POST", "/api/v1/dossiers/<code>/receive", response=DossierViewV1)
+    @route("POST", "/api/v1/dossiers/<code>/receive", response=DossierViewV1, command=True)
     def receive_dossier(self, request, code):
         caller, token = self.caller_of(request)
         with self.audited(request, caller, "dossier.receive", dossier_code=code):
-            return self.intake.receive_dossier(code, caller_token=token)
+            return self.intake.receive_dossier(code, caller_token=token, idempotency_key=request.idempotency_key)
 
-    @route("POST", "/api/v1/dossiers/<code>/refuse", body=RefuseSchema, response=DossierViewV1)
+    @route("POST", "/api/v1/dossiers/<code>/refuse", body=RefuseSchema, response=DossierViewV1, command=True)
     def refuse_dossier(self, request, code):
         caller, token = self.caller_of(request)
         body = load_valid(RefuseSchema(), read_json(request))
         with self.audited(request, caller, "dossier.refuse", dossier_code=code):
-            return self.intake.refuse_dossier(code, body["reason"], caller_token=token)
+            return self.intake.refuse_dossier(code, body["reason"], caller_token=token,
+                                             idempotency_key=request.idempotency_key)
 
-    @route("POST", "/api/v1/dossiers/<code>/return", body=ReturnResultSchema, response=DossierViewV1)
+    @route("POST", "/api/v1/dossiers/<code>/return", body=ReturnResultSchema, response=DossierViewV1, command=True)
     def return_result(self, request, code):
         caller, token = self.caller_of(request)
         body = load_valid(ReturnResultSchema(), read_json(request))
         with self.audited(request, caller, "dossier.return", dossier_code=code):
-            return self.intake.return_result(code, body["method"], caller_token=token)
+            return self.intake.return_result(code, body["method"], caller_token=token,
+                                            idempotency_key=request.idempotency_key)
 
-    @route("POST", "/api/v1/dossiers/<code>/request-supplement", body=RequestSupplementV1, response=DossierViewV1)
+    @route("POST", "/api/v1/dossiers/<code>/request-supplement", body=RequestSupplementV1, response=DossierViewV1,
+           command=True)
     def request_supplement(self, request, code):
         caller, token = self.caller_of(request)
         body = load_valid(RequestSupplementV1(), read_json(request))
         with self.audited(request, caller, "dossier.request_supplement", dossier_code=code):
-            return self.intake.request_supplement(code, body, caller_token=token)
+            return self.intake.request_supplement(code, body, caller_token=token,
+                                                 idempotency_key=request.idempotency_key)
 
     @route("POST", "/api/v1/dossiers/<code>/supplement", body=ApplicantActionV1, auth="optional", errors=(429,),
-           multipart=True)
+           multipart=True, command=True)
     def supplement_dossier(self, request, code):
         caller, token = self.optional_caller_of(request)
         body = load_valid(ApplicantActionV1(), read_body(request))
         with self.audited(request, caller, "dossier.supplement", dossier_code=code), \
                 self.proving(request, caller, code):
-            dossier = self.intake.supplement_dossier(code, body, caller_token=token)
+            dossier = self.intake.supplement_dossier(code, body, caller_token=token,
+                                                     idempotency_key=request.idempotency_key)
         return _public_if(caller, dossier)
 
-    @route("POST", "/api/v1/dossiers/<code>/reschedule", body=RescheduleDossierV1, response=DossierViewV1)
+    @route("POST", "/api/v1/dossiers/<code>/reschedule", body=RescheduleDossierV1, response=DossierViewV1, command=True)
     def reschedule_dossier(self, request, code):
         """Form 04: the apology with a new appointment date, by the receiving agency's counter."""
         caller, token = self.caller_of(request)
         body = read_json(request)
         load_valid(RescheduleDossierV1(), body)  # 400 naming the field before any RPC
         with self.audited(request, caller, "dossier.reschedule", dossier_code=code):
-            return self.intake.reschedule_dossier(code, body, caller_token=token)
+            return self.intake.reschedule_dossier(code, body, caller_token=token,
+                                                 idempotency_key=request.idempotency_key)
 
     @route("GET", "/api/v1/dossiers/<code>/documents/<int:document_id>", response="application/octet-stream")
     def get_document(self, request, code, document_id):
@@ -137,22 +142,26 @@ class DossierApi:
         return Response(base64.b64decode(rendered["content_base64"]), mimetype="application/pdf",
                         headers={"Content-Disposition": f'inline; filename="mau-{form}-{code}.pdf"'})
 
-    @route("POST", "/api/v1/dossiers/<code>/withdraw", body=ApplicantActionV1, auth="optional", errors=(429,))
+    @route("POST", "/api/v1/dossiers/<code>/withdraw", body=ApplicantActionV1, auth="optional", errors=(429,),
+           command=True)
     def withdraw_dossier(self, request, code):
         caller, token = self.optional_caller_of(request)
         body = load_valid(ApplicantActionV1(), read_json(request))
         with self.audited(request, caller, "dossier.withdraw", dossier_code=code), \
                 self.proving(request, caller, code):
-            dossier = self.intake.withdraw_dossier(code, body, caller_token=token)
+            dossier = self.intake.withdraw_dossier(code, body, caller_token=token,
+                                                   idempotency_key=request.idempotency_key)
         return _public_if(caller, dossier)
 
-    @route("POST", "/api/v1/dossiers/<code>/confirm-payment", body=ConfirmPaymentV1, response=DossierViewV1)
+    @route("POST", "/api/v1/dossiers/<code>/confirm-payment", body=ConfirmPaymentV1, response=DossierViewV1,
+           command=True)
     def confirm_payment(self, request, code):
         """The counter confirms the fee or tax a step fixed was paid (status 6 → 4; the clock resumes)."""
         caller, token = self.caller_of(request)
         body = load_valid(ConfirmPaymentV1(), read_json(request))
         with self.audited(request, caller, "dossier.confirm_payment", dossier_code=code):
-            return self.intake.confirm_payment(code, body, caller_token=token)
+            return self.intake.confirm_payment(code, body, caller_token=token,
+                                              idempotency_key=request.idempotency_key)
 
 
 _public_view = PublicDossierViewV1()

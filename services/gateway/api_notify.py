@@ -53,10 +53,11 @@ class NotifyApi:
         _admin(self, request)
         return self.notify.list_dead_letters(load_valid(DeadLettersQuery(), query(request))["limit"])
 
-    @route("POST", "/api/v1/notifications/deliveries/<int:delivery_id>/resend", response=DeliveryViewV1)
+    @route("POST", "/api/v1/notifications/deliveries/<int:delivery_id>/resend", response=DeliveryViewV1,
+           command=True)
     def resend_delivery(self, request, delivery_id):
         caller = _admin(self, request)
-        delivery = self.notify.resend(delivery_id)
+        delivery = self.notify.resend(delivery_id, idempotency_key=request.idempotency_key, requester=caller.username)
         self.record_audit(caller, "notification.resend", request.remote_addr,
                      dossier_code=delivery["dossier_code"], task_id=delivery_id)
         return delivery

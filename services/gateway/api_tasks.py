@@ -34,7 +34,8 @@ class TaskApi:
         with self.audited(request, caller, "task.read", task_id=task_id):
             return self.workflow.get_task(task_id, caller_token=token)
 
-    @route("POST", "/api/v1/tasks/<task_id>/complete", body=CompleteTaskBodyV1, response=TASK_OUT())
+    @route("POST", "/api/v1/tasks/<task_id>/complete", body=CompleteTaskBodyV1, response=TASK_OUT(),
+           command=True)
     def complete_task(self, request, task_id):
         caller, token = self.caller_of(request)
         body = load_valid(CompleteTaskBodyV1(), read_json(request, max_bytes=MAX_UPLOAD_BYTES))
@@ -46,27 +47,29 @@ class TaskApi:
                 details["documents"] = self.intake.store_step_documents(dossier_code, body["documents"],
                                                                         caller_token=token)
             return self.workflow.complete_task(task_id, body["outcome"], body["note"], caller_token=token,
-                                               details=details or None)
+                                               details=details or None, idempotency_key=request.idempotency_key)
 
-    @route("POST", "/api/v1/tasks/<task_id>/claim", response=TASK_OUT())
+    @route("POST", "/api/v1/tasks/<task_id>/claim", response=TASK_OUT(), command=True)
     def claim_task(self, request, task_id):
         """Nhận xử lý: the officer takes the task from the agency's pool."""
         caller, token = self.caller_of(request)
         with self.audited(request, caller, "task.claim", task_id=task_id):
-            return self.workflow.claim_task(task_id, caller_token=token)
+            return self.workflow.claim_task(task_id, caller_token=token, idempotency_key=request.idempotency_key)
 
-    @route("POST", "/api/v1/tasks/<task_id>/assign", body=AssignTaskV1, response=TASK_OUT())
+    @route("POST", "/api/v1/tasks/<task_id>/assign", body=AssignTaskV1, response=TASK_OUT(), command=True)
     def assign_task(self, request, task_id):
         """Phân công: a leader assigns the task to an officer (null: back to the pool)."""
         caller, token = self.caller_of(request)
         body = load_valid(AssignTaskV1(), read_json(request))
         with self.audited(request, caller, "task.assign", task_id=task_id):
-            return self.workflow.assign_task(task_id, body["assignee"], caller_token=token)
+            return self.workflow.assign_task(task_id, body["assignee"], caller_token=token,
+                                             idempotency_key=request.idempotency_key)
 
-    @route("POST", "/api/v1/tasks/<task_id>/transfer", body=TransferTaskV1, response=TASK_OUT())
+    @route("POST", "/api/v1/tasks/<task_id>/transfer", body=TransferTaskV1, response=TASK_OUT(), command=True)
     def transfer_task(self, request, task_id):
         """Chuyển xử lý to another agency the step allows."""
         caller, token = self.caller_of(request)
         body = load_valid(TransferTaskV1(), read_json(request))
         with self.audited(request, caller, "task.transfer", task_id=task_id):
-            return self.workflow.transfer_task(task_id, body["agency_code"], body["note"], caller_token=token)
+            return self.workflow.transfer_task(task_id, body["agency_code"], body["note"], caller_token=token,
+                                               idempotency_key=request.idempotency_key)

@@ -24,6 +24,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import IntegerConverter, Map
 from werkzeug.wrappers import Request, Response
 
+from motcua import idempotency
 from motcua.contracts.rpc import nfc
 from motcua.metrics import LATENCY_BUCKETS, metrics_for
 from services.gateway.errors import (
@@ -249,7 +250,8 @@ class RouteDoc:
     status, whether it takes a bearer token ("bearer": required, "optional", "public"), and the error
     statuses it has beyond those its inputs and token imply (e.g. 429), and whether the body may also
     come as multipart/form-data (a `dossier` part with the JSON fields, one file part per document),
-    and whether it answers with an ETag and takes a long poll (`If-None-Match` + `Prefer: wait`)."""
+    and whether it answers with an ETag and takes a long poll (`If-None-Match` + `Prefer: wait`), and
+    whether it is a command: it changes state, once per `Idempotency-Key` (see `route`)."""
 
     body: type[Schema] | Schema | None = None
     query: type[Schema] | Schema | None = None
@@ -259,19 +261,29 @@ class RouteDoc:
     errors: tuple[int, ...] = ()
     multipart: bool = False
     watch: bool = False
+    command: bool = False
 
 
 def route(method: str, url: str, **doc):
-    """Declare a JSON HTTP entrypoint (see the module docstring); `doc`: its RouteDoc fields."""
+    """Declare a JSON HTTP entrypoint (see the module docstring); `doc`: its RouteDoc fields.
+
+    A `command` (a state-changing route) runs under an idempotency key, `request.idempotency_key`:
+    the client's `Idempotency-Key`, or a new one; every answer, an error's too, names it in the same
+    header, so a client that got a 503 or no answer at all can repeat the request under it."""
     route_doc = RouteDoc(**doc)
 
     def decorate(fn):
         @functools.wraps(fn)
         def entrypoint(service, request, **path_values):
             try:
-                return to_response(fn(service, request, **nfc(path_values)))
+                if route_doc.command:
+                    request.idempotency_key = idempotency.key_or_new(request.headers.get(idempotency.HEADER))
+                response = to_response(fn(service, request, **nfc(path_values)))
             except Exception as exc:
-                return error_response(exc)
+                response = error_response(exc)
+            if getattr(request, "idempotency_key", None):
+                response.headers[idempotency.HEADER] = request.idempotency_key
+            return response
 
         entrypoint.route_doc = route_doc
         return JsonHttpHandler.decorator(method, url)(entrypoint)

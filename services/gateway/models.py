@@ -8,6 +8,7 @@ from sqlalchemy import JSON, BigInteger, Index, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from motcua.db import ServiceBase, reliability_tables, utcnow
+from motcua.idempotency import command_results_table
 
 
 class Base(ServiceBase, DeclarativeBase):
@@ -17,6 +18,8 @@ class Base(ServiceBase, DeclarativeBase):
 # Its outbox: the sessions' events (token_revoked, account_changed) for the other gateway instances;
 # its inbox: the `access_denied` events it wrote to the audit log.
 reliability_tables(Base.metadata)
+# The results of its own commands (accounts) by idempotency key.
+command_results_table(Base.metadata)
 
 
 class User(Base):

@@ -18,6 +18,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema, fields, validate
 from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
 
+from motcua import idempotency
 from services.gateway.errors import ERRORS, INTERNAL
 from services.gateway.http import JsonHttpHandler, PathIdConverter, RouteDoc
 
@@ -108,6 +109,8 @@ def _operation(method: str, url: str, fn, area: str) -> dict:
                  "responses": {str(doc.status): _success(doc), **_errors(method, doc, bool(path_parameters))}}
     if doc.watch:
         _long_poll(operation)
+    if doc.command:
+        _command(operation)
     if "\n\n" in text:  # the paragraphs after the summary
         operation["description"] = text.split("\n\n", 1)[1].strip()
     if doc.body is not None:
@@ -153,6 +156,27 @@ def _long_poll(operation: dict) -> None:
                                                     "wait ended without a change)", "headers": LONG_POLL_HEADERS}
 
 
+# A state-changing route (http.route's `command`): carried out once per Idempotency-Key.
+IDEMPOTENCY_KEY_PARAMETER = {
+    "in": "header", "name": idempotency.HEADER, "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": idempotency.MAX_KEY_LENGTH, "pattern": r"^[ -~]+$"},
+    "description": "makes the command safe to repeat (a lost answer, a 503, a timeout): a repeat with the same "
+                   "key and body gets the first answer (same status and body) and changes nothing again; the "
+                   "same key with another body is refused (409, field `Idempotency-Key`). Keys are the "
+                   "caller's own (per account, or per applicant without one) and kept 24 hours "
+                   "(`MOTCUA_IDEMPOTENCY_KEY_HOURS`). Without one, the gateway makes one and returns it.",
+}
+IDEMPOTENCY_KEY_HEADER = {idempotency.HEADER: {
+    "description": "the key this command ran under (the client's, or the one the gateway made): send it again "
+                   "to repeat the request safely", "schema": {"type": "string"}}}
+
+
+def _command(operation: dict) -> None:
+    operation["parameters"].append(IDEMPOTENCY_KEY_PARAMETER)
+    for response in operation["responses"].values():
+        response["headers"] = {**response.get("headers", {}), **IDEMPOTENCY_KEY_HEADER}
+
+
 def _first_paragraph(text: str | None) -> str:
     return " ".join((text or "").split("\n\n", 1)[0].split())
 
@@ -168,7 +192,7 @@ def _success(doc: RouteDoc) -> dict:
 def _errors(method: str, doc: RouteDoc, has_path_parameters: bool) -> dict:
     """The error table's answers this route can give."""
     statuses = {503, *doc.errors}
-    if doc.body is not None or doc.query is not None or has_path_parameters:
+    if doc.body is not None or doc.query is not None or has_path_parameters or doc.command:
         statuses.add(400)
     if doc.body is not None:
         statuses |= {413, 415}

@@ -17,6 +17,7 @@ from services.gateway.pages_http import (
     clear_session,
     form_again,
     form_data,
+    form_key,
     keyed,
     login_nonce,
     page,
@@ -36,17 +37,21 @@ QUEUES = (("submitted", "Chờ tiếp nhận"), ("supplement_requested", "Chờ 
 # The counter's decisions: URL slug → (audit action, the RPC with the form's fields, what the page says).
 DOSSIER_ACTIONS = {
     "tiep-nhan": ("dossier.receive", lambda intake, code, form, token: intake.receive_dossier(
-        code, caller_token=token), "Đã tiếp nhận hồ sơ. In phiếu tiếp nhận và hẹn trả kết quả (mẫu 01)."),
+        code, caller_token=token, idempotency_key=form_key(form)),
+        "Đã tiếp nhận hồ sơ. In phiếu tiếp nhận và hẹn trả kết quả (mẫu 01)."),
     "tu-choi": ("dossier.refuse", lambda intake, code, form, token: intake.refuse_dossier(
-        code, form.get("reason", ""), caller_token=token), "Đã từ chối tiếp nhận. In phiếu từ chối (mẫu 03)."),
+        code, form.get("reason", ""), caller_token=token, idempotency_key=form_key(form)),
+        "Đã từ chối tiếp nhận. In phiếu từ chối (mẫu 03)."),
     "yeu-cau-bo-sung": ("dossier.request_supplement", lambda intake, code, form, token: intake.request_supplement(
         code, {"items": [line.strip() for line in form.get("items", "").splitlines() if line.strip()],
-               "note": form.get("note") or None}, caller_token=token),
+               "note": form.get("note") or None}, caller_token=token, idempotency_key=form_key(form)),
         "Đã yêu cầu bổ sung; thời hạn tạm dừng. In phiếu yêu cầu bổ sung (mẫu 02)."),
     "tra-ket-qua": ("dossier.return", lambda intake, code, form, token: intake.return_result(
-        code, form.get("method", ""), caller_token=token), "Đã trả kết quả cho công dân."),
+        code, form.get("method", ""), caller_token=token, idempotency_key=form_key(form)),
+        "Đã trả kết quả cho công dân."),
     "xac-nhan-nop-tien": ("dossier.confirm_payment", lambda intake, code, form, token: intake.confirm_payment(
-        code, {"receipt_number": form.get("receipt_number", "")}, caller_token=token),
+        code, {"receipt_number": form.get("receipt_number", "")}, caller_token=token,
+        idempotency_key=form_key(form)),
         "Đã xác nhận hoàn thành nghĩa vụ tài chính; hồ sơ tiếp tục được giải quyết."),
 }
 
@@ -69,7 +74,8 @@ def _complete(outcome: str):
     def call(workflow, task_id, form, token):
         details = {"items": _lines(form.get("items")), "amount_vnd": _amount(form.get("amount_vnd"))}
         return workflow.complete_task(task_id, outcome, form.get("note", ""), caller_token=token,
-                                      details={k: v for k, v in details.items() if v is not None} or None)
+                                      details={k: v for k, v in details.items() if v is not None} or None,
+                                      idempotency_key=form_key(form))
     return call
 
 
@@ -77,13 +83,14 @@ def _complete(outcome: str):
 # name → (audit action, label, the RPC with the form's fields); TASK_FIELDS: the inputs each one shows.
 TASK_ACTIONS = {
     "claim": ("task.claim", "Nhận xử lý", lambda workflow, task_id, form, token: workflow.claim_task(
-        task_id, caller_token=token)),
+        task_id, caller_token=token, idempotency_key=form_key(form))),
     "approve": ("task.complete", "Hoàn thành, chuyển bước tiếp", _complete("approve")),
     "send_back": ("task.send_back", "Trả lại bước trước", _complete("send_back")),
     "request_supplement": ("task.request_supplement", "Đề nghị bổ sung hồ sơ", _complete("request_supplement")),
     "require_payment": ("task.require_payment", "Yêu cầu nộp nghĩa vụ tài chính", _complete("require_payment")),
     "transfer": ("task.transfer", "Chuyển cơ quan khác", lambda workflow, task_id, form, token: workflow.transfer_task(
-        task_id, form.get("agency_code", ""), form.get("note", ""), caller_token=token)),
+        task_id, form.get("agency_code", ""), form.get("note", ""), caller_token=token,
+        idempotency_key=form_key(form))),
     "refuse": ("task.refuse", "Từ chối giải quyết", _complete("refuse")),
     "stop": ("task.stop", "Dừng xử lý", _complete("stop")),
 }

@@ -8,7 +8,9 @@ import contextlib
 import functools
 import hashlib
 import hmac
+import re
 import secrets
+import uuid
 from datetime import date, datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -57,7 +59,24 @@ templates.filters.update(
     online_level=lambda o: pages_vi.ONLINE_LEVELS.get(o, o), urlquote=lambda s: quote(str(s), safe=""),
     history_note=pages_vi.history_note, pct=lambda v: "—" if v is None else f"{v:.2f}".replace(".", ",") + " %",
 )
-templates.globals.update(rating_labels=pages_vi.RATINGS, return_methods=pages_vi.RETURN_METHODS)
+FORM_KEY = re.compile(r"^[0-9a-f]{32}$")
+
+
+def form_key(values: dict) -> str | None:
+    """The idempotency key a form was shown with (a hidden `idempotency_key`, made when the form is
+    rendered): a double submit or a browser's retry of that form is then one command."""
+    key = values.get("idempotency_key", "")
+    return key if FORM_KEY.match(key) else None
+
+
+def key_for_form(values: dict | None = None) -> str:
+    """The key a form is rendered with: the one it was posted with when shown again (its command may
+    have been done though its answer was lost), else a new one."""
+    return form_key(values or {}) or uuid.uuid4().hex
+
+
+templates.globals.update(rating_labels=pages_vi.RATINGS, return_methods=pages_vi.RETURN_METHODS,
+                         key_for_form=key_for_form)
 
 
 def render(template: str, status: int = 200, headers: dict | None = None, **context) -> Response:

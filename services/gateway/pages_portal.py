@@ -3,15 +3,22 @@ documents, track it (code + the phone's last 4 digits), supplement it when asked
 returned, see each agency's public figures. No page shows an ID number or a phone."""
 from __future__ import annotations
 
-import re
-import uuid
 from motcua.errors import load_valid
 from services.gateway import routes
-from services.gateway.pages_http import form_again, form_data, page, province_today, query_data, render, uploads
+from services.gateway.pages_http import (
+    form_again,
+    form_data,
+    form_key,
+    key_for_form,
+    page,
+    province_today,
+    query_data,
+    render,
+    uploads,
+)
 from services.gateway.schemas import SubmitDossierSchema
 
 APPLICANT_FIELDS = ("full_name", "id_number", "phone", "email", "address")
-IDEMPOTENCY_KEY = re.compile(r"^[0-9a-f]{32}$")
 TRACK_FORM = "portal/track.html"
 
 
@@ -43,10 +50,9 @@ class PortalPages:
         applicant = {name: values.get(f"applicant.{name}") or None for name in APPLICANT_FIELDS}
         body = {"procedure_code": code, "channel": "online", "applicant": applicant, "form": {},
                 "documents": uploads(request)}
-        key = values.get("idempotency_key", "")
         with form_again("portal/submit.html", lambda: self._submit_context(code, values)):
             body = load_valid(SubmitDossierSchema(), body)
-            dossier = self.intake.submit_dossier(body, idempotency_key=key if IDEMPOTENCY_KEY.match(key) else None)
+            dossier = self.intake.submit_dossier(body, idempotency_key=form_key(values))
         return render("portal/receipt.html", status=201, dossier=dossier, agencies=self._agencies())
 
     @page("GET", "/tra-cuu")
@@ -66,7 +72,7 @@ class PortalPages:
     def portal_supplement(self, request, code):
         return self._applicant_action(
             request, code, "portal/supplement.html", lambda values: self.intake.supplement_dossier(
-                code, {**_proof(values), "documents": uploads(request)}),
+                code, {**_proof(values), "documents": uploads(request)}, idempotency_key=form_key(values)),
             "Đã bổ sung hồ sơ", "Hồ sơ đã được bổ sung; thời hạn giải quyết tiếp tục được tính.")
 
     @page("GET", "/ho-so/<code>/danh-gia")
@@ -78,7 +84,7 @@ class PortalPages:
         return self._applicant_action(
             request, code, "portal/rate.html", lambda values: self.intake.rate_dossier(code, {
                 **_proof(values), "rating": values.get("rating") or None,
-                "comment": values.get("comment") or None}),
+                "comment": values.get("comment") or None}, idempotency_key=form_key(values)),
             "Cảm ơn bạn đã đánh giá", "Ý kiến của bạn giúp cơ quan phục vụ tốt hơn.")
 
     @page("GET", "/thong-ke")
@@ -101,7 +107,7 @@ class PortalPages:
 
     def _submit_context(self, code: str, values: dict) -> dict:
         return {"procedure": self.intake.get_procedure(code), "values": values, "agencies": self._agencies(),
-                "idempotency_key": values.get("idempotency_key") or uuid.uuid4().hex}
+                "idempotency_key": key_for_form(values)}
 
     def _applicant_context(self, request, code: str, values: dict) -> dict:
         """What a supplement or a rating form shows: the tracked dossier (the key proves the link was
@@ -110,7 +116,8 @@ class PortalPages:
         with form_again(TRACK_FORM, lambda: {"values": {"code": code, "key": key}}):
             tracked = self.track_with_key(request, code, key).payload
         return {"tracked": tracked, "key": key, "values": values,
-                "procedure": self.intake.get_procedure(tracked["procedure_code"])}
+                "procedure": self.intake.get_procedure(tracked["procedure_code"]),
+                "idempotency_key": key_for_form(values)}
 
 
 def _proof(values: dict) -> dict:

@@ -6,12 +6,9 @@ from typing import Callable
 from werkzeug.wrappers import Request
 
 from motcua.db import ping as ping_database
-from motcua.errors import ValidationFailed
 from motcua.identity import Caller
 from services.gateway.http import bearer_token
 from services.gateway.rpc import ping_all
-
-MAX_IDEMPOTENCY_KEY = 128
 
 
 def submitter(request: Request, verify: Callable[[str | None], Caller],
@@ -25,13 +22,6 @@ def submitter(request: Request, verify: Callable[[str | None], Caller],
     if channel != "online":
         caller.require("receptionist")
     return caller, token
-
-
-def idempotency_key(request: Request) -> str | None:
-    key = request.headers.get("Idempotency-Key") or None
-    if key is not None and len(key) > MAX_IDEMPOTENCY_KEY:
-        raise ValidationFailed(f"at most {MAX_IDEMPOTENCY_KEY} characters", field="Idempotency-Key")
-    return key
 
 
 def procedure_with_steps(intake, workflow, code: str) -> dict:

@@ -13,6 +13,7 @@ from motcua.bus import event_handler
 from motcua.contracts.events import EVENT_SCHEMAS, SESSION_EVENTS, DossierEvent, RunEvent, TaskFacts
 from motcua.db import Database, utcnow
 from motcua.errors import Forbidden, WrongKey
+from motcua.idempotency import CommandUnitOfWork, ForgetExpiredKeys
 from motcua.identity import verify_token
 from motcua.metrics import Metrics
 from motcua.rpc import rpc
@@ -47,7 +48,8 @@ class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportA
     name = "gateway"
     # Its outbox: sessions' events (token_revoked, account_changed) for the other gateway instances;
     # its inbox: the access_denied events it audits.
-    db = Database(Base)
+    db = Database(Base, unit_of_work=CommandUnitOfWork)  # its own commands (accounts) once per key
+    expired_keys = ForgetExpiredKeys()
     reads = Reads()
     access = AccessGuard()
     audit_writer = AuditLog()

@@ -96,8 +96,9 @@ def list_users(session: Session, caller: Caller, tree: AgencyTree, agency: str |
     return [view(u) for u in users]
 
 
-def create_user(session: Session, caller: Caller, tree: AgencyTree, data: dict, now: datetime) -> dict:
+def create_user(uow: UnitOfWork, caller: Caller, tree: AgencyTree, data: dict, now: datetime) -> dict:
     _require_manager(caller)
+    session = uow.session
     _check_grant(caller, tree, data["agency_code"], data["roles"])
     if session.scalar(select(User.id).where(User.username == data["username"])) is not None:
         raise Conflict("this username is taken", field="username")
@@ -105,7 +106,7 @@ def create_user(session: Session, caller: Caller, tree: AgencyTree, data: dict, 
                 agency_code=data["agency_code"], roles=sorted(set(data["roles"])), active=data["active"],
                 created_at=now)
     session.add(user)
-    session.commit()
+    uow.commit()
     return view(user)
 
 

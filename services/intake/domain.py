@@ -215,8 +215,6 @@ class Dossier:
     rating: int | None = None
     rating_comment: str | None = None
     rated_at: datetime | None = None
-    idempotency_key: str | None = None
-    request_fingerprint: str | None = None
     history: tuple[Action, ...] = ()
     supplements: tuple[SupplementRequest, ...] = ()
     reschedules: tuple[Reschedule, ...] = ()
@@ -228,8 +226,7 @@ class Dossier:
 
     @classmethod
     def submit(cls, *, code: str, procedure: Procedure, channel: str, submitted_by: str | None, applicant: dict,
-               search_keys: dict, form: dict, uploads: list[Upload], now: datetime, tracking_key: str,
-               idempotency_key: str | None = None, fingerprint: str | None = None) -> Dossier:
+               search_keys: dict, form: dict, uploads: list[Upload], now: datetime, tracking_key: str) -> Dossier:
         """Nộp hồ sơ by `submitted_by` (see `submitter`). `applicant` as validated (phone normalised);
         `tracking_key` the public key of this code."""
         actor = submitted_by or APPLICANT
@@ -240,8 +237,7 @@ class Dossier:
             applicant_phone=applicant["phone"], applicant_email=applicant.get("email"),
             applicant_address=applicant.get("address"), applicant_type=applicant.get("type", "individual"),
             applicant_tax_code=applicant.get("tax_code"), **search_keys, form=form, submitted_at=now,
-            submitted_by=submitted_by, idempotency_key=idempotency_key,
-            request_fingerprint=fingerprint, agencies=(procedure.agency_code,))
+            submitted_by=submitted_by, agencies=(procedure.agency_code,))
         dossier._attach(check_documents(uploads, procedure), actor, now)
         dossier._record("submit", dossier._transition("submit"), "dossier_submitted", {
             **dossier._facts(), "submitted_at": now, "applicant_masked": mask_name(dossier.applicant_name),

@@ -5,15 +5,13 @@ commit once; event handlers leave the commit to `apply_once` (several may share 
 from __future__ import annotations
 
 import base64
-import hashlib
-import json
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from motcua.access import AgencyTree, may_read
 from motcua.calendar import WorkingCalendar, local_iso
 from motcua.contracts.lifecycle import allowed_actions
-from motcua.errors import Conflict, Forbidden, NotFound
+from motcua.errors import Forbidden, NotFound
 from motcua.identity import Caller
 from motcua.privacy import tracking_key
 from motcua.text import normalise_phone
@@ -68,34 +66,21 @@ def _commit(uow, dossier: Dossier) -> Dossier:
 
 # -- commands (RPC) ---------------------------------------------------------------------------------
 
-def submit(uow, policy: Policy, payload: dict, caller: Caller | None, now: datetime,
-           idempotency_key: str | None = None) -> Dossier:
-    """Nộp hồ sơ; a repeated Idempotency-Key answers with the dossier it made the first time (found when
-    storing this one fails on the key: no read before, as a repeat is rare)."""
+def submit(uow, policy: Policy, payload: dict, caller: Caller | None, now: datetime) -> Dossier:
+    """Nộp hồ sơ (a repeat under the same Idempotency-Key never gets here: `motcua.idempotency`)."""
     local_day = now.astimezone(policy.calendar.tz).date()
     procedure = policy.catalog.procedure(payload["procedure_code"], on=local_day)
     submitted_by = submitter(procedure, payload["channel"], caller)
-    fingerprint = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
     uploads = documents.decode(payload.get("documents") or [])
     code = uow.dossiers.next_code(procedure.agency_code, local_day)
     applicant = {**payload["applicant"], "phone": normalise_phone(payload["applicant"]["phone"])}
     dossier = Dossier.submit(
         code=code, procedure=procedure, channel=payload["channel"], submitted_by=submitted_by, applicant=applicant,
         search_keys=applicant_keys(policy.secret, applicant), form=payload.get("form") or {}, uploads=uploads,
-        now=now, tracking_key=tracking_key(policy.secret, code, last4(applicant["phone"])),
-        idempotency_key=idempotency_key, fingerprint=fingerprint)
-    if not uow.dossiers.add(dossier):  # the same key, committed before (a retry) or meanwhile (a concurrent one)
-        uow.rollback()  # gives the code's number back
-        return _same_request(uow, idempotency_key, fingerprint)
+        now=now, tracking_key=tracking_key(policy.secret, code, last4(applicant["phone"])))
+    uow.dossiers.add(dossier)
     documents.keep(uploads, policy.store)
     return _commit(uow, dossier)
-
-
-def _same_request(uow, key: str, fingerprint: str) -> Dossier | None:
-    existing = uow.dossiers.by_idempotency_key(key)
-    if existing is not None and existing.request_fingerprint != fingerprint:
-        raise Conflict("this Idempotency-Key was used for a different request", field="Idempotency-Key")
-    return existing
 
 
 def receive(uow, policy: Policy, code: str, caller: Caller, now: datetime) -> Dossier:

@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase
 
 from motcua.db import ServiceBase, UTCDateTime, reliability_tables
+from motcua.idempotency import command_results_table
 from services.intake.domain import Action, Document, Reschedule, SupplementRequest
 
 
@@ -33,6 +34,7 @@ class Base(ServiceBase, DeclarativeBase):
 
 
 outbox, inbox = reliability_tables(Base.metadata)
+command_results = command_results_table(Base.metadata)
 
 
 class Records(TypeDecorator):
@@ -121,8 +123,6 @@ dossiers = Table(
     Column("rating", Integer),
     Column("rating_comment", Text),
     _when("rated_at"),
-    Column("idempotency_key", String(200), unique=True),
-    Column("request_fingerprint", String(64)),
     Column("history", Records(Action), nullable=False, server_default="[]"),
     Column("supplements", Records(SupplementRequest), nullable=False, server_default="[]"),
     Column("reschedules", Records(Reschedule), nullable=False, server_default="[]"),

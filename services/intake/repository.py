@@ -15,7 +15,7 @@ from sqlalchemy import bindparam, event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from motcua.db import UnitOfWork
+from motcua.idempotency import CommandUnitOfWork
 from motcua.sql import one_statement, read_rows
 from services.intake.domain import Dossier, dossier_code
 from services.intake.models import dossier_agencies, dossier_counters, dossiers
@@ -32,7 +32,6 @@ _INVOLVED = {
     .where(dossier_agencies.c.dossier_id == dossiers.c.id),
     "sqlite": select(func.group_concat(_JOINED.correlate(dossiers).subquery().c.agency_code, ",")),
 }
-_BY_IDEMPOTENCY_KEY = select(dossiers.c.code).where(dossiers.c.idempotency_key == bindparam("key"))
 
 
 @cache
@@ -83,10 +82,6 @@ class DossierRepository:
             self._read[code] = for_update
         return dossier
 
-    def by_idempotency_key(self, key: str) -> Dossier | None:
-        code = self.session.scalar(_BY_IDEMPOTENCY_KEY, {"key": key})
-        return None if code is None else self.get(code, for_update=False)
-
     def next_code(self, agency_code: str, day: date) -> str:
         """The next dossier code: gap-free per agency per day, safe across instances. The counter row
         is incremented (one upsert) in the submitting transaction, so a rolled-back submission gives its
@@ -95,24 +90,18 @@ class DossierRepository:
                                                                            "day": day}).scalar_one()
         return dossier_code(agency_code, day, number)
 
-    def add(self, dossier: Dossier) -> bool:
-        """Store a new dossier and its agencies; False, storing nothing, when its idempotency key was taken
-        meanwhile by a concurrent submission (the caller rolls back and answers with that one). One
-        statement on PostgreSQL."""
+    def add(self, dossier: Dossier) -> None:
+        """Store a new dossier and its agencies: one statement on PostgreSQL."""
         state = {key: getattr(dossier, key) for key in COLUMNS}
         params = {**{f"new_{key}": value for key, value in state.items()},
                   **{f"agency_{i}": code for i, code in enumerate(dossier.agencies)}}
         if self._dialect() == "postgresql":
-            dossier.id = self._connection().execute(_add(len(dossier.agencies)), params).scalar()
+            dossier.id = self._connection().execute(_add(len(dossier.agencies)), params).scalar_one()
         else:
-            dossier.id = self._connection().execute(_insert_dossier("sqlite"), params).scalar()
-            if dossier.id is not None:
-                self._insert_agencies(dossier.id, dossier.agencies)
-        if dossier.id is None:
-            return False
+            dossier.id = self._connection().execute(_insert_dossier("sqlite"), params).scalar_one()
+            self._insert_agencies(dossier.id, dossier.agencies)
         self._identity[dossier.code], self._read[dossier.code] = dossier, True
         self._stored[dossier.code] = (state, dossier.agencies)
-        return True
 
     def save(self, dossier: Dossier) -> None:
         """Write what changed since the dossier was read or last saved: its changed columns and the
@@ -160,13 +149,12 @@ def _next_number(dialect: str):
 def _insert_dossier(dialect: str):
     return (_INSERTS[dialect](dossiers).values({key: bindparam(f"new_{key}", type_=dossiers.c[key].type)
                                                  for key in COLUMNS})
-            .on_conflict_do_nothing(index_elements=[dossiers.c.idempotency_key]).returning(dossiers.c.id))
+            .returning(dossiers.c.id))
 
 
 @cache
 def _add(agency_count: int):
-    """PostgreSQL: the dossier's row, then each agency's with the new id, in one statement; its id, or
-    nothing if the idempotency key was taken."""
+    """PostgreSQL: the dossier's row, then each agency's with the new id, in one statement; its id."""
     inserted = _insert_dossier("postgresql").cte("inserted")
     agency = dossier_agencies.c.agency_code.type
     joins = [postgresql.insert(dossier_agencies).from_select(
@@ -208,8 +196,8 @@ def _transaction_ended(session: Session, *_) -> None:
         repository._read.clear()
 
 
-class IntakeUnitOfWork(UnitOfWork):
-    """The kit's unit of work with intake's repository over its session."""
+class IntakeUnitOfWork(CommandUnitOfWork):
+    """The kit's unit of work (with its command results) and intake's repository over its session."""
 
     @cached_property
     def dossiers(self) -> DossierRepository:  # made with the session, when first needed

@@ -24,9 +24,11 @@ from motcua.contracts.rpc import (
 from motcua.access import audit_refusals
 from motcua.db import Database, utcnow
 from motcua.errors import load_valid
+from motcua.idempotency import Command, ForgetExpiredKeys, account_scope, applicant_scope, run_once, ttl_of
 from motcua.identity import verify_token
 from motcua.metrics import GroupCountGauge, Metrics
 from motcua.rpc import rpc
+from motcua.text import normalise_phone
 from services.intake import dossiers, due, forms, search
 from services.intake.dependencies import Rules
 from services.intake.models import Base, dossiers as dossier_table
@@ -51,6 +53,7 @@ class IntakeService:
     name = "intake"
 
     db = Database(Base, unit_of_work=IntakeUnitOfWork)
+    expired_keys = ForgetExpiredKeys()
     metrics = Metrics()
     rules = Rules()
     config = Config()
@@ -92,12 +95,23 @@ class IntakeService:
         data = load_valid(CALENDAR_DUE, params)
         return due.due(self.rules, data["start"], data["days"], data["agency"], data["cutoff"])
 
+    def _once(self, idempotency_key, name, scope, request, run):
+        """A command once per key (motcua.idempotency): its view, or the first one's for a repeat."""
+        command = Command.of(idempotency_key, f"intake.{name}", scope, request)
+        return run_once(self.db, command, lambda: self._view(run()), utcnow(), ttl_of(self.config))
+
+    def _applicant_scope(self, caller, identity: str) -> str:
+        """The caller's account, or an applicant without one by who they say they are."""
+        return account_scope(caller.username) if caller else applicant_scope(self.rules.secret, identity)
+
     @rpc
     @audit_refusals
     def submit_dossier(self, payload, caller_token=None, idempotency_key=None):
         data = load_valid(SUBMIT_DOSSIER, payload)
         caller = self._caller(caller_token) if caller_token else None
-        return self._view(dossiers.submit(self.db, self.rules, data, caller, utcnow(), idempotency_key))
+        scope = self._applicant_scope(caller, normalise_phone(data["applicant"]["phone"]))
+        return self._once(idempotency_key, "submit_dossier", scope, payload,
+                          lambda: dossiers.submit(self.db, self.rules, data, caller, utcnow()))
 
     @rpc
     @audit_refusals
@@ -133,57 +147,71 @@ class IntakeService:
 
     @rpc
     @audit_refusals
-    def receive_dossier(self, code, caller_token):
-        return self._view(dossiers.receive(self.db, self.rules, code, self._caller(caller_token), utcnow()))
+    def receive_dossier(self, code, caller_token, idempotency_key=None):
+        caller = self._caller(caller_token)
+        return self._once(idempotency_key, "receive_dossier", account_scope(caller.username), [code],
+                          lambda: dossiers.receive(self.db, self.rules, code, caller, utcnow()))
 
     @rpc
     @audit_refusals
-    def refuse_dossier(self, code, reason, caller_token):
+    def refuse_dossier(self, code, reason, caller_token, idempotency_key=None):
         data = load_valid(REFUSE_DOSSIER, {"reason": reason})
-        return self._view(dossiers.refuse(self.db, code, data["reason"], self._caller(caller_token), utcnow()))
+        caller = self._caller(caller_token)
+        return self._once(idempotency_key, "refuse_dossier", account_scope(caller.username), [code, reason],
+                          lambda: dossiers.refuse(self.db, code, data["reason"], caller, utcnow()))
 
     @rpc
     @audit_refusals
-    def request_supplement(self, code, payload, caller_token):
+    def request_supplement(self, code, payload, caller_token, idempotency_key=None):
         data = load_valid(REQUEST_SUPPLEMENT, payload)
-        return self._view(dossiers.request_supplement(self.db, code, data["items"], data["note"],
-                                                      self._caller(caller_token), utcnow()))
+        caller = self._caller(caller_token)
+        return self._once(idempotency_key, "request_supplement", account_scope(caller.username), [code, payload],
+                          lambda: dossiers.request_supplement(self.db, code, data["items"], data["note"], caller,
+                                                             utcnow()))
 
     @rpc
     @audit_refusals
-    def supplement_dossier(self, code, payload, caller_token=None):
+    def supplement_dossier(self, code, payload, caller_token=None, idempotency_key=None):
         data = load_valid(APPLICANT_ACTION, payload)
         caller = self._caller(caller_token) if caller_token else None
-        return self._view(dossiers.supplement(self.db, self.rules, code, caller, _proof(data), utcnow(),
-                                              data["documents"]))
+        return self._once(idempotency_key, "supplement_dossier", self._applicant_scope(caller, _identity(data)),
+                          [code, payload], lambda: dossiers.supplement(self.db, self.rules, code, caller, _proof(data),
+                                                                       utcnow(), data["documents"]))
 
     @rpc
     @audit_refusals
-    def withdraw_dossier(self, code, payload, caller_token=None):
+    def withdraw_dossier(self, code, payload, caller_token=None, idempotency_key=None):
         data = load_valid(APPLICANT_ACTION, payload)
         caller = self._caller(caller_token) if caller_token else None
-        return self._view(dossiers.withdraw(self.db, code, data["reason"], caller, _proof(data), utcnow()))
+        return self._once(idempotency_key, "withdraw_dossier", self._applicant_scope(caller, _identity(data)),
+                          [code, payload],
+                          lambda: dossiers.withdraw(self.db, code, data["reason"], caller, _proof(data), utcnow()))
 
     @rpc
     @audit_refusals
-    def rate_dossier(self, code, payload, caller_token=None):
+    def rate_dossier(self, code, payload, caller_token=None, idempotency_key=None):
         data = load_valid(RATE_DOSSIER, payload)
         caller = self._caller(caller_token) if caller_token else None
-        return self._view(dossiers.rate(self.db, code, data["rating"], data["comment"], caller, _proof(data),
-                                        utcnow()))
+        return self._once(idempotency_key, "rate_dossier", self._applicant_scope(caller, _identity(data)),
+                          [code, payload], lambda: dossiers.rate(self.db, code, data["rating"], data["comment"],
+                                                                 caller, _proof(data), utcnow()))
 
     @rpc
     @audit_refusals
-    def reschedule_dossier(self, code, payload, caller_token):
+    def reschedule_dossier(self, code, payload, caller_token, idempotency_key=None):
         data = load_valid(RESCHEDULE_DOSSIER, payload)
-        return self._view(dossiers.reschedule(self.db, code, data["new_due_at"], data["reason"],
-                                              self._caller(caller_token), utcnow()))
+        caller = self._caller(caller_token)
+        return self._once(idempotency_key, "reschedule_dossier", account_scope(caller.username), [code, payload],
+                          lambda: dossiers.reschedule(self.db, code, data["new_due_at"], data["reason"], caller,
+                                                      utcnow()))
 
     @rpc
     @audit_refusals
-    def return_result(self, code, method, caller_token):
+    def return_result(self, code, method, caller_token, idempotency_key=None):
         data = load_valid(RETURN_RESULT, {"method": method})
-        return self._view(dossiers.return_result(self.db, code, data["method"], self._caller(caller_token), utcnow()))
+        caller = self._caller(caller_token)
+        return self._once(idempotency_key, "return_result", account_scope(caller.username), [code, method],
+                          lambda: dossiers.return_result(self.db, code, data["method"], caller, utcnow()))
 
     @event_handler("workflow", "task_assigned")
     def on_task_assigned(self, event):
@@ -222,11 +250,18 @@ class IntakeService:
 
     @rpc
     @audit_refusals
-    def confirm_payment(self, code, payload, caller_token):
+    def confirm_payment(self, code, payload, caller_token, idempotency_key=None):
         data = load_valid(CONFIRM_PAYMENT, payload)
-        return self._view(dossiers.confirm_payment(self.db, self.rules, code, data["receipt_number"],
-                                                   self._caller(caller_token), utcnow()))
+        caller = self._caller(caller_token)
+        return self._once(idempotency_key, "confirm_payment", account_scope(caller.username), [code, payload],
+                          lambda: dossiers.confirm_payment(self.db, self.rules, code, data["receipt_number"], caller,
+                                                           utcnow()))
 
 
 def _proof(data: dict) -> dossiers.ApplicantProof:
     return dossiers.ApplicantProof(data["key"], data["id_number"])
+
+
+def _identity(data: dict) -> str:
+    """Who an applicant acting without an account says they are: their proof."""
+    return f"{data['id_number']}:{data['key']}"

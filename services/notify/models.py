@@ -18,6 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase
 
 from motcua.db import ServiceBase, UTCDateTime, reliability_tables
+from motcua.idempotency import command_results_table
 
 
 class Base(ServiceBase, DeclarativeBase):
@@ -25,6 +26,7 @@ class Base(ServiceBase, DeclarativeBase):
 
 
 reliability_tables(Base.metadata)
+command_results_table(Base.metadata)  # its own commands (an officer's re-send) by idempotency key
 
 _ID = BigInteger().with_variant(Integer, "sqlite")
 

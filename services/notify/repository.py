@@ -27,7 +27,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from motcua.db import UnitOfWork, UTCDateTime
+from motcua.db import UTCDateTime
+from motcua.idempotency import CommandUnitOfWork
 from services.notify.delivery import SENDING, WAITING_STATUSES, Delivery
 from services.notify.models import DELIVERY_KEY, deliveries, preferences
 from services.notify.preferences import LEGAL_BASIS, Choice
@@ -195,8 +196,8 @@ class PreferenceRepository:
                  "legal_basis": LEGAL_BASIS, "source": c.source, "recorded_at": c.recorded_at} for c in choices]))
 
 
-class NotifyUnitOfWork(UnitOfWork):
-    """The kit's unit of work with notify's repositories over its session."""
+class NotifyUnitOfWork(CommandUnitOfWork):
+    """The kit's unit of work (with its command results) and notify's repositories over its session."""
 
     @cached_property
     def deliveries(self) -> DeliveryRepository:  # made with the session, when first needed

@@ -6,8 +6,11 @@ scheduler (dependencies.Notifications) sends them, retries, and dead-letters. Se
 from __future__ import annotations
 
 from motcua.bus import event_handler
-from motcua.db import Database
+from nameko.dependency_providers import Config
+
+from motcua.db import Database, utcnow
 from motcua.errors import load_valid
+from motcua.idempotency import Command, ForgetExpiredKeys, account_scope, run_once, ttl_of
 from motcua.metrics import Metrics
 from motcua.rpc import rpc
 from services.notify import preferences, templates
@@ -34,8 +37,10 @@ class NotifyService:
     name = "notify"
 
     db = Database(Base, relay=False, unit_of_work=NotifyUnitOfWork)  # notify emits no events: no relay
+    expired_keys = ForgetExpiredKeys()
     metrics = Metrics()
     notifier = Notifications()
+    config = Config()
 
     # The events that message someone: the applicant, or (overdue) the agency's office.
     @event_handler("intake", "dossier_received", consumer=PLANNER)
@@ -101,9 +106,17 @@ class NotifyService:
         return _deliveries_out.dump(self.db.deliveries.dead_letters(args["limit"]))
 
     @rpc
-    def resend(self, delivery_id):
+    def resend(self, delivery_id, idempotency_key=None, requester=None):
+        """`requester`: the officer the gateway let re-send (the key is theirs; no token: the gateway
+        alone calls this, as for the other delivery RPCs)."""
         args = load_valid(ResendIn(), {"delivery_id": delivery_id})
-        return _delivery_out.dump(self.notifier.resend(self.db, args["delivery_id"]))
+        command = Command.of(idempotency_key, "notify.resend", account_scope(requester or "gateway"),
+                             [args["delivery_id"]])
+
+        def resend():
+            return _delivery_out.dump(self.notifier.resend(self.db, args["delivery_id"]))
+
+        return run_once(self.db, command, resend, utcnow(), ttl_of(self.config))
 
     @rpc
     def delivery_receipt(self, provider, token, body):

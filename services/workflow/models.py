@@ -9,6 +9,7 @@ from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, String, Table, 
 from sqlalchemy.orm import DeclarativeBase
 
 from motcua.db import ServiceBase, UTCDateTime, reliability_tables
+from motcua.idempotency import command_results_table
 
 
 class Base(ServiceBase, DeclarativeBase):
@@ -16,6 +17,7 @@ class Base(ServiceBase, DeclarativeBase):
 
 
 outbox, inbox = reliability_tables(Base.metadata)
+command_results = command_results_table(Base.metadata)
 
 runs = Table(
     "dossier_processes", Base.metadata,

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, bindparam, select, union, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from motcua.db import UnitOfWork
+from motcua.idempotency import CommandUnitOfWork
 from motcua.sql import one_statement
 from services.workflow.models import runs, tasks
 from services.workflow.process_run import OPEN, RUNNING, ProcessRun, Task
@@ -177,8 +177,8 @@ def _folded(run_write: tuple[bool, tuple[str, ...]] | None, task_count: int):
     return one_statement(writes if run_write is None else [_run_write("postgresql", *run_write), *writes])
 
 
-class WorkflowUnitOfWork(UnitOfWork):
-    """The kit's unit of work with workflow's repository of process runs."""
+class WorkflowUnitOfWork(CommandUnitOfWork):
+    """The kit's unit of work (with its command results) and workflow's repository of process runs."""
 
     @cached_property
     def runs(self) -> RunRepository:  # made with the session, when first needed

@@ -10,6 +10,7 @@ from motcua.bus import event_handler
 from motcua.contracts.rpc import AssignTaskV1, CompleteTaskV1, TaskIdV1, TaskQueryV1, TransferTaskV1
 from motcua.db import Database
 from motcua.errors import load_valid
+from motcua.idempotency import Command, ForgetExpiredKeys, account_scope, run_once, ttl_of
 from motcua.identity import verify_token
 from motcua.rpc import rpc
 from services.workflow import handlers, queries
@@ -38,6 +39,7 @@ class WorkflowService:
     name = "workflow"
 
     db = Database(Base, unit_of_work=WorkflowUnitOfWork)
+    expired_keys = ForgetExpiredKeys()
     metrics = WorkflowMetrics()
     catalog = ProcessCatalog()
     clock = Clock()
@@ -87,38 +89,45 @@ class WorkflowService:
         caller = verify_token(caller_token, self.config["SECRET"])
         return caller, load_valid(TASK_ID, {"task_id": task_id})["task_id"]
 
+    def _once(self, idempotency_key, name, caller, request, run):
+        """A task command once per key (motcua.idempotency): the task's view, or the first one's."""
+        command = Command.of(idempotency_key, f"workflow.{name}", account_scope(caller.username), request)
+        return run_once(self.db, command, lambda: self._views().task(run()), self.clock(), ttl_of(self.config))
+
     @rpc
     @audit_refusals
-    def complete_task(self, task_id, outcome, note, caller_token, details=None):
+    def complete_task(self, task_id, outcome, note, caller_token, details=None, idempotency_key=None):
         """`details`: `items` (request_supplement), `amount_vnd` (require_payment), `to_step` (send_back),
         `documents` (references intake stored)."""
         caller, task_id = self._caller_and_task(caller_token, task_id)
         args = load_valid(COMPLETE_TASK, {**(details or {}), "outcome": outcome, "note": note})
-        task = handlers.complete_task(self.db, self.catalog, task_id, args.pop("outcome"), args.pop("note"),
-                                      caller, self.clock(), details=args)
-        return self._views().task(task)
+        return self._once(idempotency_key, "complete_task", caller, [task_id, outcome, note, details],
+                          lambda: handlers.complete_task(self.db, self.catalog, task_id, args.pop("outcome"),
+                                                         args.pop("note"), caller, self.clock(), details=args))
 
     @rpc
     @audit_refusals
-    def claim_task(self, task_id, caller_token):
+    def claim_task(self, task_id, caller_token, idempotency_key=None):
         caller, task_id = self._caller_and_task(caller_token, task_id)
-        return self._views().task(handlers.claim_task(self.db, task_id, caller))
+        return self._once(idempotency_key, "claim_task", caller, [task_id],
+                          lambda: handlers.claim_task(self.db, task_id, caller))
 
     @rpc
     @audit_refusals
-    def assign_task(self, task_id, assignee, caller_token):
+    def assign_task(self, task_id, assignee, caller_token, idempotency_key=None):
         caller, task_id = self._caller_and_task(caller_token, task_id)
         args = load_valid(ASSIGN_TASK, {"assignee": assignee})
-        return self._views().task(handlers.assign_task(self.db, task_id, args["assignee"], caller))
+        return self._once(idempotency_key, "assign_task", caller, [task_id, assignee],
+                          lambda: handlers.assign_task(self.db, task_id, args["assignee"], caller))
 
     @rpc
     @audit_refusals
-    def transfer_task(self, task_id, agency_code, note, caller_token):
+    def transfer_task(self, task_id, agency_code, note, caller_token, idempotency_key=None):
         caller, task_id = self._caller_and_task(caller_token, task_id)
         args = load_valid(TRANSFER_TASK, {"agency_code": agency_code, "note": note})
-        task = handlers.transfer_task(self.db, self.catalog, task_id, args["agency_code"], args["note"],
-                                      caller, self.clock())
-        return self._views().task(task)
+        return self._once(idempotency_key, "transfer_task", caller, [task_id, agency_code, note],
+                          lambda: handlers.transfer_task(self.db, self.catalog, task_id, args["agency_code"],
+                                                         args["note"], caller, self.clock()))
 
     @rpc
     @audit_refusals

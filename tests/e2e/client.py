@@ -4,9 +4,12 @@ from __future__ import annotations
 import mailbox
 import math
 import time
+import uuid
 from pathlib import Path
 
 import requests
+
+from motcua.backoff import backoff
 
 COMMUNE = "000.20.01.H56"          # receives land dossiers (1.012786)
 LAND_OFFICE = "000.12.01.H56"      # step 1
@@ -14,6 +17,8 @@ ENVIRONMENT_DEPT = "000.00.12.H56"  # step 2 (signing)
 LAND_STEPS = [(LAND_OFFICE, "specialist"), (ENVIRONMENT_DEPT, "leader"), (COMMUNE, "specialist")]
 LONG_POLL_SECONDS = 20  # under the 30 s request timeout
 POLL_SECONDS = 0.2      # between polls of a server without long polls
+COMMAND_ATTEMPTS = 5
+RETRIED_STATUSES = (502, 503, 504)  # no answer from the service behind: the same key is safe to repeat
 APPLICANT = {"full_name": "Trần Thị Bình", "id_number": "038190012345", "phone": "0987654321",
              "email": "binh.tran@example.vn", "address": "Số 7 phố Hàng Bông, phường Hạc Thành"}
 
@@ -37,15 +42,33 @@ class Api:
             headers["Authorization"] = f"Bearer {self.token(user)}"
         return requests.request(method, f"{self.base_url}{path}", headers=headers, timeout=30, **kwargs)
 
+    def command(self, method: str, path: str, user: str | None = None, key: str | None = None,
+                attempts: int = COMMAND_ATTEMPTS, **kwargs) -> requests.Response:
+        """A state-changing request under one Idempotency-Key (`key`, or a new one), repeated under
+        that key when no answer came or the answer says to try again (502/503/504): the platform then
+        carries it out once and answers the repeat with the first result."""
+        headers = {**kwargs.pop("headers", {}), "Idempotency-Key": key or uuid.uuid4().hex}
+        for attempt in range(1, attempts + 1):
+            try:
+                response = self.call(method, path, user=user, headers=dict(headers), **kwargs)
+                if response.status_code not in RETRIED_STATUSES:
+                    return response
+            except (requests.ConnectionError, requests.Timeout):
+                if attempt == attempts:
+                    raise
+            if attempt < attempts:
+                time.sleep(backoff(attempt, base=0.2, cap=5))
+        return response
+
     def submit(self, procedure_code: str = "1.012786", key: str | None = None) -> dict:
-        headers = {"Idempotency-Key": key} if key else {}
-        response = self.call("POST", "/api/v1/dossiers", headers=headers, json={
+        response = self.command("POST", "/api/v1/dossiers", key=key, json={
             "procedure_code": procedure_code, "channel": "online", "applicant": APPLICANT, "form": {}})
         assert response.status_code == 201, response.text
         return response.json()
 
-    def receive(self, code: str, agency: str = COMMUNE) -> dict:
-        response = self.call("POST", f"/api/v1/dossiers/{code}/receive", user=f"receptionist@{agency}", json={})
+    def receive(self, code: str, agency: str = COMMUNE, key: str | None = None) -> dict:
+        response = self.command("POST", f"/api/v1/dossiers/{code}/receive", user=f"receptionist@{agency}",
+                                key=key, json={})
         assert response.status_code == 200, response.text
         return response.json()
 
@@ -55,9 +78,9 @@ class Api:
                           lambda tasks: next((task for task in tasks if task["dossier_code"] == code), None),
                           lambda: f"no open task for {code} at {agency}")
 
-    def complete(self, task: dict, user: str) -> requests.Response:
-        return self.call("POST", f"/api/v1/tasks/{task['id']}/complete", user=user,
-                         json={"outcome": "approve", "note": "Đủ điều kiện"})
+    def complete(self, task: dict, user: str, key: str | None = None) -> requests.Response:
+        return self.command("POST", f"/api/v1/tasks/{task['id']}/complete", user=user, key=key,
+                            json={"outcome": "approve", "note": "Đủ điều kiện"})
 
     def wait_status(self, code: str, status: str, user: str = "admin", timeout: float = 60) -> dict:
         seen = {}

@@ -88,6 +88,24 @@ def test_online_submission_needs_no_token_and_reaches_intake_in_nfc(api):
     (payload,), kwargs = api.intake.submit_dossier.call_args
     assert payload["applicant"]["full_name"] == APPLICANT["full_name"]
     assert kwargs == {"caller_token": None, "idempotency_key": "retry-me-1"}
+    assert response.headers["Idempotency-Key"] == "retry-me-1"
+
+
+def test_a_command_without_a_key_gets_one_to_retry_with_even_when_it_fails(api):
+    """A client that sent no Idempotency-Key learns the one its command ran under, from a 503 too."""
+    api.intake.submit_dossier.side_effect = ServiceUnavailable("intake did not answer in time")
+    response = submit(api, {"procedure_code": "1.001193", "channel": "online", "applicant": APPLICANT})
+    assert response.status_code == 503
+    key = response.headers["Idempotency-Key"]
+    assert len(key) == 32 and api.intake.submit_dossier.call_args.kwargs["idempotency_key"] == key
+
+
+def test_a_key_too_long_is_refused_naming_the_header(api):
+    response = submit(api, {"procedure_code": "1.001193", "channel": "online", "applicant": APPLICANT},
+                      headers={"Idempotency-Key": "k" * 129})
+    assert response.status_code == 400 and response.json()["error"]["field"] == "Idempotency-Key"
+    assert "Idempotency-Key" not in response.headers
+    api.intake.submit_dossier.assert_not_called()
 
 
 @pytest.mark.parametrize("channel", ["counter", "postal"])
@@ -150,9 +168,11 @@ def test_receive_answers_the_updated_dossier_and_is_audited(api):
     code = f"{AGENCY}-260302-0003"
     api.intake.receive_dossier.return_value = {**DOSSIER, "code": code, "status": "received", "status_code": 2}
     headers = receptionist(api)
-    response = requests.post(f"{api.url}/api/v1/dossiers/{code}/receive", headers=headers, timeout=10)
+    response = requests.post(f"{api.url}/api/v1/dossiers/{code}/receive", headers={**headers, "Idempotency-Key": "r-1"},
+                             timeout=10)
     assert response.status_code == 200 and response.json()["status_code"] == 2
-    api.intake.receive_dossier.assert_called_once_with(code, caller_token=headers["Authorization"][7:])
+    api.intake.receive_dossier.assert_called_once_with(code, caller_token=headers["Authorization"][7:],
+                                                       idempotency_key="r-1")
     assert [e.action for e in audit_entries(api, dossier_code=code)] == ["dossier.receive"]
 
 
@@ -193,7 +213,8 @@ def test_tasks_are_listed_and_completed_through_workflow(api):
     done = requests.post(f"{api.url}/api/v1/tasks/t-1/complete", json={"outcome": "approve", "note": "đạt"},
                          headers=headers, timeout=10)
     assert done.status_code == 200 and done.json()["status"] == "done"
-    api.workflow.complete_task.assert_called_once_with("t-1", "approve", "đạt", caller_token=raw, details=None)
+    api.workflow.complete_task.assert_called_once_with("t-1", "approve", "đạt", caller_token=raw, details=None,
+                                                       idempotency_key=done.headers["Idempotency-Key"])
     assert [(e.action, e.outcome) for e in audit_entries(api, task_id="t-1")] == [("task.approve", "allowed")]
 
 

@@ -155,3 +155,13 @@ def test_the_routes_serve_the_document_and_the_page(document):
     assert served.mimetype == "application/json" and json.loads(served.get_data()) == json.loads(json.dumps(document))
     page = GatewayService.api_docs(service, None)
     assert page.mimetype == "text/html" and "/api/v1/openapi.json" in page.get_data(as_text=True)
+
+
+def test_commands_document_their_idempotency_key_and_every_answer_names_it(document):
+    commands = {(path, method) for path, methods in document["paths"].items() for method, op in methods.items()
+                if any(p.get("name") == "Idempotency-Key" for p in op["parameters"])}
+    assert {("/api/v1/dossiers", "post"), ("/api/v1/dossiers/{code}/receive", "post"),
+            ("/api/v1/dossiers/{code}/return", "post"), ("/api/v1/tasks/{task_id}/complete", "post")} <= commands
+    assert ("/api/v1/dossiers/search", "post") not in commands  # a read, though a POST
+    receive = document["paths"]["/api/v1/dossiers/{code}/receive"]["post"]
+    assert all("Idempotency-Key" in answer["headers"] for answer in receive["responses"].values())

@@ -18,19 +18,13 @@ class FakeDossierRepository:
     def get(self, code: str, for_update: bool = True) -> Dossier | None:
         return self.dossiers.get(code)
 
-    def by_idempotency_key(self, key: str) -> Dossier | None:
-        return next((d for d in self.dossiers.values() if d.idempotency_key == key), None)
-
     def next_code(self, agency_code: str, day: date) -> str:
         self.counters[agency_code, day] += 1
         return dossier_code(agency_code, day, self.counters[agency_code, day])
 
-    def add(self, dossier: Dossier) -> bool:
-        if dossier.idempotency_key and self.by_idempotency_key(dossier.idempotency_key):
-            return False
+    def add(self, dossier: Dossier) -> None:
         dossier.id = len(self.dossiers) + 1
         self.dossiers[dossier.code] = dossier
-        return True
 
     def save(self, dossier: Dossier) -> None:
         assert self.dossiers[dossier.code] is dossier, "saved a dossier the repository did not give"

@@ -1,15 +1,13 @@
-"""Dossiers stored in a real (SQLite) database, no broker: codes, idempotency; the helpers every intake
+"""Dossiers stored in a real (SQLite) database, no broker: codes; the helpers every intake
 test shares."""
 from datetime import datetime, timezone
 
-import pytest
 from sqlalchemy import select
 
-from motcua.errors import Conflict
 from motcua.fakes import FakeUnitOfWork
 from motcua.identity import Caller
 from services.intake import dossiers
-from services.intake.models import Base, dossiers as dossier_table
+from services.intake.models import Base
 
 COMMUNE = "000.20.01.H56"
 LAND_OFFICE = "000.12.01.H56"
@@ -28,9 +26,12 @@ def proof(id_number: str = APPLICANT["id_number"], key: str | None = KEY) -> dos
     return dossiers.ApplicantProof(key, id_number)
 
 
-def submit(uow, policy, procedure="1.012786", channel="online", caller=None, now=MONDAY_9AM, key=None):
-    payload = {"procedure_code": procedure, "channel": channel, "applicant": APPLICANT, "form": {}}
-    return dossiers.submit(uow, policy, payload, caller, now, idempotency_key=key)
+def submit(uow, policy, procedure="1.012786", channel="online", caller=None, now=MONDAY_9AM):
+    return dossiers.submit(uow, policy, submission(procedure, channel), caller, now)
+
+
+def submission(procedure="1.012786", channel="online") -> dict:
+    return {"procedure_code": procedure, "channel": channel, "applicant": APPLICANT, "form": {}}
 
 
 def outbox(uow) -> list[dict]:
@@ -48,12 +49,3 @@ def test_codes_follow_the_national_format_and_restart_per_day(uow, policy):
     assert first.code == f"{COMMUNE}-260302-0001"
     assert second.code == f"{COMMUNE}-260302-0002"
     assert next_day.code == f"{COMMUNE}-260303-0001"
-
-
-def test_idempotency_key_returns_the_same_dossier(uow, policy):
-    first = submit(uow, policy, key="retry-1")
-    again = submit(uow, policy, key="retry-1")
-    assert again.code == first.code
-    assert uow.session.scalar(select(dossier_table.c.id).where(dossier_table.c.code.like("%-0002"))) is None
-    with pytest.raises(Conflict):
-        submit(uow, policy, procedure="1.001193", key="retry-1")

@@ -39,8 +39,9 @@ def test_dead_letters_and_resend_are_for_the_platform_admin_and_audited(api):
     resend = f"{api.url}/api/v1/notifications/deliveries/7/resend"
     assert requests.post(resend, headers=receptionist(api), timeout=10).status_code == 403
     api.notify.resend.return_value = {"id": 7, "dossier_code": CODE, "status": "created"}
-    assert requests.post(resend, headers=admin(api), timeout=10).json()["status"] == "created"
-    api.notify.resend.assert_called_once_with(7)
+    answer = requests.post(resend, headers={**admin(api), "Idempotency-Key": "resend-7"}, timeout=10)
+    assert answer.json()["status"] == "created"
+    api.notify.resend.assert_called_once_with(7, idempotency_key="resend-7", requester="admin")
     assert [(e.action, e.dossier_code, e.task_id) for e in audit_entries(api, action="notification.resend")] == [
         ("notification.resend", CODE, "7")]
 

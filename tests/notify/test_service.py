@@ -116,12 +116,15 @@ def test_dead_letters_are_listed_counted_and_resent_over_rpc(container_factory, 
 
         maildir = tmp_path / "maildir"
         local_servers("smtp_server.py", "--maildir", str(maildir), port=port)
-        resent = call(container, "resend", dead["id"])
+        resent = call(container, "resend", dead["id"], idempotency_key="resend-1", requester="admin")
         assert (resent["status"], resent["resends"], resent["dead_letter"]) == ("created", 1, False)
+        # the officer's answer was lost: the repeat under the key answers the same, and re-sends nothing
+        assert call(container, "resend", dead["id"], idempotency_key="resend-1", requester="admin") == resent
         wait_for(lambda: len(read_maildir(maildir)) == 1, "the re-sent message")
         wait_for(lambda: call(container, "list_deliveries", CODE)[0]["status"] == "delivered", "delivered")
         assert call(container, "list_dead_letters") == []
-        with pytest.raises(Exception) as error:
+        assert len(read_maildir(maildir)) == 1
+        with pytest.raises(Exception) as error:  # another re-send (another key, or none) is judged afresh
             call(container, "resend", dead["id"])
         assert type(error.value).__name__ == "Conflict"
     finally:

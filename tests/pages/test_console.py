@@ -71,6 +71,20 @@ def test_the_counter_receives_refuses_and_prints_the_forms(base_url):
     assert other.get(f"/can-bo/ho-so/{received}").status_code == 403  # another agency's dossier
 
 
+def test_a_double_submit_of_a_counter_form_is_one_decision(base_url):
+    """Each form carries the key it was rendered with: the second post of the same form gets the first
+    answer (not 409 "already received")."""
+    code = submitted_code(base_url)
+    counter = Officer(base_url, f"receptionist@{AGENCY}")
+    page = counter.get(f"/can-bo/ho-so/{code}").text
+    form = page.split(f'action="/can-bo/ho-so/{code}/tiep-nhan"', 1)[1]
+    fields = {"csrf": csrf_of(form), "idempotency_key": form.split('name="idempotency_key" value="', 1)[1][:32]}
+    posts = [counter.http.post(f"{base_url}/can-bo/ho-so/{code}/tiep-nhan", data=fields, timeout=30,
+                               allow_redirects=False) for _ in range(2)]
+    assert [p.status_code for p in posts] == [303, 303]
+    assert counter.get(f"/can-bo/ho-so/{code}").text.count("<td>Tiếp nhận</td>") == 1  # one line in its history
+
+
 def test_the_inbox_completes_a_task_and_search_finds_by_id_number(base_url):
     code = submitted_code(base_url)
     counter = Officer(base_url, f"receptionist@{AGENCY}")

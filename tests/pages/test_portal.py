@@ -6,6 +6,7 @@ import requests
 
 from tests.pages.client import (
     AGENCY,
+    CODE,
     APPLICANT,
     PDF,
     PROCEDURE,
@@ -125,3 +126,16 @@ def test_public_statistics_per_agency(base_url):
     assert "Ủy ban nhân dân xã Quảng Phú" in response.text
     bad = get(base_url, "/thong-ke", **{"from": "2026-13-01"})
     assert bad.status_code == 400 and "Vui lòng kiểm tra lại" in bad.text
+
+
+def test_a_double_submit_of_the_form_makes_one_dossier(base_url):
+    """The form carries the key it was shown with: a double click or a browser's retry is one dossier."""
+    form = get(base_url, f"/thu-tuc/{PROCEDURE}/nop-ho-so")
+    key = form.text.split('name="idempotency_key" value="', 1)[1].split('"', 1)[0]
+    fields = {"idempotency_key": key, **{f"applicant.{name}": value for name, value in APPLICANT.items()}}
+    receipts = [requests.post(f"{base_url}/thu-tuc/{PROCEDURE}/nop-ho-so", data=fields, timeout=30,
+                              files={"to_khai": ("to-khai.pdf", PDF, "application/pdf")}) for _ in range(2)]
+    assert [r.status_code for r in receipts] == [201, 201]
+    codes = {CODE.search(r.text).group(1) for r in receipts}
+    assert len(codes) == 1
+    assert get(base_url, f"/thu-tuc/{PROCEDURE}/nop-ho-so").text.count(key) == 0  # a new form, a new key

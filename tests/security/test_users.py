@@ -5,6 +5,9 @@ from __future__ import annotations
 import time
 
 import requests
+from sqlalchemy import create_engine, text
+
+from motcua.idempotency import fingerprint
 
 from tests.security.conftest import (
     COMMUNE,
@@ -128,3 +131,29 @@ def test_an_admin_cannot_lock_themselves_out(api):
     admin = signed_in(api, f"agency_admin@{COMMUNE}")
     response = users(api, "PATCH", f"/agency_admin@{COMMUNE}", headers=admin, json={"active": False})
     assert response.status_code == 403 and response.json()["error"]["field"] == "username"
+
+
+def test_a_repeated_account_command_answers_the_first_result_and_keeps_no_password_digest(api):
+    """A creation whose answer was lost, repeated under its Idempotency-Key: 201 with the same body, not
+    409 "username taken"; another account under the same key is refused naming the header."""
+    admin = signed_in(api, f"agency_admin@{DEPARTMENT}")
+    once = {**admin, "Idempotency-Key": "create-cv-tran"}
+    body = new_user("cv.tran@land", LAND_OFFICE, ["specialist"])
+    first = users(api, "POST", headers=once, json=body)
+    again = users(api, "POST", headers=once, json=body)
+    assert first.status_code == again.status_code == 201 and first.json() == again.json()
+    assert again.headers["Idempotency-Key"] == "create-cv-tran"
+    other = users(api, "POST", headers=once, json=new_user("cv.le@land", LAND_OFFICE, ["specialist"]))
+    assert other.status_code == 409 and other.json()["error"]["field"] == "Idempotency-Key"
+    change = {**admin, "Idempotency-Key": "deactivate-cv-tran"}
+    for _ in range(2):
+        changed = users(api, "PATCH", "/cv.tran@land", headers=change, json={"active": False})
+        assert changed.status_code == 200 and changed.json()["active"] is False
+    assert len(audit_entries(api, action="user.create", outcome="allowed")) >= 2  # each attempt is audited
+    engine = create_engine(api.db_url)
+    with engine.connect() as connection:
+        stored = connection.execute(text("SELECT fingerprint FROM command_results WHERE key = :key"),
+                                    {"key": "create-cv-tran"}).scalar()
+    engine.dispose()
+    without_password = {**{k: v for k, v in body.items() if k != "password"}, "active": True}  # as validated
+    assert stored == fingerprint(["gateway.create_user", [without_password]])

@@ -123,16 +123,17 @@ class Load:
         for user in ["admin", f"receptionist@{COMMUNE}"] + [f"{role}@{agency}" for agency, role in LAND_STEPS]:
             self.api.token(user)  # logged in once; the threads share the tokens
         with ThreadPoolExecutor(self.concurrency) as pool:
-            for _ in pool.map(self._one, self.dossiers):
-                with self._lock:
-                    self.finished += 1
-                progress("chaos: dossiers", self.finished, self.count)
+            list(pool.map(self._one, self.dossiers))
 
     def _one(self, dossier: Dossier) -> None:
         try:
             self._lifecycle(dossier)
         except (AssertionError, GaveUp, requests.RequestException, ValueError) as exc:
             dossier.error = f"{type(exc).__name__}: {str(exc)[:300]}"
+        finally:
+            with self._lock:
+                self.finished += 1
+            progress("chaos: dossiers", self.finished, self.count)
 
     def _lifecycle(self, dossier: Dossier) -> None:
         api = self.api

@@ -146,12 +146,16 @@ def wait_quiet(stack: Stack, load: Load, timeout: float, settle: float = 5.0) ->
 
 
 def figures(stack: Stack, load: Load, fired: list[dict]) -> dict:
-    stuck = audit.stuck(stack, load)
+    returned = audit.returned_codes(stack)
+    stuck = audit.stuck(stack, load, returned)
     parked = audit.parked(stack)
     return {
         "dossiers": {"planned": load.count, "submitted": load.submitted,
-                     "returned": sum(1 for d in load.dossiers if d.stage == "returned"),
-                     "stuck": len(stuck), "stuck_where": stuck[:50]},
+                     "returned": sum(1 for d in load.dossiers if d.code in returned),
+                     "stuck": len(stuck), "stuck_where": stuck[:50],
+                     # the client gave up on them or was refused (e.g. a retried command answered 409)
+                     "client_failed": sum(1 for d in load.dossiers if d.error),
+                     "client_errors": sorted({d.error[:160] for d in load.dossiers if d.error})[:10]},
         "duplicates": audit.duplicates(stack, load),
         "lost_events": audit.lost_events(stack, parked.pop("reporting_event_ids")),
         "parked": parked,
@@ -169,6 +173,7 @@ def zeros(results: dict) -> dict[str, int]:
     duplicates = results["duplicates"]
     return {
         "stuck dossiers": results["dossiers"]["stuck"],
+        "dossiers whose client failed (refused retries, gave up)": results["dossiers"]["client_failed"],
         **{f"duplicate {kind.replace('_', ' ')}": n for kind, n in duplicates.items() if kind != "examples"},
         "lost events": results["lost_events"]["total"],
         "parked beyond the injected poison": results["parked"]["beyond_poison"],
@@ -176,7 +181,8 @@ def zeros(results: dict) -> dict[str, int]:
         "outbox rows unsent": sum(results["outbox_unsent"].values()),
         "report vs truth (differences)": results["report_vs_truth"]["difference"],
         "instances that exited on their own": len(results["unexpected_exits"]),
-        "instances unhealthy 180 s after a fault": sum(1 for f in results["faults"] if f["still_unhealthy"]),
+        "faults after which an instance stayed unhealthy 180 s": sum(1 for f in results["faults"]
+                                                                     if f["still_unhealthy"]),
         "poison bodies in logs": results["logs"]["counts"]["poison_bodies_logged"],
         "instances that did not stop in grace": len(results["stop"]["did_not_stop_in_grace"]),
     }

@@ -23,10 +23,10 @@ def test_the_platform_survives_every_fault_on_its_own(postgres, tmp_path):
     with open(log, "w") as output:
         run = subprocess.Popen(
             [sys.executable, "-m", "chaos", "--dossiers", str(DOSSIERS), "--concurrency", "10", "--seed", "11",
-             "--outage", "20", "20", "--patience", "240", "--quiet-timeout", "240", "--out", str(out)],
+             "--outage", "20", "20", "--patience", "120", "--quiet-timeout", "180", "--out", str(out)],
             cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
         try:
-            run.wait(timeout=1400)
+            run.wait(timeout=1300)
         except subprocess.TimeoutExpired:
             run.terminate()  # the suite stops its stack, its broker and drops its databases
             run.wait(timeout=90)

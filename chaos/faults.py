@@ -100,7 +100,8 @@ def plan(rng: random.Random, instances: dict[str, list[str]], outage: tuple[floa
     faults.append(Fault("broker restarted", 0, restart_broker(round(rng.uniform(1.0, 5.0), 1))))
     for service in SERVICES:
         seconds = round(rng.uniform(*outage))
-        faults.append(Fault(f"{service} database refuses connections {seconds} s", 0, database_outage(service, seconds)))
+        faults.append(Fault(f"{service} database refuses connections {seconds} s", 0,
+                            database_outage(service, seconds)))
     faults.append(Fault("duplicate storm", 0, duplicate_storm(10.0)))
     faults.append(Fault("poison messages", 0, poison))
     moments = sorted(rng.uniform(0.05, 0.7) for _ in faults)

@@ -198,7 +198,8 @@ def table(results: dict) -> str:
     rows.append(["report vs intake (received, resolved, open, dossiers)",
                  ", ".join(f"{r['report']}/{r['truth']}" for r in truth.values()), "equal"])
     peak = results["peak_queue_depth"]
-    rows.append(["peak queue depth (all queues; one queue)", f"{peak['total']}; {peak['queue_depth']} {peak['queue']}", ""])
+    rows.append(["peak queue depth (all queues; one queue)",
+                 f"{peak['total']}; {peak['queue_depth']} {peak['queue']}", ""])
     rows.append(["quiescent after the load", str(results["quiescence_s"].get("after_s")) + " s" +
                  ("" if results["quiescence_s"]["reached"] else " (NOT reached)"), ""])
     parts = [f"CHAOS: {dossiers['planned']} dossiers, seed {results['seed']}, load {results['load_s']} s, "

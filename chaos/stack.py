@@ -68,7 +68,9 @@ class Stack:
             threading.Thread(target=watcher, daemon=True).start()
 
     def stop(self) -> dict:
-        """Stops everything; returns the instances that did not stop within their grace period."""
+        """Stops everything (once); returns the instances that did not stop within their grace period."""
+        if self._stopping.is_set():
+            return {}
         self._stopping.set()
         slow = {}
         if self.services is not None:

@@ -120,7 +120,10 @@ def inject(stack: Stack, load: Load, fault: faults.Fault, fired: list[dict]) -> 
 
 
 def pending_work(stack: Stack) -> dict:
-    queues = {q: n for q, n in stack.broker.queues().items() if n and not q.endswith(".dead")}
+    # Parked messages are counted apart; a reply queue's leftovers are answers nobody waits for any more
+    # (a caller killed or timed out), not work: the queue expires on its own.
+    queues = {q: n for q, n in stack.broker.queues().items()
+              if n and not q.endswith(".dead") and not q.startswith("rpc.reply-")}
     unsent = {s: n for s, n in audit.outbox_unsent(stack).items() if n}
     return {"queues": queues, "outbox_unsent": unsent}
 
@@ -164,7 +167,7 @@ def figures(stack: Stack, load: Load, fired: list[dict]) -> dict:
         "faults": fired,
         "peak_queue_depth": dict(stack.peak_depth),
         "unexpected_exits": stack.unexpected_exits,
-        "client": {"retries": dict(load.api.retries), "refused_retries": dict(load.api.late_refusals)},
+        "client": {"retries": dict(load.api.retries), "refused_although_done": dict(load.api.late_refusals)},
     }
 
 
@@ -173,7 +176,9 @@ def zeros(results: dict) -> dict[str, int]:
     duplicates = results["duplicates"]
     return {
         "stuck dossiers": results["dossiers"]["stuck"],
-        "dossiers whose client failed (refused retries, gave up)": results["dossiers"]["client_failed"],
+        "dossiers whose client failed (gave up, refused)": results["dossiers"]["client_failed"],
+        "commands answered 409 although they took effect":
+            sum(results["client"]["refused_although_done"].values()),
         **{f"duplicate {kind.replace('_', ' ')}": n for kind, n in duplicates.items() if kind != "examples"},
         "lost events": results["lost_events"]["total"],
         "parked beyond the injected poison": results["parked"]["beyond_poison"],

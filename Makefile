@@ -62,3 +62,12 @@ seed-report: $(STAMP)
 bench-report: $(STAMP)
 	$(ENSURE) postgresql
 	$(PY) -m bench.report $(BENCH_ARGS)
+
+## Chaos: N dossiers (2,000; N=10000 for the full run) on two instances of every service, on a RabbitMQ
+## node of its own and fresh databases, under SIGKILLs, broker drops and restarts, database outages,
+## a duplicate storm and poison; prints one table (chaos/run.py). CHAOS_ARGS="--seed 7 --every-instance".
+N ?= 2000
+.PHONY: chaos
+chaos: $(STAMP)
+	$(ENSURE) postgresql
+	$(PY) -m chaos --dossiers $(N) $(CHAOS_ARGS)

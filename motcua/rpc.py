@@ -9,6 +9,7 @@ real one). Requests keep nameko's confirms: the caller learns at once that a ser
 """
 from __future__ import annotations
 
+import logging
 import sys
 
 import kombu.serialization
@@ -28,6 +29,9 @@ from nameko.exceptions import UnserializableValueError, serialize
 from nameko.rpc import Rpc, RpcConsumer, get_rpc_exchange
 
 from motcua.faults import TransientFailure, is_transient
+
+log = logging.getLogger(__name__)
+
 
 
 def encode_reply(result, exc_info, serializer: str, service: str) -> tuple[object, tuple, str, str, bytes]:
@@ -74,12 +78,22 @@ class LeanRpcConsumer(RpcConsumer):
         serializer = kombu.serialization.registry.type_to_name[message.properties["content_type"]]
         result, exc_info, content_type, encoding, body = encode_reply(result, exc_info, serializer,
                                                                       self.container.service_name)
-        with producers[self.connection].acquire(block=True) as producer:
-            producer.publish(body, exchange=self.exchange, routing_key=message.properties["reply_to"],
-                             correlation_id=message.properties.get("correlation_id"),
-                             content_type=content_type, content_encoding=encoding, delivery_mode=NON_PERSISTENT,
-                             retry=True, retry_policy=DEFAULT_RETRY_POLICY)
-        self.queue_consumer.ack_message(message)
+        try:
+            with producers[self.connection].acquire(block=True) as producer:
+                producer.publish(body, exchange=self.exchange, routing_key=message.properties["reply_to"],
+                                 correlation_id=message.properties.get("correlation_id"),
+                                 content_type=content_type, content_encoding=encoding,
+                                 delivery_mode=NON_PERSISTENT, retry=True, retry_policy=DEFAULT_RETRY_POLICY)
+            self.queue_consumer.ack_message(message)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            # The broker went away (restarted, or the connection closed) between the call and its answer.
+            # Raising here would end the worker's thread with an error, and nameko kills the whole
+            # container for that: a broker restart took every service process that was answering a call
+            # down with it. The caller times out and asks again; an unacked request is redelivered.
+            log.warning("%s could not answer a call (%s); its caller will time out and retry",
+                        self.container.service_name, type(exc).__name__)
         return result, exc_info
 
 

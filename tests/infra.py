@@ -214,63 +214,85 @@ def embedded_platform_process(var_dir: Path, extra_env: dict | None = None):
         stop_process(process, log_path, timeout=30)
 
 
+def instance_name(service: str, number: int) -> str:
+    """A service instance's name: the service's own for the first, `<service>-<n>` for the others."""
+    return service if number == 1 else f"{service}-{number}"
+
+
 class ServiceProcesses:
     """The five services, each in its own OS process, as production runs them; `root` is the source
-    tree they run from (the bench also runs a previous release's checkout)."""
+    tree they run from (the bench also runs a previous release's checkout). `instances` of each
+    service (the chaos suite runs two): every gateway instance on its own HTTP port, every other
+    instance with its own metrics port; processes are named by `instance_name`."""
 
     def __init__(self, amqp_uri: str, db_urls: dict[str, str], log_dir: Path, extra_env: dict | None = None,
-                 root: Path = ROOT):
+                 root: Path = ROOT, instances: int = 1):
         self.root = root
-        self.gateway_port = free_port()
         self.env = {
             **os.environ, "AMQP_URI": amqp_uri, "PYTHONPATH": str(root), "MOTCUA_LOG_LEVEL": "INFO",
-            "GATEWAY_ADDRESS": f"127.0.0.1:{self.gateway_port}",
             "MOTCUA_VAR_DIR": str(log_dir / "var"), **(extra_env or {}),
         }
         for service, url in db_urls.items():
             self.env[f"{service.upper()}_DB_URL"] = url
+        self.names = {service: [instance_name(service, n) for n in range(1, instances + 1)] for service in SERVICES}
+        self.gateway_ports = [free_port() for _ in self.names["gateway"]]
+        self.gateway_port = self.gateway_ports[0]
+        self.base_urls = [f"http://127.0.0.1:{port}" for port in self.gateway_ports]
+        self.base_url = self.base_urls[0]
+        self.instance_env = {name: {"GATEWAY_ADDRESS": f"127.0.0.1:{port}"}
+                             for name, port in zip(self.names["gateway"], self.gateway_ports)}
         self.metrics_ports = {}
         for service in SERVICES:
             if service != "gateway":
-                self.metrics_ports[service] = free_port()
-                self.env[f"{service.upper()}_METRICS_PORT"] = str(self.metrics_ports[service])
+                for name in self.names[service]:
+                    self.metrics_ports[name] = free_port()
+                    self.instance_env[name] = {f"{service.upper()}_METRICS_PORT": str(self.metrics_ports[name])}
+        self.env.update(self.instance_env[self.names["gateway"][0]])  # what a seed or a CLI run alongside sees
         self.log_dir = log_dir
         self.processes: dict[str, subprocess.Popen] = {}
-        self.base_url = f"http://127.0.0.1:{self.gateway_port}"
 
-    def start(self, service: str) -> None:
-        log = open(self.log_dir / f"{service}.log", "ab")
-        self.processes[service] = subprocess.Popen(
-            [sys.executable, "-m", "motcua.run", service], env=self.env, cwd=self.root,
-            stdout=log, stderr=subprocess.STDOUT)
+    def service_of(self, name: str) -> str:
+        return next(service for service, names in self.names.items() if name in names)
+
+    def start(self, name: str) -> None:
+        """Start the instance `name` (a service's name alone: its first instance)."""
+        log = open(self.log_dir / f"{name}.log", "ab")
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", "motcua.run", self.service_of(name)], env={**self.env, **self.instance_env[name]},
+            cwd=self.root, stdout=log, stderr=subprocess.STDOUT)
 
     def start_all(self) -> None:
         from motcua import seed  # noqa: F401  (imported to fail fast if the seed module is broken)
         subprocess.run([sys.executable, "-m", "motcua.seed"], env=self.env, cwd=self.root, check=True,
                        capture_output=True)
-        for service in SERVICES:
-            self.start(service)
+        for names in self.names.values():
+            for name in names:
+                self.start(name)
         self.wait_healthy()
 
     def wait_healthy(self, timeout: float = 60) -> None:
         deadline = time.time() + timeout
         last = None
+        pending = list(self.base_urls)
         while time.time() < deadline:
-            for service, process in self.processes.items():
+            for name, process in self.processes.items():
                 if process.poll() is not None:
-                    raise RuntimeError(f"{service} exited with {process.returncode}; see {self.log_dir}/{service}.log")
+                    raise RuntimeError(f"{name} exited with {process.returncode}; see {self.log_dir}/{name}.log")
             try:
-                response = requests.get(f"{self.base_url}/health", timeout=5)
+                response = requests.get(f"{pending[0]}/health", timeout=5)
                 last = response.text
                 if response.status_code == 200:
-                    return
+                    pending.pop(0)
+                    if not pending:
+                        return
+                    continue
             except requests.RequestException as exc:
                 last = repr(exc)
             time.sleep(0.5)
         raise RuntimeError(f"platform not healthy after {timeout}s: {last}")
 
-    def kill(self, service: str) -> None:
-        process = self.processes[service]
+    def kill(self, name: str) -> None:
+        process = self.processes[name]
         process.kill()
         process.wait(timeout=10)
 
@@ -278,8 +300,8 @@ class ServiceProcesses:
         for process in self.processes.values():
             if process.poll() is None:
                 process.terminate()
-        for service, process in self.processes.items():
-            wait_stopped(process, self.log_dir / f"{service}.log")
+        for name, process in self.processes.items():
+            wait_stopped(process, self.log_dir / f"{name}.log")
 
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("*.log")))

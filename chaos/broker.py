@@ -1,0 +1,118 @@
+"""A RabbitMQ node of the chaos suite's own: its own node name, ports, data directory, cookie and
+enabled-plugins file, so that restarting it or closing its connections touches nobody else's tests.
+
+Debian's `/usr/sbin/rabbitmq-server` switches to the `rabbitmq` user and reads /etc/rabbitmq (whose
+listener is the shared broker's port 5672); the scripts under /usr/lib/rabbitmq/bin run as the caller,
+so the node is started from there, with every path and port given to it.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import requests
+
+from tests.infra import free_port
+
+SCRIPTS = Path("/usr/lib/rabbitmq/bin")
+AUTH = ("guest", "guest")
+
+
+class Broker:
+    """The suite's node: `start()`, `stop()`, `restart_app()`, `close_connections()`, queue depths."""
+
+    def __init__(self, base_dir: Path):
+        self.dir = base_dir / "rabbitmq"
+        self.node = f"chaos-{os.getpid()}@localhost"
+        self.port, self.management_port, self.dist_port = free_port(), free_port(), free_port()
+        self.vhost = "chaos"
+        self.api = f"http://127.0.0.1:{self.management_port}/api"
+
+    @property
+    def amqp_uri(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/{self.vhost}"
+
+    def _env(self) -> dict:
+        home = self.dir / "home"  # the Erlang cookie the node and its CLI share
+        return {**os.environ, "HOME": str(home), "RABBITMQ_CONF_ENV_FILE": str(self.dir / "rabbitmq-env.conf"),
+                "RABBITMQ_CONFIG_FILE": str(self.dir / "rabbitmq.conf"), "RABBITMQ_NODENAME": self.node,
+                "RABBITMQ_NODE_PORT": str(self.port), "RABBITMQ_DIST_PORT": str(self.dist_port),
+                "RABBITMQ_MNESIA_BASE": str(self.dir / "mnesia"), "RABBITMQ_LOG_BASE": str(self.dir / "log"),
+                "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.dir / "enabled_plugins"),
+                "ERL_EPMD_ADDRESS": "127.0.0.1"}
+
+    def start(self, timeout: float = 90) -> None:
+        if not (SCRIPTS / "rabbitmq-server").exists():
+            raise SystemExit(f"the chaos suite runs a RabbitMQ node of its own: {SCRIPTS}/rabbitmq-server is missing")
+        for sub in ("home", "mnesia", "log"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        (self.dir / "rabbitmq-env.conf").write_text("")  # not /etc/rabbitmq's (the shared node's name)
+        (self.dir / "enabled_plugins").write_text("[rabbitmq_management].\n")
+        (self.dir / "rabbitmq.conf").write_text(
+            f"listeners.tcp.local = 127.0.0.1:{self.port}\nmanagement.tcp.ip = 127.0.0.1\n"
+            f"management.tcp.port = {self.management_port}\n"
+            # statistics every second: the peak queue depth is sampled from them
+            "collect_statistics_interval = 1000\n")
+        subprocess.run([str(SCRIPTS / "rabbitmq-server"), "-detached"], env=self._env(), cwd=self.dir, check=True)
+        self._await(timeout)
+        self.call("PUT", f"/vhosts/{self.vhost}")
+        self.call("PUT", f"/permissions/{self.vhost}/guest", json={"configure": ".*", "write": ".*", "read": ".*"})
+
+    def _await(self, timeout: float) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(f"{self.api}/overview", auth=AUTH, timeout=2).status_code == 200:
+                    return
+            time.sleep(0.5)
+        raise RuntimeError(f"the chaos broker {self.node} did not start in {timeout:g} s; see {self.dir}/log")
+
+    def ctl(self, *args: str, timeout: float = 120) -> None:
+        subprocess.run([str(SCRIPTS / "rabbitmqctl"), "-q", "-n", self.node, *args], env=self._env(), check=True,
+                       timeout=timeout, capture_output=True)
+
+    def restart_app(self, down_for: float = 0.0) -> None:
+        """The broker itself restarted (its Erlang VM stays): every connection drops, durable queues and
+        persistent messages survive."""
+        self.ctl("stop_app")
+        time.sleep(down_for)
+        self.ctl("start_app")
+        self.ctl("await_startup")
+        self._await(60)
+
+    def stop(self) -> None:
+        with contextlib.suppress(subprocess.SubprocessError, OSError):
+            self.ctl("stop", timeout=60)
+        shutil.rmtree(self.dir / "mnesia", ignore_errors=True)
+
+    def call(self, method: str, path: str, **kwargs) -> requests.Response:
+        response = requests.request(method, f"{self.api}{path}", auth=AUTH, timeout=10, **kwargs)
+        response.raise_for_status()
+        return response
+
+    def close_connections(self) -> int:
+        """Every client connection closed by the broker (as a network drop or a broker failover does)."""
+        names = [c["name"] for c in self.call("GET", "/connections").json()]
+        for name in names:
+            with contextlib.suppress(requests.RequestException):
+                self.call("DELETE", f"/connections/{quote(name, safe='')}",
+                          headers={"X-Reason": "chaos: connection closed"})
+        return len(names)
+
+    def queues(self) -> dict[str, int]:
+        """Messages (ready + unacked) per queue of the suite's vhost."""
+        return {q["name"]: int(q.get("messages", 0) or 0)
+                for q in self.call("GET", f"/queues/{self.vhost}?columns=name,messages").json()}
+
+    def publish_raw(self, queue: str, body: str, content_type: str | None) -> None:
+        """A message straight into `queue` (the default exchange), as a buggy or hostile publisher sends it."""
+        properties = {"delivery_mode": 2, **({"content_type": content_type} if content_type else {})}
+        routed = self.call("POST", f"/exchanges/{self.vhost}/amq.default/publish", json={
+            "properties": properties, "routing_key": queue, "payload": body, "payload_encoding": "string"}).json()
+        if not routed.get("routed"):
+            raise RuntimeError(f"poison for {queue} was not routed (no such queue)")

@@ -1,0 +1,55 @@
+"""A service outlives its broker: a call whose answer cannot be sent (the broker stopped meanwhile, as in
+a restart) leaves the service running. The chaos suite saw a broker restart take down every service
+process that was answering a call: nameko kills the container when a worker's reply raises."""
+import contextlib
+
+import pytest
+from nameko.containers import ServiceContainer
+from nameko.standalone.rpc import ServiceRpcProxy
+
+from chaos.broker import Broker
+from motcua.rpc import rpc
+from tests import infra
+
+
+class Answering:
+    name = "answering"
+    broker: Broker
+
+    @rpc
+    def answer_after_the_broker_stopped(self):
+        self.broker.ctl("stop_app")
+        return "done"
+
+    @rpc
+    def ping(self):
+        return "pong"
+
+
+@pytest.mark.timeout(180)
+def test_a_call_answered_while_the_broker_is_down_leaves_the_service_running(tmp_path):
+    broker = Answering.broker = Broker(tmp_path)  # a node of the test's own: stopping it disturbs nobody
+    broker.start()
+    config = {"AMQP_URI": broker.amqp_uri}
+    container = ServiceContainer(Answering, config)
+    try:
+        container.start()
+        with contextlib.suppress(Exception):  # the caller loses its connection too: it would ask again
+            with ServiceRpcProxy("answering", config, timeout=20) as proxy:
+                proxy.answer_after_the_broker_stopped()
+        broker.ctl("start_app")
+        assert not container._died.ready(), "the container was killed"
+        assert infra.wait_for(lambda: _ping(config), timeout=90, interval=1) == "pong"
+        assert not container._died.ready()
+    finally:
+        with contextlib.suppress(Exception):
+            container.kill()
+        broker.stop()
+
+
+def _ping(config):
+    try:
+        with ServiceRpcProxy("answering", config, timeout=5) as proxy:
+            return proxy.ping()
+    except Exception:
+        return None

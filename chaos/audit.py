@@ -7,7 +7,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from chaos.faults import POISON_MARKER
+from chaos.faults import POISON_HEADER, POISON_MARKER
 from chaos.load import Load
 from chaos.stack import Stack
 from services.reporting.service import SUBSCRIPTIONS
@@ -94,7 +94,7 @@ def lost_events(stack: Stack, parked_ids: set[str]) -> dict:
 
 
 def parked(stack: Stack) -> dict:
-    """Every dead-letter queue's messages, poison (the suite's marker in the body) told from the rest."""
+    """Every dead-letter queue's messages, the injected poison (its header) told from the rest."""
     poison, other, samples, reporting_ids = Counter(), Counter(), [], set()
     for queue, depth in stack.broker.queues().items():
         if not queue.endswith(".dead") or not depth:
@@ -102,7 +102,7 @@ def parked(stack: Stack) -> dict:
         messages = stack.broker.call("POST", f"/queues/{stack.broker.vhost}/{queue}/get", json={
             "count": depth, "ackmode": "ack_requeue_true", "encoding": "auto"}).json()
         for message in messages:
-            if POISON_MARKER in str(message.get("payload")) or POISON_MARKER in str(message.get("properties")):
+            if POISON_HEADER in (message.get("properties", {}).get("headers") or {}):
                 poison[queue] += 1
             else:
                 other[queue] += 1

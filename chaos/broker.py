@@ -109,9 +109,10 @@ class Broker:
         return {q["name"]: int(q.get("messages", 0) or 0)
                 for q in self.call("GET", f"/queues/{self.vhost}?columns=name,messages").json()}
 
-    def publish_raw(self, queue: str, body: str, content_type: str | None) -> None:
+    def publish_raw(self, queue: str, body: str, content_type: str | None, headers: dict | None = None) -> None:
         """A message straight into `queue` (the default exchange), as a buggy or hostile publisher sends it."""
-        properties = {"delivery_mode": 2, **({"content_type": content_type} if content_type else {})}
+        properties = {"delivery_mode": 2, "headers": headers or {},
+                      **({"content_type": content_type} if content_type else {})}
         routed = self.call("POST", f"/exchanges/{self.vhost}/amq.default/publish", json={
             "properties": properties, "routing_key": queue, "payload": body, "payload_encoding": "string"}).json()
         if not routed.get("routed"):

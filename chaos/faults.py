@@ -17,6 +17,9 @@ from motcua.config import SERVICES
 
 # A marker in every poison body: it must never show up in a log line (personal data in a body would).
 POISON_MARKER = "chaos-poison-0912345678"
+# …and a header telling the parked copies apart: a parked copy's body is sealed (encrypted), so the
+# marker no longer shows in it; parking keeps a message's headers.
+POISON_HEADER = "x-chaos-poison"
 
 
 @dataclass
@@ -81,7 +84,7 @@ def poison(stack) -> dict:
     injected = {}
     for queue in stack.inbox_queues():
         for _what, body, content_type in POISON:
-            stack.broker.publish_raw(queue, body, content_type)
+            stack.broker.publish_raw(queue, body, content_type, {POISON_HEADER: 1})
         injected[queue] = len(POISON)
     stack.poison_injected.update(injected)
     return {"poison_per_queue": len(POISON), "queues": sorted(injected)}

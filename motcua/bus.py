@@ -253,6 +253,19 @@ class Parking:
         return seal(self.key, raw), SEALED_CONTENT_TYPE
 
 
+def ack(queue_consumer, message) -> None:
+    """Acknowledge `message`, or, if its connection is gone (the broker restarted, the connection was
+    closed), leave it: the broker delivers it again and the inbox or the handler's idempotence absorbs
+    the second delivery. nameko's own ack lets a reset socket's error escape into the worker's or the
+    consumer's thread, and nameko kills the whole container for that (seen under `make chaos`)."""
+    try:
+        queue_consumer.ack_message(message)
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        log.warning("could not acknowledge a message (%s); the broker will deliver it again", type(exc).__name__)
+
+
 def _requeue_if_connected(message) -> None:
     with contextlib.suppress(Exception):  # a closed channel: the broker requeued it already
         if message.channel.connection and not message.acknowledged:
@@ -321,7 +334,7 @@ class ParkingConsumer:
 
     def handle_message_processed(self, message, result=None, exc_info=None):
         if exc_info is None:
-            self.queue_consumer.ack_message(message)
+            ack(self.queue_consumer, message)
             return
         self.parking.failed(message, exc_info[1], self.queue_consumer.ack_message)
 
@@ -502,7 +515,7 @@ class EventInbox(SharedExtension, ProviderCollector):
     def _done(self, deliveries, outcome: str) -> None:
         for delivery in deliveries:
             self.handled.labels(self.container.service_name, delivery.event.event_type, outcome).inc()
-            self.queue_consumer.ack_message(delivery.message)
+            ack(self.queue_consumer, delivery.message)
 
     def _failed(self, delivery: Delivery, exc_info) -> None:
         self.handled.labels(self.container.service_name, delivery.event.event_type, "error").inc()

@@ -21,6 +21,7 @@ from prometheus_client import Counter, Histogram
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 
+from motcua.bus import ack
 from motcua.db import Database, once_more_if_dropped
 from motcua.identity import Caller
 from motcua.metrics import metrics_for
@@ -300,7 +301,7 @@ class BroadcastHandler(EventHandler):
             log.warning("broadcast handler %s failed on %s", self.method_name, body.get("event_type"),
                         exc_info=True)
         finally:
-            self.queue_consumer.ack_message(message)
+            ack(self.queue_consumer, message)
 
 
 broadcast_handler = BroadcastHandler.decorator

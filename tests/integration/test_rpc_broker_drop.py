@@ -37,7 +37,12 @@ def test_a_call_answered_while_the_broker_is_down_leaves_the_service_running(tmp
         with contextlib.suppress(Exception):  # the caller loses its connection too: it would ask again
             with ServiceRpcProxy("answering", config, timeout=20) as proxy:
                 proxy.answer_after_the_broker_stopped()
+        # The caller gives up when its connection drops, while the worker is still stopping the broker
+        # and then answering: start the broker again only once that worker has ended (a start_app racing
+        # the stop_app fails, and the test would then wait on a half-stopped node).
+        assert infra.wait_for(lambda: not container._worker_threads, timeout=90, interval=0.5)
         broker.ctl("start_app")
+        broker.ctl("await_startup")
         assert not container._died.ready(), "the container was killed"
         assert infra.wait_for(lambda: _ping(config), timeout=90, interval=1) == "pong"
         assert not container._died.ready()

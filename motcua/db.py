@@ -30,17 +30,15 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from motcua.config import PoolSize, db_pool
 from motcua.contracts import Event, make_event
+from motcua.sql import has_upsert, upsert_insert
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-_UPSERT_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
 class UTCDateTime(TypeDecorator):
@@ -202,10 +200,10 @@ class UnitOfWork:
                 rows.append({"event_id": event.event_id, "consumer": consumer, "event_type": event.event_type,
                              "applied_at": utcnow()})
         dialect = self.session.get_bind().dialect.name
-        if dialect in _UPSERT_INSERTS:
+        if has_upsert(dialect):
             # executemany with RETURNING: one cached statement, sent as one multi-row INSERT by the
             # dialect (a .values([...]) statement is compiled again for every distinct row count).
-            claim = _UPSERT_INSERTS[dialect](self._inbox).on_conflict_do_nothing().returning(
+            claim = upsert_insert(self._inbox, dialect).on_conflict_do_nothing().returning(
                 self._inbox.c.event_id, self._inbox.c.consumer)
             new = {tuple(row) for row in self.session.connection().execute(claim, rows)}
         else:

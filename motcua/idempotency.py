@@ -34,11 +34,11 @@ from typing import Any, Callable, Iterator
 import eventlet
 from nameko.extensions import DependencyProvider
 from sqlalchemy import JSON, Column, Index, MetaData, String, Table, bindparam, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from motcua.db import Database, UnitOfWork, UTCDateTime, utcnow
 from motcua.errors import Conflict, ValidationFailed
+from motcua.sql import upsert_insert
 
 log = logging.getLogger(__name__)
 
@@ -125,9 +125,6 @@ def command_results_table(metadata: MetaData) -> Table:
     )
 
 
-_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
-
-
 class CommandResults:
     """The `command_results` rows of one transaction's session."""
 
@@ -139,7 +136,7 @@ class CommandResults:
         """Store `result` under the command's key: True, or False if the key has a row already. While
         another transaction holds a new row of that key, PostgreSQL waits for it to end."""
         t = self.table
-        insert = _INSERTS[self.session.get_bind().dialect.name](t).values(
+        insert = upsert_insert(t, self.session.get_bind().dialect.name).values(
             scope=command.scope, key=command.key, command=command.name, fingerprint=command.fingerprint,
             result=result, created_at=now).on_conflict_do_nothing().returning(t.c.key)
         return self.session.execute(insert).first() is not None

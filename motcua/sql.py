@@ -3,9 +3,22 @@ several writes as one PostgreSQL statement. Each statement costs a service ~150â
 driver's round trip under eventlet, SQLAlchemy's execution), whatever it does."""
 from __future__ import annotations
 
-from sqlalchemy import Row, Select
+from sqlalchemy import Row, Select, Table
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.sql.dml import Insert, UpdateBase
+
+_UPSERT_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+def upsert_insert(table: Table, dialect: str) -> Insert:
+    """An INSERT into `table` that takes `.on_conflict_do_nothing()` / `.on_conflict_do_update()` on
+    `dialect` (PostgreSQL or SQLite, by `session.get_bind().dialect.name`)."""
+    return _UPSERT_INSERTS[dialect](table)
+
+
+def has_upsert(dialect: str) -> bool:
+    return dialect in _UPSERT_INSERTS
 
 
 def read_rows(session: Session, query, params: dict) -> list[Row]:

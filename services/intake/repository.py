@@ -12,16 +12,15 @@ from datetime import date
 from functools import cache, cached_property
 
 from sqlalchemy import bindparam, event, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from motcua.idempotency import CommandUnitOfWork
-from motcua.sql import one_statement, read_rows
+from motcua.sql import one_statement, read_rows, upsert_insert
 from services.intake.domain import Dossier, dossier_code
 from services.intake.models import dossier_agencies, dossier_counters, dossiers
 
 COLUMNS = tuple(c.name for c in dossiers.columns if c.name != "id")
-_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 # The agencies involved, gathered in the dossier's row in the order they joined (one row to read, its
 # JSON lists parsed once): an array on PostgreSQL, a comma-separated list on SQLite.
 _JOINED = (select(dossier_agencies.c.agency_code).where(dossier_agencies.c.dossier_id == dossiers.c.id)
@@ -139,7 +138,7 @@ class DossierRepository:
 @cache
 def _next_number(dialect: str):
     table = dossier_counters
-    return (_INSERTS[dialect](table).values(agency_code=bindparam("agency_code"), day=bindparam("day"), last_value=1)
+    return (upsert_insert(table, dialect).values(agency_code=bindparam("agency_code"), day=bindparam("day"), last_value=1)
             .on_conflict_do_update(index_elements=[table.c.agency_code, table.c.day],
                                    set_={"last_value": table.c.last_value + 1})
             .returning(table.c.last_value))
@@ -147,7 +146,7 @@ def _next_number(dialect: str):
 
 @cache
 def _insert_dossier(dialect: str):
-    return (_INSERTS[dialect](dossiers).values({key: bindparam(f"new_{key}", type_=dossiers.c[key].type)
+    return (upsert_insert(dossiers, dialect).values({key: bindparam(f"new_{key}", type_=dossiers.c[key].type)
                                                  for key in COLUMNS})
             .returning(dossiers.c.id))
 
@@ -172,7 +171,7 @@ def _update(columns: tuple[str, ...]):
 @cache
 def _join(dialect: str, suffix: str):
     """An agency joins the dossier (parameters `dossier_id`, `agency<suffix>`)."""
-    return _INSERTS[dialect](dossier_agencies).values(
+    return upsert_insert(dossier_agencies, dialect).values(
         dossier_id=bindparam("dossier_id"),
         agency_code=bindparam(f"agency{suffix}", type_=dossier_agencies.c.agency_code.type))
 

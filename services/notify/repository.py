@@ -24,11 +24,11 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from motcua.db import UTCDateTime
 from motcua.idempotency import CommandUnitOfWork
+from motcua.sql import upsert_insert
 from services.notify.delivery import SENDING, WAITING_STATUSES, Delivery
 from services.notify.models import DELIVERY_KEY, deliveries, preferences
 from services.notify.preferences import LEGAL_BASIS, Choice
@@ -215,8 +215,7 @@ class NotifyUnitOfWork(CommandUnitOfWork):
 def _insert_new(dialect: str):
     """INSERT … ON CONFLICT DO NOTHING on the delivery's key. RETURNING makes SQLAlchemy send the
     rows of an executemany as one INSERT … VALUES (…), (…) ("insertmanyvalues"), not one per row."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(deliveries).on_conflict_do_nothing(index_elements=DELIVERY_KEY).returning(deliveries.c.id)
+    return upsert_insert(deliveries, dialect).on_conflict_do_nothing(index_elements=DELIVERY_KEY).returning(deliveries.c.id)
 
 
 @lru_cache(maxsize=1)

@@ -12,11 +12,10 @@ from datetime import datetime
 from functools import cache, cached_property
 
 from sqlalchemy import Connection, bindparam, select, union, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from motcua.idempotency import CommandUnitOfWork
-from motcua.sql import one_statement
+from motcua.sql import one_statement, upsert_insert
 from services.workflow.models import runs, tasks
 from services.workflow.process_run import OPEN, RUNNING, ProcessRun, Task
 
@@ -34,7 +33,6 @@ _TASK_ORDER = (tasks.c.assigned_at, tasks.c.step_index)
 _TASKS_OF_RUN = select(tasks).where(tasks.c.dossier_code == bindparam("code")).order_by(*_TASK_ORDER)
 _TASKS_OF_RUNS = (select(tasks).where(tasks.c.dossier_code.in_(bindparam("codes", expanding=True)))
                   .order_by(*_TASK_ORDER))
-_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 _FOLDED_TASKS = 8  # a run's writes are one statement up to this many tasks (a command changes one or two)
 
 
@@ -155,7 +153,7 @@ def _run_write(dialect: str, new: bool, columns: tuple[str, ...]):
     """A run's row: inserted, or its changed `columns` updated (parameters `run_<column>`, `run_key`)."""
     values = {name: bindparam(f"run_{name}", type_=runs.c[name].type) for name in columns}
     if new:
-        return _INSERTS[dialect](runs).values(values)
+        return upsert_insert(runs, dialect).values(values)
     key = bindparam("run_key", type_=runs.c.dossier_code.type)
     return update(runs).where(runs.c.dossier_code == key).values(values)
 
@@ -164,7 +162,7 @@ def _run_write(dialect: str, new: bool, columns: tuple[str, ...]):
 def _task_upsert(dialect: str, suffix: str):
     """A task's row (parameters `<column><suffix>`), inserted or, for a task stored already, updated.
     One row per statement: SQLAlchemy does not cache the compilation of a multi-row VALUES."""
-    statement = _INSERTS[dialect](tasks).values(
+    statement = upsert_insert(tasks, dialect).values(
         {name: bindparam(f"{name}{suffix}", type_=tasks.c[name].type) for name in TASK_COLUMNS})
     return statement.on_conflict_do_update(index_elements=[tasks.c.id],
                                            set_={name: statement.excluded[name] for name in _TASK_CHANGES})

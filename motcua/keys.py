@@ -1,0 +1,108 @@
+"""Khoá bí mật: one key per purpose, each read from its own setting, and the production rules for them.
+
+A development or demo run needs no key set: each purpose gets a value derived from its setting's name,
+public by construction (it is in this file), so that separate processes of one machine agree. In
+production (`MOTCUA_ENV=production`) a process refuses to start unless every key it uses
+
+* is set,
+* carries at least 256 bits (32 bytes, given as base64, base64url or hex: `motcua keys new` prints one),
+* and appears nowhere in the repository (compose files, deploy/, docs/, tests/: anything published).
+
+Keys are separate per purpose so that one leaking (a throttle key read off a gateway) does not forge
+another (tracking keys, tokens); docs/security.md says how to rotate each.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import hashlib
+import secrets
+
+from motcua.config import ROOT, env, is_production
+
+STRONG_BYTES = 32  # 256 bits
+# Published files a secret must not be copied from (a value found in any of them is public).
+PUBLISHED = ("compose.yaml", "compose.override.yaml", "README.md", "Makefile", "deploy", "docs", "tests",
+             "chaos", "bench", ".ci", "motcua", "services", "workers")
+_SCANNED_SUFFIXES = {".yaml", ".yml", ".md", ".py", ".sql", ".json", ".txt", ".env", ".pem", ".toml", ".ini",
+                     ".sh", ""}
+_SCANNED_MAX_BYTES = 2_000_000
+
+
+def development_value(name: str) -> str:
+    """The public stand-in for `name` outside production (derived, so every process agrees)."""
+    return base64.urlsafe_b64encode(hashlib.sha256(f"motcua-development:{name}".encode()).digest()).decode()
+
+
+def key_setting(name: str) -> bytes:
+    """The key of setting `name` as bytes (what HMACs and ciphers take); see the module's rules."""
+    value = env(name)
+    if value is None:
+        if is_production():
+            raise SystemExit(f"{name} must be set when MOTCUA_ENV=production: generate one with "
+                             "`motcua keys new` and give it to this service only")
+        value = development_value(name)
+    elif is_production():
+        refuse_weak_or_published(name, value)
+    return value.encode()
+
+
+def refuse_weak_or_published(name: str, value: str) -> None:
+    """Stop the process (naming the setting, never the value) if `value` is not a production secret."""
+    if not is_strong(value):
+        raise SystemExit(f"{name} is weaker than 256 random bits: generate one with `motcua keys new`")
+    if is_published(value):
+        raise SystemExit(f"{name} is a value published in the repository (anyone can read it): generate a "
+                         "private one with `motcua keys new`")
+
+
+def is_strong(value: str) -> bool:
+    """At least 32 bytes once decoded, and not a pattern (few distinct bytes, as 'aaaa…' or '0101…')."""
+    raw = decoded(value.strip())
+    return raw is not None and len(raw) >= STRONG_BYTES and len(set(raw)) >= STRONG_BYTES // 2
+
+
+def decoded(value: str) -> bytes | None:
+    """The bytes a key's text stands for: hex, base64url or base64 (with or without padding)."""
+    if len(value) % 2 == 0 and all(c in "0123456789abcdefABCDEF" for c in value):
+        return bytes.fromhex(value)
+    for decode in (base64.urlsafe_b64decode, base64.b64decode):
+        try:
+            return decode(value + "=" * (-len(value) % 4))
+        except (binascii.Error, ValueError):
+            continue
+    return None
+
+
+def is_published(value: str) -> bool:
+    needle = value.strip()
+    return any(needle in text for text in _published_texts()) or needle in _known_public_values()
+
+
+def _known_public_values() -> set[str]:
+    from motcua.config import DEVELOPMENT_SECRET
+
+    return {DEVELOPMENT_SECRET, "change-me-in-production"}
+
+
+@functools.cache
+def _published_texts() -> tuple[str, ...]:
+    """The text of every published file of the checkout this process runs from (read once)."""
+    texts = []
+    for top in PUBLISHED:
+        path = ROOT / top
+        files = [path] if path.is_file() else sorted(path.rglob("*")) if path.is_dir() else []
+        for file in files:
+            if (file.is_file() and file.suffix in _SCANNED_SUFFIXES and ".venv" not in file.parts
+                    and "__pycache__" not in file.parts and file.stat().st_size <= _SCANNED_MAX_BYTES):
+                try:
+                    texts.append(file.read_text(encoding="utf-8", errors="ignore"))
+                except OSError:
+                    continue
+    return tuple(texts)
+
+
+def new_key() -> str:
+    """A fresh 256-bit key as base64url (what `motcua keys new` prints)."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(STRONG_BYTES)).decode().rstrip("=")

@@ -19,9 +19,12 @@ consumed by `EventInbox`:
   event, or one no handler of the service knows, is parked at once. Nothing of a message's body is
   ever logged.
 
-A retry waits in `<queue>.retry.<seconds>s`, a queue nobody consumes whose messages expire after that
-many seconds (`x-message-ttl`) and are dead-lettered back to `<queue>` by the default exchange: the
-wait survives a restart of the service. Headers carry the history: `x-motcua-attempts` (failures so
+A retry waits in `<queue>.wait.<seconds>s`, a queue nobody consumes whose messages expire after that
+many seconds (`x-message-ttl`) and are dead-lettered back to `<queue>`: the wait survives a restart of
+the service. Waiting, parking and coming back all go through the consumer's own exchange
+`<queue>.parking` (direct, each queue bound by its own name), never the default exchange: a broker
+user that may publish to the default exchange may put a message in ANY queue, so no service's user
+may (`motcua.broker_permissions`). Headers carry the history: `x-motcua-attempts` (failures so
 far), `x-motcua-first-failed-at` (epoch seconds) and, once replayed, `x-motcua-replays`.
 
 A parked copy keeps personal data sealed: the values of `motcua.privacy.PERSONAL_FIELDS` are encrypted
@@ -60,7 +63,6 @@ from motcua.privacy import seal, seal_personal_fields, sealing_key, unseal_perso
 
 log = logging.getLogger(__name__)
 
-DEAD_LETTER_EXCHANGE = Exchange("motcua.dead-letter", type="direct", durable=True)
 ATTEMPTS_HEADER = "x-motcua-attempts"
 FIRST_FAILED_HEADER = "x-motcua-first-failed-at"
 REPLAYS_HEADER = "x-motcua-replays"
@@ -74,15 +76,33 @@ APPLY_BATCH = "apply_event_batch"  # the method a batch's worker runs (added to 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 
 
+def parking_exchange(queue_name: str) -> Exchange:
+    """The consumer's own exchange for its delay queues, its dead letters and the way back to its queue."""
+    return Exchange(f"{queue_name}.parking", type="direct", durable=True)
+
+
+def _parked_queue(queue_name: str, name: str, **arguments) -> Queue:
+    return Queue(name, exchange=parking_exchange(queue_name), routing_key=name, durable=True,
+                 queue_arguments=arguments or None)
+
+
 def dead_letter_queue(queue_name: str) -> Queue:
-    return Queue(f"{queue_name}.dead", exchange=DEAD_LETTER_EXCHANGE, routing_key=queue_name, durable=True)
+    return _parked_queue(queue_name, f"{queue_name}.dead")
 
 
 def delay_queue(queue_name: str, seconds: float) -> Queue:
     """Where a retry of `queue_name`'s message waits `seconds` before going back to it."""
-    return Queue(f"{queue_name}.retry.{seconds:g}s", durable=True, queue_arguments={
-        "x-message-ttl": int(seconds * 1000), "x-dead-letter-exchange": "",
+    return _parked_queue(queue_name, f"{queue_name}.wait.{seconds:g}s", **{
+        "x-message-ttl": int(seconds * 1000), "x-dead-letter-exchange": parking_exchange(queue_name).name,
         "x-dead-letter-routing-key": queue_name})
+
+
+def declare_parking(channel, queue: Queue) -> None:
+    """The consumer's `queue`, its parking exchange and dead-letter queue, and the queue's binding back
+    from that exchange (where waiting messages return)."""
+    queue(channel).declare()
+    dead_letter_queue(queue.name)(channel).declare()
+    channel.queue_bind(queue.name, parking_exchange(queue.name).name, routing_key=queue.name)
 
 
 def inbox_queue_name(service: str) -> str:
@@ -169,10 +189,10 @@ class Parking:
         self.publisher = Publisher(container.config["AMQP_URI"], use_confirms=True)
         self.metrics = metrics_for(container)
 
-    def declare(self) -> None:
-        # Declared up front so parked messages always have somewhere to go.
+    def declare(self, queue: Queue) -> None:
+        # Declared up front so parked messages always have somewhere to go, and waiting ones a way back.
         with get_connection(self.container.config["AMQP_URI"]) as connection:
-            self.dead_letters(connection.default_channel).declare()
+            declare_parking(connection.default_channel, queue)
 
     def opened(self, body, message):
         """The body as its producer sent it: a replayed copy's sealed personal fields opened."""
@@ -218,7 +238,7 @@ class Parking:
     def retry_later(self, message, delay: float, history: dict) -> None:
         """The message as it came (same bytes, same content type), into the delay queue of `delay`."""
         waiting = delay_queue(self.queue_name, delay)
-        self.publisher.publish(message.body, exchange="", routing_key=waiting.name, declare=[waiting],
+        self.publisher.publish(message.body, exchange=waiting.exchange, routing_key=waiting.name, declare=[waiting],
                                headers=dict(message.headers or {}, **history),
                                content_type=message.content_type, content_encoding=message.content_encoding)
         self.metrics.redeliveries.labels(self.container.service_name, self.queue_name).inc()
@@ -230,9 +250,9 @@ class Parking:
             ATTEMPTS_HEADER: attempts, ERROR_HEADER: error, PARKED_AT_HEADER: time.time(),
             "x-motcua-queue": self.queue_name, "x-motcua-consumer": self.consumer_name})
         payload, content_type = self._sealed_copy(message, headers)
-        self.publisher.publish(payload, exchange=DEAD_LETTER_EXCHANGE, routing_key=self.queue_name,
+        self.publisher.publish(payload, exchange=self.dead_letters.exchange, routing_key=self.dead_letters.name,
                                headers=headers, content_type=content_type, content_encoding="utf-8",
-                               declare=[DEAD_LETTER_EXCHANGE, self.dead_letters])
+                               declare=[self.dead_letters])
         log.error("%s parked a message in %s after %d attempt(s): %s", self.consumer_name,
                   self.dead_letters.name, attempts, error)
         self.metrics.dead_letters.labels(self.container.service_name, self.queue_name).inc()
@@ -311,7 +331,7 @@ class ParkingConsumer:
         self.parking = Parking(self.container, self.queue.name, self.consumer_name)
 
     def start(self):
-        self.parking.declare()
+        self.parking.declare(self.queue)
         super().start()
 
     @property
@@ -437,7 +457,7 @@ class EventInbox(SharedExtension, ProviderCollector):
         return self._queue
 
     def start(self):
-        self.parking.declare()
+        self.parking.declare(self.queue)
 
     def stop(self):
         self.accepting = False

@@ -54,8 +54,8 @@ def parked_counts(uri: str, management_url: str) -> dict[str, dict[str, int]]:
         for name in sorted(queue["name"] for queue in response.json()):
             if name.endswith(DEAD_SUFFIX):
                 queue, kind = _queue(name), "parked"
-            elif ".retry." in name:
-                queue, kind = name.split(".retry.")[0], "retrying"
+            elif ".wait." in name:
+                queue, kind = name.split(".wait.")[0], "retrying"
             else:
                 continue
             ready = channel.queue_declare(name, passive=True).message_count

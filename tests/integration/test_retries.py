@@ -8,6 +8,7 @@ purges, and a replayed poison parks once more, not in a loop."""
 import contextlib
 import json
 import logging
+import re
 import os
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from nameko.standalone.events import get_event_exchange
 from sqlalchemy import String, create_engine, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from motcua.bus import event_handler, inbox_queue_name
+from motcua.bus import event_handler, inbox_queue_name, parking_exchange
 from motcua.config import ROOT
 from motcua.contracts import make_event
 from motcua.db import Database, ServiceBase, reliability_tables
@@ -151,13 +152,13 @@ def test_events_wait_out_a_database_outage_and_a_restart_with_growing_delays_and
         publish(config, *(result_ready(code) for code in codes))
         assert infra.wait_for(lambda: counter(container, "motcua_event_retries_total") >= 20, timeout=30)
         time.sleep(4)  # several rounds through the delay queues
-        waiting = {q["name"] for q in _queues(config) if ".retry." in q["name"]}
+        waiting = {q["name"] for q in _queues(config) if ".wait." in q["name"]}
         [row] = [line.split() for line in cli(config, "list").splitlines() if line.startswith(QUEUE)]
         assert row[1] == "0" and int(row[2]) > 0  # the operator sees them waiting, none parked
         container.kill()  # the waits are the broker's: they outlive the process
     config, container = stack(**settings)
     # The longer delay queues were used: the waits grew.
-    assert {f"{QUEUE}.retry.0.5s", f"{QUEUE}.retry.1s", f"{QUEUE}.retry.2s"} <= waiting
+    assert {f"{QUEUE}.wait.0.5s", f"{QUEUE}.wait.1s", f"{QUEUE}.wait.2s"} <= waiting
     assert infra.wait_for(lambda: len(notified(config)) == 11, timeout=30)
     assert notified(config) == sorted([("BEFORE", PHONE)] + [(code, PHONE) for code in codes])
     assert depth(config, f"{QUEUE}.dead") == 0 and counter(container, "motcua_dead_letters_total") == 0
@@ -222,7 +223,7 @@ def test_a_message_that_cannot_be_parked_goes_back_to_its_queue_and_the_consumer
         requests.put(permissions, auth=infra.RABBIT_AUTH, timeout=10,
                      json={"configure": ".*", "write": pattern, "read": ".*"}).raise_for_status()
 
-    may_publish_to(r"^(?!motcua\.dead-letter$).*")  # this test's vhost: parking refused
+    may_publish_to(f"^(?!{re.escape(parking_exchange(QUEUE).name)}$).*")  # this test's vhost: parking refused
     try:
         with Connection(config["AMQP_URI"]) as connection:
             connection.Producer().publish(b"{truncated", exchange="", routing_key=QUEUE,

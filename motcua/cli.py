@@ -8,6 +8,13 @@
 
 `<queue>` is the consumer's queue (`inbox.notify`, `tasks.000.00.18.H56`); `<queue>.dead` works too.
 The broker is `AMQP_URI`'s; `list` asks RabbitMQ's management API (`MOTCUA_RABBIT_MANAGEMENT_URL`).
+
+    motcua broker users [--vhost /] [--worker module:Class …]
+                        each service's and worker's broker user with only its own permissions
+                        (`motcua.broker_permissions`), as `rabbitmqctl` lines (passwords from
+                        `<USER>_BROKER_PASSWORD` when run); --apply sets them through the management
+                        API instead (as `AMQP_URI`'s user, an administrator)
+    motcua broker definitions   compose's deploy/rabbitmq/definitions.json (demo passwords)
 """
 from __future__ import annotations
 
@@ -102,7 +109,17 @@ def main(argv=None) -> int:
         action.add_argument("queue")
         if name != "purge":
             action.add_argument("--limit", type=int, default=100 if name == "show" else None)
+    broker = commands.add_parser("broker", help="least-privilege broker users of the services and workers")
+    broker_actions = broker.add_subparsers(dest="action", required=True)
+    users = broker_actions.add_parser("users", help="rabbitmqctl lines (or --apply through the management API)")
+    users.add_argument("--vhost", default="/")
+    users.add_argument("--worker", action="append", metavar="MODULE:CLASS",
+                       help="an agency's worker class (default: the example workers)")
+    users.add_argument("--apply", action="store_true")
+    broker_actions.add_parser("definitions", help="compose's RabbitMQ definitions (JSON)")
     args = parser.parse_args(argv)
+    if args.command == "broker":
+        return _broker(args)
     uri = amqp_uri()
     if args.action == "list":
         counts = parked_counts(uri, rabbit_management_url())
@@ -118,6 +135,23 @@ def main(argv=None) -> int:
               f"to {_queue(args.queue)}")
     else:
         print(f"purged {bus.purge_dead_letters(uri, _queue(args.queue))} message(s) of {_queue(args.queue)}")
+    return 0
+
+
+def _broker(args) -> int:
+    from motcua import broker_permissions
+
+    if args.action == "definitions":
+        print(json.dumps(broker_permissions.definitions(broker_permissions.grants()), indent=2))
+        return 0
+    grants = broker_permissions.grants(tuple(args.worker or broker_permissions.EXAMPLE_WORKERS))
+    if args.apply:
+        parsed = urlparse(amqp_uri())
+        broker_permissions.apply(grants, rabbit_management_url(), (unquote(parsed.username or "guest"),
+                                                                   unquote(parsed.password or "guest")), args.vhost)
+        print(f"{len(grants)} broker users set in vhost {args.vhost}: {', '.join(g.user for g in grants)}")
+    else:
+        print("\n".join(broker_permissions.rabbitmqctl_lines(grants, args.vhost)))
     return 0
 
 

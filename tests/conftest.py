@@ -39,6 +39,18 @@ def amqp_uri(rabbitmq):
     infra.delete_vhost(vhost)
 
 
+@pytest.fixture
+def least_privilege_broker(amqp_uri):
+    """The fresh vhost of `amqp_uri` with a broker user per service and worker holding only the permissions
+    `motcua.broker_permissions` gives it (users named uniquely, deleted after the test)."""
+    from motcua import broker_permissions
+
+    broker = infra.LeastPrivilegeBroker(amqp_uri.rsplit("/", 1)[1], f"test-{uuid.uuid4().hex[:8]}-")
+    broker_permissions.apply(broker.grants, infra.RABBIT_MGMT, infra.RABBIT_AUTH, broker.vhost, broker.passwords)
+    yield broker
+    broker.delete_users()
+
+
 @pytest.fixture(scope="session")
 def postgres():
     infra.require_postgres()

@@ -72,6 +72,27 @@ def amqp_uri(vhost: str) -> str:
     return f"amqp://guest:guest@{RABBIT_HOST}:5672/{vhost}"
 
 
+class LeastPrivilegeBroker:
+    """A vhost's users of `motcua.broker_permissions`, under a prefix of their own, with random passwords."""
+
+    def __init__(self, vhost: str, prefix: str):
+        from motcua import broker_permissions
+
+        self.vhost = vhost
+        self.prefix = prefix
+        self.grants = broker_permissions.grants(prefix=prefix)
+        self.passwords = {grant.user: uuid.uuid4().hex for grant in self.grants}
+
+    def uri(self, principal: str) -> str:
+        """The AMQP URI of a service's or a worker's (its nameko name) own user."""
+        user = self.prefix + principal
+        return f"amqp://{user}:{self.passwords[user]}@{RABBIT_HOST}:5672/{self.vhost}"
+
+    def delete_users(self) -> None:
+        for user in self.passwords:
+            requests.delete(f"{RABBIT_MGMT}/users/{user}", auth=RABBIT_AUTH, timeout=10)
+
+
 def queue_info(vhost: str, queue: str) -> dict:
     """A queue as the management API describes it ({} while it does not exist)."""
     response = requests.get(f"{RABBIT_MGMT}/queues/{vhost}/{queue}", auth=RABBIT_AUTH, timeout=10)

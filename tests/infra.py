@@ -147,6 +147,34 @@ def drop_databases(urls: dict[str, str]) -> None:
     engine.dispose()
 
 
+@contextlib.contextmanager
+def databases_as_deployed():
+    """The databases and users of deploy/postgres-init.sql, under names of this test's own, each migrated
+    by its own user: yields {service: URL of its own user}; drops them after."""
+    prefix = f"motcua_test_{uuid.uuid4().hex[:8]}"
+    sql = (ROOT / "deploy" / "postgres-init.sql").read_text()
+    for service in SERVICES:
+        sql = sql.replace(f"motcua_{service}", f"{prefix}_{service}")
+    base = PG_ADMIN_URL.rsplit("@", 1)[1].rsplit("/", 1)[0]
+    urls = {s: f"postgresql+psycopg://{prefix}_{s}:{prefix}_{s}@{base}/{prefix}_{s}" for s in SERVICES}
+    engine = _admin_engine()
+    try:
+        with engine.connect() as connection:
+            for statement in (line for line in sql.splitlines() if line and not line.startswith("--")):
+                connection.exec_driver_sql(statement)
+        from motcua import migrate as migrations
+
+        for service, url in urls.items():
+            migrations.upgrade(service, url)
+        yield urls
+    finally:
+        drop_databases(urls)
+        with engine.connect() as connection:
+            for service in SERVICES:
+                connection.exec_driver_sql(f'DROP ROLE IF EXISTS "{prefix}_{service}"')
+        engine.dispose()
+
+
 def migrated_sqlite_urls(directory: Path) -> dict[str, str]:
     from motcua import migrate as migrations
 

@@ -4,10 +4,13 @@ the permissions `motcua.broker_permissions` derives (a fresh vhost, users delete
 What each user's code does works (workflow and the tax office's worker complete tasks, a failing task is
 retried through the worker's delay queues and parked; an event reaches a subscriber's inbox; a delay
 queue returns its message), and what belongs to another is refused by the broker itself."""
+import json
 import time
+import uuid
 from datetime import timedelta
 
 import pytest
+import requests
 from amqp.exceptions import AccessRefused
 from kombu import Connection, Producer, Queue, binding
 from nameko.containers import ServiceContainer
@@ -15,7 +18,7 @@ from nameko.rpc import RPC_QUEUE_TEMPLATE, get_rpc_exchange
 from nameko.standalone.events import get_event_exchange
 
 from motcua.bus import declare_parking, delay_queue, inbox_queue_name, parking_exchange
-from motcua.config import nameko_config
+from motcua.config import ROOT, nameko_config
 from motcua.identity import Caller, issue_token
 from motcua.worker import TASKS_EXCHANGE, task_queue
 from services.workflow.service import WorkflowService
@@ -144,8 +147,32 @@ def test_workflow_and_the_tax_office_worker_complete_tasks_under_their_own_users
 
 
 def _queues(vhost):
-    import requests
     response = requests.get(f"{infra.RABBIT_MGMT}/queues/{vhost}", auth=infra.RABBIT_AUTH, timeout=10)
     response.raise_for_status()
     return response.json()
 
+
+
+def test_compose_s_definitions_load_into_rabbitmq_and_their_users_sign_in(amqp_uri):
+    """deploy/rabbitmq/definitions.json as the broker imports it at boot (its names moved to this test's
+    vhost and users, deleted after): the password hashes are RabbitMQ's, the permissions hold."""
+    vhost, prefix = amqp_uri.rsplit("/", 1)[1], f"test-{uuid.uuid4().hex[:8]}-"
+    definitions = json.loads((ROOT / "deploy" / "rabbitmq" / "definitions.json").read_text())
+    for user in definitions["users"]:
+        user["name"] = prefix + user["name"]
+    definitions["vhosts"] = [{"name": vhost}]
+    for entry in definitions["permissions"] + definitions["topic_permissions"]:
+        entry.update(user=prefix + entry["user"], vhost=vhost)
+    requests.post(f"{infra.RABBIT_MGMT}/definitions", json=definitions, auth=infra.RABBIT_AUTH,
+                  timeout=30).raise_for_status()
+    try:
+        notify = f"amqp://{prefix}motcua-notify:motcua-notify@{infra.RABBIT_HOST}:5672/{vhost}"  # demo password
+        with Connection(notify, transport_options={"confirm_publish": True}) as connection:
+            declare_parking(connection.channel(), inbox("notify", ("intake", "dossier_received")))
+        with Connection(notify, transport_options={"confirm_publish": True}) as connection:
+            with pytest.raises(AccessRefused):
+                Producer(connection.channel()).publish({}, exchange=get_event_exchange("intake", {}),
+                                                       routing_key="dossier_received")
+    finally:
+        for user in definitions["users"]:
+            requests.delete(f"{infra.RABBIT_MGMT}/users/{user['name']}", auth=infra.RABBIT_AUTH, timeout=10)

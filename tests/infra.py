@@ -159,9 +159,9 @@ def databases_as_deployed():
     urls = {s: f"postgresql+psycopg://{prefix}_{s}:{prefix}_{s}@{base}/{prefix}_{s}" for s in SERVICES}
     engine = _admin_engine()
     try:
-        with engine.connect() as connection:
-            for statement in (line for line in sql.splitlines() if line and not line.startswith("--")):
-                connection.exec_driver_sql(statement)
+        admin = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
+        subprocess.run(["psql", "-v", "ON_ERROR_STOP=1", "-q", admin], input=sql, text=True, check=True,
+                       capture_output=True)  # as the postgres image runs it
         from motcua import migrate as migrations
 
         for service, url in urls.items():

@@ -32,8 +32,8 @@ import pkgutil
 import re
 from dataclasses import dataclass, field
 
-from nameko.events import BROADCAST, EventHandler
-from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR, DependencyProvider
+from nameko.events import EventHandler
+from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
 from nameko.rpc import RPC_QUEUE_TEMPLATE, RPC_REPLY_QUEUE_TEMPLATE, Rpc, RpcProxy, get_rpc_exchange
 from nameko.standalone.events import get_event_exchange
 
@@ -62,27 +62,29 @@ class Uses:
     calls: frozenset[str] = frozenset()  # services it calls
     subscriptions: frozenset[tuple[str, str]] = frozenset()  # (source, event type) through its inbox
     broadcasts: frozenset[tuple[str, str]] = frozenset()  # (source, event type) through broadcast queues
+    broadcast_queues: frozenset[str] = frozenset()  # how those queues' names begin (one each per instance)
     agencies: frozenset[str] = frozenset()  # agencies whose task queue it consumes
 
 
 def uses_of(cls) -> Uses:
     entrypoints = [entrypoint for _, method in inspect.getmembers(cls, callable)
                    for entrypoint in getattr(method, ENTRYPOINT_EXTENSIONS_ATTR, ())]
-    subscriptions, broadcasts = set(), set()
+    subscriptions, broadcasts, broadcast_queues = set(), set(), set()
     for entrypoint in entrypoints:
         if isinstance(entrypoint, ReliableEventHandler):
             subscriptions |= entrypoint.subscriptions
         elif isinstance(entrypoint, EventHandler):
-            if entrypoint.handler_type != BROADCAST:  # a queue this module knows nothing of: no silent gap
-                raise ValueError(f"{cls.__name__}: nameko event handlers other than broadcast ones have no "
-                                 "broker permissions here; use motcua.bus.event_handler")
-            types = getattr(entrypoint, "event_types", (entrypoint.event_type,))
-            broadcasts |= {(entrypoint.source_service, event_type) for event_type in types}
+            if not hasattr(entrypoint, "queue_prefix"):  # a queue this module knows nothing of: no silent gap
+                raise ValueError(f"{cls.__name__}: only motcua.bus's event handlers and the gateway's broadcast "
+                                 "handlers have broker permissions here")
+            broadcasts |= {(entrypoint.source_service, event_type) for event_type in entrypoint.event_types}
+            broadcast_queues.add(entrypoint.queue_prefix(cls.name))
     return Uses(
         name=cls.name,
         serves_rpc=any(isinstance(e, Rpc) for e in entrypoints),
         calls=frozenset(d.target_service for _, d in inspect.getmembers(cls, lambda v: isinstance(v, RpcProxy))),
         subscriptions=frozenset(subscriptions), broadcasts=frozenset(broadcasts),
+        broadcast_queues=frozenset(broadcast_queues),
         agencies=frozenset(e.agency_code for e in entrypoints if isinstance(e, TaskHandler)))
 
 
@@ -126,8 +128,8 @@ def exact(name: str) -> str:
 def _consumer_queue(grant: Grant, queue_name: str) -> None:
     """A queue the user consumes through `motcua.bus`'s parking: the queue, its parking exchange, its
     dead letters and its delay queues (declared with the parking exchange as their dead-letter exchange)."""
-    waiting = delay_queue(queue_name, 1).name
-    waiting = exact(waiting[: -len("1s")]) + r"[0-9.]+s"
+    one_second = delay_queue(queue_name, 1).name  # `<queue>.wait.1s`: every delay's name but its figure
+    waiting = exact(one_second[: -len("1s")]) + r"[0-9.]+s"
     own = {exact(queue_name), exact(parking_exchange(queue_name).name), exact(dead_letter_queue(queue_name).name),
            waiting}
     grant.allow(configure=own, write=own, read=own)
@@ -157,9 +159,8 @@ def grant_for(uses: Uses, publishers: frozenset[str], prefix: str = USER_PREFIX)
         _consumer_queue(grant, inbox_queue_name(uses.name))
         _events_consumed(grant, uses.subscriptions)
     if uses.broadcasts:
-        for source in {source for source, _ in uses.broadcasts}:  # BroadcastHandler's queue names
-            queue = exact(f"evt-{source}-broadcast--{uses.name}.") + ".+"
-            grant.allow(configure={queue}, write={queue}, read={queue})
+        queues = {exact(prefix) + ".+" for prefix in uses.broadcast_queues}
+        grant.allow(configure=queues, write=queues, read=queues)
         _events_consumed(grant, uses.broadcasts)
     if uses.name in publishers:
         own = get_event_exchange(uses.name, {}).name

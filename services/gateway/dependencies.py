@@ -280,11 +280,15 @@ class BroadcastHandler(EventHandler):
         self.event_types = event_types
         self.uses = uses
 
+    def queue_prefix(self, service_name: str) -> str:
+        """How every queue of `service_name`'s broadcast handlers of this source begins (its broker user
+        may use those only: motcua.broker_permissions)."""
+        return f"evt-{self.source_service}-broadcast--{service_name}."
+
     def setup(self):
         super().setup()
         exchange = get_event_exchange(self.source_service, self.container.config)
-        name = f"evt-{self.source_service}-broadcast--{self.container.service_name}.{self.method_name}-" \
-               f"{uuid.uuid4().hex}"
+        name = f"{self.queue_prefix(self.container.service_name)}{self.method_name}-{uuid.uuid4().hex}"
         self.queue = Queue(name, bindings=[binding(exchange, routing_key=event_type) for event_type in self.event_types],
                            durable=False, auto_delete=True, exclusive=True)
 

@@ -260,8 +260,12 @@ def remember_login_nonce(response: Response, request: Request, nonce: str) -> Re
     return response
 
 
+# A path of this site and its query, in RFC 3986's characters only: a browser drops tabs and line
+# breaks from a URL and reads a backslash as a slash, so `/\t/evil.example` or `/\\evil.example`
+# would become `//evil.example`, another site. The second character may not start an authority.
+_SAME_SITE_PATH = re.compile(r"/(?![/\\])[A-Za-z0-9\-._~!$&'()*+,;=:@%/?]*")
+
+
 def safe_next(target: str | None, default: str) -> str:
     """Only a path of this site (no scheme, no other host) is a place to go back to after login."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return default
+    return target if target and _SAME_SITE_PATH.fullmatch(target) else default

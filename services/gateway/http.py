@@ -105,11 +105,34 @@ def read_json(request: Request, max_bytes: int = MAX_BODY_BYTES):
 
 
 def parse_json(data: bytes | str, what: str = "the body"):
-    """JSON text as Python values, strings in NFC; NaN and Infinity refused (they are not JSON)."""
+    """JSON text as Python values, strings in NFC; NaN and Infinity refused (they are not JSON), and
+    so is nesting deeper than MAX_JSON_DEPTH, before parsing (the parser recurses once per level)."""
+    _check_depth(data, what)
     try:
         return nfc(json.loads(data, parse_constant=_not_json))
     except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
         raise InvalidJson(f"{what} is not valid JSON") from None
+
+
+# No request of the API nests deeper than a few levels; 200,000 levels made the parser's recursion a 500.
+MAX_JSON_DEPTH = 32
+# A string (whose brackets are text) or one bracket: the depth is counted over these matches only.
+_STRING_OR_BRACKET = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+def _check_depth(data: bytes | str, what: str) -> None:
+    raw = data.encode(errors="replace") if isinstance(data, str) else data
+    if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:  # the usual body: no scan needed
+        return
+    depth = 0
+    for match in _STRING_OR_BRACKET.finditer(raw):
+        bracket = match.group()
+        if bracket in (b"[", b"{"):
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise InvalidJson(f"{what} nests deeper than {MAX_JSON_DEPTH} levels")
+        elif bracket in (b"]", b"}"):
+            depth -= 1
 
 
 def _not_json(constant: str):

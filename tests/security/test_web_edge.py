@@ -47,3 +47,36 @@ def test_the_login_does_not_send_the_officer_to_another_site(api):
         answer = console_login(api, target)
         assert (answer.status_code, answer.headers["Location"]) == (303, HOME), target
     assert console_login(api, "/can-bo/viec").headers["Location"] == "/can-bo/viec"
+
+
+@pytest.mark.parametrize("opening, closing, levels", [("[", "]", 200_000), ('{"a":', "}", 150_000)])
+def test_json_nested_200000_levels_deep_is_refused_before_parsing(api, opening, closing, levels):
+    """It answered 500: the parser's recursion overflowed (objects: fewer levels fit in the size limit)."""
+    body = opening * levels + "1" + closing * levels
+    response = requests.post(f"{api.url}/api/v1/auth/token", data=body, timeout=30,
+                             headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_json"
+    assert "nests deeper than" in response.json()["error"]["message"]
+
+
+def test_brackets_inside_strings_are_text_not_nesting(api):
+    text = '[{"x": "]]]}}}' + "[" * 100 + '\\"' + "{" * 100 + '"}]'
+    response = requests.post(f"{api.url}/api/v1/auth/token", data=text, timeout=30,
+                             headers={"Content-Type": "application/json"})
+    # parsed: then refused by the schema (a list, not the login's object), never as nesting or JSON
+    assert response.status_code == 400 and response.json()["error"]["code"] == "validation_error"
+
+
+def test_a_multipart_dossier_part_is_bounded_alike(api):
+    response = requests.post(f"{api.url}/api/v1/dossiers", timeout=30,
+                             files={"dossier": (None, "[" * 200_000 + "]" * 200_000, "application/json")})
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid_json")
+
+
+def test_an_oversize_body_is_refused_before_it_is_read(api):
+    response = requests.post(f"{api.url}/api/v1/auth/token", data=b"[" + b"1," * 600_000 + b"1]", timeout=30,
+                             headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert response.json()["error"] == {"code": "payload_too_large", "message": "request body too large",
+                                        "field": None}

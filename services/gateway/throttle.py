@@ -135,8 +135,9 @@ def record_failure(session: Session, limits: dict[str, int | None], now: datetim
     rows = [FailedAttempt(key=key, at=now) for key in limits]
     session.add_all(rows)
     session.flush()
+    ids = [row.id for row in rows]  # read before the commit expires them (a SELECT each after it)
     session.commit()
-    return [row.id for row in rows]
+    return ids
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,8 @@ _LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 
 def _lock(session: Session, limits: dict) -> None:
     # SQLite needs none: a service holds its only connection (motcua.db.make_engine) for the whole
-    # transaction, so no other try counts in between. Keys in order: two tries never wait on each other.
+    # transaction, so no other try counts in between. Keys taken in order, so two tries sharing both
+    # (a username and an address) cannot deadlock by each holding the lock the other waits for.
     if session.get_bind().dialect.name == "postgresql":
         for key in sorted(limits):
             session.execute(_LOCK, {"key": key})

@@ -15,10 +15,17 @@ The broker is `AMQP_URI`'s; `list` asks RabbitMQ's management API (`MOTCUA_RABBI
                         `<USER>_BROKER_PASSWORD` when run); --apply sets them through the management
                         API instead (as `AMQP_URI`'s user, an administrator)
     motcua broker definitions   compose's deploy/rabbitmq/definitions.json (demo passwords)
+    motcua accounts add-admin <username>        a platform admin; its password typed (or one line on
+                                                stdin), at least 8 characters
+    motcua accounts remove-demo                 delete the demo accounts and any account with the demo
+                                                password: production refuses to start while one exists
+
+The accounts are the gateway's (`GATEWAY_DB_URL`); the demo accounts are named by `MOTCUA_CATALOG_DIR`.
 """
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 import warnings
@@ -28,7 +35,7 @@ from urllib.parse import quote, unquote, urlparse
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # eventlet announces its bug-fix-only mode (STACK.md); not news here
     from motcua import bus
-from motcua.config import amqp_uri, rabbit_management_url
+from motcua.config import amqp_uri, catalog_dir, db_url, rabbit_management_url
 from motcua.privacy import redact_personal_fields
 
 DEAD_SUFFIX = ".dead"
@@ -117,9 +124,15 @@ def main(argv=None) -> int:
                        help="an agency's worker class (default: the example workers)")
     users.add_argument("--apply", action="store_true")
     broker_actions.add_parser("definitions", help="compose's RabbitMQ definitions (JSON)")
+    accounts = commands.add_parser("accounts", help="staff accounts: the first admin, the demo accounts' removal")
+    account_actions = accounts.add_subparsers(dest="action", required=True)
+    account_actions.add_parser("add-admin", help="a platform admin, its password typed").add_argument("username")
+    account_actions.add_parser("remove-demo", help="delete the demo accounts and the demo password's")
     args = parser.parse_args(argv)
     if args.command == "broker":
         return _broker(args)
+    if args.command == "accounts":
+        return accounts_command(args)
     uri = amqp_uri()
     if args.action == "list":
         counts = parked_counts(uri, rabbit_management_url())
@@ -152,6 +165,24 @@ def _broker(args) -> int:
         print(f"{len(grants)} broker users set in vhost {args.vhost}: {', '.join(g.user for g in grants)}")
     else:
         print("\n".join(broker_permissions.rabbitmqctl_lines(grants, args.vhost)))
+    return 0
+
+
+def accounts_command(args) -> int:
+    from services.gateway import accounts, users  # the gateway's, imported only for these commands
+    from motcua.errors import MotcuaError
+
+    if args.action == "remove-demo":
+        removed = accounts.remove_demo_accounts(db_url("gateway"), catalog_dir())
+        print(f"removed {len(removed)} account(s){': ' + ', '.join(removed) if removed else ''}")
+        return 0
+    password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    try:
+        users.add_admin(db_url("gateway"), args.username, password)
+    except MotcuaError as exc:
+        print(f"refused: {exc.field or 'account'}: {exc.message}", file=sys.stderr)
+        return 1
+    print(f"created platform admin {args.username}")
     return 0
 
 

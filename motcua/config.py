@@ -176,6 +176,8 @@ def _service_config(service: str) -> dict:
     if service == "gateway":
         config.update({
             "WEB_SERVER_ADDRESS": env("GATEWAY_ADDRESS", "0.0.0.0:8000"),
+            # Reverse proxies whose X-Forwarded-For/-Proto are believed (gateway/proxies.py); none by default.
+            "TRUSTED_PROXIES": env("MOTCUA_TRUSTED_PROXIES", ""),
             "TOKEN_TTL_SECONDS": number("MOTCUA_TOKEN_TTL_SECONDS", "900", int),
             "LOGIN_MAX_FAILURES": number("MOTCUA_LOGIN_MAX_FAILURES", "5", int),
             "LOGIN_MAX_FAILURES_PER_ADDRESS": number("MOTCUA_LOGIN_MAX_FAILURES_PER_ADDRESS", "20", int),

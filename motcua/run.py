@@ -254,6 +254,9 @@ def main(argv=None) -> None:
         if not args.services or unknown:
             parser.error(f"name services among {', '.join(SERVICES)}")
         os.environ.setdefault("AMQP_URI", DEFAULT_BROKER)
+        if "gateway" in args.services:
+            from motcua import seed
+            seed.check_accounts()
         serve(args.services, nameko_config(services=args.services))
 
 

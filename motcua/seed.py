@@ -9,13 +9,24 @@ log = logging.getLogger(__name__)
 
 
 def seed_demo() -> None:
+    """Development: the demo accounts. Production: none seeded, and none may be left (`check_accounts`)."""
     if is_production():
         log.info("MOTCUA_ENV=production: demo accounts are not seeded")
+        check_accounts()
         return
     from services.gateway.accounts import seed_demo_accounts
 
     created = seed_demo_accounts(db_url("gateway"), catalog_dir())
     log.info("demo accounts ready (%d new)", created)
+
+
+def check_accounts() -> None:
+    """Before the gateway starts in production: stop (saying how to remove them) while a demo account
+    or the demo password is left in its database, e.g. seeded in development before the switch."""
+    if is_production():
+        from services.gateway.accounts import refuse_demo_accounts
+
+        refuse_demo_accounts(db_url("gateway"), catalog_dir())
 
 
 if __name__ == "__main__":

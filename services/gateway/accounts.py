@@ -5,6 +5,7 @@ Argon2 is C-level blocking (~0.1 s a hash): every hash and verification goes thr
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from datetime import timedelta
@@ -13,7 +14,7 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from eventlet import tpool
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from motcua.catalog import load_agencies, load_data
@@ -70,27 +71,77 @@ def demo_accounts(demo: dict, agencies: list[dict]) -> list[tuple[str, str | Non
     return accounts
 
 
+def _demo(catalog_dir) -> tuple[dict, list[tuple[str, str | None, list[str]]]]:
+    demo = load_data(Path(catalog_dir) / "demo-users.yaml", DemoUsersSchema())
+    return demo, demo_accounts(demo, load_agencies(catalog_dir))
+
+
 def seed_demo_accounts(db_url: str, catalog_dir) -> int:
     """Create the demo accounts that do not exist yet; the number created. Never in production."""
     if is_production():
         log.warning("MOTCUA_ENV=production: demo accounts refused")
         return 0
-    demo = load_data(Path(catalog_dir) / "demo-users.yaml", DemoUsersSchema())
-    wanted = demo_accounts(demo, load_agencies(catalog_dir))
+    demo, wanted = _demo(catalog_dir)
+    with session_on(db_url) as session:
+        existing = set(session.scalars(select(User.username)))
+        missing = [account for account in wanted if account[0] not in existing]
+        if not missing:
+            return 0
+        # Every demo account has the same published password: one hash serves them all and
+        # saves seconds at every fresh start.
+        password_hash = hash_password(demo["password"])
+        session.add_all(User(username=name, password_hash=password_hash, agency_code=agency, roles=roles)
+                        for name, agency, roles in missing)
+        session.commit()
+    log.info("created %d demo accounts", len(missing))
+    return len(missing)
+
+
+@contextlib.contextmanager
+def session_on(db_url: str):
+    """A session on the gateway's database for an operator's command (its own engine, disposed after)."""
     engine = make_engine(db_url)
     try:
         with Session(engine) as session:
-            existing = set(session.scalars(select(User.username)))
-            missing = [account for account in wanted if account[0] not in existing]
-            if not missing:
-                return 0
-            # Every demo account has the same published password: one hash serves them all and
-            # saves seconds at every fresh start.
-            password_hash = hash_password(demo["password"])
-            session.add_all(User(username=name, password_hash=password_hash, agency_code=agency, roles=roles)
-                            for name, agency, roles in missing)
-            session.commit()
+            yield session
     finally:
         engine.dispose()
-    log.info("created %d demo accounts", len(missing))
-    return len(missing)
+
+REMOVE_DEMO = "motcua accounts remove-demo"
+ADD_ADMIN = "motcua accounts add-admin <username>"
+
+
+def demo_leftovers(session: Session, catalog_dir) -> list[str]:
+    """The accounts production refuses, by username: the demo accounts (demo-users.yaml over
+    agencies.yaml), and any account whose password is the demo password. The seeder hashes it once
+    for all its accounts, and argon2's random salt makes every other hash unique, so the hashes
+    shared by several accounts are the only ones to verify (demo accounts of another catalogue too)."""
+    demo, wanted = _demo(catalog_dir)
+    names = {name for name, _agency, _roles in wanted}
+    shared = session.scalars(select(User.password_hash).group_by(User.password_hash)
+                             .having(func.count() > 1)).all()
+    demo_hashes = [digest for digest in shared if verify_password(digest, demo["password"])]
+    return list(session.scalars(select(User.username).where(User.username.in_(names)
+                                                           | User.password_hash.in_(demo_hashes))
+                                .order_by(User.username)))
+
+
+def refuse_demo_accounts(db_url: str, catalog_dir) -> None:
+    """Production's start: stop, saying how to remove them, while any demo account or the demo
+    password is left (a database seeded in development, then switched to production)."""
+    with session_on(db_url) as session:
+        left = demo_leftovers(session, catalog_dir)
+    if left:
+        shown = ", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
+        raise SystemExit(f"MOTCUA_ENV=production refuses to start while demo accounts or accounts with the demo "
+                         f"password exist ({shown}): remove them with `{REMOVE_DEMO}` (create your own "
+                         f"platform admin first with `{ADD_ADMIN}`)")
+
+
+def remove_demo_accounts(db_url: str, catalog_dir) -> list[str]:
+    """Delete what `refuse_demo_accounts` refuses; the usernames removed."""
+    with session_on(db_url) as session:
+        left = demo_leftovers(session, catalog_dir)
+        session.execute(delete(User).where(User.username.in_(left)))
+        session.commit()
+    return left

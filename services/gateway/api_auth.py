@@ -33,22 +33,25 @@ class AuthApi:
         even with the right password) and audited; the API's token and the console's login alike."""
         session, secret, now = self.db.session, self.config["SECRET"], utcnow()
         policy = throttle.ThrottlePolicy.for_logins(self.config)
-        limits = throttle.keys(policy, secret, username, remote_addr)
         known = self.reads.run(lambda c: c.scalar(select(User.id).where(User.username == username))) is not None
-        wait = self.reads.run(lambda connection: throttle.retry_after(connection, policy, limits, now))
+        known_here = self.reads.run(
+            lambda connection: throttle.known_here(connection, policy, secret, username, remote_addr, now))
+        limits = throttle.keys(policy, secret, username, remote_addr, known_here)
         claimed = Caller(username[:128] if known else throttle.pseudonym(secret, username), None, ())
-        if wait is not None:
+        # Counted before the password is evaluated (the failure stays unless it is right): tries at
+        # once cannot all pass the check before one of them is recorded.
+        attempt = throttle.claim(session, policy, limits, now)
+        if attempt.retry_after is not None:
             self.record_audit(claimed, action, remote_addr, outcome=audit.DENIED,
-                         detail="throttled: too many failed logins")
-            raise TooManyRequests("too many failed logins: try again later", retry_after=wait)
+                              detail="throttled: too many failed logins")
+            raise TooManyRequests("too many failed logins: try again later", retry_after=attempt.retry_after)
         try:
             caller = accounts.authenticate(session, username, password)
         except Unauthorized as exc:
             session.rollback()
-            throttle.record_failure(session, limits, now)
             self.record_audit(claimed, action, remote_addr, outcome=audit.DENIED, detail=exc.message)
             raise
-        throttle.clear_subject(session, policy, secret, username)
+        throttle.signed_in(session, policy, secret, username, remote_addr, attempt, now)
         self.record_audit(caller, action, remote_addr)
         ttl = int(self.config.get("TOKEN_TTL_SECONDS", DEFAULT_TOKEN_TTL_SECONDS))
         return accounts.token_response(caller, secret, ttl)

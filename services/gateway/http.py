@@ -25,6 +25,7 @@ from werkzeug.routing import IntegerConverter, Map
 from werkzeug.wrappers import Request, Response
 
 from motcua import idempotency
+from motcua.config import is_production
 from motcua.contracts.rpc import nfc
 from motcua.metrics import LATENCY_BUCKETS, metrics_for
 from services.gateway.errors import (
@@ -37,6 +38,7 @@ from services.gateway.errors import (
     retry_after,
     status_and_code,
 )
+from services.gateway.proxies import Proxies, trusted_networks
 from services.gateway.watch import Held
 
 log = logging.getLogger(__name__)
@@ -105,11 +107,34 @@ def read_json(request: Request, max_bytes: int = MAX_BODY_BYTES):
 
 
 def parse_json(data: bytes | str, what: str = "the body"):
-    """JSON text as Python values, strings in NFC; NaN and Infinity refused (they are not JSON)."""
+    """JSON text as Python values, strings in NFC; NaN and Infinity refused (they are not JSON), and
+    so is nesting deeper than MAX_JSON_DEPTH, before parsing (the parser recurses once per level)."""
+    _check_depth(data, what)
     try:
         return nfc(json.loads(data, parse_constant=_not_json))
     except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
         raise InvalidJson(f"{what} is not valid JSON") from None
+
+
+# No request of the API nests deeper than a few levels; 200,000 levels made the parser's recursion a 500.
+MAX_JSON_DEPTH = 32
+# A string (whose brackets are text) or one bracket: the depth is counted over these matches only.
+_STRING_OR_BRACKET = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+def _check_depth(data: bytes | str, what: str) -> None:
+    raw = data.encode(errors="replace") if isinstance(data, str) else data
+    if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:  # the usual body: no scan needed
+        return
+    depth = 0
+    for match in _STRING_OR_BRACKET.finditer(raw):
+        bracket = match.group()
+        if bracket in (b"[", b"{"):
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise InvalidJson(f"{what} nests deeper than {MAX_JSON_DEPTH} levels")
+        elif bracket in (b"]", b"}"):
+            depth -= 1
 
 
 def _not_json(constant: str):
@@ -144,9 +169,32 @@ class HttpMetrics:
         self.latency.labels(*labels).observe(seconds)
 
 
+# What every answer says to the browser, API and pages alike: don't guess a type other than the one
+# declared, and don't keep a copy (answers carry personal data; a counter's or a kiosk's shared browser
+# and any cache between must not keep them). An answer that may be kept says so itself (static assets).
+EVERY_ANSWER = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+# Browsers come back over HTTPS only, for a year, once they were answered over it.
+HSTS = "max-age=31536000"
+
+
+def https_only(request: Request) -> bool:
+    """Whether the browser is told to use HTTPS only (HSTS, `Secure` cookies): the request came over
+    TLS (to the gateway or to a trusted proxy), or this is production, where every request must."""
+    return request.is_secure or is_production()
+
+
+def secure(response: Response, request: Request) -> Response:
+    for name, value in EVERY_ANSWER.items():
+        response.headers.setdefault(name, value)
+    if https_only(request):
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
+    return response
+
+
 class JsonWsgiApp(WsgiApp):
     def __call__(self, environ, start_response):
         started = time.perf_counter()
+        self.server.proxies.resolve(environ)  # the client's address and scheme, before anything reads them
         request = Request(environ, shallow=True)
         route, held = "unmatched", 0.0
         try:
@@ -162,7 +210,7 @@ class JsonWsgiApp(WsgiApp):
             response = self._unmatched(request, exc)
         self.server.http_metrics.observe(request.method, route, response.status_code,
                                          time.perf_counter() - started - held)
-        return response(environ, start_response)
+        return secure(response, request)(environ, start_response)
 
     def _hold(self, held: Held, rule, values: dict, environ) -> Response | Held:
         """A long poll, held here in the connection's own greenthread (not a worker: no worker slot,
@@ -202,6 +250,7 @@ class JsonWebServer(WebServer):
 
     def setup(self):
         super().setup()
+        self.proxies = Proxies(trusted_networks(self.container.config.get("TRUSTED_PROXIES")))
         self.http_metrics = HttpMetrics(metrics_for(self.container).registry)
         logging.getLogger("nameko.web.server").addFilter(ACCESS_LOG_FILTER)  # the access log's logger
 

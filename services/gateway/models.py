@@ -81,3 +81,14 @@ class FailedAttempt(Base):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     key: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class KnownSignIn(Base):
+    """An account signed in from an address lately, under a keyed hash of both (never in clear): there
+    the address's limit of failed logins does not stand between the account and its owner (an office
+    behind one NAT)."""
+
+    __tablename__ = "known_sign_ins"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)

@@ -26,7 +26,7 @@ class Pages(PortalPages, ConsolePages, DashboardPages):
         if path is None:
             raise NotFound()
         return Response(path.read_bytes(), mimetype=STATIC_TYPES[path.suffix],
-                        headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"})
+                        headers={"Cache-Control": "public, max-age=3600"})  # the same for everyone: kept
 
     def _agencies(self) -> dict[str, str]:
         """Agency code → name, for every page that names agencies."""

@@ -24,7 +24,7 @@ from motcua.contracts.rpc import nfc
 from motcua.errors import Forbidden, MotcuaError, Unauthorized, ValidationFailed
 from services.gateway import pages_vi
 from services.gateway.errors import ServiceUnavailable, retry_after, status_and_code
-from services.gateway.http import JsonHttpHandler, log_failure
+from services.gateway.http import JsonHttpHandler, https_only, log_failure
 
 
 SESSION_COOKIE = "motcua_session"
@@ -33,11 +33,8 @@ MAX_FORM_BYTES = 25 * 1024 * 1024  # uploads: intake checks each document (5 MB 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; "
                                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
-    # A counter's or a kiosk's shared browser must not keep an applicant's page after sign-out.
-    "Cache-Control": "no-store",
-}
+}  # and what every answer carries (http.EVERY_ANSWER: nosniff, no-store)
 
 templates = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                         autoescape=select_autoescape(default=True, default_for_string=True),
@@ -234,7 +231,7 @@ def staff_session(service, request: Request) -> Session:
 
 def set_session(response: Response, request: Request, token: str, ttl_seconds: int) -> Response:
     response.set_cookie(SESSION_COOKIE, token, max_age=ttl_seconds, httponly=True, samesite="Strict",
-                        secure=request.is_secure, path="/")
+                        secure=https_only(request), path="/")
     response.delete_cookie(LOGIN_COOKIE, path="/can-bo/dang-nhap")
     return response
 
@@ -256,12 +253,16 @@ def check_login_csrf(request: Request, form: dict, secret: str) -> None:
 
 def remember_login_nonce(response: Response, request: Request, nonce: str) -> Response:
     response.set_cookie(LOGIN_COOKIE, nonce, max_age=3600, httponly=True, samesite="Strict",
-                        secure=request.is_secure, path="/can-bo/dang-nhap")
+                        secure=https_only(request), path="/can-bo/dang-nhap")
     return response
+
+
+# A path of this site and its query, in RFC 3986's characters only: a browser drops tabs and line
+# breaks from a URL and reads a backslash as a slash, so `/\t/evil.example` or `/\\evil.example`
+# would become `//evil.example`, another site. The second character may not start an authority.
+_SAME_SITE_PATH = re.compile(r"/(?![/\\])[A-Za-z0-9\-._~!$&'()*+,;=:@%/?]*")
 
 
 def safe_next(target: str | None, default: str) -> str:
     """Only a path of this site (no scheme, no other host) is a place to go back to after login."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return default
+    return target if target and _SAME_SITE_PATH.fullmatch(target) else default

@@ -6,6 +6,16 @@ right one.
 Failures are rows in the gateway database, so every gateway instance sees the same count; keys are
 keyed hashes, so neither a typed username, a dossier code nor an address is stored in clear. While
 throttled, tries add no rows: a key never holds more rows than its limit.
+
+A login is counted before its password is evaluated (`claim`): under a lock per key, its failures in
+the window are counted and, under the limits, the try is written as a failure, all in one transaction;
+a right password then takes its rows back (`signed_in`). So concurrent tries cannot all pass the check
+before any is recorded: 40 at once against a limit of 5 evaluate 5 passwords at most.
+
+Logins are limited per account (from any address) and per address (one address trying many
+accounts), separately: an account that signed in from an address lately (`KNOWN_FOR`) is held to its
+own limit only there, so one person guessing behind an office's NAT does not lock the office's
+officers out of their own accounts, while the guesser is still stopped by both limits.
 """
 from __future__ import annotations
 
@@ -16,14 +26,18 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, delete, exists, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from services.gateway.models import FailedAttempt
+from motcua.sql import upsert_insert
+from services.gateway.models import FailedAttempt, KnownSignIn
 
 # Rows older than this are purged whichever policy wrote them, so no window may be longer.
 RETENTION = timedelta(days=1)
+# How long an account's sign-in from an address exempts it there from the address's limit: long enough
+# to span a holiday, so the office's officers are known on the morning after.
+KNOWN_FOR = timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -62,19 +76,35 @@ def pseudonym(secret: str, username: str) -> str:
     return "unknown:" + _key(secret, "login", "user", username.casefold())[:16]
 
 
-def keys(policy: ThrottlePolicy, secret: str, subject: str, remote_addr: str | None) -> dict[str, int]:
-    """The throttle keys of one try, each with its limit (usernames compared case-insensitively)."""
-    found = {_subject_key(policy, secret, subject): policy.max_per_subject}
+def keys(policy: ThrottlePolicy, secret: str, subject: str, remote_addr: str | None,
+         known_here: bool = False) -> dict[str, int | None]:
+    """The throttle keys of one try, each with its limit (usernames compared case-insensitively). A
+    subject `known_here` (signed in from this address lately) counts against the address, but is
+    not held to the address's limit (None)."""
+    found: dict[str, int | None] = {_subject_key(policy, secret, subject): policy.max_per_subject}
     if remote_addr:
-        found[_key(secret, policy.scope, "addr", remote_addr)] = policy.max_per_address
+        found[_key(secret, policy.scope, "addr", remote_addr)] = None if known_here else policy.max_per_address
     return found
+
+
+def _pair_key(policy: ThrottlePolicy, secret: str, subject: str, remote_addr: str) -> str:
+    return _key(secret, policy.scope, "pair", f"{remote_addr} {subject.casefold()}")
+
+
+def known_here(reader: Session | Connection, policy: ThrottlePolicy, secret: str, subject: str,
+               remote_addr: str | None, now: datetime) -> bool:
+    """Whether `subject` signed in from `remote_addr` within `KNOWN_FOR`."""
+    if not remote_addr:
+        return False
+    return bool(reader.scalar(select(exists().where(KnownSignIn.key == _pair_key(policy, secret, subject, remote_addr),
+                                                    KnownSignIn.at > now - KNOWN_FOR))))
 
 
 def _subject_key(policy: ThrottlePolicy, secret: str, subject: str) -> str:
     return _key(secret, policy.scope, "user", subject.casefold())
 
 
-def retry_after(reader: Session | Connection, policy: ThrottlePolicy, limits: dict[str, int],
+def retry_after(reader: Session | Connection, policy: ThrottlePolicy, limits: dict[str, int | None],
                 now: datetime) -> int | None:
     """Seconds until a try may be made again, or None when it may be made now: ONE statement for
     every key of the try (a key holds at most its limit of rows in the window)."""
@@ -84,7 +114,7 @@ def retry_after(reader: Session | Connection, policy: ThrottlePolicy, limits: di
         failures[key].append(at)
     wait = 0.0
     for key, limit in limits.items():
-        if len(failures[key]) >= limit:
+        if limit is not None and len(failures[key]) >= limit:
             # Free again when enough of the failures have left the window to be under the limit.
             freed_at = sorted(failures[key])[len(failures[key]) - limit] + policy.window
             wait = max(wait, (freed_at - now).total_seconds())
@@ -99,13 +129,58 @@ def _failures_since(keys: int):
                    FailedAttempt.at > bindparam("since", type_=FailedAttempt.at.type)))
 
 
-def record_failure(session: Session, limits: dict[str, int], now: datetime) -> None:
+def record_failure(session: Session, limits: dict[str, int | None], now: datetime) -> list[int]:
+    """Write one failure per key (committed); the rows' ids."""
     session.execute(delete(FailedAttempt).where(FailedAttempt.at <= now - RETENTION))
-    session.add_all(FailedAttempt(key=key, at=now) for key in limits)
+    rows = [FailedAttempt(key=key, at=now) for key in limits]
+    session.add_all(rows)
+    session.flush()
+    ids = [row.id for row in rows]  # read before the commit expires them (a SELECT each after it)
     session.commit()
+    return ids
 
 
-def clear_subject(session: Session, policy: ThrottlePolicy, secret: str, subject: str) -> None:
-    """A right password forgets the username's failures (not the address's)."""
-    session.execute(delete(FailedAttempt).where(FailedAttempt.key == _subject_key(policy, secret, subject)))
+@dataclass(frozen=True)
+class Claim:
+    """A try counted before it is evaluated: `retry_after` seconds when throttled (nothing written),
+    else the failure rows written for it (`rows`), which a right answer takes back."""
+
+    retry_after: int | None
+    rows: tuple[int, ...] = ()
+
+
+def claim(session: Session, policy: ThrottlePolicy, limits: dict[str, int | None], now: datetime) -> Claim:
+    """Count and claim one try atomically (see the module docstring); commits."""
+    _lock(session, limits)
+    wait = retry_after(session, policy, limits, now)
+    if wait is not None:
+        session.rollback()
+        return Claim(wait)
+    return Claim(None, tuple(record_failure(session, limits, now)))
+
+
+# A transaction-scoped lock per key: the next try at the key counts once this one is written.
+_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+
+
+def _lock(session: Session, limits: dict) -> None:
+    # SQLite needs none: a service holds its only connection (motcua.db.make_engine) for the whole
+    # transaction, so no other try counts in between. Keys taken in order, so two tries sharing both
+    # (a username and an address) cannot deadlock by each holding the lock the other waits for.
+    if session.get_bind().dialect.name == "postgresql":
+        for key in sorted(limits):
+            session.execute(_LOCK, {"key": key})
+
+
+def signed_in(session: Session, policy: ThrottlePolicy, secret: str, subject: str, remote_addr: str | None,
+              claimed: Claim, now: datetime) -> None:
+    """A right password: its try is no failure, the username's failures are forgotten (not the
+    address's), and the account is known at the address from now on; commits."""
+    session.execute(delete(FailedAttempt).where(
+        FailedAttempt.id.in_(claimed.rows) | (FailedAttempt.key == _subject_key(policy, secret, subject))))
+    if remote_addr:
+        session.execute(delete(KnownSignIn).where(KnownSignIn.at <= now - KNOWN_FOR))
+        pair = _pair_key(policy, secret, subject, remote_addr)
+        session.execute(upsert_insert(KnownSignIn.__table__, session.get_bind().dialect.name)
+                        .values(key=pair, at=now).on_conflict_do_update(index_elements=["key"], set_={"at": now}))
     session.commit()

@@ -19,7 +19,7 @@ from motcua import embedded
 from motcua.config import catalog_dir, nameko_config
 from motcua.identity import Caller, issue_token
 from services.gateway.accounts import seed_demo_accounts
-from services.gateway.models import AuditEntry, FailedAttempt
+from services.gateway.models import AuditEntry, FailedAttempt, KnownSignIn
 from services.gateway.service import GatewayService
 from services.intake.service import IntakeService
 from services.workflow.service import WorkflowService
@@ -128,9 +128,11 @@ def wait_for_audit(target, timeout: float = 20, **where) -> list[AuditEntry]:
 
 
 def forget_failed_attempts(target) -> None:
+    """The throttle as new: no failure counted, no account known at any address."""
     engine = create_engine(target.db_url)
     with Session(engine) as session:
         session.execute(delete(FailedAttempt))
+        session.execute(delete(KnownSignIn))
         session.commit()
     engine.dispose()
 

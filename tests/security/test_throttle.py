@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
-from sqlalchemy import create_engine, event, select
+from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.orm import Session
 
 from motcua import migrate
@@ -16,7 +16,7 @@ from motcua.errors import Forbidden, NotFound, Unauthorized, WrongKey
 from motcua.identity import Caller
 from services.gateway import sessions, throttle
 from services.gateway.dependencies import engine_of, reads_of
-from services.gateway.models import Base, FailedAttempt, RevokedToken
+from services.gateway.models import Base, FailedAttempt, KnownSignIn, RevokedToken
 from tests.security.conftest import (
     APPLICANT,
     COMMUNE,
@@ -255,3 +255,64 @@ def test_an_unknown_code_is_no_guess_at_a_dossier(api):
     api.reporting.track.side_effect = NotFound("no dossier with this code and key")
     for _ in range(THROTTLE["PROOF_MAX_FAILURES"] + 1):
         assert track(api, "000.20.01.H56-261201-0007", "4321").status_code == 404
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def gateway_on(request, tmp_path):
+    """The gateway over real HTTP on each backend (services mocked), with the demo accounts."""
+    from motcua import embedded
+    from motcua.config import catalog_dir
+    from services.gateway.accounts import seed_demo_accounts
+    from tests.infra import migrated_sqlite_urls
+    from tests.security.conftest import mocked_gateway
+
+    embedded.install()
+    urls = migrated_sqlite_urls(tmp_path) if request.param == "sqlite" else request.getfixturevalue("pg_urls")
+    seed_demo_accounts(urls["gateway"], catalog_dir())
+    gateway = mocked_gateway(urls)
+    yield gateway
+    gateway.container.stop()
+
+
+def test_concurrent_wrong_passwords_are_counted_before_any_is_evaluated(gateway_on):
+    """The reported race: 40 wrong passwords at once against a limit of 5, and 14 were evaluated."""
+    import eventlet
+
+    user = f"leader@{COMMUNE}"
+    answers = list(eventlet.GreenPool(40).imap(lambda n: login(gateway_on, user, f"wrong-{n}").status_code,
+                                              range(40)))
+    assert sorted(set(answers)) == [401, 429]
+    assert answers.count(401) == THROTTLE["LOGIN_MAX_FAILURES"]  # evaluated: no more than the limit
+    assert login(gateway_on, user).status_code == 429  # the right password too, until the window passes
+    engine = create_engine(gateway_on.db_url)
+    with Session(engine) as session:  # a key holds its limit of rows, no more
+        assert sorted(session.scalars(select(func.count()).select_from(FailedAttempt).group_by(FailedAttempt.key))) \
+               == [THROTTLE["LOGIN_MAX_FAILURES"]] * 2
+    engine.dispose()
+
+
+def test_one_guesser_behind_an_offices_address_does_not_lock_its_officers_out(api):
+    """An office behind one NAT: an account that signed in from the address lately is held to its own
+    limit only there; accounts never used from it, and the guesser, still meet the address's limit."""
+    officer, colleague = f"leader@{COMMUNE}", f"specialist@{OTHER_COMMUNE}"
+    assert login(api, officer).status_code == 200  # a morning's sign-in: known at this address
+    for n in range(THROTTLE["LOGIN_MAX_FAILURES_PER_ADDRESS"]):
+        assert login(api, f"guess{n}@{OTHER_COMMUNE}", "guess").status_code == 401
+    assert login(api, f"guess-more@{OTHER_COMMUNE}", "guess").status_code == 429  # the guesser is stopped
+    assert login(api, colleague).status_code == 429  # never signed in from here: the address's limit holds
+    assert login(api, officer).status_code == 200  # the officer still signs in
+    for _ in range(THROTTLE["LOGIN_MAX_FAILURES"]):  # and the officer's account keeps its own limit
+        assert login(api, officer, "wrong-password").status_code == 401
+    assert login(api, officer).status_code == 429
+
+
+def test_known_sign_ins_are_keyed_hashes_and_expire(session):
+    policy, now = POLICY, T0
+    claimed = throttle.claim(session, policy, throttle.keys(policy, "s", "Leader@X", "10.0.0.1"), now)
+    throttle.signed_in(session, policy, "s", "Leader@X", "10.0.0.1", claimed, now)
+    assert session.scalars(select(FailedAttempt)).all() == []  # a right password's try is no failure
+    [key] = session.scalars(select(KnownSignIn.key)).all()
+    assert "leader" not in key.lower() and "10.0.0.1" not in key
+    assert throttle.known_here(session, policy, "s", "leader@x", "10.0.0.1", now + throttle.KNOWN_FOR / 2)
+    assert not throttle.known_here(session, policy, "s", "leader@x", "10.0.0.2", now)
+    assert not throttle.known_here(session, policy, "s", "leader@x", "10.0.0.1", now + throttle.KNOWN_FOR)

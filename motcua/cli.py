@@ -6,6 +6,9 @@
     motcua dead-letters replay <queue> [--limit]  back to the queue, after the cause is fixed
     motcua dead-letters purge <queue>           delete them
 
+    motcua data-keys rewrap                     intake's data keys re-wrapped from INTAKE_DATA_KEY to
+                                                INTAKE_DATA_KEY_NEW (docs/intake.md: encrypted at rest)
+
 `<queue>` is the consumer's queue (`inbox.notify`, `tasks.000.00.18.H56`); `<queue>.dead` works too.
 The broker is `AMQP_URI`'s; `list` asks RabbitMQ's management API (`MOTCUA_RABBIT_MANAGEMENT_URL`).
 """
@@ -89,6 +92,26 @@ def describe(message) -> dict:
     return shown
 
 
+def rewrap_data_keys() -> int:
+    """intake's data keys from the KEK of INTAKE_DATA_KEY to that of INTAKE_DATA_KEY_NEW, one transaction
+    on INTAKE_DB_URL's database; the rows stay as they are."""
+    from motcua.config import db_url
+    from motcua.db import make_engine
+    from services.intake import sealing
+    from services.intake.models import data_keys
+
+    new_kek = sealing.new_environment_kek()
+    engine = make_engine(db_url("intake"))
+    try:
+        with engine.begin() as connection:
+            count = sealing.rewrap(connection, data_keys, sealing.environment_kek(), new_kek)
+    finally:
+        engine.dispose()
+    print(f"re-wrapped {count} data key(s) under {sealing.NEW_SETTING}: give intake (and its migrations) "
+          f"{sealing.SETTING} = that value, and restart it")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="motcua", description="Motcua operators' commands.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -102,7 +125,12 @@ def main(argv=None) -> int:
         action.add_argument("queue")
         if name != "purge":
             action.add_argument("--limit", type=int, default=100 if name == "show" else None)
+    data_keys = commands.add_parser("data-keys", help="intake's data keys (encryption at rest)")
+    data_keys.add_subparsers(dest="action", required=True).add_parser(
+        "rewrap", help="re-wrap them from INTAKE_DATA_KEY to INTAKE_DATA_KEY_NEW")
     args = parser.parse_args(argv)
+    if args.command == "data-keys":
+        return rewrap_data_keys()
     uri = amqp_uri()
     if args.action == "list":
         counts = parked_counts(uri, rabbit_management_url())

@@ -3,8 +3,9 @@
 One statement loads a dossier with everything its rules and views need (its row, JSON lists included,
 joined with the agencies involved); saving writes only the columns that changed (nothing when nothing
 did) and the agencies that joined. The applicant's ID number and phone are stored encrypted
-(`sealing.py`): sealed on the way in, opened on the way out, in clear only in memory. Several events may be applied in one transaction: a dossier is read
-once per transaction (then kept), saved after each change, and read again after a rollback.
+(`sealing.py`): sealed on the way in, opened on the way out, in clear only in memory. Several events may
+be applied in one transaction: a dossier is read once per transaction (then kept), saved after each
+change, and read again after a rollback.
 """
 from __future__ import annotations
 

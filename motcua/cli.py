@@ -8,6 +8,8 @@
 
     motcua data-keys rewrap                     intake's data keys re-wrapped from INTAKE_DATA_KEY to
                                                 INTAKE_DATA_KEY_NEW (docs/intake.md: encrypted at rest)
+    motcua audit verify                         the gateway's audit log checked link by link (its hash
+                                                chain): the first broken link, or the head to note
 
 `<queue>` is the consumer's queue (`inbox.notify`, `tasks.000.00.18.H56`); `<queue>.dead` works too.
 The broker is `AMQP_URI`'s; `list` asks RabbitMQ's management API (`MOTCUA_RABBIT_MANAGEMENT_URL`).
@@ -92,23 +94,47 @@ def describe(message) -> dict:
     return shown
 
 
+def _in_transaction(service: str, work):
+    """`work(connection)` in one transaction on the service's database (`<SERVICE>_DB_URL`)."""
+    from motcua.config import db_url
+    from motcua.db import make_engine
+
+    engine = make_engine(db_url(service))
+    try:
+        with engine.begin() as connection:
+            return work(connection)
+    finally:
+        engine.dispose()
+
+
 def rewrap_data_keys() -> int:
     """intake's data keys from the KEK of INTAKE_DATA_KEY to that of INTAKE_DATA_KEY_NEW, one transaction
     on INTAKE_DB_URL's database; the rows stay as they are."""
-    from motcua.config import db_url
-    from motcua.db import make_engine
     from services.intake import sealing
     from services.intake.models import data_keys
 
     new_kek = sealing.new_environment_kek()
-    engine = make_engine(db_url("intake"))
-    try:
-        with engine.begin() as connection:
-            count = sealing.rewrap(connection, data_keys, sealing.environment_kek(), new_kek)
-    finally:
-        engine.dispose()
+    count = _in_transaction("intake", lambda connection: sealing.rewrap(connection, data_keys,
+                                                                        sealing.environment_kek(), new_kek))
     print(f"re-wrapped {count} data key(s) under {sealing.NEW_SETTING}: give intake (and its migrations) "
           f"{sealing.SETTING} = that value, and restart it")
+    return 0
+
+
+def verify_audit_log() -> int:
+    """The gateway's audit log (GATEWAY_DB_URL) walked link by link under GATEWAY_AUDIT_KEY: 0 if intact,
+    1 naming the first broken link."""
+    from services.gateway import audit
+
+    key = audit.chain_key()
+    found = _in_transaction("gateway", lambda connection: audit.verify(connection, key))
+    if "broken_at" in found:
+        broken = found["broken_at"]
+        print(f"audit log BROKEN at row id {broken['id']} (link {broken['chain_seq']}): {found['why']}; the "
+              f"{found['rows']} link(s) before it hold")
+        return 1
+    print(f"audit log intact: {found['rows']} row(s); head hash {found['head_hash'] or '-'} (note it "
+          "elsewhere: a later run that still finds it shows no row was cut from the end)")
     return 0
 
 
@@ -128,9 +154,14 @@ def main(argv=None) -> int:
     data_keys = commands.add_parser("data-keys", help="intake's data keys (encryption at rest)")
     data_keys.add_subparsers(dest="action", required=True).add_parser(
         "rewrap", help="re-wrap them from INTAKE_DATA_KEY to INTAKE_DATA_KEY_NEW")
+    audit_log = commands.add_parser("audit", help="the gateway's audit log")
+    audit_log.add_subparsers(dest="action", required=True).add_parser(
+        "verify", help="check its hash chain; name the first broken link")
     args = parser.parse_args(argv)
     if args.command == "data-keys":
         return rewrap_data_keys()
+    if args.command == "audit":
+        return verify_audit_log()
     uri = amqp_uri()
     if args.action == "list":
         counts = parked_counts(uri, rabbit_management_url())

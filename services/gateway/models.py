@@ -59,7 +59,8 @@ class AuditEntry(Base):
     outcome: Mapped[str] = mapped_column(String(16), default="allowed", server_default="allowed")  # allowed | denied
     source: Mapped[str] = mapped_column(String(32), default="gateway", server_default="gateway")  # who saw it: gateway, intake, …
     detail: Mapped[str | None] = mapped_column(String(256))  # e.g. why it was denied; never personal data
-    chain_seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))  # 1, 2, 3… in chain order
+    # the hash chain (audit.py): this row's place in it (1, 2, 3…) and its link
+    chain_seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
     chain_hash: Mapped[str] = mapped_column(String(64))
 
 

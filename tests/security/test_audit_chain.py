@@ -140,3 +140,13 @@ def test_concurrent_writers_on_postgresql_never_fork_the_chain(pg_gateway):
         assert connection.execute(text("SELECT count(*) FROM audit_log")).scalar_one() == 130
     for engine in engines:
         engine.dispose()
+
+
+def test_production_refuses_a_missing_or_weak_audit_key(gateway_db, monkeypatch):
+    monkeypatch.setenv("MOTCUA_ENV", "production")
+    monkeypatch.delenv(audit.KEY_SETTING, raising=False)
+    with pytest.raises(SystemExit, match="GATEWAY_AUDIT_KEY must be set"):
+        audit.AuditWriter(gateway_db)  # what the gateway's AuditLog makes when it starts
+    monkeypatch.setenv(audit.KEY_SETTING, "audit-secret")
+    with pytest.raises(SystemExit, match="GATEWAY_AUDIT_KEY is weaker than 256 random bits"):
+        audit.AuditWriter(gateway_db)

@@ -10,6 +10,8 @@
                                                 INTAKE_DATA_KEY_NEW (docs/intake.md: encrypted at rest)
     motcua audit verify                         the gateway's audit log checked link by link (its hash
                                                 chain): the first broken link, or the head to note
+    motcua audit rekey                          its chain re-linked from GATEWAY_AUDIT_KEY to
+                                                GATEWAY_AUDIT_KEY_NEW (verified under the old key first)
 
 `<queue>` is the consumer's queue (`inbox.notify`, `tasks.000.00.18.H56`); `<queue>.dead` works too.
 The broker is `AMQP_URI`'s; `list` asks RabbitMQ's management API (`MOTCUA_RABBIT_MANAGEMENT_URL`).
@@ -127,7 +129,24 @@ def verify_audit_log() -> int:
     from services.gateway import audit
 
     key = audit.chain_key()
-    found = _in_transaction("gateway", lambda connection: audit.verify(connection, key))
+    return _audit_verdict(_in_transaction("gateway", lambda connection: audit.verify(connection, key)))
+
+
+def rekey_audit_log() -> int:
+    """The gateway's audit chain re-linked from GATEWAY_AUDIT_KEY to GATEWAY_AUDIT_KEY_NEW (one transaction;
+    refused, changing nothing, if it does not verify under the old key)."""
+    from motcua.keys import replacement_setting
+    from services.gateway import audit
+
+    old, new = audit.chain_key(), replacement_setting(audit.NEW_KEY_SETTING)
+    status = _audit_verdict(_in_transaction("gateway", lambda connection: audit.rekey(connection, old, new)))
+    if status == 0:
+        print(f"re-linked under {audit.NEW_KEY_SETTING}: give the gateways {audit.KEY_SETTING} = that value, "
+              "and restart them")
+    return status
+
+
+def _audit_verdict(found: dict) -> int:
     if "broken_at" in found:
         broken = found["broken_at"]
         print(f"audit log BROKEN at row id {broken['id']} (link {broken['chain_seq']}): {found['why']}; the "
@@ -155,13 +174,14 @@ def main(argv=None) -> int:
     data_keys.add_subparsers(dest="action", required=True).add_parser(
         "rewrap", help="re-wrap them from INTAKE_DATA_KEY to INTAKE_DATA_KEY_NEW")
     audit_log = commands.add_parser("audit", help="the gateway's audit log")
-    audit_log.add_subparsers(dest="action", required=True).add_parser(
-        "verify", help="check its hash chain; name the first broken link")
+    audit_actions = audit_log.add_subparsers(dest="action", required=True)
+    audit_actions.add_parser("verify", help="check its hash chain; name the first broken link")
+    audit_actions.add_parser("rekey", help="re-link it from GATEWAY_AUDIT_KEY to GATEWAY_AUDIT_KEY_NEW")
     args = parser.parse_args(argv)
     if args.command == "data-keys":
         return rewrap_data_keys()
     if args.command == "audit":
-        return verify_audit_log()
+        return verify_audit_log() if args.action == "verify" else rekey_audit_log()
     uri = amqp_uri()
     if args.action == "list":
         counts = parked_counts(uri, rabbit_management_url())

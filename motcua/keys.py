@@ -106,3 +106,14 @@ def _published_texts() -> tuple[str, ...]:
 def new_key() -> str:
     """A fresh 256-bit key as base64url (what `motcua keys new` prints)."""
     return base64.urlsafe_b64encode(secrets.token_bytes(STRONG_BYTES)).decode().rstrip("=")
+
+
+def replacement_setting(name: str) -> bytes:
+    """The new key of a rotation (`<NAME>_NEW`, given to the operator's command that moves to it): always
+    set explicitly, and held to production's rules like any key."""
+    value = env(name)
+    if value is None:
+        raise SystemExit(f"{name} must be set to the new key (generate one with `motcua keys new`)")
+    if is_production():
+        refuse_weak_or_published(name, value)
+    return value.encode()

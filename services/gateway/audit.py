@@ -8,6 +8,7 @@ so changing, removing or reordering a row breaks every link from it on, and with
 with the gateway, never in its database) nobody with write access to the table can forge new links.
 `motcua audit verify` walks the chain and names the first broken link; it ends by printing the head
 (count and last hash): noted elsewhere, it shows later that no row was cut from the end either.
+`motcua audit rekey` rotates the key: the chain, verified under the old key, re-linked under the new.
 
 One chain for every writer: each appends under a PostgreSQL advisory lock held to its commit (every
 gateway instance's batched writer, and the `access_denied` consumer), reading the head and inserting
@@ -28,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 import eventlet
 from eventlet.event import Event as GreenEvent
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from motcua.db import UnitOfWork, utcnow
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 
 ALLOWED, DENIED = "allowed", "denied"
 KEY_SETTING = "GATEWAY_AUDIT_KEY"
+NEW_KEY_SETTING = "GATEWAY_AUDIT_KEY_NEW"  # the key `motcua audit rekey` re-links the chain under
 # What a link covers: every column of a row but its id (an autoincrement: the chain has its own order).
 CHAINED = ("at", "username", "agency_code", "action", "dossier_code", "task_id", "remote_addr", "outcome",
            "source", "detail")
@@ -51,6 +53,7 @@ _TABLE = AuditEntry.__table__
 _HEAD = select(_TABLE.c.chain_seq, _TABLE.c.chain_hash).order_by(_TABLE.c.chain_seq.desc()).limit(1)
 _INSERT = insert(_TABLE)
 _LOCK = select(func.pg_advisory_xact_lock(CHAIN_LOCK))
+_RELINK = update(_TABLE).where(_TABLE.c.id == bindparam("row_id")).values(chain_hash=bindparam("new_hash"))
 
 
 def chain_key() -> bytes:
@@ -86,12 +89,20 @@ def append(connection: Connection, rows: list[dict], key: bytes) -> None:
     connection.execute(_INSERT, linked)
 
 
-def verify(connection: Connection, key: bytes, batch: int = 1000) -> dict:
-    """Walk the chain: {"rows", "head_hash"} when intact, or also {"broken_at": id and seq of the first
-    row whose link fails, "why"}. Reads `batch` rows at a time."""
-    previous, seq = "", 0
+def _in_chain_order(connection: Connection, batch: int):
+    """The rows in chain order, read `batch` at a time, as lists."""
+    seq = 0
     while rows := connection.execute(select(_TABLE).where(_TABLE.c.chain_seq > seq)
                                      .order_by(_TABLE.c.chain_seq).limit(batch)).all():
+        yield rows
+        seq = rows[-1].chain_seq
+
+
+def verify(connection: Connection, key: bytes, batch: int = 1000) -> dict:
+    """Walk the chain: {"rows", "head_hash"} when intact, or also {"broken_at": id and seq of the first
+    row whose link fails, "why"}."""
+    previous, seq = "", 0
+    for rows in _in_chain_order(connection, batch):
         for entry in rows:
             found = {"rows": seq, "head_hash": previous, "broken_at": {"id": entry.id, "chain_seq": entry.chain_seq}}
             if entry.chain_seq != seq + 1:
@@ -100,6 +111,25 @@ def verify(connection: Connection, key: bytes, batch: int = 1000) -> dict:
                 return {**found, "why": "its content, or the previous row's hash, was changed"}
             previous, seq = entry.chain_hash, entry.chain_seq
     return {"rows": seq, "head_hash": previous}
+
+
+def rekey(connection: Connection, old_key: bytes, new_key: bytes, batch: int = 1000) -> dict:
+    """The whole chain re-linked under `new_key`, in the caller's transaction, holding the appenders' lock
+    (they wait until it commits): only if it verifies under `old_key` first (re-linking a broken chain
+    would hide the break); what `verify` found under the old key, and under the new one when done."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(_LOCK)
+    found = verify(connection, old_key, batch)
+    if "broken_at" in found:
+        return found
+    previous = ""
+    for rows in _in_chain_order(connection, batch):
+        links = []
+        for entry in rows:
+            previous = link(new_key, previous, entry.chain_seq, entry._mapping)
+            links.append({"row_id": entry.id, "new_hash": previous})
+        connection.execute(_RELINK, links)
+    return verify(connection, new_key, batch)
 
 
 class AuditWriter:

@@ -27,8 +27,7 @@ from sqlalchemy import Table, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from motcua.config import env, is_production
-from motcua.keys import key_setting, refuse_weak_or_published
+from motcua.keys import key_setting, replacement_setting
 from motcua.sql import read_rows
 from services.intake.models import data_keys
 
@@ -55,13 +54,8 @@ def environment_kek() -> bytes:
 
 
 def new_environment_kek() -> bytes:
-    """The KEK of `INTAKE_DATA_KEY_NEW` (always given explicitly; production's rules as for any key)."""
-    value = env(NEW_SETTING)
-    if value is None:
-        raise SystemExit(f"{NEW_SETTING} must be set to the new key (generate one with `motcua keys new`)")
-    if is_production():
-        refuse_weak_or_published(NEW_SETTING, value)
-    return key_encryption_key(value.encode())
+    """The KEK of `INTAKE_DATA_KEY_NEW` (the rotation's new key)."""
+    return key_encryption_key(replacement_setting(NEW_SETTING))
 
 
 def kek_id(kek: bytes) -> str:

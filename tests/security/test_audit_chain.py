@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from motcua import cli, migrate
 from motcua.db import UnitOfWork, make_engine
 from motcua.identity import Caller
+from motcua.keys import new_key
 from services.gateway import audit
 from services.gateway.models import Base
 from tests import infra
@@ -150,3 +151,21 @@ def test_production_refuses_a_missing_or_weak_audit_key(gateway_db, monkeypatch)
     monkeypatch.setenv(audit.KEY_SETTING, "audit-secret")
     with pytest.raises(SystemExit, match="GATEWAY_AUDIT_KEY is weaker than 256 random bits"):
         audit.AuditWriter(gateway_db)
+
+
+def test_rotating_the_key_relinks_a_chain_that_verifies_and_refuses_a_broken_one(gateway_db, monkeypatch, capsys):
+    write(gateway_db, 10)
+    head = verified(gateway_db)["head_hash"]
+    new = new_key()
+    monkeypatch.setenv(audit.NEW_KEY_SETTING, new)
+    assert cli.main(["audit", "rekey"]) == 0
+    assert "audit log intact: 10 row(s)" in capsys.readouterr().out
+    assert verified(gateway_db)["broken_at"]["chain_seq"] == 1  # no link holds under the old key
+    monkeypatch.setenv(audit.KEY_SETTING, new)
+    assert verified(gateway_db)["rows"] == 10 and verified(gateway_db)["head_hash"] != head
+    # a broken chain is not re-linked (that would hide the break): refused, nothing changed
+    tamper(gateway_db, "UPDATE audit_log SET remote_addr = '10.9.9.9' WHERE chain_seq = 4")
+    monkeypatch.setenv(audit.NEW_KEY_SETTING, new_key())
+    assert cli.main(["audit", "rekey"]) == 1
+    assert "BROKEN at row id 4 (link 4)" in capsys.readouterr().out
+    assert verified(gateway_db)["broken_at"]["chain_seq"] == 4

@@ -8,6 +8,9 @@ Search never decrypts: it matches the keyed lookup hashes (the blind index, `sea
 Each value is bound to its column and its dossier's code (associated data): a value copied onto another
 row or column does not open. Stored as `<data key id>.<base64url of nonce, ciphertext and tag>`.
 
+The command results intake keeps for idempotent repeats (views, with the same personal data) are stored
+with their personal fields sealed under a key derived from the data key (`results_key`).
+
 Rotating the KEK re-wraps the data keys (`rewrap`, `motcua data-keys rewrap`) and leaves every row as it
 is; docs/intake.md says how.
 """
@@ -151,6 +154,13 @@ class DataKeys:
         return {column: (seal(key_id, keys[key_id], column, code, value)
                          if column in SEALED_COLUMNS and value is not None else value)
                 for column, value in values.items()}
+
+    def results_key(self, session: Session) -> bytes:
+        """The Fernet key of the command results intake stores (their personal fields sealed by
+        `privacy.seal_personal_fields`), derived from the first data key: never replaced, so every stored
+        result opens (and a KEK rotation re-wraps it with the others)."""
+        keys = self.keys(session)
+        return base64.urlsafe_b64encode(hashlib.sha256(b"motcua-intake-results:" + keys[min(keys)]).digest())
 
     def opened(self, session: Session, values: dict) -> None:
         """Decrypt, in place, the personal columns of a dossier's row (`values`, with its code)."""

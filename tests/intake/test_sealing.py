@@ -1,6 +1,7 @@
 """ID numbers and phones encrypted at rest (sealing.py): the stored row holds neither in clear, search
 (through the blind index) and the staff view still work, a value moved to another row does not open,
-the migration encrypts the rows it finds, and `motcua data-keys rewrap` rotates the key-encryption key."""
+the migration encrypts the rows it finds, a stored command result is sealed too, and `motcua data-keys
+rewrap` rotates the key-encryption key."""
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,8 @@ from motcua.keys import new_key
 from services.intake import dossiers, sealing
 from services.intake.models import Base, data_keys
 from services.intake.repository import IntakeUnitOfWork
-from tests.intake.test_dossiers import APPLICANT, MONDAY_9AM, RECEPTIONIST, submit
+from tests.intake.test_dossiers import APPLICANT, MONDAY_9AM, RECEPTIONIST, submission, submit
+from tests.intake.test_idempotent_commands import submit_once
 from tests.intake.test_search import LATER, find
 
 PERSONAL = (APPLICANT["id_number"], APPLICANT["phone"], APPLICANT["phone"][1:])  # the phone with or without 0
@@ -124,3 +126,13 @@ def test_production_refuses_a_missing_data_key(monkeypatch):
             sealing.new_environment_kek()
     finally:
         sealing.environment_kek.cache_clear()
+
+
+def test_a_stored_command_result_holds_no_personal_data_in_clear(uow, policy, engine):
+    first = submit_once(uow, policy, "sealed-1", submission())
+    assert (first["applicant"]["id_number"], first["applicant"]["phone"]) == (APPLICANT["id_number"], APPLICANT["phone"])
+    with engine.connect() as connection:
+        [stored] = connection.execute(text("SELECT result FROM command_results")).scalars().all()
+    assert first["code"] in stored  # the view is there, for a repeat…
+    assert not any(secret in stored for secret in (*PERSONAL, APPLICANT["full_name"], APPLICANT["address"]))
+    assert submit_once(uow, policy, "sealed-1", submission()) == first  # …which answers it in clear

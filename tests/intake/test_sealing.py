@@ -130,7 +130,8 @@ def test_production_refuses_a_missing_data_key(monkeypatch):
 
 def test_a_stored_command_result_holds_no_personal_data_in_clear(uow, policy, engine):
     first = submit_once(uow, policy, "sealed-1", submission())
-    assert (first["applicant"]["id_number"], first["applicant"]["phone"]) == (APPLICANT["id_number"], APPLICANT["phone"])
+    shown = first["applicant"]
+    assert (shown["id_number"], shown["phone"]) == (APPLICANT["id_number"], APPLICANT["phone"])
     with engine.connect() as connection:
         [stored] = connection.execute(text("SELECT result FROM command_results")).scalars().all()
     assert first["code"] in stored  # the view is there, for a repeat…

@@ -73,11 +73,16 @@ def link(key: bytes, previous: str, seq: int, entry) -> str:
     return hmac.new(key, f"{previous}\n{content}".encode(), hashlib.sha256).hexdigest()
 
 
+def _lock_chain(connection: Connection) -> None:
+    """Take the appenders' lock until the connection's transaction ends (SQLite: its one connection is it)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(_LOCK)
+
+
 def append(connection: Connection, rows: list[dict], key: bytes) -> None:
     """`rows` appended to the chain, in order, in the connection's transaction (see the module: the lock
     is held until that transaction ends, so commit soon)."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(_LOCK)
+    _lock_chain(connection)
     head = connection.execute(_HEAD).first()
     seq, previous = (head.chain_seq, head.chain_hash) if head else (0, "")
     linked = []
@@ -117,8 +122,7 @@ def rekey(connection: Connection, old_key: bytes, new_key: bytes, batch: int = 1
     """The whole chain re-linked under `new_key`, in the caller's transaction, holding the appenders' lock
     (they wait until it commits): only if it verifies under `old_key` first (re-linking a broken chain
     would hide the break); what `verify` found under the old key, and under the new one when done."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(_LOCK)
+    _lock_chain(connection)
     found = verify(connection, old_key, batch)
     if "broken_at" in found:
         return found
@@ -146,7 +150,7 @@ class AuditWriter:
         self.engine = engine
         self.key = chain_key()  # production refuses a missing, weak or published GATEWAY_AUDIT_KEY here
         self.observe = observe
-        self.max_batch = max_batch  # 64 rows × 11 columns stay under SQLite's 999 parameters
+        self.max_batch = max_batch  # 64 rows × 13 columns stay under SQLite's 999 parameters
         self.linger = linger
         self.timeout = timeout
         self._pending: list[tuple[dict, GreenEvent]] = []

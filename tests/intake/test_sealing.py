@@ -73,8 +73,8 @@ def test_a_value_moved_to_another_row_does_not_open(uow, policy, engine):
         fresh(engine).dossiers.get(second.code, for_update=False)
 
 
-def test_the_migration_encrypts_the_rows_it_finds(tmp_path):
-    url = f"sqlite:///{tmp_path / 'old.db'}"
+def test_the_migration_encrypts_the_rows_it_finds(empty_database):
+    url = empty_database("intake")
     command.upgrade(migrate.alembic_config("intake", url), "c3d1e5f7a9b2")  # before encryption
     engine = make_engine(url)
     with engine.begin() as connection:
@@ -83,8 +83,8 @@ def test_the_migration_encrypts_the_rows_it_finds(tmp_path):
             " agency_code, channel, status, status_code, applicant_name, applicant_id_number, applicant_phone,"
             " applicant_type, form, submitted_at, history, supplements, reschedules, documents) VALUES"
             " ('OLD-1', 0, '1.012786', 1, 'p', 'f', 'a', 'online', 'submitted', 1, 'Nguyễn Văn An', :id, :phone,"
-            " 'individual', '{}', '2026-03-02 02:00:00', '[]', '[]', '[]', '[]')"),
-            {"id": APPLICANT["id_number"], "phone": APPLICANT["phone"]})
+            " 'individual', '{}', :at, '[]', '[]', '[]', '[]')"),
+            {"id": APPLICANT["id_number"], "phone": APPLICANT["phone"], "at": MONDAY_9AM})
     assert in_clear(stored_rows(engine)) == ["OLD-1.applicant_id_number", "OLD-1.applicant_phone"]
     migrate.upgrade("intake", url)
     assert in_clear(stored_rows(engine)) == []

@@ -106,13 +106,14 @@ def test_a_row_re_hashed_without_the_key_does_not_pass(gateway_db):
     assert verified(gateway_db)["broken_at"]["chain_seq"] == 3
 
 
-def test_the_migration_links_the_rows_it_finds(tmp_path):
-    url = f"sqlite:///{tmp_path / 'old.db'}"
+def test_the_migration_links_the_rows_it_finds(empty_database):
+    url = empty_database("gateway")
     command.upgrade(migrate.alembic_config("gateway", url), "e5f3a7b9c1d4")  # before the chain
     engine = make_engine(url)
     for n in range(5):
         tamper(engine, "INSERT INTO audit_log (at, username, action, outcome, source) VALUES "
-                       "(:at, 'admin', 'audit.read', 'allowed', 'gateway')", at=f"2026-12-0{n + 1} 01:02:03.456789")
+                       "(:at, 'admin', 'audit.read', 'allowed', 'gateway')",
+               at=datetime(2026, 12, n + 1, 1, 2, 3, 456789, tzinfo=timezone.utc))
     migrate.upgrade("gateway", url)
     assert verified(engine) == {"rows": 5, "head_hash": verified(engine)["head_hash"]}
     write(engine, 3)  # and the writer goes on from the migrated head

@@ -2,8 +2,6 @@
 (through the blind index) and the staff view still work, a value moved to another row does not open,
 the migration encrypts the rows it finds, a stored command result is sealed too, and `motcua data-keys
 rewrap` rotates the key-encryption key."""
-from pathlib import Path
-
 import pytest
 from alembic import command
 from sqlalchemy import text
@@ -14,7 +12,7 @@ from motcua.db import make_engine
 from motcua.keys import new_key
 from services.intake import dossiers, sealing
 from services.intake.models import Base, data_keys
-from services.intake.repository import IntakeUnitOfWork
+from services.intake.repository import DossierRepository, IntakeUnitOfWork
 from tests.intake.test_dossiers import APPLICANT, MONDAY_9AM, RECEPTIONIST, submission, submit
 from tests.intake.test_idempotent_commands import submit_once
 from tests.intake.test_search import LATER, find
@@ -35,8 +33,8 @@ def in_clear(rows: list[dict]) -> list[str]:
 
 def fresh(engine, keys=None) -> IntakeUnitOfWork:
     unit = IntakeUnitOfWork(Session(engine, expire_on_commit=False), "intake", Base.metadata)
-    if keys is not None:
-        vars(unit)["dossiers"] = type(unit.dossiers)(unit.session, keys)
+    if keys is not None:  # the repository under other data keys than the environment's
+        vars(unit)["dossiers"] = DossierRepository(unit.session, keys)
     return unit
 
 
@@ -95,8 +93,7 @@ def test_the_migration_encrypts_the_rows_it_finds(empty_database):
     engine.dispose()
 
 
-def test_rotating_the_key_encryption_key_rewraps_the_data_keys_only(uow, policy, engine, tmp_path: Path,
-                                                                   monkeypatch, capsys):
+def test_rotating_the_key_encryption_key_rewraps_the_data_keys_only(uow, policy, engine, monkeypatch, capsys):
     dossier = submit(uow, policy, now=MONDAY_9AM)
     rows_before = stored_rows(engine)
     new = new_key()

@@ -6,6 +6,13 @@
     motcua dead-letters replay <queue> [--limit]  back to the queue, after the cause is fixed
     motcua dead-letters purge <queue>           delete them
 
+    motcua data-keys rewrap                     intake's data keys re-wrapped from INTAKE_DATA_KEY to
+                                                INTAKE_DATA_KEY_NEW (docs/intake.md: encrypted at rest)
+    motcua audit verify                         the gateway's audit log checked link by link (its hash
+                                                chain): the first broken link, or the head to note
+    motcua audit rekey                          its chain re-linked from GATEWAY_AUDIT_KEY to
+                                                GATEWAY_AUDIT_KEY_NEW (verified under the old key first)
+
 `<queue>` is the consumer's queue (`inbox.notify`, `tasks.000.00.18.H56`); `<queue>.dead` works too.
 The broker is `AMQP_URI`'s; `list` asks RabbitMQ's management API (`MOTCUA_RABBIT_MANAGEMENT_URL`).
 
@@ -103,6 +110,67 @@ def describe(message) -> dict:
     return shown
 
 
+def _in_transaction(service: str, work):
+    """`work(connection)` in one transaction on the service's database (`<SERVICE>_DB_URL`)."""
+    from motcua.config import db_url
+    from motcua.db import make_engine
+
+    engine = make_engine(db_url(service))
+    try:
+        with engine.begin() as connection:
+            return work(connection)
+    finally:
+        engine.dispose()
+
+
+def rewrap_data_keys() -> int:
+    """intake's data keys from the KEK of INTAKE_DATA_KEY to that of INTAKE_DATA_KEY_NEW, one transaction
+    on INTAKE_DB_URL's database; the rows stay as they are."""
+    from services.intake import sealing
+    from services.intake.models import data_keys
+
+    new_kek = sealing.new_environment_kek()
+    count = _in_transaction("intake", lambda connection: sealing.rewrap(connection, data_keys,
+                                                                        sealing.environment_kek(), new_kek))
+    print(f"re-wrapped {count} data key(s) under {sealing.NEW_SETTING}: give intake (and its migrations) "
+          f"{sealing.SETTING} = that value, and restart it")
+    return 0
+
+
+def verify_audit_log() -> int:
+    """The gateway's audit log (GATEWAY_DB_URL) walked link by link under GATEWAY_AUDIT_KEY: 0 if intact,
+    1 naming the first broken link."""
+    from services.gateway import audit
+
+    key = audit.chain_key()
+    return _audit_verdict(_in_transaction("gateway", lambda connection: audit.verify(connection, key)))
+
+
+def rekey_audit_log() -> int:
+    """The gateway's audit chain re-linked from GATEWAY_AUDIT_KEY to GATEWAY_AUDIT_KEY_NEW (one transaction;
+    refused, changing nothing, if it does not verify under the old key)."""
+    from motcua.keys import replacement_setting
+    from services.gateway import audit
+
+    old, new = audit.chain_key(), replacement_setting(audit.NEW_KEY_SETTING)
+    status = _audit_verdict(_in_transaction("gateway", lambda connection: audit.rekey(connection, old, new)))
+    if status == 0:
+        print(f"re-linked under {audit.NEW_KEY_SETTING}: give the gateways {audit.KEY_SETTING} = that value, "
+              "and restart them")
+    return status
+
+
+def _audit_verdict(found: dict) -> int:
+    if "broken_at" in found:
+        broken = found["broken_at"]
+        print(f"audit log BROKEN at row id {broken['id']} (link {broken['chain_seq']}): {found['why']}; the "
+              f"{found['rows']} link(s) before it hold")
+        return 1
+    print(f"audit log intact: {found['rows']} row(s); head hash {found['head_hash'] or '-'} (note it "
+          "elsewhere: a later run that still finds it shows no row was cut from the end)")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="motcua", description="Motcua operators' commands.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -128,11 +196,22 @@ def main(argv=None) -> int:
     account_actions = accounts.add_subparsers(dest="action", required=True)
     account_actions.add_parser("add-admin", help="a platform admin, its password typed").add_argument("username")
     account_actions.add_parser("remove-demo", help="delete the demo accounts and the demo password's")
+    data_keys = commands.add_parser("data-keys", help="intake's data keys (encryption at rest)")
+    data_keys.add_subparsers(dest="action", required=True).add_parser(
+        "rewrap", help="re-wrap them from INTAKE_DATA_KEY to INTAKE_DATA_KEY_NEW")
+    audit_log = commands.add_parser("audit", help="the gateway's audit log")
+    audit_actions = audit_log.add_subparsers(dest="action", required=True)
+    audit_actions.add_parser("verify", help="check its hash chain; name the first broken link")
+    audit_actions.add_parser("rekey", help="re-link it from GATEWAY_AUDIT_KEY to GATEWAY_AUDIT_KEY_NEW")
     args = parser.parse_args(argv)
     if args.command == "broker":
         return _broker(args)
     if args.command == "accounts":
         return accounts_command(args)
+    if args.command == "data-keys":
+        return rewrap_data_keys()
+    if args.command == "audit":
+        return verify_audit_log() if args.action == "verify" else rekey_audit_log()
     uri = amqp_uri()
     if args.action == "list":
         counts = parked_counts(uri, rabbit_management_url())

@@ -52,7 +52,7 @@ def refuse_weak_or_published(name: str, value: str) -> None:
     """Stop the process (naming the setting, never the value) if `value` is not a production secret."""
     if not is_strong(value):
         raise SystemExit(f"{name} is weaker than 256 random bits: generate one with `motcua keys new`")
-    if is_published(value):
+    if is_published(value) or value.strip() == development_value(name):
         raise SystemExit(f"{name} is a value published in the repository (anyone can read it): generate a "
                          "private one with `motcua keys new`")
 
@@ -106,3 +106,14 @@ def _published_texts() -> tuple[str, ...]:
 def new_key() -> str:
     """A fresh 256-bit key as base64url (what `motcua keys new` prints)."""
     return base64.urlsafe_b64encode(secrets.token_bytes(STRONG_BYTES)).decode().rstrip("=")
+
+
+def replacement_setting(name: str) -> bytes:
+    """The new key of a rotation (`<NAME>_NEW`, given to the operator's command that moves to it): always
+    set explicitly, and held to production's rules like any key."""
+    value = env(name)
+    if value is None:
+        raise SystemExit(f"{name} must be set to the new key (generate one with `motcua keys new`)")
+    if is_production():
+        refuse_weak_or_published(name, value)
+    return value.encode()

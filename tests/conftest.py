@@ -78,3 +78,21 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.integration)
         elif "/tests/e2e/" in path:
             item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database(request, tmp_path):
+    """`empty_database(service)`: the URL of an empty database on SQLite, then (the test again) on
+    PostgreSQL; for a migration test that starts from an older revision. Dropped after the test."""
+    created = []
+
+    def make(service: str) -> str:
+        if request.param == "sqlite":
+            return f"sqlite:///{tmp_path / (service + '-empty.db')}"
+        request.getfixturevalue("postgres")
+        created.append(infra.create_service_databases(names=(service,), migrate=False))
+        return created[-1][service]
+
+    yield make
+    for urls in created:
+        infra.drop_databases(urls)

@@ -1,30 +1,139 @@
 """Nhật ký thao tác và truy cập: every staff action and every staff read of personal data through the
 gateway (who, when, from where, on what, allowed or denied), and the refusals the owning services
 report (`access_denied` events); queryable by a platform admin.
+
+Tamper-evident (chống sửa đổi): the rows form a hash chain. Row n carries `chain_seq` n and
+`chain_hash` = HMAC-SHA-256 under `GATEWAY_AUDIT_KEY` of row n-1's `chain_hash` and row n's own content,
+so changing, removing or reordering a row breaks every link from it on, and without the key (which stays
+with the gateway, never in its database) nobody with write access to the table can forge new links.
+`motcua audit verify` walks the chain and names the first broken link; it ends by printing the head
+(count and last hash): noted elsewhere, it shows later that no row was cut from the end either.
+`motcua audit rekey` rotates the key: the chain, verified under the old key, re-linked under the new.
+
+One chain for every writer: each appends under a PostgreSQL advisory lock held to its commit (every
+gateway instance's batched writer, and the `access_denied` consumer), reading the head and inserting
+its rows in order inside it; the unique `chain_seq` refuses a fork should anything append unlocked.
+SQLite (one process, one connection) needs no lock.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import logging
 import time
 from contextlib import contextmanager
-from datetime import datetime, time as day_start, timedelta
+from datetime import datetime, time as day_start, timedelta, timezone
 from typing import Callable
 from zoneinfo import ZoneInfo
 
 import eventlet
 from eventlet.event import Event as GreenEvent
-from sqlalchemy import func, insert, select
-from sqlalchemy.engine import Engine
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.engine import Connection, Engine
 
 from motcua.db import UnitOfWork, utcnow
 from motcua.errors import Forbidden, NotFound
 from motcua.identity import Caller
+from motcua.keys import key_setting
 from services.gateway.errors import AuditUnavailable
 from services.gateway.models import AuditEntry
 
 log = logging.getLogger(__name__)
 
 ALLOWED, DENIED = "allowed", "denied"
+KEY_SETTING = "GATEWAY_AUDIT_KEY"
+NEW_KEY_SETTING = "GATEWAY_AUDIT_KEY_NEW"  # the key `motcua audit rekey` re-links the chain under
+# What a link covers: every column of a row but its id (an autoincrement: the chain has its own order).
+CHAINED = ("at", "username", "agency_code", "action", "dossier_code", "task_id", "remote_addr", "outcome",
+           "source", "detail")
+# The advisory lock every appender takes (any fixed 64-bit number no other lock of the database uses).
+CHAIN_LOCK = int.from_bytes(hashlib.sha256(b"motcua.audit_log.chain").digest()[:8], "big", signed=True)
+_TABLE = AuditEntry.__table__
+_HEAD = select(_TABLE.c.chain_seq, _TABLE.c.chain_hash).order_by(_TABLE.c.chain_seq.desc()).limit(1)
+_INSERT = insert(_TABLE)
+_LOCK = select(func.pg_advisory_xact_lock(CHAIN_LOCK))
+_RELINK = update(_TABLE).where(_TABLE.c.id == bindparam("row_id")).values(chain_hash=bindparam("new_hash"))
+
+
+def chain_key() -> bytes:
+    return key_setting(KEY_SETTING)
+
+
+def _canonical(value):
+    if isinstance(value, datetime):  # the same instant reads back the same, whatever the database's zone
+        return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    return value
+
+
+def link(key: bytes, previous: str, seq: int, entry) -> str:
+    """The chain hash of row `seq` (`entry`: a mapping of its columns) after the row whose hash is `previous`."""
+    content = json.dumps([seq, *(_canonical(entry[name]) for name in CHAINED)], ensure_ascii=False,
+                         separators=(",", ":"))
+    return hmac.new(key, f"{previous}\n{content}".encode(), hashlib.sha256).hexdigest()
+
+
+def _lock_chain(connection: Connection) -> None:
+    """Take the appenders' lock until the connection's transaction ends (SQLite: its one connection is it)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(_LOCK)
+
+
+def append(connection: Connection, rows: list[dict], key: bytes) -> None:
+    """`rows` appended to the chain, in order, in the connection's transaction (see the module: the lock
+    is held until that transaction ends, so commit soon)."""
+    _lock_chain(connection)
+    head = connection.execute(_HEAD).first()
+    seq, previous = (head.chain_seq, head.chain_hash) if head else (0, "")
+    linked = []
+    for entry in rows:
+        seq += 1
+        previous = link(key, previous, seq, entry)
+        linked.append({**entry, "chain_seq": seq, "chain_hash": previous})
+    # executemany: one cached statement (a multi-VALUES one is compiled again per row count)
+    connection.execute(_INSERT, linked)
+
+
+def _in_chain_order(connection: Connection, batch: int):
+    """The rows in chain order, read `batch` at a time, as lists."""
+    seq = 0
+    while rows := connection.execute(select(_TABLE).where(_TABLE.c.chain_seq > seq)
+                                     .order_by(_TABLE.c.chain_seq).limit(batch)).all():
+        yield rows
+        seq = rows[-1].chain_seq
+
+
+def verify(connection: Connection, key: bytes, batch: int = 1000) -> dict:
+    """Walk the chain: {"rows", "head_hash"} when intact, or also {"broken_at": id and seq of the first
+    row whose link fails, "why"}."""
+    previous, seq = "", 0
+    for rows in _in_chain_order(connection, batch):
+        for entry in rows:
+            found = {"rows": seq, "head_hash": previous, "broken_at": {"id": entry.id, "chain_seq": entry.chain_seq}}
+            if entry.chain_seq != seq + 1:
+                return {**found, "why": f"row(s) {seq + 1}…{entry.chain_seq - 1} of the chain are missing before it"}
+            if not hmac.compare_digest(link(key, previous, entry.chain_seq, entry._mapping), entry.chain_hash):
+                return {**found, "why": "its content, or the previous row's hash, was changed"}
+            previous, seq = entry.chain_hash, entry.chain_seq
+    return {"rows": seq, "head_hash": previous}
+
+
+def rekey(connection: Connection, old_key: bytes, new_key: bytes, batch: int = 1000) -> dict:
+    """The whole chain re-linked under `new_key`, in the caller's transaction, holding the appenders' lock
+    (they wait until it commits): only if it verifies under `old_key` first (re-linking a broken chain
+    would hide the break); what `verify` found under the old key, and under the new one when done."""
+    _lock_chain(connection)
+    found = verify(connection, old_key, batch)
+    if "broken_at" in found:
+        return found
+    previous = ""
+    for rows in _in_chain_order(connection, batch):
+        links = []
+        for entry in rows:
+            previous = link(new_key, previous, entry.chain_seq, entry._mapping)
+            links.append({"row_id": entry.id, "new_hash": previous})
+        connection.execute(_RELINK, links)
+    return verify(connection, new_key, batch)
 
 
 class AuditWriter:
@@ -39,8 +148,9 @@ class AuditWriter:
                  observe: Callable[[int, bool], None] = lambda rows, stored: None):
         """`observe(rows, stored)`: told of every batch (its size, whether it was committed)."""
         self.engine = engine
+        self.key = chain_key()  # production refuses a missing, weak or published GATEWAY_AUDIT_KEY here
         self.observe = observe
-        self.max_batch = max_batch  # 64 rows × 11 columns stay under SQLite's 999 parameters
+        self.max_batch = max_batch  # 64 rows × 13 columns stay under SQLite's 999 parameters
         self.linger = linger
         self.timeout = timeout
         self._pending: list[tuple[dict, GreenEvent]] = []
@@ -92,8 +202,7 @@ class AuditWriter:
         started = time.perf_counter()
         try:
             with self.engine.begin() as connection:
-                # executemany: one cached statement (a multi-VALUES one is compiled again per row count)
-                connection.execute(_INSERT, [row for row, _stored in batch])
+                append(connection, [row for row, _stored in batch], self.key)
         except Exception as exc:  # the database is away, a constraint, a killed connection: all alike
             self.observe(len(batch), False)
             log.error("AUDIT WRITE FAILED: a batch of %d rows (%s); their requests fail",
@@ -102,8 +211,6 @@ class AuditWriter:
         self.observe(len(batch), True)
         log.debug("audit batch of %d rows in %.1f ms", len(batch), 1000 * (time.perf_counter() - started))
 
-
-_INSERT = insert(AuditEntry.__table__)
 
 
 def row(caller: Caller, action: str, remote_addr: str | None, dossier_code: str | None = None, task_id=None,
@@ -144,10 +251,11 @@ def record_denied_by_service(uow: UnitOfWork, event) -> None:
     """An `access_denied` event of a service (applied once, through the inbox) as an audit entry."""
     data = event.data
     username = data["username"] or f"unverified:{data['claimed_username'] or '-'}"
-    uow.session.add(AuditEntry(
-        at=data["denied_at"], username=username[:128], agency_code=data["agency_code"],
-        action=data["action"][:64], dossier_code=data["dossier_code"], task_id=data["task_id"],
-        remote_addr=None, outcome=DENIED, source=event.source[:32], detail=data["reason"][:256]))
+    append(uow.session.connection(), [{
+        "at": data["denied_at"], "username": username[:128], "agency_code": data["agency_code"],
+        "action": data["action"][:64], "dossier_code": data["dossier_code"], "task_id": data["task_id"],
+        "remote_addr": None, "outcome": DENIED, "source": event.source[:32], "detail": data["reason"][:256]}],
+        chain_key())
 
 
 def query(uow: UnitOfWork, filters: dict, tz: ZoneInfo) -> dict:

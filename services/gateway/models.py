@@ -39,12 +39,14 @@ class User(Base):
 
 
 class AuditEntry(Base):
-    """One staff action done through the gateway (nhật ký thao tác): who, when, where from, on what."""
+    """One staff action done through the gateway (nhật ký thao tác): who, when, where from, on what;
+    a link of the log's hash chain (audit.py: `chain_hash` covers the previous link and this row)."""
 
     __tablename__ = "audit_log"
     __table_args__ = (Index("ix_audit_log_dossier", "dossier_code"),
                       Index("ix_audit_log_user_at", "username", "at"),
-                      Index("ix_audit_log_at", "at"))
+                      Index("ix_audit_log_at", "at"),
+                      Index("ux_audit_log_chain_seq", "chain_seq", unique=True))  # one row per link: no fork
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -57,6 +59,9 @@ class AuditEntry(Base):
     outcome: Mapped[str] = mapped_column(String(16), default="allowed", server_default="allowed")  # allowed | denied
     source: Mapped[str] = mapped_column(String(32), default="gateway", server_default="gateway")  # who saw it: gateway, intake, …
     detail: Mapped[str | None] = mapped_column(String(256))  # e.g. why it was denied; never personal data
+    # the hash chain (audit.py): this row's place in it (1, 2, 3…) and its link
+    chain_seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    chain_hash: Mapped[str] = mapped_column(String(64))
 
 
 class RevokedToken(Base):

@@ -8,6 +8,7 @@ from motcua.config import catalog_dir
 from services.intake.blobs import blob_store
 from services.intake.catalog import Catalog
 from services.intake.dossiers import Policy
+from services.intake.sealing import environment_data_keys
 
 
 class Rules(DependencyProvider):
@@ -18,6 +19,8 @@ class Rules(DependencyProvider):
         directory = config.get("CATALOG_DIR") or str(catalog_dir())
         calendar = WorkingCalendar.from_yaml(f"{directory}/calendar.yaml", tz=config["TIME_ZONE"])
         self.policy = Policy(Catalog.load(directory), calendar, config["SECRET"], blob_store(config))
+        # Read INTAKE_DATA_KEY now: production refuses to start without a strong one, not at the first dossier.
+        environment_data_keys()
 
     def get_dependency(self, worker_ctx):
         return self.policy

@@ -5,7 +5,8 @@ commit once; event handlers leave the commit to `apply_once` (several may share 
 from __future__ import annotations
 
 import base64
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Callable
 from zoneinfo import ZoneInfo
 
 from motcua.access import AgencyTree, may_read
@@ -13,7 +14,8 @@ from motcua.calendar import WorkingCalendar, local_iso
 from motcua.contracts.lifecycle import allowed_actions
 from motcua.errors import Forbidden, NotFound
 from motcua.identity import Caller
-from motcua.privacy import tracking_key
+from motcua.idempotency import Command, run_once
+from motcua.privacy import seal_personal_fields, tracking_key, unseal_personal_fields
 from motcua.text import normalise_phone
 from services.intake import documents
 from services.intake.blobs import BlobStore
@@ -65,6 +67,14 @@ def _commit(uow, dossier: Dossier) -> Dossier:
 
 
 # -- commands (RPC) ---------------------------------------------------------------------------------
+
+def once(uow, command: Command | None, view: Callable[[], dict], now: datetime, ttl: timedelta) -> dict:
+    """`motcua.idempotency.run_once` of a command answering a dossier's `view()`: the view is stored for
+    repeats with its personal fields (ID number, phone, name, address, form…) sealed under intake's
+    results key (sealing.py), so `command_results` holds them no more in clear than `dossiers` does."""
+    key = uow.dossiers.data_keys.results_key(uow.session)
+    return unseal_personal_fields(run_once(uow, command, lambda: seal_personal_fields(view(), key), now, ttl), key)
+
 
 def submit(uow, policy: Policy, payload: dict, caller: Caller | None, now: datetime) -> Dossier:
     """Nộp hồ sơ (a repeat under the same Idempotency-Key never gets here: `motcua.idempotency`)."""

@@ -85,10 +85,11 @@ dossiers = Table(
     Column("channel", String(10), nullable=False),
     Column("status", String(30), nullable=False, index=True),
     Column("status_code", Integer, nullable=False),
-    # Personal data stays in intake's database; events carry it only toward notify.
+    # Personal data stays in intake's database; events carry it only toward notify. ID number and phone
+    # encrypted (sealing.py: `<data key id>.<base64url>`; the repository seals and opens them).
     Column("applicant_name", String(200), nullable=False),
-    Column("applicant_id_number", String(20), nullable=False),
-    Column("applicant_phone", String(20), nullable=False),
+    Column("applicant_id_number", String(120), nullable=False),
+    Column("applicant_phone", String(120), nullable=False),
     Column("applicant_email", String(200)),
     Column("applicant_address", String(500)),
     Column("applicant_type", String(20), nullable=False, server_default="individual"),
@@ -136,6 +137,16 @@ dossier_agencies = Table(
     Column("dossier_id", Integer, ForeignKey("dossiers.id"), nullable=False),
     Column("agency_code", String(20), nullable=False),
     UniqueConstraint("dossier_id", "agency_code"),
+)
+
+# Data keys (khoá dữ liệu) of the encrypted columns, each wrapped under the environment's key-encryption
+# key; `kek_id` names which (sealing.py).
+data_keys = Table(
+    "data_keys", Base.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("wrapped", String(120), nullable=False),
+    Column("kek_id", String(16), nullable=False),
+    _when("created_at", nullable=False),
 )
 
 # The daily sequence behind dossier codes, per receiving agency (restarts every day).

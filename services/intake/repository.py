@@ -2,8 +2,10 @@
 
 One statement loads a dossier with everything its rules and views need (its row, JSON lists included,
 joined with the agencies involved); saving writes only the columns that changed (nothing when nothing
-did) and the agencies that joined. Several events may be applied in one transaction: a dossier is read
-once per transaction (then kept), saved after each change, and read again after a rollback.
+did) and the agencies that joined. The applicant's ID number and phone are stored encrypted
+(`sealing.py`): sealed on the way in, opened on the way out, in clear only in memory. Several events may
+be applied in one transaction: a dossier is read once per transaction (then kept), saved after each
+change, and read again after a rollback.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from motcua.idempotency import CommandUnitOfWork
 from motcua.sql import one_statement, read_rows, upsert_insert
 from services.intake.domain import Dossier, dossier_code
 from services.intake.models import dossier_agencies, dossier_counters, dossiers
+from services.intake.sealing import DataKeys, environment_data_keys
 
 COLUMNS = tuple(c.name for c in dossiers.columns if c.name != "id")
 # The agencies involved, gathered in the dossier's row in the order they joined (one row to read, its
@@ -48,8 +51,10 @@ def _involved(value) -> tuple[str, ...]:
 
 
 class DossierRepository:
-    def __init__(self, session: Session):
+    def __init__(self, session: Session, data_keys: DataKeys | None = None):
+        """`data_keys`: those of another KEK than the environment's (a test's)."""
         self.session = session
+        self.data_keys = data_keys or environment_data_keys()
         self._identity: dict[str, Dossier] = {}  # one object per dossier for this unit of work's life
         self._stored: dict[str, tuple[dict, tuple[str, ...]]] = {}  # code -> its columns and agencies as stored
         self._read: dict[str, bool] = {}  # code -> locked, for what this transaction has read
@@ -70,6 +75,7 @@ class DossierRepository:
             self._identity.pop(code, None)
             return None
         state = dict(rows[0]._mapping)
+        self.data_keys.opened(self.session, state)
         agencies = _involved(state.pop("involved"))
         dossier = self._identity.get(code)
         if dossier is None:
@@ -92,7 +98,8 @@ class DossierRepository:
     def add(self, dossier: Dossier) -> None:
         """Store a new dossier and its agencies: one statement on PostgreSQL."""
         state = {key: getattr(dossier, key) for key in COLUMNS}
-        params = {**{f"new_{key}": value for key, value in state.items()},
+        stored = self.data_keys.sealed(self.session, dossier.code, state)
+        params = {**{f"new_{key}": value for key, value in stored.items()},
                   **{f"agency_{i}": code for i, code in enumerate(dossier.agencies)}}
         if self._dialect() == "postgresql":
             dossier.id = self._connection().execute(_add(len(dossier.agencies)), params).scalar_one()
@@ -108,7 +115,8 @@ class DossierRepository:
         columns, agencies = self._stored[dossier.code]
         changed = {key: value for key in COLUMNS if (value := getattr(dossier, key)) != columns[key]}
         joined = [code for code in dossier.agencies if code not in agencies]
-        params = {"dossier_id": dossier.id, **{f"new_{key}": value for key, value in changed.items()},
+        stored = self.data_keys.sealed(self.session, dossier.code, changed)
+        params = {"dossier_id": dossier.id, **{f"new_{key}": value for key, value in stored.items()},
                   **{f"agency_{i}": code for i, code in enumerate(joined)}}
         if self._dialect() == "postgresql":
             if changed or joined:

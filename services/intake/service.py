@@ -24,7 +24,7 @@ from motcua.contracts.rpc import (
 from motcua.access import audit_refusals
 from motcua.db import Database, utcnow
 from motcua.errors import load_valid
-from motcua.idempotency import Command, ForgetExpiredKeys, account_scope, applicant_scope, run_once, ttl_of
+from motcua.idempotency import Command, ForgetExpiredKeys, account_scope, applicant_scope, ttl_of
 from motcua.identity import verify_token
 from motcua.metrics import GroupCountGauge, Metrics
 from motcua.rpc import rpc
@@ -98,7 +98,7 @@ class IntakeService:
     def _once(self, idempotency_key, name, scope, request, run):
         """A command once per key (motcua.idempotency): its view, or the first one's for a repeat."""
         command = Command.of(idempotency_key, f"intake.{name}", scope, request)
-        return run_once(self.db, command, lambda: self._view(run()), utcnow(), ttl_of(self.config))
+        return dossiers.once(self.db, command, lambda: self._view(run()), utcnow(), ttl_of(self.config))
 
     def _applicant_scope(self, caller, identity: str) -> str:
         """The caller's account, or an applicant without one by who they say they are."""

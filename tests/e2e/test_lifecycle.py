@@ -22,13 +22,24 @@ def count(url, sql, **params):
     return value
 
 
-def test_dossier_travels_from_submission_to_return(platform):
+def test_dossier_travels_from_submission_to_return(platform, pg_urls):
     api = Api(platform.base_url)
     submitted = api.submit(key="e2e-lifecycle-1")
     code = submitted["code"]
     assert (submitted["status"], submitted["status_code"]) == ("submitted", 1)
     assert code.startswith(f"{COMMUNE}-") and len(code.rsplit("-", 1)[1]) == 4
     assert api.submit(key="e2e-lifecycle-1")["code"] == code  # a retried POST is the same dossier
+
+    # encrypted at rest (intake's sealing.py): not in intake's row, yet found by search and shown to staff
+    stored = count(pg_urls["intake"], "SELECT count(*) FROM dossiers WHERE code = :code AND applicant_id_number"
+                   " NOT LIKE '%' || :id || '%' AND applicant_phone NOT LIKE '%' || :phone || '%'", code=code,
+                   id=APPLICANT["id_number"], phone=APPLICANT["phone"][1:])
+    assert stored == 1
+    found = api.call("POST", "/api/v1/dossiers/search", user=f"receptionist@{COMMUNE}",
+                     json={"id_number": APPLICANT["id_number"]}).json()
+    assert [item["code"] for item in found["items"]] == [code]
+    shown = api.call("GET", f"/api/v1/dossiers/{code}", user=f"receptionist@{COMMUNE}").json()["applicant"]
+    assert (shown["id_number"], shown["phone"]) == (APPLICANT["id_number"], APPLICANT["phone"])
 
     received = api.receive(code)
     assert (received["status"], received["status_code"]) == ("received", 2)

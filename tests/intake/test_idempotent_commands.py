@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from motcua.db import make_engine
 from motcua.errors import Conflict
-from motcua.idempotency import Command, ForgetExpiredKeys, account_scope, applicant_scope, run_once
+from motcua.idempotency import DEFAULT_TTL, Command, ForgetExpiredKeys, account_scope, applicant_scope
 from services.intake import dossiers
 from services.intake.models import command_results, dossiers as dossier_table
 from tests import infra
@@ -21,14 +21,16 @@ APPLICANT_SCOPE = applicant_scope("s3cret", APPLICANT["phone"])
 
 
 def submit_once(uow, policy, key, payload, scope=APPLICANT_SCOPE, now=MONDAY_9AM):
-    """As IntakeService.submit_dossier runs it: the view is the stored result."""
+    """As IntakeService.submit_dossier runs it: the view is the stored result (its personal fields sealed)."""
     command = Command.of(key, "intake.submit_dossier", scope, payload)
-    return run_once(uow, command, lambda: view(policy, dossiers.submit(uow, policy, payload, None, now)), now)
+    return dossiers.once(uow, command, lambda: view(policy, dossiers.submit(uow, policy, payload, None, now)), now,
+                         DEFAULT_TTL)
 
 
 def receive_once(uow, policy, key, code, now):
     command = Command.of(key, "intake.receive_dossier", account_scope(RECEPTIONIST.username), [code])
-    return run_once(uow, command, lambda: view(policy, dossiers.receive(uow, policy, code, RECEPTIONIST, now)), now)
+    return dossiers.once(uow, command, lambda: view(policy, dossiers.receive(uow, policy, code, RECEPTIONIST, now)),
+                         now, DEFAULT_TTL)
 
 
 def view(policy, dossier):
@@ -109,7 +111,7 @@ def test_a_repeat_while_the_first_runs_waits_for_it_and_answers_its_result(pg_en
 
         try:
             command = Command.of("pg-receive", "intake.receive_dossier", account_scope(RECEPTIONIST.username), [code])
-            return run_once(uow, command, run, now)
+            return dossiers.once(uow, command, run, now, DEFAULT_TTL)
         finally:
             uow.close()
 
@@ -143,8 +145,8 @@ def test_two_submissions_at_once_under_one_key_store_one_dossier(pg_engine, poli
             return dossier
 
         try:
-            return run_once(uow, Command.of("pg-submit", "intake.submit_dossier", APPLICANT_SCOPE, submission()),
-                            run, now)
+            return dossiers.once(uow, Command.of("pg-submit", "intake.submit_dossier", APPLICANT_SCOPE, submission()),
+                                 run, now, DEFAULT_TTL)
         finally:
             uow.close()
 

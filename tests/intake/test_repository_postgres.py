@@ -4,10 +4,12 @@ dossier's row as an array, a staff view read in autocommit."""
 from datetime import timedelta
 
 import pytest
+from sqlalchemy.orm import Session
 
 from motcua.db import make_engine
 from services.intake import dossiers
 from services.intake.repository import COLUMNS
+from services.intake.sealing import environment_data_keys
 from tests import infra
 from tests.intake.test_dossiers import COMMUNE, LAND_OFFICE, MONDAY_9AM, RECEPTIONIST, outbox, submit
 from tests.intake.test_repository import assigned, fresh, later, statements_of
@@ -17,6 +19,9 @@ from tests.intake.test_repository import assigned, fresh, later, statements_of
 def pg_engine(postgres):
     urls = infra.create_service_databases(names=("intake",))
     engine = make_engine(urls["intake"])
+    # The data keys are read once per engine (test_repository shows when): here, so that each test
+    # counts only its own statements.
+    environment_data_keys().keys(Session(engine))
     yield engine
     engine.dispose()
     infra.drop_databases(urls)

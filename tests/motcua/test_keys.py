@@ -37,6 +37,13 @@ def test_production_refuses_a_strong_key_published_in_the_repository(monkeypatch
         keys.key_setting("MOTCUA_TRACKING_KEY")
 
 
+def test_production_refuses_the_development_stand_in(monkeypatch):
+    monkeypatch.setenv("MOTCUA_ENV", "production")
+    monkeypatch.setenv("MOTCUA_TRACKING_KEY", keys.development_value("MOTCUA_TRACKING_KEY"))
+    with pytest.raises(SystemExit, match="published in the repository"):
+        keys.key_setting("MOTCUA_TRACKING_KEY")
+
+
 def test_production_takes_a_private_strong_key(monkeypatch):
     private = keys.new_key()
     monkeypatch.setenv("MOTCUA_ENV", "production")

@@ -124,6 +124,10 @@ class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportA
     def on_workflow_access_denied(self, event):
         self.db.apply_once(event, "gateway.on_workflow_access_denied", audit.record_denied_by_service)
 
+    @event_handler("reporting", "access_denied")
+    def on_reporting_access_denied(self, event):
+        self.db.apply_once(event, "gateway.on_reporting_access_denied", audit.record_denied_by_service)
+
     @broadcast_handler("gateway", *sorted(SESSION_EVENTS), uses=("access",))
     def on_session_event(self, body):
         """A logout or an account change on any gateway instance: this one's cache learns it at once."""

@@ -116,6 +116,22 @@ class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportA
             throttle.record_failure(self.db.session, limits, now)
             raise
 
+    def count_anonymous_submission(self, request, caller) -> None:
+        """An applicant without an account submits at most SUBMISSIONS_PER_ADDRESS dossiers from one
+        address within the window; past it, 429 with Retry-After before anything reaches intake.
+        Each submission let through counts (a valid one or not: intake's answer is not awaited)."""
+        if caller is not None:  # a receptionist at the counter, or a signed-in applicant
+            return
+        policy = throttle.ThrottlePolicy.for_anonymous_submissions(self.config)
+        limits = throttle.address_keys(policy, self.config["SECRET"], request.remote_addr)
+        if not limits:
+            return
+        now = utcnow()
+        wait = self.reads.run(lambda connection: throttle.retry_after(connection, policy, limits, now))
+        if wait is not None:
+            raise TooManyRequests("too many submissions from this address: try again later", retry_after=wait)
+        throttle.record_failure(self.db.session, limits, now)
+
     @event_handler("intake", "access_denied")
     def on_intake_access_denied(self, event):
         self.db.apply_once(event, "gateway.on_intake_access_denied", audit.record_denied_by_service)

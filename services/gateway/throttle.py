@@ -1,4 +1,4 @@
-"""Chống dò: guesses are throttled. After too many failed tries at one secret within a window (a
+"""Chống dò: guesses are throttled (and anonymous submissions counted, `for_anonymous_submissions`). After too many failed tries at one secret within a window (a
 username's password, or a dossier's tracking key or applicant's ID number), or from one address,
 every try at it is answered 429 (Retry-After) until the oldest failures leave the window, even a
 right one.
@@ -51,6 +51,14 @@ class ThrottlePolicy:
         return cls("proof", config["PROOF_MAX_FAILURES"], config["PROOF_MAX_FAILURES_PER_ADDRESS"],
                    timedelta(seconds=config["PROOF_WINDOW_SECONDS"]))
 
+    @classmethod
+    def for_anonymous_submissions(cls, config: dict) -> "ThrottlePolicy":
+        """Dossiers submitted without an account (online, anyone may): every one counts, per client
+        address only (there is no subject to guess), `SUBMISSIONS_PER_ADDRESS` within the window.
+        Receptionists' counter and postal submissions carry a token and are not counted."""
+        limit = config["SUBMISSIONS_PER_ADDRESS"]
+        return cls("submission", limit, limit, timedelta(seconds=config["SUBMISSION_WINDOW_SECONDS"]))
+
 
 def _key(secret: str, scope: str, kind: str, value: str) -> str:
     return hmac.new(secret.encode(), f"{scope}:{kind}:{value}".encode(), hashlib.sha256).hexdigest()
@@ -64,10 +72,13 @@ def pseudonym(secret: str, username: str) -> str:
 
 def keys(policy: ThrottlePolicy, secret: str, subject: str, remote_addr: str | None) -> dict[str, int]:
     """The throttle keys of one try, each with its limit (usernames compared case-insensitively)."""
-    found = {_subject_key(policy, secret, subject): policy.max_per_subject}
-    if remote_addr:
-        found[_key(secret, policy.scope, "addr", remote_addr)] = policy.max_per_address
-    return found
+    return {_subject_key(policy, secret, subject): policy.max_per_subject,
+            **address_keys(policy, secret, remote_addr)}
+
+
+def address_keys(policy: ThrottlePolicy, secret: str, remote_addr: str | None) -> dict[str, int]:
+    """The throttle key of the client's address with its limit (none without an address)."""
+    return {_key(secret, policy.scope, "addr", remote_addr): policy.max_per_address} if remote_addr else {}
 
 
 def _subject_key(policy: ThrottlePolicy, secret: str, subject: str) -> str:
@@ -100,6 +111,7 @@ def _failures_since(keys: int):
 
 
 def record_failure(session: Session, limits: dict[str, int], now: datetime) -> None:
+    """A try that counts against its keys: a failed guess, or an anonymous submission."""
     session.execute(delete(FailedAttempt).where(FailedAttempt.at <= now - RETENTION))
     session.add_all(FailedAttempt(key=key, at=now) for key in limits)
     session.commit()

@@ -11,7 +11,7 @@ from motcua.contracts.rpc import AssignTaskV1, CompleteTaskV1, TaskIdV1, TaskQue
 from motcua.db import Database
 from motcua.errors import load_valid
 from motcua.idempotency import Command, ForgetExpiredKeys, account_scope, run_once, ttl_of
-from motcua.identity import STAFF_ROLES, authorised, verify_token
+from motcua.identity import verify_token
 from motcua.rpc import rpc
 from services.workflow import handlers, queries
 from services.workflow.dependencies import Clock, ProcessCatalog, WorkflowMetrics, sla_timer
@@ -154,10 +154,9 @@ class WorkflowService:
     @rpc
     @audit_refusals
     def dossier_history(self, dossier_code, caller_token):
-        """Every hand-over of the dossier (form 06), for staff: intake, which decides who may see a
-        dossier, answers the console first; on the bus, a call without a staff token gets nothing."""
-        authorised(caller_token, self.config["SECRET"], *STAFF_ROLES)
-        history = queries.dossier_history(self.db.session, dossier_code)
+        """Every hand-over of the dossier (form 06), for staff of an agency involved in it."""
+        caller = verify_token(caller_token, self.config["SECRET"])
+        history = queries.dossier_history(self.db.session, dossier_code, caller, self.catalog.tree)
         return self._views().hand_overs(history)
 
     @rpc

@@ -93,13 +93,18 @@ def test_calls_need_a_valid_token(service, bad_token):
         service.dossier_history("000.20.01.H56-260302-0001", bad_token)
 
 
-def test_a_dossiers_hand_overs_are_for_staff(service):
+def test_a_dossiers_hand_overs_are_for_staff_of_an_agency_involved_in_it(service):
+    """Issue 12: `dossier_history` took no caller; any process on the bus read any dossier's hand-overs."""
     service.on_dossier_received(received())
     [task] = service.list_tasks(token(ADMIN))
-    assert [h["id"] for h in service.dossier_history(task["dossier_code"], token(staff(LAND_OFFICE)))] == [task["id"]]
-    for outsider in (Caller("citizen", None, ("applicant",)), Caller("system@x", LAND_OFFICE, ("system",))):
+    code = task["dossier_code"]
+    for involved in (staff(LAND_OFFICE), staff(COMMUNE, "receptionist"), staff(LAND_DEPT, "leader")):
+        assert [h["id"] for h in service.dossier_history(code, token(involved))] == [task["id"]]
+    for outsider in (staff("000.20.02.H56"), Caller("citizen", None, ("applicant",)),
+                     Caller("system@x", LAND_OFFICE, ("system",))):
         with pytest.raises(Forbidden):
-            service.dossier_history(task["dossier_code"], token(outsider))
+            service.dossier_history(code, token(outsider))
+    assert service.dossier_history("000.20.01.H56-260302-9999", token(staff(LAND_OFFICE))) == []
 
 
 def test_get_process(service):

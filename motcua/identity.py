@@ -86,6 +86,14 @@ def verify_token(token: str | None, secret: str) -> Caller:
     return caller
 
 
+def authorised(token: str | None, secret: str, *roles: str) -> Caller:
+    """The verified caller of an RPC, holding one of `roles` (platform admins pass): what every entrypoint
+    that serves staff or operators asks first, so none answers a call that carries no caller."""
+    caller = verify_token(token, secret)
+    caller.require(*roles)
+    return caller
+
+
 def _verify(token: str, secret: str) -> Caller:
     try:
         # Only HS256: a token saying `alg: none` (or any other algorithm) is refused, not trusted.

@@ -22,6 +22,9 @@ from motcua.config import ROOT, SERVICES
 RABBIT_HOST = os.environ.get("TEST_RABBIT_HOST", "127.0.0.1")
 RABBIT_MGMT = f"http://{RABBIT_HOST}:15672/api"
 RABBIT_AUTH = ("guest", "guest")
+# A test platform's clients (the e2e tests, chaos, bench) all submit from 127.0.0.1, anonymously:
+# the per-address limit of anonymous submissions is lifted for them (tests of the limit set their own).
+ONE_ADDRESS_LOAD = {"MOTCUA_SUBMISSIONS_PER_ADDRESS": "1000000"}
 PG_ADMIN_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 HOW_TO_START_RABBIT = (
@@ -241,7 +244,8 @@ def embedded_platform(var_dir: Path):
 def embedded_platform_process(var_dir: Path, extra_env: dict | None = None):
     """`embedded_platform`, yielding its process too (for tests that signal it) beside the base URL."""
     port = free_port()
-    env = {**os.environ, "MOTCUA_VAR_DIR": str(var_dir), "GATEWAY_ADDRESS": f"127.0.0.1:{port}", "AMQP_URI": "",
+    env = {**os.environ, **ONE_ADDRESS_LOAD, "MOTCUA_VAR_DIR": str(var_dir), "GATEWAY_ADDRESS": f"127.0.0.1:{port}",
+           "AMQP_URI": "",
            **{f"{s.upper()}_DB_URL": "" for s in SERVICES},
            **{f"{s.upper()}_METRICS_PORT": str(free_port()) for s in SERVICES if s != "gateway"}, **(extra_env or {})}
     log_path = var_dir / "run.log"
@@ -278,7 +282,7 @@ class ServiceProcesses:
                  root: Path = ROOT, instances: int = 1):
         self.root = root
         self.env = {
-            **os.environ, "AMQP_URI": amqp_uri, "PYTHONPATH": str(root), "MOTCUA_LOG_LEVEL": "INFO",
+            **os.environ, **ONE_ADDRESS_LOAD, "AMQP_URI": amqp_uri, "PYTHONPATH": str(root), "MOTCUA_LOG_LEVEL": "INFO",
             "MOTCUA_VAR_DIR": str(log_dir / "var"), **(extra_env or {}),
         }
         for service, url in db_urls.items():

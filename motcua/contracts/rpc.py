@@ -1,6 +1,7 @@
 """RPC payloads that cross into a service from the gateway or from agencies' systems (v1)."""
 from __future__ import annotations
 
+import json
 import unicodedata
 from datetime import date
 
@@ -30,6 +31,11 @@ REPORT_SUM_CELLS = {
 }
 REPORT_CELLS = REPORT_BASE_CELLS + tuple(REPORT_SUM_CELLS)
 REPORT_GROUPINGS = ("agency", "field")  # rows per agency (with the tree's roll-up) or per field (lĩnh vực)
+
+# The applicant's declaration (tờ khai, a dossier's `form`) as a whole: flat values, this many bytes of
+# JSON at most, checked before it leaves the gateway (it travels the bus with the dossier). Each field
+# is bounded by its procedure's declaration in the catalogue (services/intake/declaration.py).
+MAX_DECLARATION_BYTES = 16 * 1024
 
 
 def nfc(value):
@@ -95,11 +101,19 @@ class DocumentUploadV1(NfcSchema):
     content_base64 = fields.Str(required=True, validate=validate.Length(min=1))
 
 
+def _bounded_declaration(form: dict) -> None:
+    if any(isinstance(value, (dict, list)) for value in form.values()):
+        raise ValidationError("a declaration's values are text, numbers or true/false")
+    if len(json.dumps(form, ensure_ascii=False).encode()) > MAX_DECLARATION_BYTES:
+        raise ValidationError(f"a declaration holds at most {MAX_DECLARATION_BYTES} bytes")
+
+
 class SubmitDossierV1(NfcSchema):
     procedure_code = fields.Str(required=True, validate=validate.Length(min=1, max=20))
     channel = fields.Str(required=True, validate=validate.OneOf(CHANNELS))
     applicant = fields.Nested(ApplicantV1, required=True)
-    form = fields.Dict(load_default=dict)
+    form = fields.Dict(keys=fields.Str(validate=validate.Length(min=1, max=40)), values=fields.Raw(allow_none=True),
+                       load_default=dict, validate=_bounded_declaration)
     documents = fields.List(fields.Nested(DocumentUploadV1), load_default=list)
 
 

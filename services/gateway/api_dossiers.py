@@ -38,10 +38,11 @@ class DossierApi:
     """Routes mixed into GatewayService, which provides the RPC proxies, config and database."""
 
     @route("POST", "/api/v1/dossiers", body=SubmitDossierSchema, status=201, auth="optional", response=DossierViewV1,
-           multipart=True, command=True)
+           multipart=True, command=True, errors=(429,))
     def submit_dossier(self, request):
         body = load_valid(SubmitDossierSchema(), read_body(request))
         caller, token = routes.submitter(request, self.caller_from_token, body["channel"])
+        self.count_anonymous_submission(request, caller)
         dossier = self.intake.submit_dossier(body, caller_token=token, idempotency_key=request.idempotency_key)
         if caller is not None:
             self.record_audit(caller, "dossier.submit", request.remote_addr, dossier_code=dossier["code"])

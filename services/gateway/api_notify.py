@@ -46,18 +46,18 @@ class NotifyApi:
         caller, token = self.caller_of(request)
         with self.audited(request, caller, "dossier.notifications", dossier_code=code):
             self.intake.get_dossier(code, caller_token=token)
-            return self.notify.list_deliveries(code)
+            return self.notify.list_deliveries(code, caller_token=token)
 
     @route("GET", "/api/v1/notifications/dead-letters", query=DeadLettersQuery, response=DeliveryViewV1(many=True))
     def dead_letters(self, request):
-        _admin(self, request)
-        return self.notify.list_dead_letters(load_valid(DeadLettersQuery(), query(request))["limit"])
+        _caller, token = _admin(self, request)
+        return self.notify.list_dead_letters(token, load_valid(DeadLettersQuery(), query(request))["limit"])
 
     @route("POST", "/api/v1/notifications/deliveries/<int:delivery_id>/resend", response=DeliveryViewV1,
            command=True)
     def resend_delivery(self, request, delivery_id):
-        caller = _admin(self, request)
-        delivery = self.notify.resend(delivery_id, idempotency_key=request.idempotency_key, requester=caller.username)
+        caller, token = _admin(self, request)
+        delivery = self.notify.resend(delivery_id, caller_token=token, idempotency_key=request.idempotency_key)
         self.record_audit(caller, "notification.resend", request.remote_addr,
                      dossier_code=delivery["dossier_code"], task_id=delivery_id)
         return delivery
@@ -65,11 +65,12 @@ class NotifyApi:
     @route("POST", "/api/v1/notifications/preview", body=NotificationPreviewV1)
     def preview_template(self, request):
         """A template rendered with sample data: `{"event_type", "channel", "agency_code"?}`."""
-        caller, _token = self.caller_of(request)
+        caller, token = self.caller_of(request)
         caller.require(*STAFF_ROLES)
         body = read_json(request)
         body = body if isinstance(body, dict) else {}  # notify names the missing field
-        return self.notify.preview(body.get("event_type"), body.get("channel"), body.get("agency_code"))
+        return self.notify.preview(body.get("event_type"), body.get("channel"), caller_token=token,
+                                   agency_code=body.get("agency_code"))
 
     @route("POST", "/api/v1/notifications/receipts/<provider>", body=CarrierReceipt, query=ReceiptQuery,
            auth="public")
@@ -94,7 +95,8 @@ class NotifyApi:
 
 
 def _admin(service, request):
-    caller, _token = service.caller_of(request)
+    """The platform admin calling, and their token (notify checks it again)."""
+    caller, token = service.caller_of(request)
     if not caller.is_admin:
         raise Forbidden("requires the platform admin")
-    return caller
+    return caller, token

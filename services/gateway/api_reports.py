@@ -47,48 +47,52 @@ class ReportApi:
 
     @route("GET", "/api/v1/reports/timeliness", query=TIMELINESS_QUERY)
     def timeliness_report(self, request):
-        self._staff(request)
+        token = self._staff(request)
         params = load_valid(TIMELINESS_QUERY, query(request))
         return self.reporting.timeliness_report(params["date_from"].isoformat(), params["date_to"].isoformat(),
-                                                agency=params["agency"])
+                                                caller_token=token, agency=params["agency"])
 
     @route("GET", "/api/v1/reports/standard", query=ReportQueryV1)
     def standard_report(self, request):
-        self._staff(request)
+        token = self._staff(request)
         params = query(request)
-        return self.reporting.timeliness_report(params.get("from"), params.get("to"),
+        return self.reporting.timeliness_report(params.get("from"), params.get("to"), caller_token=token,
                                                 **_given(params, REPORT_FIELDS))
 
     @route("GET", "/api/v1/reports/standard/dossiers", query=DrillDownQueryV1)
     def standard_report_dossiers(self, request):
-        self._staff(request)
+        """The dossiers behind a figure: reporting lists only those of the caller's agency scope."""
+        token = self._staff(request)
         params = query(request)
         return self.reporting.report_drill_down(params.get("from"), params.get("to"), params.get("cell"),
-                                                **_given(params, DRILL_FIELDS))
+                                                caller_token=token, **_given(params, DRILL_FIELDS))
 
     @route("GET", "/api/v1/reports/standard/export", query=ExportQueryV1, response="application/octet-stream")
     def standard_report_export(self, request):
-        self._staff(request)
+        token = self._staff(request)
         params = query(request)
         exported = self.reporting.report_export(params.get("from"), params.get("to"), params.get("format"),
-                                                **_given(params, REPORT_FIELDS))
+                                                caller_token=token, **_given(params, REPORT_FIELDS))
         return Response(base64.b64decode(exported["content_base64"]), content_type=exported["content_type"],
                         headers={"Content-Disposition": f'attachment; filename="{exported["filename"]}"'})
 
     @route("GET", "/api/v1/reports/leaders", query=DashboardQueryV1)
     def leaders_dashboard(self, request):
-        self._staff(request)
-        return self.reporting.leaders_dashboard(**_given(query(request), ("agency",)))
+        token = self._staff(request)
+        return self.reporting.leaders_dashboard(caller_token=token, **_given(query(request), ("agency",)))
 
     @route("GET", "/api/v1/reports/daily", query=ReportQueryV1(only=(*PERIOD, "agency")))
     def daily_series(self, request):
-        self._staff(request)
+        token = self._staff(request)
         params = query(request)
-        return self.reporting.daily_series(params.get("from"), params.get("to"), **_given(params, ("agency",)))
+        return self.reporting.daily_series(params.get("from"), params.get("to"), caller_token=token,
+                                           **_given(params, ("agency",)))
 
-    def _staff(self, request) -> None:
-        caller, _token = self.caller_of(request)
+    def _staff(self, request) -> str:
+        """The staff caller's token, passed on: reporting checks it again (and scopes drill-downs by it)."""
+        caller, token = self.caller_of(request)
         caller.require(*STAFF_ROLES)
+        return token
 
 
 def _given(params: dict, names: tuple) -> dict:

@@ -243,7 +243,7 @@ class ConsolePages:
     def _dossier_context(self, request, session, code: str, values: dict | None = None) -> dict:
         with self.audited(request, session.caller, "dossier.read", dossier_code=code):
             dossier = self.intake.get_dossier(code, caller_token=session.token)
-        hand_overs = self.workflow.dossier_history(code)
+        hand_overs = self.workflow.dossier_history(code, caller_token=session.token)
         return {"session": session, "dossier": dossier, "hand_overs": hand_overs, "values": values or {},
                 "forms": forms_of(dossier, hand_overs), "form_names": FORMS, "agencies": self._agencies()}
 

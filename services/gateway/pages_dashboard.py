@@ -64,10 +64,11 @@ class DashboardPages:
         params = query_data(request)
         chosen = params.get("ky") if params.get("ky") in PERIODS else "month"
         agency = params.get("agency") or None
-        dashboard = self.reporting.leaders_dashboard(**({"agency": agency} if agency else {}))
+        chosen_agency = {"agency": agency} if agency else {}
+        dashboard = self.reporting.leaders_dashboard(caller_token=session.token, **chosen_agency)
         today = province_today(self.config)
         series = self.reporting.daily_series((today - timedelta(days=TREND_DAYS - 1)).isoformat(), today.isoformat(),
-                                             **({"agency": agency} if agency else {}))
+                                             caller_token=session.token, **chosen_agency)
         period = dashboard["periods"][chosen]
         return render("dashboard/index.html", session=session, dashboard=dashboard, period=period, chosen=chosen,
                       periods=PERIODS, agency=agency, agencies=self._agencies(), drill=drill_link,
@@ -79,16 +80,17 @@ class DashboardPages:
         session = self._staff_page(request)
         params = query_data(request)
         found = self.reporting.report_drill_down(params.get("from"), params.get("to"), params.get("cell"),
-                                                 key=params.get("key") or None)
+                                                 caller_token=session.token, key=params.get("key") or None)
         return render("dashboard/drill.html", session=session, found=found, params=params,
                       cell_name=CELL_NAMES.get(found["cell"], found["cell"]), agencies=self._agencies())
 
     @page("GET", "/lanh-dao/xuat-bao-cao")
     def dashboard_export(self, request):
         """Form II.06a as a file, with the session (the API's export wants a bearer token)."""
-        self._staff_page(request)
+        session = self._staff_page(request)
         params = query_data(request)
-        exported = self.reporting.report_export(params.get("from"), params.get("to"), params.get("format", "xlsx"))
+        exported = self.reporting.report_export(params.get("from"), params.get("to"), params.get("format", "xlsx"),
+                                                caller_token=session.token)
         return Response(base64.b64decode(exported["content_base64"]), content_type=exported["content_type"],
                         headers={"Content-Disposition": f'attachment; filename="{exported["filename"]}"'})
 

@@ -52,6 +52,7 @@ class PortalPages:
                 "documents": uploads(request)}
         with form_again("portal/submit.html", lambda: self._submit_context(code, values)):
             body = load_valid(SubmitDossierSchema(), body)
+            self.count_anonymous_submission(request, None)
             dossier = self.intake.submit_dossier(body, idempotency_key=form_key(values))
         return render("portal/receipt.html", status=201, dossier=dossier, agencies=self._agencies())
 

@@ -116,6 +116,22 @@ class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportA
             throttle.record_failure(self.db.session, limits, now)
             raise
 
+    def count_anonymous_submission(self, request, caller) -> None:
+        """An applicant without an account submits at most SUBMISSIONS_PER_ADDRESS dossiers from one
+        address within the window; past it, 429 with Retry-After before anything reaches intake.
+        Each submission let through counts (a valid one or not: intake's answer is not awaited)."""
+        if caller is not None:  # a receptionist at the counter, or a signed-in applicant
+            return
+        policy = throttle.ThrottlePolicy.for_anonymous_submissions(self.config)
+        limits = throttle.address_keys(policy, self.config["SECRET"], request.remote_addr)
+        if not limits:
+            return
+        # Counted and checked at once (throttle.claim), so concurrent submissions cannot overshoot.
+        claimed = throttle.claim(self.db.session, policy, limits, utcnow())
+        if claimed.retry_after is not None:
+            raise TooManyRequests("too many submissions from this address: try again later",
+                                  retry_after=claimed.retry_after)
+
     @event_handler("intake", "access_denied")
     def on_intake_access_denied(self, event):
         self.db.apply_once(event, "gateway.on_intake_access_denied", audit.record_denied_by_service)
@@ -123,6 +139,10 @@ class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportA
     @event_handler("workflow", "access_denied")
     def on_workflow_access_denied(self, event):
         self.db.apply_once(event, "gateway.on_workflow_access_denied", audit.record_denied_by_service)
+
+    @event_handler("reporting", "access_denied")
+    def on_reporting_access_denied(self, event):
+        self.db.apply_once(event, "gateway.on_reporting_access_denied", audit.record_denied_by_service)
 
     @broadcast_handler("gateway", *sorted(SESSION_EVENTS), uses=("access",))
     def on_session_event(self, body):

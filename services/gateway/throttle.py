@@ -1,4 +1,4 @@
-"""Chống dò: guesses are throttled. After too many failed tries at one secret within a window (a
+"""Chống dò: guesses are throttled (and anonymous submissions counted, `for_anonymous_submissions`). After too many failed tries at one secret within a window (a
 username's password, or a dossier's tracking key or applicant's ID number), or from one address,
 every try at it is answered 429 (Retry-After) until the oldest failures leave the window, even a
 right one.
@@ -65,6 +65,14 @@ class ThrottlePolicy:
         return cls("proof", config["PROOF_MAX_FAILURES"], config["PROOF_MAX_FAILURES_PER_ADDRESS"],
                    timedelta(seconds=config["PROOF_WINDOW_SECONDS"]))
 
+    @classmethod
+    def for_anonymous_submissions(cls, config: dict) -> "ThrottlePolicy":
+        """Dossiers submitted without an account (online, anyone may): every one counts, per client
+        address only (there is no subject to guess), `SUBMISSIONS_PER_ADDRESS` within the window.
+        Receptionists' counter and postal submissions carry a token and are not counted."""
+        limit = config["SUBMISSIONS_PER_ADDRESS"]
+        return cls("submission", limit, limit, timedelta(seconds=config["SUBMISSION_WINDOW_SECONDS"]))
+
 
 def _key(secret: str, scope: str, kind: str, value: str) -> str:
     return hmac.new(secret.encode(), f"{scope}:{kind}:{value}".encode(), hashlib.sha256).hexdigest()
@@ -82,9 +90,14 @@ def keys(policy: ThrottlePolicy, secret: str, subject: str, remote_addr: str | N
     subject `known_here` (signed in from this address lately) counts against the address, but is
     not held to the address's limit (None)."""
     found: dict[str, int | None] = {_subject_key(policy, secret, subject): policy.max_per_subject}
-    if remote_addr:
-        found[_key(secret, policy.scope, "addr", remote_addr)] = None if known_here else policy.max_per_address
+    for key, limit in address_keys(policy, secret, remote_addr).items():
+        found[key] = None if known_here else limit
     return found
+
+
+def address_keys(policy: ThrottlePolicy, secret: str, remote_addr: str | None) -> dict[str, int]:
+    """The throttle key of the client's address with its limit (none without an address)."""
+    return {_key(secret, policy.scope, "addr", remote_addr): policy.max_per_address} if remote_addr else {}
 
 
 def _pair_key(policy: ThrottlePolicy, secret: str, subject: str, remote_addr: str) -> str:
@@ -130,7 +143,8 @@ def _failures_since(keys: int):
 
 
 def record_failure(session: Session, limits: dict[str, int | None], now: datetime) -> list[int]:
-    """Write one failure per key (committed); the rows' ids."""
+    """A try that counts against its keys (a failed guess, an anonymous submission): one row per key,
+    committed; the rows' ids."""
     session.execute(delete(FailedAttempt).where(FailedAttempt.at <= now - RETENTION))
     rows = [FailedAttempt(key=key, at=now) for key in limits]
     session.add_all(rows)

@@ -2,7 +2,7 @@
 deploy/catalog at start: a broken file refuses to load with file:line: reason."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, time
 from decimal import Decimal
 from pathlib import Path
@@ -14,6 +14,7 @@ from motcua.catalog import AgencyFileSchema, AgencySchema, load_data
 from motcua.contracts.events import CHANNELS
 from motcua.errors import NotFound
 from motcua.text import fold
+from services.intake import declaration
 
 UNITS = ("working_days", "calendar_days")
 ONLINE_LEVELS = ("full", "partial")
@@ -53,6 +54,16 @@ class Procedure:
     online_level: str
     on_supplement: str
     documents: tuple[dict, ...]
+    declaration: tuple[dict, ...] = ()  # the fields of its tờ khai (`form:` in procedures.yaml)
+    declaration_schema: Schema = field(default=None, compare=False, repr=False)  # built from them once
+
+    def __post_init__(self):
+        if self.declaration_schema is None:
+            object.__setattr__(self, "declaration_schema", declaration.schema_of(self.declaration))
+
+    def check_declaration(self, form: dict) -> dict:
+        """The applicant's declaration read by this procedure's fields (ValidationFailed naming one)."""
+        return declaration.check(self.declaration_schema, form)
 
     def terms(self, channel: str) -> Terms:
         return self.channels[channel]
@@ -77,7 +88,8 @@ class Procedure:
         }
 
     def detail(self) -> dict:
-        return {**self.summary(), "documents": [dict(d) for d in self.documents]}
+        return {**self.summary(), "documents": [dict(d) for d in self.documents],
+                "form": [dict(f) for f in self.declaration]}
 
 
 class _ProcessingTime(Schema):
@@ -126,6 +138,7 @@ class _ProcedureSchema(Schema):
     online_level = fields.Str(required=True, validate=validate.OneOf(ONLINE_LEVELS))
     on_supplement = fields.Str(load_default="resume", validate=validate.OneOf(ON_SUPPLEMENT))
     documents = fields.List(fields.Nested(_Document), required=True, validate=validate.Length(min=1))
+    form = declaration.declaration_fields()
 
     @validates_schema
     def _documents(self, data, **_):
@@ -282,7 +295,7 @@ def _procedure(raw: dict, field_name: str) -> Procedure:
         field_code=raw["field"], field_name=field_name, level=raw["level"], agency_code=raw["agency_code"],
         processing_days=default.days, unit=default.unit, cutoff=raw["cutoff"], fee=raw["fee"],
         fee_unit=raw["fee_unit"], channels=channels, online_level=raw["online_level"],
-        on_supplement=raw["on_supplement"], documents=tuple(raw["documents"]))
+        on_supplement=raw["on_supplement"], documents=tuple(raw["documents"]), declaration=tuple(raw["form"]))
 
 
 def _iso(value: date | None) -> str | None:

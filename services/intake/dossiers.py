@@ -81,12 +81,13 @@ def submit(uow, policy: Policy, payload: dict, caller: Caller | None, now: datet
     local_day = now.astimezone(policy.calendar.tz).date()
     procedure = policy.catalog.procedure(payload["procedure_code"], on=local_day)
     submitted_by = submitter(procedure, payload["channel"], caller)
+    form = procedure.check_declaration(payload.get("form") or {})
     uploads = documents.decode(payload.get("documents") or [])
     code = uow.dossiers.next_code(procedure.agency_code, local_day)
     applicant = {**payload["applicant"], "phone": normalise_phone(payload["applicant"]["phone"])}
     dossier = Dossier.submit(
         code=code, procedure=procedure, channel=payload["channel"], submitted_by=submitted_by, applicant=applicant,
-        search_keys=applicant_keys(policy.secret, applicant), form=payload.get("form") or {}, uploads=uploads,
+        search_keys=applicant_keys(policy.secret, applicant), form=form, uploads=uploads,
         now=now, tracking_key=tracking_key(policy.secret, code, last4(applicant["phone"])))
     uow.dossiers.add(dossier)
     documents.keep(uploads, policy.store)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+from functools import partial
 
 import eventlet
 from nameko.dependency_providers import Config
@@ -136,14 +137,15 @@ class IntakeService:
     def render_form(self, code, form, caller_token):
         """A form of the dossier as PDF, base64 (staff of an involved agency)."""
         dossier = dossiers.get_for_staff(self.db, code, self._caller(caller_token), self.rules.tree)
-        pdf = forms.render(form, dossier, self.rules.catalog, self.rules.calendar.tz, self._hand_overs)
+        pdf = forms.render(form, dossier, self.rules.catalog, self.rules.calendar.tz,
+                           partial(self._hand_overs, caller_token=caller_token))
         return {"content_base64": base64.b64encode(pdf).decode()}
 
-    def _hand_overs(self, dossier_code):
-        """workflow's hand-overs (form 06), within the RPC deadline: a workflow that is down must not hold
-        one of intake's workers until it is back."""
+    def _hand_overs(self, dossier_code, caller_token):
+        """workflow's hand-overs (form 06), asked with the officer's own token, within the RPC deadline: a
+        workflow that is down must not hold one of intake's workers until it is back."""
         with eventlet.Timeout(self.config.get("RPC_TIMEOUT", 10), TimeoutError("workflow did not answer in time")):
-            return self.workflow.dossier_history(dossier_code)
+            return self.workflow.dossier_history(dossier_code, caller_token=caller_token)
 
     @rpc
     @audit_refusals

@@ -11,6 +11,7 @@ from nameko.dependency_providers import Config
 from motcua.db import Database, utcnow
 from motcua.errors import load_valid
 from motcua.idempotency import Command, ForgetExpiredKeys, account_scope, run_once, ttl_of
+from motcua.identity import STAFF_ROLES, authorised
 from motcua.metrics import Metrics
 from motcua.rpc import rpc
 from services.notify import preferences, templates
@@ -95,23 +96,28 @@ class NotifyService:
     def health(self):
         return self.db.health()
 
+    # Staff and operators' calls verify their caller here too, not only at the gateway: a process on
+    # the bus past the gateway holds no valid token. (Notify emits no events, so its refusals are not
+    # audited by an access_denied event as intake's are; the gateway audits what it lets through.)
     @rpc
-    def list_deliveries(self, dossier_code):
+    def list_deliveries(self, dossier_code, caller_token):
+        """The dossier's delivery log (staff; the gateway first asks intake whether they may see the dossier)."""
+        authorised(caller_token, self.config["SECRET"], *STAFF_ROLES)
         args = load_valid(ListDeliveriesIn(), {"dossier_code": dossier_code})
         return _deliveries_out.dump(self.db.deliveries.of_dossier(args["dossier_code"]))
 
     @rpc
-    def list_dead_letters(self, limit=100):
+    def list_dead_letters(self, caller_token, limit=100):
+        authorised(caller_token, self.config["SECRET"], "admin")
         args = load_valid(DeadLettersIn(), {"limit": limit})
         return _deliveries_out.dump(self.db.deliveries.dead_letters(args["limit"]))
 
     @rpc
-    def resend(self, delivery_id, idempotency_key=None, requester=None):
-        """`requester`: the officer the gateway let re-send (the key is theirs; no token: the gateway
-        alone calls this, as for the other delivery RPCs)."""
+    def resend(self, delivery_id, caller_token, idempotency_key=None):
+        """A dead letter sent again, by a platform admin (the idempotency key is theirs)."""
+        caller = authorised(caller_token, self.config["SECRET"], "admin")
         args = load_valid(ResendIn(), {"delivery_id": delivery_id})
-        command = Command.of(idempotency_key, "notify.resend", account_scope(requester or "gateway"),
-                             [args["delivery_id"]])
+        command = Command.of(idempotency_key, "notify.resend", account_scope(caller.username), [args["delivery_id"]])
 
         def resend():
             return _delivery_out.dump(self.notifier.resend(self.db, args["delivery_id"]))
@@ -125,7 +131,8 @@ class NotifyService:
         return {"id": delivery.id, "status": delivery.status}
 
     @rpc
-    def preview(self, event_type, channel, agency_code=None):
+    def preview(self, event_type, channel, caller_token, agency_code=None):
+        authorised(caller_token, self.config["SECRET"], *STAFF_ROLES)
         args = load_valid(PreviewIn(), {"event_type": event_type, "channel": channel, "agency_code": agency_code})
         return templates.preview(self.notifier.templates, args["event_type"], args["channel"], args["agency_code"],
                                  self.notifier.tz, self.notifier.agency_names)

@@ -4,9 +4,11 @@ from __future__ import annotations
 from nameko.dependency_providers import Config
 from nameko.timer import timer
 
+from motcua.access import AgencyTree, audit_refusals, scope_of
 from motcua.bus import batch_handler
 from motcua.db import Database, utcnow
 from motcua.errors import ValidationFailed, load_valid
+from motcua.identity import STAFF_ROLES, Caller, authorised
 from motcua.metrics import Metrics
 from motcua.rpc import rpc
 from services.reporting import (
@@ -53,31 +55,42 @@ class ReportingService:
         return self.db.health()
 
     @rpc
-    def timeliness_report(self, date_from, date_to, agency=None, by="agency"):
-        """The standard report (II.06a) per agency or per field, with the agency-tree roll-up."""
+    @audit_refusals
+    def timeliness_report(self, date_from, date_to, caller_token, agency=None, by="agency"):
+        """The standard report (II.06a) per agency or per field, with the agency-tree roll-up (staff)."""
+        self._staff(caller_token)
         query = load_valid(schemas.report_query, {"from": date_from, "to": date_to, "agency": agency, "by": by})
         return self._report(query)
 
     @rpc
-    def report_drill_down(self, date_from, date_to, cell, key=None, by="agency", rollup=False, agency=None):
-        """The dossiers behind one figure of the standard report."""
+    @audit_refusals
+    def report_drill_down(self, date_from, date_to, cell, caller_token, key=None, by="agency", rollup=False,
+                          agency=None):
+        """The dossiers behind one figure of the standard report: only those the caller may see as dossiers
+        (motcua.access.scope_of: their own agency's, a leader's sub-tree, every one for a platform admin)."""
+        caller = self._staff(caller_token)
         query = load_valid(schemas.drill_down_query, {"from": date_from, "to": date_to, "cell": cell, "key": key,
                                                       "by": by, "rollup": rollup, "agency": agency})
         p = self.province
         return timeliness.drill_down(self.db.session, query["date_from"], query["date_to"], p.zone, p.agency_names,
                                      utcnow(), query["cell"], by=query["by"], key=query["key"],
-                                     rollup=query["rollup"], agency=query["agency"], parents=p.parents)
+                                     rollup=query["rollup"], agency=query["agency"], parents=p.parents,
+                                     scope=scope_of(caller, AgencyTree(p.parents)))
 
     @rpc
-    def report_export(self, date_from, date_to, format, agency=None, by="agency"):
-        """The standard report as a file: {filename, content_type, content_base64}."""
+    @audit_refusals
+    def report_export(self, date_from, date_to, format, caller_token, agency=None, by="agency"):
+        """The standard report as a file: {filename, content_type, content_base64} (staff)."""
+        self._staff(caller_token)
         query = load_valid(schemas.export_query, {"from": date_from, "to": date_to, "agency": agency, "by": by,
                                                   "format": format})
         return exports.as_file(self._report(query), query["format"])
 
     @rpc
-    def leaders_dashboard(self, agency=None):
-        """Today / this month / this year, per agency, for leaders."""
+    @audit_refusals
+    def leaders_dashboard(self, caller_token, agency=None):
+        """Today / this month / this year, per agency, for leaders (staff)."""
+        self._staff(caller_token)
         query = load_valid(schemas.dashboard_query, {"agency": agency})
         p = self.province
         if query["agency"] is not None and query["agency"] not in p.agency_names:
@@ -85,13 +98,18 @@ class ReportingService:
         return leaders.dashboard(self.db.session, p.zone, p.agency_names, p.parents, utcnow(), agency=query["agency"])
 
     @rpc
-    def daily_series(self, date_from, date_to, agency=None):
+    @audit_refusals
+    def daily_series(self, date_from, date_to, caller_token, agency=None):
+        self._staff(caller_token)
         query = load_valid(schemas.report_query, {"from": date_from, "to": date_to, "agency": agency})
         p = self.province
         if query["agency"] is not None and query["agency"] not in p.agency_names:
             raise ValidationFailed("unknown agency", field="agency")
         return leaders.series(self.db.session, query["date_from"], query["date_to"], agency=query["agency"],
                               parents=p.parents)
+
+    def _staff(self, caller_token) -> Caller:
+        return authorised(caller_token, self.config["SECRET"], *STAFF_ROLES)
 
     @rpc
     def public_statistics(self, date_from, date_to):
@@ -113,7 +131,10 @@ class ReportingService:
                               self.province.zone)
 
     @rpc
-    def rebuild_projections(self):
+    @audit_refusals
+    def rebuild_projections(self, caller_token):
+        """Replay the event store into every projection: a platform admin's operation."""
+        authorised(caller_token, self.config["SECRET"], "admin")
         return projections.rebuild_all(self.db, self.province.zone)
 
     # The national portal (DVCQG): push what is due, reconcile now and then; both idle when it is off.
@@ -128,8 +149,10 @@ class ReportingService:
             return dvcqg.reconcile(self.db, self.portal, utcnow())
 
     @rpc
-    def national_portal_status(self):
-        """The DVCQG re-send queue: rows per state and the failing dossiers with their error."""
+    @audit_refusals
+    def national_portal_status(self, caller_token):
+        """The DVCQG re-send queue: rows per state and the failing dossiers with their error (platform admin)."""
+        authorised(caller_token, self.config["SECRET"], "admin")
         return {"enabled": self.portal is not None, **dvcqg.summary(self.db.session)}
 
     # Reporting listens to every event of the contract (motcua/contracts/events.py), in batches.

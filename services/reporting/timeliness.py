@@ -128,9 +128,12 @@ def assemble(found: dict[str | None, dict[str, int]], period: Period, zone: Zone
 
 def drill_down(session: Session, date_from: date, date_to: date, zone: ZoneInfo, agency_names: dict[str, str],
                now: datetime, cell: str, by: str = "agency", key: str | None = None, rollup: bool = False,
-               agency: str | None = None, parents: dict[str, str | None] | None = None) -> dict:
+               agency: str | None = None, parents: dict[str, str | None] | None = None,
+               scope: set[str] | None = None) -> dict:
     """The dossiers behind one figure: `cell` (e.g. "resolved.late") of the row `key` (an agency or
-    field code; None: the totals), of the roll-up row when `rollup` (the agency and those under it)."""
+    field code; None: the totals), of the roll-up row when `rollup` (the agency and those under it).
+    `scope`: the receiving agencies whose dossiers the caller may see (None: every one). A figure is a
+    count anyone on staff may read; the codes behind it are dossiers, listed only within the scope."""
     check_query(agency, by, agency_names)
     if cell not in CELLS:
         raise ValidationFailed(f"unknown figure; one of {', '.join(CELLS)}", field="cell")
@@ -138,6 +141,8 @@ def drill_down(session: Session, date_from: date, date_to: date, zone: ZoneInfo,
     query = select(F).where(period.counted(), period.cells()[cell]).order_by(F.received_at, F.code)
     if agency is not None:
         query = query.where(F.agency_code.in_(AgencyTree(parents or {}).subtree(agency)))
+    if scope is not None:
+        query = query.where(F.agency_code.in_(sorted(scope)))
     if key is not None:
         if rollup and by == "agency":
             query = query.where(F.agency_code.in_(AgencyTree(parents or {}).subtree(key)))

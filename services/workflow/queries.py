@@ -8,19 +8,20 @@ from functools import cache
 from sqlalchemy import and_, bindparam, case, func, select
 from sqlalchemy.orm import Session
 
-from motcua.access import AgencyTree, scope_of
+from motcua.access import AgencyTree, may_read, scope_of
 from motcua.calendar import overdue_before
 from motcua.contracts.rpc import OVERDUE
 from motcua.errors import Forbidden, NotFound
 from motcua.identity import STAFF_ROLES, Caller
 from motcua.sql import read_rows
-from services.workflow.models import tasks
+from services.workflow.models import runs, tasks
 from services.workflow.process_run import CANCELLED, DONE, OPEN, Task, require_staff
 from services.workflow.repository import task_of
 
 # Built once (statement construction costs more than its cached compilation).
 _IN_ORDER = (tasks.c.assigned_at, tasks.c.step_index)
 _HISTORY = select(tasks).where(tasks.c.dossier_code == bindparam("code")).order_by(*_IN_ORDER)
+_RECEIVING = select(runs.c.receiving_agency_code).where(runs.c.dossier_code == bindparam("code"))
 _HISTORY_OF_TASK = select(tasks).where(tasks.c.dossier_code == select(tasks.c.dossier_code).where(
     tasks.c.id == bindparam("task_id")).scalar_subquery().correlate(None)).order_by(*_IN_ORDER)
 
@@ -78,9 +79,19 @@ def task_with_history(session: Session, task_id: str, caller: Caller, tree: Agen
     return task, history
 
 
-def dossier_history(session: Session, dossier_code: str) -> list[Task]:
-    """Every hand-over of a dossier in order (the process control sheet, phiếu kiểm soát quá trình)."""
-    return [task_of(row) for row in read_rows(session, _HISTORY, {"code": dossier_code})]
+def dossier_history(session: Session, dossier_code: str, caller: Caller, tree: AgencyTree) -> list[Task]:
+    """Every hand-over of a dossier in order (the process control sheet, phiếu kiểm soát quá trình), for
+    staff of an agency involved in it, as intake decides for the dossier itself: the receiving agency
+    and every agency a step went to (a leader's sub-tree; every one for a platform admin). A dossier
+    with no process yet has no hand-overs to show anyone."""
+    caller.require(*STAFF_ROLES)
+    run = read_rows(session, _RECEIVING, {"code": dossier_code})
+    if not run:
+        return []
+    history = [task_of(row) for row in read_rows(session, _HISTORY, {"code": dossier_code})]
+    if not may_read(caller, {run[0].receiving_agency_code, *(task.agency_code for task in history)}, tree):
+        raise Forbidden("not allowed for another agency's records")
+    return history
 
 
 def open_tasks_by_agency(session: Session, overdue_cutoff: datetime | None = None) -> dict[tuple, float]:

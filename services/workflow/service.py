@@ -152,8 +152,11 @@ class WorkflowService:
         return ProcessOut().dump(self.catalog.process(procedure_code))
 
     @rpc
-    def dossier_history(self, dossier_code):
-        history = queries.dossier_history(self.db.session, dossier_code)
+    @audit_refusals
+    def dossier_history(self, dossier_code, caller_token):
+        """Every hand-over of the dossier (form 06), for staff of an agency involved in it."""
+        caller = verify_token(caller_token, self.config["SECRET"])
+        history = queries.dossier_history(self.db.session, dossier_code, caller, self.catalog.tree)
         return self._views().hand_overs(history)
 
     @rpc

@@ -256,9 +256,11 @@ def test_the_timeliness_report_is_for_staff(api):
     url = f"{api.url}/api/v1/reports/timeliness?from=2026-01-01&to=2026-03-31"
     assert requests.get(url, timeout=10).status_code == 401
     api.reporting.timeliness_report.return_value = {"rows": [], "totals": {}}
-    response = requests.get(url, headers=bearer(token(api, f"leader@{AGENCY}", AGENCY, "leader")), timeout=10)
+    leader = token(api, f"leader@{AGENCY}", AGENCY, "leader")
+    response = requests.get(url, headers=bearer(leader), timeout=10)
     assert response.json() == {"rows": [], "totals": {}}
-    api.reporting.timeliness_report.assert_called_once_with("2026-01-01", "2026-03-31", agency=None)
+    api.reporting.timeliness_report.assert_called_once_with("2026-01-01", "2026-03-31", caller_token=leader,
+                                                            agency=None)
     bad = requests.get(f"{api.url}/api/v1/reports/timeliness?from=2026-13-01&to=2026-03-31",
                        headers=bearer(token(api, "admin", None, "admin")), timeout=10)
     assert bad.status_code == 400 and bad.json()["error"]["field"] == "from"

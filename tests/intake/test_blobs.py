@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ import uuid
 import boto3
 import pytest
 import requests
+from sqlalchemy import text
 
 from motcua.errors import NotFound
 from motcua.identity import Caller
@@ -134,3 +136,28 @@ def test_a_document_stored_on_another_instances_disk_is_not_found_here(uow, poli
     elsewhere = LocalBlobStore(tmp_path / "instance-b")
     with pytest.raises(NotFound):
         dossiers.document_for_staff(uow, elsewhere, dossier.code, document.id, RECEPTIONIST, policy.tree)
+
+
+def test_documents_stay_off_the_bus_every_event_names_them_by_reference(uow, policy):
+    """Issue 12: large documents stay off the bus. Everything intake publishes is an outbox row; after a
+    dossier with a document is submitted, received and supplemented with another, no row holds the
+    bytes (raw or base64) and every row is small: the bytes are in intake's store by their SHA-256,
+    and staff fetch them from intake (a step's documents travel as DocumentRef: key, size, SHA-256)."""
+    dossier = submit_with_document(uow, policy)
+    dossiers.receive(uow, policy, dossier.code, RECEPTIONIST, MONDAY_9AM)
+    dossiers.request_supplement(uow, dossier.code, ["Bản sao giấy tờ đất"], None, RECEPTIONIST, MONDAY_9AM)
+    later = PDF[:9] + PDF[:8:-1]  # another PDF
+    dossiers.supplement(uow, policy, dossier.code, RECEPTIONIST, None, MONDAY_9AM, uploads=[
+        {"key": "don_de_nghi", "filename": "bo-sung.pdf", "content_base64": base64.b64encode(later).decode()}])
+    outbox = uow.session.execute(text("SELECT event_type, payload FROM outbox ORDER BY id")).all()
+    assert {"dossier_submitted", "dossier_received", "dossier_supplemented"} <= {row.event_type for row in outbox}
+    for content in (PDF, later):
+        encoded, raw = base64.b64encode(content).decode(), content.decode("latin-1")
+        for row in outbox:
+            wire = row.payload if isinstance(row.payload, str) else json.dumps(row.payload)
+            assert encoded[:64] not in wire and raw[16:80] not in wire, row.event_type
+    digests = {hashlib.sha256(content).hexdigest() for content in (PDF, later)}
+    assert all(len(json.dumps(json.loads(row.payload) if isinstance(row.payload, str) else row.payload)) < 8192
+               for row in outbox)  # an event is small whatever was uploaded
+    stored = {d.sha256 for d in dossiers.get_for_staff(uow, dossier.code, RECEPTIONIST, policy.tree).documents}
+    assert digests <= stored  # the bytes are in intake's store, by their digest

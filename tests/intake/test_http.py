@@ -27,6 +27,12 @@ COMMUNE = "000.20.01.H56"
 APPLICANT = {"full_name": "Trần Thị Bình", "id_number": "038190012345", "phone": "0987654321"}
 
 
+def staff_hand_overs(code, caller_token):
+    """Workflow's answer, which it gives only to a staff caller: intake passes the officer's token on."""
+    assert caller_token
+    return hand_overs(code)
+
+
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
     embedded.install()
@@ -35,7 +41,7 @@ def api(tmp_path_factory):
     config = {**nameko_config(f"embedded:///{vhost}"), "DB_URLS": migrated_sqlite_urls(tmp_path_factory.mktemp("db")),
               "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}", "METRICS_PORTS": {}}
     containers = [ServiceContainer(cls, config) for cls in (IntakeService, GatewayService)]
-    workflow = SimpleNamespace(dossier_history=hand_overs)  # workflow is not started here: its hand-overs
+    workflow = SimpleNamespace(dossier_history=staff_hand_overs)  # workflow is not started here: its hand-overs
     replace_dependencies(containers[0], workflow=workflow)
     for container in containers:
         container.start()
@@ -243,10 +249,10 @@ def test_staff_search_over_http(api):
 
 
 def test_a_workflow_that_does_not_answer_frees_the_intake_worker_at_the_rpc_deadline():
-    slow = SimpleNamespace(dossier_history=lambda code: eventlet.sleep(5))
+    slow = SimpleNamespace(dossier_history=lambda code, caller_token: eventlet.sleep(5))
     service = worker_factory(IntakeService, config={"RPC_TIMEOUT": 0.2}, workflow=slow)
     with pytest.raises(TimeoutError, match="workflow did not answer in time"):
-        service._hand_overs("000.20.01.H56-260302-0001")
+        service._hand_overs("000.20.01.H56-260302-0001", caller_token="t")
     answering = worker_factory(IntakeService, config={"RPC_TIMEOUT": 0.2}, workflow=SimpleNamespace(
-        dossier_history=hand_overs))
-    assert answering._hand_overs("000.20.01.H56-260302-0001")[1]["agency_code"] == "000.00.18.H56"
+        dossier_history=staff_hand_overs))
+    assert answering._hand_overs("000.20.01.H56-260302-0001", caller_token="t")[1]["agency_code"] == "000.00.18.H56"

@@ -23,6 +23,7 @@ def test_a_dossiers_notifications_are_for_who_may_see_the_dossier(api):
     response = requests.get(url, headers=receptionist(api), timeout=10)
     assert response.status_code == 200 and response.json() == [{"id": 1, "recipient": "n***@example.com"}]
     assert api.intake.get_dossier.call_args.args == (CODE,)  # intake decides who may see the dossier
+    assert api.notify.list_deliveries.call_args.kwargs["caller_token"]  # and notify checks the caller again
     api.intake.get_dossier.side_effect = Forbidden("not your agency")
     assert requests.get(url, headers=receptionist(api), timeout=10).status_code == 403
 
@@ -31,17 +32,19 @@ def test_dead_letters_and_resend_are_for_the_platform_admin_and_audited(api):
     url = f"{api.url}/api/v1/notifications/dead-letters"
     assert requests.get(url, headers=receptionist(api), timeout=10).status_code == 403
     api.notify.list_dead_letters.return_value = []
-    assert requests.get(f"{url}?limit=5", headers=admin(api), timeout=10).json() == []
-    api.notify.list_dead_letters.assert_called_once_with(5)
+    headers = admin(api)
+    assert requests.get(f"{url}?limit=5", headers=headers, timeout=10).json() == []
+    api.notify.list_dead_letters.assert_called_once_with(headers["Authorization"].removeprefix("Bearer "), 5)
     bad = requests.get(f"{url}?limit=0", headers=admin(api), timeout=10)
     assert bad.status_code == 400 and bad.json()["error"]["field"] == "limit"
 
     resend = f"{api.url}/api/v1/notifications/deliveries/7/resend"
     assert requests.post(resend, headers=receptionist(api), timeout=10).status_code == 403
     api.notify.resend.return_value = {"id": 7, "dossier_code": CODE, "status": "created"}
-    answer = requests.post(resend, headers={**admin(api), "Idempotency-Key": "resend-7"}, timeout=10)
+    answer = requests.post(resend, headers={**headers, "Idempotency-Key": "resend-7"}, timeout=10)
     assert answer.json()["status"] == "created"
-    api.notify.resend.assert_called_once_with(7, idempotency_key="resend-7", requester="admin")
+    api.notify.resend.assert_called_once_with(7, caller_token=headers["Authorization"].removeprefix("Bearer "),
+                                              idempotency_key="resend-7")
     assert [(e.action, e.dossier_code, e.task_id) for e in audit_entries(api, action="notification.resend")] == [
         ("notification.resend", CODE, "7")]
 
@@ -51,8 +54,11 @@ def test_preview_is_for_staff(api):
     body = {"event_type": "dossier_received", "channel": "sms"}
     assert requests.post(url, json=body, timeout=10).status_code == 401
     api.notify.preview.return_value = {"channel": "sms", "text": "Ho so", "segments": 1}
-    assert requests.post(url, json=body, headers=receptionist(api), timeout=10).json()["segments"] == 1
-    api.notify.preview.assert_called_once_with("dossier_received", "sms", None)
+    headers = receptionist(api)
+    assert requests.post(url, json=body, headers=headers, timeout=10).json()["segments"] == 1
+    api.notify.preview.assert_called_once_with("dossier_received", "sms",
+                                               caller_token=headers["Authorization"].removeprefix("Bearer "),
+                                               agency_code=None)
 
 
 def test_a_carriers_receipt_passes_its_token_on(api):

@@ -21,8 +21,11 @@ from services.reporting.dependencies import ProvinceData
 from services.reporting.models import Base
 from services.reporting.service import ReportingService
 from tests.reporting.factory import AGENCY_NAMES, JUSTICE, PHONE, SECRET, VN, lifecycle, vn
+from tests.security.conftest import token_for
 
 CODE = "000.00.06.H56-260302-0001"
+LEADER = token_for(SECRET, f"leader@{JUSTICE}", JUSTICE, "leader")
+ADMIN = token_for(SECRET, "admin", None, "admin")
 
 
 @pytest.fixture
@@ -70,15 +73,15 @@ def test_entrypoints_with_worker_factory(db_url):
         service.track(CODE, "12")
     assert error.value.field == "key"
 
-    report = service.timeliness_report("2026-03-01", "2026-03-31")
+    report = service.timeliness_report("2026-03-01", "2026-03-31", LEADER)
     assert report["rows"][0]["agency_code"] == JUSTICE
     assert report["totals"]["resolved"] == {"total": 1, "early": 1, "on_time": 0, "late": 0,
                                             "early_pct": 100.0, "on_time_pct": 0.0, "late_pct": 0.0}
     with pytest.raises(ValidationFailed) as error:
-        service.timeliness_report("2026-03-31", "2026-03-01")
+        service.timeliness_report("2026-03-31", "2026-03-01", LEADER)
     assert error.value.field == "to"
 
-    assert service.rebuild_projections() == {"dossiers": 1, "events": len(lives)}
+    assert service.rebuild_projections(ADMIN) == {"dossiers": 1, "events": len(lives)}
     assert service.track(CODE, PHONE[-4:]) == view
     engine.dispose()
 
@@ -111,9 +114,9 @@ def test_a_container_on_the_embedded_bus(db_url):
             view = cluster.reporting.track(CODE, PHONE[-4:])
             assert view["status_code"] == 10 and view["current_agency_code"] == JUSTICE
             # agency names come from the catalogue the container loaded
-            report = cluster.reporting.timeliness_report("2026-03-01", "2026-03-31", JUSTICE)
+            report = cluster.reporting.timeliness_report("2026-03-01", "2026-03-31", LEADER, JUSTICE)
             assert report["rows"][0]["agency_name"] == "Sở Tư pháp"
-            assert cluster.reporting.rebuild_projections() == {"dossiers": 1, "events": len(lives)}
+            assert cluster.reporting.rebuild_projections(caller_token=ADMIN) == {"dossiers": 1, "events": len(lives)}
             assert cluster.reporting.track(CODE, PHONE[-4:]) == view
     finally:
         container.stop()

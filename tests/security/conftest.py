@@ -34,7 +34,9 @@ APPLICANT = {"full_name": "Trần Thị Bình", "id_number": "038190012345", "ph
              "email": "binh.tran@example.vn", "address": "Số 7 phố Hàng Bông"}
 MOCKED = ("intake", "workflow", "notify", "reporting")
 THROTTLE = {"LOGIN_MAX_FAILURES": 3, "LOGIN_MAX_FAILURES_PER_ADDRESS": 6, "LOGIN_WINDOW_SECONDS": 60,
-            "PROOF_MAX_FAILURES": 3, "PROOF_MAX_FAILURES_PER_ADDRESS": 5, "PROOF_WINDOW_SECONDS": 60}
+            "PROOF_MAX_FAILURES": 3, "PROOF_MAX_FAILURES_PER_ADDRESS": 5, "PROOF_WINDOW_SECONDS": 60,
+            # every test here submits from 127.0.0.1: test_anonymous_submission.py sets its own limit
+            "SUBMISSIONS_PER_ADDRESS": 1000, "SUBMISSION_WINDOW_SECONDS": 60}
 
 
 def _config(urls: dict, port: int, amqp_uri: str = "embedded://") -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 
 import pytest
+from nameko.testing.services import worker_factory
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -17,6 +18,7 @@ from motcua.db import UnitOfWork, make_engine
 from motcua.identity import Caller
 from services.gateway.audit import record_denied_by_service
 from services.gateway.models import AuditEntry, Base
+from services.gateway.service import GatewayService
 
 TREE = AgencyTree({"P": None, "D": "P", "U": "D", "C": "P", "X": None})
 
@@ -99,3 +101,24 @@ def test_a_refusal_is_recorded_once_however_often_it_is_delivered(tmp_path):
     engine.dispose()
     assert (entry.username, entry.agency_code, entry.source, entry.outcome, entry.action, entry.dossier_code) == (
         "specialist@U", "U", "intake", "denied", "intake.get_dossier", "C-261201-0001")
+
+
+def test_the_gateway_audits_the_refusals_of_reporting_too(tmp_path):
+    """Reporting checks its callers now (a drill-down lists dossiers); its `access_denied` events are
+    consumed by the gateway's handler and land in the audit log like intake's and workflow's."""
+    url = f"sqlite:///{tmp_path / 'gateway.db'}"
+    migrate.upgrade("gateway", url)
+    engine = make_engine(url)
+    uow = UnitOfWork(Session(engine), "gateway", Base.metadata)
+    gateway = worker_factory(GatewayService, db=uow)
+    refused = denial("reporting.report_drill_down", "requires role receptionist", Caller("citizen", None, ()))
+    gateway.on_reporting_access_denied(parse_event(make_event("reporting", "access_denied", refused)))
+    uow.close()
+    with Session(engine) as session:
+        [entry] = session.scalars(select(AuditEntry)).all()
+    engine.dispose()
+    assert (entry.source, entry.action, entry.outcome, entry.username) == (
+        "reporting", "reporting.report_drill_down", "denied", "citizen")
+    subscribed = {(handler.source_service, handler.event_type)
+                  for handler in GatewayService.on_reporting_access_denied.nameko_entrypoints}
+    assert subscribed == {("reporting", "access_denied")}

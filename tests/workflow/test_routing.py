@@ -13,6 +13,7 @@ from services.workflow.models import outbox
 from services.workflow.process_run import ProcessRun, Task
 from motcua.identity import Caller
 from tests.workflow.support import (
+    ADMIN,
     COMMUNE,
     TZ,
     intake_event,
@@ -141,7 +142,7 @@ def test_send_back_reopens_the_previous_step_and_the_dossier_comes_forward_again
     clock.now = at(4, 9)
     act(service, again, "approve", "Đã đo lại")
     assert [t.agency_code for t in open_tasks(uow)] == [TAX_OFFICE]
-    history = service.dossier_history(CODE)
+    history = service.dossier_history(CODE, token(ADMIN))
     assert [(h["agency_code"], h["outcome"]) for h in history] == [
         (COMMUNE, "approve"), (LAND_OFFICE, "approve"), (TAX_OFFICE, "send_back"), (LAND_OFFICE, "approve"),
         (TAX_OFFICE, None)]

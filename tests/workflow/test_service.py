@@ -9,6 +9,7 @@ from nameko.containers import ServiceContainer
 from prometheus_client import generate_latest
 
 from motcua.errors import Forbidden, IllegalTransition, NotFound, Unauthorized, ValidationFailed
+from motcua.identity import Caller
 from motcua.metrics import metrics_for
 from services.workflow.service import WorkflowService
 from tests.workflow.support import (
@@ -42,7 +43,7 @@ def test_a_dossier_travels_three_agencies_through_the_rpc_api(service, clock):
     detail = service.get_task(done["id"], token(officers[-1]))
     assert [h["agency_code"] for h in detail["history"]] == [o.agency_code for o in officers]
     assert all(h["completed_at"].endswith("+07:00") and h["timeliness"] for h in detail["history"])
-    assert service.dossier_history(detail["dossier_code"]) == detail["history"]
+    assert service.dossier_history(detail["dossier_code"], token(officers[0])) == detail["history"]
     assert service.list_tasks(token(ADMIN)) == []
     assert [t["status"] for t in service.list_tasks(token(ADMIN), status="all")] == ["done"] * 3
 
@@ -88,6 +89,22 @@ def test_bad_input_names_the_field(service, call, field):
 def test_calls_need_a_valid_token(service, bad_token):
     with pytest.raises(Unauthorized):
         service.list_tasks(bad_token)
+    with pytest.raises(Unauthorized):  # issue 12: the hand-overs of any dossier were read without a caller
+        service.dossier_history("000.20.01.H56-260302-0001", bad_token)
+
+
+def test_a_dossiers_hand_overs_are_for_staff_of_an_agency_involved_in_it(service):
+    """Issue 12: `dossier_history` took no caller; any process on the bus read any dossier's hand-overs."""
+    service.on_dossier_received(received())
+    [task] = service.list_tasks(token(ADMIN))
+    code = task["dossier_code"]
+    for involved in (staff(LAND_OFFICE), staff(COMMUNE, "receptionist"), staff(LAND_DEPT, "leader")):
+        assert [h["id"] for h in service.dossier_history(code, token(involved))] == [task["id"]]
+    for outsider in (staff("000.20.02.H56"), Caller("citizen", None, ("applicant",)),
+                     Caller("system@x", LAND_OFFICE, ("system",))):
+        with pytest.raises(Forbidden):
+            service.dossier_history(code, token(outsider))
+    assert service.dossier_history("000.20.01.H56-260302-9999", token(staff(LAND_OFFICE))) == []
 
 
 def test_get_process(service):
@@ -148,7 +165,7 @@ def test_task_answers_are_exactly_the_contracts_task_view(service, clock):
     for built in (open_task, late, done, {k: v for k, v in detail.items() if k != "history"}):
         assert set(built) == set(TaskViewV1().fields)
         assert TaskViewV1().dump(built) == built
-    for built in detail["history"] + service.dossier_history(done["dossier_code"]):
+    for built in detail["history"] + service.dossier_history(done["dossier_code"], token(ADMIN)):
         assert set(built) == hand_over_fields
         assert TaskViewV1(only=hand_over_fields).dump(built) == built
     assert (open_task["overdue"], open_task["escalated_to"], open_task["actions"][-1]) == (False, None, "claim")

@@ -124,8 +124,9 @@ def test_history_lists_every_hand_over_of_the_dossier(uow, catalog):
     assert task.id == second.id
     assert [(t.agency_code, t.completed_by, t.timeliness) for t in history] == [
         (LAND_OFFICE, f"specialist@{LAND_OFFICE}", "early"), (LAND_DEPT, None, None)]
-    assert [t.id for t in queries.dossier_history(uow.session, first.dossier_code)] == [first.id, second.id]
-    assert queries.dossier_history(uow.session, "unknown") == []
+    assert [t.id for t in queries.dossier_history(uow.session, first.dossier_code, ADMIN, catalog.tree)] == [
+        first.id, second.id]
+    assert queries.dossier_history(uow.session, "unknown", ADMIN, catalog.tree) == []
     with pytest.raises(Forbidden):
         queries.task_with_history(uow.session, second.id, staff(LAND_OFFICE), catalog.tree)
 

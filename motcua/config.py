@@ -44,6 +44,31 @@ def secret() -> str:
     return value
 
 
+def token_settings(signs: bool) -> dict:
+    """What a process verifying tokens holds: the public key and the longest lifetimes it accepts;
+    and, if it `signs` (the gateway), the private key, checked to be the public key's pair."""
+    from motcua import identity, keys
+
+    settings = {"TOKEN_VERIFY_KEY": keys.pem_setting(keys.TOKEN_VERIFY_KEY),
+                "TOKEN_MAX_SECONDS": number("MOTCUA_TOKEN_MAX_SECONDS", str(identity.DEFAULT_MAX_SECONDS), int),
+                "SYSTEM_TOKEN_MAX_SECONDS": 86400 * number(
+                    "MOTCUA_SYSTEM_TOKEN_MAX_DAYS", str(identity.DEFAULT_SYSTEM_MAX_SECONDS // 86400), int)}
+    try:
+        public = identity.verify_key(settings["TOKEN_VERIFY_KEY"])
+    except ValueError as exc:
+        raise SystemExit(f"{keys.TOKEN_VERIFY_KEY} is not an Ed25519 public key ({exc})") from None
+    if signs:
+        settings["TOKEN_SIGNING_KEY"] = keys.pem_setting(keys.TOKEN_SIGNING_KEY)
+        try:
+            private = identity.signing_key(settings["TOKEN_SIGNING_KEY"])
+        except ValueError as exc:
+            raise SystemExit(f"{keys.TOKEN_SIGNING_KEY} is not an Ed25519 private key ({exc})") from None
+        if private.public_key() != public:
+            raise SystemExit(f"{keys.TOKEN_SIGNING_KEY} and {keys.TOKEN_VERIFY_KEY} are not one key pair: the "
+                             "gateway's tokens would be refused everywhere")
+    return settings
+
+
 def amqp_uri() -> str:
     """The broker of a separate-process deployment (operators' tools connect to it)."""
     return env("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
@@ -164,7 +189,7 @@ def _service_config(service: str) -> dict:
     SMTP). Every service signs or verifies with the secret (tokens; tracking keys and lookup hashes;
     receipts' tokens)."""
     config: dict = {"DB_URLS": {service: db_url(service)}, "METRICS_PORTS": {}, "SECRET": secret(),
-                    "EVENT_BATCH_LINGERS": {}, "DEAD_LETTER_KEYS": {}}
+                    "EVENT_BATCH_LINGERS": {}, "DEAD_LETTER_KEYS": {}, **token_settings(service == "gateway")}
     # Seals personal data in the service's parked messages (motcua.bus); without it, derived from the secret.
     if env(f"{service.upper()}_DEAD_LETTER_KEY"):
         config["DEAD_LETTER_KEYS"][service] = env(f"{service.upper()}_DEAD_LETTER_KEY")
@@ -212,6 +237,6 @@ def nameko_config(amqp_uri: str | None = None, services: tuple[str, ...] | list[
         for shared in ("DB_URLS", "METRICS_PORTS", "EVENT_BATCH_LINGERS", "DEAD_LETTER_KEYS"):
             config.setdefault(shared, {}).update(own.pop(shared))
         config.update(own)
-    if not all(url.startswith("sqlite") for url in config["DB_URLS"].values()):  # SQLite: one connection
+    if not all(url.startswith("sqlite") for url in config.get("DB_URLS", {}).values()):  # SQLite: one connection
         check_connection_budget(settings.max_workers, settings.db_connection_limit)
     return config

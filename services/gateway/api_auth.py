@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from motcua.db import utcnow
 from motcua.errors import Unauthorized, load_valid
-from motcua.identity import Caller
+from motcua.identity import Caller, TokenLimits
 from services.gateway import accounts, audit, sessions, throttle
 from services.gateway.errors import TooManyRequests
 from services.gateway.http import read_json, route
@@ -50,8 +50,10 @@ class AuthApi:
             raise
         throttle.clear_subject(session, policy, secret, username)
         self.record_audit(caller, action, remote_addr)
-        ttl = int(self.config.get("TOKEN_TTL_SECONDS", DEFAULT_TOKEN_TTL_SECONDS))
-        return accounts.token_response(caller, secret, ttl)
+        # Never longer than every verifier accepts (a longer setting would make tokens refused at once).
+        ttl = min(int(self.config.get("TOKEN_TTL_SECONDS", DEFAULT_TOKEN_TTL_SECONDS)),
+                  TokenLimits.of(self.config).max_seconds)
+        return accounts.token_response(caller, self.config["TOKEN_SIGNING_KEY"], ttl)
 
     @route("POST", "/api/v1/auth/logout", response=LogoutOut)
     def logout(self, request):

@@ -25,7 +25,7 @@ from motcua.access import audit_refusals
 from motcua.db import Database, utcnow
 from motcua.errors import load_valid
 from motcua.idempotency import Command, ForgetExpiredKeys, account_scope, applicant_scope, run_once, ttl_of
-from motcua.identity import verify_token
+from motcua.identity import verify_caller
 from motcua.metrics import GroupCountGauge, Metrics
 from motcua.rpc import rpc
 from motcua.text import normalise_phone
@@ -62,7 +62,7 @@ class IntakeService:
                                          dossier_table.c.status)
 
     def _caller(self, token):
-        return verify_token(token, self.rules.secret)
+        return verify_caller(self.config, token)
 
     def _view(self, dossier):
         return dossiers.view(dossier, self.rules.calendar.tz, self.rules.catalog)

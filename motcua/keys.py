@@ -118,9 +118,8 @@ def is_published(value: str) -> bool:
 
 
 def _known_public_values() -> set[str]:
-    from motcua.config import DEVELOPMENT_SECRET
-
-    return {DEVELOPMENT_SECRET, "change-me-in-production"}
+    """Secrets published before this module: the old shared secret's development value and compose's."""
+    return {"motcua-development-secret-change-me", "change-me-in-production"}
 
 
 @functools.cache

@@ -31,7 +31,7 @@ class AuthApi:
     def sign_in(self, username: str, password: str, remote_addr: str | None, action: str = "auth.token") -> dict:
         """Đăng nhập: the token response for a right username and password, throttled (TooManyRequests,
         even with the right password) and audited; the API's token and the console's login alike."""
-        session, secret, now = self.db.session, self.config["SECRET"], utcnow()
+        session, secret, now = self.db.session, self.config["THROTTLE_KEY"], utcnow()
         policy = throttle.ThrottlePolicy.for_logins(self.config)
         limits = throttle.keys(policy, secret, username, remote_addr)
         known = self.reads.run(lambda c: c.scalar(select(User.id).where(User.username == username))) is not None

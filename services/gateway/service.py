@@ -103,7 +103,7 @@ class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportA
         if caller is not None:  # staff: their scope is checked by the owning service
             yield
             return
-        secret, now = self.config["SECRET"], utcnow()
+        secret, now = self.config["THROTTLE_KEY"], utcnow()
         policy = throttle.ThrottlePolicy.for_dossier_proofs(self.config)
         limits = throttle.keys(policy, secret, code, request.remote_addr)
         # One statement; nothing written for a right proof.

@@ -11,13 +11,14 @@ from services.intake.dossiers import Policy
 
 
 class Rules(DependencyProvider):
-    """The catalogue, the working calendar and the secret: read at setup, shared by workers."""
+    """The catalogue, the working calendar and the keys: read at setup, shared by workers."""
 
     def setup(self):
         config = self.container.config
         directory = config.get("CATALOG_DIR") or str(catalog_dir())
         calendar = WorkingCalendar.from_yaml(f"{directory}/calendar.yaml", tz=config["TIME_ZONE"])
-        self.policy = Policy(Catalog.load(directory), calendar, config["SECRET"], blob_store(config))
+        self.policy = Policy(Catalog.load(directory), calendar, config["TRACKING_KEY"], config["SEARCH_KEY"],
+                             blob_store(config))
 
     def get_dependency(self, worker_ctx):
         return self.policy

@@ -102,7 +102,7 @@ class IntakeService:
 
     def _applicant_scope(self, caller, identity: str) -> str:
         """The caller's account, or an applicant without one by who they say they are."""
-        return account_scope(caller.username) if caller else applicant_scope(self.rules.secret, identity)
+        return account_scope(caller.username) if caller else applicant_scope(self.rules.search_key, identity)
 
     @rpc
     @audit_refusals
@@ -122,7 +122,7 @@ class IntakeService:
     @audit_refusals
     def search_dossiers(self, filters, caller_token):
         data = load_valid(SEARCH_DOSSIERS, filters)
-        return search.search(self.db, self.rules.secret, self.rules.calendar.tz, data, self._caller(caller_token),
+        return search.search(self.db, self.rules.search_key, self.rules.calendar.tz, data, self._caller(caller_token),
                              utcnow(), self.rules.tree)
 
     @rpc

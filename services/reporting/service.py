@@ -109,7 +109,7 @@ class ReportingService:
     @rpc
     def track(self, code, key):
         query = load_valid(schemas.track_query, {"code": code, "key": key})
-        return tracking.track(self.db.session, query["code"], query["key"], self.config["SECRET"],
+        return tracking.track(self.db.session, query["code"], query["key"], self.config["TRACKING_KEY"],
                               self.province.zone)
 
     @rpc

@@ -32,7 +32,7 @@ def make_config(db_url, mbox_path, notify=None):
         "DB_URLS": {"notify": db_url},
         "SMTP": smtp_config(mbox_path),
         "NOTIFY": {"poll_seconds": 0.05, **(notify or {})},
-        "SECRET": "notify-service-test",
+        "SEARCH_KEY": "notify-service-test",
         "TIME_ZONE": "Asia/Ho_Chi_Minh",
         "CATALOG_DIR": str(catalog_dir()),
         "SERIALIZER": "json",

@@ -14,7 +14,7 @@ from services.reporting.dependencies import ProvinceData
 from services.reporting.service import ReportingService
 from tests.gateway.conftest import api, gateway  # noqa: F401 (fixtures)
 from tests.gateway.test_http import bearer, token
-from tests.reporting.factory import JUSTICE, LAND_OFFICE, SECRET, VN, memory_database, random_lives, vn
+from tests.reporting.factory import JUSTICE, LAND_OFFICE, TRACKING_KEY, VN, memory_database, random_lives, vn
 from tests.reporting.test_standard_report import NAMES, PARENTS, PROVINCE
 
 RPCS = ("timeliness_report", "report_drill_down", "report_export", "leaders_dashboard", "daily_series",
@@ -28,7 +28,7 @@ def reporting(api):  # noqa: F811
         for evt in life:
             projections.record(uow, [evt], VN)
     service = worker_factory(ReportingService, db=uow, province=ProvinceData(VN, NAMES, PARENTS),
-                             config={"SECRET": SECRET})
+                             config={"TRACKING_KEY": TRACKING_KEY})
     for name in RPCS:
         getattr(api.reporting, name).side_effect = getattr(service, name)
     return api

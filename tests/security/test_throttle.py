@@ -99,7 +99,7 @@ def test_what_was_typed_for_an_unknown_account_is_never_audited_in_clear(api):
     typed = "038190012345"  # a citizen's ID number typed into the officers' login
     assert login(api, typed, "guess").status_code == 401
     assert audit_entries(api, username=typed) == []
-    [entry] = audit_entries(api, username=throttle.pseudonym(api.container.config["SECRET"], typed))
+    [entry] = audit_entries(api, username=throttle.pseudonym(api.container.config["THROTTLE_KEY"], typed))
     assert (entry.outcome, entry.action) == ("denied", "auth.token")
 
 

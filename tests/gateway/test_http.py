@@ -151,7 +151,8 @@ def test_the_demo_password_gets_a_bearer_token(api):
     assert response.status_code == 200
     body = response.json()
     assert body["token_type"] == "bearer" and body["expires_in"] == 900
-    assert verify_token(body["access_token"], api.config["TOKEN_VERIFY_KEY"]) == Caller(f"leader@{AGENCY}", AGENCY, ("leader",))
+    caller = verify_token(body["access_token"], api.config["TOKEN_VERIFY_KEY"])
+    assert caller == Caller(f"leader@{AGENCY}", AGENCY, ("leader",))
 
 
 # -- staff actions -------------------------------------------------------------------------------------

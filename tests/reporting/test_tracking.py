@@ -3,7 +3,8 @@ import pytest
 
 from motcua.errors import NotFound, ValidationFailed, WrongKey, load_valid
 from services.reporting import projections, schemas, tracking
-from tests.reporting.factory import EMAIL, JUSTICE, LAND_OFFICE, NAME, PHONE, TRACKING_KEY, VN, lifecycle, memory_database, vn
+from tests.reporting.factory import (EMAIL, JUSTICE, LAND_OFFICE, NAME, PHONE, TRACKING_KEY, VN, lifecycle,
+                                     memory_database, vn)
 
 CODE = "000.00.06.H56-260302-0001"
 

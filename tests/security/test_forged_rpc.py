@@ -25,6 +25,7 @@ from tests.security.test_tokens import hs256
 
 pytestmark = pytest.mark.integration  # real RabbitMQ and PostgreSQL
 ANOTHER_PAIR, _ = keys.new_token_pair()
+SIGNING = keys.pem_setting(keys.TOKEN_SIGNING_KEY)  # the gateway's (development) private key
 
 
 @pytest.fixture
@@ -44,16 +45,16 @@ def test_direct_rpc_with_a_foreign_or_forged_context_is_refused_by_intake_and_au
     intake, config, gateway = services
     code = intake.submit_dossier({"procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT,
                                   "form": {}})["code"]
-    own = token_for(config["TOKEN_SIGNING_KEY"], f"receptionist@{COMMUNE}", COMMUNE, "receptionist")
+    own = token_for(SIGNING, f"receptionist@{COMMUNE}", COMMUNE, "receptionist")
     assert intake.get_dossier(code, caller_token=own)["code"] == code
 
     outsider = f"specialist@{OTHER_COMMUNE}"
     with pytest.raises(Forbidden):
-        intake.get_dossier(code, caller_token=token_for(config["TOKEN_SIGNING_KEY"], outsider, OTHER_COMMUNE, "specialist"))
+        intake.get_dossier(code, caller_token=token_for(SIGNING, outsider, OTHER_COMMUNE, "specialist"))
     with pytest.raises(Unauthorized):
         intake.get_dossier(code, caller_token=token_for(ANOTHER_PAIR, "admin", None, "admin"))
     with pytest.raises(Unauthorized):
-        intake.receive_dossier(code, caller_token=token_for(config["TOKEN_SIGNING_KEY"], f"receptionist@{COMMUNE}", COMMUNE,
+        intake.receive_dossier(code, caller_token=token_for(SIGNING, f"receptionist@{COMMUNE}", COMMUNE,
                                                             "receptionist", ttl=timedelta(seconds=-1)))
 
     [foreign] = wait_for_audit(gateway, username=outsider, dossier_code=code)
@@ -89,7 +90,7 @@ def test_direct_rpc_with_a_token_forged_from_what_a_service_holds_is_refused(ser
     forged = {
         "the service's public key as an HMAC secret": hs256(claims, config["TOKEN_VERIFY_KEY"]),
         "compose.yaml's old secret": hs256(claims, "change-me-in-production"),
-        "ten years": token_for(config["TOKEN_SIGNING_KEY"], "admin", None, "admin", ttl=timedelta(days=3653)),
+        "ten years": token_for(SIGNING, "admin", None, "admin", ttl=timedelta(days=3653)),
     }
     for what, token in forged.items():
         with pytest.raises(Unauthorized):
@@ -122,16 +123,16 @@ def test_direct_rpc_to_workflow_for_another_agencys_task_is_refused_and_audited(
             "received_by": f"receptionist@{COMMUNE}", "form": {}, "contact": {"full_name": "Nguyễn Văn A"}}),
             exchange=exchange, routing_key="dossier_received", declare=[exchange])
         with ServiceRpcProxy("workflow", {"AMQP_URI": amqp_uri}) as workflow:
-            own = token_for(config["TOKEN_SIGNING_KEY"], f"specialist@{COMMUNE}", COMMUNE, "specialist")
+            own = token_for(SIGNING, f"specialist@{COMMUNE}", COMMUNE, "specialist")
             routed = wait_for(lambda: workflow.list_tasks(own))
             assert routed, "workflow never routed the received dossier to the commune"
             [task] = routed
             outsider = f"specialist@{OTHER_COMMUNE}"
             with pytest.raises(Forbidden):
-                workflow.get_task(task["id"], token_for(config["TOKEN_SIGNING_KEY"], outsider, OTHER_COMMUNE, "specialist"))
+                workflow.get_task(task["id"], token_for(SIGNING, outsider, OTHER_COMMUNE, "specialist"))
             with pytest.raises(Forbidden):
                 workflow.complete_task(task["id"], "approve", None,
-                                       token_for(config["TOKEN_SIGNING_KEY"], outsider, OTHER_COMMUNE, "specialist"))
+                                       token_for(SIGNING, outsider, OTHER_COMMUNE, "specialist"))
             with pytest.raises(Unauthorized):
                 workflow.complete_task(task["id"], "approve", None, token_for(ANOTHER_PAIR, "admin", None, "admin"))
             assert workflow.get_task(task["id"], own)["status"] == "open"  # nothing was done

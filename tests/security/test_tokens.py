@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from motcua import keys
 from motcua.errors import Unauthorized
-from motcua.identity import Caller, TokenLimits, issue_token, verify_token
+from motcua.identity import Caller, TokenLimits, issue_token, signing_key, verify_token
 from services.gateway.models import RevokedToken
 from tests.security.conftest import COMMUNE, bearer, login, signed_in, token_for
 
@@ -83,10 +83,10 @@ def test_a_token_has_an_id_and_a_lifetime():
     (lambda: hs256(_now_claims(), VERIFYING), "invalid"),  # the public key used as an HMAC secret
     (lambda: issue_token(Caller("admin", None, ("admin",)), SIGNING, TEN_YEARS), "lifetime exceeds"),
     (lambda: issue_token(Caller("system@X", COMMUNE, ("system",)), SIGNING, TEN_YEARS), "lifetime exceeds"),
-    (lambda: jwt.encode({k: v for k, v in _now_claims().items() if k != "jti"}, keys_of(SIGNING), algorithm="EdDSA"),
+    (lambda: jwt.encode({k: v for k, v in _now_claims().items() if k != "jti"}, signing_key(SIGNING), algorithm="EdDSA"),
      "invalid"),
-    (lambda: jwt.encode(_now_claims(sub=["admin"]), keys_of(SIGNING), algorithm="EdDSA"), "invalid"),
-    (lambda: jwt.encode(_now_claims(iat=2 ** 31, exp=2 ** 31 + 60), keys_of(SIGNING), algorithm="EdDSA"),
+    (lambda: jwt.encode(_now_claims(sub=["admin"]), signing_key(SIGNING), algorithm="EdDSA"), "invalid"),
+    (lambda: jwt.encode(_now_claims(iat=2 ** 31, exp=2 ** 31 + 60), signing_key(SIGNING), algorithm="EdDSA"),
      "invalid"),  # issued in the future: its lifetime would start later than it says
     (lambda: "not-a-token", "invalid"),
 ], ids=["alg-none", "tampered", "expired", "another-pair", "hs256-compose-secret", "hs256-public-key",
@@ -94,12 +94,6 @@ def test_a_token_has_an_id_and_a_lifetime():
 def test_verify_token_refuses(forge, message):
     with pytest.raises(Unauthorized, match=message):
         verify_token(forge(), VERIFYING)
-
-
-def keys_of(signing_pem: str):
-    from motcua.identity import signing_key
-
-    return signing_key(signing_pem)
 
 
 def test_the_lifetime_cap_is_the_servers_setting_not_the_tokens():
@@ -115,18 +109,18 @@ def test_the_lifetime_cap_is_the_servers_setting_not_the_tokens():
 # -- over HTTP ------------------------------------------------------------------------------------
 
 
-def _http_forgeries(signing_key: str) -> dict[str, str]:
-    specialist = token_for(signing_key, f"specialist@{COMMUNE}", COMMUNE, "specialist")
+def _http_forgeries(platform_key: str) -> dict[str, str]:
+    specialist = token_for(platform_key, f"specialist@{COMMUNE}", COMMUNE, "specialist")
     return {
         "alg-none": alg_none(_claims()),
         "tampered": tampered(specialist),
-        "expired": token_for(signing_key, f"specialist@{COMMUNE}", COMMUNE, "specialist", ttl=timedelta(seconds=-5)),
+        "expired": token_for(platform_key, f"specialist@{COMMUNE}", COMMUNE, "specialist", ttl=timedelta(seconds=-5)),
         "another-pair": token_for(OTHER_SIGNING, "admin", None, "admin"),
         "hs256-compose-secret": hs256(_now_claims(), COMPOSE_SECRET),
-        "ten-years": token_for(signing_key, "admin", None, "admin", ttl=TEN_YEARS),
+        "ten-years": token_for(platform_key, "admin", None, "admin", ttl=TEN_YEARS),
         # rightly signed, for accounts that do not exist: made up, and an agency system's (no account here)
-        "no-such-account": token_for(signing_key, "ghost-admin", None, "admin"),
-        "system": token_for(signing_key, "system@000.00.18.H56", "000.00.18.H56", "system"),
+        "no-such-account": token_for(platform_key, "ghost-admin", None, "admin"),
+        "system": token_for(platform_key, "system@000.00.18.H56", "000.00.18.H56", "system"),
     }
 
 
@@ -187,6 +181,7 @@ def test_revocation_is_stored_under_the_token_id_only(api):
     requests.post(f"{api.url}/api/v1/auth/logout", headers=headers, timeout=10)
     engine = create_engine(api.db_url)
     with Session(engine) as session:
-        row = session.scalar(select(RevokedToken).where(RevokedToken.token_id == verify_token(token, api.verify_key).token_id))
+        token_id = verify_token(token, api.verify_key).token_id
+        row = session.scalar(select(RevokedToken).where(RevokedToken.token_id == token_id))
     engine.dispose()
     assert row is not None and row.username == f"specialist@{COMMUNE}"

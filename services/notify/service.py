@@ -12,6 +12,7 @@ from motcua.db import Database, utcnow
 from motcua.errors import load_valid
 from motcua.idempotency import Command, ForgetExpiredKeys, account_scope, run_once, ttl_of
 from motcua.metrics import Metrics
+from motcua.revocation import Revocations
 from motcua.rpc import rpc
 from services.notify import preferences, templates
 from services.notify.dependencies import Notifications
@@ -33,7 +34,7 @@ _delivery_out = DeliveryOut()
 _deliveries_out = DeliveryOut(many=True)
 
 
-class NotifyService:
+class NotifyService(Revocations):
     name = "notify"
 
     db = Database(Base, relay=False, unit_of_work=NotifyUnitOfWork)  # notify emits no events: no relay

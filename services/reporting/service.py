@@ -8,6 +8,7 @@ from motcua.bus import batch_handler
 from motcua.db import Database, utcnow
 from motcua.errors import ValidationFailed, load_valid
 from motcua.metrics import Metrics
+from motcua.revocation import Revocations
 from motcua.rpc import rpc
 from services.reporting import (
     aggregates,
@@ -38,7 +39,7 @@ SUBSCRIPTIONS = (
 )
 
 
-class ReportingService:
+class ReportingService(Revocations):
     name = "reporting"
 
     db = Database(Base)

@@ -1,15 +1,17 @@
 """Revocation reaches the services: a token the gateway revoked (logout) or ended (its account
-deactivated) is refused by intake and workflow on direct RPC too, past the gateway; on real RabbitMQ and
-PostgreSQL. And the rules of the services' revocation tables, on SQLite."""
+deactivated) is refused by intake and workflow on direct RPC too, past the gateway, and every service
+keeps the revocation; on real RabbitMQ and PostgreSQL. And the rules of the services' revocation
+tables, on SQLite."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import jwt
 import pytest
 import requests
 from nameko.containers import ServiceContainer
 from nameko.standalone.rpc import ServiceRpcProxy
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 
 from motcua.config import catalog_dir, nameko_config
@@ -22,6 +24,8 @@ from services.gateway.accounts import seed_demo_accounts
 from services.gateway.service import GatewayService
 from services.intake.models import Base as IntakeBase
 from services.intake.service import IntakeService
+from services.notify.service import NotifyService
+from services.reporting.service import ReportingService
 from services.workflow.service import WorkflowService
 from tests.infra import free_port, migrated_sqlite_urls, wait_for
 from tests.security.conftest import APPLICANT, COMMUNE, bearer, login
@@ -97,12 +101,14 @@ def platform(amqp_uri, pg_urls):
     port = free_port()
     config = {**nameko_config(amqp_uri), "DB_URLS": pg_urls, "METRICS_PORTS": {},
               "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}"}
-    containers = [ServiceContainer(cls, config) for cls in (IntakeService, WorkflowService, GatewayService)]
+    containers = [ServiceContainer(cls, config)
+                  for cls in (IntakeService, WorkflowService, NotifyService, ReportingService, GatewayService)]
     for container in containers:
         container.start()
     with ServiceRpcProxy("intake", {"AMQP_URI": amqp_uri}) as intake, \
             ServiceRpcProxy("workflow", {"AMQP_URI": amqp_uri}) as workflow:
-        yield type("Platform", (), {"url": f"http://127.0.0.1:{port}", "intake": intake, "workflow": workflow})
+        yield type("Platform", (), {"url": f"http://127.0.0.1:{port}", "intake": intake, "workflow": workflow,
+                                    "db_urls": pg_urls})
     for container in containers:
         container.stop()
 
@@ -141,6 +147,20 @@ def test_a_logged_out_token_is_refused_by_intake_and_workflow_on_direct_rpc(plat
     assert wait_for(lambda: refused_by_both(platform, code, token, "token revoked"), timeout=20), \
         "a logged-out token still works on direct RPC"
     assert platform.intake.get_dossier(code, caller_token=other_session)["code"] == code  # only that token
+    # every service that verifies tokens keeps the revocation (notify's and reporting's calls included)
+    token_id = jwt.decode(token, options={"verify_signature": False})["jti"]
+    for service in ("intake", "workflow", "notify", "reporting"):
+        assert wait_for(lambda: revoked_in(platform.db_urls[service], token_id), timeout=20), service
+
+
+def revoked_in(db_url: str, token_id: str) -> bool:
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text("SELECT 1 FROM revoked_token_ids WHERE token_id = :id"),
+                                      {"id": token_id}).first() is not None
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.integration

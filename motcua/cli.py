@@ -166,8 +166,7 @@ def _system_token(agency_code: str, days: int) -> int:
         print(f"--days must be between 1 and {settings['SYSTEM_TOKEN_MAX_SECONDS'] // 86400} "
               "(MOTCUA_SYSTEM_TOKEN_MAX_DAYS): services refuse a longer one", file=sys.stderr)
         return 2
-    print(system_token(agency_code, settings["TOKEN_SIGNING_KEY"],
-                       timedelta(days=days)))
+    print(system_token(agency_code, settings["TOKEN_SIGNING_KEY"], timedelta(days=days)))
     return 0
 
 

@@ -19,7 +19,7 @@ import jwt
 
 from motcua.db import UnitOfWork, utcnow
 from motcua.errors import Forbidden, Unauthorized
-from motcua.identity import Caller, verify_token
+from motcua.identity import Caller, verify_caller
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def audit_refusals(method):
     is recorded as an `access_denied` event through the service's outbox (`self.db`), then raised.
 
     The method's `code` / `dossier_code` and `task_id` arguments name the record; the caller is the
-    verified token (`self.config["SECRET"]`), or, for a token that does not verify, the `sub` it claims.
+    verified token (`verify_caller`), or, for a token that does not verify, the `sub` it claims.
     """
     signature = inspect.signature(method)
 
@@ -132,7 +132,7 @@ def audit_refusals(method):
         except (Unauthorized, Forbidden) as exc:
             given = signature.bind_partial(service, *args, **kwargs).arguments
             token = given.get("caller_token")
-            caller = _verified(token, service.config["SECRET"])
+            caller = _verified(token, service.config)
             code = given.get("code") or given.get("dossier_code")
             record_denial(service.db, denial(
                 f"{service.name}.{method.__name__}", exc.message, caller,
@@ -144,11 +144,11 @@ def audit_refusals(method):
     return entrypoint
 
 
-def _verified(token, secret: str) -> Caller | None:
+def _verified(token, config: dict) -> Caller | None:
     if not isinstance(token, str) or not token:
         return None
     try:
-        return verify_token(token, secret)
+        return verify_caller(config, token)
     except Exception:  # any token that does not verify, whatever the reason: unverified
         return None
 

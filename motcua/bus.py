@@ -112,11 +112,12 @@ def inbox_queue_name(service: str) -> str:
 
 def dead_letter_key(config: dict, service: str) -> bytes:
     """The key sealing personal data in `service`'s parked messages: its own `DEAD_LETTER_KEYS` entry,
-    else one derived from the platform's secret (development)."""
-    from motcua.config import DEVELOPMENT_SECRET
+    else its setting `<SERVICE>_DEAD_LETTER_KEY` (an agency worker's, e.g. TAX_OFFICE_WORKER_DEAD_LETTER_KEY:
+    required in production like every key, motcua.keys)."""
+    from motcua.keys import key_setting
 
     material = config.get("DEAD_LETTER_KEYS", {}).get(service) or \
-        f"{config.get('SECRET') or DEVELOPMENT_SECRET}:{service}"
+        key_setting(f"{service.upper()}_DEAD_LETTER_KEY").decode()
     return sealing_key(material)
 
 

@@ -16,6 +16,11 @@
 `<queue>` is the consumer's queue (`inbox.notify`, `tasks.000.00.18.H56`); `<queue>.dead` works too.
 The broker is `AMQP_URI`'s; `list` asks RabbitMQ's management API (`MOTCUA_RABBIT_MANAGEMENT_URL`).
 
+    motcua keys new                             a fresh 256-bit key (for MOTCUA_TRACKING_KEY and the others)
+    motcua keys token-pair <private> <public>   a fresh Ed25519 pair for tokens, written to two PEM files
+                                                (the private one readable by its owner only)
+    motcua tokens system <agency code> [--days]  an agency system's token for its worker, signed with
+                                                MOTCUA_TOKEN_SIGNING_KEY (the operator's; never a worker's)
     motcua broker users [--vhost /] [--worker module:Class …]
                         each service's and worker's broker user with only its own permissions
                         (`motcua.broker_permissions`), as `rabbitmqctl` lines (passwords from
@@ -34,9 +39,10 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import sys
 import warnings
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from urllib.parse import quote, unquote, urlparse
 
 with warnings.catch_warnings():
@@ -203,6 +209,15 @@ def main(argv=None) -> int:
     audit_actions = audit_log.add_subparsers(dest="action", required=True)
     audit_actions.add_parser("verify", help="check its hash chain; name the first broken link")
     audit_actions.add_parser("rekey", help="re-link it from GATEWAY_AUDIT_KEY to GATEWAY_AUDIT_KEY_NEW")
+    key_commands = commands.add_parser("keys", help="make keys").add_subparsers(dest="action", required=True)
+    key_commands.add_parser("new", help="print a fresh 256-bit key")
+    pair = key_commands.add_parser("token-pair", help="write a fresh Ed25519 key pair for tokens")
+    pair.add_argument("private_path")
+    pair.add_argument("public_path")
+    token_commands = commands.add_parser("tokens", help="make tokens").add_subparsers(dest="action", required=True)
+    system = token_commands.add_parser("system", help="print an agency system's token for its worker")
+    system.add_argument("agency_code")
+    system.add_argument("--days", type=int, default=90)
     args = parser.parse_args(argv)
     if args.command == "broker":
         return _broker(args)
@@ -212,6 +227,10 @@ def main(argv=None) -> int:
         return rewrap_data_keys()
     if args.command == "audit":
         return verify_audit_log() if args.action == "verify" else rekey_audit_log()
+    if args.command == "keys":
+        return _keys(args)
+    if args.command == "tokens":
+        return _system_token(args.agency_code, args.days)
     uri = amqp_uri()
     if args.action == "list":
         counts = parked_counts(uri, rabbit_management_url())
@@ -262,6 +281,35 @@ def accounts_command(args) -> int:
         print(f"refused: {exc.field or 'account'}: {exc.message}", file=sys.stderr)
         return 1
     print(f"created platform admin {args.username}")
+    return 0
+
+
+def _keys(args) -> int:
+    from motcua import keys
+
+    if args.action == "new":
+        print(keys.new_key())
+        return 0
+    private, public = keys.new_token_pair()
+    with open(os.open(args.private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+        file.write(private)
+    with open(args.public_path, "x") as file:
+        file.write(public)
+    print(f"MOTCUA_TOKEN_SIGNING_KEY={args.private_path} (the gateway's and operators' only)\n"
+          f"MOTCUA_TOKEN_VERIFY_KEY={args.public_path} (every service)")
+    return 0
+
+
+def _system_token(agency_code: str, days: int) -> int:
+    from motcua.config import token_settings
+    from motcua.identity import system_token
+
+    settings = token_settings(signs=True)
+    if not 0 < days * 86400 <= settings["SYSTEM_TOKEN_MAX_SECONDS"]:
+        print(f"--days must be between 1 and {settings['SYSTEM_TOKEN_MAX_SECONDS'] // 86400} "
+              "(MOTCUA_SYSTEM_TOKEN_MAX_DAYS): services refuse a longer one", file=sys.stderr)
+        return 2
+    print(system_token(agency_code, settings["TOKEN_SIGNING_KEY"], timedelta(days=days)))
     return 0
 
 

@@ -33,15 +33,29 @@ def is_production() -> bool:
     return env("MOTCUA_ENV", "development") == "production"
 
 
-DEVELOPMENT_SECRET = "motcua-development-secret-change-me"
+def token_settings(signs: bool) -> dict:
+    """What a process verifying tokens holds: the public key and the longest lifetimes it accepts;
+    and, if it `signs` (the gateway), the private key, checked to be the public key's pair."""
+    from motcua import identity, keys
 
-
-def secret() -> str:
-    """Signs access tokens and tracking keys; production refuses the public development value."""
-    value = env("MOTCUA_SECRET", DEVELOPMENT_SECRET)
-    if is_production() and value == DEVELOPMENT_SECRET:
-        raise SystemExit("MOTCUA_SECRET must be set to a private value when MOTCUA_ENV=production")
-    return value
+    settings = {"TOKEN_VERIFY_KEY": keys.pem_setting(keys.TOKEN_VERIFY_KEY),
+                "TOKEN_MAX_SECONDS": number("MOTCUA_TOKEN_MAX_SECONDS", str(identity.DEFAULT_MAX_SECONDS), int),
+                "SYSTEM_TOKEN_MAX_SECONDS": 86400 * number(
+                    "MOTCUA_SYSTEM_TOKEN_MAX_DAYS", str(identity.DEFAULT_SYSTEM_MAX_SECONDS // 86400), int)}
+    try:
+        public = identity.verify_key(settings["TOKEN_VERIFY_KEY"])
+    except ValueError as exc:
+        raise SystemExit(f"{keys.TOKEN_VERIFY_KEY} is not an Ed25519 public key ({exc})") from None
+    if signs:
+        settings["TOKEN_SIGNING_KEY"] = keys.pem_setting(keys.TOKEN_SIGNING_KEY)
+        try:
+            private = identity.signing_key(settings["TOKEN_SIGNING_KEY"])
+        except ValueError as exc:
+            raise SystemExit(f"{keys.TOKEN_SIGNING_KEY} is not an Ed25519 private key ({exc})") from None
+        if private.public_key() != public:
+            raise SystemExit(f"{keys.TOKEN_SIGNING_KEY} and {keys.TOKEN_VERIFY_KEY} are not one key pair: the "
+                             "gateway's tokens would be refused everywhere")
+    return settings
 
 
 def amqp_uri() -> str:
@@ -158,16 +172,32 @@ class PlatformSettings:
 DOWNSTREAM = ("reporting", "notify")
 
 
+# The keys each service uses, by purpose (config name → setting); a process is given its services' only.
+# Tracking keys (mã tra cứu): made by intake, checked by reporting and by the gateway's edge cache.
+# Search: the applicants' lookup hashes (intake) and the recipients' hashes (notify). The gateway's own:
+# throttle keys and login pseudonyms, and its forms' CSRF and login nonces.
+SERVICE_KEYS = {  # the audit log's and the data keys' are read (by their modules and commands) at start too
+    "gateway": {"TRACKING_KEY": "MOTCUA_TRACKING_KEY", "THROTTLE_KEY": "GATEWAY_THROTTLE_KEY",
+                "FORM_KEY": "GATEWAY_FORM_KEY", "AUDIT_KEY": "GATEWAY_AUDIT_KEY"},
+    "intake": {"TRACKING_KEY": "MOTCUA_TRACKING_KEY", "SEARCH_KEY": "MOTCUA_SEARCH_KEY", "DATA_KEY": "INTAKE_DATA_KEY"},
+    "reporting": {"TRACKING_KEY": "MOTCUA_TRACKING_KEY"},
+    "notify": {"SEARCH_KEY": "MOTCUA_SEARCH_KEY"},
+    "workflow": {},
+}
+
+
 def _service_config(service: str) -> dict:
     """One service's own settings, read from its own variables only: its database, its metrics port,
+    its keys (`SERVICE_KEYS`, its dead-letter key, the tokens' public key; the gateway's private one),
     and what it alone needs (the gateway's web address and login rules, workflow's SLA timer, notify's
-    SMTP). Every service signs or verifies with the secret (tokens; tracking keys and lookup hashes;
-    receipts' tokens)."""
-    config: dict = {"DB_URLS": {service: db_url(service)}, "METRICS_PORTS": {}, "SECRET": secret(),
-                    "EVENT_BATCH_LINGERS": {}, "DEAD_LETTER_KEYS": {}}
-    # Seals personal data in the service's parked messages (motcua.bus); without it, derived from the secret.
-    if env(f"{service.upper()}_DEAD_LETTER_KEY"):
-        config["DEAD_LETTER_KEYS"][service] = env(f"{service.upper()}_DEAD_LETTER_KEY")
+    SMTP)."""
+    from motcua.keys import key_setting
+
+    config: dict = {"DB_URLS": {service: db_url(service)}, "METRICS_PORTS": {}, "EVENT_BATCH_LINGERS": {},
+                    **{name: key_setting(setting).decode() for name, setting in SERVICE_KEYS[service].items()},
+                    # Seals personal data in the service's parked messages (motcua.bus).
+                    "DEAD_LETTER_KEYS": {service: key_setting(f"{service.upper()}_DEAD_LETTER_KEY").decode()},
+                    **token_settings(service == "gateway")}
     if service in DOWNSTREAM:
         config["EVENT_BATCH_LINGERS"][service] = number(f"{service.upper()}_EVENT_BATCH_LINGER_SECONDS", "0.05")
     if service in DEFAULT_METRICS_PORTS:
@@ -216,6 +246,6 @@ def nameko_config(amqp_uri: str | None = None, services: tuple[str, ...] | list[
         for shared in ("DB_URLS", "METRICS_PORTS", "EVENT_BATCH_LINGERS", "DEAD_LETTER_KEYS"):
             config.setdefault(shared, {}).update(own.pop(shared))
         config.update(own)
-    if not all(url.startswith("sqlite") for url in config["DB_URLS"].values()):  # SQLite: one connection
+    if not all(url.startswith("sqlite") for url in config.get("DB_URLS", {}).values()):  # SQLite: one connection
         check_connection_budget(settings.max_workers, settings.db_connection_limit)
     return config

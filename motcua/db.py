@@ -146,6 +146,7 @@ class UnitOfWork:
         self._session = session if isinstance(session, Session) else None
         self._make_session = None if isinstance(session, Session) else session
         self.source = source
+        self.metadata = metadata
         self._outbox = metadata.tables["outbox"]
         self._inbox = metadata.tables["inbox"]
         self._on_commit = on_commit

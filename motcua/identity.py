@@ -1,17 +1,20 @@
 """Who is calling: a signed caller context (a short-lived JWT) that every service verifies itself."""
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from motcua.db import utcnow
 from motcua.errors import Forbidden, Unauthorized
 
-ALGORITHM = "HS256"
+SYSTEM_ROLE = "system"  # an agency's own system (motcua.worker), its token made by an operator
 STAFF_ROLES = ("receptionist", "specialist", "leader", "agency_admin")
 USERNAME_MAX = 120  # every service records who acted (history, tasks, documents) in this many characters
 
@@ -36,7 +39,7 @@ class Caller:
     @property
     def is_system(self) -> bool:
         """An agency's own system (motcua.worker): takes its agency's tasks, nothing else."""
-        return "system" in self.roles and self.agency_code is not None
+        return SYSTEM_ROLE in self.roles and self.agency_code is not None
 
     def require(self, *roles: str, agency_code: str | None = None, allow_system: bool = False) -> None:
         """Refuse unless the caller has one of `roles` in `agency_code` (platform admins pass).
@@ -50,24 +53,79 @@ class Caller:
             raise Forbidden("not allowed for another agency's records")
 
 
-def issue_token(caller: Caller, secret: str, ttl: timedelta) -> str:
+# Ed25519 (RFC 8037): the gateway signs with the private key, every other process holds only the
+# public key, so no service and no agency worker can make a token.
+ALGORITHM = "EdDSA"
+# The longest lifetimes a verifier accepts, whatever a token says (exp − iat): a staff member's sign-in
+# and an agency system's operator-made token. Settings MOTCUA_TOKEN_MAX_SECONDS, MOTCUA_SYSTEM_TOKEN_MAX_DAYS.
+DEFAULT_MAX_SECONDS = 12 * 3600
+DEFAULT_SYSTEM_MAX_SECONDS = 366 * 86400
+CLOCK_SKEW_SECONDS = 60  # a token issued this far in the future (the signer's clock ahead) still passes
+
+
+@dataclass(frozen=True)
+class TokenLimits:
+    max_seconds: int = DEFAULT_MAX_SECONDS
+    max_system_seconds: int = DEFAULT_SYSTEM_MAX_SECONDS
+
+    @classmethod
+    def of(cls, config: dict) -> "TokenLimits":
+        return cls(int(config.get("TOKEN_MAX_SECONDS", DEFAULT_MAX_SECONDS)),
+                   int(config.get("SYSTEM_TOKEN_MAX_SECONDS", DEFAULT_SYSTEM_MAX_SECONDS)))
+
+    def allows(self, caller: Caller) -> bool:
+        """Is the token's lifetime within the server's cap (a system's longer one for a system alone)?"""
+        cap = self.max_system_seconds if caller.roles == (SYSTEM_ROLE,) else self.max_seconds
+        return (caller.expires_at - caller.issued_at).total_seconds() <= cap
+
+
+@functools.cache
+def signing_key(pem: str) -> Ed25519PrivateKey:
+    """The private key of a PEM text; ValueError unless it is an Ed25519 private key."""
+    key = serialization.load_pem_private_key(pem.encode(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError("not an Ed25519 private key")
+    return key
+
+
+@functools.cache
+def verify_key(pem: str) -> Ed25519PublicKey:
+    """The public key of a PEM text; ValueError unless it is an Ed25519 public key."""
+    key = serialization.load_pem_public_key(pem.encode())
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError("not an Ed25519 public key")
+    return key
+
+
+def issue_token(caller: Caller, signing_pem: str, ttl: timedelta) -> str:
+    """A token for `caller`, signed with the private key of `signing_pem` (the gateway's; an operator's)."""
     now = utcnow()
     claims = {"sub": caller.username, "agency": caller.agency_code, "roles": list(caller.roles),
               "iat": int(now.timestamp()), "exp": int((now + ttl).timestamp()), "jti": uuid.uuid4().hex}
-    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+    return jwt.encode(claims, signing_key(signing_pem), algorithm=ALGORITHM)
 
 
-# Verified tokens by (secret, token), each kept while it is valid: every call of a console carries the
-# same token, and checking its signature and claims again costs more than the rest of a simple read.
+def system_token(agency_code: str, signing_pem: str, lifetime: timedelta) -> str:
+    """An agency system's token (for its worker), made by an operator holding the signing key."""
+    return issue_token(Caller(f"system@{agency_code}", agency_code, (SYSTEM_ROLE,)), signing_pem, lifetime)
+
+
+def verify_caller(config: dict, token: str | None) -> Caller:
+    """The caller of a service's call: its token verified with the process's public key and limits."""
+    return verify_token(token, config["TOKEN_VERIFY_KEY"], TokenLimits.of(config))
+
+
+# Verified tokens by (key, limits, token), each kept while it is valid: every call of a console carries
+# the same token, and checking its signature and claims again costs more than the rest of a simple read.
 # Only a successful verification is kept, so a forged or tampered token is checked (and refused) each time.
-_VERIFIED: dict[tuple[str, str], Caller] = {}
+_VERIFIED: dict[tuple[str, TokenLimits, str], Caller] = {}
 _VERIFIED_MAX = 4096
 
 
-def verify_token(token: str | None, secret: str) -> Caller:
+def verify_token(token: str | None, verify_pem: str, limits: TokenLimits = TokenLimits()) -> Caller:
     if not token:
         raise Unauthorized("authentication required")
-    key = (secret, token)
+    key = (verify_pem, limits, token)
     caller = _VERIFIED.get(key)
     if caller is not None:
         # PyJWT's own rule: a token is expired once `exp` <= now.
@@ -75,7 +133,9 @@ def verify_token(token: str | None, secret: str) -> Caller:
             return caller
         _VERIFIED.pop(key, None)
         raise Unauthorized("token expired")
-    caller = _verify(token, secret)
+    caller = _verify(token, verify_pem)
+    if not limits.allows(caller):
+        raise Unauthorized("token lifetime exceeds the maximum")
     if len(_VERIFIED) >= _VERIFIED_MAX:
         now = time.time()
         for stale in [k for k, c in _VERIFIED.items() if c.expires_at.timestamp() <= now]:
@@ -86,19 +146,12 @@ def verify_token(token: str | None, secret: str) -> Caller:
     return caller
 
 
-def authorised(token: str | None, secret: str, *roles: str) -> Caller:
-    """The verified caller of an RPC, holding one of `roles` (platform admins pass): what every entrypoint
-    that serves staff or operators asks first, so none answers a call that carries no caller."""
-    caller = verify_token(token, secret)
-    caller.require(*roles)
-    return caller
-
-
-def _verify(token: str, secret: str) -> Caller:
+def _verify(token: str, verify_pem: str) -> Caller:
     try:
-        # Only HS256: a token saying `alg: none` (or any other algorithm) is refused, not trusted.
-        claims = jwt.decode(token, secret, algorithms=[ALGORITHM],
-                            options={"require": ["exp", "iat", "sub", "jti"]})
+        # Only EdDSA with the platform's public key: an HS256 token (whatever its secret), `alg: none`
+        # or any other algorithm is refused, not trusted.
+        claims = jwt.decode(token, verify_key(verify_pem), algorithms=[ALGORITHM],
+                            options={"require": ["exp", "iat", "sub", "jti"], "verify_iat": False})
     except jwt.ExpiredSignatureError:
         raise Unauthorized("token expired") from None
     except jwt.InvalidTokenError:
@@ -106,8 +159,11 @@ def _verify(token: str, secret: str) -> Caller:
     roles = claims.get("roles") or ()
     if not isinstance(claims["sub"], str) or not isinstance(roles, list | tuple):
         raise Unauthorized("invalid token")
+    issued_at = _moment(claims["iat"])
+    if issued_at.timestamp() > time.time() + CLOCK_SKEW_SECONDS:  # its lifetime would start later than it says
+        raise Unauthorized("invalid token")
     return Caller(claims["sub"], claims.get("agency"), tuple(roles), token_id=str(claims["jti"]),
-                  issued_at=_moment(claims["iat"]), expires_at=_moment(claims["exp"]))
+                  issued_at=issued_at, expires_at=_moment(claims["exp"]))
 
 
 def _moment(seconds) -> datetime:

@@ -10,6 +10,11 @@ production (`MOTCUA_ENV=production`) a process refuses to start unless every key
 
 Keys are separate per purpose so that one leaking (a throttle key read off a gateway) does not forge
 another (tracking keys, tokens); docs/security.md says how to rotate each.
+
+Access tokens are signed with an Ed25519 key pair instead (`pem_setting`): the private key only in the
+gateway (`MOTCUA_TOKEN_SIGNING_KEY`) and the operators' `motcua tokens system`, the public key in every
+process that verifies tokens (`MOTCUA_TOKEN_VERIFY_KEY`). Development uses the pair committed under
+deploy/dev/, which production refuses as published.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ import binascii
 import functools
 import hashlib
 import secrets
+from pathlib import Path
 
 from motcua.config import ROOT, env, is_production
 
@@ -46,6 +52,37 @@ def key_setting(name: str) -> bytes:
     elif is_production():
         refuse_weak_or_published(name, value)
     return value.encode()
+
+
+TOKEN_SIGNING_KEY = "MOTCUA_TOKEN_SIGNING_KEY"
+TOKEN_VERIFY_KEY = "MOTCUA_TOKEN_VERIFY_KEY"
+# The development key pair: published on purpose (every checkout's processes agree), refused in production.
+DEVELOPMENT_PEMS = {TOKEN_SIGNING_KEY: ROOT / "deploy" / "dev" / "token-signing-key.pem",
+                    TOKEN_VERIFY_KEY: ROOT / "deploy" / "dev" / "token-verify-key.pem"}
+
+
+def pem_setting(name: str) -> str:
+    """The PEM text of setting `name`, given as the text itself or as the path of a file holding it;
+    outside production, deploy/dev's published pair when unset. Production refuses it unset or
+    published: the development pair's private key is in the repository, so its public key would
+    accept tokens anyone can sign."""
+    value = env(name)
+    if value is None:
+        if is_production():
+            raise SystemExit(f"{name} must be set when MOTCUA_ENV=production: make a key pair with "
+                             "`motcua keys token-pair`")
+        return DEVELOPMENT_PEMS[name].read_text()
+    if value.lstrip().startswith("-----BEGIN"):
+        text = value
+    else:
+        try:
+            text = Path(value).read_text()
+        except OSError as exc:
+            raise SystemExit(f"{name} is neither a PEM text nor a readable file ({exc.strerror})") from None
+    if is_production() and is_published(text):
+        raise SystemExit(f"{name} is a key published in the repository (anyone can sign with its pair): make "
+                         "a private pair with `motcua keys token-pair`")
+    return text
 
 
 def refuse_weak_or_published(name: str, value: str) -> None:
@@ -81,9 +118,8 @@ def is_published(value: str) -> bool:
 
 
 def _known_public_values() -> set[str]:
-    from motcua.config import DEVELOPMENT_SECRET
-
-    return {DEVELOPMENT_SECRET, "change-me-in-production"}
+    """Secrets published before this module: the old shared secret's development value and compose's."""
+    return {"motcua-development-secret-change-me", "change-me-in-production"}
 
 
 @functools.cache
@@ -101,6 +137,18 @@ def _published_texts() -> tuple[str, ...]:
                 except OSError:
                     continue
     return tuple(texts)
+
+
+def new_token_pair() -> tuple[str, str]:
+    """A fresh Ed25519 pair for tokens as PEM texts (private, public): `motcua keys token-pair`."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    private = Ed25519PrivateKey.generate()
+    return (private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()).decode(),
+            private.public_key().public_bytes(serialization.Encoding.PEM,
+                                              serialization.PublicFormat.SubjectPublicKeyInfo).decode())
 
 
 def new_key() -> str:

@@ -26,9 +26,11 @@ import signal  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from datetime import timedelta  # noqa: E402
 
-from motcua.config import SERVICES, env, nameko_config, stop_grace_seconds  # noqa: E402
-from motcua.worker import system_token  # noqa: E402
+from motcua import keys  # noqa: E402
+from motcua.config import SERVICES, env, is_production, nameko_config, stop_grace_seconds  # noqa: E402
+from motcua.identity import system_token  # noqa: E402
 
 SERVICE_CLASSES = {
     "gateway": "services.gateway.service:GatewayService",
@@ -155,6 +157,18 @@ def _safe_uri(uri: str) -> str:
     return f"{scheme}://***@{rest.split('@', 1)[1]}"
 
 
+def example_worker_token(agency: str) -> str:
+    """The example worker's token: the operator's (`MOTCUA_WORKER_TOKEN`, made with `motcua tokens system`);
+    outside production, one made here with the signing key (deploy/dev's when unset), for a day."""
+    given = env("MOTCUA_WORKER_TOKEN")
+    if given:
+        return given
+    if is_production():
+        raise SystemExit(f"MOTCUA_WORKER_TOKEN must be set when MOTCUA_ENV=production: an operator makes it "
+                         f"with `motcua tokens system {agency}`")
+    return system_token(agency, keys.pem_setting(keys.TOKEN_SIGNING_KEY), timedelta(days=1))
+
+
 def embedded() -> None:
     from motcua import migrate, seed
 
@@ -167,7 +181,7 @@ def embedded() -> None:
     print(f"Motcua is serving on http://{address} (API under /api/v1; stop with Ctrl-C)", flush=True)
     # One process, so one token serves the example workers (each is scoped to its agency in production).
     [(worker, agency)] = EXAMPLE_WORKERS
-    config["WORKER_TOKEN"] = system_token(agency, config["SECRET"])
+    config["WORKER_TOKEN"] = example_worker_token(agency)
     serve_classes([*(service_class(name) for name in SERVICES), _import(worker)], config)
 
 
@@ -206,7 +220,7 @@ def services_in_processes() -> None:
     for name in SERVICES:
         children[name] = _spawn(name)
     for worker, agency in EXAMPLE_WORKERS:
-        token = system_token(agency, nameko_config()["SECRET"])
+        token = example_worker_token(agency)
         children[worker] = _spawn("--worker", worker, env={**os.environ, "MOTCUA_WORKER_TOKEN": token})
     print("Motcua services running as processes: "
           + ", ".join(f"{n} (pid {p.pid})" for n, p in children.items()), flush=True)
@@ -248,7 +262,8 @@ def main(argv=None) -> None:
         services_in_processes()
     elif args.worker:
         os.environ.setdefault("AMQP_URI", DEFAULT_BROKER)
-        serve_classes([_import(path) for path in args.worker], nameko_config())
+        # An agency's worker holds the broker's settings and its token, nothing of the services'.
+        serve_classes([_import(path) for path in args.worker], nameko_config(services=()))
     else:
         unknown = set(args.services) - set(SERVICES)
         if not args.services or unknown:

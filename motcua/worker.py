@@ -15,14 +15,14 @@ durable queue and completes them through workflow::
             self.tasks.complete(task.data["task_id"], note=notice)
 
 Run it with `python -m motcua.run --worker module:Class` (AMQP_URI and MOTCUA_WORKER_TOKEN from
-the environment; `python -m motcua.worker <agency code>` prints a token); scale it by running more copies: they share the agency's queue, and a task whose
-worker dies mid-way is redelivered to another copy (completing it twice is refused by workflow).
+the environment; an operator holding the platform's signing key makes the token with
+`motcua tokens system <agency code>`: a worker cannot make one); scale it by running more copies: they
+share the agency's queue, and a task whose worker dies mid-way is redelivered to another copy
+(completing it twice is refused by workflow).
 """
 from __future__ import annotations
 
-import argparse
 import os
-from datetime import timedelta
 
 from kombu import Exchange, Queue
 from nameko.messaging import Consumer
@@ -32,7 +32,6 @@ from motcua.bus import ParkingConsumer
 from motcua.errors import IllegalTransition
 
 TASKS_EXCHANGE = Exchange("motcua.tasks", type="topic", durable=True)
-SYSTEM_ROLE = "system"
 
 
 def task_queue(agency_code: str) -> Queue:
@@ -77,28 +76,5 @@ class TaskClient(RpcProxy):
         token = self.container.config.get("WORKER_TOKEN") or os.environ.get("MOTCUA_WORKER_TOKEN")
         if not token:
             raise RuntimeError("an agency worker needs its token: set MOTCUA_WORKER_TOKEN "
-                               "(python -m motcua.worker token <agency code>)")
+                               "(an operator makes it: motcua tokens system <agency code>)")
         return _Tasks(super().get_dependency(worker_ctx), token)
-
-
-def system_token(agency_code: str, secret: str, days: int = 365) -> str:
-    """A long-lived token for an agency's system account, issued by the platform's operators."""
-    from motcua.identity import Caller, issue_token
-
-    caller = Caller(f"system@{agency_code}", agency_code, (SYSTEM_ROLE,))
-    return issue_token(caller, secret, timedelta(days=days))
-
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m motcua.worker",
-                                     description="Print a system token for an agency's worker.")
-    parser.add_argument("agency_code")
-    parser.add_argument("--days", type=int, default=365)
-    args = parser.parse_args(argv)
-    from motcua.config import secret
-
-    print(system_token(args.agency_code, secret(), args.days))
-
-
-if __name__ == "__main__":
-    main()

@@ -17,7 +17,38 @@ from pathlib import Path
 import pytest
 import requests
 
-from motcua.config import ROOT, SERVICES
+from motcua.config import ROOT, SERVICES, token_settings
+from motcua.identity import Caller, issue_token
+
+# The development token pair (deploy/dev), as every process of a test run reads it: TOKEN_SIGNING_KEY
+# for the tests that stand in for the gateway, TOKEN_VERIFY_KEY (and the lifetimes) for a service's config.
+TOKENS = token_settings(signs=True)
+VERIFYING = {k: v for k, v in TOKENS.items() if k != "TOKEN_SIGNING_KEY"}
+
+
+def set_production_keys(monkeypatch, directory: Path) -> dict[str, str]:
+    """Every key setting of the five services set to a fresh private value (the token pair as two PEM
+    files in `directory`), as an operator sets them for production; the values by setting."""
+    from motcua import keys
+    from motcua.config import SERVICE_KEYS
+
+    names = {setting for own in SERVICE_KEYS.values() for setting in own.values()}
+    names |= {f"{service.upper()}_DEAD_LETTER_KEY" for service in SERVICES}
+    values = {name: keys.new_key() for name in sorted(names)}
+    for name, pem in zip((keys.TOKEN_SIGNING_KEY, keys.TOKEN_VERIFY_KEY), keys.new_token_pair()):
+        path = directory / f"{name.lower()}.pem"
+        path.write_text(pem)
+        values[name] = str(path)
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return values
+
+
+def gateway_token(username: str, agency: str | None, *roles: str, ttl: float = 300) -> str:
+    """A token as the gateway signs it (`ttl` seconds)."""
+    from datetime import timedelta
+
+    return issue_token(Caller(username, agency, tuple(roles)), TOKENS["TOKEN_SIGNING_KEY"], timedelta(seconds=ttl))
 
 RABBIT_HOST = os.environ.get("TEST_RABBIT_HOST", "127.0.0.1")
 RABBIT_MGMT = f"http://{RABBIT_HOST}:15672/api"

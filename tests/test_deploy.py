@@ -46,7 +46,7 @@ def test_compose_runs_the_example_agency_worker():
     worker = load("compose.yaml")["services"]["tax-office-worker"]
     command = " ".join(worker["entrypoint"])
     assert "--worker workers.tax_office:TaxOfficeWorker" in command
-    assert "python -m motcua.worker 000.00.18.H56" in command
+    assert "python -m motcua.cli tokens system 000.00.18.H56" in command
     assert "COPY workers ./workers" in (ROOT / "deploy" / "Dockerfile").read_text()
 
 

@@ -2,7 +2,7 @@
 process. It takes its step's tasks from its own queue and answers with the fee notice (thông báo
 nộp lệ phí trước bạ) computed from the applicant's declaration.
 
-    MOTCUA_WORKER_TOKEN=$(python -m motcua.worker 000.00.18.H56) \
+    MOTCUA_WORKER_TOKEN=<made by an operator: motcua tokens system 000.00.18.H56> \
         python -m motcua.run --worker workers.tax_office:TaxOfficeWorker
 """
 from __future__ import annotations

@@ -58,8 +58,8 @@ def authenticate(session: Session, username: str, password: str) -> Caller:
     return Caller(user.username, user.agency_code, tuple(user.roles))
 
 
-def token_response(caller: Caller, secret: str, ttl_seconds: int) -> dict:
-    return {"access_token": issue_token(caller, secret, timedelta(seconds=ttl_seconds)),
+def token_response(caller: Caller, signing_pem: str, ttl_seconds: int) -> dict:
+    return {"access_token": issue_token(caller, signing_pem, timedelta(seconds=ttl_seconds)),
             "token_type": "bearer", "expires_in": ttl_seconds}
 
 

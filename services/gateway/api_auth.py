@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from motcua.db import utcnow
 from motcua.errors import Unauthorized, load_valid
-from motcua.identity import Caller
+from motcua.identity import Caller, TokenLimits
 from services.gateway import accounts, audit, sessions, throttle
 from services.gateway.errors import TooManyRequests
 from services.gateway.http import read_json, route
@@ -31,7 +31,7 @@ class AuthApi:
     def sign_in(self, username: str, password: str, remote_addr: str | None, action: str = "auth.token") -> dict:
         """Đăng nhập: the token response for a right username and password, throttled (TooManyRequests,
         even with the right password) and audited; the API's token and the console's login alike."""
-        session, secret, now = self.db.session, self.config["SECRET"], utcnow()
+        session, secret, now = self.db.session, self.config["THROTTLE_KEY"], utcnow()
         policy = throttle.ThrottlePolicy.for_logins(self.config)
         known = self.reads.run(lambda c: c.scalar(select(User.id).where(User.username == username))) is not None
         known_here = self.reads.run(
@@ -53,8 +53,10 @@ class AuthApi:
             raise
         throttle.signed_in(session, policy, secret, username, remote_addr, attempt, now)
         self.record_audit(caller, action, remote_addr)
-        ttl = int(self.config.get("TOKEN_TTL_SECONDS", DEFAULT_TOKEN_TTL_SECONDS))
-        return accounts.token_response(caller, secret, ttl)
+        # Never longer than every verifier accepts (a longer setting would make tokens refused at once).
+        ttl = min(int(self.config.get("TOKEN_TTL_SECONDS", DEFAULT_TOKEN_TTL_SECONDS)),
+                  TokenLimits.of(self.config).max_seconds)
+        return accounts.token_response(caller, self.config["TOKEN_SIGNING_KEY"], ttl)
 
     @route("POST", "/api/v1/auth/logout", response=LogoutOut)
     def logout(self, request):

@@ -215,7 +215,7 @@ class TrackingAnswers(DependencyProvider):
                            registry=metrics_for(self.container).registry)
         counters = {outcome: outcomes.labels(outcome).inc for outcome in tracking.OUTCOMES}
         self.cache = tracking.TrackingCache(
-            config["SECRET"], size=int(config.get("TRACKING_CACHE_SIZE", tracking.DEFAULT_SIZE)),
+            config["TRACKING_KEY"], size=int(config.get("TRACKING_CACHE_SIZE", tracking.DEFAULT_SIZE)),
             max_age=float(config.get("TRACKING_CACHE_MAX_AGE_SECONDS", tracking.DEFAULT_MAX_AGE_SECONDS)),
             count=lambda outcome: counters[outcome]())
         broadcast_listeners(self.container).append(self.cache)

@@ -126,12 +126,12 @@ class ConsolePages:
     def console_login_form(self, request):
         nonce = login_nonce(request)
         values = {"tiep": query_data(request).get("tiep", "")}
-        return remember_login_nonce(render(LOGIN, csrf=keyed(self.config["SECRET"], "login", nonce), values=values),
+        return remember_login_nonce(render(LOGIN, csrf=keyed(self.config["FORM_KEY"], "login", nonce), values=values),
                                     request, nonce)
 
     @page("POST", "/can-bo/dang-nhap")
     def console_login(self, request):
-        values, secret, nonce = form_data(request), self.config["SECRET"], login_nonce(request)
+        values, secret, nonce = form_data(request), self.config["FORM_KEY"], login_nonce(request)
         shown = {"username": values.get("username", ""), "tiep": values.get("tiep", "")}
         try:
             with form_again(LOGIN, lambda: {"csrf": keyed(secret, "login", nonce), "values": shown}):

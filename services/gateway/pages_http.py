@@ -226,7 +226,7 @@ def staff_session(service, request: Request) -> Session:
         caller = service.caller_from_token(token)
     except Unauthorized:
         raise Redirect(f"/can-bo/dang-nhap?tiep={quote(request.full_path.rstrip('?'), safe='')}") from None
-    return Session(caller, token, service.config["SECRET"])
+    return Session(caller, token, service.config["FORM_KEY"])
 
 
 def set_session(response: Response, request: Request, token: str, ttl_seconds: int) -> Response:

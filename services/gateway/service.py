@@ -14,7 +14,7 @@ from motcua.contracts.events import EVENT_SCHEMAS, SESSION_EVENTS, DossierEvent,
 from motcua.db import Database, utcnow
 from motcua.errors import Forbidden, WrongKey
 from motcua.idempotency import CommandUnitOfWork, ForgetExpiredKeys
-from motcua.identity import verify_token
+from motcua.identity import verify_caller
 from motcua.metrics import Metrics
 from motcua.rpc import rpc
 from services.gateway import audit, routes, throttle
@@ -66,7 +66,7 @@ class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportA
         """Every caller of the HTTP edge is verified here: the API's bearer token and the console's
         session cookie alike. Signature, algorithm and lifetime, then revocation (logout) and the
         account's state; 401 otherwise."""
-        caller = verify_token(token, self.config["SECRET"])
+        caller = verify_caller(self.config, token)
         self.access.check(caller)
         return caller
 
@@ -103,7 +103,7 @@ class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportA
         if caller is not None:  # staff: their scope is checked by the owning service
             yield
             return
-        secret, now = self.config["SECRET"], utcnow()
+        secret, now = self.config["THROTTLE_KEY"], utcnow()
         policy = throttle.ThrottlePolicy.for_dossier_proofs(self.config)
         limits = throttle.keys(policy, secret, code, request.remote_addr)
         # One statement; nothing written for a right proof.
@@ -123,7 +123,7 @@ class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportA
         if caller is not None:  # a receptionist at the counter, or a signed-in applicant
             return
         policy = throttle.ThrottlePolicy.for_anonymous_submissions(self.config)
-        limits = throttle.address_keys(policy, self.config["SECRET"], request.remote_addr)
+        limits = throttle.address_keys(policy, self.config["THROTTLE_KEY"], request.remote_addr)
         if not limits:
             return
         # Counted and checked at once (throttle.claim), so concurrent submissions cannot overshoot.

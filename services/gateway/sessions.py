@@ -2,8 +2,8 @@
 
 A token is refused once it was revoked by logout (its `jti` in `revoked_tokens`, kept until it would
 have expired anyway), or when it was issued before its account's `tokens_valid_after` (roles,
-activity or password changed since). Tokens of callers without an account row (agencies' system
-accounts, issued by the operators) are checked by signature and lifetime only.
+activity or password changed since), or when it names no account (a deleted one; an agency system's
+token, made by the operators for its worker's direct calls to workflow, has no business here).
 
 Every request is checked, so the answer is cached (`AccessCache`) for a few seconds: a revocation or
 an account change takes effect at once on the gateway instance that made it, and on the others when
@@ -35,7 +35,7 @@ class AccountState:
 
 @dataclass(frozen=True)
 class TokenState:
-    """A token's revocation and its holder's account (None: no account row, e.g. an agency's system)."""
+    """A token's revocation and its holder's account (None: no account row)."""
 
     revoked: bool
     account: AccountState | None
@@ -47,7 +47,7 @@ def judge(caller: Caller, state: TokenState) -> None:
         raise Unauthorized("token revoked")
     account = state.account
     if account is None:
-        return
+        raise Unauthorized("no such account")
     if not account.active:
         raise Unauthorized("account disabled")
     # Tokens carry whole seconds: one issued in the same second as the change is refused too.

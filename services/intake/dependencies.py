@@ -12,13 +12,14 @@ from services.intake.sealing import environment_data_keys
 
 
 class Rules(DependencyProvider):
-    """The catalogue, the working calendar and the secret: read at setup, shared by workers."""
+    """The catalogue, the working calendar and the keys: read at setup, shared by workers."""
 
     def setup(self):
         config = self.container.config
         directory = config.get("CATALOG_DIR") or str(catalog_dir())
         calendar = WorkingCalendar.from_yaml(f"{directory}/calendar.yaml", tz=config["TIME_ZONE"])
-        self.policy = Policy(Catalog.load(directory), calendar, config["SECRET"], blob_store(config))
+        self.policy = Policy(Catalog.load(directory), calendar, config["TRACKING_KEY"], config["SEARCH_KEY"],
+                             blob_store(config))
         # Read INTAKE_DATA_KEY now: production refuses to start without a strong one, not at the first dossier.
         environment_data_keys()
 

@@ -25,12 +25,16 @@ from services.intake.search import applicant_keys
 
 
 class Policy:
-    """What intake needs besides the database: the catalogue, the calendars, the signing secret."""
+    """What intake needs besides the database: the catalogue, the calendars, and two keys: the tracking
+    keys' (shared with reporting and the gateway, which check them) and the search key of the applicants'
+    lookup hashes (the applicant's ID number and phone, never stored in clear for search)."""
 
-    def __init__(self, catalog: Catalog, calendar: WorkingCalendar, secret: str, store: BlobStore):
+    def __init__(self, catalog: Catalog, calendar: WorkingCalendar, tracking_key: str, search_key: str,
+                 store: BlobStore):
         self.catalog = catalog
         self.calendar = calendar
-        self.secret = secret
+        self.tracking_key = tracking_key
+        self.search_key = search_key
         self.store = store
         self.agency_calendars = catalog.calendars(calendar)
         self.tree = AgencyTree.from_agencies(catalog.agencies.values())  # who oversees whom (parent_code)
@@ -87,8 +91,8 @@ def submit(uow, policy: Policy, payload: dict, caller: Caller | None, now: datet
     applicant = {**payload["applicant"], "phone": normalise_phone(payload["applicant"]["phone"])}
     dossier = Dossier.submit(
         code=code, procedure=procedure, channel=payload["channel"], submitted_by=submitted_by, applicant=applicant,
-        search_keys=applicant_keys(policy.secret, applicant), form=form, uploads=uploads,
-        now=now, tracking_key=tracking_key(policy.secret, code, last4(applicant["phone"])))
+        search_keys=applicant_keys(policy.search_key, applicant), form=form, uploads=uploads,
+        now=now, tracking_key=tracking_key(policy.tracking_key, code, last4(applicant["phone"])))
     uow.dossiers.add(dossier)
     documents.keep(uploads, policy.store)
     return _commit(uow, dossier)

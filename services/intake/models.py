@@ -26,6 +26,7 @@ from sqlalchemy.orm import DeclarativeBase
 
 from motcua.db import ServiceBase, UTCDateTime, reliability_tables
 from motcua.idempotency import command_results_table
+from motcua.revocation import revocation_tables
 from services.intake.domain import Action, Document, Reschedule, SupplementRequest
 
 
@@ -35,6 +36,7 @@ class Base(ServiceBase, DeclarativeBase):
 
 outbox, inbox = reliability_tables(Base.metadata)
 command_results = command_results_table(Base.metadata)
+revocation_tables(Base.metadata)  # the gateway's revocations, refused on direct RPC (motcua.revocation)
 
 
 class Records(TypeDecorator):

@@ -26,8 +26,8 @@ from motcua.access import audit_refusals
 from motcua.db import Database, utcnow
 from motcua.errors import load_valid
 from motcua.idempotency import Command, ForgetExpiredKeys, account_scope, applicant_scope, ttl_of
-from motcua.identity import verify_token
 from motcua.metrics import GroupCountGauge, Metrics
+from motcua.revocation import Revocations
 from motcua.rpc import rpc
 from motcua.text import normalise_phone
 from services.intake import dossiers, due, forms, search
@@ -50,7 +50,7 @@ STEP_DOCUMENTS = StepDocumentsV1()
 SUBMIT_DOSSIER = SubmitDossierV1()
 
 
-class IntakeService:
+class IntakeService(Revocations):
     name = "intake"
 
     db = Database(Base, unit_of_work=IntakeUnitOfWork)
@@ -61,9 +61,6 @@ class IntakeService:
     workflow = RpcProxy("workflow")  # the hand-overs of form 06
     dossiers_by_status = GroupCountGauge("motcua_dossiers_by_status", "Dossiers by status",
                                          dossier_table.c.status)
-
-    def _caller(self, token):
-        return verify_token(token, self.rules.secret)
 
     def _view(self, dossier):
         return dossiers.view(dossier, self.rules.calendar.tz, self.rules.catalog)
@@ -103,13 +100,13 @@ class IntakeService:
 
     def _applicant_scope(self, caller, identity: str) -> str:
         """The caller's account, or an applicant without one by who they say they are."""
-        return account_scope(caller.username) if caller else applicant_scope(self.rules.secret, identity)
+        return account_scope(caller.username) if caller else applicant_scope(self.rules.search_key, identity)
 
     @rpc
     @audit_refusals
     def submit_dossier(self, payload, caller_token=None, idempotency_key=None):
         data = load_valid(SUBMIT_DOSSIER, payload)
-        caller = self._caller(caller_token) if caller_token else None
+        caller = self.verified_caller(caller_token) if caller_token else None
         scope = self._applicant_scope(caller, normalise_phone(data["applicant"]["phone"]))
         return self._once(idempotency_key, "submit_dossier", scope, payload,
                           lambda: dossiers.submit(self.db, self.rules, data, caller, utcnow()))
@@ -117,26 +114,26 @@ class IntakeService:
     @rpc
     @audit_refusals
     def get_dossier(self, code, caller_token):
-        return self._view(dossiers.get_for_staff(self.db, code, self._caller(caller_token), self.rules.tree))
+        return self._view(dossiers.get_for_staff(self.db, code, self.verified_caller(caller_token), self.rules.tree))
 
     @rpc
     @audit_refusals
     def search_dossiers(self, filters, caller_token):
         data = load_valid(SEARCH_DOSSIERS, filters)
-        return search.search(self.db, self.rules.secret, self.rules.calendar.tz, data, self._caller(caller_token),
-                             utcnow(), self.rules.tree)
+        return search.search(self.db, self.rules.search_key, self.rules.calendar.tz, data,
+                             self.verified_caller(caller_token), utcnow(), self.rules.tree)
 
     @rpc
     @audit_refusals
     def get_document(self, code, document_id, caller_token):
         return dossiers.document_for_staff(self.db, self.rules.store, code, int(document_id),
-                                           self._caller(caller_token), self.rules.tree)
+                                           self.verified_caller(caller_token), self.rules.tree)
 
     @rpc
     @audit_refusals
     def render_form(self, code, form, caller_token):
         """A form of the dossier as PDF, base64 (staff of an involved agency)."""
-        dossier = dossiers.get_for_staff(self.db, code, self._caller(caller_token), self.rules.tree)
+        dossier = dossiers.get_for_staff(self.db, code, self.verified_caller(caller_token), self.rules.tree)
         pdf = forms.render(form, dossier, self.rules.catalog, self.rules.calendar.tz,
                            partial(self._hand_overs, caller_token=caller_token))
         return {"content_base64": base64.b64encode(pdf).decode()}
@@ -150,7 +147,7 @@ class IntakeService:
     @rpc
     @audit_refusals
     def receive_dossier(self, code, caller_token, idempotency_key=None):
-        caller = self._caller(caller_token)
+        caller = self.verified_caller(caller_token)
         return self._once(idempotency_key, "receive_dossier", account_scope(caller.username), [code],
                           lambda: dossiers.receive(self.db, self.rules, code, caller, utcnow()))
 
@@ -158,7 +155,7 @@ class IntakeService:
     @audit_refusals
     def refuse_dossier(self, code, reason, caller_token, idempotency_key=None):
         data = load_valid(REFUSE_DOSSIER, {"reason": reason})
-        caller = self._caller(caller_token)
+        caller = self.verified_caller(caller_token)
         return self._once(idempotency_key, "refuse_dossier", account_scope(caller.username), [code, reason],
                           lambda: dossiers.refuse(self.db, code, data["reason"], caller, utcnow()))
 
@@ -166,7 +163,7 @@ class IntakeService:
     @audit_refusals
     def request_supplement(self, code, payload, caller_token, idempotency_key=None):
         data = load_valid(REQUEST_SUPPLEMENT, payload)
-        caller = self._caller(caller_token)
+        caller = self.verified_caller(caller_token)
         return self._once(idempotency_key, "request_supplement", account_scope(caller.username), [code, payload],
                           lambda: dossiers.request_supplement(self.db, code, data["items"], data["note"], caller,
                                                              utcnow()))
@@ -175,7 +172,7 @@ class IntakeService:
     @audit_refusals
     def supplement_dossier(self, code, payload, caller_token=None, idempotency_key=None):
         data = load_valid(APPLICANT_ACTION, payload)
-        caller = self._caller(caller_token) if caller_token else None
+        caller = self.verified_caller(caller_token) if caller_token else None
         return self._once(idempotency_key, "supplement_dossier", self._applicant_scope(caller, _identity(data)),
                           [code, payload], lambda: dossiers.supplement(self.db, self.rules, code, caller, _proof(data),
                                                                        utcnow(), data["documents"]))
@@ -184,7 +181,7 @@ class IntakeService:
     @audit_refusals
     def withdraw_dossier(self, code, payload, caller_token=None, idempotency_key=None):
         data = load_valid(APPLICANT_ACTION, payload)
-        caller = self._caller(caller_token) if caller_token else None
+        caller = self.verified_caller(caller_token) if caller_token else None
         return self._once(idempotency_key, "withdraw_dossier", self._applicant_scope(caller, _identity(data)),
                           [code, payload],
                           lambda: dossiers.withdraw(self.db, code, data["reason"], caller, _proof(data), utcnow()))
@@ -193,7 +190,7 @@ class IntakeService:
     @audit_refusals
     def rate_dossier(self, code, payload, caller_token=None, idempotency_key=None):
         data = load_valid(RATE_DOSSIER, payload)
-        caller = self._caller(caller_token) if caller_token else None
+        caller = self.verified_caller(caller_token) if caller_token else None
         return self._once(idempotency_key, "rate_dossier", self._applicant_scope(caller, _identity(data)),
                           [code, payload], lambda: dossiers.rate(self.db, code, data["rating"], data["comment"],
                                                                  caller, _proof(data), utcnow()))
@@ -202,7 +199,7 @@ class IntakeService:
     @audit_refusals
     def reschedule_dossier(self, code, payload, caller_token, idempotency_key=None):
         data = load_valid(RESCHEDULE_DOSSIER, payload)
-        caller = self._caller(caller_token)
+        caller = self.verified_caller(caller_token)
         return self._once(idempotency_key, "reschedule_dossier", account_scope(caller.username), [code, payload],
                           lambda: dossiers.reschedule(self.db, code, data["new_due_at"], data["reason"], caller,
                                                       utcnow()))
@@ -211,7 +208,7 @@ class IntakeService:
     @audit_refusals
     def return_result(self, code, method, caller_token, idempotency_key=None):
         data = load_valid(RETURN_RESULT, {"method": method})
-        caller = self._caller(caller_token)
+        caller = self.verified_caller(caller_token)
         return self._once(idempotency_key, "return_result", account_scope(caller.username), [code, method],
                           lambda: dossiers.return_result(self.db, code, data["method"], caller, utcnow()))
 
@@ -248,13 +245,14 @@ class IntakeService:
     @audit_refusals
     def store_step_documents(self, code, uploads, caller_token):
         data = load_valid(STEP_DOCUMENTS, {"documents": uploads})
-        return dossiers.store_step_documents(self.db, self.rules, code, data["documents"], self._caller(caller_token))
+        caller = self.verified_caller(caller_token)
+        return dossiers.store_step_documents(self.db, self.rules, code, data["documents"], caller)
 
     @rpc
     @audit_refusals
     def confirm_payment(self, code, payload, caller_token, idempotency_key=None):
         data = load_valid(CONFIRM_PAYMENT, payload)
-        caller = self._caller(caller_token)
+        caller = self.verified_caller(caller_token)
         return self._once(idempotency_key, "confirm_payment", account_scope(caller.username), [code, payload],
                           lambda: dossiers.confirm_payment(self.db, self.rules, code, data["receipt_number"], caller,
                                                            utcnow()))

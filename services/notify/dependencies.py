@@ -31,7 +31,7 @@ class Notifications(DependencyProvider):
         self.notifier = Notifier(
             settings=settings, unit_of_work=lambda: database.unit_of_work(),  # providers set up in any order
             sender=config["SMTP"]["sender"],
-            tz=ZoneInfo(config["TIME_ZONE"]), secret=config["SECRET"].encode(),
+            tz=ZoneInfo(config["TIME_ZONE"]), secret=config["SEARCH_KEY"].encode(),
             metrics=NotifyMetrics(metrics.registry),
             agency_names=agency_names, agency_emails=agency_emails)
         self._wakeup = threading.Event()  # green once eventlet has patched threading

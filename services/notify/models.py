@@ -19,6 +19,7 @@ from sqlalchemy.orm import DeclarativeBase
 
 from motcua.db import ServiceBase, UTCDateTime, reliability_tables
 from motcua.idempotency import command_results_table
+from motcua.revocation import revocation_tables
 
 
 class Base(ServiceBase, DeclarativeBase):
@@ -27,6 +28,7 @@ class Base(ServiceBase, DeclarativeBase):
 
 reliability_tables(Base.metadata)
 command_results_table(Base.metadata)  # its own commands (an officer's re-send) by idempotency key
+revocation_tables(Base.metadata)  # the gateway's revocations, refused on direct RPC (motcua.revocation)
 
 _ID = BigInteger().with_variant(Integer, "sqlite")
 

@@ -11,8 +11,9 @@ from nameko.dependency_providers import Config
 from motcua.db import Database, utcnow
 from motcua.errors import load_valid
 from motcua.idempotency import Command, ForgetExpiredKeys, account_scope, run_once, ttl_of
-from motcua.identity import STAFF_ROLES, authorised
+from motcua.identity import STAFF_ROLES
 from motcua.metrics import Metrics
+from motcua.revocation import Revocations
 from motcua.rpc import rpc
 from services.notify import preferences, templates
 from services.notify.dependencies import Notifications
@@ -34,7 +35,7 @@ _delivery_out = DeliveryOut()
 _deliveries_out = DeliveryOut(many=True)
 
 
-class NotifyService:
+class NotifyService(Revocations):
     name = "notify"
 
     db = Database(Base, relay=False, unit_of_work=NotifyUnitOfWork)  # notify emits no events: no relay
@@ -102,20 +103,20 @@ class NotifyService:
     @rpc
     def list_deliveries(self, dossier_code, caller_token):
         """The dossier's delivery log (staff; the gateway first asks intake whether they may see the dossier)."""
-        authorised(caller_token, self.config["SECRET"], *STAFF_ROLES)
+        self.authorised(caller_token, *STAFF_ROLES)
         args = load_valid(ListDeliveriesIn(), {"dossier_code": dossier_code})
         return _deliveries_out.dump(self.db.deliveries.of_dossier(args["dossier_code"]))
 
     @rpc
     def list_dead_letters(self, caller_token, limit=100):
-        authorised(caller_token, self.config["SECRET"], "admin")
+        self.authorised(caller_token, "admin")
         args = load_valid(DeadLettersIn(), {"limit": limit})
         return _deliveries_out.dump(self.db.deliveries.dead_letters(args["limit"]))
 
     @rpc
     def resend(self, delivery_id, caller_token, idempotency_key=None):
         """A dead letter sent again, by a platform admin (the idempotency key is theirs)."""
-        caller = authorised(caller_token, self.config["SECRET"], "admin")
+        caller = self.authorised(caller_token, "admin")
         args = load_valid(ResendIn(), {"delivery_id": delivery_id})
         command = Command.of(idempotency_key, "notify.resend", account_scope(caller.username), [args["delivery_id"]])
 
@@ -132,7 +133,7 @@ class NotifyService:
 
     @rpc
     def preview(self, event_type, channel, caller_token, agency_code=None):
-        authorised(caller_token, self.config["SECRET"], *STAFF_ROLES)
+        self.authorised(caller_token, *STAFF_ROLES)
         args = load_valid(PreviewIn(), {"event_type": event_type, "channel": channel, "agency_code": agency_code})
         return templates.preview(self.notifier.templates, args["event_type"], args["channel"], args["agency_code"],
                                  self.notifier.tz, self.notifier.agency_names)

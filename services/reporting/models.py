@@ -7,6 +7,7 @@ from sqlalchemy import JSON, BigInteger, Date, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from motcua.db import ServiceBase, reliability_tables
+from motcua.revocation import revocation_tables
 
 
 # DeclarativeBase again: ServiceBase is abstract, so a metadata is only made for a direct subclass.
@@ -15,6 +16,7 @@ class Base(ServiceBase, DeclarativeBase):
 
 
 reliability_tables(Base.metadata)
+revocation_tables(Base.metadata)  # the gateway's revocations, refused on direct RPC (motcua.revocation)
 
 
 class StoredEvent(Base):

@@ -8,8 +8,9 @@ from motcua.access import AgencyTree, audit_refusals, scope_of
 from motcua.bus import batch_handler
 from motcua.db import Database, utcnow
 from motcua.errors import ValidationFailed, load_valid
-from motcua.identity import STAFF_ROLES, Caller, authorised
+from motcua.identity import STAFF_ROLES, Caller
 from motcua.metrics import Metrics
+from motcua.revocation import Revocations
 from motcua.rpc import rpc
 from services.reporting import (
     aggregates,
@@ -40,7 +41,7 @@ SUBSCRIPTIONS = (
 )
 
 
-class ReportingService:
+class ReportingService(Revocations):
     name = "reporting"
 
     db = Database(Base)
@@ -109,7 +110,7 @@ class ReportingService:
                               parents=p.parents)
 
     def _staff(self, caller_token) -> Caller:
-        return authorised(caller_token, self.config["SECRET"], *STAFF_ROLES)
+        return self.authorised(caller_token, *STAFF_ROLES)
 
     @rpc
     def public_statistics(self, date_from, date_to):
@@ -127,14 +128,14 @@ class ReportingService:
     @rpc
     def track(self, code, key):
         query = load_valid(schemas.track_query, {"code": code, "key": key})
-        return tracking.track(self.db.session, query["code"], query["key"], self.config["SECRET"],
+        return tracking.track(self.db.session, query["code"], query["key"], self.config["TRACKING_KEY"],
                               self.province.zone)
 
     @rpc
     @audit_refusals
     def rebuild_projections(self, caller_token):
         """Replay the event store into every projection: a platform admin's operation."""
-        authorised(caller_token, self.config["SECRET"], "admin")
+        self.authorised(caller_token, "admin")
         return projections.rebuild_all(self.db, self.province.zone)
 
     # The national portal (DVCQG): push what is due, reconcile now and then; both idle when it is off.
@@ -152,7 +153,7 @@ class ReportingService:
     @audit_refusals
     def national_portal_status(self, caller_token):
         """The DVCQG re-send queue: rows per state and the failing dossiers with their error (platform admin)."""
-        authorised(caller_token, self.config["SECRET"], "admin")
+        self.authorised(caller_token, "admin")
         return {"enabled": self.portal is not None, **dvcqg.summary(self.db.session)}
 
     # Reporting listens to every event of the contract (motcua/contracts/events.py), in batches.

@@ -11,7 +11,7 @@ from motcua.contracts.rpc import AssignTaskV1, CompleteTaskV1, TaskIdV1, TaskQue
 from motcua.db import Database
 from motcua.errors import load_valid
 from motcua.idempotency import Command, ForgetExpiredKeys, account_scope, run_once, ttl_of
-from motcua.identity import verify_token
+from motcua.revocation import Revocations
 from motcua.rpc import rpc
 from services.workflow import handlers, queries
 from services.workflow.dependencies import Clock, ProcessCatalog, WorkflowMetrics, sla_timer
@@ -35,7 +35,7 @@ ON_PAYMENT_RECEIVED = "workflow.on_payment_received"
 ON_DOSSIER_STOPPED = "workflow.on_dossier_stopped"
 
 
-class WorkflowService:
+class WorkflowService(Revocations):
     name = "workflow"
 
     db = Database(Base, unit_of_work=WorkflowUnitOfWork)
@@ -86,7 +86,7 @@ class WorkflowService:
         return TaskViews(self.catalog, self.clock())
 
     def _caller_and_task(self, caller_token, task_id):
-        caller = verify_token(caller_token, self.config["SECRET"])
+        caller = self.verified_caller(caller_token)
         return caller, load_valid(TASK_ID, {"task_id": task_id})["task_id"]
 
     def _once(self, idempotency_key, name, caller, request, run):
@@ -132,7 +132,7 @@ class WorkflowService:
     @rpc
     @audit_refusals
     def list_tasks(self, caller_token, status="open", role=None, assignee=None):
-        caller = verify_token(caller_token, self.config["SECRET"])
+        caller = self.verified_caller(caller_token)
         query = load_valid(TASK_QUERY, {"status": status, "role": role, "assignee": assignee})
         now = self.clock()
         tasks = queries.list_tasks(self.db.session, caller, query["status"], now, self.catalog.calendar.tz,
@@ -142,7 +142,7 @@ class WorkflowService:
     @rpc
     @audit_refusals
     def get_task(self, task_id, caller_token):
-        caller = verify_token(caller_token, self.config["SECRET"])
+        caller = self.verified_caller(caller_token)
         task, history = queries.task_with_history(self.db.session, task_id, caller, self.catalog.tree)
         views = self._views()
         return {**views.task(task), "history": views.hand_overs(history)}
@@ -155,7 +155,7 @@ class WorkflowService:
     @audit_refusals
     def dossier_history(self, dossier_code, caller_token):
         """Every hand-over of the dossier (form 06), for staff of an agency involved in it."""
-        caller = verify_token(caller_token, self.config["SECRET"])
+        caller = self.verified_caller(caller_token)
         history = queries.dossier_history(self.db.session, dossier_code, caller, self.catalog.tree)
         return self._views().hand_overs(history)
 

@@ -7,11 +7,12 @@ from __future__ import annotations
 import base64
 import subprocess
 import sys
+from datetime import timedelta
 
 import pytest
 
-from motcua.config import ROOT, nameko_config
-from motcua.worker import system_token
+from motcua.config import ROOT
+from motcua.identity import system_token
 from tests import infra
 from tests.e2e.client import APPLICANT, Api
 
@@ -22,7 +23,7 @@ LAND_OFFICE, TAX_OFFICE, LAND_DEPT = "000.12.01.H56", "000.00.18.H56", "000.00.1
 @pytest.fixture
 def tax_worker(platform):
     """The tax office's own system, a process of its own, as `make run-services` starts it."""
-    token = system_token(TAX_OFFICE, nameko_config()["SECRET"])
+    token = system_token(TAX_OFFICE, infra.TOKENS["TOKEN_SIGNING_KEY"], timedelta(days=1))
     log = open(platform.log_dir / "tax_worker.log", "ab")
     process = subprocess.Popen([sys.executable, "-m", "motcua.run", "--worker", "workers.tax_office:TaxOfficeWorker"],
                                env={**platform.env, "MOTCUA_WORKER_TOKEN": token}, cwd=ROOT,

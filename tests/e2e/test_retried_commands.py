@@ -9,8 +9,6 @@ import requests
 from nameko.standalone.rpc import ClusterRpcProxy
 from sqlalchemy import create_engine, text
 
-from motcua.config import secret
-from motcua.identity import Caller, issue_token
 from tests import infra
 from tests.e2e.client import APPLICANT, COMMUNE, LAND_STEPS, Api
 
@@ -57,8 +55,7 @@ def actions(api, code, action):
 
 def token(username, agency):
     role = username.split("@")[0]
-    from datetime import timedelta
-    return issue_token(Caller(username, agency, (role,)), secret(), timedelta(minutes=15))
+    return infra.gateway_token(username, agency, role, ttl=900)
 
 
 def test_a_submission_answered_503_then_retried_under_the_key_it_got_makes_one_dossier(platform):

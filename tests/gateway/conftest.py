@@ -27,7 +27,7 @@ def gateway(tmp_path_factory):
     container = ServiceContainer(GatewayService, config)
     mocks = dict(zip(SERVICES, replace_dependencies(container, *SERVICES)))
     container.start()
-    yield SimpleNamespace(url=f"http://127.0.0.1:{port}", secret=config["SECRET"], db_url=urls["gateway"],
+    yield SimpleNamespace(url=f"http://127.0.0.1:{port}", db_url=urls["gateway"],
                           config=config, container=container, **mocks)
     container.stop()
 

@@ -13,11 +13,12 @@ from motcua.catalog import load_agencies
 from motcua.config import catalog_dir
 from motcua.db import make_engine
 from motcua.errors import Unauthorized
+from motcua import keys
 from motcua.identity import Caller, issue_token, verify_token
 from services.gateway.accounts import authenticate, seed_demo_accounts, token_response
 from services.gateway.models import User
 
-SECRET = "gateway-test-secret-of-at-least-32-bytes"
+SIGNING, VERIFYING = keys.new_token_pair()
 AGENCY = "000.20.01.H56"
 
 
@@ -85,9 +86,9 @@ def test_a_deactivated_account_cannot_log_in(session):
 
 def test_token_response_carries_the_caller():
     caller = Caller(f"receptionist@{AGENCY}", AGENCY, ("receptionist",))
-    answer = token_response(caller, SECRET, 3600)
+    answer = token_response(caller, SIGNING, 3600)
     assert answer["token_type"] == "bearer" and answer["expires_in"] == 3600
-    assert verify_token(answer["access_token"], SECRET) == caller
+    assert verify_token(answer["access_token"], VERIFYING) == caller
 
 
 def _segment(data: dict) -> str:
@@ -95,29 +96,29 @@ def _segment(data: dict) -> str:
 
 
 def test_an_expired_token_is_refused():
-    token = issue_token(Caller("admin", None, ("admin",)), SECRET, timedelta(seconds=-10))
+    token = issue_token(Caller("admin", None, ("admin",)), SIGNING, timedelta(seconds=-10))
     with pytest.raises(Unauthorized, match="expired"):
-        verify_token(token, SECRET)
+        verify_token(token, VERIFYING)
 
 
 def test_a_tampered_token_is_refused():
-    token = issue_token(Caller(f"specialist@{AGENCY}", AGENCY, ("specialist",)), SECRET, timedelta(hours=1))
+    token = issue_token(Caller(f"specialist@{AGENCY}", AGENCY, ("specialist",)), SIGNING, timedelta(hours=1))
     header, payload, signature = token.split(".")
     claims = jwt.decode(token, options={"verify_signature": False})
     forged = ".".join([header, _segment({**claims, "roles": ["admin"]}), signature])
     with pytest.raises(Unauthorized, match="invalid"):
-        verify_token(forged, SECRET)
+        verify_token(forged, VERIFYING)
 
 
-def test_a_token_signed_with_another_secret_is_refused():
-    other_secret = "another-secret-also-at-least-32-bytes-long"
-    token = issue_token(Caller("admin", None, ("admin",)), other_secret, timedelta(hours=1))
+def test_a_token_signed_with_another_key_pair_is_refused():
+    other_pair, _ = keys.new_token_pair()
+    token = issue_token(Caller("admin", None, ("admin",)), other_pair, timedelta(hours=1))
     with pytest.raises(Unauthorized):
-        verify_token(token, SECRET)
+        verify_token(token, VERIFYING)
 
 
 def test_alg_none_is_refused():
     claims = {"sub": "admin", "roles": ["admin"], "exp": 4102444800}
     unsigned = f"{_segment({'alg': 'none', 'typ': 'JWT'})}.{_segment(claims)}."
     with pytest.raises(Unauthorized):
-        verify_token(unsigned, SECRET)
+        verify_token(unsigned, VERIFYING)

@@ -24,7 +24,7 @@ DOSSIER = {"code": f"{AGENCY}-260302-0001", "status": "submitted", "status_code"
 
 
 def token(api, username, agency, *roles):
-    return issue_token(Caller(username, agency, roles), api.secret, timedelta(minutes=5))
+    return issue_token(Caller(username, agency, roles), api.config["TOKEN_SIGNING_KEY"], timedelta(minutes=5))
 
 
 def bearer(value: str) -> dict:
@@ -151,7 +151,8 @@ def test_the_demo_password_gets_a_bearer_token(api):
     assert response.status_code == 200
     body = response.json()
     assert body["token_type"] == "bearer" and body["expires_in"] == 900
-    assert verify_token(body["access_token"], api.secret) == Caller(f"leader@{AGENCY}", AGENCY, ("leader",))
+    caller = verify_token(body["access_token"], api.config["TOKEN_VERIFY_KEY"])
+    assert caller == Caller(f"leader@{AGENCY}", AGENCY, ("leader",))
 
 
 # -- staff actions -------------------------------------------------------------------------------------

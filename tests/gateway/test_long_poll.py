@@ -28,7 +28,7 @@ def api(gateway):
 
 
 def headers(api, username=f"receptionist@{AGENCY}", agency=AGENCY, role="receptionist", **extra) -> dict:
-    token = issue_token(Caller(username, agency, (role,)), api.secret, timedelta(minutes=5))
+    token = issue_token(Caller(username, agency, (role,)), api.config["TOKEN_SIGNING_KEY"], timedelta(minutes=5))
     return {"Authorization": f"Bearer {token}", **extra}
 
 

@@ -29,16 +29,17 @@ class Clock:
     (TokenState(False, AccountState(False, None)), "account disabled"),
     (TokenState(False, AccountState(True, T0)), "sign in again"),  # changed in the second it was issued
     (TokenState(False, AccountState(True, T0 + timedelta(minutes=1))), "sign in again"),
+    (TokenState(False, None), "no such account"),  # deleted, made up, or an agency system's (no row)
 ])
 def test_a_revoked_or_outdated_token_is_refused(state, message):
     with pytest.raises(Unauthorized, match=message):
         judge(LEADER, state)
 
 
-@pytest.mark.parametrize("state", [TokenState(False, ACTIVE), TokenState(False, None),
+@pytest.mark.parametrize("state", [TokenState(False, ACTIVE),
                                    TokenState(False, AccountState(True, T0 - timedelta(seconds=1)))])
 def test_a_current_token_passes(state):
-    judge(LEADER, state)  # None: an agency's system account has no row
+    judge(LEADER, state)
 
 
 def test_a_state_is_trusted_for_the_ttl_only():

@@ -47,4 +47,4 @@ def catalog():
 @pytest.fixture(scope="module")
 def policy(request, catalog, tmp_path_factory):
     store = FakeBlobStore() if rules_only(request) else LocalBlobStore(tmp_path_factory.mktemp("blobs"))
-    return dossiers.Policy(*catalog, "s3cret", store)
+    return dossiers.Policy(*catalog, "tracking-test-key", "search-test-key", store)

@@ -121,7 +121,8 @@ def submit_with_document(uow, policy):
 
 def test_documents_submitted_with_the_s3_store_configured_land_in_the_bucket(uow, policy, s3_env):
     name, client = s3_env
-    with_s3 = dossiers.Policy(policy.catalog, policy.calendar, policy.secret, blob_store({}))
+    with_s3 = dossiers.Policy(policy.catalog, policy.calendar, policy.tracking_key, policy.search_key,
+                              blob_store({}))
     dossier = submit_with_document(uow, with_s3)
     [document] = dossier.documents
     stored = client.get_object(Bucket=name, Key=f"documents/{document.sha256}")["Body"].read()

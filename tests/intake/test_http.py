@@ -16,11 +16,11 @@ from nameko.containers import ServiceContainer
 from nameko.testing.services import replace_dependencies, worker_factory
 
 from motcua import embedded
-from motcua.config import nameko_config
-from motcua.identity import Caller, issue_token
+from motcua.config import catalog_dir, nameko_config
+from services.gateway.accounts import seed_demo_accounts
 from services.gateway.service import GatewayService
 from services.intake.service import IntakeService
-from tests.infra import free_port, migrated_sqlite_urls
+from tests.infra import free_port, gateway_token, migrated_sqlite_urls
 from tests.intake.test_forms import hand_overs, text_of
 
 COMMUNE = "000.20.01.H56"
@@ -40,13 +40,13 @@ def api(tmp_path_factory):
     port = free_port()
     config = {**nameko_config(f"embedded:///{vhost}"), "DB_URLS": migrated_sqlite_urls(tmp_path_factory.mktemp("db")),
               "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}", "METRICS_PORTS": {}}
+    seed_demo_accounts(config["DB_URLS"]["gateway"], catalog_dir())  # the gateway honours accounts' tokens only
     containers = [ServiceContainer(cls, config) for cls in (IntakeService, GatewayService)]
     workflow = SimpleNamespace(dossier_history=staff_hand_overs)  # workflow is not started here: its hand-overs
     replace_dependencies(containers[0], workflow=workflow)
     for container in containers:
         container.start()
-    receptionist = issue_token(Caller(f"receptionist@{COMMUNE}", COMMUNE, ("receptionist",)), config["SECRET"],
-                               timedelta(minutes=10))
+    receptionist = gateway_token(f"receptionist@{COMMUNE}", COMMUNE, "receptionist", ttl=600)
     yield SimpleNamespace(url=f"http://127.0.0.1:{port}", staff={"Authorization": f"Bearer {receptionist}"})
     for container in containers:
         container.stop()
@@ -171,8 +171,7 @@ def test_documents_as_multipart_and_base64_are_checked_hashed_and_served_to_invo
                             timeout=10)
     assert (download.status_code, download.content) == (200, PDF)
     assert download.headers["Content-Type"] == "application/pdf"
-    outsider = issue_token(Caller("specialist@000.00.15.H56", "000.00.15.H56", ("specialist",)),
-                           nameko_config()["SECRET"], timedelta(minutes=5))
+    outsider = gateway_token("specialist@000.00.15.H56", "000.00.15.H56", "specialist")
     denied = requests.get(f"{api.url}/api/v1/dossiers/{code}/documents/{document['id']}",
                           headers={"Authorization": f"Bearer {outsider}"}, timeout=10)
     assert denied.status_code == 403

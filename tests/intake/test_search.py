@@ -22,7 +22,8 @@ def submit(uow, policy, applicant, procedure="1.012786", now=MONDAY_9AM):
 
 
 def find(uow, policy, caller=RECEPTIONIST, now=LATER, **filters):
-    found = search.search(uow, policy.secret, policy.calendar.tz, load_valid(SearchDossiersV1(), filters), caller, now)
+    found = search.search(uow, policy.search_key, policy.calendar.tz, load_valid(SearchDossiersV1(), filters), caller,
+                          now)
     return [item["code"] for item in found["items"]], found
 
 

@@ -77,7 +77,8 @@ def test_two_worker_copies_split_the_tasks_and_none_is_done_twice(amqp_uri, pg_u
     route(range(5))  # routed before any worker runs: these tasks wait in the agency's queue
     workers = []
     for copy in (1, 2):
-        token = issue_token(Caller(f"system-{copy}@{TAX}", TAX, ("system",)), config["SECRET"], timedelta(hours=1))
+        token = issue_token(Caller(f"system-{copy}@{TAX}", TAX, ("system",)), config["TOKEN_SIGNING_KEY"],
+                             timedelta(hours=1))
         worker = ServiceContainer(TaxOfficeWorker, {**config, "WORKER_TOKEN": token, "max_workers": 2})
         worker.start()
         workers.append(worker)

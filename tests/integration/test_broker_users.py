@@ -7,7 +7,6 @@ queue returns its message), and what belongs to another is refused by the broker
 import json
 import time
 import uuid
-from datetime import timedelta
 
 import pytest
 import requests
@@ -19,7 +18,6 @@ from nameko.standalone.events import get_event_exchange
 
 from motcua.bus import declare_parking, delay_queue, inbox_queue_name, parking_exchange
 from motcua.config import ROOT, nameko_config
-from motcua.identity import Caller, issue_token
 from motcua.worker import TASKS_EXCHANGE, task_queue
 from services.workflow.service import WorkflowService
 from tests import infra
@@ -128,7 +126,7 @@ def test_workflow_and_the_tax_office_worker_complete_tasks_under_their_own_users
               "METRICS_PORTS": {}, "RETRY_BASE_SECONDS": 0.5}
     workflow = ServiceContainer(WorkflowService, config)
     workflow.start()
-    token = issue_token(Caller(f"system@{TAX}", TAX, ("system",)), config["SECRET"], timedelta(hours=1))
+    token = infra.gateway_token(f"system@{TAX}", TAX, "system", ttl=3600)
     worker = ServiceContainer(TaxOfficeWorker, {**config, "AMQP_URI": broker.uri(WORKER), "WORKER_TOKEN": token})
     worker.start()
     try:

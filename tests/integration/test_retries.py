@@ -84,7 +84,7 @@ def stack(amqp_uri, postgres):
 
     def start(**retry):
         config = {"AMQP_URI": amqp_uri, "DB_URLS": urls, "max_workers": 4, "SERIALIZER": "json",
-                  "SECRET": "the test's secret", **retry}
+                  **retry}
         container = ServiceContainer(Notifier, config)
         container.start()
         started.append(container)

@@ -64,7 +64,7 @@ def test_a_dossier_past_its_due_date_is_escalated_within_seconds(amqp_uri, pg_ur
             assert (dossier_overdue["dossier_code"], dossier_overdue["agency_code"],
                     dossier_overdue["current_agency_code"]) == (DOSSIER, COMMUNE, LAND_OFFICE)
 
-            leader = issue_token(Caller(f"leader@{LAND_OFFICE}", LAND_OFFICE, ("leader",)), config["SECRET"],
+            leader = issue_token(Caller(f"leader@{LAND_OFFICE}", LAND_OFFICE, ("leader",)), config["TOKEN_SIGNING_KEY"],
                                  timedelta(hours=1))
             with entrypoint_hook(workflow, "list_tasks") as list_tasks:
                 [task] = list_tasks(leader, status="overdue")

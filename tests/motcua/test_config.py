@@ -37,7 +37,7 @@ def test_retry_settings_are_typed_and_a_dead_letter_key_reaches_only_its_service
     config = nameko_config("amqp://broker", services=["notify"])
     assert (config["RETRY_FOR_SECONDS"], config["RETRY_BASE_SECONDS"], config["RETRY_CAP_SECONDS"]) == (600, 1, 300)
     assert config["DEAD_LETTER_KEYS"] == {"notify": "only notify holds this"}
-    assert nameko_config("amqp://broker", services=["reporting"])["DEAD_LETTER_KEYS"] == {}
+    assert "notify" not in nameko_config("amqp://broker", services=["reporting"])["DEAD_LETTER_KEYS"]
     monkeypatch.setenv("MOTCUA_RETRY_FOR_SECONDS", "an hour")
     with pytest.raises(SystemExit, match="MOTCUA_RETRY_FOR_SECONDS must be a number"):
         nameko_config("embedded://", services=["reporting"])

@@ -27,22 +27,23 @@ def test_roles_are_checked_per_agency_and_admins_pass():
 
 
 def test_a_verified_token_is_kept_for_its_lifetime_only(monkeypatch):
-    """verify_token keeps what it verified (by secret and token) until the token expires, then refuses it
-    as PyJWT would; another secret verifies afresh."""
+    """verify_token keeps what it verified (by key and token) until the token expires, then refuses it
+    as PyJWT would; another key verifies afresh."""
     import time
     from datetime import timedelta
 
     from motcua.errors import Unauthorized
     from motcua.identity import issue_token, verify_token
+    from motcua.keys import new_token_pair
 
-    secret = "identity-test-secret-of-at-least-32-bytes"
+    signing, verifying = new_token_pair()
     caller = Caller("leader@X", TAX, ("leader",))
-    token = issue_token(caller, secret, timedelta(minutes=5))
-    assert verify_token(token, secret) == caller
-    assert verify_token(token, secret) is verify_token(token, secret)
+    token = issue_token(caller, signing, timedelta(minutes=5))
+    assert verify_token(token, verifying) == caller
+    assert verify_token(token, verifying) is verify_token(token, verifying)
     with pytest.raises(Unauthorized, match="invalid"):
-        verify_token(token, "another-secret-of-at-least-32-bytes!!")
+        verify_token(token, new_token_pair()[1])
     later = time.time() + 301
     monkeypatch.setattr(time, "time", lambda: later)
     with pytest.raises(Unauthorized, match="expired"):
-        verify_token(token, secret)
+        verify_token(token, verifying)

@@ -14,6 +14,9 @@ from motcua.errors import Forbidden, Unauthorized, ValidationFailed
 from motcua.metrics import metrics_for
 from services.notify.service import NotifyService
 from tests.infra import free_port
+from motcua.keys import new_token_pair
+from services.notify.models import Base
+from tests.infra import VERIFYING, gateway_token
 from tests.security.conftest import token_for
 from tests.notify.conftest import (
     CODE,
@@ -26,9 +29,9 @@ from tests.notify.conftest import (
 )
 
 
-SECRET = "notify-service-test-secret-of-some-length"
-ADMIN = token_for(SECRET, "admin", None, "admin")
-STAFF = token_for(SECRET, "receptionist@000.00.06.H56", "000.00.06.H56", "receptionist")
+FOREIGN_SIGNING_KEY = new_token_pair()[0]  # a pair that is not the platform's
+ADMIN = gateway_token("admin", None, "admin")
+STAFF = gateway_token("receptionist@000.00.06.H56", "000.00.06.H56", "receptionist")
 
 
 def make_config(db_url, mbox_path, notify=None):
@@ -38,7 +41,8 @@ def make_config(db_url, mbox_path, notify=None):
         "DB_URLS": {"notify": db_url},
         "SMTP": smtp_config(mbox_path),
         "NOTIFY": {"poll_seconds": 0.05, **(notify or {})},
-        "SECRET": SECRET,
+        "SEARCH_KEY": "notify-service-test",
+        **VERIFYING,
         "TIME_ZONE": "Asia/Ho_Chi_Minh",
         "CATALOG_DIR": str(catalog_dir()),
         "SERIALIZER": "json",
@@ -159,7 +163,9 @@ def test_preview_and_choices_over_rpc(container):
     ("list_dead_letters", (ADMIN, 0), "limit"),
 ])
 def test_rpc_inputs_are_validated(method, args, field):
-    service = worker_factory(NotifyService, config={"SECRET": SECRET})
+    service = worker_factory(NotifyService, config=VERIFYING)
+    service.db.metadata = Base.metadata
+    service.db.session.execute.return_value.one.return_value = (False, None)  # the token not revoked
     with pytest.raises(ValidationFailed) as error:
         getattr(service, method)(*args)
     assert error.value.field.split(".")[0] == field
@@ -172,14 +178,14 @@ def test_rpc_inputs_are_validated(method, args, field):
 def test_staff_and_operator_rpcs_refuse_a_call_without_the_right_caller(method, args):
     """Issue 12: `notify.resend` (and its siblings) took no caller; past the gateway, anyone on the bus
     could re-send a citizen's message or read the delivery log."""
-    service = worker_factory(NotifyService, config={"SECRET": SECRET})
+    service = worker_factory(NotifyService, config=VERIFYING)
     rpc = getattr(service, method)
     with pytest.raises(Unauthorized):
         rpc(*args, caller_token=None)
     with pytest.raises(Unauthorized):
-        rpc(*args, caller_token=token_for("another-secret-" + "z" * 40, "admin", None, "admin"))
+        rpc(*args, caller_token=token_for(FOREIGN_SIGNING_KEY, "admin", None, "admin"))
     with pytest.raises(Forbidden):
-        rpc(*args, caller_token=token_for(SECRET, "citizen", None, "applicant"))
+        rpc(*args, caller_token=gateway_token("citizen", None, "applicant"))
     if method in ("resend", "list_dead_letters"):  # the platform admin's alone
         with pytest.raises(Forbidden):
             rpc(*args, caller_token=STAFF)

@@ -20,7 +20,7 @@ from services.notify.providers import (
 )
 from services.notify.repository import DeliveryRepository
 from services.notify.settings import load_agency_offices, load_settings
-from tests.infra import free_port
+from tests.infra import free_port, set_production_keys
 from tests.notify.conftest import (
     CODE,
     EMAIL,
@@ -181,7 +181,7 @@ def test_production_without_an_smtp_host_is_refused(tmp_path, monkeypatch):
     for name in ("SMTP_HOST", "NOTIFY_CONFIG"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MOTCUA_ENV", "production")
-    monkeypatch.setenv("MOTCUA_SECRET", "a-private-production-secret")
+    set_production_keys(monkeypatch, tmp_path)
     monkeypatch.setenv("NOTIFY_MAILBOX", str(tmp_path / "m.mbox"))
     with pytest.raises(SystemExit, match="MOTCUA_ENV=production needs an SMTP host .*"
                                          "the mailbox file is for development only"):

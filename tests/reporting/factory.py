@@ -15,7 +15,7 @@ from motcua.privacy import mask_name, tracking_key
 from services.reporting.models import Base, DossierFact
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
-SECRET = "test-secret"
+TRACKING_KEY = "test-secret"
 JUSTICE = "000.00.06.H56"      # Sở Tư pháp: receives
 LAND_OFFICE = "000.12.01.H56"  # Văn phòng Đăng ký đất đai: second step
 NAME, PHONE, EMAIL = "Nguyễn Văn An", "0912345678", "an.nguyen@example.vn"
@@ -93,7 +93,7 @@ def lifecycle(code: str, *, submitted: datetime, agency: str = JUSTICE, channel:
     `overdue`: when workflow found the first step and the dossier overdue."""
     story = Story(code, agency, channel)
     story.intake("dossier_submitted", submitted, status="submitted", **story.facts, submitted_at=submitted,
-                 applicant_masked=mask_name(NAME), tracking_key=tracking_key(SECRET, code, PHONE[-4:]))
+                 applicant_masked=mask_name(NAME), tracking_key=tracking_key(TRACKING_KEY, code, PHONE[-4:]))
     if refused:
         story.intake("dossier_refused", refused, status="refused", **story.facts, refused_at=refused,
                      refused_by=f"receptionist@{agency}", reason="thiếu giấy tờ", contact=CONTACT)
@@ -157,7 +157,7 @@ def rich_life(code: str, ending: str = "returned", start: datetime = vn(2026, 3,
     day = timedelta(days=1)
     due = vn(2026, 3, 20, 17)
     story.intake("dossier_submitted", start, status="submitted", **story.facts, submitted_at=start,
-                 applicant_masked=mask_name(NAME), tracking_key=tracking_key(SECRET, code, PHONE[-4:]))
+                 applicant_masked=mask_name(NAME), tracking_key=tracking_key(TRACKING_KEY, code, PHONE[-4:]))
     received = start + timedelta(hours=1)
     story.intake("dossier_received", received, status="received", due=due, **story.facts, received_at=received,
                  received_by="receptionist", form={}, contact=CONTACT)

@@ -24,7 +24,7 @@ from tests.reporting.factory import (
     LAND_OFFICE,
     NAME,
     PHONE,
-    SECRET,
+    TRACKING_KEY,
     SURVEY_OFFICE,
     VN,
     lifecycle,
@@ -289,7 +289,7 @@ def test_the_sync_command_pushes_everything_due(portal, db_url, monkeypatch, cap
 def test_the_service_pushes_on_its_timer(portal, db_url):
     vhost = "reporting-dvcqg-test"
     config = {"AMQP_URI": f"embedded:///{vhost}", "DB_URLS": {"reporting": db_url}, "METRICS_PORTS": {},
-              "SECRET": SECRET, "TIME_ZONE": "Asia/Ho_Chi_Minh", "CATALOG_DIR": None, "max_workers": 4,
+              "TRACKING_KEY": TRACKING_KEY, "TIME_ZONE": "Asia/Ho_Chi_Minh", "CATALOG_DIR": None, "max_workers": 4,
               "DVCQG": {"url": portal.start().url, "token": TOKEN}}
     embedded.install()
     container = ServiceContainer(ReportingService, config)

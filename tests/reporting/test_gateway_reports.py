@@ -18,8 +18,10 @@ from services.reporting.models import Base
 from services.reporting.service import ReportingService
 from tests.gateway.conftest import api, gateway  # noqa: F401 (fixtures)
 from tests.gateway.test_http import bearer, token
-from tests.reporting.factory import JUSTICE, LAND_OFFICE, VN, memory_database, random_lives, vn
+from tests.reporting.factory import JUSTICE, LAND_OFFICE, TRACKING_KEY, VN, memory_database, random_lives, vn
 from tests.reporting.test_standard_report import NAMES, PARENTS, PROVINCE
+from motcua.keys import new_token_pair
+from tests.infra import VERIFYING
 from tests.security.conftest import token_for
 
 RPCS = ("timeliness_report", "report_drill_down", "report_export", "leaders_dashboard", "daily_series",
@@ -33,7 +35,7 @@ def reporting(api):  # noqa: F811
         for evt in life:
             projections.record(uow, [evt], VN)
     service = worker_factory(ReportingService, db=uow, province=ProvinceData(VN, NAMES, PARENTS),
-                             config={"SECRET": api.secret})  # the gateway's tokens verify in reporting
+                             config={"TRACKING_KEY": TRACKING_KEY, **VERIFYING})  # the gateway's tokens verify
     for name in RPCS:
         getattr(api.reporting, name).side_effect = getattr(service, name)
     api.reporting_db = uow
@@ -139,7 +141,7 @@ def test_reports_refuse_a_direct_call_without_a_staff_token(reporting):
         rpc("2026-01-01", "2026-04-30", "received.total", caller_token=None)
     with pytest.raises(Unauthorized):
         rpc("2026-01-01", "2026-04-30", "received.total",
-            caller_token=token_for("not-the-platform-secret-" + "x" * 40, "admin", None, "admin"))
+            caller_token=token_for(new_token_pair()[0], "admin", None, "admin"))
     with pytest.raises(Forbidden):
         rpc("2026-01-01", "2026-04-30", "received.total",
             caller_token=token(reporting, "citizen", None, "applicant"))

@@ -16,7 +16,7 @@ from motcua.privacy import tracking_key
 from services.reporting import cli, projections, tracking
 from services.reporting.models import DossierFact, StoredEvent
 from tests import infra
-from tests.reporting.factory import PHONE, SECRET, VN, all_facts, lifecycle, memory_database, random_lives, vn
+from tests.reporting.factory import PHONE, TRACKING_KEY, VN, all_facts, lifecycle, memory_database, random_lives, vn
 
 CODE = "000.00.06.H56-260302-0001"
 
@@ -107,16 +107,16 @@ def test_rows_from_before_claim_no_version_until_a_replay_fills_them(database_at
         connection.execute(insert(StoredEvent.__table__), [stored(evt) for evt in life])
         connection.exec_driver_sql(
             "INSERT INTO dossier_facts (code, status, status_code, supplements, stored_events, tracking_key) "
-            f"VALUES ('{CODE}', 'processing', 4, 0, {len(life)}, '{tracking_key(SECRET, CODE, PHONE[-4:])}')")
+            f"VALUES ('{CODE}', 'processing', 4, 0, {len(life)}, '{tracking_key(TRACKING_KEY, CODE, PHONE[-4:])}')")
     migrate.upgrade("reporting", url)
     with sessionmaker(bind=engine)() as session:
-        view = tracking.track(session, CODE, PHONE[-4:], SECRET, VN)
+        view = tracking.track(session, CODE, PHONE[-4:], TRACKING_KEY, VN)
     assert (view["dossier_version"], view["run_version"]) == (0, 0)
 
     cli.main(["replay", "--db-url", url])
     capsys.readouterr()
     with sessionmaker(bind=engine)() as session:
-        view = tracking.track(session, CODE, PHONE[-4:], SECRET, VN)
+        view = tracking.track(session, CODE, PHONE[-4:], TRACKING_KEY, VN)
     assert (view["dossier_version"], view["run_version"]) == (
         max(e.data["dossier_version"] for e in life if e.source == "intake"),
         max(e.data["run_version"] for e in life if e.source == "workflow"))

@@ -20,12 +20,12 @@ from motcua.metrics import metrics_for
 from services.reporting.dependencies import ProvinceData
 from services.reporting.models import Base
 from services.reporting.service import ReportingService
-from tests.reporting.factory import AGENCY_NAMES, JUSTICE, PHONE, SECRET, VN, lifecycle, vn
-from tests.security.conftest import token_for
+from tests.reporting.factory import AGENCY_NAMES, JUSTICE, PHONE, TRACKING_KEY, VN, lifecycle, vn
+from tests.infra import VERIFYING, gateway_token
 
 CODE = "000.00.06.H56-260302-0001"
-LEADER = token_for(SECRET, f"leader@{JUSTICE}", JUSTICE, "leader")
-ADMIN = token_for(SECRET, "admin", None, "admin")
+LEADER = gateway_token(f"leader@{JUSTICE}", JUSTICE, "leader")
+ADMIN = gateway_token("admin", None, "admin")
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def test_entrypoints_with_worker_factory(db_url):
     engine = make_engine(db_url)
     uow = UnitOfWork(sessionmaker(bind=engine, expire_on_commit=False)(), "reporting", Base.metadata)
     service = worker_factory(ReportingService, db=uow, province=ProvinceData(VN, AGENCY_NAMES),
-                             config={"SECRET": SECRET})
+                             config={"TRACKING_KEY": TRACKING_KEY, **VERIFYING})
     lives = events()
     service.on_events(lives)  # one batch (the kit claimed their inbox rows and commits it)
     uow.commit()
@@ -89,7 +89,8 @@ def test_entrypoints_with_worker_factory(db_url):
 def test_a_container_on_the_embedded_bus(db_url):
     vhost = "reporting-service-test"
     config = {"AMQP_URI": f"embedded:///{vhost}", "DB_URLS": {"reporting": db_url}, "METRICS_PORTS": {},
-              "SECRET": SECRET, "TIME_ZONE": "Asia/Ho_Chi_Minh", "CATALOG_DIR": None, "max_workers": 4}
+              "TRACKING_KEY": TRACKING_KEY, "TIME_ZONE": "Asia/Ho_Chi_Minh", "CATALOG_DIR": None, "max_workers": 4,
+              **VERIFYING}
     embedded.install()
     container = ServiceContainer(ReportingService, config)
     container.start()

@@ -3,7 +3,8 @@ import pytest
 
 from motcua.errors import NotFound, ValidationFailed, WrongKey, load_valid
 from services.reporting import projections, schemas, tracking
-from tests.reporting.factory import EMAIL, JUSTICE, LAND_OFFICE, NAME, PHONE, SECRET, VN, lifecycle, memory_database, vn
+from tests.reporting.factory import (EMAIL, JUSTICE, LAND_OFFICE, NAME, PHONE, TRACKING_KEY, VN, lifecycle,
+                                     memory_database, vn)
 
 CODE = "000.00.06.H56-260302-0001"
 
@@ -17,7 +18,7 @@ def session():
 
 
 def test_the_right_key_shows_where_the_dossier_is(session):
-    view = tracking.track(session, CODE, PHONE[-4:], SECRET, VN)
+    view = tracking.track(session, CODE, PHONE[-4:], TRACKING_KEY, VN)
     assert view["status"] == "processing" and view["status_code"] == 4
     assert view["applicant_name"] == "Nguyễn V. A."
     assert view["current_agency_code"] == JUSTICE
@@ -39,7 +40,7 @@ def test_the_timeline_follows_the_dossier_across_agencies():
     for evt in lifecycle(CODE, submitted=vn(2026, 3, 2, 8), received=vn(2026, 3, 2, 9), due=vn(2026, 3, 5, 17),
                          finished=vn(2026, 3, 4, 9), returned=vn(2026, 3, 4, 14)):
         projections.record(uow, [evt], VN)
-    view = tracking.track(uow.session, CODE, PHONE[-4:], SECRET, VN)
+    view = tracking.track(uow.session, CODE, PHONE[-4:], TRACKING_KEY, VN)
     assert view["status"] == "returned" and view["status_code"] == 10
     assert view["finished_at"] == "2026-03-04T09:00:00+07:00"
     # the result is ready (intake's word) at the receiving agency's counter, where it is returned
@@ -55,19 +56,19 @@ def test_the_answer_says_which_events_it_reflects_and_never_claims_a_missing_one
     first_move = next(e for e in events if e.event_type == "task_assigned")
     uow = memory_database()()
     projections.record(uow, [e for e in events if e is not first_move], VN)  # the first assignment is late
-    view = tracking.track(uow.session, CODE, PHONE[-4:], SECRET, VN)
+    view = tracking.track(uow.session, CODE, PHONE[-4:], TRACKING_KEY, VN)
     intake = [e.data["dossier_version"] for e in events if e.source == "intake"]
     assert (view["dossier_version"], view["run_version"]) == (max(intake), 0)
     projections.record(uow, [first_move], VN)
-    view = tracking.track(uow.session, CODE, PHONE[-4:], SECRET, VN)
+    view = tracking.track(uow.session, CODE, PHONE[-4:], TRACKING_KEY, VN)
     assert view["run_version"] == max(e.data["run_version"] for e in events if e.source == "workflow")
 
 
 def test_a_wrong_key_and_an_unknown_code_look_the_same(session):
     with pytest.raises(NotFound) as wrong_key:
-        tracking.track(session, CODE, "0000", SECRET, VN)
+        tracking.track(session, CODE, "0000", TRACKING_KEY, VN)
     with pytest.raises(NotFound) as unknown:
-        tracking.track(session, "000.00.06.H56-260302-9999", PHONE[-4:], SECRET, VN)
+        tracking.track(session, "000.00.06.H56-260302-9999", PHONE[-4:], TRACKING_KEY, VN)
     with pytest.raises(NotFound) as other_secret:
         tracking.track(session, CODE, PHONE[-4:], "another-secret", VN)
     assert str(wrong_key.value) == str(unknown.value) == str(other_secret.value) == tracking.NOT_FOUND

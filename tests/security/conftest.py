@@ -50,7 +50,8 @@ def mocked_gateway(urls: dict, amqp_uri: str = "embedded://", **config) -> Simpl
     container = ServiceContainer(GatewayService, {**_config(urls, port, amqp_uri), **config})
     mocks = dict(zip(MOCKED, replace_dependencies(container, *MOCKED)))
     container.start()
-    return SimpleNamespace(url=f"http://127.0.0.1:{port}", secret=container.config["SECRET"], db_url=urls["gateway"],
+    return SimpleNamespace(url=f"http://127.0.0.1:{port}", signing_key=container.config["TOKEN_SIGNING_KEY"],
+                           verify_key=container.config["TOKEN_VERIFY_KEY"], db_url=urls["gateway"],
                            container=container, **mocks)
 
 
@@ -85,14 +86,15 @@ def platform(tmp_path_factory):
     containers = [ServiceContainer(cls, config) for cls in (IntakeService, WorkflowService, GatewayService)]
     for container in containers:
         container.start()
-    yield SimpleNamespace(url=f"http://127.0.0.1:{port}", secret=config["SECRET"], db_url=urls["gateway"])
+    yield SimpleNamespace(url=f"http://127.0.0.1:{port}", signing_key=config["TOKEN_SIGNING_KEY"],
+                          verify_key=config["TOKEN_VERIFY_KEY"], db_url=urls["gateway"])
     for container in containers:
         container.stop()
     embedded.reset(vhost)
 
 
-def token_for(secret: str, username: str, agency: str | None, *roles: str, ttl=timedelta(minutes=5)) -> str:
-    return issue_token(Caller(username, agency, roles), secret, ttl)
+def token_for(signing_key: str, username: str, agency: str | None, *roles: str, ttl=timedelta(minutes=5)) -> str:
+    return issue_token(Caller(username, agency, roles), signing_key, ttl)
 
 
 def bearer(token: str) -> dict:

@@ -10,8 +10,8 @@ from motcua import embedded
 from motcua.config import catalog_dir
 from motcua.contracts.rpc import MAX_DECLARATION_BYTES
 from services.gateway.accounts import seed_demo_accounts
-from tests.infra import migrated_sqlite_urls
-from tests.security.conftest import APPLICANT, COMMUNE, bearer, forget_failed_attempts, mocked_gateway, token_for
+from tests.infra import gateway_token, migrated_sqlite_urls
+from tests.security.conftest import APPLICANT, COMMUNE, bearer, forget_failed_attempts, mocked_gateway
 
 LIMIT = 3
 SUBMISSION = {"procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT, "form": {}}
@@ -53,7 +53,7 @@ def test_anonymous_submissions_from_one_address_are_limited(gateway):
     assert gateway.intake.submit_dossier.call_count == LIMIT
     # a receptionist at the counter carries a token: not an anonymous submission, not counted
     counter = post(gateway, {**SUBMISSION, "channel": "counter"},
-                   headers=bearer(token_for(gateway.secret, f"receptionist@{COMMUNE}", COMMUNE, "receptionist")))
+                   headers=bearer(gateway_token(f"receptionist@{COMMUNE}", COMMUNE, "receptionist")))
     assert counter.status_code == 201
 
 

@@ -1,10 +1,11 @@
 """A direct RPC call to intake, past the gateway, on real RabbitMQ and PostgreSQL: with another agency's validly signed
-token, or a token signed with the wrong secret, intake itself refuses it and reports the refusal
+token, or a token signed with another key pair, intake itself refuses it and reports the refusal
 (`access_denied`, through its outbox); the gateway writes it to the audit log. No personal data
 travels in the event."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
 
 import pytest
@@ -13,15 +14,18 @@ from nameko.standalone.rpc import ServiceRpcProxy
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
+from motcua import keys
 from motcua.config import nameko_config
 from motcua.errors import Forbidden, Unauthorized
 from services.gateway.service import GatewayService
 from services.intake.service import IntakeService
 from tests.infra import free_port
 from tests.security.conftest import APPLICANT, COMMUNE, OTHER_COMMUNE, audit_entries, token_for, wait_for_audit
+from tests.security.test_tokens import hs256
 
 pytestmark = pytest.mark.integration  # real RabbitMQ and PostgreSQL
-WRONG_SECRET = "not-the-platforms-secret-" + "y" * 40
+ANOTHER_PAIR, _ = keys.new_token_pair()
+SIGNING = keys.pem_setting(keys.TOKEN_SIGNING_KEY)  # the gateway's (development) private key
 
 
 @pytest.fixture
@@ -41,16 +45,16 @@ def test_direct_rpc_with_a_foreign_or_forged_context_is_refused_by_intake_and_au
     intake, config, gateway = services
     code = intake.submit_dossier({"procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT,
                                   "form": {}})["code"]
-    own = token_for(config["SECRET"], f"receptionist@{COMMUNE}", COMMUNE, "receptionist")
+    own = token_for(SIGNING, f"receptionist@{COMMUNE}", COMMUNE, "receptionist")
     assert intake.get_dossier(code, caller_token=own)["code"] == code
 
     outsider = f"specialist@{OTHER_COMMUNE}"
     with pytest.raises(Forbidden):
-        intake.get_dossier(code, caller_token=token_for(config["SECRET"], outsider, OTHER_COMMUNE, "specialist"))
+        intake.get_dossier(code, caller_token=token_for(SIGNING, outsider, OTHER_COMMUNE, "specialist"))
     with pytest.raises(Unauthorized):
-        intake.get_dossier(code, caller_token=token_for(WRONG_SECRET, "admin", None, "admin"))
+        intake.get_dossier(code, caller_token=token_for(ANOTHER_PAIR, "admin", None, "admin"))
     with pytest.raises(Unauthorized):
-        intake.receive_dossier(code, caller_token=token_for(config["SECRET"], f"receptionist@{COMMUNE}", COMMUNE,
+        intake.receive_dossier(code, caller_token=token_for(SIGNING, f"receptionist@{COMMUNE}", COMMUNE,
                                                             "receptionist", ttl=timedelta(seconds=-1)))
 
     [foreign] = wait_for_audit(gateway, username=outsider, dossier_code=code)
@@ -72,6 +76,26 @@ def test_direct_rpc_with_a_foreign_or_forged_context_is_refused_by_intake_and_au
     text = json.dumps(payloads, ensure_ascii=False)
     for personal in (APPLICANT["id_number"], APPLICANT["phone"], APPLICANT["full_name"], APPLICANT["address"]):
         assert personal not in text
+
+
+def test_direct_rpc_with_a_token_forged_from_what_a_service_holds_is_refused(services):
+    """Whatever key a service process holds, it cannot make a token intake accepts: its public key (as an
+    HMAC secret), an HS256 token under the secret compose.yaml once published, and a rightly signed token
+    whose lifetime is beyond the server's cap are all refused on direct RPC."""
+    intake, config, _gateway = services
+    code = intake.submit_dossier({"procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT,
+                                  "form": {}})["code"]
+    now = int(time.time())
+    claims = {"sub": "admin", "agency": None, "roles": ["admin"], "iat": now, "exp": now + 600, "jti": "f" * 32}
+    forged = {
+        "the service's public key as an HMAC secret": hs256(claims, config["TOKEN_VERIFY_KEY"]),
+        "compose.yaml's old secret": hs256(claims, "change-me-in-production"),
+        "ten years": token_for(SIGNING, "admin", None, "admin", ttl=timedelta(days=3653)),
+    }
+    for what, token in forged.items():
+        with pytest.raises(Unauthorized):
+            intake.get_dossier(code, caller_token=token)
+            pytest.fail(f"intake accepted a token forged with {what}")
 
 
 def test_direct_rpc_to_workflow_for_another_agencys_task_is_refused_and_audited(amqp_uri, pg_urls):
@@ -99,18 +123,18 @@ def test_direct_rpc_to_workflow_for_another_agencys_task_is_refused_and_audited(
             "received_by": f"receptionist@{COMMUNE}", "form": {}, "contact": {"full_name": "Nguyễn Văn A"}}),
             exchange=exchange, routing_key="dossier_received", declare=[exchange])
         with ServiceRpcProxy("workflow", {"AMQP_URI": amqp_uri}) as workflow:
-            own = token_for(config["SECRET"], f"specialist@{COMMUNE}", COMMUNE, "specialist")
+            own = token_for(SIGNING, f"specialist@{COMMUNE}", COMMUNE, "specialist")
             routed = wait_for(lambda: workflow.list_tasks(own))
             assert routed, "workflow never routed the received dossier to the commune"
             [task] = routed
             outsider = f"specialist@{OTHER_COMMUNE}"
             with pytest.raises(Forbidden):
-                workflow.get_task(task["id"], token_for(config["SECRET"], outsider, OTHER_COMMUNE, "specialist"))
+                workflow.get_task(task["id"], token_for(SIGNING, outsider, OTHER_COMMUNE, "specialist"))
             with pytest.raises(Forbidden):
                 workflow.complete_task(task["id"], "approve", None,
-                                       token_for(config["SECRET"], outsider, OTHER_COMMUNE, "specialist"))
+                                       token_for(SIGNING, outsider, OTHER_COMMUNE, "specialist"))
             with pytest.raises(Unauthorized):
-                workflow.complete_task(task["id"], "approve", None, token_for(WRONG_SECRET, "admin", None, "admin"))
+                workflow.complete_task(task["id"], "approve", None, token_for(ANOTHER_PAIR, "admin", None, "admin"))
             assert workflow.get_task(task["id"], own)["status"] == "open"  # nothing was done
         target = type("Target", (), {"db_url": pg_urls["gateway"]})
         denied = wait_for(lambda: len(audit_entries(target, username=outsider)) == 2

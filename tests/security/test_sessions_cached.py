@@ -68,7 +68,7 @@ def test_a_revocation_whose_event_is_lost_is_refused_when_the_cached_state_expir
     _here, there = instances
     headers = signed_in(there, f"leader@{COMMUNE}")
     assert read(there, headers).status_code == 200
-    caller = verify_token(headers["Authorization"].split()[1], there.secret)
+    caller = verify_token(headers["Authorization"].split()[1], there.verify_key)
     engine = create_engine(there.db_url)
     with Session(engine) as session:  # revoked by an instance whose broadcast never came
         session.add(RevokedToken(token_id=caller.token_id, username=caller.username, expires_at=caller.expires_at,

@@ -16,7 +16,7 @@ from motcua.errors import Forbidden, NotFound, Unauthorized, WrongKey
 from motcua.identity import Caller
 from services.gateway import sessions, throttle
 from services.gateway.dependencies import engine_of, reads_of
-from services.gateway.models import Base, FailedAttempt, KnownSignIn, RevokedToken
+from services.gateway.models import Base, FailedAttempt, KnownSignIn, RevokedToken, User
 from tests.security.conftest import (
     APPLICANT,
     COMMUNE,
@@ -99,7 +99,7 @@ def test_what_was_typed_for_an_unknown_account_is_never_audited_in_clear(api):
     typed = "038190012345"  # a citizen's ID number typed into the officers' login
     assert login(api, typed, "guess").status_code == 401
     assert audit_entries(api, username=typed) == []
-    [entry] = audit_entries(api, username=throttle.pseudonym(api.secret, typed))
+    [entry] = audit_entries(api, username=throttle.pseudonym(api.container.config["THROTTLE_KEY"], typed))
     assert (entry.outcome, entry.action) == ("denied", "auth.token")
 
 
@@ -122,6 +122,10 @@ def test_a_successful_login_forgets_the_usernames_failures(api):
 def test_revocations_are_kept_until_the_token_expires_then_purged(session):
     caller = Caller("leader@X", "X", ("leader",), token_id="j1", issued_at=T0, expires_at=T0 + timedelta(minutes=15))
     uow = UnitOfWork(session, "gateway", Base.metadata)
+    with pytest.raises(Unauthorized, match="no such account"):
+        sessions.check_current(session.connection(), caller)
+    session.add(User(username="leader@X", password_hash="-", agency_code="X", roles=["leader"]))
+    session.flush()
     sessions.check_current(session.connection(), caller)
     sessions.revoke(uow, caller, T0 + timedelta(minutes=1))
     sessions.revoke(uow, caller, T0 + timedelta(minutes=2))  # twice: still one row

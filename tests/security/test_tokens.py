@@ -1,8 +1,12 @@
-"""Tokens: HS256 only, signed with the platform's secret, short-lived, revocable (logout), and ended by
-an account change; every refusal is a 401 with the error table's body, by `verify_token` and over HTTP."""
+"""Tokens: EdDSA only, signed with the gateway's private key and verified with its public key,
+short-lived (the server caps their lifetime whatever they say), naming an existing account, revocable
+(logout), and ended by an account change; every refusal is a 401 with the error table's body, by
+`verify_token` and over HTTP."""
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 from datetime import timedelta
 
@@ -12,12 +16,16 @@ import requests
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
+from motcua import keys
 from motcua.errors import Unauthorized
-from motcua.identity import Caller, issue_token, verify_token
+from motcua.identity import Caller, TokenLimits, issue_token, signing_key, verify_token
 from services.gateway.models import RevokedToken
 from tests.security.conftest import COMMUNE, bearer, login, signed_in, token_for
 
-SECRET = "a-test-secret-" + "x" * 64
+SIGNING, VERIFYING = keys.new_token_pair()
+OTHER_SIGNING, _ = keys.new_token_pair()  # a pair of someone else's: a service's, a worker's, an attacker's
+COMPOSE_SECRET = "change-me-in-production"  # the HS256 secret compose.yaml published before tokens were EdDSA
+TEN_YEARS = timedelta(days=3653)
 DOSSIER = f"{COMMUNE}-261201-0001"
 
 
@@ -40,15 +48,26 @@ def tampered(token: str) -> str:
     return ".".join([header, _segment({**claims, "roles": ["admin"], "agency": None}), signature])
 
 
-def hs512(claims: dict, secret: str) -> str:
-    return jwt.encode(claims, secret, algorithm="HS512")
+def hs256(claims: dict, secret: str) -> str:
+    """An HS256 token signed by hand (PyJWT itself refuses a PEM text as an HMAC secret)."""
+    signed = f"{_segment({'alg': 'HS256', 'typ': 'JWT'})}.{_segment(claims)}"
+    mac = hmac.new(secret.encode(), signed.encode(), hashlib.sha256).digest()
+    return f"{signed}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+
+
+def _now_claims(**changes) -> dict:
+    from time import time
+
+    now = int(time())
+    return {**_claims(iat=now, exp=now + 600), **changes}
 
 
 # -- verify_token ---------------------------------------------------------------------------------
 
 
 def test_a_token_has_an_id_and_a_lifetime():
-    caller = verify_token(issue_token(Caller("leader@X", COMMUNE, ("leader",)), SECRET, timedelta(minutes=15)), SECRET)
+    caller = verify_token(issue_token(Caller("leader@X", COMMUNE, ("leader",)), SIGNING, timedelta(minutes=15)),
+                          VERIFYING)
     assert caller == Caller("leader@X", COMMUNE, ("leader",))
     assert len(caller.token_id) == 32
     assert (caller.expires_at - caller.issued_at) == timedelta(minutes=15)
@@ -56,37 +75,59 @@ def test_a_token_has_an_id_and_a_lifetime():
 
 @pytest.mark.parametrize("forge, message", [
     (lambda: alg_none(_claims()), "invalid"),
-    (lambda: tampered(issue_token(Caller("specialist@X", COMMUNE, ("specialist",)), SECRET, timedelta(hours=1))),
+    (lambda: tampered(issue_token(Caller("specialist@X", COMMUNE, ("specialist",)), SIGNING, timedelta(hours=1))),
      "invalid"),
-    (lambda: issue_token(Caller("admin", None, ("admin",)), SECRET, timedelta(seconds=-5)), "expired"),
-    (lambda: issue_token(Caller("admin", None, ("admin",)), "another-secret-of-at-least-32-bytes!!", timedelta(hours=1)),
+    (lambda: issue_token(Caller("admin", None, ("admin",)), SIGNING, timedelta(seconds=-5)), "expired"),
+    (lambda: issue_token(Caller("admin", None, ("admin",)), OTHER_SIGNING, timedelta(hours=1)), "invalid"),
+    (lambda: hs256(_now_claims(), COMPOSE_SECRET), "invalid"),  # the old compose secret signs nothing now
+    (lambda: hs256(_now_claims(), VERIFYING), "invalid"),  # the public key used as an HMAC secret
+    (lambda: issue_token(Caller("admin", None, ("admin",)), SIGNING, TEN_YEARS), "lifetime exceeds"),
+    (lambda: issue_token(Caller("system@X", COMMUNE, ("system",)), SIGNING, TEN_YEARS), "lifetime exceeds"),
+    (lambda: jwt.encode({k: v for k, v in _now_claims().items() if k != "jti"}, signing_key(SIGNING), algorithm="EdDSA"),
      "invalid"),
-    (lambda: hs512(_claims(), SECRET), "invalid"),  # right secret, algorithm not allowed
-    (lambda: jwt.encode({k: v for k, v in _claims().items() if k != "jti"}, SECRET, algorithm="HS256"), "invalid"),
-    (lambda: jwt.encode(_claims(sub=["admin"]), SECRET, algorithm="HS256"), "invalid"),
+    (lambda: jwt.encode(_now_claims(sub=["admin"]), signing_key(SIGNING), algorithm="EdDSA"), "invalid"),
+    (lambda: jwt.encode(_now_claims(iat=2 ** 31, exp=2 ** 31 + 60), signing_key(SIGNING), algorithm="EdDSA"),
+     "invalid"),  # issued in the future: its lifetime would start later than it says
     (lambda: "not-a-token", "invalid"),
-], ids=["alg-none", "tampered", "expired", "wrong-secret", "hs512", "no-jti", "sub-not-a-string", "garbage"])
+], ids=["alg-none", "tampered", "expired", "another-pair", "hs256-compose-secret", "hs256-public-key",
+        "ten-years", "system-ten-years", "no-jti", "sub-not-a-string", "issued-in-the-future", "garbage"])
 def test_verify_token_refuses(forge, message):
     with pytest.raises(Unauthorized, match=message):
-        verify_token(forge(), SECRET)
+        verify_token(forge(), VERIFYING)
+
+
+def test_the_lifetime_cap_is_the_servers_setting_not_the_tokens():
+    """A system's token may live up to its own cap, a staff member's only up to theirs."""
+    limits = TokenLimits(max_seconds=3600, max_system_seconds=30 * 86400)
+    system = issue_token(Caller("system@X", COMMUNE, ("system",)), SIGNING, timedelta(days=30))
+    assert verify_token(system, VERIFYING, limits).roles == ("system",)
+    for caller in (Caller("leader@X", COMMUNE, ("leader",)), Caller("x@X", COMMUNE, ("system", "admin"))):
+        with pytest.raises(Unauthorized, match="lifetime exceeds"):
+            verify_token(issue_token(caller, SIGNING, timedelta(hours=2)), VERIFYING, limits)
 
 
 # -- over HTTP ------------------------------------------------------------------------------------
 
 
-def _http_forgeries(secret: str) -> dict[str, str]:
-    specialist = token_for(secret, f"specialist@{COMMUNE}", COMMUNE, "specialist")
+def _http_forgeries(platform_key: str) -> dict[str, str]:
+    specialist = token_for(platform_key, f"specialist@{COMMUNE}", COMMUNE, "specialist")
     return {
         "alg-none": alg_none(_claims()),
         "tampered": tampered(specialist),
-        "expired": token_for(secret, f"specialist@{COMMUNE}", COMMUNE, "specialist", ttl=timedelta(seconds=-5)),
-        "wrong-secret": token_for("another-secret-of-at-least-32-bytes!!", "admin", None, "admin"),
+        "expired": token_for(platform_key, f"specialist@{COMMUNE}", COMMUNE, "specialist", ttl=timedelta(seconds=-5)),
+        "another-pair": token_for(OTHER_SIGNING, "admin", None, "admin"),
+        "hs256-compose-secret": hs256(_now_claims(), COMPOSE_SECRET),
+        "ten-years": token_for(platform_key, "admin", None, "admin", ttl=TEN_YEARS),
+        # rightly signed, for accounts that do not exist: made up, and an agency system's (no account here)
+        "no-such-account": token_for(platform_key, "ghost-admin", None, "admin"),
+        "system": token_for(platform_key, "system@000.00.18.H56", "000.00.18.H56", "system"),
     }
 
 
-@pytest.mark.parametrize("kind", ["alg-none", "tampered", "expired", "wrong-secret"])
+@pytest.mark.parametrize("kind", ["alg-none", "tampered", "expired", "another-pair", "hs256-compose-secret",
+                                  "ten-years", "no-such-account", "system"])
 def test_forged_tokens_are_401_over_http_and_never_reach_a_service(api, kind):
-    token = _http_forgeries(api.secret)[kind]
+    token = _http_forgeries(api.signing_key)[kind]
     response = requests.get(f"{api.url}/api/v1/dossiers/{DOSSIER}", headers=bearer(token), timeout=10)
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "unauthorized"
@@ -130,15 +171,8 @@ def test_the_token_contract_is_unchanged_and_short_lived(api):
     body = response.json()
     assert set(body) == {"access_token", "token_type", "expires_in"}
     assert body["token_type"] == "bearer" and body["expires_in"] == 900
-    caller = verify_token(body["access_token"], api.secret)
+    caller = verify_token(body["access_token"], api.verify_key)
     assert (caller.expires_at - caller.issued_at) == timedelta(seconds=900)
-
-
-def test_a_token_whose_holder_is_unknown_to_the_gateway_still_needs_a_valid_signature(api):
-    """Agencies' system accounts have no row: their tokens are checked by signature and lifetime."""
-    api.intake.get_dossier.return_value = {"code": DOSSIER}
-    token = token_for(api.secret, "system@000.00.18.H56", "000.00.18.H56", "system")
-    assert requests.get(f"{api.url}/api/v1/dossiers/{DOSSIER}", headers=bearer(token), timeout=10).status_code == 200
 
 
 def test_revocation_is_stored_under_the_token_id_only(api):
@@ -147,6 +181,7 @@ def test_revocation_is_stored_under_the_token_id_only(api):
     requests.post(f"{api.url}/api/v1/auth/logout", headers=headers, timeout=10)
     engine = create_engine(api.db_url)
     with Session(engine) as session:
-        row = session.scalar(select(RevokedToken).where(RevokedToken.token_id == verify_token(token, api.secret).token_id))
+        token_id = verify_token(token, api.verify_key).token_id
+        row = session.scalar(select(RevokedToken).where(RevokedToken.token_id == token_id))
     engine.dispose()
     assert row is not None and row.username == f"specialist@{COMMUNE}"

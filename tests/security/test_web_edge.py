@@ -13,8 +13,8 @@ from motcua.config import catalog_dir
 from services.gateway.accounts import seed_demo_accounts
 from services.gateway.pages_http import safe_next
 from services.gateway.proxies import Proxies, trusted_networks
-from tests.infra import migrated_sqlite_urls
-from tests.security.conftest import COMMUNE, OTHER_COMMUNE, THROTTLE, audit_entries, bearer, login, token_for
+from tests.infra import gateway_token, migrated_sqlite_urls
+from tests.security.conftest import COMMUNE, OTHER_COMMUNE, THROTTLE, audit_entries, bearer, login
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 HOME = "/can-bo"  # a receptionist's landing page
@@ -198,7 +198,7 @@ def test_in_production_the_session_cookie_is_always_secure_and_hsts_always_sent(
 
 def test_answers_carrying_personal_data_are_not_kept_nor_sniffed(api):
     api.intake.get_dossier.return_value = {"code": "H56-1", "applicant": {"id_number": "038190012345"}}
-    headers = bearer(token_for(api.secret, f"receptionist@{COMMUNE}", COMMUNE, "receptionist"))
+    headers = bearer(gateway_token(f"receptionist@{COMMUNE}", COMMUNE, "receptionist"))
     answers = {
         "a dossier": requests.get(f"{api.url}/api/v1/dossiers/H56-1", headers=headers, timeout=30),
         "an error": requests.get(f"{api.url}/api/v1/dossiers/H56-1", timeout=30),

@@ -14,7 +14,8 @@ from services.workflow.models import Base
 from services.workflow.processes import load_processes
 from services.workflow.repository import WorkflowUnitOfWork
 from services.workflow.service import WorkflowService
-from tests.workflow.support import CATALOG_DIR, MONDAY, SECRET, Clock
+from tests.infra import VERIFYING
+from tests.workflow.support import CATALOG_DIR, MONDAY, Clock
 
 
 @pytest.fixture(scope="session")
@@ -53,4 +54,4 @@ def clock():
 
 @pytest.fixture
 def service(uow, catalog, clock):
-    return worker_factory(WorkflowService, db=uow, catalog=catalog, clock=clock, config={"SECRET": SECRET})
+    return worker_factory(WorkflowService, db=uow, catalog=catalog, clock=clock, config=dict(VERIFYING))

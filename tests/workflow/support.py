@@ -8,13 +8,13 @@ from sqlalchemy import select
 
 from motcua.config import ROOT
 from motcua.contracts import make_event, parse_event
-from motcua.identity import Caller, issue_token
+from motcua.identity import Caller
 from services.workflow.models import runs, tasks
 from services.workflow.process_run import ProcessRun, Task
+from tests.infra import gateway_token
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 CATALOG_DIR = ROOT / "deploy" / "catalog"
-SECRET = "workflow-test-secret-of-at-least-32-bytes"
 MONDAY = datetime(2026, 3, 2, 9, 0, tzinfo=TZ)  # an ordinary working Monday
 LAND = "1.012786"  # re-issue of a lost land certificate: 3 steps in 3 agencies
 LAND_OFFICE, LAND_DEPT, COMMUNE = "000.12.01.H56", "000.00.12.H56", "000.20.01.H56"
@@ -50,7 +50,7 @@ ADMIN = Caller("admin", None, ("admin",))
 
 
 def token(caller: Caller) -> str:
-    return issue_token(caller, SECRET, timedelta(hours=1))
+    return gateway_token(caller.username, caller.agency_code, *caller.roles, ttl=3600)
 
 
 CONTACT = {"full_name": "Nguyễn Văn A"}

@@ -14,7 +14,8 @@ from nameko.testing.services import entrypoint_hook
 from motcua import embedded
 from motcua.contracts import make_event
 from services.workflow.service import WorkflowService
-from tests.workflow.support import CATALOG_DIR, COMMUNE, LAND, LAND_DEPT, LAND_OFFICE, MONDAY, SECRET, staff, token
+from tests.infra import VERIFYING
+from tests.workflow.support import CATALOG_DIR, COMMUNE, LAND, LAND_DEPT, LAND_OFFICE, MONDAY, staff, token
 
 WAIT = 10  # seconds: a liveness guard, not a timing assertion
 
@@ -24,7 +25,7 @@ def config(db_url):
     embedded.install()
     vhost = f"workflow-{uuid.uuid4().hex[:10]}"
     yield {"AMQP_URI": f"embedded:///{vhost}", "DB_URLS": {"workflow": db_url}, "CATALOG_DIR": str(CATALOG_DIR),
-           "TIME_ZONE": "Asia/Ho_Chi_Minh", "SECRET": SECRET, "max_workers": 4}
+           "TIME_ZONE": "Asia/Ho_Chi_Minh", **VERIFYING, "max_workers": 4}
     embedded.reset(vhost)
 
 

@@ -12,6 +12,7 @@ from motcua.errors import Forbidden, IllegalTransition, NotFound, Unauthorized, 
 from motcua.identity import Caller
 from motcua.metrics import metrics_for
 from services.workflow.service import WorkflowService
+from tests.infra import VERIFYING
 from tests.workflow.support import (
     ADMIN,
     CATALOG_DIR,
@@ -19,7 +20,6 @@ from tests.workflow.support import (
     LAND,
     LAND_DEPT,
     LAND_OFFICE,
-    SECRET,
     TZ,
     received,
     staff,
@@ -134,7 +134,7 @@ def test_task_gauges_are_read_from_the_database_at_scrape(db_url, service, clock
     service.on_dossier_received(received(received_at=clock.now))
     container = ServiceContainer(WorkflowService, {
         "AMQP_URI": "memory://", "DB_URLS": {"workflow": db_url}, "CATALOG_DIR": str(CATALOG_DIR),
-        "TIME_ZONE": "Asia/Ho_Chi_Minh", "SECRET": SECRET})
+        "TIME_ZONE": "Asia/Ho_Chi_Minh", **VERIFYING})
     container.dependencies.all.setup()
     try:
         text = generate_latest(metrics_for(container).registry).decode()

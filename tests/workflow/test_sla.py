@@ -19,6 +19,7 @@ from services.workflow.dependencies import Clock as ClockProvider
 from services.workflow.models import Base, outbox, runs as run_rows, tasks as task_rows
 from services.workflow.repository import WorkflowUnitOfWork
 from services.workflow.service import WorkflowService
+from tests.infra import VERIFYING
 from tests.workflow.support import (
     ADMIN,
     CATALOG_DIR,
@@ -26,7 +27,6 @@ from tests.workflow.support import (
     LAND_DEPT,
     LAND_OFFICE,
     MONDAY,
-    SECRET,
     TZ,
     received,
     staff,
@@ -134,7 +134,7 @@ class Clock:
 
 def test_the_timer_entrypoint_flags_and_the_inbox_escalates(uow, catalog):
     clock = Clock(MONDAY)
-    service = worker_factory(WorkflowService, db=uow, catalog=catalog, clock=clock, config={"SECRET": SECRET})
+    service = worker_factory(WorkflowService, db=uow, catalog=catalog, clock=clock, config=dict(VERIFYING))
     service.on_dossier_received(received(code(1), due_at=at(4, 17)))
     service.on_dossier_received(received(code(2), due_at=at(20, 17)))
 
@@ -157,7 +157,7 @@ def test_the_timer_entrypoint_flags_and_the_inbox_escalates(uow, catalog):
 
 def test_the_clock_runs_ahead_by_the_configured_offset_except_in_production(db_url, monkeypatch):
     config = {"AMQP_URI": "memory://", "DB_URLS": {"workflow": db_url}, "CATALOG_DIR": str(CATALOG_DIR),
-              "TIME_ZONE": "Asia/Ho_Chi_Minh", "SECRET": SECRET, "CLOCK_OFFSET_SECONDS": 30 * 86400}
+              "TIME_ZONE": "Asia/Ho_Chi_Minh", **VERIFYING, "CLOCK_OFFSET_SECONDS": 30 * 86400}
     container = ServiceContainer(WorkflowService, config)
     [provider] = [d for d in container.dependencies if isinstance(d, ClockProvider)]
     provider.setup()

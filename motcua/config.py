@@ -58,6 +58,23 @@ def token_settings(signs: bool) -> dict:
     return settings
 
 
+METRICS_TOKEN = "MOTCUA_METRICS_TOKEN"
+
+
+def metrics_token() -> str | None:
+    """The bearer token a Prometheus scrape of /metrics must carry: none (open) outside production;
+    production refuses to start without a strong, private one (metrics tell who works on what, when)."""
+    from motcua import keys
+
+    value = env(METRICS_TOKEN)
+    if is_production():
+        if value is None:
+            raise SystemExit(f"{METRICS_TOKEN} must be set when MOTCUA_ENV=production (open metrics): generate "
+                             "one with `motcua keys new`, give it to Prometheus (authorization: credentials_file)")
+        keys.refuse_weak_or_published(METRICS_TOKEN, value)
+    return value
+
+
 def amqp_uri() -> str:
     """The broker of a separate-process deployment (operators' tools connect to it)."""
     return env("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
@@ -197,7 +214,7 @@ def _service_config(service: str) -> dict:
                     **{name: key_setting(setting).decode() for name, setting in SERVICE_KEYS[service].items()},
                     # Seals personal data in the service's parked messages (motcua.bus).
                     "DEAD_LETTER_KEYS": {service: key_setting(f"{service.upper()}_DEAD_LETTER_KEY").decode()},
-                    **token_settings(service == "gateway")}
+                    **token_settings(service == "gateway"), "METRICS_TOKEN": metrics_token()}
     if service in DOWNSTREAM:
         config["EVENT_BATCH_LINGERS"][service] = number(f"{service.upper()}_EVENT_BATCH_LINGER_SECONDS", "0.05")
     if service in DEFAULT_METRICS_PORTS:

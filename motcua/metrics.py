@@ -4,6 +4,7 @@ Labels never carry personal data: service, entrypoint, outcome, event type, queu
 """
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import time
@@ -72,6 +73,18 @@ def metrics_for(container) -> ServiceMetrics:
     return metrics
 
 
+def scrape_allowed(config: dict, authorization: str | None) -> bool:
+    """May this scrape read /metrics? Without `METRICS_TOKEN` (development, demo) anyone may; with one
+    (always in production: `motcua.config.metrics_token`) only `Authorization: Bearer <token>`, as
+    Prometheus sends it (`authorization: {credentials_file: …}`). /health stays open: probes need it and it
+    tells nothing but ok or what is down."""
+    token = config.get("METRICS_TOKEN")
+    if not token:
+        return True
+    scheme, _, given = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
 class Metrics(DependencyProvider):
     """Counts and times every entrypoint call; serves /metrics and /health on the service's port."""
 
@@ -130,6 +143,10 @@ class Metrics(DependencyProvider):
 
     def _wsgi(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
+        if path == "/metrics" and not scrape_allowed(self.container.config, environ.get("HTTP_AUTHORIZATION")):
+            start_response("401 Unauthorized", [("Content-Type", "application/json"),
+                                                ("WWW-Authenticate", 'Bearer realm="metrics"')])
+            return [b'{"error": {"code": "unauthorized", "message": "metrics need the scrape token"}}']
         if path == "/metrics":
             start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
             return [generate_latest(self.metrics.registry)]

@@ -30,10 +30,10 @@ def set_production_keys(monkeypatch, directory: Path) -> dict[str, str]:
     """Every key setting of the five services set to a fresh private value (the token pair as two PEM
     files in `directory`), as an operator sets them for production; the values by setting."""
     from motcua import keys
-    from motcua.config import SERVICE_KEYS
+    from motcua.config import METRICS_TOKEN, SERVICE_KEYS
 
     names = {setting for own in SERVICE_KEYS.values() for setting in own.values()}
-    names |= {f"{service.upper()}_DEAD_LETTER_KEY" for service in SERVICES}
+    names |= {f"{service.upper()}_DEAD_LETTER_KEY" for service in SERVICES} | {METRICS_TOKEN}
     values = {name: keys.new_key() for name in sorted(names)}
     for name, pem in zip((keys.TOKEN_SIGNING_KEY, keys.TOKEN_VERIFY_KEY), keys.new_token_pair()):
         path = directory / f"{name.lower()}.pem"

@@ -12,10 +12,10 @@ from werkzeug.wrappers import Response
 from motcua.bus import event_handler
 from motcua.contracts.events import EVENT_SCHEMAS, SESSION_EVENTS, DossierEvent, RunEvent, TaskFacts
 from motcua.db import Database, utcnow
-from motcua.errors import Forbidden, WrongKey
+from motcua.errors import Forbidden, Unauthorized, WrongKey
 from motcua.idempotency import CommandUnitOfWork, ForgetExpiredKeys
 from motcua.identity import verify_caller
-from motcua.metrics import Metrics
+from motcua.metrics import Metrics, scrape_allowed
 from motcua.rpc import rpc
 from services.gateway import audit, routes, throttle
 from services.gateway.api_admin import AdminApi
@@ -173,4 +173,6 @@ class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportA
 
     @route("GET", "/metrics", response="text/plain", auth="public")
     def prometheus(self, request):
+        if not scrape_allowed(self.config, request.headers.get("Authorization")):
+            raise Unauthorized("metrics need the scrape token")
         return Response(generate_latest(self.metrics.registry), content_type=CONTENT_TYPE_LATEST)

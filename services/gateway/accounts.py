@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from motcua.catalog import load_agencies, load_data
 from motcua.config import is_production
-from motcua.db import make_engine
+from motcua.db import UnitOfWork, make_engine, utcnow
 from motcua.errors import Unauthorized
 from motcua.identity import Caller, issue_token
 from services.gateway.models import User
@@ -139,9 +139,17 @@ def refuse_demo_accounts(db_url: str, catalog_dir) -> None:
 
 
 def remove_demo_accounts(db_url: str, catalog_dir) -> list[str]:
-    """Delete what `refuse_demo_accounts` refuses; the usernames removed."""
+    """Delete what `refuse_demo_accounts` refuses; the usernames removed. Each removal ends the
+    account's tokens everywhere (`account_changed` through the gateway's outbox, relayed by the next
+    gateway to start), so a demo token cannot outlive its account on direct RPC either."""
+    from services.gateway.models import Base
+
     with session_on(db_url) as session:
+        uow = UnitOfWork(session, "gateway", Base.metadata)
         left = demo_leftovers(session, catalog_dir)
         session.execute(delete(User).where(User.username.in_(left)))
-        session.commit()
+        now = utcnow()
+        for username in left:
+            uow.emit("account_changed", {"username": username, "changed_at": now})
+        uow.commit()
     return left

@@ -4,12 +4,13 @@ account or an account with the demo password is left; `motcua accounts` removes 
 the platform's own admin."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from motcua import migrate, seed
 from motcua.config import ROOT, catalog_dir
@@ -86,6 +87,9 @@ def test_the_demo_password_is_found_under_any_name(seeded):
         assert accounts.demo_leftovers(session, catalog_dir()) == ["old.x", "old.y"]
     assert accounts.remove_demo_accounts(seeded, catalog_dir()) == ["old.x", "old.y"]
     assert usernames(seeded) == {"own.admin"}
+    with session_on(seeded) as session:  # their tokens end at every service too (relayed from the outbox)
+        announced = session.execute(text("SELECT payload FROM outbox WHERE event_type = 'account_changed'")).scalars()
+        assert sorted(json.loads(payload)["data"]["username"] for payload in announced) == ["old.x", "old.y"]
 
 
 def test_an_admin_is_refused_as_the_accounts_api_refuses_it(seeded):

@@ -256,9 +256,13 @@ def nameko_config(amqp_uri: str | None = None, services: tuple[str, ...] | list[
     """The nameko container config of a process running `services` (all of them by default, as the
     embedded platform does): the platform's settings and each of those services' own, and nothing of
     the others (a process running only notify does not even read intake's database URL)."""
+    from motcua.keys import refuse_published_password
+
     settings = PlatformSettings.from_env(amqp_uri)
     config = settings.config()
+    refuse_published_password("AMQP_URI", settings.amqp_uri)
     for service in services:
+        refuse_published_password(f"{service.upper()}_DB_URL", db_url(service))
         own = _service_config(service)
         for shared in ("DB_URLS", "METRICS_PORTS", "EVENT_BATCH_LINGERS", "DEAD_LETTER_KEYS"):
             config.setdefault(shared, {}).update(own.pop(shared))

@@ -165,3 +165,26 @@ def replacement_setting(name: str) -> bytes:
     if is_production():
         refuse_weak_or_published(name, value)
     return value.encode()
+
+
+MIN_PASSWORD_CHARACTERS = 16
+
+
+def refuse_published_password(setting: str, url: str) -> None:
+    """Stop a production process whose broker or database URL (`setting`) carries a password that is
+    published in the repository (compose's demo passwords are) or shorter than 16 characters. The
+    refusal names the setting, never the URL (it holds the password). URLs without a password (peer or
+    certificate authentication) pass."""
+    from urllib.parse import unquote, urlsplit
+
+    password = urlsplit(url).password
+    if not is_production() or password is None:
+        return
+    password = unquote(password)
+    if len(password) < MIN_PASSWORD_CHARACTERS:
+        raise SystemExit(f"{setting}'s password is shorter than {MIN_PASSWORD_CHARACTERS} characters: set a "
+                         "long private one (`motcua keys new` makes one)")
+    if is_published(password):
+        raise SystemExit(f"{setting}'s password is published in the repository (anyone can read it): set a "
+                         "private one for this deployment")
+

@@ -127,3 +127,21 @@ def test_keys_commands_make_a_key_and_a_token_pair(tmp_path, capsys):
     from motcua.identity import signing_key, verify_key
 
     assert signing_key(private.read_text()).public_key() == verify_key(public.read_text())
+
+
+@pytest.mark.parametrize("setting, url", [
+    ("AMQP_URI", "amqp://motcua-intake:motcua-intake@rabbitmq:5672/"),  # compose's demo user
+    ("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/"),
+    ("INTAKE_DB_URL", "postgresql+psycopg://motcua_intake:motcua@postgres:5432/motcua_intake"),
+])
+def test_production_refuses_published_or_short_passwords_in_urls(production, monkeypatch, setting, url):
+    monkeypatch.setenv(setting, url)
+    with pytest.raises(SystemExit, match=f"{setting}'s password") as refused:
+        nameko_config(services=["intake"])
+    assert url not in str(refused.value) and "@" not in str(refused.value)
+
+
+def test_production_takes_private_passwords_and_passwordless_urls(production, monkeypatch):
+    monkeypatch.setenv("AMQP_URI", f"amqp://motcua-intake:{keys.new_key()}@rabbitmq:5672/")
+    monkeypatch.setenv("INTAKE_DB_URL", "postgresql+psycopg:///motcua_intake?host=/run/postgresql")  # peer auth
+    assert nameko_config(services=["intake"])["AMQP_URI"].startswith("amqp://motcua-intake:")

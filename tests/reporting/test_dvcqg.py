@@ -33,7 +33,7 @@ from tests.reporting.factory import (
     vn,
 )
 from tests.reporting.portal import TOKEN, Portal
-from tests.security.conftest import token_for
+from tests.infra import VERIFYING, gateway_token
 
 NOW = utcnow() + timedelta(hours=1)  # the sync's clock: after every event recorded by these tests
 BASE = 5.0
@@ -290,7 +290,7 @@ def test_the_service_pushes_on_its_timer(portal, db_url):
     vhost = "reporting-dvcqg-test"
     config = {"AMQP_URI": f"embedded:///{vhost}", "DB_URLS": {"reporting": db_url}, "METRICS_PORTS": {},
               "TRACKING_KEY": TRACKING_KEY, "TIME_ZONE": "Asia/Ho_Chi_Minh", "CATALOG_DIR": None, "max_workers": 4,
-              "DVCQG": {"url": portal.start().url, "token": TOKEN}}
+              "DVCQG": {"url": portal.start().url, "token": TOKEN}, **VERIFYING}
     embedded.install()
     container = ServiceContainer(ReportingService, config)
     container.start()
@@ -310,7 +310,7 @@ def test_the_service_pushes_on_its_timer(portal, db_url):
                    or 'motcua_dvcqg_pushes{state="pushed"} 1.0' not in scrape()):
                 eventlet.sleep(0.1)
         with ClusterRpcProxy(config) as cluster:
-            status = cluster.reporting.national_portal_status(token_for(SECRET, "admin", None, "admin"))
+            status = cluster.reporting.national_portal_status(gateway_token("admin", None, "admin"))
         assert status == {"enabled": True, "states": {"pending": 0, "pushed": 1, "rejected": 0}, "failing": []}
     finally:
         container.stop()

@@ -130,7 +130,8 @@ def test_a_drill_down_lists_only_the_dossiers_of_the_callers_agency_scope(report
     # the page of the leaders' dashboard lists the same as the API
     page = requests.get(f"{reporting.url}/lanh-dao/ho-so?from=2026-01-01&to=2026-04-30&cell=received.total"
                         f"&key={JUSTICE}", timeout=10, allow_redirects=False,
-                        cookies={SESSION_COOKIE: token(reporting, "receptionist@x", LAND_OFFICE, "receptionist")})
+                        cookies={SESSION_COOKIE: token(reporting, f"receptionist@{LAND_OFFICE}", LAND_OFFICE,
+                                                          "receptionist")})
     assert page.status_code == 200 and not any(code in page.text for code in justice)
 
 

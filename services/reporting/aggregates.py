@@ -6,8 +6,9 @@ daily series and the public statistics read the same counters (one read path per
 
 Two kinds of bucket:
 - flows, counted on the local day they happened: `received` (with the channel), `resolved.<timeliness>`
-  (result ready), `withdrawn`, `stopped` (dừng xử lý: closed that day, never carried over); `resolved.seconds` sums instead of counting (reception → result ready,
-  for the leaders' average processing time). A period's figure is the sum over its days.
+  (result ready), `withdrawn`, `stopped` (dừng xử lý: closed that day, never carried over);
+  `resolved.seconds` sums instead of counting (reception → result ready, for the leaders' average
+  processing time). A period's figure is the sum over its days.
 - stocks, as an entry and an exit: `<stock>.in.<class>` on the day the dossier enters the state,
   `<stock>.out.<class>` on the day it leaves it (never before the entry). Dossiers in the state at a
   local midnight T = entries before T − exits before T. `open` (received, not closed) gives the

@@ -255,8 +255,9 @@ def all_facts(session) -> dict[str, dict]:
 def random_lives(rng, count: int, start: datetime, days: int, agencies=(JUSTICE, LAND_OFFICE),
                  reschedules: bool = False) -> list[list[Event]]:
     """`count` dossiers of random fates (open, finished, returned, refused, never received, paused for a
-    supplement, resumed, withdrawn, stopped: every 7th that would stay open), received within `days` of `start`; with `reschedules`, some of the
-    open or finished ones also get a new appointment (form 04) and overdue notices."""
+    supplement, resumed, withdrawn, stopped: every 7th that would stay open), received within `days` of
+    `start`; with `reschedules`, some of the open or finished ones also get a new appointment (form 04)
+    and overdue notices."""
     lives = []
     for n in range(count):
         received = start + timedelta(hours=rng.randrange(0, 24 * days))

@@ -113,7 +113,8 @@ def test_csv_and_xlsx_exports_carry_the_figures_under_vietnamese_headers(mixed):
         + [result["totals"]["resolved"]["early"]]
     assert lines[-1][1] == "Tổng cộng"
 
-    sheet = load_workbook(io.BytesIO(exports.to_xlsx(result, NAMES[PROVINCE], date(2026, 4, 20))), read_only=True).active
+    made = exports.to_xlsx(result, NAMES[PROVINCE], date(2026, 4, 20))
+    sheet = load_workbook(io.BytesIO(made), read_only=True).active
     cells = [list(row) for row in sheet.iter_rows(values_only=True)]
     table = cells[9:9 + len(lines) - 1]  # under the title, the period, the two-level header and the numbers
     assert [[_value(v) for v in row[1:]] for row in table] == [[_value(v) for v in line] for line in lines[1:]]

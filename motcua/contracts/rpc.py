@@ -17,16 +17,17 @@ REPORTABLE_DATES = validate.Range(min=date(2000, 1, 1), max=date(2100, 12, 31),
 MAX_REPORT_DAYS = 3 * 366  # a daily series or a report over at most three years
 
 # The standard report's cells (form II.06a plus the paused group): within a group the base cells
-# exclude each other; each sum is the union of its parts. Drill-down names a cell.
+# exclude each other; each sum is the union of its parts. Drill-down names a cell. A stopped dossier
+# (dừng xử lý, status 8) is closed in the period it stopped, like a withdrawn one: not paused.
 REPORT_BASE_CELLS = ("received.online", "received.counter", "received.postal", "received.carried_over",
-                     "resolved.early", "resolved.on_time", "resolved.late", "withdrawn",
-                     "paused.supplement", "paused.awaiting_payment", "paused.stopped",
+                     "resolved.early", "resolved.on_time", "resolved.late", "withdrawn", "stopped",
+                     "paused.supplement", "paused.awaiting_payment",
                      "in_progress.within_deadline", "in_progress.overdue")
 REPORT_SUM_CELLS = {
     "received.counter_postal": ("received.counter", "received.postal"),
     "received.total": ("received.online", "received.counter", "received.postal", "received.carried_over"),
     "resolved.total": ("resolved.early", "resolved.on_time", "resolved.late"),
-    "paused.total": ("paused.supplement", "paused.awaiting_payment", "paused.stopped"),
+    "paused.total": ("paused.supplement", "paused.awaiting_payment"),
     "in_progress.total": ("in_progress.within_deadline", "in_progress.overdue"),
 }
 REPORT_CELLS = REPORT_BASE_CELLS + tuple(REPORT_SUM_CELLS)

@@ -104,12 +104,26 @@ def history_note(note: str | None) -> str:
     return note or ""
 
 
-def fee(amount, unit: str | None = None) -> str:
-    """8000 → "8.000 đồng/bản"; 0 → "Miễn phí"."""
-    if not amount:
+def fee(procedure: dict) -> str:
+    """A procedure's fee as the portal says it: 8000 a copy → "8.000 đồng/bản"; 0 → "Miễn phí"; a fee by
+    tiers of pages → "2.000 đồng/trang (trang 1–2), 1.000 đồng/trang (từ trang 3), tối đa 200.000 đồng/bản"."""
+    if not procedure["fee"]:
         return "Miễn phí"
-    per = {"copy": "/bản", "page": "/trang"}.get(unit or "", "")
-    return f"{int(amount):,} đồng{per}".replace(",", ".")
+    tiers = procedure.get("fee_tiers") or []
+    if not tiers:
+        per = {"copy": "/bản", "page": "/trang"}.get(procedure["fee_unit"] or "", "")
+        return f"{_vnd(procedure['fee'])}{per}"
+    parts, first = [], 1
+    for tier in tiers:
+        pages = f"từ trang {first}" if tier["pages"] is None else f"trang {first}–{first + tier['pages'] - 1}"
+        parts.append(f"{_vnd(tier['per_page'])}/trang ({pages})")
+        first += tier["pages"] or 0
+    cap = [f"tối đa {_vnd(procedure['fee_cap'])}/bản"] if procedure.get("fee_cap") else []
+    return ", ".join(parts + cap)
+
+
+def _vnd(amount: int) -> str:
+    return f"{int(amount):,} đồng".replace(",", ".")
 
 
 def processing_time(time: dict) -> str:

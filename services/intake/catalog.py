@@ -36,6 +36,14 @@ class Terms:
 
 
 @dataclass(frozen=True)
+class FeeTier:
+    """A price per page of the original up to `pages` pages (None: every page after the earlier tiers)."""
+
+    per_page: int
+    pages: int | None = None
+
+
+@dataclass(frozen=True)
 class Procedure:
     code: str
     version: int
@@ -56,6 +64,10 @@ class Procedure:
     documents: tuple[dict, ...]
     declaration: tuple[dict, ...] = ()  # the fields of its tờ khai (`form:` in procedures.yaml)
     declaration_schema: Schema = field(default=None, compare=False, repr=False)  # built from them once
+    # A fee by pages (phí chứng thực: 2,000 VND a page for the first two, 1,000 from the third, at most
+    # 200,000 a copy): the tiers in order and the cap per copy; empty: the flat `fee` per `fee_unit`.
+    fee_tiers: tuple[FeeTier, ...] = ()
+    fee_cap: int | None = None
 
     def __post_init__(self):
         if self.declaration_schema is None:
@@ -67,6 +79,16 @@ class Procedure:
 
     def terms(self, channel: str) -> Terms:
         return self.channels[channel]
+
+    def fee_for(self, pages: int) -> int:
+        """The fee of one copy (one case, one dossier: `fee_unit`) of an original of `pages` pages."""
+        if not self.fee_tiers:
+            return self.fee * pages if self.fee_unit == "page" else self.fee
+        total, left = 0, pages
+        for tier in self.fee_tiers:
+            counted = left if tier.pages is None else min(left, tier.pages)
+            total, left = total + counted * tier.per_page, left - counted
+        return total if self.fee_cap is None else min(total, self.fee_cap)
 
     @property
     def required_documents(self) -> list[dict]:
@@ -82,7 +104,9 @@ class Procedure:
             "level": self.level, "agency_code": self.agency_code,
             "processing_time": {"value": _number(self.processing_days), "unit": self.unit},
             "cutoff": self.cutoff.strftime("%H:%M") if self.cutoff else None,
-            "fee": self.fee, "fee_unit": self.fee_unit, "online_level": self.online_level,
+            "fee": self.fee, "fee_unit": self.fee_unit,
+            "fee_tiers": [{"per_page": t.per_page, "pages": t.pages} for t in self.fee_tiers],
+            "fee_cap": self.fee_cap, "online_level": self.online_level,
             "on_supplement": self.on_supplement,
             "channels": {channel: terms.view() for channel, terms in self.channels.items()},
         }
@@ -111,6 +135,11 @@ class _ChannelTerms(Schema):
     fee = fields.Int(load_default=None, strict=True, validate=validate.Range(min=0))
 
 
+class _FeeTier(Schema):
+    per_page = fields.Int(required=True, strict=True, validate=validate.Range(min=0))
+    pages = fields.Int(load_default=None, strict=True, validate=validate.Range(min=1))
+
+
 class _Document(Schema):
     key = fields.Str(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,39}$",
                                                              error="lower-case letters, digits and _"))
@@ -133,12 +162,35 @@ class _ProcedureSchema(Schema):
     cutoff = fields.Time(load_default=None, format="%H:%M")
     fee = fields.Int(load_default=0, strict=True, validate=validate.Range(min=0))
     fee_unit = fields.Str(load_default="dossier", validate=validate.OneOf(FEE_UNITS))
+    fee_tiers = fields.List(fields.Nested(_FeeTier), load_default=list)
+    fee_cap = fields.Int(load_default=None, strict=True, validate=validate.Range(min=1))
     channels = fields.Dict(keys=fields.Str(validate=validate.OneOf(CHANNELS)),
                            values=fields.Nested(_ChannelTerms), load_default=dict)
     online_level = fields.Str(required=True, validate=validate.OneOf(ONLINE_LEVELS))
     on_supplement = fields.Str(load_default="resume", validate=validate.OneOf(ON_SUPPLEMENT))
     documents = fields.List(fields.Nested(_Document), required=True, validate=validate.Length(min=1))
     form = declaration.declaration_fields()
+
+    @validates_schema
+    def _tiers(self, data, **_):
+        """A tiered fee is by pages, its tiers bounded but the last, `fee` its first price (what a list
+        shows as "from"), one price on every channel; a cap only caps tiers."""
+        tiers = data.get("fee_tiers") or []
+        if data.get("fee_cap") is not None and not tiers:
+            raise ValidationError({"fee_cap": ["a cap needs fee_tiers"]})
+        if not tiers:
+            return
+        if data.get("fee_unit") != "page":
+            raise ValidationError({"fee_unit": ["fee_tiers price pages: fee_unit must be page"]})
+        for index, tier in enumerate(tiers):
+            last = index == len(tiers) - 1
+            if (tier["pages"] is None) != last:
+                raise ValidationError({"fee_tiers": {index: {"pages": [
+                    "the last tier has no pages (every page after)" if last else "required but on the last tier"]}}})
+        if data.get("fee") != tiers[0]["per_page"]:
+            raise ValidationError({"fee": [f"must be the first tier's per_page ({tiers[0]['per_page']})"]})
+        if any((terms or {}).get("fee") is not None for terms in data.get("channels", {}).values()):
+            raise ValidationError({"channels": ["a tiered fee is the same on every channel"]})
 
     @validates_schema
     def _documents(self, data, **_):
@@ -295,7 +347,8 @@ def _procedure(raw: dict, field_name: str) -> Procedure:
         field_code=raw["field"], field_name=field_name, level=raw["level"], agency_code=raw["agency_code"],
         processing_days=default.days, unit=default.unit, cutoff=raw["cutoff"], fee=raw["fee"],
         fee_unit=raw["fee_unit"], channels=channels, online_level=raw["online_level"],
-        on_supplement=raw["on_supplement"], documents=tuple(raw["documents"]), declaration=tuple(raw["form"]))
+        on_supplement=raw["on_supplement"], documents=tuple(raw["documents"]), declaration=tuple(raw["form"]),
+        fee_tiers=tuple(FeeTier(**tier) for tier in raw["fee_tiers"]), fee_cap=raw["fee_cap"])
 
 
 def _iso(value: date | None) -> str | None:

@@ -6,15 +6,16 @@ daily series and the public statistics read the same counters (one read path per
 
 Two kinds of bucket:
 - flows, counted on the local day they happened: `received` (with the channel), `resolved.<timeliness>`
-  (result ready), `withdrawn`; `resolved.seconds` sums instead of counting (reception → result ready,
-  for the leaders' average processing time). A period's figure is the sum over its days.
+  (result ready), `withdrawn`, `stopped` (dừng xử lý: closed that day, never carried over);
+  `resolved.seconds` sums instead of counting (reception → result ready, for the leaders' average
+  processing time). A period's figure is the sum over its days.
 - stocks, as an entry and an exit: `<stock>.in.<class>` on the day the dossier enters the state,
   `<stock>.out.<class>` on the day it leaves it (never before the entry). Dossiers in the state at a
   local midnight T = entries before T − exits before T. `open` (received, not closed) gives the
   carried-over (at the period's start) and the open dossiers at its end; `supp` (awaiting a supplement)
   the paused ones; `open_due`/`supp_due` the same with the due date before T (overdue, for a past
   period); `now.open_due`/`now.supp_due` the currently open or paused ones on their due day (overdue now,
-  for a period that is not over). `class` is the current status: normal, awaiting_payment, stopped.
+  for a period that is not over). `class` is the current status: normal, or awaiting_payment.
 
 Every count is kept twice: on its day (grain "day") and on its month (grain "month", day = the 1st), so
 a sum "before day T" reads the months before T's month and the days of T's month only: a year's report
@@ -48,8 +49,8 @@ from services.reporting.timeliness import (
 
 Key = tuple[str, str, str, date, str]  # agency_code, field_code, channel, day, bucket
 KINDS = ("early", "on_time", "late")
-CLASSES = ("normal", "awaiting_payment", "stopped")
-FLOWS = ("received", *(f"resolved.{kind}" for kind in KINDS), "withdrawn")
+CLASSES = ("normal", "awaiting_payment")
+FLOWS = ("received", *(f"resolved.{kind}" for kind in KINDS), "withdrawn", "stopped")
 RESOLVED_SECONDS = "resolved.seconds"
 T = ReportCount.__table__
 
@@ -75,6 +76,8 @@ def contributions(fact, zone: ZoneInfo) -> Counter:
             round((fact.finished_at - received).total_seconds())
     if fact.withdrawn_at is not None and fact.finished_at is None:
         add("withdrawn", fact.withdrawn_at)
+    if fact.status == "stopped" and closed is not None:
+        add("stopped", closed)
     add(f"open.in.{cls}", received)
     if closed is not None:
         add(f"open.out.{cls}", max(received, closed))
@@ -235,9 +238,9 @@ def cells(buckets: dict[str, tuple[int, int, int]], current: bool) -> dict[str, 
         "received.carried_over": stock("open", start),
         **{f"resolved.{kind}": flow(f"resolved.{kind}") for kind in KINDS},
         "withdrawn": flow("withdrawn"),
+        "stopped": flow("stopped"),
         "paused.supplement": stock("supp", end),
         "paused.awaiting_payment": stock("open", end, ("awaiting_payment",)),
-        "paused.stopped": stock("open", end, ("stopped",)),
         "in_progress.within_deadline": running - overdue,
         "in_progress.overdue": overdue,
     }

@@ -1,77 +1,167 @@
-"""The standard report as files: CSV (UTF-8 with BOM, so spreadsheet programs read the accents) and
-XLSX, one line per row of the report plus the totals, under the form's Vietnamese headers."""
+"""The standard report as files: CSV (UTF-8 with BOM, so spreadsheet programs read the accents; one flat
+header line, for machines) and XLSX laid out as the official form II.06a/VPCP/KSTT (for people): the
+reporting agency, the title, the period, the two-level header, the column numbers, one numbered line
+per row, the totals and the signature block.
+
+"Đang giải quyết" (being handled) is every dossier not yet resolved, withdrawn or stopped: the running
+ones (within the deadline or overdue) and the paused ones, these also shown apart (awaiting a supplement,
+awaiting the applicant's fees or taxes), so the group's total is the form's and the pause stays visible.
+"""
 from __future__ import annotations
 
 import base64
 import csv
 import io
+from datetime import date, datetime
+from typing import Callable
 
 from openpyxl import Workbook
-from openpyxl.styles import Font
+from openpyxl.styles import Alignment, Border, Font, Side
+from openpyxl.utils import get_column_letter
 
-TITLE = "Tình hình, kết quả giải quyết TTHC (mẫu II.06a/VPCP/KSTT)"
-# (header, group, figure) in the form's order; group None: a figure outside the groups.
-COLUMNS = (
-    ("Tiếp nhận: tổng số", "received", "total"),
-    ("Tiếp nhận trong kỳ: trực tuyến", "received", "online"),
-    ("Tiếp nhận trong kỳ: trực tiếp", "received", "counter"),
-    ("Tiếp nhận trong kỳ: bưu chính công ích", "received", "postal"),
-    ("Tiếp nhận trong kỳ: trực tiếp và bưu chính", "received", "counter_postal"),
-    ("Kỳ trước chuyển qua", "received", "carried_over"),
-    ("Tỷ lệ trực tuyến (%)", "received", "online_pct"),
-    ("Đã giải quyết: tổng số", "resolved", "total"),
-    ("Đã giải quyết: trước hạn", "resolved", "early"),
-    ("Đã giải quyết: đúng hạn", "resolved", "on_time"),
-    ("Đã giải quyết: quá hạn", "resolved", "late"),
-    ("Tỷ lệ trước hạn (%)", "resolved", "early_pct"),
-    ("Tỷ lệ đúng hạn (%)", "resolved", "on_time_pct"),
-    ("Tỷ lệ quá hạn (%)", "resolved", "late_pct"),
-    ("Rút hồ sơ", None, "withdrawn"),
-    ("Tạm dừng: tổng số", "paused", "total"),
-    ("Tạm dừng: chờ bổ sung", "paused", "supplement"),
-    ("Tạm dừng: chờ nghĩa vụ tài chính", "paused", "awaiting_payment"),
-    ("Tạm dừng: dừng xử lý", "paused", "stopped"),
-    ("Đang giải quyết: tổng số", "in_progress", "total"),
-    ("Đang giải quyết: trong hạn", "in_progress", "within_deadline"),
-    ("Đang giải quyết: quá hạn", "in_progress", "overdue"),
+TITLE = "TÌNH HÌNH, KẾT QUẢ GIẢI QUYẾT THỦ TỤC HÀNH CHÍNH"
+FORM = "Mẫu II.06a/VPCP/KSTT"
+
+
+def _in(group: str, figure: str) -> Callable[[dict], object]:
+    return lambda row: row[group][figure]
+
+
+def _unresolved(row: dict) -> int:
+    return row["in_progress"]["total"] + row["paused"]["total"]
+
+
+# The form's groups in order: (group header, [(column header, the figure of a row)]).
+GROUPS: tuple[tuple[str, tuple[tuple[str, Callable[[dict], object]], ...]], ...] = (
+    ("Số hồ sơ nhận giải quyết", (
+        ("Tổng số", _in("received", "total")),
+        ("Trong kỳ: trực tuyến", _in("received", "online")),
+        ("Trong kỳ: trực tiếp", _in("received", "counter")),
+        ("Trong kỳ: bưu chính công ích", _in("received", "postal")),
+        ("Từ kỳ trước chuyển qua", _in("received", "carried_over")),
+        ("Tỷ lệ trực tuyến (%)", _in("received", "online_pct")),
+    )),
+    ("Số hồ sơ đã giải quyết", (
+        ("Tổng số", _in("resolved", "total")),
+        ("Trước hạn", _in("resolved", "early")),
+        ("Đúng hạn", _in("resolved", "on_time")),
+        ("Quá hạn", _in("resolved", "late")),
+        ("Tỷ lệ trước hạn (%)", _in("resolved", "early_pct")),
+        ("Tỷ lệ đúng hạn (%)", _in("resolved", "on_time_pct")),
+        ("Tỷ lệ quá hạn (%)", _in("resolved", "late_pct")),
+    )),
+    ("Số hồ sơ đang giải quyết", (
+        ("Tổng số", _unresolved),
+        ("Trong hạn", _in("in_progress", "within_deadline")),
+        ("Quá hạn", _in("in_progress", "overdue")),
+        ("Trong đó tạm dừng: chờ bổ sung", _in("paused", "supplement")),
+        ("Trong đó tạm dừng: chờ nghĩa vụ tài chính", _in("paused", "awaiting_payment")),
+    )),
+    ("Số hồ sơ rút, dừng giải quyết", (
+        ("Rút hồ sơ", lambda row: row["withdrawn"]),
+        ("Dừng giải quyết", lambda row: row["stopped"]),
+    )),
 )
+COLUMNS = tuple(column for _, columns in GROUPS for column in columns)
 KEY_HEADERS = {"agency": ("Mã cơ quan", "Cơ quan"), "field": ("Mã lĩnh vực", "Lĩnh vực")}
 TOTAL = "Tổng cộng"
 
 
-def table(report: dict) -> list[list]:
-    """The header line, one line per row, then the totals."""
-    by = report["by"]
-    lines = [[*KEY_HEADERS[by], *(header for header, _, _ in COLUMNS)]]
-    for row in report["rows"]:
-        lines.append([row[f"{by}_code"], row.get("agency_name"), *_figures(row)])
-    lines.append(["", TOTAL, *_figures(report["totals"])])
-    return lines
-
-
 def _figures(row: dict) -> list:
-    return [row[figure] if group is None else row[group][figure] for _, group, figure in COLUMNS]
+    return [figure(row) for _, figure in COLUMNS]
+
+
+def _lines(report: dict) -> list[tuple[str | None, str | None, list]]:
+    """(code, name, figures) per row of the report, then the totals'."""
+    by = report["by"]
+    return [*((row[f"{by}_code"], row.get("agency_name"), _figures(row)) for row in report["rows"]),
+            (None, TOTAL, _figures(report["totals"]))]
 
 
 def to_csv(report: dict) -> str:
+    """One flat header line ("group: column"), one line per row, then the totals."""
     out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerows(table(report))
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*KEY_HEADERS[report["by"]], *(f"{group}: {header.lower()}" for group, columns in GROUPS
+                                                   for header, _ in columns)])
+    writer.writerows([code or "", name, *figures] for code, name, figures in _lines(report))
     return out.getvalue()
 
 
-def to_xlsx(report: dict) -> bytes:
+def dmy(day: date | datetime) -> str:
+    """A date as the form writes it: dd/mm/yyyy."""
+    return day.strftime("%d/%m/%Y")
+
+
+THIN = Side(style="thin")
+BOX = Border(left=THIN, right=THIN, top=THIN, bottom=THIN)
+CENTRED = Alignment(horizontal="center", vertical="center", wrap_text=True)
+
+
+def to_xlsx(report: dict, agency_name: str, made_on: date) -> bytes:
+    """The form II.06a of `agency_name` (the reporting agency: the one asked for, or the province), made
+    on `made_on` (the local date of the signature block)."""
     book = Workbook()
     sheet = book.active
     sheet.title = "II.06a"
-    sheet.append([f"{TITLE}: {report['from']} – {report['to']}"])
-    sheet.append([f"Số liệu tính đến {report['as_of']}"])
-    lines = table(report)
-    sheet.append(lines[0])
-    for cell in sheet[3]:
-        cell.font = Font(bold=True)
-    for line in lines[1:]:
-        sheet.append(line)
-    sheet.column_dimensions["B"].width = 40
+    key_label = KEY_HEADERS[report["by"]][1]
+    width = 3 + len(COLUMNS)  # STT, code, name, the figures
+    as_of = datetime.fromisoformat(report["as_of"])
+
+    def line(row: int, text: str, bold: bool = False, first: int = 1, last: int = width) -> None:
+        sheet.merge_cells(start_row=row, start_column=first, end_row=row, end_column=last)
+        cell = sheet.cell(row, first, text)
+        cell.font, cell.alignment = Font(bold=bold), Alignment(horizontal="center", wrap_text=True)
+
+    half = width // 2
+    line(1, f"Đơn vị báo cáo: {agency_name}", bold=True, last=half)
+    line(1, FORM, first=half + 1)
+    line(3, TITLE, bold=True)
+    line(4, f"Kỳ báo cáo: từ ngày {dmy(date.fromisoformat(report['from']))} "
+            f"đến ngày {dmy(date.fromisoformat(report['to']))}")
+    line(5, f"Số liệu tính đến {as_of.strftime('%H:%M')} ngày {dmy(as_of)}")
+
+    top, sub, numbers = 7, 8, 9  # the two-level header, then the columns' numbers (1), (2), ...
+    for column, text in enumerate(("STT", f"Mã {key_label.lower()}", key_label), start=1):
+        sheet.merge_cells(start_row=top, start_column=column, end_row=sub, end_column=column)
+        sheet.cell(top, column, text)
+    column = 4
+    for group, columns in GROUPS:
+        sheet.merge_cells(start_row=top, start_column=column, end_row=top, end_column=column + len(columns) - 1)
+        sheet.cell(top, column, group)
+        for header, _ in columns:
+            sheet.cell(sub, column, header)
+            column += 1
+    for column in range(1, width + 1):
+        sheet.cell(numbers, column, f"({column})")
+        for row in (top, sub, numbers):
+            cell = sheet.cell(row, column)
+            cell.font, cell.alignment, cell.border = Font(bold=row != numbers), CENTRED, BOX
+
+    row = numbers
+    lines = _lines(report)
+    for index, (code, name, figures) in enumerate(lines, start=1):
+        row += 1
+        total = index == len(lines)  # the totals' line: not numbered, in bold
+        values = ["" if total else index, code or "", name, *figures]
+        for column, value in enumerate(values, start=1):
+            cell = sheet.cell(row, column, value)
+            cell.border = BOX
+            cell.font = Font(bold=total)
+
+    signed = row + 2
+    line(signed, f"……, ngày {made_on.day:02d} tháng {made_on.month:02d} năm {made_on.year}", first=half + 1)
+    line(signed + 1, "NGƯỜI LẬP BIỂU", bold=True, last=half)
+    line(signed + 1, "THỦ TRƯỞNG CƠ QUAN, ĐƠN VỊ", bold=True, first=half + 1)
+    line(signed + 2, "(Ký, ghi rõ họ tên)", last=half)
+    line(signed + 2, "(Ký, ghi rõ họ tên, đóng dấu)", first=half + 1)
+
+    sheet.column_dimensions["A"].width = 5
+    sheet.column_dimensions["B"].width = 16
+    sheet.column_dimensions["C"].width = 36
+    for column in range(4, width + 1):
+        sheet.column_dimensions[get_column_letter(column)].width = 12
+    sheet.row_dimensions[sub].height = 60
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
@@ -81,8 +171,8 @@ CONTENT_TYPES = {"csv": "text/csv; charset=utf-8",
                  "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
 
-def as_file(report: dict, fmt: str) -> dict:
+def as_file(report: dict, fmt: str, agency_name: str, made_on: date) -> dict:
     """The report as a file that crosses RPC (JSON): its bytes in base64."""
-    content = ("\ufeff" + to_csv(report)).encode("utf-8") if fmt == "csv" else to_xlsx(report)
+    content = ("\ufeff" + to_csv(report)).encode("utf-8") if fmt == "csv" else to_xlsx(report, agency_name, made_on)
     return {"filename": f"II.06a_{report['by']}_{report['from']}_{report['to']}.{fmt}",
             "content_type": CONTENT_TYPES[fmt], "content_base64": base64.b64encode(content).decode("ascii")}

@@ -163,8 +163,10 @@ def _derive(row, zone: ZoneInfo) -> None:
         ended = next((m for m in intake if m.get("pause") == "ended" and m["v"] > paused["v"]), None)
     row.paused_at = _instant(paused["at"]) if paused else None
     row.pause_ended_at = _instant(ended["at"]) if ended else None
-    # When the dossier left the in-progress count: its result was ready, or it was withdrawn.
-    row.closed_at = row.finished_at or row.withdrawn_at
+    # When the dossier left the in-progress count: its result was ready, it was withdrawn, or it was
+    # stopped (status 8, final: the report closes it in the period it stopped, never carrying it over).
+    stopped = next((m for m in intake if m["status"] == "stopped"), None)
+    row.closed_at = row.finished_at or row.withdrawn_at or (_instant(stopped["at"]) if stopped else None)
     # Judged (on local dates) only once the result is ready and a due date is known.
     judged = row.finished_at is not None and row.due_at is not None
     row.timeliness = timeliness(row.finished_at, row.due_at, zone) if judged else None

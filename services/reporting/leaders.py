@@ -58,8 +58,7 @@ def _figures(row: dict, average_days: float | None) -> dict:
         "overdue_now": row["in_progress"]["overdue"],
         "online_share_pct": row["received"]["online_pct"],
         # on time in the law's sense: early or on the due date
-        "on_time_rate": round(100 * (resolved["early"] + resolved["on_time"]) / resolved["total"], 2)
-        if resolved["total"] else 0.0,
+        "on_time_rate": timeliness.percent(resolved["early"] + resolved["on_time"], resolved["total"]),
         "average_processing_days": average_days,
     }
 

@@ -53,7 +53,7 @@ class DossierFact(Base):
     returned_at: Mapped[datetime | None]
     refused_at: Mapped[datetime | None]
     withdrawn_at: Mapped[datetime | None]
-    closed_at: Mapped[datetime | None] = mapped_column(index=True)  # finished_at, else withdrawn_at
+    closed_at: Mapped[datetime | None] = mapped_column(index=True)  # finished_at, else withdrawn_at, else stopped
     paused_at: Mapped[datetime | None]  # when the latest supplement was asked (the clock stopped)
     pause_ended_at: Mapped[datetime | None]  # when that pause ended (supplied, withdrawn); None: still on
     overdue_noticed_at: Mapped[datetime | None]  # workflow's first overdue notice (task or dossier)

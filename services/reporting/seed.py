@@ -102,10 +102,10 @@ def dossier(index: int, run: str, rng: random.Random, catalogue: Catalogue, zone
             row.update(withdrawn_at=withdrawn, status="withdrawn")
             return _done(row)
     finished = received + took
-    if finished > now:  # still open; a few wait for a fee or were stopped
+    if finished > now:  # still open; a few wait for a fee, or were stopped halfway (which closes them)
         state = rng.random()
         row["status"] = "awaiting_payment" if state < 0.02 else "stopped" if state < 0.03 else "processing"
-        return _done(row)
+        return _done(row, min(now, received + took / 2) if row["status"] == "stopped" else None)
     row.update(finished_at=finished, status="result_ready", timeliness=timeliness(finished, row["due_at"], zone))
     returned = finished + timedelta(hours=rng.randrange(1, 96))
     if rng.random() < 0.85 and returned <= now:
@@ -113,9 +113,9 @@ def dossier(index: int, run: str, rng: random.Random, catalogue: Catalogue, zone
     return _done(row)
 
 
-def _done(row: dict) -> dict:
+def _done(row: dict, stopped_at: datetime | None = None) -> dict:
     row["status_code"] = STATUS_CODES[row["status"]]
-    row["closed_at"] = row["finished_at"] or row["withdrawn_at"]
+    row["closed_at"] = row["finished_at"] or row["withdrawn_at"] or stopped_at
     return row
 
 

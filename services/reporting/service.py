@@ -85,7 +85,8 @@ class ReportingService(Revocations):
         self._staff(caller_token)
         query = load_valid(schemas.export_query, {"from": date_from, "to": date_to, "agency": agency, "by": by,
                                                   "format": format})
-        return exports.as_file(self._report(query), query["format"])
+        return exports.as_file(self._report(query), query["format"], self._reporting_agency(query["agency"]),
+                               utcnow().astimezone(self.province.zone).date())
 
     @rpc
     @audit_refusals
@@ -118,6 +119,12 @@ class ReportingService(Revocations):
         p = self.province
         return leaders.public_statistics(self.db.session, query["date_from"], query["date_to"], p.zone,
                                          p.agency_names, p.parents, utcnow())
+
+    def _reporting_agency(self, agency: str | None) -> str:
+        """The agency a report is made by: the one asked for, else the agency tree's root(s)."""
+        p = self.province
+        codes = [agency] if agency else sorted(code for code, parent in p.parents.items() if parent is None)
+        return ", ".join(p.agency_names[code] for code in codes)
 
     def _report(self, query: dict) -> dict:
         """From the pre-aggregated counters (aggregates.py): the same figures as the GROUP BY in timeliness."""

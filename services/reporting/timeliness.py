@@ -7,13 +7,15 @@ Only received dossiers count. For a period [from, to] of local dates (province t
                 it, not closed before it)
   resolved    = result ready in the period: early / on_time / late, by local dates
   withdrawn   = withdrawn by the applicant in the period (rút hồ sơ)
+  stopped     = stopped in the period (dừng xử lý, status 8): closed then, as a withdrawn one is, so
+                never in progress nor carried over afterwards
   paused      = open at the end of the period and paused then: awaiting a supplement (asked before
                 the end, not supplied by then; the latest supplement of a dossier is the one known),
-                awaiting payment, stopped (these two on the dossier's current status)
+                awaiting payment (on the dossier's current status)
   in_progress = the other dossiers open at the end of `to`: overdue if its due date (local) is before
                 the local date of `as_of` (now, or the end of `to` for a past period), else
                 within_deadline; by dates like timeliness: due today and still open is not overdue
-so received.total == resolved.total + withdrawn + paused.total + in_progress.total on every row.
+so received.total == resolved.total + withdrawn + stopped + paused.total + in_progress.total on every row.
 
 Every figure is the count of one CELL, a condition on a dossier's row; the drill-down lists the rows
 that meet the same condition, so a figure always equals the length of its list.
@@ -22,6 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from fractions import Fraction
+from math import floor
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, func, or_, select
@@ -35,7 +39,7 @@ from services.reporting.models import DossierFact as F
 
 BASE_CELLS, SUM_CELLS, CELLS = REPORT_BASE_CELLS, REPORT_SUM_CELLS, REPORT_CELLS
 GROUPINGS = dict(zip(REPORT_GROUPINGS, (F.agency_code, F.field_code), strict=True))
-PAUSED = {"paused.awaiting_payment": "awaiting_payment", "paused.stopped": "stopped"}
+PAUSED = {"paused.awaiting_payment": "awaiting_payment"}
 DRILL_LIMIT = 10_000
 
 
@@ -79,6 +83,7 @@ class Period:
             **{f"resolved.{kind}": and_(F.finished_at < self.end, F.timeliness == kind)
                for kind in ("early", "on_time", "late")},
             "withdrawn": and_(F.withdrawn_at < self.end, F.finished_at.is_(None)),
+            "stopped": and_(F.status == "stopped", F.closed_at < self.end),
             **paused,
             "in_progress.within_deadline": and_(running, or_(F.due_at.is_(None), F.due_at >= self.as_of_day)),
             "in_progress.overdue": and_(running, F.due_at < self.as_of_day),
@@ -204,7 +209,7 @@ def _rollup(found: dict[str, dict], agency_names: dict[str, str], parents: dict[
 def _shape(c: dict[str, int]) -> dict:
     new = c["received.online"] + c["received.counter"] + c["received.postal"]
     resolved = c["resolved.early"] + c["resolved.on_time"] + c["resolved.late"]
-    paused = c["paused.supplement"] + c["paused.awaiting_payment"] + c["paused.stopped"]
+    paused = c["paused.supplement"] + c["paused.awaiting_payment"]
     in_progress = c["in_progress.within_deadline"] + c["in_progress.overdue"]
     return {
         "received": {"total": new + c["received.carried_over"], "online": c["received.online"],
@@ -217,8 +222,9 @@ def _shape(c: dict[str, int]) -> dict:
                      **_shares(resolved, early=c["resolved.early"], on_time=c["resolved.on_time"],
                                late=c["resolved.late"])},
         "withdrawn": c["withdrawn"],
+        "stopped": c["stopped"],
         "paused": {"total": paused, "supplement": c["paused.supplement"],
-                   "awaiting_payment": c["paused.awaiting_payment"], "stopped": c["paused.stopped"]},
+                   "awaiting_payment": c["paused.awaiting_payment"]},
         "in_progress": {"total": in_progress, "within_deadline": c["in_progress.within_deadline"],
                         "overdue": c["in_progress.overdue"],
                         **_shares(in_progress, within_deadline=c["in_progress.within_deadline"],
@@ -228,4 +234,15 @@ def _shape(c: dict[str, int]) -> dict:
 
 def _shares(total: int, **parts: int) -> dict[str, float]:
     """Percentages with 2 decimals, as the press quotes them ("1,032 early = 97.63 %")."""
-    return {f"{name}_pct": round(100 * value / total, 2) if total else 0.0 for name, value in parts.items()}
+    return {f"{name}_pct": percent(value, total) for name, value in parts.items()}
+
+
+def percent(part: int, total: int) -> float:
+    """100 × part / total rounded half up to 2 decimals, as officials and spreadsheets round (ROUND in
+    Excel): 1/32 = 3.125 % → 3.13, where Python's round() gives 3.12 (binary float, half to even).
+    Exact: the quotient is a Fraction (counts, never negative), so no binary approximation decides the
+    half. 0.0 when total is 0."""
+    if not total:
+        return 0.0
+    hundredths = Fraction(10_000 * part, total)
+    return floor(hundredths + Fraction(1, 2)) / 100

@@ -50,7 +50,7 @@ def act(api: Api, task: dict, user: str, outcome: str, note: str = "Đủ điề
 
 def test_the_newborn_bundle_runs_in_parallel_and_joins(platform):
     api = Api(platform.base_url)
-    code = submit(api, "1.001022", {})
+    code = submit(api, "2.000986", {})
     branches = {agency: api.open_task(code, agency, "specialist") for agency in (COMMUNE, WARD_POLICE, SOCIAL_INSURANCE)}
     assert len({t["step"] for t in branches.values()}) == 3  # all three open at once
 

@@ -27,7 +27,9 @@ def test_the_demo_catalogue_has_15_real_procedures_with_their_terms():
         assert procedure.level == catalog.agencies[procedure.agency_code]["level"]
     birth = catalog.procedure("1.001193")
     assert (birth.cutoff.strftime("%H:%M"), birth.fee, birth.online_level) == ("15:00", 0, "full")
-    assert catalog.procedure("1.001022").unit == "calendar_days"
+    assert catalog.procedure("2.000505").unit == "calendar_days"  # judicial record: "không quá 10 ngày"
+    bundle = catalog.procedure("2.000986")  # newborn bundle (Decree 63/2024): 3 working days, not 10 calendar
+    assert (bundle.processing_days, bundle.unit) == (3, "working_days")
     assert catalog.procedure("1.009994").on_supplement == "restart"
     assert {d["kind"] for p in current for d in p.documents} == {"original", "copy", "original_or_copy"}
 
@@ -58,6 +60,15 @@ def break_file(catalog_dir, old, new, name="procedures.yaml"):
     ("online_level: full\n    channels:\n      online: {fee: 0}",
      "online_level: full\n    channels:\n      kiosk: {fee: 0}",
      "Must be one of"),
+    ("fee_tiers: [{pages: 2, per_page: 2000}, {per_page: 1000}]",
+     "fee_tiers: [{pages: 2, per_page: 2000}, {pages: 5, per_page: 1000}]", "the last tier has no pages"),
+    ("fee_tiers: [{pages: 2, per_page: 2000}, {per_page: 1000}]",
+     "fee_tiers: [{per_page: 2000}, {per_page: 1000}]", "required but on the last tier"),
+    ("fee: 2000\n    fee_unit: page\n    fee_tiers", "fee: 2000\n    fee_unit: copy\n    fee_tiers",
+     "fee_unit must be page"),
+    ("fee: 2000\n    fee_unit: page\n    fee_tiers", "fee: 3000\n    fee_unit: page\n    fee_tiers",
+     "must be the first tier's per_page (2000)"),
+    ("fee: 8000\n    fee_unit: copy", "fee: 8000\n    fee_unit: copy\n    fee_cap: 1000", "a cap needs fee_tiers"),
 ])
 def test_a_broken_procedure_names_file_line_and_reason(catalog_dir, old, new, reason):
     line = break_file(catalog_dir, old, new)
@@ -67,6 +78,23 @@ def test_a_broken_procedure_names_file_line_and_reason(catalog_dir, old, new, re
     assert "procedures.yaml:" in message and reason in message
     reported = int(message.split("procedures.yaml:")[1].split(":")[0])
     assert line <= reported <= line + 3, message
+
+
+@pytest.mark.parametrize("pages, fee", [(1, 2_000), (2, 4_000), (3, 5_000), (10, 12_000), (196, 198_000),
+                                       (197, 199_000), (198, 200_000), (199, 200_000), (500, 200_000)])
+def test_a_certified_copy_costs_by_tiers_of_pages_with_a_cap(pages, fee):
+    """Thông tư 226/2016/TT-BTC: 2,000 VND a page for the first two pages of the original, 1,000 VND a
+    page from the third, at most 200,000 VND a copy."""
+    copy = Catalog.load(SOURCE).procedure("2.000815")
+    assert copy.fee_for(pages) == fee
+    assert copy.summary()["fee_tiers"] == [{"per_page": 2000, "pages": 2}, {"per_page": 1000, "pages": None}]
+    assert copy.summary()["fee_cap"] == 200_000
+
+
+def test_flat_fees_stay_flat():
+    catalog = Catalog.load(SOURCE)
+    assert catalog.procedure("2.000635").fee_for(5) == 8_000  # a copy of an extract, whatever its pages
+    assert catalog.procedure("2.000505").summary()["fee_tiers"] == []
 
 
 def test_broken_office_hours_name_the_agency_line(catalog_dir):

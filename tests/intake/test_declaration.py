@@ -16,7 +16,7 @@ from services.intake.catalog import Catalog
 from services.workflow.processes import load_processes
 from workers.tax_office import TAX_OFFICE
 
-LAND, NEWBORN, BIRTH = "1.013978", "1.001022", "1.001193"
+LAND, NEWBORN, BIRTH = "1.013978", "2.000986", "1.001193"
 APPLICANT = {"full_name": "Trần Thị Bình", "id_number": "038190012345", "phone": "0987654321"}
 
 

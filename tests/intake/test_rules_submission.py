@@ -136,3 +136,22 @@ def test_birth_registration_is_due_within_the_day(uow, policy, received_local_ho
     dossier = submit(uow, policy, procedure="1.001193", now=received_at)
     assert dossiers.receive(uow, policy, dossier.code, RECEPTIONIST, received_at).due_at == due_local
 
+
+
+def test_the_newborn_bundle_is_due_in_3_working_days_counted_after_the_cut_off(uow, policy):
+    """Decree 63/2024, Quyết định 296/QĐ-VPCP: at most 3 working days, after 15:00 counted from the next
+    working day. Received Friday 13 Mar 2026 at 16:00 → Monday to Wednesday → Wednesday 18 Mar, 17:00
+    (not 10 calendar days, as the catalogue had it under the wrong code 1.001022)."""
+    friday_4pm = datetime(2026, 3, 13, 9, 0, tzinfo=timezone.utc)
+    dossier = submit(uow, policy, procedure="2.000986", now=friday_4pm)
+    received = dossiers.receive(uow, policy, dossier.code, RECEPTIONIST, friday_4pm)
+    assert received.due_at == datetime(2026, 3, 18, 10, 0, tzinfo=timezone.utc)
+
+
+def test_a_judicial_record_certificate_is_due_in_10_calendar_days(uow, policy):
+    """Law on Judicial Records 2009 art. 48, "không quá 10 ngày": calendar days, not working days."""
+    tuesday = datetime(2026, 3, 10, 2, 0, tzinfo=timezone.utc)
+    dossier = submit(uow, policy, procedure="2.000505", now=tuesday)
+    police = Caller("receptionist@000.00.15.H56", "000.00.15.H56", ("receptionist",))
+    received = dossiers.receive(uow, policy, dossier.code, police, tuesday)
+    assert received.due_at.astimezone(timezone.utc).date() == datetime(2026, 3, 20).date()  # working days: 24 Mar

@@ -84,13 +84,14 @@ def lifecycle(code: str, *, submitted: datetime, agency: str = JUSTICE, channel:
               finished: datetime | None = None, returned: datetime | None = None,
               refused: datetime | None = None, supplement: tuple | None = None,
               withdrawn: datetime | None = None, rescheduled: tuple | None = None,
-              overdue: datetime | None = None) -> list[Event]:
+              overdue: datetime | None = None, stopped: datetime | None = None) -> list[Event]:
     """The events of one dossier, in the order they happen: two steps in two agencies.
 
     `supplement` = (requested, supplemented or None, new due): a supplement asked during the first
     step; `withdrawn`: the applicant withdraws it then (after the supplement, if any) and it ends;
     `rescheduled` = (when, new due): the apology with a new appointment (form 04), after the supplement;
-    `overdue`: when workflow found the first step and the dossier overdue."""
+    `overdue`: when workflow found the first step and the dossier overdue; `stopped`: processing is
+    stopped then (status 8) and it ends."""
     story = Story(code, agency, channel)
     story.intake("dossier_submitted", submitted, status="submitted", **story.facts, submitted_at=submitted,
                  applicant_masked=mask_name(NAME), tracking_key=tracking_key(TRACKING_KEY, code, PHONE[-4:]))
@@ -128,6 +129,10 @@ def lifecycle(code: str, *, submitted: datetime, agency: str = JUSTICE, channel:
     if withdrawn:
         story.intake("dossier_withdrawn", withdrawn, status="withdrawn", withdrawn_at=withdrawn,
                      withdrawn_by=f"receptionist@{agency}", reason="công dân xin rút")
+        return story.events
+    if stopped:
+        story.intake("dossier_stopped", stopped, status="stopped", agency_code=agency, stopped_at=stopped,
+                     reason="tranh chấp đất", contact=CONTACT)
         return story.events
     if not finished:
         return story.events
@@ -250,8 +255,9 @@ def all_facts(session) -> dict[str, dict]:
 def random_lives(rng, count: int, start: datetime, days: int, agencies=(JUSTICE, LAND_OFFICE),
                  reschedules: bool = False) -> list[list[Event]]:
     """`count` dossiers of random fates (open, finished, returned, refused, never received, paused for a
-    supplement, resumed, withdrawn), received within `days` of `start`; with `reschedules`, some of the
-    open or finished ones also get a new appointment (form 04) and overdue notices."""
+    supplement, resumed, withdrawn, stopped: every 7th that would stay open), received within `days` of
+    `start`; with `reschedules`, some of the open or finished ones also get a new appointment (form 04)
+    and overdue notices."""
     lives = []
     for n in range(count):
         received = start + timedelta(hours=rng.randrange(0, 24 * days))
@@ -285,6 +291,8 @@ def random_lives(rng, count: int, start: datetime, days: int, agencies=(JUSTICE,
             kwargs["rescheduled"] = (base + timedelta(hours=1), new_due)
             if finished is None or finished > new_due + timedelta(hours=1):
                 kwargs["overdue"] = new_due + timedelta(hours=1)
+        if finished is None and "overdue" not in kwargs and n % 7 == 0:  # no new draw: the fates stay as they were
+            kwargs["stopped"] = base + timedelta(hours=24 + n % 300)
         lives.append(lifecycle(f"X-{n:05d}", **kwargs, received=received, due=due, finished=finished,
                                returned=returned))
     return lives

@@ -108,8 +108,10 @@ def test_the_latest_supplement_request_its_items_and_its_pause():
 
 
 def test_a_stop_and_a_return_after_a_fee_a_transfer_and_a_new_appointment():
-    stopped = applied(rich_life(CODE, "stopped"))
-    assert (stopped["status"], stopped["status_code"], stopped["closed_at"]) == ("stopped", 8, None)
+    life = rich_life(CODE, "stopped")
+    stopped = applied(life)
+    stop = next(e for e in life if e.event_type == "dossier_stopped").data["stopped_at"]
+    assert (stopped["status"], stopped["status_code"], stopped["closed_at"]) == ("stopped", 8, stop)  # closed then
     assert (stopped["current_agency_code"], stopped["current_step"]) == (SURVEY_OFFICE, None)
     done = applied(rich_life(CODE))
     assert (done["status"], done["status_code"], done["supplements"]) == ("returned", 10, 2)

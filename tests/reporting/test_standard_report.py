@@ -47,14 +47,15 @@ def test_every_figure_equals_the_length_of_its_list(mixed, period):
                 assert listed["count"] == len(listed["dossiers"]) == figure(row, cell), (by, key, rollup, cell)
                 checked += figure(row, cell)
             assert figure(row, "received.total") == figure(row, "resolved.total") + row["withdrawn"] \
-                + figure(row, "paused.total") + figure(row, "in_progress.total")
+                + row["stopped"] + figure(row, "paused.total") + figure(row, "in_progress.total")
     assert checked > 0
 
 
 def test_the_mix_has_something_in_every_group(mixed):
     totals = timeliness.report(mixed, date(2026, 2, 1), date(2026, 3, 31), VN, NAMES, NOW)["totals"]
     missing = [cell for cell in ("received.online", "received.counter", "received.postal", "received.carried_over",
-                 "resolved.early", "resolved.late", "withdrawn", "paused.supplement", "in_progress.overdue")
+                 "resolved.early", "resolved.late", "withdrawn", "stopped", "paused.supplement",
+                 "in_progress.overdue")
                if figure(totals, cell) == 0]
     assert not missing
 
@@ -84,7 +85,7 @@ def test_a_paused_dossier_and_a_withdrawn_one_by_hand():
                             supplement=(vn(2026, 4, 3, 10), None, None))):
         projections.record(uow, [evt], VN)
     march = timeliness.report(uow.session, date(2026, 3, 1), date(2026, 3, 31), VN, NAMES, NOW)["totals"]
-    assert march["paused"] == {"total": 1, "supplement": 1, "awaiting_payment": 0, "stopped": 0}
+    assert march["paused"] == {"total": 1, "supplement": 1, "awaiting_payment": 0}
     assert march["withdrawn"] == 1
     assert march["in_progress"]["overdue"] == 1  # P-3 was paused only in April
     early_march = timeliness.report(uow.session, date(2026, 3, 1), date(2026, 3, 10), VN, NAMES, NOW)["totals"]
@@ -103,19 +104,21 @@ def test_bad_drill_down_inputs_name_their_field(mixed):
 def test_csv_and_xlsx_exports_carry_the_figures_under_vietnamese_headers(mixed):
     result = timeliness.report(mixed, date(2026, 2, 1), date(2026, 3, 31), VN, NAMES, NOW, parents=PARENTS)
     lines = list(csv.reader(io.StringIO(exports.to_csv(result))))
-    assert lines[0][:3] == ["Mã cơ quan", "Cơ quan", "Tiếp nhận: tổng số"]
-    assert "Đã giải quyết: trước hạn" in lines[0] and "Tạm dừng: chờ bổ sung" in lines[0]
+    assert lines[0][:3] == ["Mã cơ quan", "Cơ quan", "Số hồ sơ nhận giải quyết: tổng số"]
+    assert "Số hồ sơ đã giải quyết: trước hạn" in lines[0]
+    assert "Số hồ sơ đang giải quyết: trong đó tạm dừng: chờ bổ sung" in lines[0]
     assert len(lines) == 1 + len(result["rows"]) + 1
-    early = lines[0].index("Đã giải quyết: trước hạn")
+    early = lines[0].index("Số hồ sơ đã giải quyết: trước hạn")
     assert [int(line[early]) for line in lines[1:]] == [row["resolved"]["early"] for row in result["rows"]] \
         + [result["totals"]["resolved"]["early"]]
     assert lines[-1][1] == "Tổng cộng"
 
-    sheet = load_workbook(io.BytesIO(exports.to_xlsx(result)), read_only=True).active
+    made = exports.to_xlsx(result, NAMES[PROVINCE], date(2026, 4, 20))
+    sheet = load_workbook(io.BytesIO(made), read_only=True).active
     cells = [list(row) for row in sheet.iter_rows(values_only=True)]
-    assert cells[0][0].startswith("Tình hình, kết quả giải quyết TTHC")
-    assert list(cells[2]) == lines[0]
-    assert [[_value(v) for v in row] for row in cells[3:]] == [[_value(v) for v in line] for line in lines[1:]]
+    table = cells[9:9 + len(lines) - 1]  # under the title, the period, the two-level header and the numbers
+    assert [[_value(v) for v in row[1:]] for row in table] == [[_value(v) for v in line] for line in lines[1:]]
+    assert [row[0] for row in table] == [*range(1, len(result["rows"]) + 1), None]  # numbered, totals not
 
 
 def _value(v):

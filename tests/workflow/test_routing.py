@@ -25,7 +25,7 @@ from tests.workflow.support import (
     token,
 )
 
-NEWBORN = "1.001022"
+NEWBORN = "2.000986"
 FIRST_LAND = "1.013978"
 JUSTICE, WARD_POLICE, SOCIAL_INSURANCE = COMMUNE, "000.15.01.H56", "000.00.31.H56"
 LAND_OFFICE, TAX_OFFICE, LAND_DEPT, OTHER_COMMUNE = "000.12.01.H56", "000.00.18.H56", "000.00.12.H56", "000.20.02.H56"
@@ -238,7 +238,7 @@ def test_a_broken_process_file_names_its_line(tmp_path):
     for name in ("agencies.yaml", "calendar.yaml"):
         shutil.copy(CATALOG_DIR / name, tmp_path / name)
     (tmp_path / "processes.yaml").write_text(
-        'processes:\n  - procedure_code: "1.001022"\n    steps:\n      - parallel:\n'
+        'processes:\n  - procedure_code: "2.000986"\n    steps:\n      - parallel:\n'
         '          - steps:\n              - {name: A, agency_code: 000.20.01.H56, role: specialist, allowance: 1}\n'
         '          - steps:\n              - {name: B, agency: {under: 000.00.15.H56, serving: nowhere},'
         ' role: specialist, allowance: 1}\n', encoding="utf-8")

@@ -39,7 +39,7 @@ from tests.workflow.support import (
 )
 
 CONSUMER = "workflow.on_dossier_received"
-NEWBORN = "1.001022"
+NEWBORN = "2.000986"
 
 
 def events(uow, event_type: str | None = None) -> list:

@@ -106,11 +106,9 @@ class Schedule:
         """The channel's processing time from `start`. A time of 0 days means "within the day" (trong
         ngày): the close of the day of receipt, or of the next working day when received after the cut-off."""
         terms = self.procedure.terms(channel)
-        if terms.unit == "calendar_days":
-            return self.calendar.add_calendar_days(start, int(terms.days))
-        if terms.days == 0:
+        if terms.unit == "working_days" and terms.days == 0:
             return self.calendar.close_of_day(start, cutoff=self.procedure.cutoff)
-        return self.calendar.due_at(start, terms.days, cutoff=self.procedure.cutoff)
+        return self.calendar.due(start, terms.days, terms.unit, cutoff=self.procedure.cutoff)
 
     def resumed(self, channel: str, due_at: datetime | None, paused_at: datetime, resumed_at: datetime
                 ) -> datetime | None:

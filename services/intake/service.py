@@ -91,7 +91,7 @@ class IntakeService(Revocations):
     @rpc
     def calendar_due(self, params):
         data = load_valid(CALENDAR_DUE, params)
-        return due.due(self.rules, data["start"], data["days"], data["agency"], data["cutoff"])
+        return due.due(self.rules, data["start"], data["days"], data["unit"], data["agency"], data["cutoff"])
 
     def _once(self, idempotency_key, name, scope, request, run):
         """A command once per key (motcua.idempotency): its view, or the first one's for a repeat."""

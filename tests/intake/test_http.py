@@ -74,12 +74,30 @@ def due(api, **params):
 def test_calendar_due_follows_the_contract(api, params, expected):
     response = due(api, **params)
     assert response.status_code == 200, response.text
-    assert response.json() == {"due_at": expected}
+    assert response.json() == {"due_at": expected, "provisional": False}
+
+
+@pytest.mark.parametrize("params, expected", [
+    # calendar days (Civil Code art. 147-148): Tue 10/2/2026 not counted, the 10th day Fri 20/2 is Tết,
+    # then the weekend: the close of Mon 23/2
+    ({"start": "2026-02-10T09:00:00+07:00", "days": "10", "unit": "calendar_days"},
+     {"due_at": "2026-02-23T17:00:00+07:00", "provisional": False}),
+    # working hours: Fri 9/1/2026 16:00 + 2 h, Sat 10/1 a swapped working day (12729/VPCP-KGVX)
+    ({"start": "2026-01-09T16:00:00+07:00", "days": "2", "unit": "working_hours"},
+     {"due_at": "2026-01-10T08:00:00+07:00", "provisional": False}),
+    # Wed 23/12/2026 + 10 working days reaches 2027, a year not decided yet
+    ({"start": "2026-12-23T09:00:00+07:00", "days": "10"},
+     {"due_at": "2027-01-07T09:00:00+07:00", "provisional": True}),
+])
+def test_calendar_due_units_and_provisional_years(api, params, expected):
+    response = due(api, **params)
+    assert response.status_code == 200, response.text
+    assert response.json() == expected
 
 
 def test_calendar_due_accepts_an_unencoded_plus(api):
     response = requests.get(f"{api.url}/api/v1/calendar/due?start=2026-03-02T09:00:00+07:00&days=1", timeout=10)
-    assert response.json() == {"due_at": "2026-03-03T09:00:00+07:00"}
+    assert response.json() == {"due_at": "2026-03-03T09:00:00+07:00", "provisional": False}
 
 
 @pytest.mark.parametrize("params, field", [
@@ -91,6 +109,8 @@ def test_calendar_due_accepts_an_unencoded_plus(api):
     ({"start": "2026-03-02T09:00:00+07:00", "days": "-1"}, "days"),
     ({"start": "2026-03-02T09:00:00+07:00", "days": "NaN"}, "days"),
     ({"start": "2026-03-02T09:00:00+07:00", "days": "1", "cutoff": "3pm"}, "cutoff"),
+    ({"start": "2026-03-02T09:00:00+07:00", "days": "1", "unit": "weeks"}, "unit"),
+    ({"start": "2026-03-02T09:00:00+07:00", "days": "1.5", "unit": "calendar_days"}, "days"),
     ({"start": "2026-03-02T09:00:00+07:00", "days": "1", "agency": "000.99.99.H56"}, "agency"),
 ])
 def test_calendar_due_names_the_bad_parameter(api, params, field):

@@ -113,14 +113,18 @@ class Schedule:
     def resumed(self, channel: str, due_at: datetime | None, paused_at: datetime, resumed_at: datetime
                 ) -> datetime | None:
         """The due date once the clock runs again. Resume (the default): the old due date plus the time
-        the clock stood still — working time, re-snapped to working time; wall-clock time for calendar-day
-        procedures. Restart (a per-procedure setting): the whole processing time again from now."""
+        the clock stood still — working time, re-snapped to working time; for calendar-day procedures the
+        days it stood still, the period's new last day rolled as the Civil Code rolls it (art. 148: a day
+        off moves the end to the next working day's close). Restart (a per-procedure setting): the whole
+        processing time again from now."""
         if due_at is None:
             return None  # paused before reception: the clock has not started yet
         if self.procedure.on_supplement == "restart":
             return self.due(channel, resumed_at)
         if self.procedure.terms(channel).unit == "calendar_days":
-            return (due_at + (resumed_at - paused_at)).astimezone(self.calendar.tz)
+            tz = self.calendar.tz
+            paused_days = (resumed_at.astimezone(tz).date() - paused_at.astimezone(tz).date()).days
+            return self.calendar.add_calendar_days(due_at, paused_days)
         paused = self.calendar.working_time_between(paused_at, resumed_at)
         return due_at if paused == timedelta(0) else self.calendar.add_working_time(due_at, paused)
 

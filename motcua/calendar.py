@@ -27,8 +27,8 @@ Conventions:
 * Working-day data: the ``holidays`` package (country VN, names pinned to
   ``en_US``) for days off; the weekend days each "Day off (substituted from
   MM/DD/YYYY)" was swapped from become working days. The official decisions
-  (``Decisions``: deploy/catalog/calendar.yaml, each with its document number,
-  plus those the province's admin records through the API) win over the
+  (``Decisions``: deploy/catalog/calendar.yaml, each with its document number)
+  win over the
   package, which is a default, not the authority. A year not among the decided
   years is provisional.
 * Other units: calendar days per Civil Code 2015 art. 147-148
@@ -162,7 +162,7 @@ class OfficeHours:
         return cls(tuple(parsed))
 
 
-# --------------------------------------------------------------------- overrides
+# ------------------------------------------------------------ official decisions
 
 
 UNITS = ("working_days", "calendar_days", "working_hours")
@@ -190,12 +190,6 @@ class Decisions:
 
     def dates(self, kind: str) -> frozenset[date]:
         return frozenset(d.date for d in self.decisions if d.kind == kind)
-
-    def adding(self, decision: Decision, decided_year: bool) -> "Decisions":
-        """These decisions with `decision` recorded (replacing any earlier one about the same date)."""
-        kept = tuple(d for d in self.decisions if d.date != decision.date)
-        years = self.decided_years | {decision.date.year} if decided_year else self.decided_years
-        return Decisions(kept + (decision,), years)
 
 
 class _DecisionSchema(Schema):
@@ -288,11 +282,6 @@ class WorkingCalendar:
     def with_office_hours(self, office_hours: OfficeHours) -> "WorkingCalendar":
         """The same days (decisions, time zone) with an agency's own office hours."""
         return WorkingCalendar(tz=self._tz, office_hours=office_hours, decisions=self.decisions)
-
-    def with_decision(self, decision: Decision, decided_year: bool) -> "WorkingCalendar":
-        """This calendar once `decision` is recorded; `decided_year` marks its year no longer provisional."""
-        return WorkingCalendar(tz=self._tz, office_hours=self.office_hours,
-                               decisions=self.decisions.adding(decision, decided_year))
 
     @property
     def tz(self) -> tzinfo:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from motcua.calendar import Decision, WorkingCalendar, load_decisions
+from motcua.calendar import Decisions, WorkingCalendar, load_decisions
 
 ROOT = Path(__file__).resolve().parents[2]
 OFFICIAL = ROOT / "deploy" / "catalog" / "calendar.yaml"
@@ -100,7 +100,7 @@ def test_a_span_touching_an_undecided_year_is_provisional():
     # Wed 23/12/2026 + 10 working days reaches January 2027, not decided yet.
     due = CAL.due(vn(2026, 12, 23, 9), 10)
     assert due.year == 2027 and CAL.is_provisional(vn(2026, 12, 23, 9), due)
-    decided = CAL.with_decision(Decision(date(2027, 1, 4), "working_day", "a test decision"), decided_year=True)
+    decided = WorkingCalendar(decisions=Decisions(DECISIONS.decisions, DECISIONS.decided_years | {2027}))
     assert not decided.is_provisional(vn(2026, 12, 23, 9), due)
 
 
@@ -133,3 +133,11 @@ def test_adding_working_time_is_monotonic_and_additive(start, a, b):
         assert CAL.add_working_time(start, a + b) == CAL.add_working_time(first, b)
     # and the office time between the counting start and the due moment is exactly the allowance
     assert CAL.working_time_between(CAL.next_working_moment(start), first) == a
+
+
+def test_docs_quote_the_worked_examples_the_code_computes():
+    # docs/rules.md quotes these results; the tests above compute them.
+    doc = (ROOT / "docs" / "rules.md").read_text(encoding="utf-8")
+    for quoted in ("**due 2026-01-05 16:00**", '**`{"due_at": "2027-01-07T09:00:00+07:00", "provisional": true}`**',
+                   "**due 2026-01-10 08:00**", "**due 2026-01-10 17:00**", "**due Mon 2026-02-23 17:00**"):
+        assert quoted in doc

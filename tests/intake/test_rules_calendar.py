@@ -5,8 +5,9 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from services.intake import dossiers
-from services.intake.catalog import Terms
+from services.intake.catalog import Catalog, Terms
 from services.intake.domain import Schedule
+from tests.intake.test_catalog import break_file, catalog_dir  # noqa: F401 (a fixture)
 from tests.intake.test_dossiers import RECEPTIONIST, submit
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -41,3 +42,13 @@ def test_calendar_days_resume_rolls_the_new_last_day_past_a_day_off(catalog):
     assert schedule.resumed("counter", due, vn(2026, 3, 2, 10), vn(2026, 3, 4, 10)) == vn(2026, 3, 16, 17)
     # A pause within one day moves nothing.
     assert schedule.resumed("counter", due, vn(2026, 3, 2, 10), vn(2026, 3, 2, 15)) == due
+
+
+def test_a_procedure_in_working_hours_is_counted_in_the_offices_hours(catalog_dir, catalog):
+    # 1.001193 rewritten, for the test, as "4 working hours": loaded, and received Fri 9/1/2026 16:00,
+    # after its 15:00 cut-off, counting starts on the swapped working Saturday 10/1 at 07:00 -> 11:00.
+    break_file(catalog_dir, "processing_time: {value: 0, unit: working_days}  # trong ngày",
+               "processing_time: {value: 4, unit: working_hours}")
+    procedure = Catalog.load(catalog_dir).procedure("1.001193")
+    assert procedure.unit == "working_hours"
+    assert Schedule(procedure, catalog[1]).due("counter", vn(2026, 1, 9, 16)) == vn(2026, 1, 10, 11)

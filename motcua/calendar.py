@@ -55,6 +55,7 @@ __all__ = [
     "HOURS_PER_DAY",
     "OfficeHours",
     "WorkingCalendar",
+    "DECISION_KINDS",
     "Decision",
     "Decisions",
     "UNITS",
@@ -191,6 +192,17 @@ class Decisions:
     def dates(self, kind: str) -> frozenset[date]:
         return frozenset(d.date for d in self.decisions if d.kind == kind)
 
+    def merged(self, recorded: Iterable[tuple[Decision, bool]]) -> "Decisions":
+        """These decisions and those recorded later (the admin's, through the API), each a decision and
+        whether it completes its year's calendar; a later decision about a date replaces the earlier."""
+        by_date = {d.date: d for d in self.decisions}
+        years = set(self.decided_years)
+        for decision, decided_year in recorded:
+            by_date[decision.date] = decision
+            if decided_year:
+                years.add(decision.date.year)
+        return Decisions(tuple(sorted(by_date.values(), key=lambda d: d.date)), frozenset(years))
+
 
 class _DecisionSchema(Schema):
     date = fields.Date(required=True)
@@ -282,6 +294,10 @@ class WorkingCalendar:
     def with_office_hours(self, office_hours: OfficeHours) -> "WorkingCalendar":
         """The same days (decisions, time zone) with an agency's own office hours."""
         return WorkingCalendar(tz=self._tz, office_hours=office_hours, decisions=self.decisions)
+
+    def with_decisions(self, decisions: Decisions) -> "WorkingCalendar":
+        """The same office hours and time zone under other decisions."""
+        return WorkingCalendar(tz=self._tz, office_hours=self.office_hours, decisions=decisions)
 
     @property
     def tz(self) -> tzinfo:

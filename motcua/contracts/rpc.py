@@ -7,7 +7,7 @@ from datetime import date
 
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
-from motcua.calendar import UNITS
+from motcua.calendar import DECISION_KINDS, UNITS
 from motcua.contracts.events import CHANNELS, RETURN_METHODS, STATUS_CODES, DocumentRef
 from motcua.contracts.views import NOTIFY_CHANNELS
 from motcua.identity import STAFF_ROLES
@@ -188,6 +188,17 @@ class CalendarDueV1(NfcSchema):
     agency = fields.Str(load_default=None, allow_none=True, validate=validate.Length(min=1, max=32))
     cutoff = fields.Time(load_default=None, allow_none=True, format="%H:%M",
                          error_messages={"invalid": "must be a time HH:MM"})
+
+
+class CalendarDecisionV1(NfcSchema):
+    """POST /api/v1/calendar/decisions: an official decision about one day (a day off, or a working day
+    such as a swapped Saturday) with its document; `decided_year` when it completes its year's calendar
+    (the year is no longer provisional)."""
+
+    date = fields.Date(required=True, error_messages={"invalid": "must be a date YYYY-MM-DD"})
+    kind = fields.Str(required=True, validate=validate.OneOf(DECISION_KINDS))
+    source = fields.Str(required=True, validate=validate.Length(min=8, max=500))
+    decided_year = fields.Bool(load_default=False)
 
 
 class RescheduleDossierV1(NfcSchema):

@@ -326,6 +326,19 @@ class Dossier:
             "old_due_at": old_due_at, "new_due_at": new_due_at, "reason": reason, "contact": self._contact()},
             at=now, actor=caller.username, note=reason)
 
+    def recalendar(self, new_due_at: datetime, decided_by: str, source: str, now: datetime) -> None:
+        """An official calendar decision recorded after reception made a day of the dossier's span a day
+        off: the appointment moves to what the decision gives (never earlier: the applicant keeps the
+        date handed out). Not an apology (form 04 is the agency's, for its own delay): no `reschedules`
+        entry, but the same event, `dossier_rescheduled`, with the reason "calendar"."""
+        status = self._transition("reschedule")
+        old_due_at = self.due_at
+        self.due_at = new_due_at
+        self._record("reschedule", status, "dossier_rescheduled", {
+            "agency_code": self.agency_code, "rescheduled_at": now, "rescheduled_by": decided_by,
+            "old_due_at": old_due_at, "new_due_at": new_due_at, "reason": "calendar", "contact": self._contact()},
+            at=now, actor=decided_by, note=f"calendar: {source}")
+
     def confirm_payment(self, caller: Caller, receipt_number: str, schedule: Schedule, now: datetime) -> None:
         """Xác nhận hoàn thành nghĩa vụ tài chính: the counter confirms the receipt; the clock resumes
         with the due date moved by the time it stood still, and processing goes on."""

@@ -1,10 +1,13 @@
 """The official calendar in intake's appointments (docs/rules.md, "Working calendar")."""
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from decimal import Decimal
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
+from motcua.calendar import Decision
 from services.intake import dossiers
+from services.intake.calendar_decisions import _new_due
 from services.intake.catalog import Catalog, Terms
 from services.intake.domain import Schedule
 from tests.intake.test_catalog import break_file, catalog_dir  # noqa: F401 (a fixture)
@@ -52,3 +55,16 @@ def test_a_procedure_in_working_hours_is_counted_in_the_offices_hours(catalog_di
     procedure = Catalog.load(catalog_dir).procedure("1.001193")
     assert procedure.unit == "working_hours"
     assert Schedule(procedure, catalog[1]).due("counter", vn(2026, 1, 9, 16)) == vn(2026, 1, 10, 11)
+
+
+def test_a_new_day_off_moves_appointments_as_the_unit_counts_them(catalog):
+    # Hypothetical decision: Thu 12/3/2026 declared a day off. A calendar-day appointment due that day
+    # (its close) rolls to the next working day's close (art. 148); a working-day one received Tue 10/3
+    # 09:00 with 3 days (due Fri 13/3 09:00) counts its remaining time from 12/3 again -> Mon 16/3 09:00.
+    before = catalog[1]
+    after = before.with_decisions(before.decisions.merged([(Decision(date(2026, 3, 12), "day_off", "test"), False)]))
+    by_calendar_days = SimpleNamespace(received_at=vn(2026, 3, 2, 10), due_at=vn(2026, 3, 12, 17))
+    assert _new_due(by_calendar_days, "calendar_days", before, after, date(2026, 3, 12)) == vn(2026, 3, 13, 17)
+    by_working_days = SimpleNamespace(received_at=vn(2026, 3, 10, 9), due_at=before.due_at(vn(2026, 3, 10, 9), 3))
+    assert by_working_days.due_at == vn(2026, 3, 13, 9)
+    assert _new_due(by_working_days, "working_days", before, after, date(2026, 3, 12)) == vn(2026, 3, 16, 9)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from motcua.calendar import Decisions, WorkingCalendar, load_decisions
+from motcua.calendar import Decision, WorkingCalendar, load_decisions
 
 ROOT = Path(__file__).resolve().parents[2]
 OFFICIAL = ROOT / "deploy" / "catalog" / "calendar.yaml"
@@ -100,8 +100,15 @@ def test_a_span_touching_an_undecided_year_is_provisional():
     # Wed 23/12/2026 + 10 working days reaches January 2027, not decided yet.
     due = CAL.due(vn(2026, 12, 23, 9), 10)
     assert due.year == 2027 and CAL.is_provisional(vn(2026, 12, 23, 9), due)
-    decided = WorkingCalendar(decisions=Decisions(DECISIONS.decisions, DECISIONS.decided_years | {2027}))
+    # The admin records 2027's New Year as decided (a hypothetical decision): the span is no longer provisional.
+    recorded = [(Decision(date(2027, 1, 1), "day_off", "a test decision"), True)]
+    decided = CAL.with_decisions(DECISIONS.merged(recorded))
     assert not decided.is_provisional(vn(2026, 12, 23, 9), due)
+    # A later decision about a day replaces the earlier one, and does not decide its year by itself.
+    swapped = DECISIONS.merged([(Decision(date(2026, 1, 10), "day_off", "a test correction"), False)])
+    assert not CAL.with_decisions(swapped).is_working_day(date(2026, 1, 10))
+    assert swapped.decided_years == DECISIONS.decided_years
+    assert [d.source for d in swapped.decisions if d.date == date(2026, 1, 10)] == ["a test correction"]
 
 
 # ------------------------------------------------------------------ properties

@@ -26,9 +26,13 @@ Conventions:
   periods add up to (the contract says "days x 8 working hours").
 * Working-day data: the ``holidays`` package (country VN, names pinned to
   ``en_US``) for days off; the weekend days each "Day off (substituted from
-  MM/DD/YYYY)" was swapped from become working days. Explicit overrides
-  (``extra_working_days`` / ``extra_days_off``, or a YAML table) win over the
-  package.
+  MM/DD/YYYY)" was swapped from become working days. The official decisions
+  (``Decisions``: deploy/catalog/calendar.yaml, each with its document number)
+  win over the
+  package, which is a default, not the authority. A year not among the decided
+  years is provisional.
+* Other units: calendar days per Civil Code 2015 art. 147-148
+  (``add_calendar_days``) and working hours (``due(..., "working_hours")``).
 """
 
 from __future__ import annotations
@@ -42,12 +46,20 @@ from os import PathLike
 from typing import Iterable
 from zoneinfo import ZoneInfo
 
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from motcua.catalog import load_data
+
 __all__ = [
     "DEFAULT_TZ",
     "HOURS_PER_DAY",
     "OfficeHours",
     "WorkingCalendar",
-    "load_overrides",
+    "DECISION_KINDS",
+    "Decision",
+    "Decisions",
+    "UNITS",
+    "load_decisions",
     "parse_days",
 ]
 
@@ -151,69 +163,77 @@ class OfficeHours:
         return cls(tuple(parsed))
 
 
-# --------------------------------------------------------------------- overrides
+# ------------------------------------------------------------ official decisions
 
 
-def _as_date(value, where: str) -> date:
-    if isinstance(value, datetime):
-        raise ValueError(f"{where}: expected a date, got a datetime {value!r}")
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value.strip())
-        except ValueError:
-            pass
-    raise ValueError(f"{where}: not a date (YYYY-MM-DD): {value!r}")
+UNITS = ("working_days", "calendar_days", "working_hours")
+DECISION_KINDS = ("day_off", "working_day")
 
 
-def load_overrides(path: str | PathLike) -> tuple[frozenset[date], frozenset[date]]:
-    """Read an override table; return ``(working_days, days_off)``.
+@dataclass(frozen=True)
+class Decision:
+    """One official decision about one date: a day off (ngày nghỉ) or a working day (ngày làm việc,
+    e.g. a Saturday worked in exchange for a swapped day off: hoán đổi ngày làm việc), with the document
+    that decided it (số hiệu văn bản, ngày ban hành)."""
 
-    File format (YAML), one key per year, each date under its own year::
+    date: date
+    kind: str
+    source: str
 
-        2026:
-          working_days: [2026-01-10]   # e.g. a Saturday made a working day
-          days_off: [2026-01-02]       # e.g. a day off the package misses
 
-    An empty file means no overrides. A date under the wrong year, an unknown
-    key, or a date listed both as working day and day off is a ``ValueError``.
+@dataclass(frozen=True)
+class Decisions:
+    """The official calendar as data: every recorded decision, and the years the Government has
+    decided (their Tết and swaps announced); a year not listed is provisional."""
+
+    decisions: tuple[Decision, ...] = ()
+    decided_years: frozenset[int] = frozenset()
+
+    def dates(self, kind: str) -> frozenset[date]:
+        return frozenset(d.date for d in self.decisions if d.kind == kind)
+
+    def merged(self, recorded: Iterable[tuple[Decision, bool]]) -> "Decisions":
+        """These decisions and those recorded later (the admin's, through the API), each a decision and
+        whether it completes its year's calendar; a later decision about a date replaces the earlier."""
+        by_date = {d.date: d for d in self.decisions}
+        years = set(self.decided_years)
+        for decision, decided_year in recorded:
+            by_date[decision.date] = decision
+            if decided_year:
+                years.add(decision.date.year)
+        return Decisions(tuple(sorted(by_date.values(), key=lambda d: d.date)), frozenset(years))
+
+
+class _DecisionSchema(Schema):
+    date = fields.Date(required=True)
+    kind = fields.Str(required=True, validate=validate.OneOf(DECISION_KINDS))
+    source = fields.Str(required=True, validate=validate.Length(min=8))
+
+
+class _CalendarFileSchema(Schema):
+    decided_years = fields.List(fields.Int(validate=validate.Range(min=1900, max=9999)), load_default=list)
+    decisions = fields.List(fields.Nested(_DecisionSchema), load_default=list)
+
+    @validates_schema
+    def _one_decision_per_date(self, data, **_):
+        seen: set[date] = set()
+        for index, decision in enumerate(data.get("decisions", [])):
+            if decision["date"] in seen:
+                raise ValidationError({"decisions": {index: {"date": ["a second decision for this date"]}}})
+            seen.add(decision["date"])
+
+
+def load_decisions(path: str | PathLike) -> Decisions:
+    """Read ``calendar.yaml`` (see deploy/catalog/calendar.yaml); errors name the file and line.
+
+    Format::
+
+        decided_years: [2025, 2026]
+        decisions:
+          - {date: 2026-01-02, kind: day_off, source: "Công văn 12729/VPCP-KGVX, 25/12/2025"}
     """
-    import yaml  # local import: keep import of this module free of extras
-
-    with open(path, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh)
-    if data is None:
-        return frozenset(), frozenset()
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of year -> table")
-    working: set[date] = set()
-    off: set[date] = set()
-    for year_key, table in data.items():
-        try:
-            year = int(year_key)
-        except (TypeError, ValueError):
-            raise ValueError(f"{path}: year key must be an integer: {year_key!r}") from None
-        if table is None:
-            continue
-        if not isinstance(table, dict):
-            raise ValueError(f"{path}: {year}: expected keys working_days / days_off")
-        unknown = set(table) - {"working_days", "days_off"}
-        if unknown:
-            raise ValueError(f"{path}: {year}: unknown keys {sorted(map(str, unknown))}")
-        for key, target in (("working_days", working), ("days_off", off)):
-            values = table.get(key) or []
-            if not isinstance(values, list):
-                raise ValueError(f"{path}: {year}.{key}: expected a list of dates")
-            for raw in values:
-                d = _as_date(raw, f"{path}: {year}.{key}")
-                if d.year != year:
-                    raise ValueError(f"{path}: {d} listed under year {year}")
-                target.add(d)
-    both = working & off
-    if both:
-        raise ValueError(f"{path}: listed both as working day and day off: {sorted(both)}")
-    return frozenset(working), frozenset(off)
+    data = load_data(path, _CalendarFileSchema())
+    return Decisions(tuple(Decision(**d) for d in data["decisions"]), frozenset(data["decided_years"]))
 
 
 # ---------------------------------------------------------------------- calendar
@@ -245,18 +265,16 @@ class WorkingCalendar:
         self,
         tz: str | tzinfo = DEFAULT_TZ,
         office_hours: OfficeHours = OfficeHours(),
-        extra_working_days: Iterable[date | str] = (),
-        extra_days_off: Iterable[date | str] = (),
+        decisions: Decisions = Decisions(),
     ) -> None:
         self._tz: tzinfo = ZoneInfo(tz) if isinstance(tz, str) else tz
         if not isinstance(office_hours, OfficeHours):
             raise ValueError("office_hours must be an OfficeHours")
         self.office_hours = office_hours
-        self.extra_working_days = frozenset(_as_date(d, "extra_working_days") for d in extra_working_days)
-        self.extra_days_off = frozenset(_as_date(d, "extra_days_off") for d in extra_days_off)
-        both = self.extra_working_days & self.extra_days_off
-        if both:
-            raise ValueError(f"listed both as working day and day off: {sorted(both)}")
+        self.decisions = decisions
+        # The official decisions win over the package's guesses (DOMAIN: the package has missed swaps).
+        self.extra_working_days = decisions.dates("working_day")
+        self.extra_days_off = decisions.dates("day_off")
         # year -> (package days off, weekend days made working by a swap, from that year's data)
         self._package: dict[int, tuple[frozenset[date], frozenset[date]]] = {}
         # year -> (days off, working weekend days) for dates *in* that year
@@ -270,9 +288,16 @@ class WorkingCalendar:
         tz: str | tzinfo = DEFAULT_TZ,
         office_hours: OfficeHours = OfficeHours(),
     ) -> "WorkingCalendar":
-        """Calendar with the override table in ``path`` (see ``load_overrides``)."""
-        working, off = load_overrides(path)
-        return cls(tz=tz, office_hours=office_hours, extra_working_days=working, extra_days_off=off)
+        """Calendar with the official decisions in ``path`` (see ``load_decisions``)."""
+        return cls(tz=tz, office_hours=office_hours, decisions=load_decisions(path))
+
+    def with_office_hours(self, office_hours: OfficeHours) -> "WorkingCalendar":
+        """The same days (decisions, time zone) with an agency's own office hours."""
+        return WorkingCalendar(tz=self._tz, office_hours=office_hours, decisions=self.decisions)
+
+    def with_decisions(self, decisions: Decisions) -> "WorkingCalendar":
+        """The same office hours and time zone under other decisions."""
+        return WorkingCalendar(tz=self._tz, office_hours=self.office_hours, decisions=decisions)
 
     @property
     def tz(self) -> tzinfo:
@@ -282,7 +307,7 @@ class WorkingCalendar:
         return (
             f"WorkingCalendar(tz={getattr(self._tz, 'key', self._tz)!r}, "
             f"office_hours={self.office_hours!r}, "
-            f"extra_working_days={len(self.extra_working_days)}, extra_days_off={len(self.extra_days_off)})"
+            f"decisions={len(self.decisions.decisions)}, decided_years={sorted(self.decisions.decided_years)})"
         )
 
     # ------------------------------------------------------------ working days
@@ -484,23 +509,40 @@ class WorkingCalendar:
         return self._at(begin.date(), self.office_hours.closing)
 
     def add_calendar_days(self, start: datetime, days: int) -> datetime:
-        """For procedures counted in calendar days: the same local wall-clock time,
-        ``days`` calendar days later, in the calendar's time zone.
-
-        Chosen semantics (documented, deliberately simple): weekends, holidays and
-        office hours are ignored and the result is NOT rolled forward when it falls
-        on a day off or outside office hours. (A different reading, e.g. the Civil
-        Code's "period ends at the end of the last day, rolled to the next working
-        day if that is a day off", would be a separate function.)
-        ``days`` must be a non-negative int.
-        """
+        """Due moment of a period of ``days`` calendar days (thời hạn tính bằng ngày), as the Civil
+        Code 2015 counts it: art. 147(2) the day of the event is not counted, counting starts the next
+        day; art. 148 the period ends at the close of working hours of its last day (the work is done
+        at an agency), and when that day is a weekly day off or a holiday, at the close of the next
+        working day. ``days`` must be a non-negative int; 0 is the close of the day of the event
+        (rolled the same way)."""
         if isinstance(days, bool) or not isinstance(days, int):
             raise ValueError(f"days must be an int, got {days!r}")
         if days < 0:
             raise ValueError(f"days must not be negative: {days}")
-        local = self._local(start, "start")
-        # Aware + timedelta keeps the wall-clock time; normalise for DST zones.
-        return (local + timedelta(days=days)).astimezone(self._tz)
+        last = self._local(start, "start").date() + timedelta(days=days)
+        if not self.is_working_day(last):
+            last = self.next_working_day(last)
+        return self._at(last, self.office_hours.closing)
+
+    def due(self, start: datetime, amount, unit: str = "working_days", cutoff: time | None = None) -> datetime:
+        """Due moment of ``amount`` in ``unit``: working days (x 8 h, halves allowed), calendar days
+        (Civil Code art. 147-148, a whole number) or working hours (giờ làm việc, halves allowed)."""
+        if unit == "working_days":
+            return self.due_at(start, amount, cutoff=cutoff)
+        n = parse_days(amount)
+        if unit == "working_hours":
+            return self.add_working_time(start, timedelta(minutes=int(n * 60)), cutoff)
+        if unit == "calendar_days":
+            if n != n.to_integral_value():
+                raise ValueError(f"calendar days are whole days: {amount!r}")
+            return self.add_calendar_days(start, int(n))
+        raise ValueError(f"unknown unit {unit!r}, expected one of {', '.join(UNITS)}")
+
+    def is_provisional(self, start: datetime, end: datetime) -> bool:
+        """Whether the span touches a year the Government has not decided yet (its Tết and swaps may
+        still move a due date): the answer is then provisional (tạm tính)."""
+        first, last = sorted((self._local(start, "start").year, self._local(end, "end").year))
+        return any(year not in self.decisions.decided_years for year in range(first, last + 1))
 
 
 def timeliness(finished_at: datetime, due_at: datetime, tz: tzinfo) -> str:

@@ -7,6 +7,7 @@ from datetime import date
 
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
+from motcua.calendar import DECISION_KINDS, UNITS
 from motcua.contracts.events import CHANNELS, RETURN_METHODS, STATUS_CODES, DocumentRef
 from motcua.contracts.views import NOTIFY_CHANNELS
 from motcua.identity import STAFF_ROLES
@@ -176,16 +177,29 @@ class _OffsetDateTime(fields.AwareDateTime):
 
 
 class CalendarDueV1(NfcSchema):
-    """GET /api/v1/calendar/due: start (ISO with offset), days (halves allowed), agency, cutoff (HH:MM)."""
+    """GET /api/v1/calendar/due: start (ISO with offset), days (the amount: halves allowed, whole for
+    calendar days), unit (working_days by default, calendar_days, working_hours), agency, cutoff (HH:MM)."""
 
     start = _OffsetDateTime(required=True, error_messages={
         "invalid": "must be an ISO datetime with an offset, e.g. 2026-03-02T09:00:00+07:00",
         "invalid_awareness": "must carry a UTC offset, e.g. +07:00"})
     days = fields.Decimal(required=True, allow_nan=False, as_string=True,
                           validate=validate.Range(min=0, max=3650))
+    unit = fields.Str(load_default="working_days", validate=validate.OneOf(UNITS))
     agency = fields.Str(load_default=None, allow_none=True, validate=validate.Length(min=1, max=32))
     cutoff = fields.Time(load_default=None, allow_none=True, format="%H:%M",
                          error_messages={"invalid": "must be a time HH:MM"})
+
+
+class CalendarDecisionV1(NfcSchema):
+    """POST /api/v1/calendar/decisions: an official decision about one day (a day off, or a working day
+    such as a swapped Saturday) with its document; `decided_year` when it completes its year's calendar
+    (the year is no longer provisional)."""
+
+    date = fields.Date(required=True, error_messages={"invalid": "must be a date YYYY-MM-DD"})
+    kind = fields.Str(required=True, validate=validate.OneOf(DECISION_KINDS))
+    source = fields.Str(required=True, validate=validate.Length(min=8, max=500))
+    decided_year = fields.Bool(load_default=False)
 
 
 class RescheduleDossierV1(NfcSchema):

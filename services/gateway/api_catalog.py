@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from motcua.contracts.rpc import CalendarDueV1
+from motcua.contracts.rpc import CalendarDecisionV1, CalendarDueV1
 from motcua.errors import load_valid
 from services.gateway import routes
-from services.gateway.http import query, route
+from services.gateway.http import query, read_json, route
 from motcua.contracts.views import ProcessViewV1
 
 
@@ -44,3 +44,14 @@ class CatalogApi:
         params = query(request)
         load_valid(CalendarDueV1(), params)  # 400 naming the field before any RPC
         return self.intake.calendar_due(params)
+
+    @route("POST", "/api/v1/calendar/decisions", body=CalendarDecisionV1, status=201, command=True)
+    def record_calendar_decision(self, request):
+        """The province's admin records an official calendar decision (a day off or a working day, with
+        its document): counted at once by intake, appointments it touches moved (docs/rules.md)."""
+        caller, token = self.caller_of(request)
+        body = read_json(request)
+        load_valid(CalendarDecisionV1(), body)  # 400 naming the field before any RPC
+        with self.audited(request, caller, "calendar.decide", detail=f"{body['date']} {body['kind']}"):
+            return 201, self.intake.record_calendar_decision(body, caller_token=token,
+                                                             idempotency_key=request.idempotency_key)

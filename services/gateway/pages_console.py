@@ -9,7 +9,7 @@ import mimetypes
 from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response
 
-from motcua.contracts.rpc import SearchDossiersV1
+from motcua.contracts.rpc import CalendarDecisionV1, SearchDossiersV1
 from motcua.errors import ValidationFailed, load_valid
 from services.gateway.pages_http import (
     FormRejected,
@@ -32,6 +32,7 @@ from services.gateway.pages_http import (
 from services.gateway.schemas import TokenRequestSchema
 
 LOGIN = "console/login.html"
+CALENDAR = "console/calendar.html"
 QUEUES = (("submitted", "Chờ tiếp nhận"), ("supplement_requested", "Chờ công dân bổ sung"),
           ("awaiting_payment", "Chờ nộp nghĩa vụ tài chính"), ("result_ready", "Chờ trả kết quả"))
 # The counter's decisions: URL slug → (audit action, the RPC with the form's fields, what the page says).
@@ -230,6 +231,25 @@ class ConsolePages:
             with self.audited(request, session.caller, "dossier.search"):
                 results = self.intake.search_dossiers(filters, caller_token=session.token)
         return render("console/search.html", session=session, values=values, results=results)
+
+    @page("GET", "/can-bo/lich")
+    def console_calendar(self, request):
+        """Lịch làm việc: the province's admin records an official decision (docs/rules.md)."""
+        session = staff_session(self, request)
+        return render(CALENDAR, session=session, values={}, done=None)
+
+    @page("POST", "/can-bo/lich")
+    def console_calendar_decision(self, request):
+        session = staff_session(self, request)
+        values = form_data(request)
+        session.check(values)
+        body = {"date": values.get("date") or None, "kind": values.get("kind") or None,
+                "source": values.get("source") or None, "decided_year": bool(values.get("decided_year"))}
+        with form_again(CALENDAR, lambda: {"session": session, "values": values, "done": None}):
+            load_valid(CalendarDecisionV1(), body)
+            with self.audited(request, session.caller, "calendar.decide", detail=f"{body['date']} {body['kind']}"):
+                done = self.intake.record_calendar_decision(body, caller_token=session.token)
+        return render(CALENDAR, session=session, values={}, done=done)
 
     def _posted(self, request, actions: dict, action: str):
         """The session, the posted fields (their CSRF token checked) and the action's entry; 404 if unknown."""

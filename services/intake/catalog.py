@@ -9,14 +9,13 @@ from pathlib import Path
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
-from motcua.calendar import OfficeHours, WorkingCalendar, parse_days
+from motcua.calendar import UNITS, OfficeHours, WorkingCalendar, parse_days
 from motcua.catalog import AgencyFileSchema, AgencySchema, load_data
 from motcua.contracts.events import CHANNELS
 from motcua.errors import NotFound
 from motcua.text import fold
 from services.intake import declaration
 
-UNITS = ("working_days", "calendar_days")
 ONLINE_LEVELS = ("full", "partial")
 DOCUMENT_KINDS = ("original", "copy", "original_or_copy")
 FEE_UNITS = ("dossier", "copy", "page")
@@ -283,9 +282,7 @@ class Catalog:
 
     def calendars(self, default: WorkingCalendar) -> dict[str, WorkingCalendar]:
         """A working calendar per agency with its own office hours (same days off as `default`)."""
-        return {code: WorkingCalendar(tz=default.tz, office_hours=OfficeHours.from_strings(*a["office_hours"]),
-                                      extra_working_days=default.extra_working_days,
-                                      extra_days_off=default.extra_days_off)
+        return {code: default.with_office_hours(OfficeHours.from_strings(*a["office_hours"]))
                 for code, a in self.agencies.items() if a["office_hours"]}
 
     def procedure(self, code: str, version: int | None = None, on: date | None = None) -> Procedure:

@@ -106,23 +106,25 @@ class Schedule:
         """The channel's processing time from `start`. A time of 0 days means "within the day" (trong
         ngày): the close of the day of receipt, or of the next working day when received after the cut-off."""
         terms = self.procedure.terms(channel)
-        if terms.unit == "calendar_days":
-            return self.calendar.add_calendar_days(start, int(terms.days))
-        if terms.days == 0:
+        if terms.unit == "working_days" and terms.days == 0:
             return self.calendar.close_of_day(start, cutoff=self.procedure.cutoff)
-        return self.calendar.due_at(start, terms.days, cutoff=self.procedure.cutoff)
+        return self.calendar.due(start, terms.days, terms.unit, cutoff=self.procedure.cutoff)
 
     def resumed(self, channel: str, due_at: datetime | None, paused_at: datetime, resumed_at: datetime
                 ) -> datetime | None:
         """The due date once the clock runs again. Resume (the default): the old due date plus the time
-        the clock stood still — working time, re-snapped to working time; wall-clock time for calendar-day
-        procedures. Restart (a per-procedure setting): the whole processing time again from now."""
+        the clock stood still — working time, re-snapped to working time; for calendar-day procedures the
+        days it stood still, the period's new last day rolled as the Civil Code rolls it (art. 148: a day
+        off moves the end to the next working day's close). Restart (a per-procedure setting): the whole
+        processing time again from now."""
         if due_at is None:
             return None  # paused before reception: the clock has not started yet
         if self.procedure.on_supplement == "restart":
             return self.due(channel, resumed_at)
         if self.procedure.terms(channel).unit == "calendar_days":
-            return (due_at + (resumed_at - paused_at)).astimezone(self.calendar.tz)
+            tz = self.calendar.tz
+            paused_days = (resumed_at.astimezone(tz).date() - paused_at.astimezone(tz).date()).days
+            return self.calendar.add_calendar_days(due_at, paused_days)
         paused = self.calendar.working_time_between(paused_at, resumed_at)
         return due_at if paused == timedelta(0) else self.calendar.add_working_time(due_at, paused)
 
@@ -323,6 +325,19 @@ class Dossier:
             "agency_code": self.agency_code, "rescheduled_at": now, "rescheduled_by": caller.username,
             "old_due_at": old_due_at, "new_due_at": new_due_at, "reason": reason, "contact": self._contact()},
             at=now, actor=caller.username, note=reason)
+
+    def recalendar(self, new_due_at: datetime, decided_by: str, source: str, now: datetime) -> None:
+        """An official calendar decision recorded after reception made a day of the dossier's span a day
+        off: the appointment moves to what the decision gives (never earlier: the applicant keeps the
+        date handed out). Not an apology (form 04 is the agency's, for its own delay): no `reschedules`
+        entry, but the same event, `dossier_rescheduled`, with the reason "calendar"."""
+        status = self._transition("reschedule")
+        old_due_at = self.due_at
+        self.due_at = new_due_at
+        self._record("reschedule", status, "dossier_rescheduled", {
+            "agency_code": self.agency_code, "rescheduled_at": now, "rescheduled_by": decided_by,
+            "old_due_at": old_due_at, "new_due_at": new_due_at, "reason": "calendar", "contact": self._contact()},
+            at=now, actor=decided_by, note=f"calendar: {source}")
 
     def confirm_payment(self, caller: Caller, receipt_number: str, schedule: Schedule, now: datetime) -> None:
         """Xác nhận hoàn thành nghĩa vụ tài chính: the counter confirms the receipt; the clock resumes

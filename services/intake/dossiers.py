@@ -10,7 +10,7 @@ from typing import Callable
 from zoneinfo import ZoneInfo
 
 from motcua.access import AgencyTree, may_read
-from motcua.calendar import WorkingCalendar, local_iso
+from motcua.calendar import Decisions, WorkingCalendar, local_iso
 from motcua.contracts.lifecycle import allowed_actions
 from motcua.errors import Forbidden, NotFound
 from motcua.identity import Caller
@@ -37,7 +37,14 @@ class Policy:
         self.search_key = search_key
         self.store = store
         self.agency_calendars = catalog.calendars(calendar)
+        self.official = calendar.decisions  # calendar.yaml's; the admin's recorded ones go on top
         self.tree = AgencyTree.from_agencies(catalog.agencies.values())  # who oversees whom (parent_code)
+
+    def use_decisions(self, decisions: Decisions) -> None:
+        """Count with `decisions` from now on (calendar.yaml's and the admin's recorded ones), in every
+        agency's office hours."""
+        self.calendar = self.calendar.with_decisions(decisions)
+        self.agency_calendars = self.catalog.calendars(self.calendar)
 
     def calendar_for(self, agency_code: str | None) -> WorkingCalendar:
         """The agency's own office hours where agencies.yaml sets them, else the province's."""

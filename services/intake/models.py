@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Date,
     ForeignKey,
@@ -157,4 +158,16 @@ dossier_counters = Table(
     Column("agency_code", String(20), primary_key=True),
     Column("day", Date, primary_key=True),
     Column("last_value", Integer, nullable=False, default=0),
+)
+
+# The official calendar's decisions the province's admin recorded through the API (on top of
+# calendar.yaml's): every intake instance reads them at start and again every few seconds.
+calendar_decisions = Table(
+    "calendar_decisions", Base.metadata,
+    Column("day", Date, primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("source", String(500), nullable=False),
+    Column("decided_year", Boolean, nullable=False),
+    Column("decided_by", String(128), nullable=False),
+    _when("decided_at", nullable=False),
 )

@@ -7,10 +7,12 @@ from functools import partial
 import eventlet
 from nameko.dependency_providers import Config
 from nameko.rpc import RpcProxy
+from nameko.timer import timer
 
 from motcua.bus import event_handler
 from motcua.contracts.rpc import (
     ApplicantActionV1,
+    CalendarDecisionV1,
     CalendarDueV1,
     ConfirmPaymentV1,
     RateDossierV1,
@@ -25,12 +27,12 @@ from motcua.contracts.rpc import (
 from motcua.access import audit_refusals
 from motcua.db import Database, utcnow
 from motcua.errors import load_valid
-from motcua.idempotency import Command, ForgetExpiredKeys, account_scope, applicant_scope, ttl_of
+from motcua.idempotency import Command, ForgetExpiredKeys, account_scope, applicant_scope, run_once, ttl_of
 from motcua.metrics import GroupCountGauge, Metrics
 from motcua.revocation import Revocations
 from motcua.rpc import rpc
 from motcua.text import normalise_phone
-from services.intake import dossiers, due, forms, search
+from services.intake import calendar_decisions, dossiers, due, forms, search
 from services.intake.dependencies import Rules
 from services.intake.models import Base, dossiers as dossier_table
 from services.intake.repository import IntakeUnitOfWork
@@ -38,6 +40,7 @@ from services.intake.repository import IntakeUnitOfWork
 
 # Payload schemas, built once: they keep no state between loads, and building one costs more than a load.
 APPLICANT_ACTION = ApplicantActionV1()
+CALENDAR_DECISION = CalendarDecisionV1()
 CALENDAR_DUE = CalendarDueV1()
 CONFIRM_PAYMENT = ConfirmPaymentV1()
 RATE_DOSSIER = RateDossierV1()
@@ -91,7 +94,23 @@ class IntakeService(Revocations):
     @rpc
     def calendar_due(self, params):
         data = load_valid(CALENDAR_DUE, params)
-        return due.due(self.rules, data["start"], data["days"], data["agency"], data["cutoff"])
+        return due.due(self.rules, data["start"], data["days"], data["unit"], data["agency"], data["cutoff"])
+
+    @rpc
+    @audit_refusals
+    def record_calendar_decision(self, payload, caller_token, idempotency_key=None):
+        """The province's admin's official calendar decision: counted at once, appointments it touches moved."""
+        data = load_valid(CALENDAR_DECISION, payload)
+        caller = self.authorised(caller_token, "admin")
+        command = Command.of(idempotency_key, "intake.record_calendar_decision", account_scope(caller.username),
+                             payload)
+        return run_once(self.db, command, lambda: calendar_decisions.decide(self.db, self.rules, data, caller,
+                                                                            utcnow()), utcnow(), ttl_of(self.config))
+
+    @timer(interval=calendar_decisions.REFRESH_SECONDS)
+    def refresh_calendar(self):
+        """The decisions another instance recorded, counted here too within seconds (no restart)."""
+        calendar_decisions.refresh(self.db.session, self.rules)
 
     def _once(self, idempotency_key, name, scope, request, run):
         """A command once per key (motcua.idempotency): its view, or the first one's for a repeat."""

@@ -89,6 +89,7 @@ def test_bodies_and_queries_are_the_marshmallow_schemas(document):
     due = {p["name"]: p for p in ops[("GET", "/api/v1/calendar/due")]["parameters"]}
     assert due["start"]["required"] and due["start"]["schema"]["format"] == "date-time"
     assert due["days"]["schema"] == {"type": "number", "minimum": 0.0, "maximum": 3650.0}
+    assert due["unit"]["schema"]["enum"] == ["working_days", "calendar_days", "working_hours"]
     report = {p["name"] for p in ops[("GET", "/api/v1/reports/timeliness")]["parameters"]}
     assert report == {"from", "to", "agency"}  # data_key names, as the client sends them
     tasks = ops[("GET", "/api/v1/tasks")]["responses"]["200"]["content"]["application/json"]["schema"]

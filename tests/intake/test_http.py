@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import eventlet
 import pytest
+import sqlalchemy
 import requests
 from nameko.containers import ServiceContainer
 from nameko.testing.services import replace_dependencies, worker_factory
@@ -47,7 +48,9 @@ def api(tmp_path_factory):
     for container in containers:
         container.start()
     receptionist = gateway_token(f"receptionist@{COMMUNE}", COMMUNE, "receptionist", ttl=600)
-    yield SimpleNamespace(url=f"http://127.0.0.1:{port}", staff={"Authorization": f"Bearer {receptionist}"})
+    admin = gateway_token("admin", None, "admin", ttl=600)
+    yield SimpleNamespace(url=f"http://127.0.0.1:{port}", staff={"Authorization": f"Bearer {receptionist}"},
+                          admin={"Authorization": f"Bearer {admin}"}, db=config["DB_URLS"]["intake"])
     for container in containers:
         container.stop()
     embedded.reset(vhost)
@@ -74,12 +77,30 @@ def due(api, **params):
 def test_calendar_due_follows_the_contract(api, params, expected):
     response = due(api, **params)
     assert response.status_code == 200, response.text
-    assert response.json() == {"due_at": expected}
+    assert response.json() == {"due_at": expected, "provisional": False}
+
+
+@pytest.mark.parametrize("params, expected", [
+    # calendar days (Civil Code art. 147-148): Tue 10/2/2026 not counted, the 10th day Fri 20/2 is Tết,
+    # then the weekend: the close of Mon 23/2
+    ({"start": "2026-02-10T09:00:00+07:00", "days": "10", "unit": "calendar_days"},
+     {"due_at": "2026-02-23T17:00:00+07:00", "provisional": False}),
+    # working hours: Fri 9/1/2026 16:00 + 2 h, Sat 10/1 a swapped working day (12729/VPCP-KGVX)
+    ({"start": "2026-01-09T16:00:00+07:00", "days": "2", "unit": "working_hours"},
+     {"due_at": "2026-01-10T08:00:00+07:00", "provisional": False}),
+    # Wed 23/12/2026 + 10 working days reaches 2027, a year not decided yet
+    ({"start": "2026-12-23T09:00:00+07:00", "days": "10"},
+     {"due_at": "2027-01-07T09:00:00+07:00", "provisional": True}),
+])
+def test_calendar_due_units_and_provisional_years(api, params, expected):
+    response = due(api, **params)
+    assert response.status_code == 200, response.text
+    assert response.json() == expected
 
 
 def test_calendar_due_accepts_an_unencoded_plus(api):
     response = requests.get(f"{api.url}/api/v1/calendar/due?start=2026-03-02T09:00:00+07:00&days=1", timeout=10)
-    assert response.json() == {"due_at": "2026-03-03T09:00:00+07:00"}
+    assert response.json() == {"due_at": "2026-03-03T09:00:00+07:00", "provisional": False}
 
 
 @pytest.mark.parametrize("params, field", [
@@ -91,6 +112,8 @@ def test_calendar_due_accepts_an_unencoded_plus(api):
     ({"start": "2026-03-02T09:00:00+07:00", "days": "-1"}, "days"),
     ({"start": "2026-03-02T09:00:00+07:00", "days": "NaN"}, "days"),
     ({"start": "2026-03-02T09:00:00+07:00", "days": "1", "cutoff": "3pm"}, "cutoff"),
+    ({"start": "2026-03-02T09:00:00+07:00", "days": "1", "unit": "weeks"}, "unit"),
+    ({"start": "2026-03-02T09:00:00+07:00", "days": "1.5", "unit": "calendar_days"}, "days"),
     ({"start": "2026-03-02T09:00:00+07:00", "days": "1", "agency": "000.99.99.H56"}, "agency"),
 ])
 def test_calendar_due_names_the_bad_parameter(api, params, field):
@@ -255,3 +278,36 @@ def test_a_workflow_that_does_not_answer_frees_the_intake_worker_at_the_rpc_dead
     answering = worker_factory(IntakeService, config={"RPC_TIMEOUT": 0.2}, workflow=SimpleNamespace(
         dossier_history=staff_hand_overs))
     assert answering._hand_overs("000.20.01.H56-260302-0001", caller_token="t")[1]["agency_code"] == "000.00.18.H56"
+
+
+def test_a_calendar_decision_through_the_api_moves_an_open_dossiers_appointment(api):
+    code = submit(api)
+    received = post(api, code, "receive", {}, api.staff).json()
+    due_at = datetime.fromisoformat(received["due_at"])
+    # The day the appointment falls on is declared a day off (a hypothetical decision, for the test).
+    decision = {"date": due_at.date().isoformat(), "kind": "day_off", "source": "Công văn thử nghiệm (test)"}
+    denied = requests.post(f"{api.url}/api/v1/calendar/decisions", json=decision, headers=api.staff, timeout=10)
+    assert denied.status_code == 403
+    missing = requests.post(f"{api.url}/api/v1/calendar/decisions", json={**decision, "source": ""},
+                            headers=api.admin, timeout=10)
+    assert (missing.status_code, missing.json()["error"]["field"]) == (400, "source")
+
+    recorded = requests.post(f"{api.url}/api/v1/calendar/decisions", json=decision, headers=api.admin, timeout=10)
+    assert recorded.status_code == 201, recorded.text
+    assert code in recorded.json()["rescheduled"]
+    view = requests.get(f"{api.url}/api/v1/dossiers/{code}", headers=api.staff, timeout=10).json()
+    moved = datetime.fromisoformat(view["due_at"])
+    # the allowance's last hours now fall on the next working day, at the same hour
+    assert moved.date() > due_at.date() and moved.time() == due_at.time()
+    assert view["history"][-1]["note"] == "calendar: Công văn thử nghiệm (test)"
+    assert view["history"][-1]["actor"] == "admin"
+    engine = sqlalchemy.create_engine(api.db)
+    with engine.connect() as connection:
+        rows = connection.execute(sqlalchemy.text(
+            "SELECT payload FROM outbox WHERE event_type = 'dossier_rescheduled'")).scalars().all()
+    engine.dispose()
+    events = [(json.loads(r) if isinstance(r, str) else r)["data"] for r in rows]
+    assert any(e["code"] == code and e["reason"] == "calendar" for e in events)
+    # counted at once: a due date spanning that day skips it
+    start = due_at.replace(hour=7, minute=0)
+    assert datetime.fromisoformat(due(api, start=start.isoformat(), days="1").json()["due_at"]).date() > due_at.date()

@@ -34,7 +34,7 @@ def test_with_a_supplement_pause(uow, policy):
 
 def test_after_the_cutoff_hour(uow, policy):
     start = datetime.fromisoformat("2026-03-02T15:30:00+07:00")
-    assert due(policy, start, "1", cutoff=time(15, 0)) == {"due_at": "2026-03-03T17:00:00+07:00"}
+    assert due(policy, start, "1", cutoff=time(15, 0)) == {"due_at": "2026-03-03T17:00:00+07:00", "provisional": False}
     assert "`start=2026-03-02T15:30:00+07:00&days=1&cutoff=15:00`" in DOC
     assert "**due 2026-03-03T17:00:00+07:00**" in DOC
     birth_at_4pm = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)

@@ -4,6 +4,7 @@ Expected values are computed by hand in the comments. Default office hours:
 07:00-11:30 (4.5 h) and 13:30-17:00 (3.5 h), Asia/Ho_Chi_Minh; 1 day = 8 h.
 """
 
+import re
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -12,7 +13,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from motcua.calendar import OfficeHours, WorkingCalendar, load_overrides, parse_days
+from motcua.calendar import Decision, Decisions, OfficeHours, WorkingCalendar, load_decisions, parse_days
+from motcua.catalog import CatalogError
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 UTC = timezone.utc
@@ -221,10 +223,11 @@ def test_working_time_between():
 
 
 def test_add_calendar_days():
-    # same local time N calendar days later, Tết and weekends included.
-    assert CAL.add_calendar_days(vn(2026, 2, 13, 10), 5) == vn(2026, 2, 18, 10)
-    # 2026-03-10 03:00 UTC = 10:00 VN -> 2026-03-25 10:00 VN
-    assert CAL.add_calendar_days(datetime(2026, 3, 10, 3, tzinfo=UTC), 15) == vn(2026, 3, 25, 10)
+    # Civil Code art. 147-148: Fri 13 Feb 2026 not counted, 14..18 Feb are the 5 days; Wed 18 is Tết,
+    # the next working day is Mon 23 Feb (21/22 weekend): due at its close.
+    assert CAL.add_calendar_days(vn(2026, 2, 13, 10), 5) == vn(2026, 2, 23, 17)
+    # 2026-03-10 03:00 UTC = 10:00 VN; 11..25 Mar -> Wed 25 Mar at the close of working hours
+    assert CAL.add_calendar_days(datetime(2026, 3, 10, 3, tzinfo=UTC), 15) == vn(2026, 3, 25, 17)
     with pytest.raises(ValueError):
         CAL.add_calendar_days(vn(2026, 3, 10), -1)
     with pytest.raises(ValueError):
@@ -259,31 +262,30 @@ def test_agency_office_hours():
     assert cal.due_at(vn(2026, 3, 10, 12), 1) == vn(2026, 3, 11, 11, 30)
 
 
-def test_overrides_in_constructor():
-    # Hypothetical overrides (not a claim about any real decision):
-    # Fri 2 Jan 2026 off, Sat 10 Jan 2026 worked.
-    cal = WorkingCalendar(extra_working_days=[date(2026, 1, 10)], extra_days_off=["2026-01-02"])
+def test_decisions_in_constructor():
+    # Hypothetical decisions (not a claim about any real one): Fri 2 Jan 2026 off, Sat 10 Jan worked.
+    cal = WorkingCalendar(decisions=Decisions((Decision(date(2026, 1, 10), "working_day", "test only"),
+                                               Decision(date(2026, 1, 2), "day_off", "test only"))))
     assert not cal.is_working_day(date(2026, 1, 2))
     assert cal.is_working_day(date(2026, 1, 10))
     assert CAL.is_working_day(date(2026, 1, 2)) and not CAL.is_working_day(date(2026, 1, 10))
     # Wed 31 Dec 2025 16:00 + 1 day: 1 h Wed; Thu 1, Fri 2 off, Sat 3/Sun 4 weekend;
     # Mon 5 Jan: 7 h -> 16:00.
     assert cal.due_at(vn(2025, 12, 31, 16), 1) == vn(2026, 1, 5, 16)
-    with pytest.raises(ValueError):
-        WorkingCalendar(extra_working_days=[date(2026, 1, 2)], extra_days_off=[date(2026, 1, 2)])
 
 
-def test_overrides_from_yaml(tmp_path):
+def test_decisions_from_yaml(tmp_path):
     path = tmp_path / "calendar.yaml"
     path.write_text(
-        "2026:\n"
-        "  working_days: [2026-01-10]\n"
-        "  days_off: ['2026-01-02']\n"
-        "2027:\n"
-        "  days_off: []\n",
+        "decided_years: [2026]\n"
+        "decisions:\n"
+        "  - {date: 2026-01-10, kind: working_day, source: 'a test decision'}\n"
+        "  - {date: '2026-01-02', kind: day_off, source: 'a test decision'}\n",
         encoding="utf-8",
     )
-    assert load_overrides(path) == (frozenset({date(2026, 1, 10)}), frozenset({date(2026, 1, 2)}))
+    loaded = load_decisions(path)
+    assert loaded.dates("working_day") == {date(2026, 1, 10)} and loaded.dates("day_off") == {date(2026, 1, 2)}
+    assert loaded.decided_years == {2026}
     cal = WorkingCalendar.from_yaml(path)
     assert not cal.is_working_day(date(2026, 1, 2))
     assert cal.is_working_day(date(2026, 1, 10))
@@ -293,14 +295,19 @@ def test_overrides_from_yaml(tmp_path):
     empty.write_text("", encoding="utf-8")
     assert WorkingCalendar.from_yaml(empty).is_working_day(date(2026, 1, 2))
 
-    wrong_year = tmp_path / "wrong.yaml"
-    wrong_year.write_text("2026:\n  days_off: [2027-01-04]\n", encoding="utf-8")
-    with pytest.raises(ValueError):
-        load_overrides(wrong_year)
-    unknown_key = tmp_path / "unknown.yaml"
-    unknown_key.write_text("2026:\n  holidays: [2026-01-02]\n", encoding="utf-8")
-    with pytest.raises(ValueError):
-        load_overrides(unknown_key)
+
+@pytest.mark.parametrize("text, where", [
+    ("decisions:\n  - {date: 2026-01-02, kind: holiday, source: 'a test decision'}\n", ":2: decisions.0.kind"),
+    ("decisions:\n  - {date: 2026-01-02, kind: day_off}\n", ":2: decisions.0.source"),
+    ("decisions:\n  - {date: 2026-01-02, kind: day_off, source: 'a test decision'}\n"
+     "  - {date: 2026-01-02, kind: working_day, source: 'a test decision'}\n", ":3: decisions.1.date"),
+    ("decided_years: [twenty]\n", ":1: decided_years.0"),
+])
+def test_a_bad_calendar_file_names_file_and_line(tmp_path, text, where):
+    path = tmp_path / "calendar.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(CatalogError, match=re.escape(f"{path}{where}")):
+        load_decisions(path)
 
 
 # ---------------------------------------------------------------- properties

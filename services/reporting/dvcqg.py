@@ -73,6 +73,9 @@ HISTORY = {
     "delay_predicted": ("Dự báo trễ hạn", None, None),
     "dossier_rated": ("Đánh giá mức độ hài lòng", None, None),
 }
+# An appointment moved by a calendar decision (a day off the Government added) is no apology of an
+# agency: it reads as what it is.
+CALENDAR_RESCHEDULED = "Điều chỉnh ngày hẹn trả theo lịch làm việc"
 SAFE_ERROR_CODE = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
 RETRY_STATUSES = (408, 429)
 
@@ -165,6 +168,8 @@ def payload(fact: DossierFact, events: list[StoredEvent], version: int, zone: Zo
     row = DossierFact(code=fact.code)  # the dossier as it stood after each event, in the order they happened
     for stored, data in projections.replay(row, events, zone):
         title, handler_key, content_key = HISTORY[stored.event_type]
+        if stored.event_type == "dossier_rescheduled" and data.get("reason") == "calendar":
+            title = CALENDAR_RESCHEDULED
         if stored.event_type == "task_assigned":
             steps[data["task_id"]] = data
         step = steps.get(data.get("task_id"), {})

@@ -315,3 +315,15 @@ def test_the_service_pushes_on_its_timer(portal, db_url):
     finally:
         container.stop()
         embedded.reset(vhost)
+
+
+def test_an_appointment_moved_by_a_calendar_decision_is_no_apology(portal):
+    code = "000.00.06.H56-260302-0003"
+    life = lifecycle(code, submitted=vn(2026, 3, 2, 8), received=vn(2026, 3, 2, 9), due=vn(2026, 3, 5, 17),
+                     rescheduled=(vn(2026, 3, 4, 10), vn(2026, 3, 6, 17)))
+    [moved] = [evt for evt in life if evt.event_type == "dossier_rescheduled"]
+    moved.data["reason"] = "calendar"  # as intake records a decision of the calendar (a day off added)
+    uow = stored(memory_database(), life)
+    assert dvcqg.push_due(uow, dvcqg.PortalClient(settings(portal.start())), VN, NOW)["pushed"] == 1
+    [line] = [line for line in portal.requests[0]["body"]["history"] if line["event"] == "dossier_rescheduled"]
+    assert (line["title"], line["content"]) == (dvcqg.CALENDAR_RESCHEDULED, "calendar")

@@ -259,6 +259,24 @@ class ExportQueryV1(ReportQueryV1):
     format = fields.Str(required=True, validate=validate.OneOf(("csv", "xlsx")))
 
 
+MAX_LOG_BOOK_DAYS = 366
+
+
+class LogBookQueryV1(Schema):
+    """Sổ theo dõi hồ sơ (form 07): the dossiers an agency received in a period, as PDF or XLSX."""
+
+    date_from = fields.Date(required=True, data_key="from", validate=REPORTABLE_DATES)
+    date_to = fields.Date(required=True, data_key="to", validate=REPORTABLE_DATES)
+    format = fields.Str(load_default="pdf", validate=validate.OneOf(("pdf", "xlsx")))
+
+    @validates_schema
+    def _ordered(self, data, **_):
+        if data["date_to"] < data["date_from"]:
+            raise ValidationError({"to": ["must not be before from"]})
+        if (data["date_to"] - data["date_from"]).days >= MAX_LOG_BOOK_DAYS:
+            raise ValidationError({"to": [f"a period of at most {MAX_LOG_BOOK_DAYS} days"]})
+
+
 class TrackQueryV1(Schema):
     """Public tracking (tra cứu hồ sơ): the dossier's code and the last 4 digits of the applicant's phone."""
 

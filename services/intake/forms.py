@@ -241,7 +241,7 @@ class _Document(FPDF):
             self.multi_cell(width, 6, role, align="C", new_x="LEFT", new_y="NEXT")
             self.set_font("Roboto", "I", 10)
             self.multi_cell(width, 6, "(Ký, ghi rõ họ tên)", align="C", new_x="LEFT", new_y="NEXT")
-            self.ln(18)
+            self.set_xy(20 + index * width, self.get_y() + 18)  # room to sign
             self.set_font("Roboto", "B", 11)
             self.multi_cell(width, 6, "\n".join(lines), align="C", new_x="LEFT", new_y="NEXT")
 
@@ -335,8 +335,9 @@ def _apology(pdf: _Document, dossier: Dossier, catalog: Catalog, issuer: str, tz
         old_due_at, reason, new_due_at, issued_by = dossier.due_at, "…", dossier.proposed_due_at, None
     else:
         latest = dossier.reschedules[-1]
-        old_due_at, reason, new_due_at, issued_by = (latest.old_due_at, latest.reason, latest.new_due_at,
-                                                     latest.rescheduled_by)
+        # the counter records it; it signs only for its own agency (another's representative signs by hand)
+        issued_by = latest.rescheduled_by if issuer == latest.agency_code else None
+        old_due_at, reason, new_due_at = latest.old_due_at, latest.reason, latest.new_due_at
     _addressed(pdf, dossier)
     pdf.line_of("Thời gian nhận hồ sơ", _when(dossier.received_at, tz))
     pdf.line_of("Thời gian hẹn trả kết quả", _when(old_due_at, tz))
@@ -411,7 +412,7 @@ def log_rows(entries: list[tuple[RegisterEntry, Dossier]], catalog: Catalog, tz:
     rows = []
     for entry, dossier in entries:
         procedure = catalog.procedure(dossier.procedure_code, version=dossier.procedure_version)
-        sent = next((h.at for h in dossier.history if h.action == "task_assigned"), None)
+        sent = next((h.at for h in dossier.history if h.action == "start_processing"), None)
         contact = ", ".join(v for v in (dossier.applicant_address, dossier.applicant_phone) if v)
         rows.append([str(entry.number), dossier.code, dossier.procedure_name, "01", dossier.applicant_name,
                      contact, _agency(catalog, procedure.agency_code), _day(dossier.received_at, tz),

@@ -231,6 +231,14 @@ class SearchDossiersV1(NfcSchema):
             raise ValidationError("must not be after date_to", "date_from")
 
 
+def check_period(data: dict, max_days: int) -> None:
+    """`from`..`to`, both included: in order, and at most `max_days` days."""
+    if data["date_to"] < data["date_from"]:
+        raise ValidationError({"to": ["must not be before from"]})
+    if (data["date_to"] - data["date_from"]).days >= max_days:
+        raise ValidationError({"to": [f"a period of at most {max_days} days"]})
+
+
 class ReportQueryV1(Schema):
     """A report's period (at most MAX_REPORT_DAYS), optionally one agency's sub-tree, by agency or field."""
 
@@ -241,10 +249,7 @@ class ReportQueryV1(Schema):
 
     @validates_schema
     def _ordered(self, data, **_):
-        if data["date_to"] < data["date_from"]:
-            raise ValidationError({"to": ["must not be before from"]})
-        if (data["date_to"] - data["date_from"]).days >= MAX_REPORT_DAYS:
-            raise ValidationError({"to": [f"a period of at most {MAX_REPORT_DAYS} days"]})
+        check_period(data, MAX_REPORT_DAYS)
 
 
 class DrillDownQueryV1(ReportQueryV1):
@@ -271,10 +276,7 @@ class LogBookQueryV1(Schema):
 
     @validates_schema
     def _ordered(self, data, **_):
-        if data["date_to"] < data["date_from"]:
-            raise ValidationError({"to": ["must not be before from"]})
-        if (data["date_to"] - data["date_from"]).days >= MAX_LOG_BOOK_DAYS:
-            raise ValidationError({"to": [f"a period of at most {MAX_LOG_BOOK_DAYS} days"]})
+        check_period(data, MAX_LOG_BOOK_DAYS)
 
 
 class TrackQueryV1(Schema):

@@ -3,15 +3,21 @@ title as the 2025 annex names it, the national header, the agency, number, place
 address and phone, what was handed in, the register entry (01) and the signature blocks with officers by
 full name and title; diacritics intact (the font is embedded)."""
 import io
+import json
 import unicodedata
 from datetime import date, datetime, timezone
 
 import pytest
+from alembic import command
 from openpyxl import load_workbook
 from pypdf import PdfReader
+from sqlalchemy import select, text
 
+from motcua import migrate
+from motcua.db import make_engine
 from motcua.errors import Conflict, Forbidden, NotFound
 from services.intake import dossiers, forms
+from services.intake.models import dossiers as dossier_table
 from tests.intake.test_dossiers import APPLICANT, COMMUNE, MONDAY_9AM, RECEPTIONIST, XA_RECEPTIONIST, submit
 
 
@@ -218,3 +224,28 @@ def test_form_07_log_book_of_an_agency_for_a_period_as_pdf_and_xlsx(uow, policy)
     assert values[2] == ["SỔ THEO DÕI HỒ SƠ"] and values[3] == [period]
     assert values[4] == [header for header, _ in forms.LOG_COLUMNS]
     assert [row[:2] for row in values[5:]] == [["2", returned.code], ["3", waiting.code]]
+
+
+def test_the_migration_gives_received_dossiers_the_appointment_form_01_gave(empty_database):
+    """Before `appointed_at`, a dossier's first appointment is the first apology's old date, else its due date."""
+    url = empty_database("intake")
+    command.upgrade(migrate.alembic_config("intake", url), "e5a7c9b1d3f2")
+    engine = make_engine(url)
+    first, moved, due = (datetime(2026, 3, day, 2, tzinfo=timezone.utc) for day in (16, 20, 17))
+    apology = [{"rescheduled_at": "2026-03-13T02:00:00+00:00", "rescheduled_by": "r", "agency_code": COMMUNE,
+                "old_due_at": first.isoformat(), "new_due_at": moved.isoformat(), "reason": "x", "late_apology": False}]
+    with engine.begin() as connection:
+        for code, received_at, due_at, reschedules in (("APOLOGISED", MONDAY_9AM, moved, apology),
+                                                       ("RECEIVED", MONDAY_9AM, due, []), ("SUBMITTED", None, None, [])):
+            connection.execute(dossier_table.insert().values(
+                code=code, version=0, procedure_code="1.012786", procedure_version=1, procedure_name="p",
+                field_code="f", agency_code=COMMUNE, channel="online", status="received", status_code=2,
+                applicant_name="A", applicant_id_number="x", applicant_phone="y", applicant_type="individual",
+                form={}, submitted_at=MONDAY_9AM, received_at=received_at, due_at=due_at))
+            connection.execute(text("UPDATE dossiers SET reschedules = :reschedules WHERE code = :code"),  # as stored
+                               {"code": code, "reschedules": json.dumps(reschedules)})
+    migrate.upgrade("intake", url)
+    with engine.connect() as connection:
+        as_utc = dict(connection.execute(select(dossier_table.c.code, dossier_table.c.appointed_at)).all())
+    engine.dispose()
+    assert as_utc == {"APOLOGISED": first, "RECEIVED": due, "SUBMITTED": None}

@@ -15,8 +15,6 @@ from services.gateway.dependencies import dossier_key
 from services.gateway.http import parse_json, query, read_json, route
 from services.gateway.schemas import RefuseSchema, ReturnResultSchema, SubmitDossierSchema
 
-LOG_BOOK_TYPES = {"pdf": "application/pdf",
-                  "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 # Uploads: 25 MB in all, multipart or base64 JSON (intake checks each document: 5 MB at most).
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 
@@ -152,13 +150,15 @@ class DossierApi:
         """Form 07, Sổ theo dõi hồ sơ: the dossiers the agency received in a period, as PDF or XLSX."""
         caller, token = self.caller_of(request)
         params = query(request)
-        data = load_valid(LogBookQueryV1(), params)  # 400 naming the field before any RPC
+        load_valid(LogBookQueryV1(), params)  # 400 naming the field before any RPC
+        return self.log_book_response(request, caller, token, agency_code, params)
+
+    def log_book_response(self, request, caller, token, agency_code, params):
+        """The log book as a download (the API's and the console's), audited."""
         with self.audited(request, caller, "agency.log_book"):
             rendered = self.intake.log_book(agency_code, params, caller_token=token)
-        extension = data["format"]
-        return Response(base64.b64decode(rendered["content_base64"]), mimetype=LOG_BOOK_TYPES[extension],
-                        headers={"Content-Disposition": f'attachment; filename="so-theo-doi-{agency_code}-'
-                                                        f'{data["date_from"]:%Y%m%d}-{data["date_to"]:%Y%m%d}.{extension}"'})
+        return Response(base64.b64decode(rendered["content_base64"]), content_type=rendered["content_type"],
+                        headers={"Content-Disposition": f'attachment; filename="{rendered["filename"]}"'})
 
     @route("POST", "/api/v1/dossiers/<code>/withdraw", body=ApplicantActionV1, auth="optional", errors=(429,),
            command=True)

@@ -21,6 +21,7 @@ from services.gateway.pages_http import (
     keyed,
     login_nonce,
     page,
+    province_today,
     query_data,
     redirect,
     remember_login_nonce,
@@ -185,6 +186,16 @@ class ConsolePages:
             rendered = self.intake.render_form(code, form, caller_token=session.token)
         return Response(base64.b64decode(rendered["content_base64"]), mimetype="application/pdf",
                         headers={"Content-Disposition": f'inline; filename="mau-{form}-{code}.pdf"'})
+
+    @page("GET", "/can-bo/so-theo-doi")
+    def console_log_book(self, request):
+        """Sổ theo dõi hồ sơ (mẫu 07) of the officer's agency: `tu` to `den` (by default this month so
+        far), `dang` pdf or xlsx."""
+        session = staff_session(self, request)
+        values, today = query_data(request), province_today(self.config)
+        params = {"from": values.get("tu") or today.replace(day=1).isoformat(), "to": values.get("den") or today.isoformat(),
+                  "format": values.get("dang") or "pdf"}
+        return self.log_book_response(request, session.caller, session.token, session.caller.agency_code, params)
 
     @page("GET", "/can-bo/ho-so/<code>/tai-lieu/<int:document_id>")
     def console_document(self, request, code, document_id):

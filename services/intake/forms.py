@@ -402,6 +402,8 @@ LOG_COLUMNS = (  # (header, width in mm: together the 257 mm of A4 landscape ins
     ("Nhận hồ sơ", 17), ("Hẹn trả kết quả", 17), ("Chuyển hồ sơ đến cơ quan giải quyết", 17),
     ("Nhận kết quả từ cơ quan giải quyết", 17), ("Trả kết quả cho cá nhân, tổ chức", 17), ("Ghi chú", 14),
 )
+LOG_BOOK_TYPES = {"pdf": "application/pdf",
+                  "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 STATUS_NOTES = {"refused": "Từ chối tiếp nhận", "withdrawn": "Rút hồ sơ", "stopped": "Dừng giải quyết",
                 "supplement_requested": "Chờ bổ sung", "awaiting_payment": "Chờ nộp phí, lệ phí"}
 

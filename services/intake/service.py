@@ -155,10 +155,11 @@ class IntakeService(Revocations):
         entries = dossiers.log_book(self.db, agency_code, data["date_from"], data["date_to"], caller,
                                     self.rules.tree, tz)
         rows = forms.log_rows(entries, catalog, tz)
-        first, last = data["date_from"], data["date_to"]
-        content = (forms.log_book_xlsx(catalog, agency_code, first, last, rows) if data["format"] == "xlsx"
+        first, last, kind = data["date_from"], data["date_to"], data["format"]
+        content = (forms.log_book_xlsx(catalog, agency_code, first, last, rows) if kind == "xlsx"
                    else forms.log_book_pdf(catalog, agency_code, first, last, rows, tz, utcnow()))
-        return {"content_base64": base64.b64encode(content).decode()}
+        return {"content_base64": base64.b64encode(content).decode(), "content_type": forms.LOG_BOOK_TYPES[kind],
+                "filename": f"so-theo-doi-{agency_code}-{first:%Y%m%d}-{last:%Y%m%d}.{kind}"}
 
     def _hand_overs(self, dossier_code, caller_token):
         """workflow's hand-overs (form 06), asked with the officer's own token, within the RPC deadline: a

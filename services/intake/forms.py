@@ -54,7 +54,8 @@ AVAILABLE = {
 }
 TIMELINESS = {"early": "Trước hạn", "on_time": "Đúng hạn", "late": "Trễ hạn"}
 KINDS = {"original": "Bản chính", "copy": "Bản sao", "original_or_copy": "Bản chính hoặc bản sao"}
-UNITS = {"working_days": "ngày làm việc", "calendar_days": "ngày", "working_hours": "giờ làm việc"}
+# how form 01 states the legal processing time, for each unit the catalogue may use
+UNIT_WORDS = {"working_days": "ngày làm việc", "calendar_days": "ngày", "working_hours": "giờ làm việc"}
 UNSIGNED = "………………………………"  # the officer writes the name by hand
 History = Callable[[str], list[dict]]
 
@@ -132,8 +133,8 @@ def _issuer(form: str, dossier: Dossier) -> str:
     return dossier.reschedules[-1].late_agency_code or dossier.agency_code
 
 
-def _issued_at(form: str, dossier: Dossier) -> datetime:
-    """The date the form bears: that of the act it records."""
+def _issued_at(form: str, dossier: Dossier) -> datetime | None:
+    """The date the form bears: that of the act it records (none yet on a draft 04)."""
     if form == "02":
         return dossier.supplements[-1].requested_at
     if form == "03":
@@ -281,7 +282,7 @@ def _receipt(pdf: _Document, dossier: Dossier, catalog: Catalog, tz: ZoneInfo, e
     _applicant(pdf, dossier)
     pdf.line_of("Nội dung yêu cầu giải quyết", f"{procedure.name} (mã thủ tục {procedure.code})")
     _handed_in(pdf, dossier, catalog)
-    pdf.line_of("Thời gian giải quyết hồ sơ theo quy định", f"{_number(terms.days)} {UNITS[terms.unit]}")
+    pdf.line_of("Thời gian giải quyết hồ sơ theo quy định", f"{_number(terms.days)} {UNIT_WORDS[terms.unit]}")
     pdf.line_of("Thời gian nhận hồ sơ", _when(dossier.received_at, tz))
     pdf.line_of("Thời gian trả kết quả giải quyết hồ sơ", _when(dossier.appointed_at, tz))
     pdf.line_of("Vào Sổ theo dõi hồ sơ", f"Quyển số: {entry.book}, Số thứ tự: {entry.number}")

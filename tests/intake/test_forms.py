@@ -16,7 +16,7 @@ from sqlalchemy import select, text
 from motcua import migrate
 from motcua.db import make_engine
 from motcua.errors import Conflict, Forbidden, NotFound
-from services.intake import dossiers, forms
+from services.intake import catalog as catalog_module, dossiers, forms
 from services.intake.models import dossiers as dossier_table
 from tests.intake.test_dossiers import APPLICANT, COMMUNE, MONDAY_9AM, RECEPTIONIST, XA_RECEPTIONIST, submit
 
@@ -96,6 +96,10 @@ def test_form_01_receipt_holds_the_applicant_what_was_handed_in_the_register_ent
                   "NGƯỜI NỘP HỒ SƠ", "NGƯỜI TIẾP NHẬN HỒ SƠ", "(Ký, ghi rõ họ tên)",
                   "Lê Thị Hoa", "Công chức Bộ phận Một cửa")
     assert "Số thứ tự: 1" in receipt(uow, policy, first)
+
+
+def test_form_01_words_every_unit_of_processing_time_the_catalogue_allows():
+    assert set(catalog_module.UNITS) <= set(forms.UNIT_WORDS)
 
 
 def test_form_01_reprinted_keeps_the_appointment_given_at_reception(uow, policy):

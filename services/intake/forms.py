@@ -235,15 +235,18 @@ class _Document(FPDF):
         if self.get_y() > self.h - 60:
             self.add_page()
         width = (self.w - 40) / len(blocks)
-        y = self.get_y()
-        for index, (role, lines) in enumerate(blocks):
-            self.set_xy(20 + index * width, y)
+        top, hints_end = self.get_y(), []
+        for index, (role, _lines) in enumerate(blocks):
+            self.set_xy(20 + index * width, top)
             self.set_font("Roboto", "B", 11)
             self.multi_cell(width, 6, role, align="C", new_x="LEFT", new_y="NEXT")
             self.set_font("Roboto", "I", 10)
             self.multi_cell(width, 6, "(Ký, ghi rõ họ tên)", align="C", new_x="LEFT", new_y="NEXT")
-            self.set_xy(20 + index * width, self.get_y() + 18)  # room to sign
-            self.set_font("Roboto", "B", 11)
+            hints_end.append(self.get_y())
+        names = max(hints_end) + 18  # room to sign; the names on one line whatever the roles' length
+        self.set_font("Roboto", "B", 11)
+        for index, (_role, lines) in enumerate(blocks):
+            self.set_xy(20 + index * width, names)
             self.multi_cell(width, 6, "\n".join(lines), align="C", new_x="LEFT", new_y="NEXT")
 
 
@@ -352,13 +355,16 @@ def _apology(pdf: _Document, dossier: Dossier, catalog: Catalog, issuer: str, tz
 
 def _stop_notice(pdf: _Document, dossier: Dossier, catalog: Catalog, issuer: str, tz: ZoneInfo,
                  signer: _Signer) -> None:
+    stop = next(h for h in reversed(dossier.history) if h.action == "stop")
+    # the officer of the step that stopped it signs only for their own agency (another's signs by hand)
+    stopped_by = stop.actor if stop.agency_code == issuer else None
     _addressed(pdf, dossier)
     pdf.line_of("Thời gian nhận hồ sơ", _when(dossier.received_at, tz))
     pdf.paragraph(f"{_agency(catalog, issuer)} thông báo dừng giải quyết hồ sơ của Ông/Bà "
                   f"từ {_when(dossier.stopped_at, tz)}.")
     pdf.line_of("Lý do", dossier.stop_reason or "")
     pdf.signatures(("NGƯỜI NHẬN", [dossier.applicant_name]),
-                   (f"ĐẠI DIỆN {_agency(catalog, issuer).upper()}", signer.officer(_actor(dossier, "stop"))))
+                   (f"ĐẠI DIỆN {_agency(catalog, issuer).upper()}", signer.officer(stopped_by)))
 
 
 def _control_sheet(pdf: _Document, dossier: Dossier, catalog: Catalog, hand_overs: list[dict], tz: ZoneInfo,

@@ -90,6 +90,7 @@ def test_a_stop_is_status_8_with_its_reason(uow, policy):
     notice = _text(forms.render("05", dossier, policy.catalog, policy.calendar.tz, lambda code: [], officers, no_entry))
     assert "THÔNG BÁO DỪNG GIẢI QUYẾT HỒ SƠ" in notice and "Quá hạn bổ sung" in notice and dossier.code in notice
     assert "Thanh Hóa, ngày 05 tháng 03 năm 2026" in notice and "ĐẠI DIỆN ỦY BAN NHÂN DÂN PHƯỜNG HẠC THÀNH" in notice
+    assert forms.UNSIGNED in notice  # the land office's officer stopped it: the ward's representative signs by hand
 
 
 def test_a_refused_result_is_ready_with_its_reason_and_returned_as_usual(uow, policy):

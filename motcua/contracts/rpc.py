@@ -246,6 +246,14 @@ class SearchDossiersV1(NfcSchema):
             raise ValidationError("must not be after date_to", "date_from")
 
 
+def check_period(data: dict, max_days: int) -> None:
+    """`from`..`to`, both included: in order, and at most `max_days` days."""
+    if data["date_to"] < data["date_from"]:
+        raise ValidationError({"to": ["must not be before from"]})
+    if (data["date_to"] - data["date_from"]).days >= max_days:
+        raise ValidationError({"to": [f"a period of at most {max_days} days"]})
+
+
 class ReportQueryV1(Schema):
     """A report's period (at most MAX_REPORT_DAYS), optionally one agency's sub-tree, by agency or field."""
 
@@ -256,10 +264,7 @@ class ReportQueryV1(Schema):
 
     @validates_schema
     def _ordered(self, data, **_):
-        if data["date_to"] < data["date_from"]:
-            raise ValidationError({"to": ["must not be before from"]})
-        if (data["date_to"] - data["date_from"]).days >= MAX_REPORT_DAYS:
-            raise ValidationError({"to": [f"a period of at most {MAX_REPORT_DAYS} days"]})
+        check_period(data, MAX_REPORT_DAYS)
 
 
 class DrillDownQueryV1(ReportQueryV1):
@@ -272,6 +277,21 @@ class DrillDownQueryV1(ReportQueryV1):
 
 class ExportQueryV1(ReportQueryV1):
     format = fields.Str(required=True, validate=validate.OneOf(("csv", "xlsx")))
+
+
+MAX_LOG_BOOK_DAYS = 366
+
+
+class LogBookQueryV1(Schema):
+    """Sổ theo dõi hồ sơ (form 07): the dossiers an agency received in a period, as PDF or XLSX."""
+
+    date_from = fields.Date(required=True, data_key="from", validate=REPORTABLE_DATES)
+    date_to = fields.Date(required=True, data_key="to", validate=REPORTABLE_DATES)
+    format = fields.Str(load_default="pdf", validate=validate.OneOf(("pdf", "xlsx")))
+
+    @validates_schema
+    def _ordered(self, data, **_):
+        check_period(data, MAX_LOG_BOOK_DAYS)
 
 
 class TrackQueryV1(Schema):

@@ -6,12 +6,13 @@ import mimetypes
 
 from werkzeug.wrappers import Response
 
-from motcua.contracts.rpc import ApplicantActionV1, ConfirmPaymentV1, RequestSupplementV1, RescheduleDossierV1, SearchDossiersV1
+from motcua.contracts.rpc import (ApplicantActionV1, ConfirmPaymentV1, LogBookQueryV1, RequestSupplementV1,
+                                  RescheduleDossierV1, SearchDossiersV1)
 from motcua.contracts.views import DossierViewV1, PublicDossierViewV1
 from motcua.errors import ValidationFailed, load_valid
 from services.gateway import routes
 from services.gateway.dependencies import dossier_key
-from services.gateway.http import parse_json, read_json, route
+from services.gateway.http import parse_json, query, read_json, route
 from services.gateway.schemas import RefuseSchema, ReturnResultSchema, SubmitDossierSchema
 
 # Uploads: 25 MB in all, multipart or base64 JSON (intake checks each document: 5 MB at most).
@@ -136,12 +137,28 @@ class DossierApi:
     @route("GET", "/api/v1/dossiers/<code>/forms/<form>", response="application/pdf")
     def get_form(self, request, code, form):
         """Form 01 (receipt + appointment), 02 (supplement request), 03 (refusal), 04 (apology + new
-        appointment) or 06 (process control sheet) as PDF."""
+        appointment), 05 (stop notice) or 06 (process control sheet) as PDF; 07 is an agency's log book."""
         caller, token = self.caller_of(request)
         with self.audited(request, caller, f"dossier.form.{form}"[:64], dossier_code=code):
             rendered = self.intake.render_form(code, form, caller_token=token)
         return Response(base64.b64decode(rendered["content_base64"]), mimetype="application/pdf",
                         headers={"Content-Disposition": f'inline; filename="mau-{form}-{code}.pdf"'})
+
+    @route("GET", "/api/v1/agencies/<agency_code>/log-book", query=LogBookQueryV1,
+           response="application/octet-stream")
+    def get_log_book(self, request, agency_code):
+        """Form 07, Sổ theo dõi hồ sơ: the dossiers the agency received in a period, as PDF or XLSX."""
+        caller, token = self.caller_of(request)
+        params = query(request)
+        load_valid(LogBookQueryV1(), params)  # 400 naming the field before any RPC
+        return self.log_book_response(request, caller, token, agency_code, params)
+
+    def log_book_response(self, request, caller, token, agency_code, params):
+        """The log book as a download (the API's and the console's), audited."""
+        with self.audited(request, caller, "agency.log_book"):
+            rendered = self.intake.log_book(agency_code, params, caller_token=token)
+        return Response(base64.b64decode(rendered["content_base64"]), content_type=rendered["content_type"],
+                        headers={"Content-Disposition": f'attachment; filename="{rendered["filename"]}"'})
 
     @route("POST", "/api/v1/dossiers/<code>/withdraw", body=ApplicantActionV1, auth="optional", errors=(429,),
            command=True)

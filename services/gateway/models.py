@@ -33,6 +33,9 @@ class User(Base):
     agency_code: Mapped[str | None] = mapped_column(String(32))
     roles: Mapped[list[str]] = mapped_column(JSON, default=list)
     active: Mapped[bool] = mapped_column(default=True)
+    # how the forms name the officer (họ và tên, chức danh): never the username (Circular 03/2025, Annex I)
+    full_name: Mapped[str | None] = mapped_column(String(200), default=None)
+    title: Mapped[str | None] = mapped_column(String(200), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Tokens issued before this moment are refused (set when roles, activity or password change).
     tokens_valid_after: Mapped[datetime | None] = mapped_column(default=None)

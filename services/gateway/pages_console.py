@@ -1,5 +1,5 @@
 """Bàn làm việc của cán bộ: sign in, the one-stop counter's queue (tiếp nhận, từ chối, yêu cầu bổ sung,
-trả kết quả, forms 01/02/03 as PDF), the agency's task inbox, a dossier's detail and the staff search.
+trả kết quả, forms 01–06 as PDF), the agency's task inbox, a dossier's detail and the staff search.
 Every action is the API's RPC with the session's token, audited the same way."""
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from services.gateway.pages_http import (
     keyed,
     login_nonce,
     page,
+    province_today,
     query_data,
     redirect,
     remember_login_nonce,
@@ -99,9 +100,11 @@ PRIMARY_TASK_ACTIONS = ("claim", "approve", "send_back")  # shown at once; the o
 TASK_FIELDS = {"approve": ("note",), "send_back": ("note",), "request_supplement": ("items", "note"),
                "require_payment": ("amount_vnd", "note"), "transfer": ("agency_code", "note"),
                "refuse": ("note",), "stop": ("note",)}
-FORMS = {"01": "Mẫu 01 — Giấy tiếp nhận và hẹn trả kết quả", "02": "Mẫu 02 — Phiếu yêu cầu bổ sung",
-         "03": "Mẫu 03 — Phiếu từ chối tiếp nhận", "04": "Mẫu 04 — Phiếu xin lỗi và hẹn lại", "05": "Mẫu 05 — Thông báo dừng xử lý",
-         "06": "Mẫu 06 — Phiếu kiểm soát quá trình"}
+# as Annex I of Circular 03/2025/TT-VPCP names them (07, the log book, is an agency's, not a dossier's)
+FORMS = {"01": "Mẫu 01 — Giấy tiếp nhận hồ sơ và hẹn trả kết quả", "02": "Mẫu 02 — Phiếu yêu cầu bổ sung, hoàn thiện hồ sơ",
+         "03": "Mẫu 03 — Phiếu từ chối tiếp nhận giải quyết hồ sơ",
+         "04": "Mẫu 04 — Văn bản xin lỗi và đề nghị gia hạn thời gian giải quyết",
+         "05": "Mẫu 05 — Thông báo dừng giải quyết hồ sơ", "06": "Mẫu 06 — Phiếu kiểm soát quá trình giải quyết hồ sơ"}
 
 
 def home_of(caller) -> str:
@@ -184,6 +187,16 @@ class ConsolePages:
             rendered = self.intake.render_form(code, form, caller_token=session.token)
         return Response(base64.b64decode(rendered["content_base64"]), mimetype="application/pdf",
                         headers={"Content-Disposition": f'inline; filename="mau-{form}-{code}.pdf"'})
+
+    @page("GET", "/can-bo/so-theo-doi")
+    def console_log_book(self, request):
+        """Sổ theo dõi hồ sơ (mẫu 07) of the officer's agency: `tu` to `den` (by default this month so
+        far), `dang` pdf or xlsx."""
+        session = staff_session(self, request)
+        values, today = query_data(request), province_today(self.config)
+        params = {"from": values.get("tu") or today.replace(day=1).isoformat(), "to": values.get("den") or today.isoformat(),
+                  "format": values.get("dang") or "pdf"}
+        return self.log_book_response(request, session.caller, session.token, session.caller.agency_code, params)
 
     @page("GET", "/can-bo/ho-so/<code>/tai-lieu/<int:document_id>")
     def console_document(self, request, code, document_id):

@@ -14,10 +14,10 @@ from motcua.contracts.events import EVENT_SCHEMAS, SESSION_EVENTS, DossierEvent,
 from motcua.db import Database, utcnow
 from motcua.errors import Forbidden, Unauthorized, WrongKey
 from motcua.idempotency import CommandUnitOfWork, ForgetExpiredKeys
-from motcua.identity import verify_caller
+from motcua.identity import STAFF_ROLES, verify_caller
 from motcua.metrics import Metrics, scrape_allowed
 from motcua.rpc import rpc
-from services.gateway import audit, routes, throttle
+from services.gateway import audit, routes, throttle, users
 from services.gateway.api_admin import AdminApi
 from services.gateway.api_auth import AuthApi
 from services.gateway.api_catalog import CatalogApi
@@ -163,6 +163,13 @@ class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportA
     @rpc
     def health(self):
         return self.db.health()
+
+    @rpc
+    def officers(self, usernames, caller_token):
+        """{username: {full_name, title}} of staff accounts, for the forms intake prints on a staff
+        caller's behalf (its token is verified and checked for revocation like the HTTP edge's)."""
+        self.caller_from_token(caller_token).require(*STAFF_ROLES)
+        return users.officers(self.db.session, usernames)
 
     @route("GET", "/health", auth="public")
     def platform_health(self, request):

@@ -32,6 +32,11 @@ def _password(**kwargs) -> fields.Str:
     return fields.Str(validate=validate.Length(min=8, max=1024), **kwargs)
 
 
+def _person_text(**kwargs) -> fields.Str:
+    """An officer's full name or title as the forms print it (None clears it)."""
+    return fields.Str(allow_none=True, validate=validate.Length(min=1, max=200), **kwargs)
+
+
 class NewUserSchema(Schema):
     class Meta:
         unknown = RAISE
@@ -42,6 +47,8 @@ class NewUserSchema(Schema):
     agency_code = fields.Str(load_default=None, allow_none=True, validate=validate.Length(max=32))
     roles = _roles(required=True)
     active = fields.Bool(load_default=True)
+    full_name = _person_text(load_default=None)
+    title = _person_text(load_default=None)
 
 
 class UserChangeSchema(Schema):
@@ -51,6 +58,8 @@ class UserChangeSchema(Schema):
     roles = _roles()
     active = fields.Bool()
     password = _password()
+    full_name = _person_text()
+    title = _person_text()
 
 
 class UserQuerySchema(Schema):
@@ -67,7 +76,8 @@ def agency_tree(catalog_dir: str) -> AgencyTree:
 
 def view(user: User) -> dict:
     return {"username": user.username, "agency_code": user.agency_code, "roles": list(user.roles),
-            "active": user.active, "created_at": user.created_at.isoformat()}
+            "active": user.active, "full_name": user.full_name, "title": user.title,
+            "created_at": user.created_at.isoformat()}
 
 
 def _require_manager(caller: Caller) -> None:
@@ -104,7 +114,7 @@ def create_user(uow: UnitOfWork, caller: Caller, tree: AgencyTree, data: dict, n
         raise Conflict("this username is taken", field="username")
     user = User(username=data["username"], password_hash=hash_password(data["password"]),
                 agency_code=data["agency_code"], roles=sorted(set(data["roles"])), active=data["active"],
-                created_at=now)
+                full_name=data["full_name"], title=data["title"], created_at=now)
     session.add(user)
     uow.commit()
     return view(user)
@@ -113,7 +123,7 @@ def create_user(uow: UnitOfWork, caller: Caller, tree: AgencyTree, data: dict, n
 def update_user(uow: UnitOfWork, caller: Caller, tree: AgencyTree, username: str, data: dict,
                 now: datetime) -> dict:
     """A change of roles, activity or password ends the account's tokens, on every gateway instance
-    (`account_changed`)."""
+    (`account_changed`); a new full name or title (what forms print) does not."""
     _require_manager(caller)
     session = uow.session
     user = session.scalar(select(User).where(User.username == username))
@@ -130,11 +140,27 @@ def update_user(uow: UnitOfWork, caller: Caller, tree: AgencyTree, username: str
         user.active = data["active"]
     if "password" in data:
         user.password_hash = hash_password(data["password"])
-    if data:
+    for key in NAMING.intersection(data):
+        setattr(user, key, data[key])
+    if data.keys() - NAMING:
         user.tokens_valid_after = now
         uow.emit("account_changed", {"username": user.username, "changed_at": now})
     uow.commit()
     return view(user)
+
+
+NAMING = frozenset({"full_name", "title"})
+OFFICERS_MAX = 200  # usernames a form names: the counter's, each step's, each apology's
+
+
+def officers(session, usernames: list[str]) -> dict[str, dict]:
+    """{username: {full_name, title}} of the accounts among `usernames` that have a full name: how the
+    forms name their signers (intake asks; an account without one is left to be written by hand)."""
+    if not isinstance(usernames, list) or len(usernames) > OFFICERS_MAX or not all(isinstance(u, str) for u in usernames):
+        raise ValidationFailed(f"a list of at most {OFFICERS_MAX} usernames", field="usernames")
+    rows = session.execute(select(User.username, User.full_name, User.title)
+                           .where(User.username.in_(usernames), User.full_name.is_not(None))).all()
+    return {row.username: {"full_name": row.full_name, "title": row.title} for row in rows}
 
 
 def add_admin(db_url: str, username: str, password: str) -> None:

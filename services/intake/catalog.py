@@ -260,8 +260,10 @@ class _AgencyFile(AgencyFileSchema):
 class Catalog:
     """Agencies and every version of every procedure, read-only once loaded."""
 
-    def __init__(self, agencies: list[dict], procedures: list[Procedure]):
+    def __init__(self, agencies: list[dict], procedures: list[Procedure], province: str):
         self.agencies = {a["code"]: a for a in agencies}
+        # the place on a form's place and date line: the province's name without its kind of unit
+        self.place = province.removeprefix("Tỉnh ").removeprefix("Thành phố ")
         self.versions: dict[str, list[Procedure]] = {}
         for procedure in sorted(procedures, key=lambda p: (p.code, p.version)):
             self.versions.setdefault(procedure.code, []).append(procedure)
@@ -269,10 +271,12 @@ class Catalog:
     @classmethod
     def load(cls, catalog_dir: Path) -> "Catalog":
         catalog_dir = Path(catalog_dir)
-        agencies = load_data(catalog_dir / "agencies.yaml", _AgencyFile())["agencies"]
+        agency_file = load_data(catalog_dir / "agencies.yaml", _AgencyFile())
+        agencies = agency_file["agencies"]
         data = load_data(catalog_dir / "procedures.yaml", _CatalogSchema({a["code"]: a for a in agencies}))
         field_names = {f["code"]: f["name"] for f in data["fields_"]}
-        return cls(agencies, [_procedure(raw, field_names[raw["field"]]) for raw in data["procedures"]])
+        return cls(agencies, [_procedure(raw, field_names[raw["field"]]) for raw in data["procedures"]],
+                   agency_file["province"]["name"])
 
     def agency_view(self, code: str) -> dict:
         a = self.agencies[code]

@@ -69,6 +69,9 @@ class Reschedule:
     new_due_at: datetime
     reason: str
     late_apology: bool  # issued after the old appointment had passed (the law asks for before)
+    # the agency whose step made the dossier late, in whose name form 04 is issued (Circular 03/2025,
+    # Annex I, form 04); the receiving agency when no late step was known (records before it: None)
+    late_agency_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -189,6 +192,8 @@ class Dossier:
     submitted_by: str | None = None
     received_at: datetime | None = None
     due_at: datetime | None = None
+    # the appointment written on form 01 at reception; later moves of `due_at` (pauses, form 04) leave it
+    appointed_at: datetime | None = None
     refused_at: datetime | None = None
     refusal_reason: str | None = None
     result_ready_at: datetime | None = None
@@ -213,6 +218,7 @@ class Dossier:
     stop_reason: str | None = None
     # workflow predicted a late result: the appointment form 04 should propose, before the due date
     proposed_due_at: datetime | None = None
+    delaying_agency_code: str | None = None  # the late step's agency, with `proposed_due_at`
     # satisfaction (đánh giá mức độ hài lòng), once, after the result was returned
     rating: int | None = None
     rating_comment: str | None = None
@@ -253,6 +259,7 @@ class Dossier:
         caller.require("receptionist", agency_code=self.agency_code)
         status = self._transition("receive")
         self.received_at, self.due_at = now, schedule.due(self.channel, now)
+        self.appointed_at = self.due_at
         self._record("receive", status, "dossier_received", {
             **self._facts(), "received_at": now, "received_by": caller.username, "form": self.form,
             "contact": self._contact()}, at=now, actor=caller.username)
@@ -319,8 +326,9 @@ class Dossier:
                                    field="new_due_at")
         self.reschedules = (*self.reschedules, Reschedule(
             rescheduled_at=now, rescheduled_by=caller.username, agency_code=self.agency_code,
-            old_due_at=old_due_at, new_due_at=new_due_at, reason=reason, late_apology=now > old_due_at))
-        self.due_at, self.proposed_due_at = new_due_at, None
+            old_due_at=old_due_at, new_due_at=new_due_at, reason=reason, late_apology=now > old_due_at,
+            late_agency_code=self.delaying_agency_code or self.agency_code))
+        self.due_at, self.proposed_due_at, self.delaying_agency_code = new_due_at, None, None
         self._record("reschedule", status, "dossier_rescheduled", {
             "agency_code": self.agency_code, "rescheduled_at": now, "rescheduled_by": caller.username,
             "old_due_at": old_due_at, "new_due_at": new_due_at, "reason": reason, "contact": self._contact()},
@@ -425,10 +433,11 @@ class Dossier:
             "contact": self._contact()}, at=finished_at, actor=SYSTEM, agency_code=agency_code,
             note=self.result_note)
 
-    def delay_predicted(self, proposed_due_at: datetime) -> None:
-        """Workflow foresees a late result: the counter sees the appointment form 04 should propose."""
+    def delay_predicted(self, proposed_due_at: datetime, late_agency_code: str) -> None:
+        """Workflow foresees a late result: the counter sees the appointment form 04 should propose, and
+        the agency of the late step, in whose name it is issued."""
         if may("reschedule", self.status):
-            self.proposed_due_at = proposed_due_at
+            self.proposed_due_at, self.delaying_agency_code = proposed_due_at, late_agency_code
 
     def step_documents(self, refs: list[dict], actor: str, at: datetime) -> None:
         """A step finished with documents (already stored): they join the list, in the step's name."""

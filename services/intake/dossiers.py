@@ -5,7 +5,7 @@ commit once; event handlers leave the commit to `apply_once` (several may share 
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Callable
 from zoneinfo import ZoneInfo
 
@@ -17,7 +17,7 @@ from motcua.identity import Caller
 from motcua.idempotency import Command, run_once
 from motcua.privacy import seal_personal_fields, tracking_key, unseal_personal_fields
 from motcua.text import normalise_phone
-from services.intake import documents
+from services.intake import documents, forms
 from services.intake.blobs import BlobStore
 from services.intake.catalog import Catalog
 from services.intake.domain import ApplicantProof, Dossier, Schedule, last4, submitter, unknown
@@ -210,7 +210,7 @@ def processing_stopped(uow, data: dict) -> None:
 
 def delay_predicted(uow, data: dict) -> None:
     dossier = _load(uow, data["dossier_code"])
-    dossier.delay_predicted(data["proposed_due_at"])
+    dossier.delay_predicted(data["proposed_due_at"], data["current_agency_code"])
     _publish(uow, dossier)
 
 
@@ -241,6 +241,31 @@ def document_for_staff(uow, store: BlobStore, code: str, document_id: int, calle
         raise NotFound(f"no document {document_id} in dossier {code}", field="document_id")
     return {"key": found.key, "filename": found.filename, "content_type": found.content_type,
             "sha256": found.sha256, "content_base64": base64.b64encode(store.get(found.sha256)).decode()}
+
+
+def register_entry(uow, dossier: Dossier, tz: ZoneInfo) -> forms.RegisterEntry:
+    """The dossier's line in its receiving agency's log book (form 01 states it)."""
+    received = uow.dossiers.received_at_agency(dossier.agency_code, _year_start(dossier.received_at, tz),
+                                               dossier.received_at + timedelta(microseconds=1))
+    return forms.register(received, tz)[dossier.code]
+
+
+def log_book(uow, agency_code: str, first: date, last: date, caller: Caller, tree: AgencyTree,
+             tz: ZoneInfo) -> list[tuple[forms.RegisterEntry, Dossier]]:
+    """Sổ theo dõi hồ sơ (form 07): the dossiers `agency_code` received from `first` to `last` (local
+    days, both included), each with its register line, for its staff and those above it (`tree`)."""
+    if not may_read(caller, {agency_code}, tree):
+        raise Forbidden("the log book of another agency")
+    start = datetime.combine(first, time(), tz)
+    received = uow.dossiers.received_at_agency(agency_code, _year_start(start, tz),
+                                               datetime.combine(last + timedelta(days=1), time(), tz))
+    numbers = forms.register(received, tz)
+    return [(numbers[code], _load(uow, code, for_update=False)) for code, at in received if at >= start]
+
+
+def _year_start(moment: datetime, tz: ZoneInfo) -> datetime:
+    """Midnight of 1 January of the local year of `moment`: each year opens a new book (quyển)."""
+    return datetime(moment.astimezone(tz).year, 1, 1, tzinfo=tz)
 
 
 def view(dossier: Dossier, tz: ZoneInfo, catalog: Catalog) -> dict:

@@ -10,7 +10,7 @@ change, and read again after a rollback.
 from __future__ import annotations
 
 import weakref
-from datetime import date
+from datetime import date, datetime
 from functools import cache, cached_property
 
 from sqlalchemy import bindparam, event, func, select, update
@@ -86,6 +86,14 @@ class DossierRepository:
         if in_transaction:  # what an autocommit read saw may change before the next read
             self._read[code] = for_update
         return dossier
+
+    def received_at_agency(self, agency_code: str, start: datetime, end: datetime) -> list[tuple[str, datetime]]:
+        """(code, received_at) of the dossiers `agency_code` received in [start, end), in order of receipt."""
+        query = (select(dossiers.c.code, dossiers.c.received_at)
+                 .where(dossiers.c.agency_code == agency_code, dossiers.c.received_at >= start,
+                        dossiers.c.received_at < end)
+                 .order_by(dossiers.c.received_at, dossiers.c.code))
+        return [(row.code, row.received_at) for row in read_rows(self.session, query, {})]
 
     def next_code(self, agency_code: str, day: date) -> str:
         """The next dossier code: gap-free per agency per day, safe across instances. The counter row

@@ -14,6 +14,7 @@ from motcua.contracts.rpc import (
     ApplicantActionV1,
     CalendarDecisionV1,
     CalendarDueV1,
+    LogBookQueryV1,
     ConfirmPaymentV1,
     RateDossierV1,
     RefuseDossierV1,
@@ -26,7 +27,7 @@ from motcua.contracts.rpc import (
 )
 from motcua.access import audit_refusals
 from motcua.db import Database, utcnow
-from motcua.errors import load_valid
+from motcua.errors import NotFound, load_valid
 from motcua.idempotency import Command, ForgetExpiredKeys, account_scope, applicant_scope, run_once, ttl_of
 from motcua.metrics import GroupCountGauge, Metrics
 from motcua.revocation import Revocations
@@ -43,6 +44,7 @@ APPLICANT_ACTION = ApplicantActionV1()
 CALENDAR_DECISION = CalendarDecisionV1()
 CALENDAR_DUE = CalendarDueV1()
 CONFIRM_PAYMENT = ConfirmPaymentV1()
+LOG_BOOK = LogBookQueryV1()
 RATE_DOSSIER = RateDossierV1()
 REFUSE_DOSSIER = RefuseDossierV1()
 REQUEST_SUPPLEMENT = RequestSupplementV1()
@@ -62,6 +64,7 @@ class IntakeService(Revocations):
     rules = Rules()
     config = Config()
     workflow = RpcProxy("workflow")  # the hand-overs of form 06
+    gateway = RpcProxy("gateway")  # the officers' full names and titles the forms sign with
     dossiers_by_status = GroupCountGauge("motcua_dossiers_by_status", "Dossiers by status",
                                          dossier_table.c.status)
 
@@ -151,17 +154,44 @@ class IntakeService(Revocations):
     @rpc
     @audit_refusals
     def render_form(self, code, form, caller_token):
-        """A form of the dossier as PDF, base64 (staff of an involved agency)."""
+        """A form (01–06) of the dossier as PDF, base64 (staff of an involved agency)."""
         dossier = dossiers.get_for_staff(self.db, code, self.verified_caller(caller_token), self.rules.tree)
-        pdf = forms.render(form, dossier, self.rules.catalog, self.rules.calendar.tz,
-                           partial(self._hand_overs, caller_token=caller_token))
+        tz = self.rules.calendar.tz
+        pdf = forms.render(form, dossier, self.rules.catalog, tz, partial(self._hand_overs, caller_token=caller_token),
+                           partial(self._officers, caller_token=caller_token),
+                           partial(dossiers.register_entry, self.db, dossier, tz))
         return {"content_base64": base64.b64encode(pdf).decode()}
+
+    @rpc
+    @audit_refusals
+    def log_book(self, agency_code, query, caller_token):
+        """Sổ theo dõi hồ sơ (form 07) of an agency for a period (`query`: from, to, format), as PDF or
+        XLSX, base64 (its staff and those of the agencies above it)."""
+        data = load_valid(LOG_BOOK, query)
+        caller, tz, catalog = self.verified_caller(caller_token), self.rules.calendar.tz, self.rules.catalog
+        if agency_code not in catalog.agencies:
+            raise NotFound(f"no agency {agency_code}", field="agency_code")
+        entries = dossiers.log_book(self.db, agency_code, data["date_from"], data["date_to"], caller,
+                                    self.rules.tree, tz)
+        rows = forms.log_rows(entries, catalog, tz)
+        first, last, kind = data["date_from"], data["date_to"], data["format"]
+        content = (forms.log_book_xlsx(catalog, agency_code, first, last, rows) if kind == "xlsx"
+                   else forms.log_book_pdf(catalog, agency_code, first, last, rows, tz, utcnow()))
+        return {"content_base64": base64.b64encode(content).decode(), "content_type": forms.LOG_BOOK_TYPES[kind],
+                "filename": f"so-theo-doi-{agency_code}-{first:%Y%m%d}-{last:%Y%m%d}.{kind}"}
 
     def _hand_overs(self, dossier_code, caller_token):
         """workflow's hand-overs (form 06), asked with the officer's own token, within the RPC deadline: a
         workflow that is down must not hold one of intake's workers until it is back."""
         with eventlet.Timeout(self.config.get("RPC_TIMEOUT", 10), TimeoutError("workflow did not answer in time")):
             return self.workflow.dossier_history(dossier_code, caller_token=caller_token)
+
+    def _officers(self, usernames, caller_token):
+        """The gateway's accounts behind the usernames a form names (full name and title), asked with the
+        officer's own token within the RPC deadline, like the hand-overs."""
+        with eventlet.Timeout(self.config.get("RPC_TIMEOUT", 10), TimeoutError("gateway did not answer in time")):
+            found = self.gateway.officers(sorted(usernames), caller_token=caller_token)
+        return {name: forms.Officer(o["full_name"], o["title"]) for name, o in found.items()}
 
     @rpc
     @audit_refusals

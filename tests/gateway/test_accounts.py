@@ -12,10 +12,11 @@ from motcua import migrate
 from motcua.catalog import load_agencies
 from motcua.config import catalog_dir
 from motcua.db import make_engine
-from motcua.errors import Unauthorized
+from motcua.errors import Unauthorized, ValidationFailed
 from motcua import keys
 from motcua.identity import Caller, issue_token, verify_token
 from services.gateway.accounts import authenticate, seed_demo_accounts, token_response
+from services.gateway import users
 from services.gateway.models import User
 
 SIGNING, VERIFYING = keys.new_token_pair()
@@ -122,3 +123,17 @@ def test_alg_none_is_refused():
     unsigned = f"{_segment({'alg': 'none', 'typ': 'JWT'})}.{_segment(claims)}."
     with pytest.raises(Unauthorized):
         verify_token(unsigned, VERIFYING)
+
+
+def test_officers_answers_the_names_the_forms_print_and_only_those(session):
+    """The gateway's `officers` RPC (for intake's forms): accounts with a full name, the others left out."""
+    named = session.scalar(select(User).where(User.username == f"receptionist@{AGENCY}"))
+    named.full_name, named.title = "Lê Thị Hoa", "Công chức Bộ phận Một cửa"
+    session.flush()
+    found = users.officers(session, [f"receptionist@{AGENCY}", f"leader@{AGENCY}", "nobody"])
+    assert found == {f"receptionist@{AGENCY}": {"full_name": "Lê Thị Hoa", "title": "Công chức Bộ phận Một cửa"}}
+    session.rollback()
+    for wrong in ("receptionist", [1], ["x"] * (users.OFFICERS_MAX + 1)):
+        with pytest.raises(ValidationFailed) as error:
+            users.officers(session, wrong)
+        assert error.value.field == "usernames"

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import uuid
 from datetime import datetime, timedelta
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 import eventlet
 import pytest
@@ -15,6 +17,8 @@ import sqlalchemy
 import requests
 from nameko.containers import ServiceContainer
 from nameko.testing.services import replace_dependencies, worker_factory
+from openpyxl import load_workbook
+from sqlalchemy import create_engine, text
 
 from motcua import embedded
 from motcua.config import catalog_dir, nameko_config
@@ -42,6 +46,11 @@ def api(tmp_path_factory):
     config = {**nameko_config(f"embedded:///{vhost}"), "DB_URLS": migrated_sqlite_urls(tmp_path_factory.mktemp("db")),
               "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}", "METRICS_PORTS": {}}
     seed_demo_accounts(config["DB_URLS"]["gateway"], catalog_dir())  # the gateway honours accounts' tokens only
+    engine = create_engine(config["DB_URLS"]["gateway"])  # the receptionist's name, as the forms print it
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE users SET full_name = 'Lê Thị Hoa', title = 'Công chức Bộ phận Một cửa' "
+                                "WHERE username = :username"), {"username": f"receptionist@{COMMUNE}"})
+    engine.dispose()
     containers = [ServiceContainer(cls, config) for cls in (IntakeService, GatewayService)]
     workflow = SimpleNamespace(dossier_history=staff_hand_overs)  # workflow is not started here: its hand-overs
     replace_dependencies(containers[0], workflow=workflow)
@@ -237,6 +246,9 @@ def test_forms_over_http(api):
     receipt = requests.get(f"{form}/01", headers=api.staff, timeout=10)
     assert receipt.status_code == 200 and receipt.headers["Content-Type"] == "application/pdf"
     assert receipt.content.startswith(b"%PDF")
+    # the officer by the gateway account's full name and title, asked by intake with the caller's token
+    assert "Lê Thị Hoa Công chức Bộ phận Một cửa" in text_of(receipt.content)
+    assert "receptionist@" not in text_of(receipt.content)
     assert requests.get(f"{form}/01", timeout=10).status_code == 401
     assert requests.get(f"{form}/99", headers=api.staff, timeout=10).json()["error"]["field"] == "form"
     sheet = requests.get(f"{form}/06", headers=api.staff, timeout=10)
@@ -256,6 +268,28 @@ def test_forms_over_http(api):
     assert moved.json()["reschedules"][0]["late_apology"] is False
     apology = text_of(requests.get(f"{form}/04", headers=api.staff, timeout=10).content)
     assert code in apology and APPLICANT["full_name"] in apology and "Chờ xác minh nguồn gốc đất" in apology
+
+
+def test_the_log_book_over_http(api):
+    code = submit(api)
+    post(api, code, "receive", {}, api.staff)
+    today = datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).date().isoformat()  # the province's day
+    book = f"{api.url}/api/v1/agencies/{COMMUNE}/log-book"
+    pdf = requests.get(book, params={"from": today, "to": today}, headers=api.staff, timeout=10)
+    assert pdf.status_code == 200 and pdf.headers["Content-Type"] == "application/pdf", pdf.text
+    assert "SỔ THEO DÕI HỒ SƠ" in text_of(pdf.content) and code in text_of(pdf.content)
+    sheet = requests.get(book, params={"from": today, "to": today, "format": "xlsx"}, headers=api.staff, timeout=10)
+    assert sheet.status_code == 200 and "attachment" in sheet.headers["Content-Disposition"]
+    rows = list(load_workbook(io.BytesIO(sheet.content)).active.iter_rows(values_only=True))
+    assert rows[2][0] == "SỔ THEO DÕI HỒ SƠ" and code in {row[1] for row in rows[5:]}
+    for params, field in (({"from": today}, "to"), ({"from": today, "to": "2000-01-01"}, "to"),
+                          ({"from": today, "to": today, "format": "doc"}, "format")):
+        refused = requests.get(book, params=params, headers=api.staff, timeout=10)
+        assert (refused.status_code, refused.json()["error"]["field"]) == (400, field)
+    assert requests.get(book, params={"from": today, "to": today}, timeout=10).status_code == 401
+    other = requests.get(f"{api.url}/api/v1/agencies/000.20.02.H56/log-book", params={"from": today, "to": today},
+                         headers=api.staff, timeout=10)
+    assert other.status_code == 403
 
 
 def test_staff_search_over_http(api):

@@ -85,7 +85,7 @@ def test_events_applied_in_one_transaction_get_consecutive_versions_in_order(uow
 def test_what_publishes_nothing_moves_no_version(uow, policy):
     dossier = submit(uow, policy)
     dossiers.receive(uow, policy, dossier.code, RECEPTIONIST, MONDAY_9AM)
-    dossiers.delay_predicted(uow, workflow(dossier.code, proposed_due_at=later(300)))
+    dossiers.delay_predicted(uow, workflow(dossier.code, current_agency_code=LAND_OFFICE, proposed_due_at=later(300)))
     dossiers.task_completed(uow, workflow(dossier.code, completed_by="chuyenvien", completed_at=later(1), documents=[
         {"key": "bien_ban", "filename": "bb.pdf", "content_type": "application/pdf", "size": 9, "sha256": "b" * 64}]))
     uow.commit()

@@ -10,13 +10,14 @@ from pypdf import PdfReader
 from motcua.contracts.views import DossierViewV1
 from motcua.errors import Conflict, Forbidden, IllegalTransition
 from services.intake import dossiers, forms
+from tests.intake.test_forms import no_entry, officers
 from tests.intake.test_dossiers import APPLICANT, COMMUNE, MONDAY_9AM, RECEPTIONIST, XA_RECEPTIONIST, outbox, submit
 
 LAND_OFFICE, TAX_OFFICE = "000.12.01.H56", "000.00.18.H56"
 
 
 def _text(pdf: bytes) -> str:
-    return "".join(page.extract_text() for page in PdfReader(BytesIO(pdf)).pages)
+    return " ".join("".join(page.extract_text() for page in PdfReader(BytesIO(pdf)).pages).split())
 
 
 def utc(*args):
@@ -86,8 +87,10 @@ def test_a_stop_is_status_8_with_its_reason(uow, policy):
     assert (dossier.status, dossier.status_code, dossier.stop_reason) == ("stopped", 8, "Quá hạn bổ sung")
     assert outbox(uow)[-1]["event_type"] == "dossier_stopped"
     assert dossiers.allowed_actions(dossier.status) == []
-    notice = _text(forms.render("05", dossier, policy.catalog, policy.calendar.tz, lambda code: []))
-    assert "DỪNG XỬ LÝ" in notice and "Quá hạn bổ sung" in notice and dossier.code in notice
+    notice = _text(forms.render("05", dossier, policy.catalog, policy.calendar.tz, lambda code: [], officers, no_entry))
+    assert "THÔNG BÁO DỪNG GIẢI QUYẾT HỒ SƠ" in notice and "Quá hạn bổ sung" in notice and dossier.code in notice
+    assert "Thanh Hóa, ngày 05 tháng 03 năm 2026" in notice and "ĐẠI DIỆN ỦY BAN NHÂN DÂN PHƯỜNG HẠC THÀNH" in notice
+    assert forms.UNSIGNED in notice  # the land office's officer stopped it: the ward's representative signs by hand
 
 
 def test_a_refused_result_is_ready_with_its_reason_and_returned_as_usual(uow, policy):
@@ -113,14 +116,14 @@ def test_a_foreseen_delay_shows_the_counter_the_appointment_to_propose(uow, poli
 def test_form_04_is_drafted_from_the_forecast_until_the_counter_issues_it(uow, policy):
     dossier = processing(uow, policy)
     with pytest.raises(Conflict):  # no apology is due yet
-        forms.render("04", dossier, policy.catalog, policy.calendar.tz, lambda code: [])
+        forms.render("04", dossier, policy.catalog, policy.calendar.tz, lambda code: [], officers, no_entry)
     dossiers.delay_predicted(uow, {"dossier_code": dossier.code, "agency_code": COMMUNE,
                                    "current_agency_code": LAND_OFFICE, "due_at": dossier.due_at,
                                    "proposed_due_at": utc(2026, 3, 20, 9), "detected_at": utc(2026, 3, 12, 2)})
-    draft = _text(forms.render("04", dossier, policy.catalog, policy.calendar.tz, lambda code: []))
+    draft = _text(forms.render("04", dossier, policy.catalog, policy.calendar.tz, lambda code: [], officers, no_entry))
     assert "DỰ THẢO" in draft and "20/03/2026" in draft and dossier.code in draft
     dossiers.reschedule(uow, dossier.code, utc(2026, 3, 23, 9), "Chờ đo đạc lại", RECEPTIONIST, utc(2026, 3, 12, 3))
-    issued = _text(forms.render("04", dossier, policy.catalog, policy.calendar.tz, lambda code: []))
+    issued = _text(forms.render("04", dossier, policy.catalog, policy.calendar.tz, lambda code: [], officers, no_entry))
     assert "DỰ THẢO" not in issued and "23/03/2026" in issued and "Chờ đo đạc lại" in issued
 
 

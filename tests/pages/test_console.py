@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
+from tests.intake.test_forms import text_of
 from tests.pages.client import AGENCY, APPLICANT, Officer, csrf_of, submitted_code, task_id_in, until
 
 pytestmark = pytest.mark.e2e  # the platform in its own process, over HTTP
@@ -69,6 +70,20 @@ def test_the_counter_receives_refuses_and_prints_the_forms(base_url):
     assert "Mẫu 03" in counter.get(f"/can-bo/ho-so/{refused}").text
     other = Officer(base_url, "receptionist@000.20.01.H56")
     assert other.get(f"/can-bo/ho-so/{received}").status_code == 403  # another agency's dossier
+
+
+def test_the_counter_downloads_its_log_book(base_url):
+    """Mẫu 07 of the officer's own agency, this month so far by default, as PDF or XLSX."""
+    received = submitted_code(base_url)
+    counter = Officer(base_url, f"receptionist@{AGENCY}")
+    assert counter.post(f"/can-bo/ho-so/{received}/tiep-nhan").status_code == 303
+    assert 'href="/can-bo/so-theo-doi?dang=xlsx"' in counter.get("/can-bo").text
+    pdf = counter.get("/can-bo/so-theo-doi")
+    assert pdf.status_code == 200 and pdf.headers["Content-Type"] == "application/pdf"
+    assert "SỔ THEO DÕI HỒ SƠ" in text_of(pdf.content) and received in text_of(pdf.content)
+    sheet = counter.get("/can-bo/so-theo-doi?dang=xlsx")
+    assert sheet.status_code == 200 and sheet.headers["Content-Disposition"].endswith('.xlsx"')
+    assert counter.get("/can-bo/so-theo-doi?dang=doc").status_code == 400
 
 
 def test_a_double_submit_of_a_counter_form_is_one_decision(base_url):

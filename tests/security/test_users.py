@@ -34,7 +34,8 @@ def test_an_agency_admin_creates_accounts_in_its_agency_and_sub_agencies_only(ap
     created = users(api, "POST", headers=admin, json=new_user("cv.nguyen@land", LAND_OFFICE, ["specialist"]))
     assert created.status_code == 201, created.text
     assert created.json() == {"username": "cv.nguyen@land", "agency_code": LAND_OFFICE, "roles": ["specialist"],
-                              "active": True, "created_at": created.json()["created_at"]}
+                              "active": True, "full_name": None, "title": None,
+                              "created_at": created.json()["created_at"]}
     assert "password" not in created.text and "argon2" not in created.text
     assert login(api, "cv.nguyen@land", "mat-khau-dai-1").status_code == 200
     refused = users(api, "POST", headers=admin, json=new_user("cv.other@commune", COMMUNE, ["specialist"]))
@@ -127,6 +128,22 @@ def test_deactivation_role_change_and_password_reset_end_current_tokens(api):
     assert {"user.create", "user.update:roles", "user.update:password", "user.update:active"} <= set(actions)
 
 
+def test_an_officers_full_name_and_title_change_without_ending_their_tokens(api):
+    """What the forms print (Circular 03/2025: officers by full name and title), not who may do what."""
+    admin = signed_in(api, f"agency_admin@{OTHER_COMMUNE}")
+    body = {**new_user("hoa.le@oc", OTHER_COMMUNE, ["receptionist"]), "full_name": "Lê Thị Hoa", "title": "Công chức"}
+    created = users(api, "POST", headers=admin, json=body)
+    assert created.status_code == 201 and (created.json()["full_name"], created.json()["title"]) == ("Lê Thị Hoa", "Công chức")
+    token = login(api, "hoa.le@oc", "mat-khau-dai-1").json()["access_token"]
+    time.sleep(1.1)  # a revocation would refuse tokens of the second of the change and before
+    renamed = users(api, "PATCH", "/hoa.le@oc", headers=admin, json={"title": "Công chức Bộ phận Một cửa"})
+    assert renamed.status_code == 200 and renamed.json()["title"] == "Công chức Bộ phận Một cửa"
+    assert users(api, "GET", headers=bearer(token)).status_code != 401  # the token still holds
+    for field, value in (("full_name", ""), ("title", "x" * 201)):
+        refused = users(api, "PATCH", "/hoa.le@oc", headers=admin, json={field: value})
+        assert (refused.status_code, refused.json()["error"]["field"]) == (400, field)
+
+
 def test_an_admin_cannot_lock_themselves_out(api):
     admin = signed_in(api, f"agency_admin@{COMMUNE}")
     response = users(api, "PATCH", f"/agency_admin@{COMMUNE}", headers=admin, json={"active": False})
@@ -155,5 +172,6 @@ def test_a_repeated_account_command_answers_the_first_result_and_keeps_no_passwo
         stored = connection.execute(text("SELECT fingerprint FROM command_results WHERE key = :key"),
                                     {"key": "create-cv-tran"}).scalar()
     engine.dispose()
-    without_password = {**{k: v for k, v in body.items() if k != "password"}, "active": True}  # as validated
+    without_password = {**{k: v for k, v in body.items() if k != "password"}, "active": True,  # as validated
+                        "full_name": None, "title": None}
     assert stored == fingerprint(["gateway.create_user", [without_password]])

@@ -18,7 +18,7 @@ import requests
 
 from motcua.backoff import backoff
 from motcua.progress import progress
-from tests.e2e.client import COMMUNE, LAND_STEPS, Api
+from tests.e2e.client import COMMUNE, ENVIRONMENT_DEPT, LAND_OFFICE, LAND_STEPS, Api
 
 # Answers a client retries: the platform could not answer now (a gateway or service down, a timeout).
 RETRIED_STATUSES = {500, 502, 503, 504}
@@ -85,6 +85,22 @@ def path_kind(path: str) -> str:
     return "/" + "/".join(p if p.isalpha() or p in ("v1",) else "{}" for p in parts)
 
 
+@dataclass(frozen=True)
+class Route:
+    """A procedure, the commune that receives it and its process's steps (agency, role)."""
+
+    procedure_code: str
+    receiving_agency: str
+    steps: tuple[tuple[str, str], ...]
+
+
+# Dossiers alternate between two communes' land procedures: a dossier code numbers an agency's
+# dossiers of one day in 4 digits (`{agency}-{yyMMdd}-{NNNN}`), so one commune receives at most 9,999
+# a day and a full run (N=10000) through one commune would end on the platform's rightful refusal.
+ROUTES = (Route("1.012786", COMMUNE, tuple(LAND_STEPS)),
+          Route("1.012783", "000.20.02.H56", ((LAND_OFFICE, "specialist"), (ENVIRONMENT_DEPT, "leader"))))
+
+
 @dataclass
 class Dossier:
     """What the client knows of one dossier: its code once submitted, how far it got, what stopped it."""
@@ -121,7 +137,9 @@ class Load:
                 self.submitted += 1
 
     def run(self) -> None:
-        for user in ["admin", f"receptionist@{COMMUNE}"] + [f"{role}@{agency}" for agency, role in LAND_STEPS]:
+        users = {"admin"} | {f"receptionist@{route.receiving_agency}" for route in ROUTES} | {
+            f"{role}@{agency}" for route in ROUTES for agency, role in route.steps}
+        for user in sorted(users):
             self.api.token(user)  # logged in once; the threads share the tokens
         with ThreadPoolExecutor(self.concurrency) as pool:
             list(pool.map(self._one, self.dossiers))
@@ -137,13 +155,14 @@ class Load:
             progress("chaos: dossiers", self.finished, self.count)
 
     def _lifecycle(self, dossier: Dossier) -> None:
-        api = self.api
-        dossier.code = api.submit(key=uuid.uuid4().hex)["code"]
+        api, route = self.api, ROUTES[dossier.number % len(ROUTES)]
+        receptionist = f"receptionist@{route.receiving_agency}"
+        dossier.code = api.submit(route.procedure_code, key=uuid.uuid4().hex)["code"]
         self._step(dossier, "submitted")
-        self._command(dossier, f"/api/v1/dossiers/{dossier.code}/receive", f"receptionist@{COMMUNE}", {},
+        self._command(dossier, f"/api/v1/dossiers/{dossier.code}/receive", receptionist, {},
                       done_when=("received", "processing"))
         self._step(dossier, "received")
-        for number, (agency, role) in enumerate(LAND_STEPS, 1):
+        for number, (agency, role) in enumerate(route.steps, 1):
             task = api.open_task(dossier.code, agency, role, timeout=self.timeout)
             response = api.complete(task, f"{role}@{agency}")
             if response.status_code != 200:
@@ -151,7 +170,7 @@ class Load:
             self._step(dossier, f"step {number} done")
         api.wait_status(dossier.code, "result_ready", timeout=self.timeout)
         self._step(dossier, "result_ready")
-        self._command(dossier, f"/api/v1/dossiers/{dossier.code}/return", f"receptionist@{COMMUNE}",
+        self._command(dossier, f"/api/v1/dossiers/{dossier.code}/return", receptionist,
                       {"method": "counter"}, done_when=("returned",))
         self._step(dossier, "returned")
 

@@ -44,8 +44,9 @@ def set_production_keys(monkeypatch, directory: Path) -> dict[str, str]:
     return values
 
 
-def gateway_token(username: str, agency: str | None, *roles: str, ttl: float = 300) -> str:
-    """A token as the gateway signs it (`ttl` seconds)."""
+def gateway_token(username: str, agency: str | None, *roles: str, ttl: float = 6 * 3600) -> str:
+    """A token as the gateway signs it (`ttl` seconds: by default long enough that a token made when a
+    test module is imported outlives the whole suite on a busy machine, and within the 12-hour cap)."""
     from datetime import timedelta
 
     return issue_token(Caller(username, agency, tuple(roles)), TOKENS["TOKEN_SIGNING_KEY"], timedelta(seconds=ttl))

@@ -48,6 +48,7 @@ from functools import partial
 import eventlet
 from eventlet.event import Event as GreenEvent
 from kombu import Exchange, Queue, binding
+from kombu.mixins import ConsumerMixin
 from nameko.amqp.publish import Publisher, get_connection
 from nameko.containers import ContainerBeingKilled
 from nameko.extensions import Entrypoint, ProviderCollector, SharedExtension
@@ -303,6 +304,19 @@ def _drop_undecodable_unlogged(queue_consumer, message, exc):
 
 
 QueueConsumer.on_decode_error = _drop_undecodable_unlogged
+
+
+def _consume_stopping_promptly(queue_consumer, limit=None, timeout=None, **kwargs):
+    """kombu looks at `should_stop` only when a drain returns, by default after an idle second: every
+    consumer then holds a container's stop (a rolling restart, each test's teardown) for up to 1 s.
+    A fifth of a second costs an idle service a few wake-ups a second."""
+    return ConsumerMixin.consume(queue_consumer, limit=limit, timeout=timeout,
+                                 safety_interval=STOP_POLL_SECONDS, **kwargs)
+
+
+#: How long an idle consumer waits on its socket before it looks whether it should stop.
+STOP_POLL_SECONDS = 0.2
+QueueConsumer.consume = _consume_stopping_promptly
 
 
 class ParkingQueueConsumer(QueueConsumer):

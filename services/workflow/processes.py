@@ -152,18 +152,22 @@ class Processes:
                            field="procedure_code") from None
 
     def agency_for(self, step: Step, receiving_agency: str, form: dict) -> str:
-        """The agency a step goes to for this dossier."""
+        """The agency a step goes to for this dossier: a fixed one; the one under `under` serving the
+        area; without `under`, the area's agency itself (the receiving commune, or the one the declaration
+        names: a dossier received anywhere in the province, Decree 118/2025/NĐ-CP)."""
         rule = step.agency
         if rule.code:
             return rule.code
         area = receiving_agency if rule.serving == RECEIVING else (form or {}).get(rule.serving[len("form."):])
+        if rule.under is None and area in self.serves:
+            return area
         for code, served in self.serves.items():
             if self.tree.parents.get(code) == rule.under and area in served:
                 return code
         # Raised into the handler: the message is parked with this reason until agencies.yaml knows the area.
         # Named by where the area comes from, never by its value: a declaration's value is the applicant's.
-        raise ValidationFailed(f"no agency under {rule.under} serves the dossier's {rule.serving} (step {step.name!r})",
-                               field="agency")
+        where = f"under {rule.under} serves" if rule.under else "is"
+        raise ValidationFailed(f"no agency {where} the dossier's {rule.serving} (step {step.name!r})", field="agency")
 
 
 class _WorkingDays(fields.Field):
@@ -197,7 +201,7 @@ class _ConditionSchema(Schema):
 
 
 class _AgencyRuleSchema(Schema):
-    under = fields.Str(required=True)
+    under = fields.Str(load_default=None)  # None: the area's own agency (see Processes.agency_for)
     serving = fields.Str(required=True, validate=validate.Regexp(
         r"^(receiving|form\.\w+)$", error="serving is 'receiving' or 'form.<field>'"))
 
@@ -288,7 +292,7 @@ class ProcessFileSchema(Schema):
             seen.add(process.procedure_code)
             for number, step in enumerate(process.steps):
                 named = [step.agency.code or step.agency.under, *step.transfer_to]
-                unknown = [code for code in named if code not in self.agency_codes]
+                unknown = [code for code in named if code is not None and code not in self.agency_codes]
                 if unknown:
                     raise ValidationError({"processes": {index: {"steps": {number: {
                         "agency_code": [f"unknown agency {unknown[0]} (not in agencies.yaml)"]}}}}})

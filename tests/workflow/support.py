@@ -22,12 +22,12 @@ LAND_OFFICE, LAND_DEPT, COMMUNE = "000.12.01.H56", "000.00.12.H56", "000.20.01.H
 
 def received(code: str = "000.20.01.H56-260302-0001", procedure_code: str = LAND,
              received_at: datetime = MONDAY, due_at: datetime | None = None, form: dict | None = None,
-             dossier_version: int | None = None):
-    """A `dossier_received` event as intake publishes it."""
+             dossier_version: int | None = None, agency_code: str = COMMUNE):
+    """A `dossier_received` event as intake publishes it (`agency_code`: the receiving agency)."""
     return parse_event(make_event("intake", "dossier_received", {
         "code": code, "procedure_code": procedure_code, "procedure_name": "Thủ tục thử",
-        "field_code": "DD", "agency_code": COMMUNE, "channel": "online", "received_at": received_at,
-        "due_at": due_at or received_at + timedelta(days=30), "received_by": f"receptionist@{COMMUNE}",
+        "field_code": "DD", "agency_code": agency_code, "channel": "online", "received_at": received_at,
+        "due_at": due_at or received_at + timedelta(days=30), "received_by": f"receptionist@{agency_code}",
         "form": form or {}, "contact": {"full_name": "Nguyễn Văn A"}, "dossier_version": dossier_version,
     }))
 

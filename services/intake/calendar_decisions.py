@@ -4,7 +4,8 @@ off or a working day, with its document) that calendar.yaml does not have yet (d
 It counts at once: the instance that records it moves its calendar before answering, every other
 intake instance reads the table again within `REFRESH_SECONDS`, and the open dossiers whose span the
 decision touches get their new appointment in the same transaction (`dossier_rescheduled`, reason
-"calendar"), which workflow applies to the dossier's process like any new appointment.
+"calendar"), which workflow applies to the dossier's process like any new appointment; then the decision
+itself (`calendar_decided`), with which workflow counts its steps' deadlines from then on.
 """
 from __future__ import annotations
 
@@ -47,6 +48,10 @@ def decide(uow, policy: Policy, data: dict, caller: Caller, now: datetime) -> di
     after = policy.official.merged(recorded(session))
     moved = [code for code in _touched(session, decision.date, policy.calendar.tz)
              if _move(uow, policy, code, after, decision, caller.username, now)]
+    # After the appointments it moved: workflow caps the steps it moves at the dossier's new date.
+    uow.emit("calendar_decided", {"date": decision.date, "kind": decision.kind, "source": decision.source,
+                                  "decided_year": data["decided_year"], "decided_by": caller.username,
+                                  "decided_at": now})
     uow.commit()
     policy.use_decisions(after)
     return {"date": decision.date.isoformat(), "kind": decision.kind, "source": decision.source,

@@ -5,7 +5,7 @@ repository reads and writes them with SQLAlchemy Core, so the rules never import
 objects live in memory in the rule tests."""
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, String, Table, Text
+from sqlalchemy import JSON, Boolean, Column, Date, ForeignKey, Index, Integer, String, Table, Text
 from sqlalchemy.orm import DeclarativeBase
 
 from motcua.db import ServiceBase, UTCDateTime, reliability_tables
@@ -68,4 +68,16 @@ tasks = Table(
     Index("ix_tasks_agency_status_due", "agency_code", "status", "due_at"),
     # detect_overdue: open tasks not yet flagged, past their due date.
     Index("ix_tasks_sla", "status", "overdue_at", "due_at"),
+)
+
+# The official calendar's decisions recorded through the API after calendar.yaml (intake's
+# `calendar_decided` events): workflow counts its steps' deadlines with them, every instance reading them
+# at start and again every few seconds.
+calendar_decisions = Table(
+    "calendar_decisions", Base.metadata,
+    Column("day", Date, primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("source", String(500), nullable=False),
+    Column("decided_year", Boolean, nullable=False),
+    Column("decided_at", UTCDateTime(), nullable=False),
 )

@@ -15,7 +15,7 @@ from pathlib import Path
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from motcua.access import AgencyTree
-from motcua.calendar import WorkingCalendar, parse_days
+from motcua.calendar import Decision, Decisions, WorkingCalendar, parse_days
 from motcua.catalog import load_agencies, load_data
 from motcua.contracts.rpc import TASK_ACTIONS
 from motcua.errors import NotFound, ValidationFailed
@@ -129,14 +129,25 @@ class Process:
         return when is None or when.holds(form)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Processes:
-    """What workflow reads from the catalogue: the processes, the agencies' areas, the calendar."""
+    """What workflow reads from the catalogue: the processes, the agencies' areas, the calendar. Read-only
+    but for the calendar, which follows the official decisions recorded through the API (`use_decisions`)."""
 
     processes: dict[str, Process]
     calendar: WorkingCalendar
     tree: AgencyTree  # leaders' and agency admins' oversight of their sub-agencies; relative agencies
     serves: dict[str, tuple[str, ...]]
+    official: Decisions = Decisions()  # calendar.yaml's decisions; those recorded later go on top
+
+    def counting_with(self, recorded: list[tuple[Decision, bool]]) -> WorkingCalendar:
+        """The calendar with calendar.yaml's decisions and `recorded` (each with whether it decides its
+        year) on top, a later one about a date replacing the earlier."""
+        return self.calendar.with_decisions(self.official.merged(recorded))
+
+    def use_decisions(self, recorded: list[tuple[Decision, bool]]) -> None:
+        """Count every step's deadline with `recorded` from now on (see `counting_with`)."""
+        self.calendar = self.counting_with(recorded)
 
     @property
     def system_agencies(self) -> set[str]:
@@ -308,4 +319,4 @@ def load_processes(catalog_dir: Path, time_zone: str) -> Processes:
                 else WorkingCalendar(tz=time_zone))
     return Processes({p.procedure_code: p for p in data["processes"]}, calendar,
                    tree=AgencyTree.from_agencies(agencies),
-                   serves={a["code"]: tuple(a.get("serves") or ()) for a in agencies})
+                   serves={a["code"]: tuple(a.get("serves") or ()) for a in agencies}, official=calendar.decisions)

@@ -1,7 +1,7 @@
 """Helpers of the workflow tests: the real catalogue, events as intake sends them, callers."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -96,6 +96,13 @@ def payment_received(code: str, paid_at: datetime, due_at: datetime | None = Non
                      dossier_version: int | None = None):
     return intake_event("payment_received", code=code, paid_at=paid_at, confirmed_by=f"receptionist@{COMMUNE}",
                         receipt_number="BL-0042", due_at=due_at, dossier_version=dossier_version)
+
+
+def calendar_decided(day: date, kind: str = "day_off", decided_year: bool = False):
+    """A `calendar_decided` event as intake publishes it (the admin's decision through the API)."""
+    return parse_event(make_event("intake", "calendar_decided", {
+        "date": day, "kind": kind, "source": "Công văn 999/VPCP-KGVX, 04/03/2026 (thử)",
+        "decided_year": decided_year, "decided_by": "admin", "decided_at": datetime(2026, 3, 4, 8, 0, tzinfo=TZ)}))
 
 
 def at(day: int, hour: int, minute: int = 0) -> datetime:

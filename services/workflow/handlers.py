@@ -83,7 +83,7 @@ def apply_calendar_decision(uow: WorkflowUnitOfWork, event: Event, catalog: Proc
     data = event.data
     decision = Decision(data["date"], data["kind"], data["source"])
     before = catalog.counting_with(uow.calendar.recorded())
-    uow.calendar.record(decision, data["decided_year"], data["decided_at"])
+    uow.calendar.record(decision, data["decided_year"], data["decided_by"], data["decided_at"])
     recorded = uow.calendar.recorded()
     after = catalog.counting_with(recorded)
     day_start = datetime.combine(decision.date, time.min, tzinfo=after.tz)

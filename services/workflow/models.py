@@ -5,10 +5,11 @@ repository reads and writes them with SQLAlchemy Core, so the rules never import
 objects live in memory in the rule tests."""
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, Column, Date, ForeignKey, Index, Integer, String, Table, Text
+from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, String, Table, Text
 from sqlalchemy.orm import DeclarativeBase
 
 from motcua.db import ServiceBase, UTCDateTime, reliability_tables
+from motcua.decisions import calendar_decisions_table
 from motcua.idempotency import command_results_table
 from motcua.revocation import revocation_tables
 
@@ -73,11 +74,4 @@ tasks = Table(
 # The official calendar's decisions recorded through the API after calendar.yaml (intake's
 # `calendar_decided` events): workflow counts its steps' deadlines with them, every instance reading them
 # at start and again every few seconds.
-calendar_decisions = Table(
-    "calendar_decisions", Base.metadata,
-    Column("day", Date, primary_key=True),
-    Column("kind", String(16), nullable=False),
-    Column("source", String(500), nullable=False),
-    Column("decided_year", Boolean, nullable=False),
-    Column("decided_at", UTCDateTime(), nullable=False),
-)
+calendar_decisions = calendar_decisions_table(Base.metadata)

@@ -14,6 +14,7 @@ from functools import cache, cached_property
 from sqlalchemy import Connection, bindparam, select, union, update
 from sqlalchemy.orm import Session
 
+from motcua import decisions
 from motcua.calendar import Decision
 from motcua.idempotency import CommandUnitOfWork
 from motcua.sql import one_statement, upsert_insert
@@ -191,16 +192,10 @@ class CalendarDecisionRepository:
         self.session = session
 
     def recorded(self) -> list[tuple[Decision, bool]]:
-        """Each decision with whether it completes its year's calendar, by date."""
-        rows = self.session.execute(select(calendar_decisions).order_by(calendar_decisions.c.day)).all()
-        return [(Decision(r.day, r.kind, r.source), r.decided_year) for r in rows]
+        return decisions.recorded(self.session, calendar_decisions)
 
-    def record(self, decision: Decision, decided_year: bool, decided_at: datetime) -> None:
-        """Keep `decision`, replacing an earlier one about the same day."""
-        self.session.execute(calendar_decisions.delete().where(calendar_decisions.c.day == decision.date))
-        self.session.execute(calendar_decisions.insert().values(
-            day=decision.date, kind=decision.kind, source=decision.source, decided_year=decided_year,
-            decided_at=decided_at))
+    def record(self, decision: Decision, decided_year: bool, decided_by: str, decided_at: datetime) -> None:
+        decisions.record(self.session, calendar_decisions, decision, decided_year, decided_by, decided_at)
 
 
 class WorkflowUnitOfWork(CommandUnitOfWork):

@@ -43,7 +43,7 @@ class FakeCalendarDecisions:
     def recorded(self) -> list[tuple[Decision, bool]]:
         return [self.decisions[day] for day in sorted(self.decisions)]
 
-    def record(self, decision: Decision, decided_year: bool, decided_at: datetime) -> None:
+    def record(self, decision: Decision, decided_year: bool, decided_by: str, decided_at: datetime) -> None:
         self.decisions[decision.date] = (decision, decided_year)
 
 

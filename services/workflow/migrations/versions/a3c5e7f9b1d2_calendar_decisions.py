@@ -23,6 +23,7 @@ def upgrade() -> None:
     sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('source', sa.String(length=500), nullable=False),
     sa.Column('decided_year', sa.Boolean(), nullable=False),
+    sa.Column('decided_by', sa.String(length=128), nullable=False),
     sa.Column('decided_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('day')
     )

@@ -6,6 +6,10 @@ from pathlib import Path
 import yaml
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
+# A commune is named "Ủy ban nhân dân <xã|phường> <name>" in agencies.yaml: what follows names its area
+# (in an applicant's address, in the portal's choice of a receiving commune).
+PEOPLES_COMMITTEE = "Ủy ban nhân dân "
+
 
 class CatalogError(Exception):
     """A master-data file that refuses to load: names the file, the line and the reason."""

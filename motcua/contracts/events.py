@@ -318,8 +318,24 @@ class AccountChangedV1(Contract):
     changed_at = fields.AwareDateTime(required=True)
 
 
+class CalendarDecidedV1(Contract):
+    """The province's admin recorded an official calendar decision (intake: POST /api/v1/calendar/decisions):
+    a day off or a working day, with its document. Every service that counts working time counts with it
+    from now on (workflow: the open steps' deadlines). Published after the `dossier_rescheduled` events it
+    caused, in the same transaction."""
+
+    date = fields.Date(required=True)
+    kind = fields.Str(required=True, validate=validate.OneOf(("day_off", "working_day")))
+    source = fields.Str(required=True)
+    decided_year = fields.Bool(required=True)  # the decision completes its year's calendar
+    decided_by = fields.Str(required=True)
+    decided_at = fields.AwareDateTime(required=True)
+
+
 # The gateway's own events about staff sessions: for the other gateway instances, no dossier's.
 SESSION_EVENTS = frozenset({"token_revoked", "account_changed"})
+# The official calendar's: for the services that count working time, no dossier's.
+CALENDAR_EVENTS = frozenset({"calendar_decided"})
 
 EVENT_SCHEMAS: dict[str, tuple[int, Schema]] = {
     "dossier_submitted": (1, DossierSubmittedV1()),
@@ -349,6 +365,7 @@ EVENT_SCHEMAS: dict[str, tuple[int, Schema]] = {
     "access_denied": (1, AccessDeniedV1()),
     "token_revoked": (1, TokenRevokedV1()),
     "account_changed": (1, AccountChangedV1()),
+    "calendar_decided": (1, CalendarDecidedV1()),
 }
 
 

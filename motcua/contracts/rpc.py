@@ -117,6 +117,9 @@ class SubmitDossierV1(NfcSchema):
     form = fields.Dict(keys=fields.Str(validate=validate.Length(min=1, max=40)), values=fields.Raw(allow_none=True),
                        load_default=dict, validate=_bounded_declaration)
     documents = fields.List(fields.Nested(DocumentUploadV1), load_default=list)
+    # The commune chosen to receive it, for a procedure received anywhere in the province (Decree
+    # 118/2025); absent: the counter's own agency, else the commune of the applicant's address.
+    receiving_agency_code = fields.Str(load_default=None, allow_none=True, validate=validate.Length(min=1, max=20))
 
 
 class RefuseDossierV1(NfcSchema):

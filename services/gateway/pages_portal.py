@@ -3,7 +3,9 @@ documents, track it (code + the phone's last 4 digits), supplement it when asked
 returned, see each agency's public figures. No page shows an ID number or a phone."""
 from __future__ import annotations
 
+from motcua.catalog import PEOPLES_COMMITTEE
 from motcua.errors import load_valid
+from motcua.text import fold
 from services.gateway import routes
 from services.gateway.pages_http import (
     form_again,
@@ -49,7 +51,7 @@ class PortalPages:
         values = form_data(request)
         applicant = {name: values.get(f"applicant.{name}") or None for name in APPLICANT_FIELDS}
         body = {"procedure_code": code, "channel": "online", "applicant": applicant, "form": {},
-                "documents": uploads(request)}
+                "documents": uploads(request), "receiving_agency_code": values.get("receiving_agency_code") or None}
         with form_again("portal/submit.html", lambda: self._submit_context(code, values)):
             body = load_valid(SubmitDossierSchema(), body)
             self.count_anonymous_submission(request, None)
@@ -107,8 +109,9 @@ class PortalPages:
         return render("portal/done.html", title=title, message=message, dossier=dossier, key=values.get("key"))
 
     def _submit_context(self, code: str, values: dict) -> dict:
-        return {"procedure": self.intake.get_procedure(code), "values": values, "agencies": self._agencies(),
-                "idempotency_key": key_for_form(values)}
+        procedure, agencies = self.intake.get_procedure(code), self._agencies()
+        return {"procedure": procedure, "values": values, "agencies": agencies,
+                "communes": receiving_choices(procedure, agencies), "idempotency_key": key_for_form(values)}
 
     def _applicant_context(self, request, code: str, values: dict) -> dict:
         """What a supplement or a rating form shows: the tracked dossier (the key proves the link was
@@ -119,6 +122,22 @@ class PortalPages:
         return {"tracked": tracked, "key": key, "values": values,
                 "procedure": self.intake.get_procedure(tracked["procedure_code"]),
                 "idempotency_key": key_for_form(values)}
+
+
+def receiving_choices(procedure: dict, agencies: dict[str, str]) -> list[tuple[str, str]]:
+    """The communes an online applicant may choose to receive a dossier received anywhere (Decree
+    118/2025), as (code, label) sorted by the area's own name ("Hạc Thành (phường)"), so that typing its
+    first letters in the select finds it; empty for a procedure received at its own agency only."""
+    if procedure.get("reception") != "anywhere":
+        return []
+    labels = {code: _area_label(agencies.get(code, code)) for code in procedure.get("receiving_agencies", [])}
+    return sorted(labels.items(), key=lambda item: fold(item[1]))
+
+
+def _area_label(name: str) -> str:
+    """"Ủy ban nhân dân xã Quảng Phú" → "Quảng Phú (xã)"; any other name as it is."""
+    kind, _, area = name.removeprefix(PEOPLES_COMMITTEE).partition(" ")
+    return f"{area} ({kind})" if name.startswith(PEOPLES_COMMITTEE) and area else name
 
 
 def _proof(values: dict) -> dict:

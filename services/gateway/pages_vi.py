@@ -47,6 +47,7 @@ FIELD_ERRORS = {
     "note": "Ghi rõ ý kiến hoặc lý do (bắt buộc khi trả lại, từ chối, dừng xử lý; tối đa 2000 ký tự).",
     "amount_vnd": "Số tiền là số nguyên (đồng).",
     "agency_code": "Chọn cơ quan được chuyển đến theo quy trình.",
+    "receiving_agency_code": "Chọn một xã, phường trong tỉnh tiếp nhận thủ tục này.",
     "receipt_number": "Nhập số biên lai (tối đa 64 ký tự).",
     "outcome": "Thao tác không còn phù hợp với công việc này.",
     "csrf": "Biểu mẫu đã hết hạn. Vui lòng tải lại trang và thử lại.",

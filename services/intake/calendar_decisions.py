@@ -4,7 +4,8 @@ off or a working day, with its document) that calendar.yaml does not have yet (d
 It counts at once: the instance that records it moves its calendar before answering, every other
 intake instance reads the table again within `REFRESH_SECONDS`, and the open dossiers whose span the
 decision touches get their new appointment in the same transaction (`dossier_rescheduled`, reason
-"calendar"), which workflow applies to the dossier's process like any new appointment.
+"calendar"), which workflow applies to the dossier's process like any new appointment; then the decision
+itself (`calendar_decided`), with which workflow counts its steps' deadlines from then on.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sqlalchemy import and_, select
 
 from motcua.calendar import Decision, Decisions, WorkingCalendar
 from motcua.contracts.lifecycle import TRANSITIONS
+from motcua.decisions import record, recorded
 from motcua.identity import Caller
 from services.intake.dossiers import Policy, _load, _publish
 from services.intake.models import calendar_decisions, dossiers as dossier_table
@@ -23,15 +25,9 @@ REFRESH_SECONDS = 5
 OPEN = TRANSITIONS["reschedule"][0]
 
 
-def recorded(session) -> list[tuple[Decision, bool]]:
-    """The admin's decisions, each with whether it completes its year's calendar."""
-    rows = session.execute(select(calendar_decisions).order_by(calendar_decisions.c.day)).all()
-    return [(Decision(r.day, r.kind, r.source), r.decided_year) for r in rows]
-
-
 def refresh(session, policy: Policy) -> None:
     """This instance's calendar: calendar.yaml's decisions with the recorded ones on top."""
-    policy.use_decisions(policy.official.merged(recorded(session)))
+    policy.use_decisions(policy.official.merged(recorded(session, calendar_decisions)))
 
 
 def decide(uow, policy: Policy, data: dict, caller: Caller, now: datetime) -> dict:
@@ -40,13 +36,14 @@ def decide(uow, policy: Policy, data: dict, caller: Caller, now: datetime) -> di
     decision = Decision(data["date"], data["kind"], data["source"])
     session = uow.session
     refresh(session, policy)  # "before" is every decision recorded so far, whichever instance took it
-    session.execute(calendar_decisions.delete().where(calendar_decisions.c.day == decision.date))
-    session.execute(calendar_decisions.insert().values(
-        day=decision.date, kind=decision.kind, source=decision.source, decided_year=data["decided_year"],
-        decided_by=caller.username, decided_at=now))
-    after = policy.official.merged(recorded(session))
+    record(session, calendar_decisions, decision, data["decided_year"], caller.username, now)
+    after = policy.official.merged(recorded(session, calendar_decisions))
     moved = [code for code in _touched(session, decision.date, policy.calendar.tz)
              if _move(uow, policy, code, after, decision, caller.username, now)]
+    # After the appointments it moved: workflow caps the steps it moves at the dossier's new date.
+    uow.emit("calendar_decided", {"date": decision.date, "kind": decision.kind, "source": decision.source,
+                                  "decided_year": data["decided_year"], "decided_by": caller.username,
+                                  "decided_at": now})
     uow.commit()
     policy.use_decisions(after)
     return {"date": decision.date.isoformat(), "kind": decision.kind, "source": decision.source,

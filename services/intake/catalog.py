@@ -10,9 +10,9 @@ from pathlib import Path
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from motcua.calendar import UNITS, OfficeHours, WorkingCalendar, parse_days
-from motcua.catalog import AgencyFileSchema, AgencySchema, load_data
+from motcua.catalog import PEOPLES_COMMITTEE, AgencyFileSchema, AgencySchema, load_data
 from motcua.contracts.events import CHANNELS
-from motcua.errors import NotFound
+from motcua.errors import NotFound, ValidationFailed
 from motcua.text import fold
 from services.intake import declaration
 
@@ -20,6 +20,10 @@ ONLINE_LEVELS = ("full", "partial")
 DOCUMENT_KINDS = ("original", "copy", "original_or_copy")
 FEE_UNITS = ("dossier", "copy", "page")
 ON_SUPPLEMENT = ("resume", "restart")
+# Where a dossier may be received (Decree 118/2025/NĐ-CP: tiếp nhận hồ sơ không phụ thuộc địa giới hành
+# chính): `agency`, only at the procedure's `agency_code`; `anywhere`, at any agency of the procedure's
+# level in the province (any commune for a commune-level procedure), `agency_code` being the default.
+RECEPTIONS = ("agency", "anywhere")
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,11 @@ class Procedure:
     # 200,000 a copy): the tiers in order and the cap per copy; empty: the flat `fee` per `fee_unit`.
     fee_tiers: tuple[FeeTier, ...] = ()
     fee_cap: int | None = None
+    reception: str = "agency"
+
+    @property
+    def received_anywhere(self) -> bool:
+        return self.reception == "anywhere"
 
     def __post_init__(self):
         if self.declaration_schema is None:
@@ -106,7 +115,7 @@ class Procedure:
             "fee": self.fee, "fee_unit": self.fee_unit,
             "fee_tiers": [{"per_page": t.per_page, "pages": t.pages} for t in self.fee_tiers],
             "fee_cap": self.fee_cap, "online_level": self.online_level,
-            "on_supplement": self.on_supplement,
+            "on_supplement": self.on_supplement, "reception": self.reception,
             "channels": {channel: terms.view() for channel, terms in self.channels.items()},
         }
 
@@ -167,6 +176,7 @@ class _ProcedureSchema(Schema):
                            values=fields.Nested(_ChannelTerms), load_default=dict)
     online_level = fields.Str(required=True, validate=validate.OneOf(ONLINE_LEVELS))
     on_supplement = fields.Str(load_default="resume", validate=validate.OneOf(ON_SUPPLEMENT))
+    reception = fields.Str(load_default="agency", validate=validate.OneOf(RECEPTIONS))
     documents = fields.List(fields.Nested(_Document), required=True, validate=validate.Length(min=1))
     form = declaration.declaration_fields()
 
@@ -222,6 +232,9 @@ class _CatalogSchema(Schema):
                 fail("agency_code", f"unknown agency {p['agency_code']} (not in agencies.yaml)")
             if agency["level"] != p["level"]:
                 fail("level", f"agency {p['agency_code']} is of level {agency['level']}, not {p['level']}")
+            if p["reception"] == "anywhere" and p["level"] != "commune":
+                fail("reception", "only a commune-level procedure is received anywhere in the province "
+                                  "(Decree 118/2025/NĐ-CP)")
             if p["field"] not in field_codes:
                 fail("field", f"field {p['field']} is not among the fields")
             previous = latest.get(p["code"])
@@ -289,6 +302,33 @@ class Catalog:
         return {code: default.with_office_hours(OfficeHours.from_strings(*a["office_hours"]))
                 for code, a in self.agencies.items() if a["office_hours"]}
 
+    def receiving_agencies(self, procedure: Procedure, on: date) -> list[str]:
+        """Where a dossier of `procedure` may be received on `on`: its agency, or (received anywhere) every
+        agency of its level in existence that day."""
+        if not procedure.received_anywhere:
+            return [procedure.agency_code]
+        return [code for code, a in self.agencies.items() if a["level"] == procedure.level
+                and (a["effective_from"] is None or a["effective_from"] <= on)
+                and (a["effective_to"] is None or on < a["effective_to"])]
+
+    def receiving_agency(self, procedure: Procedure, on: date, chosen: str | None = None,
+                         counter: str | None = None, address: str | None = None) -> str:
+        """The agency that receives a dossier (its code, counters and report line): the one `chosen` (the
+        online applicant's choice), else the `counter` it is handed in at, else the commune the
+        applicant's `address` names, else the procedure's own agency. ValidationFailed naming
+        `receiving_agency_code` for an agency that may not receive it."""
+        allowed = self.receiving_agencies(procedure, on)
+        if chosen is not None:
+            if chosen not in allowed:
+                raise ValidationFailed(f"{chosen} does not receive procedure {procedure.code}"
+                                       + ("" if procedure.received_anywhere else
+                                          f": only {procedure.agency_code} does"), field="receiving_agency_code")
+            return chosen
+        if counter in allowed:
+            return counter
+        named = [code for code in allowed if _names_area(address, self.agencies[code]["name"])]
+        return named[0] if len(named) == 1 else procedure.agency_code
+
     def procedure(self, code: str, version: int | None = None, on: date | None = None) -> Procedure:
         """A given version, or the one in force on `on` (the latest version when `on` is None)."""
         versions = self.versions.get(code)
@@ -349,7 +389,18 @@ def _procedure(raw: dict, field_name: str) -> Procedure:
         processing_days=default.days, unit=default.unit, cutoff=raw["cutoff"], fee=raw["fee"],
         fee_unit=raw["fee_unit"], channels=channels, online_level=raw["online_level"],
         on_supplement=raw["on_supplement"], documents=tuple(raw["documents"]), declaration=tuple(raw["form"]),
-        fee_tiers=tuple(FeeTier(**tier) for tier in raw["fee_tiers"]), fee_cap=raw["fee_cap"])
+        fee_tiers=tuple(FeeTier(**tier) for tier in raw["fee_tiers"]), fee_cap=raw["fee_cap"],
+        reception=raw["reception"])
+
+
+def _names_area(address: str | None, agency_name: str) -> bool:
+    """The address names the agency's area ("…, phường Hạc Thành" or "…, Hạc Thành" for "Ủy ban nhân dân
+    phường Hạc Thành"), as whole words, with or without diacritics."""
+    if not address or not agency_name.startswith(PEOPLES_COMMITTEE):
+        return False
+    words = [w.strip(".") for w in fold(address).split()]
+    area = fold(agency_name.removeprefix(PEOPLES_COMMITTEE)).split()[1:]  # without xã / phường
+    return any(words[i:i + len(area)] == area for i in range(len(words) - len(area) + 1))
 
 
 def _iso(value: date | None) -> str | None:

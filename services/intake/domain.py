@@ -132,13 +132,14 @@ class Schedule:
         return due_at if paused == timedelta(0) else self.calendar.add_working_time(due_at, paused)
 
 
-def submitter(procedure: Procedure, channel: str, caller: Caller | None) -> str | None:
+def submitter(agency_code: str, channel: str, caller: Caller | None) -> str | None:
     """Who may submit: anyone online (None: the applicant, without an account); at the counter or by
-    post only a receptionist of the receiving agency. Checked before anything else of a submission."""
+    post only a receptionist of the receiving agency (`agency_code`). Checked before anything else of a
+    submission is written."""
     if channel != "online":
         if caller is None:
             raise Forbidden("counter and postal submissions are made by a receptionist", field="channel")
-        caller.require("receptionist", agency_code=procedure.agency_code)
+        caller.require("receptionist", agency_code=agency_code)
     return caller.username if caller else None
 
 
@@ -233,19 +234,21 @@ class Dossier:
     # -- submission ---------------------------------------------------------------------------------
 
     @classmethod
-    def submit(cls, *, code: str, procedure: Procedure, channel: str, submitted_by: str | None, applicant: dict,
-               search_keys: dict, form: dict, uploads: list[Upload], now: datetime, tracking_key: str) -> Dossier:
-        """Nộp hồ sơ by `submitted_by` (see `submitter`). `applicant` as validated (phone normalised);
-        `tracking_key` the public key of this code."""
+    def submit(cls, *, code: str, procedure: Procedure, agency_code: str, channel: str, submitted_by: str | None,
+               applicant: dict, search_keys: dict, form: dict, uploads: list[Upload], now: datetime,
+               tracking_key: str) -> Dossier:
+        """Nộp hồ sơ by `submitted_by` (see `submitter`) at the receiving agency `agency_code` (the
+        procedure's own, or the commune chosen for one received anywhere: `Catalog.receiving_agency`).
+        `applicant` as validated (phone normalised); `tracking_key` the public key of this code."""
         actor = submitted_by or APPLICANT
         dossier = cls(
             code=code, procedure_code=procedure.code, procedure_version=procedure.version,
-            procedure_name=procedure.name, field_code=procedure.field_code, agency_code=procedure.agency_code,
+            procedure_name=procedure.name, field_code=procedure.field_code, agency_code=agency_code,
             channel=channel, applicant_name=applicant["full_name"], applicant_id_number=applicant["id_number"],
             applicant_phone=applicant["phone"], applicant_email=applicant.get("email"),
             applicant_address=applicant.get("address"), applicant_type=applicant.get("type", "individual"),
             applicant_tax_code=applicant.get("tax_code"), **search_keys, form=form, submitted_at=now,
-            submitted_by=submitted_by, agencies=(procedure.agency_code,))
+            submitted_by=submitted_by, agencies=(agency_code,))
         dossier._attach(check_documents(uploads, procedure), actor, now)
         dossier._record("submit", dossier._transition("submit"), "dossier_submitted", {
             **dossier._facts(), "submitted_at": now, "applicant_masked": mask_name(dossier.applicant_name),

@@ -91,13 +91,16 @@ def submit(uow, policy: Policy, payload: dict, caller: Caller | None, now: datet
     """Nộp hồ sơ (a repeat under the same Idempotency-Key never gets here: `motcua.idempotency`)."""
     local_day = now.astimezone(policy.calendar.tz).date()
     procedure = policy.catalog.procedure(payload["procedure_code"], on=local_day)
-    submitted_by = submitter(procedure, payload["channel"], caller)
+    counter = caller.agency_code if caller is not None and payload["channel"] != "online" else None
+    agency_code = policy.catalog.receiving_agency(procedure, local_day, payload.get("receiving_agency_code"),
+                                                  counter, payload["applicant"].get("address"))
+    submitted_by = submitter(agency_code, payload["channel"], caller)
     form = procedure.check_declaration(payload.get("form") or {})
     uploads = documents.decode(payload.get("documents") or [])
-    code = uow.dossiers.next_code(procedure.agency_code, local_day)
+    code = uow.dossiers.next_code(agency_code, local_day)
     applicant = {**payload["applicant"], "phone": normalise_phone(payload["applicant"]["phone"])}
     dossier = Dossier.submit(
-        code=code, procedure=procedure, channel=payload["channel"], submitted_by=submitted_by, applicant=applicant,
+        code=code, procedure=procedure, agency_code=agency_code, channel=payload["channel"], submitted_by=submitted_by, applicant=applicant,
         search_keys=applicant_keys(policy.search_key, applicant), form=form, uploads=uploads,
         now=now, tracking_key=tracking_key(policy.tracking_key, code, last4(applicant["phone"])))
     uow.dossiers.add(dossier)

@@ -25,7 +25,7 @@ from openpyxl.styles import Alignment, Border, Font, Side
 from openpyxl.utils import get_column_letter
 
 from motcua.errors import Conflict, NotFound
-from services.intake.catalog import Catalog
+from services.intake.catalog import Catalog, Procedure
 from services.intake.domain import Dossier
 
 # The titles exactly as Annex I of Circular 03/2025/TT-VPCP (15/09/2025) names its forms.
@@ -415,6 +415,12 @@ STATUS_NOTES = {"refused": "Từ chối tiếp nhận", "withdrawn": "Rút hồ 
                 "supplement_requested": "Chờ bổ sung", "awaiting_payment": "Chờ nộp phí, lệ phí"}
 
 
+def _lead_agency(procedure: Procedure, dossier: Dossier) -> str:
+    """Cơ quan chủ trì giải quyết: the procedure's agency; for one received anywhere, the commune that
+    received it, which handles it (processes.yaml: `serving: receiving`)."""
+    return dossier.agency_code if procedure.received_anywhere else procedure.agency_code
+
+
 def log_rows(entries: list[tuple[RegisterEntry, Dossier]], catalog: Catalog, tz: ZoneInfo) -> list[list[str]]:
     """One row per dossier as the log book has it: its register number, who, what, and the dates it was
     received, appointed, sent to the competent agency, its result received back, and returned."""
@@ -424,7 +430,7 @@ def log_rows(entries: list[tuple[RegisterEntry, Dossier]], catalog: Catalog, tz:
         sent = next((h.at for h in dossier.history if h.action == "start_processing"), None)
         contact = ", ".join(v for v in (dossier.applicant_address, dossier.applicant_phone) if v)
         rows.append([str(entry.number), dossier.code, dossier.procedure_name, "01", dossier.applicant_name,
-                     contact, _agency(catalog, procedure.agency_code), _day(dossier.received_at, tz),
+                     contact, _agency(catalog, _lead_agency(procedure, dossier)), _day(dossier.received_at, tz),
                      _day(dossier.appointed_at, tz), _day(sent, tz), _day(dossier.result_ready_at, tz),
                      _day(dossier.returned_at, tz), STATUS_NOTES.get(dossier.status, "")])
     return rows

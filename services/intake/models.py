@@ -12,7 +12,6 @@ from datetime import datetime, timezone
 from sqlalchemy import (
     JSON,
     BigInteger,
-    Boolean,
     Column,
     Date,
     ForeignKey,
@@ -26,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase
 
 from motcua.db import ServiceBase, UTCDateTime, reliability_tables
+from motcua.decisions import calendar_decisions_table
 from motcua.idempotency import command_results_table
 from motcua.revocation import revocation_tables
 from services.intake.domain import Action, Document, Reschedule, SupplementRequest
@@ -164,12 +164,4 @@ dossier_counters = Table(
 
 # The official calendar's decisions the province's admin recorded through the API (on top of
 # calendar.yaml's): every intake instance reads them at start and again every few seconds.
-calendar_decisions = Table(
-    "calendar_decisions", Base.metadata,
-    Column("day", Date, primary_key=True),
-    Column("kind", String(16), nullable=False),
-    Column("source", String(500), nullable=False),
-    Column("decided_year", Boolean, nullable=False),
-    Column("decided_by", String(128), nullable=False),
-    _when("decided_at", nullable=False),
-)
+calendar_decisions = calendar_decisions_table(Base.metadata)

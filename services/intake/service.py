@@ -92,7 +92,11 @@ class IntakeService(Revocations):
 
     @rpc
     def get_procedure(self, code, version=None):
-        return self.rules.catalog.procedure(code, version=version, on=self._today()).detail()
+        """The procedure's detail and where a dossier of it may be received today (`receiving_agencies`:
+        its agency, or every commune for one received anywhere)."""
+        catalog, today = self.rules.catalog, self._today()
+        procedure = catalog.procedure(code, version=version, on=today)
+        return {**procedure.detail(), "receiving_agencies": catalog.receiving_agencies(procedure, today)}
 
     @rpc
     def calendar_due(self, params):

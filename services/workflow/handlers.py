@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from typing import Callable
 
-from motcua.calendar import overdue_before
+from motcua.calendar import Decision, overdue_before
 from motcua.contracts import Event
 from motcua.errors import NotFound
 from motcua.identity import Caller
@@ -74,6 +74,28 @@ def reschedule_process(uow: WorkflowUnitOfWork, event: Event, catalog: Processes
     data = event.data
     _apply_to_run(uow, event, lambda run: run.reschedule(data["new_due_at"], catalog.calendar.tz, now,
                                                          data["dossier_version"]))
+
+
+def apply_calendar_decision(uow: WorkflowUnitOfWork, event: Event, catalog: Processes, now: datetime) -> None:
+    """On intake's `calendar_decided`: keep the decision, move the open steps whose span holds its day
+    (`ProcessRun.recalendar`), and count every deadline with it once committed. Both calendars come from
+    the table, not from this instance's memory, so a batch retried after a rollback moves the same steps."""
+    data = event.data
+    decision = Decision(data["date"], data["kind"], data["source"])
+    before = catalog.counting_with(uow.calendar.recorded())
+    uow.calendar.record(decision, data["decided_year"], data["decided_by"], data["decided_at"])
+    recorded = uow.calendar.recorded()
+    after = catalog.counting_with(recorded)
+    day_start = datetime.combine(decision.date, time.min, tzinfo=after.tz)
+    for run in uow.runs.with_open_steps_spanning(day_start, day_start + timedelta(days=1)):
+        publish(uow, run.recalendar(day_start, before, after, now))
+        uow.runs.save(run)
+    uow.after_commit(lambda: catalog.use_decisions(recorded))
+
+
+def refresh_calendar(uow: WorkflowUnitOfWork, catalog: Processes) -> None:
+    """Count with every decision recorded so far (another instance may have applied the event)."""
+    catalog.use_decisions(uow.calendar.recorded())
 
 
 def stop_process(uow: WorkflowUnitOfWork, event: Event) -> None:

@@ -9,6 +9,7 @@ from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, String, Table, 
 from sqlalchemy.orm import DeclarativeBase
 
 from motcua.db import ServiceBase, UTCDateTime, reliability_tables
+from motcua.decisions import calendar_decisions_table
 from motcua.idempotency import command_results_table
 from motcua.revocation import revocation_tables
 
@@ -69,3 +70,8 @@ tasks = Table(
     # detect_overdue: open tasks not yet flagged, past their due date.
     Index("ix_tasks_sla", "status", "overdue_at", "due_at"),
 )
+
+# The official calendar's decisions recorded through the API after calendar.yaml (intake's
+# `calendar_decided` events): workflow counts its steps' deadlines with them, every instance reading them
+# at start and again every few seconds.
+calendar_decisions = calendar_decisions_table(Base.metadata)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 
 from motcua.access import AgencyTree, may_read
 from motcua.calendar import WorkingCalendar, overdue_before, timeliness
@@ -293,6 +293,26 @@ class ProcessRun:
         ahead, a breach already announced will be announced again should the new date pass too."""
         if self._newer("dossier_version", dossier_version):
             self._move_due(new_due_at, overdue_before(now, tz))
+        return []
+
+    def recalendar(self, day_start: datetime, before: WorkingCalendar, after: WorkingCalendar,
+                   now: datetime) -> list[Message]:
+        """An official calendar decision about the day starting at `day_start` (intake's
+        `calendar_decided`): each open step whose span holds that day keeps the working time it had left
+        from the day's start (or from its assignment, if later), counted again under the new calendar.
+        A deadline is never moved earlier (a new working Saturday leaves the dates given) nor past the
+        dossier's due date (intake's, moved by the same decision before this event)."""
+        cutoff = overdue_before(now, after.tz)
+        day_end = day_start + timedelta(days=1)
+        for task in self._open_tasks():
+            if task.assigned_at >= day_end or task.due_at < day_start:
+                continue  # its span does not hold the day: the two calendars agree on it
+            anchor = max(task.assigned_at, day_start)
+            due = min(after.add_working_time(anchor, before.working_time_between(anchor, task.due_at)),
+                      self.dossier_due_at)
+            if due > task.due_at:
+                task.due_at = due
+                _rearm(task, due, cutoff)
         return []
 
     def stop(self) -> list[Message]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from motcua.access import AgencyTree
-from motcua.calendar import WorkingCalendar, parse_days
+from motcua.calendar import Decision, Decisions, WorkingCalendar, parse_days
 from motcua.catalog import load_agencies, load_data
 from motcua.contracts.rpc import TASK_ACTIONS
 from motcua.errors import NotFound, ValidationFailed
@@ -129,14 +129,25 @@ class Process:
         return when is None or when.holds(form)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Processes:
-    """What workflow reads from the catalogue: the processes, the agencies' areas, the calendar."""
+    """What workflow reads from the catalogue: the processes, the agencies' areas, the calendar. Read-only
+    but for the calendar, which follows the official decisions recorded through the API (`use_decisions`)."""
 
     processes: dict[str, Process]
     calendar: WorkingCalendar
     tree: AgencyTree  # leaders' and agency admins' oversight of their sub-agencies; relative agencies
     serves: dict[str, tuple[str, ...]]
+    official: Decisions = Decisions()  # calendar.yaml's decisions; those recorded later go on top
+
+    def counting_with(self, recorded: list[tuple[Decision, bool]]) -> WorkingCalendar:
+        """The calendar with calendar.yaml's decisions and `recorded` (each with whether it decides its
+        year) on top, a later one about a date replacing the earlier."""
+        return self.calendar.with_decisions(self.official.merged(recorded))
+
+    def use_decisions(self, recorded: list[tuple[Decision, bool]]) -> None:
+        """Count every step's deadline with `recorded` from now on (see `counting_with`)."""
+        self.calendar = self.counting_with(recorded)
 
     @property
     def system_agencies(self) -> set[str]:
@@ -152,18 +163,22 @@ class Processes:
                            field="procedure_code") from None
 
     def agency_for(self, step: Step, receiving_agency: str, form: dict) -> str:
-        """The agency a step goes to for this dossier."""
+        """The agency a step goes to for this dossier: a fixed one; the one under `under` serving the
+        area; without `under`, the area's agency itself (the receiving commune, or the one the declaration
+        names: a dossier received anywhere in the province, Decree 118/2025/NĐ-CP)."""
         rule = step.agency
         if rule.code:
             return rule.code
         area = receiving_agency if rule.serving == RECEIVING else (form or {}).get(rule.serving[len("form."):])
+        if rule.under is None and area in self.serves:
+            return area
         for code, served in self.serves.items():
             if self.tree.parents.get(code) == rule.under and area in served:
                 return code
         # Raised into the handler: the message is parked with this reason until agencies.yaml knows the area.
         # Named by where the area comes from, never by its value: a declaration's value is the applicant's.
-        raise ValidationFailed(f"no agency under {rule.under} serves the dossier's {rule.serving} (step {step.name!r})",
-                               field="agency")
+        where = f"under {rule.under} serves" if rule.under else "is"
+        raise ValidationFailed(f"no agency {where} the dossier's {rule.serving} (step {step.name!r})", field="agency")
 
 
 class _WorkingDays(fields.Field):
@@ -197,7 +212,7 @@ class _ConditionSchema(Schema):
 
 
 class _AgencyRuleSchema(Schema):
-    under = fields.Str(required=True)
+    under = fields.Str(load_default=None)  # None: the area's own agency (see Processes.agency_for)
     serving = fields.Str(required=True, validate=validate.Regexp(
         r"^(receiving|form\.\w+)$", error="serving is 'receiving' or 'form.<field>'"))
 
@@ -288,7 +303,7 @@ class ProcessFileSchema(Schema):
             seen.add(process.procedure_code)
             for number, step in enumerate(process.steps):
                 named = [step.agency.code or step.agency.under, *step.transfer_to]
-                unknown = [code for code in named if code not in self.agency_codes]
+                unknown = [code for code in named if code is not None and code not in self.agency_codes]
                 if unknown:
                     raise ValidationError({"processes": {index: {"steps": {number: {
                         "agency_code": [f"unknown agency {unknown[0]} (not in agencies.yaml)"]}}}}})
@@ -304,4 +319,4 @@ def load_processes(catalog_dir: Path, time_zone: str) -> Processes:
                 else WorkingCalendar(tz=time_zone))
     return Processes({p.procedure_code: p for p in data["processes"]}, calendar,
                    tree=AgencyTree.from_agencies(agencies),
-                   serves={a["code"]: tuple(a.get("serves") or ()) for a in agencies})
+                   serves={a["code"]: tuple(a.get("serves") or ()) for a in agencies}, official=calendar.decisions)

@@ -14,9 +14,11 @@ from functools import cache, cached_property
 from sqlalchemy import Connection, bindparam, select, union, update
 from sqlalchemy.orm import Session
 
+from motcua import decisions
+from motcua.calendar import Decision
 from motcua.idempotency import CommandUnitOfWork
 from motcua.sql import one_statement, upsert_insert
-from services.workflow.models import runs, tasks
+from services.workflow.models import calendar_decisions, runs, tasks
 from services.workflow.process_run import OPEN, RUNNING, ProcessRun, Task
 
 RUN_COLUMNS = tuple(c.name for c in runs.columns)
@@ -79,6 +81,14 @@ class RunRepository:
         candidates = union(select(late_tasks.c.dossier_code), select(late_runs.c.dossier_code))
         query = (select(runs).with_for_update(skip_locked=True).where(runs.c.dossier_code.in_(candidates))
                  .order_by(runs.c.dossier_due_at))
+        return self._runs(self._connection().execute(query).all())
+
+    def with_open_steps_spanning(self, start: datetime, end: datetime) -> list[ProcessRun]:
+        """Runs with an open step assigned before `end` and due from `start` on (its span holds that
+        time: a calendar decision about it moves the step), locked, with their tasks."""
+        spanning = select(tasks.c.dossier_code).where(tasks.c.status == OPEN, tasks.c.assigned_at < end,
+                                                      tasks.c.due_at >= start)
+        query = _LOCKED.where(runs.c.dossier_code.in_(spanning)).order_by(runs.c.dossier_code)
         return self._runs(self._connection().execute(query).all())
 
     def add(self, run: ProcessRun) -> None:
@@ -175,9 +185,27 @@ def _folded(run_write: tuple[bool, tuple[str, ...]] | None, task_count: int):
     return one_statement(writes if run_write is None else [_run_write("postgresql", *run_write), *writes])
 
 
+class CalendarDecisionRepository:
+    """The official calendar's decisions recorded through the API (intake's `calendar_decided`)."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def recorded(self) -> list[tuple[Decision, bool]]:
+        return decisions.recorded(self.session, calendar_decisions)
+
+    def record(self, decision: Decision, decided_year: bool, decided_by: str, decided_at: datetime) -> None:
+        decisions.record(self.session, calendar_decisions, decision, decided_year, decided_by, decided_at)
+
+
 class WorkflowUnitOfWork(CommandUnitOfWork):
-    """The kit's unit of work (with its command results) and workflow's repository of process runs."""
+    """The kit's unit of work (with its command results) and workflow's repositories: process runs, the
+    calendar's recorded decisions."""
 
     @cached_property
     def runs(self) -> RunRepository:  # made with the session, when first needed
         return RunRepository(self.session)
+
+    @cached_property
+    def calendar(self) -> CalendarDecisionRepository:
+        return CalendarDecisionRepository(self.session)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from functools import partial
 
 from nameko.dependency_providers import Config
+from nameko.timer import timer
 
 from motcua.access import audit_refusals
 from motcua.bus import event_handler
@@ -33,6 +34,8 @@ ON_DOSSIER_RESCHEDULED = "workflow.on_dossier_rescheduled"
 ON_DOSSIER_WITHDRAWN = "workflow.on_dossier_withdrawn"
 ON_PAYMENT_RECEIVED = "workflow.on_payment_received"
 ON_DOSSIER_STOPPED = "workflow.on_dossier_stopped"
+ON_CALENDAR_DECIDED = "workflow.on_calendar_decided"
+CALENDAR_REFRESH_SECONDS = 5  # as intake's: a decision counts on every instance within this
 
 
 class WorkflowService(Revocations):
@@ -77,6 +80,17 @@ class WorkflowService(Revocations):
     def on_payment_received(self, event):
         resume = partial(handlers.resume_after_payment, catalog=self.catalog, now=self.clock())
         self.db.apply_once(event, ON_PAYMENT_RECEIVED, resume)
+
+    @event_handler("intake", "calendar_decided")
+    def on_calendar_decided(self, event):
+        decide = partial(handlers.apply_calendar_decision, catalog=self.catalog, now=self.clock())
+        self.db.apply_once(event, ON_CALENDAR_DECIDED, decide)
+
+    @timer(interval=CALENDAR_REFRESH_SECONDS, eager=True)
+    def refresh_calendar(self):
+        """The decisions another instance applied (the inbox gives each event to one instance), and at
+        start those recorded before it."""
+        handlers.refresh_calendar(self.db, self.catalog)
 
     @sla_timer
     def check_deadlines(self):

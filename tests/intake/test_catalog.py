@@ -69,6 +69,10 @@ def break_file(catalog_dir, old, new, name="procedures.yaml"):
     ("fee: 2000\n    fee_unit: page\n    fee_tiers", "fee: 3000\n    fee_unit: page\n    fee_tiers",
      "must be the first tier's per_page (2000)"),
     ("fee: 8000\n    fee_unit: copy", "fee: 8000\n    fee_unit: copy\n    fee_cap: 1000", "a cap needs fee_tiers"),
+    ("level: department\n    agency_code: 000.00.15.H56",
+     "level: department\n    reception: anywhere\n    agency_code: 000.00.15.H56",
+     "only a commune-level procedure is received anywhere"),
+    ("level: commune\n    reception: anywhere", "level: commune\n    reception: everywhere", "Must be one of"),
 ])
 def test_a_broken_procedure_names_file_line_and_reason(catalog_dir, old, new, reason):
     line = break_file(catalog_dir, old, new)
@@ -114,3 +118,15 @@ def test_every_procedure_has_a_process_to_route_it():
     from services.workflow.processes import load_processes
     processes = load_processes(SOURCE, "Asia/Ho_Chi_Minh").processes
     assert set(Catalog.load(SOURCE).versions) <= set(processes)
+
+
+def test_a_procedure_received_anywhere_is_handled_where_it_was_received():
+    """Decree 118/2025/NĐ-CP: a dossier received at any commune is not routed back to one commune: no
+    step of its process names a commune by code (it goes to `serving: receiving` or the declaration's)."""
+    from services.workflow.processes import load_processes
+    catalog, processes = Catalog.load(SOURCE), load_processes(SOURCE, "Asia/Ho_Chi_Minh").processes
+    anywhere = sorted(code for code, versions in catalog.versions.items() if versions[-1].received_anywhere)
+    assert anywhere == ["2.000635", "2.000815", "2.000884"]
+    communes = {code for code, agency in catalog.agencies.items() if agency["level"] == "commune"}
+    for code in anywhere:
+        assert not {step.agency_code for step in processes[code].steps} & communes, code

@@ -338,10 +338,15 @@ def test_a_calendar_decision_through_the_api_moves_an_open_dossiers_appointment(
     engine = sqlalchemy.create_engine(api.db)
     with engine.connect() as connection:
         rows = connection.execute(sqlalchemy.text(
-            "SELECT payload FROM outbox WHERE event_type = 'dossier_rescheduled'")).scalars().all()
+            "SELECT payload FROM outbox WHERE event_type IN ('dossier_rescheduled', 'calendar_decided') "
+            "ORDER BY id")).scalars().all()
     engine.dispose()
-    events = [(json.loads(r) if isinstance(r, str) else r)["data"] for r in rows]
-    assert any(e["code"] == code and e["reason"] == "calendar" for e in events)
+    events = [json.loads(r) if isinstance(r, str) else r for r in rows]
+    assert any(e["data"]["code"] == code and e["data"]["reason"] == "calendar" for e in events[:-1])
+    # then the decision itself, for the services that count working time (workflow's step deadlines)
+    assert events[-1]["event_type"] == "calendar_decided"
+    assert {k: events[-1]["data"][k] for k in ("date", "kind", "source", "decided_year", "decided_by")} == {
+        **decision, "decided_year": False, "decided_by": "admin"}
     # counted at once: a due date spanning that day skips it
     start = due_at.replace(hour=7, minute=0)
     assert datetime.fromisoformat(due(api, start=start.isoformat(), days="1").json()["due_at"]).date() > due_at.date()

@@ -121,9 +121,8 @@ def test_due_date_counts_a_swapped_working_saturday(uow, policy):
     """31 Aug 2026 is a day off swapped for Saturday 22 Aug, which becomes a working day:
     1 working day from Friday 21 Aug 09:00 is Saturday 22 Aug 09:00."""
     friday = datetime(2026, 8, 21, 2, 0, tzinfo=timezone.utc)
-    receptionist = Caller("receptionist@000.20.02.H56", "000.20.02.H56", ("receptionist",))
-    dossier = submit(uow, policy, procedure="2.000635", now=friday)
-    received = dossiers.receive(uow, policy, dossier.code, receptionist, friday)
+    dossier = submit(uow, policy, procedure="2.000635", now=friday)  # at Hạc Thành, the applicant's commune
+    received = dossiers.receive(uow, policy, dossier.code, RECEPTIONIST, friday)
     assert received.due_at == datetime(2026, 8, 22, 2, 0, tzinfo=timezone.utc)
 
 

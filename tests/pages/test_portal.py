@@ -139,3 +139,25 @@ def test_a_double_submit_of_the_form_makes_one_dossier(base_url):
     codes = {CODE.search(r.text).group(1) for r in receipts}
     assert len(codes) == 1
     assert get(base_url, f"/thu-tuc/{PROCEDURE}/nop-ho-so").text.count(key) == 0  # a new form, a new key
+
+
+def test_the_applicant_chooses_the_commune_that_receives_a_procedure_received_anywhere(base_url):
+    """Decree 118/2025/NĐ-CP: 2.000635 is received at any commune of the province; the form offers them
+    by the area's name (default: the commune of the applicant's address); 1.004873 offers no choice."""
+    form = get(base_url, "/thu-tuc/2.000635/nop-ho-so")
+    assert 'name="receiving_agency_code"' in form.text
+    assert form.text.index("Hạc Thành (phường)") < form.text.index("Quảng Phú (xã)")  # by name, to type
+    assert '<option value="">Xã, phường nơi tôi cư trú (theo địa chỉ)</option>' in form.text
+    assert 'name="receiving_agency_code"' not in get(base_url, f"/thu-tuc/{PROCEDURE}/nop-ho-so").text
+
+    fields = {f"applicant.{name}": value for name, value in APPLICANT.items()}
+    chosen = requests.post(f"{base_url}/thu-tuc/2.000635/nop-ho-so", timeout=30,
+                           data={**fields, "applicant.address": "Thôn 2, xã Quảng Phú",
+                                 "receiving_agency_code": "000.20.01.H56"})
+    assert chosen.status_code == 201 and CODE.search(chosen.text).group(1).startswith("000.20.01.H56-")
+    by_address = requests.post(f"{base_url}/thu-tuc/2.000635/nop-ho-so", timeout=30,
+                               data={**fields, "applicant.address": "Thôn 2, xã Quảng Phú", "receiving_agency_code": ""})
+    assert by_address.status_code == 201 and CODE.search(by_address.text).group(1).startswith("000.20.02.H56-")
+    wrong = requests.post(f"{base_url}/thu-tuc/2.000635/nop-ho-so", timeout=30,
+                          data={**fields, "receiving_agency_code": "000.12.01.H56"})
+    assert wrong.status_code == 400 and "Chọn một xã, phường trong tỉnh tiếp nhận thủ tục này" in wrong.text

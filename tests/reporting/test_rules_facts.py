@@ -5,7 +5,7 @@ from types import SimpleNamespace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from motcua.contracts.events import EVENT_SCHEMAS, SESSION_EVENTS
+from motcua.contracts.events import CALENDAR_EVENTS, EVENT_SCHEMAS, SESSION_EVENTS
 from services.reporting import facts
 from services.reporting.models import DossierFact
 from tests.reporting.factory import (
@@ -153,7 +153,8 @@ def test_an_event_heard_without_a_version_records_its_facts_and_moves_nothing():
 
 
 def test_every_dossier_event_says_when_it_happened():
-    dossier_events = set(EVENT_SCHEMAS) - {"access_denied"} - SESSION_EVENTS  # the gateway's are no dossier's
+    # the gateway's and the calendar's are no dossier's
+    dossier_events = set(EVENT_SCHEMAS) - {"access_denied"} - SESSION_EVENTS - CALENDAR_EVENTS
     assert set(facts.WHEN) == dossier_events
     for event_type, key in facts.WHEN.items():
         assert key in EVENT_SCHEMAS[event_type][1].fields, event_type

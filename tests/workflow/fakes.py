@@ -2,8 +2,9 @@
 database, with no database."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
+from motcua.calendar import Decision
 from motcua.fakes import FakeUnitOfWork
 from services.workflow.process_run import ProcessRun
 
@@ -30,11 +31,27 @@ class FakeRunRepository:
     def overdue(self, cutoff: datetime, limit: int) -> list[ProcessRun]:
         return [run for run in self.runs.values() if run.needs_flagging(cutoff)][:limit]
 
+    def with_open_steps_spanning(self, start: datetime, end: datetime) -> list[ProcessRun]:
+        return [run for code, run in sorted(self.runs.items())
+                if any(t.is_open and t.assigned_at < end and t.due_at >= start for t in run.tasks)]
+
+
+class FakeCalendarDecisions:
+    def __init__(self):
+        self.decisions: dict[date, tuple[Decision, bool]] = {}
+
+    def recorded(self) -> list[tuple[Decision, bool]]:
+        return [self.decisions[day] for day in sorted(self.decisions)]
+
+    def record(self, decision: Decision, decided_year: bool, decided_by: str, decided_at: datetime) -> None:
+        self.decisions[decision.date] = (decision, decided_year)
+
 
 class FakeWorkflowUnitOfWork(FakeUnitOfWork):
     def __init__(self):
         super().__init__(source="workflow")
         self.runs = FakeRunRepository()
+        self.calendar = FakeCalendarDecisions()
 
     def published(self, event_type: str | None = None, task_queues: bool = False) -> list[dict]:
         """The data of the committed events (of one type), once each; with `task_queues`, the copies

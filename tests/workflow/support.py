@@ -1,7 +1,7 @@
 """Helpers of the workflow tests: the real catalogue, events as intake sends them, callers."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -22,12 +22,12 @@ LAND_OFFICE, LAND_DEPT, COMMUNE = "000.12.01.H56", "000.00.12.H56", "000.20.01.H
 
 def received(code: str = "000.20.01.H56-260302-0001", procedure_code: str = LAND,
              received_at: datetime = MONDAY, due_at: datetime | None = None, form: dict | None = None,
-             dossier_version: int | None = None):
-    """A `dossier_received` event as intake publishes it."""
+             dossier_version: int | None = None, agency_code: str = COMMUNE):
+    """A `dossier_received` event as intake publishes it (`agency_code`: the receiving agency)."""
     return parse_event(make_event("intake", "dossier_received", {
         "code": code, "procedure_code": procedure_code, "procedure_name": "Thủ tục thử",
-        "field_code": "DD", "agency_code": COMMUNE, "channel": "online", "received_at": received_at,
-        "due_at": due_at or received_at + timedelta(days=30), "received_by": f"receptionist@{COMMUNE}",
+        "field_code": "DD", "agency_code": agency_code, "channel": "online", "received_at": received_at,
+        "due_at": due_at or received_at + timedelta(days=30), "received_by": f"receptionist@{agency_code}",
         "form": form or {}, "contact": {"full_name": "Nguyễn Văn A"}, "dossier_version": dossier_version,
     }))
 
@@ -96,6 +96,13 @@ def payment_received(code: str, paid_at: datetime, due_at: datetime | None = Non
                      dossier_version: int | None = None):
     return intake_event("payment_received", code=code, paid_at=paid_at, confirmed_by=f"receptionist@{COMMUNE}",
                         receipt_number="BL-0042", due_at=due_at, dossier_version=dossier_version)
+
+
+def calendar_decided(day: date, kind: str = "day_off", decided_year: bool = False):
+    """A `calendar_decided` event as intake publishes it (the admin's decision through the API)."""
+    return parse_event(make_event("intake", "calendar_decided", {
+        "date": day, "kind": kind, "source": "Công văn 999/VPCP-KGVX, 04/03/2026 (thử)",
+        "decided_year": decided_year, "decided_by": "admin", "decided_at": datetime(2026, 3, 4, 8, 0, tzinfo=TZ)}))
 
 
 def at(day: int, hour: int, minute: int = 0) -> datetime:

@@ -120,6 +120,25 @@ def test_the_relative_agency_follows_the_receiving_commune(rules):
         rules.agency_for(process.steps[1], LAND_DEPT, {})
 
 
+@pytest.mark.parametrize("receiving", [COMMUNE, OTHER_COMMUNE])
+def test_a_dossier_received_anywhere_is_handled_by_the_commune_that_received_it(uow, rules, receiving):
+    """Decree 118/2025/NĐ-CP: 2.000635 is received at any commune; its step is `serving: receiving`."""
+    event = received(CODE, procedure_code="2.000635", agency_code=receiving)
+    uow.apply_once(event, "workflow.on_dossier_received", partial(handlers.start_process, catalog=rules, now=MONDAY))
+    [task] = open_tasks(uow)
+    assert task.agency_code == receiving and task.from_agency_code == receiving
+    [assigned] = uow.published("task_assigned")
+    assert assigned["agency_code"] == receiving
+
+
+def test_the_declaration_may_name_the_commune_that_handles_it(rules):
+    """`agency: {serving: form.<field>}` without `under`: the agency whose code the declaration holds."""
+    step = Step("Giải quyết", AgencyRule(serving="form.residence_commune"), "specialist", Decimal(1))
+    assert rules.agency_for(step, COMMUNE, {"residence_commune": OTHER_COMMUNE}) == OTHER_COMMUNE
+    with pytest.raises(ValidationFailed, match="no agency is the dossier's form.residence_commune"):
+        rules.agency_for(step, COMMUNE, {"residence_commune": "000.99.99.H56"})
+
+
 def test_a_process_where_nothing_applies_is_ready_at_once(uow, rules):
     run = start(uow, rules, NOTHING_APPLIES)
     assert (run.status, run.tasks) == ("finished", [])

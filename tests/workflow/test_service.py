@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import date, datetime, timedelta
 
 import pytest
 from nameko.containers import ServiceContainer
+from nameko.testing.services import worker_factory
 from prometheus_client import generate_latest
 
 from motcua.errors import Forbidden, IllegalTransition, NotFound, Unauthorized, ValidationFailed
@@ -21,6 +23,7 @@ from tests.workflow.support import (
     LAND_DEPT,
     LAND_OFFICE,
     TZ,
+    calendar_decided,
     received,
     staff,
     token,
@@ -171,3 +174,25 @@ def test_task_answers_are_exactly_the_contracts_task_view(service, clock):
     assert (open_task["overdue"], open_task["escalated_to"], open_task["actions"][-1]) == (False, None, "claim")
     assert (late["overdue"], late["escalated_to"]) == (True, "leader")
     assert (done["actions"], done["overdue"], done["timeliness"]) == ([], False, "late")
+
+
+def test_a_calendar_decision_moves_the_open_steps_and_reaches_every_instance(uow, catalog, clock):
+    """intake's `calendar_decided` through the handler, on a real (SQLite) database: the open step's
+    deadline moves, this instance counts with the decision at once, another one at its next refresh (the
+    inbox gives the event to one instance only); no restart."""
+    mine, other = replace(catalog), replace(catalog)  # two instances' catalogues
+    service = worker_factory(WorkflowService, db=uow, catalog=mine, clock=clock, config=dict(VERIFYING))
+    service.on_dossier_received(received())
+    [task] = service.list_tasks(token(ADMIN))
+    assert task["due_at"] == "2026-03-10T09:00:00+07:00"  # 6 working days from Monday 2/3 09:00
+    thursday = date(2026, 3, 5)
+    service.on_calendar_decided(calendar_decided(thursday))
+    [task] = service.list_tasks(token(ADMIN))
+    assert task["due_at"] == "2026-03-11T09:00:00+07:00"
+    assert thursday in mine.calendar.extra_days_off
+
+    second = worker_factory(WorkflowService, db=uow, catalog=other, clock=clock, config=dict(VERIFYING))
+    assert thursday not in other.calendar.extra_days_off
+    second.refresh_calendar()
+    assert thursday in other.calendar.extra_days_off
+    assert not catalog.calendar.extra_days_off & {thursday}  # the shared fixture untouched

@@ -39,6 +39,7 @@ from nameko.standalone.events import get_event_exchange
 
 from motcua.bus import ReliableEventHandler, dead_letter_queue, delay_queue, inbox_queue_name, parking_exchange
 from motcua.config import SERVICES
+from motcua.queues import QUORUM, queue_type
 from motcua.worker import TASKS_EXCHANGE, TaskHandler, task_queue
 
 RPC_EXCHANGE = get_rpc_exchange({}).name
@@ -147,9 +148,12 @@ def grant_for(uses: Uses, publishers: frozenset[str], prefix: str = USER_PREFIX)
     """The permissions of `uses`'s user; `publishers` are the services whose events somebody consumes."""
     grant = Grant(f"{prefix}{uses.name}")
     rpc = exact(RPC_EXCHANGE)
+    quorum = queue_type() == QUORUM
     if uses.serves_rpc:
         queue = exact(RPC_QUEUE_TEMPLATE.format(uses.name))
         grant.allow(configure={rpc, queue}, write={rpc, queue}, read={rpc, queue})
+        if quorum:  # its requests past the delivery limit are dead-lettered into its own `.dead`
+            _consumer_queue(grant, RPC_QUEUE_TEMPLATE.format(uses.name))
         grant.keys(RPC_EXCHANGE, write={UUID}, read={exact(f"{uses.name}.*")})  # answers; its requests
     if uses.calls:
         reply = exact(RPC_REPLY_QUEUE_TEMPLATE.format(uses.name, "@")).replace("@", UUID)
@@ -170,7 +174,9 @@ def grant_for(uses: Uses, publishers: frozenset[str], prefix: str = USER_PREFIX)
     if uses.name in TASK_ROUTERS:
         queues = exact(task_queue("@").name).replace("@", ".+")
         keys = exact(task_queue("@").routing_key).replace("@", ".+")
-        grant.allow(configure={tasks, queues}, write={tasks, queues}, read={tasks})
+        # A quorum task queue names its dead-letter exchange, and RabbitMQ lets only a user who may read
+        # the queue (and write to that exchange, `tasks.<agency>.parking`: matched already) declare it so.
+        grant.allow(configure={tasks, queues}, write={tasks, queues}, read={tasks} | ({queues} if quorum else set()))
         grant.keys(TASKS_EXCHANGE.name, write={keys}, read={keys})
     for agency in uses.agencies:
         _consumer_queue(grant, task_queue(agency).name)

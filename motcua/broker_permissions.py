@@ -51,6 +51,9 @@ TASK_ROUTERS = frozenset({"workflow"})
 # The agencies' workers compose runs (deploy/rabbitmq/definitions.json has their users).
 EXAMPLE_WORKERS = ("workers.tax_office:TaxOfficeWorker",)
 USER_PREFIX = "motcua-"
+# The autoscaler's user (KEDA's rabbitmq trigger, deploy/k8s): it reads queue depths by passive declares,
+# which need no permission, so it holds none: it can neither consume, publish, declare nor bind anything.
+QUEUE_DEPTH_READER = "keda"
 ADMIN_USER = "motcua"  # compose's operator (management UI, `motcua dead-letters`, this module's --apply)
 
 
@@ -193,10 +196,10 @@ def all_uses(workers=EXAMPLE_WORKERS) -> list[Uses]:
 
 
 def grants(workers=EXAMPLE_WORKERS, prefix: str = USER_PREFIX) -> list[Grant]:
-    """Every service's and every worker's permissions."""
+    """Every service's and every worker's permissions, and the queue-depth reader's (none)."""
     uses = all_uses(workers)
     publishers = frozenset(source for u in uses for source, _ in u.subscriptions | u.broadcasts)
-    return [grant_for(u, publishers, prefix) for u in uses]
+    return [grant_for(u, publishers, prefix) for u in uses] + [Grant(f"{prefix}{QUEUE_DEPTH_READER}")]
 
 
 def password_variable(user: str) -> str:

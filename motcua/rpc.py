@@ -27,7 +27,7 @@ from nameko.constants import (
 )
 from nameko.amqp.publish import get_connection
 from nameko.exceptions import UnserializableValueError, serialize
-from nameko.rpc import Rpc, RpcConsumer, get_rpc_exchange
+from nameko.rpc import ReplyListener, Rpc, RpcConsumer, RpcProxy as NamekoRpcProxy, get_rpc_exchange
 
 from motcua.faults import TransientFailure, is_transient
 from motcua.queues import consumed_queue_arguments, dead_letter_queue
@@ -111,3 +111,22 @@ class LeanRpc(Rpc):
 
 
 rpc = LeanRpc.decorator
+
+
+class TransientReplyListener(ReplyListener):
+    """nameko's reply queue, but not durable. nameko declares `rpc.reply-<service>-<uuid>` durable (with an
+    expiry): on a RabbitMQ cluster a durable classic queue lives on one node, and once that node is lost
+    it can be declared nowhere else until it returns (NOT_FOUND, "home node … is down"), so every caller
+    connected there stayed cut off from its answers through a node's outage. A transient one goes with
+    its node and is declared afresh on the node the caller reconnects to; the calls in flight time out
+    and are asked again (they are idempotent)."""
+
+    def setup(self):
+        super().setup()
+        self.queue.durable = False
+
+
+class RpcProxy(NamekoRpcProxy):
+    """nameko's RpcProxy answering through a `TransientReplyListener` (every caller of the platform uses it)."""
+
+    rpc_reply_listener = TransientReplyListener()

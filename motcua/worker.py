@@ -26,11 +26,11 @@ import os
 
 from kombu import Exchange, Queue
 from nameko.messaging import Consumer
-from nameko.rpc import RpcProxy
 
 from motcua.bus import ParkingConsumer
 from motcua.errors import IllegalTransition
 from motcua.queues import consumed_queue_arguments
+from motcua.rpc import RpcProxy
 
 TASKS_EXCHANGE = Exchange("motcua.tasks", type="topic", durable=True)
 

@@ -14,7 +14,7 @@ from chaos.load import Load, PatientApi
 from chaos.run import figures, wait_quiet, zeros
 from chaos.stack import Stack
 
-DOSSIERS = 24
+DOSSIERS = 12
 
 
 @pytest.mark.timeout(600)

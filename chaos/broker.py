@@ -223,5 +223,10 @@ class BrokerCluster:
         return {q["name"]: int(q.get("messages", 0) or 0)
                 for q in self.call("GET", f"/queues/{self.vhost}?columns=name,messages").json()}
 
+    def leaders(self) -> dict[str, str]:
+        """The node each quorum queue's leader is on."""
+        return {q["name"]: q["leader"] for q in self.call("GET", f"/queues/{self.vhost}?columns=name,leader").json()
+                if q.get("leader")}
+
     def queue_types(self) -> dict[str, str]:
         return {q["name"]: q["type"] for q in self.call("GET", f"/queues/{self.vhost}?columns=name,type").json()}

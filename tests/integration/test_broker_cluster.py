@@ -25,12 +25,15 @@ def test_dossiers_keep_flowing_while_a_broker_node_is_killed_and_restarted(postg
         flowing = threading.Thread(target=load.run, daemon=True)
         flowing.start()
         assert _wait(lambda: load.submitted >= DOSSIERS // 3, 120), "no dossier went in before the fault"
+        first = broker.nodes[0].node
+        assert broker.leaders()["inbox.workflow"] == first  # declared by a client of the first node: led there
         broker.kill(0)
         killed_at = time.monotonic()
         submitted_at_kill = load.submitted
         # the cluster serves on: dossiers go on being submitted and processed while the node is away
         assert _wait(lambda: load.submitted > submitted_at_kill and any(t > killed_at for t in load.steps), 90), \
             "nothing progressed with one node down"
+        assert _wait(lambda: broker.leaders().get("inbox.workflow") not in (None, first), 30)  # a new leader
         broker.restart(0)
         flowing.join(timeout=300)
         assert not flowing.is_alive(), "the load did not finish"

@@ -77,6 +77,20 @@ def duplicates(stack: Stack, load: Load) -> dict:
     }
 
 
+def code_gaps(stack: Stack) -> dict:
+    """Numbers missing from each agency's day of dossier codes (`{agency}-{yyMMdd}-{NNNN}`, numbered from
+    0001 without a gap however many instances submit at once: a rolled-back submission gives its number
+    back)."""
+    days: dict[str, set[int]] = {}
+    for row in stack.query("intake", "SELECT code FROM dossiers"):
+        prefix, number = row.code.rsplit("-", 1)
+        days.setdefault(prefix, set()).add(int(number))
+    missing = {prefix: sorted(set(range(1, max(numbers) + 1)) - numbers) for prefix, numbers in days.items()}
+    missing = {prefix: numbers for prefix, numbers in missing.items() if numbers}
+    return {"total": sum(len(numbers) for numbers in missing.values()),
+            "examples": [f"{prefix}-{n:04d}" for prefix, numbers in missing.items() for n in numbers][:5]}
+
+
 def lost_events(stack: Stack, parked_ids: set[str]) -> dict:
     """Events an owner committed (its outbox) that reporting, which hears every one of them, neither
     stored nor parked."""

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
+import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -26,9 +29,10 @@ AUTH = ("guest", "guest")
 class Broker:
     """The suite's node: `start()`, `stop()`, `restart_app()`, `close_connections()`, queue depths."""
 
-    def __init__(self, base_dir: Path):
-        self.dir = base_dir / "rabbitmq"
-        self.node = f"chaos-{os.getpid()}@localhost"
+    def __init__(self, base_dir: Path, name: str = "chaos", home: Path | None = None):
+        self.dir = base_dir / ("rabbitmq" if name == "chaos" else f"rabbitmq-{name}")
+        self.node = f"{name}-{os.getpid()}@localhost"
+        self.home = home or self.dir / "home"  # the Erlang cookie the node and its CLI share (a cluster's nodes too)
         self.port, self.management_port, self.dist_port = free_port(), free_port(), free_port()
         self.vhost = "chaos"
         self.api = f"http://127.0.0.1:{self.management_port}/api"
@@ -38,19 +42,24 @@ class Broker:
         return f"amqp://guest:guest@127.0.0.1:{self.port}/{self.vhost}"
 
     def _env(self) -> dict:
-        home = self.dir / "home"  # the Erlang cookie the node and its CLI share
-        return {**os.environ, "HOME": str(home), "RABBITMQ_CONF_ENV_FILE": str(self.dir / "rabbitmq-env.conf"),
+        return {**os.environ, "HOME": str(self.home), "RABBITMQ_CONF_ENV_FILE": str(self.dir / "rabbitmq-env.conf"),
                 "RABBITMQ_CONFIG_FILE": str(self.dir / "rabbitmq.conf"), "RABBITMQ_NODENAME": self.node,
                 "RABBITMQ_NODE_PORT": str(self.port), "RABBITMQ_DIST_PORT": str(self.dist_port),
                 "RABBITMQ_MNESIA_BASE": str(self.dir / "mnesia"), "RABBITMQ_LOG_BASE": str(self.dir / "log"),
                 "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.dir / "enabled_plugins"),
-                "ERL_EPMD_ADDRESS": "127.0.0.1"}
+                "RABBITMQ_PID_FILE": str(self.dir / "node.pid"), "ERL_EPMD_ADDRESS": "127.0.0.1"}
 
     def start(self, timeout: float = 90) -> None:
+        self.launch()
+        self._await(timeout)
+        self.open_vhost()
+
+    def launch(self) -> None:
+        """Start the node's Erlang VM (detached), not waiting for it; again after a kill, on its data."""
         if not (SCRIPTS / "rabbitmq-server").exists():
             raise SystemExit(f"the chaos suite runs a RabbitMQ node of its own: {SCRIPTS}/rabbitmq-server is missing")
-        for sub in ("home", "mnesia", "log"):
-            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        for sub in (self.home, self.dir / "mnesia", self.dir / "log"):
+            sub.mkdir(parents=True, exist_ok=True)
         (self.dir / "rabbitmq-env.conf").write_text("")  # not /etc/rabbitmq's (the shared node's name)
         (self.dir / "enabled_plugins").write_text("[rabbitmq_management].\n")
         (self.dir / "rabbitmq.conf").write_text(
@@ -59,7 +68,8 @@ class Broker:
             # statistics every second: the peak queue depth is sampled from them
             "collect_statistics_interval = 1000\n")
         subprocess.run([str(SCRIPTS / "rabbitmq-server"), "-detached"], env=self._env(), cwd=self.dir, check=True)
-        self._await(timeout)
+
+    def open_vhost(self) -> None:
         self.call("PUT", f"/vhosts/{self.vhost}")
         self.call("PUT", f"/permissions/{self.vhost}/guest", json={"configure": ".*", "write": ".*", "read": ".*"})
 
@@ -75,6 +85,13 @@ class Broker:
     def ctl(self, *args: str, timeout: float = 120) -> None:
         subprocess.run([str(SCRIPTS / "rabbitmqctl"), "-q", "-n", self.node, *args], env=self._env(), check=True,
                        timeout=timeout, capture_output=True)
+
+    def join(self, seed: str) -> None:
+        """This node joins the cluster of node `seed` (its own data reset: it was just created)."""
+        self.ctl("stop_app")
+        self.ctl("join_cluster", seed)
+        self.ctl("start_app")
+        self.ctl("await_startup")
 
     def restart_app(self, down_for: float = 0.0) -> None:
         """The broker itself restarted (its Erlang VM stays): every connection drops, durable queues and
@@ -117,3 +134,99 @@ class Broker:
             "properties": properties, "routing_key": queue, "payload": body, "payload_encoding": "string"}).json()
         if not routed.get("routed"):
             raise RuntimeError(f"poison for {queue} was not routed (no such queue)")
+
+
+class BrokerCluster:
+    """Three RabbitMQ nodes clustered on this machine (each its own name, ports and data directory, one
+    Erlang cookie), as the RabbitmqCluster of deploy/k8s runs them: `kill(i)` SIGKILLs node i's Erlang
+    VM (a machine lost), `restart(i)` starts it again on its data and it rejoins. Clients are given
+    every node's URI (kombu fails over from one to the next), as a Kubernetes Service spreads them."""
+
+    def __init__(self, base_dir: Path, size: int = 3):
+        home = base_dir / "rabbitmq-home"
+        self.nodes = [Broker(base_dir, f"cluster{i}", home) for i in range(1, size + 1)]
+        self.home = home
+        self.vhost = self.nodes[0].vhost
+
+    @property
+    def amqp_uri(self) -> str:
+        return ";".join(node.amqp_uri for node in self.nodes)
+
+    @property
+    def node(self) -> str:
+        return ", ".join(node.node for node in self.nodes)
+
+    @property
+    def port(self) -> str:
+        return ", ".join(str(node.port) for node in self.nodes)
+
+    def start(self, timeout: float = 120) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        cookie = self.home / ".erlang.cookie"
+        cookie.write_text(secrets.token_hex(16).upper())
+        cookie.chmod(0o400)
+        for node in self.nodes:  # the VMs boot side by side
+            node.launch()
+        for node in self.nodes:
+            node._await(timeout)
+        first = self.nodes[0]
+        joining = [threading.Thread(target=node.join, args=(first.node,)) for node in self.nodes[1:]]
+        for thread in joining:
+            thread.start()
+        for thread in joining:
+            thread.join()
+        first.open_vhost()
+        running = first.call("GET", "/nodes").json()
+        if sorted(n["name"] for n in running if n.get("running")) != sorted(n.node for n in self.nodes):
+            raise RuntimeError(f"the cluster did not form: {[(n['name'], n.get('running')) for n in running]}")
+
+    def pid(self, index: int) -> int:
+        return int((self.nodes[index].dir / "node.pid").read_text().strip())
+
+    def kill(self, index: int) -> None:
+        """Node `index` lost at once: its Erlang VM SIGKILLed (no goodbye to its clients or its peers)."""
+        pid = self.pid(index)
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"node {self.nodes[index].node} (pid {pid}) did not die")
+
+    def restart(self, index: int, timeout: float = 120) -> None:
+        """Node `index` started again on its own data: it rejoins the cluster, its queue replicas catch up."""
+        node = self.nodes[index]
+        with contextlib.suppress(FileNotFoundError):
+            (node.dir / "node.pid").unlink()
+        node.launch()
+        node._await(timeout)
+        node.ctl("await_startup")
+
+    def stop(self) -> None:
+        for node in reversed(self.nodes):
+            node.stop()
+
+    def call(self, method: str, path: str, **kwargs) -> requests.Response:
+        """The management API of the first node that answers."""
+        error: Exception | None = None
+        for node in self.nodes:
+            try:
+                return node.call(method, path, **kwargs)
+            except requests.ConnectionError as exc:
+                error = exc
+        raise error
+
+    def queues(self) -> dict[str, int]:
+        return {q["name"]: int(q.get("messages", 0) or 0)
+                for q in self.call("GET", f"/queues/{self.vhost}?columns=name,messages").json()}
+
+    def leaders(self) -> dict[str, str]:
+        """The node each quorum queue's leader is on."""
+        return {q["name"]: q["leader"] for q in self.call("GET", f"/queues/{self.vhost}?columns=name,leader").json()
+                if q.get("leader")}
+
+    def queue_types(self) -> dict[str, str]:
+        return {q["name"]: q["type"] for q in self.call("GET", f"/queues/{self.vhost}?columns=name,type").json()}

@@ -160,6 +160,7 @@ def figures(stack: Stack, load: Load, fired: list[dict]) -> dict:
                      "client_failed": sum(1 for d in load.dossiers if d.error),
                      "client_errors": sorted({d.error[:160] for d in load.dossiers if d.error})[:10]},
         "duplicates": audit.duplicates(stack, load),
+        "code_gaps": audit.code_gaps(stack),
         "lost_events": audit.lost_events(stack, parked.pop("reporting_event_ids")),
         "parked": parked,
         "outbox_unsent": audit.outbox_unsent(stack),
@@ -180,6 +181,7 @@ def zeros(results: dict) -> dict[str, int]:
         "commands answered 409 although they took effect":
             sum(results["client"]["refused_although_done"].values()),
         **{f"duplicate {kind.replace('_', ' ')}": n for kind, n in duplicates.items() if kind != "examples"},
+        "gaps in dossier codes": results["code_gaps"]["total"],
         "lost events": results["lost_events"]["total"],
         "parked beyond the injected poison": results["parked"]["beyond_poison"],
         "injected poison not parked": sum(results["parked"]["poison_not_parked"].values()),

@@ -14,7 +14,7 @@ from nameko.standalone.events import get_event_exchange
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
-from chaos.broker import Broker
+from chaos.broker import Broker, BrokerCluster
 from motcua.config import SERVICES
 from motcua.outbox import ConfirmedPublisher, Outgoing
 from tests import infra
@@ -26,10 +26,12 @@ STACK_ENV = {"MOTCUA_MAX_WORKERS": "4", "MOTCUA_TOKEN_TTL_SECONDS": "86400", "MO
 
 
 class Stack:
-    def __init__(self, out: Path, instances: int = 2):
+    def __init__(self, out: Path, instances: int = 2, broker: Broker | BrokerCluster | None = None,
+                 extra_env: dict | None = None):
         self.out = out
         self.instances = instances
-        self.broker = Broker(out)
+        self.broker = broker or Broker(out)
+        self.env = {**STACK_ENV, **(extra_env or {})}
         self.urls: dict[str, str] = {}
         self.services: infra.ServiceProcesses | None = None
         self.engines: dict[str, object] = {}
@@ -60,7 +62,7 @@ class Stack:
         self.broker.start()
         self.urls = infra.create_service_databases()
         self.engines = {s: create_engine(url, pool_size=1, max_overflow=1) for s, url in self.urls.items()}
-        self.services = infra.ServiceProcesses(self.broker.amqp_uri, self.urls, self.out, extra_env=STACK_ENV,
+        self.services = infra.ServiceProcesses(self.broker.amqp_uri, self.urls, self.out, extra_env=self.env,
                                                instances=self.instances)
         print(f"chaos: starting {self.instances} instances of each service …", flush=True)
         self.services.start_all()

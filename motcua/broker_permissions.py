@@ -39,6 +39,7 @@ from nameko.standalone.events import get_event_exchange
 
 from motcua.bus import ReliableEventHandler, dead_letter_queue, delay_queue, inbox_queue_name, parking_exchange
 from motcua.config import SERVICES
+from motcua.queues import QUORUM, queue_type
 from motcua.worker import TASKS_EXCHANGE, TaskHandler, task_queue
 
 RPC_EXCHANGE = get_rpc_exchange({}).name
@@ -50,6 +51,9 @@ TASK_ROUTERS = frozenset({"workflow"})
 # The agencies' workers compose runs (deploy/rabbitmq/definitions.json has their users).
 EXAMPLE_WORKERS = ("workers.tax_office:TaxOfficeWorker",)
 USER_PREFIX = "motcua-"
+# The autoscaler's user (KEDA's rabbitmq trigger, deploy/k8s): it reads queue depths by passive declares,
+# which need no permission, so it holds none: it can neither consume, publish, declare nor bind anything.
+QUEUE_DEPTH_READER = "keda"
 ADMIN_USER = "motcua"  # compose's operator (management UI, `motcua dead-letters`, this module's --apply)
 
 
@@ -147,9 +151,12 @@ def grant_for(uses: Uses, publishers: frozenset[str], prefix: str = USER_PREFIX)
     """The permissions of `uses`'s user; `publishers` are the services whose events somebody consumes."""
     grant = Grant(f"{prefix}{uses.name}")
     rpc = exact(RPC_EXCHANGE)
+    quorum = queue_type() == QUORUM
     if uses.serves_rpc:
         queue = exact(RPC_QUEUE_TEMPLATE.format(uses.name))
         grant.allow(configure={rpc, queue}, write={rpc, queue}, read={rpc, queue})
+        if quorum:  # its requests past the delivery limit are dead-lettered into its own `.dead`
+            _consumer_queue(grant, RPC_QUEUE_TEMPLATE.format(uses.name))
         grant.keys(RPC_EXCHANGE, write={UUID}, read={exact(f"{uses.name}.*")})  # answers; its requests
     if uses.calls:
         reply = exact(RPC_REPLY_QUEUE_TEMPLATE.format(uses.name, "@")).replace("@", UUID)
@@ -170,7 +177,9 @@ def grant_for(uses: Uses, publishers: frozenset[str], prefix: str = USER_PREFIX)
     if uses.name in TASK_ROUTERS:
         queues = exact(task_queue("@").name).replace("@", ".+")
         keys = exact(task_queue("@").routing_key).replace("@", ".+")
-        grant.allow(configure={tasks, queues}, write={tasks, queues}, read={tasks})
+        # A quorum task queue names its dead-letter exchange, and RabbitMQ lets only a user who may read
+        # the queue (and write to that exchange, `tasks.<agency>.parking`: matched already) declare it so.
+        grant.allow(configure={tasks, queues}, write={tasks, queues}, read={tasks} | ({queues} if quorum else set()))
         grant.keys(TASKS_EXCHANGE.name, write={keys}, read={keys})
     for agency in uses.agencies:
         _consumer_queue(grant, task_queue(agency).name)
@@ -187,10 +196,10 @@ def all_uses(workers=EXAMPLE_WORKERS) -> list[Uses]:
 
 
 def grants(workers=EXAMPLE_WORKERS, prefix: str = USER_PREFIX) -> list[Grant]:
-    """Every service's and every worker's permissions."""
+    """Every service's and every worker's permissions, and the queue-depth reader's (none)."""
     uses = all_uses(workers)
     publishers = frozenset(source for u in uses for source, _ in u.subscriptions | u.broadcasts)
-    return [grant_for(u, publishers, prefix) for u in uses]
+    return [grant_for(u, publishers, prefix) for u in uses] + [Grant(f"{prefix}{QUEUE_DEPTH_READER}")]
 
 
 def password_variable(user: str) -> str:

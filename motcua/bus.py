@@ -47,7 +47,7 @@ from functools import partial
 
 import eventlet
 from eventlet.event import Event as GreenEvent
-from kombu import Exchange, Queue, binding
+from kombu import Queue, binding
 from kombu.mixins import ConsumerMixin
 from nameko.amqp.publish import Publisher, get_connection
 from nameko.containers import ContainerBeingKilled
@@ -61,6 +61,7 @@ from motcua.contracts import Event, parse_event
 from motcua.faults import is_poison, is_transient
 from motcua.metrics import metrics_for
 from motcua.privacy import seal, seal_personal_fields, sealing_key, unseal_personal_fields
+from motcua.queues import consumed_queue_arguments, dead_letter_queue, delay_queue, parking_exchange
 
 log = logging.getLogger(__name__)
 
@@ -75,27 +76,6 @@ SEALED_CONTENT_TYPE = "application/x-motcua-sealed"
 REQUEUE_AFTER_BROKER_FAILURE_SECONDS = 5.0  # a message that could be neither retried nor parked goes back
 APPLY_BATCH = "apply_event_batch"  # the method a batch's worker runs (added to the service class)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
-
-
-def parking_exchange(queue_name: str) -> Exchange:
-    """The consumer's own exchange for its delay queues, its dead letters and the way back to its queue."""
-    return Exchange(f"{queue_name}.parking", type="direct", durable=True)
-
-
-def _parked_queue(queue_name: str, name: str, **arguments) -> Queue:
-    return Queue(name, exchange=parking_exchange(queue_name), routing_key=name, durable=True,
-                 queue_arguments=arguments or None)
-
-
-def dead_letter_queue(queue_name: str) -> Queue:
-    return _parked_queue(queue_name, f"{queue_name}.dead")
-
-
-def delay_queue(queue_name: str, seconds: float) -> Queue:
-    """Where a retry of `queue_name`'s message waits `seconds` before going back to it."""
-    return _parked_queue(queue_name, f"{queue_name}.wait.{seconds:g}s", **{
-        "x-message-ttl": int(seconds * 1000), "x-dead-letter-exchange": parking_exchange(queue_name).name,
-        "x-dead-letter-routing-key": queue_name})
 
 
 def declare_parking(channel, queue: Queue) -> None:
@@ -468,7 +448,8 @@ class EventInbox(SharedExtension, ProviderCollector):
             bindings = [binding(get_event_exchange(source, self.container.config), routing_key=event_type)
                         for source, event_type in sorted(set().union(*(h.subscriptions
                                                                        for h in self._providers)))]
-            self._queue = Queue(self.queue_name, bindings=bindings, durable=True)
+            self._queue = Queue(self.queue_name, bindings=bindings, durable=True,
+                                queue_arguments=consumed_queue_arguments(self.queue_name))
         return self._queue
 
     def start(self):

@@ -1,5 +1,8 @@
 """Schema migrations (alembic), run as a step: `python -m motcua.migrate all` or a service name.
 
+`python -m motcua.migrate wait <service>` waits until the database is at this release's head (a pod's
+init container, while the release's migration job runs: deploy/k8s).
+
 `python -m motcua.migrate revision intake -m "what changed"` autogenerates a new revision.
 """
 from __future__ import annotations
@@ -7,6 +10,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import sys
+import time
 
 from alembic import command
 from alembic.config import Config
@@ -26,6 +31,41 @@ def alembic_config(service: str, url: str | None = None) -> Config:
 
 def upgrade(service: str, url: str | None = None) -> None:
     command.upgrade(alembic_config(service, url), "head")
+
+
+def schema_ready(service: str, url: str | None = None) -> bool:
+    """Is `service`'s database at this release's head (or ahead of it: a newer release migrated it and
+    this one was rolled back)? False while it is behind or cannot be reached."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    script = ScriptDirectory.from_config(alembic_config(service, url))
+    engine = create_engine(url or db_url(service), poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            current = set(MigrationContext.configure(connection).get_current_heads())
+    except Exception as exc:  # not reachable yet: the migration job may still be creating it
+        log.warning("%s: database not reachable (%s)", service, type(exc).__name__)
+        return False
+    finally:
+        engine.dispose()
+    known = {revision.revision for revision in script.walk_revisions()}
+    return current == set(script.get_heads()) or bool(current - known)
+
+
+def wait_for_schema(services: list[str], timeout: float, interval: float = 2.0) -> bool:
+    """Wait until every service's schema is ready (`schema_ready`): what a new pod runs before it starts,
+    while the release's migration job upgrades the database (deploy/k8s)."""
+    deadline = time.monotonic() + timeout
+    pending = list(services)
+    while pending:
+        pending = [service for service in pending if not schema_ready(service)]
+        if not pending or time.monotonic() >= deadline:
+            break
+        time.sleep(interval)
+    return not pending
 
 
 def _render_item(type_, obj, autogen_context):
@@ -62,11 +102,18 @@ def run_env(context) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m motcua.migrate")
-    parser.add_argument("action", nargs="?", default="upgrade", choices=["upgrade", "revision", "check"])
+    parser.add_argument("action", nargs="?", default="upgrade", choices=["upgrade", "revision", "check", "wait"])
     parser.add_argument("services", nargs="*", default=["all"])
     parser.add_argument("-m", "--message", default="change")
+    parser.add_argument("--timeout", type=float, default=900, help="wait: seconds before giving up (exit 1)")
     args = parser.parse_args(argv)
     services = [s for s in SERVICES] if args.services in (["all"], []) else args.services
+    if args.action == "wait":
+        if not wait_for_schema(services, args.timeout):
+            sys.exit(f"the schema of {', '.join(services)} is not at this release's head after {args.timeout:g}s: "
+                     "has the migration job run?")
+        print(f"schema ready: {', '.join(services)}")
+        return
     for service in services:
         config = alembic_config(service)
         if args.action == "upgrade":

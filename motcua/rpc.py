@@ -25,10 +25,12 @@ from nameko.constants import (
     NON_PERSISTENT,
     SERIALIZER_CONFIG_KEY,
 )
+from nameko.amqp.publish import get_connection
 from nameko.exceptions import UnserializableValueError, serialize
-from nameko.rpc import Rpc, RpcConsumer, get_rpc_exchange
+from nameko.rpc import ReplyListener, Rpc, RpcConsumer, RpcProxy as NamekoRpcProxy, get_rpc_exchange
 
 from motcua.faults import TransientFailure, is_transient
+from motcua.queues import consumed_queue_arguments, dead_letter_queue
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,7 @@ class LeanRpcConsumer(RpcConsumer):
 
     def setup(self):
         super().setup()
+        self.queue.queue_arguments = consumed_queue_arguments(self.queue.name)  # quorum or not (motcua.queues)
         config = self.container.config
         self.amqp_uri = config[AMQP_URI_CONFIG_KEY]
         self.serializer = config.get(SERIALIZER_CONFIG_KEY, DEFAULT_SERIALIZER)
@@ -72,6 +75,12 @@ class LeanRpcConsumer(RpcConsumer):
         self.connection = Connection(self.amqp_uri, ssl=config.get(AMQP_SSL_CONFIG_KEY),
                                      login_method=config.get(LOGIN_METHOD_CONFIG_KEY),
                                      transport_options={**DEFAULT_TRANSPORT_OPTIONS, "confirm_publish": False})
+
+    def start(self):
+        if self.queue.queue_arguments:  # a quorum queue: where a request past its delivery limit goes
+            with get_connection(self.amqp_uri) as connection:
+                dead_letter_queue(self.queue.name)(connection.default_channel).declare()
+        super().start()
 
     def handle_result(self, message, result, exc_info):
         # Answer encoded as the request was.
@@ -102,3 +111,22 @@ class LeanRpc(Rpc):
 
 
 rpc = LeanRpc.decorator
+
+
+class TransientReplyListener(ReplyListener):
+    """nameko's reply queue, but not durable. nameko declares `rpc.reply-<service>-<uuid>` durable (with an
+    expiry): on a RabbitMQ cluster a durable classic queue lives on one node, and once that node is lost
+    it can be declared nowhere else until it returns (NOT_FOUND, "home node … is down"), so every caller
+    connected there stayed cut off from its answers through a node's outage. A transient one goes with
+    its node and is declared afresh on the node the caller reconnects to; the calls in flight time out
+    and are asked again (they are idempotent)."""
+
+    def setup(self):
+        super().setup()
+        self.queue.durable = False
+
+
+class RpcProxy(NamekoRpcProxy):
+    """nameko's RpcProxy answering through a `TransientReplyListener` (every caller of the platform uses it)."""
+
+    rpc_reply_listener = TransientReplyListener()

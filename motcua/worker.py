@@ -26,18 +26,20 @@ import os
 
 from kombu import Exchange, Queue
 from nameko.messaging import Consumer
-from nameko.rpc import RpcProxy
 
 from motcua.bus import ParkingConsumer
 from motcua.errors import IllegalTransition
+from motcua.queues import consumed_queue_arguments
+from motcua.rpc import RpcProxy
 
 TASKS_EXCHANGE = Exchange("motcua.tasks", type="topic", durable=True)
 
 
 def task_queue(agency_code: str) -> Queue:
     """The durable queue of one agency's tasks (bound by exact routing key: codes contain dots)."""
-    return Queue(f"tasks.{agency_code}", exchange=TASKS_EXCHANGE, routing_key=f"task.{agency_code}",
-                 durable=True)
+    name = f"tasks.{agency_code}"
+    return Queue(name, exchange=TASKS_EXCHANGE, routing_key=f"task.{agency_code}", durable=True,
+                 queue_arguments=consumed_queue_arguments(name))
 
 
 class TaskHandler(ParkingConsumer, Consumer):

@@ -137,6 +137,13 @@ def queue_info(vhost: str, queue: str) -> dict:
     return response.json()
 
 
+def vhost_queues(vhost: str) -> list[dict]:
+    """Every queue of `vhost` as the management API describes it."""
+    response = requests.get(f"{RABBIT_MGMT}/queues/{vhost}", auth=RABBIT_AUTH, timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
 def queue_bound(vhost: str, queue: str, exchange: str, routing_key: str) -> bool:
     """Whether `queue` is bound to `exchange` by `routing_key` (a queue is declared before its bindings:
     an event published in between goes nowhere)."""

@@ -30,6 +30,15 @@ def procedure_with_steps(intake, workflow, code: str) -> dict:
     return {**procedure, "steps": workflow.get_process(code)["steps"]}
 
 
+def own_health(session) -> tuple[int, dict]:
+    """200 while the gateway's own database answers, else 503 (the error's type only)."""
+    try:
+        ping_database(session)
+    except Exception as exc:  # reported in the answer, not raised
+        return 503, {"status": "unavailable", "service": "gateway", "checks": {"database": f"error: {type(exc).__name__}"}}
+    return 200, {"status": "ok", "service": "gateway", "checks": {"database": "ok"}}
+
+
 def platform_health(session, proxies: dict, gateway: dict) -> tuple[int, dict]:
     """200 when every service answers its health() in time and the gateway's database does; else 503.
     `gateway`: the gateway's own figures (long polls held, audit rows waiting for their batch)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import warnings
 
 import eventlet
-from nameko.rpc import RpcProxy
+from motcua.rpc import RpcProxy
 
 from services.gateway.errors import ServiceUnavailable
 

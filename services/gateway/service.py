@@ -178,6 +178,13 @@ class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportA
         return routes.platform_health(self.db.session, proxies, {
             "long_polls_held": self.changes.feed.held(), "audit_rows_pending": self.audit_writer.pending()})
 
+    @route("GET", "/health/self", auth="public")
+    def own_health(self, request):
+        """This gateway instance alone: it answers, and its own database does. What an orchestrator's
+        probes ask (deploy/k8s): `/health` is the whole platform's, and one service down must not take
+        every gateway out of rotation nor restart them."""
+        return routes.own_health(self.db.session)
+
     @route("GET", "/metrics", response="text/plain", auth="public")
     def prometheus(self, request):
         if not scrape_allowed(self.config, request.headers.get("Authorization")):

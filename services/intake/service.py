@@ -6,7 +6,6 @@ from functools import partial
 
 import eventlet
 from nameko.dependency_providers import Config
-from nameko.rpc import RpcProxy
 from nameko.timer import timer
 
 from motcua.bus import event_handler
@@ -31,7 +30,7 @@ from motcua.errors import NotFound, load_valid
 from motcua.idempotency import Command, ForgetExpiredKeys, account_scope, applicant_scope, run_once, ttl_of
 from motcua.metrics import GroupCountGauge, Metrics
 from motcua.revocation import Revocations
-from motcua.rpc import rpc
+from motcua.rpc import RpcProxy, rpc
 from motcua.text import normalise_phone
 from services.intake import calendar_decisions, dossiers, due, forms, search
 from services.intake.dependencies import Rules

@@ -326,6 +326,15 @@ def test_health_is_503_naming_the_services_that_failed_and_asks_them_at_once(api
     assert response.json()["services"]["intake"] == "ok"
 
 
+def test_the_instances_own_health_asks_no_service(api):
+    """What Kubernetes probes (deploy/k8s): a service down leaves every gateway in rotation."""
+    api.reporting.health.side_effect = ConnectionError("down")
+    response = requests.get(f"{api.url}/health/self", timeout=10)
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "service": "gateway", "checks": {"database": "ok"}}
+    assert not api.reporting.health.called
+
+
 def test_metrics_count_requests_by_route_template(api):
     api.intake.get_dossier.return_value = DOSSIER
     requests.get(f"{api.url}/api/v1/dossiers/{DOSSIER['code']}", headers=receptionist(api), timeout=10)

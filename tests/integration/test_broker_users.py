@@ -16,6 +16,7 @@ from nameko.containers import ServiceContainer
 from nameko.rpc import RPC_QUEUE_TEMPLATE, get_rpc_exchange
 from nameko.standalone.events import get_event_exchange
 
+from motcua import broker_permissions
 from motcua.bus import declare_parking, delay_queue, inbox_queue_name, parking_exchange
 from motcua.config import ROOT, nameko_config
 from motcua.worker import TASKS_EXCHANGE, task_queue
@@ -174,3 +175,16 @@ def test_compose_s_definitions_load_into_rabbitmq_and_their_users_sign_in(amqp_u
     finally:
         for user in definitions["users"]:
             requests.delete(f"{infra.RABBIT_MGMT}/users/{user['name']}", auth=infra.RABBIT_AUTH, timeout=10)
+
+
+def test_the_autoscalers_user_reads_queue_depths_and_nothing_else(topology):
+    """KEDA's rabbitmq trigger (deploy/k8s) asks a queue's depth with a passive declare."""
+    broker = topology
+    reader = broker_permissions.QUEUE_DEPTH_READER
+    with channel_of(broker, reader) as connection:
+        assert connection.channel().queue_declare(task_queue(TAX).name, passive=True).queue == task_queue(TAX).name
+    assert TAX in refused(consume_one, broker, reader, task_queue(TAX).name)
+    assert "intake.events" in refused(publish, broker, reader, get_event_exchange("intake", {}), "dossier_submitted")
+    with channel_of(broker, reader) as connection:
+        assert "inbox.keda" in str(pytest.raises(AccessRefused, connection.channel().queue_declare, "inbox.keda",
+                                                 durable=True).value)

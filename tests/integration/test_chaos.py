@@ -3,7 +3,9 @@ life on two instances of every service, on a RabbitMQ node of the suite's own an
 fault once at a random (seeded) moment under load: every instance's service SIGKILLed, the broker's
 connections closed, the broker restarted, each service's database refusing connections for 20 s, a
 duplicate storm, poison in every inbox. Expected, with no person acting: every dossier returned and
-every figure of `chaos.run.zeros` zero."""
+every figure of `chaos.run.zeros` zero: nothing done twice (dossier codes, actions, tasks, deliveries,
+events), no gap in any agency's day of dossier codes, nothing lost or parked beyond the poison. Timers
+once with two workflow instances: tests/integration/test_sla.py."""
 import json
 import subprocess
 import sys

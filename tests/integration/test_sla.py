@@ -1,6 +1,7 @@
 """Deadlines on real RabbitMQ + PostgreSQL: a workflow container whose clock runs 30 days ahead routes a
 received dossier, its SLA timer finds the step and the dossier overdue, announces each exactly once on
-workflow's exchange, and the step shows in the agency leaders' overdue inbox."""
+workflow's exchange, and the step shows in the agency leaders' overdue inbox. Two instances run at once,
+each with its own timer (as a cluster scales workflow, deploy/k8s): still once."""
 from __future__ import annotations
 
 import time
@@ -40,8 +41,9 @@ def test_a_dossier_past_its_due_date_is_escalated_within_seconds(amqp_uri, pg_ur
                                              for key in ("task_overdue", "dossier_overdue")])(connection.default_channel)
         probe.declare()
 
-        workflow = ServiceContainer(WorkflowService, config)
+        workflow, second = ServiceContainer(WorkflowService, config), ServiceContainer(WorkflowService, config)
         workflow.start()
+        second.start()
         try:
             now = datetime.now(timezone.utc)  # the real now: the dossier is due in 14 days, the service is 30 ahead
             Publisher(amqp_uri).publish(make_event("intake", "dossier_received", {
@@ -76,3 +78,4 @@ def test_a_dossier_past_its_due_date_is_escalated_within_seconds(amqp_uri, pg_ur
             assert drain(probe) == []
         finally:
             workflow.stop()
+            second.stop()

@@ -62,3 +62,19 @@ def test_the_command_prints_rabbitmqctl_lines_with_passwords_from_the_environmen
     assert 'rabbitmqctl add_user motcua-notify "${MOTCUA_NOTIFY_BROKER_PASSWORD:?}"' in lines
     assert any(line.startswith("rabbitmqctl set_topic_permissions -p 'motcua' motcua-tax_office_worker motcua.tasks")
                for line in lines)
+
+
+def test_quorum_queues_add_only_what_declaring_them_needs(monkeypatch):
+    """A quorum queue names its dead-letter exchange, and RabbitMQ lets only a user who may read the queue
+    and write to that exchange declare it (the integration test runs under MOTCUA_QUEUE_TYPE=quorum too)."""
+    classic = {g.user: g.permissions() for g in broker_permissions.grants()}
+    monkeypatch.setenv("MOTCUA_QUEUE_TYPE", "quorum")
+    quorum = {g.user: g.permissions() for g in broker_permissions.grants()}
+    workflow, notify = quorum["motcua-workflow"], quorum["motcua-notify"]
+    assert allows(workflow["read"], "tasks.000.00.18.H56") and not allows(classic["motcua-workflow"]["read"],
+                                                                           "tasks.000.00.18.H56")
+    assert allows(workflow["write"], "tasks.000.00.18.H56.parking")
+    for kind in ("configure", "write", "read"):
+        assert allows(notify[kind], "rpc-notify.parking") and allows(notify[kind], "rpc-notify.dead")
+        assert not allows(notify[kind], "rpc-intake.dead") and not allows(classic["motcua-notify"][kind], "rpc-notify.dead")
+    assert quorum["motcua-tax_office_worker"] == classic["motcua-tax_office_worker"]  # a worker serves no RPC

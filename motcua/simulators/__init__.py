@@ -10,7 +10,7 @@ from motcua.config import env, is_production
 
 
 def start_configured() -> list:
-    """`make run`'s simulators: those named in MOTCUA_SIMULATORS (comma-separated: `dvcqg`), each started
+    """`make run`'s simulators: those named in MOTCUA_SIMULATORS (comma-separated: `dvcqg`, `sms`), each started
     on a free local port, and the connector's settings pointed at it unless they are set already.
     Refused in production: a simulator is no national system."""
     names = [name.strip() for name in (env("MOTCUA_SIMULATORS") or "").split(",") if name.strip()]
@@ -36,4 +36,26 @@ def _dvcqg():
                        "DVCQG_PASSWORD": simulator.password, "DVCQG_AGENCY_CODE": simulator.agency_code}
 
 
-STARTERS = {"dvcqg": _dvcqg}
+def _sms():
+    """The brandname gateway, reporting each message delivered a second later to the gateway's receipt
+    URL; notify's settings file (NOTIFY_CONFIG) written under var/ to use it."""
+    import json
+
+    from motcua.config import var_dir
+    from motcua.simulators.sms import SmsGatewaySimulator
+
+    simulator = SmsGatewaySimulator(auto_report=1.0).start()
+    address = (env("GATEWAY_ADDRESS") or "0.0.0.0:8000").replace("0.0.0.0", "127.0.0.1")
+    settings = {"brandname": {"url": simulator.url, "api_key_env": "MOTCUA_SIM_SMS_API_KEY",
+                              "secret_key_env": "MOTCUA_SIM_SMS_SECRET_KEY", "brandname": "MOTCUA",
+                              "callback_url": f"http://{address}/api/v1/notifications/receipts/brandname",
+                              "receipt_token_env": "MOTCUA_SIM_SMS_REPORT_TOKEN"}}
+    path = var_dir() / "notify-simulated-sms.json"  # JSON is YAML: the settings loader reads it
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(settings, indent=1))
+    return simulator, {"NOTIFY_CONFIG": str(path), "MOTCUA_SIM_SMS_API_KEY": simulator.api_key,
+                       "MOTCUA_SIM_SMS_SECRET_KEY": simulator.secret_key,
+                       "MOTCUA_SIM_SMS_REPORT_TOKEN": "simulated-report-token"}
+
+
+STARTERS = {"dvcqg": _dvcqg, "sms": _sms}

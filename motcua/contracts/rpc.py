@@ -110,6 +110,14 @@ def _bounded_declaration(form: dict) -> None:
         raise ValidationError(f"a declaration holds at most {MAX_DECLARATION_BYTES} bytes")
 
 
+class PostalRequestV1(NfcSchema):
+    """The public postal service asked for at submission: the dossier picked up at the applicant's
+    address, the result delivered there (or both); intake needs the applicant's address for it."""
+
+    pickup = fields.Bool(load_default=False)
+    delivery = fields.Bool(load_default=False)
+
+
 class SubmitDossierV1(NfcSchema):
     procedure_code = fields.Str(required=True, validate=validate.Length(min=1, max=20))
     channel = fields.Str(required=True, validate=validate.OneOf(CHANNELS))
@@ -117,6 +125,13 @@ class SubmitDossierV1(NfcSchema):
     form = fields.Dict(keys=fields.Str(validate=validate.Length(min=1, max=40)), values=fields.Raw(allow_none=True),
                        load_default=dict, validate=_bounded_declaration)
     documents = fields.List(fields.Nested(DocumentUploadV1), load_default=list)
+    postal = fields.Nested(PostalRequestV1, load_default=None, allow_none=True)
+
+    @validates_schema
+    def _postal_needs_an_address(self, data, **_):
+        postal = data.get("postal") or {}
+        if (postal.get("pickup") or postal.get("delivery")) and not (data.get("applicant") or {}).get("address"):
+            raise ValidationError("the postal service needs the applicant's address", "applicant")
 
 
 class RefuseDossierV1(NfcSchema):

@@ -10,7 +10,7 @@ from motcua.config import env, is_production
 
 
 def start_configured() -> list:
-    """`make run`'s simulators: those named in MOTCUA_SIMULATORS (comma-separated: `dvcqg`, `sms`), each started
+    """`make run`'s simulators: those named in MOTCUA_SIMULATORS (comma-separated: `dvcqg`, `sms`, `postal`), each started
     on a free local port, and the connector's settings pointed at it unless they are set already.
     Refused in production: a simulator is no national system."""
     names = [name.strip() for name in (env("MOTCUA_SIMULATORS") or "").split(",") if name.strip()]
@@ -45,7 +45,7 @@ def _sms():
     from motcua.simulators.sms import SmsGatewaySimulator
 
     simulator = SmsGatewaySimulator(auto_report=1.0).start()
-    address = (env("GATEWAY_ADDRESS") or "0.0.0.0:8000").replace("0.0.0.0", "127.0.0.1")
+    address = _gateway_address()
     settings = {"brandname": {"url": simulator.url, "api_key_env": "MOTCUA_SIM_SMS_API_KEY",
                               "secret_key_env": "MOTCUA_SIM_SMS_SECRET_KEY", "brandname": "MOTCUA",
                               "callback_url": f"http://{address}/api/v1/notifications/receipts/brandname",
@@ -58,4 +58,20 @@ def _sms():
                        "MOTCUA_SIM_SMS_REPORT_TOKEN": "simulated-report-token"}
 
 
-STARTERS = {"dvcqg": _dvcqg, "sms": _sms}
+def _postal():
+    """The postal service, taking each order through its course (picked up, delivering, delivered) two
+    seconds a step, its news signed to the gateway's callback URL."""
+    from motcua.simulators.postal import PostalSimulator
+
+    simulator = PostalSimulator(callback_url=f"http://{_gateway_address()}/api/v1/postal/callbacks",
+                                auto_course=2.0).start()
+    return simulator, {"POSTAL_URL": simulator.url, "POSTAL_USERNAME": simulator.username,
+                       "POSTAL_PASSWORD": simulator.password, "POSTAL_CALLBACK_SECRET": simulator.callback_secret,
+                       "POSTAL_OFFICE_PHONE": "02373852000"}
+
+
+def _gateway_address() -> str:
+    return (env("GATEWAY_ADDRESS") or "0.0.0.0:8000").replace("0.0.0.0", "127.0.0.1")
+
+
+STARTERS = {"dvcqg": _dvcqg, "sms": _sms, "postal": _postal}

@@ -2,6 +2,8 @@
 owned by notify."""
 from __future__ import annotations
 
+import contextlib
+
 from marshmallow import INCLUDE, RAISE, Schema, fields, validate
 
 from motcua.contracts.rpc import NotificationPreviewV1
@@ -101,12 +103,8 @@ class NotifyApi:
 
     def _carrier_report(self, request, provider, token, body):
         """notify decides; a refused token (a forged report) is answered 401 and audited."""
-        try:
+        with refusals_audited(self, request, f"carrier:{provider[:32]}", "notification.receipt"):
             return self.notify.delivery_receipt(provider, token, body)
-        except Unauthorized:
-            self.record_audit(Caller(f"carrier:{provider[:32]}", None), "notification.receipt", request.remote_addr,
-                              outcome=DENIED, detail="unknown provider or wrong receipt token")
-            raise
 
     @route("GET", "/api/v1/track/<code>/notifications", query=TRACK_QUERY, response=NotificationPreferences,
            auth="public", errors=(429,))
@@ -121,6 +119,17 @@ class NotifyApi:
         """`{"email": false, "sms": true}`: opt out of (or back into) a channel for this dossier."""
         self.tracked(request, code)
         return self.notify.set_preferences(code, read_json(request), source="tracking")
+
+
+@contextlib.contextmanager
+def refusals_audited(service, request, who: str, action: str):
+    """An outside system's call (a carrier's report, a callback) that the owning service refuses as
+    unauthenticated (a forged one) is answered 401 and written to the audit log, denied, in its name."""
+    try:
+        yield
+    except Unauthorized as refused:
+        service.record_audit(Caller(who, None), action, request.remote_addr, outcome=DENIED, detail=refused.message)
+        raise
 
 
 def _admin(service, request):

@@ -15,7 +15,7 @@ from sqlalchemy import and_, select
 from motcua.calendar import Decision, Decisions, WorkingCalendar
 from motcua.contracts.lifecycle import TRANSITIONS
 from motcua.identity import Caller
-from services.intake.dossiers import Policy, _load, _publish
+from services.intake.dossiers import Policy, _load, publish
 from services.intake.models import calendar_decisions, dossiers as dossier_table
 
 REFRESH_SECONDS = 5
@@ -72,7 +72,7 @@ def _move(uow, policy: Policy, code: str, after: Decisions, decision: Decision, 
     if new_due <= dossier.due_at:
         return False
     dossier.recalendar(new_due, decided_by, decision.source, now)
-    _publish(uow, dossier)
+    publish(uow, dossier)
     return True
 
 

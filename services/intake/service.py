@@ -33,8 +33,8 @@ from motcua.metrics import GroupCountGauge, Metrics
 from motcua.revocation import Revocations
 from motcua.rpc import rpc
 from motcua.text import normalise_phone
-from services.intake import calendar_decisions, dossiers, due, forms, portal, search
-from services.intake.dependencies import Rules
+from services.intake import calendar_decisions, dossiers, due, forms, portal, postal, search
+from services.intake.dependencies import PostalService, Rules
 from services.intake.models import Base, dossiers as dossier_table
 from services.intake.repository import IntakeUnitOfWork
 
@@ -65,6 +65,7 @@ class IntakeService(Revocations):
     config = Config()
     workflow = RpcProxy("workflow")  # the hand-overs of form 06
     gateway = RpcProxy("gateway")  # the officers' full names and titles the forms sign with
+    postal_service = PostalService()  # bưu chính công ích: None while POSTAL_URL is unset
     dossiers_by_status = GroupCountGauge("motcua_dossiers_by_status", "Dossiers by status",
                                          dossier_table.c.status)
 
@@ -212,6 +213,23 @@ class IntakeService(Revocations):
                     procedure = None
                 found[code] = portal.record(dossier, procedure)
         return found
+
+    @timer(interval=postal.PUSH_INTERVAL)
+    def send_postal_orders(self):
+        """The carrier's orders for the shipments due (idle while the connector is off)."""
+        if self.postal_service is not None:
+            names = {code: agency["name"] for code, agency in self.rules.catalog.agencies.items()}
+            return postal.send_due(self.db, self.postal_service, names, utcnow())
+
+    @rpc
+    def postal_callback(self, signature, body):
+        """The postal service's news of a shipment, as the gateway received it (raw body, signature)."""
+        if self.postal_service is None:
+            raise NotFound("the postal service is not connected", field="carrier")
+        if not isinstance(body, str) or not isinstance(signature, (str, type(None))):
+            raise ValidationFailed("the raw body and its signature", field="body")
+        return postal.apply_callback(self.db, self.postal_service.settings, self.postal_service.metrics, signature,
+                                     body, utcnow())
 
     @rpc
     @audit_refusals

@@ -78,6 +78,7 @@ HISTORY = {
     "dossier_stopped": ("Thông báo dừng xử lý", None, "reason"),
     "delay_predicted": ("Dự báo trễ hạn", None, None),
     "dossier_rated": ("Đánh giá mức độ hài lòng", None, None),
+    "postal_shipment_updated": ("Bưu chính công ích", None, "shipment_status"),
 }
 # ChucDanh: the handler's position as the event shows it (the step's role; the counter's officer for
 # the counter's decisions); the account's own title is the gateway's and is not sent.

@@ -35,7 +35,7 @@ SUBSCRIPTIONS = (
     ("intake", "dossier_processing_started"), ("intake", "dossier_result_ready"), ("intake", "result_returned"),
     ("intake", "supplement_requested"), ("intake", "dossier_supplemented"), ("intake", "dossier_withdrawn"),
     ("intake", "dossier_rescheduled"), ("intake", "payment_requested"), ("intake", "payment_received"),
-    ("intake", "dossier_stopped"), ("intake", "dossier_rated"),
+    ("intake", "dossier_stopped"), ("intake", "dossier_rated"), ("intake", "postal_shipment_updated"),
     ("workflow", "task_assigned"), ("workflow", "dossier_transferred"), ("workflow", "supplement_needed"),
     ("workflow", "payment_required"), ("workflow", "processing_stopped"), ("workflow", "delay_predicted"),
     ("workflow", "task_completed"), ("workflow", "task_overdue"), ("workflow", "dossier_overdue"),

@@ -19,7 +19,7 @@ import re
 import secrets
 import time
 
-from motcua.simulators.http import Answer, JsonServer, Request
+from motcua.simulators.http import Answer, Request, Simulator
 
 AUTH_PATH = "/api/auth"
 INTEGRATION_PATH = "/api/integration"
@@ -33,7 +33,7 @@ PROGRESS_REQUIRED = ("MaHoSo", "NguoiXuLy", "ThoiDiemXuLy", "NoiDungXuLy", "Tran
 PROGRESS_DATES = ("ThoiDiemXuLy", "NgayBatDau", "NgayKetThucTheoQuyDinh")
 
 
-class DvcqgSimulator:
+class DvcqgSimulator(Simulator):
     """The portal's adapter for one province: `dossiers` {MaHoSo: hồ sơ}, `progress` {MaHoSo: {key: line}}."""
 
     def __init__(self, username: str = "motcua", password: str = "motcua-dev", agency_code: str = "000.00.00.H56",
@@ -45,22 +45,7 @@ class DvcqgSimulator:
         self.progress: dict[str, dict[tuple, dict]] = {}
         self.refused: list[tuple[str, str]] = []  # (service, error) of each payload refused
         self.refuse_procedures: set[str] = set()  # MaTTHC the portal does not know (a permanent refusal)
-        self.http = JsonServer(self.handle, port)
-
-    @property
-    def url(self) -> str:
-        return self.http.url
-
-    @property
-    def faults(self):
-        return self.http.faults
-
-    def start(self) -> DvcqgSimulator:
-        self.http.start()
-        return self
-
-    def stop(self) -> None:
-        self.http.stop()
+        super().__init__(port)
 
     def expire_sessions(self) -> None:
         self.sessions.clear()
@@ -165,13 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--password", default="motcua-dev")
     parser.add_argument("--agency-code", default="000.00.00.H56")
     args = parser.parse_args(argv)
-    simulator = DvcqgSimulator(args.username, args.password, args.agency_code, port=args.port).start()
-    print(f"DVCQG simulator on {simulator.url}", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        simulator.stop()
+    DvcqgSimulator(args.username, args.password, args.agency_code, port=args.port).serve("DVCQG")
 
 
 if __name__ == "__main__":

@@ -109,3 +109,38 @@ class JsonServer:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+
+
+class Simulator:
+    """A simulated system: its protocol in `handle(request)`, served on a JsonServer on `port`."""
+
+    def __init__(self, port: int = 0):
+        self.http = JsonServer(self.handle, port)
+
+    def handle(self, request: Request) -> Answer:
+        raise NotImplementedError
+
+    @property
+    def url(self) -> str:
+        return self.http.url
+
+    @property
+    def faults(self) -> Faults:
+        return self.http.faults
+
+    def start(self):
+        self.http.start()
+        return self
+
+    def stop(self) -> None:
+        self.http.stop()
+
+    def serve(self, label: str) -> None:
+        """Run until Ctrl-C (a simulator started on its own, `python -m motcua.simulators.<name>`)."""
+        self.start()
+        print(f"{label} simulator on {self.url}", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            self.stop()

@@ -24,13 +24,13 @@ from datetime import datetime, timezone
 
 import requests
 
-from motcua.simulators.http import Answer, JsonServer, Request
+from motcua.simulators.http import Answer, Request, Simulator
 
 # A pickup's or a delivery's course, as the carrier reports it: picked up, delivering, delivered.
 COURSE = ("6", "12", "14")
 
 
-class PostalSimulator:
+class PostalSimulator(Simulator):
     def __init__(self, username: str = "motcua", password: str = "motcua-dev", callback_url: str | None = None,
                  callback_secret: str = "development-postal-callback-secret", port: int = 0,
                  auto_course: float | None = None):
@@ -42,22 +42,7 @@ class PostalSimulator:
         self.by_sale_code: dict[str, str] = {}
         self.callbacks: list[tuple[dict, int]] = []  # (news sent, our HTTP answer)
         self._numbers = itertools.count(1)
-        self.http = JsonServer(self.handle, port)
-
-    @property
-    def url(self) -> str:
-        return self.http.url
-
-    @property
-    def faults(self):
-        return self.http.faults
-
-    def start(self) -> PostalSimulator:
-        self.http.start()
-        return self
-
-    def stop(self) -> None:
-        self.http.stop()
+        super().__init__(port)
 
     def handle(self, request: Request) -> Answer:
         body = request.body if isinstance(request.body, dict) else None
@@ -112,13 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--callback-url", required=True)
     parser.add_argument("--course-every", type=float, default=2.0, help="seconds between an order's news")
     args = parser.parse_args(argv)
-    simulator = PostalSimulator(callback_url=args.callback_url, port=args.port, auto_course=args.course_every).start()
-    print(f"postal simulator on {simulator.url}", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        simulator.stop()
+    PostalSimulator(callback_url=args.callback_url, port=args.port, auto_course=args.course_every).serve("postal")
 
 
 if __name__ == "__main__":

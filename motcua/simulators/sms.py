@@ -18,13 +18,12 @@ from __future__ import annotations
 import argparse
 import re
 import threading
-import time
 import uuid
 from dataclasses import dataclass
 
 import requests
 
-from motcua.simulators.http import Answer, JsonServer, Request
+from motcua.simulators.http import Answer, Request, Simulator
 from services.notify import sms
 
 SEND_PATH = "/MainService.svc/json/SendMultipleMessage_V4_post_json/"
@@ -45,7 +44,7 @@ class Message:
     reports: int = 0
 
 
-class SmsGatewaySimulator:
+class SmsGatewaySimulator(Simulator):
     def __init__(self, api_key: str = "motcua-api-key", secret_key: str = "motcua-secret-key",
                  brandnames: tuple[str, ...] = ("MOTCUA",), port: int = 0, auto_report: float | None = None):
         self.api_key, self.secret_key, self.brandnames = api_key, secret_key, set(brandnames)
@@ -54,22 +53,11 @@ class SmsGatewaySimulator:
         self.by_request: dict[str, str] = {}  # RequestId → SMSID
         self.refused: list[str] = []  # CodeResult of each refused request
         self.reports_sent: list[dict] = []
-        self.http = JsonServer(self.handle, port)
+        super().__init__(port)
 
     @property
     def url(self) -> str:
         return f"{self.http.url}{SEND_PATH}"
-
-    @property
-    def faults(self):
-        return self.http.faults
-
-    def start(self) -> SmsGatewaySimulator:
-        self.http.start()
-        return self
-
-    def stop(self) -> None:
-        self.http.stop()
 
     def billed_parts(self) -> int:
         return sum(message.parts for message in self.messages.values())
@@ -125,13 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8702)
     parser.add_argument("--report-after", type=float, default=1.0, help="seconds before a delivery report")
     args = parser.parse_args(argv)
-    simulator = SmsGatewaySimulator(port=args.port, auto_report=args.report_after).start()
-    print(f"SMS brandname gateway simulator on {simulator.url}", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        simulator.stop()
+    SmsGatewaySimulator(port=args.port, auto_report=args.report_after).serve("SMS brandname gateway")
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from motcua.contracts import Event
 from motcua.contracts.events import EVENT_SCHEMAS
 from motcua.db import utcnow
-from motcua.errors import NotFound, Unauthorized, ValidationFailed
+from motcua.errors import NotFound, Unauthorized
 from motcua.privacy import mask_email
 from motcua.text import normalise_phone
 from services.notify import preferences, sms

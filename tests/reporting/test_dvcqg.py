@@ -1,26 +1,17 @@
 """The national portal (DVCQG) sync against the portal adapter's simulator (motcua/simulators/dvcqg.py)."""
 import json
-import re
 from datetime import timedelta
 
-import eventlet
 import pytest
-from nameko.amqp.publish import Publisher
-from nameko.containers import ServiceContainer
-from nameko.events import get_event_exchange
-from nameko.standalone.rpc import ClusterRpcProxy
 from prometheus_client import CollectorRegistry, generate_latest
 from sqlalchemy import delete, select
 
-from motcua import embedded, migrate
-from motcua.contracts import make_event
+from motcua import migrate
 from motcua.db import utcnow
-from motcua.metrics import metrics_for
 from motcua.simulators.dvcqg import DvcqgSimulator
 from services.reporting import cli, dvcqg, projections
 from services.reporting.models import PortalPush, StoredEvent
-from services.reporting.service import ReportingService
-from tests.infra import VERIFYING, free_port, gateway_token
+from tests.infra import free_port
 from tests.reporting.factory import (
     AGENCY_NAMES,
     EMAIL,
@@ -28,7 +19,6 @@ from tests.reporting.factory import (
     LAND_OFFICE,
     NAME,
     PHONE,
-    TRACKING_KEY,
     SURVEY_OFFICE,
     VN,
     lifecycle,

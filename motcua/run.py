@@ -170,9 +170,10 @@ def example_worker_token(agency: str) -> str:
 
 
 def embedded() -> None:
-    from motcua import migrate, seed
+    from motcua import migrate, seed, simulators
 
     os.environ["AMQP_URI"] = "embedded://"
+    simulators.start_configured()  # before the config is read: it points the connectors at them
     for name in SERVICES:
         migrate.upgrade(name)
     seed.seed_demo()

@@ -10,6 +10,8 @@ STATUS_CODES = {
     "awaiting_payment": 6, "withdrawn": 7, "stopped": 8, "result_ready": 9, "returned": 10,
 }
 RETURN_METHODS = ("counter", "postal", "online")
+POSTAL_KINDS = ("pickup", "delivery")  # the dossier picked up at the applicant's, the result delivered there
+SHIPMENT_STATUSES = ("ordered", "picked_up", "in_transit", "delivered", "failed", "returned", "cancelled")
 
 
 class Contract(Schema):
@@ -134,6 +136,18 @@ class DossierRatedV1(DossierEvent):
     field_code = fields.Str(required=True)
     rating = fields.Int(required=True, validate=validate.Range(min=1, max=5))
     rated_at = fields.AwareDateTime(required=True)
+
+
+class PostalShipmentUpdatedV1(DossierEvent):
+    """The public postal service's news of a dossier's shipment (bưu chính công ích): the pickup of the
+    dossier or the delivery of its result; intake records it in the history (a result delivered by post
+    is then returned: `result_returned`, method postal). No address travels here."""
+
+    kind = fields.Str(required=True, validate=validate.OneOf(POSTAL_KINDS))
+    shipment_status = fields.Str(required=True, validate=validate.OneOf(SHIPMENT_STATUSES))
+    item_code = fields.Str(load_default=None, allow_none=True)  # the postal item's number (số hiệu bưu gửi)
+    carrier_status = fields.Str(required=True)
+    updated_at = fields.AwareDateTime(required=True)
 
 
 class RunEvent(Contract):
@@ -353,6 +367,7 @@ EVENT_SCHEMAS: dict[str, tuple[int, Schema]] = {
     "dossier_overdue": (1, DossierOverdueV1()),
     "dossier_rescheduled": (1, DossierRescheduledV1()),
     "dossier_rated": (1, DossierRatedV1()),
+    "postal_shipment_updated": (1, PostalShipmentUpdatedV1()),
     "result_ready": (1, ResultReadyV1()),
     "dossier_transferred": (1, DossierTransferredV1()),
     "supplement_needed": (1, SupplementNeededV1()),

@@ -110,6 +110,14 @@ def _bounded_declaration(form: dict) -> None:
         raise ValidationError(f"a declaration holds at most {MAX_DECLARATION_BYTES} bytes")
 
 
+class PostalRequestV1(NfcSchema):
+    """The public postal service asked for at submission: the dossier picked up at the applicant's
+    address, the result delivered there (or both); intake needs the applicant's address for it."""
+
+    pickup = fields.Bool(load_default=False)
+    delivery = fields.Bool(load_default=False)
+
+
 class SubmitDossierV1(NfcSchema):
     procedure_code = fields.Str(required=True, validate=validate.Length(min=1, max=20))
     channel = fields.Str(required=True, validate=validate.OneOf(CHANNELS))
@@ -120,6 +128,13 @@ class SubmitDossierV1(NfcSchema):
     # The commune chosen to receive it, for a procedure received anywhere in the province (Decree
     # 118/2025); absent: the counter's own agency, else the commune of the applicant's address.
     receiving_agency_code = fields.Str(load_default=None, allow_none=True, validate=validate.Length(min=1, max=20))
+    postal = fields.Nested(PostalRequestV1, load_default=None, allow_none=True)
+
+    @validates_schema
+    def _postal_needs_an_address(self, data, **_):
+        postal = data.get("postal") or {}
+        if (postal.get("pickup") or postal.get("delivery")) and not (data.get("applicant") or {}).get("address"):
+            raise ValidationError("the postal service needs the applicant's address", "applicant")
 
 
 class RefuseDossierV1(NfcSchema):

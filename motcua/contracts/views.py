@@ -231,6 +231,7 @@ class TimelineEntryViewV1(Schema):
     status = fields.Str()
     agency_code = fields.Str(allow_none=True)
     step = fields.Str()  # the step of the process, while the dossier is in one
+    postal = fields.Str()  # the postal service's news, "<pickup|delivery>:<status>" (bưu chính công ích)
 
 
 class TrackedDossierViewV1(Schema):

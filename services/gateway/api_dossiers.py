@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import mimetypes
 
+from marshmallow import INCLUDE, Schema, fields
 from werkzeug.wrappers import Response
 
 from motcua.contracts.rpc import (ApplicantActionV1, ConfirmPaymentV1, LogBookQueryV1, RequestSupplementV1,
@@ -12,6 +13,7 @@ from motcua.contracts.views import DossierViewV1, PublicDossierViewV1
 from motcua.errors import ValidationFailed, load_valid
 from services.gateway import routes
 from services.gateway.dependencies import dossier_key
+from services.gateway.api_notify import refusals_audited
 from services.gateway.http import parse_json, query, read_json, route
 from services.gateway.schemas import RefuseSchema, ReturnResultSchema, SubmitDossierSchema
 
@@ -35,6 +37,22 @@ def read_body(request):
     return {**body, "documents": [*body.get("documents", []), *uploads]}
 
 
+POSTAL_SIGNATURE_HEADER = "X-Postal-Signature"
+
+
+class PostalCallback(Schema):
+    """What the postal service posts (services/intake/postal.py): its order id and the shipment's status."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    originalID = fields.Str(required=True)
+    itemCode = fields.Str()
+    saleOrderCode = fields.Str()
+    status = fields.Raw(required=True)
+    statusDate = fields.Str()
+
+
 class DossierApi:
     """Routes mixed into GatewayService, which provides the RPC proxies, config and database."""
 
@@ -48,6 +66,15 @@ class DossierApi:
         if caller is not None:
             self.record_audit(caller, "dossier.submit", request.remote_addr, dossier_code=dossier["code"])
         return 201, dossier
+
+    @route("POST", "/api/v1/postal/callbacks", body=PostalCallback, auth="public")
+    def postal_callback(self, request):
+        """The postal service's news of a shipment (picked up, delivered, returned…), signed with the key
+        agreed with it (`X-Postal-Signature`: hex HMAC-SHA-256 of the body); intake checks the signature and
+        applies it; a forged one is answered 401 and audited."""
+        body = request.get_data(as_text=True)
+        with refusals_audited(self, request, "carrier:postal", "postal.callback"):
+            return self.intake.postal_callback(request.headers.get(POSTAL_SIGNATURE_HEADER), body)
 
     @route("POST", "/api/v1/dossiers/search", body=SearchDossiersV1)
     def search_dossiers(self, request):

@@ -2,12 +2,15 @@
 owned by notify."""
 from __future__ import annotations
 
+import contextlib
+
 from marshmallow import INCLUDE, RAISE, Schema, fields, validate
 
 from motcua.contracts.rpc import NotificationPreviewV1
 from motcua.contracts.views import NOTIFY_CHANNELS, DeliveryViewV1, PreferenceViewV1
-from motcua.errors import Forbidden, load_valid
-from motcua.identity import STAFF_ROLES
+from motcua.errors import Forbidden, Unauthorized, load_valid
+from motcua.identity import STAFF_ROLES, Caller
+from services.gateway.audit import DENIED
 from services.gateway.api_reports import TRACK_QUERY
 from services.gateway.http import query, read_json, route
 
@@ -23,6 +26,17 @@ class DeadLettersQuery(Schema):
 
 class ReceiptQuery(Schema):
     token = fields.Str(metadata={"description": f"the carrier's token, unless sent as {RECEIPT_TOKEN_HEADER}"})
+
+
+class CarrierReport(Schema):
+    """A brandname gateway's report in the query (services/notify/brandname.py), and its token."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    token = fields.Str(metadata={"description": f"the gateway's token, unless sent as {RECEIPT_TOKEN_HEADER}"})
+    SMSID = fields.Str()
+    SendStatus = fields.Str()
 
 
 class CarrierReceipt(Schema):
@@ -77,7 +91,20 @@ class NotifyApi:
     def delivery_receipt(self, request, provider):
         """An SMS carrier's delivery receipt, authenticated by the token configured for it."""
         token = request.headers.get(RECEIPT_TOKEN_HEADER) or query(request).get("token") or ""
-        return self.notify.delivery_receipt(provider, token, read_json(request))
+        return self._carrier_report(request, provider, token, read_json(request))
+
+    @route("GET", "/api/v1/notifications/receipts/<provider>", query=CarrierReport, auth="public")
+    def delivery_report(self, request, provider):
+        """A brandname gateway's delivery report, as it calls back: an HTTP GET whose query carries the
+        report (SMSID, SendStatus, SendSuccess, …) and the token configured for it."""
+        report = query(request)
+        token = request.headers.get(RECEIPT_TOKEN_HEADER) or report.pop("token", "")
+        return self._carrier_report(request, provider, token, report)
+
+    def _carrier_report(self, request, provider, token, body):
+        """notify decides; a refused token (a forged report) is answered 401 and audited."""
+        with refusals_audited(self, request, f"carrier:{provider[:32]}", "notification.receipt"):
+            return self.notify.delivery_receipt(provider, token, body)
 
     @route("GET", "/api/v1/track/<code>/notifications", query=TRACK_QUERY, response=NotificationPreferences,
            auth="public", errors=(429,))
@@ -92,6 +119,17 @@ class NotifyApi:
         """`{"email": false, "sms": true}`: opt out of (or back into) a channel for this dossier."""
         self.tracked(request, code)
         return self.notify.set_preferences(code, read_json(request), source="tracking")
+
+
+@contextlib.contextmanager
+def refusals_audited(service, request, who: str, action: str):
+    """An outside system's call (a carrier's report, a callback) that the owning service refuses as
+    unauthenticated (a forged one) is answered 401 and written to the audit log, denied, in its name."""
+    try:
+        yield
+    except Unauthorized as refused:
+        service.record_audit(Caller(who, None), action, request.remote_addr, outcome=DENIED, detail=refused.message)
+        raise
 
 
 def _admin(service, request):

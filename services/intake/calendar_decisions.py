@@ -17,7 +17,7 @@ from motcua.calendar import Decision, Decisions, WorkingCalendar
 from motcua.contracts.lifecycle import TRANSITIONS
 from motcua.decisions import record, recorded
 from motcua.identity import Caller
-from services.intake.dossiers import Policy, _load, _publish
+from services.intake.dossiers import Policy, _load, publish
 from services.intake.models import calendar_decisions, dossiers as dossier_table
 
 REFRESH_SECONDS = 5
@@ -69,7 +69,7 @@ def _move(uow, policy: Policy, code: str, after: Decisions, decision: Decision, 
     if new_due <= dossier.due_at:
         return False
     dossier.recalendar(new_due, decided_by, decision.source, now)
-    _publish(uow, dossier)
+    publish(uow, dossier)
     return True
 
 

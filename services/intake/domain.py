@@ -27,6 +27,11 @@ if TYPE_CHECKING:
 
 SYSTEM = "system"  # the actor of what workflow's events decide
 APPLICANT = "applicant"  # the actor when the applicant acts without an account
+POSTAL_SERVICE = "vnpost"  # the actor of what the postal service reports (bưu chính công ích)
+# The event that makes a shipment asked for due, and its instant: the dossier picked up once submitted,
+# the result delivered once ready.
+OWED_ON = {"dossier_submitted": "pickup", "dossier_result_ready": "delivery"}
+OWED_AT = {"dossier_submitted": "submitted_at", "dossier_result_ready": "finished_at"}
 STEP_DOCUMENT_PREFIX = "step:"  # a step's own documents (its minutes, the signed result), not the applicant's
 
 
@@ -224,6 +229,9 @@ class Dossier:
     rating: int | None = None
     rating_comment: str | None = None
     rated_at: datetime | None = None
+    # the public postal service (bưu chính công ích) the applicant asked for: "pickup" of the dossier,
+    # "delivery" of the result
+    postal_services: tuple[str, ...] = ()
     history: tuple[Action, ...] = ()
     supplements: tuple[SupplementRequest, ...] = ()
     reschedules: tuple[Reschedule, ...] = ()
@@ -236,7 +244,7 @@ class Dossier:
     @classmethod
     def submit(cls, *, code: str, procedure: Procedure, agency_code: str, channel: str, submitted_by: str | None,
                applicant: dict, search_keys: dict, form: dict, uploads: list[Upload], now: datetime,
-               tracking_key: str) -> Dossier:
+               tracking_key: str, postal_services: tuple[str, ...] = ()) -> Dossier:
         """Nộp hồ sơ by `submitted_by` (see `submitter`) at the receiving agency `agency_code` (the
         procedure's own, or the commune chosen for one received anywhere: `Catalog.receiving_agency`).
         `applicant` as validated (phone normalised); `tracking_key` the public key of this code."""
@@ -248,7 +256,9 @@ class Dossier:
             applicant_phone=applicant["phone"], applicant_email=applicant.get("email"),
             applicant_address=applicant.get("address"), applicant_type=applicant.get("type", "individual"),
             applicant_tax_code=applicant.get("tax_code"), **search_keys, form=form, submitted_at=now,
-            submitted_by=submitted_by, agencies=(agency_code,))
+            submitted_by=submitted_by, agencies=(agency_code,), postal_services=tuple(postal_services))
+        if postal_services and not dossier.applicant_address:
+            raise ValidationFailed("the postal service needs the applicant's address", field="applicant.address")
         dossier._attach(check_documents(uploads, procedure), actor, now)
         dossier._record("submit", dossier._transition("submit"), "dossier_submitted", {
             **dossier._facts(), "submitted_at": now, "applicant_masked": mask_name(dossier.applicant_name),
@@ -445,6 +455,25 @@ class Dossier:
     def step_documents(self, refs: list[dict], actor: str, at: datetime) -> None:
         """A step finished with documents (already stored): they join the list, in the step's name."""
         self._attach([{**ref, "key": STEP_DOCUMENT_PREFIX + ref["key"]} for ref in refs], actor, at)
+
+    def shipment_updated(self, kind: str, shipment_status: str, item_code: str | None, carrier_status: str,
+                         at: datetime) -> None:
+        """The postal service's news of a shipment (bưu chính công ích): a line of the history, and a result
+        delivered by post is the result returned (status 10, method "postal"); a repeat records nothing."""
+        if kind not in self.postal_services:
+            raise Conflict(f"no {kind} by post was asked for this dossier", field="kind")
+        note = f"{kind} {shipment_status}" + (f" {item_code}" if item_code else "")
+        if any(entry.action == "postal" and entry.note == note for entry in self.history):
+            return
+        data = {"kind": kind, "shipment_status": shipment_status, "item_code": item_code,
+                "carrier_status": carrier_status, "updated_at": at}
+        self._record("postal", self.status, "postal_shipment_updated", data, at=at, actor=POSTAL_SERVICE, note=note)
+        if kind == "delivery" and shipment_status == "delivered" and may("return", self.status):
+            status = self._transition("return")
+            self.returned_at, self.return_method = at, "postal"
+            self._record("return", status, "result_returned", {
+                "returned_at": at, "method": "postal", "returned_by": POSTAL_SERVICE, "contact": self._contact()},
+                at=at, actor=POSTAL_SERVICE, note="method postal")
 
     # -- for the service layer ----------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from motcua.access import AgencyTree, may_read
 from motcua.calendar import Decisions, WorkingCalendar, local_iso
+from motcua.contracts.events import POSTAL_KINDS
 from motcua.contracts.lifecycle import allowed_actions
 from motcua.errors import Forbidden, NotFound
 from motcua.identity import Caller
@@ -20,7 +21,7 @@ from motcua.text import normalise_phone
 from services.intake import documents, forms
 from services.intake.blobs import BlobStore
 from services.intake.catalog import Catalog
-from services.intake.domain import ApplicantProof, Dossier, Schedule, last4, submitter, unknown
+from services.intake.domain import OWED_AT, OWED_ON, ApplicantProof, Dossier, Schedule, last4, submitter, unknown
 from services.intake.search import applicant_keys
 
 
@@ -64,15 +65,19 @@ def _load(uow, code: str, for_update: bool = True) -> Dossier:
     return dossier
 
 
-def _publish(uow, dossier: Dossier) -> None:
-    """The dossier's changes and the events its rules recorded, in the current transaction."""
+def publish(uow, dossier: Dossier) -> None:
+    """The dossier's changes and the events its rules recorded, in the current transaction; a shipment
+    the applicant asked for is owed to the postal service once its moment comes (domain.OWED_ON)."""
     uow.dossiers.save(dossier)
     for event_type, data in dossier.collect_events():
         uow.emit(event_type, data)
+        kind = OWED_ON.get(event_type)
+        if kind in dossier.postal_services:
+            uow.shipments.owe(dossier.code, kind, data[OWED_AT[event_type]])
 
 
 def _commit(uow, dossier: Dossier) -> Dossier:
-    _publish(uow, dossier)
+    publish(uow, dossier)
     uow.commit()
     return dossier
 
@@ -100,9 +105,10 @@ def submit(uow, policy: Policy, payload: dict, caller: Caller | None, now: datet
     code = uow.dossiers.next_code(agency_code, local_day)
     applicant = {**payload["applicant"], "phone": normalise_phone(payload["applicant"]["phone"])}
     dossier = Dossier.submit(
-        code=code, procedure=procedure, agency_code=agency_code, channel=payload["channel"], submitted_by=submitted_by, applicant=applicant,
-        search_keys=applicant_keys(policy.search_key, applicant), form=form, uploads=uploads,
-        now=now, tracking_key=tracking_key(policy.tracking_key, code, last4(applicant["phone"])))
+        code=code, procedure=procedure, agency_code=agency_code, channel=payload["channel"],
+        submitted_by=submitted_by, applicant=applicant, search_keys=applicant_keys(policy.search_key, applicant),
+        form=form, uploads=uploads, now=now, tracking_key=tracking_key(policy.tracking_key, code, last4(applicant["phone"])),
+        postal_services=tuple(kind for kind in POSTAL_KINDS if (payload.get("postal") or {}).get(kind)))
     uow.dossiers.add(dossier)
     documents.keep(uploads, policy.store)
     return _commit(uow, dossier)
@@ -183,38 +189,38 @@ def store_step_documents(uow, policy: Policy, code: str, uploads: list[dict], ca
 def task_assigned(uow, data: dict) -> None:
     dossier = _load(uow, data["dossier_code"])
     dossier.task_assigned(data["agency_code"], data["step"], data["assigned_at"])
-    _publish(uow, dossier)
+    publish(uow, dossier)
 
 
 def result_ready(uow, data: dict) -> None:
     dossier = _load(uow, data["dossier_code"])
     dossier.result_ready(data["agency_code"], data["finished_at"], data.get("outcome", "approved"), data.get("reason"))
-    _publish(uow, dossier)
+    publish(uow, dossier)
 
 
 def supplement_needed(uow, data: dict) -> None:
     dossier = _load(uow, data["dossier_code"])
     dossier.supplement_needed(data["agency_code"], data["items"], data.get("note"), data["requested_by"],
                               data["requested_at"])
-    _publish(uow, dossier)
+    publish(uow, dossier)
 
 
 def payment_required(uow, data: dict) -> None:
     dossier = _load(uow, data["dossier_code"])
     dossier.payment_required(data["agency_code"], data["amount_vnd"], data.get("note"), data["required_at"])
-    _publish(uow, dossier)
+    publish(uow, dossier)
 
 
 def processing_stopped(uow, data: dict) -> None:
     dossier = _load(uow, data["dossier_code"])
     dossier.processing_stopped(data["agency_code"], data["stopped_by"], data["reason"], data["stopped_at"])
-    _publish(uow, dossier)
+    publish(uow, dossier)
 
 
 def delay_predicted(uow, data: dict) -> None:
     dossier = _load(uow, data["dossier_code"])
     dossier.delay_predicted(data["proposed_due_at"], data["current_agency_code"])
-    _publish(uow, dossier)
+    publish(uow, dossier)
 
 
 def task_completed(uow, data: dict) -> None:
@@ -222,7 +228,7 @@ def task_completed(uow, data: dict) -> None:
     dossier = _load(uow, data["dossier_code"])
     dossier.step_documents(data["documents"], f"{data['completed_by']} ({data['agency_code']})",
                            data["completed_at"])
-    _publish(uow, dossier)
+    publish(uow, dossier)
 
 
 # -- reads ------------------------------------------------------------------------------------------

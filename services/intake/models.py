@@ -129,6 +129,7 @@ dossiers = Table(
     Column("rating", Integer),
     Column("rating_comment", Text),
     _when("rated_at"),
+    Column("postal_services", JSON, nullable=False, server_default="[]"),  # "pickup", "delivery" asked by post
     Column("history", Records(Action), nullable=False, server_default="[]"),
     Column("supplements", Records(SupplementRequest), nullable=False, server_default="[]"),
     Column("reschedules", Records(Reschedule), nullable=False, server_default="[]"),
@@ -142,6 +143,27 @@ dossier_agencies = Table(
     Column("dossier_id", Integer, ForeignKey("dossiers.id"), nullable=False),
     Column("agency_code", String(20), nullable=False),
     UniqueConstraint("dossier_id", "agency_code"),
+)
+
+# Shipments owed to the public postal service (bưu chính công ích) and their state at the carrier: the
+# connector's queue (services/intake/postal.py). No address or name: those go to the carrier from the
+# dossier when the order is made.
+shipments = Table(
+    "shipments", Base.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("dossier_code", String(40), nullable=False),
+    Column("kind", String(10), nullable=False),  # pickup / delivery
+    Column("state", String(12), nullable=False, index=True),  # owed / ordered / rejected
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    _when("owed_at", nullable=False),
+    _when("next_attempt_at", nullable=False, index=True),
+    Column("last_error", String(200)),
+    Column("carrier_id", String(64), unique=True),  # the carrier's order id (originalID)
+    Column("item_code", String(32)),  # the postal item's number (số hiệu bưu gửi)
+    Column("shipment_status", String(12)),  # the last news: picked_up, delivered, returned...
+    _when("ordered_at"),
+    _when("updated_at"),
+    UniqueConstraint("dossier_code", "kind"),
 )
 
 # Data keys (khoá dữ liệu) of the encrypted columns, each wrapped under the environment's key-encryption

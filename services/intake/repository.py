@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from motcua.idempotency import CommandUnitOfWork
 from motcua.sql import one_statement, read_rows, upsert_insert
 from services.intake.domain import Dossier, dossier_code
-from services.intake.models import dossier_agencies, dossier_counters, dossiers
+from services.intake.models import dossier_agencies, dossier_counters, dossiers, shipments
 from services.intake.sealing import DataKeys, environment_data_keys
 
 COLUMNS = tuple(c.name for c in dossiers.columns if c.name != "id")
@@ -211,9 +211,49 @@ def _transaction_ended(session: Session, *_) -> None:
         repository._read.clear()
 
 
+class ShipmentRepository:
+    """The shipments owed to the postal service (services/intake/postal.py), one row per dossier and kind."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def owe(self, code: str, kind: str, at: datetime) -> None:
+        """Owed once: a repeated event (or a second result ready) adds nothing."""
+        statement = upsert_insert(shipments, self.session.get_bind().dialect.name).values(
+            dossier_code=code, kind=kind, state="owed", attempts=0, owed_at=at, next_attempt_at=at)
+        self.session.execute(statement.on_conflict_do_nothing(index_elements=["dossier_code", "kind"]))
+
+    def claim_due(self, now: datetime, lease_until: datetime, limit: int) -> list[dict]:
+        """Owed rows due now, leased (SKIP LOCKED: instances share them), in the order they fell due."""
+        rows = self.session.execute(select(shipments).where(shipments.c.state == "owed",
+                                                            shipments.c.next_attempt_at <= now)
+                                    .order_by(shipments.c.next_attempt_at, shipments.c.id).limit(limit)
+                                    .with_for_update(skip_locked=True)).mappings().all()
+        if rows:
+            self.session.execute(update(shipments).where(shipments.c.id.in_([r["id"] for r in rows]))
+                                 .values(next_attempt_at=lease_until))
+        return [dict(row) for row in rows]
+
+    def record(self, shipment_id: int, **values) -> None:
+        self.session.execute(update(shipments).where(shipments.c.id == shipment_id).values(**values))
+
+    def by_carrier_id(self, carrier_id: str) -> dict | None:
+        row = self.session.execute(select(shipments).where(shipments.c.carrier_id == carrier_id)
+                                   .with_for_update()).mappings().first()
+        return dict(row) if row else None
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        return {(kind, state): count for kind, state, count in self.session.execute(
+            select(shipments.c.kind, shipments.c.state, func.count()).group_by(shipments.c.kind, shipments.c.state))}
+
+
 class IntakeUnitOfWork(CommandUnitOfWork):
-    """The kit's unit of work (with its command results) and intake's repository over its session."""
+    """The kit's unit of work (with its command results) and intake's repositories over its session."""
 
     @cached_property
     def dossiers(self) -> DossierRepository:  # made with the session, when first needed
         return DossierRepository(self.session)
+
+    @cached_property
+    def shipments(self) -> ShipmentRepository:
+        return ShipmentRepository(self.session)

@@ -26,14 +26,14 @@ from motcua.contracts.rpc import (
 )
 from motcua.access import audit_refusals
 from motcua.db import Database, utcnow
-from motcua.errors import NotFound, load_valid
+from motcua.errors import NotFound, ValidationFailed, load_valid
 from motcua.idempotency import Command, ForgetExpiredKeys, account_scope, applicant_scope, run_once, ttl_of
 from motcua.metrics import GroupCountGauge, Metrics
 from motcua.revocation import Revocations
 from motcua.rpc import RpcProxy, rpc
 from motcua.text import normalise_phone
-from services.intake import calendar_decisions, dossiers, due, forms, search
-from services.intake.dependencies import Rules
+from services.intake import calendar_decisions, dossiers, due, forms, portal, postal, search
+from services.intake.dependencies import PostalService, Rules
 from services.intake.models import Base, dossiers as dossier_table
 from services.intake.repository import IntakeUnitOfWork
 
@@ -64,6 +64,7 @@ class IntakeService(Revocations):
     config = Config()
     workflow = RpcProxy("workflow")  # the hand-overs of form 06
     gateway = RpcProxy("gateway")  # the officers' full names and titles the forms sign with
+    postal_service = PostalService()  # bưu chính công ích: None while POSTAL_URL is unset
     dossiers_by_status = GroupCountGauge("motcua_dossiers_by_status", "Dossiers by status",
                                          dossier_table.c.status)
 
@@ -195,6 +196,43 @@ class IntakeService(Revocations):
         with eventlet.Timeout(self.config.get("RPC_TIMEOUT", 10), TimeoutError("gateway did not answer in time")):
             found = self.gateway.officers(sorted(usernames), caller_token=caller_token)
         return {name: forms.Officer(o["full_name"], o["title"]) for name, o in found.items()}
+
+    @rpc
+    def national_portal_records(self, codes):
+        """{code: the portal's part of the dossier} (services/intake/portal.py) for reporting's push to the
+        national portal (DVCQG), which sends it on and stores none of it; unknown codes are left out. Only
+        reporting may call it: the broker lets a service publish requests only to the services it calls
+        (motcua/broker_permissions.py), and the gateway exposes no route to it."""
+        if not isinstance(codes, list) or len(codes) > portal.MAX_CODES or not all(
+                isinstance(code, str) and 0 < len(code) <= 40 for code in codes):
+            raise ValidationFailed(f"a list of at most {portal.MAX_CODES} dossier codes", field="codes")
+        found = {}
+        for code in dict.fromkeys(codes):
+            dossier = self.db.dossiers.get(code, for_update=False)
+            if dossier is not None:
+                try:
+                    procedure = self.rules.catalog.procedure(dossier.procedure_code, version=dossier.procedure_version)
+                except NotFound:
+                    procedure = None
+                found[code] = portal.record(dossier, procedure)
+        return found
+
+    @timer(interval=postal.PUSH_INTERVAL)
+    def send_postal_orders(self):
+        """The carrier's orders for the shipments due (idle while the connector is off)."""
+        if self.postal_service is not None:
+            names = {code: agency["name"] for code, agency in self.rules.catalog.agencies.items()}
+            return postal.send_due(self.db, self.postal_service, names, utcnow())
+
+    @rpc
+    def postal_callback(self, signature, body):
+        """The postal service's news of a shipment, as the gateway received it (raw body, signature)."""
+        if self.postal_service is None:
+            raise NotFound("the postal service is not connected", field="carrier")
+        if not isinstance(body, str) or not isinstance(signature, (str, type(None))):
+            raise ValidationFailed("the raw body and its signature", field="body")
+        return postal.apply_callback(self.db, self.postal_service.settings, self.postal_service.metrics, signature,
+                                     body, utcnow())
 
     @rpc
     @audit_refusals

@@ -26,7 +26,7 @@ class Notifications(DependencyProvider):
         database = next(d for d in self.container.dependencies if isinstance(d, Database))
         metrics = metrics_for(self.container)
         # A broken template or setting stops the service here, naming the file and line.
-        settings = load_settings(config)
+        settings = load_settings(config, metrics.registry)
         agency_names, agency_emails = load_agency_offices(Path(config["CATALOG_DIR"]))
         self.notifier = Notifier(
             settings=settings, unit_of_work=lambda: database.unit_of_work(),  # providers set up in any order

@@ -56,7 +56,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from motcua.contracts import Event
 from motcua.contracts.events import EVENT_SCHEMAS
 from motcua.db import utcnow
-from motcua.errors import NotFound, Unauthorized, ValidationFailed
+from motcua.errors import NotFound, Unauthorized
 from motcua.privacy import mask_email
 from motcua.text import normalise_phone
 from services.notify import preferences, sms
@@ -74,7 +74,6 @@ from services.notify.providers import (
     Outgoing,
     PermanentFailure,
     TemporaryFailure,
-    json_path,
 )
 from services.notify.repository import NotifyUnitOfWork
 from services.notify.settings import Settings
@@ -109,6 +108,8 @@ class NotifyMetrics:
                                     labels, registry=registry)
         self.resent = Counter("motcua_notification_resent", "Dead letters re-sent by an officer", labels,
                               registry=registry)
+        self.receipt_lag = Histogram("motcua_sms_receipt_seconds", "From a carrier accepting an SMS to its report",
+                                     ["provider"], buckets=DELIVERY_BUCKETS, registry=registry)
 
     def count(self, delivery: Delivery) -> None:
         """What a delivery's last move means for the counters (called once it is committed)."""
@@ -324,7 +325,8 @@ class Notifier:
                 done.append(delivery)
                 continue
             delivery.sending_through(provider.name,
-                                     sms.measure(message.body).segments if delivery.channel == SMS else None)
+                                     sms.measure(provider.text_of(message)).segments if delivery.channel == SMS
+                                     else None)
             outgoing.append((delivery, provider, message))
         now = self.clock()
         # The longest a send may take; a local file (mailbox, SMS outbox) has no timeout.
@@ -392,7 +394,7 @@ class Notifier:
         rendered = self.templates.render(delivery.event_type, delivery.channel, delivery.context,
                                          delivery.agency_code)
         if delivery.channel == SMS:
-            return Outgoing(SMS, delivery.address, key, rendered.body)
+            return Outgoing(SMS, delivery.address, key, rendered.body, accented=rendered.accented)
         email = EmailMessage()
         email["From"] = self.sender
         email["To"] = delivery.address
@@ -420,24 +422,22 @@ class Notifier:
         self.wake()
 
     def receipt(self, uow: NotifyUnitOfWork, provider: str, token: str, body: dict) -> Delivery:
-        """A carrier's delivery receipt (DLR) for an SMS it accepted earlier."""
+        """A carrier's delivery receipt (DLR) for an SMS it accepted earlier; a report that is not final
+        (the message still on its way) changes nothing."""
         receipts = self.settings.receipts.get(provider)
         if receipts is None or not hmac.compare_digest(receipts.token.encode(), (token or "").encode()):
             raise Unauthorized("unknown provider or wrong receipt token")
-        reference = json_path(body, receipts.reference_path)
-        carrier_status = json_path(body, receipts.status_path)
-        outcome = receipts.outcomes.get(str(carrier_status))
-        if reference is None:
-            raise ValidationFailed("missing", field=receipts.reference_path)
-        if outcome is None:
-            raise ValidationFailed("unknown delivery status", field=receipts.status_path)
-        delivery = uow.deliveries.by_reference(provider, str(reference))
+        report = receipts.read(body)
+        delivery = uow.deliveries.by_reference(provider, str(report.reference))
         if delivery is None:
-            raise NotFound("no message with this reference", field=receipts.reference_path)
-        if delivery.receipt_arrived(self.clock(), outcome, str(carrier_status), self.retry):  # a repeat: nothing
+            raise NotFound("no message with this reference", field=receipts.reference_field)
+        sent_at = delivery.sent_at
+        if report.outcome is not None and delivery.receipt_arrived(self.clock(), report.outcome,
+                                                                   report.carrier_status, self.retry):
             uow.deliveries.record([delivery])
             uow.after_commit(lambda: self._received(delivery))
             uow.commit()
+            self.metrics.receipt_lag.labels(provider).observe(max((self.clock() - sent_at).total_seconds(), 0.0))
         return delivery
 
     def _received(self, delivery: Delivery) -> None:

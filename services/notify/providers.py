@@ -57,6 +57,18 @@ class Outgoing:
     subject: str = ""
     email: EmailMessage | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    accented: str = ""  # SMS: the text with its diacritics, for a gateway that may send Unicode
+
+
+@dataclass(frozen=True)
+class Report:
+    """A carrier's delivery report (DLR) read: the message's reference at the carrier, the carrier's
+    status, and what it means for us (delivered, temporary-failure, permanent-failure), or None while
+    the message is still on its way."""
+
+    reference: str | None
+    carrier_status: str
+    outcome: str | None
 
 
 class Provider(Protocol):
@@ -198,6 +210,9 @@ class OutboxSms:
         self.path = Path(path)
         self._lock = threading.Lock()
 
+    def text_of(self, message: Outgoing) -> str:
+        return message.body
+
     def send(self, message: Outgoing) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         line = json.dumps({"to": message.to, "text": message.body, "reference": message.key}, ensure_ascii=False)
@@ -282,6 +297,9 @@ class HttpSms:
         self.success = success
         self.awaits_receipt = awaits_receipt
         self.template = _request_env.from_string(body_template)
+
+    def text_of(self, message: Outgoing) -> str:
+        return message.body
 
     def request_body(self, message: Outgoing) -> str:
         local = message.to

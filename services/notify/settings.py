@@ -23,17 +23,23 @@ from marshmallow import (
     validates_schema,
 )
 
+from prometheus_client import CollectorRegistry
+
 from motcua.catalog import AgencyFileSchema, AgencySchema, CatalogError, load_data
 from motcua.config import env, is_production
+from motcua.errors import ValidationFailed
+from services.notify.brandname import BrandnameMetrics, BrandnameSms, read_report
 from services.notify.providers import (
     HttpSms,
     MailboxEmail,
     OutboxSms,
     Provider,
     RateLimiter,
+    Report,
     SmtpEmail,
     SuccessRule,
     Webhook,
+    json_path,
 )
 from services.notify.templates import Templates
 
@@ -110,6 +116,29 @@ class SmsSchema(RateSchema):
     receipts = fields.Nested(ReceiptsSchema, load_default=None)
 
 
+class BrandnameSchema(RateSchema):
+    """A brandname gateway (services/notify/brandname.py): the keys by the names of the environment
+    variables that hold them; the delivery reports come to the gateway's receipt URL with the token."""
+
+    name = fields.Str(load_default="brandname", validate=validate.Regexp(r"^[a-z0-9_-]{1,32}$"))
+    url = fields.Url(required=True, require_tld=False)
+    api_key_env = fields.Str(required=True)
+    secret_key_env = fields.Str(required=True)
+    brandname = fields.Str(required=True, validate=validate.Regexp(r"^[A-Za-z0-9 ._-]{1,11}$"))  # carriers: ≤ 11
+    sms_type = fields.Str(load_default="2", validate=validate.Regexp(r"^[0-9]{1,2}$"))
+    unicode = fields.Bool(load_default=False)
+    max_segments = fields.Int(load_default=3, validate=validate.Range(min=1, max=10))
+    sandbox = fields.Bool(load_default=False)
+    timeout = fields.Float(load_default=10.0, validate=validate.Range(min=0.1))
+    callback_url = fields.Url(load_default=None, require_tld=False)  # the gateway's receipts URL, without token
+    receipt_token_env = fields.Str(load_default=None)
+
+    @validates_schema
+    def _reports_need_a_token(self, data, **_):
+        if bool(data["callback_url"]) != bool(data["receipt_token_env"]):
+            raise ValidationError({"receipt_token_env": ["callback_url and receipt_token_env go together"]})
+
+
 class WebhookSchema(RateSchema):
     agency_code = fields.Str(required=True)
     url = fields.Url(required=True, require_tld=False)
@@ -127,6 +156,7 @@ class RetrySchema(_Strict):
 class NotifySettingsSchema(_Strict):
     email = fields.Nested(EmailSchema, load_default=None)
     sms = fields.Nested(SmsSchema, load_default=None)
+    brandname = fields.Nested(BrandnameSchema, load_default=None)
     webhooks = fields.List(fields.Nested(WebhookSchema), load_default=list)
     retry = fields.Nested(RetrySchema, load_default=lambda: RetrySchema().load({}))
     # A `sending` row older than this was left by a process killed mid-send and is sent again:
@@ -144,7 +174,9 @@ class NotifySettingsSchema(_Strict):
 
     @validates_schema
     def _lease_outlives_timeouts(self, data, **_):
-        timeouts = [s["timeout"] for s in (data["email"], data["sms"], *data["webhooks"]) if s]
+        if data["sms"] and data["brandname"]:
+            raise ValidationError({"brandname": ["one SMS provider: the generic `sms` or the `brandname` gateway"]})
+        timeouts = [s["timeout"] for s in (data["email"], data["sms"], data["brandname"], *data["webhooks"]) if s]
         if timeouts and data["lease_seconds"] <= max(timeouts):
             raise ValidationError({"lease_seconds": [f"must exceed every provider timeout ({max(timeouts)} s)"]})
         from motcua.contracts.events import EVENT_SCHEMAS
@@ -158,10 +190,37 @@ class NotifySettingsSchema(_Strict):
 
 @dataclass
 class Receipts:
+    """A generic carrier's reports: where its reference and status are in the body, what each status means."""
+
     token: str
     reference_path: str
     status_path: str
     outcomes: dict[str, str]  # carrier status → delivered | temporary-failure | permanent-failure
+
+    @property
+    def reference_field(self) -> str:
+        return self.reference_path
+
+    def read(self, body: dict) -> Report:
+        reference = json_path(body, self.reference_path)
+        carrier_status = json_path(body, self.status_path)
+        if reference is None:
+            raise ValidationFailed("missing", field=self.reference_path)
+        outcome = self.outcomes.get(str(carrier_status))
+        if outcome is None:
+            raise ValidationFailed("unknown delivery status", field=self.status_path)
+        return Report(str(reference), str(carrier_status), outcome)
+
+
+@dataclass
+class BrandnameReceipts:
+    """The brandname gateway's reports (brandname.read_report)."""
+
+    token: str
+    reference_field = "SMSID"
+
+    def read(self, body: dict) -> Report:
+        return read_report(body)
 
 
 @dataclass
@@ -170,7 +229,7 @@ class Settings:
     sms: Provider
     webhooks: list[tuple[str, Webhook, frozenset[str]]]  # (agency code, provider, event types)
     limiters: dict[str, RateLimiter]
-    receipts: dict[str, Receipts]
+    receipts: dict[str, Receipts | BrandnameReceipts]
     retry: dict
     lease_seconds: float
     poll_seconds: float
@@ -197,7 +256,8 @@ def raw_settings(container_config: dict) -> dict:
     return load_data(Path(path), NotifySettingsSchema()) if path else NotifySettingsSchema().load({})
 
 
-def load_settings(container_config: dict) -> Settings:
+def load_settings(container_config: dict, registry: CollectorRegistry | None = None) -> Settings:
+    """The settings, providers built; `registry` the service's metrics (the brandname gateway's counters)."""
     data = raw_settings(container_config)
     smtp = container_config["SMTP"]
     limiters: dict[str, RateLimiter] = {}
@@ -246,9 +306,19 @@ def load_settings(container_config: dict) -> Settings:
             outcomes = {**{s: "temporary-failure" for s in r["temporary"]},
                         **{s: "permanent-failure" for s in r["permanent"]}, **{s: "delivered" for s in r["delivered"]}}
             receipts[sms.name] = Receipts(_secret(r["token_env"]), r["reference_path"], r["status_path"], outcomes)
+    elif data["brandname"]:
+        brand = data["brandname"]
+        sms = BrandnameSms(brand["name"], brand["url"], _secret(brand["api_key_env"]), _secret(brand["secret_key_env"]),
+                           brand["brandname"], callback_url=brand["callback_url"],
+                           callback_token=_secret(brand["receipt_token_env"]) if brand["callback_url"] else None,
+                           sms_type=brand["sms_type"],
+                           unicode=brand["unicode"], max_segments=brand["max_segments"], sandbox=brand["sandbox"],
+                           timeout=brand["timeout"], metrics=BrandnameMetrics(registry))
+        if brand["callback_url"]:
+            receipts[sms.name] = BrandnameReceipts(_secret(brand["receipt_token_env"]))
     else:
         sms = OutboxSms(env("NOTIFY_SMS_OUTBOX") or Path(smtp["mailbox"]).with_name("sms-outbox.jsonl"))
-    limited(sms, text)
+    limited(sms, text or data["brandname"])
 
     webhooks = []
     for hook in data["webhooks"]:

@@ -237,6 +237,7 @@ class Rendered:
     subject: str = ""
     encoding: str = ""
     segments: int = 0
+    accented: str = ""  # SMS: the text before it was unaccented (a brandname registered for Unicode)
 
 
 class Templates:
@@ -290,10 +291,11 @@ class Templates:
     def _render(parts: dict[str, Template], channel: str, context: dict, fit: bool = True) -> Rendered:
         """`fit`: cut an SMS that real data made too long (the load check measures it uncut)."""
         if channel == "sms":
-            text = " ".join(sms.unaccent(parts["text"].render(context)).split())
+            accented = " ".join(parts["text"].render(context).split())
+            text = sms.unaccent(accented)
             text = sms.fit(text, SMS_MAX_SEGMENTS) if fit else text
             length = sms.measure(text)
-            return Rendered(channel, text, encoding=length.encoding, segments=length.segments)
+            return Rendered(channel, text, encoding=length.encoding, segments=length.segments, accented=accented)
         return Rendered(channel, parts["body"].render(context), subject=" ".join(parts["subject"].render(context).split()))
 
 

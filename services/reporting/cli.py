@@ -3,7 +3,8 @@
     python -m services.reporting.cli replay          rebuild every projection from the event store
     python -m services.reporting.cli sync [--reconcile]
                                                      push every due dossier to the national portal
-                                                     (DVCQG_URL, DVCQG_TOKEN), then optionally compare
+                                                     (DVCQG_URL, DVCQG_USERNAME, DVCQG_PASSWORD; intake
+                                                     answering on AMQP_URI), then optionally compare
                                                      every pushed one with the portal and re-push
     python -m services.reporting.cli sync --status   the re-send queue: counts and failing dossiers
 """
@@ -13,10 +14,12 @@ import argparse
 import json
 from zoneinfo import ZoneInfo
 
+from nameko.standalone.rpc import ClusterRpcProxy
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
-from motcua.config import db_url, env
+from motcua.catalog import load_agencies
+from motcua.config import catalog_dir, db_url, env, nameko_config
 from motcua.db import UnitOfWork, make_engine, utcnow
 from motcua.progress import progress
 from services.reporting import dvcqg, projections
@@ -35,7 +38,8 @@ def replay(url: str, zone: ZoneInfo) -> dict:
         uow.close()
 
 
-def sync(url: str, zone: ZoneInfo, settings: dvcqg.PortalSettings, reconcile: bool = False) -> dict:
+def sync(url: str, zone: ZoneInfo, settings: dvcqg.PortalSettings, intake: dvcqg.IntakeRecords,
+         agency_names: dict[str, str], reconcile: bool = False) -> dict:
     """Queue the dossiers without a row, push everything due now (failures wait for their next attempt),
     and with `reconcile` compare every pushed dossier with the portal (repairs are pushed at once)."""
     uow, client = unit_of_work(url), dvcqg.PortalClient(settings)
@@ -43,12 +47,12 @@ def sync(url: str, zone: ZoneInfo, settings: dvcqg.PortalSettings, reconcile: bo
         result = {"queued": dvcqg.queue_missing(uow, utcnow())}
         if reconcile:
             pushed = uow.session.scalar(select(func.count()).where(PortalPush.state == "pushed"))
-            result["reconcile"] = dvcqg.reconcile(uow, client, utcnow(), limit=max(pushed, 1))
+            result["reconcile"] = dvcqg.reconcile(uow, client, zone, utcnow(), limit=max(pushed, 1))
         due = uow.session.scalar(select(func.count()).where(PortalPush.state == "pending",
                                                              PortalPush.next_attempt_at <= utcnow()))
         sent = {"pushed": 0, "retry": 0, "rejected": 0}
         while True:
-            counts = dvcqg.push_due(uow, client, zone, utcnow())
+            counts = dvcqg.push_due(uow, client, intake, zone, agency_names, utcnow())
             for kind, count in counts.items():
                 sent[kind] += count
             progress("sync", min(sum(sent.values()), due), due)
@@ -80,7 +84,10 @@ def main(argv=None) -> None:
         settings = dvcqg.settings_from_env()
         if settings is None:
             parser.exit(2, "DVCQG_URL is not set: the national portal connector is off\n")
-        print(json.dumps(sync(args.db_url, zone, settings, reconcile=args.reconcile)))
+        names = {agency["code"]: agency["name"] for agency in load_agencies(catalog_dir())}
+        with ClusterRpcProxy(nameko_config()) as cluster:
+            print(json.dumps(sync(args.db_url, zone, settings, cluster.intake.national_portal_records, names,
+                                  reconcile=args.reconcile)))
 
 
 if __name__ == "__main__":

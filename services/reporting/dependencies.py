@@ -54,13 +54,16 @@ def _database(container) -> Database:
 
 class NationalPortal(DependencyProvider):
     """The DVCQG client, or None when the connector is off (config `DVCQG`, else DVCQG_URL unset);
-    `motcua_dvcqg_pushes{state}` counts the re-send queue at each scrape."""
+    `motcua_dvcqg_pushes{state}` counts the re-send queue at each scrape, the client its calls
+    (`dvcqg.PortalMetrics`)."""
 
     def setup(self):
         settings = self.container.config.get("DVCQG")
         self.settings = dvcqg.PortalSettings(**settings) if settings else dvcqg.settings_from_env()
-        self.client = dvcqg.PortalClient(self.settings) if self.settings else None
-        metrics_for(self.container).gauge_from(
+        registry = metrics_for(self.container)
+        self.client = (dvcqg.PortalClient(self.settings, dvcqg.PortalMetrics(registry.registry))
+                       if self.settings else None)
+        registry.gauge_from(
             "motcua_dvcqg_pushes", "National portal pushes by state (pending, pushed, rejected)", ["state"],
             self._read)
 

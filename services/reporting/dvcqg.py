@@ -1,52 +1,58 @@
 """The national portal (Cổng Dịch vụ công Quốc gia, DVCQG) connector: pushes every dossier and its
-processing history, retries with exponential backoff, keeps a re-send queue, reconciles.
+processing history in the portal's own format, retries with exponential backoff, keeps a re-send queue,
+reconciles what the portal holds with ours.
 
 The queue is `dvcqg_pushes` (one row per dossier): the projection marks a dossier's new version
 (its number of stored events) in the transaction that stores the event (`projections.mark_for_portal`,
 an upsert beside the ORM, as the dossiers' rows are written: so both are read here afresh,
 `populate_existing`).
-`push_due` claims due rows (a lease, SKIP LOCKED on PostgreSQL, so several instances can push),
-builds each payload from the projection and the event store as of that version, POSTs it, and records
-the outcome:
-  2xx                                → pushed (exactly once per version: the portal also gets an
-                                       Idempotency-Key `code:version` for a reply lost on the way)
+`push_due` claims due rows (a lease, SKIP LOCKED on PostgreSQL, so several instances can push), asks
+intake for what only intake holds (the applicant's identity, the documents, the fees, the result
+documents: `IntakeRecords`, one RPC per batch) and puts it straight into the request (reporting stores
+none of it), builds the rest from the projection and the event store as of that version, sends it, and
+records the outcome:
+  error_code "00"                    → pushed (once per version; a repeat is harmless: the portal keys
+                                       dossiers by MaHoSo and progress lines by time, content, handler)
   connection error, timeout, 408,
-  429, 5xx                           → retried: next attempt after BASE · 2^(attempts-1), at most MAX
-  other 4xx                          → rejected: a permanent failure, kept visible (state, last_error,
+  429, 5xx, a body that is no JSON,
+  intake not answering               → retried: next attempt after BASE · 2^(attempts-1), at most MAX
+  any other error code, other 4xx    → rejected: a permanent failure, kept visible (state, last_error,
                                        the gauge), tried again only when the dossier changes
-`reconcile` queues dossiers that have no row yet and pulls the portal's status of pushed dossiers
-back: missing there, another version or another status → pushed again.
+`reconcile` queues dossiers that have no row yet and looks pushed ones up on the portal (TraCuuHoSo):
+missing there, or its status, dates or number of progress lines differ from ours → pushed again.
 
-The wire protocol (a portal endpoint or the province's gateway to it):
-  POST {url}/dossiers          JSON payload (see `payload`), `Authorization: Bearer {token}`
-  GET  {url}/dossiers/{code}   → {"code", "version", "status"}; 404 when the portal does not know it
+The wire protocol is the portal adapter's (as provincial systems speak it, docs/connections.md), simulated
+by `motcua/simulators/dvcqg.py`: a session from `POST {url}{auth path}` with the province's account,
+then `POST {url}{integration path}` with `service` DongBoHoSoMC (the dossier), CapNhatTienDoHoSoMC (its
+QuaTrinhXuLy) or TraCuuHoSo; field names and values as the portal has them (MaHoSo, MaTTHC,
+TrangThaiHoSo 1-10, KenhThucHien 1-3, dates `yyyyMMddHHmmss` in the province's time).
 """
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 import requests
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy import func, insert, literal, or_, select
 from sqlalchemy.orm import Session
 
-from motcua.calendar import local_iso
-from motcua.config import env
+from motcua.config import env, is_production
 from motcua.db import UnitOfWork
 from services.reporting import facts, projections
 from services.reporting.models import DossierFact, PortalPush, StoredEvent
 
-# DOMAIN.md: dossier status codes → the DVCQG value.
-DVCQG_STATUS = {1: "receiving", 2: "new", 3: "denied", 4: "processing", 5: "waiting", 6: "paying",
-                7: "cancelled", 8: "unresolved", 9: "releasing", 10: "done"}
-CHANNEL_CODES = {"counter": 1, "online": 2, "postal": 3}
-# Fields DVCQG wants that reporting does not hold: the applicant's identity is intake's (docs/reporting.md),
-# documents, fees, result documents and the flags are not in the events yet. Sent as null and listed.
-ABSENT = ("applicant.name", "applicant.id_number", "applicant.type", "documents", "fees", "result_documents",
-          "flags.digitised", "flags.paid_online", "flags.vneid_verified")
-# One line of the processing history per event: its title, and the keys of the handler and the content.
+CHANNEL_CODES = {"counter": "1", "online": "2", "postal": "3"}  # KenhThucHien: trực tiếp, trực tuyến, BCCI
+APPLICANT_TYPES = {"individual": "1", "organisation": "2", "business": "2"}  # LoaiDoiTuong: công dân, doanh nghiệp
+PORTAL_DATE = "%Y%m%d%H%M%S"  # yyyyMMddHHmmss, the province's local time
+OK = "00"
+SESSION_EXPIRED = ("401", 401)
+# One line of the processing history (QuaTrinhXuLy) per event: its title, the keys of the handler and
+# of the content.
 HISTORY = {
     "dossier_submitted": ("Nộp hồ sơ", None, None),
     "dossier_received": ("Tiếp nhận hồ sơ", "received_by", None),
@@ -72,18 +78,30 @@ HISTORY = {
     "dossier_stopped": ("Thông báo dừng xử lý", None, "reason"),
     "delay_predicted": ("Dự báo trễ hạn", None, None),
     "dossier_rated": ("Đánh giá mức độ hài lòng", None, None),
+    "postal_shipment_updated": ("Bưu chính công ích", None, "shipment_status"),
 }
+# ChucDanh: the handler's position as the event shows it (the step's role; the counter's officer for
+# the counter's decisions); the account's own title is the gateway's and is not sent.
+TITLES = {"receptionist": "Cán bộ tiếp nhận", "specialist": "Chuyên viên", "leader": "Lãnh đạo",
+          "agency_admin": "Quản trị đơn vị", "system": "Hệ thống chuyên ngành"}
+COUNTER_HANDLERS = frozenset({"received_by", "refused_by", "returned_by", "rescheduled_by", "confirmed_by"})
 # An appointment moved by a calendar decision (a day off the Government added) is no apology of an
 # agency: it reads as what it is.
 CALENDAR_RESCHEDULED = "Điều chỉnh ngày hẹn trả theo lịch làm việc"
 SAFE_ERROR_CODE = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
 RETRY_STATUSES = (408, 429)
+# What reconciliation compares: the portal's copy differs from ours in one of these → pushed again.
+COMPARED = ("TrangThaiHoSo", "NgayTiepNhan", "NgayHenTra", "NgayKetThucXuLy", "NgayTra", "NgayTuChoi")
 
 
 @dataclass(frozen=True)
 class PortalSettings:
-    url: str
-    token: str | None = None
+    url: str  # the adapter's base URL
+    username: str | None = None  # the province's account on the adapter
+    password: str | None = None
+    agency_code: str = ""  # madonvi: the province's code on the portal
+    auth_path: str = "/api/auth"
+    integration_path: str = "/api/integration"
     timeout: float = 10.0
     batch: int = 100
     retry_base: float = 5.0  # seconds before the first retry; doubled at each failure
@@ -92,13 +110,20 @@ class PortalSettings:
 
 
 def settings_from_env() -> PortalSettings | None:
-    """DVCQG_URL (unset: the connector is off), DVCQG_TOKEN, DVCQG_TIMEOUT, DVCQG_BATCH,
-    DVCQG_RETRY_BASE_SECONDS, DVCQG_RETRY_MAX_SECONDS."""
+    """DVCQG_URL (unset: the connector is off), DVCQG_USERNAME, DVCQG_PASSWORD, DVCQG_AGENCY_CODE,
+    DVCQG_AUTH_PATH, DVCQG_INTEGRATION_PATH, DVCQG_TIMEOUT, DVCQG_BATCH, DVCQG_RETRY_BASE_SECONDS,
+    DVCQG_RETRY_MAX_SECONDS."""
     url = env("DVCQG_URL")
     if url is None:
         return None
-    return PortalSettings(url=url.rstrip("/"), token=env("DVCQG_TOKEN"), timeout=float(env("DVCQG_TIMEOUT", "10")),
-                          batch=int(env("DVCQG_BATCH", "100")),
+    if is_production() and not (env("DVCQG_USERNAME") and env("DVCQG_PASSWORD") and env("DVCQG_AGENCY_CODE")):
+        raise SystemExit("DVCQG_URL is set: production needs DVCQG_USERNAME, DVCQG_PASSWORD and DVCQG_AGENCY_CODE, "
+                         "the province's own account on the portal's adapter")
+    return PortalSettings(url=url.rstrip("/"), username=env("DVCQG_USERNAME"), password=env("DVCQG_PASSWORD"),
+                          agency_code=env("DVCQG_AGENCY_CODE", ""),
+                          auth_path=env("DVCQG_AUTH_PATH", "/api/auth"),
+                          integration_path=env("DVCQG_INTEGRATION_PATH", "/api/integration"),
+                          timeout=float(env("DVCQG_TIMEOUT", "10")), batch=int(env("DVCQG_BATCH", "100")),
                           retry_base=float(env("DVCQG_RETRY_BASE_SECONDS", "5")),
                           retry_max=float(env("DVCQG_RETRY_MAX_SECONDS", "3600")))
 
@@ -108,63 +133,150 @@ PUSH_INTERVAL = float(env("DVCQG_PUSH_INTERVAL", "5"))
 RECONCILE_INTERVAL = float(env("DVCQG_RECONCILE_INTERVAL", "600"))
 
 
+class IntakeRecords(Protocol):
+    """The port to intake for what only intake holds: {code: record} (services/intake/portal.py), codes it
+    does not know left out; raises when intake does not answer."""
+
+    def __call__(self, codes: list[str]) -> dict[str, dict]: ...
+
+
+class PortalMetrics:
+    """`motcua_dvcqg_requests_total{service,outcome}` (ok, refused, retry, garbage, unreachable),
+    `motcua_dvcqg_request_seconds{service}`, and `motcua_dvcqg_lag_seconds`: from a dossier's newest
+    event to the portal's acceptance of it."""
+
+    def __init__(self, registry: CollectorRegistry | None = None):
+        registry = registry or CollectorRegistry()
+        self.requests = Counter("motcua_dvcqg_requests", "Calls to the national portal's adapter",
+                                ["service", "outcome"], registry=registry)
+        self.seconds = Histogram("motcua_dvcqg_request_seconds", "Duration of a call to the portal",
+                                 ["service"], registry=registry)
+        self.lag = Histogram("motcua_dvcqg_lag_seconds", "From a dossier's newest event to the portal having it",
+                             buckets=(1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, float("inf")),
+                             registry=registry)
+
+
 @dataclass(frozen=True)
 class Outcome:
     kind: str  # "pushed" / "retry" / "rejected"
     error: str | None = None
 
 
+class PortalError(Exception):
+    """A call that did not get the portal's "00": `outcome` says whether time may cure it."""
+
+    def __init__(self, outcome: Outcome):
+        super().__init__(outcome.error)
+        self.outcome = outcome
+
+
 class PortalClient:
-    """HTTP to the portal. Errors are described by status and class only: no URL, no body."""
+    """The portal adapter's HTTP protocol. Errors are described by status, error code and class only: no
+    URL, no body, no message (the portal's messages may quote what it was sent)."""
 
-    def __init__(self, settings: PortalSettings):
+    def __init__(self, settings: PortalSettings, metrics: PortalMetrics | None = None):
         self.settings = settings
+        self.metrics = metrics or PortalMetrics()
         self.http = requests.Session()
-        if settings.token:
-            self.http.headers["Authorization"] = f"Bearer {settings.token}"
+        self.session: str | None = None
 
-    def push(self, payload: dict) -> Outcome:
+    def push(self, dossier: dict, progress: list[dict], updating: bool) -> Outcome:
+        """The dossier (DongBoHoSoMC), then its processing history (CapNhatTienDoHoSoMC)."""
         try:
-            response = self.http.post(f"{self.settings.url}/dossiers", json=payload, timeout=self.settings.timeout,
-                                      headers={"Idempotency-Key": f"{payload['code']}:{payload['version']}"})
-        except requests.RequestException as error:
-            return Outcome("retry", type(error).__name__)
-        if response.ok:
-            return Outcome("pushed")
-        error = f"HTTP {response.status_code}{_error_code(response)}"
-        if response.status_code >= 500 or response.status_code in RETRY_STATUSES:
-            return Outcome("retry", error)
-        return Outcome("rejected", error)
+            self.call("DongBoHoSoMC", {"isUpdating": "True" if updating else "False", "data": [dossier]})
+            if progress:
+                self.call("CapNhatTienDoHoSoMC", {"data": progress})
+        except PortalError as failed:
+            return failed.outcome
+        return Outcome("pushed")
 
-    def status(self, code: str) -> dict | None:
-        """The portal's view of a dossier, None if it does not know it; raises on any other failure."""
-        response = self.http.get(f"{self.settings.url}/dossiers/{requests.utils.quote(code, safe='')}",
-                                 timeout=self.settings.timeout)
-        if response.status_code == 404:
-            return None
-        response.raise_for_status()
-        return response.json()
+    def lookup(self, code: str) -> dict | None:
+        """The portal's copy of a dossier (TraCuuHoSo), None if it does not know it; PortalError otherwise."""
+        found = self.call("TraCuuHoSo", {"mahoso": code}).get("result") or []
+        return found[0] if found and isinstance(found[0], dict) else None
+
+    def call(self, service: str, data: dict) -> dict:
+        """One integration call with a session, logging in again once when the portal says it expired."""
+        for attempt in (1, 2):
+            if self.session is None:
+                self.session = self._login()
+            answer = self._post(service, self.settings.integration_path,
+                                {"session": self.session, "madonvi": self.settings.agency_code, "service": service,
+                                 **data})
+            code = str(answer.get("error_code"))
+            if code == OK:
+                self.metrics.requests.labels(service, "ok").inc()
+                return answer
+            if code in ("401",) and attempt == 1:
+                self.session = None  # expired: once more with a new one
+                continue
+            self.metrics.requests.labels(service, "refused").inc()
+            raise PortalError(Outcome("rejected", f"{service} {_safe(code)}"))
+        raise AssertionError("unreachable")
+
+    def _login(self) -> str:
+        settings = self.settings
+        answer = self._post("login", settings.auth_path, {"username": settings.username or "",
+                                                          "password": settings.password or ""})
+        if str(answer.get("error_code")) not in ("0", OK) or not isinstance(answer.get("session"), str):
+            self.metrics.requests.labels("login", "refused").inc()
+            raise PortalError(Outcome("rejected", f"login {_safe(str(answer.get('error_code')))}"))
+        return answer["session"]
+
+    def _post(self, service: str, path: str, body: dict) -> dict:
+        started = time.monotonic()
+        try:
+            response = self.http.post(f"{self.settings.url}{path}", json=body, timeout=self.settings.timeout)
+        except requests.RequestException as error:
+            self.metrics.requests.labels(service, "unreachable").inc()
+            raise PortalError(Outcome("retry", f"{service} {type(error).__name__}")) from None
+        finally:
+            self.metrics.seconds.labels(service).observe(time.monotonic() - started)
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if response.status_code >= 500 or response.status_code in RETRY_STATUSES:
+            self.metrics.requests.labels(service, "retry").inc()
+            raise PortalError(Outcome("retry", f"{service} HTTP {response.status_code}"))
+        if not isinstance(answer, dict):
+            self.metrics.requests.labels(service, "garbage").inc()
+            raise PortalError(Outcome("retry", f"{service} HTTP {response.status_code} not JSON"))
+        if not response.ok and str(answer.get("error_code")) not in SESSION_EXPIRED:
+            self.metrics.requests.labels(service, "refused").inc()
+            raise PortalError(Outcome("rejected", f"{service} HTTP {response.status_code}"
+                                                  f" {_safe(str(answer.get('error_code')))}".rstrip()))
+        return answer
 
     def close(self) -> None:
         self.http.close()
 
 
-def _error_code(response: requests.Response) -> str:
-    """The portal's error code, when it gives a short token one (never free text: it could echo data)."""
-    try:
-        body = response.json()
-    except ValueError:
+def _safe(code: str) -> str:
+    """The portal's error code when it is a short token (never free text: it could echo data)."""
+    return code if SAFE_ERROR_CODE.match(code or "") else "?"
+
+
+def portal_date(value: datetime | str | None, zone: ZoneInfo) -> str:
+    """yyyyMMddHHmmss in the province's time; "" for no date (as the portal's optional dates are sent)."""
+    if value is None:
         return ""
-    code = body.get("error_code") or body.get("code") if isinstance(body, dict) else None
-    return f" {code}" if isinstance(code, str) and SAFE_ERROR_CODE.match(code) else ""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.astimezone(zone).strftime(PORTAL_DATE)
 
 
-def payload(fact: DossierFact, events: list[StoredEvent], version: int, zone: ZoneInfo) -> dict:
-    """What DVCQG gets for one dossier (DOMAIN.md "Sync to DVCQG"), from what reporting holds."""
-    def iso(value: datetime | None) -> str | None:
-        return local_iso(value, zone)
+def payload(fact: DossierFact, events: list[StoredEvent], zone: ZoneInfo, agency_names: dict[str, str],
+            record: dict) -> tuple[dict, list[dict]]:
+    """What the portal gets for one dossier: the hồ sơ (DongBoHoSoMC) and its QuaTrinhXuLy lines
+    (CapNhatTienDoHoSoMC), from what reporting holds and intake's `record` (services/intake/portal.py)."""
+    def when(value) -> str:
+        return portal_date(value, zone)
 
-    history, supplements, steps = [], [], {}
+    def agency(code: str | None) -> str:
+        return agency_names.get(code, code or "")
+
+    progress, supplements, steps = [], [], {}
     row = DossierFact(code=fact.code)  # the dossier as it stood after each event, in the order they happened
     for stored, data in projections.replay(row, events, zone):
         title, handler_key, content_key = HISTORY[stored.event_type]
@@ -174,39 +286,58 @@ def payload(fact: DossierFact, events: list[StoredEvent], version: int, zone: Zo
             steps[data["task_id"]] = data
         step = steps.get(data.get("task_id"), {})
         content = data.get(content_key) if content_key else None
-        history.append({
-            "event": stored.event_type, "title": title,
-            "handler": data.get(handler_key) if handler_key else None,
-            "department": data.get("agency_code") or row.current_agency_code,
-            "step": data.get("step"),
-            "at": iso(data[facts.WHEN[stored.event_type]]),
-            "content": "; ".join(content) if isinstance(content, list) else content,
-            "status": DVCQG_STATUS.get(row.status_code),
-            "step_started_at": iso(step.get("assigned_at")), "step_due_at": iso(step.get("due_at")),
+        content = "; ".join(content) if isinstance(content, list) else content
+        handler = data.get(handler_key) if handler_key else None
+        title_of = TITLES["receptionist"] if handler_key in COUNTER_HANDLERS else TITLES.get(step.get("role"), "")
+        progress.append({
+            "MaHoSo": fact.code, "NguoiXuLy": handler or "Hệ thống một cửa", "ChucDanh": title_of if handler else "",
+            "ThoiDiemXuLy": when(data[facts.WHEN[stored.event_type]]),
+            "PhongBanXuLy": agency(data.get("agency_code") or row.current_agency_code),
+            "NoiDungXuLy": f"{title}: {content}" if content else title,
+            "TrangThai": str(row.status_code),
+            "NgayBatDau": when(step.get("assigned_at")), "NgayKetThucTheoQuyDinh": when(step.get("due_at")),
         })
         if stored.event_type == "supplement_requested":
-            supplements.append({"requested_at": iso(data["requested_at"]), "items": data["items"],
-                                "supplemented_at": None})
+            supplements.append({"HoSoBoSungId": str(len(supplements) + 1),
+                                "NguoiYeuCauBoSung": data.get("requested_by") or "",
+                                "NoiDungBoSung": "; ".join(data["items"]), "NgayBoSung": when(data["requested_at"]),
+                                "NgayTiepNhanBoSung": "", "TrangThaiBoSung": "0"})
         elif stored.event_type == "dossier_supplemented" and supplements:
-            supplements[-1]["supplemented_at"] = iso(data["supplemented_at"])
-    return {
-        "code": fact.code, "version": version,
-        "procedure_code": fact.procedure_code, "procedure_name": fact.procedure_name, "field_code": fact.field_code,
-        "channel": CHANNEL_CODES.get(fact.channel),
-        "applicant": {"name": None, "id_number": None, "type": None},
-        "status": DVCQG_STATUS[fact.status_code], "status_code": fact.status_code,
-        "receiving_agency_code": fact.agency_code, "processing_agency_code": fact.current_agency_code,
-        "submitted_at": iso(fact.submitted_at), "received_at": iso(fact.received_at),
-        "appointment_at": iso(fact.due_at), "finished_at": iso(fact.finished_at),
-        "returned_at": iso(fact.returned_at), "refused_at": iso(fact.refused_at),
-        "withdrawn_at": iso(fact.withdrawn_at), "timeliness": fact.timeliness,
-        "documents": None, "fees": None, "result_documents": None,
-        "flags": {"digitised": None, "paid_online": None, "vneid_verified": None},
-        "supplements": supplements, "history": history, "absent": list(ABSENT),
+            supplements[-1].update(NgayTiepNhanBoSung=when(data["supplemented_at"]), TrangThaiBoSung="1")
+    applicant = record["applicant"]
+    dossier = {
+        "MaHoSo": fact.code, "MaTTHC": fact.procedure_code, "TenTTHC": fact.procedure_name or "",
+        "MaLinhVuc": fact.field_code or "", "TenLinhVuc": record.get("field_name") or "",
+        "KenhThucHien": CHANNEL_CODES.get(fact.channel, ""),
+        "ChuHoSo": applicant["name"], "SoGiayToChuHoSo": applicant["id_number"],
+        "LoaiDoiTuong": APPLICANT_TYPES.get(applicant.get("type"), "1"), "MaDoiTuong": applicant.get("tax_code") or "",
+        "Email": applicant.get("email") or "", "SoDienThoai": applicant.get("phone") or "",
+        "TrichYeuHoSo": fact.procedure_name or "",
+        "NgayNopHoSo": when(fact.submitted_at), "NgayTiepNhan": when(fact.received_at),
+        "NgayHenTra": when(fact.due_at), "TrangThaiHoSo": str(fact.status_code),
+        "NgayKetThucXuLy": when(fact.finished_at), "NgayTra": when(fact.returned_at),
+        "NgayTuChoi": when(fact.refused_at),
+        "HinhThuc": "1" if record.get("return_method") == "postal" else "0",  # result by post (BCCI)
+        "DonViXuLy": agency(fact.current_agency_code or fact.agency_code), "NoiNopHoSo": agency(fact.agency_code),
+        "TaiLieuNop": [{"TepDinhKemId": str(d["id"]), "TenTepDinhKem": d["name"], "IsDeleted": "False",
+                        "MaThanhPhanHoSo": d["key"], "DuongDanTaiTepTin": "", "DuocSoHoa": "1",
+                        "DuocTaiSuDung": "0", "DuocLayTuKhoDMQG": "0"} for d in record["documents"]],
+        "DanhSachLePhi": [{"TenPhiLePhi": f["name"], "MaPhiLePhi": f"{fact.procedure_code}-{f['kind']}",
+                           "HinhThucThu": "1" if f.get("paid_at") else "0", "Gia": str(f["amount_vnd"]),
+                           "LoaiPhiLePhi": "1" if f["kind"] == "fee" else "2"} for f in record["fees"]],
+        "DanhSachHoSoBoSung": supplements,
+        "DanhSachGiayToKetQua": [{"TenGiayTo": d["name"], "MaThanhPhanHoSo": d["key"], "GiayToId": str(d["id"]),
+                                  "DuongDanTepTinKetQua": "", "MaGiayToKetQua": d["sha256"][:32]}
+                                 for d in record["result_documents"]],
+        "HoSoCoThanhPhanSoHoa": "1" if record["flags"]["digitised"] else "0",
+        "TaiKhoanDuocXacThucVoiVNeID": "1" if record["flags"]["vneid_verified"] else "0",
+        "DuocThanhToanTrucTuyen": "1" if record["flags"]["paid_online"] else "0",
     }
+    return dossier, progress
 
 
-def push_due(uow: UnitOfWork, client: PortalClient, zone: ZoneInfo, now: datetime) -> dict:
+def push_due(uow: UnitOfWork, client: PortalClient, intake: IntakeRecords, zone: ZoneInfo,
+             agency_names: dict[str, str], now: datetime) -> dict:
     """Push one batch of due dossiers; returns how many were pushed, will be retried, were rejected."""
     settings = client.settings
     session = uow.session
@@ -217,16 +348,38 @@ def push_due(uow: UnitOfWork, client: PortalClient, zone: ZoneInfo, now: datetim
     for row in rows:
         fact = session.get(DossierFact, row.dossier_code, populate_existing=True)
         if fact is not None:
-            claimed.append(payload(fact, projections.dossier_events(session, row.dossier_code), row.version, zone))
+            claimed.append((fact, projections.dossier_events(session, row.dossier_code), row.version,
+                            row.pushed_version is not None))
         row.next_attempt_at = now + timedelta(seconds=settings.lease)
     uow.commit()
     counts = {"pushed": 0, "retry": 0, "rejected": 0}
-    for body in claimed:
-        outcome = client.push(body)
-        _record(session, body["code"], body["version"], outcome, now, settings)
+    if not claimed:
+        return counts
+    try:
+        records = intake([fact.code for fact, *_ in claimed])
+    except Exception as error:  # intake away or slow: the identity is not to be guessed, so wait
+        records, intake_error = {}, f"intake {type(error).__name__}"
+    else:
+        intake_error = "intake: unknown dossier"
+    for fact, events, version, updating in claimed:
+        record = records.get(fact.code)
+        if record is None:
+            outcome = Outcome("retry", intake_error)
+        else:
+            dossier, progress = payload(fact, events, zone, agency_names, record)
+            outcome = client.push(dossier, progress, updating)
+            if outcome.kind == "pushed":
+                newest = max(event.occurred_at for event in events)
+                client.metrics.lag.observe(max((now - _aware(newest, now)).total_seconds(), 0.0))
+        _record(session, fact.code, version, outcome, now, settings)
         uow.commit()
         counts[outcome.kind] += 1
     return counts
+
+
+def _aware(value: datetime, like: datetime) -> datetime:
+    """SQLite gives naive UTC datetimes back."""
+    return value.replace(tzinfo=like.tzinfo) if value.tzinfo is None and like.tzinfo is not None else value
 
 
 def _record(session: Session, code: str, version: int, outcome: Outcome, now: datetime,
@@ -261,27 +414,39 @@ def queue_missing(uow: UnitOfWork, now: datetime) -> int:
     return result.rowcount
 
 
-def reconcile(uow: UnitOfWork, client: PortalClient, now: datetime, limit: int | None = None) -> dict:
-    """Queue missing dossiers, then compare the portal's status of pushed ones (least recently checked
-    first) with ours and queue again those that differ. Returns what it found."""
+def expected(fact: DossierFact, events: list[StoredEvent], zone: ZoneInfo) -> dict:
+    """What the portal should show of a dossier we pushed: the compared fields and its number of progress
+    lines (no identity is needed to compare, so intake is not asked)."""
+    blank = {"applicant": {"name": "", "id_number": ""}, "documents": [], "fees": [], "result_documents": [],
+             "flags": {"digitised": False, "vneid_verified": False, "paid_online": False}}
+    dossier, progress = payload(fact, events, zone, {}, blank)
+    return {**{key: dossier[key] for key in COMPARED}, "QuaTrinhXuLy": len(progress)}
+
+
+def reconcile(uow: UnitOfWork, client: PortalClient, zone: ZoneInfo, now: datetime,
+              limit: int | None = None) -> dict:
+    """Queue missing dossiers, then look pushed ones up on the portal (least recently checked first) and
+    queue again those whose copy differs from ours. Returns what it found."""
     queued = queue_missing(uow, now)
     session = uow.session
     rows = session.execute(
-        select(PortalPush, DossierFact.status_code).join(DossierFact, DossierFact.code == PortalPush.dossier_code)
+        select(PortalPush, DossierFact).join(DossierFact, DossierFact.code == PortalPush.dossier_code)
         .where(PortalPush.state == "pushed", PortalPush.pushed_version == PortalPush.version)
         .order_by(PortalPush.reconciled_at.is_not(None), PortalPush.reconciled_at)
         .limit(limit or client.settings.batch).execution_options(populate_existing=True)).all()
     counts = {"queued": queued, "checked": 0, "repaired": 0, "unreachable": 0}
-    for row, status_code in rows:
+    for row, fact in rows:
         try:
-            remote = client.status(row.dossier_code)
-        except (requests.RequestException, ValueError):
+            remote = client.lookup(row.dossier_code)
+        except PortalError:
             counts["unreachable"] += 1
-            continue  # the portal is down: check again next time
+            continue  # the portal is down or refuses: check again next time
         counts["checked"] += 1
         row.reconciled_at = now
-        expected = {"version": row.version, "status": DVCQG_STATUS[status_code]}
-        if remote is None or {key: remote.get(key) for key in expected} != expected:
+        ours = expected(fact, projections.dossier_events(session, row.dossier_code), zone)
+        theirs = None if remote is None else {**{key: remote.get(key, "") for key in COMPARED},
+                                              "QuaTrinhXuLy": len(remote.get("QuaTrinhXuLy") or [])}
+        if theirs != ours:
             row.state, row.attempts, row.next_attempt_at = "pending", 0, now
             row.last_error = "reconcile: missing on the portal" if remote is None else "reconcile: portal differs"
             counts["repaired"] += 1

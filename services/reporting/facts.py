@@ -38,7 +38,7 @@ WHEN = {
     "dossier_supplemented": "supplemented_at", "dossier_result_ready": "finished_at",
     "result_returned": "returned_at", "dossier_withdrawn": "withdrawn_at", "dossier_rescheduled": "rescheduled_at",
     "dossier_rated": "rated_at", "payment_requested": "requested_at", "payment_received": "paid_at",
-    "dossier_stopped": "stopped_at",
+    "dossier_stopped": "stopped_at", "postal_shipment_updated": "updated_at",
     "task_assigned": "assigned_at", "task_completed": "completed_at", "task_overdue": "detected_at",
     "dossier_overdue": "detected_at", "result_ready": "finished_at", "dossier_transferred": "transferred_at",
     "supplement_needed": "requested_at", "payment_required": "required_at", "processing_stopped": "stopped_at",
@@ -123,6 +123,8 @@ def _intake_move(row, event_type: str, data: dict, at: str) -> None:
     mark = {"v": version, "at": at, "status": data["status"]}
     if event_type in PAUSES:
         mark["pause"] = PAUSES[event_type]
+    if event_type == "postal_shipment_updated":
+        mark["postal"] = f"{data['kind']}:{data['shipment_status']}"
     _add_mark(row, mark)
     if row.dossier_version is None or version > row.dossier_version:
         row.dossier_version, row.status, row.status_code = version, data["status"], data["status_code"]
@@ -208,15 +210,19 @@ def timeline(intake: list[dict], run: list[dict], receiving: str | None, zone: Z
         line = {"at": mark["at"], "status": status, "agency_code": agency}
         if step:
             line["step"] = step
+        if "postal" in mark:
+            line["postal"] = mark["postal"]
         if lines and lines[-1]["at"] == line["at"]:
-            lines.pop()
+            replaced = lines.pop()
+            if "postal" in replaced and "postal" not in line:  # the news that made the change stays with it
+                line["postal"] = replaced["postal"]
         if not lines or _spot(lines[-1]) != _spot(line):
             lines.append(line)
     return [{**line, "at": local_iso(_instant(line["at"]), zone)} for line in lines]
 
 
 def _spot(line: dict) -> tuple:
-    return line["status"], line["agency_code"], line.get("step")
+    return line["status"], line["agency_code"], line.get("step"), line.get("postal")
 
 
 def in_order(run: list[T], intake: list[T], at: Callable[[T], object]) -> Iterator[T]:

@@ -30,10 +30,19 @@ class FakeDossierRepository:
         assert self.dossiers[dossier.code] is dossier, "saved a dossier the repository did not give"
 
 
+class FakeShipmentRepository:
+    def __init__(self):
+        self.owed: dict[tuple[str, str], object] = {}
+
+    def owe(self, code: str, kind: str, at) -> None:
+        self.owed.setdefault((code, kind), at)
+
+
 class FakeIntakeUnitOfWork(FakeUnitOfWork):
     def __init__(self):
         super().__init__("intake")
         self.dossiers = FakeDossierRepository()
+        self.shipments = FakeShipmentRepository()
 
 
 class FakeBlobStore:

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 from motcua.contracts.events import EVENT_SCHEMAS, STATUS_CODES, DossierEvent
 from services.intake import dossiers
-from tests.intake.test_dossiers import MONDAY_9AM, RECEPTIONIST, outbox, proof, submit
+from tests.intake.test_dossiers import MONDAY_9AM, RECEPTIONIST, outbox, proof, submission, submit
 
 LAND_OFFICE = "000.12.01.H56"
 DOSSIER_EVENTS = {name for name, (_, schema) in EVENT_SCHEMAS.items() if isinstance(schema, DossierEvent)}
@@ -48,7 +48,13 @@ def every_life(uow, policy) -> list:
     dossiers.processing_stopped(uow, workflow(stopped.code, stopped_by="chuyenvien", reason="Quá hạn bổ sung",
                                               stopped_at=later(2)))
     uow.commit()
-    return [long, refused, withdrawn, stopped]
+    posted = dossiers.submit(uow, policy, {**submission(), "postal": {"delivery": True}}, None, MONDAY_9AM)
+    dossiers.receive(uow, policy, posted.code, RECEPTIONIST, later(1))
+    dossiers.result_ready(uow, workflow(posted.code, finished_at=later(2)))
+    posted.shipment_updated("delivery", "delivered", "EB000000001VN", "14", later(3))  # the carrier's news
+    dossiers.publish(uow, posted)
+    uow.commit()
+    return [long, refused, withdrawn, stopped, posted]
 
 
 def test_every_event_about_a_dossier_carries_its_state_and_version(uow, policy):

@@ -2,7 +2,7 @@
 services behind the gateway replaced by mocks (the fixture of tests/gateway/test_http.py)."""
 import requests
 
-from motcua.errors import Forbidden, NotFound
+from motcua.errors import Forbidden, NotFound, Unauthorized
 from tests.gateway.test_http import AGENCY, audit_entries, bearer, token
 
 CODE = f"{AGENCY}-260302-0001"
@@ -67,6 +67,22 @@ def test_a_carriers_receipt_passes_its_token_on(api):
                              headers={"X-Receipt-Token": "t0k"}, timeout=10)
     assert response.json() == {"id": 3, "status": "delivered"}
     api.notify.delivery_receipt.assert_called_once_with("vnpt", "t0k", {"id": "m-1", "status": "DELIVRD"})
+
+
+def test_a_brandname_gateways_report_by_get_passes_on_and_a_forged_one_is_refused_and_audited(api):
+    api.notify.delivery_receipt.return_value = {"id": 4, "status": "delivered"}
+    report = {"SMSID": "abc", "SendStatus": "5", "SendSuccess": "1", "SendFailed": "0", "phonenumber": "0912345678"}
+    url = f"{api.url}/api/v1/notifications/receipts/brandname"
+    response = requests.get(url, params={**report, "token": "t0k"}, timeout=10)
+    assert response.json() == {"id": 4, "status": "delivered"}
+    api.notify.delivery_receipt.assert_called_once_with("brandname", "t0k", report)
+
+    api.notify.delivery_receipt.side_effect = Unauthorized("unknown provider or wrong receipt token")
+    assert requests.get(url, params={**report, "token": "guess"}, timeout=10).status_code == 401
+    [entry] = audit_entries(api, action="notification.receipt")
+    assert (entry.username, entry.outcome, entry.detail) == (
+        "carrier:brandname", "denied", "unknown provider or wrong receipt token")
+    assert "0912345678" not in str(vars(entry))
 
 
 def test_citizens_choose_with_the_tracking_key(api):

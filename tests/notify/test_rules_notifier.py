@@ -44,6 +44,9 @@ class FakeProvider:
         self.outcomes = list(outcomes)
         self.sent = []
 
+    def text_of(self, message):
+        return message.body
+
     def send(self, message):
         self.sent.append(message)
         outcome = self.outcomes.pop(0) if self.outcomes else None

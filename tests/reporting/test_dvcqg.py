@@ -1,30 +1,24 @@
-"""The national portal (DVCQG) sync against a local HTTP server playing the portal."""
+"""The national portal (DVCQG) sync against the portal adapter's simulator (motcua/simulators/dvcqg.py)."""
 import json
 from datetime import timedelta
 
-import eventlet
 import pytest
-from nameko.amqp.publish import Publisher
-from nameko.containers import ServiceContainer
-from nameko.events import get_event_exchange
-from nameko.standalone.rpc import ClusterRpcProxy
-from prometheus_client import generate_latest
-from sqlalchemy import delete
+from prometheus_client import CollectorRegistry, generate_latest
+from sqlalchemy import delete, select
 
-from motcua import embedded, migrate
-from motcua.contracts import make_event
+from motcua import migrate
 from motcua.db import utcnow
-from motcua.metrics import metrics_for
+from motcua.simulators.dvcqg import DvcqgSimulator
 from services.reporting import cli, dvcqg, projections
-from services.reporting.models import PortalPush
-from services.reporting.service import ReportingService
+from services.reporting.models import PortalPush, StoredEvent
+from tests.infra import free_port
 from tests.reporting.factory import (
+    AGENCY_NAMES,
     EMAIL,
     JUSTICE,
     LAND_OFFICE,
     NAME,
     PHONE,
-    TRACKING_KEY,
     SURVEY_OFFICE,
     VN,
     lifecycle,
@@ -32,22 +26,62 @@ from tests.reporting.factory import (
     rich_life,
     vn,
 )
-from tests.reporting.portal import TOKEN, Portal
-from tests.infra import VERIFYING, gateway_token
 
 NOW = utcnow() + timedelta(hours=1)  # the sync's clock: after every event recorded by these tests
 BASE = 5.0
+USER, PASSWORD, PROVINCE = "motcua", "portal-test-password", "000.00.00.H56"
+ID_NUMBER = "001099012345"
 
 
 @pytest.fixture
 def portal():
-    portal = Portal()
+    portal = DvcqgSimulator(USER, PASSWORD, PROVINCE, port=free_port())
     yield portal
     portal.stop()
 
 
-def settings(portal, token=TOKEN):
-    return dvcqg.PortalSettings(url=portal.url, token=token, timeout=5, retry_base=BASE, retry_max=60)
+def settings(portal, password=PASSWORD, **more):
+    return dvcqg.PortalSettings(**{"url": portal.url, "username": USER, "password": password, "agency_code": PROVINCE,
+                                   "timeout": 5, "retry_base": BASE, "retry_max": 60, **more})
+
+
+def client_of(portal, registry=None, **more):
+    return dvcqg.PortalClient(settings(portal, **more), dvcqg.PortalMetrics(registry or CollectorRegistry()))
+
+
+def intake_record(name=NAME):
+    """What intake answers for a dossier (services/intake/portal.py)."""
+    return {"applicant": {"name": name, "id_number": ID_NUMBER, "type": "individual", "tax_code": None,
+                          "email": EMAIL, "phone": PHONE},
+            "field_name": "Hộ tịch",
+            "documents": [{"id": 1, "key": "to_khai", "name": "Tờ khai", "filename": "to-khai.pdf", "sha256": "a" * 64,
+                           "uploaded_at": "2026-03-02T01:00:00+00:00"}],
+            "result_documents": [{"id": 2, "key": "ket_qua", "name": "Giấy xác nhận", "filename": "kq.pdf",
+                                  "sha256": "b" * 64, "uploaded_at": "2026-03-09T03:00:00+00:00"}],
+            "fees": [{"kind": "fee", "name": "Lệ phí xác nhận", "amount_vnd": 8000, "paid_at": None, "receipt": None}],
+            "flags": {"digitised": True, "paid_online": False, "vneid_verified": False}, "return_method": "counter"}
+
+
+class FakeIntake:
+    """intake's `national_portal_records`, in memory: every code known, or `down`."""
+
+    def __init__(self):
+        self.down = False
+        self.asked: list[list[str]] = []
+
+    def __call__(self, codes):
+        self.asked.append(codes)
+        if self.down:
+            raise TimeoutError("intake did not answer in time")
+        return {code: intake_record() for code in codes}
+
+
+def push(uow, client, now=NOW, intake=None):
+    return dvcqg.push_due(uow, client, intake or FakeIntake(), VN, AGENCY_NAMES, now)
+
+
+def synced(portal):
+    return [r for r in portal.http.requests if r.body and r.body.get("service") == "DongBoHoSoMC"]
 
 
 def returned(code="000.00.06.H56-260302-0001"):
@@ -69,34 +103,56 @@ def row(uow, code) -> PortalPush:
     return uow.session.get(PortalPush, code)
 
 
-def test_a_dossier_is_pushed_with_its_fields_history_and_no_personal_data(portal):
+def test_a_dossier_is_pushed_in_the_portals_format_with_intakes_identity_and_its_history(portal):
     uow = stored(memory_database(), returned())
-    client = dvcqg.PortalClient(settings(portal.start()))
-    assert dvcqg.push_due(uow, client, VN, NOW) == {"pushed": 1, "retry": 0, "rejected": 0}
+    intake = FakeIntake()
+    assert push(uow, client_of(portal.start()), intake=intake) == {"pushed": 1, "retry": 0, "rejected": 0}
+    code = "000.00.06.H56-260302-0001"
+    assert intake.asked == [[code]]
 
-    [request] = portal.requests
-    assert request["headers"]["Authorization"] == f"Bearer {TOKEN}"
-    assert request["headers"]["Idempotency-Key"] == f"000.00.06.H56-260302-0001:{len(returned())}"
-    for personal in (NAME, PHONE, EMAIL, "12 Lê Lợi", "Nguyễn V. A."):
-        assert personal not in request["raw"]
-    body = request["body"]
-    assert (body["status"], body["status_code"], body["channel"]) == ("done", 10, 2)
-    assert (body["procedure_code"], body["field_code"], body["receiving_agency_code"]) == ("1.004873", "HT", JUSTICE)
-    assert body["applicant"] == {"name": None, "id_number": None, "type": None}
-    assert {"applicant.name", "applicant.id_number", "fees", "documents"} <= set(body["absent"])
-    assert (body["received_at"], body["appointment_at"], body["returned_at"]) == (
-        "2026-03-02T09:00:00+07:00", "2026-03-13T17:00:00+07:00", "2026-03-09T15:00:00+07:00")
-    assert body["supplements"] == [{"requested_at": "2026-03-03T10:00:00+07:00", "items": ["Bản sao giấy khai sinh"],
-                                    "supplemented_at": "2026-03-04T10:00:00+07:00"}]
-    steps = [line for line in body["history"] if line["event"] == "task_completed"]
-    assert [(s["handler"], s["department"], s["step"], s["status"]) for s in steps] == [
-        (f"specialist@{JUSTICE}", JUSTICE, "Thẩm định", "processing"),
-        (f"specialist@{LAND_OFFICE}", LAND_OFFICE, "Ký duyệt", "processing")]
-    assert steps[0]["step_started_at"] == "2026-03-02T09:01:00+07:00"
-    assert steps[0]["step_due_at"] == "2026-03-12T17:00:00+07:00"
-    assert [line["status"] for line in body["history"]][:2] == ["receiving", "new"]
-    assert body["history"][-1]["status"] == "done" and body["history"][-1]["content"] == "counter"
-    assert row(uow, body["code"]).state == "pushed"
+    login, sync, progress = portal.http.requests
+    assert (login.path, login.body) == ("/api/auth", {"username": USER, "password": PASSWORD})
+    assert (sync.body["service"], sync.body["isUpdating"], sync.body["madonvi"]) == ("DongBoHoSoMC", "False", PROVINCE)
+    assert sync.body["session"] in portal.sessions
+    [dossier] = sync.body["data"]
+    assert portal.dossiers[code] == dossier and portal.refused == []
+    assert {key: dossier[key] for key in ("MaHoSo", "MaTTHC", "MaLinhVuc", "TenLinhVuc", "KenhThucHien",
+                                          "TrangThaiHoSo", "NgayNopHoSo", "NgayTiepNhan", "NgayHenTra",
+                                          "NgayKetThucXuLy", "NgayTra", "NgayTuChoi", "DonViXuLy")} == {
+        "MaHoSo": code, "MaTTHC": "1.004873", "MaLinhVuc": "HT", "TenLinhVuc": "Hộ tịch", "KenhThucHien": "2",
+        "TrangThaiHoSo": "10", "NgayNopHoSo": "20260302080000", "NgayTiepNhan": "20260302090000",
+        "NgayHenTra": "20260313170000", "NgayKetThucXuLy": "20260309100000", "NgayTra": "20260309150000",
+        "NgayTuChoi": "", "DonViXuLy": AGENCY_NAMES[JUSTICE]}
+    # from intake, not null
+    assert (dossier["ChuHoSo"], dossier["SoGiayToChuHoSo"], dossier["LoaiDoiTuong"]) == (NAME, ID_NUMBER, "1")
+    assert dossier["TaiLieuNop"] == [{"TepDinhKemId": "1", "TenTepDinhKem": "Tờ khai", "IsDeleted": "False",
+                                      "MaThanhPhanHoSo": "to_khai", "DuongDanTaiTepTin": "", "DuocSoHoa": "1",
+                                      "DuocTaiSuDung": "0", "DuocLayTuKhoDMQG": "0"}]
+    assert dossier["DanhSachLePhi"] == [{"TenPhiLePhi": "Lệ phí xác nhận", "MaPhiLePhi": "1.004873-fee",
+                                         "HinhThucThu": "0", "Gia": "8000", "LoaiPhiLePhi": "1"}]
+    assert [d["TenGiayTo"] for d in dossier["DanhSachGiayToKetQua"]] == ["Giấy xác nhận"]
+    assert dossier["DanhSachHoSoBoSung"] == [{
+        "HoSoBoSungId": "1", "NguoiYeuCauBoSung": f"specialist@{JUSTICE}", "NoiDungBoSung": "Bản sao giấy khai sinh",
+        "NgayBoSung": "20260303100000", "NgayTiepNhanBoSung": "20260304100000", "TrangThaiBoSung": "1"}]
+
+    assert progress.body["service"] == "CapNhatTienDoHoSoMC"
+    lines = progress.body["data"]
+    assert len(lines) == len(returned()) and all(line["MaHoSo"] == code for line in lines)
+    assert set(lines[0]) == {"MaHoSo", "NguoiXuLy", "ChucDanh", "ThoiDiemXuLy", "PhongBanXuLy", "NoiDungXuLy",
+                             "TrangThai", "NgayBatDau", "NgayKetThucTheoQuyDinh"}
+    steps = [line for line in lines if line["NoiDungXuLy"].startswith("Xử lý xong bước")]
+    assert [(s["NguoiXuLy"], s["ChucDanh"], s["PhongBanXuLy"], s["TrangThai"]) for s in steps] == [
+        (f"specialist@{JUSTICE}", "Chuyên viên", AGENCY_NAMES[JUSTICE], "4"),
+        (f"specialist@{LAND_OFFICE}", "Chuyên viên", AGENCY_NAMES[LAND_OFFICE], "4")]
+    assert (steps[0]["NgayBatDau"], steps[0]["NgayKetThucTheoQuyDinh"]) == ("20260302090100", "20260312170000")
+    assert [line["TrangThai"] for line in lines][:2] == ["1", "2"]
+    assert (lines[1]["NoiDungXuLy"], lines[1]["ChucDanh"]) == ("Tiếp nhận hồ sơ", "Cán bộ tiếp nhận")
+    assert lines[-1]["TrangThai"] == "10" and lines[-1]["NoiDungXuLy"] == "Trả kết quả: counter"
+    assert len(portal.progress[code]) == len(lines)
+    assert row(uow, code).state == "pushed"
+    # reporting pushed the identity and keeps none of it
+    kept = json.dumps([e.data for e in uow.session.scalars(select(StoredEvent))], ensure_ascii=False)
+    assert ID_NUMBER not in kept and NAME not in kept
 
 
 def test_a_new_appointment_and_overdue_notices_are_in_the_pushed_history(portal):
@@ -104,149 +160,176 @@ def test_a_new_appointment_and_overdue_notices_are_in_the_pushed_history(portal)
     life = lifecycle(code, submitted=vn(2026, 3, 2, 8), received=vn(2026, 3, 2, 9), due=vn(2026, 3, 5, 17),
                      rescheduled=(vn(2026, 3, 4, 10), vn(2026, 3, 10, 17)), overdue=vn(2026, 3, 10, 17, 5))
     uow = stored(memory_database(), life)
-    assert dvcqg.push_due(uow, dvcqg.PortalClient(settings(portal.start())), VN, NOW)["pushed"] == 1
-    [request] = portal.requests
-    body = request["body"]
-    assert body["appointment_at"] == "2026-03-10T17:00:00+07:00" and NAME not in request["raw"]
-    lines = {line["event"]: line for line in body["history"]}
-    apology = lines["dossier_rescheduled"]
-    assert (apology["title"], apology["handler"], apology["content"], apology["at"]) == (
-        "Xin lỗi và hẹn lại ngày trả kết quả", f"receptionist@{JUSTICE}", "chờ xác minh thực địa",
-        "2026-03-04T10:00:00+07:00")
-    assert (lines["task_overdue"]["content"], lines["task_overdue"]["at"]) == ("Thẩm định", "2026-03-10T17:05:00+07:00")
-    assert lines["dossier_overdue"]["status"] == "processing"
+    assert push(uow, client_of(portal.start()))["pushed"] == 1
+    assert portal.dossiers[code]["NgayHenTra"] == "20260310170000"
+    lines = {line["NoiDungXuLy"].split(":")[0]: line for line in portal.progress[code].values()}
+    apology = lines["Xin lỗi và hẹn lại ngày trả kết quả"]
+    assert (apology["NguoiXuLy"], apology["ChucDanh"], apology["NoiDungXuLy"], apology["ThoiDiemXuLy"]) == (
+        f"receptionist@{JUSTICE}", "Cán bộ tiếp nhận",
+        "Xin lỗi và hẹn lại ngày trả kết quả: chờ xác minh thực địa", "20260304100000")
+    assert (lines["Bước xử lý quá hạn"]["NoiDungXuLy"], lines["Bước xử lý quá hạn"]["ThoiDiemXuLy"]) == (
+        "Bước xử lý quá hạn: Thẩm định", "20260310170500")
+    assert lines["Hồ sơ quá hạn"]["TrangThai"] == "4"
 
 
 def test_a_dossier_through_a_fee_a_transfer_parallel_steps_and_a_stop_is_pushed_with_its_whole_history(portal):
     code = "000.00.06.H56-260302-0003"
     events = rich_life(code, "stopped")
     uow = stored(memory_database(), events[::-1])  # heard backwards: the history is in the order things happened
-    assert dvcqg.push_due(uow, dvcqg.PortalClient(settings(portal.start())), VN, NOW)["pushed"] == 1
-    [request] = portal.requests
-    body = request["body"]
-    assert (body["status"], body["status_code"], body["version"]) == ("unresolved", 8, len(events))
-    assert [line["event"] for line in body["history"]] == [e.event_type for e in events]
-    lines = {line["event"]: line for line in body["history"]}
-    assert (lines["payment_requested"]["title"], lines["payment_requested"]["status"]) == (
-        "Thông báo nghĩa vụ tài chính", "paying")
-    assert (lines["payment_received"]["handler"], lines["payment_received"]["content"],
-            lines["payment_received"]["status"]) == ("receptionist", "BL-1", "processing")
-    assert (lines["dossier_transferred"]["department"], lines["dossier_transferred"]["step"]) == (
-        SURVEY_OFFICE, "Đo đạc")
-    assert lines["dossier_stopped"]["status"] == "unresolved" and lines["processing_stopped"]["status"] == "processing"
-    assert [s["items"] for s in body["supplements"]] == [["Bản sao sổ đỏ"], ["Bản đồ địa chính", "Tờ khai thuế"]]
-    assert all(s["supplemented_at"] for s in body["supplements"])
-    assert NAME not in request["raw"] and PHONE not in request["raw"]
+    assert push(uow, client_of(portal.start()))["pushed"] == 1
+    assert portal.dossiers[code]["TrangThaiHoSo"] == "8"
+    lines = [r for r in portal.http.requests if r.body and r.body.get("service") == "CapNhatTienDoHoSoMC"][0].body["data"]
+    assert [line["NoiDungXuLy"].split(":")[0] for line in lines] == [dvcqg.HISTORY[e.event_type][0] for e in events]
+    by_title = {line["NoiDungXuLy"].split(":")[0]: line for line in lines}
+    assert by_title["Thông báo nghĩa vụ tài chính"]["TrangThai"] == "6"
+    paid = by_title["Hoàn thành nghĩa vụ tài chính"]
+    assert (paid["NguoiXuLy"], paid["NoiDungXuLy"], paid["TrangThai"]) == (
+        "receptionist", "Hoàn thành nghĩa vụ tài chính: BL-1", "4")
+    assert by_title["Chuyển xử lý liên thông"]["PhongBanXuLy"] == SURVEY_OFFICE  # no name in AGENCY_NAMES: its code
+    assert by_title["Thông báo dừng xử lý"]["TrangThai"] == "8" and by_title["Dừng xử lý"]["TrangThai"] == "4"
+    assert [s["NoiDungBoSung"] for s in portal.dossiers[code]["DanhSachHoSoBoSung"]] == [
+        "Bản sao sổ đỏ", "Bản đồ địa chính; Tờ khai thuế"]
 
 
-def test_every_status_is_mapped_to_the_portal_value(portal):
+def test_every_status_is_sent_as_the_portals_code(portal):
     at = vn(2026, 3, 2, 8)
     lives = {
-        "receiving": lifecycle("S-1", submitted=at),
-        "denied": lifecycle("S-3", submitted=at, refused=at + timedelta(hours=1)),
-        "processing": lifecycle("S-4", submitted=at, received=at + timedelta(hours=1), due=vn(2026, 3, 9, 17)),
-        "waiting": lifecycle("S-5", submitted=at, received=at + timedelta(hours=1), due=vn(2026, 3, 9, 17),
-                             supplement=(vn(2026, 3, 3, 9), None, None)),
-        "cancelled": lifecycle("S-7", submitted=at, received=at + timedelta(hours=1), due=vn(2026, 3, 9, 17),
-                               withdrawn=vn(2026, 3, 4, 9)),
-        "releasing": lifecycle("S-9", submitted=at, received=at + timedelta(hours=1), due=vn(2026, 3, 9, 17),
-                               finished=vn(2026, 3, 5, 9)),
-        "done": lifecycle("S-10", submitted=at, received=at + timedelta(hours=1), due=vn(2026, 3, 9, 17),
-                          finished=vn(2026, 3, 5, 9), returned=vn(2026, 3, 6, 9)),
+        "1": lifecycle("S-1", submitted=at),
+        "3": lifecycle("S-3", submitted=at, refused=at + timedelta(hours=1)),
+        "4": lifecycle("S-4", submitted=at, received=at + timedelta(hours=1), due=vn(2026, 3, 9, 17)),
+        "5": lifecycle("S-5", submitted=at, received=at + timedelta(hours=1), due=vn(2026, 3, 9, 17),
+                       supplement=(vn(2026, 3, 3, 9), None, None)),
+        "7": lifecycle("S-7", submitted=at, received=at + timedelta(hours=1), due=vn(2026, 3, 9, 17),
+                       withdrawn=vn(2026, 3, 4, 9)),
+        "9": lifecycle("S-9", submitted=at, received=at + timedelta(hours=1), due=vn(2026, 3, 9, 17),
+                       finished=vn(2026, 3, 5, 9)),
+        "10": lifecycle("S-10", submitted=at, received=at + timedelta(hours=1), due=vn(2026, 3, 9, 17),
+                        finished=vn(2026, 3, 5, 9), returned=vn(2026, 3, 6, 9)),
     }
     uow = stored(memory_database(), *lives.values())
-    dvcqg.push_due(uow, dvcqg.PortalClient(settings(portal.start())), VN, NOW)
-    pushed = {r["body"]["code"]: (r["body"]["status"], r["body"]["status_code"]) for r in portal.requests}
-    assert pushed == {events[0].data["code"]: (status, code) for (status, events), code
-                      in zip(lives.items(), (1, 3, 4, 5, 7, 9, 10))}
+    assert push(uow, client_of(portal.start()))["pushed"] == 7
+    assert {code: d["TrangThaiHoSo"] for code, d in portal.dossiers.items()} == {
+        events[0].data["code"]: status for status, events in lives.items()}
+    assert portal.dossiers["S-3"]["NgayTuChoi"] == "20260302090000" and portal.dossiers["S-1"]["NgayTiepNhan"] == ""
 
 
-def test_a_rejected_push_is_a_visible_permanent_failure_until_the_dossier_changes(portal):
+def test_a_refused_payload_is_a_visible_permanent_failure_until_the_dossier_changes(portal):
     events = returned()
     code = events[0].data["code"]
     uow = stored(memory_database(), events[:-1])  # result ready, not returned yet
-    portal.reject = True
-    client = dvcqg.PortalClient(settings(portal.start()))
-    assert dvcqg.push_due(uow, client, VN, NOW)["rejected"] == 1
+    portal.refuse_procedures.add("1.004873")
+    registry = CollectorRegistry()
+    client = client_of(portal.start(), registry)
+    assert push(uow, client)["rejected"] == 1
     failed = row(uow, code)
-    assert (failed.state, failed.attempts, failed.last_error) == ("rejected", 1, "HTTP 422 INVALID_PROCEDURE")
-    assert code not in failed.last_error  # the portal's free-text message is not kept
+    assert (failed.state, failed.attempts, failed.last_error) == ("rejected", 1, "DongBoHoSoMC TTHC_NOT_FOUND")
     for later in (timedelta(minutes=5), timedelta(days=3)):
-        assert dvcqg.push_due(uow, client, VN, NOW + later) == {"pushed": 0, "retry": 0, "rejected": 0}
-    assert len(portal.requests) == 1
+        assert push(uow, client, NOW + later) == {"pushed": 0, "retry": 0, "rejected": 0}
+    assert len(synced(portal)) == 1
+    assert 'motcua_dvcqg_requests_total{outcome="refused",service="DongBoHoSoMC"} 1.0' in generate_latest(
+        registry).decode()
     assert dvcqg.summary(uow.session)["failing"] == [{
         "code": code, "state": "rejected", "version": len(events) - 1, "attempts": 1,
-        "last_error": "HTTP 422 INVALID_PROCEDURE", "next_attempt_at": failed.next_attempt_at.isoformat()}]
+        "last_error": "DongBoHoSoMC TTHC_NOT_FOUND", "next_attempt_at": failed.next_attempt_at.isoformat()}]
 
-    portal.reject = False
+    portal.refuse_procedures.clear()
     projections.record(uow, [events[-1]], VN)  # returned: a new version, tried again
-    assert dvcqg.push_due(uow, client, VN, NOW + timedelta(days=3))["pushed"] == 1
-    assert portal.accepted == [(code, len(events))]
+    assert push(uow, client, NOW + timedelta(days=3))["pushed"] == 1
+    assert portal.dossiers[code]["TrangThaiHoSo"] == "10"
     assert dvcqg.counts_by_state(uow.session) == {"pending": 0, "pushed": 1, "rejected": 0}
 
 
-def test_a_wrong_token_is_rejected_not_retried(portal):
+def test_a_wrong_password_is_rejected_not_retried_and_an_expired_session_is_renewed(portal):
     uow = stored(memory_database(), returned())
-    client = dvcqg.PortalClient(settings(portal.start(), token="wrong"))
-    assert dvcqg.push_due(uow, client, VN, NOW)["rejected"] == 1
-    assert row(uow, "000.00.06.H56-260302-0001").last_error == "HTTP 401 UNAUTHORIZED"
+    assert push(uow, client_of(portal.start(), password="wrong"))["rejected"] == 1
+    assert row(uow, "000.00.06.H56-260302-0001").last_error == "login HTTP 401 -1"
+
+    uow = stored(memory_database(), returned())
+    client = client_of(portal)
+    client.session = "an-old-session"  # the portal forgot it (expired): one new login, then the push
+    assert push(uow, client)["pushed"] == 1
+    assert client.session in portal.sessions
 
 
-def test_a_portal_down_for_a_while_gets_each_version_exactly_once(portal):
+def test_the_portal_down_slow_or_answering_garbage_is_retried_with_backoff_and_each_version_lands_once(portal):
     codes = [f"000.00.06.H56-260302-000{n}" for n in range(1, 4)]
     lives = [returned(code) for code in codes]
     uow = stored(memory_database(), *(life[:-1] for life in lives))
-    client = dvcqg.PortalClient(settings(portal))  # not listening yet: connection refused
+    registry = CollectorRegistry()
+    client = dvcqg.PortalClient(settings(portal, timeout=0.5), dvcqg.PortalMetrics(registry))  # not listening yet
 
-    assert dvcqg.push_due(uow, client, VN, NOW)["retry"] == 3
+    assert push(uow, client)["retry"] == 3
     first = row(uow, codes[0])
-    assert (first.state, first.attempts, first.last_error) == ("pending", 1, "ConnectionError")
+    assert (first.state, first.attempts, first.last_error) == ("pending", 1, "login ConnectionError")
     assert first.next_attempt_at == NOW + timedelta(seconds=BASE)
-    assert dvcqg.push_due(uow, client, VN, NOW + timedelta(seconds=BASE - 1))["retry"] == 0  # backing off
+    assert push(uow, client, NOW + timedelta(seconds=BASE - 1))["retry"] == 0  # backing off
     now = NOW + timedelta(seconds=BASE)
-    assert dvcqg.push_due(uow, client, VN, now)["retry"] == 3
+    portal.start()
+    portal.faults.delay = 1.0  # slower than the client waits
+    assert push(uow, client, now)["retry"] == 3
+    assert row(uow, codes[0]).last_error == "login ReadTimeout"
     assert row(uow, codes[0]).next_attempt_at == now + timedelta(seconds=2 * BASE)  # doubled
 
-    portal.outages = 4  # back, but answering 503 for a while
-    portal.start()
+    portal.faults.delay, portal.faults.outages, portal.faults.garbage = 0, 2, 1  # back, but 503 then garbage
     now += timedelta(seconds=2 * BASE)
-    assert dvcqg.push_due(uow, client, VN, now) == {"pushed": 0, "retry": 3, "rejected": 0}
-    assert (row(uow, codes[0]).attempts, row(uow, codes[0]).last_error) == (3, "HTTP 503 MAINTENANCE")
+    assert push(uow, client, now) == {"pushed": 0, "retry": 3, "rejected": 0}
+    errors = [row(uow, code).last_error for code in codes]
+    assert errors == ["login HTTP 503", "login HTTP 503", "login HTTP 200 not JSON"]
     now += timedelta(seconds=4 * BASE)
-    # in code order: the last 503 for the first dossier, the two others pushed
-    assert dvcqg.push_due(uow, client, VN, now) == {"pushed": 2, "retry": 1, "rejected": 0}
+    assert push(uow, client, now) == {"pushed": 3, "retry": 0, "rejected": 0}
     projections.record(uow, [lives[1][-1]], VN)  # a pushed dossier changes: its new version is due now
     now += timedelta(seconds=8 * BASE)
-    assert dvcqg.push_due(uow, client, VN, now)["pushed"] == 2
-    assert dvcqg.push_due(uow, client, VN, now + timedelta(days=1))["pushed"] == 0
+    assert push(uow, client, now)["pushed"] == 1
+    assert push(uow, client, now + timedelta(days=1))["pushed"] == 0
 
-    versions = len(lives[0])
-    assert sorted(portal.accepted) == [(codes[0], versions - 1), (codes[1], versions - 1), (codes[1], versions),
-                                       (codes[2], versions - 1)]
+    updates = [(r.body["isUpdating"], r.body["data"][0]["MaHoSo"]) for r in synced(portal)]
+    assert updates == [("False", codes[0]), ("False", codes[1]), ("False", codes[2]), ("True", codes[1])]
+    assert portal.dossiers[codes[1]]["TrangThaiHoSo"] == "10" and portal.dossiers[codes[0]]["TrangThaiHoSo"] == "9"
     assert dvcqg.counts_by_state(uow.session) == {"pending": 0, "pushed": 3, "rejected": 0}
     assert row(uow, codes[0]).attempts == 0 and row(uow, codes[0]).last_error is None
+    scraped = generate_latest(registry).decode()
+    for line in ('motcua_dvcqg_requests_total{outcome="unreachable",service="login"} 6.0',
+                 'motcua_dvcqg_requests_total{outcome="retry",service="login"} 2.0',
+                 'motcua_dvcqg_requests_total{outcome="garbage",service="login"} 1.0',
+                 'motcua_dvcqg_requests_total{outcome="ok",service="DongBoHoSoMC"} 4.0',
+                 'motcua_dvcqg_lag_seconds_count 4.0'):
+        assert line in scraped, line
+
+
+def test_intake_not_answering_holds_the_push_instead_of_sending_an_empty_identity(portal):
+    uow = stored(memory_database(), returned())
+    intake = FakeIntake()
+    intake.down = True
+    client = client_of(portal.start())
+    assert push(uow, client, intake=intake) == {"pushed": 0, "retry": 1, "rejected": 0}
+    assert row(uow, "000.00.06.H56-260302-0001").last_error == "intake TimeoutError"
+    assert portal.http.requests == []
+    intake.down = False
+    assert push(uow, client, NOW + timedelta(seconds=BASE), intake=intake)["pushed"] == 1
+    assert portal.dossiers["000.00.06.H56-260302-0001"]["ChuHoSo"] == NAME
 
 
 def test_reconciliation_queues_the_missing_and_repairs_what_differs(portal):
-    codes = [f"000.00.06.H56-260302-000{n}" for n in range(1, 4)]
+    codes = [f"000.00.06.H56-260302-000{n}" for n in range(1, 5)]
     uow = stored(memory_database(), *(returned(code) for code in codes))
-    client = dvcqg.PortalClient(settings(portal.start()))
-    dvcqg.push_due(uow, client, VN, NOW)
+    client = client_of(portal.start())
+    push(uow, client)
     del portal.dossiers[codes[0]]  # lost by the portal
-    portal.dossiers[codes[1]]["status"] = "processing"  # changed there
+    portal.dossiers[codes[1]]["TrangThaiHoSo"] = "4"  # changed there
+    portal.progress[codes[3]].popitem()  # a progress line lost
     uow.session.execute(delete(PortalPush).where(PortalPush.dossier_code == codes[2]))  # never queued
     uow.commit()
 
-    assert dvcqg.reconcile(uow, client, NOW) == {"queued": 1, "checked": 2, "repaired": 2, "unreachable": 0}
+    assert dvcqg.reconcile(uow, client, VN, NOW) == {"queued": 1, "checked": 3, "repaired": 3, "unreachable": 0}
     assert row(uow, codes[0]).last_error == "reconcile: missing on the portal"
     assert row(uow, codes[1]).last_error == "reconcile: portal differs"
-    assert dvcqg.push_due(uow, client, VN, NOW)["pushed"] == 3
-    assert all(portal.dossiers[code]["status"] == "done" for code in codes)
-    assert dvcqg.reconcile(uow, client, NOW + timedelta(hours=1))["repaired"] == 0
+    assert push(uow, client)["pushed"] == 4
+    assert all(portal.dossiers[code]["TrangThaiHoSo"] == "10" for code in codes)
+    assert dvcqg.reconcile(uow, client, VN, NOW + timedelta(hours=1))["repaired"] == 0
 
     portal.stop()  # the portal down: nothing is marked, all checked again next time
-    assert dvcqg.reconcile(uow, client, NOW + timedelta(hours=2))["unreachable"] == 3
-    assert dvcqg.counts_by_state(uow.session)["pushed"] == 3
+    assert dvcqg.reconcile(uow, client, VN, NOW + timedelta(hours=2))["unreachable"] == 4
+    assert dvcqg.counts_by_state(uow.session)["pushed"] == 4
 
 
 @pytest.fixture
@@ -268,53 +351,18 @@ def test_the_sync_command_pushes_everything_due(portal, db_url, monkeypatch, cap
         cli.main(["sync", "--db-url", db_url])
     assert stopped.value.code == 2 and "DVCQG_URL" in capsys.readouterr().err
 
-    monkeypatch.setenv("DVCQG_URL", portal.start().url)
-    monkeypatch.setenv("DVCQG_TOKEN", TOKEN)
-    cli.main(["sync", "--db-url", db_url])
-    assert json.loads(capsys.readouterr().out) == {"queued": 1, "sent": {"pushed": 1, "retry": 0, "rejected": 0},
-                                                   "queue": {"pending": 0, "pushed": 1, "rejected": 0}}
-    assert portal.accepted == [("000.00.06.H56-260302-0001", len(returned()))]
-
+    settings_ = settings(portal.start())
+    assert cli.sync(db_url, VN, settings_, FakeIntake(), AGENCY_NAMES) == {
+        "queued": 1, "sent": {"pushed": 1, "retry": 0, "rejected": 0},
+        "queue": {"pending": 0, "pushed": 1, "rejected": 0}}
     portal.dossiers.clear()  # the portal lost everything: reconciliation pushes it again
-    cli.main(["sync", "--db-url", db_url, "--reconcile"])
-    output = json.loads(capsys.readouterr().out)
+    output = cli.sync(db_url, VN, settings_, FakeIntake(), AGENCY_NAMES, reconcile=True)
     assert output["reconcile"] == {"queued": 0, "checked": 1, "repaired": 1, "unreachable": 0}
-    assert output["sent"]["pushed"] == 1 and len(portal.accepted) == 2
+    assert output["sent"]["pushed"] == 1 and "000.00.06.H56-260302-0001" in portal.dossiers
 
     cli.main(["sync", "--db-url", db_url, "--status"])
     assert json.loads(capsys.readouterr().out) == {"states": {"pending": 0, "pushed": 1, "rejected": 0},
                                                    "failing": []}
-
-
-def test_the_service_pushes_on_its_timer(portal, db_url):
-    vhost = "reporting-dvcqg-test"
-    config = {"AMQP_URI": f"embedded:///{vhost}", "DB_URLS": {"reporting": db_url}, "METRICS_PORTS": {},
-              "TRACKING_KEY": TRACKING_KEY, "TIME_ZONE": "Asia/Ho_Chi_Minh", "CATALOG_DIR": None, "max_workers": 4,
-              "DVCQG": {"url": portal.start().url, "token": TOKEN}, **VERIFYING}
-    embedded.install()
-    container = ServiceContainer(ReportingService, config)
-    container.start()
-    try:
-        publisher = Publisher(config["AMQP_URI"])
-        lives = returned()
-        for evt in lives:
-            payload = make_event(evt.source, evt.event_type, evt.data, occurred_at=evt.occurred_at)
-            payload["event_id"] = evt.event_id
-            publisher.publish(payload, exchange=get_event_exchange(evt.source, config), routing_key=evt.event_type)
-
-        def scrape():
-            return generate_latest(metrics_for(container).registry).decode()
-
-        with eventlet.Timeout(30):  # a liveness guard: the push timer fires every DVCQG_PUSH_INTERVAL (5 s)
-            while ((lives[0].data["code"], len(lives)) not in portal.accepted
-                   or 'motcua_dvcqg_pushes{state="pushed"} 1.0' not in scrape()):
-                eventlet.sleep(0.1)
-        with ClusterRpcProxy(config) as cluster:
-            status = cluster.reporting.national_portal_status(gateway_token("admin", None, "admin"))
-        assert status == {"enabled": True, "states": {"pending": 0, "pushed": 1, "rejected": 0}, "failing": []}
-    finally:
-        container.stop()
-        embedded.reset(vhost)
 
 
 def test_an_appointment_moved_by_a_calendar_decision_is_no_apology(portal):
@@ -324,6 +372,6 @@ def test_an_appointment_moved_by_a_calendar_decision_is_no_apology(portal):
     [moved] = [evt for evt in life if evt.event_type == "dossier_rescheduled"]
     moved.data["reason"] = "calendar"  # as intake records a decision of the calendar (a day off added)
     uow = stored(memory_database(), life)
-    assert dvcqg.push_due(uow, dvcqg.PortalClient(settings(portal.start())), VN, NOW)["pushed"] == 1
-    [line] = [line for line in portal.requests[0]["body"]["history"] if line["event"] == "dossier_rescheduled"]
-    assert (line["title"], line["content"]) == (dvcqg.CALENDAR_RESCHEDULED, "calendar")
+    assert push(uow, client_of(portal.start()))["pushed"] == 1
+    contents = [line["NoiDungXuLy"] for line in portal.progress[code].values()]
+    assert f"{dvcqg.CALENDAR_RESCHEDULED}: calendar" in contents

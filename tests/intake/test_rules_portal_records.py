@@ -1,0 +1,38 @@
+"""What intake gives reporting for the national portal (services/intake/portal.py): the applicant's
+identity, the documents submitted, the fees and the result documents, from the dossier itself."""
+import base64
+
+from services.intake import dossiers, portal
+from tests.intake.test_dossiers import APPLICANT, submission
+from tests.intake.test_rules_step_outcomes import LAND_OFFICE, MONDAY_9AM, TAX_OFFICE, processing, utc
+
+PDF = base64.b64encode(b"%PDF-1.4 don\n%%EOF\n").decode()
+
+
+def test_the_record_holds_identity_documents_fees_and_results(uow, policy):
+    dossier = dossiers.submit(uow, policy, {**submission(), "documents": [
+        {"key": "don_de_nghi", "filename": "don.pdf", "content_base64": PDF}]}, None, MONDAY_9AM)
+    uow.commit()
+    procedure = policy.catalog.procedure(dossier.procedure_code, version=dossier.procedure_version)
+    record = portal.record(dossier, procedure)
+    assert record["applicant"] == {"name": APPLICANT["full_name"], "id_number": APPLICANT["id_number"],
+                                   "type": "individual", "tax_code": None, "email": APPLICANT.get("email"),
+                                   "phone": APPLICANT["phone"]}
+    assert [(d["key"], d["name"], d["filename"]) for d in record["documents"]] == [
+        ("don_de_nghi", "Đơn đề nghị cấp lại Giấy chứng nhận", "don.pdf")]
+    assert record["result_documents"] == [] and record["flags"]["digitised"] is True
+    assert record["field_name"] == procedure.field_name
+
+
+def test_an_obligation_and_a_steps_documents_are_in_the_record(uow, policy):
+    dossier = processing(uow, policy)
+    dossiers.payment_required(uow, {"dossier_code": dossier.code, "agency_code": TAX_OFFICE, "task_id": "t2",
+                                    "amount_vnd": 12_500_000, "note": "Lệ phí trước bạ",
+                                    "required_at": utc(2026, 3, 3, 2)})
+    dossier.step_documents([{"key": "giay_chung_nhan", "filename": "gcn.pdf", "content_type": "application/pdf",
+                             "size": 10, "sha256": "c" * 64}], f"leader@{LAND_OFFICE}", utc(2026, 3, 4, 2))
+    record = portal.record(dossier, None)  # a procedure the catalogue no longer has: names from the files
+    assert record["fees"] == [{"kind": "obligation", "name": "Lệ phí trước bạ", "amount_vnd": 12_500_000,
+                               "paid_at": None, "receipt": None}]
+    assert [(d["key"], d["name"], d["uploaded_at"]) for d in record["result_documents"]] == [
+        ("giay_chung_nhan", "gcn.pdf", "2026-03-04T02:00:00+00:00")]

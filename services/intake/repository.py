@@ -103,6 +103,19 @@ class DossierRepository:
                                                                            "day": day}).scalar_one()
         return dossier_code(agency_code, day, number)
 
+    def existing(self, codes: list[str]) -> set[str]:
+        """Those of `codes` already in intake (one statement): what a history import skips."""
+        query = select(dossiers.c.code).where(dossiers.c.code.in_(bindparam("codes", expanding=True)))
+        return {row.code for row in self._connection().execute(query, {"codes": list(codes)})}
+
+    def skip_numbers(self, numbers: dict[tuple[str, date], int]) -> None:
+        """The live sequence of each (agency, day) goes on past `number`: imported codes of the live shape
+        are never handed out again (one statement per 500)."""
+        rows = [{"agency_code": agency, "day": day, "number": number} for (agency, day), number in numbers.items()]
+        statement = _skip_numbers(self._dialect())
+        for start in range(0, len(rows), 500):
+            self._connection().execute(statement, rows[start:start + 500])
+
     def add(self, dossier: Dossier) -> None:
         """Store a new dossier and its agencies: one statement on PostgreSQL."""
         state = {key: getattr(dossier, key) for key in COLUMNS}
@@ -158,6 +171,16 @@ def _next_number(dialect: str):
             .on_conflict_do_update(index_elements=[table.c.agency_code, table.c.day],
                                    set_={"last_value": table.c.last_value + 1})
             .returning(table.c.last_value))
+
+
+@cache
+def _skip_numbers(dialect: str):
+    table = dossier_counters
+    insert = upsert_insert(table, dialect).values(agency_code=bindparam("agency_code"), day=bindparam("day"),
+                                                  last_value=bindparam("number"))
+    larger = func.greatest if dialect == "postgresql" else func.max  # SQLite's max() of several is scalar
+    return insert.on_conflict_do_update(index_elements=[table.c.agency_code, table.c.day],
+                                        set_={"last_value": larger(table.c.last_value, insert.excluded.last_value)})
 
 
 @cache

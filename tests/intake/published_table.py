@@ -93,7 +93,8 @@ def history_rows(procedure_code: str = "1.004873") -> list[dict]:
                        "received_at": received.isoformat(),
                        "applicant": {"full_name": "Nguyễn Văn An", "id_number": f"{serial:012d}",
                                      "phone": f"09{serial:08d}"},
-                       "steps": [{"agency_code": agency, "step": "Thụ lý", "started_at": received.isoformat()}]}
+                       "steps": [{"agency_code": agency, "step": "Thụ lý",
+                                  "started_at": (received + timedelta(minutes=30)).isoformat()}]}
                 if kind == "in_progress":
                     row.update(status="processing", due_at=(datetime.combine(PERIOD[1], time(17), VN)
                                                             + timedelta(days=3)).isoformat())

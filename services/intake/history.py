@@ -240,22 +240,22 @@ class Importer:
         """Take the checked rows in, in one transaction: (imported, already there)."""
         present = uow.dossiers.existing([record["code"] for record, _ in rows])
         numbers: dict[tuple[str, date], int] = {}
-        imported = 0
+        new = []
         for record, procedure in rows:
             code = record["code"]
             if code in present:
                 continue
             present.add(code)  # the same code twice in a file: the first row counts
-            dossier = Dossier.imported(record=record, procedure=procedure, **self._applicant(record))
-            uow.dossiers.add(dossier)
+            new.append(Dossier.imported(record=record, procedure=procedure, **self._applicant(record)))
+            self._live_number(code, numbers)
+        uow.dossiers.add_all(new)
+        for dossier in new:
             for event_type, data in dossier.collect_events():
                 uow.emit(event_type, data)
-            imported += 1
-            self._live_number(code, numbers)
         if numbers:
             uow.dossiers.skip_numbers(numbers)
         uow.commit()
-        return imported, len(rows) - imported
+        return len(new), len(rows) - len(new)
 
     def _applicant(self, record: dict) -> dict:
         """The applicant as intake keeps one (phone normalised; search keys; the tracking key of the

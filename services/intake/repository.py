@@ -13,7 +13,7 @@ import weakref
 from datetime import date, datetime
 from functools import cache, cached_property
 
-from sqlalchemy import bindparam, event, func, select, update
+from sqlalchemy import bindparam, event, func, insert, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -129,6 +129,22 @@ class DossierRepository:
             self._insert_agencies(dossier.id, dossier.agencies)
         self._identity[dossier.code], self._read[dossier.code] = dossier, True
         self._stored[dossier.code] = (state, dossier.agencies)
+
+    def add_all(self, new: list[Dossier]) -> None:
+        """Store many new dossiers (a history import's batch): their rows by one INSERT, their agencies
+        by another (each sent as multi-row VALUES), personal columns sealed as `add` seals them."""
+        if not new:
+            return
+        states = [{key: getattr(dossier, key) for key in COLUMNS} for dossier in new]
+        rows = [self.data_keys.sealed(self.session, dossier.code, state) for dossier, state in zip(new, states)]
+        ids = self._connection().execute(
+            insert(dossiers).returning(dossiers.c.id, sort_by_parameter_order=True), rows).scalars().all()
+        self._connection().execute(insert(dossier_agencies), [
+            {"dossier_id": id_, "agency_code": code} for dossier, id_ in zip(new, ids) for code in dossier.agencies])
+        for dossier, id_, state in zip(new, ids, states):
+            dossier.id = id_
+            self._identity[dossier.code], self._read[dossier.code] = dossier, True
+            self._stored[dossier.code] = (state, dossier.agencies)
 
     def save(self, dossier: Dossier) -> None:
         """Write what changed since the dossier was read or last saved: its changed columns and the

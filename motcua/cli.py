@@ -316,16 +316,21 @@ def history_command(args) -> int:
     config = nameko_config(amqp_uri(), services=("intake",))
     catalog = Catalog.load(config.get("CATALOG_DIR") or str(catalog_dir()))
     importer = Importer(catalog, ZoneInfo(config["TIME_ZONE"]), config["TRACKING_KEY"], config["SEARCH_KEY"])
-    with open(args.file, encoding="utf-8-sig", newline="") as file:
-        lines = sum(1 for _ in file)
     engine = make_engine(db_url("intake"))
     relay = CommitRelay(config["AMQP_URI"], engine, Base.metadata, get_event_exchange("intake", config))
     try:
         with open(args.file, encoding="utf-8-sig", newline="") as file:
+            lines = sum(1 for _ in file)
+            file.seek(0)
             outcome = import_rows(
                 importer, read_rows(file, args.format or format_of(args.file)),
                 lambda: IntakeUnitOfWork(Session(engine), "intake", Base.metadata, on_commit=relay),
                 batch_size=args.batch, on_progress=lambda line: progress("history import", line, lines))
+        progress("history import", lines, lines)
+    except (OSError, UnicodeDecodeError) as exc:
+        # the batches before it are in (a second run after the fix skips them)
+        print(f"cannot read {args.file}: {exc}", file=sys.stderr)
+        return 2
     finally:
         relay.close()
         engine.dispose()

@@ -134,6 +134,15 @@ def test_csv_and_json_lines_give_the_same_dossiers(tmp_path, catalog):
                           for row in rows])
     assert views[0] == views[1]
     assert (views[0][3]["channel"], views[0][3]["status_code"]) == ("online", 10)
+    for row, view in zip(rows, views[0]):  # the round trip: what the file says is what intake holds
+        assert view["status"] == {"10": "returned"}.get(row["status"], row["status"])
+        assert {key: view[key] for key in ("code", "procedure_code", "agency_code", "submitted_at", "received_at",
+                                           "due_at")} == {key: row[key] for key in (
+            "code", "procedure_code", "agency_code", "submitted_at", "received_at", "due_at")}
+        assert (view["result_ready_at"], view["returned_at"]) == (row.get("finished_at"), row.get("returned_at"))
+        assert {key: view["applicant"][key] for key in row["applicant"]} == row["applicant"]
+        assert view["agencies"] == [row["agency_code"]]
+        assert [h["action"] for h in view["history"]][:2] == ["submit", "receive"]
 
 
 def test_a_csv_row_with_more_cells_than_the_header_is_refused(engine, catalog):

@@ -59,7 +59,8 @@ def rows(count: int, first: date = date(2023, 1, 2)) -> list[dict]:
         else:
             row.update(received_at=received.isoformat(), due_at=due.isoformat())
             if status != "received":
-                row["steps"] = [{"agency_code": agency, "step": "Thụ lý", "started_at": (received + timedelta(hours=1)).isoformat(),
+                row["steps"] = [{"agency_code": agency, "step": "Thụ lý",
+                                 "started_at": (received + timedelta(hours=1)).isoformat(),
                                  "finished_at": (finished - timedelta(hours=2)).isoformat(), "outcome": "approved"},
                                 {"agency_code": AGENCIES[(serial + 1) % len(AGENCIES)], "step": "Phê duyệt",
                                  "started_at": (finished - timedelta(hours=2)).isoformat()}]
@@ -141,7 +142,8 @@ def main(argv=None) -> None:
         if reporting is not None:
             def applied() -> int:
                 with reporting_db.connect() as connection:
-                    return connection.execute(select(func.coalesce(func.sum(DossierFact.stored_events), 0))).scalar_one()
+                    total = func.coalesce(func.sum(DossierFact.stored_events), 0)
+                    return connection.execute(select(total)).scalar_one()
             started = time.perf_counter()
             while applied() < events:
                 time.sleep(0.5)

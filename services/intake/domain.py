@@ -307,9 +307,8 @@ class Dossier:
             record_("start_processing", "dossier_processing_started", {"started_at": when}, when,
                     agency_code=first["agency_code"] if first else None)
         if status == "supplement_requested":
-            dossier._ask_supplement([note], None, IMPORTED, record["paused_at"])
-            dossier.events[-1][1]["imported"] = True
-            dossier.events[-1][1]["contact"] = contact
+            dossier._ask_supplement([note], None, IMPORTED, record["paused_at"],
+                                    imported={"imported": True, "contact": contact})
         elif status == "awaiting_payment":
             dossier.paused_at, dossier.resume_status = record["paused_at"], "processing"
             dossier.payment_amount_vnd = record.get("amount_vnd") or 0
@@ -559,7 +558,10 @@ class Dossier:
                                          "status_code": self.status_code, "dossier_version": self.version,
                                          "due_at": self.due_at}))
 
-    def _ask_supplement(self, items: list[str], note: str | None, actor: str, now: datetime) -> None:
+    def _ask_supplement(self, items: list[str], note: str | None, actor: str, now: datetime,
+                        imported: dict | None = None) -> None:
+        """Form 02 on the counter's behalf; `imported`: what an imported dossier's event says instead
+        (the mark, the masked contact)."""
         resume = self.status
         status = self._transition("request_supplement")
         self.paused_at, self.resume_status = now, resume
@@ -568,7 +570,8 @@ class Dossier:
             due_before=self.due_at))
         self._record("request_supplement", status, "supplement_requested", {
             "agency_code": self.agency_code, "requested_at": now, "requested_by": actor, "items": list(items),
-            "note": note or "", "contact": self._contact()}, at=now, actor=actor, note="; ".join(items))
+            "note": note or "", "contact": self._contact(), **(imported or {})}, at=now, actor=actor,
+            note="; ".join(items))
 
     def _attach(self, refs: list[dict], actor: str, at: datetime) -> None:
         """Documents on the list, each once (a redelivered event records nothing more)."""

@@ -63,6 +63,13 @@ bench-report: $(STAMP)
 	$(ENSURE) postgresql
 	$(PY) -m bench.report $(BENCH_ARGS)
 
+## `motcua history import` of a synthetic file (20,000 rows) into fresh databases, reporting consuming
+## (bench/README.md). BENCH_ARGS="--rows 50000 --format csv".
+.PHONY: bench-history
+bench-history: $(STAMP)
+	$(ENSURE) rabbitmq postgresql
+	$(PY) -m bench.history $(BENCH_ARGS)
+
 ## Chaos: N dossiers (2,000; N=10000 for the full run) on two instances of every service, on a RabbitMQ
 ## node of its own and fresh databases, under SIGKILLs, broker drops and restarts, database outages,
 ## a duplicate storm and poison; prints one table (chaos/run.py). CHAOS_ARGS="--seed 7 --every-instance".

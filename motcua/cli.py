@@ -12,6 +12,11 @@
                                                 chain): the first broken link, or the head to note
     motcua audit rekey                          its chain re-linked from GATEWAY_AUDIT_KEY to
                                                 GATEWAY_AUDIT_KEY_NEW (verified under the old key first)
+    motcua history import FILE [--format csv|jsonl] [--batch N]
+                                                the old system's dossiers (docs/history-format.md) into
+                                                intake (INTAKE_DB_URL), their events through its outbox;
+                                                bad rows listed with their line, the rest imported; exit 1
+                                                when a row was refused
 
 `<queue>` is the consumer's queue (`inbox.notify`, `tasks.000.00.18.H56`); `<queue>.dead` works too.
 The broker is `AMQP_URI`'s; `list` asks RabbitMQ's management API (`MOTCUA_RABBIT_MANAGEMENT_URL`).
@@ -44,6 +49,7 @@ import sys
 import warnings
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote, unquote, urlparse
+from zoneinfo import ZoneInfo
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # eventlet announces its bug-fix-only mode (STACK.md); not news here
@@ -218,7 +224,15 @@ def main(argv=None) -> int:
     system = token_commands.add_parser("system", help="print an agency system's token for its worker")
     system.add_argument("agency_code")
     system.add_argument("--days", type=int, default=90)
+    history = commands.add_parser("history", help="the old system's dossiers (docs/history-format.md)")
+    history_import = history.add_subparsers(dest="action", required=True).add_parser(
+        "import", help="import a CSV or JSON Lines file of past dossiers into intake")
+    history_import.add_argument("file")
+    history_import.add_argument("--format", choices=("csv", "jsonl"), help="default: by the file's extension")
+    history_import.add_argument("--batch", type=int, default=500, help="dossiers per transaction")
     args = parser.parse_args(argv)
+    if args.command == "history":
+        return history_command(args)
     if args.command == "broker":
         return _broker(args)
     if args.command == "accounts":
@@ -282,6 +296,50 @@ def accounts_command(args) -> int:
         return 1
     print(f"created platform admin {args.username}")
     return 0
+
+
+def history_command(args) -> int:
+    """`motcua history import`: as an operator of intake (its database, its keys, its catalogue), each
+    batch in one transaction with its outbox rows, published at once by a relay of this process."""
+    from nameko.standalone.events import get_event_exchange
+    from sqlalchemy.orm import Session
+
+    from motcua.config import nameko_config
+    from motcua.db import make_engine
+    from motcua.outbox import CommitRelay
+    from motcua.progress import progress
+    from services.intake.catalog import Catalog
+    from services.intake.history import Importer, format_of, import_rows, read_rows
+    from services.intake.models import Base
+    from services.intake.repository import IntakeUnitOfWork
+
+    config = nameko_config(amqp_uri(), services=("intake",))
+    catalog = Catalog.load(config.get("CATALOG_DIR") or str(catalog_dir()))
+    importer = Importer(catalog, ZoneInfo(config["TIME_ZONE"]), config["TRACKING_KEY"], config["SEARCH_KEY"])
+    engine = make_engine(db_url("intake"))
+    relay = CommitRelay(config["AMQP_URI"], engine, Base.metadata, get_event_exchange("intake", config))
+    try:
+        with open(args.file, encoding="utf-8-sig", newline="") as file:
+            lines = sum(1 for _ in file)
+            file.seek(0)
+            outcome = import_rows(
+                importer, read_rows(file, args.format or format_of(args.file)),
+                lambda: IntakeUnitOfWork(Session(engine), "intake", Base.metadata, on_commit=relay),
+                batch_size=args.batch, on_progress=lambda line: progress("history import", line, lines))
+        progress("history import", lines, lines)
+    except (OSError, UnicodeDecodeError) as exc:
+        # the batches before it are in (a second run after the fix skips them)
+        print(f"cannot read {args.file}: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        relay.close()
+        engine.dispose()
+    for line, why in outcome.refused:
+        print(f"line {line}: {why}", file=sys.stderr)
+    print(f"imported {outcome.imported} dossier(s); {outcome.present} already there (skipped); "
+          f"{len(outcome.refused)} row(s) refused"
+          + (f"; {relay.unpublished} event(s) left for intake's relay to publish" if relay.unpublished else ""))
+    return 1 if outcome.refused else 0
 
 
 def _keys(args) -> int:

@@ -140,8 +140,7 @@ class OutboxRelay:
         t = self.table
         try:
             with self.engine.begin() as connection:
-                connection.execute(update(t).where(t.c.id.in_(ids)).values(published_at=utcnow(),
-                                                                            attempts=t.c.attempts + 1))
+                connection.execute(marked_sent(t, ids))
         except BaseException:
             self._published = ids + self._published
             raise
@@ -161,18 +160,14 @@ class OutboxRelay:
                 return 0
             log.info("relaying %d outbox row(s) nobody had handed over", len(rows))
             self._publish([OutboxRow(*row) for row in rows])
-            session.execute(update(t).where(t.c.id.in_([r.id for r in rows]))
-                            .values(published_at=utcnow(), attempts=t.c.attempts + 1))
+            session.execute(marked_sent(t, [r.id for r in rows]))
             backlog = session.execute(select(func.count()).select_from(t).where(t.c.published_at.is_(None))).scalar_one()
             session.commit()
         self.metrics.outbox_backlog.labels(self.container.service_name).set(backlog)
         return len(rows)
 
     def _publish(self, rows: list[OutboxRow]) -> None:
-        self.publisher.publish_all([
-            Outgoing(row.payload, self._exchange(row.exchange), row.routing_key or row.event_type,
-                     {"event_id": row.payload["event_id"], "event_type": row.event_type})
-            for row in rows])
+        self.publisher.publish_all(outgoing(rows, self._exchange))
         for row in rows:
             self.metrics.published.labels(self.container.service_name, row.event_type).inc()
 
@@ -196,6 +191,43 @@ class Outgoing(NamedTuple):
     exchange: Exchange
     routing_key: str
     headers: dict
+
+
+def outgoing(rows: list[OutboxRow], exchange_of) -> list[Outgoing]:
+    """Outbox rows as the messages to publish (`exchange_of(row.exchange)`: None is the service's own)."""
+    return [Outgoing(row.payload, exchange_of(row.exchange), row.routing_key or row.event_type,
+                     {"event_id": row.payload["event_id"], "event_type": row.event_type}) for row in rows]
+
+
+def marked_sent(table, ids: list[int]):
+    return update(table).where(table.c.id.in_(ids)).values(published_at=utcnow(), attempts=table.c.attempts + 1)
+
+
+class CommitRelay:
+    """The relay of a process without a service container (`motcua history import`): the rows each
+    commit hands it are published at once, their confirms awaited together, and marked sent. A publish
+    that fails (the broker away) leaves its rows unpublished in the table, where the service's own
+    relays take them as orphans: nothing is lost, the import goes on; `unpublished` counts them."""
+
+    def __init__(self, amqp_uri: str, engine, metadata, exchange: Exchange):
+        self.publisher = ConfirmedPublisher(amqp_uri)
+        self.engine = engine
+        self.table = metadata.tables["outbox"]
+        self.exchange = exchange
+        self.unpublished = 0
+
+    def __call__(self, rows: list[OutboxRow]) -> None:
+        try:
+            self.publisher.publish_all(outgoing(rows, lambda name: self.exchange if name is None
+                                                else Exchange(name, type="topic", durable=True)))
+            with self.engine.begin() as connection:
+                connection.execute(marked_sent(self.table, [row.id for row in rows]))
+        except Exception as exc:
+            self.unpublished += len(rows)
+            log.warning("%d outbox row(s) left to the service's relays: %s", len(rows), str(exc).split("\n")[0])
+
+    def close(self) -> None:
+        self.publisher.close()
 
 
 class ConfirmedPublisher:

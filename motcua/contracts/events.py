@@ -39,6 +39,10 @@ class DossierEvent(Contract):
     status_code = fields.Int(load_default=None, allow_none=True)
     dossier_version = fields.Int(load_default=None, allow_none=True, validate=validate.Range(min=1))
     due_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    # True on the events `motcua history import` made of a dossier of the old system (docs/history-format.md):
+    # facts of the past, stamped with their own times; projections apply them, nobody acts on them
+    # (workflow starts no process, notify messages nobody).
+    imported = fields.Bool(load_default=False)
 
 
 class DossierFacts(DossierEvent):

@@ -32,6 +32,7 @@ POSTAL_SERVICE = "vnpost"  # the actor of what the postal service reports (bưu 
 # the result delivered once ready.
 OWED_ON = {"dossier_submitted": "pickup", "dossier_result_ready": "delivery"}
 OWED_AT = {"dossier_submitted": "submitted_at", "dossier_result_ready": "finished_at"}
+IMPORTED = "import"  # the actor of what `motcua history import` brought from the old system
 STEP_DOCUMENT_PREFIX = "step:"  # a step's own documents (its minutes, the signed result), not the applicant's
 
 
@@ -263,6 +264,89 @@ class Dossier:
         dossier._record("submit", dossier._transition("submit"), "dossier_submitted", {
             **dossier._facts(), "submitted_at": now, "applicant_masked": mask_name(dossier.applicant_name),
             "tracking_key": tracking_key}, at=now, actor=actor, note=f"channel {channel}")
+        return dossier
+
+    @classmethod
+    def imported(cls, *, record: dict, procedure: Procedure, applicant: dict, search_keys: dict,
+                 tracking_key: str) -> Dossier:
+        """Hồ sơ của hệ thống cũ: a dossier as the old system's export left it (`record`, validated as
+        docs/history-format.md says), brought in as the events its life implies, each stamped with its
+        own time and marked `imported`: submitted, then received (the appointment as the old system fixed
+        it) or refused, processing from the first step, paused, stopped, withdrawn, result ready,
+        returned, as far as its final status goes. Its steps make their agencies involved and join the
+        history (no process run: workflow owns those, and nothing of it is replayed). The contact on the
+        events is the masked name only: nobody is messaged about the past."""
+        status, at = record["status"], record.get("finished_at")
+        dossier = cls(
+            code=record["code"], procedure_code=procedure.code, procedure_version=procedure.version,
+            procedure_name=procedure.name, field_code=procedure.field_code, agency_code=record["agency_code"],
+            channel=record["channel"], applicant_name=applicant["full_name"],
+            applicant_id_number=applicant["id_number"], applicant_phone=applicant["phone"],
+            applicant_email=applicant.get("email"), applicant_address=applicant.get("address"),
+            applicant_type=applicant.get("type", "individual"), applicant_tax_code=applicant.get("tax_code"),
+            **search_keys, form={}, submitted_at=record["submitted_at"], submitted_by=IMPORTED,
+            agencies=tuple(dict.fromkeys((record["agency_code"], *(s["agency_code"] for s in record["steps"])))))
+        note = record.get("note") or "imported"
+        contact = {"full_name": mask_name(dossier.applicant_name), "email": None, "phone": None}
+
+        def record_(action: str, event_type: str, data: dict, when: datetime, agency_code: str | None = None):
+            dossier._record(action, dossier._transition(action), event_type, {**data, "imported": True},
+                            at=when, actor=IMPORTED, agency_code=agency_code, note=record.get("note"))
+
+        record_("submit", "dossier_submitted", {
+            **dossier._facts(), "submitted_at": dossier.submitted_at,
+            "applicant_masked": contact["full_name"], "tracking_key": tracking_key}, dossier.submitted_at)
+        if status == "refused":
+            dossier.refused_at, dossier.refusal_reason = at, note
+            record_("refuse", "dossier_refused", {**dossier._facts(), "refused_at": at, "refused_by": IMPORTED,
+                                                  "reason": note, "contact": contact}, at)
+            return dossier
+        if record.get("received_at") is not None:
+            dossier.received_at = record["received_at"]
+            dossier.due_at = dossier.appointed_at = record["due_at"]
+            record_("receive", "dossier_received", {
+                **dossier._facts(), "received_at": dossier.received_at, "received_by": IMPORTED, "form": {},
+                "contact": contact}, dossier.received_at)
+        steps = record["steps"]
+        for step in steps:
+            dossier.history = (*dossier.history, Action(
+                "step", dossier.status, dossier.status_code, step["finished_at"] or step["started_at"], IMPORTED,
+                step["agency_code"], " · ".join(filter(None, (step.get("step"), step.get("outcome"))))))
+        started = status in ("processing", "awaiting_payment", "result_ready", "returned") or (
+            steps and status in ("supplement_requested", "stopped", "withdrawn"))
+        if started and dossier.received_at is not None:
+            first = steps[0] if steps else None
+            when = first["started_at"] if first else dossier.received_at
+            record_("start_processing", "dossier_processing_started", {"started_at": when}, when,
+                    agency_code=first["agency_code"] if first else None)
+        if status == "supplement_requested":
+            dossier._ask_supplement([note], None, IMPORTED, record["paused_at"],
+                                    imported={"imported": True, "contact": contact})
+        elif status == "awaiting_payment":
+            dossier.paused_at, dossier.resume_status = record["paused_at"], "processing"
+            dossier.payment_amount_vnd = record.get("amount_vnd") or 0
+            record_("require_payment", "payment_requested", {
+                "agency_code": dossier.agency_code, "requested_at": record["paused_at"],
+                "amount_vnd": dossier.payment_amount_vnd, "note": "", "contact": contact}, record["paused_at"])
+        elif status == "stopped":
+            dossier.stopped_at, dossier.stop_reason = at, note
+            record_("stop", "dossier_stopped", {"agency_code": dossier.agency_code, "stopped_at": at, "reason": note,
+                                                "contact": contact}, at)
+        elif status == "withdrawn":
+            dossier.withdrawn_at, dossier.withdrawal_reason = at, record.get("note")
+            record_("withdraw", "dossier_withdrawn", {"withdrawn_at": at, "withdrawn_by": IMPORTED,
+                                                      "reason": record.get("note") or ""}, at)
+        elif status in ("result_ready", "returned"):
+            dossier.result_ready_at, dossier.result_outcome = at, record.get("outcome") or "approved"
+            record_("result_ready", "dossier_result_ready", {
+                "procedure_name": dossier.procedure_name, "agency_code": dossier.agency_code, "finished_at": at,
+                "contact": contact}, at)
+            if status == "returned":
+                dossier.returned_at = record.get("returned_at") or at
+                dossier.return_method = record.get("return_method") or "counter"
+                record_("return", "result_returned", {
+                    "returned_at": dossier.returned_at, "method": dossier.return_method, "returned_by": IMPORTED,
+                    "contact": contact}, dossier.returned_at)
         return dossier
 
     # -- the counter's decisions (tiếp nhận, từ chối, bổ sung, rút, hẹn lại, trả kết quả) -----------
@@ -506,7 +590,10 @@ class Dossier:
                                          "status_code": self.status_code, "dossier_version": self.version,
                                          "due_at": self.due_at}))
 
-    def _ask_supplement(self, items: list[str], note: str | None, actor: str, now: datetime) -> None:
+    def _ask_supplement(self, items: list[str], note: str | None, actor: str, now: datetime,
+                        imported: dict | None = None) -> None:
+        """Form 02 on the counter's behalf; `imported`: what an imported dossier's event says instead
+        (the mark, the masked contact)."""
         resume = self.status
         status = self._transition("request_supplement")
         self.paused_at, self.resume_status = now, resume
@@ -515,7 +602,8 @@ class Dossier:
             due_before=self.due_at))
         self._record("request_supplement", status, "supplement_requested", {
             "agency_code": self.agency_code, "requested_at": now, "requested_by": actor, "items": list(items),
-            "note": note or "", "contact": self._contact()}, at=now, actor=actor, note="; ".join(items))
+            "note": note or "", "contact": self._contact(), **(imported or {})}, at=now, actor=actor,
+            note="; ".join(items))
 
     def _attach(self, refs: list[dict], actor: str, at: datetime) -> None:
         """Documents on the list, each once (a redelivered event records nothing more)."""

@@ -13,7 +13,7 @@ import weakref
 from datetime import date, datetime
 from functools import cache, cached_property
 
-from sqlalchemy import bindparam, event, func, select, update
+from sqlalchemy import bindparam, event, func, insert, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -103,6 +103,19 @@ class DossierRepository:
                                                                            "day": day}).scalar_one()
         return dossier_code(agency_code, day, number)
 
+    def existing(self, codes: list[str]) -> set[str]:
+        """Those of `codes` already in intake (one statement): what a history import skips."""
+        query = select(dossiers.c.code).where(dossiers.c.code.in_(bindparam("codes", expanding=True)))
+        return {row.code for row in self._connection().execute(query, {"codes": list(codes)})}
+
+    def skip_numbers(self, numbers: dict[tuple[str, date], int]) -> None:
+        """The live sequence of each (agency, day) goes on past `number`: imported codes of the live shape
+        are never handed out again (one statement per 500)."""
+        rows = [{"agency_code": agency, "day": day, "number": number} for (agency, day), number in numbers.items()]
+        statement = _skip_numbers(self._dialect())
+        for start in range(0, len(rows), 500):
+            self._connection().execute(statement, rows[start:start + 500])
+
     def add(self, dossier: Dossier) -> None:
         """Store a new dossier and its agencies: one statement on PostgreSQL."""
         state = {key: getattr(dossier, key) for key in COLUMNS}
@@ -116,6 +129,22 @@ class DossierRepository:
             self._insert_agencies(dossier.id, dossier.agencies)
         self._identity[dossier.code], self._read[dossier.code] = dossier, True
         self._stored[dossier.code] = (state, dossier.agencies)
+
+    def add_all(self, new: list[Dossier]) -> None:
+        """Store many new dossiers (a history import's batch): their rows by one INSERT, their agencies
+        by another (each sent as multi-row VALUES), personal columns sealed as `add` seals them."""
+        if not new:
+            return
+        states = [{key: getattr(dossier, key) for key in COLUMNS} for dossier in new]
+        rows = [self.data_keys.sealed(self.session, dossier.code, state) for dossier, state in zip(new, states)]
+        ids = self._connection().execute(
+            insert(dossiers).returning(dossiers.c.id, sort_by_parameter_order=True), rows).scalars().all()
+        self._connection().execute(insert(dossier_agencies), [
+            {"dossier_id": id_, "agency_code": code} for dossier, id_ in zip(new, ids) for code in dossier.agencies])
+        for dossier, id_, state in zip(new, ids, states):
+            dossier.id = id_
+            self._identity[dossier.code], self._read[dossier.code] = dossier, True
+            self._stored[dossier.code] = (state, dossier.agencies)
 
     def save(self, dossier: Dossier) -> None:
         """Write what changed since the dossier was read or last saved: its changed columns and the
@@ -158,6 +187,16 @@ def _next_number(dialect: str):
             .on_conflict_do_update(index_elements=[table.c.agency_code, table.c.day],
                                    set_={"last_value": table.c.last_value + 1})
             .returning(table.c.last_value))
+
+
+@cache
+def _skip_numbers(dialect: str):
+    table = dossier_counters
+    insert = upsert_insert(table, dialect).values(agency_code=bindparam("agency_code"), day=bindparam("day"),
+                                                  last_value=bindparam("number"))
+    larger = func.greatest if dialect == "postgresql" else func.max  # SQLite's max() of several is scalar
+    return insert.on_conflict_do_update(index_elements=[table.c.agency_code, table.c.day],
+                                        set_={"last_value": larger(table.c.last_value, insert.excluded.last_value)})
 
 
 @cache

@@ -209,8 +209,11 @@ class Notifier:
 
     def messages_owed(self, event: Event, opted_out: Callable[[str], set[str]]) -> list[Delivery]:
         """The deliveries `event` owes (plain: no I/O but `opted_out(dossier_code)`, asked only when a
-        citizen's message has a usable address)."""
+        citizen's message has a usable address). An imported dossier's events (the old system's past,
+        `motcua history import`) owe nobody a message."""
         data, now = event.data, self.clock()
+        if data.get("imported"):
+            return []
         code = dossier_code_of(data)
         agency = data.get("agency_code") or agency_of(code)
 

@@ -36,8 +36,12 @@ def publish(uow: WorkflowUnitOfWork, messages: list[Message]) -> None:
 def start_process(uow: WorkflowUnitOfWork, event: Event, catalog: Processes, now: datetime) -> None:
     """On `dossier_received`: open the first stage's tasks, unless this dossier's process already exists.
     An unknown procedure raises, so the message is parked in the dead-letter queue until processes.yaml
-    is fixed and the message replayed, rather than the dossier silently going nowhere."""
+    is fixed and the message replayed, rather than the dossier silently going nowhere. A dossier imported
+    from the old system (`imported`) was processed there: no process starts for it."""
     data = event.data
+    if data.get("imported"):
+        log.debug("dossier %s was imported: no process started; event %s ignored", data["code"], event.event_id)
+        return
     if uow.runs.exists(data["code"]):
         log.info("process of dossier %s already started; event %s ignored", data["code"], event.event_id)
         return

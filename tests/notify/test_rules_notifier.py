@@ -121,6 +121,12 @@ def test_the_same_event_again_owes_nothing_more(setup):
     assert len(setup.rows()) == 2
 
 
+def test_an_imported_dossier_s_events_owe_nobody_a_message(setup):
+    payload = dossier_received()
+    payload["data"]["imported"] = True
+    assert setup.notifier.messages_owed(event(payload), lambda code: set()) == []
+
+
 def test_addresses_decide_what_is_skipped_and_why(setup):
     asked = []
 

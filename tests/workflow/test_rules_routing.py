@@ -95,6 +95,14 @@ def test_a_dossier_received_again_with_a_new_id_does_nothing(uow, rules):
     assert len(uow.published()) == 1
 
 
+def test_a_dossier_imported_from_the_old_system_starts_no_process(uow, rules):
+    event = received(CODE, procedure_code=LAND)
+    imported = replace(event, data={**event.data, "imported": True})
+    assert uow.apply_once(imported, "workflow.on_dossier_received",
+                          partial(handlers.start_process, catalog=rules, now=MONDAY))
+    assert uow.runs.get(CODE) is None and uow.published() == []
+
+
 def test_an_unknown_procedure_is_refused_so_the_message_is_parked(uow, rules):
     with pytest.raises(NotFound, match="9.999999"):
         start(uow, rules, procedure="9.999999")

@@ -22,6 +22,7 @@ from services.intake.blobs import BlobStore
 from services.intake.catalog import Catalog
 from services.intake.domain import ApplicantProof, Dossier, Schedule, last4, submitter, unknown
 from services.intake.search import applicant_keys
+from services.intake.signing import DocumentSigner
 
 
 class Policy:
@@ -165,12 +166,21 @@ def return_result(uow, code: str, method: str, caller: Caller, now: datetime) ->
     return _commit(uow, dossier)
 
 
-def store_step_documents(uow, policy: Policy, code: str, uploads: list[dict], caller: Caller) -> list[dict]:
-    """Kept for a step's completion: checked and stored, recorded on the dossier only once workflow
-    accepted the completion (`task_completed` names them), so a refused completion records nothing."""
+def store_step_documents(uow, policy: Policy, code: str, uploads: list[dict], caller: Caller,
+                         signer: DocumentSigner | None = None) -> list[dict]:
+    """Kept for a step's completion: checked, their PDFs signed with the caller's agency's certificate
+    when a `signer` is configured (ký số: never kept unsigned if signing fails), and stored; recorded on
+    the dossier only once workflow accepted the completion (`task_completed` names them), so a refused
+    completion records nothing."""
     get_for_staff(uow, code, caller, policy.tree)
     decoded = documents.decode(uploads)
-    refs = documents.check(decoded)
+    documents.check(decoded)
+    if signer is not None:
+        if caller.agency_code is None:
+            raise Forbidden("a signed result is issued by an agency: sign in as one of its officers")
+        reason = f"Kết quả giải quyết hồ sơ {code}"
+        decoded = documents.signed(decoded, lambda pdf: signer.sign_pdf(pdf, caller.agency_code, reason))
+    refs = documents.check(decoded)  # a signed PDF is larger: still within the limits
     documents.keep(decoded, policy.store)
     return refs
 

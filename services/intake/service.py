@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from functools import partial
 
 import eventlet
@@ -24,17 +25,18 @@ from motcua.contracts.rpc import (
     SearchDossiersV1,
     StepDocumentsV1,
     SubmitDossierV1,
+    VerifySignatureV1,
 )
 from motcua.access import audit_refusals
 from motcua.db import Database, utcnow
-from motcua.errors import NotFound, load_valid
+from motcua.errors import NotFound, ValidationFailed, load_valid
 from motcua.idempotency import Command, ForgetExpiredKeys, account_scope, applicant_scope, run_once, ttl_of
 from motcua.metrics import GroupCountGauge, Metrics
 from motcua.revocation import Revocations
 from motcua.rpc import rpc
 from motcua.text import normalise_phone
 from services.intake import calendar_decisions, dossiers, due, forms, search
-from services.intake.dependencies import Rules
+from services.intake.dependencies import Rules, Signing
 from services.intake.models import Base, dossiers as dossier_table
 from services.intake.repository import IntakeUnitOfWork
 
@@ -53,6 +55,7 @@ RETURN_RESULT = ReturnResultV1()
 SEARCH_DOSSIERS = SearchDossiersV1()
 STEP_DOCUMENTS = StepDocumentsV1()
 SUBMIT_DOSSIER = SubmitDossierV1()
+VERIFY_SIGNATURE = VerifySignatureV1()
 
 
 class IntakeService(Revocations):
@@ -62,6 +65,7 @@ class IntakeService(Revocations):
     expired_keys = ForgetExpiredKeys()
     metrics = Metrics()
     rules = Rules()
+    signing = Signing()
     config = Config()
     workflow = RpcProxy("workflow")  # the hand-overs of form 06
     gateway = RpcProxy("gateway")  # the officers' full names and titles the forms sign with
@@ -295,7 +299,20 @@ class IntakeService(Revocations):
     def store_step_documents(self, code, uploads, caller_token):
         data = load_valid(STEP_DOCUMENTS, {"documents": uploads})
         caller = self.verified_caller(caller_token)
-        return dossiers.store_step_documents(self.db, self.rules, code, data["documents"], caller)
+        return dossiers.store_step_documents(self.db, self.rules, code, data["documents"], caller,
+                                             self.signing.signer)
+
+    @rpc
+    def verify_signature(self, payload):
+        """Public (no caller): who signed a PDF, when, and whether the signature holds (tra cứu ký số)."""
+        data = load_valid(VERIFY_SIGNATURE, payload)
+        try:
+            pdf = base64.b64decode(data["content_base64"], validate=True)
+        except ValueError:
+            raise ValidationFailed("not base64", field="content_base64") from None
+        if not pdf.startswith(b"%PDF-"):
+            raise ValidationFailed("not a PDF", field="content_base64")
+        return {**self.signing.verify(pdf), "sha256": hashlib.sha256(pdf).hexdigest()}
 
     @rpc
     @audit_refusals

@@ -1,2 +1,25 @@
 """Local simulators of the national systems Motcua connects to (docs/connections.md): small HTTP servers
 speaking the other side's real format, started by the tests and by `make run` when configured."""
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+log = logging.getLogger(__name__)
+LOCAL_HOSTS = ("127.0.0.1", "localhost")
+
+
+def start_configured() -> list:
+    """The simulators the environment points a connection at (its URL on this machine), started in
+    this process's threads; `make run` calls it. A connection pointed elsewhere is left to the real
+    endpoint. Returns what it started (each has `stop()`)."""
+    from motcua.config import env
+    started = []
+    if env("INTAKE_SIGNING", "off") == "csc":
+        from simulators.signing import DEFAULT_PIN, DEFAULT_TOKEN, SigningSimulator
+        url = urlsplit(env("INTAKE_SIGNING_URL", "http://127.0.0.1:8090/csc/v1"))
+        if url.hostname in LOCAL_HOSTS:
+            started.append(SigningSimulator(port=url.port or 80, token=env("INTAKE_SIGNING_TOKEN", DEFAULT_TOKEN),
+                                            pin=env("INTAKE_SIGNING_PIN", DEFAULT_PIN)).start())
+            log.info("signing simulator (CSC API) on %s", started[-1].url)
+    return started

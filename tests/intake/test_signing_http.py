@@ -1,0 +1,131 @@
+"""Signed results end to end over HTTP (embedded bus, SQLite): an officer completes a step with a PDF
+through the gateway, intake has it signed by the local CSC signing service with the officer's agency's
+certificate and keeps the signed copy; anyone then checks it at the public verification API. When the
+signing service is down, the completion answers 503 and nothing reaches workflow."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import uuid
+from types import SimpleNamespace
+
+import pytest
+import requests
+from nameko.containers import ServiceContainer
+from nameko.testing.services import replace_dependencies
+
+from motcua import embedded
+from motcua.config import catalog_dir, nameko_config
+from motcua.metrics import metrics_for
+from services.gateway.accounts import seed_demo_accounts
+from services.gateway.service import GatewayService
+from services.intake.blobs import LocalBlobStore
+from services.intake.service import IntakeService
+from simulators.signing import SigningSimulator
+from tests.infra import free_port, gateway_token, migrated_sqlite_urls
+from tests.intake.test_signing import result_pdf
+
+COMMUNE = "000.20.01.H56"
+APPLICANT = {"full_name": "Trần Thị Bình", "id_number": "038190012345", "phone": "0987654321"}
+
+
+class FakeWorkflow:
+    """Workflow's two calls the completion route makes; the completion's details are what it keeps."""
+
+    def __init__(self):
+        self.dossier_code, self.completed = None, []
+
+    def get_task(self, task_id, caller_token):
+        return {"id": task_id, "dossier_code": self.dossier_code}
+
+    def complete_task(self, task_id, outcome, note, caller_token, details=None, idempotency_key=None):
+        self.completed.append(details)
+        return {"id": task_id, "dossier_code": self.dossier_code, "status": "done", "outcome": outcome}
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    simulator = SigningSimulator().start()
+    environment = pytest.MonkeyPatch()
+    environment.setenv("INTAKE_SIGNING", "csc")
+    environment.setenv("INTAKE_SIGNING_URL", simulator.url)
+    environment.setenv("INTAKE_SIGNING_TIMEOUT_SECONDS", "2")
+    embedded.install()
+    vhost = f"intake-signing-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    blobs = tmp_path_factory.mktemp("blobs")
+    config = {**nameko_config(f"embedded:///{vhost}"), "DB_URLS": migrated_sqlite_urls(tmp_path_factory.mktemp("db")),
+              "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}", "METRICS_PORTS": {}, "BLOB_DIR": str(blobs)}
+    seed_demo_accounts(config["DB_URLS"]["gateway"], catalog_dir())
+    workflow = FakeWorkflow()
+    intake, gateway = (ServiceContainer(cls, config) for cls in (IntakeService, GatewayService))
+    replace_dependencies(gateway, workflow=workflow)
+    for container in (intake, gateway):
+        container.start()
+    officer = gateway_token(f"receptionist@{COMMUNE}", COMMUNE, "receptionist", ttl=600)
+    yield SimpleNamespace(url=f"http://127.0.0.1:{port}", staff={"Authorization": f"Bearer {officer}"},
+                          workflow=workflow, simulator=simulator, blobs=LocalBlobStore(blobs), intake=intake)
+    for container in (intake, gateway):
+        container.stop()
+    embedded.reset(vhost)
+    simulator.stop()
+    environment.undo()
+
+
+def complete_with(api, pdf: bytes) -> requests.Response:
+    response = requests.post(f"{api.url}/api/v1/dossiers", json={
+        "procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT}, timeout=10)
+    assert response.status_code == 201, response.text
+    api.workflow.dossier_code = response.json()["code"]
+    document = {"key": "giay_chung_nhan", "filename": "gcn.pdf", "content_base64": base64.b64encode(pdf).decode()}
+    return requests.post(f"{api.url}/api/v1/tasks/t-1/complete", headers=api.staff, timeout=20,
+                         json={"outcome": "approve", "note": "Đã ký", "documents": [document]})
+
+
+def test_a_completed_steps_pdf_is_kept_signed_and_the_public_verification_names_the_agency(api):
+    original = result_pdf()
+    completed = complete_with(api, original)
+    assert completed.status_code == 200, completed.text
+    [ref] = api.workflow.completed[-1]["documents"]
+    assert ref["sha256"] != hashlib.sha256(original).hexdigest()  # the signed copy, not the upload
+    signed = api.blobs.get(ref["sha256"])
+    assert signed.startswith(original[:8]) and len(signed) == ref["size"] > len(original)
+
+    # multipart, as the portal's form sends it; no account needed
+    checked = requests.post(f"{api.url}/api/v1/signatures/verify", timeout=10,
+                            files={"document": ("gcn.pdf", signed, "application/pdf")})
+    assert checked.status_code == 200, checked.text
+    [signature] = checked.json()["signatures"]
+    assert signature["valid"] and signature["trusted"] and signature["agency_code"] == COMMUNE
+    assert signature["signed_at"] and checked.json()["sha256"] == ref["sha256"]
+
+    unsigned = requests.post(f"{api.url}/api/v1/signatures/verify", timeout=10,
+                             json={"content_base64": base64.b64encode(original).decode()})
+    assert unsigned.json() == {"signed": False, "signatures": [], "sha256": hashlib.sha256(original).hexdigest()}
+    registry = metrics_for(api.intake).registry  # the connection's own counters, in intake's registry
+    assert registry.get_sample_value("motcua_signing_requests_total", {"outcome": "signed"}) >= 1
+    assert registry.get_sample_value("motcua_signature_verifications_total", {"result": "valid"}) >= 1
+    assert registry.get_sample_value("motcua_signature_verifications_total", {"result": "unsigned"}) >= 1
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"content_base64": "not base64!"}, "content_base64"),
+    ({"content_base64": base64.b64encode(b"MZ\x90\x00").decode()}, "content_base64"),
+    ({}, "content_base64"),
+])
+def test_the_verification_names_what_is_wrong_with_the_input(api, body, field):
+    answer = requests.post(f"{api.url}/api/v1/signatures/verify", json=body, timeout=10)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["field"] == field
+
+
+def test_with_the_signing_service_down_the_completion_is_503_and_reaches_no_workflow(api):
+    done_before = len(api.workflow.completed)
+    api.simulator.server.fault = "down"
+    try:
+        completed = complete_with(api, result_pdf("Ket qua 2"))
+    finally:
+        api.simulator.server.fault = "none"
+    assert completed.status_code == 503, completed.text
+    assert "Retry-After" in completed.headers
+    assert len(api.workflow.completed) == done_before

@@ -12,7 +12,7 @@ FAULTS = ("none", "down", "slow", "garbage")
 
 
 class SimulatorServer:
-    """Serves `handle(method, path, headers, body) -> (status, dict | bytes)` on 127.0.0.1:`port`.
+    """Serves `handle(method, path, headers, body) -> (status, dict | bytes[, headers])` on 127.0.0.1:`port`.
 
     `fault`: "slow" waits `slow_seconds` before answering, "garbage" answers bytes that are no JSON,
     "down" closes the connection without an answer (as a stopped upstream behind a proxy does)."""
@@ -36,10 +36,13 @@ class SimulatorServer:
                 if simulator.fault == "garbage":
                     status, answer = 200, b"<html>502 Bad Gateway</html>"
                 else:
-                    status, answer = simulator.handle(self.command, self.path, dict(self.headers), body)
+                    status, answer, *extra = simulator.handle(self.command, self.path, dict(self.headers), body)
                 data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json" if isinstance(answer, dict) else "text/html")
+                headers = {"Content-Type": "application/json" if isinstance(answer, dict) else "text/html",
+                           **(extra[0] if extra else {})}
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

@@ -41,7 +41,10 @@ class DossierApi:
     @route("POST", "/api/v1/dossiers", body=SubmitDossierSchema, status=201, auth="optional", response=DossierViewV1,
            multipart=True, command=True, errors=(429,))
     def submit_dossier(self, request):
-        body = load_valid(SubmitDossierSchema(), read_body(request))
+        """Nộp hồ sơ: anyone online; a citizen signed in with VNeID gives no name nor ID number (the
+        identity's are taken, here to validate and again by intake, which trusts only the token)."""
+        body = routes.with_citizen_identity(read_body(request), self.optional_caller_of(request)[0])
+        body = load_valid(SubmitDossierSchema(), body)
         caller, token = routes.submitter(request, self.caller_from_token, body["channel"])
         self.count_anonymous_submission(request, caller)
         dossier = self.intake.submit_dossier(body, caller_token=token, idempotency_key=request.idempotency_key)

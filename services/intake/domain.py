@@ -135,6 +135,10 @@ class Schedule:
 def submitter(procedure: Procedure, channel: str, caller: Caller | None) -> str | None:
     """Who may submit: anyone online (None: the applicant, without an account); at the counter or by
     post only a receptionist of the receiving agency. Checked before anything else of a submission."""
+    if caller is not None and caller.is_citizen:
+        if channel != "online":
+            raise Forbidden("a citizen submits online", field="channel")
+        return None  # the applicant themself, as without an account
     if channel != "online":
         if caller is None:
             raise Forbidden("counter and postal submissions are made by a receptionist", field="channel")
@@ -500,6 +504,12 @@ class Dossier:
         proof. A wrong key is answered as an unknown code (the answer tells nothing of the dossier, so an
         ID number cannot be tried across codes); a wrong ID number then is a 403. Returns the actor
         recorded in the history."""
+        if caller is not None and caller.is_citizen:
+            # Signed in through VNeID: the verified identity is the proof. Another's dossier is answered
+            # as an unknown code, as a wrong key is.
+            if not hmac.compare_digest(caller.citizen_id.encode(), self.applicant_id_number.encode()):
+                raise WrongKey(unknown(self.code), field="code")
+            return APPLICANT
         if caller is not None:
             caller.require("receptionist", agency_code=self.agency_code)
             return caller.username

@@ -97,6 +97,8 @@ def submit(uow, policy: Policy, payload: dict, caller: Caller | None, now: datet
     uploads = documents.decode(payload.get("documents") or [])
     code = uow.dossiers.next_code(procedure.agency_code, local_day)
     applicant = {**payload["applicant"], "phone": normalise_phone(payload["applicant"]["phone"])}
+    if caller is not None and caller.is_citizen:  # signed in with VNeID: the name and ID number it verified
+        applicant.update(full_name=caller.citizen_name or applicant["full_name"], id_number=caller.citizen_id)
     dossier = Dossier.submit(
         code=code, procedure=procedure, channel=payload["channel"], submitted_by=submitted_by, applicant=applicant,
         search_keys=applicant_keys(policy.search_key, applicant), form=form, uploads=uploads,

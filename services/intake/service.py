@@ -144,6 +144,14 @@ class IntakeService(Revocations):
 
     @rpc
     @audit_refusals
+    def my_dossiers(self, caller_token, page=1):
+        """Hồ sơ của tôi: authorised here, against the identity VNeID verified (the token's), not the gateway's say."""
+        data = load_valid(SEARCH_DOSSIERS, {"page": page})
+        return search.my_dossiers(self.db, self.rules.search_key, self.rules.calendar.tz,
+                                  self.verified_caller(caller_token), utcnow(), page=data["page"])
+
+    @rpc
+    @audit_refusals
     def search_dossiers(self, filters, caller_token):
         data = load_valid(SEARCH_DOSSIERS, filters)
         return search.search(self.db, self.rules.search_key, self.rules.calendar.tz, data,

@@ -1,0 +1,169 @@
+"""Citizens sign in with VNeID (OpenID Connect, authorization code + PKCE) against the local provider
+(simulators/oidc.py), end to end over HTTP (embedded bus, SQLite): "my dossiers" as intake authorises
+it, a submission without retyping name and ID number, a withdrawal without the tracking key; a forged
+ID token, a callback not ours, a provider down, slow or answering garbage are refused (and audited)."""
+from __future__ import annotations
+
+import uuid
+from types import SimpleNamespace
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from nameko.containers import ServiceContainer
+from nameko.testing.services import replace_dependencies
+
+from motcua import embedded
+from motcua.config import catalog_dir, nameko_config
+from motcua.metrics import metrics_for
+from services.gateway.accounts import seed_demo_accounts
+from services.gateway.service import GatewayService
+from services.intake.service import IntakeService
+from simulators.oidc import OidcSimulator
+from tests.infra import free_port, gateway_token, migrated_sqlite_urls
+
+BINH, AN = "038190012345", "001085004321"  # the simulator's test citizens
+PROCEDURE = "1.012786"
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    provider = OidcSimulator().start()
+    environment = pytest.MonkeyPatch()
+    environment.setenv("VNEID_ISSUER", provider.issuer)
+    environment.setenv("VNEID_TIMEOUT_SECONDS", "1")
+    embedded.install()
+    vhost = f"gateway-vneid-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    config = {**nameko_config(f"embedded:///{vhost}"), "DB_URLS": migrated_sqlite_urls(tmp_path_factory.mktemp("db")),
+              "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}", "METRICS_PORTS": {},
+              "BLOB_DIR": str(tmp_path_factory.mktemp("blobs"))}
+    seed_demo_accounts(config["DB_URLS"]["gateway"], catalog_dir())
+    intake, gateway = (ServiceContainer(cls, config) for cls in (IntakeService, GatewayService))
+    replace_dependencies(intake, workflow=SimpleNamespace())
+    for container in (intake, gateway):
+        container.start()
+    admin = gateway_token("admin", None, "admin", ttl=600)
+    yield SimpleNamespace(url=f"http://127.0.0.1:{port}", provider=provider, gateway=gateway,
+                          admin={"Authorization": f"Bearer {admin}"})
+    for container in (intake, gateway):
+        container.stop()
+    embedded.reset(vhost)
+    provider.stop()
+    environment.undo()
+
+
+def start(api) -> tuple[requests.Session, str]:
+    """The browser's first two hops: our login route, then the provider's authorization endpoint."""
+    browser = requests.Session()
+    login = browser.get(f"{api.url}/api/v1/auth/vneid/login", allow_redirects=False, timeout=10)
+    assert login.status_code == 302, login.text
+    authorize = login.headers["Location"]
+    asked = parse_qs(urlsplit(authorize).query)
+    assert asked["code_challenge_method"] == ["S256"] and asked["code_challenge"][0] and asked["nonce"][0]
+    return browser, authorize
+
+
+def sign_in(api, citizen: str) -> tuple[requests.Session, requests.Response]:
+    browser, authorize = start(api)
+    consent = browser.get(f"{authorize}&login_hint={citizen}", allow_redirects=False, timeout=10)
+    assert consent.status_code == 302
+    return browser, browser.get(consent.headers["Location"], allow_redirects=False, timeout=10)
+
+
+def token_of(api, citizen: str) -> dict:
+    _, callback = sign_in(api, citizen)
+    assert callback.status_code == 200, callback.text
+    return {"Authorization": f"Bearer {callback.json()['access_token']}"}
+
+
+def denied_sign_ins(api) -> int:
+    answer = requests.get(f"{api.url}/api/v1/audit", params={"action": "auth.vneid", "outcome": "denied"},
+                          headers=api.admin, timeout=10).json()
+    return answer["total"]
+
+
+def test_a_citizen_signs_in_submits_without_retyping_sees_their_dossiers_and_withdraws_without_the_key(api):
+    binh = token_of(api, BINH)
+    submitted = requests.post(f"{api.url}/api/v1/dossiers", headers=binh, timeout=10, json={
+        "procedure_code": PROCEDURE, "channel": "online", "applicant": {"phone": "0987654321"}})
+    assert submitted.status_code == 201, submitted.text
+    dossier = submitted.json()
+    assert (dossier["applicant"]["full_name"], dossier["applicant"]["id_number"]) == ("Trần Thị Bình", BINH)
+    # A name typed over the identity's is not taken: the verified one is.
+    typed = requests.post(f"{api.url}/api/v1/dossiers", headers=binh, timeout=10, json={
+        "procedure_code": PROCEDURE, "channel": "online",
+        "applicant": {"full_name": "Người Khác", "id_number": AN, "phone": "0987654321"}})
+    assert typed.json()["applicant"]["id_number"] == BINH
+    # An anonymous submission of someone else's is not hers; one made for her anonymously is.
+    for id_number in (AN, BINH):
+        anonymous = requests.post(f"{api.url}/api/v1/dossiers", timeout=10, json={
+            "procedure_code": PROCEDURE, "channel": "online",
+            "applicant": {"full_name": "Ai Đó", "id_number": id_number, "phone": "0911111111"}})
+        assert anonymous.status_code == 201, anonymous.text  # anonymous submission stays possible
+
+    mine = requests.get(f"{api.url}/api/v1/me/dossiers", headers=binh, timeout=10)
+    assert mine.status_code == 200, mine.text
+    assert mine.json()["total"] == 3 and dossier["code"] in {d["code"] for d in mine.json()["items"]}
+
+    an = token_of(api, AN)
+    assert requests.get(f"{api.url}/api/v1/me/dossiers", headers=an, timeout=10).json()["total"] == 1
+    # Her dossier is not his to withdraw: answered as an unknown code.
+    foreign = requests.post(f"{api.url}/api/v1/dossiers/{dossier['code']}/withdraw", headers=an, timeout=10,
+                            json={"reason": "không cần nữa"})
+    assert foreign.status_code == 404, foreign.text
+    withdrawn = requests.post(f"{api.url}/api/v1/dossiers/{dossier['code']}/withdraw", headers=binh, timeout=10,
+                              json={"reason": "Tôi nộp nhầm thủ tục"})
+    assert withdrawn.status_code == 200, withdrawn.text
+    assert withdrawn.json()["status"] == "withdrawn"
+
+    # A citizen is no officer: staff routes refuse her.
+    search = requests.post(f"{api.url}/api/v1/dossiers/search", headers=binh, json={}, timeout=10)
+    assert search.status_code == 403
+    registry = metrics_for(api.gateway).registry
+    assert registry.get_sample_value("motcua_oidc_logins_total", {"provider": "vneid", "outcome": "signed_in"}) >= 2
+
+
+def test_my_dossiers_needs_a_citizen(api):
+    officer = {"Authorization": f"Bearer {gateway_token('receptionist@000.20.01.H56', '000.20.01.H56', 'receptionist')}"}
+    assert requests.get(f"{api.url}/api/v1/me/dossiers", headers=officer, timeout=10).status_code == 403
+    assert requests.get(f"{api.url}/api/v1/me/dossiers", timeout=10).status_code == 401
+
+
+def test_a_forged_id_token_is_refused_and_audited(api):
+    before = denied_sign_ins(api)
+    api.provider.forge = True
+    try:
+        _, callback = sign_in(api, BINH)
+    finally:
+        api.provider.forge = False
+    assert callback.status_code == 401, callback.text
+    assert "signature" in callback.json()["error"]["message"]
+    assert denied_sign_ins(api) == before + 1
+    registry = metrics_for(api.gateway).registry
+    assert registry.get_sample_value("motcua_oidc_logins_total", {"provider": "vneid", "outcome": "refused"}) >= 1
+
+
+def test_a_callback_not_started_here_or_with_another_state_is_refused_and_audited(api):
+    before = denied_sign_ins(api)
+    browser, authorize = start(api)
+    consent = requests.get(f"{authorize}&login_hint={BINH}", allow_redirects=False, timeout=10)
+    callback = consent.headers["Location"]
+    # another browser (no cookie: a link an attacker sends), then the right browser with a changed state
+    assert requests.get(callback, allow_redirects=False, timeout=10).status_code == 401
+    changed = callback.replace("state=", "state=x")
+    assert browser.get(changed, allow_redirects=False, timeout=10).status_code == 401
+    assert denied_sign_ins(api) == before + 2
+
+
+@pytest.mark.parametrize("fault", ["down", "slow", "garbage"])
+def test_a_provider_down_slow_or_answering_garbage_is_503(api, fault):
+    browser, authorize = start(api)
+    consent = browser.get(f"{authorize}&login_hint={BINH}", allow_redirects=False, timeout=10)
+    api.provider.server.fault, api.provider.server.slow_seconds = fault, 2.0
+    try:
+        callback = browser.get(consent.headers["Location"], allow_redirects=False, timeout=20)
+    finally:
+        api.provider.server.fault = "none"
+    assert callback.status_code == 503, callback.text
+    assert "Retry-After" in callback.headers

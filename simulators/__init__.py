@@ -22,4 +22,12 @@ def start_configured() -> list:
             started.append(SigningSimulator(port=url.port or 80, token=env("INTAKE_SIGNING_TOKEN", DEFAULT_TOKEN),
                                             pin=env("INTAKE_SIGNING_PIN", DEFAULT_PIN)).start())
             log.info("signing simulator (CSC API) on %s", started[-1].url)
+    for prefix in ("VNEID", "STAFF_OIDC"):
+        url = urlsplit(env(f"{prefix}_ISSUER") or "")
+        if url.hostname in LOCAL_HOSTS and not any(getattr(s, "issuer", None) == url.geturl() for s in started):
+            from simulators.oidc import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, OidcSimulator
+            started.append(OidcSimulator(client_id=env(f"{prefix}_CLIENT_ID", DEFAULT_CLIENT_ID),
+                                         client_secret=env(f"{prefix}_CLIENT_SECRET", DEFAULT_CLIENT_SECRET),
+                                         port=url.port or 80, host=url.hostname).start())
+            log.info("OIDC provider simulator (%s) on %s", prefix, started[-1].issuer)
     return started

@@ -2,8 +2,9 @@
 authorization endpoint (authorization code with PKCE S256 only), the token endpoint
 (`client_secret_basic` or `client_secret_post`) and userinfo; ID tokens RS256-signed.
 
-Test citizens (`TEST_CITIZENS`) sign in by being chosen: `login_hint=<their ID number>` on the
-authorization request redirects at once (what the tests do); without it the page lists them as links.
+Test citizens (`TEST_CITIZENS`) and officers (`TEST_STAFF`, for staff single sign-on) sign in by being
+chosen: `login_hint=<ID number or account name>` on the authorization request redirects at once (what
+the tests do); without it the page lists them as links.
 
 `forge = True` signs ID tokens with a key that is not the published one (same `kid`), as an attacker
 would; the `fault` switches of `SimulatorServer` make it down, slow or answer garbage.
@@ -38,6 +39,15 @@ TEST_CITIZENS = {
     "001085004321": {"sub": "vneid-2b7e44d0", "name": "Nguyễn Văn An", "citizen_id": "001085004321",
                      "birthdate": "1985-11-02", "phone_number": "0912345678"},
 }
+
+# The province's staff provider (staff single sign-on): officers by their Motcua account name.
+TEST_STAFF = {
+    "receptionist@000.20.01.H56": {"sub": "staff-0001", "name": "Lê Thị Hoa",
+                                   "preferred_username": "receptionist@000.20.01.H56"},
+    "former@000.20.01.H56": {"sub": "staff-0002", "name": "Cán bộ đã nghỉ",
+                             "preferred_username": "former@000.20.01.H56"},
+}
+PEOPLE = {**TEST_CITIZENS, **TEST_STAFF}
 
 
 def _private_jwk(kid: str) -> RSAKey:
@@ -98,10 +108,10 @@ class OidcSimulator:
         if query.get("code_challenge_method") != "S256" or not query.get("code_challenge"):
             return _redirect(redirect_uri, {"error": "invalid_request", "state": query.get("state"),
                                             "error_description": "PKCE S256 is required"})
-        citizen = TEST_CITIZENS.get(query.get("login_hint", ""))
-        if citizen is None:  # the sign-in page: a list of the test citizens
-            links = "".join(f'<li><a href="/authorize?{urlencode({**query, "login_hint": c["citizen_id"]})}">'
-                            f'{escape(c["name"])} ({c["citizen_id"]})</a></li>' for c in TEST_CITIZENS.values())
+        citizen = PEOPLE.get(query.get("login_hint", ""))
+        if citizen is None:  # the sign-in page: a list of the test people
+            links = "".join(f'<li><a href="/authorize?{urlencode({**query, "login_hint": hint})}">'
+                            f'{escape(person["name"])} ({escape(hint)})</a></li>' for hint, person in PEOPLE.items())
             return 200, f"<html><body><h1>VNeID (simulator)</h1><ul>{links}</ul></body></html>".encode()
         code = secrets.token_urlsafe(24)
         self.codes[code] = {"citizen": citizen, "redirect_uri": redirect_uri, "nonce": query.get("nonce"),
@@ -131,9 +141,8 @@ class OidcSimulator:
         if not hmac.compare_digest(challenge, grant["challenge"]):
             return 400, {"error": "invalid_grant", "error_description": "PKCE verification failed"}
         citizen, now = grant["citizen"], int(time.time())
-        claims = {"iss": self.issuer, "aud": self.client_id, "sub": citizen["sub"], "iat": now, "exp": now + 300,
-                  "auth_time": now, "nonce": grant["nonce"], "name": citizen["name"],
-                  "citizen_id": citizen["citizen_id"]}
+        claims = {"iss": self.issuer, "aud": self.client_id, "iat": now, "exp": now + 300, "auth_time": now,
+                  "nonce": grant["nonce"], **{k: v for k, v in citizen.items() if k != "phone_number"}}
         key = self.forged_key if self.forge else self.key
         id_token = jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
         access_token = secrets.token_urlsafe(24)

@@ -167,3 +167,44 @@ def test_a_provider_down_slow_or_answering_garbage_is_503(api, fault):
         api.provider.server.fault = "none"
     assert callback.status_code == 503, callback.text
     assert "Retry-After" in callback.headers
+
+
+def test_staff_single_sign_on_takes_the_accounts_roles_and_refuses_an_unknown_officer(api, monkeypatch):
+    from services.gateway.api_vneid import OidcProviders
+    from services.gateway.vneid import OidcClient, OidcMetrics, OidcSettings
+    from prometheus_client import CollectorRegistry
+    providers = next(d for d in api.gateway.dependencies if isinstance(d, OidcProviders))
+    monkeypatch.setenv("STAFF_OIDC_ISSUER", api.provider.issuer)
+    settings = OidcSettings.from_env("STAFF_OIDC", "staff-sso",
+                                     f"{api.url}/api/v1/auth/staff-sso/callback")
+    monkeypatch.setitem(providers.clients, "staff-sso", OidcClient(settings, OidcMetrics(CollectorRegistry())))
+
+    def sso(username):
+        browser = requests.Session()
+        login = browser.get(f"{api.url}/api/v1/auth/staff-sso/login", allow_redirects=False, timeout=10)
+        consent = browser.get(f"{login.headers['Location']}&login_hint={username}", allow_redirects=False, timeout=10)
+        return browser.get(consent.headers["Location"], allow_redirects=False, timeout=10)
+
+    signed_in = sso("receptionist@000.20.01.H56")
+    assert signed_in.status_code == 200, signed_in.text
+    officer = {"Authorization": f"Bearer {signed_in.json()['access_token']}"}
+    search = requests.post(f"{api.url}/api/v1/dossiers/search", headers=officer, json={}, timeout=10)
+    assert search.status_code == 200, search.text  # the account's own role and agency
+    assert sso("former@000.20.01.H56").status_code == 401  # the provider knows them, Motcua has no account
+
+
+def test_a_citizen_supplements_without_the_tracking_key(api):
+    import base64
+    binh = token_of(api, BINH)
+    code = requests.post(f"{api.url}/api/v1/dossiers", headers=binh, timeout=10, json={
+        "procedure_code": PROCEDURE, "channel": "online", "applicant": {"phone": "0987654321"}}).json()["code"]
+    counter = {"Authorization": f"Bearer {gateway_token('receptionist@000.20.01.H56', '000.20.01.H56', 'receptionist')}"}
+    asked = requests.post(f"{api.url}/api/v1/dossiers/{code}/request-supplement", headers=counter, timeout=10,
+                          json={"items": ["Giấy xác nhận niêm yết"]})
+    assert asked.status_code == 200, asked.text
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+    supplied = requests.post(f"{api.url}/api/v1/dossiers/{code}/supplement", headers=binh, timeout=10, json={
+        "documents": [{"key": "xac_nhan_niem_yet", "filename": "niem-yet.png",
+                       "content_base64": base64.b64encode(png).decode()}]})
+    assert supplied.status_code == 200, supplied.text
+    assert supplied.json()["history"][-1]["actor"] == "applicant"

@@ -25,6 +25,7 @@ from services.gateway.api_docs import DocsApi
 from services.gateway.api_dossiers import DossierApi
 from services.gateway.api_notify import NotifyApi
 from services.gateway.api_reports import ReportApi
+from services.gateway.api_payments import PaymentApi
 from services.gateway.api_signatures import SignatureApi
 from services.gateway.api_vneid import OidcApi, OidcProviders
 from services.gateway.api_tasks import TaskApi
@@ -45,7 +46,7 @@ TASK_EVENTS = frozenset(t for t, (_v, schema) in EVENT_SCHEMAS.items() if isinst
 
 
 class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportApi, NotifyApi, SignatureApi, OidcApi,
-                     DocsApi, Pages):
+                     PaymentApi, DocsApi, Pages):
     """The only HTTP server; each area's routes live in its api_*.py mixin."""
 
     name = "gateway"

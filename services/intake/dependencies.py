@@ -9,6 +9,7 @@ from motcua.metrics import metrics_for
 from services.intake.blobs import blob_store
 from services.intake.catalog import Catalog
 from services.intake.dossiers import Policy
+from services.intake.payments import PaymentMetrics, PaymentSettings, PlatformAdapter
 from services.intake.sealing import environment_data_keys
 from services.intake.signing import (CscClient, CscSigner, DocumentSigner, SigningMetrics, SigningSettings,
                                      load_trust_roots, verify_pdf)
@@ -48,6 +49,19 @@ class Signing(DependencyProvider):
             result = {True: "valid", False: "invalid", None: "unsigned"}[signature["valid"]]
             self.metrics.verifications.labels(result).inc()
         return answer
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+
+class Payments(DependencyProvider):
+    """Thanh toán trực tuyến: the national payment platform's adapter (None when INTAKE_PAYMENT_URL is
+    unset: the counter's cash confirmation only) and the connection's metrics."""
+
+    def setup(self):
+        self.settings = PaymentSettings.from_env()
+        self.platform = PlatformAdapter(self.settings) if self.settings else None
+        self.metrics = PaymentMetrics(metrics_for(self.container).registry)
 
     def get_dependency(self, worker_ctx):
         return self

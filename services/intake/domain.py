@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 SYSTEM = "system"  # the actor of what workflow's events decide
 APPLICANT = "applicant"  # the actor when the applicant acts without an account
+PAYMENT_PLATFORM = "payment-platform"  # the actor of a payment the national payment platform confirmed
 STEP_DOCUMENT_PREFIX = "step:"  # a step's own documents (its minutes, the signed result), not the applicant's
 
 
@@ -355,13 +356,32 @@ class Dossier:
         """Xác nhận hoàn thành nghĩa vụ tài chính: the counter confirms the receipt; the clock resumes
         with the due date moved by the time it stood still, and processing goes on."""
         caller.require("receptionist", agency_code=self.agency_code)
+        self._paid(caller.username, receipt_number, schedule, now)
+
+    def paid_online(self, receipt_number: str, receipt: dict, schedule: Schedule, now: datetime) -> None:
+        """Thanh toán trực tuyến: the payment platform's signed notification confirmed the payment, as
+        the counter's confirmation does, in the platform's name; the electronic receipt (biên lai điện
+        tử, already stored) joins the documents."""
+        self._paid(PAYMENT_PLATFORM, receipt_number, schedule, now)
+        self._attach([receipt], PAYMENT_PLATFORM, now)
+
+    def awaits_payment_of(self) -> int:
+        """The amount an online payment is for, or IllegalTransition when nothing is due."""
+        self._transition("confirm_payment")  # status 6 only: refused otherwise, naming what is allowed
+        return self.payment_amount_vnd
+
+    def check_applicant(self, caller: Caller | None, proof: ApplicantProof | None) -> None:
+        """The applicant (signed in with VNeID, or with their proof) or the counter acts on this dossier."""
+        self._applicant_or_receptionist(caller, proof)
+
+    def _paid(self, actor: str, receipt_number: str, schedule: Schedule, now: datetime) -> None:
         status = self._transition("confirm_payment")
         self.due_at = schedule.resumed(self.channel, self.due_at, self.paused_at, now)
         self.paid_at, self.payment_receipt = now, receipt_number
         self.paused_at = self.resume_status = None
         self._record("confirm_payment", status, "payment_received", {
-            "paid_at": now, "confirmed_by": caller.username, "receipt_number": receipt_number},
-            at=now, actor=caller.username, note=f"receipt {receipt_number}")
+            "paid_at": now, "confirmed_by": actor, "receipt_number": receipt_number},
+            at=now, actor=actor, note=f"receipt {receipt_number}")
 
     def return_result(self, caller: Caller, method: str, now: datetime) -> None:
         """Trả kết quả at the counter, by post or online."""

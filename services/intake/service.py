@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from datetime import date, timedelta
 from functools import partial
 
 import eventlet
@@ -29,14 +30,15 @@ from motcua.contracts.rpc import (
 )
 from motcua.access import audit_refusals
 from motcua.db import Database, utcnow
-from motcua.errors import NotFound, ValidationFailed, load_valid
+from motcua.errors import NotFound, Unauthorized, ValidationFailed, load_valid
 from motcua.idempotency import Command, ForgetExpiredKeys, account_scope, applicant_scope, run_once, ttl_of
 from motcua.metrics import GroupCountGauge, Metrics
 from motcua.revocation import Revocations
 from motcua.rpc import rpc
 from motcua.text import normalise_phone
-from services.intake import calendar_decisions, dossiers, due, forms, search
-from services.intake.dependencies import Rules, Signing
+from services.intake import calendar_decisions, dossiers, due, forms, online_payments, search
+from services.intake.payments import Notice
+from services.intake.dependencies import Payments, Rules, Signing
 from services.intake.models import Base, dossiers as dossier_table
 from services.intake.repository import IntakeUnitOfWork
 
@@ -66,6 +68,7 @@ class IntakeService(Revocations):
     metrics = Metrics()
     rules = Rules()
     signing = Signing()
+    payments = Payments()
     config = Config()
     workflow = RpcProxy("workflow")  # the hand-overs of form 06
     gateway = RpcProxy("gateway")  # the officers' full names and titles the forms sign with
@@ -311,6 +314,62 @@ class IntakeService(Revocations):
                                              self.signing.signer)
 
     @rpc
+    @audit_refusals
+    def start_payment(self, code, payload, caller_token=None, idempotency_key=None):
+        """Thanh toán trực tuyến: an order for what a dossier awaiting payment owes, and the platform's URL."""
+        data = load_valid(APPLICANT_ACTION, payload)
+        caller = self.verified_caller(caller_token) if caller_token else None
+        platform = self._platform()
+        return online_payments.start(self.db, self.rules, platform, self.payments.settings, self.payments.metrics,
+                                     code, caller, _proof(data), utcnow())
+
+    @rpc
+    @audit_refusals
+    def payment_notification(self, params):
+        """The platform's signed server-to-server notification (IPN): its answer (`RspCode`); a forged
+        one is refused (Unauthorized, recorded as access_denied) and never applied."""
+        notice = self._notice(params)
+        return online_payments.settle(self.db, self.rules, notice, utcnow(), self.payments.metrics)
+
+    @rpc
+    @audit_refusals
+    def payment_return(self, params):
+        """The browser's signed return from the platform: what we know of the order (no state change)."""
+        return online_payments.order_status(self.db, self._notice(params))
+
+    @rpc
+    @audit_refusals
+    def reconcile_payments(self, day, caller_token):
+        """Đối soát one day's statement of the platform (a platform admin; the timer does yesterday's)."""
+        self.authorised(caller_token, "admin")
+        return online_payments.reconcile(self.db, self.rules, self._platform(), _day(day), utcnow(),
+                                         self.payments.metrics)
+
+    @timer(interval=3600)
+    def reconcile_yesterday(self):
+        """Every hour, yesterday's statement once more: cheap, idempotent, and a day's lost notification
+        is applied within the next day wherever the platform's statement lags."""
+        if self.payments.platform is None:
+            return
+        yesterday = (utcnow().astimezone(self.rules.calendar.tz) - timedelta(days=1)).date()
+        online_payments.reconcile(self.db, self.rules, self.payments.platform, yesterday, utcnow(),
+                                  self.payments.metrics)
+
+    def _platform(self):
+        if self.payments.platform is None:
+            raise NotFound("online payment is not configured here: pay at the counter", field="payment")
+        return self.payments.platform
+
+    def _notice(self, params) -> Notice:
+        if not isinstance(params, dict) or not all(isinstance(v, str) for v in params.values()):
+            raise ValidationFailed("the platform's parameters are text", field="params")
+        try:
+            return self._platform().notification(params)
+        except Unauthorized:
+            self.payments.metrics.notifications.labels("forged").inc()
+            raise
+
+    @rpc
     def verify_signature(self, payload):
         """Public (no caller): who signed a PDF, when, and whether the signature holds (tra cứu ký số)."""
         data = load_valid(VERIFY_SIGNATURE, payload)
@@ -330,6 +389,13 @@ class IntakeService(Revocations):
         return self._once(idempotency_key, "confirm_payment", account_scope(caller.username), [code, payload],
                           lambda: dossiers.confirm_payment(self.db, self.rules, code, data["receipt_number"], caller,
                                                            utcnow()))
+
+
+def _day(value) -> date:
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise ValidationFailed("a date as YYYY-MM-DD", field="date") from None
 
 
 def _proof(data: dict) -> dossiers.ApplicantProof:

@@ -1,0 +1,111 @@
+"""The national payment platform (VNPAY-style pattern): the payment page, the signed return to the
+browser, the signed server-to-server notification (IPN) to the merchant, and the daily statement.
+
+    GET /paymentv2/vpcpay.html?<signed order>   the payment page; `sim_result=00` (paid) or `24`
+                                                (cancelled) pays at once, as the tests do: the IPN is
+                                                sent first, then the browser is redirected to the return URL
+    GET /merchant_webapi/statement?vnp_TmnCode&vnp_Date=yyyyMMdd&vnp_SecureHash   the day's transactions
+
+What it does not: card or QR entry, bank redirects, the refund and query APIs, retries of an IPN the
+merchant did not acknowledge (it records every answer in `ipn_answers` instead).
+
+    python -m simulators.payment [PORT]      (default 8092; `make run` starts it when configured)
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from html import escape
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import requests
+
+from motcua.keys import development_value
+from services.intake.payments import is_authentic, platform_time, signed
+from simulators.http import SimulatorServer
+
+DEFAULT_MERCHANT = "MOTCUA01"
+DEFAULT_SECRET = development_value("INTAKE_PAYMENT_SECRET")  # intake's development value
+
+
+class PaymentSimulator:
+    def __init__(self, ipn_url: str | None = None, merchant: str = DEFAULT_MERCHANT, secret: str = DEFAULT_SECRET,
+                 port: int = 0, host: str = "127.0.0.1"):
+        self.ipn_url, self.merchant, self.secret = ipn_url, merchant, secret.encode()
+        self.transactions: list[dict] = []  # signed, as the statement lists them
+        self.ipn_answers: list[dict] = []
+        self.send_ipn = True  # False: the notification is "lost" (reconciliation finds it)
+        self._next = 14000000
+        self.server = SimulatorServer(self.handle, port=port, host=host)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def start(self) -> "PaymentSimulator":
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def handle(self, method: str, path: str, headers: dict, body: bytes):
+        url = urlsplit(path)
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        if (method, url.path) == ("GET", "/paymentv2/vpcpay.html"):
+            return self._pay(query)
+        if (method, url.path) == ("GET", "/merchant_webapi/statement"):
+            return self._statement(query)
+        return 404, {"error": "not_found"}
+
+    def _pay(self, query: dict):
+        result = query.pop("sim_result", None)
+        if not is_authentic(query, self.secret) or query.get("vnp_TmnCode") != self.merchant:
+            return 400, b"<html><body>Sai chu ky (invalid signature)</body></html>"
+        if result is None:
+            links = "".join(f'<li><a href="?{escape(urlencode({**query, "sim_result": code}))}">{label}</a></li>'
+                            for code, label in (("00", "Thanh toán"), ("24", "Hủy giao dịch")))
+            return 200, f"<html><body><h1>Cổng thanh toán (simulator)</h1><ul>{links}</ul></body></html>".encode()
+        self._next += 1
+        paid = result == "00"
+        outcome = signed({
+            "vnp_TmnCode": self.merchant, "vnp_TxnRef": query["vnp_TxnRef"], "vnp_Amount": query["vnp_Amount"],
+            "vnp_CurrCode": query.get("vnp_CurrCode", "VND"), "vnp_OrderInfo": query.get("vnp_OrderInfo", ""),
+            "vnp_ResponseCode": result, "vnp_TransactionStatus": "00" if paid else "02",
+            "vnp_TransactionNo": str(self._next), "vnp_BankCode": "NCB",
+            "vnp_PayDate": platform_time(datetime.now(timezone.utc))}, self.secret)
+        if paid:
+            self.transactions.append(outcome)
+        if self.ipn_url and self.send_ipn:
+            try:
+                self.ipn_answers.append(requests.get(self.ipn_url, params=outcome, timeout=10).json())
+            except (requests.RequestException, ValueError) as exc:
+                self.ipn_answers.append({"error": type(exc).__name__})
+        return 302, b"", {"Location": f"{query['vnp_ReturnUrl']}?{urlencode(outcome)}"}
+
+    def _statement(self, query: dict):
+        if not is_authentic(query, self.secret) or query.get("vnp_TmnCode") != self.merchant:
+            return 401, {"error": "invalid signature"}
+        day = query.get("vnp_Date", "")
+        return 200, {"date": day, "generated_at": int(time.time()),
+                     "transactions": [t for t in self.transactions if _local_day(t["vnp_PayDate"]) == day]}
+
+
+def _local_day(pay_date: str) -> str:
+    return pay_date[:8]  # the platform's timestamps are local (Asia/Ho_Chi_Minh) yyyyMMddHHmmss
+
+
+def main(argv: list[str]) -> None:
+    port = int(argv[0]) if argv else 8092
+    simulator = PaymentSimulator(ipn_url=os.environ.get("PAYMENT_SIMULATOR_IPN_URL",
+                                                        "http://localhost:8000/api/v1/payments/ipn"),
+                                 merchant=os.environ.get("INTAKE_PAYMENT_MERCHANT", DEFAULT_MERCHANT),
+                                 secret=os.environ.get("INTAKE_PAYMENT_SECRET", DEFAULT_SECRET), port=port)
+    print(f"payment platform simulator on {simulator.url}", flush=True)
+    simulator.server.server.serve_forever()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

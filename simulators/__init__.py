@@ -30,4 +30,13 @@ def start_configured() -> list:
                                          client_secret=env(f"{prefix}_CLIENT_SECRET", DEFAULT_CLIENT_SECRET),
                                          port=url.port or 80, host=url.hostname).start())
             log.info("OIDC provider simulator (%s) on %s", prefix, started[-1].issuer)
+    payment = urlsplit(env("INTAKE_PAYMENT_URL") or "")
+    if payment.hostname in LOCAL_HOSTS:
+        from simulators.payment import DEFAULT_MERCHANT, DEFAULT_SECRET, PaymentSimulator
+        gateway = env("GATEWAY_ADDRESS", "0.0.0.0:8000").replace("0.0.0.0", "localhost")
+        started.append(PaymentSimulator(ipn_url=f"http://{gateway}/api/v1/payments/ipn",
+                                        merchant=env("INTAKE_PAYMENT_MERCHANT", DEFAULT_MERCHANT),
+                                        secret=env("INTAKE_PAYMENT_SECRET", DEFAULT_SECRET),
+                                        port=payment.port or 80, host=payment.hostname).start())
+        log.info("payment platform simulator on %s", started[-1].url)
     return started

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
 FAULTS = ("none", "down", "slow", "garbage")
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        """A client that gave up on a slow answer (the "slow" fault's point) is no error to print."""
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
 
 
 class SimulatorServer:
@@ -52,7 +60,7 @@ class SimulatorServer:
             def log_message(self, *args):  # a simulator's requests carry test citizens' data: not logged
                 pass
 
-        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server = _Server((host, port), Handler)
         self.server.daemon_threads = True
         self.thread: threading.Thread | None = None
 
@@ -69,3 +77,26 @@ class SimulatorServer:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class Simulator:
+    """The other side of a connection: its `handle` served on a `SimulatorServer` (its `fault` switches
+    included), started and stopped with the test or `make run` that needs it."""
+
+    def __init__(self, port: int = 0, host: str = "127.0.0.1"):
+        self.server = SimulatorServer(self.handle, port=port, host=host)
+
+    def handle(self, method: str, path: str, headers: dict, body: bytes):
+        raise NotImplementedError
+
+    def start(self):
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def serve_forever(self, what: str) -> None:
+        """In the foreground (`python -m simulators.<name>`), until Ctrl-C."""
+        print(f"{what} on {self.server.url}", flush=True)
+        self.server.server.serve_forever()

@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from simulators.http import SimulatorServer
+from simulators.http import Simulator
 
 DEFAULT_CLIENT_ID = "motcua-dev"
 DEFAULT_CLIENT_SECRET = "motcua-dev-oidc-secret"
@@ -54,7 +54,7 @@ def _private_jwk(kid: str) -> RSAKey:
     return RSAKey.generate_key(2048, parameters={"kid": kid, "use": "sig", "alg": "RS256"})
 
 
-class OidcSimulator:
+class OidcSimulator(Simulator):
     def __init__(self, client_id: str = DEFAULT_CLIENT_ID, client_secret: str = DEFAULT_CLIENT_SECRET,
                  redirect_uris: tuple[str, ...] = (), port: int = 0, host: str = "127.0.0.1"):
         self.client_id, self.client_secret = client_id, client_secret
@@ -63,18 +63,11 @@ class OidcSimulator:
         self.forge = False
         self.codes: dict[str, dict] = {}
         self.access_tokens: dict[str, dict] = {}
-        self.server = SimulatorServer(self.handle, port=port, host=host)
+        super().__init__(port, host)
 
     @property
     def issuer(self) -> str:
         return self.server.url
-
-    def start(self) -> "OidcSimulator":
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
 
     def handle(self, method: str, path: str, headers: dict, body: bytes):
         url = urlsplit(path)
@@ -166,10 +159,9 @@ def _redirect(redirect_uri: str, params: dict):
 
 def main(argv: list[str]) -> None:
     port = int(argv[0]) if argv else 8091
-    simulator = OidcSimulator(client_id=os.environ.get("VNEID_CLIENT_ID", DEFAULT_CLIENT_ID),
-                              client_secret=os.environ.get("VNEID_CLIENT_SECRET", DEFAULT_CLIENT_SECRET), port=port)
-    print(f"OIDC provider simulator on {simulator.issuer}", flush=True)
-    simulator.server.server.serve_forever()
+    OidcSimulator(client_id=os.environ.get("VNEID_CLIENT_ID", DEFAULT_CLIENT_ID),
+                  client_secret=os.environ.get("VNEID_CLIENT_SECRET", DEFAULT_CLIENT_SECRET),
+                  port=port).serve_forever("OIDC provider simulator")
 
 
 if __name__ == "__main__":

@@ -24,13 +24,13 @@ import requests
 
 from motcua.keys import development_value
 from services.intake.payments import is_authentic, platform_time, signed
-from simulators.http import SimulatorServer
+from simulators.http import Simulator
 
 DEFAULT_MERCHANT = "MOTCUA01"
 DEFAULT_SECRET = development_value("INTAKE_PAYMENT_SECRET")  # intake's development value
 
 
-class PaymentSimulator:
+class PaymentSimulator(Simulator):
     def __init__(self, ipn_url: str | None = None, merchant: str = DEFAULT_MERCHANT, secret: str = DEFAULT_SECRET,
                  port: int = 0, host: str = "127.0.0.1"):
         self.ipn_url, self.merchant, self.secret = ipn_url, merchant, secret.encode()
@@ -38,18 +38,11 @@ class PaymentSimulator:
         self.ipn_answers: list[dict] = []
         self.send_ipn = True  # False: the notification is "lost" (reconciliation finds it)
         self._next = 14000000
-        self.server = SimulatorServer(self.handle, port=port, host=host)
+        super().__init__(port, host)
 
     @property
     def url(self) -> str:
         return self.server.url
-
-    def start(self) -> "PaymentSimulator":
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
 
     def handle(self, method: str, path: str, headers: dict, body: bytes):
         url = urlsplit(path)
@@ -99,12 +92,10 @@ def _local_day(pay_date: str) -> str:
 
 def main(argv: list[str]) -> None:
     port = int(argv[0]) if argv else 8092
-    simulator = PaymentSimulator(ipn_url=os.environ.get("PAYMENT_SIMULATOR_IPN_URL",
-                                                        "http://localhost:8000/api/v1/payments/ipn"),
-                                 merchant=os.environ.get("INTAKE_PAYMENT_MERCHANT", DEFAULT_MERCHANT),
-                                 secret=os.environ.get("INTAKE_PAYMENT_SECRET", DEFAULT_SECRET), port=port)
-    print(f"payment platform simulator on {simulator.url}", flush=True)
-    simulator.server.server.serve_forever()
+    PaymentSimulator(ipn_url=os.environ.get("PAYMENT_SIMULATOR_IPN_URL", "http://localhost:8000/api/v1/payments/ipn"),
+                     merchant=os.environ.get("INTAKE_PAYMENT_MERCHANT", DEFAULT_MERCHANT),
+                     secret=os.environ.get("INTAKE_PAYMENT_SECRET", DEFAULT_SECRET),
+                     port=port).serve_forever("payment platform simulator")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 from motcua.keys import development_value
-from simulators.http import SimulatorServer
+from simulators.http import Simulator
 from simulators.pki import DEFAULT_DIR
 
 SHA256 = "2.16.840.1.101.3.4.2.1"
@@ -38,7 +38,7 @@ DEFAULT_PIN = "123456"
 DEFAULT_TOKEN = development_value("INTAKE_SIGNING_TOKEN")
 
 
-class SigningSimulator:
+class SigningSimulator(Simulator):
     def __init__(self, pki_dir: Path = DEFAULT_DIR, token: str = DEFAULT_TOKEN, pin: str = DEFAULT_PIN,
                  port: int = 0):
         self.token, self.pin, self.forge = token, pin, False
@@ -51,18 +51,11 @@ class SigningSimulator:
             self.credentials[pem.stem] = (certificate, key)
         self._sad_key = os.urandom(32)
         self.signed = 0  # hashes signed, for the tests' accounting
-        self.server = SimulatorServer(self.handle, port=port)
+        super().__init__(port)
 
     @property
     def url(self) -> str:
         return self.server.url + "/csc/v1"
-
-    def start(self) -> "SigningSimulator":
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
 
     # -- the API --------------------------------------------------------------------------------------
 
@@ -150,10 +143,9 @@ def _error(error: str, description: str) -> dict:
 
 def main(argv: list[str]) -> None:
     port = int(argv[0]) if argv else 8090
-    simulator = SigningSimulator(token=os.environ.get("INTAKE_SIGNING_TOKEN", DEFAULT_TOKEN),
-                                 pin=os.environ.get("INTAKE_SIGNING_PIN", DEFAULT_PIN), port=port)
-    print(f"CSC signing simulator on {simulator.url} ({len(simulator.credentials)} credentials)", flush=True)
-    simulator.server.server.serve_forever()
+    SigningSimulator(token=os.environ.get("INTAKE_SIGNING_TOKEN", DEFAULT_TOKEN),
+                     pin=os.environ.get("INTAKE_SIGNING_PIN", DEFAULT_PIN),
+                     port=port).serve_forever("CSC signing simulator (API under /csc/v1)")
 
 
 if __name__ == "__main__":

@@ -4,23 +4,15 @@ it, a submission without retyping name and ID number, a withdrawal without the t
 ID token, a callback not ours, a provider down, slow or answering garbage are refused (and audited)."""
 from __future__ import annotations
 
-import uuid
 from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from nameko.containers import ServiceContainer
-from nameko.testing.services import replace_dependencies
 
-from motcua import embedded
-from motcua.config import catalog_dir, nameko_config
 from motcua.metrics import metrics_for
-from services.gateway.accounts import seed_demo_accounts
-from services.gateway.service import GatewayService
-from services.intake.service import IntakeService
 from simulators.oidc import OidcSimulator
-from tests.infra import free_port, gateway_token, migrated_sqlite_urls
+from tests.infra import gateway_token, intake_behind_gateway
 
 BINH, AN = "038190012345", "001085004321"  # the simulator's test citizens
 PROCEDURE = "1.012786"
@@ -29,28 +21,11 @@ PROCEDURE = "1.012786"
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
     provider = OidcSimulator().start()
-    environment = pytest.MonkeyPatch()
-    environment.setenv("VNEID_ISSUER", provider.issuer)
-    environment.setenv("VNEID_TIMEOUT_SECONDS", "1")
-    embedded.install()
-    vhost = f"gateway-vneid-{uuid.uuid4().hex[:8]}"
-    port = free_port()
-    config = {**nameko_config(f"embedded:///{vhost}"), "DB_URLS": migrated_sqlite_urls(tmp_path_factory.mktemp("db")),
-              "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}", "METRICS_PORTS": {},
-              "BLOB_DIR": str(tmp_path_factory.mktemp("blobs"))}
-    seed_demo_accounts(config["DB_URLS"]["gateway"], catalog_dir())
-    intake, gateway = (ServiceContainer(cls, config) for cls in (IntakeService, GatewayService))
-    replace_dependencies(intake, workflow=SimpleNamespace())
-    for container in (intake, gateway):
-        container.start()
-    admin = gateway_token("admin", None, "admin", ttl=600)
-    yield SimpleNamespace(url=f"http://127.0.0.1:{port}", provider=provider, gateway=gateway,
-                          admin={"Authorization": f"Bearer {admin}"})
-    for container in (intake, gateway):
-        container.stop()
-    embedded.reset(vhost)
+    settings = {"VNEID_ISSUER": provider.issuer, "VNEID_TIMEOUT_SECONDS": "1"}
+    with intake_behind_gateway(tmp_path_factory, "gateway-vneid", settings) as (url, _intake, gateway, _config):
+        admin = gateway_token("admin", None, "admin", ttl=600)
+        yield SimpleNamespace(url=url, provider=provider, gateway=gateway, admin={"Authorization": f"Bearer {admin}"})
     provider.stop()
-    environment.undo()
 
 
 def start(api) -> tuple[requests.Session, str]:

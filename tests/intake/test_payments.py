@@ -6,7 +6,6 @@ down is 503."""
 from __future__ import annotations
 
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
@@ -14,23 +13,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import requests
-from nameko.containers import ServiceContainer
-from nameko.testing.services import replace_dependencies
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from motcua import embedded
-from motcua.config import catalog_dir, nameko_config
 from motcua.metrics import metrics_for
-from services.gateway.accounts import seed_demo_accounts
-from services.gateway.service import GatewayService
 from services.intake import dossiers
 from services.intake.models import Base
 from services.intake.payments import signed
 from services.intake.repository import IntakeUnitOfWork
-from services.intake.service import IntakeService
 from simulators.payment import DEFAULT_SECRET, PaymentSimulator
-from tests.infra import free_port, gateway_token, migrated_sqlite_urls
+from tests.infra import free_port, gateway_token, intake_behind_gateway
 
 COMMUNE = "000.20.01.H56"
 APPLICANT = {"full_name": "Trần Thị Bình", "id_number": "038190012345", "phone": "0987654321"}
@@ -43,29 +35,15 @@ def api(tmp_path_factory):
     port = free_port()
     gateway_url = f"http://127.0.0.1:{port}"
     platform = PaymentSimulator(ipn_url=f"{gateway_url}/api/v1/payments/ipn").start()
-    environment = pytest.MonkeyPatch()
-    environment.setenv("INTAKE_PAYMENT_URL", platform.url)
-    environment.setenv("INTAKE_PAYMENT_RETURN_URL", f"{gateway_url}/api/v1/payments/return")
-    environment.setenv("INTAKE_PAYMENT_TIMEOUT_SECONDS", "1")
-    embedded.install()
-    vhost = f"intake-payments-{uuid.uuid4().hex[:8]}"
-    config = {**nameko_config(f"embedded:///{vhost}"), "DB_URLS": migrated_sqlite_urls(tmp_path_factory.mktemp("db")),
-              "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}", "METRICS_PORTS": {},
-              "BLOB_DIR": str(tmp_path_factory.mktemp("blobs"))}
-    seed_demo_accounts(config["DB_URLS"]["gateway"], catalog_dir())
-    intake, gateway = (ServiceContainer(cls, config) for cls in (IntakeService, GatewayService))
-    replace_dependencies(intake, workflow=SimpleNamespace())
-    for container in (intake, gateway):
-        container.start()
-    counter = gateway_token(f"receptionist@{COMMUNE}", COMMUNE, "receptionist", ttl=600)
-    admin = gateway_token("admin", None, "admin", ttl=600)
-    yield SimpleNamespace(url=gateway_url, platform=platform, intake=intake, db=config["DB_URLS"]["intake"],
-                          counter={"Authorization": f"Bearer {counter}"}, admin={"Authorization": f"Bearer {admin}"})
-    for container in (intake, gateway):
-        container.stop()
-    embedded.reset(vhost)
+    settings = {"INTAKE_PAYMENT_URL": platform.url, "INTAKE_PAYMENT_RETURN_URL": f"{gateway_url}/api/v1/payments/return",
+                "INTAKE_PAYMENT_TIMEOUT_SECONDS": "1"}
+    with intake_behind_gateway(tmp_path_factory, "intake-payments", settings, port=port) as (url, intake, _g, config):
+        counter = gateway_token(f"receptionist@{COMMUNE}", COMMUNE, "receptionist", ttl=600)
+        admin = gateway_token("admin", None, "admin", ttl=600)
+        yield SimpleNamespace(url=url, platform=platform, intake=intake, db=config["DB_URLS"]["intake"],
+                              counter={"Authorization": f"Bearer {counter}"},
+                              admin={"Authorization": f"Bearer {admin}"})
     platform.stop()
-    environment.undo()
 
 
 def awaiting_payment(api) -> str:

@@ -6,23 +6,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import uuid
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import requests
-from nameko.containers import ServiceContainer
-from nameko.testing.services import replace_dependencies
 
-from motcua import embedded
-from motcua.config import catalog_dir, nameko_config
 from motcua.metrics import metrics_for
-from services.gateway.accounts import seed_demo_accounts
-from services.gateway.service import GatewayService
 from services.intake.blobs import LocalBlobStore
-from services.intake.service import IntakeService
 from simulators.signing import SigningSimulator
-from tests.infra import free_port, gateway_token, migrated_sqlite_urls
+from tests.infra import gateway_token, intake_behind_gateway
 from tests.intake.test_signing import result_pdf
 
 COMMUNE = "000.20.01.H56"
@@ -46,30 +39,14 @@ class FakeWorkflow:
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
     simulator = SigningSimulator().start()
-    environment = pytest.MonkeyPatch()
-    environment.setenv("INTAKE_SIGNING", "csc")
-    environment.setenv("INTAKE_SIGNING_URL", simulator.url)
-    environment.setenv("INTAKE_SIGNING_TIMEOUT_SECONDS", "2")
-    embedded.install()
-    vhost = f"intake-signing-{uuid.uuid4().hex[:8]}"
-    port = free_port()
-    blobs = tmp_path_factory.mktemp("blobs")
-    config = {**nameko_config(f"embedded:///{vhost}"), "DB_URLS": migrated_sqlite_urls(tmp_path_factory.mktemp("db")),
-              "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}", "METRICS_PORTS": {}, "BLOB_DIR": str(blobs)}
-    seed_demo_accounts(config["DB_URLS"]["gateway"], catalog_dir())
     workflow = FakeWorkflow()
-    intake, gateway = (ServiceContainer(cls, config) for cls in (IntakeService, GatewayService))
-    replace_dependencies(gateway, workflow=workflow)
-    for container in (intake, gateway):
-        container.start()
-    officer = gateway_token(f"receptionist@{COMMUNE}", COMMUNE, "receptionist", ttl=600)
-    yield SimpleNamespace(url=f"http://127.0.0.1:{port}", staff={"Authorization": f"Bearer {officer}"},
-                          workflow=workflow, simulator=simulator, blobs=LocalBlobStore(blobs), intake=intake)
-    for container in (intake, gateway):
-        container.stop()
-    embedded.reset(vhost)
+    settings = {"INTAKE_SIGNING": "csc", "INTAKE_SIGNING_URL": simulator.url, "INTAKE_SIGNING_TIMEOUT_SECONDS": "2"}
+    with intake_behind_gateway(tmp_path_factory, "intake-signing", settings,
+                               gateway_fakes={"workflow": workflow}) as (url, intake, _gateway, config):
+        officer = gateway_token(f"receptionist@{COMMUNE}", COMMUNE, "receptionist", ttl=600)
+        yield SimpleNamespace(url=url, staff={"Authorization": f"Bearer {officer}"}, workflow=workflow,
+                              simulator=simulator, blobs=LocalBlobStore(Path(config["BLOB_DIR"])), intake=intake)
     simulator.stop()
-    environment.undo()
 
 
 def complete_with(api, pdf: bytes) -> requests.Response:

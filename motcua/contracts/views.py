@@ -233,6 +233,7 @@ class SignatureCheckViewV1(Schema):
     trusted = fields.Bool()
     covers_whole_document = fields.Bool()
     signer_name = fields.Str(allow_none=True)
+    signer_id = fields.Str(allow_none=True, metadata={"description": "the agency's code, or the certifying officer's account"})
     agency_code = fields.Str(allow_none=True)
     certificate_serial = fields.Str(allow_none=True)
     issuer = fields.Str(allow_none=True)

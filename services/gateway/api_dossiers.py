@@ -137,6 +137,16 @@ class DossierApi:
                                                         f'{mimetypes.guess_extension(document["content_type"])}"',
                                  "Digest": f"sha-256={base64.b64encode(bytes.fromhex(document['sha256'])).decode()}"})
 
+    @route("POST", "/api/v1/dossiers/<code>/documents/<int:document_id>/certify", response=DossierViewV1,
+           command=True)
+    def certify_copy(self, request, code, document_id):
+        """Chứng thực điện tử: a PDF of the dossier signed by the certifying officer (receptionist or
+        specialist of the receiving agency) joins it as its certified copy (`certified:<key>`)."""
+        caller, token = self.caller_of(request)
+        with self.audited(request, caller, "document.certify", dossier_code=code):
+            return self.intake.certify_copy(code, document_id, caller_token=token,
+                                            idempotency_key=request.idempotency_key)
+
     @route("GET", "/api/v1/dossiers/<code>/forms/<form>", response="application/pdf")
     def get_form(self, request, code, form):
         """Form 01 (receipt + appointment), 02 (supplement request), 03 (refusal), 04 (apology + new

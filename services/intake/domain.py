@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 SYSTEM = "system"  # the actor of what workflow's events decide
 APPLICANT = "applicant"  # the actor when the applicant acts without an account
 PAYMENT_PLATFORM = "payment-platform"  # the actor of a payment the national payment platform confirmed
+CERTIFIED_PREFIX = "certified:"  # a certified electronic copy (chứng thực điện tử) of one of the documents
 STEP_DOCUMENT_PREFIX = "step:"  # a step's own documents (its minutes, the signed result), not the applicant's
 
 
@@ -466,6 +467,13 @@ class Dossier:
     def step_documents(self, refs: list[dict], actor: str, at: datetime) -> None:
         """A step finished with documents (already stored): they join the list, in the step's name."""
         self._attach([{**ref, "key": STEP_DOCUMENT_PREFIX + ref["key"]} for ref in refs], actor, at)
+
+    def certified_copy(self, of: Document, ref: dict, caller: Caller, at: datetime) -> None:
+        """Chứng thực bản sao điện tử từ bản chính: an officer of the receiving agency certifies that the
+        copy (`ref`, signed with their own certificate, already stored) matches the original they saw."""
+        caller.require("receptionist", "specialist", agency_code=self.agency_code)
+        self._attach([{**ref, "key": CERTIFIED_PREFIX + of.key.removeprefix(CERTIFIED_PREFIX),
+                       "filename": ref["filename"]}], caller.username, at)
 
     # -- for the service layer ----------------------------------------------------------------------
 

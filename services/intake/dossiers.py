@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from motcua.access import AgencyTree, may_read
 from motcua.calendar import Decisions, WorkingCalendar, local_iso
 from motcua.contracts.lifecycle import allowed_actions
-from motcua.errors import Forbidden, NotFound
+from motcua.errors import Forbidden, NotFound, ValidationFailed
 from motcua.identity import Caller
 from motcua.idempotency import Command, run_once
 from motcua.privacy import seal_personal_fields, tracking_key, unseal_personal_fields
@@ -185,6 +185,27 @@ def store_step_documents(uow, policy: Policy, code: str, uploads: list[dict], ca
     refs = documents.check(decoded)  # a signed PDF is larger: still within the limits
     documents.keep(decoded, policy.store)
     return refs
+
+
+def certify_copy(uow, policy: Policy, code: str, document_id: int, caller: Caller, signer: DocumentSigner | None,
+                 now: datetime) -> Dossier:
+    """Chứng thực điện tử: a PDF among the dossier's documents, signed with the certifying officer's own
+    certificate, joins the list as its certified copy (the original stays as it was)."""
+    if signer is None:
+        raise NotFound("digital signing is not configured here (INTAKE_SIGNING)", field="document_id")
+    dossier = _load(uow, code)
+    original = dossier.document(document_id)
+    if original is None:
+        raise NotFound(f"no document {document_id} in dossier {code}", field="document_id")
+    caller.require("receptionist", "specialist", agency_code=dossier.agency_code)
+    if original.content_type != "application/pdf":
+        raise ValidationFailed("only a PDF can carry a signature", field="document_id")
+    copy = documents.Upload(original.key, f"chung-thuc-{original.filename}"[:200], signer.sign_pdf(
+        policy.store.get(original.sha256), caller.username, f"Chứng thực bản sao đúng với bản chính, hồ sơ {code}"))
+    documents.check([copy])
+    documents.keep([copy], policy.store)
+    dossier.certified_copy(original, copy.ref(), caller, now)
+    return _commit(uow, dossier)
 
 
 # -- workflow's events (no commit: apply_once commits, possibly after several) ----------------------

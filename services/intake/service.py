@@ -370,6 +370,17 @@ class IntakeService(Revocations):
             raise
 
     @rpc
+    @audit_refusals
+    def certify_copy(self, code, document_id, caller_token, idempotency_key=None):
+        """Chứng thực điện tử: the document's copy signed by the certifying officer (receptionist or specialist)."""
+        caller = self.verified_caller(caller_token)
+        if not isinstance(document_id, int):
+            raise ValidationFailed("a document's number", field="document_id")
+        return self._once(idempotency_key, "certify_copy", account_scope(caller.username), [code, document_id],
+                          lambda: dossiers.certify_copy(self.db, self.rules, code, document_id, caller,
+                                                        self.signing.signer, utcnow()))
+
+    @rpc
     def verify_signature(self, payload):
         """Public (no caller): who signed a PDF, when, and whether the signature holds (tra cứu ký số)."""
         data = load_valid(VERIFY_SIGNATURE, payload)

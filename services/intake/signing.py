@@ -1,9 +1,10 @@
 """Ký số kết quả: result documents signed (PAdES, pyHanko) with the issuing agency's certificate, and
 the public verification of a signed document.
 
-The port is `DocumentSigner.sign_pdf(pdf, agency_code, reason) -> signed pdf`. Its adapter here,
+The port is `DocumentSigner.sign_pdf(pdf, credential, reason) -> signed pdf`. Its adapter here,
 `CscSigner`, reaches a remote signing service (ký số từ xa) through the Cloud Signature Consortium API
-v1 (`credentials/info`, `credentials/authorize`, `signatures/signHash`): the agency's key never leaves
+v1 (`credentials/info`, `credentials/authorize`, `signatures/signHash`): the agency's (or the certifying
+officer's) key never leaves
 the provider; pyHanko builds the PAdES signature (ETSI.CAdES.detached, signing time, the certificate
 chain embedded) around the raw signature the provider returns. Before a signed document is kept, its
 signature is validated against the configured trust roots: a provider that answers with a signature
@@ -17,6 +18,7 @@ import base64
 import hashlib
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from io import BytesIO
@@ -49,7 +51,9 @@ class SigningUnavailable(TransientFailure):
 
 
 class DocumentSigner(Protocol):
-    def sign_pdf(self, pdf: bytes, agency_code: str, reason: str) -> bytes: ...
+    def sign_pdf(self, pdf: bytes, credential: str, reason: str) -> bytes:
+        """`pdf` signed with `credential`'s key: an agency's code (its results) or an officer's account
+        (a certified copy, signed by the certifying officer)."""
 
 
 @dataclass(frozen=True)
@@ -179,36 +183,36 @@ class CscSigner:
     def __init__(self, client: CscClient, trust_roots: list[asn1_x509.Certificate], metrics: SigningMetrics):
         self.client, self.trust_roots, self.metrics = client, trust_roots, metrics
 
-    def sign_pdf(self, pdf: bytes, agency_code: str, reason: str) -> bytes:
+    def sign_pdf(self, pdf: bytes, credential: str, reason: str) -> bytes:
         started = time.monotonic()
         try:
-            signed = self._sign(pdf, agency_code, reason)
+            signed = self._sign(pdf, credential, reason)
         except SigningUnavailable as exc:
             self.metrics.requests.labels(getattr(exc, "outcome", "unavailable")).inc()
-            log.warning("result not signed for %s: %s", agency_code, exc)
+            log.warning("document not signed: %s", exc)  # the credential may be an officer's name: not logged
             raise
         self.metrics.requests.labels("signed").inc()
         self.metrics.duration.observe(time.monotonic() - started)
         return signed
 
-    def _sign(self, pdf: bytes, agency_code: str, reason: str) -> bytes:
+    def _sign(self, pdf: bytes, credential: str, reason: str) -> bytes:
         from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
         from pyhanko.pdf_utils.misc import PdfError
         from pyhanko.sign import fields, signers
 
-        chain = self.client.certificates(agency_code)
-        if _agency_of(chain[0]) != agency_code:
-            raise _refused("the signing service answered another agency's certificate")
+        chain = self.client.certificates(credential)
+        if _subject(chain[0], "user_id") != credential:
+            raise _refused("the signing service answered another agency's or officer's certificate")
         if is_production() and any(_is_test_pki(c) for c in chain):
             raise _refused("the signing service answered a certificate of Motcua's test CA")
-        meta = signers.PdfSignatureMetadata(field_name=f"KySo-{agency_code}", md_algorithm="sha256",
+        meta = signers.PdfSignatureMetadata(field_name=f"KySo-{uuid.uuid4().hex[:12]}", md_algorithm="sha256",
                                             subfilter=fields.SigSeedSubFilter.PADES, reason=reason,
-                                            name=chain[0].subject.native.get("common_name"))
+                                            name=_subject(chain[0], "common_name"))
         try:
             writer = IncrementalPdfFileWriter(BytesIO(pdf), strict=False)
         except (PdfError, ValueError) as exc:
             raise ValidationFailed(f"not a PDF that can be signed ({exc})", field="documents") from None
-        out = signers.PdfSigner(meta, signer=_remote_signer(self.client, agency_code, chain)).sign_pdf(
+        out = signers.PdfSigner(meta, signer=_remote_signer(self.client, credential, chain)).sign_pdf(
             writer, output=BytesIO())
         signed = out.getvalue()
         checked = verify_pdf(signed, self.trust_roots)["signatures"]
@@ -223,8 +227,9 @@ def _refused(message: str) -> SigningUnavailable:
     return exc
 
 
-def _agency_of(certificate: asn1_x509.Certificate) -> str | None:
-    return certificate.subject.native.get("user_id")
+def _subject(certificate: asn1_x509.Certificate, attribute: str) -> str | None:
+    value = certificate.subject.native.get(attribute)
+    return value[0] if isinstance(value, list) else value
 
 
 def verify_pdf(pdf: bytes, trust_roots: list[asn1_x509.Certificate]) -> dict:
@@ -260,8 +265,9 @@ def verify_pdf(pdf: bytes, trust_roots: list[asn1_x509.Certificate]) -> dict:
             "valid": bool(status.bottom_line and status.intact and status.valid),
             "intact": status.intact, "trusted": status.trusted,
             "covers_whole_document": status.coverage == SignatureCoverageLevel.ENTIRE_FILE,
-            "signer_name": certificate.subject.native.get("common_name"),
-            "agency_code": _agency_of(certificate),
+            "signer_name": _subject(certificate, "common_name"),
+            "signer_id": _subject(certificate, "user_id"),  # the agency's code, or the officer's account
+            "agency_code": _subject(certificate, "organizational_unit_name"),
             "certificate_serial": format(certificate.serial_number, "x"),
             "issuer": certificate.issuer.native.get("common_name"),
             "signed_at": signed_at.isoformat() if isinstance(signed_at, datetime) else None,

@@ -106,3 +106,29 @@ def test_with_the_signing_service_down_the_completion_is_503_and_reaches_no_work
     assert completed.status_code == 503, completed.text
     assert "Retry-After" in completed.headers
     assert len(api.workflow.completed) == done_before
+
+
+def test_a_certified_copy_carries_the_certifying_officers_own_signature(api):
+    original = result_pdf("Ban chinh giay khai sinh")
+    submitted = requests.post(f"{api.url}/api/v1/dossiers", timeout=10, json={
+        "procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT,
+        "documents": [{"key": "don_de_nghi", "filename": "don.pdf",
+                       "content_base64": base64.b64encode(original).decode()}]})
+    code = submitted.json()["code"]
+    [document] = requests.get(f"{api.url}/api/v1/dossiers/{code}", headers=api.staff, timeout=10).json()["documents"]
+    outsider = {"Authorization": f"Bearer {gateway_token('specialist@000.00.15.H56', '000.00.15.H56', 'specialist')}"}
+    refused = requests.post(f"{api.url}/api/v1/dossiers/{code}/documents/{document['id']}/certify", headers=outsider,
+                            timeout=20)
+    assert refused.status_code == 403, refused.text
+
+    certified = requests.post(f"{api.url}/api/v1/dossiers/{code}/documents/{document['id']}/certify",
+                              headers=api.staff, timeout=20)
+    assert certified.status_code == 200, certified.text
+    [copy] = [d for d in certified.json()["documents"] if d["key"] == "certified:don_de_nghi"]
+    assert copy["uploaded_by"] == f"receptionist@{COMMUNE}"
+    signed = requests.get(f"{api.url}/api/v1/dossiers/{code}/documents/{copy['id']}", headers=api.staff,
+                          timeout=10).content
+    [signature] = requests.post(f"{api.url}/api/v1/signatures/verify", timeout=10, json={
+        "content_base64": base64.b64encode(signed).decode()}).json()["signatures"]
+    assert signature["valid"] and signature["signer_id"] == f"receptionist@{COMMUNE}"
+    assert signature["agency_code"] == COMMUNE

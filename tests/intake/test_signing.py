@@ -159,3 +159,9 @@ def test_the_shipped_test_pki_covers_every_agency_and_outlives_the_next_years():
     for agency in load_agencies(catalog_dir()):
         certificate = x509.load_pem_x509_certificate((directory / f"{agency['code']}.pem").read_bytes())
         assert certificate.not_valid_after_utc > datetime.now(timezone.utc) + timedelta(days=365 * 5)
+
+
+def test_a_pdf_that_cannot_be_signed_is_refused_naming_the_field(signer):
+    with pytest.raises(ValidationFailed) as refused:
+        signer.sign_pdf(b"%PDF-1.4 signed certificate\n%%EOF\n", JUSTICE, "Kết quả")
+    assert refused.value.field == "documents"

@@ -266,6 +266,16 @@ def get_for_staff(uow, code: str, caller: Caller, tree: AgencyTree) -> Dossier:
     return dossier
 
 
+def get_for_reader(uow, code: str, caller: Caller, tree: AgencyTree) -> Dossier:
+    """Staff as `get_for_staff`; a citizen signed in with VNeID, their own dossier (another's is
+    answered as an unknown code)."""
+    if not caller.is_citizen:
+        return get_for_staff(uow, code, caller, tree)
+    dossier = _load(uow, code, for_update=False)
+    dossier.check_applicant(caller, None)
+    return dossier
+
+
 def document_for_staff(uow, store: BlobStore, code: str, document_id: int, caller: Caller,
                        tree: AgencyTree) -> dict:
     """A document's bytes (base64) for staff of an agency involved in the dossier."""

@@ -143,7 +143,7 @@ class IntakeService(Revocations):
     @rpc
     @audit_refusals
     def get_dossier(self, code, caller_token):
-        return self._view(dossiers.get_for_staff(self.db, code, self.verified_caller(caller_token), self.rules.tree))
+        return self._view(dossiers.get_for_reader(self.db, code, self.verified_caller(caller_token), self.rules.tree))
 
     @rpc
     @audit_refusals

@@ -81,8 +81,11 @@ def test_a_citizen_signs_in_submits_without_retyping_sees_their_dossiers_and_wit
     assert mine.status_code == 200, mine.text
     assert mine.json()["total"] == 3 and dossier["code"] in {d["code"] for d in mine.json()["items"]}
 
+    own = requests.get(f"{api.url}/api/v1/dossiers/{dossier['code']}", headers=binh, timeout=10)
+    assert own.status_code == 200 and own.json()["applicant"]["id_number"] == BINH
     an = token_of(api, AN)
     assert requests.get(f"{api.url}/api/v1/me/dossiers", headers=an, timeout=10).json()["total"] == 1
+    assert requests.get(f"{api.url}/api/v1/dossiers/{dossier['code']}", headers=an, timeout=10).status_code == 404
     # Her dossier is not his to withdraw: answered as an unknown code.
     foreign = requests.post(f"{api.url}/api/v1/dossiers/{dossier['code']}/withdraw", headers=an, timeout=10,
                             json={"reason": "không cần nữa"})

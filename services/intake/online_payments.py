@@ -75,6 +75,7 @@ def settle(uow, policy: Policy, notice: Notice, now: datetime, metrics: PaymentM
     _publish(uow, dossier)
     _settled(uow, order.order_id, "paid", notice, receipt_number, now)
     metrics.notifications.labels("paid").inc()
+    metrics.settle_lag.observe((now - order.created_at).total_seconds())
     return answer("00", "Confirm Success")
 
 

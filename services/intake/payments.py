@@ -21,7 +21,7 @@ from urllib.parse import quote_plus, urlencode
 from zoneinfo import ZoneInfo
 
 import requests
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from motcua.config import env, is_production
 from motcua.errors import Unauthorized
@@ -127,6 +127,9 @@ class PaymentMetrics:
         self.notifications = Counter("motcua_payment_notifications", "Payment notifications (IPN) by outcome "
                                      "(paid, failed, repeat, forged, unknown_order, wrong_amount)", ["outcome"],
                                      registry=registry)
+        self.settle_lag = Histogram("motcua_payment_settle_lag_seconds", "From the order to the platform's "
+                                    "confirmation of the payment (notification or statement)", registry=registry,
+                                    buckets=(5, 15, 30, 60, 120, 300, 900, 3600, 6 * 3600, 86400, 2 * 86400))
         self.reconciliations = Counter("motcua_payment_reconciliation", "Orders compared with the platform's "
                                        "statement, by result (matched, applied, missing_at_platform, unavailable)",
                                        ["result"], registry=registry)

@@ -101,6 +101,8 @@ def test_a_fee_paid_online_resumes_the_dossier_once_with_its_electronic_receipt(
     [receipt] = [d for d in paid["documents"] if d["key"] == "receipt:bien_lai"]
     assert receipt["content_type"] == "application/pdf" and receipt["uploaded_by"] == "payment-platform"
     assert paid["history"][-1]["actor"] == "payment-platform"
+    lag = metrics_for(api.intake).registry.get_sample_value("motcua_payment_settle_lag_seconds_count")
+    assert lag >= 1
 
     returned = requests.get(back.headers["Location"], timeout=10).json()
     assert (returned["status"], returned["platform_says"], returned["dossier_code"]) == ("paid", "paid", code)

@@ -23,7 +23,7 @@ from motcua.keys import key_setting
 from motcua.metrics import metrics_for
 from services.gateway import accounts, audit
 from services.gateway.api_auth import DEFAULT_TOKEN_TTL_SECONDS
-from services.gateway.http import query, route
+from services.gateway.http import https_only, query, route
 from services.gateway.vneid import LoginRefused, OidcClient, OidcMetrics, OidcSettings
 
 PENDING_COOKIE = "motcua_oidc"
@@ -81,7 +81,7 @@ class OidcApi:
     @route("GET", "/api/v1/auth/vneid/login", response="text/html", status=302, auth="public")
     def vneid_login(self, request):
         """Đăng nhập bằng VNeID: redirects to the national identity provider (authorization code + PKCE)."""
-        return self._oidc_login("vneid")
+        return self._oidc_login("vneid", request)
 
     @route("GET", "/api/v1/auth/vneid/callback", query=CallbackQuery, response=OidcTokenOut, auth="public")
     def vneid_callback(self, request):
@@ -97,7 +97,7 @@ class OidcApi:
     @route("GET", "/api/v1/auth/staff-sso/login", response="text/html", status=302, auth="public")
     def staff_sso_login(self, request):
         """Staff single sign-on through the province's own OIDC provider (when configured)."""
-        return self._oidc_login("staff-sso")
+        return self._oidc_login("staff-sso", request)
 
     @route("GET", "/api/v1/auth/staff-sso/callback", query=CallbackQuery, response=OidcTokenOut, auth="public")
     def staff_sso_callback(self, request):
@@ -119,13 +119,13 @@ class OidcApi:
             raise Forbidden("sign in with VNeID to list your dossiers")
         return self.intake.my_dossiers(token, page=page)
 
-    def _oidc_login(self, name: str) -> Response:
+    def _oidc_login(self, name: str, request) -> Response:
         url, pending = self.oidc.client(name).begin()
         cookie = jwt.encode({**pending, "provider": name, "exp": utcnow() + timedelta(seconds=PENDING_SECONDS)},
                             self.oidc.state_key, algorithm="HS256")
         response = Response(status=302, headers={"Location": url, "Cache-Control": "no-store"})
         response.set_cookie(PENDING_COOKIE, cookie, max_age=PENDING_SECONDS, httponly=True, samesite="Lax",
-                            secure=self.config.get("COOKIE_SECURE", False), path=PROVIDERS[name][1])
+                            secure=https_only(request), path=PROVIDERS[name][1])
         return response
 
     def _oidc_identity(self, name: str, request):

@@ -6,13 +6,16 @@ browser, the signed server-to-server notification (IPN) to the merchant, and the
                                                 sent first, then the browser is redirected to the return URL
     GET /merchant_webapi/statement?vnp_TmnCode&vnp_Date=yyyyMMdd&vnp_SecureHash   the day's transactions
 
-What it does not: card or QR entry, bank redirects, the refund and query APIs, retries of an IPN the
-merchant did not acknowledge (it records every answer in `ipn_answers` instead).
+    POST /merchant_webapi/api/transaction       a signed refund of a paid order (whole amount), answered signed
+
+What it does not: card or QR entry, bank redirects, partial refunds, the query API, retries of an IPN
+the merchant did not acknowledge (it records every answer in `ipn_answers` instead).
 
     python -m simulators.payment [PORT]      (default 8092; `make run` starts it when configured)
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -36,6 +39,7 @@ class PaymentSimulator(Simulator):
         self.ipn_url, self.merchant, self.secret = ipn_url, merchant, secret.encode()
         self.transactions: list[dict] = []  # signed, as the statement lists them
         self.ipn_answers: list[dict] = []
+        self.refunds: list[dict] = []
         self.send_ipn = True  # False: the notification is "lost" (reconciliation finds it)
         self._next = 14000000
         super().__init__(port, host)
@@ -51,6 +55,8 @@ class PaymentSimulator(Simulator):
             return self._pay(query)
         if (method, url.path) == ("GET", "/merchant_webapi/statement"):
             return self._statement(query)
+        if (method, url.path) == ("POST", "/merchant_webapi/api/transaction"):
+            return self._refund(body)
         return 404, {"error": "not_found"}
 
     def _pay(self, query: dict):
@@ -84,6 +90,26 @@ class PaymentSimulator(Simulator):
         day = query.get("vnp_Date", "")
         return 200, {"date": day, "generated_at": int(time.time()),
                      "transactions": [t for t in self.transactions if _local_day(t["vnp_PayDate"]) == day]}
+
+
+    def _refund(self, body: bytes):
+        try:
+            request = json.loads(body)
+        except ValueError:
+            return 400, {"error": "invalid request"}
+        if not isinstance(request, dict) or not is_authentic(request, self.secret):
+            return 200, signed({"vnp_TmnCode": self.merchant, "vnp_ResponseCode": "97"}, self.secret)
+        paid = next((t for t in self.transactions if t["vnp_TxnRef"] == request.get("vnp_TxnRef")), None)
+        if paid is None or paid["vnp_Amount"] != request.get("vnp_Amount"):
+            return 200, signed({"vnp_TmnCode": self.merchant, "vnp_ResponseCode": "91"}, self.secret)
+        if any(r["vnp_TxnRef"] == paid["vnp_TxnRef"] for r in self.refunds):
+            return 200, signed({"vnp_TmnCode": self.merchant, "vnp_ResponseCode": "94"}, self.secret)  # done already
+        self._next += 1
+        refund = signed({"vnp_TmnCode": self.merchant, "vnp_ResponseCode": "00", "vnp_TxnRef": paid["vnp_TxnRef"],
+                         "vnp_Amount": paid["vnp_Amount"], "vnp_TransactionNo": str(self._next),
+                         "vnp_TransactionType": "02"}, self.secret)
+        self.refunds.append(refund)
+        return 200, refund
 
 
 def _local_day(pay_date: str) -> str:

@@ -61,6 +61,7 @@ class Payments(DependencyProvider):
     def setup(self):
         self.settings = PaymentSettings.from_env()
         self.platform = PlatformAdapter(self.settings) if self.settings else None
+        self.refund_on = self.settings.refund_on if self.settings else frozenset()
         self.metrics = PaymentMetrics(metrics_for(self.container).registry)
 
     def get_dependency(self, worker_ctx):

@@ -11,9 +11,11 @@ from datetime import date, datetime
 from sqlalchemy import insert, select, update
 
 from motcua.errors import IllegalTransition
+from motcua.faults import TransientFailure
 from motcua.identity import Caller
 from services.intake import documents, forms
 from services.intake.domain import ApplicantProof
+from services.intake import dossiers
 from services.intake.dossiers import Policy, _load, _publish
 from services.intake.models import payment_orders as orders
 from services.intake.payments import CURRENCY, Notice, PaymentMetrics, PaymentPlatform, PaymentSettings, answer
@@ -112,3 +114,44 @@ def reconcile(uow, policy: Policy, platform: PaymentPlatform, day: date, now: da
         metrics.reconciliations.labels(result).inc(len(found))
     return {"date": day.isoformat(), "statement_lines": len(statement), "applied": applied, "matched": len(matched),
             "missing_at_platform": missing}
+
+
+# -- refunds (hoàn phí): marked in the transaction of the outcome that calls for one, sent by a timer --
+
+def processing_stopped(uow, data: dict, refund_on: frozenset[str]) -> None:
+    """Workflow stopped the processing (status 8): and, where the law returns the fee, the paid order is due."""
+    dossiers.processing_stopped(uow, data)
+    if "stopped" in refund_on:
+        _refund_due(uow, data["dossier_code"])
+
+
+def result_ready(uow, data: dict, refund_on: frozenset[str]) -> None:
+    """The result is ready; a refused one returns the fee where the law says so."""
+    dossiers.result_ready(uow, data)
+    if data.get("outcome") == "refused" and "refused" in refund_on:
+        _refund_due(uow, data["dossier_code"])
+
+
+def _refund_due(uow, code: str) -> None:
+    uow.session.execute(update(orders).where(orders.c.dossier_code == code, orders.c.status == "paid")
+                        .values(status="refund_due"))
+
+
+def send_refunds(uow, platform: PaymentPlatform, now: datetime, metrics: PaymentMetrics, limit: int = 20) -> int:
+    """The orders due a refund, each sent and marked `refunded` in its own transaction; one the platform
+    cannot take now stays due for the next round. How many were refunded."""
+    due = uow.session.execute(select(orders).where(orders.c.status == "refund_due").limit(limit)).all()
+    uow.rollback()  # no transaction held across the platform's calls
+    refunded = 0
+    for order in due:
+        try:
+            platform.refund(order.order_id, order.amount_vnd, order.transaction_no, now)
+        except TransientFailure:
+            metrics.refunds.labels("failed").inc()
+            continue
+        uow.session.execute(update(orders).where(orders.c.order_id == order.order_id,
+                                                 orders.c.status == "refund_due").values(status="refunded"))
+        uow.commit()
+        metrics.refunds.labels("refunded").inc()
+        refunded += 1
+    return refunded

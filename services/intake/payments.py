@@ -97,6 +97,8 @@ class PaymentPlatform(Protocol):
 
     def statement(self, day: date) -> list[Notice]: ...
 
+    def refund(self, order_id: str, amount_vnd: int, transaction_no: str | None, now: datetime) -> str: ...
+
 
 @dataclass(frozen=True)
 class PaymentSettings:
@@ -107,6 +109,7 @@ class PaymentSettings:
     secret: bytes
     return_url: str
     timeout: float
+    refund_on: frozenset[str]  # the outcomes after a payment whose fee the law returns: "stopped", "refused"
 
     @classmethod
     def from_env(cls) -> "PaymentSettings | None":
@@ -118,7 +121,8 @@ class PaymentSettings:
         return cls(url=url.rstrip("/"), merchant=env("INTAKE_PAYMENT_MERCHANT", "MOTCUA01"),
                    secret=key_setting("INTAKE_PAYMENT_SECRET"),
                    return_url=env("INTAKE_PAYMENT_RETURN_URL", "http://localhost:8000/api/v1/payments/return"),
-                   timeout=float(env("INTAKE_PAYMENT_TIMEOUT_SECONDS", "10")))
+                   timeout=float(env("INTAKE_PAYMENT_TIMEOUT_SECONDS", "10")),
+                   refund_on=frozenset(o for o in env("INTAKE_PAYMENT_REFUND_ON", "stopped").split(",") if o))
 
 
 class PaymentMetrics:
@@ -130,6 +134,8 @@ class PaymentMetrics:
         self.settle_lag = Histogram("motcua_payment_settle_lag_seconds", "From the order to the platform's "
                                     "confirmation of the payment (notification or statement)", registry=registry,
                                     buckets=(5, 15, 30, 60, 120, 300, 900, 3600, 6 * 3600, 86400, 2 * 86400))
+        self.refunds = Counter("motcua_payment_refunds", "Refunds sent to the platform, by outcome (refunded, "
+                               "failed: tried again later)", ["outcome"], registry=registry)
         self.reconciliations = Counter("motcua_payment_reconciliation", "Orders compared with the platform's "
                                        "statement, by result (matched, applied, missing_at_platform, unavailable)",
                                        ["result"], registry=registry)
@@ -170,6 +176,30 @@ class PlatformAdapter:
         if not all(isinstance(row, dict) and is_authentic(row, self.settings.secret) for row in rows):
             raise forged("a line of the platform's statement")
         return [Notice.of(row) for row in rows]
+
+
+    def refund(self, order_id: str, amount_vnd: int, transaction_no: str | None, now: datetime) -> str:
+        """Hoàn tiền: the whole amount of a settled order back to the payer; the platform's refund number.
+        A refusal or an answer not signed by the platform raises (the order stays due for the next try)."""
+        request = signed({"vnp_RequestId": f"{order_id}-{platform_time(now)}", "vnp_Version": VERSION,
+                          "vnp_Command": "refund", "vnp_TmnCode": self.settings.merchant,
+                          "vnp_TransactionType": "02", "vnp_TxnRef": order_id, "vnp_Amount": str(amount_vnd * 100),
+                          "vnp_TransactionNo": transaction_no or "", "vnp_CreateBy": "motcua",
+                          "vnp_CreateDate": platform_time(now), "vnp_OrderInfo": f"Hoan tien {order_id}"},
+                         self.settings.secret)
+        try:
+            response = self.http.post(f"{self.settings.url}/merchant_webapi/api/transaction", json=request,
+                                      timeout=self.settings.timeout)
+            body = response.json()
+        except requests.RequestException as exc:
+            raise PlatformUnavailable(f"payment platform unreachable ({type(exc).__name__})") from None
+        except ValueError:
+            raise PlatformUnavailable("the payment platform's refund answer is no JSON") from None
+        if not isinstance(body, dict) or not is_authentic(body, self.settings.secret):
+            raise PlatformUnavailable("the payment platform's refund answer is not signed by it")
+        if body.get("vnp_ResponseCode") != "00":
+            raise PlatformUnavailable(f"the payment platform refused the refund ({body.get('vnp_ResponseCode')})")
+        return str(body.get("vnp_TransactionNo", ""))
 
 
 def answer(code: str, message: str) -> dict:

@@ -282,7 +282,7 @@ class IntakeService(Revocations):
 
     @event_handler("workflow", "result_ready")
     def on_result_ready(self, event):
-        self._apply_once(event, dossiers.result_ready)
+        self._apply_once(event, partial(online_payments.result_ready, refund_on=self.payments.refund_on))
 
     @event_handler("workflow", "supplement_needed")
     def on_supplement_needed(self, event):
@@ -294,7 +294,7 @@ class IntakeService(Revocations):
 
     @event_handler("workflow", "processing_stopped")
     def on_processing_stopped(self, event):
-        self._apply_once(event, dossiers.processing_stopped)
+        self._apply_once(event, partial(online_payments.processing_stopped, refund_on=self.payments.refund_on))
 
     @event_handler("workflow", "delay_predicted")
     def on_delay_predicted(self, event):
@@ -354,6 +354,12 @@ class IntakeService(Revocations):
         yesterday = (utcnow().astimezone(self.rules.calendar.tz) - timedelta(days=1)).date()
         online_payments.reconcile(self.db, self.rules, self.payments.platform, yesterday, utcnow(),
                                   self.payments.metrics)
+
+    @timer(interval=30)
+    def send_refunds(self):
+        """Refunds due (marked with the outcome that calls for one) sent to the platform; retried each round."""
+        if self.payments.platform is not None:
+            online_payments.send_refunds(self.db, self.payments.platform, utcnow(), self.payments.metrics)
 
     def _platform(self):
         if self.payments.platform is None:

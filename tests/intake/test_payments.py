@@ -184,3 +184,33 @@ def test_a_cancelled_payment_leaves_the_dossier_waiting_and_the_counter_can_stil
     cash = requests.post(f"{api.url}/api/v1/dossiers/{code}/confirm-payment", headers=api.counter, timeout=10,
                          json={"receipt_number": "BL-2026-0099"})
     assert cash.status_code == 200 and cash.json()["status"] == "processing"
+
+
+def test_a_paid_dossier_whose_processing_is_stopped_is_refunded_once(api):
+    from services.intake import online_payments
+    from services.intake.payments import PaymentMetrics, PaymentSettings, PlatformAdapter
+    from prometheus_client import CollectorRegistry
+    code = awaiting_payment(api)
+    made = order(api, code)
+    pay(api, made["payment_url"])
+    assert dossier(api, code)["status"] == "processing"
+    uow = IntakeUnitOfWork(Session(create_engine(api.db), expire_on_commit=False), "intake", Base.metadata)
+    try:
+        stop = {"dossier_code": code, "agency_code": COMMUNE, "stopped_by": f"leader@{COMMUNE}",
+                "reason": "Không đủ điều kiện", "stopped_at": datetime.now(timezone.utc)}
+        online_payments.processing_stopped(uow, stop, refund_on=frozenset({"stopped"}))
+        uow.commit()
+        platform = PlatformAdapter(PaymentSettings(  # the service's timer sends them every 30 s; here at once
+            api.platform.url, "MOTCUA01", DEFAULT_SECRET.encode(), "", 1.0, frozenset({"stopped"})))
+        metrics = PaymentMetrics(CollectorRegistry())
+        api.platform.server.fault = "down"
+        try:  # the platform away: the refund stays due
+            assert online_payments.send_refunds(uow, platform, datetime.now(timezone.utc), metrics) == 0
+        finally:
+            api.platform.server.fault = "none"
+        assert online_payments.send_refunds(uow, platform, datetime.now(timezone.utc), metrics) == 1
+        assert online_payments.send_refunds(uow, platform, datetime.now(timezone.utc), metrics) == 0  # once
+    finally:
+        uow.close()
+    assert [r["vnp_TxnRef"] for r in api.platform.refunds] == [made["order_id"]]
+    assert dossier(api, code)["status"] == "stopped"

@@ -162,21 +162,13 @@ class PlatformAdapter:
         """The platform's statement (đối soát) of one day: every transaction, each signed as a notice."""
         query = signed({"vnp_TmnCode": self.settings.merchant, "vnp_Date": day.strftime("%Y%m%d")},
                        self.settings.secret)
-        try:
-            response = self.http.get(f"{self.settings.url}/merchant_webapi/statement", params=query,
-                                     timeout=self.settings.timeout)
-            body = response.json()
-        except requests.RequestException as exc:
-            raise PlatformUnavailable(f"payment platform unreachable ({type(exc).__name__})") from None
-        except ValueError:
-            raise PlatformUnavailable("the payment platform's statement is no JSON") from None
-        rows = body.get("transactions") if isinstance(body, dict) and response.status_code == 200 else None
+        status, body = self._call("GET", "/merchant_webapi/statement", params=query)
+        rows = body.get("transactions") if isinstance(body, dict) and status == 200 else None
         if not isinstance(rows, list):
-            raise PlatformUnavailable(f"the payment platform answered no statement (HTTP {response.status_code})")
+            raise PlatformUnavailable(f"the payment platform answered no statement (HTTP {status})")
         if not all(isinstance(row, dict) and is_authentic(row, self.settings.secret) for row in rows):
             raise forged("a line of the platform's statement")
         return [Notice.of(row) for row in rows]
-
 
     def refund(self, order_id: str, amount_vnd: int, transaction_no: str | None, now: datetime) -> str:
         """Hoàn tiền: the whole amount of a settled order back to the payer; the platform's refund number.
@@ -187,19 +179,24 @@ class PlatformAdapter:
                           "vnp_TransactionNo": transaction_no or "", "vnp_CreateBy": "motcua",
                           "vnp_CreateDate": platform_time(now), "vnp_OrderInfo": f"Hoan tien {order_id}"},
                          self.settings.secret)
-        try:
-            response = self.http.post(f"{self.settings.url}/merchant_webapi/api/transaction", json=request,
-                                      timeout=self.settings.timeout)
-            body = response.json()
-        except requests.RequestException as exc:
-            raise PlatformUnavailable(f"payment platform unreachable ({type(exc).__name__})") from None
-        except ValueError:
-            raise PlatformUnavailable("the payment platform's refund answer is no JSON") from None
+        _status, body = self._call("POST", "/merchant_webapi/api/transaction", json=request)
         if not isinstance(body, dict) or not is_authentic(body, self.settings.secret):
             raise PlatformUnavailable("the payment platform's refund answer is not signed by it")
         if body.get("vnp_ResponseCode") != "00":
             raise PlatformUnavailable(f"the payment platform refused the refund ({body.get('vnp_ResponseCode')})")
         return str(body.get("vnp_TransactionNo", ""))
+
+    def _call(self, method: str, path: str, **request) -> tuple[int, object]:
+        """(HTTP status, JSON body) of one call to the platform; PlatformUnavailable when it is away, too
+        slow, or answers no JSON."""
+        try:
+            response = self.http.request(method, f"{self.settings.url}{path}", timeout=self.settings.timeout,
+                                         **request)
+            return response.status_code, response.json()
+        except requests.RequestException as exc:
+            raise PlatformUnavailable(f"payment platform unreachable ({type(exc).__name__})") from None
+        except ValueError:
+            raise PlatformUnavailable(f"the payment platform answered no JSON ({path})") from None
 
 
 def answer(code: str, message: str) -> dict:

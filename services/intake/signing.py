@@ -101,6 +101,9 @@ class SigningMetrics:
 def load_trust_roots(paths: tuple[Path, ...]) -> list[asn1_x509.Certificate]:
     """The trust anchors; production refuses the test CA (its keys are in the repository)."""
     from pyhanko.keys import load_certs_from_pemder
+    missing = [str(path) for path in paths if not path.is_file()]
+    if missing:
+        raise SystemExit(f"INTAKE_SIGNING_TRUST_ROOTS: no file {', '.join(missing)}")
     roots = [c for path in paths for c in load_certs_from_pemder([str(path)])]
     if not roots:
         raise SystemExit(f"no certificate in {':'.join(map(str, paths))} (INTAKE_SIGNING_TRUST_ROOTS)")

@@ -165,3 +165,8 @@ def test_a_pdf_that_cannot_be_signed_is_refused_naming_the_field(signer):
     with pytest.raises(ValidationFailed) as refused:
         signer.sign_pdf(b"%PDF-1.4 signed certificate\n%%EOF\n", JUSTICE, "Kết quả")
     assert refused.value.field == "documents"
+
+
+def test_a_missing_trust_root_file_stops_the_service_naming_it(tmp_path):
+    with pytest.raises(SystemExit, match="no file"):
+        load_trust_roots((tmp_path / "roots.pem",))

@@ -15,6 +15,7 @@ from motcua.db import utcnow
 from motcua.errors import Forbidden, Unauthorized
 
 SYSTEM_ROLE = "system"  # an agency's own system (motcua.worker), its token made by an operator
+CITIZEN_ROLE = "citizen"  # a citizen signed in through VNeID (services/gateway/vneid.py): no account row here
 STAFF_ROLES = ("receptionist", "specialist", "leader", "agency_admin")
 USERNAME_MAX = 120  # every service records who acted (history, tasks, documents) in this many characters
 
@@ -28,6 +29,14 @@ class Caller:
     token_id: str | None = field(default=None, compare=False)
     issued_at: datetime | None = field(default=None, compare=False)
     expires_at: datetime | None = field(default=None, compare=False)
+    # A citizen signed in through the national identity provider (VNeID): the identity it verified,
+    # which intake takes as the applicant's instead of a tracking key (role `citizen`, no agency).
+    citizen_id: str | None = None
+    citizen_name: str | None = None
+
+    @property
+    def is_citizen(self) -> bool:
+        return CITIZEN_ROLE in self.roles and self.agency_code is None and self.citizen_id is not None
 
     @property
     def is_admin(self) -> bool:
@@ -102,6 +111,8 @@ def issue_token(caller: Caller, signing_pem: str, ttl: timedelta) -> str:
     now = utcnow()
     claims = {"sub": caller.username, "agency": caller.agency_code, "roles": list(caller.roles),
               "iat": int(now.timestamp()), "exp": int((now + ttl).timestamp()), "jti": uuid.uuid4().hex}
+    if caller.citizen_id is not None:
+        claims["cid"], claims["cname"] = caller.citizen_id, caller.citizen_name
     return jwt.encode(claims, signing_key(signing_pem), algorithm=ALGORITHM)
 
 
@@ -162,8 +173,12 @@ def _verify(token: str, verify_pem: str) -> Caller:
     issued_at = _moment(claims["iat"])
     if issued_at.timestamp() > time.time() + CLOCK_SKEW_SECONDS:  # its lifetime would start later than it says
         raise Unauthorized("invalid token")
+    citizen_id, citizen_name = claims.get("cid"), claims.get("cname")
+    if not isinstance(citizen_id, str | None) or not isinstance(citizen_name, str | None):
+        raise Unauthorized("invalid token")
     return Caller(claims["sub"], claims.get("agency"), tuple(roles), token_id=str(claims["jti"]),
-                  issued_at=issued_at, expires_at=_moment(claims["exp"]))
+                  issued_at=issued_at, expires_at=_moment(claims["exp"]), citizen_id=citizen_id,
+                  citizen_name=citizen_name)
 
 
 def _moment(seconds) -> datetime:

@@ -421,3 +421,44 @@ def wait_for(predicate, timeout: float = 60, interval: float = 0.3):
             return value
         time.sleep(interval)
     return predicate()
+
+
+@contextlib.contextmanager
+def intake_behind_gateway(directories: pytest.TempPathFactory, name: str, environment: dict[str, str],
+                          port: int | None = None, intake_fakes: dict | None = None, gateway_fakes: dict | None = None):
+    """Intake and the gateway in this process (embedded bus, migrated SQLite, demo accounts), with
+    `environment` set while they run (a connection's settings: its simulator's URL) and the named
+    dependencies replaced by fakes (the services not started). Yields (gateway URL, intake container,
+    gateway container, config)."""
+    from nameko.containers import ServiceContainer
+    from nameko.testing.services import replace_dependencies
+
+    from motcua import embedded
+    from motcua.config import catalog_dir, nameko_config
+    from services.gateway.accounts import seed_demo_accounts
+    from services.gateway.service import GatewayService
+    from services.intake.service import IntakeService
+
+    patched = pytest.MonkeyPatch()
+    for key, value in environment.items():
+        patched.setenv(key, value)
+    embedded.install()
+    vhost = f"{name}-{uuid.uuid4().hex[:8]}"
+    port = port or free_port()
+    config = {**nameko_config(f"embedded:///{vhost}"), "DB_URLS": migrated_sqlite_urls(directories.mktemp("db")),
+              "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}", "METRICS_PORTS": {},
+              "BLOB_DIR": str(directories.mktemp("blobs"))}
+    seed_demo_accounts(config["DB_URLS"]["gateway"], catalog_dir())
+    intake, gateway = (ServiceContainer(cls, config) for cls in (IntakeService, GatewayService))
+    replace_dependencies(intake, **(intake_fakes or {"workflow": object()}))
+    if gateway_fakes:
+        replace_dependencies(gateway, **gateway_fakes)
+    try:
+        for container in (intake, gateway):
+            container.start()
+        yield f"http://127.0.0.1:{port}", intake, gateway, config
+    finally:
+        for container in (intake, gateway):
+            container.stop()
+        embedded.reset(vhost)
+        patched.undo()

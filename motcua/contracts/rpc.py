@@ -235,6 +235,12 @@ class StepDocumentsV1(NfcSchema):
     documents = fields.List(fields.Nested(DocumentUploadV1), required=True, validate=validate.Length(min=1, max=10))
 
 
+class VerifySignatureV1(NfcSchema):
+    """A signed PDF (kết quả điện tử) anyone may check: base64, 5 MB at most before encoding."""
+
+    content_base64 = fields.Str(required=True, validate=validate.Length(min=1, max=7_000_000))
+
+
 class ConfirmPaymentV1(NfcSchema):
     """The counter confirms the applicant paid the fee or tax a step fixed (status 6 ends)."""
 

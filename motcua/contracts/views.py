@@ -224,6 +224,31 @@ class PublicDossierViewV1(Schema):
     allowed_actions = fields.List(fields.Str())
 
 
+class SignatureCheckViewV1(Schema):
+    """One signature of a PDF as the public verification found it (who signed, when, whether it holds)."""
+
+    field = fields.Str()
+    valid = fields.Bool()
+    intact = fields.Bool()
+    trusted = fields.Bool()
+    covers_whole_document = fields.Bool()
+    signer_name = fields.Str(allow_none=True)
+    signer_id = fields.Str(allow_none=True, metadata={"description": "the agency's code, or the certifying officer's account"})
+    agency_code = fields.Str(allow_none=True)
+    certificate_serial = fields.Str(allow_none=True)
+    issuer = fields.Str(allow_none=True)
+    signed_at = fields.Str(allow_none=True)
+    problem = fields.Str()
+
+
+class SignatureVerificationViewV1(Schema):
+    """The answer of the public verification of a signed result (tra cứu kết quả ký số)."""
+
+    signed = fields.Bool()
+    sha256 = fields.Str()
+    signatures = fields.List(fields.Nested(SignatureCheckViewV1))
+
+
 class TimelineEntryViewV1(Schema):
     """One line of public tracking's timeline: a change of status or of hands, when it happened."""
 

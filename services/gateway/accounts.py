@@ -58,6 +58,13 @@ def authenticate(session: Session, username: str, password: str) -> Caller:
     return Caller(user.username, user.agency_code, tuple(user.roles))
 
 
+def active_caller(session: Session, username: str) -> Caller | None:
+    """The caller of an active account (staff single sign-on: the province's provider vouched for the
+    name; roles and agency stay this platform's), or None."""
+    user = session.scalar(select(User).where(User.username == username[:128]))
+    return Caller(user.username, user.agency_code, tuple(user.roles)) if user is not None and user.active else None
+
+
 def token_response(caller: Caller, signing_pem: str, ttl_seconds: int) -> dict:
     return {"access_token": issue_token(caller, signing_pem, timedelta(seconds=ttl_seconds)),
             "token_type": "bearer", "expires_in": ttl_seconds}

@@ -59,7 +59,10 @@ class DossierApi:
     @route("POST", "/api/v1/dossiers", body=SubmitDossierSchema, status=201, auth="optional", response=DossierViewV1,
            multipart=True, command=True, errors=(429,))
     def submit_dossier(self, request):
-        body = load_valid(SubmitDossierSchema(), read_body(request))
+        """Nộp hồ sơ: anyone online; a citizen signed in with VNeID gives no name nor ID number (the
+        identity's are taken, here to validate and again by intake, which trusts only the token)."""
+        body = routes.with_citizen_identity(read_body(request), self.optional_caller_of(request)[0])
+        body = load_valid(SubmitDossierSchema(), body)
         caller, token = routes.submitter(request, self.caller_from_token, body["channel"])
         self.count_anonymous_submission(request, caller)
         dossier = self.intake.submit_dossier(body, caller_token=token, idempotency_key=request.idempotency_key)
@@ -160,6 +163,16 @@ class DossierApi:
                         headers={"Content-Disposition": f'attachment; filename="{document["key"]}'
                                                         f'{mimetypes.guess_extension(document["content_type"])}"',
                                  "Digest": f"sha-256={base64.b64encode(bytes.fromhex(document['sha256'])).decode()}"})
+
+    @route("POST", "/api/v1/dossiers/<code>/documents/<int:document_id>/certify", response=DossierViewV1,
+           command=True)
+    def certify_copy(self, request, code, document_id):
+        """Chứng thực điện tử: a PDF of the dossier signed by the certifying officer (receptionist or
+        specialist of the receiving agency) joins it as its certified copy (`certified:<key>`)."""
+        caller, token = self.caller_of(request)
+        with self.audited(request, caller, "document.certify", dossier_code=code):
+            return self.intake.certify_copy(code, document_id, caller_token=token,
+                                            idempotency_key=request.idempotency_key)
 
     @route("GET", "/api/v1/dossiers/<code>/forms/<form>", response="application/pdf")
     def get_form(self, request, code, form):

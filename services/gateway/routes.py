@@ -24,6 +24,15 @@ def submitter(request: Request, verify: Callable[[str | None], Caller],
     return caller, token
 
 
+def with_citizen_identity(body, caller: Caller | None):
+    """A submission's body with the signed-in citizen's name and ID number as the applicant's."""
+    if caller is None or not caller.is_citizen or not isinstance(body, dict):
+        return body
+    applicant = body.get("applicant") if isinstance(body.get("applicant"), dict) else {}
+    return {**body, "applicant": {**applicant, "full_name": caller.citizen_name or applicant.get("full_name"),
+                                  "id_number": caller.citizen_id}}
+
+
 def procedure_with_steps(intake, workflow, code: str) -> dict:
     """A procedure (thủ tục) from intake, with the steps of its process (quy trình) from workflow."""
     procedure = intake.get_procedure(code)

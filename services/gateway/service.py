@@ -25,6 +25,9 @@ from services.gateway.api_docs import DocsApi
 from services.gateway.api_dossiers import DossierApi
 from services.gateway.api_notify import NotifyApi
 from services.gateway.api_reports import ReportApi
+from services.gateway.api_payments import PaymentApi
+from services.gateway.api_signatures import SignatureApi
+from services.gateway.api_vneid import OidcApi, OidcProviders
 from services.gateway.api_tasks import TaskApi
 from services.gateway.dependencies import AccessGuard, AuditLog, Changes, Reads, TrackingAnswers, broadcast_handler
 from services.gateway.errors import TooManyRequests
@@ -42,7 +45,8 @@ RUN_EVENTS = tuple(sorted(t for t, (_v, schema) in EVENT_SCHEMAS.items() if isin
 TASK_EVENTS = frozenset(t for t, (_v, schema) in EVENT_SCHEMAS.items() if isinstance(schema, TaskFacts))
 
 
-class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportApi, NotifyApi, DocsApi, Pages):
+class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportApi, NotifyApi, SignatureApi, OidcApi,
+                     PaymentApi, DocsApi, Pages):
     """The only HTTP server; each area's routes live in its api_*.py mixin."""
 
     name = "gateway"
@@ -56,6 +60,7 @@ class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportA
     changes = Changes()
     tracking = TrackingAnswers()
     metrics = Metrics()
+    oidc = OidcProviders()
     config = Config()
     intake = TimedRpcProxy("intake")
     workflow = TimedRpcProxy("workflow")

@@ -3,7 +3,8 @@
 A token is refused once it was revoked by logout (its `jti` in `revoked_tokens`, kept until it would
 have expired anyway), or when it was issued before its account's `tokens_valid_after` (roles,
 activity or password changed since), or when it names no account (a deleted one; an agency system's
-token, made by the operators for its worker's direct calls to workflow, has no business here).
+token, made by the operators for its worker's direct calls to workflow, has no business here) unless it
+is a citizen's, signed in through VNeID (`api_vneid.py`), whose account is the national provider's.
 
 Every request is checked, so the answer is cached (`AccessCache`) for a few seconds: a revocation or
 an account change takes effect at once on the gateway instance that made it, and on the others when
@@ -47,6 +48,8 @@ def judge(caller: Caller, state: TokenState) -> None:
         raise Unauthorized("token revoked")
     account = state.account
     if account is None:
+        if caller.is_citizen:  # signed in through VNeID: the national provider holds the account
+            return
         raise Unauthorized("no such account")
     if not account.active:
         raise Unauthorized("account disabled")

@@ -11,8 +11,11 @@ from services.intake import postal
 from services.intake.blobs import blob_store
 from services.intake.catalog import Catalog
 from services.intake.dossiers import Policy
+from services.intake.payments import PaymentMetrics, PaymentSettings, PlatformAdapter
 from services.intake.repository import ShipmentRepository
 from services.intake.sealing import environment_data_keys
+from services.intake.signing import (CscClient, CscSigner, DocumentSigner, SigningMetrics, SigningSettings,
+                                     load_trust_roots, verify_pdf)
 
 
 class Rules(DependencyProvider):
@@ -55,3 +58,40 @@ class PostalService(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return self.client
+
+
+class Signing(DependencyProvider):
+    """Ký số: the result signer (None when INTAKE_SIGNING=off) and the public verification, configured
+    at setup, so a bad setting or the test CA in production stops the service before its first call."""
+
+    def setup(self):
+        settings = SigningSettings.from_env()
+        self.trust_roots = load_trust_roots(settings.trust_roots)
+        self.metrics = SigningMetrics(metrics_for(self.container).registry)
+        self.signer: DocumentSigner | None = (
+            CscSigner(CscClient(settings), self.trust_roots, self.metrics) if settings.mode == "csc" else None)
+
+    def verify(self, pdf: bytes) -> dict:
+        """Every signature of `pdf` checked against the trust roots, counted by its bottom line."""
+        answer = verify_pdf(pdf, self.trust_roots)
+        for signature in answer["signatures"] or [{"valid": None}]:
+            result = {True: "valid", False: "invalid", None: "unsigned"}[signature["valid"]]
+            self.metrics.verifications.labels(result).inc()
+        return answer
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+
+class Payments(DependencyProvider):
+    """Thanh toán trực tuyến: the national payment platform's adapter (None when INTAKE_PAYMENT_URL is
+    unset: the counter's cash confirmation only) and the connection's metrics."""
+
+    def setup(self):
+        self.settings = PaymentSettings.from_env()
+        self.platform = PlatformAdapter(self.settings) if self.settings else None
+        self.refund_on = self.settings.refund_on if self.settings else frozenset()
+        self.metrics = PaymentMetrics(metrics_for(self.container).registry)
+
+    def get_dependency(self, worker_ctx):
+        return self

@@ -8,7 +8,7 @@ import binascii
 import hashlib
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from motcua.errors import ValidationFailed
 
@@ -76,6 +76,13 @@ def check(uploads: list[Upload], procedure: Procedure | None = None) -> list[dic
         if content_type(upload.data) is None:
             raise ValidationFailed("only PDF, JPEG and PNG files are accepted", field=where)
     return [upload.ref() for upload in uploads]
+
+
+def signed(uploads: list[Upload], sign: Callable[[bytes], bytes]) -> list[Upload]:
+    """The uploads with every PDF replaced by its signed copy (`sign`); images are kept as they are
+    (PAdES signs PDFs only)."""
+    return [Upload(u.key, u.filename, sign(u.data)) if content_type(u.data) == "application/pdf" else u
+            for u in uploads]
 
 
 def keep(uploads: list[Upload], store: BlobStore) -> None:

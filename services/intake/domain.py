@@ -33,6 +33,8 @@ POSTAL_SERVICE = "vnpost"  # the actor of what the postal service reports (bưu 
 OWED_ON = {"dossier_submitted": "pickup", "dossier_result_ready": "delivery"}
 OWED_AT = {"dossier_submitted": "submitted_at", "dossier_result_ready": "finished_at"}
 IMPORTED = "import"  # the actor of what `motcua history import` brought from the old system
+PAYMENT_PLATFORM = "payment-platform"  # the actor of a payment the national payment platform confirmed
+CERTIFIED_PREFIX = "certified:"  # a certified electronic copy (chứng thực điện tử) of one of the documents
 STEP_DOCUMENT_PREFIX = "step:"  # a step's own documents (its minutes, the signed result), not the applicant's
 
 
@@ -142,6 +144,10 @@ def submitter(agency_code: str, channel: str, caller: Caller | None) -> str | No
     """Who may submit: anyone online (None: the applicant, without an account); at the counter or by
     post only a receptionist of the receiving agency (`agency_code`). Checked before anything else of a
     submission is written."""
+    if caller is not None and caller.is_citizen:
+        if channel != "online":
+            raise Forbidden("a citizen submits online", field="channel")
+        return None  # the applicant themself, as without an account
     if channel != "online":
         if caller is None:
             raise Forbidden("counter and postal submissions are made by a receptionist", field="channel")
@@ -448,13 +454,32 @@ class Dossier:
         """Xác nhận hoàn thành nghĩa vụ tài chính: the counter confirms the receipt; the clock resumes
         with the due date moved by the time it stood still, and processing goes on."""
         caller.require("receptionist", agency_code=self.agency_code)
+        self._paid(caller.username, receipt_number, schedule, now)
+
+    def paid_online(self, receipt_number: str, receipt: dict, schedule: Schedule, now: datetime) -> None:
+        """Thanh toán trực tuyến: the payment platform's signed notification confirmed the payment, as
+        the counter's confirmation does, in the platform's name; the electronic receipt (biên lai điện
+        tử, already stored) joins the documents."""
+        self._paid(PAYMENT_PLATFORM, receipt_number, schedule, now)
+        self._attach([receipt], PAYMENT_PLATFORM, now)
+
+    def awaits_payment_of(self) -> int:
+        """The amount an online payment is for, or IllegalTransition when nothing is due."""
+        self._transition("confirm_payment")  # status 6 only: refused otherwise, naming what is allowed
+        return self.payment_amount_vnd
+
+    def check_applicant(self, caller: Caller | None, proof: ApplicantProof | None) -> None:
+        """The applicant (signed in with VNeID, or with their proof) or the counter acts on this dossier."""
+        self._applicant_or_receptionist(caller, proof)
+
+    def _paid(self, actor: str, receipt_number: str, schedule: Schedule, now: datetime) -> None:
         status = self._transition("confirm_payment")
         self.due_at = schedule.resumed(self.channel, self.due_at, self.paused_at, now)
         self.paid_at, self.payment_receipt = now, receipt_number
         self.paused_at = self.resume_status = None
         self._record("confirm_payment", status, "payment_received", {
-            "paid_at": now, "confirmed_by": caller.username, "receipt_number": receipt_number},
-            at=now, actor=caller.username, note=f"receipt {receipt_number}")
+            "paid_at": now, "confirmed_by": actor, "receipt_number": receipt_number},
+            at=now, actor=actor, note=f"receipt {receipt_number}")
 
     def return_result(self, caller: Caller, method: str, now: datetime) -> None:
         """Trả kết quả at the counter, by post or online."""
@@ -558,6 +583,12 @@ class Dossier:
             self._record("return", status, "result_returned", {
                 "returned_at": at, "method": "postal", "returned_by": POSTAL_SERVICE, "contact": self._contact()},
                 at=at, actor=POSTAL_SERVICE, note="method postal")
+    def certified_copy(self, of: Document, ref: dict, caller: Caller, at: datetime) -> None:
+        """Chứng thực bản sao điện tử từ bản chính: an officer of the receiving agency certifies that the
+        copy (`ref`, signed with their own certificate, already stored) matches the original they saw."""
+        caller.require("receptionist", "specialist", agency_code=self.agency_code)
+        self._attach([{**ref, "key": CERTIFIED_PREFIX + of.key.removeprefix(CERTIFIED_PREFIX),
+                       "filename": ref["filename"]}], caller.username, at)
 
     # -- for the service layer ----------------------------------------------------------------------
 
@@ -620,6 +651,12 @@ class Dossier:
         proof. A wrong key is answered as an unknown code (the answer tells nothing of the dossier, so an
         ID number cannot be tried across codes); a wrong ID number then is a 403. Returns the actor
         recorded in the history."""
+        if caller is not None and caller.is_citizen:
+            # Signed in through VNeID: the verified identity is the proof. Another's dossier is answered
+            # as an unknown code, as a wrong key is.
+            if not hmac.compare_digest(caller.citizen_id.encode(), self.applicant_id_number.encode()):
+                raise WrongKey(unknown(self.code), field="code")
+            return APPLICANT
         if caller is not None:
             caller.require("receptionist", agency_code=self.agency_code)
             return caller.username

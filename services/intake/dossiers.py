@@ -13,7 +13,7 @@ from motcua.access import AgencyTree, may_read
 from motcua.calendar import Decisions, WorkingCalendar, local_iso
 from motcua.contracts.events import POSTAL_KINDS
 from motcua.contracts.lifecycle import allowed_actions
-from motcua.errors import Forbidden, NotFound
+from motcua.errors import Forbidden, NotFound, ValidationFailed
 from motcua.identity import Caller
 from motcua.idempotency import Command, run_once
 from motcua.privacy import seal_personal_fields, tracking_key, unseal_personal_fields
@@ -23,6 +23,7 @@ from services.intake.blobs import BlobStore
 from services.intake.catalog import Catalog
 from services.intake.domain import OWED_AT, OWED_ON, ApplicantProof, Dossier, Schedule, last4, submitter, unknown
 from services.intake.search import applicant_keys
+from services.intake.signing import DocumentSigner
 
 
 class Policy:
@@ -104,6 +105,8 @@ def submit(uow, policy: Policy, payload: dict, caller: Caller | None, now: datet
     uploads = documents.decode(payload.get("documents") or [])
     code = uow.dossiers.next_code(agency_code, local_day)
     applicant = {**payload["applicant"], "phone": normalise_phone(payload["applicant"]["phone"])}
+    if caller is not None and caller.is_citizen:  # signed in with VNeID: the name and ID number it verified
+        applicant.update(full_name=caller.citizen_name or applicant["full_name"], id_number=caller.citizen_id)
     dossier = Dossier.submit(
         code=code, procedure=procedure, agency_code=agency_code, channel=payload["channel"],
         submitted_by=submitted_by, applicant=applicant, search_keys=applicant_keys(policy.search_key, applicant),
@@ -174,14 +177,44 @@ def return_result(uow, code: str, method: str, caller: Caller, now: datetime) ->
     return _commit(uow, dossier)
 
 
-def store_step_documents(uow, policy: Policy, code: str, uploads: list[dict], caller: Caller) -> list[dict]:
-    """Kept for a step's completion: checked and stored, recorded on the dossier only once workflow
-    accepted the completion (`task_completed` names them), so a refused completion records nothing."""
+def store_step_documents(uow, policy: Policy, code: str, uploads: list[dict], caller: Caller,
+                         signer: DocumentSigner | None = None) -> list[dict]:
+    """Kept for a step's completion: checked, their PDFs signed with the caller's agency's certificate
+    when a `signer` is configured (ký số: never kept unsigned if signing fails), and stored; recorded on
+    the dossier only once workflow accepted the completion (`task_completed` names them), so a refused
+    completion records nothing."""
     get_for_staff(uow, code, caller, policy.tree)
     decoded = documents.decode(uploads)
-    refs = documents.check(decoded)
+    documents.check(decoded)
+    if signer is not None:
+        if caller.agency_code is None:
+            raise Forbidden("a signed result is issued by an agency: sign in as one of its officers")
+        reason = f"Kết quả giải quyết hồ sơ {code}"
+        decoded = documents.signed(decoded, lambda pdf: signer.sign_pdf(pdf, caller.agency_code, reason))
+    refs = documents.check(decoded)  # a signed PDF is larger: still within the limits
     documents.keep(decoded, policy.store)
     return refs
+
+
+def certify_copy(uow, policy: Policy, code: str, document_id: int, caller: Caller, signer: DocumentSigner | None,
+                 now: datetime) -> Dossier:
+    """Chứng thực điện tử: a PDF among the dossier's documents, signed with the certifying officer's own
+    certificate, joins the list as its certified copy (the original stays as it was)."""
+    if signer is None:
+        raise NotFound("digital signing is not configured here (INTAKE_SIGNING)", field="document_id")
+    dossier = _load(uow, code)
+    original = dossier.document(document_id)
+    if original is None:
+        raise NotFound(f"no document {document_id} in dossier {code}", field="document_id")
+    caller.require("receptionist", "specialist", agency_code=dossier.agency_code)
+    if original.content_type != "application/pdf":
+        raise ValidationFailed("only a PDF can carry a signature", field="document_id")
+    copy = documents.Upload(original.key, f"chung-thuc-{original.filename}"[:200], signer.sign_pdf(
+        policy.store.get(original.sha256), caller.username, f"Chứng thực bản sao đúng với bản chính, hồ sơ {code}"))
+    documents.check([copy])
+    documents.keep([copy], policy.store)
+    dossier.certified_copy(original, copy.ref(), caller, now)
+    return _commit(uow, dossier)
 
 
 # -- workflow's events (no commit: apply_once commits, possibly after several) ----------------------
@@ -239,6 +272,16 @@ def get_for_staff(uow, code: str, caller: Caller, tree: AgencyTree) -> Dossier:
     dossier = _load(uow, code, for_update=False)
     if not may_read(caller, set(dossier.agencies), tree):
         raise Forbidden("this dossier is not handled by your agency")
+    return dossier
+
+
+def get_for_reader(uow, code: str, caller: Caller, tree: AgencyTree) -> Dossier:
+    """Staff as `get_for_staff`; a citizen signed in with VNeID, their own dossier (another's is
+    answered as an unknown code)."""
+    if not caller.is_citizen:
+        return get_for_staff(uow, code, caller, tree)
+    dossier = _load(uow, code, for_update=False)
+    dossier.check_applicant(caller, None)
     return dossier
 
 

@@ -123,6 +123,23 @@ def render(form: str, dossier: Dossier, catalog: Catalog, tz: ZoneInfo, history:
     return bytes(pdf.output())
 
 
+def payment_receipt(dossier: Dossier, catalog: Catalog, tz: ZoneInfo, receipt_number: str, order_id: str,
+                    transaction_no: str | None, amount_vnd: int, paid_at: datetime) -> bytes:
+    """Biên lai điện tử: the electronic receipt of a fee or tax paid online, issued in the receiving
+    agency's name, with the platform's order and transaction numbers (what reconciliation matches)."""
+    pdf = _Document(catalog, dossier.agency_code, f"Số: {receipt_number}", paid_at, tz)
+    pdf.heading("BIÊN LAI THU PHÍ, LỆ PHÍ ĐIỆN TỬ", f"Mã hồ sơ: {dossier.code}")
+    pdf.line_of("Thủ tục", dossier.procedure_name)
+    pdf.line_of("Người nộp", dossier.applicant_name)
+    pdf.line_of("Số tiền", f"{amount_vnd:,} đồng".replace(",", "."))
+    pdf.line_of("Nội dung", dossier.payment_note or "Nghĩa vụ tài chính của hồ sơ")
+    pdf.line_of("Hình thức", "Thanh toán trực tuyến qua Nền tảng thanh toán")
+    pdf.line_of("Mã đơn thanh toán", order_id)
+    pdf.line_of("Mã giao dịch", transaction_no or "—")
+    pdf.line_of("Thời điểm thanh toán", _when(paid_at, tz))
+    return bytes(pdf.output())
+
+
 def _issuer(form: str, dossier: Dossier) -> str:
     """The agency in whose name the form is issued: the receiving agency, except form 04, issued by the
     agency whose step made the dossier late (Circular 03/2025, form 04)."""

@@ -186,4 +186,18 @@ dossier_counters = Table(
 
 # The official calendar's decisions the province's admin recorded through the API (on top of
 # calendar.yaml's): every intake instance reads them at start and again every few seconds.
+# Thanh toán trực tuyến: one row per payment order sent to the national payment platform (payments.py).
+payment_orders = Table(
+    "payment_orders", Base.metadata,
+    Column("order_id", String(40), primary_key=True),
+    Column("dossier_code", String(64), nullable=False, index=True),
+    Column("amount_vnd", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(16), nullable=False),  # pending, paid, failed
+    Column("transaction_no", String(64)),
+    Column("receipt_number", String(64)),
+    _when("created_at", nullable=False),
+    _when("settled_at"),
+)
+
 calendar_decisions = calendar_decisions_table(Base.metadata)

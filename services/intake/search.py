@@ -13,12 +13,16 @@ from sqlalchemy import func, select
 from motcua.access import AgencyTree, scope_of
 from motcua.calendar import local_iso
 from motcua.db import UnitOfWork
+from motcua.errors import Forbidden
 from motcua.identity import Caller
 from motcua.privacy import mask_name
 from motcua.text import fold, normalise_phone
 from services.intake.models import dossier_agencies, dossiers
 
 OPEN_STATUSES = ("received", "processing")  # the clock runs: these can be overdue
+_LISTED = select(dossiers.c.code, dossiers.c.procedure_code, dossiers.c.procedure_name, dossiers.c.agency_code,
+                 dossiers.c.status, dossiers.c.status_code, dossiers.c.applicant_name, dossiers.c.submitted_at,
+                 dossiers.c.due_at)
 
 
 def lookup_hash(secret: str, kind: str, value: str) -> str:
@@ -39,8 +43,7 @@ def search(uow: UnitOfWork, secret: str, tz: ZoneInfo, filters: dict, caller: Ca
     """Dossiers an agency involved in: the caller's own, or (leaders, agency admins) its sub-tree's."""
     caller.require("receptionist", "specialist", "leader", "agency_admin")
     d = dossiers.c
-    query = select(d.code, d.procedure_code, d.procedure_name, d.agency_code, d.status, d.status_code,
-                   d.applicant_name, d.submitted_at, d.due_at)
+    query = _LISTED
     scope = scope_of(caller, tree or AgencyTree({}))
     if scope is not None:
         involved = select(dossier_agencies.c.dossier_id).where(dossier_agencies.c.agency_code.in_(sorted(scope)))
@@ -65,8 +68,24 @@ def search(uow: UnitOfWork, secret: str, tz: ZoneInfo, filters: dict, caller: Ca
     if filters.get("overdue") is not None:
         late = d.status.in_(OPEN_STATUSES) & (d.due_at < now)
         query = query.where(late if filters["overdue"] else ~late)
+    return _page(uow, query, filters.get("page", 1), filters.get("page_size", 20), tz, now)
+
+
+def my_dossiers(uow: UnitOfWork, secret: str, tz: ZoneInfo, caller: Caller, now: datetime, page: int = 1,
+                page_size: int = 20) -> dict:
+    """Hồ sơ của tôi: a citizen signed in with VNeID sees the dossiers whose applicant is the identity
+    VNeID verified (matched through the ID number's keyed hash), whoever submitted them."""
+    if not caller.is_citizen:
+        raise Forbidden("sign in with VNeID to list your dossiers")
+    d = dossiers.c
+    query = _LISTED.where(d.applicant_id_hash == lookup_hash(secret, "id", caller.citizen_id))
+    return _page(uow, query, page, page_size, tz, now)
+
+
+def _page(uow: UnitOfWork, query, page: int, size: int, tz: ZoneInfo, now: datetime) -> dict:
+    """One page of `query` (a `_LISTED` select), newest first, with the total."""
+    d = dossiers.c
     total = uow.session.scalar(select(func.count()).select_from(query.subquery()))
-    page, size = filters.get("page", 1), filters.get("page_size", 20)
     rows = uow.session.execute(query.order_by(d.submitted_at.desc(), d.id.desc())
                                .offset((page - 1) * size).limit(size)).all()
     return {"total": total, "page": page, "page_size": size, "items": [

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+from datetime import date, timedelta
 from functools import partial
 
 import eventlet
@@ -23,17 +25,19 @@ from motcua.contracts.rpc import (
     SearchDossiersV1,
     StepDocumentsV1,
     SubmitDossierV1,
+    VerifySignatureV1,
 )
 from motcua.access import audit_refusals
 from motcua.db import Database, utcnow
-from motcua.errors import NotFound, ValidationFailed, load_valid
+from motcua.errors import NotFound, Unauthorized, ValidationFailed, load_valid
 from motcua.idempotency import Command, ForgetExpiredKeys, account_scope, applicant_scope, run_once, ttl_of
 from motcua.metrics import GroupCountGauge, Metrics
 from motcua.revocation import Revocations
 from motcua.rpc import RpcProxy, rpc
 from motcua.text import normalise_phone
-from services.intake import calendar_decisions, dossiers, due, forms, portal, postal, search
-from services.intake.dependencies import PostalService, Rules
+from services.intake import calendar_decisions, dossiers, due, forms, online_payments, portal, postal, search
+from services.intake.dependencies import Payments, PostalService, Rules, Signing
+from services.intake.payments import Notice
 from services.intake.models import Base, dossiers as dossier_table
 from services.intake.repository import IntakeUnitOfWork
 
@@ -52,6 +56,7 @@ RETURN_RESULT = ReturnResultV1()
 SEARCH_DOSSIERS = SearchDossiersV1()
 STEP_DOCUMENTS = StepDocumentsV1()
 SUBMIT_DOSSIER = SubmitDossierV1()
+VERIFY_SIGNATURE = VerifySignatureV1()
 
 
 class IntakeService(Revocations):
@@ -61,6 +66,8 @@ class IntakeService(Revocations):
     expired_keys = ForgetExpiredKeys()
     metrics = Metrics()
     rules = Rules()
+    signing = Signing()
+    payments = Payments()
     config = Config()
     workflow = RpcProxy("workflow")  # the hand-overs of form 06
     gateway = RpcProxy("gateway")  # the officers' full names and titles the forms sign with
@@ -140,7 +147,15 @@ class IntakeService(Revocations):
     @rpc
     @audit_refusals
     def get_dossier(self, code, caller_token):
-        return self._view(dossiers.get_for_staff(self.db, code, self.verified_caller(caller_token), self.rules.tree))
+        return self._view(dossiers.get_for_reader(self.db, code, self.verified_caller(caller_token), self.rules.tree))
+
+    @rpc
+    @audit_refusals
+    def my_dossiers(self, caller_token, page=1):
+        """Hồ sơ của tôi: authorised here, against the identity VNeID verified (the token's), not the gateway's say."""
+        data = load_valid(SEARCH_DOSSIERS, {"page": page})
+        return search.my_dossiers(self.db, self.rules.search_key, self.rules.calendar.tz,
+                                  self.verified_caller(caller_token), utcnow(), page=data["page"])
 
     @rpc
     @audit_refusals
@@ -308,7 +323,7 @@ class IntakeService(Revocations):
 
     @event_handler("workflow", "result_ready")
     def on_result_ready(self, event):
-        self._apply_once(event, dossiers.result_ready)
+        self._apply_once(event, partial(online_payments.result_ready, refund_on=self.payments.refund_on))
 
     @event_handler("workflow", "supplement_needed")
     def on_supplement_needed(self, event):
@@ -320,7 +335,7 @@ class IntakeService(Revocations):
 
     @event_handler("workflow", "processing_stopped")
     def on_processing_stopped(self, event):
-        self._apply_once(event, dossiers.processing_stopped)
+        self._apply_once(event, partial(online_payments.processing_stopped, refund_on=self.payments.refund_on))
 
     @event_handler("workflow", "delay_predicted")
     def on_delay_predicted(self, event):
@@ -336,7 +351,93 @@ class IntakeService(Revocations):
     def store_step_documents(self, code, uploads, caller_token):
         data = load_valid(STEP_DOCUMENTS, {"documents": uploads})
         caller = self.verified_caller(caller_token)
-        return dossiers.store_step_documents(self.db, self.rules, code, data["documents"], caller)
+        return dossiers.store_step_documents(self.db, self.rules, code, data["documents"], caller,
+                                             self.signing.signer)
+
+    @rpc
+    @audit_refusals
+    def start_payment(self, code, payload, caller_token=None, idempotency_key=None):
+        """Thanh toán trực tuyến: an order for what a dossier awaiting payment owes, and the platform's URL."""
+        data = load_valid(APPLICANT_ACTION, payload)
+        caller = self.verified_caller(caller_token) if caller_token else None
+        platform = self._platform()
+        return online_payments.start(self.db, self.rules, platform, self.payments.settings, self.payments.metrics,
+                                     code, caller, _proof(data), utcnow())
+
+    @rpc
+    @audit_refusals
+    def payment_notification(self, params):
+        """The platform's signed server-to-server notification (IPN): its answer (`RspCode`); a forged
+        one is refused (Unauthorized, recorded as access_denied) and never applied."""
+        notice = self._notice(params)
+        return online_payments.settle(self.db, self.rules, notice, utcnow(), self.payments.metrics)
+
+    @rpc
+    @audit_refusals
+    def payment_return(self, params):
+        """The browser's signed return from the platform: what we know of the order (no state change)."""
+        return online_payments.order_status(self.db, self._notice(params))
+
+    @rpc
+    @audit_refusals
+    def reconcile_payments(self, day, caller_token):
+        """Đối soát one day's statement of the platform (a platform admin; the timer does yesterday's)."""
+        self.authorised(caller_token, "admin")
+        return online_payments.reconcile(self.db, self.rules, self._platform(), _day(day), utcnow(),
+                                         self.payments.metrics)
+
+    @timer(interval=3600)
+    def reconcile_yesterday(self):
+        """Every hour, yesterday's statement once more: cheap, idempotent, and a day's lost notification
+        is applied within the next day wherever the platform's statement lags."""
+        if self.payments.platform is None:
+            return
+        yesterday = (utcnow().astimezone(self.rules.calendar.tz) - timedelta(days=1)).date()
+        online_payments.reconcile(self.db, self.rules, self.payments.platform, yesterday, utcnow(),
+                                  self.payments.metrics)
+
+    @timer(interval=30)
+    def send_refunds(self):
+        """Refunds due (marked with the outcome that calls for one) sent to the platform; retried each round."""
+        if self.payments.platform is not None:
+            online_payments.send_refunds(self.db, self.payments.platform, utcnow(), self.payments.metrics)
+
+    def _platform(self):
+        if self.payments.platform is None:
+            raise NotFound("online payment is not configured here: pay at the counter", field="payment")
+        return self.payments.platform
+
+    def _notice(self, params) -> Notice:
+        if not isinstance(params, dict) or not all(isinstance(v, str) for v in params.values()):
+            raise ValidationFailed("the platform's parameters are text", field="params")
+        try:
+            return self._platform().notification(params)
+        except Unauthorized:
+            self.payments.metrics.notifications.labels("forged").inc()
+            raise
+
+    @rpc
+    @audit_refusals
+    def certify_copy(self, code, document_id, caller_token, idempotency_key=None):
+        """Chứng thực điện tử: the document's copy signed by the certifying officer (receptionist or specialist)."""
+        caller = self.verified_caller(caller_token)
+        if not isinstance(document_id, int):
+            raise ValidationFailed("a document's number", field="document_id")
+        return self._once(idempotency_key, "certify_copy", account_scope(caller.username), [code, document_id],
+                          lambda: dossiers.certify_copy(self.db, self.rules, code, document_id, caller,
+                                                        self.signing.signer, utcnow()))
+
+    @rpc
+    def verify_signature(self, payload):
+        """Public (no caller): who signed a PDF, when, and whether the signature holds (tra cứu ký số)."""
+        data = load_valid(VERIFY_SIGNATURE, payload)
+        try:
+            pdf = base64.b64decode(data["content_base64"], validate=True)
+        except ValueError:
+            raise ValidationFailed("not base64", field="content_base64") from None
+        if not pdf.startswith(b"%PDF-"):
+            raise ValidationFailed("not a PDF", field="content_base64")
+        return {**self.signing.verify(pdf), "sha256": hashlib.sha256(pdf).hexdigest()}
 
     @rpc
     @audit_refusals
@@ -346,6 +447,13 @@ class IntakeService(Revocations):
         return self._once(idempotency_key, "confirm_payment", account_scope(caller.username), [code, payload],
                           lambda: dossiers.confirm_payment(self.db, self.rules, code, data["receipt_number"], caller,
                                                            utcnow()))
+
+
+def _day(value) -> date:
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise ValidationFailed("a date as YYYY-MM-DD", field="date") from None
 
 
 def _proof(data: dict) -> dossiers.ApplicantProof:

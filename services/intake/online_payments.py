@@ -1,0 +1,157 @@
+"""The service layer of online payments (payments.py has the platform's format): orders made for a
+dossier awaiting payment (status 6), settled only by the platform's verified notification or its daily
+statement, once per order (the order's row lock; a repeat is answered "already confirmed"), with the
+amount and currency checked against the order; a settled payment resumes the dossier as the counter's
+cash confirmation does and attaches the electronic receipt (biên lai điện tử)."""
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import insert, select, update
+
+from motcua.errors import IllegalTransition
+from motcua.faults import TransientFailure
+from motcua.identity import Caller
+from services.intake import documents, forms
+from services.intake.domain import ApplicantProof
+from services.intake import dossiers
+from services.intake.dossiers import Policy, _load, _publish
+from services.intake.models import payment_orders as orders
+from services.intake.payments import CURRENCY, Notice, PaymentMetrics, PaymentPlatform, PaymentSettings, answer
+
+RECEIPT_KEY = "receipt:bien_lai"  # the receipt's place among the dossier's documents
+
+
+def start(uow, policy: Policy, platform: PaymentPlatform, settings: PaymentSettings, metrics: PaymentMetrics,
+          code: str, caller: Caller | None, proof: ApplicantProof, now: datetime) -> dict:
+    """A payment order for what the dossier owes (the pending one again if the amount did not change),
+    and the platform's URL to send the applicant to."""
+    dossier = _load(uow, code)  # locked: two tabs of one applicant make one order
+    dossier.check_applicant(caller, proof)
+    amount = dossier.awaits_payment_of()
+    order_id = uow.session.scalar(select(orders.c.order_id).where(
+        orders.c.dossier_code == code, orders.c.status == "pending", orders.c.amount_vnd == amount))
+    if order_id is None:
+        order_id = uuid.uuid4().hex[:20]
+        uow.session.execute(insert(orders).values(order_id=order_id, dossier_code=code, amount_vnd=amount,
+                                                  currency=CURRENCY, status="pending", created_at=now))
+        metrics.orders.inc()
+    uow.commit()
+    url = platform.payment_url(order_id, amount, f"Thanh toan ho so {code}", settings.return_url, now)
+    return {"order_id": order_id, "dossier_code": code, "amount_vnd": amount, "currency": CURRENCY,
+            "payment_url": url}
+
+
+def settle(uow, policy: Policy, notice: Notice, now: datetime, metrics: PaymentMetrics) -> dict:
+    """Apply what the platform says of an order (a verified notice), once; the IPN answer."""
+    order = uow.session.execute(select(orders).where(orders.c.order_id == notice.order_id).with_for_update()).first()
+    if order is None:
+        metrics.notifications.labels("unknown_order").inc()
+        return answer("01", "Order not found")
+    if notice.currency != CURRENCY or notice.amount_vnd != order.amount_vnd:
+        metrics.notifications.labels("wrong_amount").inc()
+        return answer("04", "Invalid amount")
+    if order.status != "pending":
+        metrics.notifications.labels("repeat").inc()
+        return answer("02", "Order already confirmed")
+    if not notice.succeeded:
+        _settled(uow, order.order_id, "failed", notice, None, now)
+        metrics.notifications.labels("failed").inc()
+        return answer("00", "Confirm Success")
+    receipt_number = f"BL-{now.astimezone(policy.calendar.tz):%y%m%d}-{order.order_id[:8].upper()}"
+    dossier = _load(uow, order.dossier_code)
+    try:
+        amount = dossier.awaits_payment_of()
+    except IllegalTransition:
+        # Paid while no longer due (withdrawn, or paid in cash meanwhile): the money is recorded, the
+        # dossier unchanged; the counter refunds it (docs/connections.md).
+        _settled(uow, order.order_id, "paid_not_due", notice, None, now)
+        metrics.notifications.labels("paid_not_due").inc()
+        return answer("00", "Confirm Success")
+    pdf = forms.payment_receipt(dossier, policy.catalog, policy.calendar.tz, receipt_number, order.order_id,
+                                notice.transaction_no, amount, now)
+    receipt = documents.Upload(RECEIPT_KEY, f"bien-lai-{receipt_number}.pdf", pdf)
+    documents.keep([receipt], policy.store)
+    dossier.paid_online(receipt_number, receipt.ref(), policy.schedule(dossier), now)
+    _publish(uow, dossier)
+    _settled(uow, order.order_id, "paid", notice, receipt_number, now)
+    metrics.notifications.labels("paid").inc()
+    metrics.settle_lag.observe((now - order.created_at).total_seconds())
+    return answer("00", "Confirm Success")
+
+
+def _settled(uow, order_id: str, status: str, notice: Notice, receipt_number: str | None, now: datetime) -> None:
+    uow.session.execute(update(orders).where(orders.c.order_id == order_id).values(
+        status=status, transaction_no=notice.transaction_no, receipt_number=receipt_number, settled_at=now))
+    uow.commit()
+
+
+def order_status(uow, notice: Notice) -> dict:
+    """The browser's return: what we know of the order (the notification, not the return, settles it)."""
+    order = uow.session.execute(select(orders).where(orders.c.order_id == notice.order_id)).first()
+    return {"order_id": notice.order_id, "platform_says": "paid" if notice.succeeded else "not_paid",
+            "dossier_code": order.dossier_code if order else None, "status": order.status if order else "unknown"}
+
+
+def reconcile(uow, policy: Policy, platform: PaymentPlatform, day: date, now: datetime,
+              metrics: PaymentMetrics) -> dict:
+    """Đối soát: the platform's statement of `day` against our orders: a payment it holds that we missed
+    (a lost notification) is applied now; one we hold as paid that it does not list is reported."""
+    statement = platform.statement(day)
+    applied, matched = [], []
+    for notice in statement:
+        if notice.succeeded:
+            outcome = settle(uow, policy, notice, now, metrics)["RspCode"]
+            (applied if outcome == "00" else matched).append(notice.order_id)
+    listed = {notice.order_id for notice in statement}
+    tz = policy.calendar.tz
+    paid_here = uow.session.execute(select(orders.c.order_id, orders.c.settled_at).where(
+        orders.c.status.in_(("paid", "paid_not_due")))).all()
+    missing = sorted(row.order_id for row in paid_here
+                     if row.settled_at.astimezone(tz).date() == day and row.order_id not in listed)
+    for result, found in (("applied", applied), ("matched", matched), ("missing_at_platform", missing)):
+        metrics.reconciliations.labels(result).inc(len(found))
+    return {"date": day.isoformat(), "statement_lines": len(statement), "applied": applied, "matched": len(matched),
+            "missing_at_platform": missing}
+
+
+# -- refunds (hoàn phí): marked in the transaction of the outcome that calls for one, sent by a timer --
+
+def processing_stopped(uow, data: dict, refund_on: frozenset[str]) -> None:
+    """Workflow stopped the processing (status 8): and, where the law returns the fee, the paid order is due."""
+    dossiers.processing_stopped(uow, data)
+    if "stopped" in refund_on:
+        _refund_due(uow, data["dossier_code"])
+
+
+def result_ready(uow, data: dict, refund_on: frozenset[str]) -> None:
+    """The result is ready; a refused one returns the fee where the law says so."""
+    dossiers.result_ready(uow, data)
+    if data.get("outcome") == "refused" and "refused" in refund_on:
+        _refund_due(uow, data["dossier_code"])
+
+
+def _refund_due(uow, code: str) -> None:
+    uow.session.execute(update(orders).where(orders.c.dossier_code == code, orders.c.status == "paid")
+                        .values(status="refund_due"))
+
+
+def send_refunds(uow, platform: PaymentPlatform, now: datetime, metrics: PaymentMetrics, limit: int = 20) -> int:
+    """The orders due a refund, each sent and marked `refunded` in its own transaction; one the platform
+    cannot take now stays due for the next round. How many were refunded."""
+    due = uow.session.execute(select(orders).where(orders.c.status == "refund_due").limit(limit)).all()
+    uow.rollback()  # no transaction held across the platform's calls
+    refunded = 0
+    for order in due:
+        try:
+            platform.refund(order.order_id, order.amount_vnd, order.transaction_no, now)
+        except TransientFailure:
+            metrics.refunds.labels("failed").inc()
+            continue
+        uow.session.execute(update(orders).where(orders.c.order_id == order.order_id,
+                                                 orders.c.status == "refund_due").values(status="refunded"))
+        uow.commit()
+        metrics.refunds.labels("refunded").inc()
+        refunded += 1
+    return refunded

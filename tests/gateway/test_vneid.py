@@ -1,0 +1,188 @@
+"""Citizens sign in with VNeID (OpenID Connect, authorization code + PKCE) against the local provider
+(simulators/oidc.py), end to end over HTTP (embedded bus, SQLite): "my dossiers" as intake authorises
+it, a submission without retyping name and ID number, a withdrawal without the tracking key; a forged
+ID token, a callback not ours, a provider down, slow or answering garbage are refused (and audited)."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+
+from motcua.metrics import metrics_for
+from simulators.oidc import OidcSimulator
+from tests.infra import gateway_token, intake_behind_gateway
+
+BINH, AN = "038190012345", "001085004321"  # the simulator's test citizens
+PROCEDURE = "1.012786"
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    provider = OidcSimulator().start()
+    settings = {"VNEID_ISSUER": provider.issuer, "VNEID_TIMEOUT_SECONDS": "1"}
+    with intake_behind_gateway(tmp_path_factory, "gateway-vneid", settings) as (url, _intake, gateway, _config):
+        admin = gateway_token("admin", None, "admin", ttl=600)
+        yield SimpleNamespace(url=url, provider=provider, gateway=gateway, admin={"Authorization": f"Bearer {admin}"})
+    provider.stop()
+
+
+def start(api) -> tuple[requests.Session, str]:
+    """The browser's first two hops: our login route, then the provider's authorization endpoint."""
+    browser = requests.Session()
+    login = browser.get(f"{api.url}/api/v1/auth/vneid/login", allow_redirects=False, timeout=10)
+    assert login.status_code == 302, login.text
+    authorize = login.headers["Location"]
+    asked = parse_qs(urlsplit(authorize).query)
+    assert asked["code_challenge_method"] == ["S256"] and asked["code_challenge"][0] and asked["nonce"][0]
+    return browser, authorize
+
+
+def sign_in(api, citizen: str) -> tuple[requests.Session, requests.Response]:
+    browser, authorize = start(api)
+    consent = browser.get(f"{authorize}&login_hint={citizen}", allow_redirects=False, timeout=10)
+    assert consent.status_code == 302
+    return browser, browser.get(consent.headers["Location"], allow_redirects=False, timeout=10)
+
+
+def token_of(api, citizen: str) -> dict:
+    _, callback = sign_in(api, citizen)
+    assert callback.status_code == 200, callback.text
+    return {"Authorization": f"Bearer {callback.json()['access_token']}"}
+
+
+def denied_sign_ins(api) -> int:
+    answer = requests.get(f"{api.url}/api/v1/audit", params={"action": "auth.vneid", "outcome": "denied"},
+                          headers=api.admin, timeout=10).json()
+    return answer["total"]
+
+
+def test_a_citizen_signs_in_submits_without_retyping_sees_their_dossiers_and_withdraws_without_the_key(api):
+    binh = token_of(api, BINH)
+    submitted = requests.post(f"{api.url}/api/v1/dossiers", headers=binh, timeout=10, json={
+        "procedure_code": PROCEDURE, "channel": "online", "applicant": {"phone": "0987654321"}})
+    assert submitted.status_code == 201, submitted.text
+    dossier = submitted.json()
+    assert (dossier["applicant"]["full_name"], dossier["applicant"]["id_number"]) == ("Trần Thị Bình", BINH)
+    # A name typed over the identity's is not taken: the verified one is.
+    typed = requests.post(f"{api.url}/api/v1/dossiers", headers=binh, timeout=10, json={
+        "procedure_code": PROCEDURE, "channel": "online",
+        "applicant": {"full_name": "Người Khác", "id_number": AN, "phone": "0987654321"}})
+    assert typed.json()["applicant"]["id_number"] == BINH
+    # An anonymous submission of someone else's is not hers; one made for her anonymously is.
+    for id_number in (AN, BINH):
+        anonymous = requests.post(f"{api.url}/api/v1/dossiers", timeout=10, json={
+            "procedure_code": PROCEDURE, "channel": "online",
+            "applicant": {"full_name": "Ai Đó", "id_number": id_number, "phone": "0911111111"}})
+        assert anonymous.status_code == 201, anonymous.text  # anonymous submission stays possible
+
+    mine = requests.get(f"{api.url}/api/v1/me/dossiers", headers=binh, timeout=10)
+    assert mine.status_code == 200, mine.text
+    assert mine.json()["total"] == 3 and dossier["code"] in {d["code"] for d in mine.json()["items"]}
+
+    own = requests.get(f"{api.url}/api/v1/dossiers/{dossier['code']}", headers=binh, timeout=10)
+    assert own.status_code == 200 and own.json()["applicant"]["id_number"] == BINH
+    an = token_of(api, AN)
+    assert requests.get(f"{api.url}/api/v1/me/dossiers", headers=an, timeout=10).json()["total"] == 1
+    assert requests.get(f"{api.url}/api/v1/dossiers/{dossier['code']}", headers=an, timeout=10).status_code == 404
+    # Her dossier is not his to withdraw: answered as an unknown code.
+    foreign = requests.post(f"{api.url}/api/v1/dossiers/{dossier['code']}/withdraw", headers=an, timeout=10,
+                            json={"reason": "không cần nữa"})
+    assert foreign.status_code == 404, foreign.text
+    withdrawn = requests.post(f"{api.url}/api/v1/dossiers/{dossier['code']}/withdraw", headers=binh, timeout=10,
+                              json={"reason": "Tôi nộp nhầm thủ tục"})
+    assert withdrawn.status_code == 200, withdrawn.text
+    assert withdrawn.json()["status"] == "withdrawn"
+
+    # A citizen is no officer: staff routes refuse her.
+    search = requests.post(f"{api.url}/api/v1/dossiers/search", headers=binh, json={}, timeout=10)
+    assert search.status_code == 403
+    registry = metrics_for(api.gateway).registry
+    assert registry.get_sample_value("motcua_oidc_logins_total", {"provider": "vneid", "outcome": "signed_in"}) >= 2
+
+
+def test_my_dossiers_needs_a_citizen(api):
+    officer = {"Authorization": f"Bearer {gateway_token('receptionist@000.20.01.H56', '000.20.01.H56', 'receptionist')}"}
+    assert requests.get(f"{api.url}/api/v1/me/dossiers", headers=officer, timeout=10).status_code == 403
+    assert requests.get(f"{api.url}/api/v1/me/dossiers", timeout=10).status_code == 401
+
+
+def test_a_forged_id_token_is_refused_and_audited(api):
+    before = denied_sign_ins(api)
+    api.provider.forge = True
+    try:
+        _, callback = sign_in(api, BINH)
+    finally:
+        api.provider.forge = False
+    assert callback.status_code == 401, callback.text
+    assert "signature" in callback.json()["error"]["message"]
+    assert denied_sign_ins(api) == before + 1
+    registry = metrics_for(api.gateway).registry
+    assert registry.get_sample_value("motcua_oidc_logins_total", {"provider": "vneid", "outcome": "refused"}) >= 1
+
+
+def test_a_callback_not_started_here_or_with_another_state_is_refused_and_audited(api):
+    before = denied_sign_ins(api)
+    browser, authorize = start(api)
+    consent = requests.get(f"{authorize}&login_hint={BINH}", allow_redirects=False, timeout=10)
+    callback = consent.headers["Location"]
+    # another browser (no cookie: a link an attacker sends), then the right browser with a changed state
+    assert requests.get(callback, allow_redirects=False, timeout=10).status_code == 401
+    changed = callback.replace("state=", "state=x")
+    assert browser.get(changed, allow_redirects=False, timeout=10).status_code == 401
+    assert denied_sign_ins(api) == before + 2
+
+
+@pytest.mark.parametrize("fault", ["down", "slow", "garbage"])
+def test_a_provider_down_slow_or_answering_garbage_is_503(api, fault):
+    browser, authorize = start(api)
+    consent = browser.get(f"{authorize}&login_hint={BINH}", allow_redirects=False, timeout=10)
+    api.provider.server.fault, api.provider.server.slow_seconds = fault, 2.0
+    try:
+        callback = browser.get(consent.headers["Location"], allow_redirects=False, timeout=20)
+    finally:
+        api.provider.server.fault = "none"
+    assert callback.status_code == 503, callback.text
+    assert "Retry-After" in callback.headers
+
+
+def test_staff_single_sign_on_takes_the_accounts_roles_and_refuses_an_unknown_officer(api, monkeypatch):
+    from services.gateway.api_vneid import OidcProviders
+    from services.gateway.vneid import OidcClient, OidcMetrics, OidcSettings
+    from prometheus_client import CollectorRegistry
+    providers = next(d for d in api.gateway.dependencies if isinstance(d, OidcProviders))
+    monkeypatch.setenv("STAFF_OIDC_ISSUER", api.provider.issuer)
+    settings = OidcSettings.from_env("STAFF_OIDC", "staff-sso",
+                                     f"{api.url}/api/v1/auth/staff-sso/callback")
+    monkeypatch.setitem(providers.clients, "staff-sso", OidcClient(settings, OidcMetrics(CollectorRegistry())))
+
+    def sso(username):
+        browser = requests.Session()
+        login = browser.get(f"{api.url}/api/v1/auth/staff-sso/login", allow_redirects=False, timeout=10)
+        consent = browser.get(f"{login.headers['Location']}&login_hint={username}", allow_redirects=False, timeout=10)
+        return browser.get(consent.headers["Location"], allow_redirects=False, timeout=10)
+
+    signed_in = sso("receptionist@000.20.01.H56")
+    assert signed_in.status_code == 200, signed_in.text
+    officer = {"Authorization": f"Bearer {signed_in.json()['access_token']}"}
+    search = requests.post(f"{api.url}/api/v1/dossiers/search", headers=officer, json={}, timeout=10)
+    assert search.status_code == 200, search.text  # the account's own role and agency
+    assert sso("former@000.20.01.H56").status_code == 401  # the provider knows them, Motcua has no account
+
+
+def test_a_citizen_supplements_without_the_tracking_key(api):
+    import base64
+    binh = token_of(api, BINH)
+    code = requests.post(f"{api.url}/api/v1/dossiers", headers=binh, timeout=10, json={
+        "procedure_code": PROCEDURE, "channel": "online", "applicant": {"phone": "0987654321"}}).json()["code"]
+    counter = {"Authorization": f"Bearer {gateway_token('receptionist@000.20.01.H56', '000.20.01.H56', 'receptionist')}"}
+    asked = requests.post(f"{api.url}/api/v1/dossiers/{code}/request-supplement", headers=counter, timeout=10,
+                          json={"items": ["Giấy xác nhận niêm yết"]})
+    assert asked.status_code == 200, asked.text
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+    supplied = requests.post(f"{api.url}/api/v1/dossiers/{code}/supplement", headers=binh, timeout=10, json={
+        "documents": [{"key": "xac_nhan_niem_yet", "filename": "niem-yet.png",
+                       "content_base64": base64.b64encode(png).decode()}]})
+    assert supplied.status_code == 200, supplied.text
+    assert supplied.json()["history"][-1]["actor"] == "applicant"

@@ -1,0 +1,216 @@
+"""Online payment end to end over HTTP (embedded bus, SQLite) against the local payment platform
+(simulators/payment.py): a dossier awaiting payment (status 6) is paid online, the platform's signed
+notification resumes it and attaches the electronic receipt, once; a forged or wrong-amount
+notification is refused; a lost notification is applied by the daily reconciliation; the platform
+down is 503."""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
+from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
+
+import pytest
+import requests
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
+
+from motcua.metrics import metrics_for
+from services.intake import dossiers
+from services.intake.models import Base
+from services.intake.payments import signed
+from services.intake.repository import IntakeUnitOfWork
+from simulators.payment import DEFAULT_SECRET, PaymentSimulator
+from tests.infra import free_port, gateway_token, intake_behind_gateway
+
+COMMUNE = "000.20.01.H56"
+APPLICANT = {"full_name": "Trần Thị Bình", "id_number": "038190012345", "phone": "0987654321"}
+PROOF = {"key": "4321", "id_number": APPLICANT["id_number"]}
+FEE = 150_000
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    port = free_port()
+    gateway_url = f"http://127.0.0.1:{port}"
+    platform = PaymentSimulator(ipn_url=f"{gateway_url}/api/v1/payments/ipn").start()
+    settings = {"INTAKE_PAYMENT_URL": platform.url, "INTAKE_PAYMENT_RETURN_URL": f"{gateway_url}/api/v1/payments/return",
+                "INTAKE_PAYMENT_TIMEOUT_SECONDS": "1"}
+    with intake_behind_gateway(tmp_path_factory, "intake-payments", settings, port=port) as (url, intake, _g, config):
+        counter = gateway_token(f"receptionist@{COMMUNE}", COMMUNE, "receptionist", ttl=600)
+        admin = gateway_token("admin", None, "admin", ttl=600)
+        yield SimpleNamespace(url=url, platform=platform, intake=intake, db=config["DB_URLS"]["intake"],
+                              counter={"Authorization": f"Bearer {counter}"},
+                              admin={"Authorization": f"Bearer {admin}"})
+    platform.stop()
+
+
+def awaiting_payment(api) -> str:
+    """A dossier received, processing, and paused by a step that fixed a fee (status 6)."""
+    submitted = requests.post(f"{api.url}/api/v1/dossiers", timeout=10, json={
+        "procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT})
+    code = submitted.json()["code"]
+    received = requests.post(f"{api.url}/api/v1/dossiers/{code}/receive", headers=api.counter, timeout=10)
+    assert received.status_code == 200, received.text
+    now = datetime.now(timezone.utc)
+    uow = IntakeUnitOfWork(Session(create_engine(api.db), expire_on_commit=False), "intake", Base.metadata)
+    try:
+        dossiers.task_assigned(uow, {"dossier_code": code, "agency_code": COMMUNE, "step": "Thẩm định",
+                                     "assigned_at": now})
+        dossiers.payment_required(uow, {"dossier_code": code, "agency_code": COMMUNE, "amount_vnd": FEE,
+                                        "note": "Lệ phí", "required_at": now})
+        uow.commit()
+    finally:
+        uow.close()
+    return code
+
+
+def dossier(api, code) -> dict:
+    return requests.get(f"{api.url}/api/v1/dossiers/{code}", headers=api.counter, timeout=10).json()
+
+
+def order(api, code) -> dict:
+    started = requests.post(f"{api.url}/api/v1/dossiers/{code}/payments", json=PROOF, timeout=10)
+    assert started.status_code == 200, started.text
+    return started.json()
+
+
+def pay(api, url: str, result: str = "00") -> requests.Response:
+    return requests.get(f"{url}&sim_result={result}", allow_redirects=False, timeout=20)
+
+
+def notifications(api, outcome) -> float:
+    return metrics_for(api.intake).registry.get_sample_value("motcua_payment_notifications_total",
+                                                             {"outcome": outcome}) or 0
+
+
+def test_a_fee_paid_online_resumes_the_dossier_once_with_its_electronic_receipt(api):
+    code = awaiting_payment(api)
+    made = order(api, code)
+    assert (made["amount_vnd"], made["currency"]) == (FEE, "VND")
+    asked = parse_qs(urlsplit(made["payment_url"]).query)
+    assert asked["vnp_Amount"] == [str(FEE * 100)] and asked["vnp_SecureHash"][0]
+    assert order(api, code)["order_id"] == made["order_id"]  # the pending order again, not a second one
+
+    back = pay(api, made["payment_url"])
+    assert back.status_code == 302
+    assert api.platform.ipn_answers[-1] == {"RspCode": "00", "Message": "Confirm Success"}
+    paid = dossier(api, code)
+    assert paid["status"] == "processing" and paid["payment"]["receipt_number"].startswith("BL-")
+    [receipt] = [d for d in paid["documents"] if d["key"] == "receipt:bien_lai"]
+    assert receipt["content_type"] == "application/pdf" and receipt["uploaded_by"] == "payment-platform"
+    assert paid["history"][-1]["actor"] == "payment-platform"
+    lag = metrics_for(api.intake).registry.get_sample_value("motcua_payment_settle_lag_seconds_count")
+    assert lag >= 1
+
+    returned = requests.get(back.headers["Location"], timeout=10).json()
+    assert (returned["status"], returned["platform_says"], returned["dossier_code"]) == ("paid", "paid", code)
+
+    # The platform repeats its notification: answered as settled, applied once.
+    ipn = back.headers["Location"].replace("/return?", "/ipn?")
+    assert requests.get(ipn, timeout=10).json()["RspCode"] == "02"
+    assert len(dossier(api, code)["history"]) == len(paid["history"])
+    # The dossier owes nothing more: no new order.
+    assert requests.post(f"{api.url}/api/v1/dossiers/{code}/payments", json=PROOF, timeout=10).status_code == 409
+
+
+def test_a_forged_or_wrong_amount_notification_is_refused_and_the_forgery_audited(api):
+    code = awaiting_payment(api)
+    made = order(api, code)
+    params = {"vnp_TmnCode": "MOTCUA01", "vnp_TxnRef": made["order_id"], "vnp_Amount": str(FEE * 100),
+              "vnp_CurrCode": "VND", "vnp_ResponseCode": "00", "vnp_TransactionStatus": "00",
+              "vnp_TransactionNo": "99999999", "vnp_PayDate": "20261206093000"}
+    forged = signed(params, b"not the platform's secret")
+    assert requests.get(f"{api.url}/api/v1/payments/ipn", params=forged, timeout=10).json()["RspCode"] == "97"
+    tampered = {**signed(params, DEFAULT_SECRET.encode()), "vnp_Amount": "100"}  # signature of another amount
+    assert requests.get(f"{api.url}/api/v1/payments/ipn", params=tampered, timeout=10).json()["RspCode"] == "97"
+    short = signed({**params, "vnp_Amount": str(FEE * 100 - 100)}, DEFAULT_SECRET.encode())
+    assert requests.get(f"{api.url}/api/v1/payments/ipn", params=short, timeout=10).json()["RspCode"] == "04"
+    dollars = signed({**params, "vnp_CurrCode": "USD"}, DEFAULT_SECRET.encode())
+    assert requests.get(f"{api.url}/api/v1/payments/ipn", params=dollars, timeout=10).json()["RspCode"] == "04"
+    unknown = signed({**params, "vnp_TxnRef": "no-such-order"}, DEFAULT_SECRET.encode())
+    assert requests.get(f"{api.url}/api/v1/payments/ipn", params=unknown, timeout=10).json()["RspCode"] == "01"
+    assert dossier(api, code)["status"] == "awaiting_payment"
+    assert notifications(api, "forged") >= 2 and notifications(api, "wrong_amount") >= 2
+    deadline = time.monotonic() + 10  # intake's access_denied event reaches the gateway's audit log
+    while time.monotonic() < deadline:
+        denied = requests.get(f"{api.url}/api/v1/audit", headers=api.admin, timeout=10, params={
+            "action": "intake.payment_notification", "outcome": "denied"}).json()
+        if denied["total"] >= 2:
+            break
+        time.sleep(0.2)
+    assert denied["total"] >= 2
+
+
+def test_a_lost_notification_is_applied_by_the_reconciliation_and_the_platform_down_is_503(api):
+    code = awaiting_payment(api)
+    made = order(api, code)
+    api.platform.send_ipn = False
+    try:
+        pay(api, made["payment_url"])
+    finally:
+        api.platform.send_ipn = True
+    assert dossier(api, code)["status"] == "awaiting_payment"
+    today = datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).date().isoformat()
+    reconciled = requests.post(f"{api.url}/api/v1/payments/reconcile", headers=api.admin, json={"date": today},
+                               timeout=20)
+    assert reconciled.status_code == 200, reconciled.text
+    assert reconciled.json()["applied"] == [made["order_id"]] and reconciled.json()["missing_at_platform"] == []
+    assert dossier(api, code)["status"] == "processing"
+    again = requests.post(f"{api.url}/api/v1/payments/reconcile", headers=api.admin, json={"date": today},
+                          timeout=20).json()
+    assert again["applied"] == [] and again["matched"] >= 1  # idempotent
+
+    for fault in ("down", "slow", "garbage"):
+        api.platform.server.fault, api.platform.server.slow_seconds = fault, 2.0
+        try:
+            failed = requests.post(f"{api.url}/api/v1/payments/reconcile", headers=api.admin, json={"date": today},
+                                   timeout=20)
+        finally:
+            api.platform.server.fault = "none"
+        assert failed.status_code == 503, (fault, failed.text)
+    refused = requests.post(f"{api.url}/api/v1/payments/reconcile", headers=api.counter, json={"date": today},
+                            timeout=10)
+    assert refused.status_code == 403
+
+
+def test_a_cancelled_payment_leaves_the_dossier_waiting_and_the_counter_can_still_confirm_cash(api):
+    code = awaiting_payment(api)
+    made = order(api, code)
+    pay(api, made["payment_url"], result="24")
+    assert api.platform.ipn_answers[-1]["RspCode"] == "00"
+    assert dossier(api, code)["status"] == "awaiting_payment"
+    cash = requests.post(f"{api.url}/api/v1/dossiers/{code}/confirm-payment", headers=api.counter, timeout=10,
+                         json={"receipt_number": "BL-2026-0099"})
+    assert cash.status_code == 200 and cash.json()["status"] == "processing"
+
+
+def test_a_paid_dossier_whose_processing_is_stopped_is_refunded_once(api):
+    from services.intake import online_payments
+    from services.intake.payments import PaymentMetrics, PaymentSettings, PlatformAdapter
+    from prometheus_client import CollectorRegistry
+    code = awaiting_payment(api)
+    made = order(api, code)
+    pay(api, made["payment_url"])
+    assert dossier(api, code)["status"] == "processing"
+    uow = IntakeUnitOfWork(Session(create_engine(api.db), expire_on_commit=False), "intake", Base.metadata)
+    try:
+        stop = {"dossier_code": code, "agency_code": COMMUNE, "stopped_by": f"leader@{COMMUNE}",
+                "reason": "Không đủ điều kiện", "stopped_at": datetime.now(timezone.utc)}
+        online_payments.processing_stopped(uow, stop, refund_on=frozenset({"stopped"}))
+        uow.commit()
+        platform = PlatformAdapter(PaymentSettings(  # the service's timer sends them every 30 s; here at once
+            api.platform.url, "MOTCUA01", DEFAULT_SECRET.encode(), "", 1.0, frozenset({"stopped"})))
+        metrics = PaymentMetrics(CollectorRegistry())
+        api.platform.server.fault = "down"
+        try:  # the platform away: the refund stays due
+            assert online_payments.send_refunds(uow, platform, datetime.now(timezone.utc), metrics) == 0
+        finally:
+            api.platform.server.fault = "none"
+        assert online_payments.send_refunds(uow, platform, datetime.now(timezone.utc), metrics) == 1
+        assert online_payments.send_refunds(uow, platform, datetime.now(timezone.utc), metrics) == 0  # once
+    finally:
+        uow.close()
+    assert [r["vnp_TxnRef"] for r in api.platform.refunds] == [made["order_id"]]
+    assert dossier(api, code)["status"] == "stopped"

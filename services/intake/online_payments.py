@@ -16,7 +16,7 @@ from motcua.identity import Caller
 from services.intake import documents, forms
 from services.intake.domain import ApplicantProof
 from services.intake import dossiers
-from services.intake.dossiers import Policy, _load, _publish
+from services.intake.dossiers import Policy, _load, publish
 from services.intake.models import payment_orders as orders
 from services.intake.payments import CURRENCY, Notice, PaymentMetrics, PaymentPlatform, PaymentSettings, answer
 
@@ -74,7 +74,7 @@ def settle(uow, policy: Policy, notice: Notice, now: datetime, metrics: PaymentM
     receipt = documents.Upload(RECEIPT_KEY, f"bien-lai-{receipt_number}.pdf", pdf)
     documents.keep([receipt], policy.store)
     dossier.paid_online(receipt_number, receipt.ref(), policy.schedule(dossier), now)
-    _publish(uow, dossier)
+    publish(uow, dossier)
     _settled(uow, order.order_id, "paid", notice, receipt_number, now)
     metrics.notifications.labels("paid").inc()
     metrics.settle_lag.observe((now - order.created_at).total_seconds())

@@ -67,6 +67,9 @@ class Procedure:
     # 200,000 a copy): the tiers in order and the cap per copy; empty: the flat `fee` per `fee_unit`.
     fee_tiers: tuple[FeeTier, ...] = ()
     fee_cap: int | None = None
+    # Retired (bãi bỏ) from effective_from: not offered any more; dossiers received under an earlier
+    # version keep it.
+    retired: bool = False
 
     def __post_init__(self):
         if self.declaration_schema is None:
@@ -167,6 +170,7 @@ class _ProcedureSchema(Schema):
                            values=fields.Nested(_ChannelTerms), load_default=dict)
     online_level = fields.Str(required=True, validate=validate.OneOf(ONLINE_LEVELS))
     on_supplement = fields.Str(load_default="resume", validate=validate.OneOf(ON_SUPPLEMENT))
+    retired = fields.Bool(load_default=False)
     documents = fields.List(fields.Nested(_Document), required=True, validate=validate.Length(min=1))
     form = declaration.declaration_fields()
 
@@ -231,6 +235,8 @@ class _CatalogSchema(Schema):
                 fail("effective_from", "a new version must take effect after the previous one")
             if previous is None and p["version"] != 1:
                 fail("version", "the first version of a procedure is 1")
+            if previous is None and p["retired"]:
+                fail("retired", "a procedure is retired by a later version, not its first")
             latest[p["code"]] = p
 
 
@@ -300,8 +306,9 @@ class Catalog:
                 raise NotFound(f"no version {version} of procedure {code}", field="version")
             return found
         in_force = [p for p in versions if on is None or p.effective_from <= on]
-        if not in_force:
-            raise NotFound(f"procedure {code} is not in force on {on:%d/%m/%Y}", field="procedure_code")
+        if not in_force or in_force[-1].retired:
+            when = f"on {on:%d/%m/%Y}" if on else "any more"
+            raise NotFound(f"procedure {code} is not in force {when}", field="procedure_code")
         return in_force[-1]
 
     def current(self, on: date | None) -> list[Procedure]:
@@ -349,7 +356,8 @@ def _procedure(raw: dict, field_name: str) -> Procedure:
         processing_days=default.days, unit=default.unit, cutoff=raw["cutoff"], fee=raw["fee"],
         fee_unit=raw["fee_unit"], channels=channels, online_level=raw["online_level"],
         on_supplement=raw["on_supplement"], documents=tuple(raw["documents"]), declaration=tuple(raw["form"]),
-        fee_tiers=tuple(FeeTier(**tier) for tier in raw["fee_tiers"]), fee_cap=raw["fee_cap"])
+        fee_tiers=tuple(FeeTier(**tier) for tier in raw["fee_tiers"]), fee_cap=raw["fee_cap"],
+        retired=raw["retired"])
 
 
 def _iso(value: date | None) -> str | None:

@@ -87,8 +87,10 @@ class IntakeService(Revocations):
         return [self.rules.catalog.agency_view(code) for code in self.rules.catalog.agencies]
 
     @rpc
-    def list_procedures(self, query=None):
-        return [p.summary() for p in self.rules.catalog.search(query, on=self._today())]
+    def list_procedures(self, query=None, limit=None):
+        """The procedures in force matching `query`, best first; the first `limit` of them (a province
+        has 2,000: a page asks for the few it shows)."""
+        return [p.summary() for p in self.rules.catalog.search(query, on=self._today())[:limit]]
 
     @rpc
     def get_procedure(self, code, version=None):

@@ -50,7 +50,13 @@ def test_make_run_starts_on_it(directory, tmp_path):
     with infra.embedded_platform_process(tmp_path, {"MOTCUA_CATALOG_DIR": str(directory)}) as (_process, base):
         found = requests.get(f"{base}/api/v1/procedures", params={"q": "giay phep xay dung"}, timeout=30)
         assert found.status_code == 200, found.text
-        items = found.json()["items"] if isinstance(found.json(), dict) else found.json()
-        assert items and all("xây dựng" in p["name"].lower() for p in items[:5])
+        items = found.json()
+        assert len(items) > 5 and all("giấy phép xây dựng" in p["name"].lower() for p in items[:5])
+        first = requests.get(f"{base}/api/v1/procedures", params={"q": "giay phep xay dung", "limit": 5}, timeout=30)
+        assert first.json() == items[:5]  # the best five, in the same order
+        bad = requests.get(f"{base}/api/v1/procedures", params={"limit": 0}, timeout=30)
+        assert bad.status_code == 400 and bad.json()["error"]["field"] == "limit"
+        page = requests.get(f"{base}/thu-tuc", params={"q": "t"}, timeout=30)  # nearly all 2,000 match
+        assert page.status_code == 200 and page.text.count("<li class=\"procedure\">") == 100 and "gõ thêm từ" in page.text
         agencies = requests.get(f"{base}/api/v1/agencies", timeout=30)
         assert agencies.status_code == 200

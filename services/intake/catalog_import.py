@@ -11,11 +11,14 @@ unreadable row is never applied, and while one is left `apply()` refuses unless 
 procedures as they are (docs/adopting.md)."""
 from __future__ import annotations
 
+import base64
+import binascii
 import csv
 import io
 import re
 import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -24,6 +27,7 @@ from pathlib import Path
 import yaml
 
 from motcua.catalog import CatalogError
+from motcua.errors import ValidationFailed
 from motcua.text import fold
 from services.intake.catalog import Catalog
 from services.intake.legal_text import Unreadable, parse_fee, parse_time
@@ -524,6 +528,32 @@ def _key(folded: str) -> str:
             key = f"{key}_{word}" if key else word
     key = key or "giay_to"
     return key if key[0].isalpha() else f"gt_{key}"[:40]
+
+
+def preview(catalog_dir: Path, data: dict) -> dict:
+    """The admin console's upload (CatalogImportPreviewV1, loaded): what importing it would change, as
+    `Plan.view()`; read, never written (applying is `motcua catalog import --apply`, docs/adopting.md)."""
+    sheets = {}
+    for kind, columns in (("procedures", PROCEDURE_COLUMNS), ("agencies", AGENCY_COLUMNS)):
+        sheet = data.get(kind)
+        if not sheet:
+            sheets[kind] = None
+            continue
+        try:
+            content = base64.b64decode(sheet["content_base64"], validate=True)
+            sheets[kind] = read_sheet(sheet["filename"], content=content, columns=columns)
+        except (binascii.Error, ValueError):
+            raise ValidationFailed("not base64, or a .csv not in UTF-8", field=f"{kind}.content_base64") from None
+        except (zipfile.BadZipFile, KeyError, OSError):
+            raise ValidationFailed("not a readable .xlsx file", field=f"{kind}.content_base64") from None
+        except CatalogError as exc:
+            raise ValidationFailed(str(exc), field=kind) from None
+    try:
+        return plan(catalog_dir, data["effective_from"], sheets["procedures"], sheets["agencies"],
+                    procedures_sheet=(data.get("procedures") or {}).get("filename", ""),
+                    agencies_sheet=(data.get("agencies") or {}).get("filename", "")).view()
+    except CatalogError as exc:
+        raise ValidationFailed(str(exc), field="agencies") from None
 
 
 # -------------------------------------------------------------------------------- applying

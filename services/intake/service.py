@@ -14,6 +14,7 @@ from motcua.contracts.rpc import (
     ApplicantActionV1,
     CalendarDecisionV1,
     CalendarDueV1,
+    CatalogImportPreviewV1,
     LogBookQueryV1,
     ConfirmPaymentV1,
     RateDossierV1,
@@ -33,7 +34,7 @@ from motcua.metrics import GroupCountGauge, Metrics
 from motcua.revocation import Revocations
 from motcua.rpc import rpc
 from motcua.text import normalise_phone
-from services.intake import calendar_decisions, dossiers, due, forms, search
+from services.intake import calendar_decisions, catalog_import, dossiers, due, forms, search
 from services.intake.dependencies import Rules
 from services.intake.models import Base, dossiers as dossier_table
 from services.intake.repository import IntakeUnitOfWork
@@ -43,6 +44,7 @@ from services.intake.repository import IntakeUnitOfWork
 APPLICANT_ACTION = ApplicantActionV1()
 CALENDAR_DECISION = CalendarDecisionV1()
 CALENDAR_DUE = CalendarDueV1()
+CATALOG_IMPORT = CatalogImportPreviewV1()
 CONFIRM_PAYMENT = ConfirmPaymentV1()
 LOG_BOOK = LogBookQueryV1()
 RATE_DOSSIER = RateDossierV1()
@@ -111,6 +113,15 @@ class IntakeService(Revocations):
                              payload)
         return run_once(self.db, command, lambda: calendar_decisions.decide(self.db, self.rules, data, caller,
                                                                             utcnow()), utcnow(), ttl_of(self.config))
+
+    @rpc
+    @audit_refusals
+    def preview_catalog_import(self, payload, caller_token):
+        """The province's admin's upload of the national database's lists: what importing them would
+        change in the catalogue in force (new, changed, retired, unreadable rows). Read only."""
+        caller = self.authorised(caller_token, "admin")
+        data = load_valid(CATALOG_IMPORT, payload)
+        return catalog_import.preview(self.rules.catalog_dir, data) | {"previewed_by": caller.username}
 
     @timer(interval=calendar_decisions.REFRESH_SECONDS)
     def refresh_calendar(self):

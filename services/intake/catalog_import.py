@@ -249,12 +249,10 @@ def _plan_agencies(result: Plan, rows, sheet: str) -> None:
     pending, seen = [], set()
     for number, row in rows:
         code = row.get("code", "").strip()
+        refused = _code_refused(code, AGENCY_CODE, seen, "an e-ID code (000.00.00.H56)")
         seen.add(code)
-        if not AGENCY_CODE.fullmatch(code):
-            result.problems.append(Problem(sheet, number, "code", code, "not an e-ID code (000.00.00.H56)"))
-            continue
-        if code in read:
-            result.problems.append(Problem(sheet, number, "code", code, "the same code on an earlier row"))
+        if refused:
+            result.problems.append(Problem(sheet, number, "code", code, refused))
             continue
         level = _level(row.get("level", ""), result.levels)
         if level is None:
@@ -305,6 +303,13 @@ def _plan_agencies(result: Plan, rows, sheet: str) -> None:
             result.agencies_retired.append(Change(code, before["name"]))
 
 
+def _code_refused(code: str, pattern: re.Pattern, earlier: set[str], what: str) -> str | None:
+    """Why a row's code is not taken (not of its format, or on an earlier row), or None."""
+    if not pattern.fullmatch(code):
+        return f"not {what}"
+    return "the same code on an earlier row" if code in earlier else None
+
+
 def _level(text: str, levels: list[str]) -> str | None:
     if text in levels:
         return text
@@ -328,13 +333,11 @@ def _plan_procedures(result: Plan, rows, latest: dict[str, dict], sheet: str) ->
     in_sheet: set[str] = set()
     for number, row in rows:
         code = row.get("code", "")
-        if not PROCEDURE_CODE.fullmatch(code):
-            result.problems.append(Problem(sheet, number, "code", code, "not a national procedure code (1.001193)"))
-            continue
-        if code in in_sheet:
-            result.problems.append(Problem(sheet, number, "code", code, "the same code on an earlier row"))
-            continue
+        refused = _code_refused(code, PROCEDURE_CODE, in_sheet, "a national procedure code (1.001193)")
         in_sheet.add(code)
+        if refused:
+            result.problems.append(Problem(sheet, number, "code", code, refused))
+            continue
         problems = []
         version = _version(result, number, row, latest.get(code), names, problems, sheet)
         if problems:

@@ -200,6 +200,8 @@ def _cell(cells, position):
     if value is None:
         return ""
     if isinstance(value, float):
+        if value.is_integer():
+            return str(int(value))  # an amount typed as a number
         return f"{value:.6f}" if value < 10 else repr(value)  # a procedure code a spreadsheet made a number
     return str(value).strip()
 

@@ -152,6 +152,7 @@ def _split_conditional(text: str) -> tuple[str, str, str]:
 
 # "Không", "Không có", "Miễn lệ phí", "Miễn phí, lệ phí" — with no amount anywhere in the text
 _NOTHING = re.compile(r"^(khong|mien)\b")
+_BARE_AMOUNT = re.compile(r"\d{1,3}(?:[.,\s]\d{3})+|\d+")
 _AMOUNT = re.compile(r"(\d{1,3}(?:[.,\s]\d{3})+|\d+)\s*(trieu|nghin|ngan)?\s*(?:dong|vnd|vnđ|d\b|đ)")
 _PER = re.compile(r"^\s*(?:/|mot|cho moi|moi)\s*(ban sao|ban chinh|ban|trang|ho so|lan|giay|trich luc|bo)")
 _UNIT_WORDS = {"ban sao": "copy", "ban chinh": "copy", "ban": "copy", "trich luc": "copy", "giay": "copy",
@@ -179,6 +180,8 @@ def _amounts(text: str) -> list[tuple[int, str, int]]:
 
 def _one_fee(text: str) -> tuple[Fee, list[str]]:
     text = text.strip(" ;,.")
+    if _BARE_AMOUNT.fullmatch(text):  # a number alone: a spreadsheet's fee column in đồng
+        return Fee(int(re.sub(r"[.,\s]", "", text))), []
     amounts = _amounts(text)
     if not amounts and _NOTHING.match(text):
         return Fee(0), []

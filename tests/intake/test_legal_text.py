@@ -76,6 +76,8 @@ def test_times_it_does_not_read(text, reason):
     ("2.000 đồng/trang", Fee(2000, "page")),
     ("100 nghìn đồng", Fee(100000)),
     ("1 triệu đồng", Fee(1000000)),
+    ("50000", Fee(50000)),  # a spreadsheet's number
+    ("50.000", Fee(50000)),
     ("1.500.000 đồng/giấy", Fee(1500000, "copy")),
     ("2.000 đồng/trang đối với trang thứ nhất, trang thứ hai; từ trang thứ ba trở lên thu 1.000 đồng/trang, "
      "nhưng mức thu tối đa không quá 200.000 đồng/bản", Fee(2000, "page", ((2000, 2), (1000, None)), 200000)),

@@ -183,3 +183,19 @@ def test_the_command_prints_the_difference_and_applies_it(tmp_path, capsys):
     assert main(arguments + ["--apply"]) == 2 and not directory.exists()
     assert main(arguments + ["--apply", "--skip-unreadable"]) == 0
     assert len(Catalog.load(directory).current(JAN)) == 7
+
+
+def test_a_code_twice_is_read_once_and_the_second_row_named(tmp_path):
+    procedures = _edited(tmp_path, PROCEDURES, ("12,1.26,", "12,1.001193,"))
+    plan = _plan(tmp_path / "catalog", procedures=procedures)
+    assert ("procedures-h57.csv", 14, "code", "the same code on an earlier row") in {
+        (p.sheet, p.row, p.column, p.reason) for p in plan.problems}
+    assert [c.code for c in plan.new].count("1.001193") == 1
+
+
+def test_a_procedure_is_not_retired_by_its_first_version(province):
+    text = (province / "procedures.yaml").read_text(encoding="utf-8")
+    (province / "procedures.yaml").write_text(text.replace("  version: 1\n", "  version: 1\n  retired: true\n", 1),
+                                              encoding="utf-8")
+    with pytest.raises(CatalogError, match=r"procedures.yaml:\d+: procedures.0.retired: a procedure is retired by a later"):
+        Catalog.load(province)

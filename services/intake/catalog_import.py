@@ -97,7 +97,20 @@ class Change:
 
     def view(self) -> dict:
         return {"code": self.code, "name": self.name,
-                "fields": {k: {"before": b, "after": a} for k, (b, a) in self.fields.items()}}
+                "fields": {k: {"before": _plain(b), "after": _plain(a)} for k, (b, a) in self.fields.items()}}
+
+
+def _plain(value):
+    """A compared value as JSON carries it: days as numbers, dates as ISO text, tuples as lists."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 @dataclass
@@ -141,7 +154,7 @@ class Plan:
             lines.append(f"  {title}: {len(items)}")
             for change in items:
                 lines.append(f"    {change.code}  {change.name}")
-                lines += [f"      {k}: {b!r} → {a!r}" for k, (b, a) in change.fields.items()]
+                lines += [f"      {k}: {_plain(b)} → {_plain(a)}" for k, (b, a) in change.fields.items()]
         if self.notes:
             lines.append(f"  read, with a clause set aside ({len(self.notes)}):")
             lines += [f"    {n}" for n in self.notes]

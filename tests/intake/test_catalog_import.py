@@ -120,6 +120,11 @@ def test_a_reimport_adds_changes_and_retires_as_versions_from_a_date(province, t
     assert [c.code for c in plan.agencies_new] == ["000.20.04.H57"]
     assert [(c.code, c.fields) for c in plan.agencies_changed] == [
         ("000.00.15.H57", {"name": ("Công an tỉnh", "Công an tỉnh Bến Thủy")})]
+    shown = json.loads(json.dumps(plan.view()))  # what the CLI's --json and the console's RPC carry
+    assert shown["procedures"]["changed"][0]["fields"] == {
+        "processing_time": {"before": [3, "working_days"], "after": [5, "working_days"]}}
+    assert shown["procedures"]["retired"] == [{"code": "2.000635", "name": "Thủ tục cấp bản sao Trích lục hộ tịch",
+                                               "fields": {}}]
     importer.apply(plan, province, skip_unreadable=True)
 
     catalog = Catalog.load(province)

@@ -48,6 +48,13 @@ bench: $(STAMP)
 clean:
 	rm -rf var .pytest_cache
 
+## A synthetic province at real scale (bench/province.py) in var/province (PROVINCE_DIR=…): rehearse a
+## province's move on it with MOTCUA_CATALOG_DIR=var/province make run (docs/adopting.md).
+PROVINCE_DIR ?= var/province
+.PHONY: province
+province: $(STAMP)
+	$(PY) -m bench.province $(PROVINCE_DIR)
+
 ## Rebuild every reporting projection from its event store (REPORTING_DB_URL, default var/reporting.db).
 .PHONY: replay
 replay: $(STAMP)

@@ -38,6 +38,13 @@ The broker is `AMQP_URI`'s; `list` asks RabbitMQ's management API (`MOTCUA_RABBI
                                                 password: production refuses to start while one exists
 
 The accounts are the gateway's (`GATEWAY_DB_URL`); the demo accounts are named by `MOTCUA_CATALOG_DIR`.
+
+    motcua catalog import --procedures FILE [--agencies FILE] --effective-from YYYY-MM-DD [--apply]
+                        [--catalog-dir DIR] [--province NAME (a first import, into an empty DIR)]
+                        a province's procedure list and agency list (.xlsx or .csv, as the national
+                        procedure database publishes them) against `MOTCUA_CATALOG_DIR`: what is new,
+                        changed, retired and unreadable (with rows); --apply writes it as new versions
+                        (refused while a row is unreadable, unless --skip-unreadable). docs/adopting.md
 """
 from __future__ import annotations
 
@@ -47,7 +54,7 @@ import json
 import os
 import sys
 import warnings
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from urllib.parse import quote, unquote, urlparse
 from zoneinfo import ZoneInfo
 
@@ -230,9 +237,23 @@ def main(argv=None) -> int:
     history_import.add_argument("file")
     history_import.add_argument("--format", choices=("csv", "jsonl"), help="default: by the file's extension")
     history_import.add_argument("--batch", type=int, default=500, help="dossiers per transaction")
+    catalog = commands.add_parser("catalog", help="the procedure catalogue and the agencies")
+    catalog_import = catalog.add_subparsers(dest="action", required=True).add_parser(
+        "import", help="a province's procedure and agency lists: the difference, then --apply")
+    catalog_import.add_argument("--procedures", metavar="FILE", help="procedure list (.xlsx or .csv)")
+    catalog_import.add_argument("--agencies", metavar="FILE", help="agency list (.xlsx or .csv)")
+    catalog_import.add_argument("--effective-from", required=True, type=date.fromisoformat, metavar="YYYY-MM-DD")
+    catalog_import.add_argument("--catalog-dir", default=None, help="default: MOTCUA_CATALOG_DIR")
+    catalog_import.add_argument("--province", help="the province's name, on a first import (Tỉnh Thanh Hóa)")
+    catalog_import.add_argument("--apply", action="store_true", help="write the new versions")
+    catalog_import.add_argument("--skip-unreadable", action="store_true",
+                                help="apply the rest; the unreadable rows' procedures stay as they are")
+    catalog_import.add_argument("--json", action="store_true", help="the difference as JSON")
     args = parser.parse_args(argv)
     if args.command == "history":
         return history_command(args)
+    if args.command == "catalog":
+        return _catalog_import(args)
     if args.command == "broker":
         return _broker(args)
     if args.command == "accounts":
@@ -261,6 +282,33 @@ def main(argv=None) -> int:
     else:
         print(f"purged {bus.purge_dead_letters(uri, _queue(args.queue))} message(s) of {_queue(args.queue)}")
     return 0
+
+
+def _catalog_import(args) -> int:
+    """The difference on stdout; 0 when applied or clean, 1 when rows are unreadable, 2 when refused."""
+    from motcua.catalog import CatalogError
+    from services.intake import catalog_import as importer
+
+    if not args.procedures and not args.agencies:
+        print("give --procedures FILE, --agencies FILE or both", file=sys.stderr)
+        return 2
+    directory = args.catalog_dir or catalog_dir()
+    try:
+        plan = importer.plan(
+            directory, args.effective_from,
+            importer.read_sheet(args.procedures) if args.procedures else None,
+            importer.read_sheet(args.agencies, columns=importer.AGENCY_COLUMNS) if args.agencies else None,
+            procedures_sheet=os.path.basename(args.procedures or ""),
+            agencies_sheet=os.path.basename(args.agencies or ""), province=args.province)
+        print(json.dumps(plan.view(), ensure_ascii=False, indent=1) if args.json else plan.report())
+        if args.apply:
+            importer.apply(plan, directory, skip_unreadable=args.skip_unreadable)
+            print(f"applied to {directory}, effective from {args.effective_from:%d/%m/%Y}", file=sys.stderr)
+            return 0
+    except (CatalogError, OSError) as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
+    return 1 if plan.problems else 0
 
 
 def _broker(args) -> int:

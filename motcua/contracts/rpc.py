@@ -38,6 +38,7 @@ REPORT_GROUPINGS = ("agency", "field")  # rows per agency (with the tree's roll-
 # JSON at most, checked before it leaves the gateway (it travels the bus with the dossier). Each field
 # is bounded by its procedure's declaration in the catalogue (services/intake/declaration.py).
 MAX_DECLARATION_BYTES = 16 * 1024
+MAX_CATALOG_SHEET_BASE64 = 16 * 1024 * 1024  # a province's 2,000 procedures with their documents: a few MB
 
 
 def nfc(value):
@@ -218,6 +219,28 @@ class CalendarDecisionV1(NfcSchema):
     kind = fields.Str(required=True, validate=validate.OneOf(DECISION_KINDS))
     source = fields.Str(required=True, validate=validate.Length(min=8, max=500))
     decided_year = fields.Bool(load_default=False)
+
+
+class CatalogSheetV1(NfcSchema):
+    """One spreadsheet of a catalogue import (.xlsx or .csv), as base64."""
+
+    filename = fields.Str(required=True, validate=[validate.Length(min=1, max=200), validate.Regexp(
+        r"(?i)^.+\.(xlsx|csv)$", error="a spreadsheet is .xlsx or .csv")])
+    content_base64 = fields.Str(required=True, validate=validate.Length(min=1, max=MAX_CATALOG_SHEET_BASE64))
+
+
+class CatalogImportPreviewV1(NfcSchema):
+    """The admin console's upload: a province's procedure list and/or agency list, and the date their
+    changes would take effect (`motcua catalog import` without --apply; docs/adopting.md)."""
+
+    procedures = fields.Nested(CatalogSheetV1, load_default=None)
+    agencies = fields.Nested(CatalogSheetV1, load_default=None)
+    effective_from = fields.Date(required=True, error_messages={"invalid": "must be a date YYYY-MM-DD"})
+
+    @validates_schema
+    def _one_sheet(self, data, **_):
+        if not data.get("procedures") and not data.get("agencies"):
+            raise ValidationError("give the procedure list, the agency list or both", "procedures")
 
 
 class RescheduleDossierV1(NfcSchema):

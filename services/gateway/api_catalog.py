@@ -12,6 +12,8 @@ from motcua.contracts.views import ProcessViewV1
 
 class ProcedureSearchQuery(Schema):
     q = fields.Str(validate=validate.Length(max=200), metadata={"description": "words of the name, diacritics optional"})
+    limit = fields.Int(validate=validate.Range(min=1, max=2000),
+                       metadata={"description": "at most this many, best first (default: every match)"})
 
 
 class CatalogApi:
@@ -23,7 +25,8 @@ class CatalogApi:
 
     @route("GET", "/api/v1/procedures", query=ProcedureSearchQuery, auth="public")
     def list_procedures(self, request):
-        return self.intake.list_procedures(query=query(request).get("q"))
+        asked = load_valid(ProcedureSearchQuery(), query(request))
+        return self.intake.list_procedures(query=asked.get("q"), limit=asked.get("limit"))
 
     @route("GET", "/api/v1/procedures/<code>", auth="public")
     def get_procedure(self, request, code):

@@ -9,8 +9,8 @@ import mimetypes
 from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response
 
-from motcua.contracts.rpc import CalendarDecisionV1, SearchDossiersV1
-from motcua.errors import ValidationFailed, load_valid
+from motcua.contracts.rpc import CalendarDecisionV1, CatalogImportPreviewV1, SearchDossiersV1
+from motcua.errors import Forbidden, ValidationFailed, load_valid
 from services.gateway.pages_http import (
     FormRejected,
     check_login_csrf,
@@ -29,11 +29,13 @@ from services.gateway.pages_http import (
     safe_next,
     set_session,
     staff_session,
+    uploads,
 )
 from services.gateway.schemas import TokenRequestSchema
 
 LOGIN = "console/login.html"
 CALENDAR = "console/calendar.html"
+CATALOG_IMPORT = "console/catalog_import.html"
 QUEUES = (("submitted", "Chờ tiếp nhận"), ("supplement_requested", "Chờ công dân bổ sung"),
           ("awaiting_payment", "Chờ nộp nghĩa vụ tài chính"), ("result_ready", "Chờ trả kết quả"))
 # The counter's decisions: URL slug → (audit action, the RPC with the form's fields, what the page says).
@@ -263,6 +265,35 @@ class ConsolePages:
             with self.audited(request, session.caller, "calendar.decide", detail=f"{body['date']} {body['kind']}"):
                 done = self.intake.record_calendar_decision(body, caller_token=session.token)
         return render(CALENDAR, session=session, values={}, done=done)
+
+    @page("GET", "/can-bo/danh-muc")
+    def console_catalog_import(self, request):
+        """Nhập danh mục TTHC: the province's admin uploads the national database's lists (docs/adopting.md)."""
+        return render(CATALOG_IMPORT, session=self._admin_session(request), values={}, plan=None)
+
+    @page("POST", "/can-bo/danh-muc")
+    def console_catalog_import_preview(self, request):
+        """The difference the upload would make (new, changed, retired, unreadable rows), audited; the
+        catalogue itself changes by `motcua catalog import --apply`, reviewed in git and read at start."""
+        session = self._admin_session(request)
+        values = form_data(request)
+        session.check(values)
+        body = {upload["key"]: {"filename": upload["filename"], "content_base64": upload["content_base64"]}
+                for upload in uploads(request) if upload["key"] in ("procedures", "agencies")}
+        body["effective_from"] = values.get("effective_from") or None
+        with form_again(CATALOG_IMPORT, lambda: {"session": session, "values": values, "plan": None}):
+            load_valid(CatalogImportPreviewV1(), body)
+            names = ", ".join(body[k]["filename"] for k in ("procedures", "agencies") if k in body)
+            with self.audited(request, session.caller, "catalog.import_preview",
+                              detail=f"{names} from {body['effective_from']}"):
+                plan = self.intake.preview_catalog_import(body, caller_token=session.token)
+        return render(CATALOG_IMPORT, session=session, values=values, plan=plan)
+
+    def _admin_session(self, request):
+        session = staff_session(self, request)
+        if not session.caller.is_admin:
+            raise Forbidden("the province's admin imports the catalogue")
+        return session
 
     def _posted(self, request, actions: dict, action: str):
         """The session, the posted fields (their CSRF token checked) and the action's entry; 404 if unknown."""

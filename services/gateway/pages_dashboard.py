@@ -11,7 +11,7 @@ from werkzeug.wrappers import Response
 
 from motcua.identity import STAFF_ROLES
 from services.gateway import pages_charts
-from services.gateway.pages_http import page, province_today, query_data, render, staff_session
+from services.gateway.pages_http import page, picked_agency, province_today, query_data, render, staff_session
 
 PERIODS = {"today": "Hôm nay", "month": "Tháng này", "year": "Năm nay"}
 TREND_DAYS = 30
@@ -63,7 +63,8 @@ class DashboardPages:
         session = self._staff_page(request)
         params = query_data(request)
         chosen = params.get("ky") if params.get("ky") in PERIODS else "month"
-        agency = params.get("agency") or None
+        agencies = self._agencies()
+        agency = picked_agency(params.get("agency"), agencies)
         chosen_agency = {"agency": agency} if agency else {}
         dashboard = self.reporting.leaders_dashboard(caller_token=session.token, **chosen_agency)
         today = province_today(self.config)
@@ -71,7 +72,7 @@ class DashboardPages:
                                              caller_token=session.token, **chosen_agency)
         period = dashboard["periods"][chosen]
         return render("dashboard/index.html", session=session, dashboard=dashboard, period=period, chosen=chosen,
-                      periods=PERIODS, agency=agency, agencies=self._agencies(), drill=drill_link,
+                      periods=PERIODS, agency=agency, agencies=agencies, drill=drill_link,
                       timeliness=timeliness_chart(period), overdue=overdue_chart(period), trend=trend_chart(series))
 
     @page("GET", "/lanh-dao/ho-so")

@@ -22,6 +22,7 @@ from werkzeug.wrappers import Request, Response
 
 from motcua.contracts.rpc import nfc
 from motcua.errors import Forbidden, MotcuaError, Unauthorized, ValidationFailed
+from motcua.text import fold, strip_diacritics
 from services.gateway import pages_vi
 from services.gateway.errors import ServiceUnavailable, retry_after, status_and_code
 from services.gateway.http import JsonHttpHandler, https_only, log_failure
@@ -54,9 +55,23 @@ templates.filters.update(
     action=lambda a: pages_vi.ACTIONS.get(a, a), timeliness=lambda t: pages_vi.TIMELINESS.get(t, t or "—"),
     role=lambda r: pages_vi.ROLES.get(r, r), fee=pages_vi.fee, processing_time=pages_vi.processing_time,
     online_level=lambda o: pages_vi.ONLINE_LEVELS.get(o, o), urlquote=lambda s: quote(str(s), safe=""),
-    history_note=pages_vi.history_note, pct=lambda v: "—" if v is None else f"{v:.2f}".replace(".", ",") + " %",
+    history_note=pages_vi.history_note, unaccented=strip_diacritics, pct=lambda v: "—" if v is None else f"{v:.2f}".replace(".", ",") + " %",
 )
 FORM_KEY = re.compile(r"^[0-9a-f]{32}$")
+_AGENCY_CODE = re.compile(r"[0-9A-Z]{3}\.[0-9A-Z]{2}\.[0-9A-Z]{2}\.[A-Z][0-9]{2}")
+
+
+def picked_agency(text: str | None, agencies: dict[str, str]) -> str | None:
+    """The agency an `agency_picker` (templates/_forms.html) names: 'Sở Tư pháp (000.00.06.H56)', the
+    bare code, or a name typed whole with or without diacritics; None for none of these (the province)."""
+    if not text:
+        return None
+    code = _AGENCY_CODE.search(text)
+    if code and code.group(0) in agencies:
+        return code.group(0)
+    typed = fold(text).strip()
+    named = [c for c, name in agencies.items() if fold(name).strip() == typed]
+    return named[0] if len(named) == 1 else None
 
 
 def form_key(values: dict) -> str | None:

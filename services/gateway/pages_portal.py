@@ -22,6 +22,7 @@ from services.gateway.schemas import SubmitDossierSchema
 
 APPLICANT_FIELDS = ("full_name", "id_number", "phone", "email", "address")
 TRACK_FORM = "portal/track.html"
+PROCEDURES_SHOWN = 100  # on the procedures page: the best matches, the rest by typing more words
 
 
 class PortalPages:
@@ -29,13 +30,15 @@ class PortalPages:
 
     @page("GET", "/")
     def portal_home(self, request):
-        return render("portal/home.html", procedures=self.intake.list_procedures()[:6], agencies=self._agencies())
+        return render("portal/home.html", procedures=self.intake.list_procedures(limit=6), agencies=self._agencies())
 
     @page("GET", "/thu-tuc")
     def portal_procedures(self, request):
         query = query_data(request).get("q", "")
-        found = self.intake.list_procedures(query=query or None)
-        return render("portal/procedures.html", q=query, procedures=found, agencies=self._agencies())
+        # a province lists 2,000: the page shows the best PROCEDURES_SHOWN and asks for more words past them
+        found = self.intake.list_procedures(query=query or None, limit=PROCEDURES_SHOWN + 1)
+        return render("portal/procedures.html", q=query, procedures=found[:PROCEDURES_SHOWN],
+                      more=len(found) > PROCEDURES_SHOWN, agencies=self._agencies())
 
     @page("GET", "/thu-tuc/<code>")
     def portal_procedure(self, request, code):

@@ -56,6 +56,12 @@ FIELD_ERRORS = {
 }
 # Messages that do not depend on the field (a conflict says what happened, not what to type).
 MESSAGE_ERRORS = {
+    "a spreadsheet is .xlsx or .csv": "Tệp phải là bảng tính .xlsx hoặc .csv.",
+    "not a readable .xlsx": "Không đọc được tệp .xlsx (tệp hỏng hoặc không phải bảng tính).",
+    "not base64, or a .csv not in UTF-8": "Tệp .csv phải lưu bằng mã UTF-8.",
+    "no heading row": "Không thấy dòng tiêu đề (Mã thủ tục, Tên thủ tục, …) trong 15 dòng đầu của bảng tính.",
+    "give the procedure list, the agency list or both": "Chọn danh sách thủ tục, danh sách cơ quan hoặc cả hai.",
+    "holds no catalogue": "Chưa có danh mục: lần nhập đầu tiên dùng lệnh motcua catalog import (docs/adopting.md).",
     "wrong username or password": "Sai tên đăng nhập hoặc mật khẩu.",
     "too many failed logins": "Đăng nhập sai quá nhiều lần. Vui lòng thử lại sau ít phút.",
     "too many wrong tries for this dossier": "Nhập sai thông tin của hồ sơ này quá nhiều lần. "

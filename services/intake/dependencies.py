@@ -26,7 +26,7 @@ class Rules(DependencyProvider):
         directory = config.get("CATALOG_DIR") or str(catalog_dir())
         calendar = WorkingCalendar.from_yaml(f"{directory}/calendar.yaml", tz=config["TIME_ZONE"])
         self.policy = Policy(Catalog.load(directory), calendar, config["TRACKING_KEY"], config["SEARCH_KEY"],
-                             blob_store(config))
+                             blob_store(config), catalog_dir=directory)
         # Read INTAKE_DATA_KEY now: production refuses to start without a strong one, not at the first dossier.
         environment_data_keys()
 

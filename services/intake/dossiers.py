@@ -32,8 +32,9 @@ class Policy:
     lookup hashes (the applicant's ID number and phone, never stored in clear for search)."""
 
     def __init__(self, catalog: Catalog, calendar: WorkingCalendar, tracking_key: str, search_key: str,
-                 store: BlobStore):
+                 store: BlobStore, catalog_dir: str | None = None):
         self.catalog = catalog
+        self.catalog_dir = catalog_dir  # where the catalogue was read: what an import is compared against
         self.calendar = calendar
         self.tracking_key = tracking_key
         self.search_key = search_key

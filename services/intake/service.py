@@ -15,6 +15,7 @@ from motcua.contracts.rpc import (
     ApplicantActionV1,
     CalendarDecisionV1,
     CalendarDueV1,
+    CatalogImportPreviewV1,
     LogBookQueryV1,
     ConfirmPaymentV1,
     RateDossierV1,
@@ -35,7 +36,7 @@ from motcua.metrics import GroupCountGauge, Metrics
 from motcua.revocation import Revocations
 from motcua.rpc import RpcProxy, rpc
 from motcua.text import normalise_phone
-from services.intake import calendar_decisions, dossiers, due, forms, online_payments, portal, postal, search
+from services.intake import calendar_decisions, catalog_import, dossiers, due, forms, online_payments, portal, postal, search
 from services.intake.dependencies import Payments, PostalService, Rules, Signing
 from services.intake.payments import Notice
 from services.intake.models import Base, dossiers as dossier_table
@@ -46,6 +47,7 @@ from services.intake.repository import IntakeUnitOfWork
 APPLICANT_ACTION = ApplicantActionV1()
 CALENDAR_DECISION = CalendarDecisionV1()
 CALENDAR_DUE = CalendarDueV1()
+CATALOG_IMPORT = CatalogImportPreviewV1()
 CONFIRM_PAYMENT = ConfirmPaymentV1()
 LOG_BOOK = LogBookQueryV1()
 RATE_DOSSIER = RateDossierV1()
@@ -94,8 +96,10 @@ class IntakeService(Revocations):
         return [self.rules.catalog.agency_view(code) for code in self.rules.catalog.agencies]
 
     @rpc
-    def list_procedures(self, query=None):
-        return [p.summary() for p in self.rules.catalog.search(query, on=self._today())]
+    def list_procedures(self, query=None, limit=None):
+        """The procedures in force matching `query`, best first; the first `limit` of them (a province
+        has 2,000: a page asks for the few it shows)."""
+        return [p.summary() for p in self.rules.catalog.search(query, on=self._today())[:limit]]
 
     @rpc
     def get_procedure(self, code, version=None):
@@ -120,6 +124,15 @@ class IntakeService(Revocations):
                              payload)
         return run_once(self.db, command, lambda: calendar_decisions.decide(self.db, self.rules, data, caller,
                                                                             utcnow()), utcnow(), ttl_of(self.config))
+
+    @rpc
+    @audit_refusals
+    def preview_catalog_import(self, payload, caller_token):
+        """The province's admin's upload of the national database's lists: what importing them would
+        change in the catalogue in force (new, changed, retired, unreadable rows). Read only."""
+        caller = self.authorised(caller_token, "admin")
+        data = load_valid(CATALOG_IMPORT, payload)
+        return catalog_import.preview(self.rules.catalog_dir, data) | {"previewed_by": caller.username}
 
     @timer(interval=calendar_decisions.REFRESH_SECONDS)
     def refresh_calendar(self):

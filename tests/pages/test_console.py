@@ -132,6 +132,20 @@ def test_the_dashboard_draws_its_charts_drills_down_and_exports(base_url):
     assert "attachment" in export.headers["Content-Disposition"]
 
 
+def test_the_dashboards_agency_picker_is_typed_not_scrolled(base_url):
+    """A province's 1,000 agencies: a search field with suggestions (the unaccented name beside each),
+    read by the code in brackets, the bare code or the whole name typed without diacritics."""
+    leader = Officer(base_url, f"leader@{AGENCY}")
+    page = leader.get("/lanh-dao")
+    assert '<select name="agency"' not in page.text and 'list="agency-agencies"' in page.text
+    assert '<option value="Sở Tư pháp (000.00.06.H56)" label="So Tu phap">' in page.text
+    for typed in ("Sở Tư pháp (000.00.06.H56)", "000.00.06.H56", "so tu phap"):
+        chosen = leader.get("/lanh-dao", params={"agency": typed})
+        assert chosen.status_code == 200 and '<small class="muted">Sở Tư pháp</small>' in chosen.text
+    unknown = leader.get("/lanh-dao", params={"agency": "Sở không có"})
+    assert unknown.status_code == 200 and '<small class="muted">Toàn tỉnh</small>' in unknown.text
+
+
 def test_logout_ends_the_session(base_url):
     officer = Officer(base_url, f"specialist@{AGENCY}")
     token = officer.http.cookies["motcua_session"]

@@ -23,6 +23,7 @@ import contextlib  # noqa: E402
 import importlib  # noqa: E402
 import logging  # noqa: E402
 import signal  # noqa: E402
+import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -63,6 +64,33 @@ def configure_logging() -> None:
     logging.getLogger("nameko.web.server").setLevel(logging.INFO)
     # fpdf2 warns about missing glyphs by quoting them: characters of an applicant's name.
     logging.getLogger("fpdf").setLevel(logging.ERROR)
+
+
+def listening_ports(config: dict) -> list[tuple[str, str, int]]:
+    """(the variable that sets it, host, port) of every port a process on `config` listens on."""
+    ports = []
+    if "WEB_SERVER_ADDRESS" in config:
+        host, _, port = config["WEB_SERVER_ADDRESS"].rpartition(":")
+        ports.append(("GATEWAY_ADDRESS", host or "0.0.0.0", int(port)))
+    host = config.get("METRICS_HOST", "0.0.0.0")
+    ports += [(f"{service.upper()}_METRICS_PORT", host, int(port))
+              for service, port in config.get("METRICS_PORTS", {}).items()]
+    return ports
+
+
+def refuse_ports_in_use(config: dict) -> None:
+    """Stop with one line naming the port and its variable when another process holds one of ours,
+    before anything starts (nameko's own failure is a traceback, after migrations and half a start)."""
+    for variable, host, port in listening_ports(config):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            # SO_REUSEADDR as the real listener sets it (a port in TIME_WAIT is free); never SO_REUSEPORT,
+            # with which a second Motcua would share the port with the first.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                raise SystemExit(f"motcua: port {port} ({host}) is already in use ({exc.strerror}): "
+                                 f"stop what holds it or set {variable} to a free port") from None
 
 
 def serve(names: list[str], config: dict) -> None:
@@ -173,10 +201,11 @@ def embedded() -> None:
     from motcua import migrate, seed
 
     os.environ["AMQP_URI"] = "embedded://"
+    config = nameko_config("embedded://")
+    refuse_ports_in_use(config)
     for name in SERVICES:
         migrate.upgrade(name)
     seed.seed_demo()
-    config = nameko_config("embedded://")
     address = config["WEB_SERVER_ADDRESS"].replace("0.0.0.0", "localhost")
     print(f"Motcua is serving on http://{address} (API under /api/v1; stop with Ctrl-C)", flush=True)
     # One process, so one token serves the example workers (each is scoped to its agency in production).
@@ -199,6 +228,7 @@ def services_in_processes() -> None:
     from motcua import migrate, seed
 
     os.environ.setdefault("AMQP_URI", DEFAULT_BROKER)
+    refuse_ports_in_use(nameko_config())
     for name in SERVICES:
         migrate.upgrade(name)
     seed.seed_demo()
@@ -269,10 +299,12 @@ def main(argv=None) -> None:
         if not args.services or unknown:
             parser.error(f"name services among {', '.join(SERVICES)}")
         os.environ.setdefault("AMQP_URI", DEFAULT_BROKER)
+        config = nameko_config(services=args.services)
+        refuse_ports_in_use(config)
         if "gateway" in args.services:
             from motcua import seed
             seed.check_accounts()
-        serve(args.services, nameko_config(services=args.services))
+        serve(args.services, config)
 
 
 if __name__ == "__main__":

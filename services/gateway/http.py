@@ -15,6 +15,7 @@ import time
 import traceback
 from dataclasses import dataclass
 
+import eventlet
 from marshmallow import Schema
 from nameko.exceptions import RemoteError
 from nameko.web.handlers import HttpRequestHandler
@@ -256,6 +257,14 @@ class JsonWebServer(WebServer):
 
     def get_wsgi_app(self):
         return JsonWsgiApp(self)
+
+    def start(self):
+        if not self._starting:  # nameko's start, without eventlet's SO_REUSEPORT (see motcua.metrics)
+            self._starting = True
+            self._sock = eventlet.listen(self.bind_addr, reuse_port=False)
+            self._sock.settimeout(None)  # kombu#838, as nameko's does
+            self._serv = self.get_wsgi_server(self._sock, self.get_wsgi_app())
+            self._gt = self.container.spawn_managed_thread(self.run)
 
     def make_url_map(self):
         # No redirects for a trailing or doubled slash: an API client gets a plain 404 instead.

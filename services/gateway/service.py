@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response
 from motcua.bus import event_handler
 from motcua.contracts.events import EVENT_SCHEMAS, SESSION_EVENTS, DossierEvent, RunEvent, TaskFacts
 from motcua.db import Database, utcnow
-from motcua.errors import Forbidden, Unauthorized, WrongKey
+from motcua.errors import Forbidden, NotFound, Unauthorized, WrongKey
 from motcua.idempotency import CommandUnitOfWork, ForgetExpiredKeys
 from motcua.identity import STAFF_ROLES, verify_caller
 from motcua.metrics import Metrics, scrape_allowed
@@ -180,6 +180,8 @@ class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportA
 
     @route("GET", "/metrics", response="text/plain", auth="public")
     def prometheus(self, request):
+        if not self.config.get("PUBLIC_METRICS", True):  # production: the metrics port only (METRICS_PORTS)
+            raise NotFound("metrics are served on the gateway's metrics port")
         if not scrape_allowed(self.config, request.headers.get("Authorization")):
             raise Unauthorized("metrics need the scrape token")
         return Response(generate_latest(self.metrics.registry), content_type=CONTENT_TYPE_LATEST)

@@ -54,12 +54,15 @@ def _database(container) -> Database:
 
 class NationalPortal(DependencyProvider):
     """The DVCQG client, or None when the connector is off (config `DVCQG`, else DVCQG_URL unset);
-    `motcua_dvcqg_pushes{state}` counts the re-send queue at each scrape."""
+    `motcua_dvcqg_pushes{state}` counts the re-send queue at each scrape, and only while the connector is
+    on: pushes "pending" forever while sync is off would page someone for a feature nobody runs."""
 
     def setup(self):
         settings = self.container.config.get("DVCQG")
         self.settings = dvcqg.PortalSettings(**settings) if settings else dvcqg.settings_from_env()
         self.client = dvcqg.PortalClient(self.settings) if self.settings else None
+        if self.client is None:
+            return
         metrics_for(self.container).gauge_from(
             "motcua_dvcqg_pushes", "National portal pushes by state (pending, pushed, rejected)", ["state"],
             self._read)

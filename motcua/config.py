@@ -8,7 +8,7 @@ from pathlib import Path
 SERVICES = ("gateway", "intake", "workflow", "notify", "reporting")
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_METRICS_PORTS = {"intake": 9101, "workflow": 9102, "notify": 9103, "reporting": 9104}
-GATEWAY_METRICS_PORT = 9100  # production's, and wherever GATEWAY_METRICS_PORT is set
+GATEWAY_METRICS_PORT = 9105  # production's, and wherever GATEWAY_METRICS_PORT is set
 
 
 def env(name: str, default: str | None = None) -> str | None:
@@ -257,7 +257,7 @@ def _service_config(service: str) -> dict:
 
 
 def gateway_metrics_port() -> int | None:
-    """Production's gateway serves /metrics on a port of its own (GATEWAY_METRICS_PORT, 9100), never on the
+    """Production's gateway serves /metrics on a port of its own (GATEWAY_METRICS_PORT, 9105), never on the
     public one; elsewhere only when that variable is set (else /metrics is on the gateway's own port)."""
     if env("GATEWAY_METRICS_PORT") or is_production():
         return number("GATEWAY_METRICS_PORT", str(GATEWAY_METRICS_PORT), int)

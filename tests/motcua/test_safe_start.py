@@ -95,3 +95,25 @@ def test_national_portal_gauges_are_not_exported_while_sync_is_off(monkeypatch, 
     finally:
         container.dependencies.all.stop()
     assert "motcua_dvcqg_pushes" not in text
+
+
+def make_dry_run(target: str, tmp_path) -> str:
+    """The commands `make <target>` would run on a fresh clone (no .venv yet): `make -n`."""
+    done = subprocess.run(["make", "-n", "-C", str(ROOT), f"VENV={tmp_path / 'venv'}", target],
+                          capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+def test_make_run_installs_only_what_running_needs_and_make_test_adds_the_test_extras(tmp_path):
+    run = make_dry_run("run", tmp_path)
+    assert "-m venv" in run and "pip install" in run and "-e ." in run and "[test]" not in run
+    assert "motcua.run --embedded" in run
+    test = make_dry_run("test", tmp_path)
+    assert '-e ".[test]"' in test and "ensure-services.sh rabbitmq postgresql chromium promtool" in test
+    assert test.index("ensure-services.sh") < test.index("-m pytest")
+
+
+def test_ci_is_one_call_of_make_test():
+    commands = [line for line in (ROOT / ".ci" / "run").read_text().splitlines()
+                if line.strip() and not line.startswith("#") and not line.startswith(("set ", "cd "))]
+    assert commands == ["exec make test"]

@@ -27,6 +27,7 @@ from nameko.standalone.events import get_event_exchange
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from motcua import logs
 from motcua.backoff import backoff
 from motcua.db import OutboxRow, utcnow
 from motcua.metrics import metrics_for
@@ -169,12 +170,19 @@ class OutboxRelay:
         return len(rows)
 
     def _publish(self, rows: list[OutboxRow]) -> None:
-        self.publisher.publish_all([
-            Outgoing(row.payload, self._exchange(row.exchange), row.routing_key or row.event_type,
-                     {"event_id": row.payload["event_id"], "event_type": row.event_type})
-            for row in rows])
+        self.publisher.publish_all([self._outgoing(row) for row in rows])
         for row in rows:
             self.metrics.published.labels(self.container.service_name, row.event_type).inc()
+
+    def _outgoing(self, row: OutboxRow) -> Outgoing:
+        """The event as published: its envelope as the body; the trace of the work that emitted it (kept
+        in the row's payload by the unit of work) as the `nameko.trace_id` header."""
+        body = dict(row.payload)
+        headers = {"event_id": body["event_id"], "event_type": row.event_type}
+        trace = body.pop(logs.TRACE_KEY, None)
+        if trace:
+            headers[logs.TRACE_HEADER] = trace
+        return Outgoing(body, self._exchange(row.exchange), row.routing_key or row.event_type, headers)
 
     def purge_published(self) -> None:
         with Session(self.engine) as session:

@@ -21,6 +21,7 @@ eventlet.monkey_patch()
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import importlib  # noqa: E402
+import json  # noqa: E402
 import logging  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
@@ -29,7 +30,7 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from datetime import timedelta  # noqa: E402
 
-from motcua import keys  # noqa: E402
+from motcua import keys, logs  # noqa: E402
 from motcua.config import SERVICES, env, is_production, nameko_config, stop_grace_seconds  # noqa: E402
 from motcua.identity import system_token  # noqa: E402
 
@@ -55,9 +56,9 @@ def _import(path: str):
     return getattr(importlib.import_module(module), attr)
 
 
-def configure_logging() -> None:
-    logging.basicConfig(level=env("MOTCUA_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def configure_logging(process_services: str = "") -> None:
+    """JSON lines on stderr (motcua.logs; `MOTCUA_LOG_FORMAT=text` for a terminal), at MOTCUA_LOG_LEVEL."""
+    logs.configure(env("MOTCUA_LOG_LEVEL", "INFO"), env("MOTCUA_LOG_FORMAT", "json"), process_services)
     for noisy in ("kombu", "amqp", "nameko", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # The gateway's access log stays: ops read it, and its query strings are redacted (gateway/http.py).
@@ -172,8 +173,10 @@ _native_threading = eventlet.patcher.original("threading")
 
 def exit_now(why: str, status: int) -> None:
     """End the process at once. Called from a signal handler or the deadline's native thread, where
-    taking the logging module's (green) locks could deadlock: one line straight to stderr."""
-    os.write(2, f"{time.strftime('%Y-%m-%d %H:%M:%S')} WARNING motcua.run: {why} (exit {status})\n".encode())
+    taking the logging module's (green) locks could deadlock: one JSON line straight to stderr."""
+    line = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "level": "WARNING", "logger": "motcua.run",
+            "message": f"{why} (exit {status})"}
+    os.write(2, (json.dumps(line, ensure_ascii=False) + "\n").encode())
     os._exit(status)
 
 
@@ -285,7 +288,8 @@ def main(argv=None) -> None:
     parser.add_argument("--worker", action="append", default=[], metavar="MODULE:CLASS",
                         help="an agency's worker (motcua.worker SDK) to run in this process")
     args = parser.parse_args(argv)
-    configure_logging()
+    configure_logging(",".join(args.services) if args.services
+                      else ",".join(args.worker) if args.worker else "platform" if args.embedded else "supervisor")
     if args.embedded:
         embedded()
     elif args.as_processes:

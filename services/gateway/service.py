@@ -15,6 +15,7 @@ from motcua.db import Database, utcnow
 from motcua.errors import Forbidden, NotFound, Unauthorized, WrongKey
 from motcua.idempotency import CommandUnitOfWork, ForgetExpiredKeys
 from motcua.identity import STAFF_ROLES, verify_caller
+from motcua.logs import Tracing
 from motcua.metrics import Metrics, scrape_allowed
 from motcua.rpc import rpc
 from services.gateway import audit, routes, throttle, users
@@ -56,6 +57,7 @@ class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportA
     changes = Changes()
     tracking = TrackingAnswers()
     metrics = Metrics()
+    tracing = Tracing()  # each call's trace id, in its log lines and passed on (motcua.logs)
     config = Config()
     intake = TimedRpcProxy("intake")
     workflow = TimedRpcProxy("workflow")

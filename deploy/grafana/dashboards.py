@@ -15,10 +15,13 @@ HERE = Path(__file__).parent
 DATASOURCE = {"type": "prometheus", "uid": "motcua-prometheus"}
 
 
-def panel(title: str, *exprs: str, unit: str = "short", kind: str = "timeseries", legend: str = "") -> dict:
+def panel(title: str, *exprs: str, unit: str = "short", kind: str = "timeseries",
+          legend: str | tuple[str, ...] = "") -> dict:
+    """`legend`: one legend format for every query, or one per query."""
+    legends = legend if isinstance(legend, tuple) else (legend,) * len(exprs)
     return {"title": title, "type": kind, "datasource": DATASOURCE,
             "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
-            "targets": [{"expr": expr, "refId": chr(ord("A") + i), "legendFormat": legend,
+            "targets": [{"expr": expr, "refId": chr(ord("A") + i), "legendFormat": legends[i],
                          "datasource": DATASOURCE} for i, expr in enumerate(exprs)]}
 
 
@@ -39,7 +42,7 @@ def variable(name: str, query: str) -> dict:
 DASHBOARDS = {
     "overview": dashboard("motcua-overview", "Motcua: overview", [
         panel("Dossiers in and out per hour", "motcua:dossiers_in:rate1h * 3600", "motcua:dossiers_out:rate1h * 3600",
-              legend="in / out"),
+              legend=("in", "out")),
         panel("Lifecycle step latency, p95 per service", "motcua:entrypoint_latency_seconds:p95_5m",
               unit="s", legend="{{service}}"),
         panel("Overdue tasks now", "motcua:tasks_overdue", kind="stat"),
@@ -56,7 +59,8 @@ DASHBOARDS = {
               unit="reqps", legend="{{entrypoint}} {{outcome}}"),
         panel("Latency p50 / p95 / p99",
               *(f"histogram_quantile({q}, sum by (le) (rate(motcua_entrypoint_duration_seconds_bucket"
-                f"{{service=~\"$service\"}}[5m])))" for q in ("0.5", "0.95", "0.99")), unit="s"),
+                f"{{service=~\"$service\"}}[5m])))" for q in ("0.5", "0.95", "0.99")), unit="s",
+              legend=("p50", "p95", "p99")),
         panel("Server errors (share of calls)", "motcua:entrypoint_errors:ratio_rate5m{service=~\"$service\"}",
               unit="percentunit", legend="{{service}}"),
         panel("Client errors (4xx) per second",
@@ -66,14 +70,16 @@ DASHBOARDS = {
               legend="{{service}}"),
         panel("Outbox lag: backlog growth and publish failures",
               "deriv(motcua_outbox_backlog{service=~\"$service\"}[10m])",
-              "rate(motcua_outbox_publish_failures_total{service=~\"$service\"}[5m])", legend="{{service}}"),
+              "rate(motcua_outbox_publish_failures_total{service=~\"$service\"}[5m])",
+              legend=("{{service}} growth", "{{service}} failures")),
         panel("Events published per second", "sum by (event_type) (rate(motcua_events_published_total"
               "{service=~\"$service\"}[5m]))", legend="{{event_type}}"),
         panel("Inbox: duplicates skipped per second", "sum by (consumer) (rate(motcua_duplicate_events_total"
               "{service=~\"$service\"}[5m]))", legend="{{consumer}}"),
         panel("Event retries and dead letters (last hour)",
               "sum by (queue) (increase(motcua_event_retries_total{service=~\"$service\"}[1h]))",
-              "sum by (queue) (increase(motcua_dead_letters_total{service=~\"$service\"}[1h]))", legend="{{queue}}"),
+              "sum by (queue) (increase(motcua_dead_letters_total{service=~\"$service\"}[1h]))",
+              legend=("{{queue}} retried", "{{queue}} parked")),
         panel("Notifications by channel and outcome", "sum by (channel, status) (rate(motcua_notifications_total[5m]))",
               legend="{{channel}} {{status}}"),
         panel("Notification dead letters awaiting a re-send", "motcua_notification_dead_letters_open",
@@ -94,22 +100,25 @@ DASHBOARDS = {
     ], [variable("agency", "label_values(motcua_tasks_open, agency_code)")]),
     "rabbitmq-postgresql": dashboard("motcua-infrastructure", "Motcua: RabbitMQ and PostgreSQL", [
         panel("RabbitMQ: messages ready and unacknowledged",
-              "sum(rabbitmq_queue_messages_ready)", "sum(rabbitmq_queue_messages_unacked)"),
+              "sum(rabbitmq_queue_messages_ready)", "sum(rabbitmq_queue_messages_unacked)",
+              legend=("ready", "unacknowledged")),
         panel("RabbitMQ: publish and deliver rates",
               "sum(rate(rabbitmq_global_messages_received_total[5m]))",
-              "sum(rate(rabbitmq_global_messages_delivered_total[5m]))", unit="reqps"),
-        panel("RabbitMQ: connections and channels", "sum(rabbitmq_connections)", "sum(rabbitmq_channels)"),
+              "sum(rate(rabbitmq_global_messages_delivered_total[5m]))", unit="reqps",
+              legend=("published", "delivered")),
+        panel("RabbitMQ: connections and channels", "sum(rabbitmq_connections)", "sum(rabbitmq_channels)",
+              legend=("connections", "channels")),
         panel("RabbitMQ: memory used and its high watermark", "sum(rabbitmq_process_resident_memory_bytes)",
-              "sum(rabbitmq_resident_memory_limit_bytes)", unit="bytes"),
+              "sum(rabbitmq_resident_memory_limit_bytes)", unit="bytes", legend=("used", "watermark")),
         panel("RabbitMQ: free disk", "min(rabbitmq_disk_space_available_bytes)", unit="bytes"),
         panel("PostgreSQL: up", "pg_up", kind="stat"),
         panel("PostgreSQL: connections per database vs max",
               "sum by (datname) (pg_stat_database_numbackends{datname=~\"motcua.*\"})",
-              "max(pg_settings_max_connections)", legend="{{datname}}"),
+              "max(pg_settings_max_connections)", legend=("{{datname}}", "max_connections")),
         panel("PostgreSQL: commits and rollbacks per second",
               "sum by (datname) (rate(pg_stat_database_xact_commit{datname=~\"motcua.*\"}[5m]))",
               "sum by (datname) (rate(pg_stat_database_xact_rollback{datname=~\"motcua.*\"}[5m]))",
-              unit="reqps", legend="{{datname}}"),
+              unit="reqps", legend=("{{datname}} commits", "{{datname}} rollbacks")),
         panel("PostgreSQL: database size", "pg_database_size_bytes{datname=~\"motcua.*\"}", unit="bytes",
               legend="{{datname}}"),
     ]),

@@ -25,7 +25,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import IntegerConverter, Map
 from werkzeug.wrappers import Request, Response
 
-from motcua import idempotency
+from motcua import idempotency, logs
 from motcua.config import is_production
 from motcua.contracts.rpc import nfc
 from motcua.metrics import LATENCY_BUCKETS, metrics_for
@@ -195,6 +195,9 @@ def secure(response: Response, request: Request) -> Response:
 class JsonWsgiApp(WsgiApp):
     def __call__(self, environ, start_response):
         started = time.perf_counter()
+        # A request is where a trace begins: its worker takes it (`context_data_from_headers`), and the
+        # access log line, written after the answer in this same greenthread, carries it too.
+        logs.set_trace(logs.new_trace(), self.server.container.service_name)
         self.server.proxies.resolve(environ)  # the client's address and scheme, before anything reads them
         request = Request(environ, shallow=True)
         route, held = "unmatched", 0.0
@@ -257,6 +260,10 @@ class JsonWebServer(WebServer):
 
     def get_wsgi_app(self):
         return JsonWsgiApp(self)
+
+    def context_data_from_headers(self, request):
+        # Never from the request's headers: a client does not choose the trace its request is logged under.
+        return {logs.TRACE_KEY: logs.current_trace()}
 
     def start(self):
         if not self._starting:  # nameko's start, without eventlet's SO_REUSEPORT (see motcua.metrics)

@@ -303,11 +303,11 @@ def main(argv=None) -> None:
         if not args.services or unknown:
             parser.error(f"name services among {', '.join(SERVICES)}")
         os.environ.setdefault("AMQP_URI", DEFAULT_BROKER)
-        config = nameko_config(services=args.services)
-        refuse_ports_in_use(config)
         if "gateway" in args.services:
             from motcua import seed
             seed.check_accounts()
+        config = nameko_config(services=args.services)
+        refuse_ports_in_use(config)
         serve(args.services, config)
 
 

@@ -44,7 +44,7 @@ def query_range(prometheus: str, expr: str, start: float, end: float, step: floa
 def legend(template: str, labels: dict, expr: str) -> str:
     if template:
         return re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: labels.get(m.group(1), ""), template)
-    return ", ".join(f"{k}={v}" for k, v in labels.items() if k not in ("job", "instance")) or expr[:60]
+    return ", ".join(f"{k}={v}" for k, v in labels.items() if k not in ("__name__", "job", "instance")) or expr[:60]
 
 
 def draw(board: dict, prometheus: str, start: float, end: float, step: float, out: Path) -> Path:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 DATASOURCE = {"type": "prometheus", "uid": "motcua-prometheus"}
+# The chosen agencies' task queues (motcua/worker.py), not their dead-letter queues `….dead`.
+AGENCY_QUEUES = 'queue=~"tasks\\\\.$agency", queue!~".+\\\\.dead"'
 
 
 def panel(title: str, *exprs: str, unit: str = "short", kind: str = "timeseries",
@@ -87,12 +89,13 @@ DASHBOARDS = {
         panel("National portal pushes by state (only while sync is on)", "motcua_dvcqg_pushes", legend="{{state}}"),
     ], [variable("service", "label_values(motcua_entrypoint_calls_total, service)")]),
     "agencies": dashboard("motcua-agencies", "Motcua: per agency", [
-        panel("Task queue depth (ready, not taken)", "motcua:task_queue_depth{queue=~\"tasks\\\\.$agency\"}",
+        panel("Task queue depth (ready, not taken)",
+              f"motcua:task_queue_depth{{{AGENCY_QUEUES}}}",
               legend="{{queue}}"),
         panel("Tasks being worked (taken, unacknowledged)",
-              "sum by (queue) (rabbitmq_queue_messages_unacked{queue=~\"tasks\\\\.$agency\"})", legend="{{queue}}"),
+              f"sum by (queue) (rabbitmq_queue_messages_unacked{{{AGENCY_QUEUES}}})", legend="{{queue}}"),
         panel("Workers connected per agency queue",
-              "sum by (queue) (rabbitmq_queue_consumers{queue=~\"tasks\\\\.$agency\"})", legend="{{queue}}"),
+              f"sum by (queue) (rabbitmq_queue_consumers{{{AGENCY_QUEUES}}})", legend="{{queue}}"),
         panel("Oldest open task", "motcua_tasks_oldest_open_seconds{agency_code=~\"$agency\"}", unit="s",
               legend="{{agency_code}}"),
         panel("Open tasks", "motcua_tasks_open{agency_code=~\"$agency\"}", legend="{{agency_code}}"),

@@ -34,8 +34,10 @@ def test_no_created_series():
 
 
 def test_a_port_in_use_stops_the_start_with_one_line_naming_its_variable(held_port):
-    config = {"WEB_SERVER_ADDRESS": "127.0.0.1:0", "METRICS_HOST": "127.0.0.1", "METRICS_PORTS": {"workflow": held_port}}
-    assert listening_ports(config) == [("GATEWAY_ADDRESS", "127.0.0.1", 0), ("WORKFLOW_METRICS_PORT", "127.0.0.1", held_port)]
+    config = {"WEB_SERVER_ADDRESS": "127.0.0.1:0", "METRICS_HOST": "127.0.0.1",
+              "METRICS_PORTS": {"workflow": held_port}}
+    assert listening_ports(config) == [("GATEWAY_ADDRESS", "127.0.0.1", 0),
+                                       ("WORKFLOW_METRICS_PORT", "127.0.0.1", held_port)]
     with pytest.raises(SystemExit) as stopped:
         refuse_ports_in_use(config)
     message = str(stopped.value)

@@ -16,7 +16,8 @@ RULES = ROOT / "deploy" / "prometheus" / "rules"
 GRAFANA = ROOT / "deploy" / "grafana"
 # Series of the exporters compose runs beside Motcua, as they document them: RabbitMQ's rabbitmq_prometheus
 # plugin (per-object metrics on), prometheus-community's postgres_exporter, the blackbox exporter's TLS probe,
-# and Prometheus's own `up`.
+# and Prometheus's own `up`. The RabbitMQ and PostgreSQL names were each seen in a live scrape (RabbitMQ
+# 3.10.8, postgres_exporter 0.11.1: Debian 12's) when the pictures in docs/operations.md were drawn.
 EXPORTED_ELSEWHERE = {
     "up", "rabbitmq_queue_messages_ready", "rabbitmq_queue_messages_unacked", "rabbitmq_queue_consumers",
     "rabbitmq_global_messages_received_total", "rabbitmq_global_messages_delivered_total", "rabbitmq_connections",

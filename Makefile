@@ -1,47 +1,58 @@
-# Motcua: the two commands are `make run` and `make test`; both build .venv themselves.
+# Motcua: the two commands are `make run` and `make test`; both build .venv themselves. `make run`
+# installs what running needs (RUN_STAMP); the test targets add the test extras (TEST_STAMP).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
 ENSURE := deploy/dev/ensure-services.sh
 export PSYCOPG_WAIT_FUNC := wait_select
 
-.PHONY: venv run test run-services migrate bench clean unit rules
+.PHONY: venv run test test-services run-services migrate bench clean unit rules
 
-$(STAMP): pyproject.toml
+$(PY):
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade "pip>=23" 
-	$(PY) -m pip install --quiet -e ".[test]"
-	touch $(STAMP)
 
-venv: $(STAMP)
+$(RUN_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e .
+	touch $(RUN_STAMP)
+
+$(TEST_STAMP): pyproject.toml $(RUN_STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	touch $(TEST_STAMP)
+
+venv: $(TEST_STAMP)
 
 ## The whole platform in one process on the embedded default (SQLite under var/, in-process bus).
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(PY) -m motcua.run --embedded
 
 ## Each service in its own process against RabbitMQ + PostgreSQL (AMQP_URI, <SERVICE>_DB_URL).
-run-services: $(STAMP)
+run-services: $(RUN_STAMP)
 	$(PY) -m motcua.run --services
 
-migrate: $(STAMP)
+migrate: $(RUN_STAMP)
 	$(PY) -m motcua.migrate all
 
-## Starts RabbitMQ, PostgreSQL and chromium first when they are not up (deploy/dev/ensure-services.sh).
-test: $(STAMP)
-	$(ENSURE) rabbitmq postgresql chromium
+## What the suite needs on the machine, started or installed when it is not there
+## (deploy/dev/ensure-services.sh): RabbitMQ with its management plugin, PostgreSQL, chromium, promtool.
+test-services:
+	$(ENSURE) rabbitmq postgresql chromium promtool
+
+## On a fresh machine this alone is enough (CI's .ci/run is this one command).
+test: test-services $(TEST_STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 ## The rules alone (tests/*/test_rules_*.py): in-memory fakes, no database, no broker, a few seconds.
-rules: $(STAMP)
+rules: $(TEST_STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider tests/*/test_rules_*.py
 
-unit: $(STAMP)
+unit: $(TEST_STAMP)
 	$(PY) -m pytest -q -m "not integration and not e2e" $(PYTEST_ARGS)
 
 ## This tree and the previous release (bench/BASELINE) side by side: lifecycle and tracking, ratios
 ## (bench/README.md). BENCH_ARGS="--profile --no-baseline --dossiers 100": where this tree's CPU goes.
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(ENSURE) rabbitmq postgresql wrk
 	$(PY) -m bench $(BENCH_ARGS)
 
@@ -57,16 +68,16 @@ province: $(STAMP)
 
 ## Rebuild every reporting projection from its event store (REPORTING_DB_URL, default var/reporting.db).
 .PHONY: replay
-replay: $(STAMP)
+replay: $(RUN_STAMP)
 	$(PY) -m services.reporting.cli replay
 
 ## Fill reporting's projection with N synthetic dossiers (SEED_ARGS="1000000 --db-url URL"; a database of its own).
 .PHONY: seed-report bench-report
-seed-report: $(STAMP)
+seed-report: $(RUN_STAMP)
 	$(PY) -m services.reporting.seed $(SEED_ARGS)
 
 ## The year's report from the counters vs a plain GROUP BY, on a fresh PostgreSQL database (bench/README.md).
-bench-report: $(STAMP)
+bench-report: $(TEST_STAMP)
 	$(ENSURE) postgresql
 	$(PY) -m bench.report $(BENCH_ARGS)
 
@@ -82,6 +93,6 @@ bench-history: $(STAMP)
 ## a duplicate storm and poison; prints one table (chaos/run.py). CHAOS_ARGS="--seed 7 --every-instance".
 N ?= 2000
 .PHONY: chaos
-chaos: $(STAMP)
+chaos: $(TEST_STAMP)
 	$(ENSURE) postgresql
 	$(PY) -m chaos --dossiers $(N) $(CHAOS_ARGS)

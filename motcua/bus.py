@@ -56,6 +56,7 @@ from nameko.messaging import QueueConsumer
 from nameko.standalone.events import get_event_exchange
 from prometheus_client import Counter, Histogram
 
+from motcua import logs
 from motcua.backoff import backoff
 from motcua.contracts import Event, parse_event
 from motcua.faults import is_poison, is_transient
@@ -376,6 +377,7 @@ def apply_event_batch(service, batch: EventBatch):
     unit = _unit_of_work(service, batch)
     if unit is None:  # a service without a database: nothing to claim or commit
         for delivery in batch:
+            _under_trace_of(delivery)
             delivery.handler.apply(service, [delivery.event])
         return
     unit.in_batch = True
@@ -388,10 +390,18 @@ def apply_event_batch(service, batch: EventBatch):
             else:
                 unit.duplicate(delivery.event, delivery.handler.consumer_of(delivery.event))
         else:
+            _under_trace_of(delivery)
             delivery.handler.apply(service, [delivery.event])
     for handler, events in per_batch.items():
-        handler.apply(service, events)
+        handler.apply(service, events)  # many events at once: under the batch worker's own trace
     unit.commit()
+
+
+def _under_trace_of(delivery) -> None:
+    """Log (and emit) what applying this event does under the trace its message carries, if any."""
+    trace = logs.trace_of_headers(delivery.message.headers)
+    if trace:
+        logs.set_trace(trace)
 
 
 def _unit_of_work(service, batch: EventBatch):

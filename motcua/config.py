@@ -8,6 +8,7 @@ from pathlib import Path
 SERVICES = ("gateway", "intake", "workflow", "notify", "reporting")
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_METRICS_PORTS = {"intake": 9101, "workflow": 9102, "notify": 9103, "reporting": 9104}
+GATEWAY_METRICS_PORT = 9105  # production's, and wherever GATEWAY_METRICS_PORT is set
 
 
 def env(name: str, default: str | None = None) -> str | None:
@@ -220,9 +221,12 @@ def _service_config(service: str) -> dict:
     if service in DEFAULT_METRICS_PORTS:
         config["METRICS_PORTS"][service] = number(f"{service.upper()}_METRICS_PORT",
                                                   str(DEFAULT_METRICS_PORTS[service]), int)
+    elif gateway_metrics_port() is not None:
+        config["METRICS_PORTS"][service] = gateway_metrics_port()
     if service == "gateway":
         config.update({
             "WEB_SERVER_ADDRESS": env("GATEWAY_ADDRESS", "0.0.0.0:8000"),
+            "PUBLIC_METRICS": not is_production(),
             # Reverse proxies whose X-Forwarded-For/-Proto are believed (gateway/proxies.py); none by default.
             "TRUSTED_PROXIES": env("MOTCUA_TRUSTED_PROXIES", ""),
             "TOKEN_TTL_SECONDS": number("MOTCUA_TOKEN_TTL_SECONDS", "900", int),
@@ -252,6 +256,20 @@ def _service_config(service: str) -> dict:
     return config
 
 
+def gateway_metrics_port() -> int | None:
+    """Production's gateway serves /metrics on a port of its own (GATEWAY_METRICS_PORT, 9105), never on the
+    public one; elsewhere only when that variable is set (else /metrics is on the gateway's own port)."""
+    if env("GATEWAY_METRICS_PORT") or is_production():
+        return number("GATEWAY_METRICS_PORT", str(GATEWAY_METRICS_PORT), int)
+    return None
+
+
+def metrics_host() -> str:
+    """Where the metrics and health ports listen: `MOTCUA_METRICS_HOST`, else the gateway's host (a
+    platform kept on 127.0.0.1 keeps its metrics there too)."""
+    return env("MOTCUA_METRICS_HOST") or env("GATEWAY_ADDRESS", "0.0.0.0:8000").rpartition(":")[0] or "0.0.0.0"
+
+
 def nameko_config(amqp_uri: str | None = None, services: tuple[str, ...] | list[str] = SERVICES) -> dict:
     """The nameko container config of a process running `services` (all of them by default, as the
     embedded platform does): the platform's settings and each of those services' own, and nothing of
@@ -260,6 +278,7 @@ def nameko_config(amqp_uri: str | None = None, services: tuple[str, ...] | list[
 
     settings = PlatformSettings.from_env(amqp_uri)
     config = settings.config()
+    config["METRICS_HOST"] = metrics_host()
     refuse_published_password("AMQP_URI", settings.amqp_uri)
     for service in services:
         refuse_published_password(f"{service.upper()}_DB_URL", db_url(service))

@@ -33,6 +33,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from motcua import logs
 from motcua.config import PoolSize, db_pool
 from motcua.contracts import Event, make_event
 from motcua.sql import has_upsert, upsert_insert
@@ -176,6 +177,9 @@ class UnitOfWork:
         payload = make_event(self.source, event_type, data)
         if event_id:
             payload["event_id"] = event_id
+        trace = logs.current_trace()
+        if trace:  # kept with the row, published as a header (motcua.outbox), never in the event's body
+            payload[logs.TRACE_KEY] = trace
         self._outgoing.append({"event_id": payload["event_id"], "event_type": event_type, "exchange": exchange,
                                "routing_key": routing_key, "payload": payload, "created_at": utcnow(),
                                "attempts": 0})

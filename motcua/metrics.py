@@ -14,10 +14,14 @@ from weakref import WeakKeyDictionary
 import eventlet
 from eventlet import wsgi
 from nameko.extensions import DependencyProvider
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics,
+                               generate_latest)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 log = logging.getLogger(__name__)
+# Every counter and histogram would also export a `_created` timestamp series: as many series again,
+# which no dashboard or rule reads.
+disable_created_metrics()
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -92,6 +96,7 @@ class Metrics(DependencyProvider):
         self.port_config_key = port_config_key
         self.started: WeakKeyDictionary = WeakKeyDictionary()
         self.server = None
+        self.address: tuple[str, int] | None = None  # where it listens, once started
         self.health_checks: list[tuple[str, Callable[[], None]]] = []
 
     def setup(self):
@@ -101,10 +106,12 @@ class Metrics(DependencyProvider):
         port = self.container.config.get(self.port_config_key, {}).get(self.container.service_name)
         if port is None:
             return
-        sock = eventlet.listen(("0.0.0.0", int(port)))
+        # Never SO_REUSEPORT (eventlet's default): a second instance must fail to start, not share the port.
+        sock = eventlet.listen((self.container.config.get("METRICS_HOST", "0.0.0.0"), int(port)), reuse_port=False)
+        self.address = sock.getsockname()
         self.server = self.container.spawn_managed_thread(
             lambda: wsgi.server(sock, self._wsgi, log_output=False), identifier="metrics-server")
-        log.info("%s metrics and health on :%s", self.container.service_name, sock.getsockname()[1])
+        log.info("%s metrics and health on %s:%s", self.container.service_name, *self.address)
 
     def stop(self):
         if self.server is not None:

@@ -27,6 +27,7 @@ from nameko.standalone.events import get_event_exchange
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from motcua import logs
 from motcua.backoff import backoff
 from motcua.db import OutboxRow, utcnow
 from motcua.metrics import metrics_for
@@ -194,9 +195,19 @@ class Outgoing(NamedTuple):
 
 
 def outgoing(rows: list[OutboxRow], exchange_of) -> list[Outgoing]:
-    """Outbox rows as the messages to publish (`exchange_of(row.exchange)`: None is the service's own)."""
-    return [Outgoing(row.payload, exchange_of(row.exchange), row.routing_key or row.event_type,
-                     {"event_id": row.payload["event_id"], "event_type": row.event_type}) for row in rows]
+    """Outbox rows as the messages to publish (`exchange_of(row.exchange)`: None is the service's own):
+    each event's envelope as the body; the trace of the work that emitted it (kept in the row's payload
+    by the unit of work) as the `nameko.trace_id` header."""
+    return [_outgoing(row, exchange_of) for row in rows]
+
+
+def _outgoing(row: OutboxRow, exchange_of) -> Outgoing:
+    body = dict(row.payload)
+    headers = {"event_id": body["event_id"], "event_type": row.event_type}
+    trace = body.pop(logs.TRACE_KEY, None)
+    if trace:
+        headers[logs.TRACE_HEADER] = trace
+    return Outgoing(body, exchange_of(row.exchange), row.routing_key or row.event_type, headers)
 
 
 def marked_sent(table, ids: list[int]):

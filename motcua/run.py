@@ -21,14 +21,16 @@ eventlet.monkey_patch()
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import importlib  # noqa: E402
+import json  # noqa: E402
 import logging  # noqa: E402
 import signal  # noqa: E402
+import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from datetime import timedelta  # noqa: E402
 
-from motcua import keys  # noqa: E402
+from motcua import keys, logs  # noqa: E402
 from motcua.config import SERVICES, env, is_production, nameko_config, stop_grace_seconds  # noqa: E402
 from motcua.identity import system_token  # noqa: E402
 
@@ -54,15 +56,42 @@ def _import(path: str):
     return getattr(importlib.import_module(module), attr)
 
 
-def configure_logging() -> None:
-    logging.basicConfig(level=env("MOTCUA_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def configure_logging(process_services: str = "") -> None:
+    """JSON lines on stderr (motcua.logs; `MOTCUA_LOG_FORMAT=text` for a terminal), at MOTCUA_LOG_LEVEL."""
+    logs.configure(env("MOTCUA_LOG_LEVEL", "INFO"), env("MOTCUA_LOG_FORMAT", "json"), process_services)
     for noisy in ("kombu", "amqp", "nameko", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # The gateway's access log stays: ops read it, and its query strings are redacted (gateway/http.py).
     logging.getLogger("nameko.web.server").setLevel(logging.INFO)
     # fpdf2 warns about missing glyphs by quoting them: characters of an applicant's name.
     logging.getLogger("fpdf").setLevel(logging.ERROR)
+
+
+def listening_ports(config: dict) -> list[tuple[str, str, int]]:
+    """(the variable that sets it, host, port) of every port a process on `config` listens on."""
+    ports = []
+    if "WEB_SERVER_ADDRESS" in config:
+        host, _, port = config["WEB_SERVER_ADDRESS"].rpartition(":")
+        ports.append(("GATEWAY_ADDRESS", host or "0.0.0.0", int(port)))
+    host = config.get("METRICS_HOST", "0.0.0.0")
+    ports += [(f"{service.upper()}_METRICS_PORT", host, int(port))
+              for service, port in config.get("METRICS_PORTS", {}).items()]
+    return ports
+
+
+def refuse_ports_in_use(config: dict) -> None:
+    """Stop with one line naming the port and its variable when another process holds one of ours,
+    before anything starts (nameko's own failure is a traceback, after migrations and half a start)."""
+    for variable, host, port in listening_ports(config):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            # SO_REUSEADDR as the real listener sets it (a port in TIME_WAIT is free); never SO_REUSEPORT,
+            # with which a second Motcua would share the port with the first.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                raise SystemExit(f"motcua: port {port} ({host}) is already in use ({exc.strerror}): "
+                                 f"stop what holds it or set {variable} to a free port") from None
 
 
 def serve(names: list[str], config: dict) -> None:
@@ -144,8 +173,10 @@ _native_threading = eventlet.patcher.original("threading")
 
 def exit_now(why: str, status: int) -> None:
     """End the process at once. Called from a signal handler or the deadline's native thread, where
-    taking the logging module's (green) locks could deadlock: one line straight to stderr."""
-    os.write(2, f"{time.strftime('%Y-%m-%d %H:%M:%S')} WARNING motcua.run: {why} (exit {status})\n".encode())
+    taking the logging module's (green) locks could deadlock: one JSON line straight to stderr."""
+    line = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "level": "WARNING", "logger": "motcua.run",
+            "message": f"{why} (exit {status})"}
+    os.write(2, (json.dumps(line, ensure_ascii=False) + "\n").encode())
     os._exit(status)
 
 
@@ -175,11 +206,12 @@ def embedded() -> None:
 
     os.environ["AMQP_URI"] = "embedded://"
     simulators.start_configured()  # before the config is read: it points the connectors at them
+    config = nameko_config("embedded://")
+    refuse_ports_in_use(config)
     for name in SERVICES:
         migrate.upgrade(name)
     seed.seed_demo()
     signing_simulators.start_configured()
-    config = nameko_config("embedded://")
     address = config["WEB_SERVER_ADDRESS"].replace("0.0.0.0", "localhost")
     print(f"Motcua is serving on http://{address} (API under /api/v1; stop with Ctrl-C)", flush=True)
     # One process, so one token serves the example workers (each is scoped to its agency in production).
@@ -204,6 +236,7 @@ def services_in_processes() -> None:
 
     os.environ.setdefault("AMQP_URI", DEFAULT_BROKER)
     simulators.start_configured()  # before the children read their config: it points the connectors at them
+    refuse_ports_in_use(nameko_config())
     for name in SERVICES:
         migrate.upgrade(name)
     seed.seed_demo()
@@ -261,7 +294,8 @@ def main(argv=None) -> None:
     parser.add_argument("--worker", action="append", default=[], metavar="MODULE:CLASS",
                         help="an agency's worker (motcua.worker SDK) to run in this process")
     args = parser.parse_args(argv)
-    configure_logging()
+    configure_logging(",".join(args.services) if args.services
+                      else ",".join(args.worker) if args.worker else "platform" if args.embedded else "supervisor")
     if args.embedded:
         embedded()
     elif args.as_processes:
@@ -278,7 +312,9 @@ def main(argv=None) -> None:
         if "gateway" in args.services:
             from motcua import seed
             seed.check_accounts()
-        serve(args.services, nameko_config(services=args.services))
+        config = nameko_config(services=args.services)
+        refuse_ports_in_use(config)
+        serve(args.services, config)
 
 
 if __name__ == "__main__":

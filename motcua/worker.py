@@ -29,6 +29,7 @@ from nameko.messaging import Consumer
 
 from motcua.bus import ParkingConsumer
 from motcua.errors import IllegalTransition
+from motcua.logs import Tracing
 from motcua.queues import consumed_queue_arguments
 from motcua.rpc import RpcProxy
 
@@ -68,8 +69,10 @@ class _Tasks:
             return None
 
 
-class TaskClient(RpcProxy):
-    """Completes tasks in workflow as the agency's system account (token: WORKER_TOKEN config)."""
+class TaskClient(Tracing, RpcProxy):
+    """Completes tasks in workflow as the agency's system account (token: WORKER_TOKEN config). Every
+    worker has one, so it also puts the worker under the trace its task message carries (motcua.logs):
+    the agency system's log lines and its calls to workflow go on with the dossier's trace."""
 
     def __init__(self, **options):
         super().__init__("workflow", **options)

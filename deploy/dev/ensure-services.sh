@@ -3,10 +3,11 @@
 #   rabbitmq    RabbitMQ on 127.0.0.1:5672 with its management plugin (API on 15672)
 #   postgresql  PostgreSQL on 127.0.0.1:5432 (Debian's cluster)
 #   chromium    Debian's /usr/bin/chromium for the browser tests (never a downloaded browser)
+#   promtool    Prometheus's rule checker and tester (Debian's prometheus package) for the rules' tests
 #   wrk         the HTTP load generator of the tracking bench
 # Idempotent: quiet when everything is up; one line for each thing it starts, installs or cannot.
 # Exits non-zero when something asked for is still missing.
-#   deploy/dev/ensure-services.sh [rabbitmq] [postgresql] [chromium] [wrk]   (default: the first three)
+#   deploy/dev/ensure-services.sh [rabbitmq] [postgresql] [chromium] [promtool] [wrk]   (default: the first four)
 set -uo pipefail
 
 missing=0
@@ -43,24 +44,27 @@ postgresql() {
   wait_until 30 pg_isready -h 127.0.0.1 -q || cannot "start PostgreSQL (pg_isready says no)"
 }
 
-install_package() {  # command, package
+install_package() {  # command, package, apt-get options…
   command -v "$1" >/dev/null && return
+  local package=$2; shift 2
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-    cannot "install $2: needs root and apt-get (apt-get install -y $2)"; return
+    cannot "install $package: needs root and apt-get (apt-get install -y $* $package)"; return
   fi
-  say "installing $2 (apt-get)"
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2"; } >/dev/null 2>&1 \
-    || cannot "install $2 (apt-get install -y $2 failed)"
+  say "installing $package (apt-get)"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" "$package"; } >/dev/null 2>&1 \
+    || cannot "install $package (apt-get install -y $* $package failed)"
 }
 
-[ $# -gt 0 ] || set -- rabbitmq postgresql chromium
+[ $# -gt 0 ] || set -- rabbitmq postgresql chromium promtool
 for wanted in "$@"; do
   case "$wanted" in
     rabbitmq) rabbitmq ;;
     postgresql) postgresql ;;
     chromium) install_package /usr/bin/chromium chromium ;;
+    # Debian's prometheus package for its promtool; without its recommended node exporter (port 9100).
+    promtool) install_package promtool prometheus --no-install-recommends ;;
     wrk) install_package wrk wrk ;;
-    *) cannot "ensure '$wanted': unknown (rabbitmq, postgresql, chromium, wrk)" ;;
+    *) cannot "ensure '$wanted': unknown (rabbitmq, postgresql, chromium, promtool, wrk)" ;;
   esac
 done
 exit $missing

@@ -15,6 +15,7 @@ import time
 import traceback
 from dataclasses import dataclass
 
+import eventlet
 from marshmallow import Schema
 from nameko.exceptions import RemoteError
 from nameko.web.handlers import HttpRequestHandler
@@ -24,7 +25,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import IntegerConverter, Map
 from werkzeug.wrappers import Request, Response
 
-from motcua import idempotency
+from motcua import idempotency, logs
 from motcua.config import is_production
 from motcua.contracts.rpc import nfc
 from motcua.metrics import LATENCY_BUCKETS, metrics_for
@@ -194,6 +195,9 @@ def secure(response: Response, request: Request) -> Response:
 class JsonWsgiApp(WsgiApp):
     def __call__(self, environ, start_response):
         started = time.perf_counter()
+        # A request is where a trace begins: its worker takes it (`context_data_from_headers`), and the
+        # access log line, written after the answer in this same greenthread, carries it too.
+        logs.set_trace(logs.new_trace(), self.server.container.service_name)
         self.server.proxies.resolve(environ)  # the client's address and scheme, before anything reads them
         request = Request(environ, shallow=True)
         route, held = "unmatched", 0.0
@@ -256,6 +260,18 @@ class JsonWebServer(WebServer):
 
     def get_wsgi_app(self):
         return JsonWsgiApp(self)
+
+    def context_data_from_headers(self, request):
+        # Never from the request's headers: a client does not choose the trace its request is logged under.
+        return {logs.TRACE_KEY: logs.current_trace()}
+
+    def start(self):
+        if not self._starting:  # nameko's start, without eventlet's SO_REUSEPORT (see motcua.metrics)
+            self._starting = True
+            self._sock = eventlet.listen(self.bind_addr, reuse_port=False)
+            self._sock.settimeout(None)  # kombu#838, as nameko's does
+            self._serv = self.get_wsgi_server(self._sock, self.get_wsgi_app())
+            self._gt = self.container.spawn_managed_thread(self.run)
 
     def make_url_map(self):
         # No redirects for a trailing or doubled slash: an API client gets a plain 404 instead.

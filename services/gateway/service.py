@@ -12,9 +12,10 @@ from werkzeug.wrappers import Response
 from motcua.bus import event_handler
 from motcua.contracts.events import EVENT_SCHEMAS, SESSION_EVENTS, DossierEvent, RunEvent, TaskFacts
 from motcua.db import Database, utcnow
-from motcua.errors import Forbidden, Unauthorized, WrongKey
+from motcua.errors import Forbidden, NotFound, Unauthorized, WrongKey
 from motcua.idempotency import CommandUnitOfWork, ForgetExpiredKeys
 from motcua.identity import STAFF_ROLES, verify_caller
+from motcua.logs import Tracing
 from motcua.metrics import Metrics, scrape_allowed
 from motcua.rpc import rpc
 from services.gateway import audit, routes, throttle, users
@@ -61,6 +62,7 @@ class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportA
     tracking = TrackingAnswers()
     metrics = Metrics()
     oidc = OidcProviders()
+    tracing = Tracing()  # each call's trace id, in its log lines and passed on (motcua.logs)
     config = Config()
     intake = TimedRpcProxy("intake")
     workflow = TimedRpcProxy("workflow")
@@ -192,6 +194,8 @@ class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportA
 
     @route("GET", "/metrics", response="text/plain", auth="public")
     def prometheus(self, request):
+        if not self.config.get("PUBLIC_METRICS", True):  # production: the metrics port only (METRICS_PORTS)
+            raise NotFound("metrics are served on the gateway's metrics port")
         if not scrape_allowed(self.config, request.headers.get("Authorization")):
             raise Unauthorized("metrics need the scrape token")
         return Response(generate_latest(self.metrics.registry), content_type=CONTENT_TYPE_LATEST)

@@ -32,6 +32,7 @@ from motcua.access import audit_refusals
 from motcua.db import Database, utcnow
 from motcua.errors import NotFound, Unauthorized, ValidationFailed, load_valid
 from motcua.idempotency import Command, ForgetExpiredKeys, account_scope, applicant_scope, run_once, ttl_of
+from motcua.logs import Tracing
 from motcua.metrics import GroupCountGauge, Metrics
 from motcua.revocation import Revocations
 from motcua.rpc import RpcProxy, rpc
@@ -67,6 +68,7 @@ class IntakeService(Revocations):
     db = Database(Base, unit_of_work=IntakeUnitOfWork)
     expired_keys = ForgetExpiredKeys()
     metrics = Metrics()
+    tracing = Tracing()  # each call's trace id, in its log lines and passed on (motcua.logs)
     rules = Rules()
     signing = Signing()
     payments = Payments()

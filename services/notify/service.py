@@ -12,6 +12,7 @@ from motcua.db import Database, utcnow
 from motcua.errors import load_valid
 from motcua.idempotency import Command, ForgetExpiredKeys, account_scope, run_once, ttl_of
 from motcua.identity import STAFF_ROLES
+from motcua.logs import Tracing
 from motcua.metrics import Metrics
 from motcua.revocation import Revocations
 from motcua.rpc import rpc
@@ -41,6 +42,7 @@ class NotifyService(Revocations):
     db = Database(Base, relay=False, unit_of_work=NotifyUnitOfWork)  # notify emits no events: no relay
     expired_keys = ForgetExpiredKeys()
     metrics = Metrics()
+    tracing = Tracing()  # each call's trace id, in its log lines and passed on (motcua.logs)
     notifier = Notifications()
     config = Config()
 

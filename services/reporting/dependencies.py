@@ -54,8 +54,9 @@ def _database(container) -> Database:
 
 class NationalPortal(DependencyProvider):
     """The DVCQG client, or None when the connector is off (config `DVCQG`, else DVCQG_URL unset);
-    `motcua_dvcqg_pushes{state}` counts the re-send queue at each scrape, the client its calls
-    (`dvcqg.PortalMetrics`)."""
+    `motcua_dvcqg_pushes{state}` counts the re-send queue at each scrape, and only while the connector is
+    on: pushes "pending" forever while sync is off would page someone for a feature nobody runs; the
+    client counts its calls (`dvcqg.PortalMetrics`)."""
 
     def setup(self):
         settings = self.container.config.get("DVCQG")
@@ -63,6 +64,8 @@ class NationalPortal(DependencyProvider):
         registry = metrics_for(self.container)
         self.client = (dvcqg.PortalClient(self.settings, dvcqg.PortalMetrics(registry.registry))
                        if self.settings else None)
+        if self.client is None:
+            return
         registry.gauge_from(
             "motcua_dvcqg_pushes", "National portal pushes by state (pending, pushed, rejected)", ["state"],
             self._read)

@@ -11,6 +11,7 @@ from motcua.bus import batch_handler
 from motcua.db import Database, utcnow
 from motcua.errors import ValidationFailed, load_valid
 from motcua.identity import STAFF_ROLES, Caller
+from motcua.logs import Tracing
 from motcua.metrics import Metrics
 from motcua.revocation import Revocations
 from motcua.rpc import rpc
@@ -48,6 +49,7 @@ class ReportingService(Revocations):
 
     db = Database(Base)
     metrics = Metrics()
+    tracing = Tracing()  # each call's trace id, in its log lines and passed on (motcua.logs)
     config = Config()
     province = Province()
     status_gauge = StatusGauge()

@@ -95,3 +95,6 @@ class WorkflowMetrics(Metrics):
                                 ["agency_code"],
                                 read(lambda session: queries.open_tasks_by_agency(
                                     session, overdue_before(clock.now(), tz))))
+        self.metrics.gauge_from("motcua_tasks_oldest_open_seconds",
+                                "Age of each agency's oldest open task (since it was assigned)", ["agency_code"],
+                                read(lambda session: queries.oldest_open_task_by_agency(session, clock.now())))

@@ -102,6 +102,15 @@ def open_tasks_by_agency(session: Session, overdue_cutoff: datetime | None = Non
     return {(agency,): count for agency, count in session.execute(query)}
 
 
+def oldest_open_task_by_agency(session: Session, now: datetime) -> dict[tuple, float]:
+    """Seconds since the oldest open task of each agency was assigned: a queue that grows old is
+    an agency falling behind, which the queue's depth alone does not tell."""
+    query = (select(tasks.c.agency_code, func.min(tasks.c.assigned_at))
+             .where(tasks.c.status == OPEN).group_by(tasks.c.agency_code))
+    return {(agency,): max(0.0, (now - assigned).total_seconds())
+            for agency, assigned in session.execute(query)}
+
+
 def tasks_by_status(session: Session) -> dict[tuple, float]:
     counts = dict(session.execute(select(tasks.c.status, func.count()).group_by(tasks.c.status)).all())
     return {(status,): counts.get(status, 0) for status in (OPEN, DONE, CANCELLED)}

@@ -12,6 +12,7 @@ from motcua.contracts.rpc import AssignTaskV1, CompleteTaskV1, TaskIdV1, TaskQue
 from motcua.db import Database
 from motcua.errors import load_valid
 from motcua.idempotency import Command, ForgetExpiredKeys, account_scope, run_once, ttl_of
+from motcua.logs import Tracing
 from motcua.revocation import Revocations
 from motcua.rpc import rpc
 from services.workflow import handlers, queries
@@ -44,6 +45,7 @@ class WorkflowService(Revocations):
     db = Database(Base, unit_of_work=WorkflowUnitOfWork)
     expired_keys = ForgetExpiredKeys()
     metrics = WorkflowMetrics()
+    tracing = Tracing()  # each call's trace id, in its log lines and passed on (motcua.logs)
     catalog = ProcessCatalog()
     clock = Clock()
     config = Config()

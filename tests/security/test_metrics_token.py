@@ -76,3 +76,18 @@ def test_the_gateways_metrics_answer_only_the_scrape_token(tmp_path):
         assert requests.get(f"{gateway.url}/health", timeout=5).status_code in (200, 503)  # probes need no token
     finally:
         gateway.container.stop()
+
+
+def test_production_serves_the_gateways_metrics_on_its_metrics_port_only(tmp_path):
+    """PUBLIC_METRICS off (production): the public port answers /metrics 404; its metrics port serves them."""
+    token, port = keys.new_key(), free_port()
+    embedded.install()
+    gateway = mocked_gateway(migrated_sqlite_urls(tmp_path), METRICS_TOKEN=token, PUBLIC_METRICS=False,
+                             METRICS_HOST="127.0.0.1", METRICS_PORTS={"gateway": port})
+    try:
+        bearer = {"Authorization": f"Bearer {token}"}
+        assert requests.get(f"{gateway.url}/metrics", headers=bearer, timeout=5).status_code == 404
+        scraped = requests.get(f"http://127.0.0.1:{port}/metrics", headers=bearer, timeout=5)
+        assert scraped.status_code == 200 and "motcua_http_requests_total" in scraped.text
+    finally:
+        gateway.container.stop()

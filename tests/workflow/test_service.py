@@ -147,6 +147,10 @@ def test_task_gauges_are_read_from_the_database_at_scrape(db_url, service, clock
     assert 'motcua_tasks_by_status{status="open"} 1.0' in text
     assert 'motcua_tasks_by_status{status="done"} 0.0' in text
     assert f'motcua_tasks_overdue{{agency_code="{LAND_OFFICE}"}} 1.0' in text
+    # assigned at the test clock's 2024 morning, read by the container's real clock: old by now
+    [oldest] = [line for line in text.splitlines() if line.startswith("motcua_tasks_oldest_open_seconds{")]
+    assert oldest.startswith(f'motcua_tasks_oldest_open_seconds{{agency_code="{LAND_OFFICE}"}}')
+    assert float(oldest.split()[-1]) > (datetime.now(TZ) - datetime(2024, 3, 5, tzinfo=TZ)).total_seconds()
 
 
 def test_task_answers_are_exactly_the_contracts_task_view(service, clock):

@@ -145,6 +145,11 @@ class JsonServer:
             self.server = None
 
 
+def port_argument(default: int) -> int:
+    """The port of `python -m motcua.simulators.<name> [PORT]`."""
+    return int(sys.argv[1]) if len(sys.argv) > 1 else default
+
+
 class Simulator:
     """A simulated system: its protocol in `handle(request)`, served on a JsonServer on `host`:`port`
     (its `faults` switches included), started and stopped with the test or `make run` that needs it."""

@@ -19,7 +19,6 @@ import hmac
 import json
 import os
 import secrets
-import sys
 import time
 from html import escape
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -27,7 +26,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from motcua.simulators.http import Answer, Request, Simulator
+from motcua.simulators.http import Answer, Request, Simulator, port_argument
 
 DEFAULT_CLIENT_ID = "motcua-dev"
 DEFAULT_CLIENT_SECRET = "motcua-dev-oidc-secret"
@@ -156,12 +155,7 @@ def _redirect(redirect_uri: str, params: dict) -> Answer:
     return Answer(302, "", {"Location": f"{redirect_uri}{separator}{urlencode(params)}"})
 
 
-def main(argv: list[str]) -> None:
-    port = int(argv[0]) if argv else 8091
+if __name__ == "__main__":
     OidcSimulator(client_id=os.environ.get("VNEID_CLIENT_ID", DEFAULT_CLIENT_ID),
                   client_secret=os.environ.get("VNEID_CLIENT_SECRET", DEFAULT_CLIENT_SECRET),
-                  port=port).serve("OIDC provider")
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
+                  port=port_argument(8091)).serve("OIDC provider")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from datetime import datetime, timezone
 from html import escape
@@ -26,7 +25,7 @@ from urllib.parse import urlencode
 import requests
 
 from motcua.keys import development_value
-from motcua.simulators.http import Answer, Request, Simulator
+from motcua.simulators.http import Answer, Request, Simulator, port_argument
 from services.intake.payments import is_authentic, platform_time, signed
 
 DEFAULT_MERCHANT = "MOTCUA01"
@@ -112,13 +111,8 @@ def _local_day(pay_date: str) -> str:
     return pay_date[:8]  # the platform's timestamps are local (Asia/Ho_Chi_Minh) yyyyMMddHHmmss
 
 
-def main(argv: list[str]) -> None:
-    port = int(argv[0]) if argv else 8092
+if __name__ == "__main__":
     PaymentSimulator(ipn_url=os.environ.get("PAYMENT_SIMULATOR_IPN_URL", "http://localhost:8000/api/v1/payments/ipn"),
                      merchant=os.environ.get("INTAKE_PAYMENT_MERCHANT", DEFAULT_MERCHANT),
                      secret=os.environ.get("INTAKE_PAYMENT_SECRET", DEFAULT_SECRET),
-                     port=port).serve("payment platform")
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
+                     port=port_argument(8092)).serve("payment platform")

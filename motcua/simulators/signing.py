@@ -19,7 +19,6 @@ import hashlib
 import hmac
 import json
 import os
-import sys
 from pathlib import Path
 
 from cryptography import x509
@@ -27,7 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 from motcua.keys import development_value
-from motcua.simulators.http import Answer, Request, Simulator
+from motcua.simulators.http import Answer, Request, Simulator, port_argument
 from motcua.simulators.pki import DEFAULT_DIR
 
 SHA256 = "2.16.840.1.101.3.4.2.1"
@@ -141,12 +140,7 @@ def _error(error: str, description: str) -> dict:
     return {"error": error, "error_description": description}
 
 
-def main(argv: list[str]) -> None:
-    port = int(argv[0]) if argv else 8090
+if __name__ == "__main__":
     SigningSimulator(token=os.environ.get("INTAKE_SIGNING_TOKEN", DEFAULT_TOKEN),
                      pin=os.environ.get("INTAKE_SIGNING_PIN", DEFAULT_PIN),
-                     port=port).serve("CSC signing")
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
+                     port=port_argument(8090)).serve("CSC signing")

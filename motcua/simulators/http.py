@@ -71,7 +71,7 @@ class _Server(ThreadingHTTPServer):
 
 
 class JsonServer:
-    """Listens on 127.0.0.1:`port` (0: any free port) from `start()` until `stop()`; `handle(request)`
+    """Listens on `host`:`port` (0: any free port) from `start()` until `stop()`; `handle(request)`
     returns an Answer. Every request is kept in `requests` (headers, raw body)."""
 
     def __init__(self, handle: Callable[[Request], Answer], port: int = 0, host: str = "127.0.0.1"):

@@ -201,7 +201,6 @@ def example_worker_token(agency: str) -> str:
 
 
 def embedded() -> None:
-    import simulators as signing_simulators
     from motcua import migrate, seed, simulators
 
     os.environ["AMQP_URI"] = "embedded://"
@@ -211,7 +210,6 @@ def embedded() -> None:
     for name in SERVICES:
         migrate.upgrade(name)
     seed.seed_demo()
-    signing_simulators.start_configured()
     address = config["WEB_SERVER_ADDRESS"].replace("0.0.0.0", "localhost")
     print(f"Motcua is serving on http://{address} (API under /api/v1; stop with Ctrl-C)", flush=True)
     # One process, so one token serves the example workers (each is scoped to its agency in production).
@@ -231,7 +229,6 @@ def services_in_processes() -> None:
     which passes one SIGTERM to each child (the terminal's SIGINT and ours would make two: a stop
     now). A second signal kills the children at once; children still running past the grace
     period (plus a few seconds for their own deadline to act) are killed, and the exit is 1."""
-    import simulators as signing_simulators
     from motcua import migrate, seed, simulators
 
     os.environ.setdefault("AMQP_URI", DEFAULT_BROKER)
@@ -240,7 +237,6 @@ def services_in_processes() -> None:
     for name in SERVICES:
         migrate.upgrade(name)
     seed.seed_demo()
-    signing_simulators.start_configured()
     children: dict[str, subprocess.Popen] = {}
 
     def kill_children_and_exit(why: str, status: int) -> None:

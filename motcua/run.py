@@ -18,6 +18,10 @@ with warnings.catch_warnings():
 
 eventlet.monkey_patch()
 
+from motcua import pgwait  # noqa: E402
+
+pgwait.install()  # psycopg asks the kernel before the hub (motcua/pgwait.py)
+
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import importlib  # noqa: E402

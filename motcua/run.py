@@ -18,8 +18,13 @@ with warnings.catch_warnings():
 
 eventlet.monkey_patch()
 
+from motcua import pgwait  # noqa: E402
+
+pgwait.install()  # psycopg asks the kernel before the hub (motcua/pgwait.py)
+
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
+import gc  # noqa: E402
 import importlib  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
@@ -127,6 +132,10 @@ def serve_classes(classes: list, config: dict) -> None:
         on_deadline=lambda why: exit_now(why, 1),
     ).install()
     runner.start()
+    # What the start made (modules, the catalogue, compiled schemas and statements) lives as long as the
+    # process: frozen, the cyclic collector stops walking it again in every full collection.
+    gc.collect()
+    gc.freeze()
     started.send()
     log.info("running %s on %s", names, _safe_uri(config["AMQP_URI"]))
     runner.wait()

@@ -20,7 +20,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from nameko.web.handlers import HttpRequestHandler
 from werkzeug.wrappers import Request, Response
 
-from motcua.contracts.rpc import nfc
+from motcua.contracts.rpc import MAX_DOCUMENT_BYTES, document_type, nfc
 from motcua.errors import Forbidden, MotcuaError, Unauthorized, ValidationFailed
 from services.gateway import pages_vi
 from services.gateway.errors import ServiceUnavailable, retry_after, status_and_code
@@ -29,7 +29,11 @@ from services.gateway.http import JsonHttpHandler, https_only, log_failure
 
 SESSION_COOKIE = "motcua_session"
 LOGIN_COOKIE = "motcua_login"  # a nonce binding the login form's CSRF token before any session exists
-MAX_FORM_BYTES = 25 * 1024 * 1024  # uploads: intake checks each document (5 MB at most)
+MAX_FORM_BYTES = 25 * 1024 * 1024  # uploads: intake checks each document (MAX_DOCUMENT_BYTES at most)
+MAX_FIELD_BYTES = 1024 * 1024
+# A form shown again keeps the files it accepted as hidden fields (`kept.<key>.filename`, `.content`,
+# base64): such a field holds one whole document.
+KEPT_FIELD_BYTES = MAX_DOCUMENT_BYTES * 4 // 3 + 4
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; "
                                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
@@ -54,7 +58,7 @@ templates.filters.update(
     action=lambda a: pages_vi.ACTIONS.get(a, a), timeliness=lambda t: pages_vi.TIMELINESS.get(t, t or "—"),
     role=lambda r: pages_vi.ROLES.get(r, r), fee=pages_vi.fee, processing_time=pages_vi.processing_time,
     online_level=lambda o: pages_vi.ONLINE_LEVELS.get(o, o), urlquote=lambda s: quote(str(s), safe=""),
-    history_note=pages_vi.history_note, pct=lambda v: "—" if v is None else f"{v:.2f}".replace(".", ",") + " %",
+    history_note=pages_vi.history_note, megabytes=pages_vi.megabytes, pct=lambda v: "—" if v is None else f"{v:.2f}".replace(".", ",") + " %",
 )
 FORM_KEY = re.compile(r"^[0-9a-f]{32}$")
 
@@ -179,10 +183,10 @@ def page(method: str, url: str):
     return decorate
 
 
-def form_data(request: Request) -> dict:
+def form_data(request: Request, max_field_bytes: int = MAX_FIELD_BYTES) -> dict:
     """The posted fields in NFC, stripped (a multipart body may carry files: see `uploads`)."""
     request.max_content_length = MAX_FORM_BYTES
-    request.max_form_memory_size = 1024 * 1024
+    request.max_form_memory_size = max_field_bytes
     return {key: value.strip() for key, value in nfc(request.form.to_dict()).items()}
 
 
@@ -200,6 +204,38 @@ def uploads(request: Request) -> list[dict]:
     return [{"key": key, "filename": upload.filename,
              "content_base64": base64.b64encode(upload.read()).decode()}
             for key, upload in request.files.items(multi=True) if upload.filename]
+
+
+def checked_uploads(request: Request, values: dict) -> tuple[list[dict], dict[str, str]]:
+    """The chosen files and those a form shown again kept (a new choice replaces a kept one), each
+    checked as intake will (size, type from the content): the accepted ones as the RPC's documents, and
+    per refused one `documents.<key>` → which file and why, in Vietnamese, with the limit the form shows."""
+    files = {key: (f"kept.{key}.filename", f"kept.{key}.content") for key in
+             {name[len("kept."):-len(".content")] for name in values if name.startswith("kept.")
+              and name.endswith(".content")}}
+    accepted: dict[str, dict] = {}
+    for key, (filename_field, content_field) in files.items():
+        try:
+            data = base64.b64decode(values[content_field], validate=True)
+        except (ValueError, TypeError):
+            continue  # not what this page rendered: as if no file had been kept
+        accepted[key] = {"key": key, "filename": values.get(filename_field) or key, "data": data}
+    for key, upload in request.files.items(multi=True):
+        if upload.filename:
+            accepted[key] = {"key": key, "filename": nfc(upload.filename), "data": upload.read()}
+    documents, refused = [], {}
+    for key, upload in accepted.items():
+        data, name = upload["data"], upload["filename"]
+        if not data:
+            refused[f"documents.{key}"] = f"Tệp «{name}» rỗng."
+        elif len(data) > MAX_DOCUMENT_BYTES:
+            refused[f"documents.{key}"] = (f"Tệp «{name}» nặng {pages_vi.megabytes(len(data))}, quá giới hạn "
+                                           f"{pages_vi.megabytes(MAX_DOCUMENT_BYTES)} mỗi tệp.")
+        elif document_type(data) is None:
+            refused[f"documents.{key}"] = f"Tệp «{name}» không phải PDF, JPEG hoặc PNG."
+        else:
+            documents.append({"key": key, "filename": name, "content_base64": base64.b64encode(data).decode()})
+    return documents, refused
 
 
 def keyed(secret: str, purpose: str, value: str) -> str:

@@ -1,6 +1,12 @@
 """The pages' Vietnamese words: statuses, channels, steps' actions, error messages per field and status."""
 from __future__ import annotations
 
+import math
+
+from motcua.contracts.rpc import MAX_DOCUMENT_BYTES
+
+MAX_DOCUMENT_MB = MAX_DOCUMENT_BYTES // (1024 * 1024)
+
 STATUSES = {
     "submitted": "Mới đăng ký, chờ tiếp nhận", "received": "Đã tiếp nhận", "refused": "Không được tiếp nhận",
     "processing": "Đang xử lý", "supplement_requested": "Yêu cầu bổ sung hồ sơ",
@@ -50,7 +56,7 @@ FIELD_ERRORS = {
     "receipt_number": "Nhập số biên lai (tối đa 64 ký tự).",
     "outcome": "Thao tác không còn phù hợp với công việc này.",
     "csrf": "Biểu mẫu đã hết hạn. Vui lòng tải lại trang và thử lại.",
-    "documents": "Tệp không hợp lệ: chỉ nhận PDF, JPEG hoặc PNG, tối đa 5 MB mỗi tệp.",
+    "documents": f"Tệp không hợp lệ: chỉ nhận PDF, JPEG hoặc PNG, tối đa {MAX_DOCUMENT_MB} MB mỗi tệp.",
 }
 # Messages that do not depend on the field (a conflict says what happened, not what to type).
 MESSAGE_ERRORS = {
@@ -62,7 +68,7 @@ MESSAGE_ERRORS = {
     "rated once its result was returned": "Chỉ đánh giá được khi hồ sơ đã trả kết quả.",
     "only PDF, JPEG and PNG": "Chỉ nhận tệp PDF, JPEG hoặc PNG.",
     "empty file": "Tệp rỗng.",
-    "larger than": "Tệp lớn hơn 5 MB.",
+    "larger than": f"Tệp lớn hơn {MAX_DOCUMENT_MB} MB.",
     "not a document of this procedure": "Giấy tờ này không thuộc thủ tục.",
     "no dossier with this code and key": "Không tìm thấy hồ sơ với mã và 4 số cuối điện thoại này.",
     "assigned to": "Công việc đã được giao cho cán bộ khác.",
@@ -82,6 +88,13 @@ STATUS_PAGES = {
     500: ("Lỗi hệ thống", "Đã có lỗi xảy ra. Vui lòng thử lại sau ít phút."),
     503: ("Hệ thống đang bận", "Một dịch vụ chưa trả lời. Vui lòng thử lại sau ít phút."),
 }
+
+
+def megabytes(size: int) -> str:
+    """A size as the form states its limit: "6,2 MB" (Vietnamese decimal comma, rounded up: a file just
+    over the limit never reads as the limit), whole MB without one."""
+    tenths = math.ceil(size * 10 / (1024 * 1024))
+    return f"{tenths // 10} MB" if tenths % 10 == 0 else f"{tenths // 10},{tenths % 10} MB"
 
 
 def field_error(field: str | None, message: str) -> str:

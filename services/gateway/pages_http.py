@@ -133,8 +133,11 @@ def form_again(template: str, context):
         status, _code = status_and_code(exc)
         if status >= 500 or isinstance(exc, ServiceUnavailable):
             raise
-        response = render(template, status=status, errors=field_errors(exc), **context())
-        if (wait := retry_after(exc)) is not None:
+        errors, wait = field_errors(exc), retry_after(exc)
+        if wait is not None:  # the throttle's own wait, in words on the page as in the header
+            errors = {field: f"{message} {pages_vi.waiting(wait)}" for field, message in errors.items()}
+        response = render(template, status=status, errors=errors, **context())
+        if wait is not None:
             response.headers["Retry-After"] = str(wait)
         raise FormRejected(response) from None
 

@@ -39,6 +39,12 @@ SUBMIT_FORM = "portal/submit.html"
 # by Back carries the same key: submitted again, it leads to the same dossier, never a second one.
 RECEIPT_COOKIE = "motcua_receipt"
 RECEIPT_SECONDS = 24 * 3600
+# The dossiers this browser proved its own (it submitted them, or tracked them with the right key),
+# signed: tracking them here is held to no guessing limit (throttle.proof_keys), so a stranger's wrong
+# keys never lock the owner out.
+OWNER_COOKIE = "motcua_owned"
+OWNED_AT_MOST = 20
+OWNER_SECONDS = 90 * 24 * 3600
 RECEIPT_FIELDS = ("code", "procedure_code", "agency_code", "submitted_at", "status", "status_code", "due_at")
 
 
@@ -106,9 +112,9 @@ class PortalPages:
                    "documents": len(dossier.get("documents") or ()),
                    "missing": [d["key"] for d in dossier.get("documents_missing") or ()]}
         response = redirect(_receipt_path(dossier["code"]))
-        response.set_cookie(RECEIPT_COOKIE, self._signed(receipt), max_age=RECEIPT_SECONDS, httponly=True,
-                            samesite="Lax", secure=https_only(request), path="/")
-        return response
+        response.set_cookie(RECEIPT_COOKIE, self._signed("receipt", receipt), max_age=RECEIPT_SECONDS,
+                            httponly=True, samesite="Lax", secure=https_only(request), path="/")
+        return self._owned_by_this_browser(response, request, dossier["code"])
 
     @page("GET", "/ho-so/<code>/bien-nhan")
     def portal_receipt(self, request, code):
@@ -128,9 +134,11 @@ class PortalPages:
         values = query_data(request)
         if not values.get("code"):
             return render(TRACK_FORM, values=values)
+        code = values["code"]
         with form_again(TRACK_FORM, lambda: {"values": values}):
-            tracked = self.track_with_key(request, values["code"], values.get("key", "")).payload
-        return render(TRACK_FORM, values=values, tracked=tracked, agencies=self._agencies())
+            tracked = self.track_with_key(request, code, values.get("key", ""), self._owns(request, code)).payload
+        return self._owned_by_this_browser(render(TRACK_FORM, values=values, tracked=tracked,
+                                                  agencies=self._agencies()), request, code)
 
     @page("GET", "/ho-so/<code>/bo-sung")
     def portal_supplement_form(self, request, code):
@@ -183,14 +191,29 @@ class PortalPages:
         """Who a submission is for (their ID number, keyed: the cookie holds no personal data)."""
         return keyed(self.config["FORM_KEY"], "receipt-applicant", values.get("applicant.id_number", ""))[:16]
 
-    def _signed(self, receipt: dict) -> str:
-        body = base64.urlsafe_b64encode(json.dumps(receipt, separators=(",", ":")).encode()).decode()
-        return f"{body}.{keyed(self.config['FORM_KEY'], 'receipt', body)}"
-
     def _receipt(self, request) -> dict | None:
         """This browser's last receipt, if its signature holds."""
-        body, _, mac = request.cookies.get(RECEIPT_COOKIE, "").partition(".")
-        if not body or not hmac.compare_digest(mac, keyed(self.config["FORM_KEY"], "receipt", body)):
+        return self._verified(request, RECEIPT_COOKIE, "receipt")
+
+    def _owns(self, request, code: str) -> bool:
+        return code in (self._verified(request, OWNER_COOKIE, "owned") or ())
+
+    def _owned_by_this_browser(self, response, request, code: str):
+        """`response`, telling this browser it proved dossier `code` its own (the most recent ones kept)."""
+        owned = [c for c in self._verified(request, OWNER_COOKIE, "owned") or () if c != code]
+        response.set_cookie(OWNER_COOKIE, self._signed("owned", [*owned, code][-OWNED_AT_MOST:]),
+                            max_age=OWNER_SECONDS, httponly=True, samesite="Lax", secure=https_only(request),
+                            path="/")
+        return response
+
+    def _signed(self, purpose: str, value) -> str:
+        body = base64.urlsafe_b64encode(json.dumps(value, separators=(",", ":")).encode()).decode()
+        return f"{body}.{keyed(self.config['FORM_KEY'], purpose, body)}"
+
+    def _verified(self, request, cookie: str, purpose: str):
+        """The value of a cookie `_signed` for `purpose`, or None if its signature does not hold."""
+        body, _, mac = request.cookies.get(cookie, "").partition(".")
+        if not body or not hmac.compare_digest(mac, keyed(self.config["FORM_KEY"], purpose, body)):
             return None
         try:
             return json.loads(base64.urlsafe_b64decode(body))
@@ -202,7 +225,7 @@ class PortalPages:
         the applicant's) and its procedure's documents."""
         key = values.get("key") or request.args.get("key", "")
         with form_again(TRACK_FORM, lambda: {"values": {"code": code, "key": key}}):
-            tracked = self.track_with_key(request, code, key).payload
+            tracked = self.track_with_key(request, code, key, self._owns(request, code)).payload
         return {"tracked": tracked, "key": key, "values": values,
                 "procedure": self.intake.get_procedure(tracked["procedure_code"]),
                 "idempotency_key": key_for_form(values)}

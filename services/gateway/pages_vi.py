@@ -61,9 +61,10 @@ FIELD_ERRORS = {
 # Messages that do not depend on the field (a conflict says what happened, not what to type).
 MESSAGE_ERRORS = {
     "wrong username or password": "Sai tên đăng nhập hoặc mật khẩu.",
-    "too many failed logins": "Đăng nhập sai quá nhiều lần. Vui lòng thử lại sau ít phút.",
-    "too many wrong tries for this dossier": "Nhập sai thông tin của hồ sơ này quá nhiều lần. "
-                                             "Vui lòng thử lại sau ít phút.",
+    "too many failed logins": "Đăng nhập sai quá nhiều lần.",
+    "too many wrong tries for this dossier": "Nhập sai thông tin của hồ sơ này quá nhiều lần từ địa chỉ "
+                                             "mạng này (trình duyệt đã nộp hoặc đã tra cứu đúng hồ sơ "
+                                             "vẫn tra cứu được).",
     "already rated": "Hồ sơ này đã được đánh giá; mỗi hồ sơ chỉ đánh giá một lần.",
     "rated once its result was returned": "Chỉ đánh giá được khi hồ sơ đã trả kết quả.",
     "only PDF, JPEG and PNG": "Chỉ nhận tệp PDF, JPEG hoặc PNG.",
@@ -95,6 +96,13 @@ def megabytes(size: int) -> str:
     over the limit never reads as the limit), whole MB without one."""
     tenths = math.ceil(size * 10 / (1024 * 1024))
     return f"{tenths // 10} MB" if tenths % 10 == 0 else f"{tenths // 10},{tenths % 10} MB"
+
+
+def waiting(seconds: int) -> str:
+    """How long to wait, as the page says it (from the throttle's own Retry-After: the truth, rounded up)."""
+    if seconds < 60:
+        return f"Vui lòng thử lại sau {seconds} giây."
+    return f"Vui lòng thử lại sau {math.ceil(seconds / 60)} phút."
 
 
 def field_error(field: str | None, message: str) -> str:

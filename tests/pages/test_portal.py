@@ -119,6 +119,8 @@ def test_guessing_a_tracking_key_is_answered_429_in_vietnamese(base_url):
     throttled = get(base_url, "/tra-cuu", code=code, key="4321")  # even the right key, for a while
     assert throttled.status_code == 429 and int(throttled.headers["Retry-After"]) > 0
     assert "Nhập sai thông tin của hồ sơ này quá nhiều lần" in throttled.text
+    minutes = -(-int(throttled.headers["Retry-After"]) // 60)
+    assert f"Vui lòng thử lại sau {minutes} phút." in throttled.text  # what the header says, in words
 
 
 def test_public_statistics_per_agency(base_url):

@@ -62,9 +62,9 @@ FIELD_ERRORS = {
 MESSAGE_ERRORS = {
     "wrong username or password": "Sai tên đăng nhập hoặc mật khẩu.",
     "too many failed logins": "Đăng nhập sai quá nhiều lần.",
-    "too many wrong tries for this dossier": "Nhập sai thông tin của hồ sơ này quá nhiều lần từ địa chỉ "
-                                             "mạng này (trình duyệt đã nộp hoặc đã tra cứu đúng hồ sơ "
-                                             "vẫn tra cứu được).",
+    "too many wrong tries for this dossier": "Nhập sai thông tin của hồ sơ này quá nhiều lần; hồ sơ tạm "
+                                             "khóa ở trình duyệt này (trình duyệt đã nộp hoặc đã tra cứu "
+                                             "đúng hồ sơ vẫn tra cứu được).",
     "already rated": "Hồ sơ này đã được đánh giá; mỗi hồ sơ chỉ đánh giá một lần.",
     "rated once its result was returned": "Chỉ đánh giá được khi hồ sơ đã trả kết quả.",
     "only PDF, JPEG and PNG": "Chỉ nhận tệp PDF, JPEG hoặc PNG.",

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from motcua.config import ROOT
-from tests.infra import embedded_platform
+from tests.infra import embedded_platform, embedded_platform_process
 from tests.notify.conftest import read_mbox
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -62,3 +62,10 @@ def test_a_refused_file_keeps_the_form_and_back_and_submit_again_is_one_dossier(
               and all(code in mailbox.read_text() and code in sms.read_text() for code in codes))
     subjects = [message["subject"] for message in read_mbox(mailbox)]
     assert all(f"[Một cửa] Đã nhận hồ sơ trực tuyến {code}" in subjects for code in codes), subjects
+
+
+def test_a_strangers_wrong_keys_stop_the_stranger_and_never_lock_the_owner_out(tmp_path):
+    """Behind a trusted proxy, each browser its own address (the default limits: 5, 50, 10 in 15 min)."""
+    with embedded_platform_process(tmp_path, {"MOTCUA_TRUSTED_PROXIES": "127.0.0.1"}) as (_process, base):
+        output = run_script("tracking_lockout.py", base, ARTIFACTS / "lockout")
+    assert "LOCKOUT OK" in output

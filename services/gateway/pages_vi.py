@@ -98,6 +98,15 @@ def megabytes(size: int) -> str:
     return f"{tenths // 10} MB" if tenths % 10 == 0 else f"{tenths // 10},{tenths % 10} MB"
 
 
+def file_size(size: int) -> str:
+    """A file's size in Vietnamese figures: "820 byte", "12,5 KB" under a megabyte, else as `megabytes`."""
+    if size < 1024:
+        return f"{size} byte"
+    if size >= 1024 * 1024:
+        return megabytes(size)
+    return f"{size / 1024:.1f} KB".replace(".", ",")
+
+
 def waiting(seconds: int) -> str:
     """How long to wait, as the page says it (from the throttle's own Retry-After: the truth, rounded up)."""
     if seconds < 60:

@@ -69,3 +69,9 @@ def test_a_strangers_wrong_keys_stop_the_stranger_and_never_lock_the_owner_out(t
     with embedded_platform_process(tmp_path, {"MOTCUA_TRUSTED_PROXIES": "127.0.0.1"}) as (_process, base):
         output = run_script("tracking_lockout.py", base, ARTIFACTS / "lockout")
     assert "LOCKOUT OK" in output
+
+
+def test_the_task_page_shows_the_dossier_and_the_last_step_says_where_it_goes(tmp_path):
+    with embedded_platform(tmp_path) as base:
+        output = run_script("task_page.py", base, ARTIFACTS / "task")
+    assert "TASK PAGE OK" in output

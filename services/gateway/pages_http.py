@@ -13,7 +13,7 @@ import secrets
 import uuid
 from datetime import date, datetime
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -264,8 +264,20 @@ def staff_session(service, request: Request) -> Session:
     try:
         caller = service.caller_from_token(token)
     except Unauthorized:
-        raise Redirect(f"/can-bo/dang-nhap?tiep={quote(request.full_path.rstrip('?'), safe='')}") from None
+        raise Redirect(f"/can-bo/dang-nhap?tiep={quote(back_after_login(request), safe='')}") from None
     return Session(caller, token, service.config["FORM_KEY"])
+
+
+def back_after_login(request: Request) -> str:
+    """Where a new sign-in returns to: the page asked for; for a form posted when the session had
+    expired, the page the form was on (its Referer, when it is this site's), never the POST's own
+    address (a GET there is 405)."""
+    if request.method == "GET":
+        return request.full_path.rstrip("?")
+    referer = urlsplit(request.headers.get("Referer", ""))
+    same_site = referer.netloc == request.host and referer.scheme in ("http", "https")
+    return safe_next(referer.path + (f"?{referer.query}" if referer.query else "") if same_site else None,
+                     "/can-bo")
 
 
 def set_session(response: Response, request: Request, token: str, ttl_seconds: int) -> Response:

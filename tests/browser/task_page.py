@@ -70,6 +70,17 @@ def main(base: str, shots: Path) -> None:
         expect(leader.locator("form[data-action=approve] button")).to_have_text(
             "Hoàn thành, chuyển Bộ phận Một cửa trả kết quả")
         j.shot(leader, "console-task-page-last-step-phone")
+        # The session expires while the leader is on the task page: the form posted leads to the sign-in,
+        # and the sign-in back to the task page (not to the POST's address: a 405).
+        task_url = leader.url
+        leader.context.add_cookies([{"name": "motcua_session", "value": "expired", "url": base}])
+        leader.locator("form[data-action=approve] button").click()
+        expect(leader.locator("input[name=username]")).to_be_visible()
+        leader.fill("input[name=username]", f"leader@{AGENCY}")
+        leader.fill("input[name=password]", "demo")
+        leader.click("button[type=submit]")
+        leader.wait_for_url(task_url)
+        expect(leader.locator("form[data-action=approve] button")).to_be_visible()
         browser.close()
     print("TASK PAGE OK", code)
 

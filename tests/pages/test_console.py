@@ -21,6 +21,17 @@ def test_the_console_wants_a_session_and_the_cookie_is_httponly_and_strict(base_
     assert officer.login.headers["Location"] == "/can-bo"
 
 
+def test_a_form_posted_after_the_session_expired_returns_to_its_page_after_sign_in_not_to_a_405(base_url):
+    page = f"{base_url}/can-bo/viec/abc?x=1"
+    posted = requests.post(f"{base_url}/can-bo/viec/abc/approve", data={"note": "x"}, allow_redirects=False,
+                           headers={"Referer": page}, timeout=30)
+    assert posted.status_code == 303
+    assert posted.headers["Location"] == "/can-bo/dang-nhap?tiep=%2Fcan-bo%2Fviec%2Fabc%3Fx%3D1"
+    elsewhere = requests.post(f"{base_url}/can-bo/viec/abc/approve", allow_redirects=False, timeout=30,
+                              headers={"Referer": "https://evil.example/can-bo/viec"})
+    assert elsewhere.headers["Location"] == "/can-bo/dang-nhap?tiep=%2Fcan-bo"
+
+
 def test_a_wrong_password_or_a_forged_login_form_is_refused(base_url):
     http = requests.Session()
     csrf = csrf_of(http.get(f"{base_url}/can-bo/dang-nhap", timeout=30).text)

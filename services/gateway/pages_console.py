@@ -15,6 +15,7 @@ from motcua.contracts.rpc import CalendarDecisionV1, SearchDossiersV1
 from motcua.errors import ValidationFailed, load_valid
 from motcua.privacy import mask_email
 from services.gateway.pages_http import (
+    PENDING_COOKIE,
     FormRejected,
     check_login_csrf,
     clear_session,
@@ -24,6 +25,7 @@ from services.gateway.pages_http import (
     keyed,
     login_nonce,
     page,
+    pending_input,
     province_today,
     query_data,
     redirect,
@@ -259,7 +261,11 @@ class ConsolePages:
     def console_task(self, request, task_id):
         """Hồ sơ công việc: the task with its dossier on one page, and its actions."""
         session = staff_session(self, request)
-        return render("console/task.html", **self._task_context(request, session, task_id))
+        pending = pending_input(self, request)  # what was typed when the session expired, shown again
+        response = render("console/task.html", **self._task_context(request, session, task_id), pending=pending)
+        if pending:
+            response.delete_cookie(PENDING_COOKIE, path="/can-bo", httponly=True, samesite="Strict")
+        return response
 
     @page("POST", "/can-bo/viec/<task_id>/<action>")
     def console_task_action(self, request, task_id, action):

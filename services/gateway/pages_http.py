@@ -4,10 +4,12 @@ staff session: a cookie holding the access token, a CSRF token bound to it on ev
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import functools
 import hashlib
 import hmac
+import json
 import re
 import secrets
 import uuid
@@ -28,6 +30,10 @@ from services.gateway.http import JsonHttpHandler, https_only, log_failure
 
 
 SESSION_COOKIE = "motcua_session"
+# A console form posted once the session had expired: its input (not its CSRF token), signed, kept for
+# the page it was on, which shows it again after the new sign-in (`pending_input`).
+PENDING_COOKIE = "motcua_pending"
+PENDING_SECONDS = 3600
 LOGIN_COOKIE = "motcua_login"  # a nonce binding the login form's CSRF token before any session exists
 MAX_FORM_BYTES = 25 * 1024 * 1024  # uploads: intake checks each document (MAX_DOCUMENT_BYTES at most)
 MAX_FIELD_BYTES = 1024 * 1024
@@ -91,11 +97,12 @@ def redirect(location: str) -> Response:
 
 
 class Redirect(Exception):
-    """Leave the handler for another page (e.g. the login form)."""
+    """Leave the handler for another page (e.g. the login form); `pending`: a form's input kept for
+    after it (PENDING_COOKIE's signed value)."""
 
-    def __init__(self, location: str):
+    def __init__(self, location: str, pending: str | None = None):
         super().__init__(location)
-        self.location = location
+        self.location, self.pending = location, pending
 
 
 class FormRejected(Exception):
@@ -175,7 +182,11 @@ def page(method: str, url: str):
             try:
                 return fn(service, request, **nfc(path_values))
             except Redirect as exc:
-                return redirect(exc.location)
+                response = redirect(exc.location)
+                if exc.pending:
+                    response.set_cookie(PENDING_COOKIE, exc.pending, max_age=PENDING_SECONDS, httponly=True,
+                                        samesite="Strict", secure=https_only(request), path="/can-bo")
+                return response
             except FormRejected as exc:
                 return exc.response
             except Exception as exc:
@@ -264,8 +275,38 @@ def staff_session(service, request: Request) -> Session:
     try:
         caller = service.caller_from_token(token)
     except Unauthorized:
-        raise Redirect(f"/can-bo/dang-nhap?tiep={quote(back_after_login(request), safe='')}") from None
+        back, pending = back_after_login(request), None
+        if request.method == "POST":
+            fields = {k: v for k, v in form_data(request).items() if v and k not in ("csrf", "idempotency_key")}
+            if fields:
+                pending = signed_value(service.config["FORM_KEY"], "pending",
+                                       {"page": back, "action": request.path, "fields": fields})
+        raise Redirect(f"/can-bo/dang-nhap?tiep={quote(back, safe='')}", pending) from None
     return Session(caller, token, service.config["FORM_KEY"])
+
+
+def pending_input(service, request: Request) -> dict | None:
+    """The input of a form posted from this page when the session had expired: {"action": the address
+    it was posted to, "fields"}; None if there is none for this page."""
+    pending = verified_value(request, PENDING_COOKIE, service.config["FORM_KEY"], "pending")
+    return pending if pending and pending.get("page") == request.full_path.rstrip("?") else None
+
+
+def signed_value(secret: str, purpose: str, value) -> str:
+    """`value` (JSON) for a cookie, signed for `purpose` (never readable as another purpose's)."""
+    body = base64.urlsafe_b64encode(json.dumps(value, separators=(",", ":")).encode()).decode()
+    return f"{body}.{keyed(secret, purpose, body)}"
+
+
+def verified_value(request: Request, cookie: str, secret: str, purpose: str):
+    """The value of a cookie `signed_value` for `purpose`, or None if its signature does not hold."""
+    body, _, mac = request.cookies.get(cookie, "").partition(".")
+    if not body or not hmac.compare_digest(mac, keyed(secret, purpose, body)):
+        return None
+    try:
+        return json.loads(base64.urlsafe_b64decode(body))
+    except (binascii.Error, ValueError):
+        return None
 
 
 def back_after_login(request: Request) -> str:

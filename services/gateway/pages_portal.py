@@ -3,10 +3,6 @@ documents, track it (code + the phone's last 4 digits), supplement it when asked
 returned, see each agency's public figures. No page shows an ID number or a phone."""
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
-import json
 from urllib.parse import quote
 
 from motcua.contracts.rpc import MAX_DOCUMENT_BYTES
@@ -27,7 +23,9 @@ from services.gateway.pages_http import (
     query_data,
     redirect,
     render,
+    signed_value,
     uploads,
+    verified_value,
 )
 from services.gateway.schemas import SubmitDossierSchema
 
@@ -207,18 +205,10 @@ class PortalPages:
         return response
 
     def _signed(self, purpose: str, value) -> str:
-        body = base64.urlsafe_b64encode(json.dumps(value, separators=(",", ":")).encode()).decode()
-        return f"{body}.{keyed(self.config['FORM_KEY'], purpose, body)}"
+        return signed_value(self.config["FORM_KEY"], purpose, value)
 
     def _verified(self, request, cookie: str, purpose: str):
-        """The value of a cookie `_signed` for `purpose`, or None if its signature does not hold."""
-        body, _, mac = request.cookies.get(cookie, "").partition(".")
-        if not body or not hmac.compare_digest(mac, keyed(self.config["FORM_KEY"], purpose, body)):
-            return None
-        try:
-            return json.loads(base64.urlsafe_b64decode(body))
-        except (binascii.Error, ValueError):
-            return None
+        return verified_value(request, cookie, self.config["FORM_KEY"], purpose)
 
     def _applicant_context(self, request, code: str, values: dict) -> dict:
         """What a supplement or a rating form shows: the tracked dossier (the key proves the link was

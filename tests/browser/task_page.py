@@ -74,13 +74,18 @@ def main(base: str, shots: Path) -> None:
         # and the sign-in back to the task page (not to the POST's address: a 405).
         task_url = leader.url
         leader.context.add_cookies([{"name": "motcua_session", "value": "expired", "url": base}])
+        leader.locator("form[data-action=approve] input[name=note]").fill("Đồng ý, trình ký ngay")
         leader.locator("form[data-action=approve] button").click()
         expect(leader.locator("input[name=username]")).to_be_visible()
         leader.fill("input[name=username]", f"leader@{AGENCY}")
         leader.fill("input[name=password]", "demo")
         leader.click("button[type=submit]")
         leader.wait_for_url(task_url)
-        expect(leader.locator("form[data-action=approve] button")).to_be_visible()
+        expect(leader.locator("form[data-action=approve] input[name=note]")).to_have_value("Đồng ý, trình ký ngay")
+        expect(leader.locator(".alert")).to_contain_text("Nội dung bạn đã nhập được giữ lại")
+        j.shot(leader, "console-task-page-input-kept-after-sign-in")
+        leader.locator("form[data-action=approve] button").click()  # sent again, now signed in
+        expect(leader.locator(".alert.ok")).to_be_visible()
         browser.close()
     print("TASK PAGE OK", code)
 

@@ -10,12 +10,11 @@ Prints FORMS OK and the codes submitted (the caller checks the SMS and e-mail se
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-from tests.browser.journey import APPLICANT, CHROMIUM, CHROMIUM_ARGS, DESKTOP, PDF, PHONE, PROCEDURE, Journey
+from tests.browser.journey import APPLICANT, DESKTOP, PDF, PHONE, PROCEDURE, Journey, journey
 
 EMAIL = "binh.tran@example.vn"
 FORM = f"/thu-tuc/{PROCEDURE}/nop-ho-so"
@@ -88,15 +87,10 @@ def submit_with_a_refused_file_then_back(j: Journey, viewport: dict, name: str, 
 
 
 def main(base: str, shots: Path) -> None:
-    expect.set_options(timeout=15_000)
-    shots.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright, tempfile.TemporaryDirectory() as tmp:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        j = Journey(browser, base, shots)
+    with journey(base, shots) as (j, tmp):
         codes = []
         for viewport, name in ((PHONE, "phone"), (DESKTOP, "desktop")):
-            codes += submit_with_a_refused_file_then_back(j, viewport, name, Path(tmp))
-        browser.close()
+            codes += submit_with_a_refused_file_then_back(j, viewport, name, tmp)
     print("FORMS OK", " ".join(codes))
 
 

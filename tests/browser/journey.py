@@ -8,6 +8,7 @@ Run as its own process (not under pytest's eventlet monkey-patching); prints JOU
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 import tempfile
@@ -60,6 +61,18 @@ class Journey:
             if time.time() > deadline:
                 raise AssertionError(f"{path} never showed {text!r}")
             time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def journey(base: str, shots: Path):
+    """A Journey in a launched chromium, and a temporary directory for the files it uploads."""
+    # expect() has its own 5 s default: on a loaded 2-core machine a form POST can take longer.
+    expect.set_options(timeout=15_000)
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright, tempfile.TemporaryDirectory() as tmp:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield Journey(browser, base, shots), Path(tmp)
+        browser.close()
 
 
 def citizen_submits(j: Journey, tmp: Path) -> str:
@@ -128,16 +141,10 @@ def resolved_total(page: Page) -> int:
 
 
 def main(base: str, shots: Path) -> None:
-    # expect() has its own 5 s default: on a loaded 2-core machine a form POST can take longer.
-    expect.set_options(timeout=15_000)
-    shots.mkdir(parents=True, exist_ok=True)
     for old in shots.glob("*.png"):
         old.unlink()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        j = Journey(browser, base, shots)
-        with tempfile.TemporaryDirectory() as tmp:
-            code = citizen_submits(j, Path(tmp))
+    with journey(base, shots) as (j, tmp):
+        code = citizen_submits(j, tmp)
         counter = counter_receives(j, code)
         leader = j.sign_in(f"leader@{AGENCY}")
         before = resolved_total(leader)
@@ -165,7 +172,6 @@ def main(base: str, shots: Path) -> None:
         citizen.click("button[type=submit]")
         expect(citizen.locator(".ok")).to_contain_text("Cảm ơn")
         j.shot(citizen, "portal-rated")
-        browser.close()
     print(f"JOURNEY OK {code} ({j.count} screenshots)")
 
 

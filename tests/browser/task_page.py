@@ -10,20 +10,18 @@ Prints TASK PAGE OK.
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from tests.browser.journey import (
     AGENCY,
     APPLICANT,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     PHONE,
     Journey,
     citizen_submits,
     counter_receives,
+    journey,
 )
 
 NOTE = "Đủ điều kiện, đề nghị ký"
@@ -36,12 +34,8 @@ def open_task(j: Journey, page: Page, code: str) -> None:
 
 
 def main(base: str, shots: Path) -> None:
-    expect.set_options(timeout=15_000)
-    shots.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright, tempfile.TemporaryDirectory() as tmp:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        j = Journey(browser, base, shots)
-        code = citizen_submits(j, Path(tmp))
+    with journey(base, shots) as (j, tmp):
+        code = citizen_submits(j, tmp)
         counter_receives(j, code).context.close()
 
         specialist = j.sign_in(f"specialist@{AGENCY}")
@@ -86,7 +80,6 @@ def main(base: str, shots: Path) -> None:
         j.shot(leader, "console-task-page-input-kept-after-sign-in")
         leader.locator("form[data-action=approve] button").click()  # sent again, now signed in
         expect(leader.locator(".alert.ok")).to_be_visible()
-        browser.close()
     print("TASK PAGE OK", code)
 
 

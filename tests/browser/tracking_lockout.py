@@ -11,12 +11,11 @@ Needs the platform to trust 127.0.0.1 as its proxy and PROOF_MAX_FAILURES 5 per 
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-from tests.browser.journey import APPLICANT, CHROMIUM, CHROMIUM_ARGS, DESKTOP, PDF, PHONE, PROCEDURE, Journey
+from tests.browser.journey import APPLICANT, DESKTOP, PDF, PHONE, PROCEDURE, Journey, journey
 
 KEY = APPLICANT["phone"][-4:]
 PER_ADDRESS_AT_DOSSIER = 5
@@ -33,17 +32,13 @@ def track(page: Page, code: str, key: str) -> int:
 
 
 def main(base: str, shots: Path) -> None:
-    expect.set_options(timeout=15_000)
-    shots.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright, tempfile.TemporaryDirectory() as tmp:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        j = Journey(browser, base, shots)
+    with journey(base, shots) as (j, tmp):
         owner = browser_at(j, PHONE, "203.0.113.10")
         owner.goto(f"/thu-tuc/{PROCEDURE}/nop-ho-so")
         owner.fill("input[name='applicant.full_name']", APPLICANT["full_name"])
         owner.fill("input[name='applicant.id_number']", APPLICANT["id_number"])
         owner.fill("input[name='applicant.phone']", APPLICANT["phone"])
-        document = Path(tmp) / "to-khai.pdf"
+        document = tmp / "to-khai.pdf"
         document.write_bytes(PDF)
         owner.set_input_files("input[name=to_khai]", str(document))
         owner.click("button[type=submit]")
@@ -70,7 +65,6 @@ def main(base: str, shots: Path) -> None:
         assert track(owner, code, KEY) == 200, "the owner's own browser was locked out"
         expect(owner.locator("body")).to_contain_text("Mới đăng ký")
         j.shot(owner, "portal-track-owner-not-locked-out")
-        browser.close()
     print("LOCKOUT OK", code)
 
 

@@ -75,3 +75,9 @@ def test_the_task_page_shows_the_dossier_and_the_last_step_says_where_it_goes(tm
     with embedded_platform(tmp_path) as base:
         output = run_script("task_page.py", base, ARTIFACTS / "task")
     assert "TASK PAGE OK" in output
+
+
+def test_the_leaders_pick_any_period_and_the_url_and_the_export_follow(tmp_path):
+    with embedded_platform(tmp_path) as base:
+        output = run_script("dashboard_period.py", base, ARTIFACTS / "period")
+    assert "PERIOD OK" in output

@@ -13,7 +13,7 @@ import json
 import re
 import secrets
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
@@ -30,6 +30,8 @@ from services.gateway.http import JsonHttpHandler, https_only, log_failure
 
 
 SESSION_COOKIE = "motcua_session"
+SID_COOKIE = "motcua_sid"
+RENEWED, RENEWED_TTL = "motcua.renewed_token", "motcua.renewed_ttl"  # request.environ: the page's new cookie
 # A console form posted once the session had expired: its input (not its CSRF token), signed, kept for
 # the page it was on, which shows it again after the new sign-in (`pending_input`).
 PENDING_COOKIE = "motcua_pending"
@@ -179,6 +181,13 @@ def page(method: str, url: str):
     def decorate(fn):
         @functools.wraps(fn)
         def entrypoint(service, request, **path_values):
+            response = answer(service, request, **path_values)
+            signed_out = any(cookie.startswith(f"{SESSION_COOKIE}=") for cookie in response.headers.getlist("Set-Cookie"))
+            if RENEWED in request.environ and not signed_out:
+                set_session(response, request, request.environ[RENEWED], request.environ[RENEWED_TTL], renewed=True)
+            return response
+
+        def answer(service, request, **path_values):
             try:
                 return fn(service, request, **nfc(path_values))
             except Redirect as exc:
@@ -258,11 +267,12 @@ def keyed(secret: str, purpose: str, value: str) -> str:
 
 class Session:
     """A signed-in officer: the verified caller, the raw token (passed on as `caller_token`) and the
-    CSRF token every POST form of the console carries."""
+    CSRF token every POST form of the console carries, bound to the sign-in (SID_COOKIE: it outlives
+    the tokens a sliding session renews, so a form rendered before a renewal is still accepted)."""
 
-    def __init__(self, caller, token: str, secret: str):
+    def __init__(self, caller, token: str, secret: str, sid: str | None = None):
         self.caller, self.token = caller, token
-        self.csrf = keyed(secret, "csrf", token)
+        self.csrf = keyed(secret, "csrf", sid or token)
 
     def check(self, form: dict) -> None:
         if not hmac.compare_digest(form.get("csrf", ""), self.csrf):
@@ -282,7 +292,14 @@ def staff_session(service, request: Request) -> Session:
                 pending = signed_value(service.config["FORM_KEY"], "pending",
                                        {"page": back, "action": request.path, "fields": fields})
         raise Redirect(f"/can-bo/dang-nhap?tiep={quote(back, safe='')}", pending) from None
-    return Session(caller, token, service.config["FORM_KEY"])
+    # Sliding: past half its life, the token is renewed (the page's answer carries the new cookie).
+    if caller.expires_at is not None and caller.issued_at is not None and \
+            caller.expires_at - datetime.now(timezone.utc) < (caller.expires_at - caller.issued_at) / 2:
+        renewed = service.renew_session(caller, request.remote_addr)
+        token = request.environ[RENEWED] = renewed["access_token"]
+        request.environ[RENEWED_TTL] = renewed["expires_in"]
+        caller = service.caller_from_token(token)
+    return Session(caller, token, service.config["FORM_KEY"], request.cookies.get(SID_COOKIE))
 
 
 def pending_input(service, request: Request) -> dict | None:
@@ -321,15 +338,19 @@ def back_after_login(request: Request) -> str:
                      "/can-bo")
 
 
-def set_session(response: Response, request: Request, token: str, ttl_seconds: int) -> Response:
+def set_session(response: Response, request: Request, token: str, ttl_seconds: int, renewed: bool = False) -> Response:
     response.set_cookie(SESSION_COOKIE, token, max_age=ttl_seconds, httponly=True, samesite="Strict",
                         secure=https_only(request), path="/")
+    if not renewed:  # a new sign-in: a new session identifier, which its CSRF tokens are bound to
+        response.set_cookie(SID_COOKIE, secrets.token_urlsafe(24), httponly=True, samesite="Strict",
+                            secure=https_only(request), path="/")
     response.delete_cookie(LOGIN_COOKIE, path="/can-bo/dang-nhap")
     return response
 
 
 def clear_session(response: Response) -> Response:
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="Strict")
+    response.delete_cookie(SID_COOKIE, path="/", httponly=True, samesite="Strict")
     return response
 
 

@@ -27,6 +27,7 @@ from services.gateway.pages_http import (
     page,
     pending_input,
     province_today,
+    province_zone,
     query_data,
     redirect,
     remember_login_nonce,
@@ -362,8 +363,8 @@ class ConsolePages:
                                 if dossier["form"].get(f["key"]) not in (None, "")],
                 "earlier": [{**step, "documents": [by_digest.get(d["sha256"], d) for d in step["documents"] or ()]}
                             for step in task["history"] if step["id"] != task["id"]],
-                "left": time_left(task["due_at"], ZoneInfo(self.config.get("TIME_ZONE", "Asia/Ho_Chi_Minh")),
-                                  datetime.now(timezone.utc)), "agencies": self._agencies(),
+                "left": time_left(task["due_at"], province_zone(self.config), datetime.now(timezone.utc)),
+                "agencies": self._agencies(),
                 "PRIMARY_TASK_ACTIONS": PRIMARY_TASK_ACTIONS}
 
     def _inbox_context(self, session) -> dict:

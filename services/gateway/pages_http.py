@@ -213,8 +213,12 @@ def form_data(request: Request, max_field_bytes: int = MAX_FIELD_BYTES) -> dict:
     return {key: value.strip() for key, value in nfc(request.form.to_dict()).items()}
 
 
+def province_zone(config) -> ZoneInfo:
+    return ZoneInfo(config.get("TIME_ZONE", "Asia/Ho_Chi_Minh"))
+
+
 def province_today(config) -> date:
-    return datetime.now(ZoneInfo(config.get("TIME_ZONE", "Asia/Ho_Chi_Minh"))).date()
+    return datetime.now(province_zone(config)).date()
 
 
 def query_data(request: Request) -> dict:
@@ -270,9 +274,11 @@ class Session:
     CSRF token every POST form of the console carries, bound to the sign-in (SID_COOKIE: it outlives
     the tokens a sliding session renews, so a form rendered before a renewal is still accepted)."""
 
-    def __init__(self, caller, token: str, secret: str, sid: str | None = None):
+    def __init__(self, caller, token: str, secret: str, sid: str | None = None, zone: ZoneInfo | None = None):
         self.caller, self.token = caller, token
         self.csrf = keyed(secret, "csrf", sid or token)
+        # When the session ends unless the officer does something before (every page shows it).
+        self.ends_at = caller.expires_at.astimezone(zone).strftime("%H:%M") if caller.expires_at and zone else None
 
     def check(self, form: dict) -> None:
         if not hmac.compare_digest(form.get("csrf", ""), self.csrf):
@@ -299,7 +305,8 @@ def staff_session(service, request: Request) -> Session:
         token = request.environ[RENEWED] = renewed["access_token"]
         request.environ[RENEWED_TTL] = renewed["expires_in"]
         caller = service.caller_from_token(token)
-    return Session(caller, token, service.config["FORM_KEY"], request.cookies.get(SID_COOKIE))
+    return Session(caller, token, service.config["FORM_KEY"], request.cookies.get(SID_COOKIE),
+                   province_zone(service.config))
 
 
 def pending_input(service, request: Request) -> dict | None:

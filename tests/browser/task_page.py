@@ -50,6 +50,7 @@ def main(base: str, shots: Path) -> None:
         preview = specialist.request.get(specialist.locator("a", has_text="Xem").first.get_attribute("href"))
         assert preview.ok and preview.headers["content-type"] == "application/pdf"
         assert preview.headers["content-disposition"].startswith("inline")
+        expect(specialist.locator("footer .session-ends")).to_contain_text("tự gia hạn khi bạn thao tác")
         j.shot(specialist, "console-task-page")
         approve = specialist.locator("form[data-action=approve]")
         expect(approve.locator("button")).to_have_text("Hoàn thành, chuyển bước tiếp")

@@ -244,6 +244,7 @@ def test_an_active_officers_session_slides_revoking_the_old_token_and_keeping_th
     assert page.status_code == 200 and "motcua_session=" in page.headers["Set-Cookie"]
     assert http.cookies["motcua_session"] != old
     assert CSRF.search(page.text).group(1) == csrf  # a form rendered before the renewal is still good
+    assert "phiên đăng nhập đến " in page.text  # every page says until when, and that it slides
     alone = requests.get(search, cookies={"motcua_session": old}, allow_redirects=False, timeout=30)
     assert alone.status_code == 303 and "/can-bo/dang-nhap" in alone.headers["Location"]  # the old one revoked
     [renewal] = audit_entries(short_sessions, action="auth.renew")

@@ -95,6 +95,10 @@ def citizen_submits(j: Journey, tmp: Path) -> str:
     page.fill("input[name='applicant.phone']", "12345")  # wrong: the form comes back with the reason
     page.click("button[type=submit]")
     expect(page.locator(".field-error").first).to_contain_text("Số điện thoại")
+    phone = page.locator("input[name='applicant.phone']")
+    expect(phone).to_have_attribute("aria-invalid", "true")
+    expect(phone).to_have_attribute("aria-describedby", "applicant.phone-error")
+    expect(page.locator(".alert.error")).to_be_focused()  # the summary is read first
     j.shot(page, "portal-submit-error")
     page.fill("input[name='applicant.phone']", APPLICANT["phone"])
     document = tmp / "to-khai.pdf"
@@ -103,6 +107,8 @@ def citizen_submits(j: Journey, tmp: Path) -> str:
     page.click("button[type=submit]")
     expect(page.locator(".receipt")).to_contain_text("Hồ sơ đã được gửi")
     code = page.locator("h1 .code").inner_text().strip()
+    box = page.locator("h1 .code").bounding_box()
+    assert box["height"] < 40 and box["x"] + box["width"] <= PHONE["width"], box  # one line, on the screen
     assert re.fullmatch(rf"{re.escape(AGENCY)}-\d{{6}}-\d{{4}}", code), code
     j.shot(page, "portal-receipt")
     j.until(page, f"/tra-cuu?code={code}&key=4321", "Mới đăng ký")

@@ -98,6 +98,14 @@ def megabytes(size: int) -> str:
     return f"{tenths // 10} MB" if tenths % 10 == 0 else f"{tenths // 10},{tenths % 10} MB"
 
 
+def decimal(value: float | None, places: int = 2) -> str:
+    """A figure as Vietnamese write it: "5,33", "1.250,5" ("—" for none)."""
+    if value is None:
+        return "—"
+    text = f"{value:,.{places}f}"
+    return text.replace(",", " ").replace(".", ",").replace(" ", ".")
+
+
 def file_size(size: int) -> str:
     """A file's size in Vietnamese figures: "820 byte", "12,5 KB" under a megabyte, else as `megabytes`."""
     if size < 1024:

@@ -81,3 +81,13 @@ def test_the_leaders_pick_any_period_and_the_url_and_the_export_follow(tmp_path)
     with embedded_platform(tmp_path) as base:
         output = run_script("dashboard_period.py", base, ARTIFACTS / "period")
     assert "PERIOD OK" in output
+
+
+def test_no_serious_accessibility_violation_on_a_phone_or_a_desktop(tmp_path):
+    """axe-core (deploy/dev/ensure-services.sh installs it with chromium) over the portal and the console."""
+    if not (Path(__file__).with_name("axe") / "node_modules" / "axe-core" / "axe.min.js").exists():
+        pytest.fail("axe-core is missing: deploy/dev/ensure-services.sh chromium (npm install --prefix "
+                    "tests/browser/axe)", pytrace=False)
+    with embedded_platform(tmp_path) as base:
+        output = run_script("accessibility.py", base, ARTIFACTS / "accessibility")
+    assert "ACCESSIBILITY OK" in output

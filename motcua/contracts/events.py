@@ -57,6 +57,9 @@ class DossierSubmittedV1(DossierFacts):
     submitted_at = fields.AwareDateTime(required=True)
     applicant_masked = fields.Str(required=True)
     tracking_key = fields.Str(required=True)
+    # Online submissions only (the counter hands its applicant the receipt): the code by SMS/e-mail at
+    # once. Absent from events stored before it existed.
+    contact = fields.Nested(Contact, load_default=None, allow_none=True)
 
 
 class DossierReceivedV1(DossierFacts):

@@ -96,6 +96,18 @@ class ApplicantV1(NfcSchema):
         if data.get("type") == "organisation" and not data.get("tax_code"):
             raise ValidationError("an organisation gives its tax code", "tax_code")
 
+# A document's bytes: this size at most, one of these types read from the content (never trusted from
+# the client). Intake enforces them; the portal checks each file first to name the one it refuses and
+# keep the others, and shows the same limit on the form.
+MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
+DOCUMENT_SIGNATURES = {b"%PDF-": "application/pdf", b"\xff\xd8\xff": "image/jpeg", b"\x89PNG\r\n\x1a\n": "image/png"}
+
+
+def document_type(data: bytes) -> str | None:
+    """The document's media type read from its first bytes; None for a type not accepted."""
+    return next((kind for magic, kind in DOCUMENT_SIGNATURES.items() if data.startswith(magic)), None)
+
+
 class DocumentUploadV1(NfcSchema):
     """One document as base64 (JSON bodies; multipart uploads are turned into this by the gateway)."""
 

@@ -53,10 +53,13 @@ class AuthApi:
             raise
         throttle.signed_in(session, policy, secret, username, remote_addr, attempt, now)
         self.record_audit(caller, action, remote_addr)
-        # Never longer than every verifier accepts (a longer setting would make tokens refused at once).
-        ttl = min(int(self.config.get("TOKEN_TTL_SECONDS", DEFAULT_TOKEN_TTL_SECONDS)),
-                  TokenLimits.of(self.config).max_seconds)
-        return accounts.token_response(caller, self.config["TOKEN_SIGNING_KEY"], ttl)
+        return accounts.token_response(caller, self.config["TOKEN_SIGNING_KEY"], self.token_ttl())
+
+    def token_ttl(self) -> int:
+        """A staff token's lifetime: never longer than every verifier accepts (a longer setting would
+        make tokens refused at once)."""
+        return min(int(self.config.get("TOKEN_TTL_SECONDS", DEFAULT_TOKEN_TTL_SECONDS)),
+                   TokenLimits.of(self.config).max_seconds)
 
     @route("POST", "/api/v1/auth/logout", response=LogoutOut)
     def logout(self, request):
@@ -64,6 +67,16 @@ class AuthApi:
         caller, _token = self.caller_of(request)
         self.end_session(caller, request.remote_addr)
         return {"revoked": True}
+
+    def renew_session(self, caller, remote_addr) -> dict:
+        """Phiên trượt: an officer still at work past half their token's life gets a new token (the
+        token response) and the old one is revoked (as a logout revokes it), audited `auth.renew`. An
+        account changed since, disabled or logged out is refused before it gets here (caller_from_token)."""
+        renewed = accounts.token_response(caller, self.config["TOKEN_SIGNING_KEY"], self.token_ttl())
+        sessions.revoke(self.db, caller, utcnow())
+        self.access.revoked(caller.token_id, caller.expires_at)
+        self.record_audit(caller, "auth.renew", remote_addr)
+        return renewed
 
     def end_session(self, caller, remote_addr):
         """Revoke the caller's token (from `caller_from_token`), audited: the API's logout and the

@@ -34,10 +34,11 @@ class ReportApi:
         """Public tracking of `code` with the request's key."""
         return self.track_with_key(request, code, load_valid(TRACK_QUERY, query(request))["key"])
 
-    def track_with_key(self, request, code: str, key: str) -> Tracked:
+    def track_with_key(self, request, code: str, key: str, owner: bool = False) -> Tracked:
         """Reporting's answer to `code` and `key`, from the edge cache while it is current; wrong keys
-        are throttled (chống dò), and a locked dossier is refused even to the right key."""
-        with self.proving(request, None, code):
+        are throttled (chống dò), and a locked dossier is refused even to the right key, except in its
+        `owner`'s browser (the portal knows it: it proved the key there before)."""
+        with self.proving(request, None, code, owner):
             return self.tracking.track(code, key, lambda: self.reporting.track(code, key))
 
     @route("GET", "/api/v1/public/statistics", query=ReportQueryV1(only=PERIOD), auth="public")

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import base64
 import mimetypes
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
 
 from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response
 
 from motcua.contracts.rpc import CalendarDecisionV1, CatalogImportPreviewV1, SearchDossiersV1
 from motcua.errors import Forbidden, ValidationFailed, load_valid
+from motcua.privacy import mask_email
 from services.gateway.pages_http import (
+    PENDING_COOKIE,
     FormRejected,
     check_login_csrf,
     clear_session,
@@ -21,7 +25,9 @@ from services.gateway.pages_http import (
     keyed,
     login_nonce,
     page,
+    pending_input,
     province_today,
+    province_zone,
     query_data,
     redirect,
     remember_login_nonce,
@@ -98,6 +104,8 @@ TASK_ACTIONS = {
     "refuse": ("task.refuse", "Từ chối giải quyết", _complete("refuse")),
     "stop": ("task.stop", "Dừng xử lý", _complete("stop")),
 }
+# The last step's approval hands the dossier back to the one-stop counter: its button says so.
+LAST_STEP_APPROVE = "Hoàn thành, chuyển Bộ phận Một cửa trả kết quả"
 PRIMARY_TASK_ACTIONS = ("claim", "approve", "send_back")  # shown at once; the others behind "Thao tác khác"
 TASK_FIELDS = {"approve": ("note",), "send_back": ("note",), "request_supplement": ("items", "note"),
                "require_payment": ("amount_vnd", "note"), "transfer": ("agency_code", "note"),
@@ -107,6 +115,40 @@ FORMS = {"01": "Mẫu 01 — Giấy tiếp nhận hồ sơ và hẹn trả kết
          "03": "Mẫu 03 — Phiếu từ chối tiếp nhận giải quyết hồ sơ",
          "04": "Mẫu 04 — Văn bản xin lỗi và đề nghị gia hạn thời gian giải quyết",
          "05": "Mẫu 05 — Thông báo dừng giải quyết hồ sơ", "06": "Mẫu 06 — Phiếu kiểm soát quá trình giải quyết hồ sơ"}
+
+
+def task_buttons(task: dict, last_step: bool) -> list[tuple[str, str, tuple]]:
+    """The task's actions (workflow's `actions`; approve when it names none) as (name, label, fields)."""
+    labels = {name: action[1] for name, action in TASK_ACTIONS.items()}
+    if last_step:
+        labels["approve"] = LAST_STEP_APPROVE
+    return [(name, labels[name], TASK_FIELDS.get(name, ()))
+            for name in task.get("actions") or ["approve"] if name in TASK_ACTIONS]
+
+
+def shown_applicant(applicant: dict, caller) -> dict:
+    """The applicant as an officer's role needs them: the counter (who calls and hands over) in full;
+    the steps behind it the name and address to decide on, the ID number and phone masked to their last
+    digits (enough to tell two applicants apart), the e-mail masked."""
+    if caller.has_role("receptionist"):
+        return applicant
+    def last(value, shown):
+        return "•" * max(len(value) - shown, 0) + value[-shown:] if value else None
+    return {**applicant, "id_number": last(applicant.get("id_number"), 3), "phone": last(applicant.get("phone"), 3),
+            "email": mask_email(applicant["email"]) if applicant.get("email") else None}
+
+
+def time_left(due_at: str | None, tz: ZoneInfo, now: datetime) -> tuple[str, bool] | None:
+    """How long until `due_at` (ISO, in the province's time `tz` when it names no offset) as the page
+    says it, and whether it is past."""
+    if not due_at:
+        return None
+    due = datetime.fromisoformat(due_at)
+    seconds = ((due if due.tzinfo else due.replace(tzinfo=tz)) - now).total_seconds()
+    hours = int(abs(seconds) // 3600)
+    words = f"{hours // 24} ngày {hours % 24} giờ" if hours >= 24 else (
+        f"{hours} giờ {int(abs(seconds) % 3600 // 60)} phút")
+    return (f"quá hạn {words}", True) if seconds < 0 else (f"còn {words}", False)
 
 
 def home_of(caller) -> str:
@@ -206,8 +248,9 @@ class ConsolePages:
         with self.audited(request, session.caller, "dossier.document", dossier_code=code):
             document = self.intake.get_document(code, document_id, caller_token=session.token)
         extension = mimetypes.guess_extension(document["content_type"]) or ""
+        disposition = "inline" if "xem" in request.args else "attachment"  # `?xem`: previewed in the browser
         return Response(base64.b64decode(document["content_base64"]), mimetype=document["content_type"],
-                        headers={"Content-Disposition": f'attachment; filename="{document["key"]}{extension}"'})
+                        headers={"Content-Disposition": f'{disposition}; filename="{document["key"]}{extension}"'})
 
     @page("GET", "/can-bo/viec")
     def console_inbox(self, request):
@@ -217,10 +260,24 @@ class ConsolePages:
         return render("console/inbox.html", **self._inbox_context(session),
                       done=TASK_ACTIONS[done][1] if done in TASK_ACTIONS else None)
 
+    @page("GET", "/can-bo/viec/<task_id>")
+    def console_task(self, request, task_id):
+        """Hồ sơ công việc: the task with its dossier on one page, and its actions."""
+        session = staff_session(self, request)
+        pending = pending_input(self, request)  # what was typed when the session expired, shown again
+        response = render("console/task.html", **self._task_context(request, session, task_id), pending=pending)
+        if pending:
+            response.delete_cookie(PENDING_COOKIE, path="/can-bo", httponly=True, samesite="Strict")
+        return response
+
     @page("POST", "/can-bo/viec/<task_id>/<action>")
     def console_task_action(self, request, task_id, action):
         session, values, (audit_action, _label, call) = self._posted(request, TASK_ACTIONS, action)
-        with form_again("console/inbox.html", lambda: self._inbox_context(session)):
+        if values.get("from") == "task":  # posted from the task page: refused, that page again
+            template, context = "console/task.html", lambda: self._task_context(request, session, task_id, values)
+        else:
+            template, context = "console/inbox.html", lambda: self._inbox_context(session)
+        with form_again(template, context):
             with self.audited(request, session.caller, audit_action, task_id=task_id):
                 call(self.workflow, task_id, values, session.token)
         return redirect(f"/can-bo/viec?da={action}")
@@ -309,12 +366,42 @@ class ConsolePages:
             dossier = self.intake.get_dossier(code, caller_token=session.token)
         hand_overs = self.workflow.dossier_history(code, caller_token=session.token)
         return {"session": session, "dossier": dossier, "hand_overs": hand_overs, "values": values or {},
+                "document_names": self._document_names(dossier),
                 "forms": forms_of(dossier, hand_overs), "form_names": FORMS, "agencies": self._agencies()}
+
+    def _document_names(self, dossier: dict) -> dict[str, str]:
+        """The catalogue's name of each document key of the dossier's procedure version."""
+        procedure = self.intake.get_procedure(dossier["procedure_code"], dossier["procedure_version"])
+        return {d["key"]: d["name"] for d in procedure["documents"]}
+
+    def _last_step(self, procedure_code: str) -> int:
+        return len(self.workflow.get_process(procedure_code)["steps"]) - 1
+
+    def _task_context(self, request, session, task_id: str, values: dict | None = None) -> dict:
+        """Everything an officer decides a task on, from the services that own it (each checks the
+        officer's agency): workflow's task and earlier steps, intake's dossier and its catalogue names."""
+        task = self.workflow.get_task(task_id, caller_token=session.token)
+        code = task["dossier_code"]
+        with self.audited(request, session.caller, "dossier.read", dossier_code=code):
+            dossier = self.intake.get_dossier(code, caller_token=session.token)
+        procedure = self.intake.get_procedure(dossier["procedure_code"], dossier["procedure_version"])
+        task["buttons"] = task_buttons(task, task["step_index"] == self._last_step(task["procedure_code"]))
+        by_digest = {d["sha256"]: d for d in dossier["documents"]}
+        return {"session": session, "task": task, "dossier": dossier, "values": values or {},
+                "applicant": shown_applicant(dossier["applicant"], session.caller),
+                "document_names": {d["key"]: d["name"] for d in procedure["documents"]},
+                "declaration": [(f["name"], dossier["form"][f["key"]]) for f in procedure["form"]
+                                if dossier["form"].get(f["key"]) not in (None, "")],
+                "earlier": [{**step, "documents": [by_digest.get(d["sha256"], d) for d in step["documents"] or ()]}
+                            for step in task["history"] if step["id"] != task["id"]],
+                "left": time_left(task["due_at"], province_zone(self.config), datetime.now(timezone.utc)),
+                "agencies": self._agencies(),
+                "PRIMARY_TASK_ACTIONS": PRIMARY_TASK_ACTIONS}
 
     def _inbox_context(self, session) -> dict:
         tasks = self.workflow.list_tasks(caller_token=session.token, status="open")
+        last_steps = {code: self._last_step(code) for code in {task["procedure_code"] for task in tasks}}
         for task in tasks:
-            task["buttons"] = [(name, TASK_ACTIONS[name][1], TASK_FIELDS.get(name, ()))
-                               for name in task.get("actions") or ["approve"] if name in TASK_ACTIONS]
+            task["buttons"] = task_buttons(task, task["step_index"] == last_steps[task["procedure_code"]])
         return {"session": session, "tasks": tasks, "agencies": self._agencies(),
                 "PRIMARY_TASK_ACTIONS": PRIMARY_TASK_ACTIONS}

@@ -4,16 +4,20 @@ standard report (II.06a) exported with the session."""
 from __future__ import annotations
 
 import base64
-from datetime import timedelta
+from datetime import date, timedelta
 from urllib.parse import urlencode
 
 from werkzeug.wrappers import Response
 
 from motcua.identity import STAFF_ROLES
 from services.gateway import pages_charts
-from services.gateway.pages_http import page, picked_agency, province_today, query_data, render, staff_session
+from services.gateway.pages_http import (form_again, page, picked_agency, province_today, query_data, render,
+                                         staff_session)
 
-PERIODS = {"today": "Hôm nay", "month": "Tháng này", "year": "Năm nay"}
+# Quick picks of the period (`ky` in the URL); any other period by its first and last day (`from`, `to`).
+PERIODS = {"today": "Hôm nay", "week": "Tuần này", "month": "Tháng này", "quarter": "Quý này", "year": "Năm nay",
+           "last_quarter": "Quý trước"}
+CUSTOM = "Tùy chọn"
 TREND_DAYS = 30
 TIMELINESS_SERIES = [("early", "Trước hạn", "early"), ("on_time", "Đúng hạn", "on-time"), ("late", "Trễ hạn", "late")]
 CELL_NAMES = {
@@ -22,6 +26,17 @@ CELL_NAMES = {
     "in_progress.overdue": "đang giải quyết, quá hạn", "in_progress.total": "đang giải quyết",
     "received.total": "tiếp nhận",
 }
+
+
+def quick_pick(name: str, today: date) -> tuple[date, date]:
+    """A quick pick's first and last day (up to today for the current week, month, quarter, year)."""
+    quarter_start = today.replace(month=(today.month - 1) // 3 * 3 + 1, day=1)
+    if name == "last_quarter":
+        last = quarter_start - timedelta(days=1)
+        return last.replace(month=(last.month - 1) // 3 * 3 + 1, day=1), last
+    first = {"today": today, "week": today - timedelta(days=today.weekday()), "month": today.replace(day=1),
+             "quarter": quarter_start, "year": today.replace(month=1, day=1)}[name]
+    return first, today
 
 
 def drill_link(period: dict, cell: str, agency_code: str | None = None) -> str:
@@ -55,25 +70,43 @@ def trend_chart(series: dict) -> dict:
     ])
 
 
+def _quick_links(agency: str | None) -> dict[str, str]:
+    return {name: "/lanh-dao?" + urlencode({"ky": name, **({"agency": agency} if agency else {})}) for name in PERIODS}
+
+
 class DashboardPages:
     """Pages mixed into GatewayService, which provides the RPC proxies and config."""
 
     @page("GET", "/lanh-dao")
     def dashboard(self, request):
+        """The figures of a quick pick (`ky`) or of any period (`from`, `to`), the whole province or one
+        agency: all in the URL, so a view is shared by its link; the export follows the period."""
         session = self._staff_page(request)
         params = query_data(request)
-        chosen = params.get("ky") if params.get("ky") in PERIODS else "month"
+        today = province_today(self.config)
         agencies = self._agencies()
         agency = picked_agency(params.get("agency"), agencies)
         chosen_agency = {"agency": agency} if agency else {}
-        dashboard = self.reporting.leaders_dashboard(caller_token=session.token, **chosen_agency)
-        today = province_today(self.config)
-        series = self.reporting.daily_series((today - timedelta(days=TREND_DAYS - 1)).isoformat(), today.isoformat(),
-                                             caller_token=session.token, **chosen_agency)
-        period = dashboard["periods"][chosen]
-        return render("dashboard/index.html", session=session, dashboard=dashboard, period=period, chosen=chosen,
-                      periods=PERIODS, agency=agency, agencies=agencies, drill=drill_link,
-                      timeliness=timeliness_chart(period), overdue=overdue_chart(period), trend=trend_chart(series))
+        if params.get("from") or params.get("to"):
+            chosen, first, last = "custom", params.get("from", ""), params.get("to", "")
+        else:
+            chosen = params.get("ky") if params.get("ky") in PERIODS else "month"
+            first, last = (day.isoformat() for day in quick_pick(chosen, today))
+        values = {"from": first, "to": last}
+        context = {"session": session, "chosen": chosen, "periods": PERIODS, "custom": CUSTOM, "agency": agency,
+                   "agencies": agencies, "values": values, "quick": _quick_links(agency)}
+        with form_again("dashboard/index.html", lambda: {**context, "period": None}):
+            dashboard = self.reporting.leaders_dashboard(caller_token=session.token, date_from=first, date_to=last,
+                                                         **chosen_agency)
+            period = dashboard["periods"]["custom"]
+            # The trend: the period's days, its last TREND_DAYS at most.
+            trend_to = date.fromisoformat(period["to"])
+            trend_from = max(date.fromisoformat(period["from"]), trend_to - timedelta(days=TREND_DAYS - 1))
+            series = self.reporting.daily_series(trend_from.isoformat(), trend_to.isoformat(),
+                                                 caller_token=session.token, **chosen_agency)
+        return render("dashboard/index.html", **context, dashboard=dashboard, period=period, drill=drill_link,
+                      timeliness=timeliness_chart(period), overdue=overdue_chart(period), trend=trend_chart(series),
+                      trend_days=len(series["days"]))
 
     @page("GET", "/lanh-dao/ho-so")
     def dashboard_drill_down(self, request):

@@ -4,23 +4,25 @@ staff session: a cookie holding the access token, a CSRF token bound to it on ev
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import functools
 import hashlib
 import hmac
+import json
 import re
 import secrets
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from nameko.web.handlers import HttpRequestHandler
 from werkzeug.wrappers import Request, Response
 
-from motcua.contracts.rpc import nfc
+from motcua.contracts.rpc import MAX_DOCUMENT_BYTES, document_type, nfc
 from motcua.errors import Forbidden, MotcuaError, Unauthorized, ValidationFailed
 from motcua.text import fold, strip_diacritics
 from services.gateway import pages_vi
@@ -29,8 +31,18 @@ from services.gateway.http import JsonHttpHandler, https_only, log_failure
 
 
 SESSION_COOKIE = "motcua_session"
+SID_COOKIE = "motcua_sid"
+RENEWED, RENEWED_TTL = "motcua.renewed_token", "motcua.renewed_ttl"  # request.environ: the page's new cookie
+# A console form posted once the session had expired: its input (not its CSRF token), signed, kept for
+# the page it was on, which shows it again after the new sign-in (`pending_input`).
+PENDING_COOKIE = "motcua_pending"
+PENDING_SECONDS = 3600
 LOGIN_COOKIE = "motcua_login"  # a nonce binding the login form's CSRF token before any session exists
-MAX_FORM_BYTES = 25 * 1024 * 1024  # uploads: intake checks each document (5 MB at most)
+MAX_FORM_BYTES = 25 * 1024 * 1024  # uploads: intake checks each document (MAX_DOCUMENT_BYTES at most)
+MAX_FIELD_BYTES = 1024 * 1024
+# A form shown again keeps the files it accepted as hidden fields (`kept.<key>.filename`, `.content`,
+# base64): such a field holds one whole document.
+KEPT_FIELD_BYTES = MAX_DOCUMENT_BYTES * 4 // 3 + 4
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; "
                                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
@@ -55,7 +67,9 @@ templates.filters.update(
     action=lambda a: pages_vi.ACTIONS.get(a, a), timeliness=lambda t: pages_vi.TIMELINESS.get(t, t or "—"),
     role=lambda r: pages_vi.ROLES.get(r, r), fee=pages_vi.fee, processing_time=pages_vi.processing_time,
     online_level=lambda o: pages_vi.ONLINE_LEVELS.get(o, o), urlquote=lambda s: quote(str(s), safe=""),
-    history_note=pages_vi.history_note, unaccented=strip_diacritics, pct=lambda v: "—" if v is None else f"{v:.2f}".replace(".", ",") + " %",
+    history_note=pages_vi.history_note, unaccented=strip_diacritics, megabytes=pages_vi.megabytes,
+    file_size=pages_vi.file_size, decimal=pages_vi.decimal,
+    pct=lambda v: "—" if v is None else f"{v:.2f}".replace(".", ",") + " %",
 )
 FORM_KEY = re.compile(r"^[0-9a-f]{32}$")
 _AGENCY_CODE = re.compile(r"[0-9A-Z]{3}\.[0-9A-Z]{2}\.[0-9A-Z]{2}\.[A-Z][0-9]{2}")
@@ -102,11 +116,12 @@ def redirect(location: str) -> Response:
 
 
 class Redirect(Exception):
-    """Leave the handler for another page (e.g. the login form)."""
+    """Leave the handler for another page (e.g. the login form); `pending`: a form's input kept for
+    after it (PENDING_COOKIE's signed value)."""
 
-    def __init__(self, location: str):
+    def __init__(self, location: str, pending: str | None = None):
         super().__init__(location)
-        self.location = location
+        self.location, self.pending = location, pending
 
 
 class FormRejected(Exception):
@@ -144,8 +159,11 @@ def form_again(template: str, context):
         status, _code = status_and_code(exc)
         if status >= 500 or isinstance(exc, ServiceUnavailable):
             raise
-        response = render(template, status=status, errors=field_errors(exc), **context())
-        if (wait := retry_after(exc)) is not None:
+        errors, wait = field_errors(exc), retry_after(exc)
+        if wait is not None:  # the throttle's own wait, in words on the page as in the header
+            errors = {field: f"{message} {pages_vi.waiting(wait)}" for field, message in errors.items()}
+        response = render(template, status=status, errors=errors, **context())
+        if wait is not None:
             response.headers["Retry-After"] = str(wait)
         raise FormRejected(response) from None
 
@@ -180,10 +198,21 @@ def page(method: str, url: str):
     def decorate(fn):
         @functools.wraps(fn)
         def entrypoint(service, request, **path_values):
+            response = answer(service, request, **path_values)
+            signed_out = any(cookie.startswith(f"{SESSION_COOKIE}=") for cookie in response.headers.getlist("Set-Cookie"))
+            if RENEWED in request.environ and not signed_out:
+                set_session(response, request, request.environ[RENEWED], request.environ[RENEWED_TTL], renewed=True)
+            return response
+
+        def answer(service, request, **path_values):
             try:
                 return fn(service, request, **nfc(path_values))
             except Redirect as exc:
-                return redirect(exc.location)
+                response = redirect(exc.location)
+                if exc.pending:
+                    response.set_cookie(PENDING_COOKIE, exc.pending, max_age=PENDING_SECONDS, httponly=True,
+                                        samesite="Strict", secure=https_only(request), path="/can-bo")
+                return response
             except FormRejected as exc:
                 return exc.response
             except Exception as exc:
@@ -194,15 +223,19 @@ def page(method: str, url: str):
     return decorate
 
 
-def form_data(request: Request) -> dict:
+def form_data(request: Request, max_field_bytes: int = MAX_FIELD_BYTES) -> dict:
     """The posted fields in NFC, stripped (a multipart body may carry files: see `uploads`)."""
     request.max_content_length = MAX_FORM_BYTES
-    request.max_form_memory_size = 1024 * 1024
+    request.max_form_memory_size = max_field_bytes
     return {key: value.strip() for key, value in nfc(request.form.to_dict()).items()}
 
 
+def province_zone(config) -> ZoneInfo:
+    return ZoneInfo(config.get("TIME_ZONE", "Asia/Ho_Chi_Minh"))
+
+
 def province_today(config) -> date:
-    return datetime.now(ZoneInfo(config.get("TIME_ZONE", "Asia/Ho_Chi_Minh"))).date()
+    return datetime.now(province_zone(config)).date()
 
 
 def query_data(request: Request) -> dict:
@@ -217,17 +250,52 @@ def uploads(request: Request) -> list[dict]:
             for key, upload in request.files.items(multi=True) if upload.filename]
 
 
+def checked_uploads(request: Request, values: dict) -> tuple[list[dict], dict[str, str]]:
+    """The chosen files and those a form shown again kept (a new choice replaces a kept one), each
+    checked as intake will (size, type from the content): the accepted ones as the RPC's documents, and
+    per refused one `documents.<key>` → which file and why, in Vietnamese, with the limit the form shows."""
+    files = {key: (f"kept.{key}.filename", f"kept.{key}.content") for key in
+             {name[len("kept."):-len(".content")] for name in values if name.startswith("kept.")
+              and name.endswith(".content")}}
+    accepted: dict[str, dict] = {}
+    for key, (filename_field, content_field) in files.items():
+        try:
+            data = base64.b64decode(values[content_field], validate=True)
+        except (ValueError, TypeError):
+            continue  # not what this page rendered: as if no file had been kept
+        accepted[key] = {"key": key, "filename": values.get(filename_field) or key, "data": data}
+    for key, upload in request.files.items(multi=True):
+        if upload.filename:
+            accepted[key] = {"key": key, "filename": nfc(upload.filename), "data": upload.read()}
+    documents, refused = [], {}
+    for key, upload in accepted.items():
+        data, name = upload["data"], upload["filename"]
+        if not data:
+            refused[f"documents.{key}"] = f"Tệp «{name}» rỗng."
+        elif len(data) > MAX_DOCUMENT_BYTES:
+            refused[f"documents.{key}"] = (f"Tệp «{name}» nặng {pages_vi.megabytes(len(data))}, quá giới hạn "
+                                           f"{pages_vi.megabytes(MAX_DOCUMENT_BYTES)} mỗi tệp.")
+        elif document_type(data) is None:
+            refused[f"documents.{key}"] = f"Tệp «{name}» không phải PDF, JPEG hoặc PNG."
+        else:
+            documents.append({"key": key, "filename": name, "content_base64": base64.b64encode(data).decode()})
+    return documents, refused
+
+
 def keyed(secret: str, purpose: str, value: str) -> str:
     return hmac.new(secret.encode(), f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()[:40]
 
 
 class Session:
     """A signed-in officer: the verified caller, the raw token (passed on as `caller_token`) and the
-    CSRF token every POST form of the console carries."""
+    CSRF token every POST form of the console carries, bound to the sign-in (SID_COOKIE: it outlives
+    the tokens a sliding session renews, so a form rendered before a renewal is still accepted)."""
 
-    def __init__(self, caller, token: str, secret: str):
+    def __init__(self, caller, token: str, secret: str, sid: str | None = None, zone: ZoneInfo | None = None):
         self.caller, self.token = caller, token
-        self.csrf = keyed(secret, "csrf", token)
+        self.csrf = keyed(secret, "csrf", sid or token)
+        # When the session ends unless the officer does something before (every page shows it).
+        self.ends_at = caller.expires_at.astimezone(zone).strftime("%H:%M") if caller.expires_at and zone else None
 
     def check(self, form: dict) -> None:
         if not hmac.compare_digest(form.get("csrf", ""), self.csrf):
@@ -240,19 +308,73 @@ def staff_session(service, request: Request) -> Session:
     try:
         caller = service.caller_from_token(token)
     except Unauthorized:
-        raise Redirect(f"/can-bo/dang-nhap?tiep={quote(request.full_path.rstrip('?'), safe='')}") from None
-    return Session(caller, token, service.config["FORM_KEY"])
+        back, pending = back_after_login(request), None
+        if request.method == "POST":
+            fields = {k: v for k, v in form_data(request).items() if v and k not in ("csrf", "idempotency_key")}
+            if fields:
+                pending = signed_value(service.config["FORM_KEY"], "pending",
+                                       {"page": back, "action": request.path, "fields": fields})
+        raise Redirect(f"/can-bo/dang-nhap?tiep={quote(back, safe='')}", pending) from None
+    # Sliding: past half its life, the token is renewed (the page's answer carries the new cookie).
+    if caller.expires_at is not None and caller.issued_at is not None and \
+            caller.expires_at - datetime.now(timezone.utc) < (caller.expires_at - caller.issued_at) / 2:
+        renewed = service.renew_session(caller, request.remote_addr)
+        token = request.environ[RENEWED] = renewed["access_token"]
+        request.environ[RENEWED_TTL] = renewed["expires_in"]
+        caller = service.caller_from_token(token)
+    return Session(caller, token, service.config["FORM_KEY"], request.cookies.get(SID_COOKIE),
+                   province_zone(service.config))
 
 
-def set_session(response: Response, request: Request, token: str, ttl_seconds: int) -> Response:
+def pending_input(service, request: Request) -> dict | None:
+    """The input of a form posted from this page when the session had expired: {"action": the address
+    it was posted to, "fields"}; None if there is none for this page."""
+    pending = verified_value(request, PENDING_COOKIE, service.config["FORM_KEY"], "pending")
+    return pending if pending and pending.get("page") == request.full_path.rstrip("?") else None
+
+
+def signed_value(secret: str, purpose: str, value) -> str:
+    """`value` (JSON) for a cookie, signed for `purpose` (never readable as another purpose's)."""
+    body = base64.urlsafe_b64encode(json.dumps(value, separators=(",", ":")).encode()).decode()
+    return f"{body}.{keyed(secret, purpose, body)}"
+
+
+def verified_value(request: Request, cookie: str, secret: str, purpose: str):
+    """The value of a cookie `signed_value` for `purpose`, or None if its signature does not hold."""
+    body, _, mac = request.cookies.get(cookie, "").partition(".")
+    if not body or not hmac.compare_digest(mac, keyed(secret, purpose, body)):
+        return None
+    try:
+        return json.loads(base64.urlsafe_b64decode(body))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def back_after_login(request: Request) -> str:
+    """Where a new sign-in returns to: the page asked for; for a form posted when the session had
+    expired, the page the form was on (its Referer, when it is this site's), never the POST's own
+    address (a GET there is 405)."""
+    if request.method == "GET":
+        return request.full_path.rstrip("?")
+    referer = urlsplit(request.headers.get("Referer", ""))
+    same_site = referer.netloc == request.host and referer.scheme in ("http", "https")
+    return safe_next(referer.path + (f"?{referer.query}" if referer.query else "") if same_site else None,
+                     "/can-bo")
+
+
+def set_session(response: Response, request: Request, token: str, ttl_seconds: int, renewed: bool = False) -> Response:
     response.set_cookie(SESSION_COOKIE, token, max_age=ttl_seconds, httponly=True, samesite="Strict",
                         secure=https_only(request), path="/")
+    if not renewed:  # a new sign-in: a new session identifier, which its CSRF tokens are bound to
+        response.set_cookie(SID_COOKIE, secrets.token_urlsafe(24), httponly=True, samesite="Strict",
+                            secure=https_only(request), path="/")
     response.delete_cookie(LOGIN_COOKIE, path="/can-bo/dang-nhap")
     return response
 
 
 def clear_session(response: Response) -> Response:
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="Strict")
+    response.delete_cookie(SID_COOKIE, path="/", httponly=True, samesite="Strict")
     return response
 
 

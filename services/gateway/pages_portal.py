@@ -3,26 +3,50 @@ documents, track it (code + the phone's last 4 digits), supplement it when asked
 returned, see each agency's public figures. No page shows an ID number or a phone."""
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from motcua.catalog import PEOPLES_COMMITTEE
+from motcua.contracts.rpc import MAX_DOCUMENT_BYTES
 from motcua.errors import load_valid
 from motcua.text import fold
 from services.gateway import routes
+from services.gateway.http import https_only
 from services.gateway.pages_http import (
+    KEPT_FIELD_BYTES,
+    FormRejected,
+    checked_uploads,
     form_again,
     form_data,
     form_key,
     key_for_form,
+    keyed,
     page,
     province_today,
     query_data,
+    redirect,
     render,
+    signed_value,
     uploads,
+    verified_value,
 )
 from services.gateway.schemas import SubmitDossierSchema
 
 APPLICANT_FIELDS = ("full_name", "id_number", "phone", "email", "address")
 TRACK_FORM = "portal/track.html"
 PROCEDURES_SHOWN = 100  # on the procedures page: the best matches, the rest by typing more words
+SUBMIT_FORM = "portal/submit.html"
+# The last submission's receipt, signed (no personal data: the code, the state at submission, and the
+# form's idempotency key). The receipt page after POST/redirect/GET reads it, and the form opened again
+# by Back carries the same key: submitted again, it leads to the same dossier, never a second one.
+RECEIPT_COOKIE = "motcua_receipt"
+RECEIPT_SECONDS = 24 * 3600
+# The dossiers this browser proved its own (it submitted them, or tracked them with the right key),
+# signed: tracking them here is held to no guessing limit (throttle.proof_keys), so a stranger's wrong
+# keys never lock the owner out.
+OWNER_COOKIE = "motcua_owned"
+OWNED_AT_MOST = 20
+OWNER_SECONDS = 90 * 24 * 3600
+RECEIPT_FIELDS = ("code", "procedure_code", "agency_code", "submitted_at", "status", "status_code", "due_at")
 
 
 class PortalPages:
@@ -47,28 +71,77 @@ class PortalPages:
 
     @page("GET", "/thu-tuc/<code>/nop-ho-so")
     def portal_submit_form(self, request, code):
-        return render("portal/submit.html", **self._submit_context(code, {}))
+        """The form; opened again after this browser submitted it (Back), with that submission's key and
+        a notice. `?moi`: a new submission (the receipt forgotten, then the plain form: Back to it after
+        submitting finds that submission, as above)."""
+        if "moi" in request.args:
+            response = redirect(f"/thu-tuc/{quote(code, safe='')}/nop-ho-so")
+            response.delete_cookie(RECEIPT_COOKIE, path="/", httponly=True, samesite="Lax")
+            return response
+        receipt = self._receipt(request)
+        if receipt is None or receipt["procedure_code"] != code or not receipt["idempotency_key"]:
+            receipt = None
+        values = {"idempotency_key": receipt["idempotency_key"]} if receipt else {}
+        return render(SUBMIT_FORM, **self._submit_context(code, values), submitted=receipt)
 
     @page("POST", "/thu-tuc/<code>/nop-ho-so")
     def portal_submit(self, request, code):
-        values = form_data(request)
+        values = form_data(request, max_field_bytes=KEPT_FIELD_BYTES)
+        receipt = self._receipt(request)
+        key = form_key(values)
+        applicant_digest = self._applicant_digest(values)
+        if receipt is not None and key is not None and receipt["idempotency_key"] == key:
+            if receipt["applicant"] == applicant_digest:
+                return redirect(_receipt_path(receipt["code"]))  # submitted already from this form
+            # The same form filled in for someone else: another dossier, under a key of its own
+            # (derived, so a double submit of it is still one).
+            key = values["idempotency_key"] = keyed(self.config["FORM_KEY"], "another", key)[:32]
+        documents, refused = checked_uploads(request, values)
+
+        def context() -> dict:
+            return self._submit_context(code, values, documents)
+
+        if refused:  # everything typed and every accepted file stay; each refused file is named
+            raise FormRejected(render(SUBMIT_FORM, status=422, errors=refused, **context()))
         applicant = {name: values.get(f"applicant.{name}") or None for name in APPLICANT_FIELDS}
         body = {"procedure_code": code, "channel": "online", "applicant": applicant, "form": {},
-                "documents": uploads(request), "receiving_agency_code": values.get("receiving_agency_code") or None}
-        with form_again("portal/submit.html", lambda: self._submit_context(code, values)):
+                "documents": documents, "receiving_agency_code": values.get("receiving_agency_code") or None}
+        with form_again(SUBMIT_FORM, context):
             body = load_valid(SubmitDossierSchema(), body)
             self.count_anonymous_submission(request, None)
-            dossier = self.intake.submit_dossier(body, idempotency_key=form_key(values))
-        return render("portal/receipt.html", status=201, dossier=dossier, agencies=self._agencies())
+            dossier = self.intake.submit_dossier(body, idempotency_key=key)
+        receipt = {**{name: dossier.get(name) for name in RECEIPT_FIELDS}, "idempotency_key": key,
+                   "applicant": applicant_digest,
+                   "documents": len(dossier.get("documents") or ()),
+                   "missing": [d["key"] for d in dossier.get("documents_missing") or ()]}
+        response = redirect(_receipt_path(dossier["code"]))
+        response.set_cookie(RECEIPT_COOKIE, self._signed("receipt", receipt), max_age=RECEIPT_SECONDS,
+                            httponly=True, samesite="Lax", secure=https_only(request), path="/")
+        return self._owned_by_this_browser(response, request, dossier["code"])
+
+    @page("GET", "/ho-so/<code>/bien-nhan")
+    def portal_receipt(self, request, code):
+        """Biên nhận after POST/redirect/GET, from this browser's receipt cookie; another browser (or an
+        old link) is sent to tracking."""
+        receipt = self._receipt(request)
+        if receipt is None or receipt["code"] != code:
+            return redirect(f"/tra-cuu?code={quote(code, safe='')}")
+        procedure = self.intake.get_procedure(receipt["procedure_code"])
+        names = {d["key"]: d["name"] for d in procedure["documents"]}
+        dossier = {**receipt, "procedure_name": procedure["name"],
+                   "documents_missing": [{"key": k, "name": names.get(k, k)} for k in receipt["missing"]]}
+        return render("portal/receipt.html", dossier=dossier, agencies=self._agencies())
 
     @page("GET", "/tra-cuu")
     def portal_track(self, request):
         values = query_data(request)
         if not values.get("code"):
             return render(TRACK_FORM, values=values)
+        code = values["code"]
         with form_again(TRACK_FORM, lambda: {"values": values}):
-            tracked = self.track_with_key(request, values["code"], values.get("key", "")).payload
-        return render(TRACK_FORM, values=values, tracked=tracked, agencies=self._agencies())
+            tracked = self.track_with_key(request, code, values.get("key", ""), self._owns(request, code)).payload
+        return self._owned_by_this_browser(render(TRACK_FORM, values=values, tracked=tracked,
+                                                  agencies=self._agencies()), request, code)
 
     @page("GET", "/ho-so/<code>/bo-sung")
     def portal_supplement_form(self, request, code):
@@ -111,17 +184,44 @@ class PortalPages:
             dossier = call(values)
         return render("portal/done.html", title=title, message=message, dossier=dossier, key=values.get("key"))
 
-    def _submit_context(self, code: str, values: dict) -> dict:
+    def _submit_context(self, code: str, values: dict, kept: list[dict] = ()) -> dict:
+        """The submission form; shown again, with the files it accepted (`kept`, as the RPC's documents)."""
         procedure, agencies = self.intake.get_procedure(code), self._agencies()
         return {"procedure": procedure, "values": values, "agencies": agencies,
-                "communes": receiving_choices(procedure, agencies), "idempotency_key": key_for_form(values)}
+                "communes": receiving_choices(procedure, agencies), "idempotency_key": key_for_form(values),
+                "max_document_bytes": MAX_DOCUMENT_BYTES, "kept": {d["key"]: d for d in kept}}
+
+    def _applicant_digest(self, values: dict) -> str:
+        """Who a submission is for (their ID number, keyed: the cookie holds no personal data)."""
+        return keyed(self.config["FORM_KEY"], "receipt-applicant", values.get("applicant.id_number", ""))[:16]
+
+    def _receipt(self, request) -> dict | None:
+        """This browser's last receipt, if its signature holds."""
+        return self._verified(request, RECEIPT_COOKIE, "receipt")
+
+    def _owns(self, request, code: str) -> bool:
+        return code in (self._verified(request, OWNER_COOKIE, "owned") or ())
+
+    def _owned_by_this_browser(self, response, request, code: str):
+        """`response`, telling this browser it proved dossier `code` its own (the most recent ones kept)."""
+        owned = [c for c in self._verified(request, OWNER_COOKIE, "owned") or () if c != code]
+        response.set_cookie(OWNER_COOKIE, self._signed("owned", [*owned, code][-OWNED_AT_MOST:]),
+                            max_age=OWNER_SECONDS, httponly=True, samesite="Lax", secure=https_only(request),
+                            path="/")
+        return response
+
+    def _signed(self, purpose: str, value) -> str:
+        return signed_value(self.config["FORM_KEY"], purpose, value)
+
+    def _verified(self, request, cookie: str, purpose: str):
+        return verified_value(request, cookie, self.config["FORM_KEY"], purpose)
 
     def _applicant_context(self, request, code: str, values: dict) -> dict:
         """What a supplement or a rating form shows: the tracked dossier (the key proves the link was
         the applicant's) and its procedure's documents."""
         key = values.get("key") or request.args.get("key", "")
         with form_again(TRACK_FORM, lambda: {"values": {"code": code, "key": key}}):
-            tracked = self.track_with_key(request, code, key).payload
+            tracked = self.track_with_key(request, code, key, self._owns(request, code)).payload
         return {"tracked": tracked, "key": key, "values": values,
                 "procedure": self.intake.get_procedure(tracked["procedure_code"]),
                 "idempotency_key": key_for_form(values)}
@@ -141,6 +241,10 @@ def _area_label(name: str) -> str:
     """"Ủy ban nhân dân xã Quảng Phú" → "Quảng Phú (xã)"; any other name as it is."""
     kind, _, area = name.removeprefix(PEOPLES_COMMITTEE).partition(" ")
     return f"{area} ({kind})" if name.startswith(PEOPLES_COMMITTEE) and area else name
+
+
+def _receipt_path(code: str) -> str:
+    return f"/ho-so/{code}/bien-nhan"
 
 
 def _proof(values: dict) -> dict:

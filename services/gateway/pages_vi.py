@@ -1,6 +1,12 @@
 """The pages' Vietnamese words: statuses, channels, steps' actions, error messages per field and status."""
 from __future__ import annotations
 
+import math
+
+from motcua.contracts.rpc import MAX_DOCUMENT_BYTES
+
+MAX_DOCUMENT_MB = MAX_DOCUMENT_BYTES // (1024 * 1024)
+
 STATUSES = {
     "submitted": "Mới đăng ký, chờ tiếp nhận", "received": "Đã tiếp nhận", "refused": "Không được tiếp nhận",
     "processing": "Đang xử lý", "supplement_requested": "Yêu cầu bổ sung hồ sơ",
@@ -52,7 +58,7 @@ FIELD_ERRORS = {
     "receipt_number": "Nhập số biên lai (tối đa 64 ký tự).",
     "outcome": "Thao tác không còn phù hợp với công việc này.",
     "csrf": "Biểu mẫu đã hết hạn. Vui lòng tải lại trang và thử lại.",
-    "documents": "Tệp không hợp lệ: chỉ nhận PDF, JPEG hoặc PNG, tối đa 5 MB mỗi tệp.",
+    "documents": f"Tệp không hợp lệ: chỉ nhận PDF, JPEG hoặc PNG, tối đa {MAX_DOCUMENT_MB} MB mỗi tệp.",
 }
 # Messages that do not depend on the field (a conflict says what happened, not what to type).
 MESSAGE_ERRORS = {
@@ -63,14 +69,15 @@ MESSAGE_ERRORS = {
     "give the procedure list, the agency list or both": "Chọn danh sách thủ tục, danh sách cơ quan hoặc cả hai.",
     "holds no catalogue": "Chưa có danh mục: lần nhập đầu tiên dùng lệnh motcua catalog import (docs/adopting.md).",
     "wrong username or password": "Sai tên đăng nhập hoặc mật khẩu.",
-    "too many failed logins": "Đăng nhập sai quá nhiều lần. Vui lòng thử lại sau ít phút.",
-    "too many wrong tries for this dossier": "Nhập sai thông tin của hồ sơ này quá nhiều lần. "
-                                             "Vui lòng thử lại sau ít phút.",
+    "too many failed logins": "Đăng nhập sai quá nhiều lần.",
+    "too many wrong tries for this dossier": "Nhập sai thông tin của hồ sơ này quá nhiều lần; hồ sơ tạm "
+                                             "khóa ở trình duyệt này (trình duyệt đã nộp hoặc đã tra cứu "
+                                             "đúng hồ sơ vẫn tra cứu được).",
     "already rated": "Hồ sơ này đã được đánh giá; mỗi hồ sơ chỉ đánh giá một lần.",
     "rated once its result was returned": "Chỉ đánh giá được khi hồ sơ đã trả kết quả.",
     "only PDF, JPEG and PNG": "Chỉ nhận tệp PDF, JPEG hoặc PNG.",
     "empty file": "Tệp rỗng.",
-    "larger than": "Tệp lớn hơn 5 MB.",
+    "larger than": f"Tệp lớn hơn {MAX_DOCUMENT_MB} MB.",
     "not a document of this procedure": "Giấy tờ này không thuộc thủ tục.",
     "no dossier with this code and key": "Không tìm thấy hồ sơ với mã và 4 số cuối điện thoại này.",
     "assigned to": "Công việc đã được giao cho cán bộ khác.",
@@ -90,6 +97,37 @@ STATUS_PAGES = {
     500: ("Lỗi hệ thống", "Đã có lỗi xảy ra. Vui lòng thử lại sau ít phút."),
     503: ("Hệ thống đang bận", "Một dịch vụ chưa trả lời. Vui lòng thử lại sau ít phút."),
 }
+
+
+def megabytes(size: int) -> str:
+    """A size as the form states its limit: "6,2 MB" (Vietnamese decimal comma, rounded up: a file just
+    over the limit never reads as the limit), whole MB without one."""
+    tenths = math.ceil(size * 10 / (1024 * 1024))
+    return f"{tenths // 10} MB" if tenths % 10 == 0 else f"{tenths // 10},{tenths % 10} MB"
+
+
+def decimal(value: float | None, places: int = 2) -> str:
+    """A figure as Vietnamese write it: "5,33", "1.250,5" ("—" for none)."""
+    if value is None:
+        return "—"
+    text = f"{value:,.{places}f}"
+    return text.replace(",", " ").replace(".", ",").replace(" ", ".")
+
+
+def file_size(size: int) -> str:
+    """A file's size in Vietnamese figures: "820 byte", "12,5 KB" under a megabyte, else as `megabytes`."""
+    if size < 1024:
+        return f"{size} byte"
+    if size >= 1024 * 1024:
+        return megabytes(size)
+    return f"{size / 1024:.1f} KB".replace(".", ",")
+
+
+def waiting(seconds: int) -> str:
+    """How long to wait, as the page says it (from the throttle's own Retry-After: the truth, rounded up)."""
+    if seconds < 60:
+        return f"Vui lòng thử lại sau {seconds} giây."
+    return f"Vui lòng thử lại sau {math.ceil(seconds / 60)} phút."
 
 
 def field_error(field: str | None, message: str) -> str:

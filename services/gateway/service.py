@@ -101,20 +101,23 @@ class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportA
         audit.record(self.audit_writer, caller, action, remote_addr, **on)
 
     @contextlib.contextmanager
-    def proving(self, request, caller, code):
+    def proving(self, request, caller, code, owner: bool = False):
         """`with self.proving(request, caller, code): ...` around a call in which an applicant without
         an account proves a dossier theirs (its tracking key, or the ID number): a wrong proof
-        counts against the dossier and the address, and too many answer 429 (chống dò). A right one
-        forgets nothing: the key is a step towards the ID number, and a key holder tracking between
-        wrong ID numbers must not reset their count; misses leave with the window only."""
+        counts against the dossier, the address at it and the address, and too many answer 429 (chống
+        dò; throttle.proof_keys). A right one forgets nothing: the key is a step towards the ID number,
+        and a key holder tracking between wrong ID numbers must not reset their count; misses leave
+        with the window only. `owner`: the tracking key is checked for the owner's own browser, which
+        proved it before (no limit: it guesses nothing)."""
         if caller is not None:  # staff: their scope is checked by the owning service
             yield
             return
         secret, now = self.config["THROTTLE_KEY"], utcnow()
         policy = throttle.ThrottlePolicy.for_dossier_proofs(self.config)
-        limits = throttle.keys(policy, secret, code, request.remote_addr)
+        limits = throttle.proof_keys(policy, secret, code, request.remote_addr, owner)
         # One statement; nothing written for a right proof.
-        wait = self.reads.run(lambda connection: throttle.retry_after(connection, policy, limits, now))
+        wait = None if owner else self.reads.run(
+            lambda connection: throttle.retry_after(connection, policy, limits, now))
         if wait is not None:
             raise TooManyRequests("too many wrong tries for this dossier: try again later", retry_after=wait)
         try:

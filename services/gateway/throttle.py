@@ -16,6 +16,14 @@ Logins are limited per account (from any address) and per address (one address t
 accounts), separately: an account that signed in from an address lately (`KNOWN_FOR`) is held to its
 own limit only there, so one person guessing behind an office's NAT does not lock the office's
 officers out of their own accounts, while the guesser is still stopped by both limits.
+
+An applicant's proofs of a dossier (its tracking key, the ID number) are limited per address and
+dossier (`max_per_pair`: one guesser is stopped after a few misses), per address across dossiers, and
+per dossier from any address (`max_per_subject`, looser: many addresses guessing together). So a
+stranger's misses from one address lock only that address out of the dossier, never its owner, and
+codes being sequential no longer lets anyone lock anyone out. The owner's own browser (it proved the
+key before, or submitted the dossier: `proof_keys(owner=True)`) is held to no limit when tracking: it
+knows the key already, so it guesses nothing.
 """
 from __future__ import annotations
 
@@ -48,6 +56,7 @@ class ThrottlePolicy:
     max_per_subject: int
     max_per_address: int  # looser: officers share an agency's address, citizens a carrier's (NAT)
     window: timedelta
+    max_per_pair: int | None = None  # one address at one subject (proofs): tighter than the subject's
 
     def __post_init__(self):
         if not timedelta(0) < self.window <= RETENTION:
@@ -62,8 +71,8 @@ class ThrottlePolicy:
     def for_dossier_proofs(cls, config: dict) -> "ThrottlePolicy":
         """An applicant without an account proves a dossier is theirs by its tracking key (the phone's
         last 4 digits) or the ID number: few tries per dossier, so neither can be enumerated."""
-        return cls("proof", config["PROOF_MAX_FAILURES"], config["PROOF_MAX_FAILURES_PER_ADDRESS"],
-                   timedelta(seconds=config["PROOF_WINDOW_SECONDS"]))
+        return cls("proof", config["PROOF_MAX_FAILURES_PER_DOSSIER"], config["PROOF_MAX_FAILURES_PER_ADDRESS"],
+                   timedelta(seconds=config["PROOF_WINDOW_SECONDS"]), max_per_pair=config["PROOF_MAX_FAILURES"])
 
     @classmethod
     def for_anonymous_submissions(cls, config: dict) -> "ThrottlePolicy":
@@ -93,6 +102,17 @@ def keys(policy: ThrottlePolicy, secret: str, subject: str, remote_addr: str | N
     for key, limit in address_keys(policy, secret, remote_addr).items():
         found[key] = None if known_here else limit
     return found
+
+
+def proof_keys(policy: ThrottlePolicy, secret: str, code: str, remote_addr: str | None,
+               owner: bool = False) -> dict[str, int | None]:
+    """The throttle keys of one proof of dossier `code`: the dossier, the address at the dossier, the
+    address; each with its limit, none for the `owner`'s browser (its misses still count)."""
+    found = {_subject_key(policy, secret, code): policy.max_per_subject}
+    if remote_addr:
+        found[_pair_key(policy, secret, code, remote_addr)] = policy.max_per_pair
+    found.update(address_keys(policy, secret, remote_addr))
+    return {key: None if owner else limit for key, limit in found.items()}
 
 
 def address_keys(policy: ThrottlePolicy, secret: str, remote_addr: str | None) -> dict[str, int]:

@@ -10,20 +10,14 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Callable
 
+from motcua.contracts.rpc import MAX_DOCUMENT_BYTES, document_type
 from motcua.errors import ValidationFailed
 
 if TYPE_CHECKING:
     from services.intake.blobs import BlobStore
     from services.intake.catalog import Procedure
 
-MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
 MAX_DOCUMENTS = 20
-# The type is read from the content, never trusted from the client.
-SIGNATURES = {b"%PDF-": "application/pdf", b"\xff\xd8\xff": "image/jpeg", b"\x89PNG\r\n\x1a\n": "image/png"}
-
-
-def content_type(data: bytes) -> str | None:
-    return next((kind for magic, kind in SIGNATURES.items() if data.startswith(magic)), None)
 
 
 @dataclass(frozen=True)
@@ -40,7 +34,7 @@ class Upload:
 
     def ref(self) -> dict:
         """What the dossier records and the bus carries (`DocumentRef`): never the bytes."""
-        return {"key": self.key, "filename": self.filename[:200], "content_type": content_type(self.data),
+        return {"key": self.key, "filename": self.filename[:200], "content_type": document_type(self.data),
                 "size": len(self.data), "sha256": self.sha256}
 
 
@@ -73,7 +67,7 @@ def check(uploads: list[Upload], procedure: Procedure | None = None) -> list[dic
             raise ValidationFailed("empty file", field=where)
         if len(upload.data) > MAX_DOCUMENT_BYTES:
             raise ValidationFailed(f"larger than {MAX_DOCUMENT_BYTES // (1024 * 1024)} MB", field=where)
-        if content_type(upload.data) is None:
+        if document_type(upload.data) is None:
             raise ValidationFailed("only PDF, JPEG and PNG files are accepted", field=where)
     return [upload.ref() for upload in uploads]
 

@@ -269,7 +269,8 @@ class Dossier:
         dossier._attach(check_documents(uploads, procedure), actor, now)
         dossier._record("submit", dossier._transition("submit"), "dossier_submitted", {
             **dossier._facts(), "submitted_at": now, "applicant_masked": mask_name(dossier.applicant_name),
-            "tracking_key": tracking_key}, at=now, actor=actor, note=f"channel {channel}")
+            "tracking_key": tracking_key, "contact": dossier._contact() if channel == "online" else None},
+            at=now, actor=actor, note=f"channel {channel}")
         return dossier
 
     @classmethod

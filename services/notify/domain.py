@@ -226,8 +226,9 @@ class Notifier:
                 skip_reason=skip_reason)
 
         messages = []
-        if templatable(event.event_type):
-            to_agency = event.event_type in AGENCY_EVENTS  # the agency's office, not the applicant
+        to_agency = event.event_type in AGENCY_EVENTS  # the agency's office, not the applicant
+        # An event without a contact (a counter submission: its applicant holds the receipt) messages nobody.
+        if templatable(event.event_type) and (to_agency or data.get("contact") is not None):
             contact = {"email": self.agency_emails.get(agency)} if to_agency else data.get("contact") or {}
             recipients = []
             for channel in self.templates.channels(event.event_type, agency):

@@ -47,6 +47,10 @@ class NotifyService(Revocations):
     config = Config()
 
     # The events that message someone: the applicant, or (overdue) the agency's office.
+    @event_handler("intake", "dossier_submitted", consumer=PLANNER)
+    def on_dossier_submitted(self, event):
+        self.notifier.plan(self.db, event)
+
     @event_handler("intake", "dossier_received", consumer=PLANNER)
     def on_dossier_received(self, event):
         self.notifier.plan(self.db, event)

@@ -108,6 +108,8 @@ _FACTS = {"code": "000.00.06.H56-260302-0123", "procedure_code": "1.012786",
           "agency_code": "000.00.06.H56", "channel": "online"}
 # Sample data per event, long enough to be realistic: what the preview shows and the load check uses.
 SAMPLES: dict[str, dict] = {
+    "dossier_submitted": {**_FACTS, "submitted_at": _WHEN, "applicant_masked": "N*** T*** M*** K***",
+                          "tracking_key": "k", "contact": _CONTACT},
     "dossier_received": {**_FACTS, "received_at": _WHEN, "due_at": _DUE, "received_by": "receptionist",
                          "form": {}, "contact": _CONTACT},
     "dossier_refused": {**_FACTS, "refused_at": _WHEN, "refused_by": "receptionist", "contact": _CONTACT,

@@ -28,10 +28,12 @@ def periods(today: date) -> dict[str, tuple[date, date]]:
 
 
 def dashboard(session: Session, zone: ZoneInfo, agency_names: dict[str, str], parents: dict[str, str | None],
-              now: datetime, agency: str | None = None) -> dict:
+              now: datetime, agency: str | None = None, window: tuple[date, date] | None = None) -> dict:
+    """Today / this month / this year; or, given a `window` (first and last day), that period alone
+    (`periods["custom"]`)."""
     today = now.astimezone(zone).date()
     result = {"as_of": None, "periods": {}}
-    for name, (first, last) in periods(today).items():
+    for name, (first, last) in ({"custom": window} if window else periods(today)).items():
         figures = aggregates.figures(session, first, last, zone, agency_names, now, agency=agency, parents=parents)
         report = figures.report
         result["as_of"] = report["as_of"]

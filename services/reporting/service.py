@@ -95,14 +95,21 @@ class ReportingService(Revocations):
 
     @rpc
     @audit_refusals
-    def leaders_dashboard(self, caller_token, agency=None):
-        """Today / this month / this year, per agency, for leaders (staff)."""
+    def leaders_dashboard(self, caller_token, agency=None, date_from=None, date_to=None):
+        """Today / this month / this year, per agency, for leaders (staff); or any period given
+        `date_from` and `date_to` (the standard report's bounds: at most three years)."""
         self._staff(caller_token)
-        query = load_valid(schemas.dashboard_query, {"agency": agency})
+        window = None
+        if date_from is not None or date_to is not None:
+            query = load_valid(schemas.report_query, {"from": date_from, "to": date_to, "agency": agency})
+            window = (query["date_from"], query["date_to"])
+        else:
+            query = load_valid(schemas.dashboard_query, {"agency": agency})
         p = self.province
         if query["agency"] is not None and query["agency"] not in p.agency_names:
             raise ValidationFailed("unknown agency", field="agency")
-        return leaders.dashboard(self.db.session, p.zone, p.agency_names, p.parents, utcnow(), agency=query["agency"])
+        return leaders.dashboard(self.db.session, p.zone, p.agency_names, p.parents, utcnow(), agency=query["agency"],
+                                 window=window)
 
     @rpc
     @audit_refusals

@@ -8,6 +8,7 @@ Run as its own process (not under pytest's eventlet monkey-patching); prints JOU
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 import tempfile
@@ -62,6 +63,18 @@ class Journey:
             time.sleep(0.5)
 
 
+@contextlib.contextmanager
+def journey(base: str, shots: Path):
+    """A Journey in a launched chromium, and a temporary directory for the files it uploads."""
+    # expect() has its own 5 s default: on a loaded 2-core machine a form POST can take longer.
+    expect.set_options(timeout=15_000)
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright, tempfile.TemporaryDirectory() as tmp:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield Journey(browser, base, shots), Path(tmp)
+        browser.close()
+
+
 def citizen_submits(j: Journey, tmp: Path) -> str:
     """Phone-sized: search without diacritics, read the procedure, a refused field, submit, track."""
     page = j.context(PHONE).new_page()
@@ -82,6 +95,10 @@ def citizen_submits(j: Journey, tmp: Path) -> str:
     page.fill("input[name='applicant.phone']", "12345")  # wrong: the form comes back with the reason
     page.click("button[type=submit]")
     expect(page.locator(".field-error").first).to_contain_text("Số điện thoại")
+    phone = page.locator("input[name='applicant.phone']")
+    expect(phone).to_have_attribute("aria-invalid", "true")
+    expect(phone).to_have_attribute("aria-describedby", "applicant.phone-error")
+    expect(page.locator(".alert.error")).to_be_focused()  # the summary is read first
     j.shot(page, "portal-submit-error")
     page.fill("input[name='applicant.phone']", APPLICANT["phone"])
     document = tmp / "to-khai.pdf"
@@ -90,6 +107,8 @@ def citizen_submits(j: Journey, tmp: Path) -> str:
     page.click("button[type=submit]")
     expect(page.locator(".receipt")).to_contain_text("Hồ sơ đã được gửi")
     code = page.locator("h1 .code").inner_text().strip()
+    box = page.locator("h1 .code").bounding_box()
+    assert box["height"] < 40 and box["x"] + box["width"] <= PHONE["width"], box  # one line, on the screen
     assert re.fullmatch(rf"{re.escape(AGENCY)}-\d{{6}}-\d{{4}}", code), code
     j.shot(page, "portal-receipt")
     j.until(page, f"/tra-cuu?code={code}&key=4321", "Mới đăng ký")
@@ -128,16 +147,10 @@ def resolved_total(page: Page) -> int:
 
 
 def main(base: str, shots: Path) -> None:
-    # expect() has its own 5 s default: on a loaded 2-core machine a form POST can take longer.
-    expect.set_options(timeout=15_000)
-    shots.mkdir(parents=True, exist_ok=True)
     for old in shots.glob("*.png"):
         old.unlink()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        j = Journey(browser, base, shots)
-        with tempfile.TemporaryDirectory() as tmp:
-            code = citizen_submits(j, Path(tmp))
+    with journey(base, shots) as (j, tmp):
+        code = citizen_submits(j, tmp)
         counter = counter_receives(j, code)
         leader = j.sign_in(f"leader@{AGENCY}")
         before = resolved_total(leader)
@@ -165,7 +178,6 @@ def main(base: str, shots: Path) -> None:
         citizen.click("button[type=submit]")
         expect(citizen.locator(".ok")).to_contain_text("Cảm ơn")
         j.shot(citizen, "portal-rated")
-        browser.close()
     print(f"JOURNEY OK {code} ({j.count} screenshots)")
 
 

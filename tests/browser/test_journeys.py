@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from motcua.config import ROOT
-from tests.infra import embedded_platform
+from tests.infra import embedded_platform, embedded_platform_process
+from tests.notify.conftest import read_mbox
 
 CHROMIUM = Path("/usr/bin/chromium")
 HOW_TO_INSTALL = ("The browser tests need Debian's chromium at /usr/bin/chromium: "
@@ -21,15 +23,71 @@ ARTIFACTS = ROOT / "test-artifacts" / "browser"
 pytestmark = pytest.mark.e2e
 
 
-def test_citizen_counter_specialist_and_leader_in_the_browser(tmp_path):
+def run_script(script: str, base: str, shots: Path) -> str:
+    """`script` (beside this file) against the platform at `base`; its output, once it exited 0."""
     if not CHROMIUM.exists():
         pytest.fail(HOW_TO_INSTALL, pytrace=False)
-    with embedded_platform(tmp_path) as base:
-        result = subprocess.run([sys.executable, str(Path(__file__).with_name("journey.py")), base, str(ARTIFACTS)],
-                                capture_output=True, text=True, timeout=150, cwd=ROOT,
-                                env={**os.environ, "PYTHONPATH": str(ROOT)})
+    result = subprocess.run([sys.executable, str(Path(__file__).with_name(script)), base, str(shots)],
+                            capture_output=True, text=True, timeout=150, cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "JOURNEY OK" in result.stdout
+    return result.stdout
+
+
+def until(check, timeout: float = 30) -> None:
+    deadline = time.time() + timeout
+    while not check():
+        assert time.time() < deadline, "never came true"
+        time.sleep(0.3)
+
+
+def test_citizen_counter_specialist_and_leader_in_the_browser(tmp_path):
+    with embedded_platform(tmp_path) as base:
+        output = run_script("journey.py", base, ARTIFACTS)
+    assert "JOURNEY OK" in output
     shots = sorted(path.name for path in ARTIFACTS.glob("*.png"))
     for page in ("portal-home", "portal-receipt", "portal-track", "console-queue", "console-inbox", "dashboard"):
         assert any(page in name for name in shots), f"no screenshot of {page}"
+
+
+def test_a_refused_file_keeps_the_form_and_back_and_submit_again_is_one_dossier(tmp_path):
+    """Phone and desktop: the oversize file named, the rest kept; POST/redirect/GET; Back + submit = the
+    same dossier; and the code reaches the citizen by e-mail and SMS at submission."""
+    with embedded_platform(tmp_path) as base:
+        output = run_script("citizen_forms.py", base, ARTIFACTS / "forms")
+        codes = output.split("FORMS OK", 1)[1].split()
+        assert len(codes) == 6, output
+        mailbox, sms = tmp_path / "mailbox.mbox", tmp_path / "sms-outbox.jsonl"
+        until(lambda: mailbox.exists() and sms.exists()
+              and all(code in mailbox.read_text() and code in sms.read_text() for code in codes))
+    subjects = [message["subject"] for message in read_mbox(mailbox)]
+    assert all(f"[Một cửa] Đã nhận hồ sơ trực tuyến {code}" in subjects for code in codes), subjects
+
+
+def test_a_strangers_wrong_keys_stop_the_stranger_and_never_lock_the_owner_out(tmp_path):
+    """Behind a trusted proxy, each browser its own address (the default limits: 5, 50, 10 in 15 min)."""
+    with embedded_platform_process(tmp_path, {"MOTCUA_TRUSTED_PROXIES": "127.0.0.1"}) as (_process, base):
+        output = run_script("tracking_lockout.py", base, ARTIFACTS / "lockout")
+    assert "LOCKOUT OK" in output
+
+
+def test_the_task_page_shows_the_dossier_and_the_last_step_says_where_it_goes(tmp_path):
+    with embedded_platform(tmp_path) as base:
+        output = run_script("task_page.py", base, ARTIFACTS / "task")
+    assert "TASK PAGE OK" in output
+
+
+def test_the_leaders_pick_any_period_and_the_url_and_the_export_follow(tmp_path):
+    with embedded_platform(tmp_path) as base:
+        output = run_script("dashboard_period.py", base, ARTIFACTS / "period")
+    assert "PERIOD OK" in output
+
+
+def test_no_serious_accessibility_violation_on_a_phone_or_a_desktop(tmp_path):
+    """axe-core (deploy/dev/ensure-services.sh installs it with chromium) over the portal and the console."""
+    if not (Path(__file__).with_name("axe") / "node_modules" / "axe-core" / "axe.min.js").exists():
+        pytest.fail("axe-core is missing: deploy/dev/ensure-services.sh chromium (npm install --prefix "
+                    "tests/browser/axe)", pytrace=False)
+    with embedded_platform(tmp_path) as base:
+        output = run_script("accessibility.py", base, ARTIFACTS / "accessibility")
+    assert "ACCESSIBILITY OK" in output

@@ -15,10 +15,12 @@ def test_code_day_is_the_local_day(uow, policy):
     assert submit(uow, policy, now=late_evening_utc).code == f"{COMMUNE}-260303-0001"
 
 
-def test_submission_event_carries_no_personal_data(uow, policy):
+def test_submission_event_carries_personal_data_only_in_the_contact_for_notify(uow, policy):
     submit(uow, policy)
     [event] = outbox(uow)
     assert event["event_type"] == "dossier_submitted"
+    contact = event["data"].pop("contact")  # online: notify sends the code by SMS/e-mail at once
+    assert (contact["phone"], contact["email"]) == (APPLICANT["phone"], APPLICANT["email"])
     text = str(event)
     for secret in (APPLICANT["id_number"], APPLICANT["phone"], APPLICANT["email"], APPLICANT["address"]):
         assert secret not in text

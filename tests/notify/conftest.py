@@ -54,6 +54,16 @@ def dossier_received(email: str | None = EMAIL, phone: str | None = PHONE, code:
     })
 
 
+def dossier_submitted(channel: str = "online", code: str = CODE) -> dict:
+    """A dossier_submitted event: online it carries the contact (the code by SMS/e-mail), at the counter not."""
+    return make_event("intake", "dossier_submitted", {
+        "code": code, "procedure_code": "1.001193", "procedure_name": "Đăng ký khai sinh",
+        "field_code": "HT", "agency_code": AGENCY, "channel": channel,
+        "submitted_at": datetime(2026, 2, 24, 1, 50, tzinfo=timezone.utc), "applicant_masked": "N*** T*** Á**",
+        "tracking_key": "tk", "contact": CONTACT if channel == "online" else None,
+    })
+
+
 def dossier_result_ready(email: str | None = EMAIL, phone: str | None = None, code: str = CODE) -> dict:
     return make_event("intake", "dossier_result_ready", {
         "code": code, "procedure_name": "Đăng ký khai sinh", "agency_code": AGENCY,

@@ -27,6 +27,7 @@ from tests.notify.conftest import (
     dossier_overdue,
     dossier_received,
     dossier_result_ready,
+    dossier_submitted,
     dossier_withdrawn,
     event,
     task_overdue,
@@ -111,6 +112,13 @@ def test_several_events_planned_in_one_transaction_commit_once_and_wake_the_sche
         ("dossier_received", "email", CREATED, None), ("dossier_received", "sms", CREATED, None),
         ("dossier_result_ready", "email", CREATED, None), ("dossier_result_ready", "sms", SKIPPED, "no_address")]
     assert setup.outcome("sms", "outbox", SKIPPED) == 1
+
+
+def test_an_online_submission_sends_the_code_at_once_and_a_counter_one_nothing(setup):
+    online = setup.notifier.messages_owed(event(dossier_submitted()), lambda code: set())
+    assert [(d.channel, d.status) for d in online] == [("email", CREATED), ("sms", CREATED)]
+    assert all(d.context["code"] == CODE for d in online)
+    assert setup.notifier.messages_owed(event(dossier_submitted(channel="counter")), lambda code: set()) == []
 
 
 def test_the_same_event_again_owes_nothing_more(setup):

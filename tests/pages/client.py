@@ -21,8 +21,8 @@ def submit(base: str, applicant: dict | None = None, files: dict | None = None) 
 
 
 def submitted_code(base: str) -> str:
-    response = submit(base)
-    assert response.status_code == 201, response.text
+    response = submit(base)  # POST, 303 to the receipt (its cookie followed), GET
+    assert response.status_code == 200 and [r.status_code for r in response.history] == [303], response.text
     return CODE.search(response.text).group(1)
 
 

@@ -21,6 +21,17 @@ def test_the_console_wants_a_session_and_the_cookie_is_httponly_and_strict(base_
     assert officer.login.headers["Location"] == "/can-bo"
 
 
+def test_a_form_posted_after_the_session_expired_returns_to_its_page_after_sign_in_not_to_a_405(base_url):
+    page = f"{base_url}/can-bo/viec/abc?x=1"
+    posted = requests.post(f"{base_url}/can-bo/viec/abc/approve", data={"note": "x"}, allow_redirects=False,
+                           headers={"Referer": page}, timeout=30)
+    assert posted.status_code == 303
+    assert posted.headers["Location"] == "/can-bo/dang-nhap?tiep=%2Fcan-bo%2Fviec%2Fabc%3Fx%3D1"
+    elsewhere = requests.post(f"{base_url}/can-bo/viec/abc/approve", allow_redirects=False, timeout=30,
+                              headers={"Referer": "https://evil.example/can-bo/viec"})
+    assert elsewhere.headers["Location"] == "/can-bo/dang-nhap?tiep=%2Fcan-bo"
+
+
 def test_a_wrong_password_or_a_forged_login_form_is_refused(base_url):
     http = requests.Session()
     csrf = csrf_of(http.get(f"{base_url}/can-bo/dang-nhap", timeout=30).text)
@@ -122,7 +133,13 @@ def test_the_dashboard_draws_its_charts_drills_down_and_exports(base_url):
     assert leader.login.headers["Location"] == "/lanh-dao"
     page = leader.get("/lanh-dao")
     assert page.status_code == 200 and page.text.count("<svg") >= 1 and "<script" not in page.text
-    assert "Diễn biến 30 ngày" in page.text and "Quá hạn hiện nay" in page.text
+    assert "Diễn biến theo ngày" in page.text and "Quá hạn hiện nay" in page.text
+    assert 'aria-current="true" class="current">Tháng này' in page.text  # the default quick pick
+    year = leader.get("/lanh-dao", params={"from": "2026-01-01", "to": "2026-12-31"})  # any period, in the URL
+    assert year.status_code == 200 and "Tùy chọn: 01/01/2026 – 31/12/2026" in year.text
+    assert "/lanh-dao/xuat-bao-cao?format=xlsx&amp;from=2026-01-01&amp;to=2026-12-31" in year.text  # the export follows
+    backwards = leader.get("/lanh-dao", params={"from": "2026-12-31", "to": "2026-01-01"})
+    assert backwards.status_code == 400 and 'name="from" value="2026-12-31"' in backwards.text
     drill = leader.get("/lanh-dao/ho-so", params={"from": "2026-01-01", "to": "2026-12-31", "cell": "received.total"})
     assert drill.status_code == 200 and "hồ sơ tiếp nhận" in drill.text
     bad = leader.get("/lanh-dao/ho-so", params={"from": "2026-01-01", "to": "2026-12-31", "cell": "nope"})

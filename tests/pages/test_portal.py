@@ -1,6 +1,8 @@
 """The citizen portal over HTTP: Vietnamese pages, no account; bad input is the form again (4xx, never 500)."""
 from __future__ import annotations
 
+import re
+
 import pytest
 import requests
 
@@ -57,19 +59,18 @@ def test_procedures_are_found_without_diacritics_and_read_in_full(base_url):
 
 
 def test_a_refused_field_is_the_form_again_with_the_reason_in_vietnamese(base_url):
-    cases = [({**APPLICANT, "phone": "12345"}, None, "Số điện thoại gồm số 0"),
-             ({**APPLICANT, "id_number": "12"}, None, "Số định danh cá nhân"),
-             ({**APPLICANT, "full_name": ""}, None, "Họ và tên cần từ 2 đến 200 ký tự"),
-             (APPLICANT, {"to_khai": ("to-khai.txt", b"plain text", "text/plain")}, "Chỉ nhận tệp PDF, JPEG hoặc PNG")]
-    for applicant, files, message in cases:
+    cases = [({**APPLICANT, "phone": "12345"}, None, 400, "Số điện thoại gồm số 0"),
+             ({**APPLICANT, "id_number": "12"}, None, 400, "Số định danh cá nhân"),
+             ({**APPLICANT, "full_name": ""}, None, 400, "Họ và tên cần từ 2 đến 200 ký tự"),
+             (APPLICANT, {"to_khai": ("to-khai.txt", b"plain text", "text/plain")}, 422,
+              "Tệp «to-khai.txt» không phải PDF, JPEG hoặc PNG")]
+    for applicant, files, status, message in cases:
         response = submit(base_url, applicant, files)
-        assert response.status_code == 400, (message, response.status_code)
+        assert response.status_code == status, (message, response.status_code)
         assert message in response.text and '<form method="post"' in response.text
 
 
 def test_a_citizen_submits_tracks_supplements_and_rates(base_url):
-    receipt = submit(base_url)
-    assert receipt.status_code == 201 and "Hồ sơ đã được gửi" in receipt.text
     code = submitted_code(base_url)
     tracked = until(lambda: get(base_url, "/tra-cuu", code=code, key="4321"), "Mới đăng ký, chờ tiếp nhận")
     assert "Trần T. B." in tracked.text  # the masked name only
@@ -118,6 +119,8 @@ def test_guessing_a_tracking_key_is_answered_429_in_vietnamese(base_url):
     throttled = get(base_url, "/tra-cuu", code=code, key="4321")  # even the right key, for a while
     assert throttled.status_code == 429 and int(throttled.headers["Retry-After"]) > 0
     assert "Nhập sai thông tin của hồ sơ này quá nhiều lần" in throttled.text
+    minutes = -(-int(throttled.headers["Retry-After"]) // 60)
+    assert f"Vui lòng thử lại sau {minutes} phút." in throttled.text  # what the header says, in words
 
 
 def test_public_statistics_per_agency(base_url):
@@ -135,7 +138,7 @@ def test_a_double_submit_of_the_form_makes_one_dossier(base_url):
     fields = {"idempotency_key": key, **{f"applicant.{name}": value for name, value in APPLICANT.items()}}
     receipts = [requests.post(f"{base_url}/thu-tuc/{PROCEDURE}/nop-ho-so", data=fields, timeout=30,
                               files={"to_khai": ("to-khai.pdf", PDF, "application/pdf")}) for _ in range(2)]
-    assert [r.status_code for r in receipts] == [201, 201]
+    assert [r.status_code for r in receipts] == [200, 200]  # each redirected to the receipt
     codes = {CODE.search(r.text).group(1) for r in receipts}
     assert len(codes) == 1
     assert get(base_url, f"/thu-tuc/{PROCEDURE}/nop-ho-so").text.count(key) == 0  # a new form, a new key
@@ -154,10 +157,57 @@ def test_the_applicant_chooses_the_commune_that_receives_a_procedure_received_an
     chosen = requests.post(f"{base_url}/thu-tuc/2.000635/nop-ho-so", timeout=30,
                            data={**fields, "applicant.address": "Thôn 2, xã Quảng Phú",
                                  "receiving_agency_code": "000.20.01.H56"})
-    assert chosen.status_code == 201 and CODE.search(chosen.text).group(1).startswith("000.20.01.H56-")
+    assert chosen.status_code == 200 and CODE.search(chosen.text).group(1).startswith("000.20.01.H56-")
     by_address = requests.post(f"{base_url}/thu-tuc/2.000635/nop-ho-so", timeout=30,
                                data={**fields, "applicant.address": "Thôn 2, xã Quảng Phú", "receiving_agency_code": ""})
-    assert by_address.status_code == 201 and CODE.search(by_address.text).group(1).startswith("000.20.02.H56-")
+    assert by_address.status_code == 200 and CODE.search(by_address.text).group(1).startswith("000.20.02.H56-")
     wrong = requests.post(f"{base_url}/thu-tuc/2.000635/nop-ho-so", timeout=30,
                           data={**fields, "receiving_agency_code": "000.12.01.H56"})
     assert wrong.status_code == 400 and "Chọn một xã, phường trong tỉnh tiếp nhận thủ tục này" in wrong.text
+
+
+def test_back_to_the_form_after_submitting_and_again_is_the_same_dossier(base_url):
+    """POST/redirect/GET; the form opened again by Back carries the submission's key: one dossier."""
+    browser = requests.Session()
+    form = browser.get(f"{base_url}/thu-tuc/{PROCEDURE}/nop-ho-so", timeout=30)
+    key = form.text.split('name="idempotency_key" value="', 1)[1].split('"', 1)[0]
+    fields = {"idempotency_key": key, **{f"applicant.{name}": value for name, value in APPLICANT.items()}}
+    first = browser.post(f"{base_url}/thu-tuc/{PROCEDURE}/nop-ho-so", data=fields, timeout=30,
+                         files={"to_khai": ("to-khai.pdf", PDF, "application/pdf")})
+    assert first.history[0].status_code == 303 and first.url.endswith("/bien-nhan")
+    code = CODE.search(first.text).group(1)
+    assert browser.get(first.url, timeout=30).status_code == 200  # reloading the receipt posts nothing
+    back = browser.get(f"{base_url}/thu-tuc/{PROCEDURE}/nop-ho-so", timeout=30)
+    assert f"Bạn đã nộp hồ sơ <strong class=\"code\">{code}</strong>" in back.text
+    assert f'name="idempotency_key" value="{key}"' in back.text
+    again = browser.post(f"{base_url}/thu-tuc/{PROCEDURE}/nop-ho-so", data=fields,
+                         timeout=30)  # Back loses the chosen file: still the same dossier
+    assert again.status_code == 200 and CODE.search(again.text).group(1) == code
+    someone_else = browser.post(f"{base_url}/thu-tuc/{PROCEDURE}/nop-ho-so", timeout=30,
+                                data={**fields, "applicant.id_number": "038190054321"})
+    other = CODE.search(someone_else.text).group(1)  # the same form for another person: their own dossier
+    assert other != code
+    fresh = browser.get(f"{base_url}/thu-tuc/{PROCEDURE}/nop-ho-so", params={"moi": "1"}, timeout=30)
+    assert fresh.url.endswith("/nop-ho-so") and key not in fresh.text and "Bạn đã nộp hồ sơ" not in fresh.text
+    elsewhere = requests.get(first.url, timeout=30)  # another browser has no receipt: tracking instead
+    assert elsewhere.url.endswith(f"/tra-cuu?code={code}")
+
+
+def test_a_refused_file_is_named_and_the_form_keeps_what_was_typed_and_the_other_files(base_url):
+    big = b"%PDF-1.4\n" + b"0" * (5 * 1024 * 1024)
+    fields = {f"applicant.{name}": value for name, value in APPLICANT.items()}
+    refused = requests.post(f"{base_url}/thu-tuc/{PROCEDURE}/nop-ho-so", data=fields, timeout=30, files={
+        "to_khai": ("to-khai.pdf", PDF, "application/pdf"), "ban_an_ly_hon": ("ban-an.pdf", big, "application/pdf")})
+    assert refused.status_code == 422
+    assert "Tệp «ban-an.pdf» nặng 5,1 MB, quá giới hạn 5 MB mỗi tệp." in refused.text
+    assert "tối đa 5 MB mỗi tệp" in refused.text  # the limit the form states is the one applied
+    assert f'value="{APPLICANT["full_name"]}"' in refused.text
+    assert "Đã giữ tệp «to-khai.pdf»" in refused.text
+    kept = dict(re.findall(r'name="(kept\.[^"]+)" value="([^"]*)"', refused.text))
+    assert set(kept) == {"kept.to_khai.filename", "kept.to_khai.content"}
+    key = refused.text.split('name="idempotency_key" value="', 1)[1].split('"', 1)[0]
+    done = requests.post(f"{base_url}/thu-tuc/{PROCEDURE}/nop-ho-so", timeout=30,
+                         data={**fields, **kept, "idempotency_key": key},
+                         files={"ban_an_ly_hon": ("ban-an.pdf", PDF, "application/pdf")})
+    assert done.status_code == 200 and "Hồ sơ đã được gửi" in done.text, re.findall(r"<li>.*?</li>", done.text)
+    assert "2 tệp" in done.text

@@ -68,6 +68,15 @@ def test_today_month_and_year():
     assert only_land["periods"]["year"]["totals"]["received"] == 2
 
 
+def test_any_period_is_that_window_alone_with_the_same_figures_as_a_quick_one():
+    year = leaders.dashboard(dossiers(), VN, NAMES, PARENTS, NOW)["periods"]["year"]
+    board = leaders.dashboard(dossiers(), VN, NAMES, PARENTS, NOW, window=(date(2026, 1, 1), date(2026, 3, 20)))
+    assert list(board["periods"]) == ["custom"]
+    assert board["periods"]["custom"] == year
+    january = leaders.dashboard(dossiers(), VN, NAMES, PARENTS, NOW, window=(date(2026, 1, 1), date(2026, 1, 31)))
+    assert january["periods"]["custom"]["totals"]["received"] == 2  # B-1 and B-2
+
+
 def test_the_daily_series_cuts_days_at_local_midnight():
     session = session_with(
         lifecycle("C-1", submitted=vn(2026, 3, 2, 0, 10), received=vn(2026, 3, 2, 0, 20), due=vn(2026, 3, 6, 17),

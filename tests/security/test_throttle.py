@@ -17,8 +17,10 @@ from motcua.identity import Caller
 from services.gateway import sessions, throttle
 from services.gateway.dependencies import engine_of, reads_of
 from services.gateway.models import Base, FailedAttempt, KnownSignIn, RevokedToken, User
+from tests.infra import migrated_sqlite_urls
 from tests.security.conftest import (
     APPLICANT,
+    mocked_gateway,
     COMMUNE,
     OTHER_COMMUNE,
     THROTTLE,
@@ -224,6 +226,52 @@ def test_one_address_guessing_across_many_dossiers_is_throttled(api):
     assert response.status_code == 429
 
 
+def test_proof_keys_hold_the_address_at_the_dossier_tighter_and_the_owner_to_nothing():
+    policy = throttle.ThrottlePolicy.for_dossier_proofs(
+        {**THROTTLE, "PROOF_MAX_FAILURES_PER_DOSSIER": 10})
+    limits = throttle.proof_keys(policy, "s", "CODE-1", "198.51.100.7")
+    assert sorted(limits.values()) == sorted([THROTTLE["PROOF_MAX_FAILURES"], 10,
+                                              THROTTLE["PROOF_MAX_FAILURES_PER_ADDRESS"]])
+    assert list(throttle.proof_keys(policy, "s", "CODE-1", None).values()) == [10]
+    assert set(throttle.proof_keys(policy, "s", "CODE-1", "198.51.100.7", owner=True).values()) == {None}
+    assert throttle.proof_keys(policy, "s", "CODE-1", "198.51.100.8").keys() != limits.keys()
+
+
+@pytest.fixture
+def behind_proxy(tmp_path):
+    """A gateway (services mocked) behind a trusted proxy: X-Forwarded-For names each client."""
+    from motcua import embedded
+    embedded.install()
+    gateway = mocked_gateway(migrated_sqlite_urls(tmp_path), TRUSTED_PROXIES="127.0.0.1",
+                             PROOF_MAX_FAILURES_PER_DOSSIER=6)
+    yield gateway
+    gateway.container.stop()
+
+
+def test_a_strangers_wrong_keys_lock_out_only_the_stranger_and_never_the_owners_browser(behind_proxy):
+    gateway, code, right = behind_proxy, "000.20.01.H56-261201-0100", "4321"
+    gateway.reporting.track.side_effect = lambda c, key: (
+        {"code": c, "status": "processing"} if key == right else (_ for _ in ()).throw(
+            WrongKey("no dossier with this code and key")))
+
+    def page(address: str, key: str, owner: requests.Session | None = None) -> requests.Response:
+        return (owner or requests).get(f"{gateway.url}/tra-cuu", params={"code": code, "key": key}, timeout=30,
+                                       headers={"X-Forwarded-For": address})
+
+    owner = requests.Session()
+    assert page("203.0.113.10", right, owner).status_code == 200  # the owner's browser proved the key
+    for guess in range(THROTTLE["PROOF_MAX_FAILURES"]):
+        assert page("198.51.100.7", f"{guess:04d}").status_code == 404
+    stopped = page("198.51.100.7", right)  # the guesser is stopped, even with the right key
+    assert stopped.status_code == 429 and "Vui lòng thử lại sau 1 phút." in stopped.text
+    assert page("203.0.113.11", right).status_code == 200  # the owner on another device: not locked out
+    for guess in range(THROTTLE["PROOF_MAX_FAILURES"]):  # many addresses guessing together ...
+        assert page("198.51.100.8", f"{guess + 10:04d}").status_code in (404, 429)
+    assert page("203.0.113.12", right).status_code == 429  # ... lock the dossier for every new browser
+    assert page("203.0.113.10", right, owner).status_code == 200  # but never the owner's own
+    assert page("203.0.113.10", "9999", owner).status_code == 404  # which still needs the right key
+
+
 def test_dossier_codes_are_never_stored_in_clear(api):
     api.reporting.track.side_effect = WrongKey("no dossier with this code and key")
     code = "000.20.01.H56-261201-0042"
@@ -232,7 +280,7 @@ def test_dossier_codes_are_never_stored_in_clear(api):
     with Session(engine) as session:
         keys = session.scalars(select(FailedAttempt.key)).all()
     engine.dispose()
-    assert len(keys) == 2 and all(code not in key and "127.0.0.1" not in key for key in keys)
+    assert len(keys) == 3 and all(code not in key and "127.0.0.1" not in key for key in keys)  # dossier, pair, address
 
 
 def test_tracking_with_the_right_key_costs_one_statement_and_writes_nothing(api):

@@ -217,3 +217,37 @@ def test_static_assets_may_be_kept(api):
     assert answer.status_code == 200
     assert answer.headers["Cache-Control"] == "public, max-age=3600"
     assert answer.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.fixture
+def short_sessions(tmp_path):
+    """A gateway (services mocked) whose staff tokens live 4 seconds."""
+    from tests.security.conftest import mocked_gateway
+    embedded.install()
+    urls = migrated_sqlite_urls(tmp_path)
+    seed_demo_accounts(urls["gateway"], catalog_dir())
+    gateway = mocked_gateway(urls, TOKEN_TTL_SECONDS=4)
+    yield gateway
+    gateway.container.stop()
+
+
+def test_an_active_officers_session_slides_revoking_the_old_token_and_keeping_the_forms(short_sessions):
+    import time
+    http = requests.Session()
+    form = http.get(f"{short_sessions.url}/can-bo/dang-nhap", timeout=30)
+    http.post(f"{short_sessions.url}/can-bo/dang-nhap", timeout=30, allow_redirects=False, data={
+        "username": f"receptionist@{COMMUNE}", "password": "demo", "csrf": CSRF.search(form.text).group(1)})
+    old, search = http.cookies["motcua_session"], f"{short_sessions.url}/can-bo/tim-kiem"
+    csrf = CSRF.search(http.get(search, timeout=30).text).group(1)
+    time.sleep(2.5)  # past half the token's life, the officer still at work
+    page = http.get(search, timeout=30, allow_redirects=False)
+    assert page.status_code == 200 and "motcua_session=" in page.headers["Set-Cookie"]
+    assert http.cookies["motcua_session"] != old
+    assert CSRF.search(page.text).group(1) == csrf  # a form rendered before the renewal is still good
+    assert "phiên đăng nhập đến " in page.text  # every page says until when, and that it slides
+    alone = requests.get(search, cookies={"motcua_session": old}, allow_redirects=False, timeout=30)
+    assert alone.status_code == 303 and "/can-bo/dang-nhap" in alone.headers["Location"]  # the old one revoked
+    [renewal] = audit_entries(short_sessions, action="auth.renew")
+    assert renewal.username == f"receptionist@{COMMUNE}"
+    time.sleep(2.5)  # 5 s after signing in: the first token would have expired, the session has not
+    assert http.get(search, timeout=30, allow_redirects=False).status_code == 200

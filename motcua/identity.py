@@ -43,6 +43,12 @@ class Caller:
         return CITIZEN_ROLE in self.roles and self.agency_code is None and self.citizen_id is not None
 
     @property
+    def is_portal_sync(self) -> bool:
+        """Reporting's own identity for the national portal push: no account behind it (an operator made
+        it, `motcua tokens reporting`); revoked like any token."""
+        return self.roles == (PORTAL_SYNC_ROLE,) and self.agency_code is None
+
+    @property
     def is_admin(self) -> bool:
         return "admin" in self.roles
 

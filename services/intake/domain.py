@@ -583,6 +583,15 @@ class Dossier:
             self._record("return", status, "result_returned", {
                 "returned_at": at, "method": "postal", "returned_by": POSTAL_SERVICE, "contact": self._contact()},
                 at=at, actor=POSTAL_SERVICE, note="method postal")
+    def payment_refunded(self, order_id: str, amount_vnd: int, refund_number: str | None, at: datetime) -> None:
+        """Hoàn phí: the payment platform returned an order's amount to the payer; a line of the history in
+        the platform's name, the status unchanged; the same order's refund again records nothing."""
+        if any(entry.action == "refund" and entry.note.startswith(f"{order_id} ") for entry in self.history):
+            return
+        self._record("refund", self.status, "payment_refunded", {
+            "order_id": order_id, "amount_vnd": amount_vnd, "refund_number": refund_number, "refunded_at": at},
+            at=at, actor=PAYMENT_PLATFORM, note=f"{order_id} {amount_vnd} VND")
+
     def certified_copy(self, of: Document, ref: dict, caller: Caller, at: datetime) -> None:
         """Chứng thực bản sao điện tử từ bản chính: an officer of the receiving agency certifies that the
         copy (`ref`, signed with their own certificate, already stored) matches the original they saw."""

@@ -139,18 +139,23 @@ def _refund_due(uow, code: str) -> None:
 
 def send_refunds(uow, platform: PaymentPlatform, now: datetime, metrics: PaymentMetrics, limit: int = 20) -> int:
     """The orders due a refund, each sent and marked `refunded` in its own transaction; one the platform
-    cannot take now stays due for the next round. How many were refunded."""
+    cannot take now stays due for the next round; the refund joins the dossier's history (`payment_refunded`)
+    in the transaction that marks it. How many were refunded."""
     due = uow.session.execute(select(orders).where(orders.c.status == "refund_due").limit(limit)).all()
     uow.rollback()  # no transaction held across the platform's calls
     refunded = 0
     for order in due:
         try:
-            platform.refund(order.order_id, order.amount_vnd, order.transaction_no, now)
+            refund_number = platform.refund(order.order_id, order.amount_vnd, order.transaction_no, now)
         except TransientFailure:
             metrics.refunds.labels("failed").inc()
             continue
-        uow.session.execute(update(orders).where(orders.c.order_id == order.order_id,
-                                                 orders.c.status == "refund_due").values(status="refunded"))
+        marked = uow.session.execute(update(orders).where(orders.c.order_id == order.order_id,
+                                                          orders.c.status == "refund_due").values(status="refunded"))
+        dossier = uow.dossiers.get(order.dossier_code) if marked.rowcount else None
+        if dossier is not None:
+            dossier.payment_refunded(order.order_id, order.amount_vnd, refund_number, now)
+            publish(uow, dossier)
         uow.commit()
         metrics.refunds.labels("refunded").inc()
         refunded += 1

@@ -213,4 +213,9 @@ def test_a_paid_dossier_whose_processing_is_stopped_is_refunded_once(api):
     finally:
         uow.close()
     assert [r["vnp_TxnRef"] for r in api.platform.refunds] == [made["order_id"]]
-    assert dossier(api, code)["status"] == "stopped"
+    view = dossier(api, code)
+    assert view["status"] == "stopped"
+    # the refund is a line of the dossier's history (intake's), once, in the platform's name
+    refunds = [line for line in view["history"] if line["action"] == "refund"]
+    assert [(r["actor"], r["status"], r["note"]) for r in refunds] == [
+        ("payment-platform", "stopped", f"{made['order_id']} {FEE} VND")]

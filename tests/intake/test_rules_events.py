@@ -48,6 +48,10 @@ def every_life(uow, policy) -> list:
     dossiers.processing_stopped(uow, workflow(stopped.code, stopped_by="chuyenvien", reason="Quá hạn bổ sung",
                                               stopped_at=later(2)))
     uow.commit()
+    stopped.payment_refunded("ORDER-1", 500_000, "RF-1", later(3))  # the platform returned an online payment
+    stopped.payment_refunded("ORDER-1", 500_000, "RF-1", later(4))  # the same refund again: nothing more
+    dossiers.publish(uow, stopped)
+    uow.commit()
     posted = dossiers.submit(uow, policy, {**submission(), "postal": {"delivery": True}}, None, MONDAY_9AM)
     dossiers.receive(uow, policy, posted.code, RECEPTIONIST, later(1))
     dossiers.result_ready(uow, workflow(posted.code, finished_at=later(2)))

@@ -82,6 +82,7 @@ HISTORY = {
     "dossier_rated": ("Đánh giá mức độ hài lòng", None, None),
     "postal_shipment_updated": ("Bưu chính công ích", None, "shipment_status"),
     "payment_refunded": ("Hoàn phí thanh toán trực tuyến", None, "amount_vnd"),
+    "fee_paid": ("Nộp lệ phí trực tuyến", None, "receipt_number"),
 }
 # ChucDanh: the officer's own title (the gateway's account); for an account without one, the position
 # as the event shows it (the step's role; the counter's officer for the counter's decisions).

@@ -39,7 +39,7 @@ SUBSCRIPTIONS = (
     ("intake", "supplement_requested"), ("intake", "dossier_supplemented"), ("intake", "dossier_withdrawn"),
     ("intake", "dossier_rescheduled"), ("intake", "payment_requested"), ("intake", "payment_received"),
     ("intake", "dossier_stopped"), ("intake", "dossier_rated"), ("intake", "postal_shipment_updated"),
-    ("intake", "payment_refunded"),
+    ("intake", "payment_refunded"), ("intake", "fee_paid"),
     ("workflow", "task_assigned"), ("workflow", "dossier_transferred"), ("workflow", "supplement_needed"),
     ("workflow", "payment_required"), ("workflow", "processing_stopped"), ("workflow", "delay_predicted"),
     ("workflow", "task_completed"), ("workflow", "task_overdue"), ("workflow", "dossier_overdue"),

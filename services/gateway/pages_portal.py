@@ -4,10 +4,12 @@ returned, see each agency's public figures. No page shows an ID number or a phon
 from __future__ import annotations
 
 from motcua.catalog import PEOPLES_COMMITTEE
-from motcua.errors import load_valid
+from motcua.errors import Unauthorized, load_valid
 from motcua.text import fold
 from services.gateway import routes
+from services.gateway.api_vneid import CITIZEN_COOKIE, MY_DOSSIERS_PAGE, MyDossiersQuery
 from services.gateway.pages_http import (
+    Redirect,
     form_again,
     form_data,
     form_key,
@@ -30,7 +32,28 @@ class PortalPages:
 
     @page("GET", "/")
     def portal_home(self, request):
-        return render("portal/home.html", procedures=self.intake.list_procedures(limit=6), agencies=self._agencies())
+        return render("portal/home.html", procedures=self.intake.list_procedures(limit=6), agencies=self._agencies(),
+                      vneid="vneid" in self.oidc.clients)
+
+    @page("GET", "/dang-nhap-vneid")
+    def portal_vneid_login(self, request):
+        """Đăng nhập bằng VNeID: to the provider; its callback lands on "my dossiers" (api_vneid.py)."""
+        return self._oidc_login("vneid", request, portal=True)
+
+    @page("GET", MY_DOSSIERS_PAGE)
+    def portal_my_dossiers(self, request):
+        """Hồ sơ của tôi: the signed-in citizen's dossiers, as intake finds them for the verified identity;
+        without a citizen session, to the VNeID sign-in."""
+        token = request.cookies.get(CITIZEN_COOKIE)
+        try:
+            caller = self.caller_from_token(token)
+        except Unauthorized:
+            raise Redirect("/dang-nhap-vneid") from None
+        if not caller.is_citizen:
+            raise Redirect("/dang-nhap-vneid")
+        page_number = load_valid(MyDossiersQuery(), query_data(request))["page"]
+        found = self.intake.my_dossiers(token, page=page_number)
+        return render("portal/my_dossiers.html", found=found, name=caller.citizen_name, agencies=self._agencies())
 
     @page("GET", "/thu-tuc")
     def portal_procedures(self, request):

@@ -4,6 +4,7 @@ returned, see each agency's public figures. No page shows an ID number or a phon
 from __future__ import annotations
 
 from motcua.catalog import PEOPLES_COMMITTEE
+from motcua.contracts.events import POSTAL_KINDS
 from motcua.errors import Unauthorized, load_valid
 from motcua.text import fold
 from services.gateway import routes
@@ -76,8 +77,10 @@ class PortalPages:
     def portal_submit(self, request, code):
         values = form_data(request)
         applicant = {name: values.get(f"applicant.{name}") or None for name in APPLICANT_FIELDS}
+        postal = {kind: values.get(f"postal.{kind}") == "1" for kind in POSTAL_KINDS}
         body = {"procedure_code": code, "channel": "online", "applicant": applicant, "form": {},
-                "documents": uploads(request), "receiving_agency_code": values.get("receiving_agency_code") or None}
+                "documents": uploads(request), "receiving_agency_code": values.get("receiving_agency_code") or None,
+                "postal": postal if any(postal.values()) else None}
         with form_again("portal/submit.html", lambda: self._submit_context(code, values)):
             body = load_valid(SubmitDossierSchema(), body)
             self.count_anonymous_submission(request, None)

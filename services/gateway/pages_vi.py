@@ -64,6 +64,7 @@ MESSAGE_ERRORS = {
     "give the procedure list, the agency list or both": "Chọn danh sách thủ tục, danh sách cơ quan hoặc cả hai.",
     "holds no catalogue": "Chưa có danh mục: lần nhập đầu tiên dùng lệnh motcua catalog import (docs/adopting.md).",
     "wrong username or password": "Sai tên đăng nhập hoặc mật khẩu.",
+    "the postal service needs the applicant's address": "Ghi địa chỉ để bưu chính đến nhận hồ sơ hoặc giao kết quả.",
     "too many failed logins": "Đăng nhập sai quá nhiều lần. Vui lòng thử lại sau ít phút.",
     "too many wrong tries for this dossier": "Nhập sai thông tin của hồ sơ này quá nhiều lần. "
                                              "Vui lòng thử lại sau ít phút.",

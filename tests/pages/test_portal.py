@@ -161,3 +161,25 @@ def test_the_applicant_chooses_the_commune_that_receives_a_procedure_received_an
     wrong = requests.post(f"{base_url}/thu-tuc/2.000635/nop-ho-so", timeout=30,
                           data={**fields, "receiving_agency_code": "000.12.01.H56"})
     assert wrong.status_code == 400 and "Chọn một xã, phường trong tỉnh tiếp nhận thủ tục này" in wrong.text
+
+
+def test_the_applicant_asks_for_the_postal_service_on_the_form(base_url):
+    """Issue 15: "receive by post" was the API's only; the form offers pickup and delivery by post, which
+    need the address (the form again, in Vietnamese, without it)."""
+    form = get(base_url, f"/thu-tuc/{PROCEDURE}/nop-ho-so")
+    assert 'name="postal.pickup"' in form.text and 'name="postal.delivery"' in form.text
+    fields = {f"applicant.{name}": value for name, value in APPLICANT.items() if name != "address"}
+    document = {"to_khai": ("to-khai.pdf", PDF, "application/pdf")}
+    without = requests.post(f"{base_url}/thu-tuc/{PROCEDURE}/nop-ho-so", timeout=30, files=document,
+                            data={**fields, "postal.delivery": "1"})
+    assert without.status_code == 400, without.text
+    assert "Ghi địa chỉ để bưu chính đến nhận hồ sơ hoặc giao kết quả." in without.text
+    assert 'name="postal.delivery" value="1" checked' in without.text  # the choice kept
+    asked = requests.post(f"{base_url}/thu-tuc/{PROCEDURE}/nop-ho-so", timeout=30, files=document,
+                          data={**fields, "applicant.address": "Số 5 Lê Lợi, phường Hạc Thành", "postal.delivery": "1"})
+    assert asked.status_code == 201, asked.text
+    code = CODE.search(asked.text).group(1)
+    counter = Officer(base_url, f"receptionist@{AGENCY}")
+    page = counter.http.get(f"{base_url}/can-bo/ho-so/{code}", timeout=30)
+    assert page.status_code == 200 and "Trả kết quả tại địa chỉ" in page.text
+    assert "Nhận hồ sơ tại địa chỉ" not in page.text

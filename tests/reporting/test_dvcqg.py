@@ -62,35 +62,35 @@ def intake_record(name=NAME):
             "flags": {"digitised": True, "paid_online": False, "vneid_verified": False}, "return_method": "counter"}
 
 
-class FakeIntake:
-    """intake's `national_portal_records`, in memory: every code known, or `down`."""
+class FakePort:
+    """Another service's RPC, in memory: what `answer` gives for the argument, or a timeout when `down`."""
 
     def __init__(self):
         self.down = False
         self.asked: list[list[str]] = []
 
-    def __call__(self, codes):
-        self.asked.append(codes)
+    def __call__(self, argument):
+        self.asked.append(argument)
         if self.down:
-            raise TimeoutError("intake did not answer in time")
+            raise TimeoutError("no answer in time")
+        return self.answer(argument)
+
+
+class FakeIntake(FakePort):
+    """intake's `national_portal_records`: every code known."""
+
+    def answer(self, codes):
         return {code: intake_record() for code in codes}
 
 
-class FakeOfficers:
-    """The gateway's `officers`, in memory: the accounts with a full name (the land office's specialist has
-    none: the username and the step's role are sent), or `down`."""
+class FakeOfficers(FakePort):
+    """The gateway's `officers`: the accounts with a full name (the land office's specialist has none: the
+    username and the step's role are sent)."""
 
     ACCOUNTS = {f"specialist@{JUSTICE}": {"full_name": "Trần Thị Bình", "title": "Chuyên viên chính"},
                 f"receptionist@{JUSTICE}": {"full_name": "Lê Văn Cường", "title": None}}
 
-    def __init__(self):
-        self.down = False
-        self.asked: list[list[str]] = []
-
-    def __call__(self, usernames):
-        self.asked.append(usernames)
-        if self.down:
-            raise TimeoutError("gateway did not answer in time")
+    def answer(self, usernames):
         return {name: self.ACCOUNTS[name] for name in usernames if name in self.ACCOUNTS}
 
 
@@ -318,29 +318,20 @@ def test_the_portal_down_slow_or_answering_garbage_is_retried_with_backoff_and_e
         assert line in scraped, line
 
 
-def test_intake_not_answering_holds_the_push_instead_of_sending_an_empty_identity(portal):
+@pytest.mark.parametrize("away", ["intake", "gateway"])
+def test_intake_or_the_gateway_not_answering_holds_the_push_instead_of_sending_guesses(portal, away):
+    """Nothing is sent with an empty identity (intake's) or account names for officers' (the gateway's)."""
     uow = stored(memory_database(), returned())
-    intake = FakeIntake()
-    intake.down = True
+    ports = {"intake": FakeIntake(), "officers": FakeOfficers()}
+    port = ports["intake" if away == "intake" else "officers"]
+    port.down = True
     client = client_of(portal.start())
-    assert push(uow, client, intake=intake) == {"pushed": 0, "retry": 1, "rejected": 0}
-    assert row(uow, "000.00.06.H56-260302-0001").last_error == "intake TimeoutError"
+    assert push(uow, client, **ports) == {"pushed": 0, "retry": 1, "rejected": 0}
+    assert row(uow, "000.00.06.H56-260302-0001").last_error == f"{away} TimeoutError"
     assert portal.http.requests == []
-    intake.down = False
-    assert push(uow, client, NOW + timedelta(seconds=BASE), intake=intake)["pushed"] == 1
+    port.down = False
+    assert push(uow, client, NOW + timedelta(seconds=BASE), **ports)["pushed"] == 1
     assert portal.dossiers["000.00.06.H56-260302-0001"]["ChuHoSo"] == NAME
-
-
-def test_the_gateway_not_answering_holds_the_push_instead_of_sending_account_names(portal):
-    uow = stored(memory_database(), returned())
-    officers = FakeOfficers()
-    officers.down = True
-    client = client_of(portal.start())
-    assert push(uow, client, officers=officers) == {"pushed": 0, "retry": 1, "rejected": 0}
-    assert row(uow, "000.00.06.H56-260302-0001").last_error == "gateway TimeoutError"
-    assert portal.http.requests == []
-    officers.down = False
-    assert push(uow, client, NOW + timedelta(seconds=BASE), officers=officers)["pushed"] == 1
     names = {line["NguoiXuLy"] for line in portal.progress["000.00.06.H56-260302-0001"].values()}
     assert "Trần Thị Bình" in names and f"specialist@{JUSTICE}" not in names
 

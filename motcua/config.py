@@ -215,7 +215,9 @@ def _service_config(service: str) -> dict:
                     **{name: key_setting(setting).decode() for name, setting in SERVICE_KEYS[service].items()},
                     # Seals personal data in the service's parked messages (motcua.bus).
                     "DEAD_LETTER_KEYS": {service: key_setting(f"{service.upper()}_DEAD_LETTER_KEY").decode()},
-                    **token_settings(service == "gateway"), "METRICS_TOKEN": metrics_token()}
+                    **token_settings(service == "gateway"), "METRICS_TOKEN": metrics_token(),
+                    # How long an instance trusts a token's state it read (motcua.revocation.AccessCache).
+                    "ACCESS_CACHE_SECONDS": number("MOTCUA_ACCESS_CACHE_SECONDS", "5")}
     if service in DOWNSTREAM:
         config["EVENT_BATCH_LINGERS"][service] = number(f"{service.upper()}_EVENT_BATCH_LINGER_SECONDS", "0.05")
     if service in DEFAULT_METRICS_PORTS:
@@ -238,7 +240,6 @@ def _service_config(service: str) -> dict:
             "PROOF_WINDOW_SECONDS": number("MOTCUA_PROOF_WINDOW_SECONDS", "900"),
             "SUBMISSIONS_PER_ADDRESS": number("MOTCUA_SUBMISSIONS_PER_ADDRESS", "30", int),
             "SUBMISSION_WINDOW_SECONDS": number("MOTCUA_SUBMISSION_WINDOW_SECONDS", "3600"),
-            "ACCESS_CACHE_SECONDS": number("MOTCUA_ACCESS_CACHE_SECONDS", "5"),
             "AUDIT_LINGER_SECONDS": number("MOTCUA_AUDIT_LINGER_SECONDS", "0.005"),
             "LONG_POLL_MAX_SECONDS": number("MOTCUA_LONG_POLL_MAX_SECONDS", "30"),
             "TRACKING_CACHE_SIZE": number("MOTCUA_TRACKING_CACHE_SIZE", "4096", int),

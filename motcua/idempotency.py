@@ -21,6 +21,7 @@ and `ForgetExpiredKeys` deletes it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
@@ -125,6 +126,12 @@ def command_results_table(metadata: MetaData) -> Table:
     )
 
 
+@functools.cache
+def _adding(table: Table, dialect: str):
+    """`CommandResults.add`'s statement, built once per table (no statement built per command)."""
+    return upsert_insert(table, dialect).on_conflict_do_nothing().returning(table.c.key)
+
+
 class CommandResults:
     """The `command_results` rows of one transaction's session."""
 
@@ -135,11 +142,10 @@ class CommandResults:
     def add(self, command: Command, result: Any, now: datetime) -> bool:
         """Store `result` under the command's key: True, or False if the key has a row already. While
         another transaction holds a new row of that key, PostgreSQL waits for it to end."""
-        t = self.table
-        insert = upsert_insert(t, self.session.get_bind().dialect.name).values(
-            scope=command.scope, key=command.key, command=command.name, fingerprint=command.fingerprint,
-            result=result, created_at=now).on_conflict_do_nothing().returning(t.c.key)
-        return self.session.execute(insert).first() is not None
+        insert = _adding(self.table, self.session.get_bind().dialect.name)
+        return self.session.execute(insert, {
+            "scope": command.scope, "key": command.key, "command": command.name,
+            "fingerprint": command.fingerprint, "result": result, "created_at": now}).first() is not None
 
     def find(self, scope: str, key: str) -> StoredResult | None:
         t = self.table

@@ -18,8 +18,13 @@ with warnings.catch_warnings():
 
 eventlet.monkey_patch()
 
+from motcua import pgwait  # noqa: E402
+
+pgwait.install()  # psycopg asks the kernel before the hub (motcua/pgwait.py)
+
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
+import gc  # noqa: E402
 import importlib  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
@@ -127,6 +132,10 @@ def serve_classes(classes: list, config: dict) -> None:
         on_deadline=lambda why: exit_now(why, 1),
     ).install()
     runner.start()
+    # What the start made (modules, the catalogue, compiled schemas and statements) lives as long as the
+    # process: frozen, the cyclic collector stops walking it again in every full collection.
+    gc.collect()
+    gc.freeze()
     started.send()
     log.info("running %s on %s", names, _safe_uri(config["AMQP_URI"]))
     runner.wait()
@@ -201,7 +210,6 @@ def example_worker_token(agency: str) -> str:
 
 
 def embedded() -> None:
-    import simulators as signing_simulators
     from motcua import migrate, seed, simulators
 
     os.environ["AMQP_URI"] = "embedded://"
@@ -211,7 +219,6 @@ def embedded() -> None:
     for name in SERVICES:
         migrate.upgrade(name)
     seed.seed_demo()
-    signing_simulators.start_configured()
     address = config["WEB_SERVER_ADDRESS"].replace("0.0.0.0", "localhost")
     print(f"Motcua is serving on http://{address} (API under /api/v1; stop with Ctrl-C)", flush=True)
     # One process, so one token serves the example workers (each is scoped to its agency in production).
@@ -231,7 +238,6 @@ def services_in_processes() -> None:
     which passes one SIGTERM to each child (the terminal's SIGINT and ours would make two: a stop
     now). A second signal kills the children at once; children still running past the grace
     period (plus a few seconds for their own deadline to act) are killed, and the exit is 1."""
-    import simulators as signing_simulators
     from motcua import migrate, seed, simulators
 
     os.environ.setdefault("AMQP_URI", DEFAULT_BROKER)
@@ -240,7 +246,6 @@ def services_in_processes() -> None:
     for name in SERVICES:
         migrate.upgrade(name)
     seed.seed_demo()
-    signing_simulators.start_configured()
     children: dict[str, subprocess.Popen] = {}
 
     def kill_children_and_exit(why: str, status: int) -> None:

@@ -1,18 +1,28 @@
 """Local simulators of the national systems Motcua connects to (docs/connections.md): small HTTP servers
-speaking each system's own format, started by the tests and, when configured, by `make run`
-(`MOTCUA_SIMULATORS`). Each keeps what it received in memory and can be told to fail (down, slow,
-garbage, refusals) so that the failure paths are tested here without the internet."""
+(one base, `http.py`) speaking each system's own format, started by the tests and, when configured, by
+`make run`. Each keeps what it received in memory and can be told to fail (down, slow, garbage,
+outages, refusals) so that the failure paths are tested here without the internet."""
 from __future__ import annotations
 
 import os
+from urllib.parse import urlsplit
 
 from motcua.config import env, is_production
 
+LOCAL_HOSTS = ("127.0.0.1", "localhost")
+
 
 def start_configured() -> list:
-    """`make run`'s simulators: those named in MOTCUA_SIMULATORS (comma-separated: `dvcqg`, `sms`, `postal`), each started
-    on a free local port, and the connector's settings pointed at it unless they are set already.
-    Refused in production: a simulator is no national system."""
+    """`make run`'s simulators, in this process's threads, configured either way:
+
+    - named in MOTCUA_SIMULATORS (comma-separated: `dvcqg`, `sms`, `postal`): each started on a free
+      local port, and the connector's settings pointed at it unless they are set already;
+    - a connection whose URL points at this machine (INTAKE_SIGNING=csc with INTAKE_SIGNING_URL,
+      VNEID_ISSUER, STAFF_OIDC_ISSUER, INTAKE_PAYMENT_URL): its simulator started on that port. A
+      connection pointed elsewhere is left to the real endpoint.
+
+    Production starts none: MOTCUA_SIMULATORS is refused (a simulator is no national system), and a
+    local URL there is the operator's own endpoint. Returns what it started (each has `stop()`)."""
     names = [name.strip() for name in (env("MOTCUA_SIMULATORS") or "").split(",") if name.strip()]
     if names and is_production():
         raise SystemExit("MOTCUA_SIMULATORS is for development: production connects to the real systems")
@@ -25,6 +35,37 @@ def start_configured() -> list:
             os.environ.setdefault(key, value)
         print(f"simulator {name} on {simulator.url}", flush=True)
         started.append(simulator)
+    if not is_production():
+        started += _pointed_at()
+    return started
+
+
+def _pointed_at() -> list:
+    """The simulators of the connections whose URL is on this machine, on that URL's port."""
+    started = []
+    if env("INTAKE_SIGNING", "off") == "csc":
+        url = urlsplit(env("INTAKE_SIGNING_URL", "http://127.0.0.1:8090/csc/v1"))
+        if url.hostname in LOCAL_HOSTS:
+            from motcua.simulators.signing import DEFAULT_PIN, DEFAULT_TOKEN, SigningSimulator
+            started.append(SigningSimulator(port=url.port or 80, token=env("INTAKE_SIGNING_TOKEN", DEFAULT_TOKEN),
+                                            pin=env("INTAKE_SIGNING_PIN", DEFAULT_PIN)).start())
+            print(f"simulator signing (CSC API) on {started[-1].url}", flush=True)
+    for prefix in ("VNEID", "STAFF_OIDC"):
+        url = urlsplit(env(f"{prefix}_ISSUER") or "")
+        if url.hostname in LOCAL_HOSTS and not any(getattr(s, "issuer", None) == url.geturl() for s in started):
+            from motcua.simulators.oidc import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, OidcSimulator
+            started.append(OidcSimulator(client_id=env(f"{prefix}_CLIENT_ID", DEFAULT_CLIENT_ID),
+                                         client_secret=env(f"{prefix}_CLIENT_SECRET", DEFAULT_CLIENT_SECRET),
+                                         port=url.port or 80, host=url.hostname).start())
+            print(f"simulator OIDC provider ({prefix}) on {started[-1].issuer}", flush=True)
+    payment = urlsplit(env("INTAKE_PAYMENT_URL") or "")
+    if payment.hostname in LOCAL_HOSTS:
+        from motcua.simulators.payment import DEFAULT_MERCHANT, DEFAULT_SECRET, PaymentSimulator
+        started.append(PaymentSimulator(ipn_url=f"http://{_gateway_address()}/api/v1/payments/ipn",
+                                        merchant=env("INTAKE_PAYMENT_MERCHANT", DEFAULT_MERCHANT),
+                                        secret=env("INTAKE_PAYMENT_SECRET", DEFAULT_SECRET),
+                                        port=payment.port or 80, host=payment.hostname).start())
+        print(f"simulator payment platform on {started[-1].url}", flush=True)
     return started
 
 

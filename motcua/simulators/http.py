@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -10,15 +11,35 @@ from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
 
+ALWAYS = sys.maxsize  # a count of faulty answers that no test runs out of: until `clear()`
+
+
 @dataclass
 class Faults:
     """What the simulated system does wrong, for the failure tests: `outages` answers the next N requests
     503; `delay` holds every answer that many seconds (slow); `garbage` answers the next N requests with
-    a body that is no JSON."""
+    a body that is no JSON; `down` closes every connection without an answer (as a stopped upstream
+    behind a proxy does) until cleared."""
 
     outages: int = 0
     delay: float = 0.0
     garbage: int = 0
+    down: bool = False
+
+    def play(self, fault: str, seconds: float = 5.0) -> None:
+        """`fault` on every request until `clear()`: "down", "slow" (`seconds` before each answer) or
+        "garbage"."""
+        if fault == "down":
+            self.down = True
+        elif fault == "slow":
+            self.delay = seconds
+        elif fault == "garbage":
+            self.garbage = ALWAYS
+        else:
+            raise ValueError(f"no fault {fault!r} (down, slow, garbage)")
+
+    def clear(self) -> None:
+        self.outages, self.delay, self.garbage, self.down = 0, 0.0, 0, False
 
 
 @dataclass
@@ -33,13 +54,24 @@ class Request:
 
 @dataclass
 class Answer:
+    """`body`: JSON, or a str sent as an HTML page (a sign-in page, a proxy's error, an empty redirect)."""
+
     status: int
     body: object
     headers: dict[str, str] = field(default_factory=dict)
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        """A client that gave up on a slow answer (the "slow" fault's point) is no error to print."""
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
 class JsonServer:
-    """Listens on 127.0.0.1:`port` (0: any free port) from `start()` until `stop()`; `handle(request)`
+    """Listens on `host`:`port` (0: any free port) from `start()` until `stop()`; `handle(request)`
     returns an Answer. Every request is kept in `requests` (headers, raw body)."""
 
     def __init__(self, handle: Callable[[Request], Answer], port: int = 0, host: str = "127.0.0.1"):
@@ -57,7 +89,7 @@ class JsonServer:
         simulator = self
 
         class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
+            def log_message(self, *args):  # a simulator's requests carry test citizens' data: not logged
                 pass
 
             def _serve(self):
@@ -72,6 +104,9 @@ class JsonServer:
                 with simulator.lock:
                     simulator.requests.append(request)
                     faults = simulator.faults
+                    if faults.down:
+                        self.close_connection = True
+                        return
                     outage, garbage = faults.outages > 0, faults.garbage > 0 and faults.outages <= 0
                     faults.outages -= outage
                     faults.garbage -= garbage
@@ -98,8 +133,7 @@ class JsonServer:
 
             do_GET = do_POST = _serve
 
-        self.server = ThreadingHTTPServer((self.host, self.port), Handler)
-        self.server.daemon_threads = True
+        self.server = _Server((self.host, self.port), Handler)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True, name=f"simulator-{self.port}").start()
         return self
@@ -111,11 +145,17 @@ class JsonServer:
             self.server = None
 
 
-class Simulator:
-    """A simulated system: its protocol in `handle(request)`, served on a JsonServer on `port`."""
+def port_argument(default: int) -> int:
+    """The port of `python -m motcua.simulators.<name> [PORT]`."""
+    return int(sys.argv[1]) if len(sys.argv) > 1 else default
 
-    def __init__(self, port: int = 0):
-        self.http = JsonServer(self.handle, port)
+
+class Simulator:
+    """A simulated system: its protocol in `handle(request)`, served on a JsonServer on `host`:`port`
+    (its `faults` switches included), started and stopped with the test or `make run` that needs it."""
+
+    def __init__(self, port: int = 0, host: str = "127.0.0.1"):
+        self.http = JsonServer(self.handle, port, host)
 
     def handle(self, request: Request) -> Answer:
         raise NotImplementedError

@@ -79,12 +79,28 @@ def _lock_chain(connection: Connection) -> None:
         connection.execute(_LOCK)
 
 
+# PostgreSQL: the lock and the head in ONE round trip (no parameters, so the simple query protocol takes
+# both; the lock's number is our constant). In READ COMMITTED each statement of it takes its own
+# snapshot, so the head is read once the lock is held and sees every append committed before it.
+_LOCKED_HEAD = (f"SELECT pg_advisory_xact_lock({CHAIN_LOCK}); "
+                f"SELECT chain_seq, chain_hash FROM {_TABLE.name} ORDER BY chain_seq DESC LIMIT 1")
+
+
+def _locked_head(connection: Connection) -> tuple[int, str]:
+    """The chain's head (seq, hash; (0, "") when empty), read holding the appenders' lock."""
+    if connection.dialect.name == "postgresql":
+        cursor = connection.exec_driver_sql(_LOCKED_HEAD).cursor
+        cursor.nextset()  # past the lock's row, to the head's
+        head = cursor.fetchone()
+    else:
+        head = connection.execute(_HEAD).first()
+    return (head[0], head[1]) if head else (0, "")
+
+
 def append(connection: Connection, rows: list[dict], key: bytes) -> None:
     """`rows` appended to the chain, in order, in the connection's transaction (see the module: the lock
     is held until that transaction ends, so commit soon)."""
-    _lock_chain(connection)
-    head = connection.execute(_HEAD).first()
-    seq, previous = (head.chain_seq, head.chain_hash) if head else (0, "")
+    seq, previous = _locked_head(connection)
     linked = []
     for entry in rows:
         seq += 1

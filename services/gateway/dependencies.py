@@ -25,6 +25,7 @@ from motcua.bus import ack
 from motcua.db import Database, once_more_if_dropped
 from motcua.identity import Caller
 from motcua.metrics import metrics_for
+from motcua.revocation import DEFAULT_ACCESS_CACHE_SECONDS, AccessCache
 from services.gateway import sessions, tracking, watch
 from services.gateway.audit import AuditWriter
 from services.gateway.users import agency_tree
@@ -34,7 +35,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-DEFAULT_ACCESS_CACHE_SECONDS = 5.0
 
 
 def engine_of(container) -> Engine:
@@ -96,7 +96,7 @@ class AccessGuard(DependencyProvider):
 
     def setup(self):
         ttl = float(self.container.config.get("ACCESS_CACHE_SECONDS", DEFAULT_ACCESS_CACHE_SECONDS))
-        self.cache = sessions.AccessCache(ttl)
+        self.cache = AccessCache(ttl)
         checks = Counter("motcua_token_checks", "Token checks by where their answer came from (cached, read)",
                          ["answer"], registry=metrics_for(self.container).registry)
         self.cached, self.read = checks.labels("cached"), checks.labels("read")
@@ -111,9 +111,8 @@ class AccessGuard(DependencyProvider):
         """Unauthorized unless the caller's token is current."""
         state = self.cache.known(caller)
         if state is None:
-            ticket = self.cache.ticket()
-            state = self.reads.run(lambda connection: sessions.load_state(connection, caller))
-            self.cache.keep(ticket, caller, state)
+            state = self.cache.load(caller, lambda: self.reads.run(
+                lambda connection: sessions.load_state(connection, caller)))
             self.read.inc()
         else:
             self.cached.inc()

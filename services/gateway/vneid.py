@@ -11,7 +11,7 @@ rotation), `iss`, `aud`, `exp`/`iat` (a minute of skew), `nonce`; then userinfo,
 ID token's. A token or an answer failing any of these is refused (`LoginRefused`, 401, audited by the
 route); a provider that is down, slow or answers garbage is `ProviderUnavailable` (503).
 
-`simulators/oidc.py` is the local provider; `docs/connections.md` has the configuration table.
+`motcua/simulators/oidc.py` is the local provider; `docs/connections.md` has the configuration table.
 """
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ class OidcSettings:
         if secret is None:
             if is_production():
                 raise SystemExit(f"{prefix}_CLIENT_SECRET must be set when MOTCUA_ENV=production and {prefix}_ISSUER is")
-            secret = "motcua-dev-oidc-secret"  # the simulator's (simulators/oidc.py)
+            secret = "motcua-dev-oidc-secret"  # the simulator's (motcua/simulators/oidc.py)
         if is_production() and not issuer.startswith("https://"):
             raise SystemExit(f"{prefix}_ISSUER must be an https:// URL when MOTCUA_ENV=production")
         return cls(name=name, issuer=issuer.rstrip("/"), client_id=env(f"{prefix}_CLIENT_ID", "motcua-dev"),

@@ -90,8 +90,20 @@ def once(uow, command: Command | None, view: Callable[[], dict], now: datetime, 
     """`motcua.idempotency.run_once` of a command answering a dossier's `view()`: the view is stored for
     repeats with its personal fields (ID number, phone, name, address, form…) sealed under intake's
     results key (sealing.py), so `command_results` holds them no more in clear than `dossiers` does."""
+    if command is None:  # nothing is stored without a key
+        return view()
     key = uow.dossiers.data_keys.results_key(uow.session)
-    return unseal_personal_fields(run_once(uow, command, lambda: seal_personal_fields(view(), key), now, ttl), key)
+    made: dict = {}
+
+    def run() -> dict:
+        made["view"] = view()
+        made["sealed"] = seal_personal_fields(made["view"], key)
+        return made["sealed"]
+
+    result = run_once(uow, command, run, now, ttl)
+    if made and result is made["sealed"]:
+        return made["view"]  # this call's own view, sealed only to be stored: not opened again
+    return unseal_personal_fields(result, key)  # the first call's, stored
 
 
 def submit(uow, policy: Policy, payload: dict, caller: Caller | None, now: datetime) -> Dossier:

@@ -7,7 +7,7 @@ notification (IPN) that alone changes state; a daily statement to reconcile agai
 The port is `PaymentPlatform`: `payment_url(order, return_url, now)`, `notification(params)` (a verified
 `Notice`, or Unauthorized: `forged`), `statement(day)`. `PlatformAdapter` is the HTTP adapter; the rules of
 orders (idempotent on the order id, amount and currency checked) live in `online_payments.py`.
-`simulators/payment.py` is the local platform; `docs/connections.md` has the configuration table.
+`motcua/simulators/payment.py` is the local platform; `docs/connections.md` has the configuration table.
 """
 from __future__ import annotations
 

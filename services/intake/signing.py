@@ -10,7 +10,7 @@ chain embedded) around the raw signature the provider returns. Before a signed d
 signature is validated against the configured trust roots: a provider that answers with a signature
 the agency's certificate does not verify, or with another agency's certificate, is refused.
 
-`simulators/signing.py` is the local provider; `docs/connections.md` has the configuration table.
+`motcua/simulators/signing.py` is the local provider; `docs/connections.md` has the configuration table.
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 SHA256 = "2.16.840.1.101.3.4.2.1"
 ECDSA_SHA256 = "1.2.840.10045.4.3.2"
 RSA_SHA256 = "1.2.840.113549.1.1.11"
-TEST_CA_NAME = "Motcua TEST CA - NOT FOR PRODUCTION"  # simulators/pki.py's root
+TEST_CA_NAME = "Motcua TEST CA - NOT FOR PRODUCTION"  # motcua/simulators/pki.py's root
 DEV_TRUST_ROOTS = ROOT / "deploy" / "dev" / "pki" / "test-ca.pem"
 DEV_PIN = "123456"
 MAX_VERIFIED_BYTES = 5 * 1024 * 1024

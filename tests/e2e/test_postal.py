@@ -32,7 +32,12 @@ def test_a_dossier_picked_up_and_its_result_delivered_by_post(tmp_path):
         notes = [entry["note"] for entry in returned["history"] if entry["action"] == "postal"]
         assert "pickup picked_up EB000000001VN" in notes and "delivery delivered EB000000002VN" in notes
 
-        tracked = requests.get(f"{base}/api/v1/track/{code}", params={"key": KEY}, timeout=30).json()
+        def tracked_returned():  # tracking is reporting's projection: it hears the last news after intake
+            answer = requests.get(f"{base}/api/v1/track/{code}", params={"key": KEY}, timeout=30).json()
+            return answer if answer["timeline"][-1]["status"] == "returned" else None
+
+        tracked = infra.wait_for(tracked_returned, timeout=30)
+        assert tracked, "tracking never showed the dossier returned"
         postal_lines = [line["postal"] for line in tracked["timeline"] if "postal" in line]
         assert "delivery:delivered" in postal_lines and "pickup:picked_up" in postal_lines
         assert tracked["timeline"][-1]["status"] == "returned"

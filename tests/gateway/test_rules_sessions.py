@@ -9,7 +9,8 @@ import pytest
 
 from motcua.errors import Unauthorized
 from motcua.identity import Caller
-from services.gateway.sessions import AccessCache, AccountState, TokenState, judge
+from motcua.revocation import AccessCache, TokenState
+from services.gateway.sessions import AccountState, judge
 
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=timezone.utc)
 LEADER = Caller("leader@X", "X", ("leader",), token_id="jti-1", issued_at=T0, expires_at=T0 + timedelta(minutes=15))

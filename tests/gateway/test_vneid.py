@@ -1,5 +1,5 @@
 """Citizens sign in with VNeID (OpenID Connect, authorization code + PKCE) against the local provider
-(simulators/oidc.py), end to end over HTTP (embedded bus, SQLite): "my dossiers" as intake authorises
+(motcua/simulators/oidc.py), end to end over HTTP (embedded bus, SQLite): "my dossiers" as intake authorises
 it, a submission without retyping name and ID number, a withdrawal without the tracking key; a forged
 ID token, a callback not ours, a provider down, slow or answering garbage are refused (and audited)."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from motcua.metrics import metrics_for
-from simulators.oidc import OidcSimulator
+from motcua.simulators.oidc import OidcSimulator
 from tests.infra import gateway_token, intake_behind_gateway
 
 BINH, AN = "038190012345", "001085004321"  # the simulator's test citizens
@@ -138,11 +138,11 @@ def test_a_callback_not_started_here_or_with_another_state_is_refused_and_audite
 def test_a_provider_down_slow_or_answering_garbage_is_503(api, fault):
     browser, authorize = start(api)
     consent = browser.get(f"{authorize}&login_hint={BINH}", allow_redirects=False, timeout=10)
-    api.provider.server.fault, api.provider.server.slow_seconds = fault, 2.0
+    api.provider.faults.play(fault, seconds=2.0)
     try:
         callback = browser.get(consent.headers["Location"], allow_redirects=False, timeout=20)
     finally:
-        api.provider.server.fault = "none"
+        api.provider.faults.clear()
     assert callback.status_code == 503, callback.text
     assert "Retry-After" in callback.headers
 

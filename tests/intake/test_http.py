@@ -22,6 +22,7 @@ from sqlalchemy import create_engine, text
 
 from motcua import embedded
 from motcua.config import catalog_dir, nameko_config
+from motcua.revocation import AccessCache
 from services.gateway.accounts import seed_demo_accounts
 from services.gateway.service import GatewayService
 from services.intake.service import IntakeService
@@ -306,10 +307,11 @@ def test_staff_search_over_http(api):
 
 def test_a_workflow_that_does_not_answer_frees_the_intake_worker_at_the_rpc_deadline():
     slow = SimpleNamespace(dossier_history=lambda code, caller_token: eventlet.sleep(5))
-    service = worker_factory(IntakeService, config={"RPC_TIMEOUT": 0.2}, workflow=slow)
+    service = worker_factory(IntakeService, revocations=AccessCache(5), config={"RPC_TIMEOUT": 0.2}, workflow=slow)
     with pytest.raises(TimeoutError, match="workflow did not answer in time"):
         service._hand_overs("000.20.01.H56-260302-0001", caller_token="t")
-    answering = worker_factory(IntakeService, config={"RPC_TIMEOUT": 0.2}, workflow=SimpleNamespace(
+    answering = worker_factory(IntakeService, revocations=AccessCache(5),
+                               config={"RPC_TIMEOUT": 0.2}, workflow=SimpleNamespace(
         dossier_history=staff_hand_overs))
     assert answering._hand_overs("000.20.01.H56-260302-0001", caller_token="t")[1]["agency_code"] == "000.00.18.H56"
 

@@ -1,5 +1,5 @@
 """Online payment end to end over HTTP (embedded bus, SQLite) against the local payment platform
-(simulators/payment.py): a dossier awaiting payment (status 6) is paid online, the platform's signed
+(motcua/simulators/payment.py): a dossier awaiting payment (status 6) is paid online, the platform's signed
 notification resumes it and attaches the electronic receipt, once; a forged or wrong-amount
 notification is refused; a lost notification is applied by the daily reconciliation; the platform
 down is 503."""
@@ -21,7 +21,7 @@ from services.intake import dossiers
 from services.intake.models import Base
 from services.intake.payments import signed
 from services.intake.repository import IntakeUnitOfWork
-from simulators.payment import DEFAULT_SECRET, PaymentSimulator
+from motcua.simulators.payment import DEFAULT_SECRET, PaymentSimulator
 from tests.infra import free_port, gateway_token, intake_behind_gateway
 
 COMMUNE = "000.20.01.H56"
@@ -163,12 +163,12 @@ def test_a_lost_notification_is_applied_by_the_reconciliation_and_the_platform_d
     assert again["applied"] == [] and again["matched"] >= 1  # idempotent
 
     for fault in ("down", "slow", "garbage"):
-        api.platform.server.fault, api.platform.server.slow_seconds = fault, 2.0
+        api.platform.faults.play(fault, seconds=2.0)
         try:
             failed = requests.post(f"{api.url}/api/v1/payments/reconcile", headers=api.admin, json={"date": today},
                                    timeout=20)
         finally:
-            api.platform.server.fault = "none"
+            api.platform.faults.clear()
         assert failed.status_code == 503, (fault, failed.text)
     refused = requests.post(f"{api.url}/api/v1/payments/reconcile", headers=api.counter, json={"date": today},
                             timeout=10)
@@ -203,11 +203,11 @@ def test_a_paid_dossier_whose_processing_is_stopped_is_refunded_once(api):
         platform = PlatformAdapter(PaymentSettings(  # the service's timer sends them every 30 s; here at once
             api.platform.url, "MOTCUA01", DEFAULT_SECRET.encode(), "", 1.0, frozenset({"stopped"})))
         metrics = PaymentMetrics(CollectorRegistry())
-        api.platform.server.fault = "down"
+        api.platform.faults.down = True
         try:  # the platform away: the refund stays due
             assert online_payments.send_refunds(uow, platform, datetime.now(timezone.utc), metrics) == 0
         finally:
-            api.platform.server.fault = "none"
+            api.platform.faults.clear()
         assert online_payments.send_refunds(uow, platform, datetime.now(timezone.utc), metrics) == 1
         assert online_payments.send_refunds(uow, platform, datetime.now(timezone.utc), metrics) == 0  # once
     finally:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from motcua.contracts import make_event
 from motcua.contracts.envelope import parse_event
+from motcua.revocation import AccessCache
 from services.intake import dossiers
 from services.intake.models import Base
 from services.intake.repository import COLUMNS, IntakeUnitOfWork
@@ -108,7 +109,7 @@ def test_a_rolled_back_change_is_read_again_as_stored(uow, policy):
 
 
 def test_a_step_completed_without_documents_costs_intake_nothing(uow, statements):
-    service = worker_factory(IntakeService, db=uow)
+    service = worker_factory(IntakeService, revocations=AccessCache(5), db=uow)
     completed = parse_event(make_event("workflow", "task_completed", {
         "dossier_code": "000.20.01.H56-260302-0001", "task_id": "t1", "agency_code": LAND_OFFICE, "step": "x",
         "step_index": 0, "completed_at": MONDAY_9AM, "completed_by": "chuyenvien", "outcome": "approved",

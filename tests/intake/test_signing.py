@@ -1,4 +1,4 @@
-"""Ký số kết quả: the CSC adapter against the local signing service (simulators/signing.py), the
+"""Ký số kết quả: the CSC adapter against the local signing service (motcua/simulators/signing.py), the
 verification of what it signed, and every way the other side can fail (down, slow, garbage, a forged
 signature, another agency's certificate). No broker, no database."""
 from __future__ import annotations
@@ -14,8 +14,8 @@ from motcua.errors import ValidationFailed
 from motcua.faults import is_transient
 from services.intake.signing import (DEV_TRUST_ROOTS, CscClient, CscSigner, SigningMetrics, SigningSettings,
                                      SigningUnavailable, load_trust_roots, verify_pdf)
-from simulators.pki import make_test_pki
-from simulators.signing import DEFAULT_PIN, DEFAULT_TOKEN, SigningSimulator
+from motcua.simulators.pki import make_test_pki
+from motcua.simulators.signing import DEFAULT_PIN, DEFAULT_TOKEN, SigningSimulator
 
 JUSTICE = "000.00.06.H56"  # Sở Tư pháp
 COMMUNE = "000.20.01.H56"
@@ -38,7 +38,8 @@ def simulator():
 
 @pytest.fixture
 def signer(simulator):
-    simulator.forge, simulator.server.fault = False, "none"
+    simulator.forge = False
+    simulator.faults.clear()
     settings = SigningSettings("csc", simulator.url, DEFAULT_TOKEN, DEFAULT_PIN, 2.0, (DEV_TRUST_ROOTS,))
     registry = CollectorRegistry()
     made = CscSigner(CscClient(settings), load_trust_roots(settings.trust_roots), SigningMetrics(registry))
@@ -90,7 +91,7 @@ def test_a_signature_from_another_pki_is_intact_but_not_trusted(signer, tmp_path
 
 @pytest.mark.parametrize("fault", ["down", "slow", "garbage"])
 def test_a_signing_service_down_slow_or_answering_garbage_fails_transiently(signer, simulator, fault):
-    simulator.server.fault, simulator.server.slow_seconds = fault, 3.0  # the adapter waits 2 s
+    simulator.faults.play(fault, seconds=3.0)  # the adapter waits 2 s
     with pytest.raises(SigningUnavailable) as failure:
         signer.sign_pdf(result_pdf(), JUSTICE, "Kết quả")
     assert is_transient(failure.value)  # the gateway answers 503 with Retry-After: the officer tries again

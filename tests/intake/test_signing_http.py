@@ -14,7 +14,7 @@ import requests
 
 from motcua.metrics import metrics_for
 from services.intake.blobs import LocalBlobStore
-from simulators.signing import SigningSimulator
+from motcua.simulators.signing import SigningSimulator
 from tests.infra import gateway_token, intake_behind_gateway
 from tests.intake.test_signing import result_pdf
 
@@ -98,11 +98,11 @@ def test_the_verification_names_what_is_wrong_with_the_input(api, body, field):
 
 def test_with_the_signing_service_down_the_completion_is_503_and_reaches_no_workflow(api):
     done_before = len(api.workflow.completed)
-    api.simulator.server.fault = "down"
+    api.simulator.faults.down = True
     try:
         completed = complete_with(api, result_pdf("Ket qua 2"))
     finally:
-        api.simulator.server.fault = "none"
+        api.simulator.faults.clear()
     assert completed.status_code == 503, completed.text
     assert "Retry-After" in completed.headers
     assert len(api.workflow.completed) == done_before

@@ -150,12 +150,10 @@ def test_a_callers_mistake_is_one_info_line_and_a_fault_an_error_with_its_traceb
 
 def test_the_outbox_publishes_the_trace_as_a_header_never_in_the_body():
     from motcua.db import OutboxRow
-    from motcua.outbox import OutboxRelay
+    from motcua.outbox import outgoing as messages
 
-    relay = OutboxRelay.__new__(OutboxRelay)  # only its message building: no broker, no database
-    relay._exchanges, relay.container = {"motcua.events": "exchange"}, None
     row = OutboxRow(1, "result_ready", "motcua.events", None,
                     {"event_id": "e1", "event_type": "result_ready", logs.TRACE_KEY: "t" * 32})
-    outgoing = relay._outgoing(row)
+    [outgoing] = messages([row], {"motcua.events": "exchange"}.get)  # only the messages: no broker
     assert logs.TRACE_KEY not in outgoing.body and row.payload[logs.TRACE_KEY] == "t" * 32
     assert outgoing.headers == {"event_id": "e1", "event_type": "result_ready", "nameko.trace_id": "t" * 32}

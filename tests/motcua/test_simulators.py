@@ -1,5 +1,6 @@
 """`make run`'s simulators (motcua/simulators/__init__.py): started by name, the connectors pointed at
-them unless already configured, refused in production and for an unknown name."""
+them unless already configured, refused in production and for an unknown name; started for a connection
+whose URL is on this machine, except in production."""
 import os
 
 import pytest
@@ -12,7 +13,8 @@ from motcua import simulators
 def started(monkeypatch, tmp_path):
     monkeypatch.setenv("MOTCUA_VAR_DIR", str(tmp_path))
     for name in ("DVCQG_URL", "DVCQG_USERNAME", "DVCQG_PASSWORD", "DVCQG_AGENCY_CODE", "NOTIFY_CONFIG",
-                 "MOTCUA_SIM_SMS_API_KEY", "MOTCUA_SIM_SMS_SECRET_KEY", "MOTCUA_SIM_SMS_REPORT_TOKEN", "MOTCUA_ENV"):
+                 "MOTCUA_SIM_SMS_API_KEY", "MOTCUA_SIM_SMS_SECRET_KEY", "MOTCUA_SIM_SMS_REPORT_TOKEN", "MOTCUA_ENV",
+                 "INTAKE_SIGNING", "INTAKE_PAYMENT_URL", "VNEID_ISSUER", "STAFF_OIDC_ISSUER"):
         monkeypatch.setenv(name, "")  # recorded, so what start_configured sets is undone after the test
         monkeypatch.delenv(name)
     running = []
@@ -43,3 +45,31 @@ def test_refused(started, monkeypatch, setting, why):
     with pytest.raises(SystemExit) as refused:
         simulators.start_configured()
     assert why in str(refused.value)
+
+
+def test_a_connection_pointed_at_this_machine_gets_its_simulator_on_that_port(started, monkeypatch):
+    from tests.infra import free_port
+    payment, issuer = free_port(), f"http://localhost:{free_port()}"
+    monkeypatch.delenv("MOTCUA_SIMULATORS", raising=False)
+    monkeypatch.setenv("INTAKE_PAYMENT_URL", f"http://127.0.0.1:{payment}")
+    monkeypatch.setenv("VNEID_ISSUER", issuer)
+    monkeypatch.setenv("STAFF_OIDC_ISSUER", issuer)  # the same provider: started once
+    started += simulators.start_configured()
+    provider, platform = started
+    assert platform.url == f"http://127.0.0.1:{payment}" and provider.issuer == issuer
+    discovery = requests.get(f"{issuer}/.well-known/openid-configuration", timeout=5).json()
+    assert discovery["issuer"] == issuer
+    provider.faults.play("down")
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{issuer}/jwks", timeout=5)
+    provider.faults.clear()
+    assert requests.get(f"{issuer}/jwks", timeout=5).json()["keys"]
+
+
+def test_production_starts_no_simulator_for_a_local_url(started, monkeypatch):
+    """There a local URL is the operator's own endpoint (a signing proxy), never a simulator."""
+    monkeypatch.setenv("MOTCUA_ENV", "production")
+    monkeypatch.delenv("MOTCUA_SIMULATORS", raising=False)
+    monkeypatch.setenv("INTAKE_SIGNING", "csc")
+    monkeypatch.setenv("INTAKE_SIGNING_URL", "http://127.0.0.1:1/csc/v1")
+    assert simulators.start_configured() == []

@@ -15,6 +15,7 @@ from motcua.metrics import metrics_for
 from services.notify.service import NotifyService
 from tests.infra import free_port
 from motcua.keys import new_token_pair
+from motcua.revocation import AccessCache
 from services.notify.models import Base
 from tests.infra import VERIFYING, gateway_token
 from tests.security.conftest import token_for
@@ -163,7 +164,7 @@ def test_preview_and_choices_over_rpc(container):
     ("list_dead_letters", (ADMIN, 0), "limit"),
 ])
 def test_rpc_inputs_are_validated(method, args, field):
-    service = worker_factory(NotifyService, config=VERIFYING)
+    service = worker_factory(NotifyService, revocations=AccessCache(5), config=VERIFYING)
     service.db.metadata = Base.metadata
     service.db.session.execute.return_value.one.return_value = (False, None)  # the token not revoked
     with pytest.raises(ValidationFailed) as error:
@@ -178,7 +179,7 @@ def test_rpc_inputs_are_validated(method, args, field):
 def test_staff_and_operator_rpcs_refuse_a_call_without_the_right_caller(method, args):
     """Issue 12: `notify.resend` (and its siblings) took no caller; past the gateway, anyone on the bus
     could re-send a citizen's message or read the delivery log."""
-    service = worker_factory(NotifyService, config=VERIFYING)
+    service = worker_factory(NotifyService, revocations=AccessCache(5), config=VERIFYING)
     rpc = getattr(service, method)
     with pytest.raises(Unauthorized):
         rpc(*args, caller_token=None)

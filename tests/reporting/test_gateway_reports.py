@@ -21,6 +21,7 @@ from tests.gateway.test_http import bearer, token
 from tests.reporting.factory import JUSTICE, LAND_OFFICE, TRACKING_KEY, VN, memory_database, random_lives, vn
 from tests.reporting.test_standard_report import NAMES, PARENTS, PROVINCE
 from motcua.keys import new_token_pair
+from motcua.revocation import AccessCache
 from tests.infra import VERIFYING
 from tests.security.conftest import token_for
 
@@ -34,7 +35,8 @@ def reporting(api):  # noqa: F811
     for life in random_lives(random.Random(5), 60, vn(2026, 1, 5, 8), 80):
         for evt in life:
             projections.record(uow, [evt], VN)
-    service = worker_factory(ReportingService, db=uow, province=ProvinceData(VN, NAMES, PARENTS),
+    service = worker_factory(ReportingService, revocations=AccessCache(5),
+                             db=uow, province=ProvinceData(VN, NAMES, PARENTS),
                              config={"TRACKING_KEY": TRACKING_KEY, **VERIFYING})  # the gateway's tokens verify
     for name in RPCS:
         getattr(api.reporting, name).side_effect = getattr(service, name)

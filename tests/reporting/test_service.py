@@ -17,6 +17,7 @@ from motcua.contracts.events import CALENDAR_EVENTS, EVENT_SCHEMAS, SESSION_EVEN
 from motcua.db import UnitOfWork, make_engine
 from motcua.errors import NotFound, ValidationFailed
 from motcua.metrics import metrics_for
+from motcua.revocation import AccessCache
 from services.reporting.dependencies import ProvinceData
 from services.reporting.models import Base
 from services.reporting.service import ReportingService
@@ -59,7 +60,8 @@ def test_every_contract_event_has_a_handler():
 def test_entrypoints_with_worker_factory(db_url):
     engine = make_engine(db_url)
     uow = UnitOfWork(sessionmaker(bind=engine, expire_on_commit=False)(), "reporting", Base.metadata)
-    service = worker_factory(ReportingService, db=uow, province=ProvinceData(VN, AGENCY_NAMES),
+    service = worker_factory(ReportingService, revocations=AccessCache(5),
+                             db=uow, province=ProvinceData(VN, AGENCY_NAMES),
                              config={"TRACKING_KEY": TRACKING_KEY, **VERIFYING})
     lives = events()
     service.on_events(lives)  # one batch (the kit claimed their inbox rows and commits it)

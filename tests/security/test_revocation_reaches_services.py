@@ -11,7 +11,9 @@ import pytest
 import requests
 from nameko.containers import ServiceContainer
 from nameko.standalone.rpc import ServiceRpcProxy
+from nameko.testing.services import worker_factory
 from sqlalchemy import create_engine, select, text
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.orm import Session
 
 from motcua.config import catalog_dir, nameko_config
@@ -19,7 +21,7 @@ from motcua.contracts import make_event, parse_event
 from motcua.db import UnitOfWork
 from motcua.errors import Unauthorized
 from motcua.identity import Caller, TokenLimits
-from motcua.revocation import check, record_account_changed, record_token_revoked
+from motcua.revocation import AccessCache, check, record_account_changed, record_token_revoked
 from services.gateway.accounts import seed_demo_accounts
 from services.gateway.service import GatewayService
 from services.intake.models import Base as IntakeBase
@@ -27,7 +29,7 @@ from services.intake.service import IntakeService
 from services.notify.service import NotifyService
 from services.reporting.service import ReportingService
 from services.workflow.service import WorkflowService
-from tests.infra import free_port, migrated_sqlite_urls, wait_for
+from tests.infra import VERIFYING, free_port, gateway_token, migrated_sqlite_urls, wait_for
 from tests.security.conftest import APPLICANT, COMMUNE, bearer, login
 
 # An hour ago: recent enough that no write purges what the tests record (rows outlive every token they refuse).
@@ -91,6 +93,34 @@ def test_rows_are_purged_once_they_can_refuse_nothing(uow):
     tokens, accounts = uow.metadata.tables["revoked_token_ids"], uow.metadata.tables["account_changes"]
     assert uow.session.scalars(select(tokens.c.token_id)).all() == ["new"]
     assert uow.session.scalars(select(accounts.c.username)).all() == ["new@X"]
+
+
+# -- the instance's cache of what it read ----------------------------------------------------------
+
+def test_the_instance_that_applies_a_revocation_or_an_account_change_refuses_at_once_whatever_it_cached(uow):
+    """A token's state read once is trusted for `ACCESS_CACHE_SECONDS` without a statement; the events
+    the instance takes from its inbox end that trust at once (here an hour's TTL never runs out)."""
+    service = worker_factory(IntakeService, db=uow, revocations=AccessCache(ttl=3600), config=dict(VERIFYING))
+    leader, receptionist = f"leader@{COMMUNE}", f"receptionist@{COMMUNE}"
+    leaders = gateway_token(leader, COMMUNE, "leader")
+    receptionists = gateway_token(receptionist, COMMUNE, "receptionist")
+    for token in (leaders, receptionists):
+        service.verified_caller(token)  # read, then kept
+    statements = []
+    sqlalchemy_event.listen(uow.session.get_bind(), "before_cursor_execute", lambda *args: statements.append(1))
+    service.verified_caller(leaders)
+    assert statements == []  # answered from the cache
+
+    issued = datetime.fromtimestamp(jwt.decode(leaders, options={"verify_signature": False})["iat"], timezone.utc)
+    service.on_account_changed(gateway_event("account_changed", username=leader, changed_at=issued))
+    with pytest.raises(Unauthorized, match="sign in again"):
+        service.verified_caller(leaders)
+
+    token_id = jwt.decode(receptionists, options={"verify_signature": False})["jti"]
+    service.on_token_revoked(gateway_event("token_revoked", token_id=token_id, revoked_at=T0,
+                                           expires_at=datetime.now(timezone.utc) + timedelta(hours=6)))
+    with pytest.raises(Unauthorized, match="token revoked"):
+        service.verified_caller(receptionists)
 
 
 # -- on direct RPC, past the gateway ----------------------------------------------------------------

@@ -10,6 +10,7 @@ from sqlalchemy.orm import sessionmaker
 
 from motcua import migrate
 from motcua.db import make_engine
+from motcua.revocation import AccessCache
 from services.workflow.models import Base
 from services.workflow.processes import load_processes
 from services.workflow.repository import WorkflowUnitOfWork
@@ -54,4 +55,5 @@ def clock():
 
 @pytest.fixture
 def service(uow, catalog, clock):
-    return worker_factory(WorkflowService, db=uow, catalog=catalog, clock=clock, config=dict(VERIFYING))
+    return worker_factory(WorkflowService, revocations=AccessCache(5),
+                          db=uow, catalog=catalog, clock=clock, config=dict(VERIFYING))

@@ -14,6 +14,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.orm import sessionmaker
 
 from motcua.db import make_engine, utcnow
+from motcua.revocation import AccessCache
 from services.workflow import handlers, queries
 from services.workflow.dependencies import Clock as ClockProvider
 from services.workflow.models import Base, outbox, runs as run_rows, tasks as task_rows
@@ -134,7 +135,8 @@ class Clock:
 
 def test_the_timer_entrypoint_flags_and_the_inbox_escalates(uow, catalog):
     clock = Clock(MONDAY)
-    service = worker_factory(WorkflowService, db=uow, catalog=catalog, clock=clock, config=dict(VERIFYING))
+    service = worker_factory(WorkflowService, revocations=AccessCache(5),
+                             db=uow, catalog=catalog, clock=clock, config=dict(VERIFYING))
     service.on_dossier_received(received(code(1), due_at=at(4, 17)))
     service.on_dossier_received(received(code(2), due_at=at(20, 17)))
 

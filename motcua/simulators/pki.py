@@ -2,7 +2,7 @@
 catalogue, for the signing simulator and the tests. NOT for production: intake refuses at start any
 trust root or signing certificate issued by it (`services.intake.signing.refuse_test_pki`).
 
-    python -m simulators.pki [OUT_DIR]       (default deploy/dev/pki; what the repository ships)
+    python -m motcua.simulators.pki [OUT_DIR]  (default deploy/dev/pki; what the repository ships)
 
 Layout: `test-ca.pem` (the root, the dev trust anchor), `agencies/<credential>.pem` (the certificate)
 and `agencies/<credential>.key` (its PKCS#8 key, unencrypted: a simulator's), where the credential is an

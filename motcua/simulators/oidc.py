@@ -7,9 +7,9 @@ chosen: `login_hint=<ID number or account name>` on the authorization request re
 the tests do); without it the page lists them as links.
 
 `forge = True` signs ID tokens with a key that is not the published one (same `kid`), as an attacker
-would; the `fault` switches of `SimulatorServer` make it down, slow or answer garbage.
+would; its `faults` (motcua/simulators/http.py) make it down, slow or answer garbage.
 
-    python -m simulators.oidc [PORT]     (default 8091; `make run` starts it when configured)
+    python -m motcua.simulators.oidc [PORT]     (default 8091; `make run` starts it when configured)
 """
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ import hmac
 import json
 import os
 import secrets
-import sys
 import time
 from html import escape
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -27,7 +26,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from simulators.http import Simulator
+from motcua.simulators.http import Answer, Request, Simulator, port_argument
 
 DEFAULT_CLIENT_ID = "motcua-dev"
 DEFAULT_CLIENT_SECRET = "motcua-dev-oidc-secret"
@@ -67,35 +66,34 @@ class OidcSimulator(Simulator):
 
     @property
     def issuer(self) -> str:
-        return self.server.url
+        return self.http.url
 
-    def handle(self, method: str, path: str, headers: dict, body: bytes):
-        url = urlsplit(path)
-        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+    def handle(self, request: Request) -> Answer:
+        query = {k: v[0] for k, v in request.query.items()}
         route = {("GET", "/.well-known/openid-configuration"): self._discovery, ("GET", "/jwks"): self._jwks,
                  ("GET", "/authorize"): self._authorize, ("POST", "/token"): self._token,
-                 ("GET", "/userinfo"): self._userinfo}.get((method, url.path))
+                 ("GET", "/userinfo"): self._userinfo}.get((request.method, request.path))
         if route is None:
-            return 404, {"error": "not_found"}
-        return route(query, headers, body)
+            return Answer(404, {"error": "not_found"})
+        return route(query, request.headers, request.raw)
 
     def _discovery(self, query, headers, body):
         issuer = self.issuer
-        return 200, {"issuer": issuer, "authorization_endpoint": f"{issuer}/authorize",
+        return Answer(200, {"issuer": issuer, "authorization_endpoint": f"{issuer}/authorize",
                      "token_endpoint": f"{issuer}/token", "userinfo_endpoint": f"{issuer}/userinfo",
                      "jwks_uri": f"{issuer}/jwks", "response_types_supported": ["code"],
                      "subject_types_supported": ["pairwise"], "id_token_signing_alg_values_supported": ["RS256"],
                      "scopes_supported": ["openid", "profile"], "code_challenge_methods_supported": ["S256"],
                      "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-                     "claims_supported": ["sub", "name", "citizen_id", "birthdate", "phone_number"]}
+                     "claims_supported": ["sub", "name", "citizen_id", "birthdate", "phone_number"]})
 
     def _jwks(self, query, headers, body):
-        return 200, {"keys": [self.key.as_dict(private=False)]}
+        return Answer(200, {"keys": [self.key.as_dict(private=False)]})
 
     def _authorize(self, query, headers, body):
         redirect_uri = query.get("redirect_uri", "")
         if query.get("client_id") != self.client_id or not self._allowed(redirect_uri):
-            return 400, {"error": "invalid_request", "error_description": "unknown client or redirect_uri"}
+            return Answer(400, {"error": "invalid_request", "error_description": "unknown client or redirect_uri"})
         if query.get("response_type") != "code" or "openid" not in query.get("scope", "").split():
             return _redirect(redirect_uri, {"error": "unsupported_response_type", "state": query.get("state")})
         if query.get("code_challenge_method") != "S256" or not query.get("code_challenge"):
@@ -105,7 +103,7 @@ class OidcSimulator(Simulator):
         if citizen is None:  # the sign-in page: a list of the test people
             links = "".join(f'<li><a href="/authorize?{urlencode({**query, "login_hint": hint})}">'
                             f'{escape(person["name"])} ({escape(hint)})</a></li>' for hint, person in PEOPLE.items())
-            return 200, f"<html><body><h1>VNeID (simulator)</h1><ul>{links}</ul></body></html>".encode()
+            return Answer(200, f"<html><body><h1>VNeID (simulator)</h1><ul>{links}</ul></body></html>")
         code = secrets.token_urlsafe(24)
         self.codes[code] = {"citizen": citizen, "redirect_uri": redirect_uri, "nonce": query.get("nonce"),
                             "challenge": query["code_challenge"], "expires": time.time() + 60}
@@ -123,16 +121,16 @@ class OidcSimulator(Simulator):
         if basic.startswith("Basic "):
             client_id, _, client_secret = base64.b64decode(basic[6:]).decode().partition(":")
         if client_id != self.client_id or not hmac.compare_digest(client_secret or "", self.client_secret):
-            return 401, {"error": "invalid_client"}
+            return Answer(401, {"error": "invalid_client"})
         grant = self.codes.pop(form.get("code", ""), None)  # single use
         if form.get("grant_type") != "authorization_code" or grant is None or grant["expires"] < time.time():
-            return 400, {"error": "invalid_grant"}
+            return Answer(400, {"error": "invalid_grant"})
         if form.get("redirect_uri") != grant["redirect_uri"]:
-            return 400, {"error": "invalid_grant", "error_description": "redirect_uri differs"}
+            return Answer(400, {"error": "invalid_grant", "error_description": "redirect_uri differs"})
         verifier = form.get("code_verifier", "")
         challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
         if not hmac.compare_digest(challenge, grant["challenge"]):
-            return 400, {"error": "invalid_grant", "error_description": "PKCE verification failed"}
+            return Answer(400, {"error": "invalid_grant", "error_description": "PKCE verification failed"})
         citizen, now = grant["citizen"], int(time.time())
         claims = {"iss": self.issuer, "aud": self.client_id, "iat": now, "exp": now + 300, "auth_time": now,
                   "nonce": grant["nonce"], **{k: v for k, v in citizen.items() if k != "phone_number"}}
@@ -140,29 +138,24 @@ class OidcSimulator(Simulator):
         id_token = jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
         access_token = secrets.token_urlsafe(24)
         self.access_tokens[access_token] = citizen
-        return 200, {"access_token": access_token, "token_type": "Bearer", "expires_in": 300, "id_token": id_token,
-                     "scope": "openid profile"}
+        return Answer(200, {"access_token": access_token, "token_type": "Bearer", "expires_in": 300,
+                            "id_token": id_token, "scope": "openid profile"})
 
     def _userinfo(self, query, headers, body):
         token = headers.get("Authorization", "").removeprefix("Bearer ")
         citizen = self.access_tokens.get(token)
         if citizen is None:
-            return 401, {"error": "invalid_token"}
-        return 200, dict(citizen)
+            return Answer(401, {"error": "invalid_token"})
+        return Answer(200, dict(citizen))
 
 
-def _redirect(redirect_uri: str, params: dict):
+def _redirect(redirect_uri: str, params: dict) -> Answer:
     params = {k: v for k, v in params.items() if v is not None}
     separator = "&" if "?" in redirect_uri else "?"
-    return 302, b"", {"Location": f"{redirect_uri}{separator}{urlencode(params)}"}
-
-
-def main(argv: list[str]) -> None:
-    port = int(argv[0]) if argv else 8091
-    OidcSimulator(client_id=os.environ.get("VNEID_CLIENT_ID", DEFAULT_CLIENT_ID),
-                  client_secret=os.environ.get("VNEID_CLIENT_SECRET", DEFAULT_CLIENT_SECRET),
-                  port=port).serve_forever("OIDC provider simulator")
+    return Answer(302, "", {"Location": f"{redirect_uri}{separator}{urlencode(params)}"})
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    OidcSimulator(client_id=os.environ.get("VNEID_CLIENT_ID", DEFAULT_CLIENT_ID),
+                  client_secret=os.environ.get("VNEID_CLIENT_SECRET", DEFAULT_CLIENT_SECRET),
+                  port=port_argument(8091)).serve("OIDC provider")

@@ -1,6 +1,6 @@
 """A remote signing service (ký số từ xa) speaking the Cloud Signature Consortium API v1
 (`/csc/v1/...`, the format remote-signing providers and qualified trust services expose), holding one
-credential per agency: the test PKI's keys (`simulators/pki.py`).
+credential per agency: the test PKI's keys (`motcua/simulators/pki.py`).
 
 What it implements: `info`, `credentials/list`, `credentials/info` (certificate chain), `credentials/
 authorize` (PIN → SAD, explicit authorisation per batch of hashes), `signatures/signHash` (ECDSA over a
@@ -8,9 +8,9 @@ SHA-256 hash). What it does not: OAuth2 (a static bearer token stands for the se
 `credentials/sendOTP`, `signatures/timestamp`, asynchronous operations.
 
 `forge = True` makes it sign with a key that is not the certificate's, as a compromised or confused
-provider would; the `fault` switches of `SimulatorServer` make it down, slow or answer garbage.
+provider would; its `faults` (motcua/simulators/http.py) make it down, slow or answer garbage.
 
-    python -m simulators.signing [PORT]      (default 8090; `make run` starts it when configured)
+    python -m motcua.simulators.signing [PORT]      (default 8090; `make run` starts it when configured)
 """
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ import hashlib
 import hmac
 import json
 import os
-import sys
 from pathlib import Path
 
 from cryptography import x509
@@ -27,8 +26,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 from motcua.keys import development_value
-from simulators.http import Simulator
-from simulators.pki import DEFAULT_DIR
+from motcua.simulators.http import Answer, Request, Simulator, port_argument
+from motcua.simulators.pki import DEFAULT_DIR
 
 SHA256 = "2.16.840.1.101.3.4.2.1"
 ECDSA_SHA256 = "1.2.840.10045.4.3.2"
@@ -55,29 +54,29 @@ class SigningSimulator(Simulator):
 
     @property
     def url(self) -> str:
-        return self.server.url + "/csc/v1"
+        return self.http.url + "/csc/v1"
 
     # -- the API --------------------------------------------------------------------------------------
 
-    def handle(self, method: str, path: str, headers: dict, body: bytes):
-        if method != "POST" or not path.startswith("/csc/v1/"):
-            return 404, _error("invalid_request", "unknown endpoint")
-        operation = path[len("/csc/v1/"):]
+    def handle(self, request: Request) -> Answer:
+        if request.method != "POST" or not request.path.startswith("/csc/v1/"):
+            return Answer(404, _error("invalid_request", "unknown endpoint"))
+        operation = request.path[len("/csc/v1/"):]
         if operation == "info":
-            return 200, {"specs": "1.0.4.0", "name": "Motcua signing simulator", "region": "VN", "lang": "vi-VN",
+            return Answer(200, {"specs": "1.0.4.0", "name": "Motcua signing simulator", "region": "VN", "lang": "vi-VN",
                          "authType": ["basic"], "methods": ["credentials/list", "credentials/info",
-                                                            "credentials/authorize", "signatures/signHash"]}
-        if headers.get("Authorization") != f"Bearer {self.token}":
-            return 401, _error("invalid_token", "the access token is not valid")
+                                                            "credentials/authorize", "signatures/signHash"]})
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return Answer(401, _error("invalid_token", "the access token is not valid"))
         try:
-            request = json.loads(body or b"{}")
+            arguments = json.loads(request.raw or b"{}")
         except ValueError:
-            return 400, _error("invalid_request", "the body is no JSON")
+            return Answer(400, _error("invalid_request", "the body is no JSON"))
         answer = {"credentials/list": self._list, "credentials/info": self._info,
                   "credentials/authorize": self._authorize, "signatures/signHash": self._sign_hash}.get(operation)
         if answer is None:
-            return 404, _error("invalid_request", "unknown endpoint")
-        return answer(request)
+            return Answer(404, _error("invalid_request", "unknown endpoint"))
+        return Answer(*answer(arguments))
 
     def _credential(self, request: dict):
         return self.credentials.get(request.get("credentialID"))
@@ -141,12 +140,7 @@ def _error(error: str, description: str) -> dict:
     return {"error": error, "error_description": description}
 
 
-def main(argv: list[str]) -> None:
-    port = int(argv[0]) if argv else 8090
+if __name__ == "__main__":
     SigningSimulator(token=os.environ.get("INTAKE_SIGNING_TOKEN", DEFAULT_TOKEN),
                      pin=os.environ.get("INTAKE_SIGNING_PIN", DEFAULT_PIN),
-                     port=port).serve_forever("CSC signing simulator (API under /csc/v1)")
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
+                     port=port_argument(8090)).serve("CSC signing")

@@ -9,6 +9,7 @@ from nameko.testing.services import worker_factory
 
 from motcua.errors import Forbidden, Unauthorized
 from motcua.identity import portal_sync_token
+from motcua.revocation import AccessCache
 from services.intake import dossiers
 from services.intake.service import IntakeService
 from tests.infra import TOKENS, VERIFYING, gateway_token
@@ -21,7 +22,7 @@ REPORTING = portal_sync_token(TOKENS["TOKEN_SIGNING_KEY"], timedelta(hours=6))
 
 @pytest.fixture
 def service(uow, policy):
-    return worker_factory(IntakeService, db=uow, rules=policy, config=VERIFYING)
+    return worker_factory(IntakeService, db=uow, rules=policy, revocations=AccessCache(5), config=VERIFYING)
 
 
 @pytest.fixture

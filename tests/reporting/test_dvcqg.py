@@ -413,3 +413,14 @@ def test_an_appointment_moved_by_a_calendar_decision_is_no_apology(portal):
     assert push(uow, client_of(portal.start()))["pushed"] == 1
     contents = [line["NoiDungXuLy"] for line in portal.progress[code].values()]
     assert f"{dvcqg.CALENDAR_RESCHEDULED}: calendar" in contents
+
+
+def test_outside_production_reporting_makes_its_own_token_once_per_half_hour(monkeypatch):
+    from motcua import keys
+    from motcua.identity import TokenLimits, verify_token
+
+    monkeypatch.delenv("REPORTING_SERVICE_TOKEN", raising=False)
+    token = dvcqg.caller_token()
+    assert dvcqg.caller_token() == token  # not a new one per push (each would fill the callees' caches)
+    caller = verify_token(token, keys.pem_setting(keys.TOKEN_VERIFY_KEY), TokenLimits())
+    assert (caller.username, caller.roles, caller.is_portal_sync) == ("service@reporting", ("portal_sync",), True)

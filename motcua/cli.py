@@ -26,6 +26,8 @@ The broker is `AMQP_URI`'s; `list` asks RabbitMQ's management API (`MOTCUA_RABBI
                                                 (the private one readable by its owner only)
     motcua tokens system <agency code> [--days]  an agency system's token for its worker, signed with
                                                 MOTCUA_TOKEN_SIGNING_KEY (the operator's; never a worker's)
+    motcua tokens reporting [--days]             reporting's token for the national portal push
+                                                (REPORTING_SERVICE_TOKEN), signed the same way
     motcua broker users [--vhost /] [--worker module:Class …]
                         each service's and worker's broker user with only its own permissions
                         (`motcua.broker_permissions`), as `rabbitmqctl` lines (passwords from
@@ -231,6 +233,8 @@ def main(argv=None) -> int:
     system = token_commands.add_parser("system", help="print an agency system's token for its worker")
     system.add_argument("agency_code")
     system.add_argument("--days", type=int, default=90)
+    reporting = token_commands.add_parser("reporting", help="print reporting's token for the national portal push")
+    reporting.add_argument("--days", type=int, default=90)
     history = commands.add_parser("history", help="the old system's dossiers (docs/history-format.md)")
     history_import = history.add_subparsers(dest="action", required=True).add_parser(
         "import", help="import a CSV or JSON Lines file of past dossiers into intake")
@@ -265,7 +269,7 @@ def main(argv=None) -> int:
     if args.command == "keys":
         return _keys(args)
     if args.command == "tokens":
-        return _system_token(args.agency_code, args.days)
+        return _system_token(getattr(args, "agency_code", None), args.days)
     uri = amqp_uri()
     if args.action == "list":
         counts = parked_counts(uri, rabbit_management_url())
@@ -406,16 +410,19 @@ def _keys(args) -> int:
     return 0
 
 
-def _system_token(agency_code: str, days: int) -> int:
+def _system_token(agency_code: str | None, days: int) -> int:
+    """An agency system's token, or reporting's (no agency code) for the national portal push."""
     from motcua.config import token_settings
-    from motcua.identity import system_token
+    from motcua.identity import portal_sync_token, system_token
 
     settings = token_settings(signs=True)
     if not 0 < days * 86400 <= settings["SYSTEM_TOKEN_MAX_SECONDS"]:
         print(f"--days must be between 1 and {settings['SYSTEM_TOKEN_MAX_SECONDS'] // 86400} "
               "(MOTCUA_SYSTEM_TOKEN_MAX_DAYS): services refuse a longer one", file=sys.stderr)
         return 2
-    print(system_token(agency_code, settings["TOKEN_SIGNING_KEY"], timedelta(days=days)))
+    lifetime = timedelta(days=days)
+    print(system_token(agency_code, settings["TOKEN_SIGNING_KEY"], lifetime) if agency_code
+          else portal_sync_token(settings["TOKEN_SIGNING_KEY"], lifetime))
     return 0
 
 

@@ -15,6 +15,10 @@ from motcua.db import utcnow
 from motcua.errors import Forbidden, Unauthorized
 
 SYSTEM_ROLE = "system"  # an agency's own system (motcua.worker), its token made by an operator
+# Reporting's own identity towards intake and the gateway when it pushes to the national portal
+# (DVCQG): it alone reads the applicants' records for the portal and the officers' names.
+PORTAL_SYNC_ROLE = "portal_sync"
+SERVICE_ROLES = frozenset({(SYSTEM_ROLE,), (PORTAL_SYNC_ROLE,)})  # tokens of a system, not a person
 CITIZEN_ROLE = "citizen"  # a citizen signed in through VNeID (services/gateway/vneid.py): no account row here
 STAFF_ROLES = ("receptionist", "specialist", "leader", "agency_admin")
 USERNAME_MAX = 120  # every service records who acted (history, tasks, documents) in this many characters
@@ -37,6 +41,12 @@ class Caller:
     @property
     def is_citizen(self) -> bool:
         return CITIZEN_ROLE in self.roles and self.agency_code is None and self.citizen_id is not None
+
+    @property
+    def is_portal_sync(self) -> bool:
+        """Reporting's own identity for the national portal push: no account behind it (an operator made
+        it, `motcua tokens reporting`); revoked like any token."""
+        return self.roles == (PORTAL_SYNC_ROLE,) and self.agency_code is None
 
     @property
     def is_admin(self) -> bool:
@@ -84,7 +94,7 @@ class TokenLimits:
 
     def allows(self, caller: Caller) -> bool:
         """Is the token's lifetime within the server's cap (a system's longer one for a system alone)?"""
-        cap = self.max_system_seconds if caller.roles == (SYSTEM_ROLE,) else self.max_seconds
+        cap = self.max_system_seconds if caller.roles in SERVICE_ROLES else self.max_seconds
         return (caller.expires_at - caller.issued_at).total_seconds() <= cap
 
 
@@ -119,6 +129,11 @@ def issue_token(caller: Caller, signing_pem: str, ttl: timedelta) -> str:
 def system_token(agency_code: str, signing_pem: str, lifetime: timedelta) -> str:
     """An agency system's token (for its worker), made by an operator holding the signing key."""
     return issue_token(Caller(f"system@{agency_code}", agency_code, (SYSTEM_ROLE,)), signing_pem, lifetime)
+
+
+def portal_sync_token(signing_pem: str, lifetime: timedelta) -> str:
+    """Reporting's token for its national portal push (`motcua tokens reporting`), made by an operator."""
+    return issue_token(Caller("service@reporting", None, (PORTAL_SYNC_ROLE,)), signing_pem, lifetime)
 
 
 def verify_caller(config: dict, token: str | None) -> Caller:

@@ -297,6 +297,25 @@ class PaymentReceivedV1(DossierEvent):
     receipt_number = fields.Str(required=True)
 
 
+class FeePaidV1(DossierEvent):
+    """Lệ phí nộp trực tuyến: the procedure's fee due at submission (a level-4 procedure) paid through the
+    payment platform; a line of the history with its electronic receipt, no status moves."""
+
+    paid_at = fields.AwareDateTime(required=True)
+    amount_vnd = fields.Int(required=True, validate=validate.Range(min=0))
+    receipt_number = fields.Str(required=True)
+
+
+class PaymentRefundedV1(DossierEvent):
+    """Hoàn phí: the fee paid online returned to the payer by the payment platform (a stop or a refused
+    result the province refunds, INTAKE_PAYMENT_REFUND_ON); a line of the history, no status moves."""
+
+    order_id = fields.Str(required=True)  # our payment order (vnp_TxnRef)
+    amount_vnd = fields.Int(required=True, validate=validate.Range(min=0))
+    refund_number = fields.Str(load_default=None, allow_none=True)  # the platform's number for the refund
+    refunded_at = fields.AwareDateTime(required=True)
+
+
 class DossierStoppedV1(DossierEvent):
     """Intake's record of a stop (status 8)."""
 
@@ -384,6 +403,8 @@ EVENT_SCHEMAS: dict[str, tuple[int, Schema]] = {
     "payment_requested": (1, PaymentRequestedV1()),
     "payment_received": (1, PaymentReceivedV1()),
     "dossier_stopped": (1, DossierStoppedV1()),
+    "payment_refunded": (1, PaymentRefundedV1()),
+    "fee_paid": (1, FeePaidV1()),
     "access_denied": (1, AccessDeniedV1()),
     "token_revoked": (1, TokenRevokedV1()),
     "account_changed": (1, AccountChangedV1()),

@@ -194,6 +194,8 @@ class DossierViewV1(Schema):
     result_ready_at = fields.Str(allow_none=True)
     returned_at = fields.Str(allow_none=True)
     return_method = fields.Str(allow_none=True)
+    # what the applicant asked of the public postal service at submission: "pickup", "delivery"
+    postal_services = fields.List(fields.Str(), load_default=list)
     paused_at = fields.Str(allow_none=True)
     withdrawn_at = fields.Str(allow_none=True)
     withdrawal_reason = fields.Str(allow_none=True)

@@ -5,7 +5,10 @@ signed-in citizen's own dossiers (`/api/v1/me/dossiers`, authorised by intake ag
 The login route sends the browser to the provider and keeps state, nonce and PKCE verifier in a signed
 cookie (10 minutes, HttpOnly, SameSite=Lax, only for the callback's path); the callback checks them, has
 the adapter (`vneid.OidcClient`) verify the provider's answer, and answers a Motcua access token. A
-refused sign-in (a forged or foreign ID token, a state not ours) is 401 and audited.
+sign-in started from the citizens' portal (its "Đăng nhập bằng VNeID" button, `/dang-nhap-vneid`) comes
+back to the same callback, which then keeps the token in the portal's citizen cookie and lands on "my
+dossiers" (`/ho-so-cua-toi`) instead of answering JSON. A refused sign-in (a forged or foreign ID token,
+a state not ours) is 401 and audited.
 """
 from __future__ import annotations
 
@@ -28,6 +31,8 @@ from services.gateway.vneid import LoginRefused, OidcClient, OidcMetrics, OidcSe
 
 PENDING_COOKIE = "motcua_oidc"
 PENDING_SECONDS = 600
+CITIZEN_COOKIE = "motcua_citizen"  # the portal's citizen session (SameSite=Lax: it is set on the way back
+MY_DOSSIERS_PAGE = "/ho-so-cua-toi"  # from the provider, a cross-site navigation a Strict cookie would miss)
 PROVIDERS = {"vneid": ("VNEID", "/api/v1/auth/vneid/callback"),
              "staff-sso": ("STAFF_OIDC", "/api/v1/auth/staff-sso/callback")}
 
@@ -86,13 +91,20 @@ class OidcApi:
     @route("GET", "/api/v1/auth/vneid/callback", query=CallbackQuery, response=OidcTokenOut, auth="public")
     def vneid_callback(self, request):
         """The provider's redirect back: a citizen's access token (role `citizen`, the verified identity)."""
-        identity = self._oidc_identity("vneid", request)
+        identity, pending = self._oidc_identity("vneid", request)
         if identity.id_number is None:
             raise self._refused(request, "vneid", "the identity provider released no ID number")
         caller = Caller(f"vneid:{identity.subject}"[:128], None, (CITIZEN_ROLE,), citizen_id=identity.id_number,
                         citizen_name=identity.name)
         self.record_audit(caller, "auth.vneid", request.remote_addr)
-        return {**self._token_for(caller), "name": identity.name}
+        token = self._token_for(caller)
+        if pending.get("portal"):  # the portal's button: a browser session, not JSON
+            response = Response(status=303, headers={"Location": MY_DOSSIERS_PAGE, "Cache-Control": "no-store"})
+            response.set_cookie(CITIZEN_COOKIE, token["access_token"], max_age=token["expires_in"], httponly=True,
+                                samesite="Lax", secure=https_only(request), path="/")
+            response.delete_cookie(PENDING_COOKIE, path=PROVIDERS["vneid"][1])
+            return response
+        return {**token, "name": identity.name}
 
     @route("GET", "/api/v1/auth/staff-sso/login", response="text/html", status=302, auth="public")
     def staff_sso_login(self, request):
@@ -103,7 +115,7 @@ class OidcApi:
     def staff_sso_callback(self, request):
         """An officer's access token for the account the provider names (`STAFF_OIDC_USERNAME_CLAIM`):
         the account must exist and be active here; its roles and agency are Motcua's, not the provider's."""
-        identity = self._oidc_identity("staff-sso", request)
+        identity, _pending = self._oidc_identity("staff-sso", request)
         caller = accounts.active_caller(self.db.session, identity.username) if identity.username else None
         if caller is None:
             raise self._refused(request, "staff-sso", "no active account for the provider's username")
@@ -119,9 +131,11 @@ class OidcApi:
             raise Forbidden("sign in with VNeID to list your dossiers")
         return self.intake.my_dossiers(token, page=page)
 
-    def _oidc_login(self, name: str, request) -> Response:
+    def _oidc_login(self, name: str, request, portal: bool = False) -> Response:
+        """To the provider; `portal`: started from the citizens' portal, whose browser the callback signs in."""
         url, pending = self.oidc.client(name).begin()
-        cookie = jwt.encode({**pending, "provider": name, "exp": utcnow() + timedelta(seconds=PENDING_SECONDS)},
+        cookie = jwt.encode({**pending, "provider": name, "portal": portal,
+                             "exp": utcnow() + timedelta(seconds=PENDING_SECONDS)},
                             self.oidc.state_key, algorithm="HS256")
         response = Response(status=302, headers={"Location": url, "Cache-Control": "no-store"})
         response.set_cookie(PENDING_COOKIE, cookie, max_age=PENDING_SECONDS, httponly=True, samesite="Lax",
@@ -129,6 +143,7 @@ class OidcApi:
         return response
 
     def _oidc_identity(self, name: str, request):
+        """The provider's verified identity and the pending sign-in it answers."""
         client = self.oidc.client(name)
         params = load_valid(CallbackQuery(), query(request))
         try:
@@ -138,7 +153,7 @@ class OidcApi:
         if pending.get("provider") != name:
             raise self._refused(request, name, "the sign-in was started with another provider")
         try:
-            return client.finish(pending, params)
+            return client.finish(pending, params), pending
         except LoginRefused as exc:
             raise self._refused(request, name, exc.message) from None
 

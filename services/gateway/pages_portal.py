@@ -6,14 +6,17 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from motcua.catalog import PEOPLES_COMMITTEE
+from motcua.contracts.events import POSTAL_KINDS
 from motcua.contracts.rpc import MAX_DOCUMENT_BYTES
-from motcua.errors import load_valid
+from motcua.errors import Unauthorized, load_valid
 from motcua.text import fold
 from services.gateway import routes
+from services.gateway.api_vneid import CITIZEN_COOKIE, MY_DOSSIERS_PAGE, MyDossiersQuery
 from services.gateway.http import https_only
 from services.gateway.pages_http import (
     KEPT_FIELD_BYTES,
     FormRejected,
+    Redirect,
     checked_uploads,
     form_again,
     form_data,
@@ -54,7 +57,28 @@ class PortalPages:
 
     @page("GET", "/")
     def portal_home(self, request):
-        return render("portal/home.html", procedures=self.intake.list_procedures(limit=6), agencies=self._agencies())
+        return render("portal/home.html", procedures=self.intake.list_procedures(limit=6), agencies=self._agencies(),
+                      vneid="vneid" in self.oidc.clients)
+
+    @page("GET", "/dang-nhap-vneid")
+    def portal_vneid_login(self, request):
+        """Đăng nhập bằng VNeID: to the provider; its callback lands on "my dossiers" (api_vneid.py)."""
+        return self._oidc_login("vneid", request, portal=True)
+
+    @page("GET", MY_DOSSIERS_PAGE)
+    def portal_my_dossiers(self, request):
+        """Hồ sơ của tôi: the signed-in citizen's dossiers, as intake finds them for the verified identity;
+        without a citizen session, to the VNeID sign-in."""
+        token = request.cookies.get(CITIZEN_COOKIE)
+        try:
+            caller = self.caller_from_token(token)
+        except Unauthorized:
+            raise Redirect("/dang-nhap-vneid") from None
+        if not caller.is_citizen:
+            raise Redirect("/dang-nhap-vneid")
+        page_number = load_valid(MyDossiersQuery(), query_data(request))["page"]
+        found = self.intake.my_dossiers(token, page=page_number)
+        return render("portal/my_dossiers.html", found=found, name=caller.citizen_name, agencies=self._agencies())
 
     @page("GET", "/thu-tuc")
     def portal_procedures(self, request):
@@ -104,8 +128,10 @@ class PortalPages:
         if refused:  # everything typed and every accepted file stay; each refused file is named
             raise FormRejected(render(SUBMIT_FORM, status=422, errors=refused, **context()))
         applicant = {name: values.get(f"applicant.{name}") or None for name in APPLICANT_FIELDS}
+        postal = {kind: values.get(f"postal.{kind}") == "1" for kind in POSTAL_KINDS}
         body = {"procedure_code": code, "channel": "online", "applicant": applicant, "form": {},
-                "documents": documents, "receiving_agency_code": values.get("receiving_agency_code") or None}
+                "documents": documents, "receiving_agency_code": values.get("receiving_agency_code") or None,
+                "postal": postal if any(postal.values()) else None}
         with form_again(SUBMIT_FORM, context):
             body = load_valid(SubmitDossierSchema(), body)
             self.count_anonymous_submission(request, None)

@@ -22,7 +22,8 @@ ACTIONS = {
     "submit": "Nộp hồ sơ", "receive": "Tiếp nhận", "refuse": "Từ chối tiếp nhận",
     "request_supplement": "Yêu cầu bổ sung", "supplement": "Bổ sung hồ sơ", "withdraw": "Rút hồ sơ",
     "start_processing": "Bắt đầu xử lý", "result_ready": "Có kết quả", "return": "Trả kết quả",
-    "reschedule": "Hẹn lại ngày trả", "rate": "Đánh giá hài lòng",
+    "reschedule": "Hẹn lại ngày trả", "rate": "Đánh giá hài lòng", "refund": "Hoàn phí",
+    "pay_fee": "Nộp lệ phí trực tuyến",
     "step": "Bước xử lý (hệ thống cũ)",  # a step of an imported dossier (motcua history import)
 }
 RETURN_METHODS = {"counter": "Tại quầy", "postal": "Qua bưu chính", "online": "Trực tuyến"}
@@ -69,6 +70,7 @@ MESSAGE_ERRORS = {
     "give the procedure list, the agency list or both": "Chọn danh sách thủ tục, danh sách cơ quan hoặc cả hai.",
     "holds no catalogue": "Chưa có danh mục: lần nhập đầu tiên dùng lệnh motcua catalog import (docs/adopting.md).",
     "wrong username or password": "Sai tên đăng nhập hoặc mật khẩu.",
+    "the postal service needs the applicant's address": "Ghi địa chỉ để bưu chính đến nhận hồ sơ hoặc giao kết quả.",
     "too many failed logins": "Đăng nhập sai quá nhiều lần.",
     "too many wrong tries for this dossier": "Nhập sai thông tin của hồ sơ này quá nhiều lần; hồ sơ tạm "
                                              "khóa ở trình duyệt này (trình duyệt đã nộp hoặc đã tra cứu "

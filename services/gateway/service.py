@@ -14,7 +14,7 @@ from motcua.contracts.events import EVENT_SCHEMAS, SESSION_EVENTS, DossierEvent,
 from motcua.db import Database, utcnow
 from motcua.errors import Forbidden, NotFound, Unauthorized, WrongKey
 from motcua.idempotency import CommandUnitOfWork, ForgetExpiredKeys
-from motcua.identity import STAFF_ROLES, verify_caller
+from motcua.identity import PORTAL_SYNC_ROLE, STAFF_ROLES, verify_caller
 from motcua.logs import Tracing
 from motcua.metrics import Metrics, scrape_allowed
 from motcua.rpc import rpc
@@ -177,8 +177,9 @@ class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportA
     @rpc
     def officers(self, usernames, caller_token):
         """{username: {full_name, title}} of staff accounts, for the forms intake prints on a staff
-        caller's behalf (its token is verified and checked for revocation like the HTTP edge's)."""
-        self.caller_from_token(caller_token).require(*STAFF_ROLES)
+        caller's behalf and the progress lines reporting pushes to the national portal with its own token
+        (verified and checked for revocation like the HTTP edge's)."""
+        self.caller_from_token(caller_token).require(*STAFF_ROLES, PORTAL_SYNC_ROLE)
         return users.officers(self.db.session, usernames)
 
     @route("GET", "/health", auth="public")

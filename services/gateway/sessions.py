@@ -39,8 +39,8 @@ def judge(caller: Caller, state: TokenState) -> None:
         raise Unauthorized("token revoked")
     account = state.account
     if account is None:
-        if caller.is_citizen:  # signed in through VNeID: the national provider holds the account
-            return
+        if caller.is_citizen or caller.is_portal_sync:  # VNeID holds a citizen's account; an operator made
+            return                                       # reporting's token: neither is a staff account
         raise Unauthorized("no such account")
     if not account.active:
         raise Unauthorized("account disabled")

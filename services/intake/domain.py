@@ -34,6 +34,9 @@ OWED_ON = {"dossier_submitted": "pickup", "dossier_result_ready": "delivery"}
 OWED_AT = {"dossier_submitted": "submitted_at", "dossier_result_ready": "finished_at"}
 IMPORTED = "import"  # the actor of what `motcua history import` brought from the old system
 PAYMENT_PLATFORM = "payment-platform"  # the actor of a payment the national payment platform confirmed
+# A fee due at submission is paid online while the dossier is open (not refused, withdrawn, stopped, returned).
+FEE_PAYABLE = frozenset({"submitted", "received", "processing", "supplement_requested", "awaiting_payment",
+                         "result_ready"})
 CERTIFIED_PREFIX = "certified:"  # a certified electronic copy (chứng thực điện tử) of one of the documents
 STEP_DOCUMENT_PREFIX = "step:"  # a step's own documents (its minutes, the signed result), not the applicant's
 
@@ -584,6 +587,37 @@ class Dossier:
             self._record("return", status, "result_returned", {
                 "returned_at": at, "method": "postal", "returned_by": POSTAL_SERVICE, "contact": self._contact()},
                 at=at, actor=POSTAL_SERVICE, note="method postal")
+    def fee_due_online(self, fee: int) -> int:
+        """Lệ phí nộp khi nộp hồ sơ: the fee of a level-4 procedure on the dossier's channel (`fee`, 0 for
+        none), payable online from submission while the dossier is open and the fee not paid yet; else
+        Conflict naming the status."""
+        if fee <= 0 or self.fee_paid_online:
+            raise Conflict("no fee of this dossier is due online", field="status")
+        if self.status not in FEE_PAYABLE:
+            raise Conflict(f"a fee is not paid online for a dossier {self.status}", field="status")
+        return fee
+
+    @property
+    def fee_paid_online(self) -> bool:
+        return any(entry.action == "pay_fee" for entry in self.history)
+
+    def fee_paid(self, amount_vnd: int, receipt_number: str, receipt: dict, now: datetime) -> None:
+        """The platform's signed notification confirmed the fee: a line of the history in its name, the
+        electronic receipt (already stored) among the documents; the status unchanged."""
+        self._record("pay_fee", self.status, "fee_paid", {
+            "paid_at": now, "amount_vnd": amount_vnd, "receipt_number": receipt_number},
+            at=now, actor=PAYMENT_PLATFORM, note=f"receipt {receipt_number}")
+        self._attach([receipt], PAYMENT_PLATFORM, now)
+
+    def payment_refunded(self, order_id: str, amount_vnd: int, refund_number: str | None, at: datetime) -> None:
+        """Hoàn phí: the payment platform returned an order's amount to the payer; a line of the history in
+        the platform's name, the status unchanged; the same order's refund again records nothing."""
+        if any(entry.action == "refund" and entry.note.startswith(f"{order_id} ") for entry in self.history):
+            return
+        self._record("refund", self.status, "payment_refunded", {
+            "order_id": order_id, "amount_vnd": amount_vnd, "refund_number": refund_number, "refunded_at": at},
+            at=at, actor=PAYMENT_PLATFORM, note=f"{order_id} {amount_vnd} VND")
+
     def certified_copy(self, of: Document, ref: dict, caller: Caller, at: datetime) -> None:
         """Chứng thực bản sao điện tử từ bản chính: an officer of the receiving agency certifies that the
         copy (`ref`, signed with their own certificate, already stored) matches the original they saw."""

@@ -354,6 +354,7 @@ def view(dossier: Dossier, tz: ZoneInfo, catalog: Catalog) -> dict:
         "due_at": at(dossier.due_at), "refused_at": at(dossier.refused_at),
         "refusal_reason": dossier.refusal_reason, "result_ready_at": at(dossier.result_ready_at),
         "returned_at": at(dossier.returned_at), "return_method": dossier.return_method,
+        "postal_services": list(dossier.postal_services),
         "paused_at": at(dossier.paused_at), "withdrawn_at": at(dossier.withdrawn_at),
         "withdrawal_reason": dossier.withdrawal_reason,
         "payment": ({"amount_vnd": dossier.payment_amount_vnd, "note": dossier.payment_note,

@@ -193,7 +193,9 @@ payment_orders = Table(
     Column("dossier_code", String(64), nullable=False, index=True),
     Column("amount_vnd", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
-    Column("status", String(16), nullable=False),  # pending, paid, failed
+    Column("status", String(16), nullable=False),  # pending, paid, failed, paid_not_due, refund_due, refunded
+    # what it pays: "obligation" (a step's, status 6) or "fee" (the procedure's fee due at submission)
+    Column("purpose", String(16), nullable=False, server_default="obligation"),
     Column("transaction_no", String(64)),
     Column("receipt_number", String(64)),
     _when("created_at", nullable=False),

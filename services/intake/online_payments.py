@@ -1,5 +1,6 @@
 """The service layer of online payments (payments.py has the platform's format): orders made for a
-dossier awaiting payment (status 6), settled only by the platform's verified notification or its daily
+dossier awaiting payment (status 6: a step's obligation) or, for a level-4 procedure with a fee, for that
+fee from submission on (purpose "fee": paid, it is a line of the history, the status unchanged), settled only by the platform's verified notification or its daily
 statement, once per order (the order's row lock; a repeat is answered "already confirmed"), with the
 amount and currency checked against the order; a settled payment resumes the dossier as the counter's
 cash confirmation does and attaches the electronic receipt (biên lai điện tử)."""
@@ -10,7 +11,7 @@ from datetime import date, datetime
 
 from sqlalchemy import insert, select, update
 
-from motcua.errors import IllegalTransition
+from motcua.errors import Conflict, NotFound
 from motcua.faults import TransientFailure
 from motcua.identity import Caller
 from services.intake import documents, forms
@@ -26,21 +27,43 @@ RECEIPT_KEY = "receipt:bien_lai"  # the receipt's place among the dossier's docu
 def start(uow, policy: Policy, platform: PaymentPlatform, settings: PaymentSettings, metrics: PaymentMetrics,
           code: str, caller: Caller | None, proof: ApplicantProof, now: datetime) -> dict:
     """A payment order for what the dossier owes (the pending one again if the amount did not change),
-    and the platform's URL to send the applicant to."""
+    and the platform's URL to send the applicant to: a step's obligation while it awaits payment, else
+    its procedure's fee due at submission (level 4) until paid."""
     dossier = _load(uow, code)  # locked: two tabs of one applicant make one order
     dossier.check_applicant(caller, proof)
-    amount = dossier.awaits_payment_of()
+    purpose, amount = _owed(policy, dossier)
     order_id = uow.session.scalar(select(orders.c.order_id).where(
-        orders.c.dossier_code == code, orders.c.status == "pending", orders.c.amount_vnd == amount))
+        orders.c.dossier_code == code, orders.c.status == "pending", orders.c.amount_vnd == amount,
+        orders.c.purpose == purpose))
     if order_id is None:
         order_id = uuid.uuid4().hex[:20]
         uow.session.execute(insert(orders).values(order_id=order_id, dossier_code=code, amount_vnd=amount,
-                                                  currency=CURRENCY, status="pending", created_at=now))
+                                                  currency=CURRENCY, status="pending", purpose=purpose,
+                                                  created_at=now))
         metrics.orders.inc()
     uow.commit()
     url = platform.payment_url(order_id, amount, f"Thanh toan ho so {code}", settings.return_url, now)
     return {"order_id": order_id, "dossier_code": code, "amount_vnd": amount, "currency": CURRENCY,
-            "payment_url": url}
+            "purpose": purpose, "payment_url": url}
+
+
+def _owed(policy: Policy, dossier) -> tuple[str, int]:
+    """What an online payment of the dossier is for now: ("obligation", amount) at status 6, else ("fee",
+    the procedure's fee on its channel when the procedure is level 4); Conflict when nothing is due."""
+    if dossier.status == "awaiting_payment":
+        return "obligation", dossier.awaits_payment_of()
+    return "fee", dossier.fee_due_online(submission_fee(policy, dossier))
+
+
+def submission_fee(policy: Policy, dossier) -> int:
+    """The fee (lệ phí) a level-4 procedure ("full" online) charges on the dossier's channel; 0 otherwise."""
+    try:
+        procedure = policy.catalog.procedure(dossier.procedure_code, version=dossier.procedure_version)
+    except NotFound:
+        return 0
+    if procedure.online_level != "full" or dossier.channel not in procedure.channels:
+        return 0
+    return procedure.terms(dossier.channel).fee
 
 
 def settle(uow, policy: Policy, notice: Notice, now: datetime, metrics: PaymentMetrics) -> dict:
@@ -62,10 +85,11 @@ def settle(uow, policy: Policy, notice: Notice, now: datetime, metrics: PaymentM
     receipt_number = f"BL-{now.astimezone(policy.calendar.tz):%y%m%d}-{order.order_id[:8].upper()}"
     dossier = _load(uow, order.dossier_code)
     try:
-        amount = dossier.awaits_payment_of()
-    except IllegalTransition:
-        # Paid while no longer due (withdrawn, or paid in cash meanwhile): the money is recorded, the
-        # dossier unchanged; the counter refunds it (docs/connections.md).
+        amount = (dossier.fee_due_online(submission_fee(policy, dossier)) if order.purpose == "fee"
+                  else dossier.awaits_payment_of())
+    except Conflict:  # IllegalTransition is one
+        # Paid while no longer due (withdrawn, paid in cash meanwhile, the fee paid by another order): the
+        # money is recorded, the dossier unchanged; the counter refunds it (docs/connections.md).
         _settled(uow, order.order_id, "paid_not_due", notice, None, now)
         metrics.notifications.labels("paid_not_due").inc()
         return answer("00", "Confirm Success")
@@ -73,7 +97,10 @@ def settle(uow, policy: Policy, notice: Notice, now: datetime, metrics: PaymentM
                                 notice.transaction_no, amount, now)
     receipt = documents.Upload(RECEIPT_KEY, f"bien-lai-{receipt_number}.pdf", pdf)
     documents.keep([receipt], policy.store)
-    dossier.paid_online(receipt_number, receipt.ref(), policy.schedule(dossier), now)
+    if order.purpose == "fee":
+        dossier.fee_paid(amount, receipt_number, receipt.ref(), now)
+    else:
+        dossier.paid_online(receipt_number, receipt.ref(), policy.schedule(dossier), now)
     publish(uow, dossier)
     _settled(uow, order.order_id, "paid", notice, receipt_number, now)
     metrics.notifications.labels("paid").inc()
@@ -139,18 +166,23 @@ def _refund_due(uow, code: str) -> None:
 
 def send_refunds(uow, platform: PaymentPlatform, now: datetime, metrics: PaymentMetrics, limit: int = 20) -> int:
     """The orders due a refund, each sent and marked `refunded` in its own transaction; one the platform
-    cannot take now stays due for the next round. How many were refunded."""
+    cannot take now stays due for the next round; the refund joins the dossier's history (`payment_refunded`)
+    in the transaction that marks it. How many were refunded."""
     due = uow.session.execute(select(orders).where(orders.c.status == "refund_due").limit(limit)).all()
     uow.rollback()  # no transaction held across the platform's calls
     refunded = 0
     for order in due:
         try:
-            platform.refund(order.order_id, order.amount_vnd, order.transaction_no, now)
+            refund_number = platform.refund(order.order_id, order.amount_vnd, order.transaction_no, now)
         except TransientFailure:
             metrics.refunds.labels("failed").inc()
             continue
-        uow.session.execute(update(orders).where(orders.c.order_id == order.order_id,
-                                                 orders.c.status == "refund_due").values(status="refunded"))
+        marked = uow.session.execute(update(orders).where(orders.c.order_id == order.order_id,
+                                                          orders.c.status == "refund_due").values(status="refunded"))
+        dossier = uow.dossiers.get(order.dossier_code) if marked.rowcount else None
+        if dossier is not None:
+            dossier.payment_refunded(order.order_id, order.amount_vnd, refund_number, now)
+            publish(uow, dossier)
         uow.commit()
         metrics.refunds.labels("refunded").inc()
         refunded += 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from services.intake.catalog import Procedure
-from services.intake.domain import STEP_DOCUMENT_PREFIX, Document, Dossier
+from services.intake.domain import PAYMENT_PLATFORM, STEP_DOCUMENT_PREFIX, Document, Dossier
 
 MAX_CODES = 200  # one push batch of reporting at most (DVCQG_BATCH is 100 by default)
 
@@ -28,8 +28,8 @@ def record(dossier: Dossier, procedure: Procedure | None) -> dict:
         "documents": [_document(d, procedure, d.key) for d in submitted],
         "result_documents": [_document(d, procedure, d.key[len(STEP_DOCUMENT_PREFIX):]) for d in results],
         "fees": _fees(dossier, procedure),
-        "flags": {"digitised": bool(submitted), "paid_online": False,
-                  "vneid_verified": False},  # no online payment nor VNeID account is recorded by intake yet
+        "flags": {"digitised": bool(submitted), "vneid_verified": False,  # no VNeID account is recorded yet
+                  "paid_online": any(entry.actor == PAYMENT_PLATFORM for entry in dossier.history)},
         "return_method": dossier.return_method,
     }
 
@@ -45,8 +45,10 @@ def _fees(dossier: Dossier, procedure: Procedure | None) -> list[dict]:
     chính, status 6), each with whether and how it was paid."""
     fees = []
     if procedure is not None and dossier.channel in procedure.channels and procedure.terms(dossier.channel).fee:
+        paid = next((entry for entry in dossier.history if entry.action == "pay_fee"), None)  # paid online
         fees.append({"kind": "fee", "name": f"Lệ phí {procedure.name}"[:200],
-                     "amount_vnd": procedure.terms(dossier.channel).fee, "paid_at": None, "receipt": None})
+                     "amount_vnd": procedure.terms(dossier.channel).fee, "paid_at": _iso(paid.at) if paid else None,
+                     "receipt": paid.note.removeprefix("receipt ") if paid else None})
     if dossier.payment_amount_vnd:
         fees.append({"kind": "obligation", "name": dossier.payment_note or "Nghĩa vụ tài chính",
                      "amount_vnd": dossier.payment_amount_vnd, "paid_at": _iso(dossier.paid_at),

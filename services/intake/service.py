@@ -32,6 +32,7 @@ from motcua.access import audit_refusals
 from motcua.db import Database, utcnow
 from motcua.errors import NotFound, Unauthorized, ValidationFailed, load_valid
 from motcua.idempotency import Command, ForgetExpiredKeys, account_scope, applicant_scope, run_once, ttl_of
+from motcua.identity import PORTAL_SYNC_ROLE
 from motcua.logs import Tracing
 from motcua.metrics import GroupCountGauge, Metrics
 from motcua.revocation import Revocations
@@ -228,11 +229,14 @@ class IntakeService(Revocations):
         return {name: forms.Officer(o["full_name"], o["title"]) for name, o in found.items()}
 
     @rpc
-    def national_portal_records(self, codes):
+    @audit_refusals
+    def national_portal_records(self, codes, caller_token):
         """{code: the portal's part of the dossier} (services/intake/portal.py) for reporting's push to the
         national portal (DVCQG), which sends it on and stores none of it; unknown codes are left out. Only
-        reporting may call it: the broker lets a service publish requests only to the services it calls
-        (motcua/broker_permissions.py), and the gateway exposes no route to it."""
+        reporting's own token (`motcua tokens reporting`) or a platform admin's is answered, checked here:
+        the broker's permissions (motcua/broker_permissions.py) and the gateway having no route to it are
+        a second line, not the only one."""
+        self.authorised(caller_token, PORTAL_SYNC_ROLE)
         if not isinstance(codes, list) or len(codes) > portal.MAX_CODES or not all(
                 isinstance(code, str) and 0 < len(code) <= 40 for code in codes):
             raise ValidationFailed(f"a list of at most {portal.MAX_CODES} dossier codes", field="codes")

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+from functools import partial
 import json
 from zoneinfo import ZoneInfo
 
@@ -39,7 +40,7 @@ def replay(url: str, zone: ZoneInfo) -> dict:
 
 
 def sync(url: str, zone: ZoneInfo, settings: dvcqg.PortalSettings, intake: dvcqg.IntakeRecords,
-         agency_names: dict[str, str], reconcile: bool = False) -> dict:
+         officers: dvcqg.Officers, agency_names: dict[str, str], reconcile: bool = False) -> dict:
     """Queue the dossiers without a row, push everything due now (failures wait for their next attempt),
     and with `reconcile` compare every pushed dossier with the portal (repairs are pushed at once)."""
     uow, client = unit_of_work(url), dvcqg.PortalClient(settings)
@@ -52,7 +53,7 @@ def sync(url: str, zone: ZoneInfo, settings: dvcqg.PortalSettings, intake: dvcqg
                                                              PortalPush.next_attempt_at <= utcnow()))
         sent = {"pushed": 0, "retry": 0, "rejected": 0}
         while True:
-            counts = dvcqg.push_due(uow, client, intake, zone, agency_names, utcnow())
+            counts = dvcqg.push_due(uow, client, intake, officers, zone, agency_names, utcnow())
             for kind, count in counts.items():
                 sent[kind] += count
             progress("sync", min(sum(sent.values()), due), due)
@@ -85,8 +86,11 @@ def main(argv=None) -> None:
         if settings is None:
             parser.exit(2, "DVCQG_URL is not set: the national portal connector is off\n")
         names = {agency["code"]: agency["name"] for agency in load_agencies(catalog_dir())}
+        token = dvcqg.caller_token()
         with ClusterRpcProxy(nameko_config()) as cluster:
-            print(json.dumps(sync(args.db_url, zone, settings, cluster.intake.national_portal_records, names,
+            print(json.dumps(sync(args.db_url, zone, settings,
+                                  partial(cluster.intake.national_portal_records, caller_token=token),
+                                  partial(cluster.gateway.officers, caller_token=token), names,
                                   reconcile=args.reconcile)))
 
 

@@ -8,14 +8,14 @@ an upsert beside the ORM, as the dossiers' rows are written: so both are read he
 `populate_existing`).
 `push_due` claims due rows (a lease, SKIP LOCKED on PostgreSQL, so several instances can push), asks
 intake for what only intake holds (the applicant's identity, the documents, the fees, the result
-documents: `IntakeRecords`, one RPC per batch) and puts it straight into the request (reporting stores
-none of it), builds the rest from the projection and the event store as of that version, sends it, and
+documents: `IntakeRecords`, one RPC per batch) and the gateway for the officers' full names and titles
+(`Officers`, one RPC per batch), and puts them straight into the request (reporting stores none of it), builds the rest from the projection and the event store as of that version, sends it, and
 records the outcome:
   error_code "00"                    → pushed (once per version; a repeat is harmless: the portal keys
                                        dossiers by MaHoSo and progress lines by time, content, handler)
   connection error, timeout, 408,
   429, 5xx, a body that is no JSON,
-  intake not answering               → retried: next attempt after BASE · 2^(attempts-1), at most MAX
+  intake or the gateway not answering → retried: next attempt after BASE · 2^(attempts-1), at most MAX
   any other error code, other 4xx    → rejected: a permanent failure, kept visible (state, last_error,
                                        the gauge), tried again only when the dossier changes
 `reconcile` queues dossiers that have no row yet and looks pushed ones up on the portal (TraCuuHoSo):
@@ -29,6 +29,7 @@ TrangThaiHoSo 1-10, KenhThucHien 1-3, dates `yyyyMMddHHmmss` in the province's t
 """
 from __future__ import annotations
 
+import functools
 import re
 import time
 from dataclasses import dataclass
@@ -41,8 +42,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy import func, insert, literal, or_, select
 from sqlalchemy.orm import Session
 
+from motcua import keys
 from motcua.config import env, is_production
 from motcua.db import UnitOfWork
+from motcua.identity import portal_sync_token
 from services.reporting import facts, projections
 from services.reporting.models import DossierFact, PortalPush, StoredEvent
 
@@ -79,9 +82,11 @@ HISTORY = {
     "delay_predicted": ("Dự báo trễ hạn", None, None),
     "dossier_rated": ("Đánh giá mức độ hài lòng", None, None),
     "postal_shipment_updated": ("Bưu chính công ích", None, "shipment_status"),
+    "payment_refunded": ("Hoàn phí thanh toán trực tuyến", None, "amount_vnd"),
+    "fee_paid": ("Nộp lệ phí trực tuyến", None, "receipt_number"),
 }
-# ChucDanh: the handler's position as the event shows it (the step's role; the counter's officer for
-# the counter's decisions); the account's own title is the gateway's and is not sent.
+# ChucDanh: the officer's own title (the gateway's account); for an account without one, the position
+# as the event shows it (the step's role; the counter's officer for the counter's decisions).
 TITLES = {"receptionist": "Cán bộ tiếp nhận", "specialist": "Chuyên viên", "leader": "Lãnh đạo",
           "agency_admin": "Quản trị đơn vị", "system": "Hệ thống chuyên ngành"}
 COUNTER_HANDLERS = frozenset({"received_by", "refused_by", "returned_by", "rescheduled_by", "confirmed_by"})
@@ -90,6 +95,7 @@ COUNTER_HANDLERS = frozenset({"received_by", "refused_by", "returned_by", "resch
 CALENDAR_RESCHEDULED = "Điều chỉnh ngày hẹn trả theo lịch làm việc"
 SAFE_ERROR_CODE = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
 RETRY_STATUSES = (408, 429)
+OFFICERS_CHUNK = 200  # the gateway's `officers` answers that many usernames per call
 # What reconciliation compares: the portal's copy differs from ours in one of these → pushed again.
 COMPARED = ("TrangThaiHoSo", "NgayTiepNhan", "NgayHenTra", "NgayKetThucXuLy", "NgayTra", "NgayTuChoi")
 
@@ -119,6 +125,8 @@ def settings_from_env() -> PortalSettings | None:
     if is_production() and not (env("DVCQG_USERNAME") and env("DVCQG_PASSWORD") and env("DVCQG_AGENCY_CODE")):
         raise SystemExit("DVCQG_URL is set: production needs DVCQG_USERNAME, DVCQG_PASSWORD and DVCQG_AGENCY_CODE, "
                          "the province's own account on the portal's adapter")
+    if is_production():
+        caller_token()  # refuses to start without reporting's own token for intake and the gateway
     return PortalSettings(url=url.rstrip("/"), username=env("DVCQG_USERNAME"), password=env("DVCQG_PASSWORD"),
                           agency_code=env("DVCQG_AGENCY_CODE", ""),
                           auth_path=env("DVCQG_AUTH_PATH", "/api/auth"),
@@ -138,6 +146,13 @@ class IntakeRecords(Protocol):
     does not know left out; raises when intake does not answer."""
 
     def __call__(self, codes: list[str]) -> dict[str, dict]: ...
+
+
+class Officers(Protocol):
+    """The port to the gateway's accounts: {username: {full_name, title}} of those among `usernames` that
+    have a full name (others left out); raises when the gateway does not answer."""
+
+    def __call__(self, usernames: list[str]) -> dict[str, dict]: ...
 
 
 class PortalMetrics:
@@ -266,10 +281,18 @@ def portal_date(value: datetime | str | None, zone: ZoneInfo) -> str:
     return value.astimezone(zone).strftime(PORTAL_DATE)
 
 
+def handlers(events: list[StoredEvent]) -> set[str]:
+    """The usernames of the officers who acted in a dossier's events (the QuaTrinhXuLy's NguoiXuLy)."""
+    named = ((stored.data or {}).get(HISTORY.get(stored.event_type, (None, None))[1] or "") for stored in events)
+    return {name for name in named if isinstance(name, str) and name}
+
+
 def payload(fact: DossierFact, events: list[StoredEvent], zone: ZoneInfo, agency_names: dict[str, str],
-            record: dict) -> tuple[dict, list[dict]]:
+            record: dict, officers: dict[str, dict]) -> tuple[dict, list[dict]]:
     """What the portal gets for one dossier: the hồ sơ (DongBoHoSoMC) and its QuaTrinhXuLy lines
-    (CapNhatTienDoHoSoMC), from what reporting holds and intake's `record` (services/intake/portal.py)."""
+    (CapNhatTienDoHoSoMC), from what reporting holds, intake's `record` (services/intake/portal.py) and the
+    gateway's `officers` (full name and title by username; an account without a full name keeps its
+    username and the step's role)."""
     def when(value) -> str:
         return portal_date(value, zone)
 
@@ -288,9 +311,12 @@ def payload(fact: DossierFact, events: list[StoredEvent], zone: ZoneInfo, agency
         content = data.get(content_key) if content_key else None
         content = "; ".join(content) if isinstance(content, list) else content
         handler = data.get(handler_key) if handler_key else None
-        title_of = TITLES["receptionist"] if handler_key in COUNTER_HANDLERS else TITLES.get(step.get("role"), "")
+        officer = officers.get(handler) or {}
+        title_of = officer.get("title") or (
+            TITLES["receptionist"] if handler_key in COUNTER_HANDLERS else TITLES.get(step.get("role"), ""))
         progress.append({
-            "MaHoSo": fact.code, "NguoiXuLy": handler or "Hệ thống một cửa", "ChucDanh": title_of if handler else "",
+            "MaHoSo": fact.code, "NguoiXuLy": officer.get("full_name") or handler or "Hệ thống một cửa",
+            "ChucDanh": title_of if handler else "",
             "ThoiDiemXuLy": when(data[facts.WHEN[stored.event_type]]),
             "PhongBanXuLy": agency(data.get("agency_code") or row.current_agency_code),
             "NoiDungXuLy": f"{title}: {content}" if content else title,
@@ -336,7 +362,7 @@ def payload(fact: DossierFact, events: list[StoredEvent], zone: ZoneInfo, agency
     return dossier, progress
 
 
-def push_due(uow: UnitOfWork, client: PortalClient, intake: IntakeRecords, zone: ZoneInfo,
+def push_due(uow: UnitOfWork, client: PortalClient, intake: IntakeRecords, officers: Officers, zone: ZoneInfo,
              agency_names: dict[str, str], now: datetime) -> dict:
     """Push one batch of due dossiers; returns how many were pushed, will be retried, were rejected."""
     settings = client.settings
@@ -355,18 +381,15 @@ def push_due(uow: UnitOfWork, client: PortalClient, intake: IntakeRecords, zone:
     counts = {"pushed": 0, "retry": 0, "rejected": 0}
     if not claimed:
         return counts
-    try:
-        records = intake([fact.code for fact, *_ in claimed])
-    except Exception as error:  # intake away or slow: the identity is not to be guessed, so wait
-        records, intake_error = {}, f"intake {type(error).__name__}"
-    else:
-        intake_error = "intake: unknown dossier"
+    records, error = _ask("intake", intake, [fact.code for fact, *_ in claimed])
+    usernames = sorted(set().union(*(handlers(events) for _, events, *_ in claimed)))
+    names, error = _ask("gateway", lambda names: _in_chunks(officers, names), usernames) if error is None else ({}, error)
     for fact, events, version, updating in claimed:
-        record = records.get(fact.code)
+        record = records.get(fact.code) if error is None else None
         if record is None:
-            outcome = Outcome("retry", intake_error)
+            outcome = Outcome("retry", error or "intake: unknown dossier")
         else:
-            dossier, progress = payload(fact, events, zone, agency_names, record)
+            dossier, progress = payload(fact, events, zone, agency_names, record, names)
             outcome = client.push(dossier, progress, updating)
             if outcome.kind == "pushed":
                 newest = max(event.occurred_at for event in events)
@@ -375,6 +398,42 @@ def push_due(uow: UnitOfWork, client: PortalClient, intake: IntakeRecords, zone:
         uow.commit()
         counts[outcome.kind] += 1
     return counts
+
+
+def _in_chunks(officers: Officers, usernames: list[str]) -> dict[str, dict]:
+    """The gateway answers for OFFICERS_CHUNK usernames at most per call (services/gateway/users.py)."""
+    found = {}
+    for start in range(0, len(usernames), OFFICERS_CHUNK):
+        found.update(officers(usernames[start:start + OFFICERS_CHUNK]))
+    return found
+
+
+def caller_token() -> str:
+    """Reporting's token towards intake and the gateway for the push (REPORTING_SERVICE_TOKEN, made by an
+    operator with `motcua tokens reporting`); outside production, one made here for an hour with the
+    signing key (deploy/dev's when unset), as the example worker's is."""
+    given = env("REPORTING_SERVICE_TOKEN")
+    if given:
+        return given
+    if is_production():
+        raise SystemExit("DVCQG_URL is set: production needs REPORTING_SERVICE_TOKEN, made by an operator with "
+                         "`motcua tokens reporting`")
+    # One token per half hour, not per push: each new one is one more entry in the callees' access caches.
+    return _development_token(int(time.time() // 1800))
+
+
+@functools.lru_cache(maxsize=1)
+def _development_token(_half_hour: int) -> str:
+    return portal_sync_token(keys.pem_setting(keys.TOKEN_SIGNING_KEY), timedelta(hours=1))
+
+
+def _ask(service: str, port, argument) -> tuple[dict, str | None]:
+    """A port's answer, or its failure as the row's error: intake or the gateway away or slow, neither
+    the identity nor an officer's name is to be guessed, so the batch waits."""
+    try:
+        return port(argument), None
+    except Exception as error:
+        return {}, f"{service} {type(error).__name__}"
 
 
 def _aware(value: datetime, like: datetime) -> datetime:
@@ -419,7 +478,7 @@ def expected(fact: DossierFact, events: list[StoredEvent], zone: ZoneInfo) -> di
     lines (no identity is needed to compare, so intake is not asked)."""
     blank = {"applicant": {"name": "", "id_number": ""}, "documents": [], "fees": [], "result_documents": [],
              "flags": {"digitised": False, "vneid_verified": False, "paid_online": False}}
-    dossier, progress = payload(fact, events, zone, {}, blank)
+    dossier, progress = payload(fact, events, zone, {}, blank, {})
     return {**{key: dossier[key] for key in COMPARED}, "QuaTrinhXuLy": len(progress)}
 
 

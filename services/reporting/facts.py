@@ -39,6 +39,7 @@ WHEN = {
     "result_returned": "returned_at", "dossier_withdrawn": "withdrawn_at", "dossier_rescheduled": "rescheduled_at",
     "dossier_rated": "rated_at", "payment_requested": "requested_at", "payment_received": "paid_at",
     "dossier_stopped": "stopped_at", "postal_shipment_updated": "updated_at",
+    "payment_refunded": "refunded_at", "fee_paid": "paid_at",
     "task_assigned": "assigned_at", "task_completed": "completed_at", "task_overdue": "detected_at",
     "dossier_overdue": "detected_at", "result_ready": "finished_at", "dossier_transferred": "transferred_at",
     "supplement_needed": "requested_at", "payment_required": "required_at", "processing_stopped": "stopped_at",

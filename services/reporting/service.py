@@ -1,6 +1,8 @@
 """Reporting (báo cáo, tra cứu): projections from every event; the timeliness report; public tracking."""
 from __future__ import annotations
 
+from functools import partial
+
 import eventlet
 from nameko.dependency_providers import Config
 from nameko.rpc import RpcProxy
@@ -37,6 +39,7 @@ SUBSCRIPTIONS = (
     ("intake", "supplement_requested"), ("intake", "dossier_supplemented"), ("intake", "dossier_withdrawn"),
     ("intake", "dossier_rescheduled"), ("intake", "payment_requested"), ("intake", "payment_received"),
     ("intake", "dossier_stopped"), ("intake", "dossier_rated"), ("intake", "postal_shipment_updated"),
+    ("intake", "payment_refunded"), ("intake", "fee_paid"),
     ("workflow", "task_assigned"), ("workflow", "dossier_transferred"), ("workflow", "supplement_needed"),
     ("workflow", "payment_required"), ("workflow", "processing_stopped"), ("workflow", "delay_predicted"),
     ("workflow", "task_completed"), ("workflow", "task_overdue"), ("workflow", "dossier_overdue"),
@@ -55,6 +58,7 @@ class ReportingService(Revocations):
     status_gauge = StatusGauge()
     portal = NationalPortal()
     intake = RpcProxy("intake")  # the applicant's identity and documents, for the portal only
+    gateway = RpcProxy("gateway")  # the officers' full names and titles, for the portal's progress lines
 
     @rpc
     def health(self):
@@ -162,13 +166,16 @@ class ReportingService(Revocations):
     def push_to_national_portal(self):
         if self.portal is not None:
             p = self.province
-            return dvcqg.push_due(self.db, self.portal, self._intake_records, p.zone, p.agency_names, utcnow())
+            token = dvcqg.caller_token()
+            return dvcqg.push_due(self.db, self.portal, partial(self._ask, self.intake.national_portal_records, token),
+                                  partial(self._ask, self.gateway.officers, token), p.zone, p.agency_names, utcnow())
 
-    def _intake_records(self, codes):
-        """intake's part of the dossiers (dvcqg.IntakeRecords), within the RPC deadline: an intake that is
-        down must not hold the push timer; the batch is retried later."""
-        with eventlet.Timeout(self.config.get("RPC_TIMEOUT", 10), TimeoutError("intake did not answer in time")):
-            return self.intake.national_portal_records(codes)
+    def _ask(self, rpc_method, caller_token, argument):
+        """intake's part of the dossiers (dvcqg.IntakeRecords) or the gateway's officers (dvcqg.Officers),
+        with reporting's own token, within the RPC deadline: a service that is down must not hold the push
+        timer; the batch is retried later."""
+        with eventlet.Timeout(self.config.get("RPC_TIMEOUT", 10), TimeoutError("no answer in time")):
+            return rpc_method(argument, caller_token=caller_token)
 
     @timer(interval=dvcqg.RECONCILE_INTERVAL)
     def reconcile_with_national_portal(self):

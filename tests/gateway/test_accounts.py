@@ -137,3 +137,27 @@ def test_officers_answers_the_names_the_forms_print_and_only_those(session):
         with pytest.raises(ValidationFailed) as error:
             users.officers(session, wrong)
         assert error.value.field == "usernames"
+
+
+def test_the_officers_rpc_answers_staff_and_reportings_own_token_only():
+    """Reporting names the officers in the national portal's progress lines with its own token (issue 15);
+    a citizen or an agency's worker is refused before anything is read."""
+    from nameko.testing.services import worker_factory
+
+    from motcua.errors import Forbidden
+    from motcua.identity import portal_sync_token, system_token
+    from services.gateway.service import GatewayService
+    from tests.infra import TOKENS, VERIFYING as PLATFORM_VERIFYING, gateway_token
+
+    service = worker_factory(GatewayService, config=PLATFORM_VERIFYING)
+    service.db.session.execute.return_value.all.return_value = []
+    reporting = portal_sync_token(TOKENS["TOKEN_SIGNING_KEY"], timedelta(hours=1))
+    assert service.officers([f"leader@{AGENCY}"], caller_token=reporting) == {}
+    for refused in (gateway_token("0912345678", None, "applicant"),
+                    system_token(AGENCY, TOKENS["TOKEN_SIGNING_KEY"], timedelta(hours=1))):
+        service.db.reset_mock()
+        with pytest.raises(Forbidden):
+            service.officers([f"leader@{AGENCY}"], caller_token=refused)
+        service.db.session.execute.assert_not_called()
+    with pytest.raises(Unauthorized):
+        service.officers([f"leader@{AGENCY}"], caller_token=None)

@@ -37,6 +37,17 @@ def test_a_revoked_or_outdated_token_is_refused(state, message):
         judge(LEADER, state)
 
 
+def test_reportings_own_token_has_no_account_and_is_still_revocable():
+    reporting = Caller("service@reporting", None, ("portal_sync",), token_id="jti-2", issued_at=T0,
+                       expires_at=T0 + timedelta(days=90))
+    judge(reporting, TokenState(False, None))
+    with pytest.raises(Unauthorized, match="token revoked"):
+        judge(reporting, TokenState(True, None))
+    posing = Caller("service@reporting", "X", ("portal_sync",), token_id="jti-3", issued_at=T0, expires_at=T0)
+    with pytest.raises(Unauthorized, match="no such account"):  # with an agency it is no service's token
+        judge(posing, TokenState(False, None))
+
+
 @pytest.mark.parametrize("state", [TokenState(False, ACTIVE),
                                    TokenState(False, AccountState(True, T0 - timedelta(seconds=1)))])
 def test_a_current_token_passes(state):

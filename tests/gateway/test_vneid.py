@@ -186,3 +186,39 @@ def test_a_citizen_supplements_without_the_tracking_key(api):
                        "content_base64": base64.b64encode(png).decode()}]})
     assert supplied.status_code == 200, supplied.text
     assert supplied.json()["history"][-1]["actor"] == "applicant"
+
+
+def test_the_portals_vneid_button_signs_the_browser_in_and_lands_on_my_dossiers(api):
+    """Issue 15: the portal offers "Đăng nhập bằng VNeID" when VNeID is configured; a sign-in started there
+    comes back to the same callback, which sets the citizen's cookie and lands on "my dossiers"."""
+    home = requests.get(f"{api.url}/", timeout=10)
+    assert home.status_code == 200 and 'href="/dang-nhap-vneid">Đăng nhập bằng VNeID' in home.text
+    assert requests.get(f"{api.url}/ho-so-cua-toi", allow_redirects=False, timeout=10).headers["Location"] \
+        == "/dang-nhap-vneid"  # no session: to the sign-in
+    anonymous = requests.post(f"{api.url}/api/v1/dossiers", timeout=10, json={  # made for An at a counter's pace
+        "procedure_code": PROCEDURE, "channel": "online",
+        "applicant": {"full_name": "Nguyễn Văn An", "id_number": AN, "phone": "0911111111"}})
+    assert anonymous.status_code == 201, anonymous.text
+
+    browser = requests.Session()
+    login = browser.get(f"{api.url}/dang-nhap-vneid", allow_redirects=False, timeout=10)
+    assert login.status_code == 302 and login.headers["Location"].startswith(api.provider.issuer)
+    consent = browser.get(f"{login.headers['Location']}&login_hint={AN}", allow_redirects=False, timeout=10)
+    callback = browser.get(consent.headers["Location"], allow_redirects=False, timeout=10)
+    assert callback.status_code == 303, callback.text
+    assert callback.headers["Location"] == "/ho-so-cua-toi"
+    cookie = next(c for c in browser.cookies if c.name == "motcua_citizen")
+    assert cookie.has_nonstandard_attr("HttpOnly") and cookie.path == "/"
+    mine = browser.get(f"{api.url}/ho-so-cua-toi", timeout=10)
+    assert mine.status_code == 200, mine.text
+    assert "Hồ sơ của tôi" in mine.text and anonymous.json()["code"] in mine.text
+    assert AN not in mine.text  # the page names the dossiers, never the ID number
+    # the API's own sign-in still answers JSON
+    assert "access_token" in sign_in(api, BINH)[1].json()
+
+
+def test_my_dossiers_page_is_a_citizens_only(api):
+    officer = gateway_token("receptionist@000.20.01.H56", "000.20.01.H56", "receptionist")
+    page = requests.get(f"{api.url}/ho-so-cua-toi", cookies={"motcua_citizen": officer}, allow_redirects=False,
+                        timeout=10)
+    assert page.status_code == 303 and page.headers["Location"] == "/dang-nhap-vneid"

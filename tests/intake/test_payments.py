@@ -213,4 +213,42 @@ def test_a_paid_dossier_whose_processing_is_stopped_is_refunded_once(api):
     finally:
         uow.close()
     assert [r["vnp_TxnRef"] for r in api.platform.refunds] == [made["order_id"]]
-    assert dossier(api, code)["status"] == "stopped"
+    view = dossier(api, code)
+    assert view["status"] == "stopped"
+    # the refund is a line of the dossier's history (intake's), once, in the platform's name
+    refunds = [line for line in view["history"] if line["action"] == "refund"]
+    assert [(r["actor"], r["status"], r["note"]) for r in refunds] == [
+        ("payment-platform", "stopped", f"{made['order_id']} {FEE} VND")]
+
+
+def test_a_level_4_procedures_fee_is_paid_online_right_after_submission(api):
+    """Issue 15: a fee due at submission (lệ phí of a level-4 procedure) was counter-only; it is offered
+    online from submission on, settled once, a line of the history with its receipt, the status unchanged."""
+    submitted = requests.post(f"{api.url}/api/v1/dossiers", timeout=10, json={
+        "procedure_code": "2.000635", "channel": "online", "applicant": APPLICANT})  # 8,000 VND a copy
+    assert submitted.status_code == 201, submitted.text
+    code = submitted.json()["code"]
+    made = order(api, code)
+    assert (made["purpose"], made["amount_vnd"]) == ("fee", 8_000)
+    assert order(api, code)["order_id"] == made["order_id"]  # the same pending order again
+    redirected = pay(api, made["payment_url"])
+    assert redirected.status_code == 302
+    assert api.platform.ipn_answers[-1]["RspCode"] == "00"
+    view = requests.get(f"{api.url}/api/v1/dossiers/{code}", headers={
+        "Authorization": "Bearer " + gateway_token("receptionist@000.20.02.H56", "000.20.02.H56", "receptionist",
+                                                   ttl=600)}, timeout=10).json()
+    assert view["status"] == "submitted"  # the counter still receives it
+    [paid] = [line for line in view["history"] if line["action"] == "pay_fee"]
+    assert paid["actor"] == "payment-platform" and paid["note"].startswith("receipt BL-")
+    assert [d["key"] for d in view["documents"]].count("receipt:bien_lai") == 1
+    again = requests.post(f"{api.url}/api/v1/dossiers/{code}/payments", json=PROOF, timeout=10)
+    assert again.status_code == 409 and again.json()["error"]["field"] == "status"  # paid: nothing more due
+    pay(api, made["payment_url"])  # the platform repeats its notification: "already confirmed"
+    assert api.platform.ipn_answers[-1]["RspCode"] == "02"
+
+
+def test_no_fee_no_online_payment_at_submission(api):
+    submitted = requests.post(f"{api.url}/api/v1/dossiers", timeout=10, json={
+        "procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT})  # no fee
+    started = requests.post(f"{api.url}/api/v1/dossiers/{submitted.json()['code']}/payments", json=PROOF, timeout=10)
+    assert started.status_code == 409 and started.json()["error"]["field"] == "status"

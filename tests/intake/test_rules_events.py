@@ -48,6 +48,13 @@ def every_life(uow, policy) -> list:
     dossiers.processing_stopped(uow, workflow(stopped.code, stopped_by="chuyenvien", reason="Quá hạn bổ sung",
                                               stopped_at=later(2)))
     uow.commit()
+    receipt = {"key": "receipt:bien_lai", "filename": "bl.pdf", "content_type": "application/pdf", "size": 9,
+               "sha256": "c" * 64}
+    stopped.fee_paid(500_000, "BL-1", receipt, later(2))  # its fee paid online
+    stopped.payment_refunded("ORDER-1", 500_000, "RF-1", later(3))  # the platform returned an online payment
+    stopped.payment_refunded("ORDER-1", 500_000, "RF-1", later(4))  # the same refund again: nothing more
+    dossiers.publish(uow, stopped)
+    uow.commit()
     posted = dossiers.submit(uow, policy, {**submission(), "postal": {"delivery": True}}, None, MONDAY_9AM)
     dossiers.receive(uow, policy, posted.code, RECEPTIONIST, later(1))
     dossiers.result_ready(uow, workflow(posted.code, finished_at=later(2)))

@@ -36,3 +36,16 @@ def test_an_obligation_and_a_steps_documents_are_in_the_record(uow, policy):
                                "paid_at": None, "receipt": None}]
     assert [(d["key"], d["name"], d["uploaded_at"]) for d in record["result_documents"]] == [
         ("giay_chung_nhan", "gcn.pdf", "2026-03-04T02:00:00+00:00")]
+
+
+def test_a_fee_paid_online_at_submission_is_paid_in_the_record(uow, policy):
+    dossier = dossiers.submit(uow, policy, submission("2.000635"), None, MONDAY_9AM)
+    procedure = policy.catalog.procedure(dossier.procedure_code, version=dossier.procedure_version)
+    assert portal.record(dossier, procedure)["flags"]["paid_online"] is False
+    dossier.fee_paid(8_000, "BL-261206-AB12", {"key": "receipt:bien_lai", "filename": "bl.pdf",
+                                               "content_type": "application/pdf", "size": 9, "sha256": "d" * 64},
+                     utc(2026, 3, 2, 3))
+    record = portal.record(dossier, procedure)
+    assert [(f["kind"], f["amount_vnd"], f["paid_at"], f["receipt"]) for f in record["fees"]] == [
+        ("fee", 8_000, "2026-03-02T03:00:00+00:00", "BL-261206-AB12")]
+    assert record["flags"]["paid_online"] is True

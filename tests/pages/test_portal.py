@@ -211,3 +211,25 @@ def test_a_refused_file_is_named_and_the_form_keeps_what_was_typed_and_the_other
                          files={"ban_an_ly_hon": ("ban-an.pdf", PDF, "application/pdf")})
     assert done.status_code == 200 and "Hồ sơ đã được gửi" in done.text, re.findall(r"<li>.*?</li>", done.text)
     assert "2 tệp" in done.text
+
+
+def test_the_applicant_asks_for_the_postal_service_on_the_form(base_url):
+    """Issue 15: "receive by post" was the API's only; the form offers pickup and delivery by post, which
+    need the address (the form again, in Vietnamese, without it)."""
+    form = get(base_url, f"/thu-tuc/{PROCEDURE}/nop-ho-so")
+    assert 'name="postal.pickup"' in form.text and 'name="postal.delivery"' in form.text
+    fields = {f"applicant.{name}": value for name, value in APPLICANT.items() if name != "address"}
+    document = {"to_khai": ("to-khai.pdf", PDF, "application/pdf")}
+    without = requests.post(f"{base_url}/thu-tuc/{PROCEDURE}/nop-ho-so", timeout=30, files=document,
+                            data={**fields, "postal.delivery": "1"})
+    assert without.status_code == 400, without.text
+    assert "Ghi địa chỉ để bưu chính đến nhận hồ sơ hoặc giao kết quả." in without.text
+    assert 'name="postal.delivery" value="1" checked' in without.text  # the choice kept
+    asked = requests.post(f"{base_url}/thu-tuc/{PROCEDURE}/nop-ho-so", timeout=30, files=document,
+                          data={**fields, "applicant.address": "Số 5 Lê Lợi, phường Hạc Thành", "postal.delivery": "1"})
+    assert asked.status_code == 200, asked.text
+    code = CODE.search(asked.text).group(1)
+    counter = Officer(base_url, f"receptionist@{AGENCY}")
+    page = counter.http.get(f"{base_url}/can-bo/ho-so/{code}", timeout=30)
+    assert page.status_code == 200 and "Trả kết quả tại địa chỉ" in page.text
+    assert "Nhận hồ sơ tại địa chỉ" not in page.text

@@ -62,22 +62,40 @@ def intake_record(name=NAME):
             "flags": {"digitised": True, "paid_online": False, "vneid_verified": False}, "return_method": "counter"}
 
 
-class FakeIntake:
-    """intake's `national_portal_records`, in memory: every code known, or `down`."""
+class FakePort:
+    """Another service's RPC, in memory: what `answer` gives for the argument, or a timeout when `down`."""
 
     def __init__(self):
         self.down = False
         self.asked: list[list[str]] = []
 
-    def __call__(self, codes):
-        self.asked.append(codes)
+    def __call__(self, argument):
+        self.asked.append(argument)
         if self.down:
-            raise TimeoutError("intake did not answer in time")
+            raise TimeoutError("no answer in time")
+        return self.answer(argument)
+
+
+class FakeIntake(FakePort):
+    """intake's `national_portal_records`: every code known."""
+
+    def answer(self, codes):
         return {code: intake_record() for code in codes}
 
 
-def push(uow, client, now=NOW, intake=None):
-    return dvcqg.push_due(uow, client, intake or FakeIntake(), VN, AGENCY_NAMES, now)
+class FakeOfficers(FakePort):
+    """The gateway's `officers`: the accounts with a full name (the land office's specialist has none: the
+    username and the step's role are sent)."""
+
+    ACCOUNTS = {f"specialist@{JUSTICE}": {"full_name": "Trần Thị Bình", "title": "Chuyên viên chính"},
+                f"receptionist@{JUSTICE}": {"full_name": "Lê Văn Cường", "title": None}}
+
+    def answer(self, usernames):
+        return {name: self.ACCOUNTS[name] for name in usernames if name in self.ACCOUNTS}
+
+
+def push(uow, client, now=NOW, intake=None, officers=None):
+    return dvcqg.push_due(uow, client, intake or FakeIntake(), officers or FakeOfficers(), VN, AGENCY_NAMES, now)
 
 
 def synced(portal):
@@ -105,10 +123,12 @@ def row(uow, code) -> PortalPush:
 
 def test_a_dossier_is_pushed_in_the_portals_format_with_intakes_identity_and_its_history(portal):
     uow = stored(memory_database(), returned())
-    intake = FakeIntake()
-    assert push(uow, client_of(portal.start()), intake=intake) == {"pushed": 1, "retry": 0, "rejected": 0}
+    intake, officers = FakeIntake(), FakeOfficers()
+    assert push(uow, client_of(portal.start()), intake=intake, officers=officers) == {
+        "pushed": 1, "retry": 0, "rejected": 0}
     code = "000.00.06.H56-260302-0001"
     assert intake.asked == [[code]]
+    assert len(officers.asked) == 1 and f"specialist@{JUSTICE}" in officers.asked[0]  # one call per batch
 
     login, sync, progress = portal.http.requests
     assert (login.path, login.body) == ("/api/auth", {"username": USER, "password": PASSWORD})
@@ -142,17 +162,19 @@ def test_a_dossier_is_pushed_in_the_portals_format_with_intakes_identity_and_its
                              "TrangThai", "NgayBatDau", "NgayKetThucTheoQuyDinh"}
     steps = [line for line in lines if line["NoiDungXuLy"].startswith("Xử lý xong bước")]
     assert [(s["NguoiXuLy"], s["ChucDanh"], s["PhongBanXuLy"], s["TrangThai"]) for s in steps] == [
-        (f"specialist@{JUSTICE}", "Chuyên viên", AGENCY_NAMES[JUSTICE], "4"),
-        (f"specialist@{LAND_OFFICE}", "Chuyên viên", AGENCY_NAMES[LAND_OFFICE], "4")]
+        ("Trần Thị Bình", "Chuyên viên chính", AGENCY_NAMES[JUSTICE], "4"),  # the officer's own name and title
+        (f"specialist@{LAND_OFFICE}", "Chuyên viên", AGENCY_NAMES[LAND_OFFICE], "4")]  # no full name: as before
     assert (steps[0]["NgayBatDau"], steps[0]["NgayKetThucTheoQuyDinh"]) == ("20260302090100", "20260312170000")
     assert [line["TrangThai"] for line in lines][:2] == ["1", "2"]
-    assert (lines[1]["NoiDungXuLy"], lines[1]["ChucDanh"]) == ("Tiếp nhận hồ sơ", "Cán bộ tiếp nhận")
+    assert (lines[1]["NoiDungXuLy"], lines[1]["NguoiXuLy"], lines[1]["ChucDanh"]) == (
+        "Tiếp nhận hồ sơ", "Lê Văn Cường", "Cán bộ tiếp nhận")  # no title of his own: the counter's
     assert lines[-1]["TrangThai"] == "10" and lines[-1]["NoiDungXuLy"] == "Trả kết quả: counter"
     assert len(portal.progress[code]) == len(lines)
     assert row(uow, code).state == "pushed"
     # reporting pushed the identity and keeps none of it
     kept = json.dumps([e.data for e in uow.session.scalars(select(StoredEvent))], ensure_ascii=False)
     assert ID_NUMBER not in kept and NAME not in kept
+    assert "Trần Thị Bình" not in kept  # the officers' names are asked at push time, not stored
 
 
 def test_a_new_appointment_and_overdue_notices_are_in_the_pushed_history(portal):
@@ -165,7 +187,7 @@ def test_a_new_appointment_and_overdue_notices_are_in_the_pushed_history(portal)
     lines = {line["NoiDungXuLy"].split(":")[0]: line for line in portal.progress[code].values()}
     apology = lines["Xin lỗi và hẹn lại ngày trả kết quả"]
     assert (apology["NguoiXuLy"], apology["ChucDanh"], apology["NoiDungXuLy"], apology["ThoiDiemXuLy"]) == (
-        f"receptionist@{JUSTICE}", "Cán bộ tiếp nhận",
+        "Lê Văn Cường", "Cán bộ tiếp nhận",
         "Xin lỗi và hẹn lại ngày trả kết quả: chờ xác minh thực địa", "20260304100000")
     assert (lines["Bước xử lý quá hạn"]["NoiDungXuLy"], lines["Bước xử lý quá hạn"]["ThoiDiemXuLy"]) == (
         "Bước xử lý quá hạn: Thẩm định", "20260310170500")
@@ -296,17 +318,33 @@ def test_the_portal_down_slow_or_answering_garbage_is_retried_with_backoff_and_e
         assert line in scraped, line
 
 
-def test_intake_not_answering_holds_the_push_instead_of_sending_an_empty_identity(portal):
+@pytest.mark.parametrize("away", ["intake", "gateway"])
+def test_intake_or_the_gateway_not_answering_holds_the_push_instead_of_sending_guesses(portal, away):
+    """Nothing is sent with an empty identity (intake's) or account names for officers' (the gateway's)."""
     uow = stored(memory_database(), returned())
-    intake = FakeIntake()
-    intake.down = True
+    ports = {"intake": FakeIntake(), "officers": FakeOfficers()}
+    port = ports["intake" if away == "intake" else "officers"]
+    port.down = True
     client = client_of(portal.start())
-    assert push(uow, client, intake=intake) == {"pushed": 0, "retry": 1, "rejected": 0}
-    assert row(uow, "000.00.06.H56-260302-0001").last_error == "intake TimeoutError"
+    assert push(uow, client, **ports) == {"pushed": 0, "retry": 1, "rejected": 0}
+    assert row(uow, "000.00.06.H56-260302-0001").last_error == f"{away} TimeoutError"
     assert portal.http.requests == []
-    intake.down = False
-    assert push(uow, client, NOW + timedelta(seconds=BASE), intake=intake)["pushed"] == 1
+    port.down = False
+    assert push(uow, client, NOW + timedelta(seconds=BASE), **ports)["pushed"] == 1
     assert portal.dossiers["000.00.06.H56-260302-0001"]["ChuHoSo"] == NAME
+    names = {line["NguoiXuLy"] for line in portal.progress["000.00.06.H56-260302-0001"].values()}
+    assert "Trần Thị Bình" in names and f"specialist@{JUSTICE}" not in names
+
+
+def test_officers_are_asked_in_the_gateways_chunks():
+    asked = []
+
+    def officers(usernames):
+        asked.append(len(usernames))
+        return {name: {"full_name": name.upper(), "title": None} for name in usernames}
+
+    names = [f"officer{i:03}" for i in range(450)]
+    assert len(dvcqg._in_chunks(officers, names)) == 450 and asked == [200, 200, 50]
 
 
 def test_reconciliation_queues_the_missing_and_repairs_what_differs(portal):
@@ -352,11 +390,11 @@ def test_the_sync_command_pushes_everything_due(portal, db_url, monkeypatch, cap
     assert stopped.value.code == 2 and "DVCQG_URL" in capsys.readouterr().err
 
     settings_ = settings(portal.start())
-    assert cli.sync(db_url, VN, settings_, FakeIntake(), AGENCY_NAMES) == {
+    assert cli.sync(db_url, VN, settings_, FakeIntake(), FakeOfficers(), AGENCY_NAMES) == {
         "queued": 1, "sent": {"pushed": 1, "retry": 0, "rejected": 0},
         "queue": {"pending": 0, "pushed": 1, "rejected": 0}}
     portal.dossiers.clear()  # the portal lost everything: reconciliation pushes it again
-    output = cli.sync(db_url, VN, settings_, FakeIntake(), AGENCY_NAMES, reconcile=True)
+    output = cli.sync(db_url, VN, settings_, FakeIntake(), FakeOfficers(), AGENCY_NAMES, reconcile=True)
     assert output["reconcile"] == {"queued": 0, "checked": 1, "repaired": 1, "unreachable": 0}
     assert output["sent"]["pushed"] == 1 and "000.00.06.H56-260302-0001" in portal.dossiers
 
@@ -375,3 +413,14 @@ def test_an_appointment_moved_by_a_calendar_decision_is_no_apology(portal):
     assert push(uow, client_of(portal.start()))["pushed"] == 1
     contents = [line["NoiDungXuLy"] for line in portal.progress[code].values()]
     assert f"{dvcqg.CALENDAR_RESCHEDULED}: calendar" in contents
+
+
+def test_outside_production_reporting_makes_its_own_token_once_per_half_hour(monkeypatch):
+    from motcua import keys
+    from motcua.identity import TokenLimits, verify_token
+
+    monkeypatch.delenv("REPORTING_SERVICE_TOKEN", raising=False)
+    token = dvcqg.caller_token()
+    assert dvcqg.caller_token() == token  # not a new one per push (each would fill the callees' caches)
+    caller = verify_token(token, keys.pem_setting(keys.TOKEN_VERIFY_KEY), TokenLimits())
+    assert (caller.username, caller.roles, caller.is_portal_sync) == ("service@reporting", ("portal_sync",), True)

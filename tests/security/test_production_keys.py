@@ -95,6 +95,22 @@ def test_an_operator_makes_an_agency_systems_token_with_the_signing_key(producti
     assert (caller.expires_at - caller.issued_at).days == 30
 
 
+def test_an_operator_makes_reportings_token_for_the_national_portal_push(production, monkeypatch, capsys):
+    assert cli.main(["tokens", "reporting", "--days", "90"]) == 0
+    token = capsys.readouterr().out.strip()
+    caller = verify_token(token, keys.pem_setting(keys.TOKEN_VERIFY_KEY), TokenLimits())  # a system's cap
+    assert (caller.username, caller.agency_code, caller.roles) == ("service@reporting", None, ("portal_sync",))
+    # production's reporting refuses to push without it rather than make one
+    from services.reporting import dvcqg
+    monkeypatch.setenv("DVCQG_URL", "https://lgsp.example.vn")
+    for name, value in (("DVCQG_USERNAME", "tinh"), ("DVCQG_PASSWORD", "secret"), ("DVCQG_AGENCY_CODE", "H56")):
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit, match="REPORTING_SERVICE_TOKEN"):
+        dvcqg.settings_from_env()
+    monkeypatch.setenv("REPORTING_SERVICE_TOKEN", token)
+    assert dvcqg.settings_from_env() is not None and dvcqg.caller_token() == token
+
+
 def test_the_operators_command_refuses_a_token_beyond_the_cap(production, monkeypatch, capsys):
     monkeypatch.setenv("MOTCUA_SYSTEM_TOKEN_MAX_DAYS", "90")
     assert cli.main(["tokens", "system", "000.00.18.H56", "--days", "3650"]) == 2

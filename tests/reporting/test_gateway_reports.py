@@ -24,7 +24,7 @@ from motcua.keys import new_token_pair
 from tests.infra import VERIFYING
 from tests.security.conftest import token_for
 
-RPCS = ("timeliness_report", "report_drill_down", "report_export", "leaders_dashboard", "daily_series",
+RPCS = ("timeliness_report", "report_drill_down", "report_export", "leaders_dashboard", "leaders_period", "daily_series",
         "public_statistics")
 
 

@@ -41,8 +41,8 @@ class Journey:
         self.count += 1
         page.screenshot(path=str(self.shots / f"{self.count:02d}-{name}.png"), full_page=True)
 
-    def sign_in(self, username: str):
-        page = self.context(DESKTOP).new_page()
+    def sign_in(self, username: str, viewport: dict = DESKTOP):
+        page = self.context(viewport).new_page()
         page.goto("/can-bo/dang-nhap")
         page.fill("input[name=username]", username)
         page.fill("input[name=password]", "demo")

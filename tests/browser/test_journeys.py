@@ -21,15 +21,26 @@ ARTIFACTS = ROOT / "test-artifacts" / "browser"
 pytestmark = pytest.mark.e2e
 
 
-def test_citizen_counter_specialist_and_leader_in_the_browser(tmp_path):
+def run_in_browser(script: str, tmp_path: Path, shots: Path, done: str) -> list[str]:
+    """Run `script` (beside this file) against a fresh embedded platform; the screenshots' names."""
     if not CHROMIUM.exists():
         pytest.fail(HOW_TO_INSTALL, pytrace=False)
     with embedded_platform(tmp_path) as base:
-        result = subprocess.run([sys.executable, str(Path(__file__).with_name("journey.py")), base, str(ARTIFACTS)],
+        result = subprocess.run([sys.executable, str(Path(__file__).with_name(script)), base, str(shots)],
                                 capture_output=True, text=True, timeout=150, cwd=ROOT,
                                 env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "JOURNEY OK" in result.stdout
-    shots = sorted(path.name for path in ARTIFACTS.glob("*.png"))
+    assert done in result.stdout
+    return sorted(path.name for path in shots.glob("*.png"))
+
+
+def test_citizen_counter_specialist_and_leader_in_the_browser(tmp_path):
+    shots = run_in_browser("journey.py", tmp_path, ARTIFACTS, "JOURNEY OK")
     for page in ("portal-home", "portal-receipt", "portal-track", "console-queue", "console-inbox", "dashboard"):
+        assert any(page in name for name in shots), f"no screenshot of {page}"
+
+
+def test_the_leaders_period_picker_and_the_dashboard_on_a_phone(tmp_path):
+    shots = run_in_browser("dashboard.py", tmp_path, ROOT / "test-artifacts" / "browser-dashboard", "DASHBOARD OK")
+    for page in ("period-picker", "dashboard-phone"):
         assert any(page in name for name in shots), f"no screenshot of {page}"

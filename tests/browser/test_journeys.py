@@ -44,3 +44,7 @@ def test_the_leaders_period_picker_and_the_dashboard_on_a_phone(tmp_path):
     shots = run_in_browser("dashboard.py", tmp_path, ROOT / "test-artifacts" / "browser-dashboard", "DASHBOARD OK")
     for page in ("period-picker", "dashboard-phone"):
         assert any(page in name for name in shots), f"no screenshot of {page}"
+
+
+def test_no_serious_accessibility_violation_on_the_pages_each_audience_starts_from(tmp_path):
+    run_in_browser("accessibility.py", tmp_path, ROOT / "test-artifacts" / "browser-a11y", "ACCESSIBILITY OK")

@@ -18,7 +18,7 @@ QUICK_PICKS = {"today": "Hôm nay", "week": "Tuần này", "month": "Tháng này
                "year": "Năm nay", "last_quarter": "Quý trước"}
 CUSTOM = "custom"
 GROUPINGS = {"agency": "Theo cơ quan", "field": "Theo lĩnh vực"}
-EXPORT_FORMATS = {"xlsx": "Excel", "csv": "CSV"}
+EXPORT_FORMATS = {"xlsx": "Excel", "pdf": "PDF", "csv": "CSV"}
 TREND_DAYS = 30
 TIMELINESS_SERIES = [("early", "Trước hạn", "early"), ("on_time", "Đúng hạn", "on-time"), ("late", "Trễ hạn", "late")]
 CELL_NAMES = {

@@ -44,7 +44,7 @@ def period_picker(j: Journey) -> None:
     assert chosen["from"] == ["2026-01-01"] and chosen["to"] == ["2026-12-31"] and chosen["by"] == ["field"], chosen
     expect(leader.locator("#period-shown")).to_contain_text("Tùy chọn: 01/01/2026 – 31/12/2026")
     expect(leader.locator("table.list th").first).to_have_text("Lĩnh vực")
-    for fmt in ("xlsx", "csv"):
+    for fmt in ("xlsx", "pdf", "csv"):
         href = leader.locator(f"a[data-format={fmt}]").get_attribute("href")
         query = parse_qs(urlparse(href).query)
         assert (query["from"], query["to"], query["agency"], query["by"], query["format"]) == (

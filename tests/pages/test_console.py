@@ -170,10 +170,12 @@ def test_the_dashboard_shows_any_period_by_agency_or_field_and_exports_the_same(
     assert "Tùy chọn: 01/01/2026 – 31/12/2026" in page.text and "<th>Lĩnh vực</th>" in page.text
     assert '<option value="field" selected>' in page.text
     link = "/lanh-dao/xuat-bao-cao?from=2026-01-01&amp;to=2026-12-31&amp;agency=000.00.06.H56&amp;by=field&amp;format="
-    assert f'href="{link}xlsx"' in page.text and f'href="{link}csv"' in page.text
+    assert all(f'href="{link}{fmt}"' in page.text for fmt in ("xlsx", "pdf", "csv"))
     csv = leader.get("/lanh-dao/xuat-bao-cao", params={"from": "2026-01-01", "to": "2026-12-31", "by": "field",
                                                        "agency": "000.00.06.H56", "format": "csv"})
     assert csv.status_code == 200 and "II.06a_field_2026-01-01_2026-12-31.csv" in csv.headers["Content-Disposition"]
+    pdf = leader.get("/lanh-dao/xuat-bao-cao", params={"from": "2026-01-01", "to": "2026-12-31", "format": "pdf"})
+    assert pdf.status_code == 200 and pdf.content[:5] == b"%PDF-"
     year = leader.get("/lanh-dao", params={"ky": "year"})
     assert year.status_code == 200 and 'class="chip current">Năm nay</a>' in year.text
     wrong = leader.get("/lanh-dao", params={"from": "31/12/2026", "to": "2026-12-31"})

@@ -13,9 +13,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-from tests.browser.journey import AGENCY, APPLICANT, CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE, PROCEDURE, Journey
+from tests.browser.journey import AGENCY, APPLICANT, DESKTOP, PHONE, PROCEDURE, browsing
 
 # Evaluated through the DevTools protocol: the pages' Content-Security-Policy refuses a script tag.
 AXE = (Path(__file__).with_name("axe") / "axe.min.js").read_text()
@@ -61,14 +61,8 @@ def skip_link(page: Page) -> None:
 
 
 def main(base: str, shots: Path) -> None:
-    expect.set_options(timeout=15_000)
-    shots.mkdir(parents=True, exist_ok=True)
-    for old in shots.glob("*.png"):
-        old.unlink()
     found = {}
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        j = Journey(browser, base, shots)
+    with browsing(base, shots) as j:
         for size, viewport in (("phone", PHONE), ("desktop", DESKTOP)):
             citizen = j.context(viewport).new_page()
             skip_link(citizen)
@@ -86,7 +80,6 @@ def main(base: str, shots: Path) -> None:
             leader.goto("/lanh-dao")
             found[f"dashboard ({size})"] = violations(leader)
             leader.context.close()
-        browser.close()
     failing = {page: found_there for page, found_there in found.items() if found_there}
     assert not failing, f"serious or critical accessibility violations: {failing}"
     print(f"ACCESSIBILITY OK ({len(found)} pages)")

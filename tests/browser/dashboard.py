@@ -14,9 +14,9 @@ import tempfile
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from tests.browser.journey import AGENCY, CHROMIUM, CHROMIUM_ARGS, PHONE, Journey, citizen_submits
+from tests.browser.journey import AGENCY, PHONE, Journey, browsing, citizen_submits
 
 MIN_LABEL_PX = 12
 # Each chart label's size as drawn: its CSS font size times the SVG's scale on the screen.
@@ -79,18 +79,11 @@ def phone_dashboard(j: Journey) -> None:
 
 
 def main(base: str, shots: Path) -> None:
-    expect.set_options(timeout=15_000)
-    shots.mkdir(parents=True, exist_ok=True)
-    for old in shots.glob("*.png"):
-        old.unlink()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        j = Journey(browser, base, shots)
+    with browsing(base, shots) as j:
         with tempfile.TemporaryDirectory() as tmp:
             citizen_submits(j, Path(tmp))  # one dossier received today: the charts have a line to draw
         period_picker(j)
         phone_dashboard(j)
-        browser.close()
     print(f"DASHBOARD OK ({j.count} screenshots)")
 
 

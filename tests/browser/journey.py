@@ -8,10 +8,12 @@ Run as its own process (not under pytest's eventlet monkey-patching); prints JOU
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from playwright.sync_api import Page, expect, sync_playwright
@@ -127,7 +129,9 @@ def resolved_total(page: Page) -> int:
     return int(page.locator(".kpi", has_text="Đã giải quyết").locator("strong").inner_text())
 
 
-def main(base: str, shots: Path) -> None:
+@contextlib.contextmanager
+def browsing(base: str, shots: Path) -> Iterator[Journey]:
+    """Chromium against `base`, screenshots into `shots` (emptied first); closed after."""
     # expect() has its own 5 s default: on a loaded 2-core machine a form POST can take longer.
     expect.set_options(timeout=15_000)
     shots.mkdir(parents=True, exist_ok=True)
@@ -135,7 +139,12 @@ def main(base: str, shots: Path) -> None:
         old.unlink()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        j = Journey(browser, base, shots)
+        yield Journey(browser, base, shots)
+        browser.close()
+
+
+def main(base: str, shots: Path) -> None:
+    with browsing(base, shots) as j:
         with tempfile.TemporaryDirectory() as tmp:
             code = citizen_submits(j, Path(tmp))
         counter = counter_receives(j, code)
@@ -165,7 +174,6 @@ def main(base: str, shots: Path) -> None:
         citizen.click("button[type=submit]")
         expect(citizen.locator(".ok")).to_contain_text("Cảm ơn")
         j.shot(citizen, "portal-rated")
-        browser.close()
     print(f"JOURNEY OK {code} ({j.count} screenshots)")
 
 

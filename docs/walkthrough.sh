@@ -50,7 +50,8 @@ done
 echo "5. tracking says: $STATUS"
 curl -sf "$BASE/api/v1/track/$CODE?key=4321"; echo
 
-# 6. The leader's timeliness report counts it (received online today, resolved early).
-TODAY=$(python3 -c "import datetime, zoneinfo; print(datetime.datetime.now(zoneinfo.ZoneInfo('Asia/Ho_Chi_Minh')).date())")
+# 6. The leader's timeliness report counts it (received online today, resolved early). "Today" is the
+# province's date (Asia/Ho_Chi_Minh), not the machine's: on a UTC clock they differ from 17:00 to midnight.
+TODAY=$(TZ=Asia/Ho_Chi_Minh date +%F)
 LEADER=$(token "leader@$COMMUNE")
 curl -sf "$BASE/api/v1/reports/timeliness?from=$TODAY&to=$TODAY&agency=$COMMUNE" -H "Authorization: Bearer $LEADER"; echo

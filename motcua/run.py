@@ -219,8 +219,7 @@ def embedded() -> None:
     for name in SERVICES:
         migrate.upgrade(name)
     seed.seed_demo()
-    address = config["WEB_SERVER_ADDRESS"].replace("0.0.0.0", "localhost")
-    print(f"Motcua is serving on http://{address} (API under /api/v1; stop with Ctrl-C)", flush=True)
+    print(seed.where_to_start(config["WEB_SERVER_ADDRESS"]), flush=True)
     # One process, so one token serves the example workers (each is scoped to its agency in production).
     [(worker, agency)] = EXAMPLE_WORKERS
     config["WORKER_TOKEN"] = example_worker_token(agency)
@@ -268,6 +267,7 @@ def services_in_processes() -> None:
         children[worker] = _spawn("--worker", worker, env={**os.environ, "MOTCUA_WORKER_TOKEN": token})
     print("Motcua services running as processes: "
           + ", ".join(f"{n} (pid {p.pid})" for n, p in children.items()), flush=True)
+    print(seed.where_to_start(nameko_config()["WEB_SERVER_ADDRESS"]), flush=True)
     while True:
         time.sleep(1)
         if signals.stopping:

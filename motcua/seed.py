@@ -20,6 +20,25 @@ def seed_demo() -> None:
     log.info("demo accounts ready (%d new)", created)
 
 
+def where_to_start(address: str) -> str:
+    """What `make run` prints once it serves: where each audience's pages are and how to sign in."""
+    base = "http://" + address.replace("0.0.0.0", "localhost")
+    if is_production():
+        accounts = "no demo accounts in production: sign in with the accounts you created (motcua accounts add-admin)"
+    else:
+        from services.gateway.accounts import how_to_sign_in
+
+        accounts = how_to_sign_in(catalog_dir())
+    return "\n".join([
+        f"Motcua is serving on {base} (stop with Ctrl-C)",
+        f"  portal (citizens: procedures, submission, tracking)  {base}/",
+        f"  console (staff sign-in)                              {base}/can-bo/dang-nhap",
+        f"  dashboard (leaders)                                  {base}/lanh-dao",
+        f"  API                                                  {base}/api/v1",
+        f"  sign in: {accounts}",
+    ])
+
+
 def check_accounts() -> None:
     """Before the gateway starts in production: stop (saying how to remove them) while a demo account
     or the demo password is left in its database, e.g. seeded in development before the switch."""

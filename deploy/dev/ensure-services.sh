@@ -2,8 +2,8 @@
 # Starts what Motcua's tests and benchmarks need on a development or CI machine, when it is not up:
 #   rabbitmq    RabbitMQ on 127.0.0.1:5672 with its management plugin (API on 15672)
 #   postgresql  PostgreSQL on 127.0.0.1:5432 (Debian's cluster)
-#   chromium    Debian's /usr/bin/chromium for the browser tests (never a downloaded browser), and
-#               axe-core from the npm registry for their accessibility pass (tests/browser/axe)
+#   chromium    Debian's /usr/bin/chromium for the browser tests (never a downloaded browser; their
+#               accessibility pass uses the axe-core vendored in tests/browser/axe)
 #   promtool    Prometheus's rule checker and tester (Debian's prometheus package) for the rules' tests
 #   wrk         the HTTP load generator of the tracking bench
 # Idempotent: quiet when everything is up; one line for each thing it starts, installs or cannot.
@@ -56,20 +56,12 @@ install_package() {  # command, package, apt-get options…
     || cannot "install $package (apt-get install -y $* $package failed)"
 }
 
-axe_core() {  # the version pinned in tests/browser/axe/package.json, beside it
-  local here; here="$(cd "$(dirname "$0")/../.." && pwd)/tests/browser/axe"
-  [ -f "$here/node_modules/axe-core/axe.min.js" ] && return
-  install_package npm npm
-  say "installing axe-core (npm)"
-  npm install --prefix "$here" --no-audit --no-fund >/dev/null 2>&1 || cannot "install axe-core (npm install --prefix $here)"
-}
-
 [ $# -gt 0 ] || set -- rabbitmq postgresql chromium promtool
 for wanted in "$@"; do
   case "$wanted" in
     rabbitmq) rabbitmq ;;
     postgresql) postgresql ;;
-    chromium) install_package /usr/bin/chromium chromium; axe_core ;;
+    chromium) install_package /usr/bin/chromium chromium ;;
     # Debian's prometheus package for its promtool; without its recommended node exporter (port 9100).
     promtool) install_package promtool prometheus --no-install-recommends ;;
     wrk) install_package wrk wrk ;;

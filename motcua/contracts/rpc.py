@@ -335,7 +335,7 @@ class DrillDownQueryV1(ReportQueryV1):
 
 
 class ExportQueryV1(ReportQueryV1):
-    format = fields.Str(required=True, validate=validate.OneOf(("csv", "xlsx")))
+    format = fields.Str(required=True, validate=validate.OneOf(("csv", "xlsx", "pdf")))
 
 
 MAX_LOG_BOOK_DAYS = 366

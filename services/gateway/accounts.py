@@ -83,6 +83,15 @@ def _demo(catalog_dir) -> tuple[dict, list[tuple[str, str | None, list[str]]]]:
     return demo, demo_accounts(demo, load_agencies(catalog_dir))
 
 
+def how_to_sign_in(catalog_dir) -> str:
+    """The demo accounts in one line, for a newcomer: who may sign in, as what, with which password."""
+    demo, accounts = _demo(catalog_dir)
+    example = next(name for name, agency, _roles in accounts if agency)
+    return (f"demo accounts (password {demo['password']!r}): {', '.join(demo['admins'])}, and for every agency "
+            f"code C in agencies.yaml {', '.join(f'{role}@C' for role in demo['roles_per_agency'])} "
+            f"(e.g. {example})")
+
+
 def seed_demo_accounts(db_url: str, catalog_dir) -> int:
     """Create the demo accounts that do not exist yet; the number created. Never in production."""
     if is_production():

@@ -1,6 +1,7 @@
-"""Bảng điều hành của lãnh đạo: per-agency figures (today / this month / this year), timeliness by agency
-as stacked bars, the daily trend as lines, overdue now; every figure drills down to its dossiers; the
-standard report (II.06a) exported with the session."""
+"""Bảng điều hành của lãnh đạo: per-agency or per-field figures for any period (a quick pick or from/to
+dates, counted in the province's time zone), timeliness as stacked bars, the daily trend as lines,
+overdue now; every figure drills down to its dossiers; the standard report (II.06a) exported with the
+session for the same choice. The URL holds the choice, so a leader can share what they see."""
 from __future__ import annotations
 
 import base64
@@ -14,10 +15,11 @@ from services.gateway import pages_charts
 from services.gateway.pages_http import (form_again, page, picked_agency, province_today, query_data, render,
                                          staff_session)
 
-# Quick picks of the period (`ky` in the URL); any other period by its first and last day (`from`, `to`).
-PERIODS = {"today": "Hôm nay", "week": "Tuần này", "month": "Tháng này", "quarter": "Quý này", "year": "Năm nay",
-           "last_quarter": "Quý trước"}
-CUSTOM = "Tùy chọn"
+QUICK_PICKS = {"today": "Hôm nay", "week": "Tuần này", "month": "Tháng này", "quarter": "Quý này",
+               "year": "Năm nay", "last_quarter": "Quý trước"}
+CUSTOM = "custom"
+GROUPINGS = {"agency": "Theo cơ quan", "field": "Theo lĩnh vực"}
+EXPORT_FORMATS = {"xlsx": "Excel", "pdf": "PDF", "csv": "CSV"}
 TREND_DAYS = 30
 TIMELINESS_SERIES = [("early", "Trước hạn", "early"), ("on_time", "Đúng hạn", "on-time"), ("late", "Trễ hạn", "late")]
 CELL_NAMES = {
@@ -28,35 +30,66 @@ CELL_NAMES = {
 }
 
 
-def quick_pick(name: str, today: date) -> tuple[date, date]:
-    """A quick pick's first and last day (up to today for the current week, month, quarter, year)."""
-    quarter_start = today.replace(month=(today.month - 1) // 3 * 3 + 1, day=1)
-    if name == "last_quarter":
+def quick_period(pick: str, today: date) -> tuple[date, date]:
+    """A quick pick's first and last day, `today` being the province's date; the current ones end today."""
+    quarter_start = today.replace(month=3 * ((today.month - 1) // 3) + 1, day=1)
+    if pick == "last_quarter":
         last = quarter_start - timedelta(days=1)
-        return last.replace(month=(last.month - 1) // 3 * 3 + 1, day=1), last
+        return last.replace(month=last.month - 2, day=1), last
     first = {"today": today, "week": today - timedelta(days=today.weekday()), "month": today.replace(day=1),
-             "quarter": quarter_start, "year": today.replace(month=1, day=1)}[name]
+             "quarter": quarter_start, "year": today.replace(month=1, day=1)}[pick]
     return first, today
 
 
-def drill_link(period: dict, cell: str, agency_code: str | None = None) -> str:
-    params = {"from": period["from"], "to": period["to"], "cell": cell}
-    if agency_code:
-        params["key"] = agency_code
-    return "/lanh-dao/ho-so?" + urlencode(params)
+def chosen_period(params: dict, today: date) -> tuple[str, date, date, dict]:
+    """The period the query names: from/to dates when both are given and valid, else a quick pick
+    (this month by default); with the errors of dates that were given and could not be read."""
+    errors, dates = {}, {}
+    for name, label in (("from", "Từ ngày"), ("to", "Đến ngày")):
+        try:
+            dates[name] = date.fromisoformat(params[name]) if params.get(name) else None
+        except ValueError:
+            errors[name] = f"{label}: ngày không hợp lệ (dạng năm-tháng-ngày)"
+    if not errors and dates.get("from") and dates.get("to"):
+        if dates["from"] > dates["to"]:
+            errors["to"] = "Đến ngày phải sau hoặc bằng từ ngày"
+        else:
+            return CUSTOM, dates["from"], dates["to"], errors
+    pick = params.get("ky") if params.get("ky") in QUICK_PICKS else "month"
+    return (pick, *quick_period(pick, today), errors)
+
+
+def _choice(period: dict) -> dict:
+    """The query fields of a period's choice: its dates, its agency (`agency`, set by the page) and its
+    grouping when not the default."""
+    params = {"from": period["from"], "to": period["to"]}
+    if period.get("agency"):
+        params["agency"] = period["agency"]
+    if period.get("by", "agency") != "agency":
+        params["by"] = period["by"]
+    return params
+
+
+def choice_query(period: dict, **extra) -> str:
+    """The query string of the page's choice, for the links that follow it (exports, the page itself)."""
+    return urlencode(_choice(period) | extra)
+
+
+def drill_link(period: dict, cell: str, key: str | None = None) -> str:
+    return "/lanh-dao/ho-so?" + choice_query(period, cell=cell, **({"key": key} if key else {}))
 
 
 def timeliness_chart(period: dict) -> dict:
     keys = [key for key, _label, _css in TIMELINESS_SERIES]
     rows = [{"label": a["agency_name"], "values": {key: a["resolved"][key] for key in keys},
-             "links": {key: drill_link(period, f"resolved.{key}", a["agency_code"]) for key in keys}}
+             "links": {key: drill_link(period, f"resolved.{key}", a["key"]) for key in keys}}
             for a in period["agencies"] if a["resolved"]["total"]]
     return pages_charts.stacked_bars(rows, TIMELINESS_SERIES)
 
 
 def overdue_chart(period: dict) -> dict:
     rows = [{"label": a["agency_name"], "values": {"overdue": a["overdue_now"]},
-             "links": {"overdue": drill_link(period, "in_progress.overdue", a["agency_code"])}}
+             "links": {"overdue": drill_link(period, "in_progress.overdue", a["key"])}}
             for a in period["agencies"] if a["overdue_now"]]
     return pages_charts.stacked_bars(rows, [("overdue", "Quá hạn", "late")])
 
@@ -70,10 +103,6 @@ def trend_chart(series: dict) -> dict:
     ])
 
 
-def _quick_links(agency: str | None) -> dict[str, str]:
-    return {name: "/lanh-dao?" + urlencode({"ky": name, **({"agency": agency} if agency else {})}) for name in PERIODS}
-
-
 class DashboardPages:
     """Pages mixed into GatewayService, which provides the RPC proxies and config."""
 
@@ -84,29 +113,26 @@ class DashboardPages:
         session = self._staff_page(request)
         params = query_data(request)
         today = province_today(self.config)
+        chosen, first, last, errors = chosen_period(params, today)
+        by = params.get("by") if params.get("by") in GROUPINGS else "agency"
         agencies = self._agencies()
         agency = picked_agency(params.get("agency"), agencies)
         chosen_agency = {"agency": agency} if agency else {}
-        if params.get("from") or params.get("to"):
-            chosen, first, last = "custom", params.get("from", ""), params.get("to", "")
-        else:
-            chosen = params.get("ky") if params.get("ky") in PERIODS else "month"
-            first, last = (day.isoformat() for day in quick_pick(chosen, today))
-        values = {"from": first, "to": last}
-        context = {"session": session, "chosen": chosen, "periods": PERIODS, "custom": CUSTOM, "agency": agency,
-                   "agencies": agencies, "values": values, "quick": _quick_links(agency)}
+        context = {"session": session, "chosen": chosen, "quick_picks": QUICK_PICKS, "groupings": GROUPINGS,
+                   "formats": EXPORT_FORMATS, "agency": agency, "agencies": agencies,
+                   "values": {"from": params.get("from") or first.isoformat(),
+                              "to": params.get("to") or last.isoformat(), "by": by}}
+        # A period the service refuses (longer than the report allows) shows the form again with its error.
         with form_again("dashboard/index.html", lambda: {**context, "period": None}):
-            dashboard = self.reporting.leaders_dashboard(caller_token=session.token, date_from=first, date_to=last,
-                                                         **chosen_agency)
-            period = dashboard["periods"]["custom"]
+            period = self.reporting.leaders_period(first.isoformat(), last.isoformat(), caller_token=session.token,
+                                                   by=by, **chosen_agency) | {"agency": agency}
             # The trend: the period's days, its last TREND_DAYS at most.
-            trend_to = date.fromisoformat(period["to"])
-            trend_from = max(date.fromisoformat(period["from"]), trend_to - timedelta(days=TREND_DAYS - 1))
-            series = self.reporting.daily_series(trend_from.isoformat(), trend_to.isoformat(),
+            trend_from = max(first, last - timedelta(days=TREND_DAYS - 1))
+            series = self.reporting.daily_series(trend_from.isoformat(), last.isoformat(),
                                                  caller_token=session.token, **chosen_agency)
-        return render("dashboard/index.html", **context, dashboard=dashboard, period=period, drill=drill_link,
-                      timeliness=timeliness_chart(period), overdue=overdue_chart(period), trend=trend_chart(series),
-                      trend_days=len(series["days"]))
+        return render("dashboard/index.html", **context, errors=errors, period=period, drill=drill_link,
+                      choice=lambda **extra: choice_query(period, **extra), timeliness=timeliness_chart(period),
+                      overdue=overdue_chart(period), trend=trend_chart(series), trend_days=len(series["days"]))
 
     @page("GET", "/lanh-dao/ho-so")
     def dashboard_drill_down(self, request):
@@ -114,17 +140,22 @@ class DashboardPages:
         session = self._staff_page(request)
         params = query_data(request)
         found = self.reporting.report_drill_down(params.get("from"), params.get("to"), params.get("cell"),
-                                                 caller_token=session.token, key=params.get("key") or None)
+                                                 caller_token=session.token, key=params.get("key") or None,
+                                                 by=params.get("by") or "agency",
+                                                 agency=picked_agency(params.get("agency"), self._agencies()))
         return render("dashboard/drill.html", session=session, found=found, params=params,
                       cell_name=CELL_NAMES.get(found["cell"], found["cell"]), agencies=self._agencies())
 
     @page("GET", "/lanh-dao/xuat-bao-cao")
     def dashboard_export(self, request):
-        """Form II.06a as a file, with the session (the API's export wants a bearer token)."""
+        """Form II.06a as a file for the dashboard's choice (period, agency, grouping), with the session (the
+        API's export wants a bearer token)."""
         session = self._staff_page(request)
         params = query_data(request)
+        agency = picked_agency(params.get("agency"), self._agencies())
         exported = self.reporting.report_export(params.get("from"), params.get("to"), params.get("format", "xlsx"),
-                                                caller_token=session.token)
+                                                caller_token=session.token, agency=agency,
+                                                by=params.get("by") or "agency")
         return Response(base64.b64decode(exported["content_base64"]), content_type=exported["content_type"],
                         headers={"Content-Disposition": f'attachment; filename="{exported["filename"]}"'})
 

@@ -1,7 +1,8 @@
 """The standard report as files: CSV (UTF-8 with BOM, so spreadsheet programs read the accents; one flat
-header line, for machines) and XLSX laid out as the official form II.06a/VPCP/KSTT (for people): the
-reporting agency, the title, the period, the two-level header, the column numbers, one numbered line
-per row, the totals and the signature block.
+header line, for machines), and XLSX and PDF laid out as the official form II.06a/VPCP/KSTT (for people):
+the reporting agency, the title, the period, the two-level header, the column numbers, one numbered line
+per row, the totals and the signature block. The PDF (landscape A4, Vietnamese in the embedded Roboto of
+the font-roboto package) is the one a leader prints or forwards as it is.
 
 "Đang giải quyết" (being handled) is every dossier not yet resolved, withdrawn or stopped: the running
 ones (within the deadline or overdue) and the paused ones, these also shown apart (awaiting a supplement,
@@ -15,6 +16,9 @@ import io
 from datetime import date, datetime
 from typing import Callable
 
+import font_roboto
+from fpdf import FPDF
+from fpdf.fonts import FontFace
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, Side
 from openpyxl.utils import get_column_letter
@@ -98,6 +102,75 @@ BOX = Border(left=THIN, right=THIN, top=THIN, bottom=THIN)
 CENTRED = Alignment(horizontal="center", vertical="center", wrap_text=True)
 
 
+def _period_lines(report: dict) -> tuple[str, str]:
+    """The form's period line and the time its figures were read."""
+    as_of = datetime.fromisoformat(report["as_of"])
+    return (f"Kỳ báo cáo: từ ngày {dmy(date.fromisoformat(report['from']))} "
+            f"đến ngày {dmy(date.fromisoformat(report['to']))}",
+            f"Số liệu tính đến {as_of.strftime('%H:%M')} ngày {dmy(as_of)}")
+
+
+def _signed_on(made_on: date) -> str:
+    return f"……, ngày {made_on.day:02d} tháng {made_on.month:02d} năm {made_on.year}"
+
+
+# The signature block's two lines (in bold, then not), each with its left and right half.
+SIGNATURES = ((True, "NGƯỜI LẬP BIỂU", "THỦ TRƯỞNG CƠ QUAN, ĐƠN VỊ"),
+              (False, "(Ký, ghi rõ họ tên)", "(Ký, ghi rõ họ tên, đóng dấu)"))
+
+
+def to_pdf(report: dict, agency_name: str, made_on: date) -> bytes:
+    """The form II.06a as the XLSX lays it out, on landscape A4 pages (the header repeated on each)."""
+    pdf = FPDF(orientation="L", format="A4")
+    pdf.set_margins(8, 8, 8)
+    pdf.add_font("Roboto", "", font_roboto.Roboto)
+    pdf.add_font("Roboto", "B", font_roboto.RobotoBold)
+    pdf.add_page()
+    half = pdf.epw / 2
+    pdf.set_font("Roboto", "B", 9)
+    pdf.cell(half, 5, f"Đơn vị báo cáo: {agency_name}", align="C")
+    pdf.set_font("Roboto", "", 9)
+    pdf.cell(half, 5, FORM, align="C", new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(3)
+    pdf.set_font("Roboto", "B", 12)
+    pdf.cell(0, 6, TITLE, align="C", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Roboto", "", 9)
+    for text in _period_lines(report):
+        pdf.cell(0, 5, text, align="C", new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(2)
+    key_label = KEY_HEADERS[report["by"]][1]
+    figure_width = (pdf.epw - 7 - 20 - 40) / len(COLUMNS)
+    pdf.set_font("Roboto", "", 6)
+    with pdf.table(col_widths=(7, 20, 40, *([figure_width] * len(COLUMNS))), num_heading_rows=3,
+                   text_align="CENTER", line_height=2.8, headings_style=FontFace(emphasis="BOLD")) as table:
+        top = table.row()
+        for text in ("STT", f"Mã {key_label.lower()}", key_label):
+            top.cell(text, rowspan=2)
+        for group, columns in GROUPS:
+            top.cell(group, colspan=len(columns))
+        sub = table.row()
+        for header, _ in COLUMNS:
+            sub.cell(header)
+        numbers = table.row()
+        for column in range(1, 4 + len(COLUMNS)):
+            numbers.cell(f"({column})")
+        lines = _lines(report)
+        for index, (code, name, figures) in enumerate(lines, start=1):
+            total = index == len(lines)
+            row = table.row(style=FontFace(emphasis="BOLD") if total else None)
+            for value in ("" if total else str(index), code or "", name or "", *(str(f) for f in figures)):
+                row.cell(value)
+    pdf.ln(6)
+    pdf.set_font("Roboto", "", 9)
+    pdf.set_x(pdf.l_margin + half)
+    pdf.cell(half, 5, _signed_on(made_on), align="C", new_x="LMARGIN", new_y="NEXT")
+    for bold, left, right in SIGNATURES:
+        pdf.set_font("Roboto", "B" if bold else "", 9)
+        pdf.cell(half, 5, left, align="C")
+        pdf.cell(half, 5, right, align="C", new_x="LMARGIN", new_y="NEXT")
+    return bytes(pdf.output())
+
+
 def to_xlsx(report: dict, agency_name: str, made_on: date) -> bytes:
     """The form II.06a of `agency_name` (the reporting agency: the one asked for, or the province), made
     on `made_on` (the local date of the signature block)."""
@@ -106,7 +179,6 @@ def to_xlsx(report: dict, agency_name: str, made_on: date) -> bytes:
     sheet.title = "II.06a"
     key_label = KEY_HEADERS[report["by"]][1]
     width = 3 + len(COLUMNS)  # STT, code, name, the figures
-    as_of = datetime.fromisoformat(report["as_of"])
 
     def line(row: int, text: str, bold: bool = False, first: int = 1, last: int = width) -> None:
         sheet.merge_cells(start_row=row, start_column=first, end_row=row, end_column=last)
@@ -117,9 +189,8 @@ def to_xlsx(report: dict, agency_name: str, made_on: date) -> bytes:
     line(1, f"Đơn vị báo cáo: {agency_name}", bold=True, last=half)
     line(1, FORM, first=half + 1)
     line(3, TITLE, bold=True)
-    line(4, f"Kỳ báo cáo: từ ngày {dmy(date.fromisoformat(report['from']))} "
-            f"đến ngày {dmy(date.fromisoformat(report['to']))}")
-    line(5, f"Số liệu tính đến {as_of.strftime('%H:%M')} ngày {dmy(as_of)}")
+    for row, text in enumerate(_period_lines(report), start=4):
+        line(row, text)
 
     top, sub, numbers = 7, 8, 9  # the two-level header, then the columns' numbers (1), (2), ...
     for column, text in enumerate(("STT", f"Mã {key_label.lower()}", key_label), start=1):
@@ -150,11 +221,10 @@ def to_xlsx(report: dict, agency_name: str, made_on: date) -> bytes:
             cell.font = Font(bold=total)
 
     signed = row + 2
-    line(signed, f"……, ngày {made_on.day:02d} tháng {made_on.month:02d} năm {made_on.year}", first=half + 1)
-    line(signed + 1, "NGƯỜI LẬP BIỂU", bold=True, last=half)
-    line(signed + 1, "THỦ TRƯỞNG CƠ QUAN, ĐƠN VỊ", bold=True, first=half + 1)
-    line(signed + 2, "(Ký, ghi rõ họ tên)", last=half)
-    line(signed + 2, "(Ký, ghi rõ họ tên, đóng dấu)", first=half + 1)
+    line(signed, _signed_on(made_on), first=half + 1)
+    for row, (bold, left, right) in enumerate(SIGNATURES, start=signed + 1):
+        line(row, left, bold=bold, last=half)
+        line(row, right, bold=bold, first=half + 1)
 
     sheet.column_dimensions["A"].width = 5
     sheet.column_dimensions["B"].width = 16
@@ -168,11 +238,14 @@ def to_xlsx(report: dict, agency_name: str, made_on: date) -> bytes:
 
 
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8",
-                 "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+                 "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                 "pdf": "application/pdf"}
+FORMS = {"xlsx": to_xlsx, "pdf": to_pdf}
 
 
 def as_file(report: dict, fmt: str, agency_name: str, made_on: date) -> dict:
     """The report as a file that crosses RPC (JSON): its bytes in base64."""
-    content = ("\ufeff" + to_csv(report)).encode("utf-8") if fmt == "csv" else to_xlsx(report, agency_name, made_on)
+    content = (("\ufeff" + to_csv(report)).encode("utf-8") if fmt == "csv"
+               else FORMS[fmt](report, agency_name, made_on))
     return {"filename": f"II.06a_{report['by']}_{report['from']}_{report['to']}.{fmt}",
             "content_type": CONTENT_TYPES[fmt], "content_base64": base64.b64encode(content).decode("ascii")}

@@ -28,27 +28,35 @@ def periods(today: date) -> dict[str, tuple[date, date]]:
 
 
 def dashboard(session: Session, zone: ZoneInfo, agency_names: dict[str, str], parents: dict[str, str | None],
-              now: datetime, agency: str | None = None, window: tuple[date, date] | None = None) -> dict:
-    """Today / this month / this year; or, given a `window` (first and last day), that period alone
-    (`periods["custom"]`)."""
+              now: datetime, agency: str | None = None) -> dict:
+    """Today / this month / this year (any other period: `period`)."""
     today = now.astimezone(zone).date()
     result = {"as_of": None, "periods": {}}
-    for name, (first, last) in ({"custom": window} if window else periods(today)).items():
-        figures = aggregates.figures(session, first, last, zone, agency_names, now, agency=agency, parents=parents)
-        report = figures.report
-        result["as_of"] = report["as_of"]
-        agencies = [_figures(row, figures.average_days.get(row["agency_code"]))
-                    | {"agency_code": row["agency_code"], "agency_name": row["agency_name"]}
-                    for row in report["rows"]]
-        result["periods"][name] = {
-            "from": first.isoformat(), "to": last.isoformat(),
-            "totals": _figures(report["totals"], figures.overall_days),
-            "agencies": agencies,
-            "ranked_by_on_time": sorted((a for a in agencies if a["resolved"]["total"]),
-                                        key=lambda a: (-a["on_time_rate"], a["agency_code"])),
-            "slowest_procedures": _slowest(session, timeliness.Period.of(first, last, zone, now), agency, parents),
-        }
+    for name, (first, last) in periods(today).items():
+        block = period(session, first, last, zone, agency_names, parents, now, agency=agency)
+        result["as_of"] = block.pop("as_of")
+        result["periods"][name] = block
     return result
+
+
+def period(session: Session, first: date, last: date, zone: ZoneInfo, agency_names: dict[str, str],
+           parents: dict[str, str | None], now: datetime, agency: str | None = None, by: str = "agency") -> dict:
+    """One period's figures (any from/to a leader picks), a row per agency or per field (lĩnh vực); each
+    row's `key` is what the drill-down and the report take with the same `by`."""
+    figures = aggregates.figures(session, first, last, zone, agency_names, now, agency=agency, by=by, parents=parents)
+    report = figures.report
+    rows = [_figures(row, figures.average_days.get(row[f"{by}_code"]))
+            | {"key": row[f"{by}_code"], "agency_code": row.get("agency_code"),
+               "agency_name": row.get("agency_name") or row[f"{by}_code"]}
+            for row in report["rows"]]
+    return {
+        "from": first.isoformat(), "to": last.isoformat(), "by": by, "as_of": report["as_of"],
+        "totals": _figures(report["totals"], figures.overall_days),
+        "agencies": rows,
+        "ranked_by_on_time": sorted((a for a in rows if a["resolved"]["total"]),
+                                    key=lambda a: (-a["on_time_rate"], a["key"] or "")),
+        "slowest_procedures": _slowest(session, timeliness.Period.of(first, last, zone, now), agency, parents),
+    }
 
 
 def _figures(row: dict, average_days: float | None) -> dict:

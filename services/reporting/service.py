@@ -99,21 +99,24 @@ class ReportingService(Revocations):
 
     @rpc
     @audit_refusals
-    def leaders_dashboard(self, caller_token, agency=None, date_from=None, date_to=None):
-        """Today / this month / this year, per agency, for leaders (staff); or any period given
-        `date_from` and `date_to` (the standard report's bounds: at most three years)."""
+    def leaders_dashboard(self, caller_token, agency=None):
+        """Today / this month / this year, per agency, for leaders (staff)."""
         self._staff(caller_token)
-        window = None
-        if date_from is not None or date_to is not None:
-            query = load_valid(schemas.report_query, {"from": date_from, "to": date_to, "agency": agency})
-            window = (query["date_from"], query["date_to"])
-        else:
-            query = load_valid(schemas.dashboard_query, {"agency": agency})
+        query = load_valid(schemas.dashboard_query, {"agency": agency})
         p = self.province
-        if query["agency"] is not None and query["agency"] not in p.agency_names:
-            raise ValidationFailed("unknown agency", field="agency")
-        return leaders.dashboard(self.db.session, p.zone, p.agency_names, p.parents, utcnow(), agency=query["agency"],
-                                 window=window)
+        self._known_agency(query["agency"])
+        return leaders.dashboard(self.db.session, p.zone, p.agency_names, p.parents, utcnow(), agency=query["agency"])
+
+    @rpc
+    @audit_refusals
+    def leaders_period(self, date_from, date_to, caller_token, agency=None, by="agency"):
+        """The dashboard's figures for any period a leader picks, by agency or field (staff)."""
+        self._staff(caller_token)
+        query = load_valid(schemas.report_query, {"from": date_from, "to": date_to, "agency": agency, "by": by})
+        p = self.province
+        self._known_agency(query["agency"])
+        return leaders.period(self.db.session, query["date_from"], query["date_to"], p.zone, p.agency_names,
+                              p.parents, utcnow(), agency=query["agency"], by=query["by"])
 
     @rpc
     @audit_refusals
@@ -121,10 +124,13 @@ class ReportingService(Revocations):
         self._staff(caller_token)
         query = load_valid(schemas.report_query, {"from": date_from, "to": date_to, "agency": agency})
         p = self.province
-        if query["agency"] is not None and query["agency"] not in p.agency_names:
-            raise ValidationFailed("unknown agency", field="agency")
+        self._known_agency(query["agency"])
         return leaders.series(self.db.session, query["date_from"], query["date_to"], agency=query["agency"],
                               parents=p.parents)
+
+    def _known_agency(self, agency: str | None) -> None:
+        if agency is not None and agency not in self.province.agency_names:
+            raise ValidationFailed("unknown agency", field="agency")
 
     def _staff(self, caller_token) -> Caller:
         return self.authorised(caller_token, *STAFF_ROLES)

@@ -42,8 +42,8 @@ class Journey:
         self.count += 1
         page.screenshot(path=str(self.shots / f"{self.count:02d}-{name}.png"), full_page=True)
 
-    def sign_in(self, username: str):
-        page = self.context(DESKTOP).new_page()
+    def sign_in(self, username: str, viewport: dict = DESKTOP):
+        page = self.context(viewport).new_page()
         page.goto("/can-bo/dang-nhap")
         page.fill("input[name=username]", username)
         page.fill("input[name=password]", "demo")
@@ -65,10 +65,13 @@ class Journey:
 
 @contextlib.contextmanager
 def journey(base: str, shots: Path):
-    """A Journey in a launched chromium, and a temporary directory for the files it uploads."""
+    """A Journey in a launched chromium, screenshots into `shots` (emptied first), and a temporary
+    directory for the files it uploads."""
     # expect() has its own 5 s default: on a loaded 2-core machine a form POST can take longer.
     expect.set_options(timeout=15_000)
     shots.mkdir(parents=True, exist_ok=True)
+    for old in shots.glob("*.png"):
+        old.unlink()
     with sync_playwright() as playwright, tempfile.TemporaryDirectory() as tmp:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield Journey(browser, base, shots), Path(tmp)
@@ -97,7 +100,7 @@ def citizen_submits(j: Journey, tmp: Path) -> str:
     expect(page.locator(".field-error").first).to_contain_text("Số điện thoại")
     phone = page.locator("input[name='applicant.phone']")
     expect(phone).to_have_attribute("aria-invalid", "true")
-    expect(phone).to_have_attribute("aria-describedby", "applicant.phone-error")
+    expect(phone).to_have_attribute("aria-describedby", "loi-applicant-phone")
     expect(page.locator(".alert.error")).to_be_focused()  # the summary is read first
     j.shot(page, "portal-submit-error")
     page.fill("input[name='applicant.phone']", APPLICANT["phone"])
@@ -147,8 +150,6 @@ def resolved_total(page: Page) -> int:
 
 
 def main(base: str, shots: Path) -> None:
-    for old in shots.glob("*.png"):
-        old.unlink()
     with journey(base, shots) as (j, tmp):
         code = citizen_submits(j, tmp)
         counter = counter_receives(j, code)

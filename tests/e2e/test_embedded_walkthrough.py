@@ -22,6 +22,9 @@ def test_readme_walkthrough_takes_a_dossier_to_returned(embedded):
     assert len(mailbox.mbox(str(var / "mailbox.mbox"))) == 2  # "received" and "result ready"
     run_log = (var / "run.log").read_text()
     assert "Motcua is serving on http://" in run_log
+    # a newcomer reads where each audience's pages are and which accounts sign in
+    for where in ("/can-bo/dang-nhap", "/lanh-dao", "/api/v1", "password 'demo'", "leader@C"):
+        assert where in run_log, f"make run does not say {where}"
     for secret in (APPLICANT["id_number"], APPLICANT["phone"], "binh.tran@example.vn", "Hàng Bông",
                    f"key={APPLICANT['phone'][-4:]}"):
         assert secret not in run_log, "personal data in a log line"

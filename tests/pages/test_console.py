@@ -2,8 +2,12 @@
 the counter's decisions, the inbox, search, forms as PDF, the dashboard's charts and its export."""
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 import requests
+
+from services.gateway import pages_dashboard
 
 from tests.intake.test_forms import text_of
 from tests.pages.client import AGENCY, APPLICANT, Officer, csrf_of, submitted_code, task_id_in, until
@@ -134,12 +138,16 @@ def test_the_dashboard_draws_its_charts_drills_down_and_exports(base_url):
     page = leader.get("/lanh-dao")
     assert page.status_code == 200 and page.text.count("<svg") >= 1 and "<script" not in page.text
     assert "Diễn biến theo ngày" in page.text and "Quá hạn hiện nay" in page.text
-    assert 'aria-current="true" class="current">Tháng này' in page.text  # the default quick pick
+    assert 'aria-current="true" class="chip current">Tháng này' in page.text  # the default quick pick
     year = leader.get("/lanh-dao", params={"from": "2026-01-01", "to": "2026-12-31"})  # any period, in the URL
     assert year.status_code == 200 and "Tùy chọn: 01/01/2026 – 31/12/2026" in year.text
-    assert "/lanh-dao/xuat-bao-cao?format=xlsx&amp;from=2026-01-01&amp;to=2026-12-31" in year.text  # the export follows
+    assert "/lanh-dao/xuat-bao-cao?from=2026-01-01&amp;to=2026-12-31&amp;format=xlsx" in year.text  # the export follows
     backwards = leader.get("/lanh-dao", params={"from": "2026-12-31", "to": "2026-01-01"})
-    assert backwards.status_code == 400 and 'name="from" value="2026-12-31"' in backwards.text
+    assert backwards.status_code == 200 and "Đến ngày phải sau hoặc bằng từ ngày" in backwards.text
+    assert 'name="from" value="2026-12-31"' in backwards.text  # what was typed stays in the form
+    too_long = leader.get("/lanh-dao", params={"from": "2020-01-01", "to": "2026-12-31"})  # the service refuses it
+    assert too_long.status_code == 400 and 'name="from" value="2020-01-01"' in too_long.text
+    assert 'class="alert error error-summary"' in too_long.text
     drill = leader.get("/lanh-dao/ho-so", params={"from": "2026-01-01", "to": "2026-12-31", "cell": "received.total"})
     assert drill.status_code == 200 and "hồ sơ tiếp nhận" in drill.text
     bad = leader.get("/lanh-dao/ho-so", params={"from": "2026-01-01", "to": "2026-12-31", "cell": "nope"})
@@ -147,6 +155,52 @@ def test_the_dashboard_draws_its_charts_drills_down_and_exports(base_url):
     export = leader.get("/lanh-dao/xuat-bao-cao", params={"format": "xlsx", "from": "2026-01-01", "to": "2026-12-31"})
     assert export.status_code == 200 and export.content[:2] == b"PK"  # an xlsx is a zip
     assert "attachment" in export.headers["Content-Disposition"]
+
+
+@pytest.mark.parametrize(("pick", "today", "first", "last"), [
+    ("today", date(2026, 12, 6), date(2026, 12, 6), date(2026, 12, 6)),
+    ("week", date(2026, 12, 6), date(2026, 11, 30), date(2026, 12, 6)),  # a Sunday: the week began on Monday
+    ("month", date(2026, 12, 6), date(2026, 12, 1), date(2026, 12, 6)),
+    ("quarter", date(2026, 12, 6), date(2026, 10, 1), date(2026, 12, 6)),
+    ("year", date(2026, 12, 6), date(2026, 1, 1), date(2026, 12, 6)),
+    ("last_quarter", date(2026, 12, 6), date(2026, 7, 1), date(2026, 9, 30)),
+    ("last_quarter", date(2026, 2, 14), date(2025, 10, 1), date(2025, 12, 31)),  # across the year's turn
+])
+def test_the_quick_picks(pick, today, first, last):
+    assert pages_dashboard.quick_period(pick, today) == (first, last)
+
+
+def test_the_period_the_query_names():
+    today = date(2026, 12, 6)
+    assert pages_dashboard.chosen_period({}, today) == ("month", date(2026, 12, 1), today, {})
+    assert pages_dashboard.chosen_period({"from": "2026-02-03", "to": "2026-03-04", "ky": "year"}, today) == (
+        "custom", date(2026, 2, 3), date(2026, 3, 4), {})
+    pick, first, last, errors = pages_dashboard.chosen_period({"from": "3/2/2026", "to": "2026-03-04", "ky": "week"},
+                                                              today)
+    assert (pick, first, last) == ("week", date(2026, 11, 30), today) and list(errors) == ["from"]
+    assert list(pages_dashboard.chosen_period({"from": "2026-03-05", "to": "2026-03-04"}, today)[3]) == ["to"]
+
+
+def test_the_dashboard_shows_any_period_by_agency_or_field_and_exports_the_same(base_url):
+    """The choice is the URL: the quick picks, from/to dates, the agency and the grouping; the exports'
+    links carry the same choice."""
+    leader = Officer(base_url, f"leader@{AGENCY}")
+    page = leader.get("/lanh-dao", params={"from": "2026-01-01", "to": "2026-12-31", "by": "field",
+                                           "agency": "000.00.06.H56"})
+    assert page.status_code == 200 and 'value="2026-01-01"' in page.text and 'value="2026-12-31"' in page.text
+    assert "Tùy chọn: 01/01/2026 – 31/12/2026" in page.text and "<th>Lĩnh vực</th>" in page.text
+    assert '<option value="field" selected>' in page.text
+    link = "/lanh-dao/xuat-bao-cao?from=2026-01-01&amp;to=2026-12-31&amp;agency=000.00.06.H56&amp;by=field&amp;format="
+    assert all(f'href="{link}{fmt}"' in page.text for fmt in ("xlsx", "pdf", "csv"))
+    csv = leader.get("/lanh-dao/xuat-bao-cao", params={"from": "2026-01-01", "to": "2026-12-31", "by": "field",
+                                                       "agency": "000.00.06.H56", "format": "csv"})
+    assert csv.status_code == 200 and "II.06a_field_2026-01-01_2026-12-31.csv" in csv.headers["Content-Disposition"]
+    pdf = leader.get("/lanh-dao/xuat-bao-cao", params={"from": "2026-01-01", "to": "2026-12-31", "format": "pdf"})
+    assert pdf.status_code == 200 and pdf.content[:5] == b"%PDF-"
+    year = leader.get("/lanh-dao", params={"ky": "year"})
+    assert year.status_code == 200 and 'class="chip current">Năm nay</a>' in year.text
+    wrong = leader.get("/lanh-dao", params={"from": "31/12/2026", "to": "2026-12-31"})
+    assert wrong.status_code == 200 and "Từ ngày: ngày không hợp lệ" in wrong.text and 'aria-invalid="true"' in wrong.text
 
 
 def test_the_dashboards_agency_picker_is_typed_not_scrolled(base_url):

@@ -25,7 +25,7 @@ from motcua.revocation import AccessCache
 from tests.infra import VERIFYING
 from tests.security.conftest import token_for
 
-RPCS = ("timeliness_report", "report_drill_down", "report_export", "leaders_dashboard", "daily_series",
+RPCS = ("timeliness_report", "report_drill_down", "report_export", "leaders_dashboard", "leaders_period", "daily_series",
         "public_statistics")
 
 
@@ -84,7 +84,7 @@ def test_bad_report_queries_are_400_naming_the_field(reporting, query, field):
     assert drill.status_code == 400 and drill.json()["error"]["field"] == "cell"
 
 
-def test_exports_download_as_csv_and_xlsx(reporting):
+def test_exports_download_as_csv_xlsx_and_pdf(reporting):
     base = "/api/v1/reports/standard/export?from=2026-02-01&to=2026-03-31"
     as_csv = get(reporting, base + "&format=csv", headers=leader(reporting))
     assert as_csv.status_code == 200 and as_csv.headers["Content-Type"].startswith("text/csv")
@@ -96,7 +96,9 @@ def test_exports_download_as_csv_and_xlsx(reporting):
     rows = list(sheet.iter_rows(values_only=True))
     assert rows[0][0].startswith("Đơn vị báo cáo: Ủy ban nhân dân tỉnh")  # the province: no agency asked
     assert rows[6][:3] == ("STT", "Mã lĩnh vực", "Lĩnh vực")
-    assert get(reporting, base + "&format=pdf", headers=leader(reporting)).json()["error"]["field"] == "format"
+    as_pdf = get(reporting, base + "&format=pdf", headers=leader(reporting))
+    assert as_pdf.headers["Content-Type"] == "application/pdf" and as_pdf.content[:5] == b"%PDF-"
+    assert get(reporting, base + "&format=ods", headers=leader(reporting)).json()["error"]["field"] == "format"
 
 
 def test_leaders_series_and_public_statistics(reporting):

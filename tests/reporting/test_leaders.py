@@ -68,13 +68,13 @@ def test_today_month_and_year():
     assert only_land["periods"]["year"]["totals"]["received"] == 2
 
 
-def test_any_period_is_that_window_alone_with_the_same_figures_as_a_quick_one():
+def test_any_period_has_the_same_figures_as_the_quick_pick_of_that_window():
     year = leaders.dashboard(dossiers(), VN, NAMES, PARENTS, NOW)["periods"]["year"]
-    board = leaders.dashboard(dossiers(), VN, NAMES, PARENTS, NOW, window=(date(2026, 1, 1), date(2026, 3, 20)))
-    assert list(board["periods"]) == ["custom"]
-    assert board["periods"]["custom"] == year
-    january = leaders.dashboard(dossiers(), VN, NAMES, PARENTS, NOW, window=(date(2026, 1, 1), date(2026, 1, 31)))
-    assert january["periods"]["custom"]["totals"]["received"] == 2  # B-1 and B-2
+    chosen = leaders.period(dossiers(), date(2026, 1, 1), date(2026, 3, 20), VN, NAMES, PARENTS, NOW)
+    assert chosen.pop("as_of") is not None
+    assert chosen == year
+    january = leaders.period(dossiers(), date(2026, 1, 1), date(2026, 1, 31), VN, NAMES, PARENTS, NOW)
+    assert january["totals"]["received"] == 2  # B-1 and B-2
 
 
 def test_the_daily_series_cuts_days_at_local_midnight():
@@ -129,7 +129,8 @@ def test_the_dashboard_public_statistics_and_series_give_the_official_reports_fi
         assert period["totals"] == leaders._figures(official["totals"], average(resolved))
         assert period["agencies"] == [
             leaders._figures(row, average([r for r in resolved if r["agency_code"] == row["agency_code"]]))
-            | {"agency_code": row["agency_code"], "agency_name": row["agency_name"]} for row in official["rows"]]
+            | {"key": row["agency_code"], "agency_code": row["agency_code"], "agency_name": row["agency_name"]}
+            for row in official["rows"]]
         series = leaders.series(uow.session, first, last)["days"]
         totals = official["totals"]
         for channel in ("online", "counter", "postal"):
@@ -137,6 +138,16 @@ def test_the_dashboard_public_statistics_and_series_give_the_official_reports_fi
         for kind in ("early", "on_time", "late"):
             assert sum(day["resolved"][kind] for day in series) == totals["resolved"][kind]
     assert board["periods"]["year"]["totals"]["resolved"]["total"] > 0 < board["periods"]["month"]["totals"]["in_progress"]
+    # any period a leader picks, by field (lĩnh vực): the official report's rows by field, each its key
+    first, last = date(2026, 2, 9), date(2026, 4, 17)
+    by_field = leaders.period(uow.session, first, last, VN, NAMES, PARENTS, now, by="field")
+    official = timeliness.report(uow.session, first, last, VN, NAMES, now, by="field", parents=PARENTS)
+    assert (by_field["from"], by_field["to"], by_field["by"]) == ("2026-02-09", "2026-04-17", "field")
+    assert official["rows"] and official["totals"]["resolved"]["total"] > 0
+    assert [(row["key"], row["resolved"], row["overdue_now"]) for row in by_field["agencies"]] == [
+        (row["field_code"], {key: row["resolved"][key] for key in ("total", "early", "on_time", "late")},
+         row["in_progress"]["overdue"]) for row in official["rows"]]
+    assert by_field["totals"]["resolved"]["total"] == official["totals"]["resolved"]["total"]
 
     first, last = date(2026, 1, 1), date(2026, 3, 31)
     stats = leaders.public_statistics(uow.session, first, last, VN, NAMES, PARENTS, now)

@@ -1,5 +1,6 @@
 """The standard report at full depth: every figure equals the length of its drill-down list, per
 agency, per field, rolled up the agency tree; the paused group; withdrawals; CSV and XLSX exports."""
+import base64
 import csv
 import io
 import random
@@ -7,6 +8,7 @@ from datetime import date
 
 import pytest
 from openpyxl import load_workbook
+from pypdf import PdfReader
 
 from motcua.errors import ValidationFailed
 from services.reporting import exports, projections, timeliness
@@ -119,6 +121,22 @@ def test_csv_and_xlsx_exports_carry_the_figures_under_vietnamese_headers(mixed):
     table = cells[9:9 + len(lines) - 1]  # under the title, the period, the two-level header and the numbers
     assert [[_value(v) for v in row[1:]] for row in table] == [[_value(v) for v in line] for line in lines[1:]]
     assert [row[0] for row in table] == [*range(1, len(result["rows"]) + 1), None]  # numbered, totals not
+
+
+def test_the_pdf_export_is_the_form_with_its_figures(mixed):
+    result = timeliness.report(mixed, date(2026, 2, 1), date(2026, 3, 31), VN, NAMES, NOW, parents=PARENTS)
+    made = exports.as_file(result, "pdf", NAMES[PROVINCE], date(2026, 4, 20))
+    assert made["content_type"] == "application/pdf" and made["filename"] == "II.06a_agency_2026-02-01_2026-03-31.pdf"
+    text = " ".join(" ".join(page.extract_text().split())
+                    for page in PdfReader(io.BytesIO(base64.b64decode(made["content_base64"]))).pages)
+    for expected in (exports.TITLE, exports.FORM, f"Đơn vị báo cáo: {NAMES[PROVINCE]}",
+                     "Kỳ báo cáo: từ ngày 01/02/2026 đến ngày 31/03/2026", "Trong đó tạm dừng: chờ bổ sung",
+                     "ngày 20 tháng 04 năm 2026", "THỦ TRƯỞNG CƠ QUAN, ĐƠN VỊ", "Tổng cộng"):
+        assert expected in text, expected
+    for row in result["rows"]:
+        assert row["agency_code"] in text
+    totals = exports._figures(result["totals"])
+    assert " ".join(str(figure) for figure in totals[:4]) in text  # the totals' line, in the form's order
 
 
 def _value(v):

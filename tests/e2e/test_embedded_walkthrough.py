@@ -19,7 +19,8 @@ def test_readme_walkthrough_takes_a_dossier_to_returned(embedded):
     assert "4. returned" in result.stdout
     assert "5. tracking says: returned" in result.stdout
     assert '"early": 1' in result.stdout  # the report counts it, resolved before its due date
-    assert len(mailbox.mbox(str(var / "mailbox.mbox"))) == 2  # "received" and "result ready"
+    # "submitted online" (the code at submission), "received" and "result ready"
+    assert len(mailbox.mbox(str(var / "mailbox.mbox"))) == 3
     run_log = (var / "run.log").read_text()
     assert "Motcua is serving on http://" in run_log
     # a newcomer reads where each audience's pages are and which accounts sign in

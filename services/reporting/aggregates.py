@@ -23,9 +23,10 @@ reads about a thousand times fewer rows than there are dossiers, whatever their 
 
 The by-agency report (the official II.06a, the leaders' figures) reads `report_agency_counts` instead: the
 same counts summed over fields, a column per bucket that `cells` reads (received per channel), on three
-grains (day, month, year), so a sum "before day T" reads per agency the years before T's year, the
-months of T's year before T's month and the days of T's month before T: at most a few dozen rows per
-agency, however many dossiers and fields (a province: 1,000 agencies × 39 fields). It is kept by the
+grains (day, month, year), so a sum "before day T" reads per agency the years before T's year, then
+the months of T's year before T's month or the year less its later months, and likewise for the days
+(`_signed_before`): at most about twenty rows per agency, however many dossiers and fields (a
+province: 1,000 agencies × 39 fields). It is kept by the
 same `apply` in the same transaction as `report_counts`, and rebuilt with it on a replay.
 
 Each formula matches the cell conditions of `timeliness.Period.cells` exactly as long as a dossier's

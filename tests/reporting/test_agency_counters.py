@@ -4,6 +4,8 @@ any agency's subtree; the migration that adds them fills them from `report_count
 import random
 from collections import Counter
 from datetime import date, timedelta
+from fractions import Fraction
+from math import floor
 
 import pytest
 from alembic import command
@@ -105,3 +107,13 @@ def test_the_migration_fills_them_from_report_counts_and_matches_the_model(seede
     assert [d for d in differences if "report_agency_counts" in repr(d)] == []
     source.dispose()
     target.dispose()
+
+
+@given(total=st.integers(1, 10**9), share=st.fractions(0, 1))
+def test_percent_rounds_half_up_exactly_as_the_fraction_does(total, share):
+    part = min(total, int(share * total))
+    assert timeliness.percent(part, total) == floor(Fraction(10_000 * part, total) + Fraction(1, 2)) / 100
+
+
+def test_percent_rounds_the_halves_up():
+    assert (timeliness.percent(1, 32), timeliness.percent(1, 8), timeliness.percent(0, 5)) == (3.13, 12.5, 0.0)

@@ -41,7 +41,7 @@ from datetime import date, datetime, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, and_, case, delete, false, func, literal, or_, select, union_all
+from sqlalchemy import BigInteger, Connection, and_, case, cast, delete, false, func, literal, or_, select, union_all
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -294,8 +294,8 @@ def _agency_sums(session: Session, points: tuple[date, ...], subtree) -> dict[st
     for index, day in enumerate(distinct):
         plus, minus = _signed_before(A, day)
         part = (select(A.c.agency_code.label("key"), literal(index).label("point"),
-                       *(func.sum(case((plus, A.c[column]), (minus, -A.c[column]), else_=0)).label(column)
-                         for column in AGENCY_COLUMNS))
+                       *(cast(func.sum(case((plus, A.c[column]), (minus, -A.c[column]), else_=0)), BigInteger)
+                         .label(column) for column in AGENCY_COLUMNS))  # integers, not Decimals, to Python
                 .where(or_(plus, minus)).group_by(A.c.agency_code))
         if subtree is not None:
             part = part.where(A.c.agency_code.in_(subtree))
@@ -305,7 +305,7 @@ def _agency_sums(session: Session, points: tuple[date, ...], subtree) -> dict[st
     sums: dict[str, dict[str, tuple]] = {}
     for key in {key for key, _ in at}:
         found = [at.get((key, distinct.index(day)), none) for day in points]
-        sums[key] = dict(zip(AGENCY_BUCKETS, (tuple(map(int, counts)) for counts in zip(*found))))
+        sums[key] = dict(zip(AGENCY_BUCKETS, zip(*found)))
     return sums
 
 

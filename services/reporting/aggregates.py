@@ -21,6 +21,14 @@ Every count is kept twice: on its day (grain "day") and on its month (grain "mon
 a sum "before day T" reads the months before T's month and the days of T's month only: a year's report
 reads about a thousand times fewer rows than there are dossiers, whatever their number.
 
+The by-agency report (the official II.06a, the leaders' figures) reads `report_agency_counts` instead: the
+same counts summed over fields, a column per bucket that `cells` reads (received per channel), on three
+grains (day, month, year), so a sum "before day T" reads per agency the years before T's year, then
+the months of T's year before T's month or the year less its later months, and likewise for the days
+(`_signed_before`): at most about twenty rows per agency, however many dossiers and fields (a
+province: 1,000 agencies × 39 fields). It is kept by the
+same `apply` in the same transaction as `report_counts`, and rebuilt with it on a replay.
+
 Each formula matches the cell conditions of `timeliness.Period.cells` exactly as long as a dossier's
 instants are not before its reception and not after now (events come in the order of their dossier's
 life); `tests/reporting/test_aggregates.py` checks every cell against the plain GROUP BY.
@@ -29,17 +37,17 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, and_, case, delete, func, or_, select
+from sqlalchemy import BigInteger, Connection, and_, case, cast, delete, false, func, literal, or_, select, union_all
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from motcua.access import AgencyTree
-from services.reporting.models import ReportCount
+from services.reporting.models import AGENCY_COLUMNS, ReportAgencyCount, ReportCount
 from services.reporting.timeliness import (
     BASE_CELLS,
     Period,
@@ -53,6 +61,14 @@ CLASSES = ("normal", "awaiting_payment")
 FLOWS = ("received", *(f"resolved.{kind}" for kind in KINDS), "withdrawn", "stopped")
 RESOLVED_SECONDS = "resolved.seconds"
 T = ReportCount.__table__
+A = ReportAgencyCount.__table__
+# bucket name as `cells` reads it (received per channel) → its column in `report_agency_counts`
+AGENCY_BUCKETS = dict(zip(
+    ("received.online", "received.counter", "received.postal",
+     *(f"resolved.{kind}" for kind in KINDS), RESOLVED_SECONDS, "withdrawn", "stopped",
+     *(f"{stock}.{way}.{cls}" for stock in ("open", "supp") for way in ("in", "out") for cls in CLASSES),
+     "open_due.in", "open_due.out", "supp_due.in", "supp_due.out", "now.open_due", "now.supp_due"),
+    AGENCY_COLUMNS, strict=True))
 
 
 def contributions(fact, zone: ZoneInfo) -> Counter:
@@ -102,18 +118,61 @@ def contributions(fact, zone: ZoneInfo) -> Counter:
 
 
 def apply(connection: Connection, delta: Counter) -> None:
-    """Add `delta` to the counters: one executemany upsert (rows in key order, so concurrent writers lock
-    them in one order), none when nothing changed."""
-    grains: Counter = Counter()
+    """Add `delta` to the counters: one executemany upsert per table (rows in key order, so concurrent
+    writers lock them in one order), none when nothing changed."""
+    fine, by_agency = rows(delta)
+    if fine:
+        connection.execute(_add_counts(connection.dialect.name), fine)
+    if by_agency:
+        connection.execute(_add_agency_counts(connection.dialect.name), by_agency)
+
+
+def rows(delta: Counter) -> tuple[list[dict], list[dict]]:
+    """The rows `delta` adds to `report_counts` (day and month grains) and to `report_agency_counts`
+    (day, month and year grains, summed over fields, a column per bucket), in key order."""
+    fine: Counter = Counter()
+    by_agency: dict[tuple, Counter] = {}
     for (agency, field, channel, day, bucket), n in delta.items():
-        if n:
-            grains[("day", day, bucket, agency, field, channel)] += n
-            grains[("month", day.replace(day=1), bucket, agency, field, channel)] += n
-    rows = [{"grain": grain, "day": day, "bucket": bucket, "agency_code": agency, "field_code": field,
-             "channel": channel, "n": n}
-            for (grain, day, bucket, agency, field, channel), n in sorted(grains.items()) if n]
-    if rows:
-        connection.execute(_add_counts(connection.dialect.name), rows)
+        if not n:
+            continue
+        starts = (("day", day), ("month", day.replace(day=1)), ("year", day.replace(month=1, day=1)))
+        for grain, start in starts[:2]:
+            fine[(grain, start, bucket, agency, field, channel)] += n
+        column = AGENCY_BUCKETS.get(f"received.{channel}" if bucket == "received" else bucket)
+        if column is not None:  # what the report never reads (received on no known channel) is not kept
+            for grain, start in starts:
+                by_agency.setdefault((grain, start, agency), Counter())[column] += n
+    return ([{"grain": grain, "day": day, "bucket": bucket, "agency_code": agency, "field_code": field,
+              "channel": channel, "n": n}
+             for (grain, day, bucket, agency, field, channel), n in sorted(fine.items()) if n],
+            [{"grain": grain, "day": day, "agency_code": agency, **{c: counts[c] for c in AGENCY_COLUMNS}}
+             for (grain, day, agency), counts in sorted(by_agency.items()) if any(counts.values())])
+
+
+def load(connection: Connection, delta: Counter) -> None:
+    """`apply` for bulk loads (the seeder): on PostgreSQL the rows are COPYed into temporary tables and
+    added in one INSERT … SELECT … ON CONFLICT per table, instead of an upsert per row."""
+    if connection.dialect.name != "postgresql":
+        apply(connection, delta)
+        return
+    fine, by_agency = rows(delta)
+    cursor = connection.connection.driver_connection.cursor()
+    with cursor:
+        for table, found, keys, columns in (
+                (T, fine, ("grain", "day", "bucket", "agency_code", "field_code", "channel"), ("n",)),
+                (A, by_agency, ("grain", "day", "agency_code"), AGENCY_COLUMNS)):
+            if not found:
+                continue
+            names = (*keys, *columns)
+            cursor.execute(f"CREATE TEMP TABLE {table.name}_load (LIKE {table.name}) ON COMMIT DROP")
+            with cursor.copy(f"COPY {table.name}_load ({', '.join(names)}) FROM STDIN") as copy:
+                for row in found:
+                    copy.write_row([row[name] for name in names])
+            added = ", ".join(f"{name} = {table.name}.{name} + excluded.{name}" for name in columns)
+            cursor.execute(f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {', '.join(names)} "
+                           f"FROM {table.name}_load ORDER BY {', '.join(keys)} "
+                           f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {added}")
+            cursor.execute(f"DROP TABLE {table.name}_load")
 
 
 @cache
@@ -125,6 +184,15 @@ def _add_counts(dialect: str):
         set_={"n": T.c.n + statement.excluded.n})
 
 
+@cache
+def _add_agency_counts(dialect: str):
+    """The by-agency counters' upsert: every column adds."""
+    statement = dialect_insert(dialect)(A)
+    return statement.on_conflict_do_update(
+        index_elements=[A.c.grain, A.c.day, A.c.agency_code],
+        set_={column: A.c[column] + statement.excluded[column] for column in AGENCY_COLUMNS})
+
+
 def dialect_insert(dialect: str):
     """The INSERT construct of a database kind that knows ON CONFLICT (PostgreSQL, else SQLite)."""
     return pg_insert if dialect == "postgresql" else sqlite_insert
@@ -132,6 +200,7 @@ def dialect_insert(dialect: str):
 
 def clear(session: Session) -> None:
     session.execute(delete(ReportCount))
+    session.execute(delete(ReportAgencyCount))
 
 
 @dataclass(frozen=True)
@@ -159,20 +228,10 @@ def figures(session: Session, date_from: date, date_to: date, zone: ZoneInfo, ag
     period = Period.of(date_from, date_to, zone, now)
     start, end = period.date_from, period.end.astimezone(zone).date()
     as_of_day = period.as_of_day.astimezone(zone).date()
-    key = T.c.agency_code if by == "agency" else T.c.field_code
-    before = {"before_start": _before(start), "before_as_of": _before(as_of_day), "before_end": _before(end)}
-    query = (select(key.label("key"), T.c.bucket, T.c.channel,
-                    *(func.sum(case((condition, T.c.n), else_=0)).label(name) for name, condition in before.items()))
-             .where(or_(*before.values())).group_by(key, T.c.bucket, T.c.channel))
-    if agency is not None:
-        query = query.where(T.c.agency_code.in_(AgencyTree(parents or {}).subtree(agency)))
-    sums: dict[str, dict[str, tuple[int, int, int]]] = {}
-    for row in session.execute(query):  # the channel matters for what was received only
-        bucket = f"received.{row.channel}" if row.bucket == "received" else row.bucket
-        found_sums = sums.setdefault(row.key, {})
-        before = found_sums.get(bucket, (0, 0, 0))
-        found_sums[bucket] = (before[0] + int(row.before_start), before[1] + int(row.before_as_of),
-                              before[2] + int(row.before_end))
+    points = (start, as_of_day, end)
+    subtree = None if agency is None else AgencyTree(parents or {}).subtree(agency)
+    reader = _agency_sums if by == "agency" else _field_sums
+    sums = reader(session, points, subtree)
     current = period.as_of < period.end  # the period is not over: overdue is judged now, on today's date
     found, resolved = {}, {}
     for code in sorted(sums, key=lambda value: value or ""):
@@ -210,10 +269,80 @@ def daily(session: Session, date_from: date, date_to: date, agency: str | None =
     return days
 
 
-def _before(day: date):
-    """The rows whose counts happened before `day`: whole months before its month, then its month's days."""
-    month = day.replace(day=1)
-    return or_(and_(T.c.grain == "month", T.c.day < month), and_(T.c.grain == "day", T.c.day >= month, T.c.day < day))
+def _field_sums(session: Session, points: tuple[date, ...], subtree) -> dict[str, dict[str, tuple]]:
+    """Per field, per bucket (received per channel): its counts before each of `points`, from `report_counts`."""
+    before = [_before(T, day, ("month", "day")) for day in points]
+    query = (select(T.c.field_code.label("key"), T.c.bucket, T.c.channel,
+                    *(func.sum(case((condition, T.c.n), else_=0)).label(f"p{i}") for i, condition in enumerate(before)))
+             .where(or_(*before)).group_by(T.c.field_code, T.c.bucket, T.c.channel))
+    if subtree is not None:
+        query = query.where(T.c.agency_code.in_(subtree))
+    sums: dict[str, dict[str, tuple]] = {}
+    for row in session.execute(query):  # the channel matters for what was received only
+        bucket = f"received.{row.channel}" if row.bucket == "received" else row.bucket
+        found = sums.setdefault(row.key, {})
+        found[bucket] = tuple(int(a) + int(b) for a, b in zip(found.get(bucket, (0,) * len(points)),
+                                                              (row.p0, row.p1, row.p2)))
+    return sums
+
+
+def _agency_sums(session: Session, points: tuple[date, ...], subtree) -> dict[str, dict[str, tuple]]:
+    """Per agency, per bucket: its counts before each of `points`, from `report_agency_counts`: one
+    aggregate per point (a UNION ALL), each reading at most about twenty rows per agency."""
+    distinct = sorted(set(points))
+    parts = []
+    for index, day in enumerate(distinct):
+        plus, minus = _signed_before(A, day)
+        parts.append(select(A.c.agency_code.label("key"), literal(index).label("point"),
+                            *(cast(func.sum(case((plus, A.c[column]), (minus, -A.c[column]), else_=0)), BigInteger)
+                              .label(column) for column in AGENCY_COLUMNS))  # integers, not Decimals, to Python
+                     .where(or_(plus, minus)).group_by(A.c.agency_code))
+    at = {(row[0], row[1]): row[2:] for row in session.execute(union_all(*parts))}  # by position: 23 columns
+    none = (0,) * len(AGENCY_COLUMNS)
+    sums: dict[str, dict[str, tuple]] = {}
+    # a subtree's agencies picked here, not by an IN of up to a thousand codes: every agency costs a
+    # few rows anyway, and the list made PostgreSQL's plan three times slower than the whole province
+    for key in {key for key, _ in at if subtree is None or key in subtree}:
+        found = [at.get((key, distinct.index(day)), none) for day in points]
+        sums[key] = dict(zip(AGENCY_BUCKETS, zip(*found)))
+    return sums
+
+
+def _before(table, day: date, grains: tuple[str, ...]):
+    """The rows of `table` whose counts happened before `day`: whole periods of its coarsest grain before
+    the one holding `day`, then in each finer grain those before `day` inside the next coarser one."""
+    starts = {"year": day.replace(month=1, day=1), "month": day.replace(day=1), "day": day}
+    conditions, outer = [], None
+    for grain in grains:
+        inside = table.c.day < starts[grain] if outer is None else and_(table.c.day >= outer, table.c.day < starts[grain])
+        conditions.append(and_(table.c.grain == grain, inside))
+        outer = starts[grain]
+    return or_(*conditions)
+
+
+def _signed_before(table, day: date):
+    """The rows of a table with year, month and day grains whose counts, added (the first condition) or
+    subtracted (the second), make those before `day`. Within `day`'s year, the months before its month,
+    or the whole year less the months from its month on, whichever reads fewer rows; within its month
+    likewise the days before it, or the month less the days from it on: December 31st reads the years
+    up to its own and subtracts its day, two rows where summing the parts would read forty."""
+    year, month = day.replace(month=1, day=1), day.replace(day=1)
+    next_year = year.replace(year=year.year + 1)
+    next_month = (month + timedelta(days=31)).replace(day=1)
+    months_less = 12 - month.month + 1 < month.month - 1  # the year less its months from `month` on
+    days_less = (next_month - day).days < day.day - 1  # the month less its days from `day` on
+    grain, at = table.c.grain, table.c.day
+    plus = [and_(grain == "year", at <= year if months_less else at < year)]
+    minus = []
+    if months_less:  # −(months from `month` on), but `month` itself comes back when its days are subtracted
+        minus.append(and_(grain == "month", at > month if days_less else at >= month, at < next_year))
+    else:
+        plus.append(and_(grain == "month", at >= year, at <= month if days_less else at < month))
+    if days_less:
+        minus.append(and_(grain == "day", at >= day, at < next_month))
+    else:
+        plus.append(and_(grain == "day", at >= month, at < day))
+    return or_(*plus), or_(*minus) if minus else false()
 
 
 def cells(buckets: dict[str, tuple[int, int, int]], current: bool) -> dict[str, int]:

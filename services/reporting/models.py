@@ -112,3 +112,28 @@ class ReportCount(Base):
     field_code: Mapped[str] = mapped_column(String(32), primary_key=True)
     channel: Mapped[str] = mapped_column(String(16), primary_key=True)
     n: Mapped[int] = mapped_column(BigInteger)
+
+
+# The by-agency counters' buckets, one column each (aggregates.AGENCY_BUCKETS names them in this order):
+# what `aggregates.cells` reads, received per channel, and the leaders' summed processing seconds.
+AGENCY_COLUMNS = (
+    "received_online", "received_counter", "received_postal",
+    "resolved_early", "resolved_on_time", "resolved_late", "resolved_seconds", "withdrawn", "stopped",
+    "open_in_normal", "open_in_awaiting_payment", "open_out_normal", "open_out_awaiting_payment",
+    "supp_in_normal", "supp_in_awaiting_payment", "supp_out_normal", "supp_out_awaiting_payment",
+    "open_due_in", "open_due_out", "supp_due_in", "supp_due_out", "now_open_due", "now_supp_due",
+)
+
+
+class ReportAgencyCount(Base):
+    """The by-agency report's counters (aggregates.py): `report_counts` summed over fields, one row per
+    agency × grain × period with a column per bucket, so a period's report reads a few dozen rows per
+    agency whatever the number of dossiers and fields."""
+
+    __tablename__ = "report_agency_counts"
+
+    grain: Mapped[str] = mapped_column(String(5), primary_key=True)  # "day", "month" or "year" (its 1st day)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)  # local date in the province's time zone
+    agency_code: Mapped[str] = mapped_column(String(32), primary_key=True)  # receiving agency
+    locals().update({name: mapped_column(name, BigInteger, nullable=False, default=0, server_default="0")
+                     for name in AGENCY_COLUMNS})

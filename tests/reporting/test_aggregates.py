@@ -8,7 +8,7 @@ from sqlalchemy.orm import sessionmaker
 
 from motcua.db import make_engine
 from services.reporting import aggregates, projections, seed, timeliness
-from services.reporting.models import ReportCount
+from services.reporting.models import AGENCY_COLUMNS, ReportAgencyCount, ReportCount
 from tests import infra
 from tests.reporting.factory import (
     JUSTICE,
@@ -29,8 +29,13 @@ def both(session, date_from, date_to, now, names=NAMES, parents=PARENTS, **kwarg
 
 
 def counters(session) -> dict:
-    return {(r.grain, r.day, r.bucket, r.agency_code, r.field_code, r.channel): r.n
+    """Both counter tables' non-zero counts (the by-agency one per column)."""
+    fine = {(r.grain, r.day, r.bucket, r.agency_code, r.field_code, r.channel): r.n
             for r in session.scalars(select(ReportCount).execution_options(populate_existing=True)) if r.n}
+    by_agency = {(r.grain, r.day, r.agency_code, column): getattr(r, column)
+                 for r in session.scalars(select(ReportAgencyCount).execution_options(populate_existing=True))
+                 for column in AGENCY_COLUMNS if getattr(r, column)}
+    return {**fine, **by_agency}
 
 
 @pytest.mark.parametrize("seed_value", range(3))

@@ -85,7 +85,8 @@ def test_dossier_travels_from_submission_to_return(platform, pg_urls):
     assert row["in_progress"] == {**row["in_progress"], "total": 0, "within_deadline": 0, "overdue": 0}
 
     mailbox_path = platform.log_dir / "var" / "mailbox.mbox"
-    assert wait_for(lambda: len(mails_for(mailbox_path, code)) == 2)
+    # submitted (the code at once), received (the appointment), result ready
+    assert wait_for(lambda: len(mails_for(mailbox_path, code)) == 3)
 
     logs = platform.logs()
     for secret in (APPLICANT["id_number"], APPLICANT["phone"], APPLICANT["email"], APPLICANT["address"],
@@ -124,6 +125,6 @@ def test_a_service_killed_mid_flow_loses_nothing_and_repeats_nothing(platform, p
     assert wait_for(lambda: count(pg_urls["reporting"], "SELECT count(*) FROM events WHERE dossier_code = :code",
                                   code=code) == 11)
     mailbox_path = platform.log_dir / "var" / "mailbox.mbox"
-    assert wait_for(lambda: len(mails_for(mailbox_path, code)) == 2)
+    assert wait_for(lambda: len(mails_for(mailbox_path, code)) == 3)
     time.sleep(1)
-    assert len(mails_for(mailbox_path, code)) == 2
+    assert len(mails_for(mailbox_path, code)) == 3

@@ -430,5 +430,6 @@ def test_services_whose_databases_refuse_connections_are_unhealthy_until_they_ar
     assert infra.wait_for(lambda: statuses() == {200}, timeout=30), statuses()
     code = carry_through(api, f"db-back-{uuid.uuid4().hex}")
     assert dossier_status(api, code) == "returned"
-    assert infra.wait_for(lambda: len(mails_for(services.log_dir / "var" / "mailbox.mbox", code)) == 2, timeout=60)
+    mailbox = services.log_dir / "var" / "mailbox.mbox"
+    assert infra.wait_for(lambda: len(mails_for(mailbox, code)) == 3, timeout=60)  # submitted, received, ready
     assert all_alive(services) and "exited with error" not in services.logs()

@@ -75,7 +75,7 @@ def check(uploads: list[Upload], procedure: Procedure | None = None) -> list[dic
 def signed(uploads: list[Upload], sign: Callable[[bytes], bytes]) -> list[Upload]:
     """The uploads with every PDF replaced by its signed copy (`sign`); images are kept as they are
     (PAdES signs PDFs only)."""
-    return [Upload(u.key, u.filename, sign(u.data)) if content_type(u.data) == "application/pdf" else u
+    return [Upload(u.key, u.filename, sign(u.data)) if document_type(u.data) == "application/pdf" else u
             for u in uploads]
 
 

@@ -213,7 +213,8 @@ def timeline(intake: list[dict], run: list[dict], receiving: str | None, zone: Z
             line["step"] = step
         if "postal" in mark:
             line["postal"] = mark["postal"]
-        if lines and lines[-1]["at"] == line["at"]:
+        # Two pieces of postal news at one instant (the carrier stamps to the second) are both news.
+        if lines and lines[-1]["at"] == line["at"] and not ("postal" in lines[-1] and "postal" in line):
             replaced = lines.pop()
             if "postal" in replaced and "postal" not in line:  # the news that made the change stays with it
                 line["postal"] = replaced["postal"]

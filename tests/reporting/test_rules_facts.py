@@ -181,3 +181,13 @@ def test_an_event_still_missing_holds_its_owners_applied_version_below_it_until_
     assert (row["applied_dossier_version"], row["applied_run_version"]) == (2, 1)
     assert row["run_versions_ahead"] == list(range(3, max(e.data.get("run_version") or 0 for e in events) + 1))
     assert applied([e for e in events if e not in (late_intake, late_run)] + [late_run, late_intake]) == applied(events)
+
+
+def test_two_pieces_of_postal_news_at_one_instant_both_stay_on_the_timeline():
+    """The carrier stamps its news to the second: a pickup done and the result's delivery ordered at one
+    instant are two lines, where other marks at one instant collapse into where the dossier then stood."""
+    intake = [{"v": 1, "at": "2026-03-02T01:00:00+00:00", "status": "submitted"},
+              {"v": 2, "at": "2026-03-02T03:00:00+00:00", "status": "submitted", "postal": "pickup:picked_up"},
+              {"v": 3, "at": "2026-03-02T03:00:00+00:00", "status": "submitted", "postal": "delivery:ordered"}]
+    lines = facts.timeline(intake, [], JUSTICE, VN)
+    assert [line.get("postal") for line in lines] == [None, "pickup:picked_up", "delivery:ordered"]

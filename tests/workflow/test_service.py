@@ -11,6 +11,7 @@ from nameko.testing.services import worker_factory
 from prometheus_client import generate_latest
 
 from motcua.errors import Forbidden, IllegalTransition, NotFound, Unauthorized, ValidationFailed
+from motcua.revocation import AccessCache
 from motcua.identity import Caller
 from motcua.metrics import metrics_for
 from services.workflow.service import WorkflowService
@@ -185,7 +186,7 @@ def test_a_calendar_decision_moves_the_open_steps_and_reaches_every_instance(uow
     deadline moves, this instance counts with the decision at once, another one at its next refresh (the
     inbox gives the event to one instance only); no restart."""
     mine, other = replace(catalog), replace(catalog)  # two instances' catalogues
-    service = worker_factory(WorkflowService, db=uow, catalog=mine, clock=clock, config=dict(VERIFYING))
+    service = worker_factory(WorkflowService, revocations=AccessCache(5), db=uow, catalog=mine, clock=clock, config=dict(VERIFYING))
     service.on_dossier_received(received())
     [task] = service.list_tasks(token(ADMIN))
     assert task["due_at"] == "2026-03-10T09:00:00+07:00"  # 6 working days from Monday 2/3 09:00
@@ -195,7 +196,7 @@ def test_a_calendar_decision_moves_the_open_steps_and_reaches_every_instance(uow
     assert task["due_at"] == "2026-03-11T09:00:00+07:00"
     assert thursday in mine.calendar.extra_days_off
 
-    second = worker_factory(WorkflowService, db=uow, catalog=other, clock=clock, config=dict(VERIFYING))
+    second = worker_factory(WorkflowService, revocations=AccessCache(5), db=uow, catalog=other, clock=clock, config=dict(VERIFYING))
     assert thursday not in other.calendar.extra_days_off
     second.refresh_calendar()
     assert thursday in other.calendar.extra_days_off

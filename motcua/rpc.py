@@ -29,7 +29,6 @@ from nameko.amqp.publish import get_connection
 from nameko.exceptions import UnserializableValueError, serialize
 from nameko.rpc import ReplyListener, Rpc, RpcConsumer, RpcProxy as NamekoRpcProxy, get_rpc_exchange
 
-from motcua.bus import ack
 from motcua.faults import TransientFailure, is_transient
 from motcua.queues import consumed_queue_arguments, dead_letter_queue
 
@@ -125,14 +124,6 @@ class TransientReplyListener(ReplyListener):
     def setup(self):
         super().setup()
         self.queue.durable = False
-
-    def handle_message(self, body, message):
-        """nameko's, but an answer whose ack the broker can no longer take (it restarted, it closed the
-        connection) still reaches its caller; nameko's ack would raise and kill the whole container."""
-        ack(self.queue_consumer, message)
-        client_event = self._reply_events.pop(message.properties.get("correlation_id"), None)
-        if client_event is not None:
-            client_event.send(body)
 
 
 class RpcProxy(NamekoRpcProxy):

@@ -63,7 +63,7 @@ clean:
 ## province's move on it with MOTCUA_CATALOG_DIR=var/province make run (docs/adopting.md).
 PROVINCE_DIR ?= var/province
 .PHONY: province
-province: $(STAMP)
+province: $(RUN_STAMP)
 	$(PY) -m bench.province $(PROVINCE_DIR)
 
 ## Rebuild every reporting projection from its event store (REPORTING_DB_URL, default var/reporting.db).
@@ -84,7 +84,7 @@ bench-report: $(TEST_STAMP)
 ## `motcua history import` of a synthetic file (20,000 rows) into fresh databases, reporting consuming
 ## (bench/README.md). BENCH_ARGS="--rows 50000 --format csv".
 .PHONY: bench-history
-bench-history: $(STAMP)
+bench-history: $(TEST_STAMP)
 	$(ENSURE) rabbitmq postgresql
 	$(PY) -m bench.history $(BENCH_ARGS)
 

@@ -20,12 +20,11 @@ from nameko.extensions import DependencyProvider
 from werkzeug.wrappers import Response
 
 from motcua.db import utcnow
-from motcua.errors import Forbidden, NotFound, Unauthorized, ValidationFailed, load_valid
+from motcua.errors import Forbidden, NotFound, Unauthorized, load_valid
 from motcua.identity import CITIZEN_ROLE, Caller
 from motcua.keys import key_setting
 from motcua.metrics import metrics_for
 from services.gateway import accounts, audit
-from services.gateway.api_auth import DEFAULT_TOKEN_TTL_SECONDS
 from services.gateway.http import https_only, query, route
 from services.gateway.vneid import LoginRefused, OidcClient, OidcMetrics, OidcSettings
 
@@ -164,5 +163,4 @@ class OidcApi:
         return LoginRefused(why, field="id_token")
 
     def _token_for(self, caller: Caller) -> dict:
-        ttl = int(self.config.get("TOKEN_TTL_SECONDS", DEFAULT_TOKEN_TTL_SECONDS))
-        return accounts.token_response(caller, self.config["TOKEN_SIGNING_KEY"], ttl)
+        return accounts.token_response(caller, self.config["TOKEN_SIGNING_KEY"], self.token_ttl())

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import tempfile
 import time
 from datetime import date
 from pathlib import Path
+
+from bench.report import percentile
 
 QUERIES = ["dang ky khai sinh", "giay phep xay dung nha o", "cap lai giay chung nhan quyen su dung dat",
            "Đăng ký thường trú", "chung thuc ban sao", "ho kinh doanh", "the bao hiem y te", "phieu ly lich tu phap",
@@ -37,9 +38,8 @@ def typed(query: str) -> list[str]:
 
 
 def summary(samples_ms: list[float]) -> str:
-    ordered = sorted(samples_ms)
-    p95 = ordered[max(0, int(len(ordered) * 0.95) - 1)]
-    return f"p50 {statistics.median(ordered):6.1f}  p95 {p95:6.1f}  max {ordered[-1]:6.1f} ms  ({len(ordered)} requests)"
+    return (f"p50 {percentile(samples_ms, 0.5):6.1f}  p95 {percentile(samples_ms, 0.95):6.1f}  "
+            f"max {max(samples_ms):6.1f} ms  ({len(samples_ms)} requests)")
 
 
 def in_process(directory: Path, rounds: int) -> list[float]:

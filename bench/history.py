@@ -83,11 +83,12 @@ def write(path: Path, data: list[dict], fmt: str) -> None:
     path.write_text(as_csv(data), encoding="utf-8")
 
 
-def run_import(path: Path, env: dict) -> tuple[float, float, str]:
+def run_import(path: Path, env: dict, batch: int) -> tuple[float, float, str]:
     """Wall seconds, CPU seconds of the command, its summary line."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-W", "ignore", "-m", "motcua.cli", "history", "import", str(path)],
+    done = subprocess.run([sys.executable, "-W", "ignore", "-m", "motcua.cli", "history", "import", str(path),
+                           "--batch", str(batch)],
                           env=env, capture_output=True, text=True, cwd=ROOT)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -133,7 +134,7 @@ def main(argv=None) -> None:
         reporting.start()
     try:
         own_cpu = time.process_time()  # this process: reporting's container (and the bench's polls)
-        wall, cpu, summary = run_import(path, env)
+        wall, cpu, summary = run_import(path, env, args.batch)
         with intake.connect() as connection:
             events = connection.execute(select(func.count()).select_from(outbox)).scalar_one()
         print(f"import of {args.rows} rows ({args.format}, batches of {args.batch}): {wall:.1f} s wall, "
@@ -152,7 +153,7 @@ def main(argv=None) -> None:
             print(f"reporting applied all {events} events {behind:.1f} s after the import ended "
                   f"({events / (wall + behind):.0f} events/s end to end); reporting's CPU {spent:.1f} s "
                   f"({spent / events * 1000:.2f} ms/event, {spent / args.rows * 1000:.2f} ms/dossier)")
-        again, cpu_again, summary = run_import(path, env)
+        again, cpu_again, summary = run_import(path, env, args.batch)
         print(f"the same file again: {again:.1f} s wall, {args.rows / again:.0f} rows/s, CPU {cpu_again:.1f} s\n"
               f"  {summary}")
         print(f"1,000,000 rows: {1_000_000 / (args.rows / wall) / 60:.0f} min at this run's wall rate; "

@@ -42,7 +42,6 @@ RSA_SHA256 = "1.2.840.113549.1.1.11"
 TEST_CA_NAME = "Motcua TEST CA - NOT FOR PRODUCTION"  # motcua/simulators/pki.py's root
 DEV_TRUST_ROOTS = ROOT / "deploy" / "dev" / "pki" / "test-ca.pem"
 DEV_PIN = "123456"
-MAX_VERIFIED_BYTES = 5 * 1024 * 1024
 
 
 class SigningUnavailable(TransientFailure):

@@ -53,7 +53,7 @@ CHANNEL_CODES = {"counter": "1", "online": "2", "postal": "3"}  # KenhThucHien: 
 APPLICANT_TYPES = {"individual": "1", "organisation": "2", "business": "2"}  # LoaiDoiTuong: công dân, doanh nghiệp
 PORTAL_DATE = "%Y%m%d%H%M%S"  # yyyyMMddHHmmss, the province's local time
 OK = "00"
-SESSION_EXPIRED = ("401", 401)
+SESSION_EXPIRED = "401"  # error_code, compared as text (the portal sends it as a string or a number)
 # One line of the processing history (QuaTrinhXuLy) per event: its title, the keys of the handler and
 # of the content.
 HISTORY = {
@@ -222,7 +222,7 @@ class PortalClient:
             if code == OK:
                 self.metrics.requests.labels(service, "ok").inc()
                 return answer
-            if code in ("401",) and attempt == 1:
+            if code == SESSION_EXPIRED and attempt == 1:
                 self.session = None  # expired: once more with a new one
                 continue
             self.metrics.requests.labels(service, "refused").inc()
@@ -257,7 +257,7 @@ class PortalClient:
         if not isinstance(answer, dict):
             self.metrics.requests.labels(service, "garbage").inc()
             raise PortalError(Outcome("retry", f"{service} HTTP {response.status_code} not JSON"))
-        if not response.ok and str(answer.get("error_code")) not in SESSION_EXPIRED:
+        if not response.ok and str(answer.get("error_code")) != SESSION_EXPIRED:
             self.metrics.requests.labels(service, "refused").inc()
             raise PortalError(Outcome("rejected", f"{service} HTTP {response.status_code}"
                                                   f" {_safe(str(answer.get('error_code')))}".rstrip()))

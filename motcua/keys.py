@@ -55,6 +55,8 @@ def key_setting(name: str) -> bytes:
 
 
 TOKEN_SIGNING_KEY = "MOTCUA_TOKEN_SIGNING_KEY"
+# The postal carrier signs its callbacks with it (intake checks them; the simulator signs with it).
+POSTAL_CALLBACK_SECRET = "POSTAL_CALLBACK_SECRET"
 TOKEN_VERIFY_KEY = "MOTCUA_TOKEN_VERIFY_KEY"
 # The development key pair: published on purpose (every checkout's processes agree), refused in production.
 DEVELOPMENT_PEMS = {TOKEN_SIGNING_KEY: ROOT / "deploy" / "dev" / "token-signing-key.pem",

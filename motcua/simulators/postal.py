@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 
 import requests
 
+from motcua.keys import POSTAL_CALLBACK_SECRET, development_value
 from motcua.simulators.http import Answer, Request, Simulator
 
 # A pickup's or a delivery's course, as the carrier reports it: picked up, delivering, delivered.
@@ -32,10 +33,12 @@ COURSE = ("6", "12", "14")
 
 class PostalSimulator(Simulator):
     def __init__(self, username: str = "motcua", password: str = "motcua-dev", callback_url: str | None = None,
-                 callback_secret: str = "development-postal-callback-secret", port: int = 0,
+                 callback_secret: str | None = None, port: int = 0,
                  auto_course: float | None = None):
         self.username, self.password = username, password
-        self.callback_url, self.callback_secret = callback_url, callback_secret
+        self.callback_url = callback_url
+        # The stand-in intake derives outside production when POSTAL_CALLBACK_SECRET is unset.
+        self.callback_secret = callback_secret or development_value(POSTAL_CALLBACK_SECRET)
         self.auto_course = auto_course
         self.tokens: set[str] = set()
         self.orders: dict[str, dict] = {}  # originalID → the order as received, with its item code

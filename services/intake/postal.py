@@ -29,9 +29,11 @@ from datetime import datetime, timedelta
 import requests
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from motcua.config import env, is_production
+from motcua.config import env
+from motcua.backoff import backoff
 from motcua.db import UnitOfWork
 from motcua.errors import NotFound, Unauthorized, ValidationFailed
+from motcua.keys import POSTAL_CALLBACK_SECRET, key_setting
 from services.intake.dossiers import publish
 
 SIGNATURE_HEADER = "X-Postal-Signature"
@@ -71,11 +73,10 @@ def settings_from_env() -> PostalSettings | None:
     url = env("POSTAL_URL")
     if url is None:
         return None
-    secret = env("POSTAL_CALLBACK_SECRET")
-    if not secret and is_production():
-        raise SystemExit("POSTAL_URL is set: production needs POSTAL_CALLBACK_SECRET, the carrier's callback key")
+    # Production refuses it unset, short or published, as every key (motcua.keys).
+    secret = key_setting(POSTAL_CALLBACK_SECRET).decode()
     return PostalSettings(url=url.rstrip("/"), username=env("POSTAL_USERNAME"), password=env("POSTAL_PASSWORD"),
-                          callback_secret=secret or "development-postal-callback-secret",
+                          callback_secret=secret,
                           service_code=env("POSTAL_SERVICE_CODE", SERVICE_CODE),
                           province_name=env("POSTAL_PROVINCE_NAME", ""), office_phone=env("POSTAL_OFFICE_PHONE", ""),
                           timeout=float(env("POSTAL_TIMEOUT", "10")))
@@ -200,7 +201,7 @@ def send_due(uow: UnitOfWork, client: PostalClient, agency_names: dict[str, str]
         except PostalFailure as failure:
             attempts = shipment["attempts"] + 1
             if failure.retry:
-                delay = min(settings.retry_base * 2 ** (attempts - 1), settings.retry_max)
+                delay = backoff(attempts, settings.retry_base, settings.retry_max, jitter=1.0)
                 uow.shipments.record(shipment["id"], attempts=attempts, last_error=failure.reason[:200],
                                      next_attempt_at=now + timedelta(seconds=delay))
                 counts["retry"] += 1

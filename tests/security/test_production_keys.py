@@ -161,3 +161,20 @@ def test_production_takes_private_passwords_and_passwordless_urls(production, mo
     monkeypatch.setenv("AMQP_URI", f"amqp://motcua-intake:{keys.new_key()}@rabbitmq:5672/")
     monkeypatch.setenv("INTAKE_DB_URL", "postgresql+psycopg:///motcua_intake?host=/run/postgresql")  # peer auth
     assert nameko_config(services=["intake"])["AMQP_URI"].startswith("amqp://motcua-intake:")
+
+
+@pytest.mark.parametrize("secret", [None, "development-postal-callback-secret", "short"])
+def test_production_refuses_a_postal_callback_secret_unset_weak_or_published(production, monkeypatch, secret):
+    """The carrier's callbacks move a dossier (delivered: returned): their key is held to every key's rules."""
+    from services.intake import postal
+
+    monkeypatch.setenv("POSTAL_URL", "https://donhang.vnpost.vn/api")
+    if secret is None:
+        monkeypatch.delenv(keys.POSTAL_CALLBACK_SECRET, raising=False)
+    else:
+        monkeypatch.setenv(keys.POSTAL_CALLBACK_SECRET, secret)
+    with pytest.raises(SystemExit):
+        postal.settings_from_env()
+    strong = keys.new_key()
+    monkeypatch.setenv(keys.POSTAL_CALLBACK_SECRET, strong)
+    assert postal.settings_from_env().callback_secret == strong

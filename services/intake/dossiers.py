@@ -215,19 +215,26 @@ def certify_copy(uow, policy: Policy, code: str, document_id: int, caller: Calle
     certificate, joins the list as its certified copy (the original stays as it was)."""
     if signer is None:
         raise NotFound("digital signing is not configured here (INTAKE_SIGNING)", field="document_id")
+    original = _certifiable(_load(uow, code, for_update=False), code, document_id, caller)
+    uow.commit()  # no lock and no transaction held while the signing service answers (seconds)
+    copy = documents.Upload(original.key, f"chung-thuc-{original.filename}"[:200], signer.sign_pdf(
+        policy.store.get(original.sha256), caller.username, f"Chứng thực bản sao đúng với bản chính, hồ sơ {code}"))
+    documents.check([copy])
+    documents.keep([copy], policy.store)
     dossier = _load(uow, code)
+    dossier.certified_copy(_certifiable(dossier, code, document_id, caller), copy.ref(), caller, now)
+    return _commit(uow, dossier)
+
+
+def _certifiable(dossier: Dossier, code: str, document_id: int, caller: Caller):
+    """The document `document_id` of `dossier` that `caller` may certify a copy of."""
     original = dossier.document(document_id)
     if original is None:
         raise NotFound(f"no document {document_id} in dossier {code}", field="document_id")
     caller.require("receptionist", "specialist", agency_code=dossier.agency_code)
     if original.content_type != "application/pdf":
         raise ValidationFailed("only a PDF can carry a signature", field="document_id")
-    copy = documents.Upload(original.key, f"chung-thuc-{original.filename}"[:200], signer.sign_pdf(
-        policy.store.get(original.sha256), caller.username, f"Chứng thực bản sao đúng với bản chính, hồ sơ {code}"))
-    documents.check([copy])
-    documents.keep([copy], policy.store)
-    dossier.certified_copy(original, copy.ref(), caller, now)
-    return _commit(uow, dossier)
+    return original
 
 
 # -- workflow's events (no commit: apply_once commits, possibly after several) ----------------------

@@ -194,10 +194,11 @@ def send_due(uow: UnitOfWork, client: PostalClient, agency_names: dict[str, str]
     uow.commit()
     counts = {"ordered": 0, "retry": 0, "rejected": 0}
     for shipment in due:
-        dossier = uow.dossiers.get(shipment["dossier_code"])
+        dossier = uow.dossiers.get(shipment["dossier_code"], for_update=False)
+        order = order_of(shipment, dossier, agency_names.get(dossier.agency_code, dossier.agency_code), settings)
+        uow.commit()  # no lock and no transaction held while the carrier answers (up to its timeout, 3 tries)
         try:
-            answer = client.create_order(order_of(shipment, dossier, agency_names.get(dossier.agency_code,
-                                                                                      dossier.agency_code), settings))
+            answer = client.create_order(order)
         except PostalFailure as failure:
             attempts = shipment["attempts"] + 1
             if failure.retry:
@@ -215,6 +216,7 @@ def send_due(uow: UnitOfWork, client: PostalClient, agency_names: dict[str, str]
         uow.shipments.record(shipment["id"], state="ordered", carrier_id=str(answer["originalID"]),
                              item_code=item_code, ordered_at=now, updated_at=now, shipment_status="ordered",
                              last_error=None)
+        dossier = uow.dossiers.get(shipment["dossier_code"])  # locked now, to record the order
         dossier.shipment_updated(shipment["kind"], "ordered", item_code, str(answer.get("status", "")), now)
         publish(uow, dossier)
         uow.commit()

@@ -374,10 +374,11 @@ def apply_event_batch(service, batch: EventBatch):
     """Run by a batch's worker (added to the service class as `APPLY_BATCH`): the inbox rows of every
     delivery claimed with one statement, every event's handler in order (a batch handler once, with
     its new events), in one unit of work, then one commit."""
+    own = logs.current_trace()  # the batch worker's
     unit = _unit_of_work(service, batch)
     if unit is None:  # a service without a database: nothing to claim or commit
         for delivery in batch:
-            _under_trace_of(delivery)
+            _under_trace_of(delivery, own)
             delivery.handler.apply(service, [delivery.event])
         return
     unit.in_batch = True
@@ -390,18 +391,18 @@ def apply_event_batch(service, batch: EventBatch):
             else:
                 unit.duplicate(delivery.event, delivery.handler.consumer_of(delivery.event))
         else:
-            _under_trace_of(delivery)
+            _under_trace_of(delivery, own)
             delivery.handler.apply(service, [delivery.event])
+    logs.set_trace(own)
     for handler, events in per_batch.items():
         handler.apply(service, events)  # many events at once: under the batch worker's own trace
     unit.commit()
 
 
-def _under_trace_of(delivery) -> None:
-    """Log (and emit) what applying this event does under the trace its message carries, if any."""
-    trace = logs.trace_of_headers(delivery.message.headers)
-    if trace:
-        logs.set_trace(trace)
+def _under_trace_of(delivery, own: str | None) -> None:
+    """Log (and emit) what applying this event does under the trace its message carries, else under the
+    batch worker's own (`own`), never under the previous delivery's."""
+    logs.set_trace(logs.trace_of_headers(delivery.message.headers) or own)
 
 
 def _unit_of_work(service, batch: EventBatch):

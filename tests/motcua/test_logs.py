@@ -157,3 +157,21 @@ def test_the_outbox_publishes_the_trace_as_a_header_never_in_the_body():
     [outgoing] = messages([row], {"motcua.events": "exchange"}.get)  # only the messages: no broker
     assert logs.TRACE_KEY not in outgoing.body and row.payload[logs.TRACE_KEY] == "t" * 32
     assert outgoing.headers == {"event_id": "e1", "event_type": "result_ready", "nameko.trace_id": "t" * 32}
+
+
+def test_an_event_without_a_trace_is_applied_under_the_batch_workers_own_not_the_previous_events():
+    from types import SimpleNamespace
+
+    from motcua.bus import Delivery, EventBatch, apply_event_batch
+
+    seen = []
+    handler = SimpleNamespace(container=SimpleNamespace(dependencies=[]),  # no database: nothing to claim
+                              apply=lambda service, events: seen.append((events[0], logs.current_trace())))
+    traced = Delivery("first", SimpleNamespace(headers={logs.TRACE_HEADER: "a" * 32}), handler)
+    untraced = Delivery("second", SimpleNamespace(headers={}), handler)
+    logs.set_trace("w" * 32)  # the batch worker's own
+    try:
+        apply_event_batch(None, EventBatch([traced, untraced]))
+    finally:
+        logs.set_trace(None)
+    assert seen == [("first", "a" * 32), ("second", "w" * 32)]

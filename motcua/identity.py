@@ -35,8 +35,9 @@ class Caller:
     expires_at: datetime | None = field(default=None, compare=False)
     # A citizen signed in through the national identity provider (VNeID): the identity it verified,
     # which intake takes as the applicant's instead of a tracking key (role `citizen`, no agency).
-    citizen_id: str | None = None
-    citizen_name: str | None = None
+    # Personal data: never in a caller's repr (a log line of `%r`, a traceback's locals).
+    citizen_id: str | None = field(default=None, repr=False)
+    citizen_name: str | None = field(default=None, repr=False)
 
     @property
     def is_citizen(self) -> bool:

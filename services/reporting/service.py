@@ -5,7 +5,6 @@ from functools import partial
 
 import eventlet
 from nameko.dependency_providers import Config
-from nameko.rpc import RpcProxy
 from nameko.timer import timer
 
 from motcua.access import AgencyTree, audit_refusals, scope_of
@@ -16,7 +15,7 @@ from motcua.identity import STAFF_ROLES, Caller
 from motcua.logs import Tracing
 from motcua.metrics import Metrics
 from motcua.revocation import Revocations
-from motcua.rpc import rpc
+from motcua.rpc import RpcProxy, rpc
 from services.reporting import (
     aggregates,
     dvcqg,

@@ -222,3 +222,10 @@ def test_my_dossiers_page_is_a_citizens_only(api):
     page = requests.get(f"{api.url}/ho-so-cua-toi", cookies={"motcua_citizen": officer}, allow_redirects=False,
                         timeout=10)
     assert page.status_code == 303 and page.headers["Location"] == "/dang-nhap-vneid"
+
+
+def test_a_citizen_callers_repr_holds_no_id_number_nor_name():
+    from motcua.identity import CITIZEN_ROLE, Caller
+
+    caller = Caller("vneid:subject", None, (CITIZEN_ROLE,), citizen_id="038190012345", citizen_name="Nguyễn Văn An")
+    assert "038190012345" not in repr(caller) and "Nguyễn" not in repr(caller) and caller.is_citizen

@@ -3,6 +3,7 @@ the platform is quiet: stuck dossiers and where, duplicate side effects, lost ev
 unsent outbox rows, the report against intake's truth."""
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from pathlib import Path
@@ -171,6 +172,23 @@ LOG_PATTERNS = {
     "relay failures": "outbox relay failed",
 }
 _TIMESTAMP = re.compile(r"^\S+ \S+ ")
+_SERIOUS = ("ERROR", "CRITICAL")
+
+
+def _error_message(line: str) -> str | None:
+    """The message of an ERROR or CRITICAL line, without its time, from a JSON log line (the services'
+    default, motcua.logs) or a text one (MOTCUA_LOG_FORMAT=text); None for any other line."""
+    if line.startswith("{"):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return None
+        if record.get("level") not in _SERIOUS:
+            return None
+        return f"{record['level']} {record.get('logger', '')}: {record.get('message', '')}"[:240]
+    if any(f" {level} " in line for level in _SERIOUS):
+        return _TIMESTAMP.sub("", line)[:240]
+    return None
 
 
 def logs(out: Path) -> dict:
@@ -184,10 +202,9 @@ def logs(out: Path) -> dict:
             for name, needle in LOG_PATTERNS.items():
                 if needle in line:
                     found[name] += 1
-            if " ERROR " in line or " CRITICAL " in line:
-                message = _TIMESTAMP.sub("", line)[:240]
-                if message not in errors and len(errors) < 5:
-                    errors.append(message)
+            message = _error_message(line)
+            if message and message not in errors and len(errors) < 5:
+                errors.append(message)
         if errors:
             samples[path.stem] = errors
     return {"counts": found, "error_samples": samples}

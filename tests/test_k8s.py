@@ -18,7 +18,7 @@ from nameko.rpc import RPC_QUEUE_TEMPLATE
 
 from motcua import broker_permissions, keys
 from motcua.bus import inbox_queue_name
-from motcua.config import ROOT, SERVICES
+from motcua.config import GATEWAY_METRICS_PORT, ROOT, SERVICES
 from motcua.worker import task_queue
 
 K8S = ROOT / "deploy" / "k8s"
@@ -213,3 +213,22 @@ def test_the_broker_is_a_three_node_cluster_in_production():
     assert "pause_minority" in broker["spec"]["rabbitmq"]["additionalConfig"]
     assert all(c["spec"]["instances"] == 3 for c in of_kind(rendered("production"), "Cluster").values())
 
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_gateway_is_scraped_where_it_serves_its_metrics(overlay):
+    """Every process reads the platform ConfigMap: the gateway's /metrics is on GATEWAY_METRICS_PORT (never
+    the public port), and its pods' scrape annotation names that port."""
+    objects = rendered(overlay)
+    [platform] = [o for o in of_kind(objects, "ConfigMap").values() if o["metadata"]["name"].startswith("motcua-platform")]
+    gateway = of_kind(objects, "Deployment")["gateway"]["spec"]["template"]["metadata"]["annotations"]
+    assert gateway["prometheus.io/port"] == platform["data"]["GATEWAY_METRICS_PORT"] == str(GATEWAY_METRICS_PORT)
+
+
+def test_production_keeps_the_documents_in_a_shared_bucket():
+    """Several intake pods, each with a disk of its own that goes with it: the documents live in S3."""
+    objects = rendered("production")
+    [platform] = [o for o in of_kind(objects, "ConfigMap").values() if o["metadata"]["name"].startswith("motcua-platform")]
+    assert platform["data"]["INTAKE_BLOB_STORE"] == "s3"
+    intake = of_kind(yaml.safe_load_all((K8S / "overlays/production/secrets.example.yaml").read_text()), "Secret")
+    assert {"INTAKE_S3_BUCKET", "INTAKE_S3_SECRET_KEY"} <= set(intake["motcua-intake"]["stringData"])

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 warnings.simplefilter("ignore")  # eventlet announces its bug-fix-only mode on import (STACK.md)
 from motcua import broker_permissions, keys  # noqa: E402
-from motcua.config import DEFAULT_METRICS_PORTS, METRICS_TOKEN, SERVICE_KEYS, SERVICES  # noqa: E402
+from motcua.config import DEFAULT_METRICS_PORTS, GATEWAY_METRICS_PORT, METRICS_TOKEN, SERVICE_KEYS, SERVICES  # noqa: E402
 
 K8S = ROOT / "deploy" / "k8s"
 IMAGE = "motcua"  # the overlays' `images:` name the registry and tag
@@ -44,6 +44,8 @@ CATALOG = "motcua-catalog"  # deploy/catalog as a ConfigMap (deploy/catalog/kust
 BROKER = "motcua-rabbitmq"  # the RabbitmqCluster (base/rabbitmq.yaml); its Service has the same name
 DEPTH_AUTH = "motcua-rabbitmq-depths"  # KEDA's TriggerAuthentication: the queue-depth reader's URI
 GATEWAY_PORT = 8000
+S3_SETTINGS = ("INTAKE_S3_BUCKET", "INTAKE_S3_ENDPOINT", "INTAKE_S3_REGION", "INTAKE_S3_ACCESS_KEY",
+               "INTAKE_S3_SECRET_KEY")
 VAR_DIR = "/var/lib/motcua"
 
 
@@ -91,6 +93,8 @@ def service_secret_keys(service: str) -> list[str]:
              keys.TOKEN_VERIFY_KEY, METRICS_TOKEN, *SERVICE_KEYS[service].values()}
     if service == "gateway":
         names.add(keys.TOKEN_SIGNING_KEY)
+    if service == "intake":  # the applicants' documents: a bucket every instance shares (INTAKE_BLOB_STORE=s3)
+        names.update(S3_SETTINGS)
     return sorted(names)
 
 
@@ -175,12 +179,14 @@ def service_triggers(service: str, sizing: Sizing) -> list[dict]:
 def service_objects(service: str) -> list[dict]:
     sizing = SIZING[service]
     port = GATEWAY_PORT if service == "gateway" else DEFAULT_METRICS_PORTS[service]
+    # The gateway's /metrics is on a port of its own in production (never the public one).
+    metrics_port = GATEWAY_METRICS_PORT if service == "gateway" else port
     wait = container("wait-for-schema", [], secret_name(service), WORKER_SIZING, None, "")
     wait.update({"command": ["python", "-m", "motcua.migrate", "wait", service]})
     del wait["args"]
     main = container(service, [service], secret_name(service), sizing, port,
                      "/health/self" if service == "gateway" else "/health")
-    scrape = {"prometheus.io/scrape": "true", "prometheus.io/port": str(port), "prometheus.io/path": "/metrics"}
+    scrape = {"prometheus.io/scrape": "true", "prometheus.io/port": str(metrics_port), "prometheus.io/path": "/metrics"}
     objects = [deployment(service, pod_spec([main], [wait]), scrape), disruption_budget(service),
                scaled_object(service, sizing, service_triggers(service, sizing))]
     if service == "gateway":

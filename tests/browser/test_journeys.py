@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from motcua.config import ROOT
-from tests.infra import embedded_platform, embedded_platform_process
+from tests.infra import embedded_platform, embedded_platform_process, wait_for
 from tests.notify.conftest import read_mbox
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -34,13 +33,6 @@ def run_script(script: str, base: str, shots: Path) -> str:
     return result.stdout
 
 
-def until(check, timeout: float = 30) -> None:
-    deadline = time.time() + timeout
-    while not check():
-        assert time.time() < deadline, "never came true"
-        time.sleep(0.3)
-
-
 def test_citizen_counter_specialist_and_leader_in_the_browser(tmp_path):
     with embedded_platform(tmp_path) as base:
         output = run_script("journey.py", base, ARTIFACTS)
@@ -58,8 +50,8 @@ def test_a_refused_file_keeps_the_form_and_back_and_submit_again_is_one_dossier(
         codes = output.split("FORMS OK", 1)[1].split()
         assert len(codes) == 6, output
         mailbox, sms = tmp_path / "mailbox.mbox", tmp_path / "sms-outbox.jsonl"
-        until(lambda: mailbox.exists() and sms.exists()
-              and all(code in mailbox.read_text() and code in sms.read_text() for code in codes))
+        assert wait_for(lambda: mailbox.exists() and sms.exists()
+                        and all(code in mailbox.read_text() and code in sms.read_text() for code in codes), 30)
     subjects = [message["subject"] for message in read_mbox(mailbox)]
     assert all(f"[Một cửa] Đã nhận hồ sơ trực tuyến {code}" in subjects for code in codes), subjects
 

@@ -1,6 +1,7 @@
 """Master data as files: YAML validated by a marshmallow schema at load, errors with file and line."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -60,12 +61,20 @@ def _line_of(node, path) -> int:
     return line
 
 
+# An agency's national e-ID code (mã định danh, Decision 20/2020/QĐ-TTg): 000.00.00.H56.
+AGENCY_CODE = re.compile(r"\b[0-9A-Z]{3}\.[0-9A-Z]{2}\.[0-9A-Z]{2}\.[A-Z][0-9]{2}\b")
+
+
+def _agency_code(code: str) -> None:
+    if not AGENCY_CODE.fullmatch(code):
+        raise ValidationError("not a national agency e-ID code")
+
+
 class AgencySchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    code = fields.Str(required=True, validate=validate.Regexp(r"^[0-9A-Z]{3}\.[0-9A-Z]{2}\.[0-9A-Z]{2}\.[A-Z][0-9]{2}$",
-                                                              error="not a national agency e-ID code"))
+    code = fields.Str(required=True, validate=_agency_code)
     name = fields.Str(required=True, validate=validate.Length(min=1))
     level = fields.Str(required=True)
     parent_code = fields.Str(load_default=None, allow_none=True)

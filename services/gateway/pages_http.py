@@ -22,6 +22,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from nameko.web.handlers import HttpRequestHandler
 from werkzeug.wrappers import Request, Response
 
+from motcua.catalog import AGENCY_CODE
 from motcua.contracts.rpc import MAX_DOCUMENT_BYTES, document_type, nfc
 from motcua.errors import Forbidden, MotcuaError, Unauthorized, ValidationFailed
 from motcua.text import fold, strip_diacritics
@@ -72,7 +73,6 @@ templates.filters.update(
     pct=lambda v: "—" if v is None else f"{v:.2f}".replace(".", ",") + " %",
 )
 FORM_KEY = re.compile(r"^[0-9a-f]{32}$")
-_AGENCY_CODE = re.compile(r"[0-9A-Z]{3}\.[0-9A-Z]{2}\.[0-9A-Z]{2}\.[A-Z][0-9]{2}")
 
 
 def picked_agency(text: str | None, agencies: dict[str, str]) -> str | None:
@@ -80,7 +80,7 @@ def picked_agency(text: str | None, agencies: dict[str, str]) -> str | None:
     bare code, or a name typed whole with or without diacritics; None for none of these (the province)."""
     if not text:
         return None
-    code = _AGENCY_CODE.search(text)
+    code = AGENCY_CODE.search(text)
     if code and code.group(0) in agencies:
         return code.group(0)
     typed = fold(text).strip()

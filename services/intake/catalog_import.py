@@ -26,13 +26,12 @@ from pathlib import Path
 
 import yaml
 
-from motcua.catalog import CatalogError
+from motcua.catalog import AGENCY_CODE, CatalogError
 from motcua.errors import ValidationFailed
 from motcua.text import fold
 from services.intake.catalog import Catalog
 from services.intake.legal_text import Unreadable, parse_fee, parse_time
 
-AGENCY_CODE = re.compile(r"\b[0-9A-Z]{3}\.[0-9A-Z]{2}\.[0-9A-Z]{2}\.[A-Z][0-9]{2}\b")
 PROCEDURE_CODE = re.compile(r"^\d\.\d{6}$")
 
 # Column headings as the national database and the provinces' exports word them (folded: no

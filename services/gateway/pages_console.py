@@ -19,6 +19,7 @@ from services.gateway.pages_http import (
     FormRejected,
     check_login_csrf,
     clear_session,
+    document_names,
     form_again,
     form_data,
     form_key,
@@ -371,8 +372,7 @@ class ConsolePages:
 
     def _document_names(self, dossier: dict) -> dict[str, str]:
         """The catalogue's name of each document key of the dossier's procedure version."""
-        procedure = self.intake.get_procedure(dossier["procedure_code"], dossier["procedure_version"])
-        return {d["key"]: d["name"] for d in procedure["documents"]}
+        return document_names(self.intake.get_procedure(dossier["procedure_code"], dossier["procedure_version"]))
 
     def _last_step(self, procedure_code: str) -> int:
         return len(self.workflow.get_process(procedure_code)["steps"]) - 1
@@ -389,7 +389,7 @@ class ConsolePages:
         by_digest = {d["sha256"]: d for d in dossier["documents"]}
         return {"session": session, "task": task, "dossier": dossier, "values": values or {},
                 "applicant": shown_applicant(dossier["applicant"], session.caller),
-                "document_names": {d["key"]: d["name"] for d in procedure["documents"]},
+                "document_names": document_names(procedure),
                 "declaration": [(f["name"], dossier["form"][f["key"]]) for f in procedure["form"]
                                 if dossier["form"].get(f["key"]) not in (None, "")],
                 "earlier": [{**step, "documents": [by_digest.get(d["sha256"], d) for d in step["documents"] or ()]}

@@ -75,6 +75,11 @@ templates.filters.update(
 FORM_KEY = re.compile(r"^[0-9a-f]{32}$")
 
 
+def document_names(procedure: dict) -> dict[str, str]:
+    """The catalogue's name of each document key of a procedure (as intake's `get_procedure` gives it)."""
+    return {d["key"]: d["name"] for d in procedure["documents"]}
+
+
 def picked_agency(text: str | None, agencies: dict[str, str]) -> str | None:
     """The agency an `agency_picker` (templates/_forms.html) names: 'Sở Tư pháp (000.00.06.H56)', the
     bare code, or a name typed whole with or without diacritics; None for none of these (the province)."""

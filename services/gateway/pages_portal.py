@@ -18,6 +18,7 @@ from services.gateway.pages_http import (
     FormRejected,
     Redirect,
     checked_uploads,
+    document_names,
     form_again,
     form_data,
     form_key,
@@ -153,7 +154,7 @@ class PortalPages:
         if receipt is None or receipt["code"] != code:
             return redirect(f"/tra-cuu?code={quote(code, safe='')}")
         procedure = self.intake.get_procedure(receipt["procedure_code"])
-        names = {d["key"]: d["name"] for d in procedure["documents"]}
+        names = document_names(procedure)
         dossier = {**receipt, "procedure_name": procedure["name"],
                    "documents_missing": [{"key": k, "name": names.get(k, k)} for k in receipt["missing"]]}
         return render("portal/receipt.html", dossier=dossier, agencies=self._agencies())

@@ -187,13 +187,13 @@ def _outcome(exc: BaseException) -> str:
 
 
 class GroupCountGauge(DependencyProvider):
-    """A gauge of rows per value of one column, read from the service's database at scrape time
-    (e.g. dossiers by status). The column must never hold personal data."""
+    """A gauge of rows per value of its columns (each a label), read from the service's database at
+    scrape time (e.g. dossiers by status). The columns must never hold personal data."""
 
-    def __init__(self, name: str, documentation: str, column):
+    def __init__(self, name: str, documentation: str, *columns):
         self.name = name
         self.documentation = documentation
-        self.column = column
+        self.columns = columns
 
     def setup(self):
         from sqlalchemy import func, select
@@ -201,10 +201,10 @@ class GroupCountGauge(DependencyProvider):
         from motcua.db import Database
 
         database = next(d for d in self.container.dependencies if isinstance(d, Database))
-        query = select(self.column, func.count()).group_by(self.column)
+        query = select(*self.columns, func.count()).group_by(*self.columns)
 
         def read():
             with database.engine.connect() as connection:
-                return {(str(value),): count for value, count in connection.execute(query)}
+                return {tuple(str(value) for value in row[:-1]): row[-1] for row in connection.execute(query)}
 
-        metrics_for(self.container).gauge_from(self.name, self.documentation, [self.column.key], read)
+        metrics_for(self.container).gauge_from(self.name, self.documentation, [c.key for c in self.columns], read)

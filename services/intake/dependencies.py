@@ -5,14 +5,12 @@ from nameko.extensions import DependencyProvider
 
 from motcua.calendar import WorkingCalendar
 from motcua.config import catalog_dir
-from motcua.db import Database
 from motcua.metrics import metrics_for
 from services.intake import postal
 from services.intake.blobs import blob_store
 from services.intake.catalog import Catalog
 from services.intake.dossiers import Policy
 from services.intake.payments import PaymentMetrics, PaymentSettings, PlatformAdapter
-from services.intake.repository import ShipmentRepository
 from services.intake.sealing import environment_data_keys
 from services.intake.signing import (CscClient, CscSigner, DocumentSigner, SigningMetrics, SigningSettings,
                                      load_trust_roots, verify_pdf)
@@ -36,7 +34,7 @@ class Rules(DependencyProvider):
 
 class PostalService(DependencyProvider):
     """The postal service's client, or None when the connector is off (config `POSTAL`, else POSTAL_URL
-    unset); its metrics on the service's registry, `motcua_postal_shipments{kind,state}` at each scrape."""
+    unset); its metrics on the service's registry (the shipments' gauge: IntakeService.shipments_by_state)."""
 
     def setup(self):
         settings = self.container.config.get("POSTAL")
@@ -44,13 +42,6 @@ class PostalService(DependencyProvider):
         registry = metrics_for(self.container)
         self.metrics = postal.PostalMetrics(registry.registry)
         self.client = postal.PostalClient(self.settings, self.metrics) if self.settings else None
-        registry.gauge_from("motcua_postal_shipments", "Shipments by kind and state (owed, ordered, rejected)",
-                            ["kind", "state"], self._read)
-
-    def _read(self) -> dict[tuple, float]:
-        database = next(d for d in self.container.dependencies if isinstance(d, Database))
-        with database.sessionmaker() as session:
-            return dict(ShipmentRepository(session).counts())
 
     def stop(self):
         if self.client:

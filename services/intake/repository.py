@@ -281,10 +281,6 @@ class ShipmentRepository:
                                    .with_for_update()).mappings().first()
         return dict(row) if row else None
 
-    def counts(self) -> dict[tuple[str, str], int]:
-        return {(kind, state): count for kind, state, count in self.session.execute(
-            select(shipments.c.kind, shipments.c.state, func.count()).group_by(shipments.c.kind, shipments.c.state))}
-
 
 class IntakeUnitOfWork(CommandUnitOfWork):
     """The kit's unit of work (with its command results) and intake's repositories over its session."""

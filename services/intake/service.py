@@ -41,7 +41,7 @@ from motcua.text import normalise_phone
 from services.intake import calendar_decisions, catalog_import, dossiers, due, forms, online_payments, portal, postal, search
 from services.intake.dependencies import Payments, PostalService, Rules, Signing
 from services.intake.payments import Notice
-from services.intake.models import Base, dossiers as dossier_table
+from services.intake.models import Base, dossiers as dossier_table, shipments as shipment_table
 from services.intake.repository import IntakeUnitOfWork
 
 
@@ -79,6 +79,9 @@ class IntakeService(Revocations):
     postal_service = PostalService()  # bưu chính công ích: None while POSTAL_URL is unset
     dossiers_by_status = GroupCountGauge("motcua_dossiers_by_status", "Dossiers by status",
                                          dossier_table.c.status)
+    shipments_by_state = GroupCountGauge("motcua_postal_shipments",
+                                         "Shipments by kind and state (owed, ordered, rejected)",
+                                         shipment_table.c.kind, shipment_table.c.state)
 
     def _view(self, dossier):
         return dossiers.view(dossier, self.rules.calendar.tz, self.rules.catalog)

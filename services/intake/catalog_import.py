@@ -27,6 +27,7 @@ from pathlib import Path
 import yaml
 
 from motcua.catalog import AGENCY_CODE, CatalogError
+from motcua.config import ROOT
 from motcua.errors import ValidationFailed
 from motcua.text import fold
 from services.intake.catalog import Catalog
@@ -611,7 +612,7 @@ def apply(result: Plan, catalog_dir: Path, skip_unreadable: bool = False) -> Non
             load_processes(trial, result.province.get("time_zone", "Asia/Ho_Chi_Minh"))
     catalog_dir.mkdir(parents=True, exist_ok=True)
     if not (catalog_dir / "calendar.yaml").exists():  # the national working calendar, as the demo's
-        shutil.copy(Path(__file__).resolve().parents[2] / "deploy" / "catalog" / "calendar.yaml", catalog_dir)
+        shutil.copy(ROOT / "deploy" / "catalog" / "calendar.yaml", catalog_dir)
     for name, text in texts.items():
         target = catalog_dir / name
         staged = target.with_suffix(".yaml.new")

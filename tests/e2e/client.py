@@ -92,6 +92,19 @@ class Api:
         return self.watch(f"/api/v1/dossiers/{code}", user, timeout, reached,
                           lambda: f"{code} still {seen.get('status')}, wanted {status}", retry_errors=True)
 
+    def wait_tracked(self, code: str, status: str, key: str = APPLICANT["phone"][-4:], timeout: float = 30) -> dict:
+        """Public tracking once it shows `status`: it is reporting's projection, which hears of a
+        change a moment after intake (the owner, which `wait_status` reads) has made it."""
+        seen = {}
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            response = self.call("GET", f"/api/v1/track/{code}", params={"key": key})
+            seen["answer"] = response.status_code, response.text[:200]
+            if response.status_code == 200 and response.json()["status"] == status:
+                return response.json()
+            time.sleep(POLL_SECONDS)
+        raise AssertionError(f"tracking of {code} never showed {status}: last {seen.get('answer')}")
+
     def watch(self, path: str, user: str, timeout: float, found, failure, retry_errors: bool = False):
         """GETs `path` until `found(answer)` returns something, which it returns.
 

@@ -87,7 +87,7 @@ def test_the_land_path_with_send_back_the_tax_system_and_the_payment_pause(platf
     waiting = api.wait_status(code, "awaiting_payment")
     assert waiting["status_code"] == 6
     assert waiting["payment"]["amount_vnd"] == 12_500_000  # 0.5 % × 250 m² × 10,000,000 VND/m²
-    assert api.call("GET", f"/api/v1/track/{code}?key={APPLICANT['phone'][-4:]}").json()["status"] == "awaiting_payment"
+    assert api.wait_tracked(code, "awaiting_payment")["status_code"] == 6
 
     response = api.call("POST", f"/api/v1/dossiers/{code}/confirm-payment", user=f"receptionist@{COMMUNE}",
                         json={"receipt_number": "BL-2026-0042"})

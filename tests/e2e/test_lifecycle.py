@@ -58,12 +58,7 @@ def test_dossier_travels_from_submission_to_return(platform, pg_urls):
     assert response.status_code == 200, response.text
     assert (response.json()["status"], response.json()["status_code"]) == ("returned", 10)
 
-    def tracked():
-        r = api.call("GET", f"/api/v1/track/{code}?key={APPLICANT['phone'][-4:]}")
-        return r.json() if r.status_code == 200 and r.json()["status"] == "returned" else None
-
-    assert wait_for(tracked)
-    tracking = tracked()
+    tracking = api.wait_tracked(code, "returned")
     assert tracking["status_code"] == 10 and tracking["received_at"] and tracking["due_at"]
     assert [step["status"] for step in tracking["timeline"]][0] == "submitted"
     public = str(tracking)

@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.e2e.client import APPLICANT, Api
-from tests.infra import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -50,12 +49,7 @@ def test_a_dossier_received_at_another_commune_is_routed_and_counted_there(platf
                            json={"method": "counter"})
     assert returned.status_code == 200, returned.text
 
-    def tracked():
-        answer = api.call("GET", f"/api/v1/track/{code}?key={APPLICANT['phone'][-4:]}")
-        return answer.json() if answer.status_code == 200 and answer.json()["status"] == "returned" else None
-
-    assert wait_for(tracked)
-    tracking = tracked()
+    tracking = api.wait_tracked(code, "returned")
     agencies = {line.get("agency_code") for line in tracking["timeline"]} - {None}
     assert agencies == {QUANG_PHU}, tracking["timeline"]  # received and handled at Quảng Phú only
 

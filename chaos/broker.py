@@ -136,6 +136,16 @@ class Broker:
             raise RuntimeError(f"poison for {queue} was not routed (no such queue)")
 
 
+def _alive(pid: int) -> bool:
+    """Whether `pid` still runs. A killed detached node is a zombie until init reaps it, which here takes
+    up to 2 s: it has stopped running (its sockets are closed, its peers saw it go) and counts as dead."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 class BrokerCluster:
     """Three RabbitMQ nodes clustered on this machine (each its own name, ports and data directory, one
     Erlang cookie), as the RabbitmqCluster of deploy/k8s runs them: `kill(i)` SIGKILLs node i's Erlang
@@ -189,11 +199,9 @@ class BrokerCluster:
         os.kill(pid, signal.SIGKILL)
         deadline = time.time() + 30
         while time.time() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
+            if not _alive(pid):
                 return
-            time.sleep(0.1)
+            time.sleep(0.05)
         raise RuntimeError(f"node {self.nodes[index].node} (pid {pid}) did not die")
 
     def restart(self, index: int, timeout: float = 120) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -24,6 +25,14 @@ from nameko.extensions import DependencyProvider
 TRACE_KEY = "trace_id"  # in nameko context data, and so the `nameko.trace_id` message header
 TRACE_HEADER = f"nameko.{TRACE_KEY}"
 _current = threading.local()  # green-local once eventlet has patched threading (motcua.run does first)
+# `scheme://user:password@`: nameko masks the password of a broker URI's first address only, and prints
+# a failover list (`amqp://…;amqp://…`) with the others in clear.
+_CREDENTIALS = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@;]+:)[^\s@;]+@")
+
+
+def without_credentials(text: str) -> str:
+    """`text` with every URI's password replaced by `********`."""
+    return _CREDENTIALS.sub(r"\1********@", text)
 
 
 def new_trace() -> str:
@@ -76,11 +85,18 @@ class JsonFormatter(logging.Formatter):
             "service": current_service() or self.process_services,
             "trace_id": current_trace(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": without_credentials(record.getMessage()),
         }
         if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
+            line["exception"] = without_credentials(self.formatException(record.exc_info))
         return json.dumps(line, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    """Plain lines for a person at a terminal, passwords masked as in the JSON lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return without_credentials(super().format(record))
 
 
 class ClientErrorsAtInfo(logging.Filter):
@@ -111,7 +127,7 @@ def configure(level: str, fmt: str, process_services: str) -> None:
     plain text for a person at a terminal (`text`)."""
     handler = logging.StreamHandler()
     if fmt == "text":
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     elif fmt == "json":
         handler.setFormatter(JsonFormatter(process_services))
     else:

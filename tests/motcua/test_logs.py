@@ -1,6 +1,7 @@
 """Log lines (issue 16 §2): one JSON object a line with the service and a trace id that follows the work
 across an RPC call and an event (through the outbox) into another service; a caller's mistake (a 4xx) is
 one INFO line without a traceback, a real fault stays an ERROR with one; no personal data."""
+import contextlib
 import io
 import json
 import logging
@@ -76,19 +77,29 @@ class Listener:
         log.info("listener applied %s", event.data["dossier_code"])
 
 
-@pytest.fixture
-def json_log():
-    """The root logger's handler as motcua.run sets it, writing to a buffer: the lines it would print."""
+@contextlib.contextmanager
+def configured(fmt: str):
+    """The root logger's handler as motcua.run sets it (`fmt`), writing to the buffer yielded; the
+    logging set-up as it was afterwards."""
     root = logging.getLogger()
     saved = root.handlers[:], root.level
     buffer = io.StringIO()
-    logs.configure("INFO", "json", "test")
+    logs.configure("INFO", fmt, "test")
     root.handlers[0].stream = buffer
-    for noisy in ("kombu", "amqp", "nameko"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    yield lambda: [json.loads(line) for line in buffer.getvalue().splitlines()]
-    root.handlers[:], _ = saved[0], root.setLevel(saved[1])
-    logging.getLogger("nameko.containers").filters.clear()
+    try:
+        yield buffer
+    finally:
+        root.handlers[:], _ = saved[0], root.setLevel(saved[1])
+        logging.getLogger("nameko.containers").filters.clear()
+
+
+@pytest.fixture
+def json_log():
+    """The lines motcua.run's JSON handler would print."""
+    with configured("json") as buffer:
+        for noisy in ("kombu", "amqp", "nameko"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+        yield lambda: [json.loads(line) for line in buffer.getvalue().splitlines()]
 
 
 @pytest.fixture
@@ -175,3 +186,18 @@ def test_an_event_without_a_trace_is_applied_under_the_batch_workers_own_not_the
     finally:
         logs.set_trace(None)
     assert seen == [("first", "a" * 32), ("second", "w" * 32)]
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_no_password_of_a_broker_failover_list_reaches_a_log_line(fmt):
+    """nameko masks the first address's password of `amqp://a;amqp://b` only: the others were printed."""
+    uris = "amqp://guest:********@127.0.0.1:1/v;amqp://intake:s3cr%40t@10.0.0.2:5672/v;amqp://intake:pw2@b:5672/v"
+    with configured(fmt) as stream:
+        logging.getLogger("nameko.messaging").warning("Error connecting to broker at %s (refused)", uris)
+        try:
+            raise ConnectionError("postgresql://intake:dbpass@db/intake unreachable")
+        except ConnectionError:
+            logging.getLogger("motcua.outbox").exception("relay failed")
+    written = stream.getvalue()
+    assert "s3cr" not in written and "pw2" not in written and "dbpass" not in written
+    assert "amqp://intake:********@10.0.0.2:5672/v" in written and "postgresql://intake:********@db" in written

@@ -193,13 +193,19 @@ payment_orders = Table(
     Column("dossier_code", String(64), nullable=False, index=True),
     Column("amount_vnd", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
-    Column("status", String(16), nullable=False),  # pending, paid, failed, paid_not_due, refund_due, refunded
+    # pending, paid, failed, paid_not_due, refund_due, refunded, refund_refused
+    Column("status", String(16), nullable=False),
     # what it pays: "obligation" (a step's, status 6) or "fee" (the procedure's fee due at submission)
     Column("purpose", String(16), nullable=False, server_default="obligation"),
     Column("transaction_no", String(64)),
     Column("receipt_number", String(64)),
     _when("created_at", nullable=False),
     _when("settled_at"),
+    # a refund due: tried how many times, not before when (one instance's claim, then the backoff), and
+    # the platform's refusal once it refused (status refund_refused: the counter refunds by hand)
+    Column("refund_attempts", Integer, nullable=False, server_default="0"),
+    _when("refund_next_at"),
+    Column("refund_note", String(200)),
 )
 
 calendar_decisions = calendar_decisions_table(Base.metadata)

@@ -6,11 +6,13 @@ amount and currency checked against the order; a settled payment resumes the dos
 cash confirmation does and attaches the electronic receipt (biên lai điện tử)."""
 from __future__ import annotations
 
+import logging
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, or_, select, update
 
+from motcua.backoff import backoff
 from motcua.errors import Conflict, NotFound
 from motcua.faults import TransientFailure
 from motcua.identity import Caller
@@ -19,9 +21,19 @@ from services.intake.domain import ApplicantProof
 from services.intake import dossiers
 from services.intake.dossiers import Policy, _load, publish
 from services.intake.models import payment_orders as orders
-from services.intake.payments import CURRENCY, Notice, PaymentMetrics, PaymentPlatform, PaymentSettings, answer
+from services.intake.payments import (
+    CURRENCY,
+    Notice,
+    PaymentMetrics,
+    PaymentPlatform,
+    PaymentSettings,
+    RefundRefused,
+    answer,
+)
 
+log = logging.getLogger(__name__)
 RECEIPT_KEY = "receipt:bien_lai"  # the receipt's place among the dossier's documents
+REFUND_RETRY_SECONDS, REFUND_RETRY_CAP_SECONDS = 30, 6 * 3600  # the platform away: 30 s, 1 min, … 6 h
 
 
 def start(uow, policy: Policy, platform: PaymentPlatform, settings: PaymentSettings, metrics: PaymentMetrics,
@@ -164,24 +176,47 @@ def _refund_due(uow, code: str) -> None:
                         .values(status="refund_due"))
 
 
+REFUND_CLAIM = timedelta(minutes=5)  # an instance's hold on the orders it sends, past any platform timeout
+
+
 def send_refunds(uow, platform: PaymentPlatform, now: datetime, metrics: PaymentMetrics, limit: int = 20) -> int:
-    """The orders due a refund, each sent and marked `refunded` in its own transaction; one the platform
-    cannot take now stays due for the next round; the refund joins the dossier's history (`payment_refunded`)
-    in the transaction that marks it. How many were refunded."""
-    due = uow.session.execute(select(orders).where(orders.c.status == "refund_due").limit(limit)).all()
-    uow.rollback()  # no transaction held across the platform's calls
+    """The orders due a refund whose turn has come, oldest turn first, each claimed by this instance
+    (another running the same timer skips them) and sent in its own transaction. Refunded, or refunded
+    before by a try whose answer was lost: marked `refunded`, a line of the dossier's history
+    (`payment_refunded`) in the transaction that marks it. The platform away: tried again after a
+    growing delay. Refused by the platform: `refund_refused` with its code, left to the counter (asking
+    again would be refused again). How many were refunded."""
+    due = uow.session.execute(
+        select(orders).where(orders.c.status == "refund_due",
+                             or_(orders.c.refund_next_at.is_(None), orders.c.refund_next_at <= now))
+        .order_by(orders.c.refund_next_at.asc().nulls_first(), orders.c.order_id)
+        .limit(limit).with_for_update(skip_locked=True)).all()
+    if due:
+        uow.session.execute(update(orders).where(orders.c.order_id.in_([o.order_id for o in due]))
+                            .values(refund_next_at=now + REFUND_CLAIM, refund_attempts=orders.c.refund_attempts + 1))
+    uow.commit()  # claimed; no transaction held across the platform's calls
     refunded = 0
     for order in due:
+        mine = (orders.c.order_id == order.order_id, orders.c.status == "refund_due")
         try:
             refund_number = platform.refund(order.order_id, order.amount_vnd, order.transaction_no, now)
         except TransientFailure:
+            delay = backoff(order.refund_attempts + 1, base=REFUND_RETRY_SECONDS, cap=REFUND_RETRY_CAP_SECONDS)
+            uow.session.execute(update(orders).where(*mine).values(refund_next_at=now + timedelta(seconds=delay)))
+            uow.commit()
             metrics.refunds.labels("failed").inc()
             continue
-        marked = uow.session.execute(update(orders).where(orders.c.order_id == order.order_id,
-                                                          orders.c.status == "refund_due").values(status="refunded"))
+        except RefundRefused as refusal:
+            uow.session.execute(update(orders).where(*mine).values(status="refund_refused", refund_note=str(refusal)))
+            uow.commit()
+            log.warning("refund of order %s (dossier %s) refused by the platform: %s", order.order_id,
+                        order.dossier_code, refusal.code)
+            metrics.refunds.labels("refused").inc()
+            continue
+        marked = uow.session.execute(update(orders).where(*mine).values(status="refunded"))
         dossier = uow.dossiers.get(order.dossier_code) if marked.rowcount else None
         if dossier is not None:
-            dossier.payment_refunded(order.order_id, order.amount_vnd, refund_number, now)
+            dossier.payment_refunded(order.order_id, order.amount_vnd, refund_number or "", now)
             publish(uow, dossier)
         uow.commit()
         metrics.refunds.labels("refunded").inc()

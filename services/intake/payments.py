@@ -67,6 +67,17 @@ class PlatformUnavailable(TransientFailure):
     """The payment platform is down, too slow, or answered something that is no statement."""
 
 
+class RefundRefused(Exception):
+    """The platform answered a refund, signed, with a refusal: asking again would be refused again."""
+
+    def __init__(self, code: str):
+        super().__init__(f"the payment platform refused the refund (vnp_ResponseCode {code})")
+        self.code = code
+
+
+REFUNDED_BEFORE = "94"  # the platform's answer to a refund of an order it has refunded already
+
+
 @dataclass(frozen=True)
 class Notice:
     """What a verified return or notification says of an order."""
@@ -97,7 +108,7 @@ class PaymentPlatform(Protocol):
 
     def statement(self, day: date) -> list[Notice]: ...
 
-    def refund(self, order_id: str, amount_vnd: int, transaction_no: str | None, now: datetime) -> str: ...
+    def refund(self, order_id: str, amount_vnd: int, transaction_no: str | None, now: datetime) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -135,7 +146,7 @@ class PaymentMetrics:
                                     "confirmation of the payment (notification or statement)", registry=registry,
                                     buckets=(5, 15, 30, 60, 120, 300, 900, 3600, 6 * 3600, 86400, 2 * 86400))
         self.refunds = Counter("motcua_payment_refunds", "Refunds sent to the platform, by outcome (refunded, "
-                               "failed: tried again later)", ["outcome"], registry=registry)
+                               "failed: tried again later, refused: left to the counter)", ["outcome"], registry=registry)
         self.reconciliations = Counter("motcua_payment_reconciliation", "Orders compared with the platform's "
                                        "statement, by result (matched, applied, missing_at_platform, unavailable)",
                                        ["result"], registry=registry)
@@ -170,9 +181,10 @@ class PlatformAdapter:
             raise forged("a line of the platform's statement")
         return [Notice.of(row) for row in rows]
 
-    def refund(self, order_id: str, amount_vnd: int, transaction_no: str | None, now: datetime) -> str:
-        """Hoàn tiền: the whole amount of a settled order back to the payer; the platform's refund number.
-        A refusal or an answer not signed by the platform raises (the order stays due for the next try)."""
+    def refund(self, order_id: str, amount_vnd: int, transaction_no: str | None, now: datetime) -> str | None:
+        """Hoàn tiền: the whole amount of a settled order back to the payer; the platform's refund number,
+        or None when it says the order was refunded before (an earlier try whose answer was lost).
+        RefundRefused when it refuses; PlatformUnavailable when it is away or its answer is not signed."""
         request = signed({"vnp_RequestId": f"{order_id}-{platform_time(now)}", "vnp_Version": VERSION,
                           "vnp_Command": "refund", "vnp_TmnCode": self.settings.merchant,
                           "vnp_TransactionType": "02", "vnp_TxnRef": order_id, "vnp_Amount": str(amount_vnd * 100),
@@ -182,8 +194,11 @@ class PlatformAdapter:
         _status, body = self._call("POST", "/merchant_webapi/api/transaction", json=request)
         if not isinstance(body, dict) or not is_authentic(body, self.settings.secret):
             raise PlatformUnavailable("the payment platform's refund answer is not signed by it")
-        if body.get("vnp_ResponseCode") != "00":
-            raise PlatformUnavailable(f"the payment platform refused the refund ({body.get('vnp_ResponseCode')})")
+        code = str(body.get("vnp_ResponseCode"))
+        if code == REFUNDED_BEFORE:
+            return None
+        if code != "00":
+            raise RefundRefused(code)
         return str(body.get("vnp_TransactionNo", ""))
 
     def _call(self, method: str, path: str, **request) -> tuple[int, object]:

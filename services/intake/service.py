@@ -420,7 +420,8 @@ class IntakeService(Revocations):
 
     @timer(interval=30)
     def send_refunds(self):
-        """Refunds due (marked with the outcome that calls for one) sent to the platform; retried each round."""
+        """Refunds due (marked with the outcome that calls for one) sent to the platform, each claimed by
+        one instance; the platform away: tried again after a growing delay (online_payments.send_refunds)."""
         if self.payments.platform is not None:
             online_payments.send_refunds(self.db, self.payments.platform, utcnow(), self.payments.metrics)
 

@@ -186,39 +186,115 @@ def test_a_cancelled_payment_leaves_the_dossier_waiting_and_the_counter_can_stil
     assert cash.status_code == 200 and cash.json()["status"] == "processing"
 
 
-def test_a_paid_dossier_whose_processing_is_stopped_is_refunded_once(api):
+@pytest.fixture
+def refunds(api):
+    """A paid dossier whose processing was then stopped (the fee due back), and intake's refund round as
+    its timer runs it (`send(now)`), with its own unit of work and metrics."""
+    from prometheus_client import CollectorRegistry
+
     from services.intake import online_payments
     from services.intake.payments import PaymentMetrics, PaymentSettings, PlatformAdapter
-    from prometheus_client import CollectorRegistry
     code = awaiting_payment(api)
     made = order(api, code)
     pay(api, made["payment_url"])
     assert dossier(api, code)["status"] == "processing"
     uow = IntakeUnitOfWork(Session(create_engine(api.db), expire_on_commit=False), "intake", Base.metadata)
+    stop = {"dossier_code": code, "agency_code": COMMUNE, "stopped_by": f"leader@{COMMUNE}",
+            "reason": "Không đủ điều kiện", "stopped_at": datetime.now(timezone.utc)}
+    online_payments.processing_stopped(uow, stop, refund_on=frozenset({"stopped"}))
+    uow.commit()
+    platform = PlatformAdapter(PaymentSettings(
+        api.platform.url, "MOTCUA01", DEFAULT_SECRET.encode(), "", 1.0, frozenset({"stopped"})))
+    metrics = PaymentMetrics(CollectorRegistry())
     try:
-        stop = {"dossier_code": code, "agency_code": COMMUNE, "stopped_by": f"leader@{COMMUNE}",
-                "reason": "Không đủ điều kiện", "stopped_at": datetime.now(timezone.utc)}
-        online_payments.processing_stopped(uow, stop, refund_on=frozenset({"stopped"}))
-        uow.commit()
-        platform = PlatformAdapter(PaymentSettings(  # the service's timer sends them every 30 s; here at once
-            api.platform.url, "MOTCUA01", DEFAULT_SECRET.encode(), "", 1.0, frozenset({"stopped"})))
-        metrics = PaymentMetrics(CollectorRegistry())
-        api.platform.faults.down = True
-        try:  # the platform away: the refund stays due
-            assert online_payments.send_refunds(uow, platform, datetime.now(timezone.utc), metrics) == 0
-        finally:
-            api.platform.faults.clear()
-        assert online_payments.send_refunds(uow, platform, datetime.now(timezone.utc), metrics) == 1
-        assert online_payments.send_refunds(uow, platform, datetime.now(timezone.utc), metrics) == 0  # once
+        yield SimpleNamespace(code=code, order_id=made["order_id"], uow=uow, platform=platform, metrics=metrics,
+                              send=lambda now, on=platform: online_payments.send_refunds(uow, on, now, metrics),
+                              module=online_payments)
     finally:
         uow.close()
-    assert [r["vnp_TxnRef"] for r in api.platform.refunds] == [made["order_id"]]
-    view = dossier(api, code)
-    assert view["status"] == "stopped"
+
+
+def refund_lines(api, code: str) -> list[tuple]:
+    return [(line["actor"], line["status"], line["note"])
+            for line in dossier(api, code)["history"] if line["action"] == "refund"]
+
+
+def refunds_of(api, order_id: str) -> int:
+    """How many refunds of the order the platform made (the simulator serves the whole module)."""
+    return sum(r["vnp_TxnRef"] == order_id for r in api.platform.refunds)
+
+
+def order_row(api, order_id: str):
+    from services.intake.models import payment_orders
+    with create_engine(api.db).connect() as connection:
+        return connection.execute(payment_orders.select().where(payment_orders.c.order_id == order_id)).one()
+
+
+def test_a_paid_dossier_whose_processing_is_stopped_is_refunded_once(api, refunds):
+    now = datetime.now(timezone.utc)
+    api.platform.faults.down = True
+    try:  # the platform away: the refund stays due, and is not asked again before its delay
+        assert refunds.send(now) == 0
+    finally:
+        api.platform.faults.clear()
+    assert refunds.send(now + timedelta(seconds=5)) == 0
+    assert order_row(api, refunds.order_id).status == "refund_due"
+    later = now + timedelta(minutes=1)
+    assert refunds.send(later) == 1
+    assert refunds.send(later + timedelta(hours=1)) == 0  # once
+    assert refunds_of(api, refunds.order_id) == 1
+    assert dossier(api, refunds.code)["status"] == "stopped"
     # the refund is a line of the dossier's history (intake's), once, in the platform's name
-    refunds = [line for line in view["history"] if line["action"] == "refund"]
-    assert [(r["actor"], r["status"], r["note"]) for r in refunds] == [
-        ("payment-platform", "stopped", f"{made['order_id']} {FEE} VND")]
+    assert refund_lines(api, refunds.code) == [("payment-platform", "stopped", f"{refunds.order_id} {FEE} VND")]
+    assert refunds.metrics.refunds.labels("failed")._value.get() == 1
+
+
+def test_a_refund_whose_answer_was_lost_is_marked_refunded_not_refunded_twice(api, refunds):
+    """The platform refunded, then the answer never came (the process died, the connection dropped): the
+    next round's request is answered "refunded already" (94) and the order is marked, not paid twice."""
+    refunds.platform.refund(refunds.order_id, FEE, order_row(api, refunds.order_id).transaction_no,
+                            datetime.now(timezone.utc))
+    assert refunds.send(datetime.now(timezone.utc)) == 1
+    assert order_row(api, refunds.order_id).status == "refunded"
+    assert refunds_of(api, refunds.order_id) == 1
+    assert refund_lines(api, refunds.code) == [("payment-platform", "stopped", f"{refunds.order_id} {FEE} VND")]
+
+
+def test_two_instances_refund_an_order_once(api, refunds):
+    """intake runs its refund timer in every instance: the second's round, while the first is at the
+    platform with the order, finds it claimed."""
+    now = datetime.now(timezone.utc)
+    other = IntakeUnitOfWork(Session(create_engine(api.db), expire_on_commit=False), "intake", Base.metadata)
+    rounds = []
+
+    class SlowPlatform:  # the first instance's call: the other instance's round runs meanwhile
+        def refund(self, *args):
+            rounds.append(refunds.module.send_refunds(other, refunds.platform, now, refunds.metrics))
+            return refunds.platform.refund(*args)
+
+    try:
+        assert refunds.send(now, on=SlowPlatform()) == 1
+    finally:
+        other.close()
+    assert rounds == [0]
+    assert refunds_of(api, refunds.order_id) == 1
+
+
+def test_a_refund_the_platform_refuses_is_left_to_the_counter_not_asked_forever(api, refunds):
+    """A signed refusal (here 91: the platform knows no such payment of that amount) would be answered
+    the same every round: the order is `refund_refused` with the platform's code, counted, not retried."""
+    from services.intake.models import payment_orders
+    with create_engine(api.db).begin() as connection:  # an order whose amount the platform does not know
+        connection.execute(payment_orders.update().where(payment_orders.c.order_id == refunds.order_id)
+                           .values(amount_vnd=FEE + 1))
+    now = datetime.now(timezone.utc)
+    assert refunds.send(now) == 0
+    row = order_row(api, refunds.order_id)
+    assert (row.status, row.refund_note) == ("refund_refused",
+                                             "the payment platform refused the refund (vnp_ResponseCode 91)")
+    assert refunds.send(now + timedelta(days=1)) == 0 and refunds_of(api, refunds.order_id) == 0
+    assert refunds.metrics.refunds.labels("refused")._value.get() == 1
+    assert refund_lines(api, refunds.code) == []
 
 
 def test_a_level_4_procedures_fee_is_paid_online_right_after_submission(api):

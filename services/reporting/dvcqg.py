@@ -30,6 +30,7 @@ TrangThaiHoSo 1-10, KenhThucHien 1-3, dates `yyyyMMddHHmmss` in the province's t
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import time
 from dataclasses import dataclass
@@ -48,6 +49,8 @@ from motcua.db import UnitOfWork
 from motcua.identity import portal_sync_token
 from services.reporting import facts, projections
 from services.reporting.models import DossierFact, PortalPush, StoredEvent
+
+log = logging.getLogger(__name__)
 
 CHANNEL_CODES = {"counter": "1", "online": "2", "postal": "3"}  # KenhThucHien: trực tiếp, trực tuyến, BCCI
 APPLICANT_TYPES = {"individual": "1", "organisation": "2", "business": "2"}  # LoaiDoiTuong: công dân, doanh nghiệp
@@ -389,8 +392,7 @@ def push_due(uow: UnitOfWork, client: PortalClient, intake: IntakeRecords, offic
         if record is None:
             outcome = Outcome("retry", error or "intake: unknown dossier")
         else:
-            dossier, progress = payload(fact, events, zone, agency_names, record, names)
-            outcome = client.push(dossier, progress, updating)
+            outcome = _pushed(client, fact, events, zone, agency_names, record, names, updating)
             if outcome.kind == "pushed":
                 newest = max(event.occurred_at for event in events)
                 client.metrics.lag.observe(max((now - _aware(newest, now)).total_seconds(), 0.0))
@@ -398,6 +400,19 @@ def push_due(uow: UnitOfWork, client: PortalClient, intake: IntakeRecords, offic
         uow.commit()
         counts[outcome.kind] += 1
     return counts
+
+
+def _pushed(client, fact, events, zone, agency_names, record, names, updating: bool) -> Outcome:
+    """The portal's outcome of one dossier's push; a dossier whose history our payload cannot express
+    (a defect of ours, not a passing fault) is rejected on its own row, logged by type only (a message
+    could quote the applicant), and the batch's other dossiers go on."""
+    try:
+        dossier, progress = payload(fact, events, zone, agency_names, record, names)
+    except Exception as error:
+        log.error("national portal: dossier %s cannot be put in the portal's format (%s)",
+                  fact.code, type(error).__name__)
+        return Outcome("rejected", f"payload {type(error).__name__}")
+    return client.push(dossier, progress, updating)
 
 
 def _in_chunks(officers: Officers, usernames: list[str]) -> dict[str, dict]:

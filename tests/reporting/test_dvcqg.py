@@ -261,6 +261,29 @@ def test_a_refused_payload_is_a_visible_permanent_failure_until_the_dossier_chan
     assert dvcqg.counts_by_state(uow.session) == {"pending": 0, "pushed": 1, "rejected": 0}
 
 
+def test_a_dossier_our_payload_cannot_express_is_rejected_alone_and_the_batch_goes_on(portal, monkeypatch, caplog):
+    """One dossier whose history breaks the payload (a defect of ours) no longer stops its whole batch
+    at every lease: it is rejected on its own row, logged without its data, and the others are pushed."""
+    first, second = returned(), returned("000.00.06.H56-260302-0002")
+    uow = stored(memory_database(), first, second)
+    express = dvcqg.payload
+
+    def payload(fact, *rest):
+        if fact.code == first[0].data["code"]:
+            raise ValueError(f"cannot express {APPLICANT_NAME_IN_ERROR}")
+        return express(fact, *rest)
+
+    monkeypatch.setattr(dvcqg, "payload", payload)
+    assert push(uow, client_of(portal.start())) == {"pushed": 1, "retry": 0, "rejected": 1}
+    assert (row(uow, first[0].data["code"]).state, row(uow, first[0].data["code"]).last_error) == (
+        "rejected", "payload ValueError")
+    assert row(uow, second[0].data["code"]).state == "pushed"
+    assert "ValueError" in caplog.text and APPLICANT_NAME_IN_ERROR not in caplog.text
+
+
+APPLICANT_NAME_IN_ERROR = "Nguyễn Văn An"
+
+
 def test_a_wrong_password_is_rejected_not_retried_and_an_expired_session_is_renewed(portal):
     uow = stored(memory_database(), returned())
     assert push(uow, client_of(portal.start(), password="wrong"))["rejected"] == 1

@@ -160,17 +160,17 @@ def fee(procedure: dict) -> str:
     tiers = procedure.get("fee_tiers") or []
     if not tiers:
         per = {"copy": "/bản", "page": "/trang"}.get(procedure["fee_unit"] or "", "")
-        return f"{_vnd(procedure['fee'])}{per}"
+        return f"{vnd(procedure['fee'])}{per}"
     parts, first = [], 1
     for tier in tiers:
         pages = f"từ trang {first}" if tier["pages"] is None else f"trang {first}–{first + tier['pages'] - 1}"
-        parts.append(f"{_vnd(tier['per_page'])}/trang ({pages})")
+        parts.append(f"{vnd(tier['per_page'])}/trang ({pages})")
         first += tier["pages"] or 0
-    cap = [f"tối đa {_vnd(procedure['fee_cap'])}/bản"] if procedure.get("fee_cap") else []
+    cap = [f"tối đa {vnd(procedure['fee_cap'])}/bản"] if procedure.get("fee_cap") else []
     return ", ".join(parts + cap)
 
 
-def _vnd(amount: int) -> str:
+def vnd(amount: int) -> str:
     return f"{int(amount):,} đồng".replace(",", ".")
 
 

@@ -44,7 +44,7 @@ class PaymentPages:
             order = self.intake.start_payment(code, {"key": values.get("key") or None,
                                                      "id_number": values.get("id_number") or None},
                                               caller_token=token, idempotency_key=form_key(values))
-        return render("portal/pay_redirect.html", order=order,
+        return render("portal/pay_redirect.html", order=order, citizen=citizen,
                       headers={"Referrer-Policy": "no-referrer"})  # the platform learns nothing of our URLs
 
     @page("GET", RETURN_PAGE)
@@ -58,7 +58,7 @@ class PaymentPages:
         back = None
         if code:
             back = f"/ho-so/{quote(code, safe='')}" if citizen else f"/tra-cuu?code={quote(code, safe='')}"
-        return render("portal/pay_result.html", outcome=outcome, known=known, back=back,
+        return render("portal/pay_result.html", outcome=outcome, known=known, back=back, citizen=citizen,
                       look_again=LOOK_AGAIN_SECONDS)
 
 

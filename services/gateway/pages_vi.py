@@ -23,7 +23,8 @@ ACTIONS = {
     "request_supplement": "Yêu cầu bổ sung", "supplement": "Bổ sung hồ sơ", "withdraw": "Rút hồ sơ",
     "start_processing": "Bắt đầu xử lý", "result_ready": "Có kết quả", "return": "Trả kết quả",
     "reschedule": "Hẹn lại ngày trả", "rate": "Đánh giá hài lòng", "refund": "Hoàn phí",
-    "pay_fee": "Nộp lệ phí trực tuyến",
+    "pay_fee": "Nộp lệ phí trực tuyến", "require_payment": "Yêu cầu nộp nghĩa vụ tài chính",
+    "confirm_payment": "Xác nhận đã nộp nghĩa vụ tài chính", "stop": "Dừng xử lý", "postal": "Bưu chính",
     "step": "Bước xử lý (hệ thống cũ)",  # a step of an imported dossier (motcua history import)
 }
 RETURN_METHODS = {"counter": "Tại quầy", "postal": "Qua bưu chính", "online": "Trực tuyến"}

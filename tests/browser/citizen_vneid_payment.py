@@ -2,8 +2,10 @@
 phone and on a desktop (issue 15): sign in on the identity provider's simulator, submit on the portal's
 own form without typing name or ID number (shown read-only from the identity), find the dossier in "Hồ
 sơ của tôi" under the identity's name; the counter receives it, the specialist asks for a fee (status 6);
-the citizen pays it with "Thanh toán trực tuyến" on the payment platform's simulator, lands back on the
-portal's page that says the payment is confirmed, and the dossier is processing again.
+without signing in, public tracking offers "Thanh toán trực tuyến" too (the ID number asked), and a
+cancelled payment comes back as not paid (desktop); the citizen pays it with the button on the payment
+platform's simulator, lands back on the portal's page that says the payment is confirmed, and the
+dossier is processing again.
 
     python tests/browser/citizen_vneid_payment.py BASE_URL SCREENSHOT_DIR
 
@@ -101,6 +103,29 @@ def pay_online(j: Journey, page: Page, name: str, code: str) -> None:
     j.shot(page, f"{name}-processing-again")
 
 
+def anonymous_cancels_a_payment(j: Journey, viewport: dict, name: str, code: str, citizen: tuple) -> None:
+    """Without a sign-in: public tracking (code and key) offers the button, its form asks the ID number,
+    the platform's "cancel" comes back as not paid, and the dossier still awaits payment."""
+    id_number, _full_name, phone = citizen
+    page = j.context(viewport).new_page()
+    j.until(page, f"/tra-cuu?code={code}&key={phone[-4:]}", "Thanh toán trực tuyến")
+    j.shot(page, f"{name}-track-awaiting-payment")
+    page.click("a:text-is('Thanh toán trực tuyến')")
+    page.fill("input[name=id_number]", id_number)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/paymentv2/vpcpay.html?**")
+    page.click("a:text-is('Hủy giao dịch')")
+    page.wait_for_url("**/thanh-toan/ket-qua?**")
+    expect(page.locator("#ket-qua-thanh-toan")).to_have_attribute("data-outcome", "failed")
+    expect(page.locator("#ket-qua-thanh-toan")).to_contain_text("chưa thành công")
+    j.shot(page, f"{name}-payment-cancelled")
+    page.click("text=Xem hồ sơ")
+    page.fill("input[name=key]", phone[-4:])
+    page.click("form.inline-form button[type=submit]")
+    expect(page.locator("#ket-qua .status")).to_have_text("Chờ thực hiện nghĩa vụ tài chính")
+    page.context.close()
+
+
 def main(base: str, shots: Path) -> None:
     codes = []
     with journey(base, shots) as (j, tmp):
@@ -109,6 +134,8 @@ def main(base: str, shots: Path) -> None:
             page = sign_in_with_vneid(j, viewport, name, citizen[1])
             code = submit_without_typing_the_identity(j, page, name, citizen, tmp)
             counter_and_specialist_ask_for_the_fee(j, code, viewport)
+            if viewport is DESKTOP:
+                anonymous_cancels_a_payment(j, viewport, name, code, citizen)
             pay_online(j, page, name, code)
             if viewport is PHONE:
                 width = page.evaluate("document.documentElement.scrollWidth")

@@ -28,6 +28,10 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str | None]] = {
 STAFF_ACTIONS = ("receive", "refuse", "request_supplement", "supplement", "withdraw", "confirm_payment", "return",
                  "reschedule")
 RESUMABLE = ("received", "processing")  # where a supplement may resume a dossier
+# A fee due at submission (a level-4 procedure's lệ phí) is paid online while the dossier is open (not
+# refused, withdrawn, stopped, returned): intake takes it, the portal offers it.
+FEE_PAYABLE = frozenset({"submitted", "received", "processing", "supplement_requested", "awaiting_payment",
+                         "result_ready"})
 
 assert all(target is None or target in STATUS_CODES for _, target in TRANSITIONS.values())
 

@@ -123,7 +123,7 @@ class JsonServer:
                 data = answer.body.encode() if isinstance(answer.body, str) else json.dumps(
                     answer.body, ensure_ascii=False).encode()
                 self.send_response(answer.status)
-                self.send_header("Content-Type", "text/html" if isinstance(answer.body, str)
+                self.send_header("Content-Type", "text/html; charset=utf-8" if isinstance(answer.body, str)
                                  else "application/json; charset=utf-8")
                 for name, value in answer.headers.items():
                     self.send_header(name, value)

@@ -10,6 +10,7 @@ from werkzeug.wrappers import Response
 from services.gateway.pages_console import ConsolePages
 from services.gateway.pages_dashboard import DashboardPages
 from services.gateway.pages_http import page
+from services.gateway.pages_payment import PaymentPages
 from services.gateway.pages_portal import PortalPages
 
 STATIC = Path(__file__).parent / "static"
@@ -17,7 +18,7 @@ STATIC_FILES = {path.name: path for path in STATIC.iterdir() if path.suffix in {
 STATIC_TYPES = {".css": "text/css", ".svg": "image/svg+xml"}
 
 
-class Pages(PortalPages, ConsolePages, DashboardPages):
+class Pages(PortalPages, PaymentPages, ConsolePages, DashboardPages):
     """Pages mixed into GatewayService, which provides the RPC proxies, config and database."""
 
     @page("GET", "/static/<name>")

@@ -69,7 +69,7 @@ templates.filters.update(
     role=lambda r: pages_vi.ROLES.get(r, r), fee=pages_vi.fee, processing_time=pages_vi.processing_time,
     online_level=lambda o: pages_vi.ONLINE_LEVELS.get(o, o), urlquote=lambda s: quote(str(s), safe=""),
     history_note=pages_vi.history_note, unaccented=strip_diacritics, megabytes=pages_vi.megabytes,
-    file_size=pages_vi.file_size, decimal=pages_vi.decimal,
+    file_size=pages_vi.file_size, decimal=pages_vi.decimal, vnd=pages_vi.vnd,
     pct=lambda v: "—" if v is None else f"{v:.2f}".replace(".", ",") + " %",
 )
 FORM_KEY = re.compile(r"^[0-9a-f]{32}$")

@@ -23,7 +23,8 @@ ACTIONS = {
     "request_supplement": "Yêu cầu bổ sung", "supplement": "Bổ sung hồ sơ", "withdraw": "Rút hồ sơ",
     "start_processing": "Bắt đầu xử lý", "result_ready": "Có kết quả", "return": "Trả kết quả",
     "reschedule": "Hẹn lại ngày trả", "rate": "Đánh giá hài lòng", "refund": "Hoàn phí",
-    "pay_fee": "Nộp lệ phí trực tuyến",
+    "pay_fee": "Nộp lệ phí trực tuyến", "require_payment": "Yêu cầu nộp nghĩa vụ tài chính",
+    "confirm_payment": "Xác nhận đã nộp nghĩa vụ tài chính", "stop": "Dừng xử lý", "postal": "Bưu chính",
     "step": "Bước xử lý (hệ thống cũ)",  # a step of an imported dossier (motcua history import)
 }
 RETURN_METHODS = {"counter": "Tại quầy", "postal": "Qua bưu chính", "online": "Trực tuyến"}
@@ -160,17 +161,17 @@ def fee(procedure: dict) -> str:
     tiers = procedure.get("fee_tiers") or []
     if not tiers:
         per = {"copy": "/bản", "page": "/trang"}.get(procedure["fee_unit"] or "", "")
-        return f"{_vnd(procedure['fee'])}{per}"
+        return f"{vnd(procedure['fee'])}{per}"
     parts, first = [], 1
     for tier in tiers:
         pages = f"từ trang {first}" if tier["pages"] is None else f"trang {first}–{first + tier['pages'] - 1}"
-        parts.append(f"{_vnd(tier['per_page'])}/trang ({pages})")
+        parts.append(f"{vnd(tier['per_page'])}/trang ({pages})")
         first += tier["pages"] or 0
-    cap = [f"tối đa {_vnd(procedure['fee_cap'])}/bản"] if procedure.get("fee_cap") else []
+    cap = [f"tối đa {vnd(procedure['fee_cap'])}/bản"] if procedure.get("fee_cap") else []
     return ", ".join(parts + cap)
 
 
-def _vnd(amount: int) -> str:
+def vnd(amount: int) -> str:
     return f"{int(amount):,} đồng".replace(",", ".")
 
 

@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from motcua.contracts.events import STATUS_CODES
-from motcua.contracts.lifecycle import TRANSITIONS, allowed_actions, may
+from motcua.contracts.lifecycle import FEE_PAYABLE, TRANSITIONS, allowed_actions, may
 from motcua.errors import Conflict, Forbidden, IllegalTransition, Unauthorized, ValidationFailed, WrongKey
 from motcua.privacy import mask_name
 from services.intake.documents import check as check_documents
@@ -34,9 +34,6 @@ OWED_ON = {"dossier_submitted": "pickup", "dossier_result_ready": "delivery"}
 OWED_AT = {"dossier_submitted": "submitted_at", "dossier_result_ready": "finished_at"}
 IMPORTED = "import"  # the actor of what `motcua history import` brought from the old system
 PAYMENT_PLATFORM = "payment-platform"  # the actor of a payment the national payment platform confirmed
-# A fee due at submission is paid online while the dossier is open (not refused, withdrawn, stopped, returned).
-FEE_PAYABLE = frozenset({"submitted", "received", "processing", "supplement_requested", "awaiting_payment",
-                         "result_ready"})
 CERTIFIED_PREFIX = "certified:"  # a certified electronic copy (chứng thực điện tử) of one of the documents
 STEP_DOCUMENT_PREFIX = "step:"  # a step's own documents (its minutes, the signed result), not the applicant's
 
@@ -199,6 +196,9 @@ class Dossier:
     applicant_address: str | None = None
     applicant_type: str = "individual"
     applicant_tax_code: str | None = None
+    # the applicant signed in with VNeID to submit: name and ID number are the identity provider's
+    # (tài khoản được xác thực với VNeID, a flag the national portal receives)
+    vneid_verified: bool = False
     # for staff search without reading personal data in clear: keyed hashes and the folded name
     applicant_id_hash: str | None = None
     applicant_phone_hash: str | None = None
@@ -254,10 +254,11 @@ class Dossier:
     @classmethod
     def submit(cls, *, code: str, procedure: Procedure, agency_code: str, channel: str, submitted_by: str | None,
                applicant: dict, search_keys: dict, form: dict, uploads: list[Upload], now: datetime,
-               tracking_key: str, postal_services: tuple[str, ...] = ()) -> Dossier:
+               tracking_key: str, postal_services: tuple[str, ...] = (), vneid_verified: bool = False) -> Dossier:
         """Nộp hồ sơ by `submitted_by` (see `submitter`) at the receiving agency `agency_code` (the
         procedure's own, or the commune chosen for one received anywhere: `Catalog.receiving_agency`).
-        `applicant` as validated (phone normalised); `tracking_key` the public key of this code."""
+        `applicant` as validated (phone normalised); `tracking_key` the public key of this code;
+        `vneid_verified`: name and ID number come from the applicant's VNeID sign-in."""
         actor = submitted_by or APPLICANT
         dossier = cls(
             code=code, procedure_code=procedure.code, procedure_version=procedure.version,
@@ -266,7 +267,8 @@ class Dossier:
             applicant_phone=applicant["phone"], applicant_email=applicant.get("email"),
             applicant_address=applicant.get("address"), applicant_type=applicant.get("type", "individual"),
             applicant_tax_code=applicant.get("tax_code"), **search_keys, form=form, submitted_at=now,
-            submitted_by=submitted_by, agencies=(agency_code,), postal_services=tuple(postal_services))
+            submitted_by=submitted_by, agencies=(agency_code,), postal_services=tuple(postal_services),
+            vneid_verified=vneid_verified)
         if postal_services and not dossier.applicant_address:
             raise ValidationFailed("the postal service needs the applicant's address", field="applicant.address")
         dossier._attach(check_documents(uploads, procedure), actor, now)

@@ -118,13 +118,15 @@ def submit(uow, policy: Policy, payload: dict, caller: Caller | None, now: datet
     uploads = documents.decode(payload.get("documents") or [])
     code = uow.dossiers.next_code(agency_code, local_day)
     applicant = {**payload["applicant"], "phone": normalise_phone(payload["applicant"]["phone"])}
-    if caller is not None and caller.is_citizen:  # signed in with VNeID: the name and ID number it verified
+    verified = caller is not None and caller.is_citizen
+    if verified:  # signed in with VNeID: the name and ID number it verified, whatever the payload says
         applicant.update(full_name=caller.citizen_name or applicant["full_name"], id_number=caller.citizen_id)
     dossier = Dossier.submit(
         code=code, procedure=procedure, agency_code=agency_code, channel=payload["channel"],
         submitted_by=submitted_by, applicant=applicant, search_keys=applicant_keys(policy.search_key, applicant),
         form=form, uploads=uploads, now=now, tracking_key=tracking_key(policy.tracking_key, code, last4(applicant["phone"])),
-        postal_services=tuple(kind for kind in POSTAL_KINDS if (payload.get("postal") or {}).get(kind)))
+        postal_services=tuple(kind for kind in POSTAL_KINDS if (payload.get("postal") or {}).get(kind)),
+        vneid_verified=verified)
     uow.dossiers.add(dossier)
     documents.keep(uploads, policy.store)
     return _commit(uow, dossier)

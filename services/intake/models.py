@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Date,
     ForeignKey,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase
 
@@ -97,6 +99,7 @@ dossiers = Table(
     Column("applicant_address", String(500)),
     Column("applicant_type", String(20), nullable=False, server_default="individual"),
     Column("applicant_tax_code", String(20)),
+    Column("vneid_verified", Boolean, nullable=False, server_default=false()),  # submitted signed in with VNeID
     # for staff search without reading personal data in clear: keyed hashes and the folded name
     Column("applicant_id_hash", String(64), index=True),
     Column("applicant_phone_hash", String(64), index=True),

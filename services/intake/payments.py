@@ -32,6 +32,7 @@ CURRENCY = "VND"
 VERSION = "2.1.0"
 PLATFORM_TZ = ZoneInfo("Asia/Ho_Chi_Minh")  # the platform's timestamps (yyyyMMddHHmmss) are local time
 SIGNATURE = "vnp_SecureHash"
+PORTAL_RETURN_PATH = "/thanh-toan/ket-qua"  # the gateway's page; the gateway imports nothing of intake: keep both equal
 
 
 def canonical(params: dict) -> str:
@@ -131,9 +132,17 @@ class PaymentSettings:
             raise SystemExit("INTAKE_PAYMENT_URL must be an https:// URL when MOTCUA_ENV=production")
         return cls(url=url.rstrip("/"), merchant=env("INTAKE_PAYMENT_MERCHANT", "MOTCUA01"),
                    secret=key_setting("INTAKE_PAYMENT_SECRET"),
-                   return_url=env("INTAKE_PAYMENT_RETURN_URL", "http://localhost:8000/api/v1/payments/return"),
+                   return_url=env("INTAKE_PAYMENT_RETURN_URL", default_return_url()),
                    timeout=float(env("INTAKE_PAYMENT_TIMEOUT_SECONDS", "10")),
                    refund_on=frozenset(o for o in env("INTAKE_PAYMENT_REFUND_ON", "stopped").split(",") if o))
+
+
+def default_return_url() -> str:
+    """Where the platform sends the browser back by default: the citizens' portal page that says whether
+    the payment is confirmed (the gateway's `/thanh-toan/ket-qua`; the API's JSON answer is
+    `/api/v1/payments/return`)."""
+    address = (env("GATEWAY_ADDRESS") or "0.0.0.0:8000").replace("0.0.0.0", "localhost")
+    return f"http://{address}{PORTAL_RETURN_PATH}"
 
 
 class PaymentMetrics:

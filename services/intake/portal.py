@@ -28,7 +28,7 @@ def record(dossier: Dossier, procedure: Procedure | None) -> dict:
         "documents": [_document(d, procedure, d.key) for d in submitted],
         "result_documents": [_document(d, procedure, d.key[len(STEP_DOCUMENT_PREFIX):]) for d in results],
         "fees": _fees(dossier, procedure),
-        "flags": {"digitised": bool(submitted), "vneid_verified": False,  # no VNeID account is recorded yet
+        "flags": {"digitised": bool(submitted), "vneid_verified": dossier.vneid_verified,
                   "paid_online": any(entry.actor == PAYMENT_PLATFORM for entry in dossier.history)},
         "return_method": dossier.return_method,
     }

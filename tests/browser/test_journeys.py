@@ -3,6 +3,7 @@ process: this one is eventlet-patched) against the embedded platform. Screenshot
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from motcua.config import ROOT
-from tests.infra import embedded_platform, embedded_platform_process, wait_for
+from tests.infra import embedded_platform, embedded_platform_process, free_port, wait_for
 from tests.notify.conftest import read_mbox
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -85,3 +86,23 @@ def test_no_serious_accessibility_violation_on_a_phone_or_a_desktop(tmp_path):
     with embedded_platform(tmp_path) as base:
         output = run_script("accessibility.py", base, ARTIFACTS / "accessibility")
     assert "ACCESSIBILITY OK" in output
+
+
+def test_a_citizen_signed_in_with_vneid_submits_without_typing_their_identity_and_pays_online(tmp_path):
+    """Issue 15, phone and desktop: VNeID sign-in on the identity provider's simulator, the portal's form
+    with the identity read-only, "Hồ sơ của tôi"; the fee a step asks (status 6) paid through the portal's
+    button on the payment platform's simulator, confirmed on the portal, the dossier processing again."""
+    catalog = tmp_path / "catalog"  # the province's catalogue, its marital-status check asking a fee at step 1
+    shutil.copytree(ROOT / "deploy" / "catalog", catalog)
+    processes = catalog / "processes.yaml"
+    first_step = "      - name: Xác minh, đề xuất\n        agency_code: 000.20.02.H56\n        role: specialist\n" \
+                 "        allowance: 2\n"
+    assert first_step in processes.read_text()
+    processes.write_text(processes.read_text().replace(
+        first_step, first_step + "        actions: [approve, send_back, request_supplement, require_payment]\n"))
+    settings = {"VNEID_ISSUER": f"http://127.0.0.1:{free_port()}", "MOTCUA_CATALOG_DIR": str(catalog),
+                "INTAKE_PAYMENT_URL": f"http://127.0.0.1:{free_port()}"}  # their simulators: the platform starts them
+    with embedded_platform_process(tmp_path, settings) as (_process, base):
+        output = run_script("citizen_vneid_payment.py", base, ARTIFACTS / "vneid-payment")
+    assert "VNEID PAYMENT OK" in output, output
+    assert len(output.split("VNEID PAYMENT OK", 1)[1].split()) == 2

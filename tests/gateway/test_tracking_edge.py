@@ -41,6 +41,9 @@ def api(gateway):
     for name in SERVICES:
         getattr(gateway, name).reset_mock(return_value=True, side_effect=True)
     gateway.reporting.track.side_effect = lambda code, key: answer(code, key)
+    # the portal's page asks whether the procedure's fee is paid online (a level-4 one with a fee)
+    gateway.intake.get_procedure.return_value = {"code": "1.012786", "online_level": "partial",
+                                                 "channels": {"online": {"fee": 0}}}
     gateway.versions = {}  # code → (dossier_version, run_version) reporting has applied
     return gateway
 
@@ -49,7 +52,8 @@ def answer(code: str, key: str, versions: dict | None = None) -> dict:
     if key != KEY:
         raise WrongKey("no dossier with this code and key")
     dossier_version, run_version = (versions or {}).get(code, (2, 1))
-    return {"code": code, "status": "processing", "status_code": 4, "current_agency_code": LAND_OFFICE,
+    return {"code": code, "procedure_code": "1.012786", "status": "processing", "status_code": 4,
+            "current_agency_code": LAND_OFFICE,
             "timeline": [], "supplement_items": [], "dossier_version": dossier_version, "run_version": run_version}
 
 

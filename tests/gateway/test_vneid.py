@@ -229,3 +229,67 @@ def test_a_citizen_callers_repr_holds_no_id_number_nor_name():
 
     caller = Caller("vneid:subject", None, (CITIZEN_ROLE,), citizen_id="038190012345", citizen_name="Nguyễn Văn An")
     assert "038190012345" not in repr(caller) and "Nguyễn" not in repr(caller) and caller.is_citizen
+
+
+def portal_browser(api, citizen: str) -> requests.Session:
+    """A browser signed in on the portal with VNeID (the citizen cookie)."""
+    browser = requests.Session()
+    login = browser.get(f"{api.url}/dang-nhap-vneid", allow_redirects=False, timeout=10)
+    consent = browser.get(f"{login.headers['Location']}&login_hint={citizen}", allow_redirects=False, timeout=10)
+    assert browser.get(consent.headers["Location"], allow_redirects=False, timeout=10).status_code == 303
+    return browser
+
+
+def portal_submit(browser, api, fields: dict) -> requests.Response:
+    form = browser.get(f"{api.url}/thu-tuc/{PROCEDURE}/nop-ho-so", timeout=10)
+    key = form.text.split('name="idempotency_key" value="', 1)[1].split('"', 1)[0]
+    return browser.post(f"{api.url}/thu-tuc/{PROCEDURE}/nop-ho-so", data={"idempotency_key": key, **fields},
+                        allow_redirects=False, timeout=10)
+
+
+def test_the_portal_form_takes_name_and_id_number_from_the_vneid_sign_in_never_from_the_post(api):
+    """Issue 15: signed in, the form shows the identity read-only and asks only the rest; a POST that
+    carries another name and ID number (a forged form) still makes the dossier the identity's."""
+    binh = portal_browser(api, BINH)
+    form = binh.get(f"{api.url}/thu-tuc/{PROCEDURE}/nop-ho-so", timeout=10)
+    assert form.status_code == 200, form.text
+    assert 'name="applicant.id_number"' not in form.text and 'name="applicant.full_name"' not in form.text
+    assert "Trần Thị Bình" in form.text and BINH in form.text and 'name="applicant.phone"' in form.text
+
+    posted = portal_submit(binh, api, {"applicant.full_name": "Người Khác", "applicant.id_number": AN,
+                                       "applicant.phone": "0987654321"})
+    assert posted.status_code == 303 and posted.headers["Location"].endswith("/bien-nhan"), posted.text
+    code = posted.headers["Location"].split("/")[2]
+    staff = requests.get(f"{api.url}/api/v1/dossiers/{code}", headers=api.admin, timeout=10).json()
+    assert (staff["applicant"]["full_name"], staff["applicant"]["id_number"]) == ("Trần Thị Bình", BINH)
+    receipt = binh.get(f"{api.url}{posted.headers['Location']}", timeout=10)
+    assert f'href="/ho-so/{code}"' in receipt.text  # her own dossier's page, no tracking key
+    own = binh.get(f"{api.url}/ho-so/{code}", timeout=10)
+    assert own.status_code == 200 and "Trần Thị Bình" in own.text and "Rút hồ sơ" in own.text
+    mine = binh.get(f"{api.url}/ho-so-cua-toi", timeout=10)
+    assert code in mine.text
+    # An, the ID number the forged form named, neither sees it nor acts on it.
+    an = portal_browser(api, AN)
+    assert code not in an.get(f"{api.url}/ho-so-cua-toi", timeout=10).text
+    assert an.get(f"{api.url}/ho-so/{code}", timeout=10).status_code == 404
+    assert an.post(f"{api.url}/ho-so/{code}/rut", data={"reason": "x"}, timeout=10).status_code == 404
+
+    # Without the sign-in, the portal still takes an anonymous submission, typed in full.
+    anonymous = portal_submit(requests.Session(), api, {"applicant.full_name": "Lê Văn Cường",
+                                                        "applicant.id_number": "001099001122",
+                                                        "applicant.phone": "0911222333"})
+    assert anonymous.status_code == 303, anonymous.text
+    other = requests.get(f"{api.url}/api/v1/dossiers/{anonymous.headers['Location'].split('/')[2]}",
+                         headers=api.admin, timeout=10).json()
+    assert other["applicant"]["id_number"] == "001099001122"
+    assert requests.get(f"{api.url}/ho-so/{code}", allow_redirects=False, timeout=10).headers["Location"] \
+        == f"/tra-cuu?code={code}"  # no session: public tracking, with its key
+
+    # She withdraws it on the portal with neither tracking key nor ID number.
+    withdraw_form = binh.get(f"{api.url}/ho-so/{code}/rut", timeout=10)
+    assert withdraw_form.status_code == 200 and 'name="id_number"' not in withdraw_form.text
+    key = withdraw_form.text.split('name="idempotency_key" value="', 1)[1].split('"', 1)[0]
+    done = binh.post(f"{api.url}/ho-so/{code}/rut", data={"idempotency_key": key, "reason": "Nộp nhầm"}, timeout=10)
+    assert done.status_code == 200 and "Đã rút hồ sơ" in done.text, done.text
+    assert requests.get(f"{api.url}/api/v1/dossiers/{code}", headers=api.admin, timeout=10).json()["status"] \
+        == "withdrawn"

@@ -49,3 +49,19 @@ def test_codes_follow_the_national_format_and_restart_per_day(uow, policy):
     assert first.code == f"{COMMUNE}-260302-0001"
     assert second.code == f"{COMMUNE}-260302-0002"
     assert next_day.code == f"{COMMUNE}-260303-0001"
+
+
+def test_the_vneid_sign_in_of_a_submission_is_stored_with_the_dossier(uow, policy, engine):
+    """`vneid_verified` survives the row (the migration's column), for the national portal's flag."""
+    from sqlalchemy.orm import Session
+
+    from services.intake.repository import IntakeUnitOfWork
+
+    citizen = Caller("vneid:vneid-7f3a91c2", None, ("citizen",), citizen_id="038190012345", citizen_name="Trần Thị Bình")
+    verified, anonymous = submit(uow, policy, caller=citizen), submit(uow, policy)
+    fresh = IntakeUnitOfWork(Session(engine, expire_on_commit=False), "intake", Base.metadata)
+    try:
+        assert fresh.dossiers.get(verified.code, for_update=False).vneid_verified is True
+        assert fresh.dossiers.get(anonymous.code, for_update=False).vneid_verified is False
+    finally:
+        fresh.close()

@@ -328,3 +328,64 @@ def test_no_fee_no_online_payment_at_submission(api):
         "procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT})  # no fee
     started = requests.post(f"{api.url}/api/v1/dossiers/{submitted.json()['code']}/payments", json=PROOF, timeout=10)
     assert started.status_code == 409 and started.json()["error"]["field"] == "status"
+
+
+def portal_order(api, code: str) -> str:
+    """The portal's "Thanh toán trực tuyến" posted with the applicant's proof: the platform's URL of the
+    page that sends the browser on (a meta refresh and a link: the portal's forms post only to itself)."""
+    from html import unescape
+
+    page = requests.post(f"{api.url}/ho-so/{code}/thanh-toan", timeout=10,
+                         data={**PROOF, "idempotency_key": "0" * 32})
+    assert page.status_code == 200, page.text
+    url = unescape(page.text.split('id="den-cong-thanh-toan"', 1)[0].rsplit('href="', 1)[1].split('"', 1)[0])
+    assert f'<meta http-equiv="refresh" content="0;url={url}' in unescape(page.text)
+    assert url.startswith(api.platform.url) and parse_qs(urlsplit(url).query)["vnp_Amount"] == [str(FEE * 100)]
+    return url
+
+
+def return_page(api, platform_redirect: requests.Response) -> requests.Response:
+    """The portal's return page with what the platform signed for the browser."""
+    return requests.get(f"{api.url}/thanh-toan/ket-qua?{urlsplit(platform_redirect.headers['Location']).query}",
+                        timeout=10)
+
+
+def test_the_portals_button_pays_at_the_pause_and_the_return_page_says_confirmed_only_once_notified(api):
+    """Issue 15: the portal's button makes the order and sends the browser to the platform; the signed
+    return lands on a portal page that says "waiting" while the notification (IPN) has not settled the
+    order, and "confirmed" once it has; a cancelled payment is said so; a forged return is refused."""
+    code = awaiting_payment(api)
+    url = portal_order(api, code)
+    api.platform.send_ipn = False  # the browser comes back before the platform's notification
+    try:
+        back = pay(api, url)
+    finally:
+        api.platform.send_ipn = True
+    waiting = return_page(api, back)
+    assert waiting.status_code == 200 and 'data-outcome="waiting"' in waiting.text
+    assert '<meta http-equiv="refresh" content="3">' in waiting.text  # it looks again by itself
+    assert dossier(api, code)["status"] == "awaiting_payment"  # the return settles nothing
+    ipn = back.headers["Location"].replace("/return?", "/ipn?")
+    assert requests.get(ipn, timeout=10).json()["RspCode"] == "00"
+    confirmed = return_page(api, back)
+    assert 'data-outcome="confirmed"' in confirmed.text and "Thanh toán đã được xác nhận" in confirmed.text
+    assert f'href="/tra-cuu?code={code}"' in confirmed.text and "refresh" not in confirmed.text
+    assert dossier(api, code)["status"] == "processing"
+
+    forged = back.headers["Location"].replace(f"vnp_Amount={FEE * 100}", f"vnp_Amount={FEE}")
+    refused = requests.get(f"{api.url}/thanh-toan/ket-qua?{urlsplit(forged).query}", timeout=10)
+    assert refused.status_code == 401 and "Xác nhận" not in refused.text
+
+    cancelled_code = awaiting_payment(api)
+    cancelled = return_page(api, pay(api, portal_order(api, cancelled_code), result="24"))
+    assert 'data-outcome="failed"' in cancelled.text and "chưa thành công" in cancelled.text
+    assert dossier(api, cancelled_code)["status"] == "awaiting_payment"
+
+
+def test_the_platform_returns_the_browser_to_the_portal_by_default(monkeypatch):
+    from services.intake.payments import PaymentSettings
+
+    monkeypatch.setenv("INTAKE_PAYMENT_URL", "http://127.0.0.1:8092")
+    monkeypatch.delenv("INTAKE_PAYMENT_RETURN_URL", raising=False)
+    monkeypatch.setenv("GATEWAY_ADDRESS", "0.0.0.0:8123")
+    assert PaymentSettings.from_env().return_url == "http://localhost:8123/thanh-toan/ket-qua"

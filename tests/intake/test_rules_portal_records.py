@@ -49,3 +49,20 @@ def test_a_fee_paid_online_at_submission_is_paid_in_the_record(uow, policy):
     assert [(f["kind"], f["amount_vnd"], f["paid_at"], f["receipt"]) for f in record["fees"]] == [
         ("fee", 8_000, "2026-03-02T03:00:00+00:00", "BL-261206-AB12")]
     assert record["flags"]["paid_online"] is True
+
+
+def test_a_dossier_submitted_signed_in_with_vneid_is_flagged_verified_with_the_identitys_name_and_number(uow, policy):
+    """TaiKhoanDuocXacThucVoiVNeID: set by the submission's VNeID sign-in, not by anything in the payload;
+    the payload's name and ID number give way to the identity's."""
+    from motcua.identity import CITIZEN_ROLE, Caller
+
+    citizen = Caller("vneid:vneid-7f3a91c2", None, (CITIZEN_ROLE,), citizen_id="038190012345",
+                     citizen_name="Trần Thị Bình")
+    verified = dossiers.submit(uow, policy, submission(), citizen, MONDAY_9AM)
+    anonymous = dossiers.submit(uow, policy, submission(), None, MONDAY_9AM)
+    uow.commit()
+    assert (verified.applicant_name, verified.applicant_id_number) == ("Trần Thị Bình", "038190012345")
+    assert (anonymous.applicant_name, anonymous.applicant_id_number) == (APPLICANT["full_name"], APPLICANT["id_number"])
+    assert portal.record(verified, None)["flags"]["vneid_verified"] is True
+    assert portal.record(anonymous, None)["flags"]["vneid_verified"] is False
+    assert uow.dossiers.get(verified.code).vneid_verified is True  # kept through the store

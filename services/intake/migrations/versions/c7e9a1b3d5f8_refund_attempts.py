@@ -1,7 +1,7 @@
 """refunds claimed and paced: attempts, the next attempt's time, the platform's refusal
 
 Revision ID: c7e9a1b3d5f8
-Revises: b5d7f9a1c3e6
+Revises: c7e9a1b3d5f6
 Create Date: 2026-12-06 06:30:00.000000
 
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = 'c7e9a1b3d5f8'
-down_revision: Union[str, Sequence[str], None] = 'b5d7f9a1c3e6'
+down_revision: Union[str, Sequence[str], None] = 'c7e9a1b3d5f6'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -22,17 +22,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import requests
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from motcua.config import env
 from motcua.backoff import backoff
+from motcua.config import env
 from motcua.db import UnitOfWork
 from motcua.errors import NotFound, Unauthorized, ValidationFailed
+from motcua.http import CallFailed, post_json
 from motcua.keys import POSTAL_CALLBACK_SECRET, key_setting
 from services.intake.dossiers import publish
 
@@ -141,28 +141,12 @@ class PostalClient:
         raise AssertionError("unreachable")
 
     def _post(self, call: str, path: str, body: dict, headers: dict | None = None) -> dict:
-        started = time.monotonic()
         try:
-            response = self.http.post(f"{self.settings.url}{path}", json=body, headers=headers,
-                                      timeout=self.settings.timeout)
-        except requests.RequestException as error:
-            self.metrics.requests.labels(call, "unreachable").inc()
-            raise PostalFailure(True, f"{call} {type(error).__name__}") from None
-        finally:
-            self.metrics.seconds.labels(call).observe(time.monotonic() - started)
-        if response.status_code >= 500 or response.status_code in (408, 429):
-            self.metrics.requests.labels(call, "retry").inc()
-            raise PostalFailure(True, f"{call} HTTP {response.status_code}")
-        try:
-            answer = response.json()
-        except ValueError:
-            answer = None
-        if not isinstance(answer, dict):
-            self.metrics.requests.labels(call, "garbage").inc()
-            raise PostalFailure(True, f"{call} HTTP {response.status_code} not JSON")
-        if not response.ok:
-            self.metrics.requests.labels(call, "refused").inc()
-            raise PostalFailure(False, f"{call} HTTP {response.status_code}")
+            answer = post_json(self.http, f"{self.settings.url}{path}", body, call=call, headers=headers,
+                               timeout=self.settings.timeout, seconds=self.metrics.seconds.labels(call))
+        except CallFailed as failure:
+            self.metrics.requests.labels(call, failure.outcome).inc()
+            raise PostalFailure(failure.passing, failure.reason) from None
         self.metrics.requests.labels(call, "ok").inc()
         return answer
 

@@ -17,7 +17,6 @@ Unicode text that would need more is sent unaccented, unaccented text is cut (wi
 """
 from __future__ import annotations
 
-import time
 import unicodedata
 from urllib.parse import urlencode
 
@@ -25,6 +24,7 @@ import requests
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from motcua.errors import ValidationFailed
+from motcua.http import CallFailed, post_json
 from services.notify import sms
 from services.notify.delivery import DELIVERED, PERMANENT, TEMPORARY
 from services.notify.providers import Outgoing, PermanentFailure, Report, TemporaryFailure
@@ -92,24 +92,14 @@ class BrandnameSms:
 
     def send(self, message: Outgoing) -> str | None:
         body = self.request_body(message)
-        started = time.monotonic()
         try:
-            response = requests.post(self.url, json=body, timeout=self.timeout)
-        except requests.RequestException as exc:
-            self._count("unreachable")
-            raise TemporaryFailure(type(exc).__name__) from None
-        finally:
-            self.metrics.seconds.labels(self.name).observe(time.monotonic() - started)
-        if response.status_code in (408, 429) or response.status_code >= 500:
-            self._count("retry")
-            raise TemporaryFailure(f"HTTP {response.status_code}")
-        try:
-            answer = response.json()
-        except ValueError:
-            answer = None
-        if not isinstance(answer, dict):
-            self._count("garbage")
-            raise TemporaryFailure(f"HTTP {response.status_code} with an answer that is not JSON")
+            answer = post_json(requests, self.url, body, call="send", timeout=self.timeout,
+                               seconds=self.metrics.seconds.labels(self.name))
+        except CallFailed as failure:
+            if failure.answer is None:
+                self._count(failure.outcome)
+                raise TemporaryFailure(failure.reason) from None
+            answer = failure.answer  # a refusal that explains itself: its CodeResult says which
         code = str(answer.get("CodeResult"))
         if code != ACCEPTED:
             self._count("retry" if code in TEMPORARY_CODES else "refused")

@@ -46,6 +46,7 @@ from sqlalchemy.orm import Session
 from motcua import keys
 from motcua.config import env, is_production
 from motcua.db import UnitOfWork
+from motcua.http import CallFailed, post_json
 from motcua.identity import portal_sync_token
 from services.reporting import facts, projections
 from services.reporting.models import DossierFact, PortalPush, StoredEvent
@@ -97,7 +98,6 @@ COUNTER_HANDLERS = frozenset({"received_by", "refused_by", "returned_by", "resch
 # agency: it reads as what it is.
 CALENDAR_RESCHEDULED = "Điều chỉnh ngày hẹn trả theo lịch làm việc"
 SAFE_ERROR_CODE = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
-RETRY_STATUSES = (408, 429)
 OFFICERS_CHUNK = 200  # the gateway's `officers` answers that many usernames per call
 # What reconciliation compares: the portal's copy differs from ours in one of these → pushed again.
 COMPARED = ("TrangThaiHoSo", "NgayTiepNhan", "NgayHenTra", "NgayKetThucXuLy", "NgayTra", "NgayTuChoi")
@@ -242,29 +242,16 @@ class PortalClient:
         return answer["session"]
 
     def _post(self, service: str, path: str, body: dict) -> dict:
-        started = time.monotonic()
         try:
-            response = self.http.post(f"{self.settings.url}{path}", json=body, timeout=self.settings.timeout)
-        except requests.RequestException as error:
-            self.metrics.requests.labels(service, "unreachable").inc()
-            raise PortalError(Outcome("retry", f"{service} {type(error).__name__}")) from None
-        finally:
-            self.metrics.seconds.labels(service).observe(time.monotonic() - started)
-        try:
-            answer = response.json()
-        except ValueError:
-            answer = None
-        if response.status_code >= 500 or response.status_code in RETRY_STATUSES:
-            self.metrics.requests.labels(service, "retry").inc()
-            raise PortalError(Outcome("retry", f"{service} HTTP {response.status_code}"))
-        if not isinstance(answer, dict):
-            self.metrics.requests.labels(service, "garbage").inc()
-            raise PortalError(Outcome("retry", f"{service} HTTP {response.status_code} not JSON"))
-        if not response.ok and str(answer.get("error_code")) != SESSION_EXPIRED:
-            self.metrics.requests.labels(service, "refused").inc()
-            raise PortalError(Outcome("rejected", f"{service} HTTP {response.status_code}"
-                                                  f" {_safe(str(answer.get('error_code')))}".rstrip()))
-        return answer
+            return post_json(self.http, f"{self.settings.url}{path}", body, call=service,
+                             timeout=self.settings.timeout, seconds=self.metrics.seconds.labels(service))
+        except CallFailed as failure:
+            if failure.answer is not None and str(failure.answer.get("error_code")) == SESSION_EXPIRED:
+                return failure.answer  # `call` logs in again
+            self.metrics.requests.labels(service, failure.outcome).inc()
+            code = _safe(str(failure.answer.get("error_code"))) if failure.answer is not None else ""
+            raise PortalError(Outcome("retry" if failure.passing else "rejected",
+                                      f"{failure.reason} {code}".rstrip())) from None
 
     def close(self) -> None:
         self.http.close()

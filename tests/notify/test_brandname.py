@@ -121,7 +121,7 @@ def test_a_retry_after_a_lost_answer_is_one_message_one_charge(gateway, make_not
     gateway.faults.delay = 1.5  # the gateway takes it but answers after our 1 s timeout
     assert notifier.dispatch() == 1
     [lost] = rows(sessions, "sms")
-    assert (lost.status, lost.reason) == (TEMPORARY, "ReadTimeout")
+    assert (lost.status, lost.reason) == (TEMPORARY, "send ReadTimeout")
     gateway.faults.delay = 0
     clock.advance(60)
     assert notifier.dispatch() == 1
@@ -132,9 +132,9 @@ def test_a_retry_after_a_lost_answer_is_one_message_one_charge(gateway, make_not
 
 
 @pytest.mark.parametrize("fault, reason, status", [
-    ("down", "ConnectionError", TEMPORARY),
-    ("outage", "HTTP 503", TEMPORARY),
-    ("garbage", "HTTP 200 with an answer that is not JSON", TEMPORARY),
+    ("down", "send ConnectionError", TEMPORARY),
+    ("outage", "send HTTP 503", TEMPORARY),
+    ("garbage", "send HTTP 200 not JSON", TEMPORARY),
     ("wrong keys", "gateway code '101'", TEMPORARY),
     ("unknown brandname", "gateway code '104'", PERMANENT),
 ])

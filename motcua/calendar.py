@@ -496,6 +496,12 @@ class WorkingCalendar:
             d += timedelta(days=1)
         return total
 
+    def recounted(self, anchor: datetime, due: datetime, before: "WorkingCalendar") -> datetime:
+        """`due`, as `before` counted it, counted again under this calendar from `anchor` (a calendar
+        decision's day, or a later start): the working time `before` left between them is kept, so a
+        day made off moves it later and a day made working earlier."""
+        return self.add_working_time(anchor, before.working_time_between(anchor, due))
+
     def working_days_between(self, a: datetime, b: datetime) -> Decimal:
         """``working_time_between`` expressed in 8-hour days (may be fractional)."""
         seconds = Decimal(self.working_time_between(a, b) // timedelta(microseconds=1)) / Decimal(10**6)

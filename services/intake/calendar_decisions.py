@@ -81,4 +81,4 @@ def _new_due(dossier, unit: str, before: WorkingCalendar, after: WorkingCalendar
     if unit == "calendar_days":
         return after.add_calendar_days(dossier.due_at, 0)
     anchor = max(dossier.received_at, datetime.combine(day, time.min, tzinfo=after.tz))
-    return after.add_working_time(anchor, before.working_time_between(anchor, dossier.due_at))
+    return after.recounted(anchor, dossier.due_at, before)

@@ -308,8 +308,7 @@ class ProcessRun:
             if task.assigned_at >= day_end or task.due_at < day_start:
                 continue  # its span does not hold the day: the two calendars agree on it
             anchor = max(task.assigned_at, day_start)
-            due = min(after.add_working_time(anchor, before.working_time_between(anchor, task.due_at)),
-                      self.dossier_due_at)
+            due = min(after.recounted(anchor, task.due_at, before), self.dossier_due_at)
             if due > task.due_at:
                 task.due_at = due
                 _rearm(task, due, cutoff)

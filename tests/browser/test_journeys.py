@@ -85,3 +85,12 @@ def test_no_serious_accessibility_violation_on_a_phone_or_a_desktop(tmp_path):
     with embedded_platform(tmp_path) as base:
         output = run_script("accessibility.py", base, ARTIFACTS / "accessibility")
     assert "ACCESSIBILITY OK" in output
+
+
+def test_the_session_warns_before_its_end_renews_and_keeps_what_was_typed_through_a_new_sign_in(tmp_path):
+    """Phone and desktop, 30-second tokens: the warning and 'Tiếp tục làm việc'; the queue's refusal and a
+    supplement request with ~5,000 characters (more than a cookie holds) posted after the end, kept through the sign-in."""
+    with embedded_platform_process(tmp_path, {"MOTCUA_TOKEN_TTL_SECONDS": "30",
+                                              "MOTCUA_SESSION_WARNING_SECONDS": "20"}) as (_process, base):
+        output = run_script("session_expiry.py", base, ARTIFACTS / "session")
+    assert "SESSION OK" in output

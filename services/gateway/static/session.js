@@ -27,6 +27,11 @@
     return Math.max(1, Math.ceil((deadline - Date.now()) / 60000));
   }
 
+  function show(shown) {
+    banner.hidden = !shown;
+    document.body.classList.toggle("session-banner", shown); // room below the page for the banner
+  }
+
   function say(message) {
     // Set once per state: the region is role=alert, and every change of it is read aloud.
     text.textContent = message;
@@ -36,14 +41,14 @@
     var left = deadline - Date.now();
     if (left <= 0 && state !== "ended") {
       state = "ended";
-      banner.hidden = false;
+      show(true);
       banner.classList.add("ended");
       button.hidden = true;
       say("Phiên đăng nhập đã hết hạn lúc " + endsAt + ". Nội dung đang nhập không bị mất: khi bạn gửi, " +
           "hệ thống sẽ yêu cầu đăng nhập lại rồi đưa bạn về trang này với nội dung đã nhập.");
     } else if (left > 0 && left <= warnBefore && state === "quiet") {
       state = "warned";
-      banner.hidden = false;
+      show(true);
       say("Phiên đăng nhập sẽ hết hạn lúc " + endsAt + " (còn khoảng " + minutesLeft() + " phút). " +
           "Bấm «Tiếp tục làm việc» để gia hạn; nội dung đang nhập vẫn được giữ nguyên.");
     }
@@ -53,7 +58,7 @@
     deadline = Date.now() + answer.expires_in * 1000;
     endsAt = answer.ends_at;
     state = "quiet";
-    banner.hidden = true;
+    show(false);
     banner.classList.remove("ended");
     button.hidden = false;
     if (footerEnd) {

@@ -315,7 +315,7 @@ class Session:
     `kept`: what was typed into one of this page's forms when the session had ended (kept_input.py)."""
 
     def __init__(self, caller, token: str, secret: str, sid: str | None = None, zone: ZoneInfo | None = None,
-                 kept: kept_input.Kept | None = None, warn_before: int = 120):
+                 kept: kept_input.Kept | None = None, warn_before: int = 120):  # config's SESSION_WARNING_SECONDS
         self.caller, self.token, self.kept, self.warn_before = caller, token, kept, warn_before
         self.csrf = keyed(secret, "csrf", sid or token)
         # When the session ends unless the officer does something before (every page shows it), and in
@@ -351,9 +351,9 @@ def staff_session(service, request: Request) -> Session:
     if caller.expires_at is not None and caller.issued_at is not None and \
             caller.expires_at - datetime.now(timezone.utc) < (caller.expires_at - caller.issued_at) / 2:
         caller, token = renew(service, request, caller)
+    kept = taken_input(service, request, caller) if request.method == "GET" else None  # shown on a page only
     return Session(caller, token, service.config["FORM_KEY"], request.cookies.get(SID_COOKIE),
-                   province_zone(service.config), taken_input(service, request, caller) if request.method == "GET" else None,
-                   int(service.config.get("SESSION_WARNING_SECONDS", 120)))
+                   province_zone(service.config), kept, int(service.config.get("SESSION_WARNING_SECONDS", 120)))
 
 
 def renew(service, request: Request, caller) -> tuple:

@@ -232,6 +232,8 @@ def _service_config(service: str) -> dict:
             # Reverse proxies whose X-Forwarded-For/-Proto are believed (gateway/proxies.py); none by default.
             "TRUSTED_PROXIES": env("MOTCUA_TRUSTED_PROXIES", ""),
             "TOKEN_TTL_SECONDS": number("MOTCUA_TOKEN_TTL_SECONDS", "900", int),
+            # The console warns this long before a session ends (then "Tiếp tục làm việc" renews it).
+            "SESSION_WARNING_SECONDS": number("MOTCUA_SESSION_WARNING_SECONDS", "120", int),
             "LOGIN_MAX_FAILURES": number("MOTCUA_LOGIN_MAX_FAILURES", "5", int),
             "LOGIN_MAX_FAILURES_PER_ADDRESS": number("MOTCUA_LOGIN_MAX_FAILURES_PER_ADDRESS", "20", int),
             "LOGIN_WINDOW_SECONDS": number("MOTCUA_LOGIN_WINDOW_SECONDS", "300"),

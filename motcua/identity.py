@@ -142,6 +142,19 @@ def verify_caller(config: dict, token: str | None) -> Caller:
     return verify_token(token, config["TOKEN_VERIFY_KEY"], TokenLimits.of(config))
 
 
+def token_holder(config: dict, token: str | None) -> str | None:
+    """Whose token this is, its signature checked but not its lifetime nor its revocation (an ended
+    console session's officer, whose typed input is kept for them alone); None for a forged one."""
+    if not token:
+        return None
+    try:
+        claims = jwt.decode(token, verify_key(config["TOKEN_VERIFY_KEY"]), algorithms=[ALGORITHM],
+                            options={"require": ["sub"], "verify_exp": False, "verify_iat": False})
+    except jwt.InvalidTokenError:
+        return None
+    return claims["sub"] if isinstance(claims["sub"], str) else None
+
+
 # Verified tokens by (key, limits, token), each kept while it is valid: every call of a console carries
 # the same token, and checking its signature and claims again costs more than the rest of a simple read.
 # Only a successful verification is kept, so a forged or tampered token is checked (and refused) each time.

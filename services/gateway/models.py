@@ -100,3 +100,19 @@ class KnownSignIn(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     at: Mapped[datetime] = mapped_column(index=True)
+
+
+class KeptInput(Base):
+    """What an officer typed into a console form posted after their session had ended (nội dung đang
+    nhập giữ lại): kept here, not in a cookie (a cookie holds ~4 KB; a long note would not fit), for
+    the page the form was on, shown there again after the new sign-in (`kept_input.py`)."""
+
+    __tablename__ = "kept_inputs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # a keyed hash of the cookie's secret
+    username: Mapped[str | None] = mapped_column(String(128))  # the expired token's officer, when it says
+    page: Mapped[str] = mapped_column(String(2048))
+    action: Mapped[str] = mapped_column(String(2048))
+    fields: Mapped[dict] = mapped_column(JSON)
+    left_out: Mapped[list[str]] = mapped_column(JSON, default=list)  # too long to keep, or files
+    expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -14,8 +14,8 @@ from services.gateway.pages_payment import PaymentPages
 from services.gateway.pages_portal import PortalPages
 
 STATIC = Path(__file__).parent / "static"
-STATIC_FILES = {path.name: path for path in STATIC.iterdir() if path.suffix in {".css", ".svg"}}
-STATIC_TYPES = {".css": "text/css", ".svg": "image/svg+xml"}
+STATIC_TYPES = {".css": "text/css", ".svg": "image/svg+xml", ".js": "text/javascript"}
+STATIC_FILES = {path.name: path for path in STATIC.iterdir() if path.suffix in STATIC_TYPES}
 
 
 class Pages(PortalPages, PaymentPages, ConsolePages, DashboardPages):

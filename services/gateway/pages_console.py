@@ -4,6 +4,7 @@ Every action is the API's RPC with the session's token, audited the same way."""
 from __future__ import annotations
 
 import base64
+import json
 import mimetypes
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
@@ -15,8 +16,10 @@ from motcua.contracts.rpc import CalendarDecisionV1, CatalogImportPreviewV1, Sea
 from motcua.errors import Forbidden, ValidationFailed, load_valid
 from motcua.privacy import mask_email
 from services.gateway.pages_http import (
-    PENDING_COOKIE,
+    RENEWED_TTL,
+    SECURITY_HEADERS,
     FormRejected,
+    back_after_login,
     check_login_csrf,
     clear_session,
     document_names,
@@ -26,14 +29,15 @@ from services.gateway.pages_http import (
     keyed,
     login_nonce,
     page,
-    pending_input,
     province_today,
     province_zone,
     query_data,
     redirect,
     remember_login_nonce,
     render,
+    renew,
     safe_next,
+    session_end,
     set_session,
     staff_session,
     uploads,
@@ -201,6 +205,20 @@ class ConsolePages:
         self.end_session(session.caller, request.remote_addr)
         return clear_session(redirect("/can-bo/dang-nhap"))
 
+    @page("POST", "/can-bo/phien")
+    def console_session_renew(self, request):
+        """Tiếp tục làm việc (the warning before the session ends): a new token now, the old one revoked,
+        audited `auth.renew`. The page's script asks for JSON (its typing stays on the page); without
+        it, back to the page the button was on."""
+        session = staff_session(self, request)
+        session.check(form_data(request))
+        caller, _token = renew(self, request, session.caller)
+        if request.accept_mimetypes.best == "application/json":
+            return Response(json.dumps({"ends_at": session_end(caller, province_zone(self.config)),
+                                        "expires_in": request.environ[RENEWED_TTL]}),
+                            mimetype="application/json", headers=SECURITY_HEADERS)
+        return redirect(back_after_login(request))
+
     @page("GET", "/can-bo")
     def console_queue(self, request):
         """Quầy một cửa: the agency's dossiers awaiting reception, a supplement, or their return."""
@@ -265,11 +283,7 @@ class ConsolePages:
     def console_task(self, request, task_id):
         """Hồ sơ công việc: the task with its dossier on one page, and its actions."""
         session = staff_session(self, request)
-        pending = pending_input(self, request)  # what was typed when the session expired, shown again
-        response = render("console/task.html", **self._task_context(request, session, task_id), pending=pending)
-        if pending:
-            response.delete_cookie(PENDING_COOKIE, path="/can-bo", httponly=True, samesite="Strict")
-        return response
+        return render("console/task.html", **self._task_context(request, session, task_id))
 
     @page("POST", "/can-bo/viec/<task_id>/<action>")
     def console_task_action(self, request, task_id, action):

@@ -24,9 +24,11 @@ from werkzeug.wrappers import Request, Response
 
 from motcua.catalog import AGENCY_CODE
 from motcua.contracts.rpc import MAX_DOCUMENT_BYTES, document_type, nfc
+from motcua.db import utcnow
 from motcua.errors import Forbidden, MotcuaError, Unauthorized, ValidationFailed
+from motcua.identity import token_holder
 from motcua.text import fold, strip_diacritics
-from services.gateway import pages_vi
+from services.gateway import kept_input, pages_vi
 from services.gateway.errors import ServiceUnavailable, retry_after, status_and_code
 from services.gateway.http import JsonHttpHandler, https_only, log_failure
 
@@ -34,10 +36,12 @@ from services.gateway.http import JsonHttpHandler, https_only, log_failure
 SESSION_COOKIE = "motcua_session"
 SID_COOKIE = "motcua_sid"
 RENEWED, RENEWED_TTL = "motcua.renewed_token", "motcua.renewed_ttl"  # request.environ: the page's new cookie
-# A console form posted once the session had expired: its input (not its CSRF token), signed, kept for
-# the page it was on, which shows it again after the new sign-in (`pending_input`).
+# A console form posted once the session had expired: its input is kept server-side (kept_input.py) for
+# the page it was on, which shows it again after the new sign-in; this cookie names it (the ended
+# sign-in's SID_COOKIE, which the new sign-in replaces).
 PENDING_COOKIE = "motcua_pending"
-PENDING_SECONDS = 3600
+PENDING_SECONDS = int(kept_input.KEPT_FOR.total_seconds())
+KEPT_TAKEN = "motcua.kept_taken"  # request.environ: the page took the kept input, its cookie goes
 LOGIN_COOKIE = "motcua_login"  # a nonce binding the login form's CSRF token before any session exists
 MAX_FORM_BYTES = 25 * 1024 * 1024  # uploads: intake checks each document (MAX_DOCUMENT_BYTES at most)
 MAX_FIELD_BYTES = 1024 * 1024
@@ -49,6 +53,10 @@ SECURITY_HEADERS = {
                                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "Referrer-Policy": "same-origin",
 }  # and what every answer carries (http.EVERY_ANSWER: nosniff, no-store)
+# A signed-in officer's page runs one script, the gateway's own static file (static/session.js: the
+# warning before the session ends, and its renewal): no inline script, no eval, no other origin.
+STAFF_SECURITY_HEADERS = {**SECURITY_HEADERS, "Content-Security-Policy": SECURITY_HEADERS["Content-Security-Policy"]
+                          + "; script-src 'self'; connect-src 'self'"}
 
 templates = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                         autoescape=select_autoescape(default=True, default_for_string=True),
@@ -106,14 +114,21 @@ def key_for_form(values: dict | None = None) -> str:
     return form_key(values or {}) or uuid.uuid4().hex
 
 
+def form_values(session, action: str, values: dict | None = None) -> dict:
+    """What a console form posting to `action` shows in its fields: the values it was posted with when
+    shown again with errors, else what was typed into it when the session ended (kept_input.py)."""
+    return values or (session.kept_for(action) if session is not None else {})
+
+
 templates.globals.update(rating_labels=pages_vi.RATINGS, return_methods=pages_vi.RETURN_METHODS,
-                         key_for_form=key_for_form)
+                         key_for_form=key_for_form, form_values=form_values,
+                         kept_limit=f"{kept_input.MAX_KEPT_CHARS:,}".replace(",", "."))
 
 
 def render(template: str, status: int = 200, headers: dict | None = None, **context) -> Response:
     html = templates.get_template(template).render(**context)
-    return Response(html, status=status, headers={**SECURITY_HEADERS, **(headers or {})},
-                    mimetype="text/html")
+    policy = STAFF_SECURITY_HEADERS if context.get("session") is not None else SECURITY_HEADERS
+    return Response(html, status=status, headers={**policy, **(headers or {})}, mimetype="text/html")
 
 
 def redirect(location: str) -> Response:
@@ -122,7 +137,7 @@ def redirect(location: str) -> Response:
 
 class Redirect(Exception):
     """Leave the handler for another page (e.g. the login form); `pending`: a form's input kept for
-    after it (PENDING_COOKIE's signed value)."""
+    after it (PENDING_COOKIE's value)."""
 
     def __init__(self, location: str, pending: str | None = None):
         super().__init__(location)
@@ -207,6 +222,8 @@ def page(method: str, url: str):
             signed_out = any(cookie.startswith(f"{SESSION_COOKIE}=") for cookie in response.headers.getlist("Set-Cookie"))
             if RENEWED in request.environ and not signed_out:
                 set_session(response, request, request.environ[RENEWED], request.environ[RENEWED_TTL], renewed=True)
+            if KEPT_TAKEN in request.environ:  # shown once: a reload shows the form as it is
+                response.delete_cookie(PENDING_COOKIE, path="/can-bo", httponly=True, samesite="Strict")
             return response
 
         def answer(service, request, **path_values):
@@ -294,48 +311,85 @@ def keyed(secret: str, purpose: str, value: str) -> str:
 class Session:
     """A signed-in officer: the verified caller, the raw token (passed on as `caller_token`) and the
     CSRF token every POST form of the console carries, bound to the sign-in (SID_COOKIE: it outlives
-    the tokens a sliding session renews, so a form rendered before a renewal is still accepted)."""
+    the tokens a sliding session renews, so a form rendered before a renewal is still accepted);
+    `kept`: what was typed into one of this page's forms when the session had ended (kept_input.py)."""
 
-    def __init__(self, caller, token: str, secret: str, sid: str | None = None, zone: ZoneInfo | None = None):
-        self.caller, self.token = caller, token
+    def __init__(self, caller, token: str, secret: str, sid: str | None = None, zone: ZoneInfo | None = None,
+                 kept: kept_input.Kept | None = None, warn_before: int = 120):  # config's SESSION_WARNING_SECONDS
+        self.caller, self.token, self.kept, self.warn_before = caller, token, kept, warn_before
         self.csrf = keyed(secret, "csrf", sid or token)
-        # When the session ends unless the officer does something before (every page shows it).
-        self.ends_at = caller.expires_at.astimezone(zone).strftime("%H:%M") if caller.expires_at and zone else None
+        # When the session ends unless the officer does something before (every page shows it), and in
+        # how many seconds (the page's script warns `warn_before` seconds ahead: its clock may differ).
+        self.ends_at = session_end(caller, zone)
+        self.expires_in = max(int((caller.expires_at - datetime.now(timezone.utc)).total_seconds()), 0) \
+            if caller.expires_at else None
 
     def check(self, form: dict) -> None:
         if not hmac.compare_digest(form.get("csrf", ""), self.csrf):
             raise Forbidden("the form's CSRF token does not match the session", field="csrf")
 
+    def kept_for(self, action: str) -> dict[str, str]:
+        return self.kept.for_action(action) if self.kept else {}
+
+
+def session_end(caller, zone: ZoneInfo | None) -> str | None:
+    """The caller's token's end as the pages say it: HH:MM in the province's time."""
+    return caller.expires_at.astimezone(zone).strftime("%H:%M") if caller.expires_at and zone else None
+
 
 def staff_session(service, request: Request) -> Session:
-    """The officer of the session cookie; without a valid one, to the login form and back."""
+    """The officer of the session cookie; without a valid one, to the login form and back (a form's
+    input kept for that page)."""
     token = request.cookies.get(SESSION_COOKIE)
     try:
         caller = service.caller_from_token(token)
     except Unauthorized:
-        back, pending = back_after_login(request), None
-        if request.method == "POST":
-            fields = {k: v for k, v in form_data(request).items() if v and k not in ("csrf", "idempotency_key")}
-            if fields:
-                pending = signed_value(service.config["FORM_KEY"], "pending",
-                                       {"page": back, "action": request.path, "fields": fields})
-        raise Redirect(f"/can-bo/dang-nhap?tiep={quote(back, safe='')}", pending) from None
+        back = back_after_login(request)
+        kept = keep_posted_input(service, request, back, token) if request.method == "POST" else None
+        raise Redirect(f"/can-bo/dang-nhap?tiep={quote(back, safe='')}", kept) from None
     # Sliding: past half its life, the token is renewed (the page's answer carries the new cookie).
     if caller.expires_at is not None and caller.issued_at is not None and \
             caller.expires_at - datetime.now(timezone.utc) < (caller.expires_at - caller.issued_at) / 2:
-        renewed = service.renew_session(caller, request.remote_addr)
-        token = request.environ[RENEWED] = renewed["access_token"]
-        request.environ[RENEWED_TTL] = renewed["expires_in"]
-        caller = service.caller_from_token(token)
+        caller, token = renew(service, request, caller)
+    kept = taken_input(service, request, caller) if request.method == "GET" else None  # shown on a page only
     return Session(caller, token, service.config["FORM_KEY"], request.cookies.get(SID_COOKIE),
-                   province_zone(service.config))
+                   province_zone(service.config), kept, int(service.config.get("SESSION_WARNING_SECONDS", 120)))
 
 
-def pending_input(service, request: Request) -> dict | None:
-    """The input of a form posted from this page when the session had expired: {"action": the address
-    it was posted to, "fields"}; None if there is none for this page."""
-    pending = verified_value(request, PENDING_COOKIE, service.config["FORM_KEY"], "pending")
-    return pending if pending and pending.get("page") == request.full_path.rstrip("?") else None
+def renew(service, request: Request, caller) -> tuple:
+    """A new token for the caller now (the old one revoked, audited `auth.renew`: `renew_session`); the
+    page's answer carries its cookie. Once per request: a second call gives the first one's."""
+    if RENEWED not in request.environ:
+        renewed = service.renew_session(caller, request.remote_addr)
+        request.environ[RENEWED], request.environ[RENEWED_TTL] = renewed["access_token"], renewed["expires_in"]
+    token = request.environ[RENEWED]
+    return service.caller_from_token(token), token
+
+
+def keep_posted_input(service, request: Request, page: str, token: str | None) -> str | None:
+    """Keep a console form's input posted after the session ended, for `page` (kept_input.py): the
+    value of PENDING_COOKIE (the ended sign-in's id), or None (nothing typed, or not a form of this
+    browser's sign-in: its CSRF token must match the browser's SID_COOKIE)."""
+    secret, sid = service.config["FORM_KEY"], request.cookies.get(SID_COOKIE)
+    values = form_data(request)
+    if not sid or not hmac.compare_digest(values.get("csrf", ""), keyed(secret, "csrf", sid)):
+        return None
+    had_files = any(upload.filename for upload in request.files.values())
+    stored = kept_input.keep(service.db, keyed(secret, "kept", sid), page, request.path, values, had_files,
+                             token_holder(service.config, token), utcnow())
+    return sid if stored else None
+
+
+def taken_input(service, request: Request, caller) -> kept_input.Kept | None:
+    """What was typed on this page when the session ended, if this browser left some (its cookie)."""
+    secret = request.cookies.get(PENDING_COOKIE)
+    if not secret:
+        return None
+    kept = kept_input.take(service.db, keyed(service.config["FORM_KEY"], "kept", secret),
+                           request.full_path.rstrip("?"), caller.username, utcnow())
+    if kept is not None:
+        request.environ[KEPT_TAKEN] = True
+    return kept
 
 
 def signed_value(secret: str, purpose: str, value) -> str:

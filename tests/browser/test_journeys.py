@@ -106,3 +106,12 @@ def test_a_citizen_signed_in_with_vneid_submits_without_typing_their_identity_an
         output = run_script("citizen_vneid_payment.py", base, ARTIFACTS / "vneid-payment")
     assert "VNEID PAYMENT OK" in output, output
     assert len(output.split("VNEID PAYMENT OK", 1)[1].split()) == 2
+
+
+def test_the_session_warns_before_its_end_renews_and_keeps_what_was_typed_through_a_new_sign_in(tmp_path):
+    """Phone and desktop, 30-second tokens: the warning and 'Tiếp tục làm việc'; the queue's refusal and a
+    supplement request with ~5,000 characters (more than a cookie holds) posted after the end, kept through the sign-in."""
+    with embedded_platform_process(tmp_path, {"MOTCUA_TOKEN_TTL_SECONDS": "30",
+                                              "MOTCUA_SESSION_WARNING_SECONDS": "20"}) as (_process, base):
+        output = run_script("session_expiry.py", base, ARTIFACTS / "session")
+    assert "SESSION OK" in output

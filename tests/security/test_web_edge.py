@@ -251,3 +251,69 @@ def test_an_active_officers_session_slides_revoking_the_old_token_and_keeping_th
     assert renewal.username == f"receptionist@{COMMUNE}"
     time.sleep(2.5)  # 5 s after signing in: the first token would have expired, the session has not
     assert http.get(search, timeout=30, allow_redirects=False).status_code == 200
+
+
+def console_sign_in(target, http: requests.Session, tiep: str = "") -> requests.Response:
+    form = http.get(f"{target.url}/can-bo/dang-nhap", params={"tiep": tiep} if tiep else None, timeout=30)
+    return http.post(f"{target.url}/can-bo/dang-nhap", timeout=30, allow_redirects=False, data={
+        "username": f"receptionist@{COMMUNE}", "password": "demo", "tiep": tiep,
+        "csrf": CSRF.search(form.text).group(1)})
+
+
+def test_stay_signed_in_renews_now_revoking_the_old_token(short_sessions):
+    """'Tiếp tục làm việc' (static/session.js posts it for JSON): a new token before half its life, the
+    old one refused, audited; the page runs only the gateway's own script (CSP), and says when to warn."""
+    http, search = requests.Session(), f"{short_sessions.url}/can-bo/tim-kiem"
+    console_sign_in(short_sessions, http)
+    page = http.get(search, timeout=30)
+    policy = page.headers["Content-Security-Policy"]
+    assert "script-src 'self'; connect-src 'self'" in policy and "unsafe" not in policy
+    assert "default-src 'none'" in policy and "form-action 'self'" in policy
+    assert '<script src="/static/session.js" defer></script>' in page.text and "<script>" not in page.text
+    assert re.search(r'id="session-warning" hidden data-expires-in="[34]" data-warn-before="120"', page.text)
+    script = requests.get(f"{short_sessions.url}/static/session.js", timeout=30)
+    assert script.headers["Content-Type"].startswith("text/javascript") and "Tiếp tục làm việc" in script.text
+    public = requests.get(f"{short_sessions.url}/can-bo/dang-nhap", timeout=30)
+    assert "script-src" not in public.headers["Content-Security-Policy"]  # no session, no script
+
+    old = http.cookies["motcua_session"]
+    renewed = http.post(f"{short_sessions.url}/can-bo/phien", data={"csrf": CSRF.search(page.text).group(1)},
+                        headers={"Accept": "application/json"}, timeout=30)
+    assert renewed.status_code == 200 and renewed.json()["expires_in"] == 4
+    assert re.fullmatch(r"\d\d:\d\d", renewed.json()["ends_at"])
+    assert http.cookies["motcua_session"] != old
+    alone = requests.get(search, cookies={"motcua_session": old}, allow_redirects=False, timeout=30)
+    assert alone.status_code == 303 and "/can-bo/dang-nhap" in alone.headers["Location"]
+    assert http.get(search, timeout=30, allow_redirects=False).status_code == 200
+    assert [e.username for e in audit_entries(short_sessions, action="auth.renew")] == [f"receptionist@{COMMUNE}"]
+
+    forged = http.post(f"{short_sessions.url}/can-bo/phien", data={"csrf": "x"}, timeout=30, allow_redirects=False)
+    assert forged.status_code == 403  # a form of another site: refused, nothing renewed
+    without_script = http.post(f"{short_sessions.url}/can-bo/phien", data={"csrf": CSRF.search(page.text).group(1)},
+                               headers={"Referer": search}, timeout=30, allow_redirects=False)
+    assert (without_script.status_code, without_script.headers["Location"]) == (303, "/can-bo/tim-kiem")
+    assert len(audit_entries(short_sessions, action="auth.renew")) == 2
+
+
+def test_a_long_input_posted_after_the_session_ended_is_there_after_signing_in_again(short_sessions):
+    """Kept server-side, not in a cookie: 20,000 characters come back whole, on the page they were typed on."""
+    import time
+    http, search = requests.Session(), f"{short_sessions.url}/can-bo/tim-kiem"
+    console_sign_in(short_sessions, http)
+    csrf = CSRF.search(http.get(search, timeout=30).text).group(1)
+    time.sleep(4.5)  # the token has expired
+    name = "Nguyễn Văn " + "A" * 20_000
+    posted = http.post(search, data={"csrf": csrf, "name": name, "status": "received"}, timeout=30,
+                       headers={"Referer": search}, allow_redirects=False)
+    assert posted.status_code == 303 and posted.headers["Location"] == "/can-bo/dang-nhap?tiep=%2Fcan-bo%2Ftim-kiem"
+    cookie = next(c for c in http.cookies if c.name == "motcua_pending")
+    assert len(cookie.value) < 100 and cookie.path == "/can-bo"  # a name, not the input
+    assert console_sign_in(short_sessions, http, "/can-bo/tim-kiem").headers["Location"] == "/can-bo/tim-kiem"
+    page = http.get(search, timeout=30)
+    assert f'name="name" value="{name}"' in page.text and "Nội dung bạn đã nhập được giữ lại" in page.text
+    assert "motcua_pending=;" in page.headers["Set-Cookie"]  # shown once
+    assert f'value="{name}"' not in http.get(search, timeout=30).text
+
+    stranger = requests.post(search, data={"csrf": "forged", "name": "x"}, cookies={"motcua_sid": "s"},
+                             timeout=30, allow_redirects=False)
+    assert stranger.status_code == 303 and "motcua_pending" not in stranger.headers.get("Set-Cookie", "")

@@ -40,14 +40,12 @@ def replay(url: str, zone: ZoneInfo) -> dict:
 
 
 def sync(url: str, zone: ZoneInfo, settings: dvcqg.PortalSettings, intake: dvcqg.IntakeRecords,
-         officers: dvcqg.Officers, agency_names: dict[str, str], reconcile: bool = False,
-         imported: bool = False) -> dict:
-    """Queue the dossiers without a row (with `imported`, those imported from the old system too), push
-    everything due now (failures wait for their next attempt), and with `reconcile` compare every pushed
-    dossier with the portal (repairs are pushed at once)."""
+         officers: dvcqg.Officers, agency_names: dict[str, str], reconcile: bool = False) -> dict:
+    """Queue the dossiers without a row, push everything due now (failures wait for their next attempt),
+    and with `reconcile` compare every pushed dossier with the portal (repairs are pushed at once)."""
     uow, client = unit_of_work(url), dvcqg.PortalClient(settings)
     try:
-        result = {"queued": dvcqg.queue_missing(uow, utcnow(), imported=imported)}
+        result = {"queued": dvcqg.queue_missing(uow, utcnow())}
         if reconcile:
             pushed = uow.session.scalar(select(func.count()).where(PortalPush.state == "pushed"))
             result["reconcile"] = dvcqg.reconcile(uow, client, zone, utcnow(), limit=max(pushed, 1))
@@ -73,8 +71,6 @@ def main(argv=None) -> None:
     parser.add_argument("--db-url", default=db_url("reporting"))
     parser.add_argument("--reconcile", action="store_true", help="sync: also compare pushed dossiers with the portal")
     parser.add_argument("--status", action="store_true", help="sync: only show the re-send queue")
-    parser.add_argument("--imported", action="store_true", help="sync: also push the dossiers imported from "
-                        "the old system (when it did not push them to the portal itself)")
     args = parser.parse_args(argv)
     zone = ZoneInfo(env("MOTCUA_TZ", "Asia/Ho_Chi_Minh"))
     if args.command == "replay":
@@ -95,7 +91,7 @@ def main(argv=None) -> None:
             print(json.dumps(sync(args.db_url, zone, settings,
                                   partial(cluster.intake.national_portal_records, caller_token=token),
                                   partial(cluster.gateway.officers, caller_token=token), names,
-                                  reconcile=args.reconcile, imported=args.imported)))
+                                  reconcile=args.reconcile)))
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ from zoneinfo import ZoneInfo
 
 import requests
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from sqlalchemy import case, false, func, insert, literal, or_, select
+from sqlalchemy import func, insert, literal, or_, select
 from sqlalchemy.orm import Session
 
 from motcua import keys
@@ -462,18 +462,13 @@ def _record(session: Session, code: str, version: int, outcome: Outcome, now: da
         row.next_attempt_at = now + timedelta(seconds=delay)
 
 
-def queue_missing(uow: UnitOfWork, now: datetime, imported: bool = False) -> int:
-    """Queue every dossier of the event store that has no row yet (e.g. stored before the connector),
-    except those whose every event was imported from the old system, which pushed them itself, unless
-    `imported` (an old system that did not)."""
+def queue_missing(uow: UnitOfWork, now: datetime) -> int:
+    """Queue every dossier of the event store that has no row yet (e.g. stored before the connector)."""
     session = uow.session
     at = literal(now, PortalPush.__table__.c.next_attempt_at.type)
     missing = (select(StoredEvent.dossier_code, func.count(), literal("pending"), literal(0), at)
                .outerjoin(PortalPush, PortalPush.dossier_code == StoredEvent.dossier_code)
                .where(PortalPush.dossier_code.is_(None)).group_by(StoredEvent.dossier_code))
-    if not imported:
-        was_imported = func.coalesce(StoredEvent.data["imported"].as_boolean(), false())
-        missing = missing.having(func.sum(case((was_imported, 0), else_=1)) > 0)
     result = session.execute(insert(PortalPush).from_select(
         ["dossier_code", "version", "state", "attempts", "next_attempt_at"], missing))
     uow.commit()

@@ -105,8 +105,7 @@ def project(session: Session, events: list[Event], zone: ZoneInfo) -> None:
         row.stored_events += 1
     connection.execute(STORE_EVENT, stored)
     write(connection, rows, before, zone)
-    live = {dossier_code(event.data) for event in events if not event.data.get("imported")}
-    mark_for_portal(connection, {code: row.stored_events for code, row in rows.items() if code in live}, utcnow())
+    mark_for_portal(connection, {code: row.stored_events for code, row in rows.items()}, utcnow())
 
 
 def new_row(code: str) -> SimpleNamespace:
@@ -136,12 +135,7 @@ def write(connection: Connection, rows: dict[str, SimpleNamespace], before: dict
 
 def mark_for_portal(connection: Connection, versions: dict[str, int], now: datetime) -> None:
     """Queue each dossier's version (its number of stored events) for the national portal, in the
-    transaction that stored the events: a version is pushed once it is committed, whatever happens after.
-    The caller leaves out dossiers of which it stored only imported events (`motcua history import`: the
-    old system pushed them; `reporting.cli sync --imported` queues them where it did not); a live event
-    after them queues the dossier's whole history."""
-    if not versions:
-        return
+    transaction that stored the events: a version is pushed once it is committed, whatever happens after."""
     connection.execute(_queue_version(connection.dialect.name), [
         {"dossier_code": code, "version": version, "state": "pending", "attempts": 0, "next_attempt_at": now}
         for code, version in sorted(versions.items())])

@@ -359,26 +359,6 @@ def test_intake_or_the_gateway_not_answering_holds_the_push_instead_of_sending_g
     assert "Trần Thị Bình" in names and f"specialist@{JUSTICE}" not in names
 
 
-def test_imported_dossiers_are_not_queued_for_the_portal_unless_asked_or_they_live_on():
-    """`motcua history import`'s dossiers were pushed by the old system: neither the projection nor the
-    sync's catch-up queues them, `sync --imported` does; a live event after them queues the dossier."""
-    events = [evt for evt in returned() if evt.source == "intake"]  # an import makes intake's events only
-    code = events[0].data["code"]
-    for evt in events[:-1]:
-        evt.data["imported"] = True
-    uow = stored(memory_database(), events[:-1])
-    assert row(uow, code) is None
-    assert dvcqg.queue_missing(uow, NOW) == 0 and row(uow, code) is None
-    assert dvcqg.queue_missing(uow, NOW, imported=True) == 1
-    assert (row(uow, code).state, row(uow, code).version) == ("pending", len(events) - 1)
-
-    lives_on = [evt for evt in returned("000.00.06.H56-260302-0002") if evt.source == "intake"]
-    for evt in lives_on[:-1]:
-        evt.data["imported"] = True
-    uow = stored(memory_database(), lives_on)  # the last one live: returned in the new system
-    assert row(uow, "000.00.06.H56-260302-0002").version == len(lives_on)
-
-
 def test_officers_are_asked_in_the_gateways_chunks():
     asked = []
 

@@ -10,20 +10,21 @@ from motcua.errors import Forbidden, ValidationFailed, load_valid
 from motcua.identity import Caller
 from motcua.text import normalise_phone
 from services.intake import dossiers, search
+from tests.documents import required_uploads
 from tests.intake.test_dossiers import APPLICANT, COMMUNE, MONDAY_9AM, RECEPTIONIST, XA, XA_RECEPTIONIST
 
 LATER = datetime(2026, 4, 1, 2, tzinfo=timezone.utc)
 
 
 def submit(uow, policy, applicant, procedure="1.012786", now=MONDAY_9AM):
-    payload = {"procedure_code": procedure, "channel": "online", "form": {},
+    payload = {"procedure_code": procedure, "channel": "online", "form": {}, "documents": required_uploads(procedure),
                "applicant": load_valid(ApplicantV1(), applicant)}
     return dossiers.submit(uow, policy, payload, None, now)
 
 
 def find(uow, policy, caller=RECEPTIONIST, now=LATER, **filters):
     found = search.search(uow, policy.search_key, policy.calendar.tz, load_valid(SearchDossiersV1(), filters), caller,
-                          now)
+                          now, policy.catalog)
     return [item["code"] for item in found["items"]], found
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from motcua.simulators.dvcqg import DvcqgSimulator
 from tests import infra
+from tests.documents import completed
 from tests.e2e.client import APPLICANT, COMMUNE, Api
 
 pytestmark = pytest.mark.e2e
@@ -22,7 +23,8 @@ def test_a_submitted_and_received_dossier_reaches_the_portal_with_intakes_identi
             pdf = base64.b64encode(b"%PDF-1.4 don de nghi\n%%EOF\n").decode()
             response = api.command("POST", "/api/v1/dossiers", json={
                 "procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT, "form": {},
-                "documents": [{"key": "don_de_nghi", "filename": "don.pdf", "content_base64": pdf}]})
+                "documents": completed("1.012786", [{"key": "don_de_nghi", "filename": "don.pdf",
+                                                     "content_base64": pdf}])})
             assert response.status_code == 201, response.text
             code = response.json()["code"]
             api.receive(code)

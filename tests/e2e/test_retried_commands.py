@@ -10,6 +10,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from sqlalchemy import create_engine, text
 
 from tests import infra
+from tests.documents import required_uploads
 from tests.e2e.client import APPLICANT, COMMUNE, LAND_STEPS, Api
 
 RPC_TIMEOUT = 3  # seconds the gateway waits for intake before answering 503
@@ -45,7 +46,8 @@ def dossier_count(platform) -> int:
 
 
 def submission(procedure="1.012786"):
-    return {"procedure_code": procedure, "channel": "online", "applicant": APPLICANT, "form": {}}
+    return {"procedure_code": procedure, "channel": "online", "applicant": APPLICANT, "form": {},
+            "documents": required_uploads(procedure)}
 
 
 def actions(api, code, action):

@@ -10,11 +10,13 @@ from motcua import embedded
 from motcua.config import catalog_dir
 from motcua.contracts.rpc import MAX_DECLARATION_BYTES
 from services.gateway.accounts import seed_demo_accounts
+from tests.documents import required_uploads
 from tests.infra import gateway_token, migrated_sqlite_urls
 from tests.security.conftest import APPLICANT, COMMUNE, bearer, forget_failed_attempts, mocked_gateway
 
 LIMIT = 3
-SUBMISSION = {"procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT, "form": {}}
+SUBMISSION = {"procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT, "form": {},
+              "documents": required_uploads("1.012786")}
 
 
 @pytest.fixture(scope="module")

@@ -40,7 +40,8 @@ def test_a_submitted_and_received_dossier_reaches_the_portal_with_intakes_identi
     assert dossier["MaTTHC"] == "1.012786" and dossier["KenhThucHien"] == "2" and dossier["TenLinhVuc"]
     assert dossier["NgayTiepNhan"].isdigit() and len(dossier["NgayHenTra"]) == 14
     assert [(d["MaThanhPhanHoSo"], d["TenTepDinhKem"]) for d in dossier["TaiLieuNop"]] == [
-        ("don_de_nghi", "Đơn đề nghị cấp lại Giấy chứng nhận")]
+        ("don_de_nghi", "Đơn đề nghị cấp lại Giấy chứng nhận"),
+        ("xac_nhan_niem_yet", "Giấy xác nhận của Ủy ban nhân dân cấp xã về việc niêm yết thông báo mất Giấy chứng nhận")]
     assert dossier["HoSoCoThanhPhanSoHoa"] == "1"
     assert dossier["DonViXuLy"] and COMMUNE not in dossier["DonViXuLy"]  # the agency's name, not its code
     lines = portal.progress[code].values()

@@ -22,7 +22,7 @@ def test_the_record_holds_identity_documents_fees_and_results(uow, policy):
     assert [(d["key"], d["name"], d["filename"]) for d in record["documents"]] == [
         ("don_de_nghi", "Đơn đề nghị cấp lại Giấy chứng nhận", "don.pdf"),
         ("xac_nhan_niem_yet", "Giấy xác nhận của Ủy ban nhân dân cấp xã về việc niêm yết thông báo mất Giấy chứng nhận",
-         "xac_nhan_niem_yet.pdf")]
+         "xac-nhan-niem-yet.pdf")]
     assert record["result_documents"] == [] and record["flags"]["digitised"] is True
     assert record["field_name"] == procedure.field_name
 

@@ -156,7 +156,8 @@ def counter_sees_what_is_missing(j: Journey) -> None:
         page.goto("/can-bo")
         flag = page.locator("tr", has_text=code).locator(".flag.missing")
         expect(flag).to_be_visible()
-        expect(flag).to_contain_text("Thiếu 1 giấy tờ")
+        expect(flag).to_contain_text("Thiếu 1 giấy tờ bắt buộc")
+        assert flag.bounding_box()["x"] + flag.bounding_box()["width"] <= viewport["width"], "off the screen"
         expect(flag).to_contain_text("Tờ khai cấp Giấy xác nhận tình trạng hôn nhân")
         j.shot(page, f"console-queue-missing-{name}")
         page.click("text=Chỉ xem hồ sơ thiếu giấy tờ bắt buộc")

@@ -115,9 +115,9 @@ def test_the_counters_queue_flags_a_dossier_lacking_a_mandatory_document_and_fil
     counter = Officer(base_url, f"receptionist@{AGENCY}")
     queue = counter.get("/can-bo").text
     row = queue.split(f">{incomplete}</a>", 1)[1].split("</tr>", 1)[0]
-    assert "Thiếu 1 giấy tờ" in row and "Tờ khai cấp Giấy xác nhận tình trạng hôn nhân" in row
+    assert "Thiếu 1 giấy tờ bắt buộc" in row and "Tờ khai cấp Giấy xác nhận tình trạng hôn nhân" in row
     assert queue.split(f">{incomplete}</a>", 1)[0].rsplit("<tr", 1)[1].startswith(' class=" incomplete"')
-    assert '<span class="muted">Đủ</span>' in queue.split(f">{complete}</a>", 1)[1].split("</tr>", 1)[0]
+    assert "Thiếu" not in queue.split(f">{complete}</a>", 1)[1].split("</tr>", 1)[0]
     assert 'href="/can-bo?thieu=1"' in queue
     lacking = counter.get("/can-bo?thieu=1").text
     assert incomplete in lacking and complete not in lacking and 'href="/can-bo">Xem tất cả' in lacking

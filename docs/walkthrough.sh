@@ -11,10 +11,17 @@ COMMUNE=000.20.01.H56      # Ủy ban nhân dân phường Hạc Thành: receive
 LAND=000.12.01.H56         # Văn phòng Đăng ký đất đai: step 1
 DEPT=000.00.12.H56         # Sở Nông nghiệp và Môi trường: step 2 (signs)
 
-# 1. A citizen submits online (no account needed): re-issue of a lost land-use certificate.
+# 1. A citizen submits online (no account needed): re-issue of a lost land-use certificate, with the
+# procedure's two mandatory documents (GET /api/v1/procedures/1.012786 lists them, `required`); online,
+# a dossier lacking one is refused (400, `error.missing`). Each is a PDF, JPEG or PNG of at most 5 MB:
+# here a stand-in PDF, base64 in the JSON (or multipart: see docs/intake.md).
+PDF=$(printf '%s\n' '%PDF-1.4' '%%EOF' | base64 | tr -d '\n')
 CODE=$(post /api/v1/dossiers '{"procedure_code": "1.012786", "channel": "online",
   "applicant": {"full_name": "Trần Thị Bình", "id_number": "038190012345", "phone": "0987654321",
-                "email": "binh.tran@example.vn", "address": "Số 7 phố Hàng Bông"}, "form": {}}' | json '["code"]')
+                "email": "binh.tran@example.vn", "address": "Số 7 phố Hàng Bông"}, "form": {},
+  "documents": [{"key": "don_de_nghi", "filename": "don-de-nghi.pdf", "content_base64": "'"$PDF"'"},
+                {"key": "xac_nhan_niem_yet", "filename": "xac-nhan-niem-yet.pdf", "content_base64": "'"$PDF"'"}]}' \
+  | json '["code"]')
 echo "1. submitted $CODE"
 
 # 2. The commune's one-stop counter receives it: the due date is fixed in working days.

@@ -296,6 +296,9 @@ class SearchDossiersV1(NfcSchema):
     date_from = fields.Date(load_default=None, validate=REPORTABLE_DATES)
     date_to = fields.Date(load_default=None, validate=REPORTABLE_DATES)
     overdue = fields.Bool(load_default=None)
+    # true: only dossiers lacking a mandatory document of their procedure version (the counter's flag);
+    # false: only complete ones
+    documents_missing = fields.Bool(load_default=None)
     page = fields.Int(load_default=1, validate=validate.Range(min=1, max=100000))
     page_size = fields.Int(load_default=20, validate=validate.Range(min=1, max=100))
 

@@ -60,7 +60,10 @@ class DossierApi:
            multipart=True, command=True, errors=(429,))
     def submit_dossier(self, request):
         """Nộp hồ sơ: anyone online; a citizen signed in with VNeID gives no name nor ID number (the
-        identity's are taken, here to validate and again by intake, which trusts only the token)."""
+        identity's are taken, here to validate and again by intake, which trusts only the token).
+
+        Online, every mandatory document of the procedure comes with it: otherwise 400 on field `documents`,
+        `error.missing` listing each one by key and catalogue name, and nothing is stored."""
         body = routes.with_citizen_identity(read_body(request), self.optional_caller_of(request)[0])
         body = load_valid(SubmitDossierSchema(), body)
         caller, token = routes.submitter(request, self.caller_from_token, body["channel"])

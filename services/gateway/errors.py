@@ -91,7 +91,7 @@ def retry_after(exc: BaseException) -> int | None:
 
 
 def error_body(exc: BaseException) -> tuple[int, dict]:
-    """(HTTP status, `{"error": {"code", "message", "field"[, "allowed"]}}`) for any exception."""
+    """(HTTP status, `{"error": {"code", "message", "field"[, "allowed"][, "missing"]}}`) for any exception."""
     status, code = status_and_code(exc)
     if (status, code) == INTERNAL:
         error = {"code": code, "message": "internal error", "field": None}
@@ -108,4 +108,6 @@ def error_body(exc: BaseException) -> tuple[int, dict]:
         error = {"code": code, "message": message, "field": None}
     if isinstance(exc, IllegalTransition):
         error["allowed"] = list(exc.details.get("allowed", []))
+    if isinstance(exc, ValidationFailed) and exc.details.get("missing"):
+        error["missing"] = [{"key": d["key"], "name": d["name"]} for d in exc.details["missing"]]
     return status, {"error": error}

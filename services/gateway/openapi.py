@@ -35,11 +35,19 @@ ERROR_CODES = sorted({code for _status, code in ERRORS.values()} | {INTERNAL[1]}
 SUCCESS_DESCRIPTIONS = {200: "OK", 201: "Created", 204: "No content"}
 
 
+class MissingDocumentSchema(Schema):
+    key = fields.Str(required=True)
+    name = fields.Str(required=True)
+
+
 class ErrorDetailSchema(Schema):
     code = fields.Str(required=True, validate=validate.OneOf(ERROR_CODES))
     message = fields.Str(required=True)
     field = fields.Str(required=True, allow_none=True, metadata={"description": "the bad field, dotted"})
     allowed = fields.List(fields.Str(), metadata={"description": "409 illegal_transition: the allowed actions"})
+    missing = fields.List(fields.Nested(MissingDocumentSchema), metadata={
+        "description": "400 on field `documents`: the procedure's mandatory documents an online submission "
+                       "lacks, each by key and catalogue name"})
 
 
 class ErrorSchema(Schema):

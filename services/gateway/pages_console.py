@@ -221,12 +221,14 @@ class ConsolePages:
 
     @page("GET", "/can-bo")
     def console_queue(self, request):
-        """Quầy một cửa: the agency's dossiers awaiting reception, a supplement, or their return."""
+        """Quầy một cửa: the agency's dossiers awaiting reception, a supplement, or their return; each
+        lacking a mandatory document flagged. `?thieu=1`: only those, in the reception queue."""
         session = staff_session(self, request)
-        queues = [(status, title, self.intake.search_dossiers({"status": status, "page_size": 50},
-                                                               caller_token=session.token))
-                  for status, title in QUEUES]
-        return render("console/queue.html", session=session, queues=queues, agencies=self._agencies())
+        lacking = query_data(request).get("thieu") == "1"
+        queues = [(status, title, self.intake.search_dossiers(
+            {"status": status, "page_size": 50, **({"documents_missing": True} if lacking and status == "submitted" else {})},
+            caller_token=session.token)) for status, title in QUEUES]
+        return render("console/queue.html", session=session, queues=queues, agencies=self._agencies(), lacking=lacking)
 
     @page("GET", "/can-bo/ho-so/<code>")
     def console_dossier(self, request, code):
@@ -308,10 +310,10 @@ class ConsolePages:
         session = staff_session(self, request)
         values = form_data(request)
         session.check(values)
+        flags = ("overdue", "documents_missing")  # checkboxes: ticked is true, unticked no filter
         filters = {name: value for name, value in values.items()
-                   if value and name in SearchDossiersV1().fields and name != "overdue"}
-        if values.get("overdue"):
-            filters["overdue"] = True
+                   if value and name in SearchDossiersV1().fields and name not in flags}
+        filters.update({flag: True for flag in flags if values.get(flag)})
         filters["page_size"] = 50
         with form_again("console/search.html", lambda: {"session": session, "values": values, "results": None}):
             load_valid(SearchDossiersV1(), filters)

@@ -157,7 +157,11 @@ def field_errors(exc: MotcuaError) -> dict[str, str]:
     errors = {}
     for field, message in _flatten((exc.details or {}).get("errors") or {}):
         errors.setdefault(field, pages_vi.field_error(field, message))
-    errors.setdefault(exc.field or "form", pages_vi.field_error(exc.field, exc.message))
+    missing = (exc.details or {}).get("missing") or ()
+    for document in missing:  # each at its own file field, named as the catalogue names it
+        errors.setdefault(f"documents.{document['key']}", pages_vi.missing_document(document["name"]))
+    if not missing:
+        errors.setdefault(exc.field or "form", pages_vi.field_error(exc.field, exc.message))
     return errors
 
 

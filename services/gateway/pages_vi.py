@@ -143,6 +143,11 @@ def field_error(field: str | None, message: str) -> str:
     return FIELD_ERRORS.get(field or "", DEFAULT_FIELD_ERROR)
 
 
+def missing_document(name: str) -> str:
+    """A mandatory document an online submission lacks (thành phần hồ sơ bắt buộc)."""
+    return f"Chưa đính kèm «{name}» (giấy tờ bắt buộc)."
+
+
 def history_note(note: str | None) -> str:
     """intake's machine notes ("channel online", "method counter", "rating 5") in words; others as written."""
     kind, _, value = (note or "").partition(" ")

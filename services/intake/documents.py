@@ -92,6 +92,17 @@ def missing(dossier_documents, procedure: Procedure) -> list[dict]:
     return [{"key": d["key"], "name": d["name"]} for d in procedure.required_documents if d["key"] not in present]
 
 
+def require_complete(uploads: list[Upload], procedure: Procedure) -> None:
+    """Online, a dossier comes with every mandatory document of its procedure version (thành phần hồ sơ
+    bắt buộc): refused otherwise, naming each missing one by key and catalogue name (`details.missing`).
+    The counter is not held to it: its officer may receive and ask for a supplement (form 02)."""
+    absent = missing(uploads, procedure)
+    if absent:
+        listed = "; ".join(f"{d['key']} ({d['name']})" for d in absent)
+        raise ValidationFailed(f"required documents missing: {listed}", field="documents",
+                               details={"missing": absent})
+
+
 def view(document, at) -> dict:
     return {"id": document.id, "key": document.key, "filename": document.filename,
             "content_type": document.content_type, "size": document.size, "sha256": document.sha256,

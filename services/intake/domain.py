@@ -18,6 +18,7 @@ from motcua.contracts.lifecycle import FEE_PAYABLE, TRANSITIONS, allowed_actions
 from motcua.errors import Conflict, Forbidden, IllegalTransition, Unauthorized, ValidationFailed, WrongKey
 from motcua.privacy import mask_name
 from services.intake.documents import check as check_documents
+from services.intake.documents import require_complete
 
 if TYPE_CHECKING:
     from motcua.calendar import WorkingCalendar
@@ -271,7 +272,10 @@ class Dossier:
             vneid_verified=vneid_verified)
         if postal_services and not dossier.applicant_address:
             raise ValidationFailed("the postal service needs the applicant's address", field="applicant.address")
-        dossier._attach(check_documents(uploads, procedure), actor, now)
+        refs = check_documents(uploads, procedure)
+        if channel == "online":  # the counter may receive an incomplete one and ask for a supplement
+            require_complete(uploads, procedure)
+        dossier._attach(refs, actor, now)
         dossier._record("submit", dossier._transition("submit"), "dossier_submitted", {
             **dossier._facts(), "submitted_at": now, "applicant_masked": mask_name(dossier.applicant_name),
             "tracking_key": tracking_key, "contact": dossier._contact() if channel == "online" else None},

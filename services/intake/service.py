@@ -174,14 +174,14 @@ class IntakeService(Revocations):
         """Hồ sơ của tôi: authorised here, against the identity VNeID verified (the token's), not the gateway's say."""
         data = load_valid(SEARCH_DOSSIERS, {"page": page})
         return search.my_dossiers(self.db, self.rules.search_key, self.rules.calendar.tz,
-                                  self.verified_caller(caller_token), utcnow(), page=data["page"])
+                                  self.verified_caller(caller_token), utcnow(), self.rules.catalog, page=data["page"])
 
     @rpc
     @audit_refusals
     def search_dossiers(self, filters, caller_token):
         data = load_valid(SEARCH_DOSSIERS, filters)
         return search.search(self.db, self.rules.search_key, self.rules.calendar.tz, data,
-                             self.verified_caller(caller_token), utcnow(), self.rules.tree)
+                             self.verified_caller(caller_token), utcnow(), self.rules.catalog, self.rules.tree)
 
     @rpc
     @audit_refusals

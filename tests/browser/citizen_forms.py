@@ -1,5 +1,6 @@
-"""The citizen's submission form in Debian's headless chromium, on a phone and on a desktop: an oversize
-file is refused by name while everything typed and the other file stay; the dossier is submitted
+"""The citizen's submission form in Debian's headless chromium, on a phone and on a desktop: a missing
+mandatory document is named at its field, and an oversize file is refused by name, while everything
+typed and the other file stay; the dossier is submitted
 (POST/redirect/GET); Back and submit again leads to the same dossier, and the next new submission takes
 the very next number (so no dossier was made in between).
 
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
-from tests.browser.journey import APPLICANT, DESKTOP, PDF, PHONE, PROCEDURE, Journey, journey
+from tests.browser.journey import APPLICANT, DESKTOP, PDF, PHONE, PROCEDURE, Journey, attach_required, journey
 
 EMAIL = "binh.tran@example.vn"
 FORM = f"/thu-tuc/{PROCEDURE}/nop-ho-so"
@@ -38,6 +39,19 @@ def submit_with_a_refused_file_then_back(j: Journey, viewport: dict, name: str, 
     page.goto(FORM)
     expect(page.locator("legend", has_text="tối đa 5 MB mỗi tệp")).to_be_visible()
     fill_applicant(page)
+    optional = tmp / "ban-an.pdf"
+    optional.write_bytes(PDF)
+    page.set_input_files("input[name=ban_an_ly_hon]", str(optional))  # the optional one only
+    page.click("button[type=submit]")
+    expect(page.locator(".alert.error")).to_be_focused()
+    missing = "Chưa đính kèm «Tờ khai cấp Giấy xác nhận tình trạng hôn nhân» (giấy tờ bắt buộc)."
+    expect(page.locator(".alert.error")).to_contain_text(missing)
+    declaration = page.locator("input[name=to_khai]")
+    expect(declaration).to_have_attribute("aria-invalid", "true")
+    expect(page.locator(f"#{declaration.get_attribute('aria-describedby')}")).to_have_text(missing)
+    expect(page.locator("input[name='applicant.email']")).to_have_value(EMAIL)
+    expect(page.locator(".kept")).to_contain_text("Đã giữ tệp «ban-an.pdf»")
+    j.shot(page, f"portal-submit-document-missing-{name}")
     good, big = tmp / "to-khai.pdf", tmp / "ban-an-qua-lon.pdf"
     good.write_bytes(PDF)
     big.write_bytes(PDF + b"0" * (6 * 1024 * 1024))
@@ -62,7 +76,7 @@ def submit_with_a_refused_file_then_back(j: Journey, viewport: dict, name: str, 
     expect(page.locator(".alert.ok")).to_contain_text(f"Bạn đã nộp hồ sơ {code}")
     page.click("text=Nộp một hồ sơ mới")
     fill_applicant(page)
-    page.set_input_files("input[name=to_khai]", str(good))
+    attach_required(page, tmp)
     page.click("button[type=submit]")
     following = receipt_code(page)
     prefix, number = code.rsplit("-", 1)
@@ -72,13 +86,13 @@ def submit_with_a_refused_file_then_back(j: Journey, viewport: dict, name: str, 
     expect(page.locator(".alert.ok")).to_contain_text(f"Bạn đã nộp hồ sơ {following}")
     j.shot(page, f"portal-submit-after-back-{name}")
     fill_applicant(page)  # as a citizen would, whether or not the browser restored them
-    page.set_input_files("input[name=to_khai]", str(good))
+    attach_required(page, tmp)
     page.click("button[type=submit]")
     assert receipt_code(page) == following, "Back and submit again made another dossier"
     page.goto(FORM)
     page.click("text=Nộp một hồ sơ mới")
     fill_applicant(page)
-    page.set_input_files("input[name=to_khai]", str(good))
+    attach_required(page, tmp)
     page.click("button[type=submit]")
     third = receipt_code(page)
     assert third == f"{prefix}-{int(number) + 2:04d}", (following, third)  # none was made in between

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect, sync_playwright
 
+from tests.documents import filename, pdf, required_documents
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -63,6 +65,15 @@ class Journey:
             time.sleep(0.5)
 
 
+def attach_required(page: Page, tmp: Path, procedure_code: str = PROCEDURE) -> None:
+    """A tiny PDF in the file field of each mandatory document of the procedure (from the catalogue:
+    tests/documents.py), as a citizen attaches them: online, none may be missing."""
+    for document in required_documents(procedure_code):
+        path = tmp / filename(document["key"])
+        path.write_bytes(pdf(document["key"]))
+        page.set_input_files(f"input[name={document['key']}]", str(path))
+
+
 @contextlib.contextmanager
 def journey(base: str, shots: Path):
     """A Journey in a launched chromium, screenshots into `shots` (emptied first), and a temporary
@@ -104,9 +115,7 @@ def citizen_submits(j: Journey, tmp: Path) -> str:
     expect(page.locator(".alert.error")).to_be_focused()  # the summary is read first
     j.shot(page, "portal-submit-error")
     page.fill("input[name='applicant.phone']", APPLICANT["phone"])
-    document = tmp / "to-khai.pdf"
-    document.write_bytes(PDF)
-    page.set_input_files("input[name=to_khai]", str(document))
+    attach_required(page, tmp)
     page.click("button[type=submit]")
     expect(page.locator(".receipt")).to_contain_text("Hồ sơ đã được gửi")
     code = page.locator("h1 .code").inner_text().strip()
@@ -134,6 +143,30 @@ def counter_receives(j: Journey, code: str) -> Page:
     return page
 
 
+def counter_sees_what_is_missing(j: Journey) -> None:
+    """A dossier taken at the counter without its declaration (the officer will ask for it): the queue
+    flags it in words with the document's name, on a phone and on a desktop, and shows only those on demand."""
+    for viewport, name in ((PHONE, "phone"), (DESKTOP, "desktop")):
+        page = j.sign_in(f"receptionist@{AGENCY}", viewport)
+        token = page.request.post("/api/v1/auth/token", data={"username": f"receptionist@{AGENCY}", "password": "demo"})
+        taken = page.request.post("/api/v1/dossiers", headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+                                  data={"procedure_code": PROCEDURE, "channel": "counter", "applicant": APPLICANT})
+        assert taken.status == 201, taken.text()
+        code = taken.json()["code"]
+        page.goto("/can-bo")
+        flag = page.locator("tr", has_text=code).locator(".flag.missing")
+        expect(flag).to_be_visible()
+        expect(flag).to_contain_text("Thiếu 1 giấy tờ bắt buộc")
+        assert flag.bounding_box()["x"] + flag.bounding_box()["width"] <= viewport["width"], "off the screen"
+        expect(flag).to_contain_text("Tờ khai cấp Giấy xác nhận tình trạng hôn nhân")
+        j.shot(page, f"console-queue-missing-{name}")
+        page.click("text=Chỉ xem hồ sơ thiếu giấy tờ bắt buộc")
+        expect(page.locator("tr", has_text=code)).to_be_visible()
+        rows = page.locator("section", has_text="Chờ tiếp nhận").locator("tbody tr")
+        assert rows.count() == rows.filter(has=page.locator(".flag.missing")).count(), "a complete one in the filter"
+        page.context.close()
+
+
 def complete_step(j: Journey, page: Page, code: str, note: str, name: str) -> None:
     j.until(page, "/can-bo/viec", code)
     j.shot(page, name)
@@ -153,6 +186,7 @@ def main(base: str, shots: Path) -> None:
     with journey(base, shots) as (j, tmp):
         code = citizen_submits(j, tmp)
         counter = counter_receives(j, code)
+        counter_sees_what_is_missing(j)
         leader = j.sign_in(f"leader@{AGENCY}")
         before = resolved_total(leader)
         specialist = j.sign_in(f"specialist@{AGENCY}")

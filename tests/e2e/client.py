@@ -10,6 +10,7 @@ from pathlib import Path
 import requests
 
 from motcua.backoff import backoff
+from tests.documents import uploads
 
 COMMUNE = "000.20.01.H56"          # receives land dossiers (1.012786)
 LAND_OFFICE = "000.12.01.H56"      # step 1
@@ -27,6 +28,7 @@ class Api:
     def __init__(self, base_url: str):
         self.base_url = base_url
         self.tokens: dict[str, str] = {}
+        self.uploads: dict[str, list[dict]] = {}
 
     def token(self, username: str) -> str:
         if username not in self.tokens:
@@ -60,9 +62,19 @@ class Api:
                 time.sleep(backoff(attempt, base=0.2, cap=5))
         return response
 
+    def documents(self, procedure_code: str) -> list[dict]:
+        """A tiny PDF for each mandatory document of the procedure as this server's catalogue lists them
+        (an online submission lacking one is refused), asked once per procedure."""
+        if procedure_code not in self.uploads:
+            response = self.call("GET", f"/api/v1/procedures/{procedure_code}")
+            assert response.status_code == 200, response.text
+            self.uploads[procedure_code] = uploads(response.json()["documents"])
+        return self.uploads[procedure_code]
+
     def submit(self, procedure_code: str = "1.012786", key: str | None = None) -> dict:
         response = self.command("POST", "/api/v1/dossiers", key=key, json={
-            "procedure_code": procedure_code, "channel": "online", "applicant": APPLICANT, "form": {}})
+            "procedure_code": procedure_code, "channel": "online", "applicant": APPLICANT, "form": {},
+            "documents": self.documents(procedure_code)})
         assert response.status_code == 201, response.text
         return response.json()
 

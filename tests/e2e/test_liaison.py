@@ -34,7 +34,8 @@ def tax_worker(platform):
 
 def submit(api: Api, procedure_code: str, form: dict) -> str:
     response = api.call("POST", "/api/v1/dossiers", json={
-        "procedure_code": procedure_code, "channel": "online", "applicant": APPLICANT, "form": form})
+        "procedure_code": procedure_code, "channel": "online", "applicant": APPLICANT, "form": form,
+        "documents": api.documents(procedure_code)})
     assert response.status_code == 201, response.text
     code = response.json()["code"]
     api.receive(code)

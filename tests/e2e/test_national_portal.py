@@ -7,6 +7,7 @@ import pytest
 
 from motcua.simulators.dvcqg import DvcqgSimulator
 from tests import infra
+from tests.documents import completed
 from tests.e2e.client import APPLICANT, COMMUNE, Api
 
 pytestmark = pytest.mark.e2e
@@ -22,7 +23,8 @@ def test_a_submitted_and_received_dossier_reaches_the_portal_with_intakes_identi
             pdf = base64.b64encode(b"%PDF-1.4 don de nghi\n%%EOF\n").decode()
             response = api.command("POST", "/api/v1/dossiers", json={
                 "procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT, "form": {},
-                "documents": [{"key": "don_de_nghi", "filename": "don.pdf", "content_base64": pdf}]})
+                "documents": completed("1.012786", [{"key": "don_de_nghi", "filename": "don.pdf",
+                                                     "content_base64": pdf}])})
             assert response.status_code == 201, response.text
             code = response.json()["code"]
             api.receive(code)
@@ -38,7 +40,8 @@ def test_a_submitted_and_received_dossier_reaches_the_portal_with_intakes_identi
     assert dossier["MaTTHC"] == "1.012786" and dossier["KenhThucHien"] == "2" and dossier["TenLinhVuc"]
     assert dossier["NgayTiepNhan"].isdigit() and len(dossier["NgayHenTra"]) == 14
     assert [(d["MaThanhPhanHoSo"], d["TenTepDinhKem"]) for d in dossier["TaiLieuNop"]] == [
-        ("don_de_nghi", "Đơn đề nghị cấp lại Giấy chứng nhận")]
+        ("don_de_nghi", "Đơn đề nghị cấp lại Giấy chứng nhận"),
+        ("xac_nhan_niem_yet", "Giấy xác nhận của Ủy ban nhân dân cấp xã về việc niêm yết thông báo mất Giấy chứng nhận")]
     assert dossier["HoSoCoThanhPhanSoHoa"] == "1"
     assert dossier["DonViXuLy"] and COMMUNE not in dossier["DonViXuLy"]  # the agency's name, not its code
     lines = portal.progress[code].values()

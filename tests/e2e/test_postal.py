@@ -22,7 +22,7 @@ def test_a_dossier_picked_up_and_its_result_delivered_by_post(tmp_path):
         api = Api(base)
         response = api.command("POST", "/api/v1/dossiers", json={
             "procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT, "form": {},
-            "postal": {"pickup": True, "delivery": True}})
+            "documents": api.documents("1.012786"), "postal": {"pickup": True, "delivery": True}})
         assert response.status_code == 201, response.text
         code = response.json()["code"]
         api.receive(code)

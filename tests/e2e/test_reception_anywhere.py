@@ -23,12 +23,12 @@ def test_a_dossier_received_at_another_commune_is_routed_and_counted_there(platf
 
     refused = api.command("POST", "/api/v1/dossiers", json={
         "procedure_code": EXTRACT_COPY, "channel": "online", "applicant": APPLICANT,
-        "receiving_agency_code": "000.12.01.H56"})  # the land office receives no civil-status copy
+        "documents": api.documents(EXTRACT_COPY), "receiving_agency_code": "000.12.01.H56"})  # the land office receives no civil-status copy
     assert refused.status_code == 400 and refused.json()["error"]["field"] == "receiving_agency_code", refused.text
 
     submitted = api.command("POST", "/api/v1/dossiers", json={
         "procedure_code": EXTRACT_COPY, "channel": "online", "applicant": APPLICANT,
-        "receiving_agency_code": QUANG_PHU})
+        "documents": api.documents(EXTRACT_COPY), "receiving_agency_code": QUANG_PHU})
     assert submitted.status_code == 201, submitted.text
     code = submitted.json()["code"]
     assert code.startswith(f"{QUANG_PHU}-") and code.endswith("-0001")  # Quảng Phú's counter, its first today

@@ -10,6 +10,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from sqlalchemy import create_engine, text
 
 from tests import infra
+from tests.documents import form_files, required_documents, required_uploads
 from tests.e2e.client import APPLICANT, COMMUNE, LAND_STEPS, Api
 
 RPC_TIMEOUT = 3  # seconds the gateway waits for intake before answering 503
@@ -45,7 +46,8 @@ def dossier_count(platform) -> int:
 
 
 def submission(procedure="1.012786"):
-    return {"procedure_code": procedure, "channel": "online", "applicant": APPLICANT, "form": {}}
+    return {"procedure_code": procedure, "channel": "online", "applicant": APPLICANT, "form": {},
+            "documents": required_uploads(procedure)}
 
 
 def actions(api, code, action):
@@ -145,7 +147,8 @@ def test_a_double_submit_of_the_portal_form_makes_one_dossier(platform):
     form = requests.get(f"{platform.base_url}/thu-tuc/1.012786/nop-ho-so", timeout=30)
     key = form.text.split('name="idempotency_key" value="', 1)[1].split('"', 1)[0]
     fields = {"idempotency_key": key, **{f"applicant.{name}": value for name, value in APPLICANT.items()}}
-    pages = [requests.post(f"{platform.base_url}/thu-tuc/1.012786/nop-ho-so", data=fields, timeout=30)
+    files = form_files(required_documents("1.012786"))
+    pages = [requests.post(f"{platform.base_url}/thu-tuc/1.012786/nop-ho-so", data=fields, files=files, timeout=30)
              for _ in range(2)]
     assert [page.status_code for page in pages] == [200, 200]  # each redirected to its receipt
     assert dossier_count(platform) == 1

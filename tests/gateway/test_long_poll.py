@@ -13,6 +13,7 @@ from nameko.standalone.events import event_dispatcher
 
 from motcua.contracts import make_event
 from motcua.identity import Caller, issue_token
+from tests.documents import required_uploads
 from tests.gateway.conftest import AGENCY, SERVICES
 
 PARENT = "000.00.00.H56"  # the commune's parent: its leader oversees the commune's tasks
@@ -146,7 +147,8 @@ def test_on_the_platform_a_long_poll_answers_intakes_and_workflows_changes(tmp_p
             return {"Authorization": f"Bearer {answer.json()['access_token']}"}
 
         submitted = requests.post(f"{base}/api/v1/dossiers", timeout=30, json={
-            "procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT, "form": {}}).json()
+            "procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT, "form": {},
+            "documents": required_uploads("1.012786")}).json()
         counter, land_office = token(f"receptionist@{COMMUNE}"), token(f"specialist@{LAND_OFFICE}")
         dossier_url, inbox_url = f"{base}/api/v1/dossiers/{submitted['code']}", f"{base}/api/v1/tasks?status=open"
         dossier_etag = requests.get(dossier_url, headers=counter, timeout=30).headers["ETag"]

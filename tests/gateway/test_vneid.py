@@ -12,10 +12,12 @@ import requests
 
 from motcua.metrics import metrics_for
 from motcua.simulators.oidc import OidcSimulator
+from tests.documents import required_uploads
 from tests.infra import gateway_token, intake_behind_gateway
 
 BINH, AN = "038190012345", "001085004321"  # the simulator's test citizens
 PROCEDURE = "1.012786"
+DOCUMENTS = required_uploads(PROCEDURE)
 
 
 @pytest.fixture(scope="module")
@@ -61,19 +63,19 @@ def denied_sign_ins(api) -> int:
 def test_a_citizen_signs_in_submits_without_retyping_sees_their_dossiers_and_withdraws_without_the_key(api):
     binh = token_of(api, BINH)
     submitted = requests.post(f"{api.url}/api/v1/dossiers", headers=binh, timeout=10, json={
-        "procedure_code": PROCEDURE, "channel": "online", "applicant": {"phone": "0987654321"}})
+        "procedure_code": PROCEDURE, "channel": "online", "documents": DOCUMENTS, "applicant": {"phone": "0987654321"}})
     assert submitted.status_code == 201, submitted.text
     dossier = submitted.json()
     assert (dossier["applicant"]["full_name"], dossier["applicant"]["id_number"]) == ("Trần Thị Bình", BINH)
     # A name typed over the identity's is not taken: the verified one is.
     typed = requests.post(f"{api.url}/api/v1/dossiers", headers=binh, timeout=10, json={
-        "procedure_code": PROCEDURE, "channel": "online",
+        "procedure_code": PROCEDURE, "channel": "online", "documents": DOCUMENTS,
         "applicant": {"full_name": "Người Khác", "id_number": AN, "phone": "0987654321"}})
     assert typed.json()["applicant"]["id_number"] == BINH
     # An anonymous submission of someone else's is not hers; one made for her anonymously is.
     for id_number in (AN, BINH):
         anonymous = requests.post(f"{api.url}/api/v1/dossiers", timeout=10, json={
-            "procedure_code": PROCEDURE, "channel": "online",
+            "procedure_code": PROCEDURE, "channel": "online", "documents": DOCUMENTS,
             "applicant": {"full_name": "Ai Đó", "id_number": id_number, "phone": "0911111111"}})
         assert anonymous.status_code == 201, anonymous.text  # anonymous submission stays possible
 
@@ -175,7 +177,7 @@ def test_a_citizen_supplements_without_the_tracking_key(api):
     import base64
     binh = token_of(api, BINH)
     code = requests.post(f"{api.url}/api/v1/dossiers", headers=binh, timeout=10, json={
-        "procedure_code": PROCEDURE, "channel": "online", "applicant": {"phone": "0987654321"}}).json()["code"]
+        "procedure_code": PROCEDURE, "channel": "online", "documents": DOCUMENTS, "applicant": {"phone": "0987654321"}}).json()["code"]
     counter = {"Authorization": f"Bearer {gateway_token('receptionist@000.20.01.H56', '000.20.01.H56', 'receptionist')}"}
     asked = requests.post(f"{api.url}/api/v1/dossiers/{code}/request-supplement", headers=counter, timeout=10,
                           json={"items": ["Giấy xác nhận niêm yết"]})
@@ -196,7 +198,7 @@ def test_the_portals_vneid_button_signs_the_browser_in_and_lands_on_my_dossiers(
     assert requests.get(f"{api.url}/ho-so-cua-toi", allow_redirects=False, timeout=10).headers["Location"] \
         == "/dang-nhap-vneid"  # no session: to the sign-in
     anonymous = requests.post(f"{api.url}/api/v1/dossiers", timeout=10, json={  # made for An at a counter's pace
-        "procedure_code": PROCEDURE, "channel": "online",
+        "procedure_code": PROCEDURE, "channel": "online", "documents": DOCUMENTS,
         "applicant": {"full_name": "Nguyễn Văn An", "id_number": AN, "phone": "0911111111"}})
     assert anonymous.status_code == 201, anonymous.text
 

@@ -19,6 +19,7 @@ from motcua.errors import NotFound
 from motcua.identity import Caller
 from services.intake import dossiers
 from services.intake.blobs import LocalBlobStore, S3BlobStore, blob_store
+from tests.documents import completed
 from tests.infra import free_port
 from tests.intake.test_dossiers import APPLICANT, MONDAY_9AM
 
@@ -113,7 +114,7 @@ def test_the_store_is_chosen_from_configuration(monkeypatch, tmp_path):
 def submit_with_document(uow, policy):
     upload = {"key": "don_de_nghi", "filename": "don.pdf", "content_base64": base64.b64encode(PDF).decode()}
     payload = {"procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT, "form": {},
-               "documents": [upload]}
+               "documents": completed("1.012786", [upload])}
     dossier = dossiers.submit(uow, policy, payload, None, MONDAY_9AM)
     uow.commit()
     return dossier
@@ -124,7 +125,7 @@ def test_documents_submitted_with_the_s3_store_configured_land_in_the_bucket(uow
     with_s3 = dossiers.Policy(policy.catalog, policy.calendar, policy.tracking_key, policy.search_key,
                               blob_store({}))
     dossier = submit_with_document(uow, with_s3)
-    [document] = dossier.documents
+    document = dossier.documents[0]  # don_de_nghi, the one under test
     stored = client.get_object(Bucket=name, Key=f"documents/{document.sha256}")["Body"].read()
     assert stored == PDF and document.sha256 == hashlib.sha256(PDF).hexdigest()
     served = dossiers.document_for_staff(uow, with_s3.store, dossier.code, document.id, RECEPTIONIST, policy.tree)
@@ -133,7 +134,7 @@ def test_documents_submitted_with_the_s3_store_configured_land_in_the_bucket(uow
 
 def test_a_document_stored_on_another_instances_disk_is_not_found_here(uow, policy, tmp_path):
     dossier = submit_with_document(uow, policy)  # the fixture's local directory: "instance A"
-    [document] = dossier.documents
+    document = dossier.documents[0]  # don_de_nghi, the one under test
     elsewhere = LocalBlobStore(tmp_path / "instance-b")
     with pytest.raises(NotFound):
         dossiers.document_for_staff(uow, elsewhere, dossier.code, document.id, RECEPTIONIST, policy.tree)

@@ -10,6 +10,7 @@ from motcua.config import catalog_dir
 from motcua.metrics import metrics_for
 from services.intake.service import IntakeService
 from tests import infra
+from tests.documents import required_uploads
 
 SUBMISSIONS = 50
 APPLICANT = {"full_name": "Phạm Thị Hoa", "id_number": "038190012345", "phone": "0987654321"}
@@ -28,7 +29,8 @@ def test_two_instances_and_50_concurrent_submissions_give_gap_free_codes(amqp_ur
     # both instances must be consuming before the calls go out, or the broker may deal them all to one
     assert infra.wait_for(lambda: infra.queue_info(vhost, "rpc-intake").get("consumers") == 2, timeout=30)
     try:
-        payload = {"procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT, "form": {}}
+        payload = {"procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT, "form": {},
+                   "documents": required_uploads("1.012786")}
         with ClusterRpcProxy(config, timeout=60) as cluster:
             replies = [cluster.intake.submit_dossier.call_async(payload) for _ in range(SUBMISSIONS)]
             codes = [reply.result()["code"] for reply in replies]

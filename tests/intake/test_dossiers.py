@@ -1,6 +1,6 @@
 """Dossiers stored in a real (SQLite) database, no broker: codes; the helpers every intake
 test shares."""
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 from sqlalchemy import select
 
@@ -8,6 +8,7 @@ from motcua.fakes import FakeUnitOfWork
 from motcua.identity import Caller
 from services.intake import dossiers
 from services.intake.models import Base
+from tests.documents import required_uploads
 
 COMMUNE = "000.20.01.H56"
 LAND_OFFICE = "000.12.01.H56"
@@ -27,11 +28,15 @@ def proof(id_number: str = APPLICANT["id_number"], key: str | None = KEY) -> dos
 
 
 def submit(uow, policy, procedure="1.012786", channel="online", caller=None, now=MONDAY_9AM):
-    return dossiers.submit(uow, policy, submission(procedure, channel), caller, now)
+    return dossiers.submit(uow, policy, submission(procedure, channel, now.astimezone(policy.calendar.tz).date()),
+                           caller, now)
 
 
-def submission(procedure="1.012786", channel="online") -> dict:
-    return {"procedure_code": procedure, "channel": channel, "applicant": APPLICANT, "form": {}}
+def submission(procedure="1.012786", channel="online", on: date | None = None) -> dict:
+    """Online with every mandatory document of the version in force `on` (refused otherwise); at the
+    counter, as the applicant came."""
+    documents = required_uploads(procedure, on) if channel == "online" else []
+    return {"procedure_code": procedure, "channel": channel, "applicant": APPLICANT, "form": {}, "documents": documents}
 
 
 def outbox(uow) -> list[dict]:

@@ -26,6 +26,7 @@ from motcua.revocation import AccessCache
 from services.gateway.accounts import seed_demo_accounts
 from services.gateway.service import GatewayService
 from services.intake.service import IntakeService
+from tests.documents import required_uploads
 from tests.infra import free_port, gateway_token, migrated_sqlite_urls
 from tests.intake.test_forms import hand_overs, text_of
 
@@ -147,7 +148,8 @@ def test_the_catalogue_lists_15_procedures_with_their_terms(api):
 
 
 def submit(api):
-    body = {"procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT}
+    body = {"procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT,
+            "documents": required_uploads("1.012786")}
     response = requests.post(f"{api.url}/api/v1/dossiers", json=body, timeout=10)
     assert response.status_code == 201, response.text
     return response.json()["code"]
@@ -187,11 +189,35 @@ PDF = b"%PDF-1.4\n% a small test file\n%%EOF\n"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
-def test_documents_as_multipart_and_base64_are_checked_hashed_and_served_to_involved_staff(api):
+def test_an_online_submission_missing_a_mandatory_document_is_refused_naming_each_and_storing_nothing(api):
+    def dossiers_stored():
+        with create_engine(api.db).connect() as connection:
+            return connection.scalar(text("SELECT count(*) FROM dossiers"))
+
+    before = dossiers_stored()
     dossier = {"procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT}
     files = {"don_de_nghi": ("don.pdf", PDF, "application/pdf")}
     response = requests.post(f"{api.url}/api/v1/dossiers", data={"dossier": json.dumps(dossier)}, files=files,
                              timeout=10)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (error["code"], error["field"]) == ("validation_error", "documents")
+    assert error["missing"] == [{"key": "xac_nhan_niem_yet", "name": "Giấy xác nhận của Ủy ban nhân dân cấp xã "
+                                 "về việc niêm yết thông báo mất Giấy chứng nhận"}]
+    bare = requests.post(f"{api.url}/api/v1/dossiers", json=dossier, timeout=10)  # none at all: both named
+    assert bare.status_code == 400 and [d["key"] for d in bare.json()["error"]["missing"]] == [
+        "don_de_nghi", "xac_nhan_niem_yet"]
+    assert dossiers_stored() == before  # nothing written, not even a code taken
+    assert requests.post(f"{api.url}/api/v1/dossiers", json={**dossier, "documents": required_uploads("1.012786")},
+                         timeout=10).status_code == 201
+
+
+def test_documents_as_multipart_and_base64_are_checked_hashed_and_served_to_involved_staff(api):
+    # at the counter an incomplete dossier is taken (its officer asks for the rest): the missing one is shown
+    dossier = {"procedure_code": "1.012786", "channel": "counter", "applicant": APPLICANT}
+    files = {"don_de_nghi": ("don.pdf", PDF, "application/pdf")}
+    response = requests.post(f"{api.url}/api/v1/dossiers", data={"dossier": json.dumps(dossier)}, files=files,
+                             headers=api.staff, timeout=10)
     assert response.status_code == 201, response.text
     code = response.json()["code"]
     view = requests.get(f"{api.url}/api/v1/dossiers/{code}", headers=api.staff, timeout=10).json()

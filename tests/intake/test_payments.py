@@ -22,6 +22,7 @@ from services.intake.models import Base
 from services.intake.payments import signed
 from services.intake.repository import IntakeUnitOfWork
 from motcua.simulators.payment import DEFAULT_SECRET, PaymentSimulator
+from tests.documents import required_uploads
 from tests.infra import free_port, gateway_token, intake_behind_gateway
 
 COMMUNE = "000.20.01.H56"
@@ -49,7 +50,8 @@ def api(tmp_path_factory):
 def awaiting_payment(api) -> str:
     """A dossier received, processing, and paused by a step that fixed a fee (status 6)."""
     submitted = requests.post(f"{api.url}/api/v1/dossiers", timeout=10, json={
-        "procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT})
+        "procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT,
+        "documents": required_uploads("1.012786")})
     code = submitted.json()["code"]
     received = requests.post(f"{api.url}/api/v1/dossiers/{code}/receive", headers=api.counter, timeout=10)
     assert received.status_code == 200, received.text
@@ -301,7 +303,8 @@ def test_a_level_4_procedures_fee_is_paid_online_right_after_submission(api):
     """Issue 15: a fee due at submission (lệ phí of a level-4 procedure) was counter-only; it is offered
     online from submission on, settled once, a line of the history with its receipt, the status unchanged."""
     submitted = requests.post(f"{api.url}/api/v1/dossiers", timeout=10, json={
-        "procedure_code": "2.000635", "channel": "online", "applicant": APPLICANT})  # 8,000 VND a copy
+        "procedure_code": "2.000635", "channel": "online", "applicant": APPLICANT,
+        "documents": required_uploads("2.000635")})  # 8,000 VND a copy
     assert submitted.status_code == 201, submitted.text
     code = submitted.json()["code"]
     made = order(api, code)
@@ -325,7 +328,8 @@ def test_a_level_4_procedures_fee_is_paid_online_right_after_submission(api):
 
 def test_no_fee_no_online_payment_at_submission(api):
     submitted = requests.post(f"{api.url}/api/v1/dossiers", timeout=10, json={
-        "procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT})  # no fee
+        "procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT,
+        "documents": required_uploads("1.012786")})  # no fee
     started = requests.post(f"{api.url}/api/v1/dossiers/{submitted.json()['code']}/payments", json=PROOF, timeout=10)
     assert started.status_code == 409 and started.json()["error"]["field"] == "status"
 

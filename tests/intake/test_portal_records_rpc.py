@@ -12,6 +12,7 @@ from motcua.identity import portal_sync_token
 from motcua.revocation import AccessCache
 from services.intake import dossiers
 from services.intake.service import IntakeService
+from tests.documents import completed
 from tests.infra import TOKENS, VERIFYING, gateway_token
 from tests.intake.test_dossiers import APPLICANT, outbox, submission
 from tests.intake.test_rules_step_outcomes import MONDAY_9AM
@@ -27,8 +28,8 @@ def service(uow, policy):
 
 @pytest.fixture
 def code(uow, policy):
-    dossier = dossiers.submit(uow, policy, {**submission(), "documents": [
-        {"key": "don_de_nghi", "filename": "don.pdf", "content_base64": PDF}]}, None, MONDAY_9AM)
+    dossier = dossiers.submit(uow, policy, {**submission(), "documents": completed("1.012786", [
+        {"key": "don_de_nghi", "filename": "don.pdf", "content_base64": PDF}])}, None, MONDAY_9AM)
     uow.commit()
     return dossier.code
 

@@ -3,6 +3,7 @@ identity, the documents submitted, the fees and the result documents, from the d
 import base64
 
 from services.intake import dossiers, portal
+from tests.documents import completed
 from tests.intake.test_dossiers import APPLICANT, submission
 from tests.intake.test_rules_step_outcomes import LAND_OFFICE, MONDAY_9AM, TAX_OFFICE, processing, utc
 
@@ -10,8 +11,8 @@ PDF = base64.b64encode(b"%PDF-1.4 don\n%%EOF\n").decode()
 
 
 def test_the_record_holds_identity_documents_fees_and_results(uow, policy):
-    dossier = dossiers.submit(uow, policy, {**submission(), "documents": [
-        {"key": "don_de_nghi", "filename": "don.pdf", "content_base64": PDF}]}, None, MONDAY_9AM)
+    dossier = dossiers.submit(uow, policy, {**submission(), "documents": completed("1.012786", [
+        {"key": "don_de_nghi", "filename": "don.pdf", "content_base64": PDF}])}, None, MONDAY_9AM)
     uow.commit()
     procedure = policy.catalog.procedure(dossier.procedure_code, version=dossier.procedure_version)
     record = portal.record(dossier, procedure)
@@ -19,7 +20,9 @@ def test_the_record_holds_identity_documents_fees_and_results(uow, policy):
                                    "type": "individual", "tax_code": None, "email": APPLICANT.get("email"),
                                    "phone": APPLICANT["phone"]}
     assert [(d["key"], d["name"], d["filename"]) for d in record["documents"]] == [
-        ("don_de_nghi", "Đơn đề nghị cấp lại Giấy chứng nhận", "don.pdf")]
+        ("don_de_nghi", "Đơn đề nghị cấp lại Giấy chứng nhận", "don.pdf"),
+        ("xac_nhan_niem_yet", "Giấy xác nhận của Ủy ban nhân dân cấp xã về việc niêm yết thông báo mất Giấy chứng nhận",
+         "xac-nhan-niem-yet.pdf")]
     assert record["result_documents"] == [] and record["flags"]["digitised"] is True
     assert record["field_name"] == procedure.field_name
 

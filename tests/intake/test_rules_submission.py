@@ -7,7 +7,8 @@ import pytest
 from motcua.errors import Forbidden, IllegalTransition, NotFound, ValidationFailed
 from motcua.identity import Caller
 from services.intake import dossiers
-from tests.intake.test_dossiers import APPLICANT, COMMUNE, LAND_OFFICE, MONDAY_9AM, RECEPTIONIST, outbox, submit
+from tests.intake.test_dossiers import (APPLICANT, COMMUNE, LAND_OFFICE, MONDAY_9AM, RECEPTIONIST, outbox, submission,
+                                        submit)
 
 
 def test_code_day_is_the_local_day(uow, policy):
@@ -34,6 +35,29 @@ def test_counter_submission_needs_a_receptionist_of_the_receiving_agency(uow, po
     with pytest.raises(Forbidden):
         submit(uow, policy, channel="counter", caller=other)
     assert submit(uow, policy, channel="counter", caller=RECEPTIONIST).channel == "counter"
+
+
+def test_online_every_mandatory_document_comes_with_the_dossier_at_the_counter_the_officer_may_ask_later(
+        uow, policy):
+    """Thành phần hồ sơ bắt buộc: online, a dossier lacking one is refused naming each (key and the
+    catalogue's name), nothing recorded; at the counter it is taken, and its view says what is missing."""
+    payload = submission()
+    lacking = {**payload, "documents": [u for u in payload["documents"] if u["key"] != "xac_nhan_niem_yet"]}
+    with pytest.raises(ValidationFailed) as refused:
+        dossiers.submit(uow, policy, lacking, None, MONDAY_9AM)
+    assert refused.value.field == "documents"
+    assert refused.value.details["missing"] == [{"key": "xac_nhan_niem_yet", "name": policy.catalog.procedure(
+        "1.012786").document("xac_nhan_niem_yet")["name"]}]
+    assert "xac_nhan_niem_yet" in refused.value.message
+    assert outbox(uow) == []  # nothing submitted, nothing published
+    optional_only = submission("2.000720")  # its mandatory one given, the optional ones (bien_ban_hop…) not
+    assert [u["key"] for u in optional_only["documents"]] == ["giay_de_nghi"]
+    assert dossiers.submit(uow, policy, optional_only, None, MONDAY_9AM).channel == "online"
+
+    at_counter = submit(uow, policy, channel="counter", caller=RECEPTIONIST)
+    assert at_counter.documents == ()
+    view = dossiers.view(at_counter, policy.calendar.tz, policy.catalog)
+    assert [d["key"] for d in view["documents_missing"]] == ["don_de_nghi", "xac_nhan_niem_yet"]
 
 
 def test_receive_fixes_the_due_date_in_working_days(uow, policy):

@@ -10,20 +10,21 @@ from motcua.errors import Forbidden, ValidationFailed, load_valid
 from motcua.identity import Caller
 from motcua.text import normalise_phone
 from services.intake import dossiers, search
+from tests.documents import required_uploads
 from tests.intake.test_dossiers import APPLICANT, COMMUNE, MONDAY_9AM, RECEPTIONIST, XA, XA_RECEPTIONIST
 
 LATER = datetime(2026, 4, 1, 2, tzinfo=timezone.utc)
 
 
 def submit(uow, policy, applicant, procedure="1.012786", now=MONDAY_9AM):
-    payload = {"procedure_code": procedure, "channel": "online", "form": {},
+    payload = {"procedure_code": procedure, "channel": "online", "form": {}, "documents": required_uploads(procedure),
                "applicant": load_valid(ApplicantV1(), applicant)}
     return dossiers.submit(uow, policy, payload, None, now)
 
 
 def find(uow, policy, caller=RECEPTIONIST, now=LATER, **filters):
     found = search.search(uow, policy.search_key, policy.calendar.tz, load_valid(SearchDossiersV1(), filters), caller,
-                          now)
+                          now, policy.catalog)
     return [item["code"] for item in found["items"]], found
 
 
@@ -77,3 +78,23 @@ def test_search_filters_are_validated():
     with pytest.raises(ValidationFailed) as error:
         load_valid(SearchDossiersV1(), {"page_size": 1000})
     assert error.value.field == "page_size"
+
+
+def test_each_listed_dossier_names_its_missing_mandatory_documents_and_the_counter_filters_by_them(uow, policy):
+    """The counter's queue flags a dossier lacking a mandatory document (taken at the counter; online
+    ones come complete) and can show only those, or only complete ones."""
+    complete = submit(uow, policy, APPLICANT)
+    at_counter = dossiers.submit(uow, policy, {
+        "procedure_code": "1.012786", "channel": "counter", "form": {}, "applicant": load_valid(ApplicantV1(), APPLICANT),
+        "documents": [u for u in required_uploads("1.012786") if u["key"] == "don_de_nghi"]}, RECEPTIONIST, LATER)
+    codes, found = find(uow, policy, status="submitted")
+    assert codes == [at_counter.code, complete.code]
+    flags = {item["code"]: item["documents_missing"] for item in found["items"]}
+    assert flags[complete.code] == []
+    assert flags[at_counter.code] == [{"key": "xac_nhan_niem_yet", "name": policy.catalog.procedure(
+        "1.012786").document("xac_nhan_niem_yet")["name"]}]
+    lacking, page = find(uow, policy, status="submitted", documents_missing=True)
+    assert (lacking, page["total"]) == ([at_counter.code], 1)
+    assert find(uow, policy, documents_missing=False)[0] == [complete.code]
+    dossiers.receive(uow, policy, at_counter.code, RECEPTIONIST, LATER)
+    assert find(uow, policy, status="submitted", documents_missing=True)[0] == []  # the queue's filter

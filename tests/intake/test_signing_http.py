@@ -15,6 +15,7 @@ import requests
 from motcua.metrics import metrics_for
 from services.intake.blobs import LocalBlobStore
 from motcua.simulators.signing import SigningSimulator
+from tests.documents import completed, required_uploads
 from tests.infra import gateway_token, intake_behind_gateway
 from tests.intake.test_signing import result_pdf
 
@@ -51,7 +52,8 @@ def api(tmp_path_factory):
 
 def complete_with(api, pdf: bytes) -> requests.Response:
     response = requests.post(f"{api.url}/api/v1/dossiers", json={
-        "procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT}, timeout=10)
+        "procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT,
+        "documents": required_uploads("1.012786")}, timeout=10)
     assert response.status_code == 201, response.text
     api.workflow.dossier_code = response.json()["code"]
     document = {"key": "giay_chung_nhan", "filename": "gcn.pdf", "content_base64": base64.b64encode(pdf).decode()}
@@ -112,10 +114,10 @@ def test_a_certified_copy_carries_the_certifying_officers_own_signature(api):
     original = result_pdf("Ban chinh giay khai sinh")
     submitted = requests.post(f"{api.url}/api/v1/dossiers", timeout=10, json={
         "procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT,
-        "documents": [{"key": "don_de_nghi", "filename": "don.pdf",
-                       "content_base64": base64.b64encode(original).decode()}]})
+        "documents": completed("1.012786", [{"key": "don_de_nghi", "filename": "don.pdf",
+                                             "content_base64": base64.b64encode(original).decode()}])})
     code = submitted.json()["code"]
-    [document] = requests.get(f"{api.url}/api/v1/dossiers/{code}", headers=api.staff, timeout=10).json()["documents"]
+    document = requests.get(f"{api.url}/api/v1/dossiers/{code}", headers=api.staff, timeout=10).json()["documents"][0]
     outsider = {"Authorization": f"Bearer {gateway_token('specialist@000.00.15.H56', '000.00.15.H56', 'specialist')}"}
     refused = requests.post(f"{api.url}/api/v1/dossiers/{code}/documents/{document['id']}/certify", headers=outsider,
                             timeout=20)

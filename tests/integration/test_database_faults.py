@@ -22,6 +22,7 @@ from motcua.db import Database, ServiceBase, UnitOfWork, make_engine, reliabilit
 from motcua.faults import TransientFailure, is_transient
 from motcua.rpc import rpc
 from tests import infra
+from tests.documents import required_uploads
 from tests.e2e.client import APPLICANT, COMMUNE, LAND_STEPS, Api, mails_for
 
 
@@ -316,8 +317,9 @@ def carry_through(api: Api, key: str) -> str:
     """One land dossier from submission to its return, as officers would carry it through a platform
     whose database connections are being cut: a 503 is tried again, and an answer lost to one is
     learnt from the dossier or the task list (a repeated command may be refused as done already)."""
+    documents = required_uploads("1.012786")
     submitted = patiently(lambda: api.call("POST", "/api/v1/dossiers", headers={"Idempotency-Key": key}, json={
-        "procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT, "form": {}}))
+        "procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT, "form": {}, "documents": documents}))
     assert submitted.status_code == 201, submitted.text
     code = submitted.json()["code"]
     received = patiently(lambda: api.call("POST", f"/api/v1/dossiers/{code}/receive",
@@ -421,7 +423,8 @@ def test_services_whose_databases_refuse_connections_are_unhealthy_until_they_ar
         assert intake_health.json()["checks"]["database"].startswith("error")
         assert "intake" in requests.get(f"{services.base_url}/health", timeout=10).json()["failed"]
         refused = api.call("POST", "/api/v1/dossiers", headers={"Idempotency-Key": f"db-out-{uuid.uuid4().hex}"},
-                           json={"procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT, "form": {}})
+                           json={"procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT, "form": {},
+                                 "documents": required_uploads("1.012786")})
         assert refused.status_code == 503, refused.text
         assert refused.json()["error"]["code"] == "service_unavailable" and int(refused.headers["Retry-After"]) >= 1
         for _ in range(10):  # the outage goes on: the processes stay, their background loops keep trying

@@ -6,10 +6,13 @@ import time
 
 import requests
 
+from tests.documents import form_files, required_documents
+
 AGENCY = "000.20.02.H56"  # receives and handles 1.004873 (marital status certificate: specialist, then leader)
 PROCEDURE = "1.004873"
 APPLICANT = {"full_name": "Trần Thị Bình", "id_number": "038190012345", "phone": "0987654321"}
 PDF = b"%PDF-1.4\n%%EOF\n"
+FILES = form_files(required_documents(PROCEDURE))  # its mandatory documents: online, none may be missing
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 CODE = re.compile(r'<span class="code">([^<]+)</span>')
 
@@ -17,7 +20,7 @@ CODE = re.compile(r'<span class="code">([^<]+)</span>')
 def submit(base: str, applicant: dict | None = None, files: dict | None = None) -> requests.Response:
     fields = {f"applicant.{name}": value for name, value in (applicant or APPLICANT).items()}
     return requests.post(f"{base}/thu-tuc/{PROCEDURE}/nop-ho-so", data=fields, timeout=30,
-                         files=files if files is not None else {"to_khai": ("to-khai.pdf", PDF, "application/pdf")})
+                         files=files if files is not None else FILES)
 
 
 def submitted_code(base: str) -> str:

@@ -11,7 +11,7 @@ import requests
 from services.gateway import pages_dashboard
 
 from tests.intake.test_forms import text_of
-from tests.pages.client import AGENCY, APPLICANT, Officer, csrf_of, submitted_code, task_id_in, until
+from tests.pages.client import AGENCY, APPLICANT, PROCEDURE, Officer, csrf_of, submitted_code, task_id_in, until
 
 pytestmark = pytest.mark.e2e  # the platform in its own process, over HTTP
 
@@ -100,6 +100,32 @@ def test_the_counter_downloads_its_log_book(base_url):
     sheet = counter.get("/can-bo/so-theo-doi?dang=xlsx")
     assert sheet.status_code == 200 and sheet.headers["Content-Disposition"].endswith('.xlsx"')
     assert counter.get("/can-bo/so-theo-doi?dang=doc").status_code == 400
+
+
+def test_the_counters_queue_flags_a_dossier_lacking_a_mandatory_document_and_filters_by_it(base_url):
+    """A dossier taken at the counter may lack a mandatory document (the officer asks for it with form
+    02); the queue says so in words with the names, shows only those on demand, and so does the search."""
+    complete = submitted_code(base_url)  # online: complete, or it would have been refused
+    login = requests.post(f"{base_url}/api/v1/auth/token", timeout=30,
+                          json={"username": f"receptionist@{AGENCY}", "password": "demo"}).json()
+    taken = requests.post(f"{base_url}/api/v1/dossiers", timeout=30, headers={
+        "Authorization": f"Bearer {login['access_token']}"}, json={
+        "procedure_code": PROCEDURE, "channel": "counter", "applicant": APPLICANT, "form": {}})
+    assert taken.status_code == 201, taken.text
+    incomplete = taken.json()["code"]
+    counter = Officer(base_url, f"receptionist@{AGENCY}")
+    queue = counter.get("/can-bo").text
+    row = queue.split(f">{incomplete}</a>", 1)[1].split("</tr>", 1)[0]
+    assert "Thiếu 1 giấy tờ bắt buộc" in row and "Tờ khai cấp Giấy xác nhận tình trạng hôn nhân" in row
+    assert queue.split(f">{incomplete}</a>", 1)[0].rsplit("<tr", 1)[1].startswith(' class=" incomplete"')
+    assert "Thiếu" not in queue.split(f">{complete}</a>", 1)[1].split("</tr>", 1)[0]
+    assert 'href="/can-bo?thieu=1"' in queue
+    lacking = counter.get("/can-bo?thieu=1").text
+    assert incomplete in lacking and complete not in lacking and 'href="/can-bo">Xem tất cả' in lacking
+    found = counter.http.post(f"{base_url}/can-bo/tim-kiem", timeout=30, data={
+        "csrf": csrf_of(counter.get("/can-bo/tim-kiem").text), "status": "submitted", "documents_missing": "1"})
+    assert found.status_code == 200 and incomplete in found.text and complete not in found.text
+    assert 'name="documents_missing" value="1" checked' in found.text
 
 
 def test_a_double_submit_of_a_counter_form_is_one_decision(base_url):

@@ -6,10 +6,12 @@ import re
 import pytest
 import requests
 
+from tests.documents import form_files, required_documents
 from tests.pages.client import (
     AGENCY,
     CODE,
     APPLICANT,
+    FILES,
     PDF,
     PROCEDURE,
     Officer,
@@ -136,8 +138,8 @@ def test_a_double_submit_of_the_form_makes_one_dossier(base_url):
     form = get(base_url, f"/thu-tuc/{PROCEDURE}/nop-ho-so")
     key = form.text.split('name="idempotency_key" value="', 1)[1].split('"', 1)[0]
     fields = {"idempotency_key": key, **{f"applicant.{name}": value for name, value in APPLICANT.items()}}
-    receipts = [requests.post(f"{base_url}/thu-tuc/{PROCEDURE}/nop-ho-so", data=fields, timeout=30,
-                              files={"to_khai": ("to-khai.pdf", PDF, "application/pdf")}) for _ in range(2)]
+    receipts = [requests.post(f"{base_url}/thu-tuc/{PROCEDURE}/nop-ho-so", data=fields, timeout=30, files=FILES)
+                for _ in range(2)]
     assert [r.status_code for r in receipts] == [200, 200]  # each redirected to the receipt
     codes = {CODE.search(r.text).group(1) for r in receipts}
     assert len(codes) == 1
@@ -154,14 +156,15 @@ def test_the_applicant_chooses_the_commune_that_receives_a_procedure_received_an
     assert 'name="receiving_agency_code"' not in get(base_url, f"/thu-tuc/{PROCEDURE}/nop-ho-so").text
 
     fields = {f"applicant.{name}": value for name, value in APPLICANT.items()}
-    chosen = requests.post(f"{base_url}/thu-tuc/2.000635/nop-ho-so", timeout=30,
+    files = form_files(required_documents("2.000635"))
+    chosen = requests.post(f"{base_url}/thu-tuc/2.000635/nop-ho-so", timeout=30, files=files,
                            data={**fields, "applicant.address": "Thôn 2, xã Quảng Phú",
                                  "receiving_agency_code": "000.20.01.H56"})
     assert chosen.status_code == 200 and CODE.search(chosen.text).group(1).startswith("000.20.01.H56-")
-    by_address = requests.post(f"{base_url}/thu-tuc/2.000635/nop-ho-so", timeout=30,
+    by_address = requests.post(f"{base_url}/thu-tuc/2.000635/nop-ho-so", timeout=30, files=files,
                                data={**fields, "applicant.address": "Thôn 2, xã Quảng Phú", "receiving_agency_code": ""})
     assert by_address.status_code == 200 and CODE.search(by_address.text).group(1).startswith("000.20.02.H56-")
-    wrong = requests.post(f"{base_url}/thu-tuc/2.000635/nop-ho-so", timeout=30,
+    wrong = requests.post(f"{base_url}/thu-tuc/2.000635/nop-ho-so", timeout=30, files=files,
                           data={**fields, "receiving_agency_code": "000.12.01.H56"})
     assert wrong.status_code == 400 and "Chọn một xã, phường trong tỉnh tiếp nhận thủ tục này" in wrong.text
 
@@ -172,8 +175,7 @@ def test_back_to_the_form_after_submitting_and_again_is_the_same_dossier(base_ur
     form = browser.get(f"{base_url}/thu-tuc/{PROCEDURE}/nop-ho-so", timeout=30)
     key = form.text.split('name="idempotency_key" value="', 1)[1].split('"', 1)[0]
     fields = {"idempotency_key": key, **{f"applicant.{name}": value for name, value in APPLICANT.items()}}
-    first = browser.post(f"{base_url}/thu-tuc/{PROCEDURE}/nop-ho-so", data=fields, timeout=30,
-                         files={"to_khai": ("to-khai.pdf", PDF, "application/pdf")})
+    first = browser.post(f"{base_url}/thu-tuc/{PROCEDURE}/nop-ho-so", data=fields, timeout=30, files=FILES)
     assert first.history[0].status_code == 303 and first.url.endswith("/bien-nhan")
     code = CODE.search(first.text).group(1)
     assert browser.get(first.url, timeout=30).status_code == 200  # reloading the receipt posts nothing
@@ -183,7 +185,7 @@ def test_back_to_the_form_after_submitting_and_again_is_the_same_dossier(base_ur
     again = browser.post(f"{base_url}/thu-tuc/{PROCEDURE}/nop-ho-so", data=fields,
                          timeout=30)  # Back loses the chosen file: still the same dossier
     assert again.status_code == 200 and CODE.search(again.text).group(1) == code
-    someone_else = browser.post(f"{base_url}/thu-tuc/{PROCEDURE}/nop-ho-so", timeout=30,
+    someone_else = browser.post(f"{base_url}/thu-tuc/{PROCEDURE}/nop-ho-so", timeout=30, files=FILES,
                                 data={**fields, "applicant.id_number": "038190054321"})
     other = CODE.search(someone_else.text).group(1)  # the same form for another person: their own dossier
     assert other != code
@@ -213,19 +215,43 @@ def test_a_refused_file_is_named_and_the_form_keeps_what_was_typed_and_the_other
     assert "2 tệp" in done.text
 
 
+def test_a_submission_lacking_a_mandatory_document_is_the_form_again_naming_it_with_everything_kept(base_url):
+    """Online, a mandatory document (thành phần hồ sơ bắt buộc) cannot be missing: the form comes back
+    naming it by its catalogue name at its own file field, the typed fields and the chosen files kept."""
+    form = get(base_url, f"/thu-tuc/{PROCEDURE}/nop-ho-so")
+    assert 'name="to_khai" accept=".pdf,.jpg,.jpeg,.png,application/pdf,image/jpeg,image/png" aria-required="true"' \
+        in form.text and 'name="ban_an_ly_hon" accept=".pdf,.jpg,.jpeg,.png,application/pdf,image/jpeg,image/png">' \
+        in form.text  # the optional one is not
+    fields = {f"applicant.{name}": value for name, value in APPLICANT.items()}
+    optional = {"ban_an_ly_hon": ("ban-an.pdf", PDF, "application/pdf")}
+    refused = requests.post(f"{base_url}/thu-tuc/{PROCEDURE}/nop-ho-so", data=fields, files=optional, timeout=30)
+    assert refused.status_code == 400, refused.text
+    said = "Chưa đính kèm «Tờ khai cấp Giấy xác nhận tình trạng hôn nhân» (giấy tờ bắt buộc)."
+    assert refused.text.count(said) == 2  # in the summary and at the field
+    assert 'aria-invalid="true" aria-describedby="loi-documents-to_khai"' in refused.text
+    assert f'<p class="field-error" id="loi-documents-to_khai" role="alert">{said}</p>' in refused.text
+    assert f'value="{APPLICANT["full_name"]}"' in refused.text and f'value="{APPLICANT["id_number"]}"' in refused.text
+    assert "Đã giữ tệp «ban-an.pdf»" in refused.text
+    kept = dict(re.findall(r'name="(kept\.[^"]+)" value="([^"]*)"', refused.text))
+    key = refused.text.split('name="idempotency_key" value="', 1)[1].split('"', 1)[0]
+    done = requests.post(f"{base_url}/thu-tuc/{PROCEDURE}/nop-ho-so", timeout=30, files=FILES,
+                         data={**fields, **kept, "idempotency_key": key})
+    assert done.status_code == 200 and "Hồ sơ đã được gửi" in done.text
+    assert "2 tệp" in done.text and "Còn thiếu" not in done.text
+
+
 def test_the_applicant_asks_for_the_postal_service_on_the_form(base_url):
     """Issue 15: "receive by post" was the API's only; the form offers pickup and delivery by post, which
     need the address (the form again, in Vietnamese, without it)."""
     form = get(base_url, f"/thu-tuc/{PROCEDURE}/nop-ho-so")
     assert 'name="postal.pickup"' in form.text and 'name="postal.delivery"' in form.text
     fields = {f"applicant.{name}": value for name, value in APPLICANT.items() if name != "address"}
-    document = {"to_khai": ("to-khai.pdf", PDF, "application/pdf")}
-    without = requests.post(f"{base_url}/thu-tuc/{PROCEDURE}/nop-ho-so", timeout=30, files=document,
+    without = requests.post(f"{base_url}/thu-tuc/{PROCEDURE}/nop-ho-so", timeout=30, files=FILES,
                             data={**fields, "postal.delivery": "1"})
     assert without.status_code == 400, without.text
     assert "Ghi địa chỉ để bưu chính đến nhận hồ sơ hoặc giao kết quả." in without.text
     assert 'name="postal.delivery" value="1" checked' in without.text  # the choice kept
-    asked = requests.post(f"{base_url}/thu-tuc/{PROCEDURE}/nop-ho-so", timeout=30, files=document,
+    asked = requests.post(f"{base_url}/thu-tuc/{PROCEDURE}/nop-ho-so", timeout=30, files=FILES,
                           data={**fields, "applicant.address": "Số 5 Lê Lợi, phường Hạc Thành", "postal.delivery": "1"})
     assert asked.status_code == 200, asked.text
     code = CODE.search(asked.text).group(1)

@@ -23,6 +23,7 @@ from services.gateway.models import AuditEntry, FailedAttempt, KnownSignIn
 from services.gateway.service import GatewayService
 from services.intake.service import IntakeService
 from services.workflow.service import WorkflowService
+from tests.documents import required_uploads
 from tests.infra import free_port, migrated_sqlite_urls
 
 COMMUNE = "000.20.01.H56"        # receives civil-status and land dossiers; its parent is the province
@@ -143,6 +144,7 @@ def forget_failed_attempts(target) -> None:
 
 def submit(target, procedure_code: str = "1.012786") -> dict:
     response = requests.post(f"{target.url}/api/v1/dossiers", json={
-        "procedure_code": procedure_code, "channel": "online", "applicant": APPLICANT, "form": {}}, timeout=30)
+        "procedure_code": procedure_code, "channel": "online", "applicant": APPLICANT, "form": {},
+        "documents": required_uploads(procedure_code)}, timeout=30)
     assert response.status_code == 201, response.text
     return response.json()

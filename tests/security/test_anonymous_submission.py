@@ -10,11 +10,13 @@ from motcua import embedded
 from motcua.config import catalog_dir
 from motcua.contracts.rpc import MAX_DECLARATION_BYTES
 from services.gateway.accounts import seed_demo_accounts
+from tests.documents import required_uploads
 from tests.infra import gateway_token, migrated_sqlite_urls
 from tests.security.conftest import APPLICANT, COMMUNE, bearer, forget_failed_attempts, mocked_gateway
 
 LIMIT = 3
-SUBMISSION = {"procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT, "form": {}}
+SUBMISSION = {"procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT, "form": {},
+              "documents": required_uploads("1.012786")}
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +81,7 @@ def test_an_oversize_declaration_never_leaves_the_gateway(gateway, form, field):
 def test_a_declaration_is_checked_against_its_procedures_fields(platform):
     """Through the real intake: a field the procedure does not declare, or a value outside its field's
     bounds, is a 400 naming it; a declaration of its own fields is kept as the catalogue reads it."""
-    land = {**SUBMISSION, "procedure_code": "1.013978"}
+    land = {**SUBMISSION, "procedure_code": "1.013978", "documents": required_uploads("1.013978")}
     unknown = post(platform, {**land, "form": {"land_area_m2": 120, "remarks": "free text"}})
     assert unknown.status_code == 400 and unknown.json()["error"]["field"] == "form.remarks"
     negative = post(platform, {**land, "form": {"land_area_m2": -1}})

@@ -19,6 +19,7 @@ from motcua.config import nameko_config
 from motcua.errors import Forbidden, Unauthorized
 from services.gateway.service import GatewayService
 from services.intake.service import IntakeService
+from tests.documents import required_uploads
 from tests.infra import free_port
 from tests.security.conftest import APPLICANT, COMMUNE, OTHER_COMMUNE, audit_entries, token_for, wait_for_audit
 from tests.security.test_tokens import hs256
@@ -44,7 +45,7 @@ def services(amqp_uri, pg_urls):
 def test_direct_rpc_with_a_foreign_or_forged_context_is_refused_by_intake_and_audited(services):
     intake, config, gateway = services
     code = intake.submit_dossier({"procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT,
-                                  "form": {}})["code"]
+                                  "form": {}, "documents": required_uploads("1.012786")})["code"]
     own = token_for(SIGNING, f"receptionist@{COMMUNE}", COMMUNE, "receptionist")
     assert intake.get_dossier(code, caller_token=own)["code"] == code
 
@@ -84,7 +85,7 @@ def test_direct_rpc_with_a_token_forged_from_what_a_service_holds_is_refused(ser
     whose lifetime is beyond the server's cap are all refused on direct RPC."""
     intake, config, _gateway = services
     code = intake.submit_dossier({"procedure_code": "1.012786", "channel": "online", "applicant": APPLICANT,
-                                  "form": {}})["code"]
+                                  "form": {}, "documents": required_uploads("1.012786")})["code"]
     now = int(time.time())
     claims = {"sub": "admin", "agency": None, "roles": ["admin"], "iat": now, "exp": now + 600, "jti": "f" * 32}
     forged = {

@@ -29,6 +29,7 @@ from services.intake.service import IntakeService
 from services.notify.service import NotifyService
 from services.reporting.service import ReportingService
 from services.workflow.service import WorkflowService
+from tests.documents import required_uploads
 from tests.infra import VERIFYING, free_port, gateway_token, migrated_sqlite_urls, wait_for
 from tests.security.conftest import APPLICANT, COMMUNE, bearer, login
 
@@ -166,7 +167,8 @@ def refused_by_both(platform, code: str, token: str, reason: str) -> bool:
 @pytest.mark.integration
 def test_a_logged_out_token_is_refused_by_intake_and_workflow_on_direct_rpc(platform):
     code = platform.intake.submit_dossier({"procedure_code": "1.012786", "channel": "online",
-                                           "applicant": APPLICANT, "form": {}})["code"]
+                                           "applicant": APPLICANT, "form": {},
+                                           "documents": required_uploads("1.012786")})["code"]
     token = signed_in_token(platform, f"receptionist@{COMMUNE}")
     other_session = signed_in_token(platform, f"receptionist@{COMMUNE}")
     assert platform.intake.get_dossier(code, caller_token=token)["code"] == code
@@ -196,7 +198,8 @@ def revoked_in(db_url: str, token_id: str) -> bool:
 @pytest.mark.integration
 def test_a_deactivated_accounts_token_is_refused_by_intake_and_workflow_on_direct_rpc(platform):
     code = platform.intake.submit_dossier({"procedure_code": "1.012786", "channel": "online",
-                                           "applicant": APPLICANT, "form": {}})["code"]
+                                           "applicant": APPLICANT, "form": {},
+                                           "documents": required_uploads("1.012786")})["code"]
     officer = f"leader@{COMMUNE}"
     token = signed_in_token(platform, officer)
     assert platform.intake.get_dossier(code, caller_token=token)["code"] == code

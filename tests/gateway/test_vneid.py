@@ -12,7 +12,7 @@ import requests
 
 from motcua.metrics import metrics_for
 from motcua.simulators.oidc import OidcSimulator
-from tests.documents import required_uploads
+from tests.documents import form_files, required_documents, required_uploads
 from tests.infra import gateway_token, intake_behind_gateway
 
 BINH, AN = "038190012345", "001085004321"  # the simulator's test citizens
@@ -246,7 +246,7 @@ def portal_submit(browser, api, fields: dict) -> requests.Response:
     form = browser.get(f"{api.url}/thu-tuc/{PROCEDURE}/nop-ho-so", timeout=10)
     key = form.text.split('name="idempotency_key" value="', 1)[1].split('"', 1)[0]
     return browser.post(f"{api.url}/thu-tuc/{PROCEDURE}/nop-ho-so", data={"idempotency_key": key, **fields},
-                        allow_redirects=False, timeout=10)
+                        files=form_files(required_documents(PROCEDURE)), allow_redirects=False, timeout=10)
 
 
 def test_the_portal_form_takes_name_and_id_number_from_the_vneid_sign_in_never_from_the_post(api):

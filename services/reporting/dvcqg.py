@@ -469,10 +469,11 @@ def queue_missing(uow: UnitOfWork, now: datetime) -> int:
     missing = (select(StoredEvent.dossier_code, func.count(), literal("pending"), literal(0), at)
                .outerjoin(PortalPush, PortalPush.dossier_code == StoredEvent.dossier_code)
                .where(PortalPush.dossier_code.is_(None)).group_by(StoredEvent.dossier_code))
-    result = session.execute(insert(PortalPush).from_select(
-        ["dossier_code", "version", "state", "attempts", "next_attempt_at"], missing))
+    queued = session.execute(insert(PortalPush).from_select(
+        ["dossier_code", "version", "state", "attempts", "next_attempt_at"], missing)
+        .returning(PortalPush.dossier_code)).all()  # psycopg's rowcount of an INSERT … SELECT is -1
     uow.commit()
-    return result.rowcount
+    return len(queued)
 
 
 def expected(fact: DossierFact, events: list[StoredEvent], zone: ZoneInfo) -> dict:

@@ -192,7 +192,7 @@ def test_guessing_a_tracking_key_is_throttled_and_a_right_key_does_not_reset_the
     for _ in range(THROTTLE["PROOF_MAX_FAILURES"] - 1):
         assert track(api, code, "0000").status_code == 404
     api.reporting.track.side_effect = None
-    api.reporting.track.return_value = {"code": code, "status": "processing"}
+    api.reporting.track.return_value = {"code": code, "procedure_code": "1.012786", "status": "processing"}
     assert track(api, code, "4321").status_code == 200
     api.reporting.track.side_effect = WrongKey("no dossier with this code and key")
     assert track(api, code, "0000").status_code == 404  # the last miss the window allows
@@ -204,7 +204,7 @@ def test_guessing_a_tracking_key_is_throttled_and_a_right_key_does_not_reset_the
 def test_a_key_holder_cannot_reset_the_id_number_count_by_tracking(api):
     """Knowing the tracking key, one could track between wrong ID numbers; each track is a right
     proof of the key, and it must not forget the wrong ID numbers."""
-    api.reporting.track.return_value = {"code": "X", "status": "supplement_requested"}
+    api.reporting.track.return_value = {"code": "X", "procedure_code": "1.012786", "status": "supplement_requested"}
     api.intake.withdraw_dossier.side_effect = Forbidden("the ID number does not match this dossier",
                                                         field="id_number")
     code = "000.20.01.H56-261201-0002"
@@ -251,7 +251,7 @@ def behind_proxy(tmp_path):
 def test_a_strangers_wrong_keys_lock_out_only_the_stranger_and_never_the_owners_browser(behind_proxy):
     gateway, code, right = behind_proxy, "000.20.01.H56-261201-0100", "4321"
     gateway.reporting.track.side_effect = lambda c, key: (
-        {"code": c, "status": "processing"} if key == right else (_ for _ in ()).throw(
+        {"code": c, "procedure_code": "1.012786", "status": "processing"} if key == right else (_ for _ in ()).throw(
             WrongKey("no dossier with this code and key")))
 
     def page(address: str, key: str, owner: requests.Session | None = None) -> requests.Response:
@@ -284,7 +284,7 @@ def test_dossier_codes_are_never_stored_in_clear(api):
 
 
 def test_tracking_with_the_right_key_costs_one_statement_and_writes_nothing(api):
-    api.reporting.track.return_value = {"code": "X", "status": "processing"}
+    api.reporting.track.return_value = {"code": "X", "procedure_code": "1.012786", "status": "processing"}
     statements = []
     # The gateway's outbox relay looks for unpublished rows every second on the same engine: not tracking's.
     listener = lambda *args: "outbox" not in args[2] and statements.append(args[2])  # noqa: E731

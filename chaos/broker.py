@@ -19,10 +19,12 @@ from urllib.parse import quote
 
 import requests
 
+from motcua.backoff import backoff
 from tests.infra import free_port
 
 SCRIPTS = Path("/usr/lib/rabbitmq/bin")
 AUTH = ("guest", "guest")
+JOIN_ATTEMPTS = 4
 
 
 class Broker:
@@ -88,7 +90,14 @@ class Broker:
     def join(self, seed: str) -> None:
         """This node joins the cluster of node `seed` (its own data reset: it was just created)."""
         self.ctl("stop_app")
-        self.ctl("join_cluster", seed)
+        for attempt in range(1, JOIN_ATTEMPTS + 1):  # on a busy machine the seed may not answer the first time
+            try:
+                self.ctl("join_cluster", seed)
+                break
+            except subprocess.CalledProcessError:
+                if attempt == JOIN_ATTEMPTS:
+                    raise
+                time.sleep(backoff(attempt, base=2.0, cap=10.0))
         self.ctl("start_app")
         self.ctl("await_startup")
 

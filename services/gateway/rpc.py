@@ -1,13 +1,19 @@
 """RPC to the services with a deadline: a call to a service that is down would otherwise hang forever."""
 from __future__ import annotations
 
+import logging
 import warnings
 
 import eventlet
+from kombu import Connection
+from kombu.pools import connections, producers
+from kombu.utils.collections import eqhash
+
 from motcua.rpc import RpcProxy
 
 from services.gateway.errors import ServiceUnavailable
 
+log = logging.getLogger(__name__)
 HEALTH_TIMEOUT = 3.0
 TRANSIENT = 1  # AMQP delivery mode: kept in memory only
 # nameko says so at a request's first publish without confirms: expected here (see TimedRpcProxy).
@@ -44,10 +50,31 @@ class TimedServiceProxy:
 
         def call(*args, **kwargs):
             late = ServiceUnavailable(f"{self._service} did not answer in time")
-            with eventlet.Timeout(self._timeout, late):
-                return remote(*args, **kwargs)
+            try:
+                with eventlet.Timeout(self._timeout, late):
+                    return remote(*args, **kwargs)
+            except ServiceUnavailable as exc:
+                if exc is late:
+                    renew_connections(remote.publisher)
+                raise
 
         return call
+
+
+def renew_connections(publisher) -> None:
+    """Close the pooled connections (and their producers) that `publisher`'s requests go out on, so that
+    the next request opens a fresh one. Requests are sent without confirms: after a broker node's loss
+    (the 3-node cluster test, under load) a pooled channel went on taking requests that never reached
+    the queue, and every call to that service timed out for minutes while a new connection's calls were
+    answered at once. A call that timed out is the one sign such a channel gives."""
+    options = {**publisher.transport_options, "confirm_publish": publisher.use_confirms}
+    key = eqhash(Connection(publisher.amqp_uri, transport_options=options, ssl=publisher.ssl,
+                            login_method=publisher.login_method))
+    for group in (producers, connections):
+        pool = dict.pop(group, key, None)
+        if pool is not None:
+            pool.force_close_all()
+    log.info("requests will go out on a new broker connection after a call timed out")
 
 
 def ping_all(proxies: dict, timeout: float = HEALTH_TIMEOUT) -> dict[str, str]:

@@ -39,3 +39,29 @@ def test_a_call_to_a_service_that_is_not_running_is_503_by_its_deadline(tmp_path
         assert response.status_code == 503 and response.json()["error"]["code"] == "service_unavailable"
     finally:
         container.stop()
+
+
+@pytest.mark.integration
+def test_after_a_call_timed_out_requests_go_out_on_a_new_connection(amqp_uri):
+    """A pooled channel that swallows requests (seen after a broker node's loss) is not used again: the
+    pool behind the publisher is closed and the next request opens its own."""
+    from kombu import Connection
+    from kombu.pools import connections, producers
+    from kombu.utils.collections import eqhash
+    from nameko.amqp.publish import Publisher
+
+    from services.gateway.rpc import renew_connections
+
+    publisher = Publisher(amqp_uri, use_confirms=False)
+    publisher.publish(b"first", routing_key="nowhere")
+    key = eqhash(Connection(amqp_uri, transport_options={**publisher.transport_options, "confirm_publish": False}))
+    pool = dict.get(producers, key)  # the pools are keyed by the connection's eqhash
+    assert pool is not None and key in connections  # the request went out through these pools
+    with pool.acquire() as producer:
+        channel = producer.channel
+    renew_connections(publisher)
+    assert key not in producers and key not in connections
+    publisher.publish(b"second", routing_key="nowhere")  # a new pool, a new connection and channel
+    with dict.get(producers, key).acquire() as producer:
+        assert producer.channel is not channel
+    renew_connections(publisher)

@@ -70,6 +70,7 @@ ATTEMPTS_HEADER = "x-motcua-attempts"
 FIRST_FAILED_HEADER = "x-motcua-first-failed-at"
 REPLAYS_HEADER = "x-motcua-replays"
 ERROR_HEADER = "x-motcua-error"
+BUGS_HEADER = "x-motcua-unexplained-failures"  # of the attempts, those neither transient nor poison
 PARKED_AT_HEADER = "x-motcua-parked-at"
 SEALED_HEADER = "x-motcua-sealed"  # "fields": personal fields sealed; "body": the whole body sealed
 CONTENT_TYPE_HEADER = "x-motcua-content-type"  # an undecodable body's own content type
@@ -111,8 +112,8 @@ class RetryPolicy:
     * a transient failure (`faults.is_transient`: database or broker away, a timeout) is tried again
       after `backoff(attempt, base, cap)` seconds until `retry_for` seconds have passed since its first
       failure, then parked;
-    * anything else is a bug: tried `bug_attempts` times in all with the same growing delays (a race
-      may pass), then parked.
+    * anything else is a bug: tried until it failed so `bug_attempts` times, with the same growing delays
+      (a race may pass), then parked; transient failures before it (the database away) do not count.
 
     A replayed message (an operator moved it back from `<queue>.dead`) gets a fresh window for
     transient failures, but poison and bugs park it at once: one more parked copy, never a loop."""
@@ -139,15 +140,16 @@ class RetryPolicy:
         return (*steps, self.cap)
 
     def next_delay(self, exc: BaseException, attempts: int, failing_for: float, replays: int,
-                   jitter: float | None = None) -> float | None:
+                   jitter: float | None = None, bugs: int | None = None) -> float | None:
         """Seconds to wait before trying again after the `attempts`-th failure (`exc`), the first one
-        `failing_for` seconds ago; None to park now."""
+        `failing_for` seconds ago, `bugs` of them (this one included) unexplained (all if not said);
+        None to park now."""
         if is_poison(exc):
             return None
         if is_transient(exc):
             if failing_for >= self.retry_for:
                 return None
-        elif replays or attempts >= self.bug_attempts:
+        elif replays or (attempts if bugs is None else bugs) >= self.bug_attempts:
             return None
         wanted = backoff(attempts, self.base, self.cap, jitter)
         return max((d for d in self.delays if d <= wanted), default=self.delays[0])
@@ -187,14 +189,16 @@ class Parking:
         """After the handler failed: send the message to wait for another try, or park it; then ack."""
         headers = message.headers or {}
         attempts = int(headers.get(ATTEMPTS_HEADER, 0)) + 1
+        bugs = int(headers.get(BUGS_HEADER, 0)) + (not (is_transient(exc) or is_poison(exc)))
         first_failed_at = float(headers.get(FIRST_FAILED_HEADER, time.time()))
         delay = self.policy.next_delay(exc, attempts, time.time() - first_failed_at,
-                                       int(headers.get(REPLAYS_HEADER, 0)))
+                                       int(headers.get(REPLAYS_HEADER, 0)), bugs=bugs)
         with self._unless_the_broker_is_away(message):
             if delay is None:
                 self.park(message, error_summary(exc), attempts)
             else:
-                self.retry_later(message, delay, {ATTEMPTS_HEADER: attempts, FIRST_FAILED_HEADER: first_failed_at})
+                self.retry_later(message, delay, {ATTEMPTS_HEADER: attempts, BUGS_HEADER: bugs,
+                                                  FIRST_FAILED_HEADER: first_failed_at})
                 log.warning("%s failed (attempt %d, %s); retrying in %gs", self.consumer_name, attempts,
                             type(exc).__name__, delay)
             ack(message)

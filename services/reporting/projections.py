@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from motcua.contracts import Event
 from motcua.contracts.events import STATUS_CODES, schema_for
 from motcua.db import UnitOfWork, utcnow
+from motcua.faults import TransientFailure
 from services.reporting import aggregates, facts
 from services.reporting.models import DossierFact, PortalPush, StoredEvent
 
@@ -46,7 +47,6 @@ CHANGING = tuple(name for name in COLUMNS if name != "code")
 LOCKED_ROWS = (select(FACTS).where(FACTS.c.code.in_(bindparam("codes", expanding=True)))
                .order_by(FACTS.c.code).with_for_update())
 STORE_EVENT = insert(EVENTS)
-INSERT_ROW = insert(FACTS)
 UPDATE_ROW = update(FACTS).where(FACTS.c.code == bindparam("key"))  # SET: every other column, as passed
 STORED_EVENTS = select(EVENTS).where(EVENTS.c.dossier_code.in_(bindparam("codes", expanding=True)))
 
@@ -95,7 +95,7 @@ def project(session: Session, events: list[Event], zone: ZoneInfo) -> None:
     for event in events:
         code = dossier_code(event.data)
         row = rows.get(code)
-        if row is None:  # the dossier's first event (two instances racing: one fails, its retry finds it)
+        if row is None:  # the dossier's first event (two instances racing: see `write`)
             row = rows[code] = new_row(code)
         _, schema = schema_for(event.event_type)
         stored.append({"event_id": event.event_id, "event_type": event.event_type, "version": event.version,
@@ -116,7 +116,11 @@ def new_row(code: str) -> SimpleNamespace:
 def write(connection: Connection, rows: dict[str, SimpleNamespace], before: dict[str, Counter],
           zone: ZoneInfo) -> None:
     """Write `rows`: those read (their contributions `before` the change) in one UPDATE, the others in one
-    INSERT; and the counters' summed change in one upsert."""
+    INSERT; and the counters' summed change in one upsert.
+
+    Two instances may each apply a first event of one dossier at once: neither read a row, the second's
+    INSERT waits for the first's commit and then inserts nothing. The second's work rests on a row that
+    was not there, so its transaction fails as transient and its retry reads the row the first wrote."""
     change: Counter = Counter()
     updated, inserted = [], []
     for code, row in rows.items():
@@ -129,7 +133,9 @@ def write(connection: Connection, rows: dict[str, SimpleNamespace], before: dict
     if updated:
         connection.execute(UPDATE_ROW, updated)
     if inserted:
-        connection.execute(INSERT_ROW, inserted)
+        written = connection.execute(_insert_new_rows(connection.dialect.name), inserted).all()
+        if len(written) != len(inserted):
+            raise TransientFailure("a dossier's row was created by another instance meanwhile")
     aggregates.apply(connection, change)
 
 
@@ -139,6 +145,14 @@ def mark_for_portal(connection: Connection, versions: dict[str, int], now: datet
     connection.execute(_queue_version(connection.dialect.name), [
         {"dossier_code": code, "version": version, "state": "pending", "attempts": 0, "next_attempt_at": now}
         for code, version in sorted(versions.items())])
+
+
+@cache
+def _insert_new_rows(dialect: str):
+    """INSERT of new dossiers' rows that skips one another instance committed first, returning those
+    written."""
+    return aggregates.dialect_insert(dialect)(FACTS).on_conflict_do_nothing(
+        index_elements=[FACTS.c.code]).returning(FACTS.c.code)
 
 
 @cache

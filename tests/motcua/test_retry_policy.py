@@ -56,6 +56,13 @@ def test_a_bug_is_tried_a_few_times_then_parked():
     assert [POLICY.next_delay(bug, n, failing_for=1, replays=0, jitter=1.0) for n in (1, 2, 3)] == [1, 2, None]
 
 
+def test_failures_while_the_database_was_away_do_not_count_against_a_bug():
+    """A race (a bug that passes) met after five tries with the database away is still tried again."""
+    race = sqlalchemy.exc.IntegrityError("INSERT", {}, Exception("duplicate key"))
+    assert POLICY.next_delay(race, 6, failing_for=40, replays=0, jitter=1.0, bugs=1) == 32
+    assert POLICY.next_delay(race, 8, failing_for=90, replays=0, bugs=3) is None
+
+
 def test_a_replayed_message_parks_at_once_unless_its_failure_is_transient():
     assert POLICY.next_delay(KeyError("x"), 1, failing_for=0, replays=1) is None
     assert POLICY.next_delay(IllegalTransition("x"), 1, failing_for=0, replays=3) is None

@@ -10,8 +10,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.event import listen
 from sqlalchemy.orm import sessionmaker
 
-from motcua import migrate
+from motcua import faults, migrate
 from motcua.db import UnitOfWork, make_engine
+from motcua.faults import TransientFailure
 from services.reporting import cli, projections
 from services.reporting.models import Base, DossierFact, StoredEvent
 from tests import infra
@@ -366,3 +367,38 @@ def test_a_batch_costs_the_same_statements_whatever_its_size(db_url, which):
     assert costs == {1: expected, 5: expected, 50: expected}, statements
     uow.close()
     engine.dispose()
+
+
+def test_two_instances_applying_a_new_dossiers_first_events_at_once_both_land(postgres):
+    """Neither instance read a row: the other commits its new row between this one's read and its INSERT,
+    which then inserts nothing and fails as transient (never as a bug, which is parked after a few
+    tries); its retry finds the row and applies the event to it."""
+    urls = infra.create_service_databases(names=("reporting",))
+    engine = make_engine(urls["reporting"])
+    sessions = sessionmaker(bind=engine, expire_on_commit=False)
+    first, second = (UnitOfWork(sessions(), "reporting", Base.metadata) for _ in range(2))
+    submitted, received, *_ = returned_dossier()
+    racing = []
+
+    def other_instance_commits_after_the_read(conn, cursor, statement, *args):
+        if "FOR UPDATE" in statement and not racing:
+            racing.append(statement)
+            projections.record(first, [submitted], VN)
+            first.commit()
+
+    listen(engine, "after_cursor_execute", other_instance_commits_after_the_read)
+    with pytest.raises(TransientFailure) as failure:
+        projections.record(second, [received], VN)
+    assert racing and faults.is_transient(failure.value)
+    second.rollback()
+    assert projections.record(second, [received], VN) == 1  # the retry
+    second.commit()
+    expected = memory_database()()
+    projections.record(expected, [submitted, received], VN)
+    with sessions() as session:
+        assert all_facts(session) == all_facts(expected.session)
+        assert counters(session) == counters(expected.session)
+    for uow in (first, second):
+        uow.close()
+    engine.dispose()
+    infra.drop_databases(urls)

@@ -12,9 +12,11 @@ from __future__ import annotations
 import logging
 import sys
 
+import eventlet
 import kombu.serialization
 from kombu import Connection
-from kombu.pools import producers
+from kombu.pools import connections, producers
+from kombu.utils.collections import eqhash
 from nameko.constants import (
     AMQP_SSL_CONFIG_KEY,
     AMQP_URI_CONFIG_KEY,
@@ -130,3 +132,62 @@ class RpcProxy(NamekoRpcProxy):
     """nameko's RpcProxy answering through a `TransientReplyListener` (every caller of the platform uses it)."""
 
     rpc_reply_listener = TransientReplyListener()
+
+
+class TimedRpcProxy(RpcProxy):
+    """An RpcProxy whose every call gives up after `RPC_TIMEOUT` seconds (10) with `late(message)`: a
+    call to a service that is down (or a request the broker lost) must not hold the caller's worker until
+    it is back. By default the caller's failure is a `TransientFailure`: an event handler tries again
+    later, an RPC's own caller is told to (the gateway answers 503)."""
+
+    def __init__(self, target_service: str, late: type[Exception] = TransientFailure, **options):
+        super().__init__(target_service, **options)
+        self.late = late
+
+    def setup(self):
+        super().setup()
+        self.timeout = float(self.container.config.get("RPC_TIMEOUT", 10))
+
+    def get_dependency(self, worker_ctx):
+        return TimedServiceProxy(super().get_dependency(worker_ctx), self.target_service, self.timeout, self.late)
+
+
+class TimedServiceProxy:
+    """A service's proxy whose calls end by `timeout` seconds (see `TimedRpcProxy`)."""
+
+    def __init__(self, proxy, service: str, timeout: float, late: type[Exception] = TransientFailure):
+        self._proxy = proxy
+        self._service = service
+        self._timeout = timeout
+        self._late = late
+
+    def __getattr__(self, method: str):
+        remote = getattr(self._proxy, method)
+
+        def call(*args, **kwargs):
+            late = self._late(f"{self._service} did not answer in time")
+            try:
+                with eventlet.Timeout(self._timeout, late):
+                    return remote(*args, **kwargs)
+            except self._late as exc:
+                if exc is late and hasattr(remote, "publisher"):  # a nameko MethodProxy (not a test's stub)
+                    renew_connections(remote.publisher)
+                raise
+
+        return call
+
+
+def renew_connections(publisher) -> None:
+    """Close the pooled connections (and their producers) that `publisher`'s requests go out on, so that
+    the next request opens a fresh one. After a broker node's loss (the 3-node cluster test, under load)
+    a pooled channel of the gateway, which sends requests without confirms, went on taking requests that
+    never reached the queue, and every call to that service timed out for minutes while a new
+    connection's calls were answered at once. A call that timed out is the one sign such a channel gives."""
+    options = {**publisher.transport_options, "confirm_publish": publisher.use_confirms}
+    key = eqhash(Connection(publisher.amqp_uri, transport_options=options, ssl=publisher.ssl,
+                            login_method=publisher.login_method))
+    for group in (producers, connections):
+        pool = dict.pop(group, key, None)
+        if pool is not None:
+            pool.force_close_all()
+    log.info("requests will go out on a new broker connection after a call timed out")

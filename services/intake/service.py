@@ -6,7 +6,6 @@ import hashlib
 from datetime import date, timedelta
 from functools import partial
 
-import eventlet
 from nameko.dependency_providers import Config
 from nameko.timer import timer
 
@@ -36,7 +35,7 @@ from motcua.identity import PORTAL_SYNC_ROLE
 from motcua.logs import Tracing
 from motcua.metrics import GroupCountGauge, Metrics
 from motcua.revocation import Revocations
-from motcua.rpc import RpcProxy, rpc
+from motcua.rpc import TimedRpcProxy, rpc
 from motcua.text import normalise_phone
 from services.intake import calendar_decisions, catalog_import, dossiers, due, forms, online_payments, portal, postal, search
 from services.intake.dependencies import Payments, PostalService, Rules, Signing
@@ -74,8 +73,9 @@ class IntakeService(Revocations):
     signing = Signing()
     payments = Payments()
     config = Config()
-    workflow = RpcProxy("workflow")  # the hand-overs of form 06
-    gateway = RpcProxy("gateway")  # the officers' full names and titles the forms sign with
+    # Within the RPC deadline: a service that is down must not hold one of intake's workers until it is back.
+    workflow = TimedRpcProxy("workflow")  # the hand-overs of form 06
+    gateway = TimedRpcProxy("gateway")  # the officers' full names and titles the forms sign with
     postal_service = PostalService()  # bưu chính công ích: None while POSTAL_URL is unset
     dossiers_by_status = GroupCountGauge("motcua_dossiers_by_status", "Dossiers by status",
                                          dossier_table.c.status)
@@ -219,16 +219,13 @@ class IntakeService(Revocations):
                 "filename": f"so-theo-doi-{agency_code}-{first:%Y%m%d}-{last:%Y%m%d}.{kind}"}
 
     def _hand_overs(self, dossier_code, caller_token):
-        """workflow's hand-overs (form 06), asked with the officer's own token, within the RPC deadline: a
-        workflow that is down must not hold one of intake's workers until it is back."""
-        with eventlet.Timeout(self.config.get("RPC_TIMEOUT", 10), TimeoutError("workflow did not answer in time")):
-            return self.workflow.dossier_history(dossier_code, caller_token=caller_token)
+        """workflow's hand-overs (form 06), asked with the officer's own token."""
+        return self.workflow.dossier_history(dossier_code, caller_token=caller_token)
 
     def _officers(self, usernames, caller_token):
         """The gateway's accounts behind the usernames a form names (full name and title), asked with the
-        officer's own token within the RPC deadline, like the hand-overs."""
-        with eventlet.Timeout(self.config.get("RPC_TIMEOUT", 10), TimeoutError("gateway did not answer in time")):
-            found = self.gateway.officers(sorted(usernames), caller_token=caller_token)
+        officer's own token."""
+        found = self.gateway.officers(sorted(usernames), caller_token=caller_token)
         return {name: forms.Officer(o["full_name"], o["title"]) for name, o in found.items()}
 
     @rpc

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from functools import partial
 
-import eventlet
 from nameko.dependency_providers import Config
 from nameko.timer import timer
 
@@ -15,7 +14,7 @@ from motcua.identity import STAFF_ROLES, Caller
 from motcua.logs import Tracing
 from motcua.metrics import Metrics
 from motcua.revocation import Revocations
-from motcua.rpc import RpcProxy, rpc
+from motcua.rpc import TimedRpcProxy, rpc
 from services.reporting import (
     aggregates,
     dvcqg,
@@ -56,8 +55,9 @@ class ReportingService(Revocations):
     province = Province()
     status_gauge = StatusGauge()
     portal = NationalPortal()
-    intake = RpcProxy("intake")  # the applicant's identity and documents, for the portal only
-    gateway = RpcProxy("gateway")  # the officers' full names and titles, for the portal's progress lines
+    # Within the RPC deadline: a service that is down must not hold the push timer (the batch is retried later).
+    intake = TimedRpcProxy("intake")  # the applicant's identity and documents, for the portal only
+    gateway = TimedRpcProxy("gateway")  # the officers' full names and titles, for the portal's progress lines
 
     @rpc
     def health(self):
@@ -172,15 +172,9 @@ class ReportingService(Revocations):
         if self.portal is not None:
             p = self.province
             token = dvcqg.caller_token()
-            return dvcqg.push_due(self.db, self.portal, partial(self._ask, self.intake.national_portal_records, token),
-                                  partial(self._ask, self.gateway.officers, token), p.zone, p.agency_names, utcnow())
-
-    def _ask(self, rpc_method, caller_token, argument):
-        """intake's part of the dossiers (dvcqg.IntakeRecords) or the gateway's officers (dvcqg.Officers),
-        with reporting's own token, within the RPC deadline: a service that is down must not hold the push
-        timer; the batch is retried later."""
-        with eventlet.Timeout(self.config.get("RPC_TIMEOUT", 10), TimeoutError("no answer in time")):
-            return rpc_method(argument, caller_token=caller_token)
+            # intake's part of the dossiers (dvcqg.IntakeRecords), the gateway's officers (dvcqg.Officers)
+            return dvcqg.push_due(self.db, self.portal, partial(self.intake.national_portal_records, caller_token=token),
+                                  partial(self.gateway.officers, caller_token=token), p.zone, p.agency_names, utcnow())
 
     @timer(interval=dvcqg.RECONCILE_INTERVAL)
     def reconcile_with_national_portal(self):

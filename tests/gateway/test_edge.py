@@ -8,9 +8,10 @@ from werkzeug.routing import Rule
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
+from motcua.rpc import TimedServiceProxy
 from services.gateway.errors import InvalidJson, ServiceUnavailable, UnsupportedMediaType
 from services.gateway.http import JsonWebServer, PathIdConverter, bearer_token, nfc, read_json
-from services.gateway.rpc import TimedServiceProxy, ping_all
+from services.gateway.rpc import ping_all
 
 COMPOSED = "Nguyễn Thị Ánh"
 DECOMPOSED = unicodedata.normalize("NFD", COMPOSED)
@@ -72,7 +73,7 @@ class SlowService:
 
 def test_a_call_past_the_deadline_is_service_unavailable():
     with pytest.raises(ServiceUnavailable, match="intake did not answer"):
-        TimedServiceProxy(SlowService(1), "intake", 0.05).list_agencies()
+        TimedServiceProxy(SlowService(1), "intake", 0.05, ServiceUnavailable).list_agencies()
 
 
 def test_health_pings_run_concurrently_and_report_timeouts_and_errors():

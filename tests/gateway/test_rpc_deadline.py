@@ -50,7 +50,7 @@ def test_after_a_call_timed_out_requests_go_out_on_a_new_connection(amqp_uri):
     from kombu.utils.collections import eqhash
     from nameko.amqp.publish import Publisher
 
-    from services.gateway.rpc import renew_connections
+    from motcua.rpc import renew_connections
 
     publisher = Publisher(amqp_uri, use_confirms=False)
     publisher.publish(b"first", routing_key="nowhere")

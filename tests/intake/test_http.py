@@ -22,7 +22,9 @@ from sqlalchemy import create_engine, text
 
 from motcua import embedded
 from motcua.config import catalog_dir, nameko_config
+from motcua.faults import TransientFailure
 from motcua.revocation import AccessCache
+from motcua.rpc import TimedRpcProxy, TimedServiceProxy
 from services.gateway.accounts import seed_demo_accounts
 from services.gateway.service import GatewayService
 from services.intake.service import IntakeService
@@ -332,12 +334,15 @@ def test_staff_search_over_http(api):
 
 
 def test_a_workflow_that_does_not_answer_frees_the_intake_worker_at_the_rpc_deadline():
-    slow = SimpleNamespace(dossier_history=lambda code, caller_token: eventlet.sleep(5))
-    service = worker_factory(IntakeService, revocations=AccessCache(5), config={"RPC_TIMEOUT": 0.2}, workflow=slow)
-    with pytest.raises(TimeoutError, match="workflow did not answer in time"):
+    """intake asks workflow (form 06) and the gateway (officers' names) through timed proxies: a service
+    that is down fails the call as transient at the deadline (the officer is told to try again)."""
+    assert isinstance(IntakeService.workflow, TimedRpcProxy) and isinstance(IntakeService.gateway, TimedRpcProxy)
+    slow = TimedServiceProxy(SimpleNamespace(dossier_history=lambda code, caller_token: eventlet.sleep(5)),
+                             "workflow", 0.2)
+    service = worker_factory(IntakeService, revocations=AccessCache(5), workflow=slow)
+    with pytest.raises(TransientFailure, match="workflow did not answer in time"):
         service._hand_overs("000.20.01.H56-260302-0001", caller_token="t")
-    answering = worker_factory(IntakeService, revocations=AccessCache(5),
-                               config={"RPC_TIMEOUT": 0.2}, workflow=SimpleNamespace(
+    answering = worker_factory(IntakeService, revocations=AccessCache(5), workflow=SimpleNamespace(
         dossier_history=staff_hand_overs))
     assert answering._hand_overs("000.20.01.H56-260302-0001", caller_token="t")[1]["agency_code"] == "000.00.18.H56"
 

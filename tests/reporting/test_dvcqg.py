@@ -8,6 +8,7 @@ from sqlalchemy import delete, select
 
 from motcua import migrate
 from motcua.db import utcnow
+from motcua.faults import TransientFailure
 from motcua.simulators.dvcqg import DvcqgSimulator
 from services.reporting import cli, dvcqg, projections
 from services.reporting.models import PortalPush, StoredEvent
@@ -72,7 +73,7 @@ class FakePort:
     def __call__(self, argument):
         self.asked.append(argument)
         if self.down:
-            raise TimeoutError("no answer in time")
+            raise TransientFailure("intake did not answer in time")
         return self.answer(argument)
 
 
@@ -350,7 +351,7 @@ def test_intake_or_the_gateway_not_answering_holds_the_push_instead_of_sending_g
     port.down = True
     client = client_of(portal.start())
     assert push(uow, client, **ports) == {"pushed": 0, "retry": 1, "rejected": 0}
-    assert row(uow, "000.00.06.H56-260302-0001").last_error == f"{away} TimeoutError"
+    assert row(uow, "000.00.06.H56-260302-0001").last_error == f"{away} TransientFailure"
     assert portal.http.requests == []
     port.down = False
     assert push(uow, client, NOW + timedelta(seconds=BASE), **ports)["pushed"] == 1

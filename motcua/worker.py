@@ -31,7 +31,7 @@ from motcua.bus import ParkingConsumer
 from motcua.errors import IllegalTransition
 from motcua.logs import Tracing
 from motcua.queues import consumed_queue_arguments
-from motcua.rpc import RpcProxy
+from motcua.rpc import TimedRpcProxy
 
 TASKS_EXCHANGE = Exchange("motcua.tasks", type="topic", durable=True)
 
@@ -69,8 +69,9 @@ class _Tasks:
             return None
 
 
-class TaskClient(Tracing, RpcProxy):
-    """Completes tasks in workflow as the agency's system account (token: WORKER_TOKEN config). Every
+class TaskClient(Tracing, TimedRpcProxy):
+    """Completes tasks in workflow as the agency's system account (token: WORKER_TOKEN config), each
+    call within the RPC deadline (a workflow that is down fails it as transient: the task waits). Every
     worker has one, so it also puts the worker under the trace its task message carries (motcua.logs):
     the agency system's log lines and its calls to workflow go on with the dossier's trace."""
 

@@ -69,6 +69,15 @@ AGENCY_BUCKETS = dict(zip(
      *(f"{stock}.{way}.{cls}" for stock in ("open", "supp") for way in ("in", "out") for cls in CLASSES),
      "open_due.in", "open_due.out", "supp_due.in", "supp_due.out", "now.open_due", "now.supp_due"),
     AGENCY_COLUMNS, strict=True))
+BUCKET_INDEX = {bucket: index for index, bucket in enumerate(AGENCY_BUCKETS)}  # its place in a `Before` vector
+SECONDS = BUCKET_INDEX[RESOLVED_SECONDS]
+# The cells that are a flow: the bucket's count before the period's end less that before its start.
+FLOW_CELLS = tuple((cell, BUCKET_INDEX[cell]) for cell in (
+    "received.online", "received.counter", "received.postal", *(f"resolved.{kind}" for kind in KINDS),
+    "withdrawn", "stopped"))
+# One row's counts before the period's start, before as_of's day and before its end: each a vector of
+# the buckets' counts in `AGENCY_BUCKETS` order (a column of `report_agency_counts` each).
+Before = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
 
 
 def contributions(fact, zone: ZoneInfo) -> Counter:
@@ -235,12 +244,12 @@ def figures(session: Session, date_from: date, date_to: date, zone: ZoneInfo, ag
     current = period.as_of < period.end  # the period is not over: overdue is judged now, on today's date
     found, resolved = {}, {}
     for code in sorted(sums, key=lambda value: value or ""):
-        counts = cells(sums[code], current)
+        before = sums[code]
+        counts = cells(before, current)
         if any(counts[name] for name in BASE_CELLS):  # as the GROUP BY: only rows with counted dossiers
             found[None if code == "" else code] = counts
-        seconds = sums[code].get(RESOLVED_SECONDS, (0, 0, 0))
         resolved[None if code == "" else code] = (sum(counts[f"resolved.{kind}"] for kind in KINDS),
-                                                  seconds[2] - seconds[0])
+                                                  before[2][SECONDS] - before[0][SECONDS])
     return Figures(assemble(found, period, zone, agency_names, agency=agency, by=by, parents=parents),
                    {code: _days(*pair) for code, pair in resolved.items() if pair[0]},
                    _days(sum(n for n, _ in resolved.values()), sum(s for _, s in resolved.values())))
@@ -269,26 +278,28 @@ def daily(session: Session, date_from: date, date_to: date, agency: str | None =
     return days
 
 
-def _field_sums(session: Session, points: tuple[date, ...], subtree) -> dict[str, dict[str, tuple]]:
-    """Per field, per bucket (received per channel): its counts before each of `points`, from `report_counts`."""
+def _field_sums(session: Session, points: tuple[date, ...], subtree) -> dict[str, tuple[tuple[int, ...], ...]]:
+    """Per field, its buckets' counts before each of `points` (`Before`), from `report_counts`."""
     before = [_before(T, day, ("month", "day")) for day in points]
     query = (select(T.c.field_code.label("key"), T.c.bucket, T.c.channel,
                     *(func.sum(case((condition, T.c.n), else_=0)).label(f"p{i}") for i, condition in enumerate(before)))
              .where(or_(*before)).group_by(T.c.field_code, T.c.bucket, T.c.channel))
     if subtree is not None:
         query = query.where(T.c.agency_code.in_(subtree))
-    sums: dict[str, dict[str, tuple]] = {}
+    sums: dict[str, list[list[int]]] = {}
     for row in session.execute(query):  # the channel matters for what was received only
-        bucket = f"received.{row.channel}" if row.bucket == "received" else row.bucket
-        found = sums.setdefault(row.key, {})
-        found[bucket] = tuple(int(a) + int(b) for a, b in zip(found.get(bucket, (0,) * len(points)),
-                                                              (row.p0, row.p1, row.p2)))
-    return sums
+        column = BUCKET_INDEX.get(f"received.{row.channel}" if row.bucket == "received" else row.bucket)
+        if column is None:  # a bucket the report does not read (received on no known channel)
+            continue
+        found = sums.setdefault(row.key, [[0] * len(AGENCY_BUCKETS) for _ in points])
+        for at, count in zip(found, (row.p0, row.p1, row.p2)):
+            at[column] += int(count)
+    return {key: tuple(map(tuple, found)) for key, found in sums.items()}
 
 
-def _agency_sums(session: Session, points: tuple[date, ...], subtree) -> dict[str, dict[str, tuple]]:
-    """Per agency, per bucket: its counts before each of `points`, from `report_agency_counts`: one
-    aggregate per point (a UNION ALL), each reading at most about twenty rows per agency."""
+def _agency_sums(session: Session, points: tuple[date, ...], subtree) -> dict[str, tuple[tuple[int, ...], ...]]:
+    """Per agency, its buckets' counts before each of `points` (`Before`), from `report_agency_counts`:
+    one aggregate per point (a UNION ALL), each reading at most about twenty rows per agency."""
     distinct = sorted(set(points))
     parts = []
     for index, day in enumerate(distinct):
@@ -299,13 +310,11 @@ def _agency_sums(session: Session, points: tuple[date, ...], subtree) -> dict[st
                      .where(or_(plus, minus)).group_by(A.c.agency_code))
     at = {(row[0], row[1]): row[2:] for row in session.execute(union_all(*parts))}  # by position: 23 columns
     none = (0,) * len(AGENCY_COLUMNS)
-    sums: dict[str, dict[str, tuple]] = {}
+    which = [distinct.index(day) for day in points]
     # a subtree's agencies picked here, not by an IN of up to a thousand codes: every agency costs a
     # few rows anyway, and the list made PostgreSQL's plan three times slower than the whole province
-    for key in {key for key, _ in at if subtree is None or key in subtree}:
-        found = [at.get((key, distinct.index(day)), none) for day in points]
-        sums[key] = dict(zip(AGENCY_BUCKETS, zip(*found)))
-    return sums
+    return {key: tuple(at.get((key, index), none) for index in which)
+            for key in {key for key, _ in at if subtree is None or key in subtree}}
 
 
 def _before(table, day: date, grains: tuple[str, ...]):
@@ -345,31 +354,29 @@ def _signed_before(table, day: date):
     return or_(*plus), or_(*minus) if minus else false()
 
 
-def cells(buckets: dict[str, tuple[int, int, int]], current: bool) -> dict[str, int]:
-    """The report's base cells of one row from its buckets' (before start, before as_of's day, before end)."""
-    def at(bucket: str, when: int) -> int:
-        return buckets.get(bucket, (0, 0, 0))[when]
+def cells(before: Before, current: bool) -> dict[str, int]:
+    """The report's base cells of one row from its buckets' counts before the period's start, before
+    as_of's day and before its end (`Before`)."""
+    start, as_of, end = before
+    b = BUCKET_INDEX
 
-    def flow(bucket: str) -> int:
-        return at(bucket, 2) - at(bucket, 0)
+    def stock(name: str, at: tuple[int, ...], cls: str | None = None) -> int:
+        """Dossiers in the state `name` (of one class, or of every class) at the vector's point."""
+        if cls is None:
+            return sum(stock(name, at, each) for each in CLASSES)
+        return at[b[f"{name}.in.{cls}"]] - at[b[f"{name}.out.{cls}"]]
 
-    def stock(name: str, when: int, classes=CLASSES) -> int:
-        return sum(at(f"{name}.in.{cls}", when) - at(f"{name}.out.{cls}", when) for cls in classes)
-
-    start, as_of, end = 0, 1, 2
-    running = stock("open", end, ("normal",)) - stock("supp", end, ("normal",))
+    running = stock("open", end, "normal") - stock("supp", end, "normal")
     if current:
-        overdue = at("now.open_due", as_of) - at("now.supp_due", as_of)
+        overdue = as_of[b["now.open_due"]] - as_of[b["now.supp_due"]]
     else:
-        overdue = (at("open_due.in", end) - at("open_due.out", end)) - (at("supp_due.in", end) - at("supp_due.out", end))
-    return {
-        **{f"received.{channel}": flow(f"received.{channel}") for channel in ("online", "counter", "postal")},
+        overdue = ((end[b["open_due.in"]] - end[b["open_due.out"]]) - (end[b["supp_due.in"]] - end[b["supp_due.out"]]))
+    counts = {cell: end[column] - start[column] for cell, column in FLOW_CELLS}
+    counts.update({
         "received.carried_over": stock("open", start),
-        **{f"resolved.{kind}": flow(f"resolved.{kind}") for kind in KINDS},
-        "withdrawn": flow("withdrawn"),
-        "stopped": flow("stopped"),
         "paused.supplement": stock("supp", end),
-        "paused.awaiting_payment": stock("open", end, ("awaiting_payment",)),
+        "paused.awaiting_payment": stock("open", end, "awaiting_payment"),
         "in_progress.within_deadline": running - overdue,
         "in_progress.overdue": overdue,
-    }
+    })
+    return counts

@@ -114,7 +114,8 @@ def assemble(found: dict[str | None, dict[str, int]], period: Period, zone: Zone
     if by == "agency" and agency is not None and agency not in found:
         found[agency] = dict.fromkeys(BASE_CELLS, 0)  # an agency asked for by name always gets its row
         found = dict(sorted(found.items(), key=lambda item: item[0] or ""))
-    totals = {name: sum(counts[name] for counts in found.values()) for name in BASE_CELLS}
+    columns = zip(*([counts[name] for name in BASE_CELLS] for counts in found.values()))
+    totals = dict(zip(BASE_CELLS, map(sum, columns))) if found else dict.fromkeys(BASE_CELLS, 0)
     result = {
         "from": date_from.isoformat(),
         "to": date_to.isoformat(),
@@ -177,15 +178,15 @@ def _rollup(found: dict[str, dict], agency_names: dict[str, str], parents: dict[
             top: str | None) -> list[dict]:
     """Each agency's own figures plus those of every agency under it, for every agency of the tree
     (from the root, or from `top`) that has dossiers in its subtree; depth-first, parents first."""
-    rolled: dict[str, dict] = {}
+    rolled: dict[str, list[int]] = {}
     for code, counts in found.items():
+        values = [counts[name] for name in BASE_CELLS]
         seen = set()
         node = code
         while node is not None and node not in seen:  # a cycle in the data must not hang the report
             seen.add(node)
-            total = rolled.setdefault(node, dict.fromkeys(BASE_CELLS, 0))
-            for name in BASE_CELLS:
-                total[name] += counts[name]
+            total = rolled.get(node)
+            rolled[node] = values if total is None else [a + b for a, b in zip(total, values)]
             node = None if node == top else parents.get(node)
     children: dict[str | None, list[str]] = {}
     for code in rolled:
@@ -195,7 +196,7 @@ def _rollup(found: dict[str, dict], agency_names: dict[str, str], parents: dict[
 
     def walk(code: str, depth: int) -> None:
         rows.append({"agency_code": code, "agency_name": agency_names.get(code), "parent_code": parents.get(code),
-                     "depth": depth, **_shape(rolled[code])})
+                     "depth": depth, **_shape(dict(zip(BASE_CELLS, rolled[code])))})
         for child in sorted(children.get(code, ())):
             walk(child, depth + 1)
 
@@ -205,34 +206,26 @@ def _rollup(found: dict[str, dict], agency_names: dict[str, str], parents: dict[
 
 
 def _shape(c: dict[str, int]) -> dict:
-    new = c["received.online"] + c["received.counter"] + c["received.postal"]
-    resolved = c["resolved.early"] + c["resolved.on_time"] + c["resolved.late"]
-    paused = c["paused.supplement"] + c["paused.awaiting_payment"]
-    in_progress = c["in_progress.within_deadline"] + c["in_progress.overdue"]
+    online, counter, postal = c["received.online"], c["received.counter"], c["received.postal"]
+    early, on_time, late = c["resolved.early"], c["resolved.on_time"], c["resolved.late"]
+    within, overdue = c["in_progress.within_deadline"], c["in_progress.overdue"]
+    new, resolved, in_progress = online + counter + postal, early + on_time + late, within + overdue
+    # Percentages with 2 decimals, as the press quotes them ("1,032 early = 97.63 %").
     return {
-        "received": {"total": new + c["received.carried_over"], "online": c["received.online"],
-                     "counter_postal": c["received.counter"] + c["received.postal"],
-                     "counter": c["received.counter"], "postal": c["received.postal"],
-                     "carried_over": c["received.carried_over"],
-                     **_shares(new, online=c["received.online"], postal=c["received.postal"])},
-        "resolved": {"total": resolved, "early": c["resolved.early"], "on_time": c["resolved.on_time"],
-                     "late": c["resolved.late"],
-                     **_shares(resolved, early=c["resolved.early"], on_time=c["resolved.on_time"],
-                               late=c["resolved.late"])},
+        "received": {"total": new + c["received.carried_over"], "online": online, "counter_postal": counter + postal,
+                     "counter": counter, "postal": postal, "carried_over": c["received.carried_over"],
+                     "online_pct": percent(online, new), "postal_pct": percent(postal, new)},
+        "resolved": {"total": resolved, "early": early, "on_time": on_time, "late": late,
+                     "early_pct": percent(early, resolved), "on_time_pct": percent(on_time, resolved),
+                     "late_pct": percent(late, resolved)},
         "withdrawn": c["withdrawn"],
         "stopped": c["stopped"],
-        "paused": {"total": paused, "supplement": c["paused.supplement"],
-                   "awaiting_payment": c["paused.awaiting_payment"]},
-        "in_progress": {"total": in_progress, "within_deadline": c["in_progress.within_deadline"],
-                        "overdue": c["in_progress.overdue"],
-                        **_shares(in_progress, within_deadline=c["in_progress.within_deadline"],
-                                  overdue=c["in_progress.overdue"])},
+        "paused": {"total": c["paused.supplement"] + c["paused.awaiting_payment"],
+                   "supplement": c["paused.supplement"], "awaiting_payment": c["paused.awaiting_payment"]},
+        "in_progress": {"total": in_progress, "within_deadline": within, "overdue": overdue,
+                        "within_deadline_pct": percent(within, in_progress),
+                        "overdue_pct": percent(overdue, in_progress)},
     }
-
-
-def _shares(total: int, **parts: int) -> dict[str, float]:
-    """Percentages with 2 decimals, as the press quotes them ("1,032 early = 97.63 %")."""
-    return {f"{name}_pct": percent(value, total) for name, value in parts.items()}
 
 
 def percent(part: int, total: int) -> float:

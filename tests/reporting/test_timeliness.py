@@ -141,8 +141,9 @@ def test_received_equals_resolved_plus_in_progress_on_every_row():
 
 
 def test_percentages_as_the_press_quotes_them():
-    assert timeliness._shares(1057, early=1032, late=25) == {"early_pct": 97.63, "late_pct": 2.37}
-    assert timeliness._shares(0, early=0) == {"early_pct": 0.0}
+    assert (timeliness.percent(1032, 1057), timeliness.percent(25, 1057)) == (97.63, 2.37)
+    assert timeliness.percent(1, 32) == 3.13  # half up, as spreadsheets round (round() gives 3.12)
+    assert timeliness.percent(0, 0) == 0.0
 
 
 @pytest.mark.parametrize("query, field", [

@@ -113,7 +113,21 @@ class Broker:
     def stop(self) -> None:
         with contextlib.suppress(subprocess.SubprocessError, OSError):
             self.ctl("stop", timeout=60)
+        # A node its CLI could not stop (it never finished starting, or hangs) is not left running
+        # behind the test, holding its ports and the machine's CPU.
+        pid = self.pid
+        if pid is not None and _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         shutil.rmtree(self.dir / "mnesia", ignore_errors=True)
+
+    @property
+    def pid(self) -> int | None:
+        """The node's Erlang VM, from its pid file (None before it wrote one)."""
+        try:
+            return int((self.dir / "node.pid").read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
 
     def call(self, method: str, path: str, **kwargs) -> requests.Response:
         response = requests.request(method, f"{self.api}{path}", auth=AUTH, timeout=10, **kwargs)
@@ -204,12 +218,9 @@ class BrokerCluster:
         if split:  # its nodes disagree from the start: whatever fails later would be this, not the test's fault
             raise RuntimeError(f"the cluster formed with Mnesia inconsistent on {', '.join(split)}")
 
-    def pid(self, index: int) -> int:
-        return int((self.nodes[index].dir / "node.pid").read_text().strip())
-
     def kill(self, index: int) -> None:
         """Node `index` lost at once: its Erlang VM SIGKILLed (no goodbye to its clients or its peers)."""
-        pid = self.pid(index)
+        pid = self.nodes[index].pid
         os.kill(pid, signal.SIGKILL)
         deadline = time.time() + 30
         while time.time() < deadline:

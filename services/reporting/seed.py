@@ -119,8 +119,10 @@ def _done(row: dict, stopped_at: datetime | None = None) -> dict:
 
 
 def seed(engine: Engine, count: int, catalogue: Catalogue, zone: ZoneInfo, now: datetime,
-         rng: random.Random | None = None, days: int = 730, batch: int = 50_000, on_progress=None) -> dict:
-    """Insert `count` dossiers received in the `days` before `now`, and add them to the counters."""
+         rng: random.Random | None = None, days: int = 730, batch: int = 50_000, on_progress=None,
+         by_field: bool = True) -> dict:
+    """Insert `count` dossiers received in the `days` before `now`, and add them to the counters (on
+    PostgreSQL without `report_counts` unless `by_field`: `aggregates.load`)."""
     rng = rng or random.Random()
     run = secrets.token_hex(2)
     started, counter_seconds = time.perf_counter(), 0.0
@@ -137,7 +139,7 @@ def seed(engine: Engine, count: int, catalogue: Catalogue, zone: ZoneInfo, now: 
                 connection.execute(insert(DossierFact.__table__), rows)
         counted = time.perf_counter()
         with engine.begin() as connection:  # a batch's counters at once (COPY on PostgreSQL)
-            aggregates.load(connection, counts)
+            aggregates.load(connection, counts, by_field)
         counter_seconds += time.perf_counter() - counted
         if on_progress:
             on_progress(first + len(rows), count)

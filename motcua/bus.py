@@ -62,7 +62,15 @@ from motcua.contracts import Event, parse_event
 from motcua.faults import is_poison, is_transient
 from motcua.metrics import metrics_for
 from motcua.privacy import seal, seal_personal_fields, sealing_key, unseal_personal_fields
-from motcua.queues import consumed_queue_arguments, dead_letter_queue, delay_queue, parking_exchange
+from motcua.queues import (
+    QUORUM,
+    consumed_queue_arguments,
+    dead_letter_queue,
+    delay_queue,
+    delivery_limit,
+    parking_exchange,
+    queue_type,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +82,7 @@ BUGS_HEADER = "x-motcua-unexplained-failures"  # of the attempts, those neither 
 PARKED_AT_HEADER = "x-motcua-parked-at"
 SEALED_HEADER = "x-motcua-sealed"  # "fields": personal fields sealed; "body": the whole body sealed
 CONTENT_TYPE_HEADER = "x-motcua-content-type"  # an undecodable body's own content type
+DELIVERY_COUNT_HEADER = "x-delivery-count"  # a quorum queue's count of a message's earlier deliveries
 SEALED_CONTENT_TYPE = "application/x-motcua-sealed"
 REQUEUE_AFTER_BROKER_FAILURE_SECONDS = 5.0  # a message that could be neither retried nor parked goes back
 APPLY_BATCH = "apply_event_batch"  # the method a batch's worker runs (added to the service class)
@@ -173,6 +182,7 @@ class Parking:
         self.dead_letters = dead_letter_queue(queue_name)
         self.publisher = Publisher(container.config["AMQP_URI"], use_confirms=True)
         self.metrics = metrics_for(container)
+        self.delivery_limit = delivery_limit() if queue_type() == QUORUM else None
 
     def declare(self, queue: Queue) -> None:
         # Declared up front so parked messages always have somewhere to go, and waiting ones a way back.
@@ -203,6 +213,20 @@ class Parking:
                             type(exc).__name__, delay)
             ack(message)
 
+    def at_the_delivery_limit(self, message, ack, whole: bool = False) -> bool:
+        """Whether `message` comes for the last time its quorum queue allows (`x-delivery-count` at
+        `MOTCUA_QUEUE_DELIVERY_LIMIT`): every consumer that took it before died with it (a crash, a kill)
+        before answering. It is then parked here, its personal data sealed (the whole body if `whole`),
+        and acked, before any handler runs it again; past the limit the broker would dead-letter it
+        itself, in clear."""
+        count = (message.headers or {}).get(DELIVERY_COUNT_HEADER)
+        if self.delivery_limit is None or count is None or int(count) < self.delivery_limit:
+            return False
+        with self._unless_the_broker_is_away(message):
+            self.park(message, f"delivered {int(count) + 1} times, its consumer gone each time", whole=whole)
+            ack(message)
+        return True
+
     def reject(self, message, error: str, ack) -> None:
         """Park a message that can never succeed (undecodable, malformed, unknown), then ack."""
         with self._unless_the_broker_is_away(message):
@@ -230,13 +254,14 @@ class Parking:
                                content_type=message.content_type, content_encoding=message.content_encoding)
         self.metrics.redeliveries.labels(self.container.service_name, self.queue_name).inc()
 
-    def park(self, message, error: str, attempts: int = 1) -> None:
-        """Park the message in `<queue>.dead` with its error, its personal data sealed (raises if the broker
-        refuses)."""
+    def park(self, message, error: str, attempts: int = 1, whole: bool = False) -> None:
+        """Park the message in `<queue>.dead` with its error, its personal data sealed (the whole body if
+        `whole`, or if it cannot be decoded) (raises if the broker refuses)."""
         headers = dict(message.headers or {}, **{
             ATTEMPTS_HEADER: attempts, ERROR_HEADER: error, PARKED_AT_HEADER: time.time(),
             "x-motcua-queue": self.queue_name, "x-motcua-consumer": self.consumer_name})
-        payload, content_type = self._sealed_copy(message, headers)
+        headers.pop(DELIVERY_COUNT_HEADER, None)  # the broker's, of this queue: a replayed copy starts afresh
+        payload, content_type = self._sealed_copy(message, headers, whole)
         self.publisher.publish(payload, exchange=self.dead_letters.exchange, routing_key=self.dead_letters.name,
                                headers=headers, content_type=content_type, content_encoding="utf-8",
                                declare=[self.dead_letters])
@@ -244,14 +269,16 @@ class Parking:
                   self.dead_letters.name, attempts, error)
         self.metrics.dead_letters.labels(self.container.service_name, self.queue_name).inc()
 
-    def _sealed_copy(self, message, headers: dict) -> tuple[str | bytes, str]:
+    def _sealed_copy(self, message, headers: dict, whole: bool = False) -> tuple[str | bytes, str]:
         """The body to park and its content type; sets `headers`' seal marks."""
         if headers.get(SEALED_HEADER) == "body":  # a replayed undecodable message: sealed whole already
             return message.body, SEALED_CONTENT_TYPE
-        try:
-            body = self.opened(message.payload, message)
-        except Exception:  # undecodable, or sealed with a key this service does not hold
-            body = None
+        body = None
+        if not whole:
+            try:
+                body = self.opened(message.payload, message)
+            except Exception:  # undecodable, or sealed with a key this service does not hold
+                pass
         if isinstance(body, dict):
             headers[SEALED_HEADER] = "fields"
             return json.dumps(seal_personal_fields(body, self.key)), "application/json"
@@ -339,6 +366,8 @@ class ParkingConsumer:
         return f"{self.container.service_name}.{self.method_name}"
 
     def handle_message(self, body, message):
+        if self.parking.at_the_delivery_limit(message, self.queue_consumer.ack_message):
+            return
         try:
             event = parse_event(self.parking.opened(body, message))
         except Exception as exc:  # malformed, or sealed with another key: it will never succeed
@@ -487,6 +516,8 @@ class EventInbox(SharedExtension, ProviderCollector):
         return next((h for h in self._providers if (event.source, event.event_type) in h.subscriptions), None)
 
     def handle_message(self, body, message):
+        if self.parking.at_the_delivery_limit(message, self.queue_consumer.ack_message):
+            return
         try:
             event = parse_event(self.parking.opened(body, message))
         except Exception as exc:  # malformed, or sealed with another key: it will never succeed
@@ -634,7 +665,7 @@ def replay_dead_letters(amqp_uri: str, queue_name: str, limit: int | None = None
             if message is None:
                 break
             headers = {k: v for k, v in (message.headers or {}).items()
-                       if k not in (ATTEMPTS_HEADER, FIRST_FAILED_HEADER)}
+                       if k not in (ATTEMPTS_HEADER, BUGS_HEADER, FIRST_FAILED_HEADER, DELIVERY_COUNT_HEADER)}
             headers[REPLAYS_HEADER] = int(headers.get(REPLAYS_HEADER, 0)) + 1
             publisher.publish(message.body, exchange="", routing_key=queue_name, headers=headers,
                               content_type=message.content_type, content_encoding=message.content_encoding)

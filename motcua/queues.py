@@ -9,12 +9,15 @@ queues: exclusive or auto-delete) stay classic, as a quorum queue cannot be eith
 
 A consumed quorum queue also bounds redeliveries (`x-delivery-limit`, `MOTCUA_QUEUE_DELIVERY_LIMIT`,
 20 by default): a message whose consumer dies every time it takes it (a crash, a kill, a lost
-connection before the ack) would otherwise come back forever. Past the limit it is dead-lettered
-**at least once** (`x-dead-letter-strategy: at-least-once`, which needs `x-overflow: reject-publish`)
-through the queue's own parking exchange into `<queue>.dead`, where `motcua dead-letters` finds it
-(without the `x-motcua-*` error headers: the broker, not the bus, parked it; RabbitMQ's `x-death` says
-why). The bus's own retries and parking (`motcua.bus.RetryPolicy`) are unchanged and come first: a
-failing handler never reaches the limit, a dying consumer does.
+connection before the ack) would otherwise come back forever. On its last allowed delivery
+(`x-delivery-count` at the limit) the consuming service parks it into `<queue>.dead` itself, before
+any handler runs it, with the bus's headers and its personal data sealed like any parked message
+(`motcua.bus.Parking.at_the_delivery_limit`; an RPC request sealed whole). Only if the process dies
+on that delivery too does the broker dead-letter it past the limit, **at least once**
+(`x-dead-letter-strategy: at-least-once`, which needs `x-overflow: reject-publish`), through the
+queue's own parking exchange into the same `<queue>.dead`, unsealed: RabbitMQ's `x-death` says why.
+The bus's own retries and parking (`motcua.bus.RetryPolicy`) are unchanged and come first: a failing
+handler never reaches the limit, a dying consumer does.
 
 Every process that declares a queue must run with the same setting (RabbitMQ refuses a declaration
 whose arguments differ from the queue's: PRECONDITION_FAILED), and an existing classic queue is not

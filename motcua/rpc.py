@@ -31,6 +31,7 @@ from nameko.amqp.publish import get_connection
 from nameko.exceptions import UnserializableValueError, serialize
 from nameko.rpc import ReplyListener, Rpc, RpcConsumer, RpcProxy as NamekoRpcProxy, get_rpc_exchange
 
+from motcua.bus import Parking
 from motcua.faults import TransientFailure, is_transient
 from motcua.queues import consumed_queue_arguments, dead_letter_queue
 
@@ -77,12 +78,23 @@ class LeanRpcConsumer(RpcConsumer):
         self.connection = Connection(self.amqp_uri, ssl=config.get(AMQP_SSL_CONFIG_KEY),
                                      login_method=config.get(LOGIN_METHOD_CONFIG_KEY),
                                      transport_options={**DEFAULT_TRANSPORT_OPTIONS, "confirm_publish": False})
+        # On a quorum queue, a request at its delivery limit is parked sealed (motcua.bus.Parking), not
+        # dead-lettered by the broker with the applicant's data in clear.
+        self.parking = (Parking(self.container, self.queue.name, f"{self.container.service_name}.rpc")
+                        if self.queue.queue_arguments else None)
 
     def start(self):
         if self.queue.queue_arguments:  # a quorum queue: where a request past its delivery limit goes
             with get_connection(self.amqp_uri) as connection:
                 dead_letter_queue(self.queue.name)(connection.default_channel).declare()
         super().start()
+
+    def handle_message(self, body, message):
+        # Sealed whole: a request's arguments are positional too, and it is never replayed (its caller is gone).
+        if self.parking is not None and self.parking.at_the_delivery_limit(message, self.queue_consumer.ack_message,
+                                                                           whole=True):
+            return
+        super().handle_message(body, message)
 
     def handle_result(self, message, result, exc_info):
         # Answer encoded as the request was.

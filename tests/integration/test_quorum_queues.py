@@ -5,6 +5,7 @@ RPC queue, an agency's task queue, their dead-letter and delay queues; reply and
 classic. A consumed one bounds redeliveries: a message whose consumer dies each time it takes it is
 dead-lettered, at least once, into its `.dead` queue after `MOTCUA_QUEUE_DELIVERY_LIMIT` deliveries,
 and a retry still waits in a (quorum) delay queue and comes back."""
+import json
 import time
 from datetime import datetime, timezone
 
@@ -117,3 +118,40 @@ def test_a_message_whose_consumer_dies_each_time_is_dead_lettered_after_the_deli
     [parked] = infra.get_messages(vhost, f"{queue.name}.dead")
     assert parked["properties"]["headers"]["x-first-death-reason"] == "delivery_limit"
     assert '"T-POISON"' in parked["payload"]
+
+
+@pytest.mark.parametrize("kind", ["events", "rpc", "tasks"])
+def test_a_message_at_its_delivery_limit_is_parked_sealed_not_dead_lettered_in_clear(amqp_uri, quorum, kind):
+    """Its consumers died with it each time (taken, never acked): on its last delivery the service parks
+    it with the bus's headers, its personal data sealed (an RPC request whole), and no handler runs it
+    again; the broker would have dead-lettered it in clear."""
+    TRIES.clear()
+    queue = {"events": inbox_queue_name("quorum_probe"), "rpc": RPC_QUEUE_TEMPLATE.format("quorum_probe"),
+             "tasks": f"tasks.{AGENCY}"}[kind]
+    config = {"AMQP_URI": amqp_uri, "max_workers": 2, "SERIALIZER": "json"}
+    container = ServiceContainer(QuorumProbe, config)
+    container.start()  # declares the queues
+    container.stop()
+    body = json.dumps({"task_id": "T-DYING", "contact": {"phone": "0912345678"}})
+    with Connection(amqp_uri) as connection:
+        Publisher(amqp_uri, use_confirms=True).publish(body, exchange="", routing_key=queue,
+                                                       content_type="application/json")
+        for _ in range(3):  # MOTCUA_QUEUE_DELIVERY_LIMIT: taken and lost 3 times
+            channel = connection.channel()
+            assert infra.wait_for(lambda: channel.basic_get(queue, no_ack=False), timeout=5)
+            channel.close()
+    vhost = vhost_of(amqp_uri)
+    container = ServiceContainer(QuorumProbe, config)
+    container.start()
+    try:
+        assert infra.wait_for(lambda: infra.queue_depth(vhost, f"{queue}.dead") == 1, timeout=15)
+        assert infra.queue_depth(vhost, queue) == 0 and not TRIES
+        [parked] = infra.get_messages(vhost, f"{queue}.dead")
+        headers = parked["properties"]["headers"]
+        assert "x-first-death-reason" not in headers  # not the broker's dead-lettering
+        assert headers["x-motcua-error"] == "delivered 4 times, its consumer gone each time"
+        assert headers["x-motcua-sealed"] == ("body" if kind == "rpc" else "fields")
+        assert "0912345678" not in parked["payload"]
+        assert ("T-DYING" in parked["payload"]) == (kind != "rpc")
+    finally:
+        container.stop()

@@ -201,6 +201,16 @@ class TaskCompletedV1(TaskFacts):
     documents = fields.List(fields.Nested(DocumentRef), load_default=list)
 
 
+class TaskRescheduledV1(TaskFacts):
+    """An open step's deadline moved later by an official calendar decision (a day made a holiday within
+    its span: the working time it had left counted again), never earlier nor past the dossier's due date."""
+
+    old_due_at = fields.AwareDateTime(required=True)
+    due_at = fields.AwareDateTime(required=True)
+    rescheduled_at = fields.AwareDateTime(required=True)
+    reason = fields.Str(required=True, validate=validate.OneOf(("calendar",)))
+
+
 class TaskOverdueV1(TaskFacts):
     """A step passed its own due time while still open: escalated to the agency's leader role."""
 
@@ -390,6 +400,7 @@ EVENT_SCHEMAS: dict[str, tuple[int, Schema]] = {
     "task_assigned": (1, TaskAssignedV1()),
     "task_completed": (1, TaskCompletedV1()),
     "task_overdue": (1, TaskOverdueV1()),
+    "task_rescheduled": (1, TaskRescheduledV1()),
     "dossier_overdue": (1, DossierOverdueV1()),
     "dossier_rescheduled": (1, DossierRescheduledV1()),
     "dossier_rated": (1, DossierRatedV1()),

@@ -77,6 +77,7 @@ HISTORY = {
     "task_overdue": ("Bước xử lý quá hạn", None, "step"),
     "dossier_overdue": ("Hồ sơ quá hạn", None, None),
     "dossier_transferred": ("Chuyển xử lý liên thông", "transferred_by", "note"),
+    "task_rescheduled": ("Điều chỉnh thời hạn bước xử lý theo quyết định về ngày làm việc", None, "step"),
     "supplement_needed": ("Đề nghị bổ sung hồ sơ", "requested_by", "items"),
     "payment_required": ("Xác định nghĩa vụ tài chính", None, "note"),
     "payment_requested": ("Thông báo nghĩa vụ tài chính", None, "note"),
@@ -297,6 +298,8 @@ def payload(fact: DossierFact, events: list[StoredEvent], zone: ZoneInfo, agency
             title = CALENDAR_RESCHEDULED
         if stored.event_type == "task_assigned":
             steps[data["task_id"]] = data
+        elif stored.event_type == "task_rescheduled" and data["task_id"] in steps:
+            steps[data["task_id"]] = {**steps[data["task_id"]], "due_at": data["due_at"]}
         step = steps.get(data.get("task_id"), {})
         content = data.get(content_key) if content_key else None
         content = "; ".join(content) if isinstance(content, list) else content

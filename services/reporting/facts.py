@@ -43,7 +43,7 @@ WHEN = {
     "task_assigned": "assigned_at", "task_completed": "completed_at", "task_overdue": "detected_at",
     "dossier_overdue": "detected_at", "result_ready": "finished_at", "dossier_transferred": "transferred_at",
     "supplement_needed": "requested_at", "payment_required": "required_at", "processing_stopped": "stopped_at",
-    "delay_predicted": "detected_at",
+    "delay_predicted": "detected_at", "task_rescheduled": "rescheduled_at",
 }
 # What intake's first events say about the dossier itself (the same in each of them).
 DESCRIPTION = ("agency_code", "procedure_code", "procedure_name", "field_code", "channel")

@@ -41,7 +41,7 @@ SUBSCRIPTIONS = (
     ("workflow", "task_assigned"), ("workflow", "dossier_transferred"), ("workflow", "supplement_needed"),
     ("workflow", "payment_required"), ("workflow", "processing_stopped"), ("workflow", "delay_predicted"),
     ("workflow", "task_completed"), ("workflow", "task_overdue"), ("workflow", "dossier_overdue"),
-    ("workflow", "result_ready"),
+    ("workflow", "result_ready"), ("workflow", "task_rescheduled"),
 )
 
 

@@ -304,15 +304,19 @@ class ProcessRun:
         dossier's due date (intake's, moved by the same decision before this event)."""
         cutoff = overdue_before(now, after.tz)
         day_end = day_start + timedelta(days=1)
+        out: list[Message] = []
         for task in self._open_tasks():
             if task.assigned_at >= day_end or task.due_at < day_start:
                 continue  # its span does not hold the day: the two calendars agree on it
             anchor = max(task.assigned_at, day_start)
             due = min(after.recounted(anchor, task.due_at, before), self.dossier_due_at)
             if due > task.due_at:
+                self._record(out, "task_rescheduled", {
+                    **task.facts(), "old_due_at": task.due_at, "due_at": due, "rescheduled_at": now,
+                    "reason": "calendar"})
                 task.due_at = due
                 _rearm(task, due, cutoff)
-        return []
+        return out
 
     def stop(self) -> list[Message]:
         """`dossier_withdrawn` or intake's `dossier_stopped`: the process stops and its open steps are

@@ -84,14 +84,16 @@ def lifecycle(code: str, *, submitted: datetime, agency: str = JUSTICE, channel:
               finished: datetime | None = None, returned: datetime | None = None,
               refused: datetime | None = None, supplement: tuple | None = None,
               withdrawn: datetime | None = None, rescheduled: tuple | None = None,
-              overdue: datetime | None = None, stopped: datetime | None = None) -> list[Event]:
+              overdue: datetime | None = None, stopped: datetime | None = None,
+              step_moved: tuple | None = None) -> list[Event]:
     """The events of one dossier, in the order they happen: two steps in two agencies.
 
     `supplement` = (requested, supplemented or None, new due): a supplement asked during the first
     step; `withdrawn`: the applicant withdraws it then (after the supplement, if any) and it ends;
     `rescheduled` = (when, new due): the apology with a new appointment (form 04), after the supplement;
     `overdue`: when workflow found the first step and the dossier overdue; `stopped`: processing is
-    stopped then (status 8) and it ends."""
+    stopped then (status 8) and it ends; `step_moved` = (when, new due): a calendar decision moves the
+    first step's deadline."""
     story = Story(code, agency, channel)
     story.intake("dossier_submitted", submitted, status="submitted", **story.facts, submitted_at=submitted,
                  applicant_masked=mask_name(NAME), tracking_key=tracking_key(TRACKING_KEY, code, PHONE[-4:]))
@@ -107,6 +109,10 @@ def lifecycle(code: str, *, submitted: datetime, agency: str = JUSTICE, channel:
     first = received + timedelta(minutes=1)
     story.task("task_assigned", 0, agency, "Thẩm định", first, due)
     story.intake("dossier_processing_started", first, status="processing", started_at=first)
+    if step_moved:
+        at, step_due = step_moved
+        story.task("task_rescheduled", 0, agency, "Thẩm định", at, due, old_due_at=due, due_at=step_due,
+                   rescheduled_at=at, reason="calendar")
     if supplement:
         requested, supplemented, due = supplement
         story.intake("supplement_requested", requested, status="supplement_requested", agency_code=agency,

@@ -11,7 +11,7 @@ from motcua.db import utcnow
 from motcua.faults import TransientFailure
 from motcua.simulators.dvcqg import DvcqgSimulator
 from services.reporting import cli, dvcqg, projections
-from services.reporting.models import PortalPush, StoredEvent
+from services.reporting.models import DossierFact, PortalPush, StoredEvent
 from tests.infra import free_port
 from tests.reporting.factory import (
     AGENCY_NAMES,
@@ -437,6 +437,23 @@ def test_an_appointment_moved_by_a_calendar_decision_is_no_apology(portal):
     assert push(uow, client_of(portal.start()))["pushed"] == 1
     contents = [line["NoiDungXuLy"] for line in portal.progress[code].values()]
     assert f"{dvcqg.CALENDAR_RESCHEDULED}: calendar" in contents
+
+
+def test_a_step_deadline_moved_by_a_calendar_decision_is_the_one_pushed_after_it(portal):
+    code = "000.00.06.H56-260302-0004"
+    life = lifecycle(code, submitted=vn(2026, 3, 2, 8), received=vn(2026, 3, 2, 9), due=vn(2026, 3, 12, 17),
+                     step_moved=(vn(2026, 3, 3, 10), vn(2026, 3, 13, 17)), finished=vn(2026, 3, 9, 10))
+    uow = stored(memory_database(), life)
+    assert push(uow, client_of(portal.start()))["pushed"] == 1
+    lines = list(portal.progress[code].values())
+    [moved] = [line for line in lines if line["NoiDungXuLy"].startswith("Điều chỉnh thời hạn bước")]
+    [done] = [line for line in lines if line["NoiDungXuLy"].startswith("Xử lý xong bước")][:1]
+    assert (moved["NoiDungXuLy"], moved["ThoiDiemXuLy"], moved["NgayKetThucTheoQuyDinh"]) == (
+        "Điều chỉnh thời hạn bước xử lý theo quyết định về ngày làm việc: Thẩm định", "20260303100000",
+        "20260313170000")
+    assert done["NgayKetThucTheoQuyDinh"] == "20260313170000"  # not the step's first deadline, the 12th
+    assert uow.session.get(DossierFact, code).applied_run_version == max(
+        e.data["run_version"] for e in life if e.source == "workflow")  # no gap in the run's versions
 
 
 def test_outside_production_reporting_makes_its_own_token_once_per_half_hour(monkeypatch):

@@ -50,6 +50,11 @@ def test_a_day_off_declared_in_a_steps_span_moves_its_deadline_by_a_working_day(
     # From Thursday 5/3 the step had 26 working hours left (5, 6, 9/3 and 2 hours of the 10th); under
     # the new calendar they run Friday 6, Monday 9, Tuesday 10 and 2 hours of Wednesday 11/3.
     assert task.due_at == at(11, 9)
+    # Published with the run's next version, for the national portal's step deadline.
+    [moved] = uow.published("task_rescheduled")
+    assert (moved["task_id"], moved["old_due_at"], moved["due_at"], moved["reason"]) == (
+        task.id, at(10, 9).isoformat(), at(11, 9).isoformat(), "calendar")
+    assert moved["run_version"] == max(e["run_version"] for e in uow.published()) == uow.runs.get(CODE).version
     # From now on this instance counts every new step with it: the next step's 3 days from Wed 4/3 9:00
     # skip Thursday 5/3.
     assert rules.calendar.due_at(at(4, 9), 3) == at(10, 9)
@@ -67,7 +72,7 @@ def test_the_steps_assigned_after_the_decision_count_with_it(uow, rules):
 def test_a_step_whose_span_does_not_hold_the_day_keeps_its_deadline(uow, rules):
     task = start(uow, rules)
     decide(uow, rules, calendar_decided(date(2026, 3, 12)))  # after the step's due date
-    assert task.due_at == at(10, 9)
+    assert task.due_at == at(10, 9) and not uow.published("task_rescheduled")
 
 
 def test_a_new_working_day_never_moves_a_deadline_earlier(uow, rules):

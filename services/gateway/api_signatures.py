@@ -7,6 +7,7 @@ import base64
 from motcua.contracts.rpc import VerifySignatureV1
 from motcua.contracts.views import SignatureVerificationViewV1
 from motcua.errors import ValidationFailed, load_valid
+from services.gateway import throttle
 from services.gateway.http import read_json, route
 
 MAX_SIGNED_BYTES = 5 * 1024 * 1024  # intake's limit for a document
@@ -28,8 +29,12 @@ class SignatureApi:
     """Routes mixed into GatewayService, which provides the RPC proxies."""
 
     @route("POST", "/api/v1/signatures/verify", body=VerifySignatureV1, response=SignatureVerificationViewV1,
-           auth="public", multipart=True)
+           auth="optional", multipart=True, errors=(429,))
     def verify_signature(self, request):
-        """Kiểm tra chữ ký số: every signature of a PDF, whether it is intact and trusted, who signed, when."""
+        """Kiểm tra chữ ký số: every signature of a PDF, whether it is intact and trusted, who signed, when.
+        Anyone may check; without an account, `MOTCUA_SIGNATURE_CHECKS_PER_ADDRESS` checks an hour from one
+        address (429 with Retry-After past it)."""
         body = load_valid(VerifySignatureV1(), verification_body(request))
+        self.count_anonymous(request, self.optional_caller_of(request)[0],
+                             throttle.ThrottlePolicy.for_signature_checks(self.config), "signature checks")
         return self.intake.verify_signature(body)

@@ -127,19 +127,24 @@ class GatewayService(AuthApi, AdminApi, CatalogApi, DossierApi, TaskApi, ReportA
             raise
 
     def count_anonymous_submission(self, request, caller) -> None:
-        """An applicant without an account submits at most SUBMISSIONS_PER_ADDRESS dossiers from one
-        address within the window; past it, 429 with Retry-After before anything reaches intake.
-        Each submission let through counts (a valid one or not: intake's answer is not awaited)."""
-        if caller is not None:  # a receptionist at the counter, or a signed-in applicant
+        """Nộp hồ sơ without an account (the API and the portal's form): `SUBMISSIONS_PER_ADDRESS` a window."""
+        self.count_anonymous(request, caller, throttle.ThrottlePolicy.for_anonymous_submissions(self.config),
+                             "submissions")
+
+    def count_anonymous(self, request, caller, policy: throttle.ThrottlePolicy, what: str) -> None:
+        """A client without an account does `what` (e.g. "submissions": SUBMISSIONS_PER_ADDRESS dossiers)
+        at most `policy`'s limit from one address within its window; past it, 429 with Retry-After before
+        anything reaches a service. Each try let through counts (a valid one or not: the service's answer
+        is not awaited). A caller signed in (a receptionist at the counter, an applicant) is not counted."""
+        if caller is not None:
             return
-        policy = throttle.ThrottlePolicy.for_anonymous_submissions(self.config)
         limits = throttle.address_keys(policy, self.config["THROTTLE_KEY"], request.remote_addr)
         if not limits:
             return
-        # Counted and checked at once (throttle.claim), so concurrent submissions cannot overshoot.
+        # Counted and checked at once (throttle.claim), so concurrent tries cannot overshoot.
         claimed = throttle.claim(self.db.session, policy, limits, utcnow())
         if claimed.retry_after is not None:
-            raise TooManyRequests("too many submissions from this address: try again later",
+            raise TooManyRequests(f"too many {what} from this address: try again later",
                                   retry_after=claimed.retry_after)
 
     @event_handler("intake", "access_denied")

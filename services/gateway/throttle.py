@@ -82,6 +82,14 @@ class ThrottlePolicy:
         limit = config["SUBMISSIONS_PER_ADDRESS"]
         return cls("submission", limit, limit, timedelta(seconds=config["SUBMISSION_WINDOW_SECONDS"]))
 
+    @classmethod
+    def for_signature_checks(cls, config: dict) -> "ThrottlePolicy":
+        """Kiểm tra chữ ký số without an account: each check parses a PDF of up to 5 MB and its
+        signatures' certificates in intake, so anyone's checks count per client address,
+        `SIGNATURE_CHECKS_PER_ADDRESS` within the window (staff signed in are not counted)."""
+        limit = config["SIGNATURE_CHECKS_PER_ADDRESS"]
+        return cls("signature_check", limit, limit, timedelta(seconds=config["SIGNATURE_CHECK_WINDOW_SECONDS"]))
+
 
 def _key(secret: str, scope: str, kind: str, value: str) -> str:
     return hmac.new(secret.encode(), f"{scope}:{kind}:{value}".encode(), hashlib.sha256).hexdigest()

@@ -37,7 +37,8 @@ MOCKED = ("intake", "workflow", "notify", "reporting")
 THROTTLE = {"LOGIN_MAX_FAILURES": 3, "LOGIN_MAX_FAILURES_PER_ADDRESS": 6, "LOGIN_WINDOW_SECONDS": 60,
             "PROOF_MAX_FAILURES": 3, "PROOF_MAX_FAILURES_PER_ADDRESS": 5, "PROOF_WINDOW_SECONDS": 60,
             # every test here submits from 127.0.0.1: test_anonymous_submission.py sets its own limit
-            "SUBMISSIONS_PER_ADDRESS": 1000, "SUBMISSION_WINDOW_SECONDS": 60}
+            "SUBMISSIONS_PER_ADDRESS": 1000, "SUBMISSION_WINDOW_SECONDS": 60,
+            "SIGNATURE_CHECKS_PER_ADDRESS": 1000, "SIGNATURE_CHECK_WINDOW_SECONDS": 60}
 
 
 def _config(urls: dict, port: int, amqp_uri: str = "embedded://") -> dict:

@@ -25,7 +25,8 @@ def limited(tmp_path_factory):
     embedded.install()
     urls = migrated_sqlite_urls(tmp_path_factory.mktemp("submissions"))
     seed_demo_accounts(urls["gateway"], catalog_dir())
-    gateway = mocked_gateway(urls, SUBMISSIONS_PER_ADDRESS=LIMIT, SUBMISSION_WINDOW_SECONDS=60)
+    gateway = mocked_gateway(urls, SUBMISSIONS_PER_ADDRESS=LIMIT, SUBMISSION_WINDOW_SECONDS=60,
+                             SIGNATURE_CHECKS_PER_ADDRESS=LIMIT, SIGNATURE_CHECK_WINDOW_SECONDS=60)
     yield gateway
     gateway.container.stop()
 
@@ -92,3 +93,19 @@ def test_a_declaration_is_checked_against_its_procedures_fields(platform):
     assert empty_only.status_code == 400 and empty_only.json()["error"]["field"] == "form.land_area_m2"
     accepted = post(platform, {**land, "form": {"land_area_m2": "120.5", "land_price_vnd_per_m2": 2_000_000}})
     assert accepted.status_code == 201, accepted.text
+
+
+def test_anonymous_signature_checks_from_one_address_are_limited(gateway):
+    """Each check parses a PDF of up to 5 MB in intake: anyone's count per address, staff's do not."""
+    gateway.intake.verify_signature.return_value = {"signed": False, "signatures": []}
+
+    def check(**kwargs):
+        return requests.post(f"{gateway.url}/api/v1/signatures/verify", timeout=30,
+                             json={"content_base64": "JVBERi0xLjQK"}, **kwargs)
+
+    assert [check().status_code for _ in range(LIMIT)] == [200] * LIMIT
+    refused = check()
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    assert gateway.intake.verify_signature.call_count == LIMIT  # the refused one never reached intake
+    staff = check(headers=bearer(gateway_token(f"receptionist@{COMMUNE}", COMMUNE, "receptionist")))
+    assert staff.status_code == 200

@@ -31,7 +31,7 @@ from nameko.amqp.publish import get_connection
 from nameko.exceptions import UnserializableValueError, serialize
 from nameko.rpc import ReplyListener, Rpc, RpcConsumer, RpcProxy as NamekoRpcProxy, get_rpc_exchange
 
-from motcua.bus import Parking
+from motcua.bus import Parking, ack
 from motcua.faults import TransientFailure, is_transient
 from motcua.queues import consumed_queue_arguments, dead_letter_queue
 
@@ -138,6 +138,15 @@ class TransientReplyListener(ReplyListener):
     def setup(self):
         super().setup()
         self.queue.durable = False
+
+    def handle_message(self, body, message):
+        """nameko's, but the answer reaches its caller before the ack, and an ack on a connection the
+        broker reset is left (`motcua.bus.ack`): nameko's raised in the consumer's thread and lost the
+        answer with it."""
+        client_event = self._reply_events.pop(message.properties.get("correlation_id"), None)
+        if client_event is not None:
+            client_event.send(body)
+        ack(self.queue_consumer, message)
 
 
 class RpcProxy(NamekoRpcProxy):

@@ -9,6 +9,9 @@ from marshmallow import Schema, fields
 
 # Notification channels toward a citizen (the order preferences list them in).
 NOTIFY_CHANNELS = ("email", "sms")
+# The citizens' portal page the payment platform sends the browser back to (the gateway serves it;
+# intake's default INTAKE_PAYMENT_RETURN_URL names it).
+PAYMENT_RETURN_PAGE = "/thanh-toan/ket-qua"
 
 
 class TaskViewV1(Schema):

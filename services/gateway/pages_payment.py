@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from motcua.contracts.views import PAYMENT_RETURN_PAGE
 from services.gateway.api_payments import platform_params
 from services.gateway.pages_http import form_again, form_data, form_key, page, render
 from services.gateway.pages_portal import payment_offered
 
 PAY_FORM = "portal/pay.html"
-RETURN_PAGE = "/thanh-toan/ket-qua"  # intake's default INTAKE_PAYMENT_RETURN_URL (payments.PORTAL_RETURN_PATH)
 LOOK_AGAIN_SECONDS = 3  # the return came before the notification: the page reloads itself meanwhile
 
 
@@ -47,7 +47,7 @@ class PaymentPages:
         return render("portal/pay_redirect.html", order=order, citizen=citizen,
                       headers={"Referrer-Policy": "no-referrer"})  # the platform learns nothing of our URLs
 
-    @page("GET", RETURN_PAGE)
+    @page("GET", PAYMENT_RETURN_PAGE)
     def portal_payment_return(self, request):
         """The platform's signed return: what intake knows of the order (a forged return is refused by
         intake's signature check and audited there: the error page)."""

@@ -24,6 +24,7 @@ import requests
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from motcua.config import env, is_production
+from motcua.contracts.views import PAYMENT_RETURN_PAGE
 from motcua.errors import Unauthorized
 from motcua.faults import TransientFailure
 from motcua.keys import key_setting
@@ -32,7 +33,6 @@ CURRENCY = "VND"
 VERSION = "2.1.0"
 PLATFORM_TZ = ZoneInfo("Asia/Ho_Chi_Minh")  # the platform's timestamps (yyyyMMddHHmmss) are local time
 SIGNATURE = "vnp_SecureHash"
-PORTAL_RETURN_PATH = "/thanh-toan/ket-qua"  # the gateway's page; the gateway imports nothing of intake: keep both equal
 
 
 def canonical(params: dict) -> str:
@@ -142,7 +142,7 @@ def default_return_url() -> str:
     the payment is confirmed (the gateway's `/thanh-toan/ket-qua`; the API's JSON answer is
     `/api/v1/payments/return`)."""
     address = (env("GATEWAY_ADDRESS") or "0.0.0.0:8000").replace("0.0.0.0", "localhost")
-    return f"http://{address}{PORTAL_RETURN_PATH}"
+    return f"http://{address}{PAYMENT_RETURN_PAGE}"
 
 
 class PaymentMetrics:

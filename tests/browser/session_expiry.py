@@ -85,14 +85,19 @@ def sign_in_again(page: Page, back: str) -> None:
     page.wait_for_url(lambda url: url.endswith(back))
 
 
-def refusal_kept_on_the_phone(j: Journey, code: str) -> None:
+def refusal_typed_on_the_phone(j: Journey, code: str) -> Page:
+    """The counter's queue on a phone, a refusal's reason typed and not sent yet."""
     page = j.sign_in(RECEPTIONIST, PHONE)
     j.until(page, "/can-bo", code)
-    row = page.locator("tr", has_text=code)
-    row.locator("input[name=reason]").fill(REASON)
+    page.locator("tr", has_text=code).locator("input[name=reason]").fill(REASON)
+    return page
+
+
+def refusal_kept_on_the_phone(j: Journey, page: Page, code: str) -> None:
+    """Sent after the session's end: kept through the sign-in, then done."""
     wait_for_the_end(page)
     j.shot(page, "session-ended-phone")
-    row.locator("button", has_text="Từ chối").click()
+    page.locator("tr", has_text=code).locator("button", has_text="Từ chối").click()
     sign_in_again(page, "/can-bo")
     row = page.locator("tr", has_text=code)
     expect(row.locator("input[name=reason]")).to_have_value(REASON)
@@ -104,14 +109,20 @@ def refusal_kept_on_the_phone(j: Journey, code: str) -> None:
     page.context.close()
 
 
-def long_note_kept_on_the_desktop(j: Journey, code: str) -> None:
+def long_note_typed_on_the_desktop(j: Journey, code: str) -> Page:
+    """The dossier's page on a desktop, a supplement request of ~5,000 characters typed and not sent yet."""
     page = j.sign_in(RECEPTIONIST, DESKTOP)
     page.goto(f"/can-bo/ho-so/{code}")
     form = page.locator("#bo-sung form")
     form.locator("textarea[name=items]").fill(ITEMS)
     form.locator("input[name=note]").fill(LONG_NOTE)
+    return page
+
+
+def long_note_kept_on_the_desktop(j: Journey, page: Page, code: str) -> None:
+    """Sent after the session's end: more than a cookie holds, kept through the sign-in, then done."""
     wait_for_the_end(page)
-    form.locator("button").click()
+    page.locator("#bo-sung form").locator("button").click()
     sign_in_again(page, f"/can-bo/ho-so/{code}")
     form = page.locator("#bo-sung form")
     expect(form.locator("textarea[name=items]")).to_have_value(ITEMS)
@@ -128,8 +139,10 @@ def main(base: str, shots: Path) -> None:
         first, second = citizen_submits(j, tmp), citizen_submits(j, tmp)
         warned_and_renewed(j, DESKTOP, first, "desktop")
         warned_and_renewed(j, PHONE, first, "phone")
-        refusal_kept_on_the_phone(j, first)
-        long_note_kept_on_the_desktop(j, second)
+        # Two sessions that end while the counter types, opened together: one wait sees both end.
+        phone, desktop = refusal_typed_on_the_phone(j, first), long_note_typed_on_the_desktop(j, second)
+        refusal_kept_on_the_phone(j, phone, first)
+        long_note_kept_on_the_desktop(j, desktop, second)
     print("SESSION OK", first, second)
 
 

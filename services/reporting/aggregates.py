@@ -25,7 +25,7 @@ The by-agency report (the official II.06a, the leaders' figures) reads `report_a
 same counts summed over fields, a column per bucket that `cells` reads (received per channel), on three
 grains (day, month, year), so a sum "before day T" reads per agency the years before T's year, then
 the months of T's year before T's month or the year less its later months, and likewise for the days
-(`_signed_before`): at most about twenty rows per agency, however many dossiers and fields (a
+(`_signed_ranges`): at most about twenty rows per agency, however many dossiers and fields (a
 province: 1,000 agencies × 39 fields). It is kept by the
 same `apply` in the same transaction as `report_counts`, and rebuilt with it on a replay.
 
@@ -36,12 +36,27 @@ life); `tests/reporting/test_aggregates.py` checks every cell against the plain 
 from __future__ import annotations
 
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, Connection, and_, case, cast, delete, false, func, literal, or_, select, union_all
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    and_,
+    case,
+    cast,
+    delete,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -303,22 +318,84 @@ def _field_sums(session: Session, points: tuple[date, ...], subtree) -> dict[str
 
 def _agency_sums(session: Session, points: tuple[date, ...], subtree) -> dict[str, tuple[tuple[int, ...], ...]]:
     """Per agency, its buckets' counts before each of `points` (`Before`), from `report_agency_counts`:
-    one aggregate per point (a UNION ALL), each reading at most about twenty rows per agency."""
+    one statement (`_AGENCY_SUMS`, made once), each point reading at most about twenty rows per agency."""
     distinct = sorted(set(points))
-    parts = []
-    for index, day in enumerate(distinct):
-        plus, minus = _signed_before(A, day)
-        parts.append(select(A.c.agency_code.label("key"), literal(index).label("point"),
-                            *(cast(func.sum(case((plus, A.c[column]), (minus, -A.c[column]), else_=0)), BigInteger)
-                              .label(column) for column in AGENCY_COLUMNS))  # integers, not Decimals, to Python
-                     .where(or_(plus, minus)).group_by(A.c.agency_code))
-    at = {(row[0], row[1]): row[2:] for row in session.execute(union_all(*parts))}  # by position: 23 columns
+    parameters = {f"{name}{index}": value for index, day in enumerate(distinct)
+                  for name, value in _signed_ranges(day).items()}
+    with _without_parallel_workers(session):
+        rows = session.execute(_AGENCY_SUMS[len(distinct)], parameters).all()  # fetched at once
+    at = {(row[0], row[1]): row[2:] for row in rows}  # by position: 23 columns
     none = (0,) * len(AGENCY_COLUMNS)
     which = [distinct.index(day) for day in points]
     # a subtree's agencies picked here, not by an IN of up to a thousand codes: every agency costs a
     # few rows anyway, and the list made PostgreSQL's plan three times slower than the whole province
     return {key: tuple(at.get((key, index), none) for index in which)
             for key in {key for key, _ in at if subtree is None or key in subtree}}
+
+
+def _signed_ranges(day: date) -> dict[str, date]:
+    """The rows of `report_agency_counts` whose counts, added or subtracted, make those before `day`, as
+    half-open ranges [lo, hi) of `day` per grain (an empty range: lo = hi). Within `day`'s year, the
+    months before its month, or the whole year less the months from its month on, whichever reads
+    fewer rows; within its month likewise the days before it, or the month less the days from it on:
+    December 31st reads the years up to its own and subtracts its day, two rows where summing the
+    parts would read forty.
+
+    Added: years before `year_hi`, months in [month_lo, month_hi), days in [day_lo, day_hi); subtracted:
+    months in [less_month_lo, less_month_hi), days in [less_day_lo, less_day_hi)."""
+    one = timedelta(days=1)
+    year, month = day.replace(month=1, day=1), day.replace(day=1)
+    next_year = year.replace(year=year.year + 1)
+    next_month = (month + timedelta(days=31)).replace(day=1)
+    months_less = 12 - month.month + 1 < month.month - 1  # the year less its months from `month` on
+    days_less = (next_month - day).days < day.day - 1  # the month less its days from `day` on
+    # `month` itself is counted by its days when they are subtracted from it
+    month_end = month + one if days_less else month
+    return {
+        "year_hi": year + one if months_less else year,
+        "month_lo": month if months_less else year, "month_hi": month if months_less else month_end,
+        "less_month_lo": month_end if months_less else month, "less_month_hi": next_year if months_less else month,
+        "day_lo": day if days_less else month, "day_hi": day,
+        "less_day_lo": day, "less_day_hi": next_month if days_less else day,
+    }
+
+
+def _agency_sums_statement(points: int):
+    """The by-agency read of `points` distinct days (`_signed_ranges`' parameters suffixed by the point's
+    index): per agency and point, each column's signed sum. Written once as text: built by the
+    expression language each time it cost more than PostgreSQL's work, and its text, a quarter of the
+    length, stays in psycopg's cache of parsed statements."""
+    def part(i: int) -> str:
+        month = f"day >= :month_lo{i} AND day < :month_hi{i}"
+        days = f"day >= :day_lo{i} AND day < :day_hi{i}"
+        return (f"SELECT {i} AS point, CASE WHEN grain = 'year' OR (grain = 'month' AND {month}) "
+                f"OR (grain = 'day' AND {days}) THEN 1 ELSE -1 END AS sign, * FROM {A.name} "
+                f"WHERE (grain = 'year' AND day < :year_hi{i}) "
+                f"OR (grain = 'month' AND ({month} OR (day >= :less_month_lo{i} AND day < :less_month_hi{i}))) "
+                f"OR (grain = 'day' AND ({days} OR (day >= :less_day_lo{i} AND day < :less_day_hi{i})))")
+    sums = ", ".join(f"CAST(SUM(sign * {column}) AS BIGINT)" for column in AGENCY_COLUMNS)  # integers, not Decimals
+    parts = " UNION ALL ".join(part(i) for i in range(points))
+    return text(f"SELECT agency_code, point, {sums} FROM ({parts}) AS signed GROUP BY agency_code, point")
+
+
+_AGENCY_SUMS = {points: _agency_sums_statement(points) for points in (1, 2, 3)}
+
+
+@contextmanager
+def _without_parallel_workers(session: Session):
+    """PostgreSQL runs the statements inside without parallel workers, then as before (in this
+    transaction only). The by-agency read is a few thousand rows by design: a worker's start (≈ 10 ms
+    measured) costs more than it saves, and PostgreSQL's estimate of the grains' rows (a hundred times
+    too many) starts one."""
+    if session.get_bind().dialect.name != "postgresql":
+        yield
+        return
+    setting = "max_parallel_workers_per_gather"
+    before = session.execute(text(f"SELECT current_setting('{setting}'), set_config('{setting}', '0', true)")).scalar()
+    try:
+        yield
+    finally:
+        session.execute(text(f"SELECT set_config('{setting}', :before, true)"), {"before": before})
 
 
 def _before(table, day: date, grains: tuple[str, ...]):
@@ -331,31 +408,6 @@ def _before(table, day: date, grains: tuple[str, ...]):
         conditions.append(and_(table.c.grain == grain, inside))
         outer = starts[grain]
     return or_(*conditions)
-
-
-def _signed_before(table, day: date):
-    """The rows of a table with year, month and day grains whose counts, added (the first condition) or
-    subtracted (the second), make those before `day`. Within `day`'s year, the months before its month,
-    or the whole year less the months from its month on, whichever reads fewer rows; within its month
-    likewise the days before it, or the month less the days from it on: December 31st reads the years
-    up to its own and subtracts its day, two rows where summing the parts would read forty."""
-    year, month = day.replace(month=1, day=1), day.replace(day=1)
-    next_year = year.replace(year=year.year + 1)
-    next_month = (month + timedelta(days=31)).replace(day=1)
-    months_less = 12 - month.month + 1 < month.month - 1  # the year less its months from `month` on
-    days_less = (next_month - day).days < day.day - 1  # the month less its days from `day` on
-    grain, at = table.c.grain, table.c.day
-    plus = [and_(grain == "year", at <= year if months_less else at < year)]
-    minus = []
-    if months_less:  # −(months from `month` on), but `month` itself comes back when its days are subtracted
-        minus.append(and_(grain == "month", at > month if days_less else at >= month, at < next_year))
-    else:
-        plus.append(and_(grain == "month", at >= year, at <= month if days_less else at < month))
-    if days_less:
-        minus.append(and_(grain == "day", at >= day, at < next_month))
-    else:
-        plus.append(and_(grain == "day", at >= month, at < day))
-    return or_(*plus), or_(*minus) if minus else false()
 
 
 def cells(before: Before, current: bool) -> dict[str, int]:

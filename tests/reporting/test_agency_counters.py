@@ -20,22 +20,31 @@ from motcua import migrate
 from motcua.db import make_engine
 from services.reporting import aggregates, seed, timeliness
 from services.reporting.models import AGENCY_COLUMNS, Base, ReportAgencyCount, ReportCount
+from tests import infra
 from tests.reporting.factory import VN, vn
 
 NOW = vn(2026, 11, 23, 10)
 BEFORE_AGENCY_COUNTS = "b8d0f2a4c6e5"
 
 
-@pytest.fixture(scope="module")
-def seeded(tmp_path_factory):
-    """A migrated SQLite reporting database with 4,000 seeded dossiers over two years, and its catalogue."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('agency') / 'reporting.db'}"
-    migrate.upgrade("reporting", url)
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def seeded(request, tmp_path_factory):
+    """A migrated reporting database with 4,000 seeded dossiers over two years, and its catalogue."""
+    urls = None
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('agency') / 'reporting.db'}"
+        migrate.upgrade("reporting", url)
+    else:
+        request.getfixturevalue("postgres")
+        urls = infra.create_service_databases(names=("reporting",))
+        url = urls["reporting"]
     engine = make_engine(url)
     catalogue = seed.Catalogue.load()
     seed.seed(engine, 4000, catalogue, VN, NOW, rng=random.Random(3), batch=613)
     yield url, engine, catalogue
     engine.dispose()
+    if urls:
+        infra.drop_databases(urls)
 
 
 def by_agency(session) -> dict[tuple, int]:

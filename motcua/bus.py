@@ -25,7 +25,10 @@ the service. Waiting, parking and coming back all go through the consumer's own 
 `<queue>.parking` (direct, each queue bound by its own name), never the default exchange: a broker
 user that may publish to the default exchange may put a message in ANY queue, so no service's user
 may (`motcua.broker_permissions`). Headers carry the history: `x-motcua-attempts` (failures so
-far), `x-motcua-first-failed-at` (epoch seconds) and, once replayed, `x-motcua-replays`.
+far), `x-motcua-unexplained-failures` (those neither transient nor poison: a bug's tries),
+`x-motcua-first-failed-at` (epoch seconds) and, once replayed, `x-motcua-replays`. On a quorum queue,
+a message on its last allowed delivery is parked before any handler runs it
+(`Parking.at_the_delivery_limit`).
 
 A parked copy keeps personal data sealed: the values of `motcua.privacy.PERSONAL_FIELDS` are encrypted
 with the consuming service's dead-letter key (`DEAD_LETTER_KEYS[service]`), opened again only when the

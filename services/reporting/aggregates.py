@@ -43,19 +43,14 @@ from functools import cache
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
-    BigInteger,
     Connection,
     and_,
     case,
-    cast,
     delete,
-    false,
     func,
-    literal,
     or_,
     select,
     text,
-    union_all,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert

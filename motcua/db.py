@@ -36,7 +36,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from motcua import logs
 from motcua.config import PoolSize, db_pool
 from motcua.contracts import Event, make_event
-from motcua.sql import has_upsert, upsert_insert
+from motcua.sql import has_upsert, insert_numbered, upsert_insert
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -248,9 +248,7 @@ class UnitOfWork:
     def flush_events(self) -> None:
         """Write the emitted events' outbox rows now (commit does it anyway)."""
         if self._outgoing:
-            t = self._outbox
-            ids = self.session.scalars(insert(t).returning(t.c.id, sort_by_parameter_order=True),
-                                       self._outgoing).all()
+            ids = insert_numbered(self.session.connection(), self._outbox, self._outgoing)
             self._written.extend(OutboxRow(id, row["event_type"], row["exchange"], row["routing_key"], row["payload"])
                                  for id, row in zip(ids, self._outgoing))
             self._outgoing = []

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from datetime import date
 
@@ -53,10 +54,14 @@ def nfc(value):
     return value
 
 
+# Unicode's control characters (category Cc: C0, DEL and C1) but tab and the line breaks.
+CONTROL_CHARACTER = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 def _control_character_at(value, path: str = "") -> str | None:
     """The dotted path of the first string holding a control character (NUL and the like)."""
     if isinstance(value, str):
-        return path if any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in value) else None
+        return path if CONTROL_CHARACTER.search(value) else None
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
     for key, item in items:
         found = _control_character_at(item, f"{path}.{key}" if path else str(key))

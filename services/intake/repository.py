@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from motcua.idempotency import CommandUnitOfWork
-from motcua.sql import one_statement, read_rows, upsert_insert
+from motcua.sql import insert_numbered, one_statement, read_rows, upsert_insert
 from services.intake.domain import Dossier, dossier_code
 from services.intake.models import dossier_agencies, dossier_counters, dossiers, shipments
 from services.intake.sealing import DataKeys, environment_data_keys
@@ -131,14 +131,13 @@ class DossierRepository:
         self._stored[dossier.code] = (state, dossier.agencies)
 
     def add_all(self, new: list[Dossier]) -> None:
-        """Store many new dossiers (a history import's batch): their rows by one INSERT, their agencies
-        by another (each sent as multi-row VALUES), personal columns sealed as `add` seals them."""
+        """Store many new dossiers (a history import's batch): their rows, then their agencies, each by
+        one INSERT (`insert_numbered`), personal columns sealed as `add` seals them."""
         if not new:
             return
         states = [{key: getattr(dossier, key) for key in COLUMNS} for dossier in new]
         rows = [self.data_keys.sealed(self.session, dossier.code, state) for dossier, state in zip(new, states)]
-        ids = self._connection().execute(
-            insert(dossiers).returning(dossiers.c.id, sort_by_parameter_order=True), rows).scalars().all()
+        ids = insert_numbered(self._connection(), dossiers, rows)
         self._connection().execute(insert(dossier_agencies), [
             {"dossier_id": id_, "agency_code": code} for dossier, id_ in zip(new, ids) for code in dossier.agencies])
         for dossier, id_, state in zip(new, ids, states):

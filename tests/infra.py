@@ -226,6 +226,25 @@ def migrated_sqlite_urls(directory: Path) -> dict[str, str]:
     return urls
 
 
+@contextlib.contextmanager
+def migrated_database(request, service: str, dialect: str, directory: Path):
+    """`service`'s migrated database on `dialect`: SQLite in `directory`, or a fresh PostgreSQL one
+    (dropped after). Yields its URL; for a fixture parametrized over both dialects."""
+    if dialect == "sqlite":
+        from motcua import migrate as migrations
+
+        url = f"sqlite:///{directory / (service + '.db')}"
+        migrations.upgrade(service, url)
+        yield url
+        return
+    request.getfixturevalue("postgres")
+    urls = create_service_databases(names=(service,))
+    try:
+        yield urls[service]
+    finally:
+        drop_databases(urls)
+
+
 _handed_out: set[int] = set()
 
 

@@ -5,7 +5,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from motcua import migrate
 from motcua.db import UnitOfWork, make_engine
 from motcua.sql import MANY_ROWS
 from services.intake.models import Base, outbox
@@ -15,19 +14,10 @@ from tests import infra
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request, tmp_path):
     """Intake's migrated database (its outbox is the table the helpers number)."""
-    urls = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'intake.db'}"
-        migrate.upgrade("intake", url)
-    else:
-        request.getfixturevalue("postgres")
-        urls = infra.create_service_databases(names=("intake",))
-        url = urls["intake"]
-    engine = make_engine(url)
-    yield engine
-    engine.dispose()
-    if urls:
-        infra.drop_databases(urls)
+    with infra.migrated_database(request, "intake", request.param, tmp_path) as url:
+        engine = make_engine(url)
+        yield engine
+        engine.dispose()
 
 
 @pytest.mark.parametrize("count", [3, MANY_ROWS + 1, 700])

@@ -30,21 +30,12 @@ BEFORE_AGENCY_COUNTS = "b8d0f2a4c6e5"
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def seeded(request, tmp_path_factory):
     """A migrated reporting database with 4,000 seeded dossiers over two years, and its catalogue."""
-    urls = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('agency') / 'reporting.db'}"
-        migrate.upgrade("reporting", url)
-    else:
-        request.getfixturevalue("postgres")
-        urls = infra.create_service_databases(names=("reporting",))
-        url = urls["reporting"]
-    engine = make_engine(url)
-    catalogue = seed.Catalogue.load()
-    seed.seed(engine, 4000, catalogue, VN, NOW, rng=random.Random(3), batch=613)
-    yield url, engine, catalogue
-    engine.dispose()
-    if urls:
-        infra.drop_databases(urls)
+    with infra.migrated_database(request, "reporting", request.param, tmp_path_factory.mktemp("agency")) as url:
+        engine = make_engine(url)
+        catalogue = seed.Catalogue.load()
+        seed.seed(engine, 4000, catalogue, VN, NOW, rng=random.Random(3), batch=613)
+        yield url, engine, catalogue
+        engine.dispose()
 
 
 def by_agency(session) -> dict[tuple, int]:

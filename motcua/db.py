@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
+from functools import cache
 from typing import Callable, NamedTuple, TypeVar
 from weakref import WeakKeyDictionary
 
@@ -36,7 +37,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from motcua import logs
 from motcua.config import PoolSize, db_pool
 from motcua.contracts import Event, make_event
-from motcua.sql import has_upsert, insert_numbered, upsert_insert
+from motcua.sql import execute_rows, has_upsert, insert_numbered, insert_rows
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -64,6 +65,16 @@ class UTCDateTime(TypeDecorator):
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+@cache
+def _claim(inbox: Table, dialect: str):
+    """The inbox rows of a batch's deliveries, those new returned: one cached statement whatever their
+    number (a .values([...]) statement is compiled again for every distinct row count), in key order
+    (two instances claiming the same events lock them in one order)."""
+    return insert_rows(inbox, dialect, ("event_id", "consumer", "event_type", "applied_at"),
+                       order_by=("event_id", "consumer")).on_conflict_do_nothing().returning(
+        inbox.c.event_id, inbox.c.consumer)
 
 
 class ServiceBase:
@@ -206,11 +217,7 @@ class UnitOfWork:
                              "applied_at": utcnow()})
         dialect = self.session.get_bind().dialect.name
         if has_upsert(dialect):
-            # executemany with RETURNING: one cached statement, sent as one multi-row INSERT by the
-            # dialect (a .values([...]) statement is compiled again for every distinct row count).
-            claim = upsert_insert(self._inbox, dialect).on_conflict_do_nothing().returning(
-                self._inbox.c.event_id, self._inbox.c.consumer)
-            new = {tuple(row) for row in self.session.connection().execute(claim, rows)}
+            new = {tuple(row) for row in execute_rows(self.session.connection(), _claim(self._inbox, dialect), rows)}
         else:
             t = self._inbox
             new = set()

@@ -3,10 +3,16 @@ several writes as one PostgreSQL statement. Each statement costs a service ~150�
 driver's round trip under eventlet, SQLAlchemy's execution), whatever it does."""
 from __future__ import annotations
 
-from sqlalchemy import Connection, Row, Select, Table, insert, text
+import json
+from functools import cache
+from typing import Sequence
+
+from sqlalchemy import (JSON, ColumnElement, Connection, Row, Select, Table, Text, TypeDecorator, bindparam, cast,
+                        column, func, insert, select, text, update)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.dml import Insert, UpdateBase
+from sqlalchemy.sql.dml import Insert, Update, UpdateBase
+from sqlalchemy.types import TypeEngine
 
 _UPSERT_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
@@ -44,6 +50,77 @@ def one_statement(writes: list[UpdateBase | Select]) -> UpdateBase | Select:
     return statement
 
 
+# Writing many rows (a batch of events): executemany runs the statement once per row, each run a round
+# trip through the green driver's wait and an execution of its own in the database. On PostgreSQL, the
+# statements below take the rows as one array per column instead (`unnest`): one short statement, sent,
+# parsed and run once, whatever the number of rows. Run them with `execute_rows`.
+
+def insert_rows(table: Table, dialect: str, names: Sequence[str], order_by: Sequence[str] = ()) -> Insert:
+    """An INSERT of many rows of `table`'s columns `names` that takes `.on_conflict_do_…()` and
+    `.returning()`; on PostgreSQL an INSERT … SELECT over the arrays, in `order_by`'s order (an upsert
+    locks its rows in key order, so two writers cannot deadlock)."""
+    if dialect != "postgresql":
+        return upsert_insert(table, dialect)
+    each = _arrays([(name, table.c[name].type) for name in names])
+    return postgresql.insert(table).from_select(
+        list(names), select(*(each[name] for name in names)).order_by(*(each[name] for name in order_by)))
+
+
+def update_rows(table: Table, dialect: str, key: str, names: Sequence[str]) -> Update:
+    """An UPDATE of many rows of `table`, each found by its column `key` (the row's `"key"` value: a
+    parameter may not bear a column's name), setting the columns `names`."""
+    if dialect != "postgresql":
+        return update(table).where(table.c[key] == bindparam("key"))  # SET: the other keys of the rows
+    each = _arrays([("key", table.c[key].type), *((name, table.c[name].type) for name in names)])
+    return update(table).where(table.c[key] == each["key"]).values({name: each[name] for name in names})
+
+
+def execute_rows(connection: Connection, statement: UpdateBase, rows: list[dict]):
+    """Run an `insert_rows` / `update_rows` statement for `rows` (dicts of the same keys, at least one)."""
+    if connection.dialect.name == "postgresql":
+        return connection.execute(statement, {f"each_{name}": [row[name] for row in rows] for name in rows[0]})
+    return connection.execute(statement, rows)
+
+
+class _JsonColumn(TypeDecorator):
+    """A JSON column's values as one JSON array (one text parameter): an array of JSON texts would be
+    escaped value by value by the driver, in Python. Each value is first what the column's own type
+    makes of it (a TypeDecorator over JSON)."""
+
+    impl = Text
+    cache_ok = True
+
+    def __init__(self, column_type: TypeEngine):
+        super().__init__()
+        self.column_type = column_type
+
+    def process_bind_param(self, value, dialect):
+        if isinstance(self.column_type, TypeDecorator):
+            value = [self.column_type.process_bind_param(item, dialect) for item in value]
+        return (dialect._json_serializer or json.dumps)(value)
+
+
+def _is_json(type_: TypeEngine) -> bool:
+    return isinstance(type_.impl_instance if isinstance(type_, TypeDecorator) else type_, JSON)
+
+
+def _arrays(columns: list[tuple[str, TypeEngine]]):
+    """The rows as a FROM of typed columns: `ROWS FROM (unnest(:each_a), json_array_elements(:each_b), …)`,
+    one array per column (JSON columns as one JSON array, cast back to their type)."""
+    functions, binds = [], []
+    for name, type_ in columns:
+        if _is_json(type_):
+            functions.append(f"json_array_elements(CAST(:each_{name} AS JSON))")
+            binds.append(bindparam(f"each_{name}", type_=_JsonColumn(type_)))
+        else:
+            functions.append(f"unnest(:each_{name})")  # the dialect casts it to its array type
+            binds.append(bindparam(f"each_{name}", type_=postgresql.ARRAY(type_, dimensions=1)))
+    names = ", ".join(name for name, _ in columns)
+    each = text(f"SELECT * FROM ROWS FROM ({', '.join(functions)}) AS each({names})").bindparams(*binds).columns(
+        *(column(name, Text if _is_json(type_) else type_) for name, type_ in columns)).subquery("each")
+    return {name: cast(each.c[name], type_) if _is_json(type_) else each.c[name] for name, type_ in columns}
+
+
 # Above this many rows, `insert_numbered` draws the ids first (see there).
 MANY_ROWS = 64
 
@@ -54,16 +131,22 @@ def insert_numbered(connection: Connection, table: Table, rows: list[dict]) -> l
     A few rows (a command's events): one multi-row INSERT … RETURNING. Many on PostgreSQL (a history
     import's batch): that statement has a placeholder per value, and psycopg parses the text of one so
     long on every execution (its cache stops at 4 kB), about 3 µs a value: 40 ms for a batch's 1,800
-    outbox rows. So the ids are drawn from the table's sequence first, and the rows sent with them by the
-    driver's pipelined executemany, whose short statement is parsed once."""
+    outbox rows. So the ids are drawn from the table's sequence first (RETURNING of an INSERT … SELECT
+    promises no order), and the rows sent with them as arrays (`insert_rows`)."""
     if not rows:
         return []
     if connection.dialect.name != "postgresql" or len(rows) <= MANY_ROWS:
         return list(connection.execute(
             insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).scalars())
     ids = sorted(connection.execute(_NEXT_IDS, {"table": table.name, "n": len(rows)}).scalars())
-    connection.execute(insert(table), [{**row, "id": id_} for row, id_ in zip(rows, ids)])
+    execute_rows(connection, _insert_with_ids(table, tuple(rows[0])),
+                 [{**row, "id": id_} for row, id_ in zip(rows, ids)])
     return ids
+
+
+@cache
+def _insert_with_ids(table: Table, names: tuple[str, ...]) -> Insert:
+    return insert_rows(table, "postgresql", ("id", *names))
 
 
 _NEXT_IDS = text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)")

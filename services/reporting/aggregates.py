@@ -52,11 +52,10 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from motcua.access import AgencyTree
+from motcua.sql import execute_rows, insert_rows
 from services.reporting.models import AGENCY_COLUMNS, ReportAgencyCount, ReportCount
 from services.reporting.timeliness import (
     BASE_CELLS,
@@ -136,14 +135,18 @@ def contributions(fact, zone: ZoneInfo) -> Counter:
     return out
 
 
+COUNT_KEYS = ("grain", "day", "bucket", "agency_code", "field_code", "channel")
+AGENCY_KEYS = ("grain", "day", "agency_code")
+
+
 def apply(connection: Connection, delta: Counter) -> None:
-    """Add `delta` to the counters: one executemany upsert per table (rows in key order, so concurrent
+    """Add `delta` to the counters: one upsert of many rows per table (rows in key order, so concurrent
     writers lock them in one order), none when nothing changed."""
     fine, by_agency = rows(delta)
     if fine:
-        connection.execute(_add_counts(connection.dialect.name), fine)
+        execute_rows(connection, _add_counts(connection.dialect.name), fine)
     if by_agency:
-        connection.execute(_add_agency_counts(connection.dialect.name), by_agency)
+        execute_rows(connection, _add_agency_counts(connection.dialect.name), by_agency)
 
 
 def rows(delta: Counter) -> tuple[list[dict], list[dict]]:
@@ -182,8 +185,7 @@ def load(connection: Connection, delta: Counter, by_field: bool = True) -> None:
     cursor = connection.connection.driver_connection.cursor()
     with cursor:
         for table, found, keys, columns in (
-                (T, fine, ("grain", "day", "bucket", "agency_code", "field_code", "channel"), ("n",)),
-                (A, by_agency, ("grain", "day", "agency_code"), AGENCY_COLUMNS)):
+                (T, fine, COUNT_KEYS, ("n",)), (A, by_agency, AGENCY_KEYS, AGENCY_COLUMNS)):
             if not found:
                 continue
             names = (*keys, *columns)
@@ -201,24 +203,18 @@ def load(connection: Connection, delta: Counter, by_field: bool = True) -> None:
 @cache
 def _add_counts(dialect: str):
     """The counters' upsert, built once per database kind (building one costs more than running it)."""
-    statement = dialect_insert(dialect)(T)
-    return statement.on_conflict_do_update(
-        index_elements=[T.c.grain, T.c.day, T.c.bucket, T.c.agency_code, T.c.field_code, T.c.channel],
-        set_={"n": T.c.n + statement.excluded.n})
+    statement = insert_rows(T, dialect, (*COUNT_KEYS, "n"), order_by=COUNT_KEYS)
+    return statement.on_conflict_do_update(index_elements=[T.c[key] for key in COUNT_KEYS],
+                                           set_={"n": T.c.n + statement.excluded.n})
 
 
 @cache
 def _add_agency_counts(dialect: str):
     """The by-agency counters' upsert: every column adds."""
-    statement = dialect_insert(dialect)(A)
+    statement = insert_rows(A, dialect, (*AGENCY_KEYS, *AGENCY_COLUMNS), order_by=AGENCY_KEYS)
     return statement.on_conflict_do_update(
-        index_elements=[A.c.grain, A.c.day, A.c.agency_code],
+        index_elements=[A.c[key] for key in AGENCY_KEYS],
         set_={column: A.c[column] + statement.excluded[column] for column in AGENCY_COLUMNS})
-
-
-def dialect_insert(dialect: str):
-    """The INSERT construct of a database kind that knows ON CONFLICT (PostgreSQL, else SQLite)."""
-    return pg_insert if dialect == "postgresql" else sqlite_insert
 
 
 def clear(session: Session) -> None:

@@ -4,7 +4,7 @@ The kit's consumer hands reporting a batch of new events (in delivery order, the
 `project` applies the whole batch in a constant number of statements, whatever its size: every affected
 dossier's row read with its lock in one statement, the events applied to the rows in memory in delivery
 order (`facts.apply`, plain Python: two events of one dossier in a batch both land, in order), then one
-executemany each for the stored events (without personal data), the rows read (UPDATE), the new rows
+statement each for the stored events (without personal data), the rows read (UPDATE), the new rows
 (INSERT), the report's counters (the summed difference of the rows' contributions) and the national
 portal's queue. The other events of a dossier are never read: the row holds what the next event needs.
 Nothing here commits.
@@ -13,8 +13,9 @@ A full replay (`rebuild_all`) applies the same function to every stored event, i
 happened, and writes through the same code; since `facts.apply` gives the same row in any order, live
 and replay agree.
 
-The statements are SQLAlchemy Core built once (their compiled form is cached) and run with executemany
-parameters: a multi-VALUES statement would be compiled again for every distinct number of rows.
+The statements are SQLAlchemy Core built once (their compiled form is cached) and take many rows
+(`motcua.sql.insert_rows`): on PostgreSQL one array per column, whatever the number of rows (a
+multi-VALUES statement would be compiled again for every distinct number); elsewhere executemany.
 """
 from __future__ import annotations
 
@@ -25,13 +26,14 @@ from types import SimpleNamespace
 from typing import Iterator
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from motcua.contracts import Event
 from motcua.contracts.events import STATUS_CODES, schema_for
 from motcua.db import UnitOfWork, utcnow
 from motcua.faults import TransientFailure
+from motcua.sql import execute_rows, insert_rows, update_rows
 from services.reporting import aggregates, facts
 from services.reporting.models import DossierFact, PortalPush, StoredEvent
 
@@ -46,8 +48,7 @@ CHANGING = tuple(name for name in COLUMNS if name != "code")
 # Locked in code order, so two instances applying batches that share dossiers cannot deadlock.
 LOCKED_ROWS = (select(FACTS).where(FACTS.c.code.in_(bindparam("codes", expanding=True)))
                .order_by(FACTS.c.code).with_for_update())
-STORE_EVENT = insert(EVENTS)
-UPDATE_ROW = update(FACTS).where(FACTS.c.code == bindparam("key"))  # SET: every other column, as passed
+EVENT_COLUMNS = tuple(column.name for column in EVENTS.columns)
 STORED_EVENTS = select(EVENTS).where(EVENTS.c.dossier_code.in_(bindparam("codes", expanding=True)))
 
 
@@ -103,7 +104,7 @@ def project(session: Session, events: list[Event], zone: ZoneInfo) -> None:
                        "data": {k: v for k, v in schema.dump(event.data).items() if k not in PERSONAL_KEYS}})
         facts.apply(row, event.event_type, event.data, zone)
         row.stored_events += 1
-    connection.execute(STORE_EVENT, stored)
+    execute_rows(connection, _store_events(connection.dialect.name), stored)
     write(connection, rows, before, zone)
     mark_for_portal(connection, {code: row.stored_events for code, row in rows.items()}, utcnow())
 
@@ -131,9 +132,9 @@ def write(connection: Connection, rows: dict[str, SimpleNamespace], before: dict
         else:
             inserted.append({name: getattr(row, name) for name in COLUMNS})
     if updated:
-        connection.execute(UPDATE_ROW, updated)
+        execute_rows(connection, _update_rows(connection.dialect.name), updated)
     if inserted:
-        written = connection.execute(_insert_new_rows(connection.dialect.name), inserted).all()
+        written = execute_rows(connection, _insert_new_rows(connection.dialect.name), inserted).all()
         if len(written) != len(inserted):
             raise TransientFailure("a dossier's row was created by another instance meanwhile")
     aggregates.apply(connection, change)
@@ -142,16 +143,26 @@ def write(connection: Connection, rows: dict[str, SimpleNamespace], before: dict
 def mark_for_portal(connection: Connection, versions: dict[str, int], now: datetime) -> None:
     """Queue each dossier's version (its number of stored events) for the national portal, in the
     transaction that stored the events: a version is pushed once it is committed, whatever happens after."""
-    connection.execute(_queue_version(connection.dialect.name), [
+    execute_rows(connection, _queue_version(connection.dialect.name), [
         {"dossier_code": code, "version": version, "state": "pending", "attempts": 0, "next_attempt_at": now}
         for code, version in sorted(versions.items())])
+
+
+@cache
+def _store_events(dialect: str):
+    return insert_rows(EVENTS, dialect, EVENT_COLUMNS)
+
+
+@cache
+def _update_rows(dialect: str):
+    return update_rows(FACTS, dialect, "code", CHANGING)
 
 
 @cache
 def _insert_new_rows(dialect: str):
     """INSERT of new dossiers' rows that skips one another instance committed first, returning those
     written."""
-    return aggregates.dialect_insert(dialect)(FACTS).on_conflict_do_nothing(
+    return insert_rows(FACTS, dialect, COLUMNS).on_conflict_do_nothing(
         index_elements=[FACTS.c.code]).returning(FACTS.c.code)
 
 
@@ -159,7 +170,8 @@ def _insert_new_rows(dialect: str):
 def _queue_version(dialect: str):
     """The portal queue's upsert (a new version is due now, its failures forgotten), built once: building
     it costs more than running it."""
-    statement = aggregates.dialect_insert(dialect)(PUSHES)
+    statement = insert_rows(PUSHES, dialect, ("dossier_code", "version", "state", "attempts", "next_attempt_at"),
+                            order_by=("dossier_code",))
     return statement.on_conflict_do_update(
         index_elements=[PUSHES.c.dossier_code], where=PUSHES.c.version != statement.excluded.version,
         set_={"version": statement.excluded.version, "state": "pending", "attempts": 0,

@@ -32,6 +32,7 @@ from sqlalchemy import create_engine, func, select
 
 from bench.report import machine
 from motcua.config import ROOT
+from motcua.progress import progress
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 AGENCIES = ("000.20.01.H56", "000.20.02.H56", "000.00.06.H56", "000.12.01.H56", "000.15.01.H56")
@@ -87,13 +88,14 @@ def run_import(path: Path, env: dict, batch: int) -> tuple[float, float, str]:
     """Wall seconds, CPU seconds of the command, its summary line."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
+    # The command's progress bar and any error go to our stderr as they come (a long file takes minutes).
     done = subprocess.run([sys.executable, "-W", "ignore", "-m", "motcua.cli", "history", "import", str(path),
                            "--batch", str(batch)],
-                          env=env, capture_output=True, text=True, cwd=ROOT)
+                          env=env, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
-        raise SystemExit(f"import failed ({done.returncode}): {done.stderr[-2000:]}")
+        raise SystemExit(f"import failed ({done.returncode}): {done.stdout[-2000:]}")
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), done.stdout.strip()
 
 
@@ -146,8 +148,10 @@ def main(argv=None) -> None:
                     total = func.coalesce(func.sum(DossierFact.stored_events), 0)
                     return connection.execute(select(total)).scalar_one()
             started = time.perf_counter()
-            while applied() < events:
+            while (count := applied()) < events:
+                progress("reporting applies", count, events)
                 time.sleep(0.5)
+            progress("reporting applies", events, events)
             behind = time.perf_counter() - started
             spent = time.process_time() - own_cpu
             print(f"reporting applied all {events} events {behind:.1f} s after the import ended "

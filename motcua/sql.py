@@ -52,7 +52,7 @@ def one_statement(writes: list[UpdateBase | Select]) -> UpdateBase | Select:
 
 # Writing many rows (a batch of events): executemany runs the statement once per row, each run a round
 # trip through the green driver's wait and an execution of its own in the database. On PostgreSQL, the
-# statements below take the rows as one array per column instead (`unnest`): one short statement, sent,
+# statements below take the rows as one array per column instead (`_arrays`): one short statement, sent,
 # parsed and run once, whatever the number of rows. Run them with `execute_rows`.
 
 def insert_rows(table: Table, dialect: str, names: Sequence[str], order_by: Sequence[str] = ()) -> Insert:

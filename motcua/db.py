@@ -68,12 +68,12 @@ def utcnow() -> datetime:
 
 
 @cache
-def _claim(inbox: Table, dialect: str):
-    """The inbox rows of a batch's deliveries, those new returned: one cached statement whatever their
-    number (a .values([...]) statement is compiled again for every distinct row count), in key order
-    (two instances claiming the same events lock them in one order)."""
+def _claim(inbox: Table, dialect: str, many: bool):
+    """The inbox rows of a batch's deliveries, those new returned: a cached statement (a .values([...])
+    statement is compiled again for every distinct row count); many in key order (two instances claiming
+    the same events lock them in one order)."""
     return insert_rows(inbox, dialect, ("event_id", "consumer", "event_type", "applied_at"),
-                       order_by=("event_id", "consumer")).on_conflict_do_nothing().returning(
+                       order_by=("event_id", "consumer"), many=many).on_conflict_do_nothing().returning(
         inbox.c.event_id, inbox.c.consumer)
 
 
@@ -217,7 +217,8 @@ class UnitOfWork:
                              "applied_at": utcnow()})
         dialect = self.session.get_bind().dialect.name
         if has_upsert(dialect):
-            new = {tuple(row) for row in execute_rows(self.session.connection(), _claim(self._inbox, dialect), rows)}
+            new = {tuple(row) for row in execute_rows(
+                self.session.connection(), lambda dialect, many: _claim(self._inbox, dialect, many), rows)}
         else:
             t = self._inbox
             new = set()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from typing import Sequence
+from typing import Callable, Sequence
 
 from sqlalchemy import (JSON, ColumnElement, Connection, Row, Select, Table, Text, TypeDecorator, bindparam, cast,
                         column, func, insert, select, text, update)
@@ -51,35 +51,45 @@ def one_statement(writes: list[UpdateBase | Select]) -> UpdateBase | Select:
 
 
 # Writing many rows (a batch of events): executemany runs the statement once per row, each run a round
-# trip through the green driver's wait and an execution of its own in the database. On PostgreSQL, the
-# statements below take the rows as one array per column instead (`_arrays`): one short statement, sent,
-# parsed and run once, whatever the number of rows. Run them with `execute_rows`.
+# trip through the green driver's wait and an execution of its own in the database; a multi-VALUES
+# statement (SQLAlchemy's for RETURNING) has a placeholder per value, which psycopg parses anew every
+# time once the text passes its 4 kB cache. On PostgreSQL, past `FEW_ROWS` rows, the statements below
+# take the rows as one array per column instead (`_arrays`): one short statement, sent, parsed and run
+# once, whatever the number of rows. A few rows (the live path's batches of one or two events) go the
+# plain way: the arrays cost ~50 µs more of a service's CPU for one row, ~280 µs less for 64 (inbox claims).
+FEW_ROWS = 8
 
-def insert_rows(table: Table, dialect: str, names: Sequence[str], order_by: Sequence[str] = ()) -> Insert:
-    """An INSERT of many rows of `table`'s columns `names` that takes `.on_conflict_do_…()` and
-    `.returning()`; on PostgreSQL an INSERT … SELECT over the arrays, in `order_by`'s order (an upsert
-    locks its rows in key order, so two writers cannot deadlock)."""
-    if dialect != "postgresql":
+
+def insert_rows(table: Table, dialect: str, names: Sequence[str], order_by: Sequence[str] = (),
+                many: bool = False) -> Insert:
+    """An INSERT of rows of `table`'s columns `names` that takes `.on_conflict_do_…()` and `.returning()`;
+    `many` on PostgreSQL: an INSERT … SELECT over the arrays, in `order_by`'s order (an upsert locks its
+    rows in key order, so two writers cannot deadlock). Build it in a function of (dialect, many) and
+    run it with `execute_rows`."""
+    if not (many and dialect == "postgresql"):
         return upsert_insert(table, dialect)
     each = _arrays([(name, table.c[name].type) for name in names])
     return postgresql.insert(table).from_select(
         list(names), select(*(each[name] for name in names)).order_by(*(each[name] for name in order_by)))
 
 
-def update_rows(table: Table, dialect: str, key: str, names: Sequence[str]) -> Update:
-    """An UPDATE of many rows of `table`, each found by its column `key` (the row's `"key"` value: a
-    parameter may not bear a column's name), setting the columns `names`."""
-    if dialect != "postgresql":
+def update_rows(table: Table, dialect: str, key: str, names: Sequence[str], many: bool = False) -> Update:
+    """An UPDATE of rows of `table`, each found by its column `key` (the row's `"key"` value: a parameter
+    may not bear a column's name), setting the columns `names`."""
+    if not (many and dialect == "postgresql"):
         return update(table).where(table.c[key] == bindparam("key"))  # SET: the other keys of the rows
     each = _arrays([("key", table.c[key].type), *((name, table.c[name].type) for name in names)])
     return update(table).where(table.c[key] == each["key"]).values({name: each[name] for name in names})
 
 
-def execute_rows(connection: Connection, statement: UpdateBase, rows: list[dict]):
-    """Run an `insert_rows` / `update_rows` statement for `rows` (dicts of the same keys, at least one)."""
-    if connection.dialect.name == "postgresql":
-        return connection.execute(statement, {f"each_{name}": [row[name] for row in rows] for name in rows[0]})
-    return connection.execute(statement, rows)
+def execute_rows(connection: Connection, statement: Callable[[str, bool], UpdateBase], rows: list[dict]):
+    """Run `statement(dialect, many)` (an `insert_rows` / `update_rows` statement, cached) for `rows`
+    (dicts of the same keys, at least one): as arrays on PostgreSQL past `FEW_ROWS`, else as executemany."""
+    dialect = connection.dialect.name
+    if dialect == "postgresql" and len(rows) > FEW_ROWS:
+        return connection.execute(statement(dialect, True),
+                                  {f"each_{name}": [row[name] for row in rows] for name in rows[0]})
+    return connection.execute(statement(dialect, False), rows)
 
 
 class _JsonColumn(TypeDecorator):
@@ -139,14 +149,15 @@ def insert_numbered(connection: Connection, table: Table, rows: list[dict]) -> l
         return list(connection.execute(
             insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).scalars())
     ids = sorted(connection.execute(_NEXT_IDS, {"table": table.name, "n": len(rows)}).scalars())
-    execute_rows(connection, _insert_with_ids(table, tuple(rows[0])),
+    names = ("id", *rows[0])
+    execute_rows(connection, lambda dialect, many: _insert_with_ids(table, names, dialect, many),
                  [{**row, "id": id_} for row, id_ in zip(rows, ids)])
     return ids
 
 
 @cache
-def _insert_with_ids(table: Table, names: tuple[str, ...]) -> Insert:
-    return insert_rows(table, "postgresql", ("id", *names))
+def _insert_with_ids(table: Table, names: tuple[str, ...], dialect: str, many: bool) -> Insert:
+    return insert_rows(table, dialect, names, many=many)
 
 
 _NEXT_IDS = text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)")

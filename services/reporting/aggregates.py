@@ -144,9 +144,9 @@ def apply(connection: Connection, delta: Counter) -> None:
     writers lock them in one order), none when nothing changed."""
     fine, by_agency = rows(delta)
     if fine:
-        execute_rows(connection, _add_counts(connection.dialect.name), fine)
+        execute_rows(connection, _add_counts, fine)
     if by_agency:
-        execute_rows(connection, _add_agency_counts(connection.dialect.name), by_agency)
+        execute_rows(connection, _add_agency_counts, by_agency)
 
 
 def rows(delta: Counter) -> tuple[list[dict], list[dict]]:
@@ -201,17 +201,17 @@ def load(connection: Connection, delta: Counter, by_field: bool = True) -> None:
 
 
 @cache
-def _add_counts(dialect: str):
+def _add_counts(dialect: str, many: bool):
     """The counters' upsert, built once per database kind (building one costs more than running it)."""
-    statement = insert_rows(T, dialect, (*COUNT_KEYS, "n"), order_by=COUNT_KEYS)
+    statement = insert_rows(T, dialect, (*COUNT_KEYS, "n"), order_by=COUNT_KEYS, many=many)
     return statement.on_conflict_do_update(index_elements=[T.c[key] for key in COUNT_KEYS],
                                            set_={"n": T.c.n + statement.excluded.n})
 
 
 @cache
-def _add_agency_counts(dialect: str):
+def _add_agency_counts(dialect: str, many: bool):
     """The by-agency counters' upsert: every column adds."""
-    statement = insert_rows(A, dialect, (*AGENCY_KEYS, *AGENCY_COLUMNS), order_by=AGENCY_KEYS)
+    statement = insert_rows(A, dialect, (*AGENCY_KEYS, *AGENCY_COLUMNS), order_by=AGENCY_KEYS, many=many)
     return statement.on_conflict_do_update(
         index_elements=[A.c[key] for key in AGENCY_KEYS],
         set_={column: A.c[column] + statement.excluded[column] for column in AGENCY_COLUMNS})

@@ -104,7 +104,7 @@ def project(session: Session, events: list[Event], zone: ZoneInfo) -> None:
                        "data": {k: v for k, v in schema.dump(event.data).items() if k not in PERSONAL_KEYS}})
         facts.apply(row, event.event_type, event.data, zone)
         row.stored_events += 1
-    execute_rows(connection, _store_events(connection.dialect.name), stored)
+    execute_rows(connection, _store_events, stored)
     write(connection, rows, before, zone)
     mark_for_portal(connection, {code: row.stored_events for code, row in rows.items()}, utcnow())
 
@@ -132,9 +132,9 @@ def write(connection: Connection, rows: dict[str, SimpleNamespace], before: dict
         else:
             inserted.append({name: getattr(row, name) for name in COLUMNS})
     if updated:
-        execute_rows(connection, _update_rows(connection.dialect.name), updated)
+        execute_rows(connection, _update_rows, updated)
     if inserted:
-        written = execute_rows(connection, _insert_new_rows(connection.dialect.name), inserted).all()
+        written = execute_rows(connection, _insert_new_rows, inserted).all()
         if len(written) != len(inserted):
             raise TransientFailure("a dossier's row was created by another instance meanwhile")
     aggregates.apply(connection, change)
@@ -143,35 +143,35 @@ def write(connection: Connection, rows: dict[str, SimpleNamespace], before: dict
 def mark_for_portal(connection: Connection, versions: dict[str, int], now: datetime) -> None:
     """Queue each dossier's version (its number of stored events) for the national portal, in the
     transaction that stored the events: a version is pushed once it is committed, whatever happens after."""
-    execute_rows(connection, _queue_version(connection.dialect.name), [
+    execute_rows(connection, _queue_version, [
         {"dossier_code": code, "version": version, "state": "pending", "attempts": 0, "next_attempt_at": now}
         for code, version in sorted(versions.items())])
 
 
 @cache
-def _store_events(dialect: str):
-    return insert_rows(EVENTS, dialect, EVENT_COLUMNS)
+def _store_events(dialect: str, many: bool):
+    return insert_rows(EVENTS, dialect, EVENT_COLUMNS, many=many)
 
 
 @cache
-def _update_rows(dialect: str):
-    return update_rows(FACTS, dialect, "code", CHANGING)
+def _update_rows(dialect: str, many: bool):
+    return update_rows(FACTS, dialect, "code", CHANGING, many=many)
 
 
 @cache
-def _insert_new_rows(dialect: str):
+def _insert_new_rows(dialect: str, many: bool):
     """INSERT of new dossiers' rows that skips one another instance committed first, returning those
     written."""
-    return insert_rows(FACTS, dialect, COLUMNS).on_conflict_do_nothing(
+    return insert_rows(FACTS, dialect, COLUMNS, many=many).on_conflict_do_nothing(
         index_elements=[FACTS.c.code]).returning(FACTS.c.code)
 
 
 @cache
-def _queue_version(dialect: str):
+def _queue_version(dialect: str, many: bool):
     """The portal queue's upsert (a new version is due now, its failures forgotten), built once: building
     it costs more than running it."""
     statement = insert_rows(PUSHES, dialect, ("dossier_code", "version", "state", "attempts", "next_attempt_at"),
-                            order_by=("dossier_code",))
+                            order_by=("dossier_code",), many=many)
     return statement.on_conflict_do_update(
         index_elements=[PUSHES.c.dossier_code], where=PUSHES.c.version != statement.excluded.version,
         set_={"version": statement.excluded.version, "state": "pending", "attempts": 0,

@@ -14,8 +14,9 @@ happened, and writes through the same code; since `facts.apply` gives the same r
 and replay agree.
 
 The statements are SQLAlchemy Core built once (their compiled form is cached) and take many rows
-(`motcua.sql.insert_rows`): on PostgreSQL one array per column, whatever the number of rows (a
-multi-VALUES statement would be compiled again for every distinct number); elsewhere executemany.
+(`motcua.sql.insert_rows`): on PostgreSQL past `motcua.sql.FEW_ROWS` rows one array per column,
+whatever the number of rows (a multi-VALUES statement would be compiled again for every distinct
+number); a live batch's few rows, and SQLite, executemany.
 """
 from __future__ import annotations
 

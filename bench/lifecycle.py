@@ -28,7 +28,7 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def logged_in(base_url: str) -> Api:
-    api = Api(base_url)
+    api = Api(base_url, keep_alive=True)  # officers' consoles, like browsers, keep their connection
     for user in USERS:
         api.token(user)  # log in once, before the threads share the cached tokens
     return api

@@ -633,14 +633,15 @@ class ReliableEventHandler(Entrypoint):
 class BatchHandler(ReliableEventHandler):
     """`@batch_handler((source, event_type), …)`: the method receives the batch's events of those types
     that are new to it (a list, in delivery order; the kit claimed their inbox rows, consumer
-    `<service>.<event_type>`), to apply with batched reads and writes, without committing."""
+    `<service>.<event_type>`, or `consumer` for every type), to apply with batched reads and writes,
+    without committing."""
 
     def __init__(self, *subscriptions: tuple[str, str], **kwargs):
         super().__init__(*subscriptions[0], **kwargs)
         self.subscriptions = frozenset(subscriptions)
 
     def consumer_of(self, event: Event) -> str:
-        return f"{self.container.service_name}.{event.event_type}"
+        return self._consumer or f"{self.container.service_name}.{event.event_type}"
 
     def apply(self, service, events: list[Event]) -> None:
         getattr(service, self.method_name)(events)

@@ -46,7 +46,6 @@ import random
 import re
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone, tzinfo
-from email.message import EmailMessage
 from email.utils import parseaddr
 from typing import Callable, Iterator
 
@@ -74,6 +73,7 @@ from services.notify.providers import (
     Outgoing,
     PermanentFailure,
     TemporaryFailure,
+    plain_text_email,
 )
 from services.notify.repository import NotifyUnitOfWork
 from services.notify.settings import Settings
@@ -191,12 +191,16 @@ class Notifier:
     # --- planning (event handlers) ---------------------------------------------------------------
 
     def plan(self, uow: NotifyUnitOfWork, event: Event) -> bool:
-        """Record the messages `event` owes, once per event; False for a duplicate event."""
-        return uow.apply_once(event, PLANNER, self._plan)
+        """Record the messages `event` owes, once per event; False for a duplicate event (one event on
+        its own, committed; the service plans a batch's with `plan_new`)."""
+        return uow.apply_once(event, PLANNER, lambda uow, event: self.plan_new(uow, [event]))
 
-    def _plan(self, uow: NotifyUnitOfWork, event: Event) -> None:
-        owed = self.messages_owed(event, lambda code: preferences.opted_out(
-            preferences.in_force(uow.preferences.recorded(code))))
+    def plan_new(self, uow: NotifyUnitOfWork, events: list[Event]) -> None:
+        """Record the messages `events` owe, events new to the planner (the kit claimed their inbox rows;
+        its batch commits): the applicants' choices read in one statement, the messages written in one."""
+        choices = uow.preferences.recorded_for({dossier_code_of(e.data) for e in events if not e.data.get("imported")})
+        owed = [delivery for event in events for delivery in self.messages_owed(
+            event, lambda code: preferences.opted_out(preferences.in_force(choices.get(code, []))))]
         uow.deliveries.add_new(owed)
         uow.after_commit(lambda: self._planned(owed))
 
@@ -399,13 +403,9 @@ class Notifier:
                                          delivery.agency_code)
         if delivery.channel == SMS:
             return Outgoing(SMS, delivery.address, key, rendered.body, accented=rendered.accented)
-        email = EmailMessage()
-        email["From"] = self.sender
-        email["To"] = delivery.address
-        email["Subject"] = rendered.subject
-        # The same id on every attempt: a repeat after a crash is recognisable as the same message.
-        email["Message-ID"] = f"<{key}@{_domain_of(self.sender)}>"
-        email.set_content(rendered.body, charset="utf-8", cte="quoted-printable")
+        # The same Message-ID on every attempt: a repeat after a crash is recognisable as the same message.
+        email = plain_text_email(self.sender, delivery.address, rendered.subject, rendered.body,
+                                 f"<{key}@{_domain_of(self.sender)}>")
         return Outgoing(EMAIL, delivery.address, key, rendered.body, subject=rendered.subject, email=email)
 
     # --- officers, carriers and citizens (RPC) ----------------------------------------------------

@@ -81,7 +81,7 @@ class DeliveryRepository:
     # --- planning ----------------------------------------------------------------------------------
 
     def add_new(self, owed: list[Delivery]) -> None:
-        """All of an event's messages in one INSERT; one whose key (event, channel, recipient) is
+        """All the messages a batch of events owes in one INSERT; one whose key (event, channel, recipient) is
         already in the log stays as it is (the second guard after the inbox)."""
         if owed:
             self.session.execute(_insert_new(self.session.get_bind().dialect.name),
@@ -189,6 +189,14 @@ class PreferenceRepository:
         """A dossier's choices in the order they were made."""
         return [Choice(*row) for row in self.session.execute(_recorded_choices(), {"dossier_code": dossier_code})]
 
+    def recorded_for(self, dossier_codes: set[str]) -> dict[str, list[Choice]]:
+        """The choices of several dossiers (a batch of events) in one statement, each in its order."""
+        found: dict[str, list[Choice]] = {code: [] for code in dossier_codes}
+        if dossier_codes:
+            for code, *choice in self.session.execute(_choices_of_dossiers(), {"codes": sorted(dossier_codes)}):
+                found[code].append(Choice(*choice))
+        return found
+
     def add(self, dossier_code: str, choices: list[Choice]) -> None:
         if choices:
             self.session.execute(preferences.insert().values([
@@ -232,6 +240,13 @@ def _recorded_choices():
     p = preferences.c
     return (select(p.channel, p.opted_out, p.source, p.recorded_at)
             .where(p.dossier_code == bindparam("dossier_code")).order_by(p.recorded_at, p.id))
+
+
+@lru_cache(maxsize=1)
+def _choices_of_dossiers():
+    p = preferences.c
+    return (select(p.dossier_code, p.channel, p.opted_out, p.source, p.recorded_at)
+            .where(p.dossier_code.in_(bindparam("codes", expanding=True))).order_by(p.recorded_at, p.id))
 
 
 @lru_cache(maxsize=32)

@@ -5,7 +5,7 @@ scheduler (dependencies.Notifications) sends them, retries, and dead-letters. Se
 """
 from __future__ import annotations
 
-from motcua.bus import event_handler
+from motcua.bus import batch_handler
 from nameko.dependency_providers import Config
 
 from motcua.db import Database, utcnow
@@ -46,58 +46,17 @@ class NotifyService(Revocations):
     notifier = Notifications()
     config = Config()
 
-    # The events that message someone: the applicant, or (overdue) the agency's office.
-    @event_handler("intake", "dossier_submitted", consumer=PLANNER)
-    def on_dossier_submitted(self, event):
-        self.notifier.plan(self.db, event)
-
-    @event_handler("intake", "dossier_received", consumer=PLANNER)
-    def on_dossier_received(self, event):
-        self.notifier.plan(self.db, event)
-
-    @event_handler("intake", "supplement_requested", consumer=PLANNER)
-    def on_supplement_requested(self, event):
-        self.notifier.plan(self.db, event)
-
-    @event_handler("intake", "dossier_supplemented", consumer=PLANNER)
-    def on_dossier_supplemented(self, event):
-        self.notifier.plan(self.db, event)
-
-    @event_handler("intake", "dossier_refused", consumer=PLANNER)
-    def on_dossier_refused(self, event):
-        self.notifier.plan(self.db, event)
-
-    @event_handler("intake", "dossier_result_ready", consumer=PLANNER)
-    def on_dossier_result_ready(self, event):
-        self.notifier.plan(self.db, event)
-
-    @event_handler("intake", "result_returned", consumer=PLANNER)
-    def on_result_returned(self, event):
-        self.notifier.plan(self.db, event)
-
-    @event_handler("intake", "dossier_withdrawn", consumer=PLANNER)
-    def on_dossier_withdrawn(self, event):
-        self.notifier.plan(self.db, event)
-
-    @event_handler("intake", "dossier_rescheduled", consumer=PLANNER)
-    def on_dossier_rescheduled(self, event):
-        self.notifier.plan(self.db, event)
-
-    @event_handler("intake", "payment_requested", consumer=PLANNER)
-    def on_payment_requested(self, event):
-        self.notifier.plan(self.db, event)
-
-    @event_handler("intake", "dossier_stopped", consumer=PLANNER)
-    def on_dossier_stopped(self, event):
-        self.notifier.plan(self.db, event)
-
-    @event_handler("workflow", "task_overdue", consumer=PLANNER)
-    def on_task_overdue(self, event):
-        self.notifier.plan(self.db, event)
-
-    @event_handler("workflow", "dossier_overdue", consumer=PLANNER)
-    def on_dossier_overdue(self, event):
-        self.notifier.plan(self.db, event)
+    # The events that message someone: the applicant, or (overdue) the agency's office. A batch's
+    # events are planned together: the applicants' choices read in one statement, the messages
+    # written in one.
+    @batch_handler(("intake", "dossier_submitted"), ("intake", "dossier_received"),
+                   ("intake", "supplement_requested"), ("intake", "dossier_supplemented"),
+                   ("intake", "dossier_refused"), ("intake", "dossier_result_ready"), ("intake", "result_returned"),
+                   ("intake", "dossier_withdrawn"), ("intake", "dossier_rescheduled"),
+                   ("intake", "payment_requested"), ("intake", "dossier_stopped"),
+                   ("workflow", "task_overdue"), ("workflow", "dossier_overdue"), consumer=PLANNER)
+    def on_events(self, events):
+        self.notifier.plan_new(self.db, events)
 
     @rpc
     def health(self):

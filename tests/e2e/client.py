@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import mailbox
 import math
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -25,14 +26,27 @@ APPLICANT = {"full_name": "Trần Thị Bình", "id_number": "038190012345", "ph
 
 
 class Api:
-    def __init__(self, base_url: str):
+    def __init__(self, base_url: str, keep_alive: bool = False):
+        """`keep_alive`: each thread keeps its connection open between requests, as a browser does (the
+        bench's consoles); by default each request has a connection of its own, so a test that restarts
+        a gateway never meets a connection the old one left."""
         self.base_url = base_url
         self.tokens: dict[str, str] = {}
         self.uploads: dict[str, list[dict]] = {}
+        self._sessions = threading.local() if keep_alive else None
+
+    def _session(self):
+        """The calling thread's session (requests' sessions are not to be shared across threads), or the
+        `requests` module itself: a connection per request."""
+        if self._sessions is None:
+            return requests
+        if not hasattr(self._sessions, "session"):
+            self._sessions.session = requests.Session()
+        return self._sessions.session
 
     def token(self, username: str) -> str:
         if username not in self.tokens:
-            response = requests.post(f"{self.base_url}/api/v1/auth/token",
+            response = self._session().post(f"{self.base_url}/api/v1/auth/token",
                                      json={"username": username, "password": "demo"}, timeout=30)
             assert response.status_code == 200, response.text
             self.tokens[username] = response.json()["access_token"]
@@ -42,7 +56,7 @@ class Api:
         headers = kwargs.pop("headers", {})
         if user:
             headers["Authorization"] = f"Bearer {self.token(user)}"
-        return requests.request(method, f"{self.base_url}{path}", headers=headers, timeout=30, **kwargs)
+        return self._session().request(method, f"{self.base_url}{path}", headers=headers, timeout=30, **kwargs)
 
     def command(self, method: str, path: str, user: str | None = None, key: str | None = None,
                 attempts: int = COMMAND_ATTEMPTS, **kwargs) -> requests.Response:

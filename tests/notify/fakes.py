@@ -114,6 +114,9 @@ class FakePreferenceRepository:
     def recorded(self, dossier_code: str) -> list[Choice]:
         return sorted((c for code, c in self._recorded if code == dossier_code), key=lambda c: c.recorded_at)
 
+    def recorded_for(self, dossier_codes: set[str]) -> dict[str, list[Choice]]:
+        return {code: self.recorded(code) for code in dossier_codes}
+
     def add(self, dossier_code: str, choices: list[Choice]) -> None:
         self._recorded.extend((dossier_code, choice) for choice in choices)
 

@@ -207,6 +207,10 @@ def test_choices_are_kept_in_the_order_they_were_made(units):
         assert uow.preferences.recorded("D-1") == [Choice("sms", True, "tracking", at(1)),
                                                    Choice("email", False, "tracking", at(1)),
                                                    Choice("sms", False, "counter", at(2))]
+        # a batch's dossiers at once: each its own choices, in order; a dossier without any, none
+        assert uow.preferences.recorded_for({"D-1", "D-2", "D-3"}) == {
+            "D-1": uow.preferences.recorded("D-1"), "D-2": [Choice("sms", True, "tracking", at(0))], "D-3": []}
+        assert uow.preferences.recorded_for(set()) == {}
     finally:
         uow.close()
 

@@ -159,6 +159,22 @@ def test_a_citizen_who_opted_out_of_a_channel_is_not_messaged_on_it(setup):
                                                                       ("sms", SKIPPED, "opted_out")]
 
 
+def test_a_batch_of_events_applies_each_dossiers_own_choices(setup):
+    other = CODE.replace("0001", "0002")
+    assert other != CODE
+    setup.log.choices.append((CODE, preferences.Choice("sms", True, "tracking", setup.clock())))
+    setup.log.choices.append((other, preferences.Choice("email", True, "tracking", setup.clock())))
+    uow = setup.log.unit_of_work()
+    setup.notifier.plan_new(uow, [event(dossier_received()), event(dossier_submitted(code=other)),
+                                  event(dossier_received(code=other))])
+    uow.commit()
+    assert [(d.dossier_code, d.event_type, d.channel, d.status, d.reason) for d in setup.rows()] == [
+        (CODE, "dossier_received", "email", CREATED, None), (CODE, "dossier_received", "sms", SKIPPED, "opted_out"),
+        (other, "dossier_submitted", "email", SKIPPED, "opted_out"), (other, "dossier_submitted", "sms", CREATED, None),
+        (other, "dossier_received", "email", SKIPPED, "opted_out"), (other, "dossier_received", "sms", CREATED, None)]
+    assert setup.woken == 1  # one wake-up for the batch
+
+
 def test_overdue_goes_to_the_agency_office_and_never_asks_the_citizens_choices(setup):
     never = pytest.fail  # an agency's office has no citizen's choices
     owed = [d for payload in (dossier_overdue(), task_overdue(agency=LAND_OFFICE))

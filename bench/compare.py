@@ -20,6 +20,7 @@ import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
+import statistics  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
@@ -39,6 +40,8 @@ def parse(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--dossiers", type=int, default=200, help="dossiers through the lifecycle (200)")
     parser.add_argument("--concurrency", type=int, default=16, help="lifecycle client threads (16)")
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="the lifecycle's dossiers in this many rounds, the sides taking turns: A B, B A, … (4)")
     parser.add_argument("--submissions", type=int, default=100,
                         help="sequential submissions timed alone before the lifecycle (100)")
     parser.add_argument("--raw-messages", type=int, default=5000, help="messages of the raw broker rate (5000)")
@@ -160,6 +163,27 @@ def side_by_side(title: str, rows, sides: dict[str, dict], workload: str) -> str
     return figures.table("", header, body)
 
 
+def rounds_table(sides: dict[str, dict]) -> str:
+    """Service CPU per dossier of each side's rounds, in the order run, and (two sides) each round's
+    ratio: the spread of the ratios is what the run can resolve."""
+    labels = list(sides)
+    header = ["round"] + [f"{label} service CPU ms/dossier" for label in labels]
+    per_side = [sides[label]["lifecycle"]["rounds"] for label in labels]
+    rows, ratios = [], []
+    for i, parts in enumerate(zip(*per_side)):
+        row = [f"{i + 1} ({' '.join((labels if i % 2 == 0 else labels[::-1]))})"] + [
+            f"{part['service_cpu_ms']:.1f}" for part in parts]
+        if len(parts) == 2:
+            ratios.append(parts[0]["service_cpu_ms"] / parts[1]["service_cpu_ms"])
+            row.append(figures.ratio_text(ratios[-1]))
+        rows.append(row)
+    if ratios:
+        header.append("new/old")
+        rows.append(["median of the rounds' ratios", "", "", figures.ratio_text(statistics.median(ratios))])
+        rows.append(["their range", "", "", f"{min(ratios):.2f}–{max(ratios):.2f}"])
+    return figures.table("\nrounds in turn (each side as often first as second)", header, rows)
+
+
 def report(results: dict) -> str:
     sides = results["sides"]
     parts = [f"machine: {results['machine']}"]
@@ -177,6 +201,8 @@ def report(results: dict) -> str:
         if "ratios" in results:
             parts.append(figures.services_ratio_table("new/old", results["ratios"]["lifecycle"]["services"]))
         parts.append(side_by_side("lifecycle", LIFECYCLE_ROWS, sides, "lifecycle"))
+        if len(run["rounds"]) > 1:
+            parts.append(rounds_table(sides))
     if "tracking" in first:
         run = first["tracking"]
         parts.append(f"\nTRACKING: {run['clients']} keep-alive clients (wrk) for {run['seconds']:.0f} s over "
@@ -208,19 +234,22 @@ def main(argv=None, workloads: tuple[str, ...] = WORKLOADS) -> None:
     trees = [("current", None)]
     if not args.no_baseline:
         trees.append(("baseline", args.baseline or baseline_ref()))
-    for label, ref in trees:
-        with contextlib.ExitStack() as stack:
+    with contextlib.ExitStack() as stack:  # every side's services up together: the lifecycle's rounds in turn
+        sides = []
+        for label, ref in trees:
             root = stack.enter_context(checkout(ref)) if ref else ROOT
             described = describe(root)
             print(f"{label}: {described} from {root}; starting its five services …", flush=True)
-            side = stack.enter_context(Side(label, root, out, args.profile))
-            measured = results["sides"][label] = {"ref": described}
-            if "lifecycle" in workloads:
-                measured["lifecycle"] = lifecycle.run(side, args, raw)
-            if "tracking" in workloads:
-                measured["tracking"] = tracking.run(side, args)
-            print(f"{label}: stopping its services …", flush=True)
-        (out / "figures.json").write_text(json.dumps(results, indent=1, ensure_ascii=False))  # so far
+            sides.append(stack.enter_context(Side(label, root, out, args.profile)))
+            results["sides"][label] = {"ref": described}
+        if "lifecycle" in workloads:
+            for label, measured in lifecycle.in_turns(sides, args, raw, args.rounds).items():
+                results["sides"][label]["lifecycle"] = measured
+            (out / "figures.json").write_text(json.dumps(results, indent=1, ensure_ascii=False))  # so far
+        if "tracking" in workloads:
+            for side in sides:
+                results["sides"][side.label]["tracking"] = tracking.run(side, args)
+        print("stopping the services …", flush=True)
     if len(results["sides"]) == 2:
         current, baseline = results["sides"]["current"], results["sides"]["baseline"]
         results["ratios"] = figures.ratios(current, baseline)

@@ -56,6 +56,22 @@ def platform_cpu(before: Snapshot, after: Snapshot, units: float) -> dict[str, f
     }.items()}
 
 
+def weighted_mean(parts: list[tuple[dict, float]]) -> dict:
+    """Figures per unit of several windows (`parts`: each window's figures and its units) as one
+    window's: each number the mean of its values weighted by the units, keeping the nesting; a number
+    a window lacks counts as 0 there (a counter that did not move)."""
+    total = sum(units for _figures, units in parts)
+    keys = dict.fromkeys(key for part, _units in parts for key in part)
+    merged = {}
+    for key in keys:
+        values = [(part.get(key), units) for part, units in parts]
+        if any(isinstance(value, dict) for value, _units in values):
+            merged[key] = weighted_mean([(value or {}, units) for value, units in values])
+        else:
+            merged[key] = sum((value or 0) * units for value, units in values) / total
+    return merged
+
+
 def ratios(new, old):
     """new/old for every number present on both sides, keeping the nesting."""
     if isinstance(new, dict) and isinstance(old, dict):

@@ -41,7 +41,8 @@ def parse(argv) -> argparse.Namespace:
     parser.add_argument("--dossiers", type=int, default=200, help="dossiers through the lifecycle (200)")
     parser.add_argument("--concurrency", type=int, default=16, help="lifecycle client threads (16)")
     parser.add_argument("--rounds", type=int, default=4,
-                        help="the lifecycle's dossiers in this many rounds, the sides taking turns: A B, B A, … (4)")
+                        help="the lifecycle's dossiers and tracking's seconds in this many rounds, the sides taking "
+                             "turns: A B, B A, … (4)")
     parser.add_argument("--submissions", type=int, default=100,
                         help="sequential submissions timed alone before the lifecycle (100)")
     parser.add_argument("--raw-messages", type=int, default=5000, help="messages of the raw broker rate (5000)")
@@ -247,8 +248,8 @@ def main(argv=None, workloads: tuple[str, ...] = WORKLOADS) -> None:
                 results["sides"][label]["lifecycle"] = measured
             (out / "figures.json").write_text(json.dumps(results, indent=1, ensure_ascii=False))  # so far
         if "tracking" in workloads:
-            for side in sides:
-                results["sides"][side.label]["tracking"] = tracking.run(side, args)
+            for label, measured in tracking.in_turns(sides, args, args.rounds).items():
+                results["sides"][label]["tracking"] = measured
         print("stopping the services …", flush=True)
     if len(results["sides"]) == 2:
         current, baseline = results["sides"]["current"], results["sides"]["baseline"]

@@ -85,26 +85,53 @@ def load(base_url: str, codes_file: Path, clients: int, seconds: int) -> tuple[d
 
 
 def run(side: Side, args) -> dict:
-    codes = prepare(side, args.tracking_dossiers, args.concurrency)
-    codes_file = side.out_dir / "tracking-codes.txt"
-    codes_file.write_text("\n".join(codes) + "\n")
-    side.quiesce()  # the last events' handlers done before the window opens
-    before = side.snapshot()
-    summary, wrk_cpu = load(side.base_url, codes_file, args.clients, args.seconds)
-    after = side.snapshot()
-    requests_done = summary["requests"]
-    per_request = figures.per_service(before, after, requests_done)
+    return in_turns([side], args, rounds=1)[side.label]
+
+
+def in_turns(sides: list[Side], args, rounds: int) -> dict[str, dict]:
+    """The load on every side, `args.seconds` each in `rounds` windows taken in turn (A B, B A, …), as
+    the lifecycle's rounds (bench/lifecycle.py): the machine's drift met by both sides alike. A side's
+    figures are its windows' together; its latency percentiles the windows' weighted by their requests."""
+    codes_files = {}
+    for side in sides:
+        codes = prepare(side, args.tracking_dossiers, args.concurrency)
+        codes_files[side.label] = side.out_dir / "tracking-codes.txt"
+        codes_files[side.label].write_text("\n".join(codes) + "\n")
+        side.quiesce()  # the last events' handlers done before the first window opens
+    seconds = max(1, round(args.seconds / rounds))
+    windows: dict[str, list] = {side.label: [] for side in sides}
+    for i in range(rounds):
+        for side in (sides if i % 2 == 0 else sides[::-1]):
+            before = side.snapshot()
+            summary, wrk_cpu = load(side.base_url, codes_files[side.label], args.clients, seconds)
+            windows[side.label].append((before, side.snapshot(), summary, wrk_cpu))
+    return {side.label: _figures(side, args, windows[side.label]) for side in sides}
+
+
+def _figures(side: Side, args, windows: list) -> dict:
+    requests_done = sum(summary["requests"] for _b, _a, summary, _cpu in windows)
+    duration = sum(summary["duration_us"] for _b, _a, summary, _cpu in windows) / 1e6
+    wrk_cpu = sum(cpu for _b, _a, _summary, cpu in windows)
+
+    def together(per_unit) -> dict:
+        return figures.weighted_mean([(per_unit(before, after, summary["requests"]), summary["requests"])
+                                      for before, after, summary, _cpu in windows])
+
+    per_request = together(figures.per_service)
     cpu = {name: per_request[name]["cpu_ms"] for name in TRACKING_SERVICES}
     figures.write_profile(side.out_dir.parent / f"profile-{side.label}-tracking.txt",
-                          f"tracking, {side.label}: {args.clients} clients for {args.seconds} s over "
-                          f"{len(codes)} dossiers", before, after, requests_done, "request")
-    platform = figures.platform_cpu(before, after, requests_done)
-    latency = summary["latency_us"]
+                          f"tracking, {side.label}: {args.clients} clients for {duration:.0f} s over "
+                          f"{args.tracking_dossiers} dossiers", windows[0][0], windows[-1][1], requests_done, "request")
+    platform = together(figures.platform_cpu)
+    latency = figures.weighted_mean([(summary["latency_us"], summary["requests"])
+                                     for _b, _a, summary, _cpu in windows])
+    errors = {kind: sum(summary["errors"].get(kind, 0) for _b, _a, summary, _cpu in windows)
+              for kind in windows[0][2]["errors"]}
     return {
-        "dossiers": len(codes), "clients": args.clients, "seconds": summary["duration_us"] / 1e6,
-        "requests": requests_done, "requests_per_s": requests_done / (summary["duration_us"] / 1e6),
+        "dossiers": args.tracking_dossiers, "clients": args.clients, "seconds": duration,
+        "requests": requests_done, "requests_per_s": requests_done / duration,
         "latency_ms": {"p50": latency["p50"] / 1000, "p99": latency["p99"] / 1000, "mean": latency["mean"] / 1000},
-        "errors": summary["errors"],
+        "errors": errors,
         "cpu_ms_per_request": {
             "gateway + reporting": sum(cpu.values()), **cpu,
             "postgres": platform["postgres_cpu_ms"], "rabbitmq": platform["rabbitmq_cpu_ms"],

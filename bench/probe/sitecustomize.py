@@ -5,7 +5,8 @@ puts this directory first on PYTHONPATH and names an output directory in MOTCUA_
 variable this module does nothing. It works the same for any version of Motcua's code, which knows
 nothing of it: it hooks the libraries, not the services.
 
-- SQLAlchemy (every Engine and pool): statements by verb and by text, commits, rollbacks, pool
+- SQLAlchemy (every Engine and pool): statements by verb and by text, commits and rollbacks (listed
+  with the statements by the first frame outside the libraries that ended the transaction), pool
   pre-pings, rollbacks the pool does when a connection comes back with a transaction open, new
   connections.
 - py-amqp (under kombu and nameko): messages published (events, RPC requests and replies, dead letters)
@@ -58,13 +59,27 @@ def _install() -> None:
             statements[statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "?"] += 1
             statement_texts[statement[:160]] += 1
 
+        def caller_site() -> str:
+            """The innermost frame outside the libraries (site-packages, the standard library): who ended
+            the transaction."""
+            frame = sys._getframe(2)
+            while frame is not None:
+                name = frame.f_code.co_filename
+                if not any(name.startswith(root) for root in roots) and "/lib/python" not in name:
+                    return f"{'/'.join(name.split('/')[-2:])}:{frame.f_code.co_name}"
+                frame = frame.f_back
+            return "?"
+
+        # Listed with the statements (the profiles' "top SQL"), not counted among them.
         @event.listens_for(Engine, "commit")
         def on_commit(_conn):
             database["commits"] += 1
+            statement_texts[f"(COMMIT from {caller_site()})"] += 1
 
         @event.listens_for(Engine, "rollback")
         def on_rollback(_conn):
             database["rollbacks"] += 1
+            statement_texts[f"(ROLLBACK from {caller_site()})"] += 1
 
         @event.listens_for(Pool, "connect")
         def on_connect(_dbapi_connection, _record):

@@ -40,6 +40,9 @@ def test_the_probe_counts_statements_commits_and_cpu_samples_on_request(tmp_path
     figures = json.loads((tmp_path / f"{pid}.json").read_text())
     assert figures["statements"] == {"CREATE": 1, "INSERT": 1, "SELECT": 1}
     assert (figures["database"]["commits"], figures["database"]["rollbacks"]) == (1, 1)
+    # listed with the statements by who ended the transaction (here the script itself), not counted among them
+    assert figures["statement_texts"]["(COMMIT from <string>:<module>)"] == 1
+    assert figures["statement_texts"]["(ROLLBACK from <string>:<module>)"] == 1
     assert figures["database"]["pre_pings"] == 1
     assert 0.25 < figures["sampled_seconds"] < 2
     spin = max(figures["samples_self"], key=figures["samples_self"].get)

@@ -1,6 +1,8 @@
 """Domain errors shared by every service; they cross RPC as themselves (nameko deserializes them)."""
 from __future__ import annotations
 
+import functools
+
 from nameko.exceptions import deserialize_to_instance
 
 
@@ -79,10 +81,19 @@ def _first_error(messages, prefix: str) -> tuple[str, str]:
 
 
 def load_valid(schema, data):
-    """`schema.load(data)`, or ValidationFailed naming the first bad field (e.g. "applicant.phone")."""
+    """`schema.load(data)`, or ValidationFailed naming the first bad field (e.g. "applicant.phone").
+    `schema`: a marshmallow Schema, or its class, of which one instance is kept (making one deep-copies
+    every declared field: ~0.1–0.3 ms a request, for nothing; loading keeps no state in the instance)."""
     from marshmallow import ValidationError
 
+    if isinstance(schema, type):
+        schema = _instance_of(schema)
     try:
         return schema.load(data)
     except ValidationError as exc:
         raise ValidationFailed.from_marshmallow(exc.messages) from None
+
+
+@functools.cache
+def _instance_of(schema_class):
+    return schema_class()

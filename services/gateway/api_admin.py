@@ -81,5 +81,5 @@ class AdminApi:
             self.record_audit(caller, "audit.read", request.remote_addr, outcome=audit.DENIED,
                          detail="requires the platform admin")
             raise Forbidden("requires the platform admin")
-        filters = load_valid(AuditQuerySchema(), query(request))
+        filters = load_valid(AuditQuerySchema, query(request))
         return audit.query(self.db, filters, ZoneInfo(self.config["TIME_ZONE"]))

@@ -25,7 +25,7 @@ class AuthApi:
 
     @route("POST", "/api/v1/auth/token", body=TokenRequestSchema, auth="public", errors=(429,))
     def issue_token(self, request):
-        body = load_valid(TokenRequestSchema(), read_json(request))
+        body = load_valid(TokenRequestSchema, read_json(request))
         return self.sign_in(body["username"], body["password"], request.remote_addr)
 
     def sign_in(self, username: str, password: str, remote_addr: str | None, action: str = "auth.token") -> dict:

@@ -25,7 +25,7 @@ class CatalogApi:
 
     @route("GET", "/api/v1/procedures", query=ProcedureSearchQuery, auth="public")
     def list_procedures(self, request):
-        asked = load_valid(ProcedureSearchQuery(), query(request))
+        asked = load_valid(ProcedureSearchQuery, query(request))
         return self.intake.list_procedures(query=asked.get("q"), limit=asked.get("limit"))
 
     @route("GET", "/api/v1/procedures/<code>", auth="public")
@@ -45,7 +45,7 @@ class CatalogApi:
     @route("GET", "/api/v1/calendar/due", query=CalendarDueV1, auth="public")
     def calendar_due(self, request):
         params = query(request)
-        load_valid(CalendarDueV1(), params)  # 400 naming the field before any RPC
+        load_valid(CalendarDueV1, params)  # 400 naming the field before any RPC
         return self.intake.calendar_due(params)
 
     @route("POST", "/api/v1/calendar/decisions", body=CalendarDecisionV1, status=201, command=True)
@@ -54,7 +54,7 @@ class CatalogApi:
         its document): counted at once by intake, appointments it touches moved (docs/rules.md)."""
         caller, token = self.caller_of(request)
         body = read_json(request)
-        load_valid(CalendarDecisionV1(), body)  # 400 naming the field before any RPC
+        load_valid(CalendarDecisionV1, body)  # 400 naming the field before any RPC
         with self.audited(request, caller, "calendar.decide", detail=f"{body['date']} {body['kind']}"):
             return 201, self.intake.record_calendar_decision(body, caller_token=token,
                                                              idempotency_key=request.idempotency_key)

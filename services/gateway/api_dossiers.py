@@ -65,7 +65,7 @@ class DossierApi:
         Online, every mandatory document of the procedure comes with it: otherwise 400 on field `documents`,
         `error.missing` listing each one by key and catalogue name, and nothing is stored."""
         body = routes.with_citizen_identity(read_body(request), self.optional_caller_of(request)[0])
-        body = load_valid(SubmitDossierSchema(), body)
+        body = load_valid(SubmitDossierSchema, body)
         caller, token = routes.submitter(request, self.caller_from_token, body["channel"])
         self.count_anonymous_submission(request, caller)
         dossier = self.intake.submit_dossier(body, caller_token=token, idempotency_key=request.idempotency_key)
@@ -87,7 +87,7 @@ class DossierApi:
         """Staff search, agency-scoped; a POST body so ID numbers and phones stay out of URLs and logs."""
         caller, token = self.caller_of(request)
         body = read_json(request)
-        load_valid(SearchDossiersV1(), body)  # 400 naming the field before any RPC
+        load_valid(SearchDossiersV1, body)  # 400 naming the field before any RPC
         with self.audited(request, caller, "dossier.search"):
             return self.intake.search_dossiers(body, caller_token=token)
 
@@ -113,7 +113,7 @@ class DossierApi:
     @route("POST", "/api/v1/dossiers/<code>/refuse", body=RefuseSchema, response=DossierViewV1, command=True)
     def refuse_dossier(self, request, code):
         caller, token = self.caller_of(request)
-        body = load_valid(RefuseSchema(), read_json(request))
+        body = load_valid(RefuseSchema, read_json(request))
         with self.audited(request, caller, "dossier.refuse", dossier_code=code):
             return self.intake.refuse_dossier(code, body["reason"], caller_token=token,
                                              idempotency_key=request.idempotency_key)
@@ -121,7 +121,7 @@ class DossierApi:
     @route("POST", "/api/v1/dossiers/<code>/return", body=ReturnResultSchema, response=DossierViewV1, command=True)
     def return_result(self, request, code):
         caller, token = self.caller_of(request)
-        body = load_valid(ReturnResultSchema(), read_json(request))
+        body = load_valid(ReturnResultSchema, read_json(request))
         with self.audited(request, caller, "dossier.return", dossier_code=code):
             return self.intake.return_result(code, body["method"], caller_token=token,
                                             idempotency_key=request.idempotency_key)
@@ -130,7 +130,7 @@ class DossierApi:
            command=True)
     def request_supplement(self, request, code):
         caller, token = self.caller_of(request)
-        body = load_valid(RequestSupplementV1(), read_json(request))
+        body = load_valid(RequestSupplementV1, read_json(request))
         with self.audited(request, caller, "dossier.request_supplement", dossier_code=code):
             return self.intake.request_supplement(code, body, caller_token=token,
                                                  idempotency_key=request.idempotency_key)
@@ -139,7 +139,7 @@ class DossierApi:
            multipart=True, command=True)
     def supplement_dossier(self, request, code):
         caller, token = self.optional_caller_of(request)
-        body = load_valid(ApplicantActionV1(), read_body(request))
+        body = load_valid(ApplicantActionV1, read_body(request))
         with self.audited(request, caller, "dossier.supplement", dossier_code=code), \
                 self.proving(request, caller, code):
             dossier = self.intake.supplement_dossier(code, body, caller_token=token,
@@ -151,7 +151,7 @@ class DossierApi:
         """Form 04: the apology with a new appointment date, by the receiving agency's counter."""
         caller, token = self.caller_of(request)
         body = read_json(request)
-        load_valid(RescheduleDossierV1(), body)  # 400 naming the field before any RPC
+        load_valid(RescheduleDossierV1, body)  # 400 naming the field before any RPC
         with self.audited(request, caller, "dossier.reschedule", dossier_code=code):
             return self.intake.reschedule_dossier(code, body, caller_token=token,
                                                  idempotency_key=request.idempotency_key)
@@ -193,7 +193,7 @@ class DossierApi:
         """Form 07, Sổ theo dõi hồ sơ: the dossiers the agency received in a period, as PDF or XLSX."""
         caller, token = self.caller_of(request)
         params = query(request)
-        load_valid(LogBookQueryV1(), params)  # 400 naming the field before any RPC
+        load_valid(LogBookQueryV1, params)  # 400 naming the field before any RPC
         return self.log_book_response(request, caller, token, agency_code, params)
 
     def log_book_response(self, request, caller, token, agency_code, params):
@@ -207,7 +207,7 @@ class DossierApi:
            command=True)
     def withdraw_dossier(self, request, code):
         caller, token = self.optional_caller_of(request)
-        body = load_valid(ApplicantActionV1(), read_json(request))
+        body = load_valid(ApplicantActionV1, read_json(request))
         with self.audited(request, caller, "dossier.withdraw", dossier_code=code), \
                 self.proving(request, caller, code):
             dossier = self.intake.withdraw_dossier(code, body, caller_token=token,
@@ -219,7 +219,7 @@ class DossierApi:
     def confirm_payment(self, request, code):
         """The counter confirms the fee or tax a step fixed was paid (status 6 → 4; the clock resumes)."""
         caller, token = self.caller_of(request)
-        body = load_valid(ConfirmPaymentV1(), read_json(request))
+        body = load_valid(ConfirmPaymentV1, read_json(request))
         with self.audited(request, caller, "dossier.confirm_payment", dossier_code=code):
             return self.intake.confirm_payment(code, body, caller_token=token,
                                               idempotency_key=request.idempotency_key)

@@ -65,7 +65,7 @@ class NotifyApi:
     @route("GET", "/api/v1/notifications/dead-letters", query=DeadLettersQuery, response=DeliveryViewV1(many=True))
     def dead_letters(self, request):
         _caller, token = _admin(self, request)
-        return self.notify.list_dead_letters(token, load_valid(DeadLettersQuery(), query(request))["limit"])
+        return self.notify.list_dead_letters(token, load_valid(DeadLettersQuery, query(request))["limit"])
 
     @route("POST", "/api/v1/notifications/deliveries/<int:delivery_id>/resend", response=DeliveryViewV1,
            command=True)

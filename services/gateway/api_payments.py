@@ -43,7 +43,7 @@ class PaymentApi:
         """Pay online what a dossier awaiting payment (status 6) owes: the order and the platform's URL.
         The applicant signed in with VNeID, or with the tracking key and ID number, or the counter."""
         caller, token = self.optional_caller_of(request)
-        body = load_valid(ApplicantActionV1(), read_json(request))
+        body = load_valid(ApplicantActionV1, read_json(request))
         with self.proving(request, caller, code):
             return self.intake.start_payment(code, body, caller_token=token, idempotency_key=request.idempotency_key)
 
@@ -65,6 +65,6 @@ class PaymentApi:
     def reconcile_payments(self, request):
         """Đối soát: one day's statement of the platform against the orders (platform admin)."""
         caller, token = self.caller_of(request)
-        body = load_valid(ReconcileBody(), read_json(request))
+        body = load_valid(ReconcileBody, read_json(request))
         with self.audited(request, caller, "payments.reconcile"):
             return self.intake.reconcile_payments(body["date"].isoformat(), caller_token=token)

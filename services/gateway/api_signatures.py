@@ -34,7 +34,7 @@ class SignatureApi:
         """Kiểm tra chữ ký số: every signature of a PDF, whether it is intact and trusted, who signed, when.
         Anyone may check; without an account, `MOTCUA_SIGNATURE_CHECKS_PER_ADDRESS` checks an hour from one
         address (429 with Retry-After past it)."""
-        body = load_valid(VerifySignatureV1(), verification_body(request))
+        body = load_valid(VerifySignatureV1, verification_body(request))
         self.count_anonymous(request, self.optional_caller_of(request)[0],
                              throttle.ThrottlePolicy.for_signature_checks(self.config), "signature checks")
         return self.intake.verify_signature(body)

@@ -22,7 +22,7 @@ class TaskApi:
         task of the caller's agency (or one it oversees) changes, then answer 200 with the new list, or
         304 when the wait ends; `Preference-Applied: wait` says the wait was honoured."""
         caller, token = self.caller_of(request)
-        params = load_valid(TaskQueryV1(), query(request))
+        params = load_valid(TaskQueryV1, query(request))
         position = self.changes.feed.position()
         tasks = self.workflow.list_tasks(caller_token=token, **params)
         return self.changes.answer(request, tasks, (tasks_key(caller.agency_code),), position)
@@ -38,7 +38,7 @@ class TaskApi:
            command=True)
     def complete_task(self, request, task_id):
         caller, token = self.caller_of(request)
-        body = load_valid(CompleteTaskBodyV1(), read_json(request, max_bytes=MAX_UPLOAD_BYTES))
+        body = load_valid(CompleteTaskBodyV1, read_json(request, max_bytes=MAX_UPLOAD_BYTES))
         details = {key: body[key] for key in ("items", "amount_vnd", "to_step") if body[key] is not None}
         with self.audited(request, caller, f"task.{body['outcome']}", task_id=task_id):
             if body["documents"]:
@@ -60,7 +60,7 @@ class TaskApi:
     def assign_task(self, request, task_id):
         """Phân công: a leader assigns the task to an officer (null: back to the pool)."""
         caller, token = self.caller_of(request)
-        body = load_valid(AssignTaskV1(), read_json(request))
+        body = load_valid(AssignTaskV1, read_json(request))
         with self.audited(request, caller, "task.assign", task_id=task_id):
             return self.workflow.assign_task(task_id, body["assignee"], caller_token=token,
                                              idempotency_key=request.idempotency_key)
@@ -69,7 +69,7 @@ class TaskApi:
     def transfer_task(self, request, task_id):
         """Chuyển xử lý to another agency the step allows."""
         caller, token = self.caller_of(request)
-        body = load_valid(TransferTaskV1(), read_json(request))
+        body = load_valid(TransferTaskV1, read_json(request))
         with self.audited(request, caller, "task.transfer", task_id=task_id):
             return self.workflow.transfer_task(task_id, body["agency_code"], body["note"], caller_token=token,
                                                idempotency_key=request.idempotency_key)

@@ -125,7 +125,7 @@ class OidcApi:
     def my_dossiers(self, request):
         """Hồ sơ của tôi: the signed-in citizen's dossiers, as intake finds them for the verified identity."""
         caller, token = self.caller_of(request)
-        page = load_valid(MyDossiersQuery(), query(request))["page"]
+        page = load_valid(MyDossiersQuery, query(request))["page"]
         if not caller.is_citizen:
             raise Forbidden("sign in with VNeID to list your dossiers")
         return self.intake.my_dossiers(token, page=page)
@@ -144,7 +144,7 @@ class OidcApi:
     def _oidc_identity(self, name: str, request):
         """The provider's verified identity and the pending sign-in it answers."""
         client = self.oidc.client(name)
-        params = load_valid(CallbackQuery(), query(request))
+        params = load_valid(CallbackQuery, query(request))
         try:
             pending = jwt.decode(request.cookies.get(PENDING_COOKIE, ""), self.oidc.state_key, algorithms=["HS256"])
         except jwt.InvalidTokenError:

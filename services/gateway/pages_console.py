@@ -189,7 +189,7 @@ class ConsolePages:
         try:
             with form_again(LOGIN, lambda: {"csrf": keyed(secret, "login", nonce), "values": shown}):
                 check_login_csrf(request, values, secret)
-                body = load_valid(TokenRequestSchema(), {"username": values.get("username") or None,
+                body = load_valid(TokenRequestSchema, {"username": values.get("username") or None,
                                                          "password": values.get("password") or None})
                 signed_in = self.sign_in(body["username"], body["password"], request.remote_addr, action="auth.login")
         except FormRejected as rejected:
@@ -316,7 +316,7 @@ class ConsolePages:
         filters.update({flag: True for flag in flags if values.get(flag)})
         filters["page_size"] = 50
         with form_again("console/search.html", lambda: {"session": session, "values": values, "results": None}):
-            load_valid(SearchDossiersV1(), filters)
+            load_valid(SearchDossiersV1, filters)
             with self.audited(request, session.caller, "dossier.search"):
                 results = self.intake.search_dossiers(filters, caller_token=session.token)
         return render("console/search.html", session=session, values=values, results=results)
@@ -335,7 +335,7 @@ class ConsolePages:
         body = {"date": values.get("date") or None, "kind": values.get("kind") or None,
                 "source": values.get("source") or None, "decided_year": bool(values.get("decided_year"))}
         with form_again(CALENDAR, lambda: {"session": session, "values": values, "done": None}):
-            load_valid(CalendarDecisionV1(), body)
+            load_valid(CalendarDecisionV1, body)
             with self.audited(request, session.caller, "calendar.decide", detail=f"{body['date']} {body['kind']}"):
                 done = self.intake.record_calendar_decision(body, caller_token=session.token)
         return render(CALENDAR, session=session, values={}, done=done)
@@ -356,7 +356,7 @@ class ConsolePages:
                 for upload in uploads(request) if upload["key"] in ("procedures", "agencies")}
         body["effective_from"] = values.get("effective_from") or None
         with form_again(CATALOG_IMPORT, lambda: {"session": session, "values": values, "plan": None}):
-            load_valid(CatalogImportPreviewV1(), body)
+            load_valid(CatalogImportPreviewV1, body)
             names = ", ".join(body[k]["filename"] for k in ("procedures", "agencies") if k in body)
             with self.audited(request, session.caller, "catalog.import_preview",
                               detail=f"{names} from {body['effective_from']}"):

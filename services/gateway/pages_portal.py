@@ -80,7 +80,7 @@ class PortalPages:
         caller, token = self._citizen(request)
         if caller is None:
             raise Redirect("/dang-nhap-vneid")
-        page_number = load_valid(MyDossiersQuery(), query_data(request))["page"]
+        page_number = load_valid(MyDossiersQuery, query_data(request))["page"]
         found = self.intake.my_dossiers(token, page=page_number)
         return render("portal/my_dossiers.html", found=found, name=caller.citizen_name, agencies=self._agencies())
 
@@ -156,7 +156,7 @@ class PortalPages:
                 "documents": documents, "receiving_agency_code": values.get("receiving_agency_code") or None,
                 "postal": postal if any(postal.values()) else None}
         with form_again(SUBMIT_FORM, context):
-            body = load_valid(SubmitDossierSchema(), body)
+            body = load_valid(SubmitDossierSchema, body)
             self.count_anonymous_submission(request, citizen)
             dossier = self.intake.submit_dossier(body, caller_token=token, idempotency_key=key)
         receipt = {**{name: dossier.get(name) for name in RECEIPT_FIELDS}, "idempotency_key": key,

@@ -167,7 +167,7 @@ def add_admin(db_url: str, username: str, password: str) -> None:
     """An operator's command: a platform admin (no agency), e.g. the first one of a production
     database (the demo `admin` is refused there). Refused as the accounts API refuses it: a
     ValidationFailed naming the field, or Conflict for a username taken."""
-    load_valid(NewUserSchema(), {"username": username, "password": password, "roles": [ADMIN]})
+    load_valid(NewUserSchema, {"username": username, "password": password, "roles": [ADMIN]})
     with session_on(db_url) as session:
         if session.scalar(select(User.id).where(User.username == username)) is not None:
             raise Conflict("an account with this username exists", field="username")

@@ -69,20 +69,20 @@ class NotifyService(Revocations):
     def list_deliveries(self, dossier_code, caller_token):
         """The dossier's delivery log (staff; the gateway first asks intake whether they may see the dossier)."""
         self.authorised(caller_token, *STAFF_ROLES)
-        args = load_valid(ListDeliveriesIn(), {"dossier_code": dossier_code})
+        args = load_valid(ListDeliveriesIn, {"dossier_code": dossier_code})
         return _deliveries_out.dump(self.db.deliveries.of_dossier(args["dossier_code"]))
 
     @rpc
     def list_dead_letters(self, caller_token, limit=100):
         self.authorised(caller_token, "admin")
-        args = load_valid(DeadLettersIn(), {"limit": limit})
+        args = load_valid(DeadLettersIn, {"limit": limit})
         return _deliveries_out.dump(self.db.deliveries.dead_letters(args["limit"]))
 
     @rpc
     def resend(self, delivery_id, caller_token, idempotency_key=None):
         """A dead letter sent again, by a platform admin (the idempotency key is theirs)."""
         caller = self.authorised(caller_token, "admin")
-        args = load_valid(ResendIn(), {"delivery_id": delivery_id})
+        args = load_valid(ResendIn, {"delivery_id": delivery_id})
         command = Command.of(idempotency_key, "notify.resend", account_scope(caller.username), [args["delivery_id"]])
 
         def resend():
@@ -92,25 +92,25 @@ class NotifyService(Revocations):
 
     @rpc
     def delivery_receipt(self, provider, token, body):
-        args = load_valid(ReceiptIn(), {"provider": provider, "body": body})
+        args = load_valid(ReceiptIn, {"provider": provider, "body": body})
         delivery = self.notifier.receipt(self.db, args["provider"], token, args["body"])
         return {"id": delivery.id, "status": delivery.status}
 
     @rpc
     def preview(self, event_type, channel, caller_token, agency_code=None):
         self.authorised(caller_token, *STAFF_ROLES)
-        args = load_valid(PreviewIn(), {"event_type": event_type, "channel": channel, "agency_code": agency_code})
+        args = load_valid(PreviewIn, {"event_type": event_type, "channel": channel, "agency_code": agency_code})
         return templates.preview(self.notifier.templates, args["event_type"], args["channel"], args["agency_code"],
                                  self.notifier.tz, self.notifier.agency_names)
 
     @rpc
     def get_preferences(self, dossier_code):
-        args = load_valid(ListDeliveriesIn(), {"dossier_code": dossier_code})
+        args = load_valid(ListDeliveriesIn, {"dossier_code": dossier_code})
         recorded = self.db.preferences.recorded(args["dossier_code"])
         return preferences_out(preferences.view(preferences.in_force(recorded)))
 
     @rpc
     def set_preferences(self, dossier_code, choices, source="tracking"):
-        args = load_valid(PreferencesIn(), {"dossier_code": dossier_code, "choices": choices, "source": source})
+        args = load_valid(PreferencesIn, {"dossier_code": dossier_code, "choices": choices, "source": source})
         return preferences_out(self.notifier.set_preferences(self.db, args["dossier_code"],
                                                              args["choices"], args["source"]))

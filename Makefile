@@ -53,7 +53,7 @@ unit: $(TEST_STAMP)
 ## This tree and the previous release (bench/BASELINE) side by side: lifecycle and tracking, ratios
 ## (bench/README.md). BENCH_ARGS="--profile --no-baseline --dossiers 100": where this tree's CPU goes.
 bench: $(TEST_STAMP)
-	$(ENSURE) rabbitmq postgresql wrk
+	$(ENSURE) rabbitmq postgresql wrk postgresql-connections
 	$(PY) -m bench $(BENCH_ARGS)
 
 clean:

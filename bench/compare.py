@@ -27,6 +27,7 @@ import uuid  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from kombu import Connection, Exchange, Queue  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 
 from bench import figures, lifecycle, tracking  # noqa: E402
 from bench.sides import Side, baseline_ref, checkout, describe  # noqa: E402
@@ -55,6 +56,19 @@ def parse(argv) -> argparse.Namespace:
                         help="sample each service's CPU (every 5 ms of CPU time): top functions under --out")
     parser.add_argument("--out", type=Path, default=None, help="output directory (var/bench/<time>)")
     return parser.parse_args(argv)
+
+
+# Both platforms up together: each side's five services pool up to ~100 PostgreSQL connections (the
+# previous release's more), over PostgreSQL's default 100 the tracking load met "too many clients".
+TWO_SIDES_CONNECTIONS = 300
+
+
+def require_connections(needed: int) -> None:
+    with infra._admin_engine().connect() as connection:
+        allowed = int(connection.execute(text("SHOW max_connections")).scalar_one())
+    if allowed < needed:
+        raise SystemExit(f"two sides at once need PostgreSQL's max_connections ≥ {needed} (it is {allowed}): "
+                         f"make bench raises it (deploy/dev/ensure-services.sh postgresql-connections)")
 
 
 def machine() -> str:
@@ -235,6 +249,7 @@ def main(argv=None, workloads: tuple[str, ...] = WORKLOADS) -> None:
     trees = [("current", None)]
     if not args.no_baseline:
         trees.append(("baseline", args.baseline or baseline_ref()))
+        require_connections(TWO_SIDES_CONNECTIONS)
     with contextlib.ExitStack() as stack:  # every side's services up together: the lifecycle's rounds in turn
         sides = []
         for label, ref in trees:

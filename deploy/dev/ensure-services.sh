@@ -6,9 +6,12 @@
 #               accessibility pass uses the axe-core vendored in tests/browser/axe)
 #   promtool    Prometheus's rule checker and tester (Debian's prometheus package) for the rules' tests
 #   wrk         the HTTP load generator of the tracking bench
+#   postgresql-connections  PostgreSQL taking 300 connections (100 by default): `make bench` runs two
+#               platforms at once, each pooling up to ~100 (ALTER SYSTEM, then the cluster restarted)
 # Idempotent: quiet when everything is up; one line for each thing it starts, installs or cannot.
 # Exits non-zero when something asked for is still missing.
-#   deploy/dev/ensure-services.sh [rabbitmq] [postgresql] [chromium] [promtool] [wrk]   (default: the first four)
+#   deploy/dev/ensure-services.sh [rabbitmq] [postgresql] [chromium] [promtool] [wrk] [postgresql-connections]
+#   (default: the first four)
 set -uo pipefail
 
 missing=0
@@ -45,6 +48,18 @@ postgresql() {
   wait_until 30 pg_isready -h 127.0.0.1 -q || cannot "start PostgreSQL (pg_isready says no)"
 }
 
+BENCH_CONNECTIONS=300
+postgresql_connections() {
+  postgresql
+  local now
+  now=$(psql -h 127.0.0.1 -U postgres -d postgres -Atc "SHOW max_connections" 2>/dev/null) || { cannot "ask PostgreSQL its max_connections"; return; }
+  [ "$now" -ge "$BENCH_CONNECTIONS" ] && return
+  say "raising PostgreSQL's max_connections from $now to $BENCH_CONNECTIONS (restarts it)"
+  psql -h 127.0.0.1 -U postgres -d postgres -qc "ALTER SYSTEM SET max_connections = $BENCH_CONNECTIONS" >/dev/null \
+    && pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main restart >/dev/null 2>&1 \
+    && wait_until 30 pg_isready -h 127.0.0.1 -q || cannot "raise PostgreSQL's max_connections to $BENCH_CONNECTIONS"
+}
+
 install_package() {  # command, package, apt-get options…
   command -v "$1" >/dev/null && return
   local package=$2; shift 2
@@ -61,11 +76,12 @@ for wanted in "$@"; do
   case "$wanted" in
     rabbitmq) rabbitmq ;;
     postgresql) postgresql ;;
+    postgresql-connections) postgresql_connections ;;
     chromium) install_package /usr/bin/chromium chromium ;;
     # Debian's prometheus package for its promtool; without its recommended node exporter (port 9100).
     promtool) install_package promtool prometheus --no-install-recommends ;;
     wrk) install_package wrk wrk ;;
-    *) cannot "ensure '$wanted': unknown (rabbitmq, postgresql, chromium, promtool, wrk)" ;;
+    *) cannot "ensure '$wanted': unknown (rabbitmq, postgresql, chromium, promtool, wrk, postgresql-connections)" ;;
   esac
 done
 exit $missing

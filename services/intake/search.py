@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from motcua.access import AgencyTree, scope_of
 from motcua.calendar import local_iso
 from motcua.db import UnitOfWork
-from motcua.errors import Forbidden
+from motcua.errors import Forbidden, ValidationFailed
 from motcua.identity import Caller
 from motcua.privacy import mask_name
 from motcua.text import fold, normalise_phone
@@ -23,6 +23,8 @@ from services.intake.documents import missing
 from services.intake.models import dossier_agencies, dossiers
 
 OPEN_STATUSES = ("received", "processing")  # the clock runs: these can be overdue
+# The most dossiers the missing-documents filter reads and judges in the service for one search.
+MAX_JUDGED = 10_000
 _LISTED = select(dossiers.c.code, dossiers.c.procedure_code, dossiers.c.procedure_version, dossiers.c.procedure_name,
                  dossiers.c.agency_code, dossiers.c.status, dossiers.c.status_code, dossiers.c.applicant_name,
                  dossiers.c.submitted_at, dossiers.c.due_at, dossiers.c.documents)
@@ -95,9 +97,15 @@ def _documents_missing(row, catalog: Catalog) -> list[dict]:
 def _by_completeness(uow: UnitOfWork, query, catalog: Catalog, lacking: bool):
     """`query` narrowed to the dossiers lacking a mandatory document (or, `lacking` False, to the complete
     ones). Which documents are mandatory is the catalogue's, not the database's, so the matches are read
-    and judged here: a queue or a scoped search is hundreds of rows, each a short JSON list."""
+    and judged here: a queue or a scoped search is hundreds of rows, each a short JSON list. A search
+    matching more than `MAX_JUDGED` dossiers (a province-wide one over years) is refused, naming the
+    filter, rather than read whole into the service."""
     d = dossiers.c
-    rows = uow.session.execute(query.with_only_columns(d.id, d.procedure_code, d.procedure_version, d.documents))
+    rows = uow.session.execute(query.with_only_columns(d.id, d.procedure_code, d.procedure_version, d.documents)
+                               .limit(MAX_JUDGED + 1)).all()
+    if len(rows) > MAX_JUDGED:
+        raise ValidationFailed(f"more than {MAX_JUDGED:,} dossiers match: narrow the search (status, dates, "
+                               "procedure) to filter them by missing documents", field="documents_missing")
     ids = [row.id for row in rows if bool(_documents_missing(row, catalog)) == lacking]
     return query.where(d.id.in_(ids))
 

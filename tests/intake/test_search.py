@@ -98,3 +98,17 @@ def test_each_listed_dossier_names_its_missing_mandatory_documents_and_the_count
     assert find(uow, policy, documents_missing=False)[0] == [complete.code]
     dossiers.receive(uow, policy, at_counter.code, RECEPTIONIST, LATER)
     assert find(uow, policy, status="submitted", documents_missing=True)[0] == []  # the queue's filter
+
+
+def test_the_missing_documents_filter_refuses_a_search_too_wide_to_judge(uow, policy, monkeypatch):
+    """Which documents are mandatory is judged in the service, row by row: a search over more dossiers
+    than it reads for that is refused with the filter named, not read whole."""
+    for _ in range(3):
+        submit(uow, policy, APPLICANT)
+    monkeypatch.setattr(search, "MAX_JUDGED", 2)
+    with pytest.raises(ValidationFailed) as error:
+        find(uow, policy, documents_missing=True)
+    assert error.value.field == "documents_missing" and "narrow the search" in str(error.value)
+    monkeypatch.setattr(search, "MAX_JUDGED", 3)  # as many as match: judged, all complete (online)
+    assert find(uow, policy, documents_missing=True)[0] == []
+    assert len(find(uow, policy, documents_missing=False)[0]) == 3

@@ -83,6 +83,7 @@ class _Turns:
             self.quiet.append(time.perf_counter() - begun)
             progress(f"{self.side.label}: sequential submissions", i + 1, submissions)
         self.lagged_before = settled_lagged(self.side)
+        self.lagged_before_at = time.perf_counter()
 
     def round(self, dossiers: int, concurrency: int, name: str) -> None:
         label = f"{self.side.label}: {name + ', ' if name else ''}dossiers"
@@ -105,8 +106,10 @@ class _Turns:
         first, last = self.rounds[0][0], self.rounds[-1][1]
         elapsed = sum(after.at - before.at for before, after, _n in self.rounds)
         lagged, background = lagged_delta(side, self.lagged_before, last.at)
-        # the idle background of the other sides' rounds in between, as of after the work
-        lagged = {key: value - background[key] * (last.at - first.at - elapsed) for key, value in lagged.items()}
+        # the idle background while the other sides worked (their preparation, their rounds in between),
+        # at the rate measured after the work
+        idle = (first.at - self.lagged_before_at) + (last.at - first.at - elapsed)
+        lagged = {key: value - background[key] * idle for key, value in lagged.items()}
         # the profile spans every round (between them the side idles while the others work)
         figures.write_profile(side.out_dir.parent / f"profile-{side.label}-lifecycle.txt",
                               f"lifecycle, {side.label}: {n} dossiers at concurrency {args.concurrency}",

@@ -64,8 +64,12 @@ TWO_SIDES_CONNECTIONS = 300
 
 
 def require_connections(needed: int) -> None:
-    with infra._admin_engine().connect() as connection:
-        allowed = int(connection.execute(text("SHOW max_connections")).scalar_one())
+    engine = infra._admin_engine()
+    try:
+        with engine.connect() as connection:
+            allowed = int(connection.execute(text("SHOW max_connections")).scalar_one())
+    finally:
+        engine.dispose()
     if allowed < needed:
         raise SystemExit(f"two sides at once need PostgreSQL's max_connections ≥ {needed} (it is {allowed}): "
                          f"make bench raises it (deploy/dev/ensure-services.sh postgresql-connections)")

@@ -46,16 +46,12 @@ def one_dossier(api: Api, submit_latencies: list[float]) -> None:
     assert response.status_code == 200, response.text
 
 
-def run(side: Side, args, raw_broker_rate: float) -> dict:
-    """The workload on one side; its figures per dossier (profile and statements under the output dir)."""
-    return in_turns([side], args, raw_broker_rate, rounds=1)[side.label]
-
-
 def in_turns(sides: list[Side], args, raw_broker_rate: float, rounds: int) -> dict[str, dict]:
     """The workload on every side at once, `args.dossiers` each, in `rounds` rounds taken in turn: A B,
     B A, A B, … (each side as often first as second). A virtual machine's speed drifts by 10–25 % over
     minutes (bench/README.md); rounds in turn meet the same drift on both sides, so their ratio holds
-    where one side after the other's does not. Each side's figures per dossier are its rounds' together."""
+    where one side after the other's does not. Each side's figures per dossier are its rounds' together
+(profile and statements under the output dir)."""
     turns = {side.label: _Turns(side) for side in sides}
     sizes = [args.dossiers // rounds + (1 if i < args.dossiers % rounds else 0) for i in range(rounds)]
     for turn in turns.values():

@@ -84,10 +84,6 @@ def load(base_url: str, codes_file: Path, clients: int, seconds: int) -> tuple[d
     return summary, usage.ru_utime + usage.ru_stime
 
 
-def run(side: Side, args) -> dict:
-    return in_turns([side], args, rounds=1)[side.label]
-
-
 def in_turns(sides: list[Side], args, rounds: int) -> dict[str, dict]:
     """The load on every side, `args.seconds` each in `rounds` windows taken in turn (A B, B A, …), as
     the lifecycle's rounds (bench/lifecycle.py): the machine's drift met by both sides alike. A side's

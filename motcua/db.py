@@ -70,8 +70,8 @@ def utcnow() -> datetime:
 @cache
 def _claim(inbox: Table, dialect: str, many: bool):
     """The inbox rows of a batch's deliveries, those new returned: a cached statement (a .values([...])
-    statement is compiled again for every distinct row count); many in key order (two instances claiming
-    the same events lock them in one order)."""
+    statement is compiled again for every distinct row count), given the rows in key order (two instances
+    claiming the same events lock them in one order)."""
     return insert_rows(inbox, dialect, ("event_id", "consumer", "event_type", "applied_at"),
                        order_by=("event_id", "consumer"), many=many).on_conflict_do_nothing().returning(
         inbox.c.event_id, inbox.c.consumer)
@@ -215,6 +215,7 @@ class UnitOfWork:
                 seen.add((event.event_id, consumer))
                 rows.append({"event_id": event.event_id, "consumer": consumer, "event_type": event.event_type,
                              "applied_at": utcnow()})
+        rows.sort(key=lambda row: (row["event_id"], row["consumer"]))  # locked in one order by every instance
         dialect = self.session.get_bind().dialect.name
         if has_upsert(dialect):
             new = {tuple(row) for row in execute_rows(

@@ -64,8 +64,9 @@ def insert_rows(table: Table, dialect: str, names: Sequence[str], order_by: Sequ
                 many: bool = False) -> Insert:
     """An INSERT of rows of `table`'s columns `names` that takes `.on_conflict_do_…()` and `.returning()`;
     `many` on PostgreSQL: an INSERT … SELECT over the arrays, in `order_by`'s order (an upsert locks its
-    rows in key order, so two writers cannot deadlock). Build it in a function of (dialect, many) and
-    run it with `execute_rows`."""
+    rows in key order, so two writers cannot deadlock); the few rows of the other path are inserted as
+    given, so pass them in that order. Build it in a function of (dialect, many) and run it with
+    `execute_rows`."""
     if not (many and dialect == "postgresql"):
         return upsert_insert(table, dialect)
     each = _arrays([(name, table.c[name].type) for name in names])

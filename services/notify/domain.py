@@ -3,13 +3,13 @@
 Two halves, joined by the delivery log (the `deliveries` table; the rules of one row are the plain
 `Delivery` of delivery.py, and the `Notifier` here is the adapter that runs them):
 
-* `plan()` runs in the event handler. Once per event (the inbox, `uow.apply_once`), it works out the
-  messages owed (`messages_owed`, plain code: the applicant's email and SMS when the template table
-  has them and the citizen has not opted out, each agency webhook that subscribes to the event) and
-  writes them with one multi-row INSERT (ON CONFLICT DO NOTHING on the unique key: event, channel,
-  recipient hash), after at most one look-up of the citizen's choices. It does not commit: the
-  consumer commits the batch of events it applies, then acks them; once committed, the scheduler is
-  woken (`uow.after_commit`).
+* `plan_new()` runs in the service's batch handler, with the batch's events the inbox (consumer
+  `PLANNER`) found new. It works out the messages each owes (`messages_owed`, plain code: the
+  applicant's email and SMS when the template table has them and the citizen has not opted out, each
+  agency webhook that subscribes to the event) and writes them all with one multi-row INSERT (ON
+  CONFLICT DO NOTHING on the unique key: event, channel, recipient hash), after one look-up of the
+  batch's citizens' choices. It does not commit: the consumer commits the batch, then acks it; once
+  committed, the scheduler is woken (`uow.after_commit`).
 * `dispatch()` is one round of notify's scheduler (a managed greenthread, `dependencies.Notifications`).
   It claims the due rows, at most `concurrency` of them and within each provider's rate limit, with
   ONE statement (`UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED LIMIT n) RETURNING …`:
@@ -27,7 +27,7 @@ Two halves, joined by the delivery log (the `deliveries` table; the rules of one
   renews its leases in one statement that matches only the claims still its own (same attempt,
   still `sending`), and sends only those: a row another instance took over is not sent twice.
 * Between rounds the scheduler sleeps until the next row falls due (a retry, a lease running out),
-  a wake from `plan()`, a re-send or a receipt, or the next receipt deadline; it looks for receipts
+  a wake from `plan_new()`, a re-send or a receipt, or the next receipt deadline; it looks for receipts
   that never came only while some message awaits one.
 
 A process killed mid-send leaves its rows `sending`: when their lease runs out, they are sent again,
@@ -189,11 +189,6 @@ class Notifier:
         self._receipts_check_at: datetime | None = _START
 
     # --- planning (event handlers) ---------------------------------------------------------------
-
-    def plan(self, uow: NotifyUnitOfWork, event: Event) -> bool:
-        """Record the messages `event` owes, once per event; False for a duplicate event (one event on
-        its own, committed; the service plans a batch's with `plan_new`)."""
-        return uow.apply_once(event, PLANNER, lambda uow, event: self.plan_new(uow, [event]))
 
     def plan_new(self, uow: NotifyUnitOfWork, events: list[Event]) -> None:
         """Record the messages `events` owe, events new to the planner (the kit claimed their inbox rows;

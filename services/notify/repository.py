@@ -187,7 +187,7 @@ class PreferenceRepository:
 
     def recorded(self, dossier_code: str) -> list[Choice]:
         """A dossier's choices in the order they were made."""
-        return [Choice(*row) for row in self.session.execute(_recorded_choices(), {"dossier_code": dossier_code})]
+        return self.recorded_for({dossier_code})[dossier_code]
 
     def recorded_for(self, dossier_codes: set[str]) -> dict[str, list[Choice]]:
         """The choices of several dossiers (a batch of events) in one statement, each in its order."""
@@ -233,13 +233,6 @@ def _record_statement():
             .values({**{name: bindparam(f"b_{name}") for name in _MOVING},
                      "address": case((keep, deliveries.c.address), else_=null()),
                      "context": case((keep, deliveries.c.context), else_=null())}))
-
-
-@lru_cache(maxsize=1)
-def _recorded_choices():
-    p = preferences.c
-    return (select(p.channel, p.opted_out, p.source, p.recorded_at)
-            .where(p.dossier_code == bindparam("dossier_code")).order_by(p.recorded_at, p.id))
 
 
 @lru_cache(maxsize=1)

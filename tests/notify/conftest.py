@@ -23,7 +23,7 @@ from motcua import migrate
 from motcua.contracts import make_event, parse_event
 from motcua.db import make_engine
 from services.notify.delivery import Delivery
-from services.notify.domain import Notifier, NotifyMetrics
+from services.notify.domain import PLANNER, Notifier, NotifyMetrics
 from services.notify.models import Base, deliveries
 from services.notify.repository import NotifyUnitOfWork
 from services.notify.settings import load_settings
@@ -40,6 +40,12 @@ EMAIL = "nguyen.thi.anh@example.com"
 PHONE = "0912345678"
 CODE = "000.00.06.H56-260224-0001"
 CONTACT = {"full_name": "Nguyễn Thị Ánh", "email": EMAIL, "phone": PHONE}
+
+
+def plan_once(notifier: Notifier, uow, event) -> bool:
+    """One event as the service's batch consumer plans it: claimed in the inbox (`notify.plan`), then
+    planned and committed; False for a repeat."""
+    return uow.apply_once(event, PLANNER, lambda uow, event: notifier.plan_new(uow, [event]))
 
 
 def dossier_received(email: str | None = EMAIL, phone: str | None = PHONE, code: str = CODE) -> dict:

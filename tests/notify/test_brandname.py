@@ -14,7 +14,7 @@ from services.notify.brandname import BrandnameSms
 from services.notify.delivery import DELIVERED, PERMANENT, SENDING, TEMPORARY
 from services.notify.providers import Outgoing
 from tests.infra import free_port
-from tests.notify.conftest import CODE, PHONE, dossier_received, event, outcome, rows
+from tests.notify.conftest import CODE, PHONE, dossier_received, event, outcome, plan_once, rows
 
 API_ENV, SECRET_ENV, TOKEN_ENV = "NOTIFY_TEST_ESMS_KEY", "NOTIFY_TEST_ESMS_SECRET", "NOTIFY_TEST_ESMS_REPORTS"
 
@@ -69,7 +69,7 @@ def test_the_gateway_gets_its_format_and_the_report_called_back_delivers(gateway
                                                                        sessions, registry):
     notifier = make_notifier(brandname_settings(gateway.start(), receiver))
     receiver.state.update(notifier=notifier, new_uow=new_uow)
-    notifier.plan(new_uow(), event(dossier_received(email=None)))
+    plan_once(notifier, new_uow(), event(dossier_received(email=None)))
     assert notifier.dispatch() == 1
 
     [request] = [r.body for r in gateway.http.requests]
@@ -102,7 +102,7 @@ def test_a_forged_report_is_refused_and_a_refused_message_dead_letters(gateway, 
                                                                       sessions):
     notifier = make_notifier(brandname_settings(gateway.start(), receiver))
     receiver.state.update(notifier=notifier, new_uow=new_uow)
-    notifier.plan(new_uow(), event(dossier_received(email=None)))
+    plan_once(notifier, new_uow(), event(dossier_received(email=None)))
     notifier.dispatch()
     [message] = gateway.messages.values()
     message.callback_url = message.callback_url.split("?")[0]  # a forger does not know the token
@@ -117,7 +117,7 @@ def test_a_forged_report_is_refused_and_a_refused_message_dead_letters(gateway, 
 
 def test_a_retry_after_a_lost_answer_is_one_message_one_charge(gateway, make_notifier, new_uow, sessions, clock):
     notifier = make_notifier(brandname_settings(gateway.start()))
-    notifier.plan(new_uow(), event(dossier_received(email=None)))
+    plan_once(notifier, new_uow(), event(dossier_received(email=None)))
     gateway.faults.delay = 1.5  # the gateway takes it but answers after our 1 s timeout
     assert notifier.dispatch() == 1
     [lost] = rows(sessions, "sms")
@@ -148,7 +148,7 @@ def test_the_gateway_failing_is_retried_or_refused_by_its_code(gateway, make_not
     gateway.faults.garbage = fault == "garbage"
     if fault == "wrong keys":
         gateway.api_key = "rotated"
-    notifier.plan(new_uow(), event(dossier_received(email=None)))
+    plan_once(notifier, new_uow(), event(dossier_received(email=None)))
     notifier.dispatch()
     [failed] = rows(sessions, "sms")
     assert (failed.status, failed.reason) == (status, reason)

@@ -13,6 +13,7 @@ from services.notify.models import deliveries
 from services.notify.models import preferences as recorded_choices
 from services.notify.repository import DeliveryRepository, PreferenceRepository
 from tests.notify.conftest import (
+    plan_once,
     AGENCY,
     CODE,
     EMAIL,
@@ -34,10 +35,10 @@ from tests.notify.conftest import (
 def test_the_same_event_twice_sends_one_message_per_channel(make_notifier, new_uow, sessions, mbox_path, sms_outbox):
     notifier = make_notifier()
     payload = dossier_received()
-    assert notifier.plan(new_uow(), event(payload)) is True
-    assert notifier.plan(new_uow(), event(payload)) is False  # redelivered by the bus: nothing more owed
+    assert plan_once(notifier, new_uow(), event(payload)) is True
+    assert plan_once(notifier, new_uow(), event(payload)) is False  # redelivered by the bus: nothing more owed
     assert notifier.dispatch() == 2
-    assert notifier.plan(new_uow(), event(payload)) is False  # and after sending, still nothing
+    assert plan_once(notifier, new_uow(), event(payload)) is False  # and after sending, still nothing
     assert notifier.dispatch() == 0
 
     assert len(read_mbox(mbox_path)) == 1 and len(read_jsonl(sms_outbox)) == 1
@@ -51,7 +52,7 @@ def test_the_same_event_twice_sends_one_message_per_channel(make_notifier, new_u
 def test_each_event_of_a_dossier_is_its_own_message(make_notifier, new_uow, mbox_path, sessions):
     notifier = make_notifier()
     for payload in (dossier_received(), supplement_requested(), dossier_result_ready()):
-        notifier.plan(new_uow(), event(payload))
+        plan_once(notifier, new_uow(), event(payload))
     notifier.dispatch()
     assert [m["Subject"].split("] ")[1] for m in read_mbox(mbox_path)] == [
         f"Đã tiếp nhận hồ sơ {CODE}", f"Hồ sơ {CODE} cần bổ sung giấy tờ", f"Hồ sơ {CODE} đã có kết quả"]
@@ -65,7 +66,7 @@ def test_each_event_of_a_dossier_is_its_own_message(make_notifier, new_uow, mbox
 
 def test_the_apology_goes_to_the_applicant_with_the_new_appointment(make_notifier, new_uow, mbox_path, sms_outbox):
     notifier = make_notifier()
-    notifier.plan(new_uow(), event(dossier_rescheduled()))
+    plan_once(notifier, new_uow(), event(dossier_rescheduled()))
     assert notifier.dispatch() == 2
     [mail] = read_mbox(mbox_path)
     assert mail["To"] == EMAIL and mail["Subject"] == f"[Một cửa] Xin lỗi và hẹn lại ngày trả kết quả hồ sơ {CODE}"
@@ -80,7 +81,7 @@ def test_overdue_goes_to_the_agency_office_never_to_the_applicant(make_notifier,
                                                                    sms_outbox):
     notifier = make_notifier()
     for payload in (dossier_overdue(), task_overdue(), task_overdue(agency=LAND_OFFICE)):
-        notifier.plan(new_uow(), event(payload))
+        plan_once(notifier, new_uow(), event(payload))
     assert notifier.dispatch() == 2
     mails = read_mbox(mbox_path)
     assert [m["To"] for m in mails] == [OFFICE_EMAILS[AGENCY]] * 2 and not read_jsonl(sms_outbox)
@@ -112,7 +113,7 @@ def test_two_dispatchers_at_once_send_a_message_once(make_notifier, new_uow, ses
             return mailbox.send(message)
 
     first.settings.email = Held()
-    first.plan(new_uow(), event(dossier_result_ready(phone=None)))
+    plan_once(first, new_uow(), event(dossier_result_ready(phone=None)))
     running = eventlet.spawn(first.dispatch)
     inside.wait()
     assert [d.status for d in rows(sessions, "email")] == [SENDING]
@@ -146,7 +147,7 @@ def test_slow_sends_never_outlive_the_lease_of_a_row_waiting_its_turn(make_notif
 
     first.settings.email = Slow()
     for number in (1, 2, 3):
-        first.plan(new_uow(), event(dossier_result_ready(phone=None, code=f"{CODE[:-4]}000{number}")))
+        plan_once(first, new_uow(), event(dossier_result_ready(phone=None, code=f"{CODE[:-4]}000{number}")))
     while first.dispatch():
         pass
 
@@ -172,7 +173,7 @@ def test_a_claim_taken_over_before_its_send_is_not_sent(make_notifier, new_uow, 
 
     monkeypatch.setattr(first, "compose", stalling)
     for number in (1, 2):
-        first.plan(new_uow(), event(dossier_result_ready(phone=None, code=f"{CODE[:-4]}000{number}")))
+        plan_once(first, new_uow(), event(dossier_result_ready(phone=None, code=f"{CODE[:-4]}000{number}")))
     assert first.dispatch() == 2
 
     assert len(read_mbox(mbox_path)) == 2 and len({m["Message-ID"] for m in read_mbox(mbox_path)}) == 2
@@ -182,7 +183,7 @@ def test_a_claim_taken_over_before_its_send_is_not_sent(make_notifier, new_uow, 
 def test_a_row_left_sending_by_a_killed_process_is_sent_when_its_lease_runs_out(make_notifier, new_uow, sessions,
                                                                                 mbox_path, clock):
     notifier = make_notifier({"lease_seconds": 60})
-    notifier.plan(new_uow(), event(dossier_result_ready(phone=None)))
+    plan_once(notifier, new_uow(), event(dossier_result_ready(phone=None)))
     with sessions() as session:  # what a process killed mid-send leaves behind
         session.execute(update(deliveries).where(deliveries.c.channel == "email").values(
             status=SENDING, attempts=1, lease_until=clock() + timedelta(seconds=60)))
@@ -198,7 +199,7 @@ def test_a_row_left_sending_by_a_killed_process_is_sent_when_its_lease_runs_out(
 def test_a_message_that_cannot_be_rendered_is_a_technical_failure_then_resent(make_notifier, new_uow, sessions,
                                                                               mbox_path, registry, caplog):
     notifier = make_notifier()
-    notifier.plan(new_uow(), event(dossier_result_ready(phone=None)))
+    plan_once(notifier, new_uow(), event(dossier_result_ready(phone=None)))
     with sessions() as session:  # e.g. an agency override deployed that needs a variable the row lacks
         delivery = session.execute(select(deliveries).where(deliveries.c.channel == "email")).one()
         context = dict(delivery.context)
@@ -224,7 +225,7 @@ def test_a_message_that_cannot_be_rendered_is_a_technical_failure_then_resent(ma
 def test_opting_out_records_the_choice_and_cancels_what_waits(make_notifier, new_uow, sessions, mbox_path,
                                                               sms_outbox, clock):
     notifier = make_notifier()
-    notifier.plan(new_uow(), event(dossier_received()))  # planned, not yet sent
+    plan_once(notifier, new_uow(), event(dossier_received()))  # planned, not yet sent
     view = notifier.set_preferences(new_uow(), CODE, {"sms": False}, source="tracking")
     assert view["sms"]["enabled"] is False and view["email"]["enabled"] is True
     assert view["sms"]["legal_basis"] == preferences.LEGAL_BASIS and view["email"]["recorded_at"] is None
@@ -233,7 +234,7 @@ def test_opting_out_records_the_choice_and_cancels_what_waits(make_notifier, new
     assert [(d.channel, d.status, d.reason) for d in rows(sessions)] == [("email", DELIVERED, None),
                                                                         ("sms", SKIPPED, "opted_out")]
 
-    notifier.plan(new_uow(), event(dossier_result_ready(phone="0912345678")))  # later events: no SMS either
+    plan_once(notifier, new_uow(), event(dossier_result_ready(phone="0912345678")))  # later events: no SMS either
     assert [(d.channel, d.status, d.reason) for d in rows(sessions)][2:] == [("email", CREATED, None),
                                                                             ("sms", SKIPPED, "opted_out")]
     clock.advance(1)

@@ -14,6 +14,7 @@ from services.notify.domain import Notifier, NotifyMetrics
 from services.notify.providers import PermanentFailure, RateLimiter, TemporaryFailure
 from services.notify.settings import load_settings
 from tests.notify.conftest import (
+    plan_once,
     AGENCY,
     AGENCY_NAMES,
     CODE,
@@ -73,7 +74,7 @@ class Setup:
         self.woken += 1
 
     def plan(self, *payloads) -> list[bool]:
-        return [self.notifier.plan(self.log.unit_of_work(), event(p)) for p in payloads]
+        return [plan_once(self.notifier, self.log.unit_of_work(), event(p)) for p in payloads]
 
     def rows(self, channel: str | None = None):
         return [d for d in self.log.deliveries() if channel is None or d.channel == channel]
@@ -103,8 +104,8 @@ class BatchUnitOfWork(FakeNotifyUnitOfWork):
 
 def test_several_events_planned_in_one_transaction_commit_once_and_wake_the_scheduler_after_it(setup):
     uow = BatchUnitOfWork(setup.log)
-    assert setup.notifier.plan(uow, event(dossier_received())) is True
-    assert setup.notifier.plan(uow, event(dossier_result_ready(phone=None))) is True
+    assert plan_once(setup.notifier, uow, event(dossier_received())) is True
+    assert plan_once(setup.notifier, uow, event(dossier_result_ready(phone=None))) is True
     assert setup.log.commits == 0 and setup.woken == 0  # the handler never commits nor wakes by itself
     uow.commit()
     assert setup.log.commits == 1 and setup.woken == 2

@@ -12,6 +12,7 @@ from services.notify.delivery import DELIVERED, PERMANENT, SENDING, SKIPPED, TEM
 from services.notify.providers import SIGNATURE_HEADER, RateLimiter, verify_signature
 from tests.infra import free_port
 from tests.notify.conftest import (
+    plan_once,
     AGENCY,
     CODE,
     PHONE,
@@ -62,7 +63,7 @@ def test_the_carrier_gets_the_request_built_from_data_and_its_receipt_delivers(l
                                                                                registry):
     server = carrier(local_servers, tmp_path)
     notifier = make_notifier(sms_settings(server.port))
-    notifier.plan(new_uow(), event(dossier_received()))
+    plan_once(notifier, new_uow(), event(dossier_received()))
     assert notifier.dispatch() == 2  # the email goes to the mailbox, the SMS to the carrier
 
     [request] = read_jsonl(tmp_path / "carrier.jsonl")
@@ -98,7 +99,7 @@ def test_an_sms_whose_receipt_never_comes_is_retried_then_dead_lettered(local_se
     server = carrier(local_servers, tmp_path)
     assert make_notifier(sms_settings(server.port)).settings.receipt_timeout_seconds == 86400  # the default: 24 h
     notifier = make_notifier(sms_settings(server.port, receipt_timeout_seconds=3600))
-    notifier.plan(new_uow(), event(dossier_received(email=None)))
+    plan_once(notifier, new_uow(), event(dossier_received(email=None)))
     assert notifier.dispatch() == 1
     clock.advance(3599)
     assert notifier.dispatch() == 0
@@ -133,7 +134,7 @@ def test_a_carrier_failing_the_first_two_tries_delivers_on_the_third(local_serve
                                                                      new_uow, sessions, clock, registry):
     server = carrier(local_servers, tmp_path, statuses="503,503,200")
     notifier = make_notifier(sms_settings(server.port, receipts=False))
-    notifier.plan(new_uow(), event(dossier_received(email=None)))
+    plan_once(notifier, new_uow(), event(dossier_received(email=None)))
 
     assert notifier.dispatch() == 1
     assert [(d.status, d.reason) for d in sms_rows(sessions)] == [(TEMPORARY, "HTTP 503")]
@@ -153,7 +154,7 @@ def test_a_carrier_down_for_the_whole_test_dead_letters_then_the_resend_delivers
                                                                                  clock, registry):
     port = free_port()
     notifier = make_notifier(sms_settings(port, receipts=False))
-    notifier.plan(new_uow(), event(dossier_received(email=None)))
+    plan_once(notifier, new_uow(), event(dossier_received(email=None)))
     for _attempt in range(3):
         assert notifier.dispatch() == 1
         clock.advance(60)
@@ -178,7 +179,7 @@ def test_the_carriers_own_code_decides_permanent_or_temporary(local_servers, tmp
                                                               sessions, code, status, dead):
     server = carrier(local_servers, tmp_path, reply=f'{{"code": "{code}"}}')
     notifier = make_notifier(sms_settings(server.port, receipts=False))
-    notifier.plan(new_uow(), event(dossier_received(email=None)))
+    plan_once(notifier, new_uow(), event(dossier_received(email=None)))
     notifier.dispatch()
     [delivery] = sms_rows(sessions)
     assert (delivery.status, delivery.reason, delivery.dead_lettered_at is not None) == (
@@ -192,7 +193,7 @@ def test_the_rate_limit_holds_messages_back_until_the_provider_has_room(local_se
     seconds = [0.0]
     notifier.settings.limiters["vnpt"] = RateLimiter(rate=1, burst=2, clock=lambda: seconds[0])
     for n in range(3):
-        notifier.plan(new_uow(), event(dossier_received(email=None, code=f"{AGENCY}-260224-000{n}")))
+        plan_once(notifier, new_uow(), event(dossier_received(email=None, code=f"{AGENCY}-260224-000{n}")))
 
     assert notifier.dispatch() == 2
     assert notifier.dispatch() == 0  # the third waits, still due
@@ -203,8 +204,8 @@ def test_the_rate_limit_holds_messages_back_until_the_provider_has_room(local_se
 
 def test_sms_with_an_unusable_number_is_skipped(make_notifier, new_uow, sessions):
     notifier = make_notifier()
-    notifier.plan(new_uow(), event(dossier_received(email=None, phone="12345")))
-    notifier.plan(new_uow(), event(dossier_result_ready(email=None, phone=None)))
+    plan_once(notifier, new_uow(), event(dossier_received(email=None, phone="12345")))
+    plan_once(notifier, new_uow(), event(dossier_result_ready(email=None, phone=None)))
     assert [(d.event_type, d.channel, d.status, d.reason, d.recipient_masked) for d in rows(sessions)] == [
         ("dossier_received", "email", SKIPPED, "no_address", ""),
         ("dossier_received", "sms", SKIPPED, "invalid_address", "***"),
@@ -220,8 +221,8 @@ def test_agency_webhooks_are_signed_retried_and_carry_no_contact(local_servers, 
             "events": ["dossier_received", "dossier_withdrawn"], "timeout": 5}
     notifier = make_notifier({"webhooks": [hook], "lease_seconds": 10})
     received = dossier_received()
-    notifier.plan(new_uow(), event(received))
-    notifier.plan(new_uow(), event(dossier_withdrawn()))  # no contact: only the agency's system hears of it
+    plan_once(notifier, new_uow(), event(received))
+    plan_once(notifier, new_uow(), event(dossier_withdrawn()))  # no contact: only the agency's system hears of it
     notifier.dispatch()
     clock.advance(3600)
     notifier.dispatch()

@@ -22,6 +22,7 @@ from services.notify.repository import DeliveryRepository
 from services.notify.settings import load_agency_offices, load_settings
 from tests.infra import free_port, set_production_keys
 from tests.notify.conftest import (
+    plan_once,
     CODE,
     EMAIL,
     dossier_received,
@@ -54,8 +55,8 @@ def test_plain_smtp_delivers_once_and_sms_stays_out_of_the_mail(local_servers, m
     notifier = make_notifier(smtp_settings(server.port))
     payload = dossier_received()
 
-    assert notifier.plan(new_uow(), event(payload)) is True
-    assert notifier.plan(new_uow(), event(payload)) is False  # the bus delivered the event again
+    assert plan_once(notifier, new_uow(), event(payload)) is True
+    assert plan_once(notifier, new_uow(), event(payload)) is False  # the bus delivered the event again
     assert notifier.dispatch() == 2  # email and SMS
     assert notifier.dispatch() == 0
 
@@ -117,7 +118,7 @@ def test_a_relay_failing_the_first_two_tries_delivers_on_the_third(local_servers
                                                                    sessions, clock, registry):
     server = local_servers("smtp_server.py", "--maildir", str(maildir), "--fail-first", "2")
     notifier = make_notifier(smtp_settings(server.port), jitter=lambda: 0.5)
-    notifier.plan(new_uow(), event(dossier_result_ready()))
+    plan_once(notifier, new_uow(), event(dossier_result_ready()))
 
     assert notifier.dispatch() == 1
     [first] = rows(sessions, "email")
@@ -145,7 +146,7 @@ def test_a_relay_down_for_the_whole_test_dead_letters_then_the_resend_delivers(l
                                                                                new_uow, sessions, clock, registry):
     port = free_port()  # nothing listens here until the end
     notifier = make_notifier(smtp_settings(port))
-    notifier.plan(new_uow(), event(dossier_result_ready()))
+    plan_once(notifier, new_uow(), event(dossier_result_ready()))
 
     for _attempt in range(3):
         assert notifier.dispatch() == 1

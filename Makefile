@@ -35,13 +35,15 @@ migrate: $(RUN_STAMP)
 	$(PY) -m motcua.migrate all
 
 ## What the suite needs on the machine, started or installed when it is not there
-## (deploy/dev/ensure-services.sh): RabbitMQ with its management plugin, PostgreSQL, chromium, promtool.
+## (deploy/dev/ensure-services.sh): RabbitMQ with its management plugin, PostgreSQL (its max_connections
+## raised to 300 once: the two lanes run platforms side by side), chromium, promtool.
 test-services:
-	$(ENSURE) rabbitmq postgresql chromium promtool
+	$(ENSURE) rabbitmq postgresql postgresql-connections chromium promtool
 
-## On a fresh machine this alone is enough (CI's .ci/run is this one command).
+## On a fresh machine this alone is enough (CI's .ci/run is this one command). The suite runs in two
+## lanes side by side (tests/lanes.py); PYTEST_ARGS naming paths runs them in one pytest as before.
 test: test-services $(TEST_STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m tests.lanes -q -p no:cacheprovider $(PYTEST_ARGS)
 
 ## The rules alone (tests/*/test_rules_*.py): in-memory fakes, no database, no broker, a few seconds.
 rules: $(TEST_STAMP)

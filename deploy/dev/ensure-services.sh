@@ -48,16 +48,16 @@ postgresql() {
   wait_until 30 pg_isready -h 127.0.0.1 -q || cannot "start PostgreSQL (pg_isready says no)"
 }
 
-BENCH_CONNECTIONS=300
+CONNECTIONS=300  # two platforms at once: the bench's two sides, the suite's two lanes
 postgresql_connections() {
   postgresql
   local now
   now=$(psql -h 127.0.0.1 -U postgres -d postgres -Atc "SHOW max_connections" 2>/dev/null) || { cannot "ask PostgreSQL its max_connections"; return; }
-  [ "$now" -ge "$BENCH_CONNECTIONS" ] && return
-  say "raising PostgreSQL's max_connections from $now to $BENCH_CONNECTIONS (restarts it)"
-  psql -h 127.0.0.1 -U postgres -d postgres -qc "ALTER SYSTEM SET max_connections = $BENCH_CONNECTIONS" >/dev/null \
+  [ "$now" -ge "$CONNECTIONS" ] && return
+  say "raising PostgreSQL's max_connections from $now to $CONNECTIONS (restarts it)"
+  psql -h 127.0.0.1 -U postgres -d postgres -qc "ALTER SYSTEM SET max_connections = $CONNECTIONS" >/dev/null \
     && pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main restart >/dev/null 2>&1 \
-    && wait_until 30 pg_isready -h 127.0.0.1 -q || cannot "raise PostgreSQL's max_connections to $BENCH_CONNECTIONS"
+    && wait_until 30 pg_isready -h 127.0.0.1 -q || cannot "raise PostgreSQL's max_connections to $CONNECTIONS"
 }
 
 install_package() {  # command, package, apt-get options…

@@ -1,5 +1,5 @@
 """The reliability kit on real RabbitMQ + PostgreSQL: outbox, inbox, dead letters, broker restart."""
-import subprocess
+import contextlib
 import time
 from datetime import datetime, timezone
 
@@ -12,6 +12,7 @@ from nameko.standalone.rpc import ServiceRpcProxy
 from sqlalchemy import String, create_engine, func, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from chaos.broker import Broker
 from motcua.bus import event_handler
 from motcua.contracts import make_event
 from motcua.db import Database, ServiceBase, reliability_tables
@@ -59,8 +60,9 @@ class Consumer:
 QUEUE = "inbox.kit_consumer"  # every event the consumer handles
 
 
-@pytest.fixture
-def kit(amqp_uri, postgres):
+@contextlib.contextmanager
+def kit_on(amqp_uri: str):
+    """The producer and the consumer on `amqp_uri`, each with a fresh database: (config, containers)."""
     urls = infra.create_service_databases(names=("kit_producer", "kit_consumer"), migrate=False)
     for url in urls.values():
         engine = create_engine(url)
@@ -68,12 +70,33 @@ def kit(amqp_uri, postgres):
         engine.dispose()
     config = {"AMQP_URI": amqp_uri, "DB_URLS": urls, "max_workers": 4, "EVENT_MAX_ATTEMPTS": 3}
     containers = [ServiceContainer(Producer, config), ServiceContainer(Consumer, config)]
-    for container in containers:
-        container.start()
-    yield config, containers
-    for container in containers:
-        container.stop()
-    infra.drop_databases(urls)
+    try:
+        for container in containers:
+            container.start()
+        yield config, containers
+    finally:
+        for container in containers:
+            container.stop()
+        infra.drop_databases(urls)
+
+
+@pytest.fixture
+def kit(amqp_uri, postgres):
+    with kit_on(amqp_uri) as started:
+        yield started
+
+
+@pytest.fixture
+def kit_on_its_own_broker(tmp_path, postgres):
+    """The kit on a RabbitMQ node of the test's own: stopping it disturbs no other test (the suite's lanes
+    share the machine's broker)."""
+    broker = Broker(tmp_path)
+    broker.start()
+    try:
+        with kit_on(broker.amqp_uri) as (config, containers):
+            yield config, containers, broker
+    finally:
+        broker.stop()
 
 
 def applied_codes(config):
@@ -137,13 +160,13 @@ def test_poison_message_is_parked_with_its_error_not_lost_or_looped(kit):
     assert metrics_for(containers[1]).dead_letters.labels("kit_consumer", QUEUE)._value.get() == 1
 
 
-def test_events_written_while_the_broker_is_down_are_published_when_it_returns(kit):
-    config, _ = kit
+def test_events_written_while_the_broker_is_down_are_published_when_it_returns(kit_on_its_own_broker):
+    config, _, broker = kit_on_its_own_broker
     with ServiceRpcProxy("kit_producer", config) as producer:
         producer.emit(["BEFORE"])
     assert infra.wait_for(lambda: applied_codes(config) == ["BEFORE"])
     # Write straight to the producer's database as a business transaction would, with the broker away.
-    subprocess.run(["rabbitmqctl", "-q", "stop_app"], check=True, timeout=60)
+    broker.ctl("stop_app")
     try:
         engine = create_engine(config["DB_URLS"]["kit_producer"])
         from sqlalchemy.orm import Session
@@ -159,8 +182,8 @@ def test_events_written_while_the_broker_is_down_are_published_when_it_returns(k
         time.sleep(2)
         assert pending_outbox(config) == 20  # nothing could be published, nothing was dropped
     finally:
-        subprocess.run(["rabbitmqctl", "-q", "start_app"], check=True, timeout=120)
-        subprocess.run(["rabbitmqctl", "-q", "await_startup"], check=True, timeout=120)
+        broker.ctl("start_app")
+        broker.ctl("await_startup")
     assert infra.wait_for(lambda: pending_outbox(config) == 0, timeout=90)
     assert infra.wait_for(lambda: len(applied_codes(config)) == 21, timeout=90)
     assert sorted(applied_codes(config)) == ["BEFORE"] + [f"DURING-{i:02d}" for i in range(20)]

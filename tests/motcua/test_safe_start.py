@@ -111,8 +111,9 @@ def test_make_run_installs_only_what_running_needs_and_make_test_adds_the_test_e
     assert "-m venv" in run and "pip install" in run and "-e ." in run and "[test]" not in run
     assert "motcua.run --embedded" in run
     test = make_dry_run("test", tmp_path)
-    assert '-e ".[test]"' in test and "ensure-services.sh rabbitmq postgresql chromium promtool" in test
-    assert test.index("ensure-services.sh") < test.index("-m pytest")
+    assert '-e ".[test]"' in test
+    assert "ensure-services.sh rabbitmq postgresql postgresql-connections chromium promtool" in test
+    assert test.index("ensure-services.sh") < test.index("-m tests.lanes")
 
 
 def test_ci_is_one_call_of_make_test():

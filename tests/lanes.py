@@ -10,12 +10,15 @@ and no test stops the shared broker or database (a test that stops a broker star
 
 `python -m tests.lanes [pytest options] [paths]`: with paths, or `MOTCUA_TEST_LANES=1`, one pytest
 process as before. While the lanes run, one line every half minute says how far each has come; each
-lane's output is printed whole when it ends (and kept in var/test-lanes/lane-N.log).
+lane's output is printed whole when it ends (and kept in var/test-lanes/lane-N.log, the last run's
+temporary files beside it). Stopping it (Ctrl-C, SIGTERM) stops both lanes.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -72,17 +75,42 @@ def progress(log: Path) -> str:
 
 def run_lanes(options: list[str], lanes: int = LANES) -> int:
     LOGS.mkdir(parents=True, exist_ok=True)
+    # The lanes inherit SIGINT's disposition: ignored, as in a job started in the background, pytest
+    # could not be interrupted; with a handler here, each lane starts with the default.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     started = time.monotonic()
     running = []
     for number, files in enumerate(deal(test_files(), lanes), start=1):
         log = LOGS / f"lane-{number}.log"
         env = {**os.environ, "MOTCUA_TEST_LANE": f"{number - 1}/{lanes}"}
-        command = [sys.executable, "-m", "pytest", *options, f"--basetemp={ROOT / 'var' / 'test-lanes' / f'tmp-{number}'}",
+        command = [sys.executable, "-m", "pytest", *options, f"--basetemp={LOGS / f'tmp-{number}'}",
                    *(f"tests/{name}" for name in files)]
         with open(log, "w") as output:
             running.append((number, log, subprocess.Popen(command, cwd=ROOT, env=env, stdout=output,
-                                                          stderr=subprocess.STDOUT)))
+                                                          stderr=subprocess.STDOUT, start_new_session=True)))
         print(f"lane {number}: {len(files)} test files (log: {log.relative_to(ROOT)})", flush=True)
+    try:
+        return _await_lanes(running, started)
+    finally:  # interrupted (Ctrl-C, CI's SIGTERM): nothing a lane started is left running
+        _stop_lanes([process for _number, _log, process in running])
+
+
+def _stop_lanes(processes: list[subprocess.Popen], grace: float = 60) -> None:
+    """Each lane is a process group of its own (pytest, the platforms and browsers it started): SIGINT
+    to all of it (pytest tears its fixtures down, the services stop), then SIGKILL to what is left."""
+    for process in processes:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGINT)
+    deadline = time.monotonic() + grace
+    for process in processes:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def _await_lanes(running: list, started: float) -> int:
     codes: dict[int, int] = {}
     last = time.monotonic()
     while len(codes) < len(running):
@@ -110,5 +138,10 @@ def main(argv: list[str]) -> int:
     return run_lanes(argv)
 
 
+def _stop(signum, _frame):
+    raise SystemExit(128 + signum)
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _stop)  # as Ctrl-C does: the lanes are stopped on the way out
     sys.exit(main(sys.argv[1:]))

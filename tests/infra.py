@@ -191,20 +191,25 @@ def create_service_databases(names=SERVICES, migrate: bool = True) -> dict[str, 
 TEMPLATE_PREFIX = "motcua_template_"
 
 
-def _migrated_templates(connection, names) -> dict[str, str]:
-    """{service: a database migrated to this tree's head}, made once for the migrations and keys it was
-    made with (they are in its name: a changed migration, or a test's own data or audit key, gets a
-    template of its own); templates of other migrations are dropped."""
+def template_stem() -> str:
+    """How this tree's templates are named: by its migrations and the keys they read."""
     import hashlib
-
-    from motcua import migrate as migrations
 
     digest = hashlib.sha256()
     for path in sorted((ROOT / "services").glob("*/migrations/**/*.py")) + [ROOT / "motcua" / "migrate.py"]:
         digest.update(path.read_bytes())
     for key in ("INTAKE_DATA_KEY", "GATEWAY_AUDIT_KEY"):
         digest.update(os.environ.get(key, "").encode() + b"\0")
-    stem = f"{TEMPLATE_PREFIX}{digest.hexdigest()[:12]}_"
+    return f"{TEMPLATE_PREFIX}{digest.hexdigest()[:12]}_"
+
+
+def _migrated_templates(connection, names) -> dict[str, str]:
+    """{service: a database migrated to this tree's head}, made once for the migrations and keys it was
+    made with (they are in its name: a changed migration, or a test's own data or audit key, gets a
+    template of its own); templates of other migrations are dropped."""
+    from motcua import migrate as migrations
+
+    stem = template_stem()
     existing = set(connection.exec_driver_sql(
         "SELECT datname FROM pg_database WHERE starts_with(datname, %s)", (TEMPLATE_PREFIX,)).scalars())
     for stale in existing:
@@ -214,7 +219,11 @@ def _migrated_templates(connection, names) -> dict[str, str]:
     for name in names:
         if stem + name not in existing:
             connection.exec_driver_sql(f'CREATE DATABASE "{stem + name}"')
-            migrations.upgrade(name, f"{base}/{stem + name}")
+            try:
+                migrations.upgrade(name, f"{base}/{stem + name}")
+            except BaseException:  # never a half-migrated template: the next test makes it again
+                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{stem + name}" WITH (FORCE)')
+                raise
     return {name: stem + name for name in names}
 
 

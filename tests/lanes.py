@@ -70,7 +70,7 @@ def progress(log: Path) -> str:
     text = log.read_text(errors="replace") if log.exists() else ""
     marks = "".join(match.group(1) for line in text.splitlines() if (match := OUTCOMES.fullmatch(line)))
     failed = marks.count("F") + marks.count("E")
-    return f"{len(marks)} tests done" + (f", {failed} failed" if failed else "")
+    return f"{len(marks)} test{'' if len(marks) == 1 else 's'} done" + (f", {failed} failed" if failed else "")
 
 
 def run_lanes(options: list[str], lanes: int = LANES) -> int:

@@ -23,6 +23,8 @@ def test_progress_counts_outcomes_and_failures_not_other_output(tmp_path):
     log.write_text("..F.s [ 10%]\n[embedded bus] 200 sequential RPC calls: 2419/s\n..E.\n")
     assert lanes.progress(log) == "9 tests done, 2 failed"
     assert lanes.progress(tmp_path / "not-yet.log") == "0 tests done"
+    log.write_text(".")
+    assert lanes.progress(log) == "1 test done"
 
 
 def test_paths_given_run_one_pytest_as_before(monkeypatch):

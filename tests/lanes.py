@@ -11,13 +11,14 @@ and no test stops the shared broker or database (a test that stops a broker star
 `python -m tests.lanes [pytest options] [paths]`: with paths, or `MOTCUA_TEST_LANES=1`, one pytest
 process as before. While the lanes run, one line every half minute says how far each has come; each
 lane's output is printed whole when it ends (and kept in var/test-lanes/lane-N.log, the last run's
-temporary files beside it). Stopping it (Ctrl-C, SIGTERM) stops both lanes.
+temporary files and its default var/ beside it). Stopping it (Ctrl-C, SIGTERM) stops both lanes.
 """
 from __future__ import annotations
 
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -82,7 +83,10 @@ def run_lanes(options: list[str], lanes: int = LANES) -> int:
     running = []
     for number, files in enumerate(deal(test_files(), lanes), start=1):
         log = LOGS / f"lane-{number}.log"
-        env = {**os.environ, "MOTCUA_TEST_LANE": f"{number - 1}/{lanes}"}
+        # A test that writes to the platform's default files (the mailbox, the SMS outbox, documents)
+        # writes to its lane's own, not to var/ that the other lane shares.
+        shutil.rmtree(LOGS / f"var-{number}", ignore_errors=True)
+        env = {**os.environ, "MOTCUA_TEST_LANE": f"{number - 1}/{lanes}", "MOTCUA_VAR_DIR": str(LOGS / f"var-{number}")}
         command = [sys.executable, "-m", "pytest", *options, f"--basetemp={LOGS / f'tmp-{number}'}",
                    *(f"tests/{name}" for name in files)]
         with open(log, "w") as output:

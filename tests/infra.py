@@ -5,6 +5,7 @@ Missing RabbitMQ or PostgreSQL fails the test with how to start them: CI never s
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 import socket
@@ -191,38 +192,57 @@ def create_service_databases(names=SERVICES, migrate: bool = True) -> dict[str, 
 TEMPLATE_PREFIX = "motcua_template_"
 
 
-def template_stem() -> str:
-    """How this tree's templates are named: by its migrations and the keys they read."""
+@functools.cache
+def _schema_code_digest() -> str:
+    """What a migrated schema depends on: the migrations, the code they import (the services' and the
+    kit's modules: sealed columns, the audit chain), and the versions of alembic and SQLAlchemy."""
     import hashlib
 
-    digest = hashlib.sha256()
-    for path in sorted((ROOT / "services").glob("*/migrations/**/*.py")) + [ROOT / "motcua" / "migrate.py"]:
-        digest.update(path.read_bytes())
+    import alembic
+    import sqlalchemy
+
+    digest = hashlib.sha256(f"{alembic.__version__} {sqlalchemy.__version__}".encode())
+    for path in sorted([*(ROOT / "services").rglob("*.py"), *(ROOT / "motcua").rglob("*.py")]):
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def template_stem() -> str:
+    """How this tree's templates are named: by what its schema depends on and the keys its migrations read."""
+    import hashlib
+
+    digest = hashlib.sha256(_schema_code_digest().encode())
     for key in ("INTAKE_DATA_KEY", "GATEWAY_AUDIT_KEY"):
         digest.update(os.environ.get(key, "").encode() + b"\0")
     return f"{TEMPLATE_PREFIX}{digest.hexdigest()[:12]}_"
 
 
+BUILDING = "_building"
+
+
 def _migrated_templates(connection, names) -> dict[str, str]:
-    """{service: a database migrated to this tree's head}, made once for the migrations and keys it was
-    made with (they are in its name: a changed migration, or a test's own data or audit key, gets a
-    template of its own); templates of other migrations are dropped."""
+    """{service: a database migrated to this tree's head}, made once for the code and keys it was made
+    with (they are in its name: a changed migration, or a test's own data or audit key, gets a template
+    of its own); templates of other code are dropped. Built under a name of its own and renamed once
+    migrated, so a run killed mid-migration leaves no template to be copied half-made."""
     from motcua import migrate as migrations
 
     stem = template_stem()
     existing = set(connection.exec_driver_sql(
         "SELECT datname FROM pg_database WHERE starts_with(datname, %s)", (TEMPLATE_PREFIX,)).scalars())
     for stale in existing:
-        if not stale.startswith(stem):
+        if not stale.startswith(stem) or stale.endswith(BUILDING):  # a build cut short: under the lock, nobody's
             connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{stale}" WITH (FORCE)')
     base = PG_ADMIN_URL.rsplit("/", 1)[0]
     for name in names:
         if stem + name not in existing:
-            connection.exec_driver_sql(f'CREATE DATABASE "{stem + name}"')
+            building = stem + name + BUILDING
+            connection.exec_driver_sql(f'CREATE DATABASE "{building}"')
             try:
-                migrations.upgrade(name, f"{base}/{stem + name}")
-            except BaseException:  # never a half-migrated template: the next test makes it again
-                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{stem + name}" WITH (FORCE)')
+                migrations.upgrade(name, f"{base}/{building}")
+                connection.exec_driver_sql(f'ALTER DATABASE "{building}" RENAME TO "{stem + name}"')
+            except BaseException:
+                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)')
                 raise
     return {name: stem + name for name in names}
 

@@ -74,6 +74,9 @@ def progress(log: Path) -> str:
     return f"{len(marks)} test{'' if len(marks) == 1 else 's'} done" + (f", {failed} failed" if failed else "")
 
 
+NO_TESTS_RAN = 5  # pytest's exit code when nothing was collected or selected (e.g. -k in one lane only)
+
+
 def run_lanes(options: list[str], lanes: int = LANES) -> int:
     LOGS.mkdir(parents=True, exist_ok=True)
     # The lanes inherit SIGINT's disposition: ignored, as in a job started in the background, pytest
@@ -81,37 +84,55 @@ def run_lanes(options: list[str], lanes: int = LANES) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     started = time.monotonic()
     running = []
-    for number, files in enumerate(deal(test_files(), lanes), start=1):
-        log = LOGS / f"lane-{number}.log"
-        # A test that writes to the platform's default files (the mailbox, the SMS outbox, documents)
-        # writes to its lane's own, not to var/ that the other lane shares.
-        shutil.rmtree(LOGS / f"var-{number}", ignore_errors=True)
-        env = {**os.environ, "MOTCUA_TEST_LANE": f"{number - 1}/{lanes}", "MOTCUA_VAR_DIR": str(LOGS / f"var-{number}")}
-        command = [sys.executable, "-m", "pytest", *options, f"--basetemp={LOGS / f'tmp-{number}'}",
-                   *(f"tests/{name}" for name in files)]
-        with open(log, "w") as output:
-            running.append((number, log, subprocess.Popen(command, cwd=ROOT, env=env, stdout=output,
-                                                          stderr=subprocess.STDOUT, start_new_session=True)))
-        print(f"lane {number}: {len(files)} test files (log: {log.relative_to(ROOT)})", flush=True)
     try:
+        for number, files in enumerate(deal(test_files(), lanes), start=1):
+            running.append((number, *_start_lane(number, lanes, files, options)))
+            print(f"lane {number}: {len(files)} test files (log: {(LOGS / f'lane-{number}.log').relative_to(ROOT)})", flush=True)
         return _await_lanes(running, started)
-    finally:  # interrupted (Ctrl-C, CI's SIGTERM): nothing a lane started is left running
+    finally:  # interrupted (Ctrl-C, CI's SIGTERM): the lanes' process groups are stopped
         _stop_lanes([process for _number, _log, process in running])
+
+
+def _start_lane(number: int, lanes: int, files: list[str], options: list[str]) -> tuple[Path, subprocess.Popen]:
+    log = LOGS / f"lane-{number}.log"
+    # A test that writes to the platform's default files (the mailbox, the SMS outbox, documents)
+    # writes to its lane's own, not to var/ that the other lane shares.
+    shutil.rmtree(LOGS / f"var-{number}", ignore_errors=True)
+    env = {**os.environ, "MOTCUA_TEST_LANE": f"{number - 1}/{lanes}", "MOTCUA_VAR_DIR": str(LOGS / f"var-{number}")}
+    command = [sys.executable, "-m", "pytest", *options, f"--basetemp={LOGS / f'tmp-{number}'}",
+               *(f"tests/{name}" for name in files)]
+    with open(log, "w") as output:
+        return log, subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
 
 
 def _stop_lanes(processes: list[subprocess.Popen], grace: float = 60) -> None:
     """Each lane is a process group of its own (pytest, the platforms and browsers it started): SIGINT
-    to all of it (pytest tears its fixtures down, the services stop), then SIGKILL to what is left."""
+    to all of it (pytest tears its fixtures down, the services stop), then SIGKILL to what is left, also
+    when a second Ctrl-C cuts the wait short. (A RabbitMQ node started detached is a session of its
+    own: the test that started it stops it in its teardown.)"""
     for process in processes:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGINT)
     deadline = time.monotonic() + grace
-    for process in processes:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=max(0.0, deadline - time.monotonic()))
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    try:
+        for process in processes:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+    finally:
+        for process in processes:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def verdict(codes: dict[int, int]) -> tuple[int, list[int]]:
+    """The run's exit code and its failed lanes: a lane in which no test was selected (exit code 5,
+    `-k` matching files of the other lane only) has not failed, unless no lane ran a test."""
+    failed = [number for number, code in sorted(codes.items()) if code not in (0, NO_TESTS_RAN)]
+    if failed:
+        return 1, failed
+    return (NO_TESTS_RAN if all(code == NO_TESTS_RAN for code in codes.values()) else 0), []
 
 
 def _await_lanes(running: list, started: float) -> int:
@@ -129,16 +150,18 @@ def _await_lanes(running: list, started: float) -> int:
             print(f"[{time.monotonic() - started:4.0f} s] " + "; ".join(
                 f"lane {number}: {'ended' if number in codes else progress(log)}" for number, log, _ in running),
                 flush=True)
-    failed = [number for number, code in sorted(codes.items()) if code != 0]
+    code, failed = verdict(codes)
     print(f"\n{len(running)} lanes in {time.monotonic() - started:.0f} s: "
-          + ("all passed" if not failed else f"lane(s) {', '.join(map(str, failed))} failed"), flush=True)
-    return 1 if failed else 0
+          + (f"lane(s) {', '.join(map(str, failed))} failed" if failed else
+             "no test selected" if code else "all passed"), flush=True)
+    return code
 
 
 def main(argv: list[str]) -> int:
     paths = [arg for arg in argv if not arg.startswith("-") and (ROOT / arg.split("::")[0]).exists()]
     if paths or os.environ.get("MOTCUA_TEST_LANES") == "1":
-        return subprocess.call([sys.executable, "-m", "pytest", *argv], cwd=ROOT)
+        os.chdir(ROOT)  # pytest itself in this process: Ctrl-C reaches it alone, and it tears down as ever
+        os.execv(sys.executable, [sys.executable, "-m", "pytest", *argv])
     return run_lanes(argv)
 
 

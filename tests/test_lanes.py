@@ -1,5 +1,11 @@
 """`make test`'s lanes (tests/lanes.py): every file dealt once, the lanes' seconds close, progress read
-off pytest's output."""
+off pytest's output, a lane stopped whole."""
+import subprocess
+import sys
+import time
+
+import pytest
+
 from tests import lanes
 
 
@@ -29,9 +35,45 @@ def test_progress_counts_outcomes_and_failures_not_other_output(tmp_path):
 
 def test_paths_given_run_one_pytest_as_before(monkeypatch):
     calls = []
-    monkeypatch.setattr(lanes.subprocess, "call", lambda command, cwd: calls.append(command) or 0)
+
+    def execv(program, argv):  # pytest takes this process's place: nothing after it runs
+        calls.append(argv)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(lanes.os, "chdir", lambda path: None)
+    monkeypatch.setattr(lanes.os, "execv", execv)
     monkeypatch.setattr(lanes, "run_lanes", lambda options: calls.append(("lanes", options)) or 0)
-    assert lanes.main(["-q", "tests/test_lanes.py"]) == 0
+    with pytest.raises(SystemExit):
+        lanes.main(["-q", "tests/test_lanes.py"])
     assert calls[-1][-2:] == ["-q", "tests/test_lanes.py"] and calls[-1][1:3] == ["-m", "pytest"]
     assert lanes.main(["-q", "-p", "no:cacheprovider"]) == 0
     assert calls[-1] == ("lanes", ["-q", "-p", "no:cacheprovider"])
+
+
+def test_a_lane_with_no_test_selected_has_not_failed_unless_none_ran():
+    assert lanes.verdict({1: 0, 2: 0}) == (0, [])
+    assert lanes.verdict({1: 0, 2: lanes.NO_TESTS_RAN}) == (0, [])  # -k matched files of lane 1 only
+    assert lanes.verdict({1: lanes.NO_TESTS_RAN, 2: lanes.NO_TESTS_RAN}) == (lanes.NO_TESTS_RAN, [])
+    assert lanes.verdict({1: 1, 2: lanes.NO_TESTS_RAN}) == (1, [1])
+    assert lanes.verdict({1: 2, 2: 1}) == (1, [1, 2])  # interrupted, failed
+
+
+def test_stopping_the_lanes_ends_each_lanes_whole_process_group(tmp_path):
+    """A lane whose pytest ignores SIGINT, with a child of its own: both are gone after the grace."""
+    script = ("import signal, subprocess, sys, time; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+              "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+              "open(sys.argv[1], 'w').write(str(child.pid)); time.sleep(60)")
+    pid_file = tmp_path / "child.pid"
+    lane = subprocess.Popen([sys.executable, "-c", script, str(pid_file)], start_new_session=True)
+    deadline = time.monotonic() + 10
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    lanes._stop_lanes([lane], grace=0.5)
+    assert lane.returncode == -9  # SIGINT ignored: SIGKILLed after the grace
+    time.sleep(0.2)
+    try:
+        with open(f"/proc/{child}/stat") as stat:  # killed: a zombie until init reaps it, or gone
+            assert stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        pass

@@ -6,8 +6,9 @@
 #               accessibility pass uses the axe-core vendored in tests/browser/axe)
 #   promtool    Prometheus's rule checker and tester (Debian's prometheus package) for the rules' tests
 #   wrk         the HTTP load generator of the tracking bench
-#   postgresql-connections  PostgreSQL taking 300 connections (100 by default): `make bench` runs two
-#               platforms at once, each pooling up to ~100 (ALTER SYSTEM, then the cluster restarted)
+#   postgresql-connections  PostgreSQL taking 300 connections (100 by default): `make bench` (its two
+#               sides) and `make test` (its two lanes) run two platforms at once, each pooling up to
+#               ~100 (ALTER SYSTEM, then the cluster restarted)
 # Idempotent: quiet when everything is up; one line for each thing it starts, installs or cannot.
 # Exits non-zero when something asked for is still missing.
 #   deploy/dev/ensure-services.sh [rabbitmq] [postgresql] [chromium] [promtool] [wrk] [postgresql-connections]

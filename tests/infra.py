@@ -232,7 +232,7 @@ def _migrated_templates(connection, names) -> dict[str, str]:
         "SELECT datname FROM pg_database WHERE starts_with(datname, %s)", (TEMPLATE_PREFIX,)).scalars())
     for stale in existing:
         if not stale.startswith(stem) or stale.endswith(BUILDING):  # a build cut short: under the lock, nobody's
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{stale}" WITH (FORCE)')
+            drop_database(connection, stale)
     base = PG_ADMIN_URL.rsplit("/", 1)[0]
     for name in names:
         if stem + name not in existing:
@@ -242,16 +242,21 @@ def _migrated_templates(connection, names) -> dict[str, str]:
                 migrations.upgrade(name, f"{base}/{building}")
                 connection.exec_driver_sql(f'ALTER DATABASE "{building}" RENAME TO "{stem + name}"')
             except BaseException:
-                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)')
+                drop_database(connection, building)
                 raise
     return {name: stem + name for name in names}
+
+
+def drop_database(connection, name: str) -> None:
+    """`name` dropped if it is there, its connections ended (an autocommit admin connection)."""
+    connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def drop_databases(urls: dict[str, str]) -> None:
     engine = _admin_engine()
     with engine.connect() as connection:
         for url in urls.values():
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+            drop_database(connection, url.rsplit("/", 1)[1])
     engine.dispose()
 
 

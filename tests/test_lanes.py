@@ -13,8 +13,8 @@ def test_every_file_goes_to_exactly_one_lane_and_the_lanes_end_close_together():
     files = lanes.test_files()
     dealt = lanes.deal(files, 2)
     assert sorted(name for lane in dealt for name in lane) == sorted(files)
-    seconds = [sum(lanes.SECONDS.get(name, 1) for name in lane) for lane in dealt]
-    assert abs(seconds[0] - seconds[1]) <= max(lanes.SECONDS.get(name, 1) for name in files) // 10
+    seconds = [sum(lanes.seconds_of(name) for name in lane) for lane in dealt]
+    assert abs(seconds[0] - seconds[1]) <= max(lanes.seconds_of(name) for name in files) // 10
     assert all(name in files for name in lanes.SECONDS), "a file measured in SECONDS is gone: update it"
 
 

@@ -31,6 +31,7 @@ from motcua import logs
 from motcua.backoff import backoff
 from motcua.db import OutboxRow, utcnow
 from motcua.metrics import metrics_for
+from motcua.sql import write_alone
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +141,7 @@ class OutboxRelay:
             return
         t = self.table
         try:
-            with self.engine.begin() as connection:
-                connection.execute(marked_sent(t, ids))
+            write_alone(self.engine, marked_sent(t, ids))
         except BaseException:
             self._published = ids + self._published
             raise
@@ -231,8 +231,7 @@ class CommitRelay:
         try:
             self.publisher.publish_all(outgoing(rows, lambda name: self.exchange if name is None
                                                 else Exchange(name, type="topic", durable=True)))
-            with self.engine.begin() as connection:
-                connection.execute(marked_sent(self.table, [row.id for row in rows]))
+            write_alone(self.engine, marked_sent(self.table, [row.id for row in rows]))
         except Exception as exc:
             self.unpublished += len(rows)
             log.warning("%d outbox row(s) left to the service's relays: %s", len(rows), str(exc).split("\n")[0])

@@ -7,7 +7,7 @@ import json
 from functools import cache
 from typing import Callable, Sequence
 
-from sqlalchemy import (JSON, ColumnElement, Connection, Row, Select, Table, Text, TypeDecorator, bindparam, cast,
+from sqlalchemy import (JSON, ColumnElement, Connection, Engine, Row, Select, Table, Text, TypeDecorator, bindparam, cast,
                         column, func, insert, select, text, update)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -36,6 +36,14 @@ def read_rows(session: Session, query, params: dict) -> list[Row]:
         return session.connection().execute(query, params).all()
     with session.get_bind().connect() as connection:
         return connection.execution_options(isolation_level="AUTOCOMMIT").execute(query, params).all()
+
+
+def write_alone(engine: Engine, statement: UpdateBase) -> None:
+    """One write that needs no transaction around it (its own is atomic), in autocommit mode: one round
+    trip, where `engine.begin()` costs three (psycopg sends BEGIN on its own, then the statement, then
+    COMMIT)."""
+    with engine.connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT").execute(statement)
 
 
 def one_statement(writes: list[UpdateBase | Select]) -> UpdateBase | Select:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from functools import partial
 from collections.abc import Callable, Hashable
 from datetime import datetime
 from types import SimpleNamespace
@@ -21,7 +22,6 @@ from prometheus_client import Counter, Histogram
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 
-from motcua.bus import ack
 from motcua.db import Database, once_more_if_dropped
 from motcua.identity import Caller
 from motcua.metrics import metrics_for
@@ -244,7 +244,17 @@ class BroadcastConsumer(QueueConsumer):
     """nameko's queue consumer, on a connection of its own for the broadcast handlers, telling the
     container's `broadcast_listeners` when it hears: from the moment its queues are declared and
     consumed after each (re)connection, until the connection is lost (its auto-delete queues go with
-    it, and whatever was published meanwhile)."""
+    it, and whatever was published meanwhile).
+
+    Its consumers take messages unacknowledged (`no_ack`: the broker forgets a message once sent, as
+    the queue itself does everything when the connection goes), and each handler runs in the
+    consumer's own greenthread: no thread spawned and no ack sent for the ~20 events of every dossier."""
+
+    def get_consumers(self, consumer_cls, channel):
+        return super().get_consumers(partial(consumer_cls, no_ack=True), channel)
+
+    def handle_message(self, provider, body, message):
+        provider.handle_message(body, message)
 
     def on_consume_ready(self, connection, channel, consumers, **kwargs):
         super().on_consume_ready(connection, channel, consumers, **kwargs)
@@ -303,8 +313,6 @@ class BroadcastHandler(EventHandler):
         except Exception:  # what it tells is found again without it (see above): never stop hearing
             log.warning("broadcast handler %s failed on %s", self.method_name, body.get("event_type"),
                         exc_info=True)
-        finally:
-            ack(self.queue_consumer, message)
 
 
 broadcast_handler = BroadcastHandler.decorator

@@ -31,10 +31,11 @@ import functools
 import hashlib
 import hmac
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, delete, exists, insert, select, text
+from sqlalchemy import bindparam, delete, exists, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -149,9 +150,15 @@ def retry_after(reader: Session | Connection, policy: ThrottlePolicy, limits: di
                 now: datetime) -> int | None:
     """Seconds until a try may be made again, or None when it may be made now: ONE statement for
     every key of the try (a key holds at most its limit of rows in the window)."""
-    failures: dict[str, list[datetime]] = {key: [] for key in limits}
     parameters = {f"key{n}": key for n, key in enumerate(limits)}
-    for key, at in reader.execute(_failures_since(len(limits)), {**parameters, "since": now - policy.window}):
+    return _wait(policy, limits, reader.execute(_failures_since(len(limits)),
+                                                {**parameters, "since": now - policy.window}), now)
+
+
+def _wait(policy: ThrottlePolicy, limits: dict[str, int | None], rows, now: datetime) -> int | None:
+    """`retry_after` of the keys' failures in the window (`rows`: key and time of each)."""
+    failures: dict[str, list[datetime]] = {key: [] for key in limits}
+    for key, at in rows:
         failures[key].append(at)
     wait = 0.0
     for key, limit in limits.items():
@@ -177,12 +184,19 @@ PURGE_EVERY = timedelta(minutes=1)
 _last_purge: list[datetime] = []
 
 
+def _purge_due(now: datetime) -> bool:
+    """Whether this try's transaction purges the expired rows (and, if so, the next minute's do not)."""
+    if _last_purge and abs(now - _last_purge[0]) < PURGE_EVERY:
+        return False
+    _last_purge[:] = [now]
+    return True
+
+
 def record_failure(session: Session, limits: dict[str, int | None], now: datetime) -> list[int]:
     """A try that counts against its keys (a failed guess, an anonymous submission): one row per key
     (one statement), committed; the rows' ids."""
-    if not _last_purge or abs(now - _last_purge[0]) >= PURGE_EVERY:
+    if _purge_due(now):
         session.execute(delete(FailedAttempt).where(FailedAttempt.at <= now - RETENTION))
-        _last_purge[:] = [now]
     ids = list(session.scalars(_RECORD, [{"key": key, "at": now} for key in limits]))
     session.commit()
     return ids
@@ -198,8 +212,13 @@ class Claim:
 
 
 def claim(session: Session, policy: ThrottlePolicy, limits: dict[str, int | None], now: datetime) -> Claim:
-    """Count and claim one try atomically (see the module docstring); commits."""
-    _lock(session, limits)
+    """Count and claim one try atomically (see the module docstring); commits. On PostgreSQL a lock per
+    key (transaction-scoped: the next try at the key counts once this one is written), then the count,
+    then the try written (and rolled back if it was one too many). SQLite needs no lock: a service holds
+    its only connection (motcua.db.make_engine) for the whole transaction, so no other try counts in
+    between."""
+    if session.get_bind().dialect.name == "postgresql":
+        return _claim_in_one_round_trip(session, policy, limits, now)
     wait = retry_after(session, policy, limits, now)
     if wait is not None:
         session.rollback()
@@ -207,17 +226,40 @@ def claim(session: Session, policy: ThrottlePolicy, limits: dict[str, int | None
     return Claim(None, tuple(record_failure(session, limits, now)))
 
 
-# A transaction-scoped lock per key: the next try at the key counts once this one is written.
-_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+def _claim_in_one_round_trip(session: Session, policy: ThrottlePolicy, limits: dict[str, int | None],
+                             now: datetime) -> Claim:
+    """`claim` on PostgreSQL: the locks, the count and the INSERT sent as one text (the simple query
+    protocol runs its statements in order, each with a snapshot of its own: the count sees what the
+    lock's previous holder committed), then COMMIT or ROLLBACK: two round trips and BEGIN, where one
+    statement each took five. Keys are taken in order, so two tries sharing both (a username and an
+    address) cannot deadlock by each holding the lock the other waits for. The text holds only the
+    keys (hex digests, checked) and times the gateway made, never anything a client sent."""
+    keys = sorted(limits)
+    if not all(_HEX_DIGEST.fullmatch(key) for key in keys):
+        raise ValueError("throttle keys are hex digests")
+    listed = ", ".join(f"'{key}'" for key in keys)
+    statements = [f"SELECT pg_advisory_xact_lock(hashtextextended('{key}', 0))" for key in keys]
+    if _purge_due(now):
+        statements.append(f"DELETE FROM {_TABLE} WHERE at <= '{(now - RETENTION).isoformat()}'::timestamptz")
+    statements.append(f"SELECT key, at FROM {_TABLE} WHERE key IN ({listed}) "
+                      f"AND at > '{(now - policy.window).isoformat()}'::timestamptz")
+    statements.append(f"INSERT INTO {_TABLE} (key, at) SELECT key, '{now.isoformat()}'::timestamptz "
+                      f"FROM unnest(ARRAY[{listed}]) AS key RETURNING id")
+    cursor = session.connection().exec_driver_sql("; ".join(statements)).cursor
+    for _ in statements[:-2]:  # past the locks' rows and the purge's, to the failures
+        cursor.nextset()
+    wait = _wait(policy, limits, cursor.fetchall(), now)
+    cursor.nextset()
+    ids = tuple(row[0] for row in cursor.fetchall())
+    if wait is not None:
+        session.rollback()
+        return Claim(wait)
+    session.commit()
+    return Claim(None, ids)
 
 
-def _lock(session: Session, limits: dict) -> None:
-    # SQLite needs none: a service holds its only connection (motcua.db.make_engine) for the whole
-    # transaction, so no other try counts in between. Keys taken in order, so two tries sharing both
-    # (a username and an address) cannot deadlock by each holding the lock the other waits for.
-    if session.get_bind().dialect.name == "postgresql":
-        for key in sorted(limits):
-            session.execute(_LOCK, {"key": key})
+_TABLE = FailedAttempt.__tablename__
+_HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 def signed_in(session: Session, policy: ThrottlePolicy, secret: str, subject: str, remote_addr: str | None,

@@ -61,6 +61,18 @@ def test_the_limit_per_username_holds_until_the_oldest_failures_leave_the_window
     assert throttle.retry_after(session, POLICY, throttle.keys(POLICY, "s", "leader@Y", "10.0.0.2"), T0) is None
 
 
+def test_a_claim_writes_the_try_until_the_limit_then_nothing_and_purges_expired_rows(session):
+    limits = throttle.keys(POLICY, "s", "leader@X", "10.0.0.1")
+    throttle.record_failure(session, limits, T0 - throttle.RETENTION - timedelta(minutes=1))  # long expired
+    throttle._last_purge.clear()  # as in a process started a moment ago
+    claims = [throttle.claim(session, POLICY, limits, T0 + timedelta(seconds=n)) for n in range(4)]
+    assert [(claim.retry_after, len(claim.rows)) for claim in claims[:3]] == [(None, 2)] * 3  # subject and address
+    assert claims[3] == throttle.Claim(retry_after=300 - 3)  # the first of the window's 3 leaves at T0 + 5 min
+    written = session.execute(select(FailedAttempt.id, FailedAttempt.at)).all()
+    assert sorted(id_ for id_, _ in written) == sorted(id_ for claim in claims for id_ in claim.rows)
+    assert min(at for _, at in written) == T0  # the expired rows were purged by the first claim
+
+
 def test_the_limit_per_address_catches_many_usernames(session):
     for n in range(5):
         throttle.record_failure(session, throttle.keys(POLICY, "s", f"user{n}", "10.0.0.9"), T0)

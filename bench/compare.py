@@ -4,8 +4,10 @@ Each side is a source tree (the previous release is checked out as a git worktre
 `--baseline REF`) running its five services as processes on real RabbitMQ and PostgreSQL, with a fresh
 vhost and fresh databases migrated by that tree's own migrations, and the bench's probe loaded into
 every service (bench/probe). The same client workloads run against each side in turn: the lifecycle
-(bench/lifecycle.py), then public tracking (bench/tracking.py). Printed: a table per side, the
-ratios new/old; written under the output directory: figures.json, the profiles, the services' logs.
+(bench/lifecycle.py), then public tracking (bench/tracking.py). Between them, the nameko floor
+(bench/floor.py): this tree's messages per dossier through trivial nameko services, the same run's
+measure of what the stack itself costs. Printed: a table per side, the ratios new/old, this tree against
+the floor; written under the output directory: figures.json, the profiles, the services' logs.
 
     make bench                                                        200 dossiers at concurrency 16, both sides
     make bench BENCH_ARGS="--profile --no-baseline --dossiers 100"   where this tree's CPU goes
@@ -29,7 +31,7 @@ from pathlib import Path  # noqa: E402
 from kombu import Connection, Exchange, Queue  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from bench import figures, lifecycle, tracking  # noqa: E402
+from bench import figures, floor, lifecycle, tracking  # noqa: E402
 from bench.sides import Side, baseline_ref, checkout, describe  # noqa: E402
 from motcua.config import ROOT  # noqa: E402
 from tests import infra  # noqa: E402
@@ -54,6 +56,9 @@ def parse(argv) -> argparse.Namespace:
     parser.add_argument("--no-baseline", action="store_true", help="this tree only")
     parser.add_argument("--profile", action="store_true",
                         help="sample each service's CPU (every 5 ms of CPU time): top functions under --out")
+    parser.add_argument("--no-floor", action="store_true",
+                        help="skip the nameko floor (bench/floor.py: this tree's messages per dossier through "
+                             "trivial services)")
     parser.add_argument("--out", type=Path, default=None, help="output directory (var/bench/<time>)")
     return parser.parse_args(argv)
 
@@ -222,6 +227,8 @@ def report(results: dict) -> str:
         parts.append(side_by_side("lifecycle", LIFECYCLE_ROWS, sides, "lifecycle"))
         if len(run["rounds"]) > 1:
             parts.append(rounds_table(sides))
+    if "floor" in results:
+        parts.append(floor.report(results["floor"], sides["current"]["lifecycle"]))
     if "tracking" in first:
         run = first["tracking"]
         parts.append(f"\nTRACKING: {run['clients']} keep-alive clients (wrk) for {run['seconds']:.0f} s over "
@@ -270,6 +277,11 @@ def main(argv=None, workloads: tuple[str, ...] = WORKLOADS) -> None:
             for label, measured in tracking.in_turns(sides, args, args.rounds).items():
                 results["sides"][label]["tracking"] = measured
         print("stopping the services …", flush=True)
+    if "lifecycle" in workloads and not args.no_floor:  # on a machine quiet again
+        pattern = floor.Pattern.of_lifecycle(results["sides"]["current"]["lifecycle"]["services"])
+        print(f"the nameko floor: {pattern.calls:.1f} calls, {pattern.events:.1f} events, "
+              f"{pattern.deliveries:.1f} deliveries per dossier …", flush=True)
+        results["floor"] = floor.measure(pattern, args.dossiers, args.concurrency, out / "floor")
     if len(results["sides"]) == 2:
         current, baseline = results["sides"]["current"], results["sides"]["baseline"]
         results["ratios"] = figures.ratios(current, baseline)

@@ -55,16 +55,8 @@ class FloorListenerA:
         pass
 
 
-class FloorListenerB:
+class FloorListenerB(FloorListenerA):
     name = "floor_listener_b"
-
-    @event_handler("floor_back", "fanout2")
-    def on_fanout2(self, payload):
-        pass
-
-    @event_handler("floor_back", "fanout3")
-    def on_fanout3(self, payload):
-        pass
 
 
 class FloorListenerC:

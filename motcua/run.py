@@ -49,7 +49,7 @@ SERVICE_CLASSES = {
 DEFAULT_BROKER = "amqp://guest:guest@127.0.0.1:5672//"
 # Agencies' own systems run beside the platform in the demo: (worker class, its agency).
 EXAMPLE_WORKERS = (("workers.tax_office:TaxOfficeWorker", "000.00.18.H56"),)
-YOUNG_COLLECTION_EVERY = 10_000  # allocations between young garbage collections in a service (see run())
+YOUNG_COLLECTION_EVERY = 10_000  # tracked objects' net growth between young collections in a service (run())
 log = logging.getLogger("motcua.run")
 
 
@@ -137,9 +137,10 @@ def serve_classes(classes: list, config: dict) -> None:
     # process: frozen, the cyclic collector stops walking it again in every full collection.
     gc.collect()
     gc.freeze()
-    # A young collection every 700 allocations (CPython's default) walks, each time, whatever of a
-    # message's short-lived objects is still alive: most die by reference count a moment later. Every
-    # 10,000, far fewer are walked for the same garbage found (cycles wait a few ms longer to go).
+    # A young collection once 700 more tracked objects are alive than at the last one (CPython's
+    # default) walks, each time, whatever of a message's short-lived objects is still alive: most die by
+    # reference count a moment later. At 10,000 far fewer are walked for the same garbage found (cycles
+    # wait a few ms longer to go). CPython 3.11's generational collector; 3.14's is incremental.
     gc.set_threshold(YOUNG_COLLECTION_EVERY, *gc.get_threshold()[1:])
     started.send()
     log.info("running %s on %s", names, _safe_uri(config["AMQP_URI"]))

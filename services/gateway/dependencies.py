@@ -5,6 +5,7 @@ its workers (a worker gets the object itself: nothing to build per request)."""
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from functools import partial
 from collections.abc import Callable, Hashable
@@ -248,7 +249,18 @@ class BroadcastConsumer(QueueConsumer):
 
     Its consumers take messages unacknowledged (`no_ack`: the broker forgets a message once sent, as
     the queue itself does everything when the connection goes), and each handler runs in the
-    consumer's own greenthread: no thread spawned and no ack sent for the ~20 events of every dossier."""
+    consumer's own greenthread: no thread spawned and no ack sent for the ~20 events of every dossier.
+    So the broker sends without waiting (no prefetch bound): every handler must be quick and never
+    block (the gateway's in-memory caches and feeds). With no ack going back, the connection carries
+    nothing from the gateway while events keep coming, and kombu's loop sends heartbeats only after a
+    second with no message: AMQP lets a broker close such a connection as dead (RabbitMQ 3.10 was seen
+    not to: 40 s of events every 0.2 s at a 1 s heartbeat, this check disabled). So each turn of the
+    loop lets the connection send its heartbeat when one is due (it looks at most once a second).
+    """
+
+    HEARTBEAT_CHECK_SECONDS = 1.0
+    _connection = None
+    _heartbeat_checked = 0.0
 
     def get_consumers(self, consumer_cls, channel):
         return super().get_consumers(partial(consumer_cls, no_ack=True), channel)
@@ -258,8 +270,16 @@ class BroadcastConsumer(QueueConsumer):
 
     def on_consume_ready(self, connection, channel, consumers, **kwargs):
         super().on_consume_ready(connection, channel, consumers, **kwargs)
+        self._connection = connection
         for listener in broadcast_listeners(self.container):
             listener.hearing()
+
+    def on_iteration(self):
+        super().on_iteration()
+        now = time.monotonic()
+        if self._connection is not None and now - self._heartbeat_checked >= self.HEARTBEAT_CHECK_SECONDS:
+            self._heartbeat_checked = now
+            self._connection.heartbeat_check()
 
     def consume(self, *args, **kwargs):
         try:
@@ -311,8 +331,8 @@ class BroadcastHandler(EventHandler):
         try:
             self.method(self.stand_in, body)
         except Exception:  # what it tells is found again without it (see above): never stop hearing
-            log.warning("broadcast handler %s failed on %s", self.method_name, body.get("event_type"),
-                        exc_info=True)
+            log.warning("broadcast handler %s failed on %s", self.method_name,
+                        body.get("event_type") if isinstance(body, dict) else type(body).__name__, exc_info=True)
 
 
 broadcast_handler = BroadcastHandler.decorator

@@ -228,34 +228,38 @@ def claim(session: Session, policy: ThrottlePolicy, limits: dict[str, int | None
 
 def _claim_in_one_round_trip(session: Session, policy: ThrottlePolicy, limits: dict[str, int | None],
                              now: datetime) -> Claim:
-    """`claim` on PostgreSQL: the locks, the count and the INSERT sent as one text (the simple query
-    protocol runs its statements in order, each with a snapshot of its own: the count sees what the
-    lock's previous holder committed), then COMMIT or ROLLBACK: two round trips and BEGIN, where one
-    statement each took five. Keys are taken in order, so two tries sharing both (a username and an
-    address) cannot deadlock by each holding the lock the other waits for. The text holds only the
-    keys (hex digests, checked) and times the gateway made, never anything a client sent."""
+    """`claim` on PostgreSQL: the locks, the count and the INSERT sent as one text, then COMMIT: two round
+    trips and BEGIN, where one statement each took five. The simple query protocol runs the statements in
+    order, each with a snapshot of its own, so the count and the INSERT's own check see what the lock's
+    previous holder committed; the INSERT writes nothing when a key is at its limit (a throttled try
+    writes nothing, as before). Keys are taken in order, so two tries sharing both (a username and an
+    address) cannot deadlock by each holding the lock the other waits for. The text holds only the keys
+    (hex digests, checked), their limits (integers) and times the gateway made (aware), never anything
+    a client sent."""
     keys = sorted(limits)
-    if not all(_HEX_DIGEST.fullmatch(key) for key in keys):
-        raise ValueError("throttle keys are hex digests")
+    if not all(_HEX_DIGEST.fullmatch(key) for key in keys) or now.utcoffset() is None:
+        raise ValueError("throttle keys are hex digests and times are aware")
     listed = ", ".join(f"'{key}'" for key in keys)
+    since = f"'{(now - policy.window).isoformat()}'::timestamptz"
     statements = [f"SELECT pg_advisory_xact_lock(hashtextextended('{key}', 0))" for key in keys]
     if _purge_due(now):
         statements.append(f"DELETE FROM {_TABLE} WHERE at <= '{(now - RETENTION).isoformat()}'::timestamptz")
-    statements.append(f"SELECT key, at FROM {_TABLE} WHERE key IN ({listed}) "
-                      f"AND at > '{(now - policy.window).isoformat()}'::timestamptz")
+    statements.append(f"SELECT key, at FROM {_TABLE} WHERE key IN ({listed}) AND at > {since}")
+    limited = ", ".join(f"('{key}', {int(limit)})" for key, limit in sorted(limits.items()) if limit is not None)
+    under_limits = (f" WHERE NOT EXISTS (SELECT FROM (VALUES {limited}) AS limited (key, most) WHERE (SELECT count(*) "
+                    f"FROM {_TABLE} AS tried WHERE tried.key = limited.key AND tried.at > {since}) >= limited.most)"
+                    if limited else "")
     statements.append(f"INSERT INTO {_TABLE} (key, at) SELECT key, '{now.isoformat()}'::timestamptz "
-                      f"FROM unnest(ARRAY[{listed}]) AS key RETURNING id")
-    cursor = session.connection().exec_driver_sql("; ".join(statements)).cursor
-    for _ in statements[:-2]:  # past the locks' rows and the purge's, to the failures
+                      f"FROM unnest(ARRAY[{listed}]) AS key{under_limits} RETURNING id")
+    with session.connection().execution_options(no_parameters=True).exec_driver_sql("; ".join(statements)) as result:
+        cursor = result.cursor
+        for _ in statements[:-2]:  # past the locks' rows and the purge's, to the failures
+            cursor.nextset()
+        wait = _wait(policy, limits, cursor.fetchall(), now)
         cursor.nextset()
-    wait = _wait(policy, limits, cursor.fetchall(), now)
-    cursor.nextset()
-    ids = tuple(row[0] for row in cursor.fetchall())
-    if wait is not None:
-        session.rollback()
-        return Claim(wait)
-    session.commit()
-    return Claim(None, ids)
+        ids = tuple(row[0] for row in cursor.fetchall())
+    session.commit()  # the purge, and the try's rows unless it was throttled
+    return Claim(wait) if wait is not None else Claim(None, ids)
 
 
 _TABLE = FailedAttempt.__tablename__

@@ -20,11 +20,13 @@ def test_the_plan_gives_the_patterns_totals_spread_evenly():
     assert reaching_two + reaching_three == 3000  # events
     assert 2 * reaching_two + 3 * reaching_three == 7200  # deliveries
     assert max(sum(call) for call in calls) - min(sum(call) for call in calls) <= 1
+    assert Pattern.sent_by(plan) == Pattern(10.5, 15.0, 36.0)
 
 
 @pytest.mark.integration
 def test_the_floor_is_measured_on_the_real_broker(tmp_path, rabbitmq):
     floor = measure(Pattern(calls=3, events=4, deliveries=10), dossiers=20, concurrency=4, out_dir=tmp_path,
                     warmup=2)
-    assert floor["dossiers"] == 20 and floor["dossiers_per_s"] > 0
+    assert floor["dossiers"] == 20 and floor["dossiers_per_s"] > 0 and floor["sent"] == {
+        "calls": 3, "events": 4, "deliveries": 10}
     assert floor["service_cpu_ms"] > 0 and floor["rabbitmq_cpu_ms"] > 0 and floor["client_cpu_ms"] > 0

@@ -3,6 +3,8 @@ from the gateway's cache with no RPC and no statement but the throttle's, until 
 announce a newer version of the dossier; wrong keys and locked dossiers are treated as before."""
 from __future__ import annotations
 
+import contextlib
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
@@ -208,18 +210,28 @@ def broadcast_connection(vhost: str) -> str | None:
     return None
 
 
-@pytest.mark.integration
-def test_a_reconnection_of_the_broadcast_consumer_forgets_every_answer(tmp_path, amqp_uri):
-    """Its queue goes with its connection, and what was published meanwhile with it."""
+@contextlib.contextmanager
+def gateway_alone(tmp_path, amqp_uri, **config):
+    """A gateway container of its own (reporting and the others mocked): (container, its HTTP target, mocks)."""
     config = {**nameko_config(amqp_uri), "DB_URLS": infra.migrated_sqlite_urls(tmp_path),
-              "WEB_SERVER_ADDRESS": f"127.0.0.1:{infra.free_port()}", "METRICS_PORTS": {}}
+              "WEB_SERVER_ADDRESS": f"127.0.0.1:{infra.free_port()}", "METRICS_PORTS": {}, **config}
     container = ServiceContainer(GatewayService, config)
     mocks = dict(zip(SERVICES, replace_dependencies(container, *SERVICES)))
     mocks["reporting"].track.side_effect = answer
     container.start()
-    target = type("Gateway", (), {"url": f"http://{config['WEB_SERVER_ADDRESS']}", "reporting": mocks["reporting"]})
-    cache = cache_of(container)
+    target = type("Gateway", (), {"url": f"http://{config['WEB_SERVER_ADDRESS']}", "reporting": mocks["reporting"],
+                                  "config": config, "container": container})
     try:
+        yield container, target, mocks
+    finally:
+        container.stop()
+
+
+@pytest.mark.integration
+def test_a_reconnection_of_the_broadcast_consumer_forgets_every_answer(tmp_path, amqp_uri):
+    """Its queue goes with its connection, and what was published meanwhile with it."""
+    with gateway_alone(tmp_path, amqp_uri) as (container, target, mocks):
+        cache = cache_of(container)
         code = new_code()
         for _ in range(2):
             assert track(target, code).status_code == 200
@@ -232,5 +244,24 @@ def test_a_reconnection_of_the_broadcast_consumer_forgets_every_answer(tmp_path,
         assert infra.wait_for(lambda: track(target, code).status_code == 200 and len(cache) == 1, 20)
         calls = mocks["reporting"].track.call_count
         assert track(target, code).status_code == 200 and mocks["reporting"].track.call_count == calls
-    finally:
-        container.stop()
+
+
+@pytest.mark.integration
+def test_the_broadcast_connection_keeps_its_heartbeats_while_events_never_stop(tmp_path, amqp_uri):
+    """Its messages go unacknowledged, so the gateway sends nothing on that connection but heartbeats:
+    under events every 0.2 s for eight heartbeat intervals the broker must not close it as dead (which
+    would empty the cache)."""
+    with gateway_alone(tmp_path, amqp_uri, HEARTBEAT=1) as (container, target, mocks):
+        cache, code = cache_of(container), new_code()
+        assert track(target, code).status_code == 200 and len(cache) == 1
+        connection = infra.wait_for(lambda: broadcast_connection(amqp_uri.rsplit("/", 1)[1]), 30)
+        dispatch, started, heard = event_dispatcher(target.config), time.monotonic(), 0
+        while time.monotonic() - started < 8:
+            other = new_code()
+            dispatch("intake", "dossier_processing_started",
+                     make_event("intake", "dossier_processing_started", INTAKE_EVENT[2](other, 3)))
+            heard += 1
+            time.sleep(0.2)
+        assert infra.wait_for(lambda: cache_of(container)._announced.get(other, (0, 0))[0] >= 3, 10)
+        assert len(cache) == 1, "the broadcast connection was lost: the cache was emptied"
+        assert broadcast_connection(amqp_uri.rsplit("/", 1)[1]) == connection and heard >= 25

@@ -220,19 +220,31 @@ def template_stem() -> str:
 BUILDING = "_building"
 
 
+# A template of other code or keys is dropped once unused this long: another checkout sharing the
+# PostgreSQL server (a worktree, a branch) keeps its own while it runs, instead of each run dropping the
+# other's and building its own again.
+KEEP_UNUSED_TEMPLATES_SECONDS = 3600
+
+
 def _migrated_templates(connection, names) -> dict[str, str]:
     """{service: a database migrated to this tree's head}, made once for the code and keys it was made
     with (they are in its name: a changed migration, or a test's own data or audit key, gets a template
-    of its own); templates of other code are dropped. Built under a name of its own and renamed once
-    migrated, so a run killed mid-migration leaves no template to be copied half-made."""
+    of its own); each use is noted on the template (its comment: the time), and templates of other code
+    unused for `KEEP_UNUSED_TEMPLATES_SECONDS` are dropped. Built under a name of its own and renamed
+    once migrated, so a run killed mid-migration leaves no template to be copied half-made."""
     from motcua import migrate as migrations
 
-    stem = template_stem()
-    existing = set(connection.exec_driver_sql(
-        "SELECT datname FROM pg_database WHERE starts_with(datname, %s)", (TEMPLATE_PREFIX,)).scalars())
-    for stale in existing:
-        if not stale.startswith(stem) or stale.endswith(BUILDING):  # a build cut short: under the lock, nobody's
+    stem, now = template_stem(), int(time.time())
+    found = connection.exec_driver_sql(
+        "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database WHERE starts_with(datname, %s)",
+        (TEMPLATE_PREFIX,)).all()
+    existing = {name for name, _used in found}
+    for stale, used in found:
+        unused = not (used or "").isdigit() or int(used) < now - KEEP_UNUSED_TEMPLATES_SECONDS
+        # A build cut short is nobody's (we hold the lock); another code's template, once unused.
+        if stale.endswith(BUILDING) or (not stale.startswith(stem) and unused):
             drop_database(connection, stale)
+            existing.discard(stale)
     base = PG_ADMIN_URL.rsplit("/", 1)[0]
     for name in names:
         if stem + name not in existing:
@@ -244,6 +256,7 @@ def _migrated_templates(connection, names) -> dict[str, str]:
             except BaseException:
                 drop_database(connection, building)
                 raise
+        connection.exec_driver_sql(f"COMMENT ON DATABASE \"{stem + name}\" IS '{now}'")
     return {name: stem + name for name in names}
 
 

@@ -46,6 +46,22 @@ def write_alone(engine: Engine, statement: UpdateBase) -> None:
         connection.execution_options(isolation_level="AUTOCOMMIT").execute(statement)
 
 
+def last_results(connection: Connection, statements: list[str], count: int) -> list[list[tuple]]:
+    """PostgreSQL: `statements` sent as one text, and the rows of the last `count` of them. The simple
+    query protocol runs them in order in one round trip, inside the connection's transaction, each with
+    a snapshot of its own (a statement after a lock sees what the lock's previous holder committed). The
+    text takes no parameter: only values the caller made and checked may be written into it."""
+    with connection.execution_options(no_parameters=True).exec_driver_sql("; ".join(statements)) as result:
+        cursor = result.cursor
+        for _ in statements[:-count]:
+            cursor.nextset()
+        rows = [cursor.fetchall()]
+        for _ in range(count - 1):
+            cursor.nextset()
+            rows.append(cursor.fetchall())
+    return rows
+
+
 def one_statement(writes: list[UpdateBase | Select]) -> UpdateBase | Select:
     """PostgreSQL: `writes` (INSERT, UPDATE or DELETE, in order; the last may be a SELECT of what they
     return) as one statement, all but the last as data-modifying CTEs, each executed exactly once whether

@@ -41,7 +41,7 @@ SECONDS = {
     "e2e/test_synthetic_province.py": 11, "notify/test_smtp.py": 10, "e2e/test_reception_anywhere.py": 10,
     "e2e/test_postal.py": 10, "integration/test_history_import.py": 9, "e2e/test_least_privilege.py": 9,
     "security/test_forged_rpc.py": 8, "motcua/test_event_batches.py": 8, "integration/test_broker_users.py": 8,
-    "security/test_sessions_cached.py": 7, "gateway/test_tracking_edge.py": 19,
+    "security/test_sessions_cached.py": 7, "gateway/test_tracking_edge.py": 7,
     "reporting/test_agency_counters.py": 6, "motcua/test_outbox_relay.py": 6, "integration/test_sla.py": 6,
     "e2e/test_calendar_decisions.py": 6, "security/test_users.py": 5, "reporting/test_aggregates.py": 5,
 }

@@ -36,6 +36,7 @@ from motcua.db import UnitOfWork, utcnow
 from motcua.errors import Forbidden, NotFound
 from motcua.identity import Caller
 from motcua.keys import key_setting
+from motcua.sql import last_results
 from services.gateway.errors import AuditUnavailable
 from services.gateway.models import AuditEntry
 
@@ -82,16 +83,15 @@ def _lock_chain(connection: Connection) -> None:
 # PostgreSQL: the lock and the head in ONE round trip (no parameters, so the simple query protocol takes
 # both; the lock's number is our constant). In READ COMMITTED each statement of it takes its own
 # snapshot, so the head is read once the lock is held and sees every append committed before it.
-_LOCKED_HEAD = (f"SELECT pg_advisory_xact_lock({CHAIN_LOCK}); "
-                f"SELECT chain_seq, chain_hash FROM {_TABLE.name} ORDER BY chain_seq DESC LIMIT 1")
+_LOCKED_HEAD = [f"SELECT pg_advisory_xact_lock({CHAIN_LOCK})",
+                f"SELECT chain_seq, chain_hash FROM {_TABLE.name} ORDER BY chain_seq DESC LIMIT 1"]
 
 
 def _locked_head(connection: Connection) -> tuple[int, str]:
-    """The chain's head (seq, hash; (0, "") when empty), read holding the appenders' lock."""
+    """The chain's head (seq, hash; (0, "") when empty), read holding the appenders' lock (one round trip)."""
     if connection.dialect.name == "postgresql":
-        cursor = connection.exec_driver_sql(_LOCKED_HEAD).cursor
-        cursor.nextset()  # past the lock's row, to the head's
-        head = cursor.fetchone()
+        [rows] = last_results(connection, _LOCKED_HEAD, 1)
+        head = rows[0] if rows else None
     else:
         head = connection.execute(_HEAD).first()
     return (head[0], head[1]) if head else (0, "")

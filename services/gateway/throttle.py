@@ -39,7 +39,7 @@ from sqlalchemy import bindparam, delete, exists, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from motcua.sql import upsert_insert
+from motcua.sql import last_results, upsert_insert
 from services.gateway.models import FailedAttempt, KnownSignIn
 
 # Rows older than this are purged whichever policy wrote them, so no window may be longer.
@@ -177,6 +177,8 @@ def _failures_since(keys: int):
                    FailedAttempt.at > bindparam("since", type_=FailedAttempt.at.type)))
 
 
+_TABLE = FailedAttempt.__tablename__
+_HEX_DIGEST = re.compile(r"[0-9a-f]{64}")  # what a throttle key is (`_key`): safe to write into SQL text
 _RECORD = insert(FailedAttempt.__table__).returning(FailedAttempt.__table__.c.id, sort_by_parameter_order=True)
 # Expired rows are purged by a try's transaction at most this often per process: the purge scans the
 # table (no index leads with `at`), and rows a little past RETENTION count for no window anyway.
@@ -214,9 +216,8 @@ class Claim:
 def claim(session: Session, policy: ThrottlePolicy, limits: dict[str, int | None], now: datetime) -> Claim:
     """Count and claim one try atomically (see the module docstring); commits. On PostgreSQL a lock per
     key (transaction-scoped: the next try at the key counts once this one is written), then the count,
-    then the try written (and rolled back if it was one too many). SQLite needs no lock: a service holds
-    its only connection (motcua.db.make_engine) for the whole transaction, so no other try counts in
-    between."""
+    then the try written unless it is one too many. SQLite needs no lock: a service holds its only
+    connection (motcua.db.make_engine) for the whole transaction, so no other try counts in between."""
     if session.get_bind().dialect.name == "postgresql":
         return _claim_in_one_round_trip(session, policy, limits, now)
     wait = retry_after(session, policy, limits, now)
@@ -228,11 +229,10 @@ def claim(session: Session, policy: ThrottlePolicy, limits: dict[str, int | None
 
 def _claim_in_one_round_trip(session: Session, policy: ThrottlePolicy, limits: dict[str, int | None],
                              now: datetime) -> Claim:
-    """`claim` on PostgreSQL: the locks, the count and the INSERT sent as one text, then COMMIT: two round
-    trips and BEGIN, where one statement each took five. The simple query protocol runs the statements in
-    order, each with a snapshot of its own, so the count and the INSERT's own check see what the lock's
-    previous holder committed; the INSERT writes nothing when a key is at its limit (a throttled try
-    writes nothing, as before). Keys are taken in order, so two tries sharing both (a username and an
+    """`claim` on PostgreSQL: the locks, the count and the INSERT sent as one text (`last_results`: the
+    count and the INSERT's own check see what the lock's previous holder committed), then COMMIT: two
+    round trips and BEGIN, where one statement each took five. The INSERT writes nothing when a key is at
+    its limit (a throttled try writes nothing, as before). Keys are taken in order, so two tries sharing both (a username and an
     address) cannot deadlock by each holding the lock the other waits for. The text holds only the keys
     (hex digests, checked), their limits (integers) and times the gateway made (aware), never anything
     a client sent."""
@@ -251,19 +251,10 @@ def _claim_in_one_round_trip(session: Session, policy: ThrottlePolicy, limits: d
                     if limited else "")
     statements.append(f"INSERT INTO {_TABLE} (key, at) SELECT key, '{now.isoformat()}'::timestamptz "
                       f"FROM unnest(ARRAY[{listed}]) AS key{under_limits} RETURNING id")
-    with session.connection().execution_options(no_parameters=True).exec_driver_sql("; ".join(statements)) as result:
-        cursor = result.cursor
-        for _ in statements[:-2]:  # past the locks' rows and the purge's, to the failures
-            cursor.nextset()
-        wait = _wait(policy, limits, cursor.fetchall(), now)
-        cursor.nextset()
-        ids = tuple(row[0] for row in cursor.fetchall())
+    failures, written = last_results(session.connection(), statements, 2)
     session.commit()  # the purge, and the try's rows unless it was throttled
-    return Claim(wait) if wait is not None else Claim(None, ids)
-
-
-_TABLE = FailedAttempt.__tablename__
-_HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
+    wait = _wait(policy, limits, failures, now)
+    return Claim(wait) if wait is not None else Claim(None, tuple(row[0] for row in written))
 
 
 def signed_in(session: Session, policy: ThrottlePolicy, secret: str, subject: str, remote_addr: str | None,

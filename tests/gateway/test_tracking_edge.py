@@ -4,7 +4,6 @@ announce a newer version of the dossier; wrong keys and locked dossiers are trea
 from __future__ import annotations
 
 import contextlib
-import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
@@ -20,6 +19,7 @@ from motcua.config import nameko_config
 from motcua.contracts import make_event
 from motcua.contracts.events import EVENT_SCHEMAS, DossierEvent, RunEvent
 from motcua.errors import WrongKey
+from services.gateway import dependencies
 from services.gateway.dependencies import BroadcastHandler, TrackingAnswers, engine_of, reads_of
 from services.gateway.service import GatewayService
 from tests import infra
@@ -246,22 +246,26 @@ def test_a_reconnection_of_the_broadcast_consumer_forgets_every_answer(tmp_path,
         assert track(target, code).status_code == 200 and mocks["reporting"].track.call_count == calls
 
 
-@pytest.mark.integration
-def test_the_broadcast_connection_keeps_its_heartbeats_while_events_never_stop(tmp_path, amqp_uri):
-    """Its messages go unacknowledged, so the gateway sends nothing on that connection but heartbeats:
-    under events every 0.2 s for eight heartbeat intervals the broker must not close it as dead (which
-    would empty the cache)."""
-    with gateway_alone(tmp_path, amqp_uri, HEARTBEAT=1) as (container, target, mocks):
-        cache, code = cache_of(container), new_code()
-        assert track(target, code).status_code == 200 and len(cache) == 1
-        connection = infra.wait_for(lambda: broadcast_connection(amqp_uri.rsplit("/", 1)[1]), 30)
-        dispatch, started, heard = event_dispatcher(target.config), time.monotonic(), 0
-        while time.monotonic() - started < 8:
-            other = new_code()
-            dispatch("intake", "dossier_processing_started",
-                     make_event("intake", "dossier_processing_started", INTAKE_EVENT[2](other, 3)))
-            heard += 1
-            time.sleep(0.2)
-        assert infra.wait_for(lambda: cache_of(container)._announced.get(other, (0, 0))[0] >= 3, 10)
-        assert len(cache) == 1, "the broadcast connection was lost: the cache was emptied"
-        assert broadcast_connection(amqp_uri.rsplit("/", 1)[1]) == connection and heard >= 25
+def test_the_broadcast_consumer_lets_its_connection_heartbeat_while_events_never_stop(monkeypatch):
+    """Its messages go unacknowledged, so the gateway sends nothing back on that connection, and kombu's
+    loop checks heartbeats only after a second with no message: each turn of the loop checks instead,
+    at most once a second (RabbitMQ 3.10 was seen not to close such a connection, so this is the check's
+    own test, with the loop's turns at chosen moments)."""
+    class Connection:
+        checks = 0
+
+        def heartbeat_check(self):
+            self.checks += 1
+
+    consumer, connection, clock = BroadcastHandler.queue_consumer, Connection(), [100.0]
+    monkeypatch.setattr(consumer, "_consumers", {"a provider": "its consumer"}, raising=False)
+    monkeypatch.setattr(consumer, "_connection", connection, raising=False)
+    monkeypatch.setattr(consumer, "_heartbeat_checked", 0.0, raising=False)
+    monkeypatch.setattr(dependencies.time, "monotonic", lambda: clock[0])
+    checked = []
+    for at in (100.0, 100.2, 100.9, 101.0, 101.5, 103.0):  # a message every few tenths, then a pause
+        clock[0] = at
+        consumer.on_iteration()
+        checked.append(connection.checks)
+    assert checked == [1, 1, 1, 2, 2, 3]
+    assert not consumer.should_stop
